@@ -1,0 +1,3 @@
+//! Redis Cluster: hash slots (and, in later issues, the node table, gossip bus and migration).
+
+pub mod slots;

@@ -1,0 +1,145 @@
+//! Argument parsing shared by every command: integers, floats, options and the cursor over the
+//! argument list. Error replies match Redis's `getLongLongFromObjectOrReply` and friends.
+
+use bytes::Bytes;
+
+use super::error::CmdError;
+use crate::store::value::parse_i64_strict;
+
+pub fn eq_ic(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// An integer argument (`ERR value is not an integer or out of range` otherwise).
+pub fn int(arg: &[u8]) -> Result<i64, CmdError> {
+    parse_i64_strict(arg).ok_or(CmdError::NotInteger)
+}
+
+/// An integer argument with a custom error when it is not one.
+pub fn int_or(arg: &[u8], err: CmdError) -> Result<i64, CmdError> {
+    parse_i64_strict(arg).ok_or(err)
+}
+
+/// A float argument as Redis's `getLongDoubleFromObject` / `strtold` reads it: no spaces,
+/// no trailing junk, not NaN; "inf" and "-inf" allowed.
+pub fn float(arg: &[u8]) -> Result<f64, CmdError> {
+    parse_float(arg).ok_or(CmdError::NotFloat)
+}
+
+pub fn parse_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty()
+        || s.starts_with(|c: char| c.is_ascii_whitespace())
+        || s.ends_with(|c: char| c.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v = match lower.trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => {
+            if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
+        }
+        t if t.starts_with("nan") => return None,
+        _ => {
+            if lower.starts_with("0x") || lower.starts_with("-0x") || lower.starts_with("+0x") {
+                return None;
+            }
+            s.parse::<f64>().ok()?
+        }
+    };
+    Some(v)
+}
+
+/// A cursor over the arguments after the fixed ones, for option parsing.
+pub struct ArgIter<'a> {
+    args: &'a [Bytes],
+    pos: usize,
+}
+
+impl<'a> ArgIter<'a> {
+    pub fn new(args: &'a [Bytes], start: usize) -> ArgIter<'a> {
+        ArgIter { args, pos: start }
+    }
+
+    pub fn next_arg(&mut self) -> Option<&'a Bytes> {
+        let a = self.args.get(self.pos)?;
+        self.pos += 1;
+        Some(a)
+    }
+
+    /// The value that must follow an option (`EX <seconds>`), or a syntax error.
+    pub fn value(&mut self) -> Result<&'a Bytes, CmdError> {
+        self.next_arg().ok_or(CmdError::Syntax)
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.args.len().saturating_sub(self.pos)
+    }
+}
+
+/// Formats an f64 as Redis formats INCRBYFLOAT results (`%.17Lf` on a long double, trailing
+/// zeros removed). Rust has no long double; 15 significant digits (f64's decimal precision)
+/// gives the same text for every value an f64 holds faithfully, e.g. 10.5 + 0.1 -> "10.6".
+pub fn fmt_incr_float(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{:.14e}", v);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    // digits = d0 d1 ... d14, value = 0.d0d1... * 10^(exp+1)
+    let point = exp + 1;
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else if point as usize >= digits.len() {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+    if out.contains('.') {
+        let trimmed = out.trim_end_matches('0').trim_end_matches('.').to_string();
+        return trimmed;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_float(b"1.5"), Some(1.5));
+        assert_eq!(parse_float(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_float(b"5.0e3"), Some(5000.0));
+        assert_eq!(parse_float(b"nan"), None);
+        assert_eq!(parse_float(b" 1"), None);
+        assert_eq!(parse_float(b"1a"), None);
+        assert_eq!(parse_float(b""), None);
+    }
+
+    #[test]
+    fn incr_float_text() {
+        assert_eq!(fmt_incr_float(10.5 + 0.1), "10.6");
+        assert_eq!(fmt_incr_float(5200.0), "5200");
+        assert_eq!(fmt_incr_float(0.1 + 0.2), "0.3");
+        assert_eq!(fmt_incr_float(-5.6), "-5.6");
+        assert_eq!(fmt_incr_float(1e20), "100000000000000000000");
+        assert_eq!(fmt_incr_float(0.000123), "0.000123");
+    }
+}

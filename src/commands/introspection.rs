@@ -1,0 +1,251 @@
+//! COMMAND and its subcommands, all read from the command table.
+
+use bytes::Bytes;
+
+use super::args::eq_ic;
+use super::error::{CmdError, CmdResult};
+use super::flags::{self, NAMES};
+use super::table::{CommandRef, acl_categories, table};
+use super::{Ctx, key_positions, reply_help};
+use crate::glob::glob_match;
+use crate::resp::Reply;
+use crate::store::Keyspace;
+
+fn write_info(out: &mut Reply, c: &CommandRef) {
+    let cmd = c.cmd;
+    out.array(10);
+    out.bulk(c.fullname.as_bytes());
+    out.int(cmd.arity as i64);
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| cmd.flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    out.set(names.len());
+    for n in names {
+        out.simple(n);
+    }
+    let (first, last, step) = cmd.keys;
+    out.int(first as i64);
+    out.int(last as i64);
+    out.int(step as i64);
+    let cats = acl_categories(cmd);
+    out.set(cats.len());
+    for c in cats {
+        out.simple(c);
+    }
+    out.array(0);
+    if first > 0 {
+        out.array(1);
+        out.map(3);
+        out.bulk(b"flags");
+        let kf: &[&str] = if cmd.flags & flags::WRITE != 0 {
+            &["RW", "UPDATE"]
+        } else {
+            &["RO", "ACCESS"]
+        };
+        out.set(kf.len());
+        for f in kf {
+            out.simple(f);
+        }
+        out.bulk(b"begin_search");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"index");
+        out.bulk(b"spec");
+        out.map(1);
+        out.bulk(b"index");
+        out.int(first as i64);
+        out.bulk(b"find_keys");
+        out.map(2);
+        out.bulk(b"type");
+        out.bulk(b"range");
+        out.bulk(b"spec");
+        out.map(3);
+        out.bulk(b"lastkey");
+        out.int(if last < 0 {
+            last as i64
+        } else {
+            (last - first) as i64
+        });
+        out.bulk(b"keystep");
+        out.int(step as i64);
+        out.bulk(b"limit");
+        out.int(0);
+    } else {
+        out.array(0);
+    }
+    let subs: Vec<&CommandRef> = table().subcommands_of(c).collect();
+    out.array(subs.len());
+    for s in subs {
+        write_info(out, s);
+    }
+}
+
+fn write_docs(out: &mut Reply, c: &CommandRef) {
+    let cmd = c.cmd;
+    let subs: Vec<&CommandRef> = table().subcommands_of(c).collect();
+    out.map(if subs.is_empty() { 3 } else { 4 });
+    out.bulk(b"summary");
+    out.bulk(cmd.summary.as_bytes());
+    out.bulk(b"since");
+    out.bulk(cmd.since.as_bytes());
+    out.bulk(b"group");
+    out.bulk(cmd.group.as_bytes());
+    if !subs.is_empty() {
+        out.bulk(b"subcommands");
+        out.map(subs.len());
+        for s in subs {
+            out.bulk(s.fullname.as_bytes());
+            write_docs(out, s);
+        }
+    }
+}
+
+pub fn command(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let all: Vec<&CommandRef> = table().top_level().collect();
+    ctx.out.array(all.len());
+    for c in all {
+        write_info(&mut ctx.out, c);
+    }
+    Ok(())
+}
+
+pub fn command_count(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(table().top_level().count() as i64);
+    Ok(())
+}
+
+/// Finds `name` as a top-level command or a `parent|sub` full name.
+fn find(name: &[u8]) -> Option<&'static CommandRef> {
+    let lower = String::from_utf8_lossy(name).to_lowercase();
+    table().all.iter().find(|c| c.fullname == lower)
+}
+
+pub fn command_info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return command(ctx, _ks, args);
+    }
+    ctx.out.array(args.len() - 2);
+    for name in &args[2..] {
+        match find(name) {
+            Some(c) => write_info(&mut ctx.out, c),
+            None => ctx.out.null_array(),
+        }
+    }
+    Ok(())
+}
+
+pub fn command_docs(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let list: Vec<&CommandRef> = if args.len() == 2 {
+        table().top_level().collect()
+    } else {
+        args[2..].iter().filter_map(|n| find(n)).collect()
+    };
+    ctx.out.map(list.len());
+    for c in list {
+        ctx.out.bulk(c.fullname.as_bytes());
+        write_docs(&mut ctx.out, c);
+    }
+    Ok(())
+}
+
+pub fn command_list(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let all = &table().all;
+    let names: Vec<&str> = match args.len() {
+        2 => all.iter().map(|c| c.fullname.as_str()).collect(),
+        5 if eq_ic(&args[2], "FILTERBY") => {
+            let (kind, val) = (&args[3], &args[4]);
+            if eq_ic(kind, "MODULE") {
+                Vec::new()
+            } else if eq_ic(kind, "ACLCAT") {
+                let want = format!("@{}", String::from_utf8_lossy(val).to_lowercase());
+                all.iter()
+                    .filter(|c| acl_categories(c.cmd).contains(&want.as_str()))
+                    .map(|c| c.fullname.as_str())
+                    .collect()
+            } else if eq_ic(kind, "PATTERN") {
+                all.iter()
+                    .filter(|c| glob_match(val, c.fullname.as_bytes(), true))
+                    .map(|c| c.fullname.as_str())
+                    .collect()
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    ctx.out.array(names.len());
+    for n in names {
+        ctx.out.bulk(n.as_bytes());
+    }
+    Ok(())
+}
+
+fn getkeys(args: &[Bytes]) -> Result<(&'static CommandRef, Vec<usize>), CmdError> {
+    let inner = &args[2..];
+    let cmd = super::resolve(inner).map_err(|e| match e {
+        CmdError::Arity(_) => CmdError::err("Invalid number of arguments specified for command"),
+        _ => CmdError::err("Invalid command specified"),
+    })?;
+    let pos = key_positions(cmd.cmd, inner);
+    if pos.is_empty() {
+        return Err(CmdError::err("The command has no key arguments"));
+    }
+    Ok((cmd, pos.to_vec()))
+}
+
+pub fn command_getkeys(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let (_, pos) = getkeys(args)?;
+    ctx.out.array(pos.len());
+    for i in pos {
+        ctx.out.bulk(&args[2 + i]);
+    }
+    Ok(())
+}
+
+pub fn command_getkeysandflags(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let (cmd, pos) = getkeys(args)?;
+    let kf: &[&str] = if cmd.cmd.flags & flags::WRITE != 0 {
+        &["RW", "UPDATE"]
+    } else {
+        &["RO", "ACCESS"]
+    };
+    ctx.out.array(pos.len());
+    for i in pos {
+        ctx.out.array(2);
+        ctx.out.bulk(&args[2 + i]);
+        ctx.out.set(kf.len());
+        for f in kf {
+            ctx.out.simple(f);
+        }
+    }
+    Ok(())
+}
+
+pub fn command_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    reply_help(
+        ctx,
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+        ],
+    )
+}

@@ -1,0 +1,550 @@
+//! Generic key commands: DEL, EXISTS, TYPE, KEYS, SCAN, RANDOMKEY, RENAME, COPY, MOVE, TOUCH,
+//! OBJECT, MEMORY, and the expiry family (EXPIRE ... PERSIST, TTL ...).
+
+use bytes::Bytes;
+
+use super::Ctx;
+use super::args::{ArgIter, eq_ic, int};
+use super::error::{CmdError, CmdResult};
+use crate::glob::glob_match;
+use crate::store::{Keyspace, SHARDS, Value};
+
+pub fn del(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut n = 0;
+    for key in &args[1..] {
+        if ks.remove(db, key)?.is_some() {
+            n += 1;
+        }
+    }
+    ctx.dirty(n as u64);
+    ctx.out.int(n);
+    Ok(())
+}
+
+pub fn exists(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let mut n = 0;
+    for key in &args[1..] {
+        if ks.lookup_read(db, key)?.is_some() {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
+pub fn touch(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    exists(ctx, ks, args)
+}
+
+pub fn type_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let t = match ks.lookup_read(ctx.client.db, &args[1])? {
+        Some(e) => e.value.type_name(),
+        None => "none",
+    };
+    ctx.out.simple(t);
+    Ok(())
+}
+
+pub fn keys(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let now = ks.now_ms;
+    let pattern = &args[1][..];
+    let all = pattern == b"*";
+    let mut found = Vec::new();
+    for (_, shard) in ks.shards_mut() {
+        let d = &shard.dbs[db];
+        for e in d.keys.iter() {
+            if e.has_expire() && d.expires.get(&e.key).is_some_and(|x| x.at_ms <= now) {
+                continue;
+            }
+            if all || glob_match(pattern, &e.key, false) {
+                found.push(e.key.clone());
+            }
+        }
+    }
+    ctx.out.bulks(found.iter());
+    Ok(())
+}
+
+/// SCAN cursors: the shard in the top byte, that shard's bucket cursor below it.
+const SHARD_SHIFT: u32 = 56;
+
+pub fn scan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let cursor = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut pattern: Option<&[u8]> = None;
+    let mut count = 10usize;
+    let mut type_filter: Option<Bytes> = None;
+    let mut it = ArgIter::new(args, 2);
+    while let Some(a) = it.next_arg() {
+        if eq_ic(a, "MATCH") && it.remaining() > 0 {
+            pattern = Some(it.value()?);
+        } else if eq_ic(a, "COUNT") && it.remaining() > 0 {
+            let c = int(it.value()?)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            count = c as usize;
+        } else if eq_ic(a, "TYPE") && it.remaining() > 0 {
+            type_filter = Some(it.value()?.clone());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let db = ctx.client.db;
+    let now = ks.now_ms;
+    let mut shard = (cursor >> SHARD_SHIFT) as usize;
+    let mut bucket = cursor & ((1 << SHARD_SHIFT) - 1);
+    let mut found = Vec::new();
+    let mut budget = count.saturating_mul(10);
+    let next = loop {
+        if shard >= SHARDS {
+            break 0;
+        }
+        let visited = ks.visit_shard(shard, |s| {
+            let d = &s.dbs[db];
+            if d.keys.is_empty() {
+                return (0, false);
+            }
+            let n = d.keys.scan(bucket, |e| {
+                let expired =
+                    e.has_expire() && d.expires.get(&e.key).is_some_and(|x| x.at_ms <= now);
+                if expired {
+                    return;
+                }
+                if pattern.is_some_and(|p| p != b"*" && !glob_match(p, &e.key, false)) {
+                    return;
+                }
+                if let Some(t) = &type_filter
+                    && !t.eq_ignore_ascii_case(e.value.type_name().as_bytes())
+                {
+                    return;
+                }
+                found.push(e.key.clone());
+            });
+            (n, true)
+        });
+        let (n, nonempty) = visited;
+        if nonempty {
+            budget = budget.saturating_sub(1);
+        }
+        if n == 0 {
+            shard += 1;
+            bucket = 0;
+        } else {
+            bucket = n;
+        }
+        if shard >= SHARDS {
+            break 0;
+        }
+        if found.len() >= count || budget == 0 {
+            break ((shard as u64) << SHARD_SHIFT) | bucket;
+        }
+    };
+    ctx.out.array(2);
+    ctx.out.bulk(next.to_string().as_bytes());
+    ctx.out.bulks(found.iter());
+    Ok(())
+}
+
+pub fn randomkey(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    match ks.random_key(ctx.client.db) {
+        Some(k) => ctx.out.bulk(&k),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn rename_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], nx: bool) -> CmdResult {
+    let db = ctx.client.db;
+    let (src, dst) = (&args[1], &args[2]);
+    if !ks.exists(db, src)? {
+        return Err(CmdError::NoSuchKey);
+    }
+    if src == dst {
+        if nx {
+            ctx.out.int(0);
+        } else {
+            ctx.out.ok();
+        }
+        return Ok(());
+    }
+    if nx && ks.exists(db, dst)? {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    let at = ks.expire_at(db, src)?;
+    if let Some(mut e) = ks.remove(db, src)? {
+        e.key = crate::store::Sds::new(dst);
+        ks.put_entry(db, e, at)?;
+    }
+    ctx.dirty(1);
+    if nx {
+        ctx.out.int(1);
+    } else {
+        ctx.out.ok();
+    }
+    Ok(())
+}
+
+pub fn rename(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, ks, args, false)
+}
+
+pub fn renamenx(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    rename_generic(ctx, ks, args, true)
+}
+
+fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, CmdError> {
+    let i = int(arg)?;
+    if i < 0 || i as usize >= ctx.node.store.databases() || i > i32::MAX as i64 {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    Ok(i as usize)
+}
+
+pub fn copy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let src_db = ctx.client.db;
+    let mut dst_db = src_db;
+    let mut replace = false;
+    let mut it = ArgIter::new(args, 3);
+    while let Some(a) = it.next_arg() {
+        if eq_ic(a, "REPLACE") {
+            replace = true;
+        } else if eq_ic(a, "DB") && it.remaining() > 0 {
+            dst_db = db_index(ctx, it.value()?)?;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let (src, dst) = (&args[1], &args[2]);
+    if src_db == dst_db && src == dst {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let Some(e) = ks.lookup_read(src_db, src)? else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let mut copy = e.clone();
+    let at = ks.expire_at(src_db, src)?;
+    if ks.exists(dst_db, dst)? && !replace {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    copy.key = crate::store::Sds::new(dst);
+    ks.put_entry(dst_db, copy, at)?;
+    ctx.dirty(1);
+    ctx.out.int(1);
+    Ok(())
+}
+
+pub fn move_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let src_db = ctx.client.db;
+    let dst_db = db_index(ctx, &args[2])?;
+    if src_db == dst_db {
+        return Err(CmdError::err("source and destination objects are the same"));
+    }
+    let key = &args[1];
+    if !ks.exists(src_db, key)? || ks.exists(dst_db, key)? {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    let at = ks.expire_at(src_db, key)?;
+    if let Some(e) = ks.remove(src_db, key)? {
+        ks.put_entry(dst_db, e, at)?;
+    }
+    ctx.dirty(1);
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// Integers Redis keeps as shared objects (refcount reported as INT_MAX).
+const OBJ_SHARED_INTEGERS: i64 = 10000;
+
+pub fn object(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if eq_ic(sub, "HELP") {
+        return super::reply_help(
+            ctx,
+            "OBJECT",
+            &[
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+            ],
+        );
+    }
+    let lfu = ctx.node.config.read().maxmemory_policy.contains("lfu");
+    let lru_now = ctx.node.store.lru_clock();
+    let db = ctx.client.db;
+    let key = &args[2];
+    // OBJECT does not count as an access: read without touching.
+    let found = ks.peek(db, key)?;
+    let Some(e) = found else {
+        ctx.out.null();
+        return Ok(());
+    };
+    if eq_ic(sub, "ENCODING") {
+        ctx.out.bulk(e.encoding().as_bytes());
+    } else if eq_ic(sub, "REFCOUNT") {
+        let shared = matches!(e.value, Value::Int(i) if (0..OBJ_SHARED_INTEGERS).contains(&i));
+        ctx.out.int(if shared { i32::MAX as i64 } else { 1 });
+    } else if eq_ic(sub, "IDLETIME") {
+        if lfu {
+            return Err(CmdError::err(
+                "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        ctx.out.int(lru_now.saturating_sub(e.lru()) as i64);
+    } else if eq_ic(sub, "FREQ") {
+        if !lfu {
+            return Err(CmdError::err(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        ctx.out.int(e.freq() as i64);
+    } else {
+        return Err(super::unknown_subcommand(args));
+    }
+    Ok(())
+}
+
+pub fn memory(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if eq_ic(sub, "HELP") {
+        return super::reply_help(
+            ctx,
+            "MEMORY",
+            &[
+                "DOCTOR",
+                "    Return memory problems reports.",
+                "MALLOC-STATS",
+                "    Return internal statistics report from the memory allocator.",
+                "PURGE",
+                "    Attempt to purge dirty pages for reclamation by the allocator.",
+                "STATS",
+                "    Return information about the memory usage of the server.",
+                "USAGE <key> [SAMPLES <count>]",
+                "    Return memory in bytes used by <key> and its value. Nested values are",
+                "    sampled up to <count> times (default: 5, 0 means sample all).",
+            ],
+        );
+    }
+    if eq_ic(sub, "USAGE") {
+        if args.len() < 3 {
+            return Err(CmdError::Arity("memory|usage".into()));
+        }
+        let mut it = ArgIter::new(args, 3);
+        while let Some(a) = it.next_arg() {
+            if eq_ic(a, "SAMPLES") && it.remaining() > 0 {
+                if int(it.value()?)? < 0 {
+                    return Err(CmdError::NotInteger);
+                }
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        match ks.peek(ctx.client.db, &args[2])? {
+            Some(e) => ctx.out.int(e.memory_usage() as i64),
+            None => ctx.out.null(),
+        }
+        return Ok(());
+    }
+    if eq_ic(sub, "DOCTOR") {
+        ctx.out.verbatim(b"Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.");
+        return Ok(());
+    }
+    if eq_ic(sub, "PURGE") {
+        ctx.out.ok();
+        return Ok(());
+    }
+    if eq_ic(sub, "STATS") {
+        let used = crate::server::stats::used_memory();
+        let keys: usize = ctx.node.store.db_sizes().iter().map(|(k, _)| k).sum();
+        ctx.out.map(4);
+        ctx.out.bulk(b"peak.allocated");
+        ctx.out.int(ctx.node.stats.peak_memory(used) as i64);
+        ctx.out.bulk(b"total.allocated");
+        ctx.out.int(used as i64);
+        ctx.out.bulk(b"keys.count");
+        ctx.out.int(keys as i64);
+        ctx.out.bulk(b"keys.bytes-per-key");
+        ctx.out.int(used.checked_div(keys).unwrap_or(0) as i64);
+        return Ok(());
+    }
+    if eq_ic(sub, "MALLOC-STATS") {
+        ctx.out
+            .verbatim(b"Stats not supported for the current allocator");
+        return Ok(());
+    }
+    Err(super::unknown_subcommand(args))
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Seconds,
+    Millis,
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT, as Redis's `expireGenericCommand`.
+fn expire_generic(
+    ctx: &mut Ctx,
+    ks: &mut Keyspace,
+    args: &[Bytes],
+    unit: Unit,
+    absolute: bool,
+) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        if eq_ic(a, "NX") {
+            nx = true;
+        } else if eq_ic(a, "XX") {
+            xx = true;
+        } else if eq_ic(a, "GT") {
+            gt = true;
+        } else if eq_ic(a, "LT") {
+            lt = true;
+        } else {
+            return Err(CmdError::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(a)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CmdError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    let name: &'static str = match (unit, absolute) {
+        (Unit::Seconds, false) => "expire",
+        (Unit::Millis, false) => "pexpire",
+        (Unit::Seconds, true) => "expireat",
+        (Unit::Millis, true) => "pexpireat",
+    };
+    let mut when = int(&args[2])?;
+    if matches!(unit, Unit::Seconds) {
+        when = when
+            .checked_mul(1000)
+            .ok_or(CmdError::InvalidExpire(name))?;
+    }
+    if !absolute {
+        when = when
+            .checked_add(ctx.now_ms)
+            .ok_or(CmdError::InvalidExpire(name))?;
+    }
+    let db = ctx.client.db;
+    let key = &args[1];
+    if !ks.exists(db, key)? {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    let current = ks.expire_at(db, key)?;
+    let allowed = if nx {
+        current.is_none()
+    } else if xx && current.is_none() {
+        false
+    } else if gt {
+        // A key without TTL counts as an infinite TTL.
+        current.is_some_and(|c| when > c)
+    } else if lt {
+        current.is_none_or(|c| when < c)
+    } else {
+        true
+    };
+    if !allowed {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if when <= ctx.now_ms {
+        ks.remove(db, key)?;
+    } else {
+        ks.set_expire(db, key, Some(when))?;
+    }
+    ctx.dirty(1);
+    ctx.out.int(1);
+    Ok(())
+}
+
+pub fn expire(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, ks, args, Unit::Seconds, false)
+}
+
+pub fn pexpire(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, ks, args, Unit::Millis, false)
+}
+
+pub fn expireat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, ks, args, Unit::Seconds, true)
+}
+
+pub fn pexpireat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, ks, args, Unit::Millis, true)
+}
+
+/// TTL-family reply: -2 no key, -1 no TTL, else `f(expire_at_ms)`.
+fn ttl_generic(
+    ctx: &mut Ctx,
+    ks: &mut Keyspace,
+    args: &[Bytes],
+    f: impl Fn(i64, i64) -> i64,
+) -> CmdResult {
+    let db = ctx.client.db;
+    let key = &args[1];
+    if ks.lookup_read(db, key)?.is_none() {
+        ctx.out.int(-2);
+        return Ok(());
+    }
+    match ks.expire_at(db, key)? {
+        None => ctx.out.int(-1),
+        Some(at) => ctx.out.int(f(at, ctx.now_ms)),
+    }
+    Ok(())
+}
+
+pub fn ttl(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, ks, args, |at, now| ((at - now).max(0) + 500) / 1000)
+}
+
+pub fn pttl(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, ks, args, |at, now| (at - now).max(0))
+}
+
+pub fn expiretime(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, ks, args, |at, _| at / 1000)
+}
+
+pub fn pexpiretime(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, ks, args, |at, _| at)
+}
+
+pub fn persist(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let db = ctx.client.db;
+    let key = &args[1];
+    if ks.lookup_write(db, key)?.is_none() || ks.expire_at(db, key)?.is_none() {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    ks.set_expire(db, key, None)?;
+    ctx.dirty(1);
+    ctx.out.int(1);
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! Commands: the table that describes each one (arity, flags, key positions, docs) and drives
+//! dispatch, `COMMAND`, and cluster routing; the execution path (arity, auth, MULTI queueing,
+//! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
+
+pub mod args;
+pub mod connection;
+pub mod error;
+pub mod introspection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;
+pub mod transactions;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
+
+pub use error::{CmdError, CmdResult};
+pub use table::{Command, CommandRef, Table, table};
+
+use crate::node::Node;
+use crate::resp::Reply;
+use crate::server::clients::ClientState;
+use crate::store::{Keyspace, Value};
+
+pub type Handler = fn(&mut Ctx, &mut Keyspace, &[Bytes]) -> CmdResult;
+
+/// Command flags, as `COMMAND INFO` names them.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const MOVABLEKEYS: u32 = 1 << 15;
+    pub const ALLOW_BUSY: u32 = 1 << 16;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    /// Ours, not Redis's: the command works on the whole keyspace and locks every shard.
+    pub const ALL_SHARDS: u32 = 1 << 24;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+    ];
+}
+
+/// What a command runs with: the node, its client, the reply buffer and the time it started.
+pub struct Ctx<'a> {
+    pub node: &'a Arc<Node>,
+    pub client: &'a mut ClientState,
+    pub out: Reply<'a>,
+    /// Wall-clock milliseconds, read once per command as Redis's `commandTimeSnapshot`.
+    pub now_ms: i64,
+}
+
+impl Ctx<'_> {
+    pub fn dirty(&self, n: u64) {
+        self.node.store.add_dirty(n);
+    }
+
+    pub fn proto_max_bulk_len(&self) -> usize {
+        self.node.config.read().proto_max_bulk_len
+    }
+}
+
+/// Writes a string value (int-encoded ones as their decimal text) as a bulk reply.
+pub fn reply_value(out: &mut Reply, v: &Value) {
+    match v {
+        Value::Str(s) => out.bulk(s),
+        Value::Int(i) => out.bulk_int(*i),
+    }
+}
+
+/// `<CMD> HELP` replies: Redis's header line, the given lines, and its `HELP` footer.
+pub fn reply_help(ctx: &mut Ctx, cmd: &str, lines: &[&str]) -> CmdResult {
+    ctx.out.array(lines.len() + 3);
+    ctx.out.simple(&format!(
+        "{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for l in lines {
+        ctx.out.simple(l);
+    }
+    ctx.out.simple("HELP");
+    ctx.out.simple("    Print this help.");
+    Ok(())
+}
+
+pub fn unknown_subcommand(args: &[Bytes]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand '{}'. Try {} HELP.",
+        truncate_lossy(&args[1], 128),
+        String::from_utf8_lossy(&args[0]).to_uppercase()
+    ))
+}
+
+fn truncate_lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+/// Redis's reply for a command name not in the table.
+fn unknown_command(args: &[Bytes]) -> CmdError {
+    let mut rest = String::new();
+    for a in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push_str(&format!("'{}' ", truncate_lossy(a, room)));
+    }
+    CmdError::err(format!(
+        "unknown command '{}', with args beginning with: {}",
+        truncate_lossy(&args[0], 128),
+        rest
+    ))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Positions of the key arguments of `args` for `cmd`, from its key spec.
+pub fn key_positions(cmd: &Command, args: &[Bytes]) -> SmallVec<[usize; 4]> {
+    if let Some(f) = cmd.keys_fn {
+        return f(args);
+    }
+    let (first, last, step) = cmd.keys;
+    let mut out = SmallVec::new();
+    if first <= 0 {
+        return out;
+    }
+    let argc = args.len() as i32;
+    let last = if last < 0 {
+        argc + last
+    } else {
+        last.min(argc - 1)
+    };
+    let mut i = first;
+    while i <= last && i < argc {
+        out.push(i as usize);
+        i += step.max(1);
+    }
+    out
+}
+
+/// Finds the command for `args` (resolving `CONFIG GET`-style subcommands) and checks arity.
+pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
+    let t = table();
+    let top = t.lookup(&args[0]).ok_or_else(|| unknown_command(args))?;
+    let cmd = if top.cmd.subcommands.is_empty() {
+        top
+    } else {
+        if args.len() < 2 {
+            return Err(CmdError::Arity(top.fullname.clone()));
+        }
+        match t.lookup_sub(top, &args[1]) {
+            Some(sub) => sub,
+            None => return Err(unknown_subcommand(args)),
+        }
+    };
+    let arity = cmd.cmd.arity;
+    let argc = args.len() as i32;
+    if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+        return Err(CmdError::Arity(cmd.fullname.clone()));
+    }
+    Ok(cmd)
+}
+
+/// What the connection should do after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    /// Write the replies, then close (QUIT, protocol errors, CLIENT KILL of oneself).
+    Close,
+}
+
+/// Runs one command from a client and writes its reply into `out`.
+pub fn call(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    out: &mut BytesMut,
+    args: &[Bytes],
+) -> After {
+    let now = now_ms();
+    let cmd = match resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(m) = client.multi.as_mut() {
+                m.failed = true;
+            }
+            node.stats.note_error(&e);
+            let resp3 = client.resp3;
+            Reply::new(out, resp3).error(&e.to_string());
+            return After::Continue;
+        }
+    };
+    let f = cmd.cmd.flags;
+    if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
+        let resp3 = client.resp3;
+        node.stats.note_error(&CmdError::NoAuth);
+        Reply::new(out, resp3).error(&CmdError::NoAuth.to_string());
+        return After::Continue;
+    }
+    if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
+        let resp3 = client.resp3;
+        if f & flags::NO_MULTI != 0 {
+            if let Some(m) = client.multi.as_mut() {
+                m.failed = true;
+            }
+            Reply::new(out, resp3).error("ERR Command not allowed inside a transaction");
+        } else {
+            if let Some(m) = client.multi.as_mut() {
+                m.queue.push((cmd, args.to_vec()));
+            }
+            Reply::new(out, resp3).simple("QUEUED");
+        }
+        return After::Continue;
+    }
+    if f & flags::DENYOOM != 0 && node.over_maxmemory() {
+        let resp3 = client.resp3;
+        node.cmd_stats[cmd.id].rejected();
+        node.stats.note_error(&CmdError::Oom);
+        Reply::new(out, resp3).error(&CmdError::Oom.to_string());
+        return After::Continue;
+    }
+    let mut ks = if f & flags::ALL_SHARDS != 0 {
+        node.store.lock_all(now)
+    } else {
+        let pos = key_positions(cmd.cmd, args);
+        if pos.is_empty() {
+            node.store.lock_none(now)
+        } else {
+            let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
+            node.store.lock_keys(&keys, now)
+        }
+    };
+    run(node, client, out, cmd, args, &mut ks, now)
+}
+
+/// Runs a resolved command against an already locked keyspace view (used by `call` and EXEC).
+pub fn run(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    out: &mut BytesMut,
+    cmd: &'static CommandRef,
+    args: &[Bytes],
+    ks: &mut Keyspace,
+    now: i64,
+) -> After {
+    let Some(handler) = cmd.cmd.handler else {
+        return After::Continue;
+    };
+    let mark = out.len();
+    let started = Instant::now();
+    let resp3 = client.resp3;
+    client.info.note_command(cmd.id, now);
+    let mut ctx = Ctx {
+        node,
+        client,
+        out: Reply::new(out, resp3),
+        now_ms: now,
+    };
+    let result = handler(&mut ctx, ks, args);
+    let after = if ctx.client.close_after_reply {
+        After::Close
+    } else {
+        After::Continue
+    };
+    let elapsed = started.elapsed();
+    let stat = &node.cmd_stats[cmd.id];
+    if let Err(e) = result {
+        ctx.out.truncate(mark);
+        ctx.out.error(&e.to_string());
+        node.stats.note_error(&e);
+        stat.failed();
+    }
+    stat.record(elapsed);
+    node.stats
+        .commands_processed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let f = cmd.cmd.flags;
+    if f & flags::SKIP_SLOWLOG == 0 {
+        node.slowlog
+            .maybe_record(node, ctx.client, args, elapsed, now);
+    }
+    if f & flags::SKIP_MONITOR == 0 && node.monitors.active() {
+        node.monitors.feed(ctx.client, args, now);
+    }
+    after
+}

@@ -1,0 +1,714 @@
+//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, INFO, TIME, LASTSAVE, SHUTDOWN, MONITOR,
+//! CONFIG, SLOWLOG and LATENCY.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::args::{eq_ic, int_or};
+use super::error::{CmdError, CmdResult};
+use super::{Ctx, reply_help};
+use crate::glob::glob_match;
+use crate::server::stats::{rss_bytes, used_memory};
+use crate::store::Keyspace;
+
+pub fn dbsize(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(ks.dbsize(ctx.client.db) as i64);
+    Ok(())
+}
+
+/// FLUSHDB/FLUSHALL's optional ASYNC|SYNC. Memory is released when the tables drop, which
+/// for a shard is short, so both modes flush at once.
+fn flush_mode(args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(()),
+        2 if eq_ic(&args[1], "ASYNC") || eq_ic(&args[1], "SYNC") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+pub fn flushdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let n = ks.flush_db(ctx.client.db);
+    ctx.dirty(n as u64 + 1);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    flush_mode(args)?;
+    let mut n = 0;
+    for db in 0..ctx.node.store.databases() {
+        n += ks.flush_db(db);
+    }
+    ctx.dirty(n as u64 + 1);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn swapdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let a = int_or(&args[1], CmdError::err("invalid first DB index"))?;
+    let b = int_or(&args[2], CmdError::err("invalid second DB index"))?;
+    let n = ctx.node.store.databases() as i64;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    if a != b {
+        ks.swap_db(a as usize, b as usize);
+    }
+    ctx.dirty(1);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn time(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.out.array(2);
+    ctx.out.bulk(now.as_secs().to_string().as_bytes());
+    ctx.out.bulk(now.subsec_micros().to_string().as_bytes());
+    Ok(())
+}
+
+pub fn lastsave(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(ctx.node.start_unix_ms / 1000);
+    Ok(())
+}
+
+pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let mut abort = false;
+    for a in &args[1..] {
+        if eq_ic(a, "ABORT") {
+            abort = true;
+        } else if !["NOSAVE", "SAVE", "NOW", "FORCE"]
+            .iter()
+            .any(|w| eq_ic(a, w))
+        {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if abort {
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.node.shutdown.cancel();
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+pub fn monitor(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::err(
+            "MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    ctx.client.monitor = true;
+    ctx.client.info.monitor.store(true, Ordering::Relaxed);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn config_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let cfg = ctx.node.config.read();
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for s in crate::config::SETTINGS {
+        let matched = args[2..]
+            .iter()
+            .any(|p| glob_match(p, s.config_name.as_bytes(), true));
+        if matched && !pairs.iter().any(|(n, _)| *n == s.config_name) {
+            pairs.push((s.config_name, cfg.values.get(s.name).to_string()));
+        }
+    }
+    drop(cfg);
+    ctx.out.map(pairs.len());
+    for (k, v) in pairs {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+    Ok(())
+}
+
+pub fn config_set(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if !args.len().is_multiple_of(2) {
+        return Err(CmdError::Arity("config|set".into()));
+    }
+    let owned: Vec<(String, String)> = args[2..]
+        .chunks(2)
+        .map(|p| {
+            (
+                String::from_utf8_lossy(&p[0]).into_owned(),
+                String::from_utf8_lossy(&p[1]).into_owned(),
+            )
+        })
+        .collect();
+    for (i, (name, _)) in owned.iter().enumerate() {
+        if owned[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(CmdError::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            )));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    ctx.node
+        .config
+        .write()
+        .config_set(&pairs)
+        .map_err(CmdError::err)?;
+    ctx.node.apply_config();
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn config_resetstat(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let node = ctx.node;
+    node.stats.reset();
+    node.store.reset_stats();
+    for s in node.cmd_stats.iter() {
+        s.reset();
+    }
+    node.slowlog.reset();
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn config_rewrite(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let path = ctx.node.config.read().config_file.clone();
+    let Some(path) = path else {
+        return Err(CmdError::err("The server is running without a config file"));
+    };
+    let text = ctx.node.config.read().render_file();
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| CmdError::err(format!("Rewriting config file: {e}")))?;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn config_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    reply_help(
+        ctx,
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    )
+}
+
+pub fn slowlog_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let count = match args.get(2) {
+        None => 10,
+        Some(a) => {
+            let n = int_or(
+                a,
+                CmdError::err("count should be greater than or equal to -1"),
+            )?;
+            if n < -1 {
+                return Err(CmdError::err("count should be greater than or equal to -1"));
+            }
+            if n == -1 { usize::MAX } else { n as usize }
+        }
+    };
+    let out = &mut ctx.out;
+    ctx.node.slowlog.with_entries(|entries| {
+        let n = entries.len().min(count);
+        out.array(n);
+        for e in entries.iter().take(n) {
+            out.array(6);
+            out.int(e.id as i64);
+            out.int(e.time_s);
+            out.int(e.micros as i64);
+            out.bulks(e.args.iter());
+            out.bulk(e.client_addr.as_bytes());
+            out.bulk(e.client_name.as_bytes());
+        }
+    });
+    Ok(())
+}
+
+pub fn slowlog_len(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    ctx.out.int(ctx.node.slowlog.len() as i64);
+    Ok(())
+}
+
+pub fn slowlog_reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    ctx.node.slowlog.reset();
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn slowlog_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    reply_help(
+        ctx,
+        "SLOWLOG",
+        &[
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+        ],
+    )
+}
+
+pub fn latency_latest(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let latest = ctx.node.latency.latest();
+    ctx.out.array(latest.len());
+    for (name, t, ms, max) in latest {
+        ctx.out.array(4);
+        ctx.out.bulk(name.as_bytes());
+        ctx.out.int(t);
+        ctx.out.int(ms as i64);
+        ctx.out.int(max as i64);
+    }
+    Ok(())
+}
+
+pub fn latency_history(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let h = ctx.node.latency.history(&String::from_utf8_lossy(&args[2]));
+    ctx.out.array(h.len());
+    for (t, ms) in h {
+        ctx.out.array(2);
+        ctx.out.int(t);
+        ctx.out.int(ms as i64);
+    }
+    Ok(())
+}
+
+pub fn latency_reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let names: Vec<String> = args[2..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    ctx.out.int(ctx.node.latency.reset(&names) as i64);
+    Ok(())
+}
+
+pub fn latency_doctor(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let latest = ctx.node.latency.latest();
+    let mut text = String::new();
+    if latest.is_empty() {
+        let threshold = ctx.node.config.read().latency_monitor_threshold_ms;
+        if threshold == 0 {
+            text.push_str("I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
+        } else {
+            text.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n");
+        }
+    } else {
+        text.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+        for (i, (name, _, ms, max)) in latest.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "{}. {}: latest latency {} milliseconds, worst {} milliseconds.",
+                i + 1,
+                name,
+                ms,
+                max
+            );
+        }
+    }
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+pub fn latency_histogram(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let t = super::table();
+    let wanted: Vec<&super::CommandRef> = if args.len() > 2 {
+        args[2..]
+            .iter()
+            .filter_map(|a| {
+                let name = String::from_utf8_lossy(a).to_lowercase();
+                t.all.iter().find(|c| c.fullname == name)
+            })
+            .collect()
+    } else {
+        t.all.iter().collect()
+    };
+    let rows: Vec<_> = wanted
+        .into_iter()
+        .filter(|c| ctx.node.cmd_stats[c.id].calls.load(Ordering::Relaxed) > 0)
+        .collect();
+    ctx.out.map(rows.len());
+    for c in rows {
+        let st = &ctx.node.cmd_stats[c.id];
+        ctx.out.bulk(c.fullname.as_bytes());
+        ctx.out.map(2);
+        ctx.out.bulk(b"calls");
+        ctx.out.int(st.calls.load(Ordering::Relaxed) as i64);
+        ctx.out.bulk(b"histogram_usec");
+        let buckets: Vec<(u64, u64)> = {
+            let mut acc = 0;
+            st.histogram
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| {
+                    let n = h.load(Ordering::Relaxed);
+                    acc += n;
+                    (n > 0).then_some((1u64 << i, acc))
+                })
+                .collect()
+        };
+        ctx.out.map(buckets.len());
+        for (le, n) in buckets {
+            ctx.out.int(le as i64);
+            ctx.out.int(n as i64);
+        }
+    }
+    Ok(())
+}
+
+pub fn latency_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    reply_help(
+        ctx,
+        "LATENCY",
+        &[
+            "DOCTOR",
+            "    Return a human readable latency analysis report.",
+            "GRAPH <event>",
+            "    Return an ASCII latency graph for the <event> class.",
+            "HISTORY <event>",
+            "    Return time-latency samples for the <event> class.",
+            "LATEST",
+            "    Return the latest latency samples for all events.",
+            "RESET [<event> ...]",
+            "    Reset latency data of one or more <event> classes.",
+            "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
+        ],
+    )
+}
+
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b < 1024.0 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.2}K", b / 1024.0)
+    } else if b < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", b / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", b / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+/// (user, system) CPU seconds of this process, from /proc.
+fn cpu_times() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (tick(11), tick(12))
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+pub fn info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let mut sections: Vec<String> = Vec::new();
+    if args.len() == 1 {
+        sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    for a in &args[1..] {
+        let s = String::from_utf8_lossy(a).to_lowercase();
+        match s.as_str() {
+            "default" => sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string())),
+            "all" | "everything" => {
+                sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+                sections.push("commandstats".into());
+                sections.push("latencystats".into());
+            }
+            _ => sections.push(s),
+        }
+    }
+    let text = render_info(ctx, &sections);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// INFO text: `# Section` headers, `field:value` lines, a blank line between sections.
+#[derive(Default)]
+struct InfoText {
+    text: String,
+}
+
+impl InfoText {
+    fn head(&mut self, name: &str) {
+        if !self.text.is_empty() {
+            self.text.push_str("\r\n");
+        }
+        let _ = write!(self.text, "# {name}\r\n");
+    }
+
+    fn kv(&mut self, k: &str, v: &dyn std::fmt::Display) {
+        let _ = write!(self.text, "{k}:{v}\r\n");
+    }
+
+    fn line(&mut self, l: String) {
+        self.text.push_str(&l);
+    }
+}
+
+pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
+    let node = ctx.node;
+    let cfg = node.config.read();
+    let order = [
+        "server",
+        "clients",
+        "memory",
+        "persistence",
+        "stats",
+        "replication",
+        "cpu",
+        "modules",
+        "errorstats",
+        "cluster",
+        "keyspace",
+        "commandstats",
+        "latencystats",
+    ];
+    let mut o = InfoText::default();
+    for name in order.iter().filter(|n| sections.iter().any(|s| s == *n)) {
+        match *name {
+            "server" => {
+                let up = node.uptime().as_secs();
+                let now_us = ctx.now_ms * 1000;
+                o.head("Server");
+                o.kv("redis_version", &crate::REDIS_VERSION);
+                o.kv("reredis_version", &env!("CARGO_PKG_VERSION"));
+                o.kv("redis_git_sha1", &"00000000");
+                o.kv("redis_git_dirty", &0);
+                o.kv("redis_build_id", &"0");
+                o.kv("redis_mode", &"standalone");
+                o.kv(
+                    "os",
+                    &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+                );
+                o.kv("arch_bits", &64);
+                o.kv("monotonic_clock", &"POSIX clock_gettime");
+                o.kv("multiplexing_api", &"epoll");
+                o.kv("atomicvar_api", &"c11-builtin");
+                o.kv("gcc_version", &"0.0.0");
+                o.kv("process_id", &std::process::id());
+                o.kv("process_supervised", &"no");
+                o.kv("run_id", &node.run_id);
+                o.kv("tcp_port", &node.resp_addr.port());
+                o.kv("server_time_usec", &now_us);
+                o.kv("uptime_in_seconds", &up);
+                o.kv("uptime_in_days", &(up / 86400));
+                o.kv("hz", &cfg.hz);
+                o.kv("configured_hz", &cfg.hz);
+                o.kv("lru_clock", &node.store.lru_clock());
+                o.kv(
+                    "executable",
+                    &std::env::current_exe()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                );
+                o.kv("config_file", &cfg.config_file.clone().unwrap_or_default());
+                o.kv("io_threads_active", &0);
+            }
+            "clients" => {
+                o.head("Clients");
+                o.kv("connected_clients", &node.clients.len());
+                o.kv("cluster_connections", &0);
+                o.kv("maxclients", &cfg.maxclients);
+                o.kv("client_recent_max_input_buffer", &0);
+                o.kv("client_recent_max_output_buffer", &0);
+                o.kv("blocked_clients", &0);
+                o.kv("tracking_clients", &0);
+                o.kv("clients_in_timeout_table", &0);
+            }
+            "memory" => {
+                let used = used_memory() as u64;
+                let rss = rss_bytes() as u64;
+                let peak = node.stats.peak_memory(used as usize) as u64;
+                o.head("Memory");
+                o.kv("used_memory", &used);
+                o.kv("used_memory_human", &human(used));
+                o.kv("used_memory_rss", &rss);
+                o.kv("used_memory_rss_human", &human(rss));
+                o.kv("used_memory_peak", &peak);
+                o.kv("used_memory_peak_human", &human(peak));
+                o.kv(
+                    "used_memory_peak_perc",
+                    &format!(
+                        "{:.2}%",
+                        if peak > 0 {
+                            used as f64 * 100.0 / peak as f64
+                        } else {
+                            100.0
+                        }
+                    ),
+                );
+                o.kv("maxmemory", &cfg.maxmemory);
+                o.kv("maxmemory_human", &human(cfg.maxmemory));
+                o.kv("maxmemory_policy", &cfg.maxmemory_policy);
+                o.kv(
+                    "mem_fragmentation_ratio",
+                    &format!(
+                        "{:.2}",
+                        if used > 0 {
+                            rss as f64 / used as f64
+                        } else {
+                            0.0
+                        }
+                    ),
+                );
+                o.kv("mem_allocator", &"jemalloc");
+                o.kv("lazyfree_pending_objects", &0);
+            }
+            "persistence" => {
+                o.head("Persistence");
+                o.kv("loading", &0);
+                o.kv("async_loading", &0);
+                o.kv("rdb_changes_since_last_save", &node.store.dirty());
+                o.kv("rdb_bgsave_in_progress", &0);
+                o.kv("rdb_last_save_time", &(node.start_unix_ms / 1000));
+                o.kv("rdb_last_bgsave_status", &"ok");
+                o.kv("rdb_saves", &0);
+                o.kv("aof_enabled", &0);
+                o.kv("aof_rewrite_in_progress", &0);
+                o.kv("aof_rewrite_scheduled", &0);
+                o.kv("aof_last_bgrewrite_status", &"ok");
+                o.kv("aof_last_write_status", &"ok");
+            }
+            "stats" => {
+                let st = node.store.stats();
+                let s = &node.stats;
+                o.head("Stats");
+                o.kv(
+                    "total_connections_received",
+                    &s.connections_received.load(Ordering::Relaxed),
+                );
+                o.kv(
+                    "total_commands_processed",
+                    &s.commands_processed.load(Ordering::Relaxed),
+                );
+                o.kv("instantaneous_ops_per_sec", &s.ops_per_sec());
+                o.kv(
+                    "total_net_input_bytes",
+                    &s.net_input_bytes.load(Ordering::Relaxed),
+                );
+                o.kv(
+                    "total_net_output_bytes",
+                    &s.net_output_bytes.load(Ordering::Relaxed),
+                );
+                o.kv(
+                    "rejected_connections",
+                    &s.rejected_connections.load(Ordering::Relaxed),
+                );
+                o.kv("expired_keys", &st.expired_keys);
+                o.kv("evicted_keys", &0);
+                o.kv("keyspace_hits", &st.keyspace_hits);
+                o.kv("keyspace_misses", &st.keyspace_misses);
+                o.kv("pubsub_channels", &0);
+                o.kv("pubsub_patterns", &0);
+                o.kv(
+                    "total_error_replies",
+                    &s.error_replies.load(Ordering::Relaxed),
+                );
+            }
+            "replication" => {
+                o.head("Replication");
+                o.kv("role", &"master");
+                o.kv("connected_slaves", &0);
+                o.kv("master_failover_state", &"no-failover");
+                o.kv("master_replid", &node.run_id);
+                o.kv(
+                    "master_replid2",
+                    &"0000000000000000000000000000000000000000",
+                );
+                o.kv("master_repl_offset", &0);
+                o.kv("second_repl_offset", &-1);
+                o.kv("repl_backlog_active", &0);
+                o.kv("repl_backlog_size", &1048576);
+                o.kv("repl_backlog_first_byte_offset", &0);
+                o.kv("repl_backlog_histlen", &0);
+            }
+            "cpu" => {
+                let (user, sys) = cpu_times();
+                o.head("CPU");
+                o.kv("used_cpu_sys", &format!("{sys:.6}"));
+                o.kv("used_cpu_user", &format!("{user:.6}"));
+                o.kv("used_cpu_sys_children", &"0.000000");
+                o.kv("used_cpu_user_children", &"0.000000");
+            }
+            "modules" => o.head("Modules"),
+            "errorstats" => {
+                o.head("Errorstats");
+                for (code, n) in node.stats.error_counts() {
+                    o.line(format!("errorstat_{code}:count={n}\r\n"));
+                }
+            }
+            "cluster" => {
+                o.head("Cluster");
+                o.kv("cluster_enabled", &0);
+            }
+            "keyspace" => {
+                o.head("Keyspace");
+                for (i, (keys, expires)) in node.store.db_sizes().into_iter().enumerate() {
+                    if keys > 0 {
+                        o.line(format!("db{i}:keys={keys},expires={expires},avg_ttl=0\r\n"));
+                    }
+                }
+            }
+            "commandstats" => {
+                o.head("Commandstats");
+                for c in super::table().all.iter() {
+                    let st = &node.cmd_stats[c.id];
+                    let calls = st.calls.load(Ordering::Relaxed);
+                    let failed = st.failed_calls.load(Ordering::Relaxed);
+                    let rejected = st.rejected_calls.load(Ordering::Relaxed);
+                    if calls == 0 && rejected == 0 {
+                        continue;
+                    }
+                    let usec = st.usec.load(Ordering::Relaxed);
+                    let per = if calls > 0 {
+                        usec as f64 / calls as f64
+                    } else {
+                        0.0
+                    };
+                    o.line(format!(
+                        "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                        c.fullname
+                    ));
+                }
+            }
+            "latencystats" => o.head("Latencystats"),
+            _ => {}
+        }
+    }
+    o.text
+}

@@ -1,0 +1,1360 @@
+//! The command table: every command described once. Dispatch, arity checks, `COMMAND`, key
+//! extraction for locking and cluster routing all read these entries.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use smallvec::SmallVec;
+
+use super::flags::*;
+use super::{
+    Handler, connection as conn, introspection as intro, keys, server as srv, strings as st,
+    transactions as tx,
+};
+
+pub type KeysFn = fn(&[Bytes]) -> SmallVec<[usize; 4]>;
+
+pub struct Command {
+    pub name: &'static str,
+    /// Redis's arity: N exactly, or -N for at least N (the name counts).
+    pub arity: i32,
+    pub flags: u32,
+    /// First key, last key (negative: from the end), step; (0, 0, 0) when there are none.
+    pub keys: (i32, i32, i32),
+    /// For commands whose keys move (`movablekeys`): finds them in the arguments.
+    pub keys_fn: Option<KeysFn>,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub handler: Option<Handler>,
+    pub subcommands: &'static [Command],
+}
+
+/// A command with its place in the table: full name (`config|get`) and index for statistics.
+pub struct CommandRef {
+    pub cmd: &'static Command,
+    pub fullname: String,
+    pub id: usize,
+    pub parent: Option<usize>,
+}
+
+pub struct Table {
+    pub all: Vec<CommandRef>,
+    by_name: HashMap<Vec<u8>, usize>,
+    subs: HashMap<(usize, Vec<u8>), usize>,
+}
+
+const MAX_NAME: usize = 32;
+
+/// Lower-cases `name` into a stack buffer: no allocation on the lookup path.
+fn lower(name: &[u8], buf: &mut [u8; MAX_NAME]) -> Option<usize> {
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some(name.len())
+}
+
+impl Table {
+    fn build() -> Table {
+        let mut t = Table {
+            all: Vec::new(),
+            by_name: HashMap::new(),
+            subs: HashMap::new(),
+        };
+        for cmd in COMMANDS {
+            let id = t.all.len();
+            t.all.push(CommandRef {
+                cmd,
+                fullname: cmd.name.to_string(),
+                id,
+                parent: None,
+            });
+            t.by_name.insert(cmd.name.as_bytes().to_vec(), id);
+            for sub in cmd.subcommands {
+                let sid = t.all.len();
+                t.all.push(CommandRef {
+                    cmd: sub,
+                    fullname: format!("{}|{}", cmd.name, sub.name),
+                    id: sid,
+                    parent: Some(id),
+                });
+                t.subs.insert((id, sub.name.as_bytes().to_vec()), sid);
+            }
+        }
+        t
+    }
+
+    pub fn lookup(&self, name: &[u8]) -> Option<&CommandRef> {
+        let mut buf = [0u8; MAX_NAME];
+        let n = lower(name, &mut buf)?;
+        self.by_name.get(&buf[..n]).map(|&i| &self.all[i])
+    }
+
+    pub fn lookup_sub(&self, parent: &CommandRef, name: &[u8]) -> Option<&CommandRef> {
+        let mut buf = [0u8; MAX_NAME];
+        let n = lower(name, &mut buf)?;
+        self.subs
+            .get(&(parent.id, buf[..n].to_vec()))
+            .map(|&i| &self.all[i])
+    }
+
+    /// Top-level commands, in table order.
+    pub fn top_level(&self) -> impl Iterator<Item = &CommandRef> {
+        self.all.iter().filter(|c| c.parent.is_none())
+    }
+
+    pub fn subcommands_of(&self, parent: &CommandRef) -> impl Iterator<Item = &CommandRef> {
+        let id = parent.id;
+        self.all.iter().filter(move |c| c.parent == Some(id))
+    }
+}
+
+pub fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(Table::build)
+}
+
+/// ACL categories, derived as Redis assigns them: by flags and by group.
+pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
+    let mut cats = Vec::new();
+    match cmd.group {
+        "string" => cats.push("@string"),
+        "generic" => cats.push("@keyspace"),
+        "connection" => cats.push("@connection"),
+        "transactions" => cats.push("@transaction"),
+        "pubsub" => cats.push("@pubsub"),
+        "list" => cats.push("@list"),
+        "hash" => cats.push("@hash"),
+        "set" => cats.push("@set"),
+        "sorted-set" => cats.push("@sortedset"),
+        "bitmap" => cats.push("@bitmap"),
+        "hyperloglog" => cats.push("@hyperloglog"),
+        _ => {}
+    }
+    if cmd.flags & WRITE != 0 {
+        cats.push("@write");
+    }
+    if cmd.flags & READONLY != 0 {
+        cats.push("@read");
+    }
+    if cmd.flags & ADMIN != 0 {
+        cats.push("@admin");
+        cats.push("@dangerous");
+    }
+    if cmd.flags & BLOCKING != 0 {
+        cats.push("@blocking");
+    }
+    if cmd.flags & FAST != 0 {
+        cats.push("@fast");
+    } else {
+        cats.push("@slow");
+    }
+    cats
+}
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, $flags:expr, $keys:expr, $group:literal, $since:literal, $handler:expr, $summary:literal) => {
+        Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            keys: $keys,
+            keys_fn: None,
+            group: $group,
+            since: $since,
+            summary: $summary,
+            handler: Some($handler),
+            subcommands: &[],
+        }
+    };
+}
+
+macro_rules! container {
+    ($name:literal, $group:literal, $since:literal, $subs:expr, $summary:literal) => {
+        Command {
+            name: $name,
+            arity: -2,
+            flags: 0,
+            keys: NO_KEYS,
+            keys_fn: None,
+            group: $group,
+            since: $since,
+            summary: $summary,
+            handler: None,
+            subcommands: $subs,
+        }
+    };
+}
+
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const KEY1: (i32, i32, i32) = (1, 1, 1);
+const KEY12: (i32, i32, i32) = (1, 2, 1);
+const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+const PAIRS: (i32, i32, i32) = (1, -1, 2);
+
+const W: u32 = WRITE;
+const R: u32 = READONLY;
+const WM: u32 = WRITE | DENYOOM;
+const WMF: u32 = WRITE | DENYOOM | FAST;
+const WF: u32 = WRITE | FAST;
+const RF: u32 = READONLY | FAST;
+const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+
+static CONFIG_SUBS: &[Command] = &[
+    cmd!(
+        "get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        srv::config_get,
+        "Returns the effective values of configuration parameters."
+    ),
+    cmd!(
+        "set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        srv::config_set,
+        "Sets configuration parameters in-flight."
+    ),
+    cmd!(
+        "resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        srv::config_resetstat,
+        "Resets the server's statistics."
+    ),
+    cmd!(
+        "rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.0",
+        srv::config_rewrite,
+        "Persists the effective configuration to file."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        srv::config_help,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static CLIENT_SUBS: &[Command] = &[
+    cmd!(
+        "id",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        conn::client_id,
+        "Returns the unique client ID of the connection."
+    ),
+    cmd!(
+        "info",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "6.2.0",
+        conn::client_info,
+        "Returns information about the connection."
+    ),
+    cmd!(
+        "list",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "2.4.0",
+        conn::client_list,
+        "Lists open connections."
+    ),
+    cmd!(
+        "setname",
+        3,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "2.6.9",
+        conn::client_setname,
+        "Sets the connection name."
+    ),
+    cmd!(
+        "getname",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "2.6.9",
+        conn::client_getname,
+        "Returns the name of the connection."
+    ),
+    cmd!(
+        "setinfo",
+        4,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "7.2.0",
+        conn::client_setinfo,
+        "Sets information specific to the client or connection."
+    ),
+    cmd!(
+        "kill",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "2.4.0",
+        conn::client_kill,
+        "Terminates open connections."
+    ),
+    cmd!(
+        "pause",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "3.0.0",
+        conn::client_pause,
+        "Suspends commands processing."
+    ),
+    cmd!(
+        "unpause",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "6.2.0",
+        conn::client_unpause,
+        "Resumes processing commands from paused clients."
+    ),
+    cmd!(
+        "no-evict",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "7.0.0",
+        conn::client_no_evict,
+        "Sets the client eviction mode of the connection."
+    ),
+    cmd!(
+        "reply",
+        3,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "3.2.0",
+        conn::client_reply,
+        "Instructs the server whether to reply to commands."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        conn::client_help,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static COMMAND_SUBS: &[Command] = &[
+    cmd!(
+        "count",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        intro::command_count,
+        "Returns a count of commands."
+    ),
+    cmd!(
+        "info",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        intro::command_info,
+        "Returns information about one, multiple or all commands."
+    ),
+    cmd!(
+        "docs",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        intro::command_docs,
+        "Returns documentary information about one, multiple or all commands."
+    ),
+    cmd!(
+        "list",
+        -2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        intro::command_list,
+        "Returns a list of command names."
+    ),
+    cmd!(
+        "getkeys",
+        -3,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        intro::command_getkeys,
+        "Extracts the key names from an arbitrary command."
+    ),
+    cmd!(
+        "getkeysandflags",
+        -3,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        intro::command_getkeysandflags,
+        "Extracts the key names and access flags for an arbitrary command."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        intro::command_help,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static SLOWLOG_SUBS: &[Command] = &[
+    cmd!(
+        "get",
+        -2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.2.12",
+        srv::slowlog_get,
+        "Returns the slow log's entries."
+    ),
+    cmd!(
+        "len",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.2.12",
+        srv::slowlog_len,
+        "Returns the number of entries in the slow log."
+    ),
+    cmd!(
+        "reset",
+        2,
+        ADMIN | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.2.12",
+        srv::slowlog_reset,
+        "Clears all entries from the slow log."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.2.0",
+        srv::slowlog_help,
+        "Show helpful text about the different subcommands"
+    ),
+];
+
+static LATENCY_SUBS: &[Command] = &[
+    cmd!(
+        "latest",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        srv::latency_latest,
+        "Returns the latest latency samples for all events."
+    ),
+    cmd!(
+        "history",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        srv::latency_history,
+        "Returns timestamp-latency samples for an event."
+    ),
+    cmd!(
+        "reset",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        srv::latency_reset,
+        "Resets the latency data for one or more events."
+    ),
+    cmd!(
+        "doctor",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        srv::latency_doctor,
+        "Returns a human-readable latency analysis report."
+    ),
+    cmd!(
+        "histogram",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        srv::latency_histogram,
+        "Returns the cumulative distribution of latencies of a subset or all commands."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        srv::latency_help,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static OBJECT_SUBS: &[Command] = &[
+    cmd!(
+        "encoding",
+        3,
+        READONLY,
+        KEY_2,
+        "generic",
+        "2.2.3",
+        keys::object,
+        "Returns the internal encoding of a Redis object."
+    ),
+    cmd!(
+        "freq",
+        3,
+        READONLY,
+        KEY_2,
+        "generic",
+        "4.0.0",
+        keys::object,
+        "Returns the logarithmic access frequency counter of a Redis object."
+    ),
+    cmd!(
+        "idletime",
+        3,
+        READONLY,
+        KEY_2,
+        "generic",
+        "2.2.3",
+        keys::object,
+        "Returns the time since the last access to a Redis object."
+    ),
+    cmd!(
+        "refcount",
+        3,
+        READONLY,
+        KEY_2,
+        "generic",
+        "2.2.3",
+        keys::object,
+        "Returns the reference count of a value of a key."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "generic",
+        "6.2.0",
+        keys::object,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+static MEMORY_SUBS: &[Command] = &[
+    cmd!(
+        "usage",
+        -3,
+        READONLY,
+        KEY_2,
+        "server",
+        "4.0.0",
+        keys::memory,
+        "Estimates the memory usage of a key."
+    ),
+    cmd!(
+        "stats",
+        2,
+        0,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        keys::memory,
+        "Returns details about memory usage."
+    ),
+    cmd!(
+        "doctor",
+        2,
+        0,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        keys::memory,
+        "Outputs a memory problems report."
+    ),
+    cmd!(
+        "purge",
+        2,
+        0,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        keys::memory,
+        "Asks the allocator to release memory."
+    ),
+    cmd!(
+        "malloc-stats",
+        2,
+        0,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        keys::memory,
+        "Returns the allocator statistics."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        keys::memory,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+const KEY_2: (i32, i32, i32) = (2, 2, 1);
+
+pub static COMMANDS: &[Command] = &[
+    // strings
+    cmd!(
+        "get",
+        2,
+        RF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::get,
+        "Returns the string value of a key."
+    ),
+    cmd!(
+        "set",
+        -3,
+        WM,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::set,
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."
+    ),
+    cmd!(
+        "setnx",
+        3,
+        WMF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::setnx,
+        "Set the string value of a key only when the key doesn't exist."
+    ),
+    cmd!(
+        "setex",
+        4,
+        WM,
+        KEY1,
+        "string",
+        "2.0.0",
+        st::setex,
+        "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."
+    ),
+    cmd!(
+        "psetex",
+        4,
+        WM,
+        KEY1,
+        "string",
+        "2.6.0",
+        st::psetex,
+        "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."
+    ),
+    cmd!(
+        "getex",
+        -2,
+        WF,
+        KEY1,
+        "string",
+        "6.2.0",
+        st::getex,
+        "Returns the string value of a key after setting its expiration time."
+    ),
+    cmd!(
+        "getdel",
+        2,
+        WF,
+        KEY1,
+        "string",
+        "6.2.0",
+        st::getdel,
+        "Returns the string value of a key after deleting the key."
+    ),
+    cmd!(
+        "getset",
+        3,
+        WMF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::getset,
+        "Returns the previous string value of a key after setting it to a new value."
+    ),
+    cmd!(
+        "mget",
+        -2,
+        RF,
+        ALL_KEYS,
+        "string",
+        "1.0.0",
+        st::mget,
+        "Atomically returns the string values of one or more keys."
+    ),
+    cmd!(
+        "mset",
+        -3,
+        WM,
+        PAIRS,
+        "string",
+        "1.0.1",
+        st::mset,
+        "Atomically creates or modifies the string values of one or more keys."
+    ),
+    cmd!(
+        "msetnx",
+        -3,
+        WM,
+        PAIRS,
+        "string",
+        "1.0.1",
+        st::msetnx,
+        "Atomically modifies the string values of one or more keys only when all keys don't exist."
+    ),
+    cmd!(
+        "append",
+        3,
+        WMF,
+        KEY1,
+        "string",
+        "2.0.0",
+        st::append,
+        "Appends a string to the value of a key. Creates the key if it doesn't exist."
+    ),
+    cmd!(
+        "strlen",
+        2,
+        RF,
+        KEY1,
+        "string",
+        "2.2.0",
+        st::strlen,
+        "Returns the length of a string value."
+    ),
+    cmd!(
+        "getrange",
+        4,
+        R,
+        KEY1,
+        "string",
+        "2.4.0",
+        st::getrange,
+        "Returns a substring of the string stored at a key."
+    ),
+    cmd!(
+        "substr",
+        4,
+        R,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::getrange,
+        "Returns a substring from a string value."
+    ),
+    cmd!(
+        "setrange",
+        4,
+        WM,
+        KEY1,
+        "string",
+        "2.2.0",
+        st::setrange,
+        "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."
+    ),
+    cmd!(
+        "incr",
+        2,
+        WMF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::incr,
+        "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."
+    ),
+    cmd!(
+        "decr",
+        2,
+        WMF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::decr,
+        "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."
+    ),
+    cmd!(
+        "incrby",
+        3,
+        WMF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::incrby,
+        "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."
+    ),
+    cmd!(
+        "decrby",
+        3,
+        WMF,
+        KEY1,
+        "string",
+        "1.0.0",
+        st::decrby,
+        "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."
+    ),
+    cmd!(
+        "incrbyfloat",
+        3,
+        WMF,
+        KEY1,
+        "string",
+        "2.6.0",
+        st::incrbyfloat,
+        "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."
+    ),
+    cmd!(
+        "lcs",
+        -3,
+        R,
+        KEY12,
+        "string",
+        "7.0.0",
+        st::lcs,
+        "Finds the longest common substring."
+    ),
+    // keyspace
+    cmd!(
+        "del",
+        -2,
+        W,
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        keys::del,
+        "Deletes one or more keys."
+    ),
+    cmd!(
+        "unlink",
+        -2,
+        WF,
+        ALL_KEYS,
+        "generic",
+        "4.0.0",
+        keys::del,
+        "Asynchronously deletes one or more keys."
+    ),
+    cmd!(
+        "exists",
+        -2,
+        RF,
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        keys::exists,
+        "Determines whether one or more keys exist."
+    ),
+    cmd!(
+        "touch",
+        -2,
+        RF,
+        ALL_KEYS,
+        "generic",
+        "3.2.1",
+        keys::touch,
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed."
+    ),
+    cmd!(
+        "type",
+        2,
+        RF,
+        KEY1,
+        "generic",
+        "1.0.0",
+        keys::type_,
+        "Determines the type of value stored at a key."
+    ),
+    cmd!(
+        "keys",
+        2,
+        R | ALL_SHARDS,
+        NO_KEYS,
+        "generic",
+        "1.0.0",
+        keys::keys,
+        "Returns all key names that match a pattern."
+    ),
+    cmd!(
+        "scan",
+        -2,
+        R,
+        NO_KEYS,
+        "generic",
+        "2.8.0",
+        keys::scan,
+        "Iterates over the key names in the database."
+    ),
+    cmd!(
+        "randomkey",
+        1,
+        R | ALL_SHARDS,
+        NO_KEYS,
+        "generic",
+        "1.0.0",
+        keys::randomkey,
+        "Returns a random key name from the database."
+    ),
+    cmd!(
+        "rename",
+        3,
+        W,
+        KEY12,
+        "generic",
+        "1.0.0",
+        keys::rename,
+        "Renames a key and overwrites the destination."
+    ),
+    cmd!(
+        "renamenx",
+        3,
+        WF,
+        KEY12,
+        "generic",
+        "1.0.0",
+        keys::renamenx,
+        "Renames a key only when the target key name doesn't exist."
+    ),
+    cmd!(
+        "copy",
+        -3,
+        WM,
+        KEY12,
+        "generic",
+        "6.2.0",
+        keys::copy,
+        "Copies the value of a key to a new key."
+    ),
+    cmd!(
+        "move",
+        3,
+        WF,
+        KEY1,
+        "generic",
+        "1.0.0",
+        keys::move_,
+        "Moves a key to another database."
+    ),
+    container!(
+        "object",
+        "generic",
+        "2.2.3",
+        OBJECT_SUBS,
+        "A container for object introspection commands."
+    ),
+    container!(
+        "memory",
+        "server",
+        "4.0.0",
+        MEMORY_SUBS,
+        "A container for memory diagnostics commands."
+    ),
+    cmd!(
+        "expire",
+        -3,
+        WF,
+        KEY1,
+        "generic",
+        "1.0.0",
+        keys::expire,
+        "Sets the expiration time of a key in seconds."
+    ),
+    cmd!(
+        "pexpire",
+        -3,
+        WF,
+        KEY1,
+        "generic",
+        "2.6.0",
+        keys::pexpire,
+        "Sets the expiration time of a key in milliseconds."
+    ),
+    cmd!(
+        "expireat",
+        -3,
+        WF,
+        KEY1,
+        "generic",
+        "1.2.0",
+        keys::expireat,
+        "Sets the expiration time of a key to a Unix timestamp."
+    ),
+    cmd!(
+        "pexpireat",
+        -3,
+        WF,
+        KEY1,
+        "generic",
+        "2.6.0",
+        keys::pexpireat,
+        "Sets the expiration time of a key to a Unix milliseconds timestamp."
+    ),
+    cmd!(
+        "ttl",
+        2,
+        RF,
+        KEY1,
+        "generic",
+        "1.0.0",
+        keys::ttl,
+        "Returns the expiration time in seconds of a key."
+    ),
+    cmd!(
+        "pttl",
+        2,
+        RF,
+        KEY1,
+        "generic",
+        "2.6.0",
+        keys::pttl,
+        "Returns the expiration time in milliseconds of a key."
+    ),
+    cmd!(
+        "expiretime",
+        2,
+        RF,
+        KEY1,
+        "generic",
+        "7.0.0",
+        keys::expiretime,
+        "Returns the expiration time of a key as a Unix timestamp."
+    ),
+    cmd!(
+        "pexpiretime",
+        2,
+        RF,
+        KEY1,
+        "generic",
+        "7.0.0",
+        keys::pexpiretime,
+        "Returns the expiration time of a key as a Unix milliseconds timestamp."
+    ),
+    cmd!(
+        "persist",
+        2,
+        WF,
+        KEY1,
+        "generic",
+        "2.2.0",
+        keys::persist,
+        "Removes the expiration time of a key."
+    ),
+    // connection
+    cmd!(
+        "ping",
+        -1,
+        FAST,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        conn::ping,
+        "Returns the server's liveliness response."
+    ),
+    cmd!(
+        "echo",
+        2,
+        FAST,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        conn::echo,
+        "Returns the given string."
+    ),
+    cmd!(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        conn::quit,
+        "Closes the connection."
+    ),
+    cmd!(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NO_KEYS,
+        "connection",
+        "6.2.0",
+        conn::reset,
+        "Resets the connection."
+    ),
+    cmd!(
+        "select",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        conn::select,
+        "Changes the selected database."
+    ),
+    cmd!(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        conn::auth,
+        "Authenticates the connection."
+    ),
+    cmd!(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        conn::hello,
+        "Handshakes with the Redis server."
+    ),
+    container!(
+        "client",
+        "connection",
+        "2.4.0",
+        CLIENT_SUBS,
+        "A container for client connection commands."
+    ),
+    // transactions
+    cmd!(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        NO_KEYS,
+        "transactions",
+        "1.2.0",
+        tx::multi,
+        "Starts a transaction."
+    ),
+    cmd!(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | ALL_SHARDS,
+        NO_KEYS,
+        "transactions",
+        "1.2.0",
+        tx::exec,
+        "Executes all commands in a transaction."
+    ),
+    cmd!(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        NO_KEYS,
+        "transactions",
+        "2.0.0",
+        tx::discard,
+        "Discards a transaction."
+    ),
+    // server
+    cmd!(
+        "dbsize",
+        1,
+        RF | ALL_SHARDS,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::dbsize,
+        "Returns the number of keys in the database."
+    ),
+    cmd!(
+        "flushdb",
+        -1,
+        W | ALL_SHARDS,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::flushdb,
+        "Remove all keys from the current database."
+    ),
+    cmd!(
+        "flushall",
+        -1,
+        W | ALL_SHARDS,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::flushall,
+        "Removes all keys from all databases."
+    ),
+    cmd!(
+        "swapdb",
+        3,
+        WF | ALL_SHARDS,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        srv::swapdb,
+        "Swaps two Redis databases."
+    ),
+    cmd!(
+        "info",
+        -1,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::info,
+        "Returns information and statistics about the server."
+    ),
+    cmd!(
+        "time",
+        1,
+        LOADING | STALE | FAST,
+        NO_KEYS,
+        "server",
+        "2.6.0",
+        srv::time,
+        "Returns the server time."
+    ),
+    cmd!(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::lastsave,
+        "Returns the Unix timestamp of the last successful save to disk."
+    ),
+    cmd!(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::shutdown,
+        "Synchronously saves the database(s) to disk and shuts down the Redis server."
+    ),
+    cmd!(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::monitor,
+        "Listens for all requests received by the server in real-time."
+    ),
+    container!(
+        "config",
+        "server",
+        "2.0.0",
+        CONFIG_SUBS,
+        "A container for server configuration commands."
+    ),
+    container!(
+        "slowlog",
+        "server",
+        "2.2.12",
+        SLOWLOG_SUBS,
+        "A container for slow log commands."
+    ),
+    container!(
+        "latency",
+        "server",
+        "2.8.13",
+        LATENCY_SUBS,
+        "A container for latency diagnostics commands."
+    ),
+    Command {
+        name: "command",
+        arity: -1,
+        flags: LOADING | STALE,
+        keys: NO_KEYS,
+        keys_fn: None,
+        group: "server",
+        since: "2.8.13",
+        summary: "Returns detailed information about all commands.",
+        handler: Some(intro::command),
+        subcommands: COMMAND_SUBS,
+    },
+];

@@ -1,0 +1,753 @@
+//! The layered configuration: defaults < config file (`--config`, TOML or YAML, via the `config`
+//! crate) < `REREDIS_*` environment < command-line flags.
+//!
+//! One table, [`SETTINGS`], names every setting once. Its dotted name (`cluster.node-timeout`)
+//! gives the file key, the environment variable (`REREDIS_CLUSTER__NODE_TIMEOUT`), the flag
+//! (`--cluster-node-timeout`) and, where Redis has the same setting, the `CONFIG GET` name. Values
+//! are kept as canonical strings (what `CONFIG GET` prints) and read into typed fields by
+//! [`Config::from_values`]; a bad value names the setting and the layer it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// Bytes, written with Redis's units (`100mb`, `1gb`, `512k`).
+    Memory,
+    Bool,
+    Str,
+    Enum(&'static [&'static str]),
+}
+
+#[derive(Debug)]
+pub struct Setting {
+    /// Dotted name: the key in a file, the source of the env var and the flag.
+    pub name: &'static str,
+    /// Name for `CONFIG GET/SET` when Redis has the setting (or it belongs to Reredis alone).
+    pub config_name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    /// Whether `CONFIG SET` may change it while running.
+    pub mutable: bool,
+    pub help: &'static str,
+}
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const LOG_FORMATS: &[&str] = &["text", "json"];
+const POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+macro_rules! setting {
+    ($name:literal, $cfg:literal, $kind:expr, $default:literal, $mutable:literal, $help:literal) => {
+        Setting {
+            name: $name,
+            config_name: $cfg,
+            kind: $kind,
+            default: $default,
+            mutable: $mutable,
+            help: $help,
+        }
+    };
+}
+
+const PORT: Kind = Kind::Int { min: 0, max: 65535 };
+
+pub static SETTINGS: &[Setting] = &[
+    setting!(
+        "bind",
+        "bind",
+        Kind::Str,
+        "0.0.0.0",
+        false,
+        "Address the RESP and HTTP listeners bind to"
+    ),
+    setting!(
+        "port",
+        "port",
+        PORT,
+        "6379",
+        false,
+        "RESP port (0: pick a free port)"
+    ),
+    setting!(
+        "http-port",
+        "http-port",
+        PORT,
+        "8080",
+        false,
+        "HTTP port: UI, /ws, /api, /metrics, probes (0: pick a free port)"
+    ),
+    setting!(
+        "databases",
+        "databases",
+        Kind::Int {
+            min: 1,
+            max: 1_000_000
+        },
+        "16",
+        false,
+        "Number of databases (SELECT 0..n-1)"
+    ),
+    setting!(
+        "maxclients",
+        "maxclients",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX
+        },
+        "10000",
+        true,
+        "Most client connections at once"
+    ),
+    setting!(
+        "timeout",
+        "timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "0",
+        true,
+        "Close a client idle this many seconds (0: never)"
+    ),
+    setting!(
+        "tcp-keepalive",
+        "tcp-keepalive",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "300",
+        true,
+        "TCP keepalive interval in seconds (0: off)"
+    ),
+    setting!(
+        "requirepass",
+        "requirepass",
+        Kind::Str,
+        "",
+        true,
+        "Password for AUTH / HELLO AUTH (empty: none)"
+    ),
+    setting!(
+        "proto-max-bulk-len",
+        "proto-max-bulk-len",
+        Kind::Memory,
+        "512mb",
+        true,
+        "Largest bulk string a client may send"
+    ),
+    setting!(
+        "client-query-buffer-limit",
+        "client-query-buffer-limit",
+        Kind::Memory,
+        "1gb",
+        true,
+        "Largest unparsed input a client may accumulate"
+    ),
+    setting!(
+        "maxmemory",
+        "maxmemory",
+        Kind::Memory,
+        "0",
+        true,
+        "Memory limit for data (0: none)"
+    ),
+    setting!(
+        "maxmemory-policy",
+        "maxmemory-policy",
+        Kind::Enum(POLICIES),
+        "noeviction",
+        true,
+        "What to do when maxmemory is reached"
+    ),
+    setting!(
+        "hz",
+        "hz",
+        Kind::Int { min: 1, max: 500 },
+        "10",
+        true,
+        "Background task frequency (active expiry)"
+    ),
+    setting!(
+        "loglevel",
+        "loglevel",
+        Kind::Enum(LOGLEVELS),
+        "notice",
+        true,
+        "Log level"
+    ),
+    setting!(
+        "log-format",
+        "log-format",
+        Kind::Enum(LOG_FORMATS),
+        "text",
+        false,
+        "Log format: text, or json for containers"
+    ),
+    setting!("dir", "dir", Kind::Str, ".", false, "Data directory"),
+    setting!(
+        "slowlog-log-slower-than",
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX
+        },
+        "10000",
+        true,
+        "Log commands slower than this many microseconds (-1: off)"
+    ),
+    setting!(
+        "slowlog-max-len",
+        "slowlog-max-len",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Entries kept in the slow log"
+    ),
+    setting!(
+        "latency-monitor-threshold",
+        "latency-monitor-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "0",
+        true,
+        "Record latency events longer than this many milliseconds (0: off)"
+    ),
+    setting!(
+        "lazyfree-lazy-user-flush",
+        "lazyfree-lazy-user-flush",
+        Kind::Bool,
+        "no",
+        true,
+        "FLUSHALL/FLUSHDB without a mode free memory in the background"
+    ),
+    // Persistence arrives with its own issue; until then these report the truth (nothing is
+    // saved) and accept only that, so tools that read them (redis-benchmark) work.
+    setting!(
+        "save",
+        "save",
+        Kind::Enum(&[""]),
+        "",
+        false,
+        "Snapshot rules (persistence is not implemented yet: only \"\")"
+    ),
+    setting!(
+        "appendonly",
+        "appendonly",
+        Kind::Enum(&["no"]),
+        "no",
+        false,
+        "Append-only log (persistence is not implemented yet: only no)"
+    ),
+    setting!(
+        "shutdown-timeout",
+        "shutdown-timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "10",
+        true,
+        "Seconds to let clients finish on SIGTERM"
+    ),
+];
+
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+pub fn setting_by_config_name(name: &str) -> Option<&'static Setting> {
+    SETTINGS
+        .iter()
+        .find(|s| s.config_name.eq_ignore_ascii_case(name))
+}
+
+impl Setting {
+    pub fn flag(&self) -> String {
+        self.name.replace('.', "-")
+    }
+
+    pub fn env_var(&self) -> String {
+        format!(
+            "REREDIS_{}",
+            self.name
+                .replace('.', "__")
+                .replace('-', "_")
+                .to_uppercase()
+        )
+    }
+
+    /// Parses `raw` into the canonical text `CONFIG GET` prints, or says why it cannot.
+    pub fn canonical(&self, raw: &str) -> Result<String, String> {
+        match self.kind {
+            Kind::Int { min, max } => {
+                let v: i64 = raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                if v < min || v > max {
+                    return Err(format!(
+                        "argument must be between {min} and {max} inclusive"
+                    ));
+                }
+                Ok(v.to_string())
+            }
+            Kind::Memory => parse_memory(raw)
+                .map(|v| v.to_string())
+                .ok_or_else(|| "argument must be a memory value".to_string()),
+            Kind::Bool => parse_bool(raw)
+                .map(|b| if b { "yes" } else { "no" }.to_string())
+                .ok_or_else(|| "argument must be 'yes' or 'no'".to_string()),
+            Kind::Str => Ok(raw.to_string()),
+            Kind::Enum(options) => options
+                .iter()
+                .find(|o| o.eq_ignore_ascii_case(raw.trim()))
+                .map(|o| o.to_string())
+                .ok_or_else(|| {
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        options.join(", ")
+                    )
+                }),
+        }
+    }
+}
+
+/// Redis's `memtoll`: a number with an optional unit (k=1000, kb=1024, m, mb, g, gb).
+pub fn parse_memory(raw: &str) -> Option<u64> {
+    let s = raw.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Some(true),
+        "no" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Where a value came from, for error messages and `--print-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(String),
+    Env(String),
+    Flag(String),
+    ConfigSet,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "default"),
+            Origin::File(p) => write!(f, "config file {p}"),
+            Origin::Env(v) => write!(f, "environment variable {v}"),
+            Origin::Flag(fl) => write!(f, "flag --{fl}"),
+            Origin::ConfigSet => write!(f, "CONFIG SET"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value '{value}' for setting '{name}' (from {origin}): {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        origin: Origin,
+        reason: String,
+    },
+    #[error("unknown setting '{name}' (from {origin})")]
+    Unknown { name: String, origin: Origin },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+/// Every setting's canonical value and origin.
+#[derive(Debug, Clone)]
+pub struct Values {
+    map: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        let map = SETTINGS
+            .iter()
+            .map(|s| {
+                let v = s
+                    .canonical(s.default)
+                    .unwrap_or_else(|_| s.default.to_string());
+                (s.name, (v, Origin::Default))
+            })
+            .collect();
+        Values { map }
+    }
+}
+
+impl Values {
+    pub fn set(&mut self, name: &str, raw: &str, origin: Origin) -> Result<(), ConfigError> {
+        let s = setting(name).ok_or_else(|| ConfigError::Unknown {
+            name: name.to_string(),
+            origin: origin.clone(),
+        })?;
+        let v = s.canonical(raw).map_err(|reason| ConfigError::Invalid {
+            name: name.to_string(),
+            value: raw.to_string(),
+            origin: origin.clone(),
+            reason,
+        })?;
+        self.map.insert(s.name, (v, origin));
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.map.get(name).map(|(v, _)| v.as_str()).unwrap_or("")
+    }
+
+    pub fn origin(&self, name: &str) -> Option<&Origin> {
+        self.map.get(name).map(|(_, o)| o)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str, &Origin)> {
+        self.map.iter().map(|(k, (v, o))| (*k, v.as_str(), o))
+    }
+
+    fn int(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    fn bool(&self, name: &str) -> bool {
+        self.get(name) == "yes"
+    }
+
+    /// Layers a config file (TOML or YAML, by extension) over these values.
+    pub fn load_file(&mut self, path: &str) -> Result<(), ConfigError> {
+        let file_err = |e: config::ConfigError| ConfigError::File {
+            path: path.to_string(),
+            reason: e.to_string(),
+        };
+        let cfg = config::Config::builder()
+            .add_source(config::File::with_name(path).required(true))
+            .build()
+            .map_err(file_err)?;
+        let table = cfg
+            .try_deserialize::<config::Map<String, config::Value>>()
+            .map_err(file_err)?;
+        let mut flat = Vec::new();
+        flatten("", table, &mut flat);
+        for (k, v) in flat {
+            self.set(&k, &v, Origin::File(path.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Layers `REREDIS_*` variables over these values (read through the `config` crate, which
+    /// lower-cases names and splits sections on `__`). Unknown variables are errors: a typo in
+    /// a deployment should not be silently ignored.
+    pub fn load_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let source: config::Map<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("REREDIS_"))
+            .collect();
+        let cfg = config::Config::builder()
+            .add_source(
+                config::Environment::with_prefix("REREDIS")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(source)),
+            )
+            .build()
+            .map_err(|e| ConfigError::File {
+                path: "environment".into(),
+                reason: e.to_string(),
+            })?;
+        let table = cfg
+            .try_deserialize::<config::Map<String, config::Value>>()
+            .map_err(|e| ConfigError::File {
+                path: "environment".into(),
+                reason: e.to_string(),
+            })?;
+        let mut flat = Vec::new();
+        flatten("", table, &mut flat);
+        for (k, v) in flat {
+            let var = format!(
+                "REREDIS_{}",
+                k.replace('.', "__").replace('-', "_").to_uppercase()
+            );
+            self.set(&k, &v, Origin::Env(var))?;
+        }
+        Ok(())
+    }
+}
+
+fn flatten(
+    prefix: &str,
+    table: config::Map<String, config::Value>,
+    out: &mut Vec<(String, String)>,
+) {
+    for (k, v) in table {
+        let key = k.replace('_', "-");
+        let full = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match v.kind {
+            config::ValueKind::Table(t) => flatten(&full, t, out),
+            config::ValueKind::Array(items) => {
+                let joined: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+                out.push((full, joined.join(",")));
+            }
+            _ => out.push((full, v.to_string())),
+        }
+    }
+}
+
+/// Typed view of [`Values`], read by the node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub values: Values,
+    /// The file given with `--config`, for CONFIG REWRITE.
+    pub config_file: Option<String>,
+    pub bind: String,
+    pub port: u16,
+    pub http_port: u16,
+    pub databases: usize,
+    pub maxclients: usize,
+    pub timeout_secs: u64,
+    pub tcp_keepalive_secs: u64,
+    pub requirepass: Option<String>,
+    pub proto_max_bulk_len: usize,
+    pub client_query_buffer_limit: usize,
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    pub hz: u32,
+    pub log_format: String,
+    pub loglevel: String,
+    pub dir: String,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: usize,
+    pub latency_monitor_threshold_ms: u64,
+    pub lazyfree_lazy_user_flush: bool,
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_values(Values::default())
+    }
+}
+
+impl Config {
+    pub fn from_values(values: Values) -> Config {
+        let pass = values.get("requirepass").to_string();
+        Config {
+            bind: values.get("bind").to_string(),
+            port: values.int("port") as u16,
+            http_port: values.int("http-port") as u16,
+            databases: values.int("databases") as usize,
+            maxclients: values.int("maxclients") as usize,
+            timeout_secs: values.int("timeout") as u64,
+            tcp_keepalive_secs: values.int("tcp-keepalive") as u64,
+            requirepass: (!pass.is_empty()).then_some(pass),
+            proto_max_bulk_len: values.int("proto-max-bulk-len") as usize,
+            client_query_buffer_limit: values.int("client-query-buffer-limit") as usize,
+            maxmemory: values.int("maxmemory") as u64,
+            maxmemory_policy: values.get("maxmemory-policy").to_string(),
+            hz: values.int("hz") as u32,
+            log_format: values.get("log-format").to_string(),
+            loglevel: values.get("loglevel").to_string(),
+            dir: values.get("dir").to_string(),
+            slowlog_log_slower_than: values.int("slowlog-log-slower-than"),
+            slowlog_max_len: values.int("slowlog-max-len") as usize,
+            latency_monitor_threshold_ms: values.int("latency-monitor-threshold") as u64,
+            lazyfree_lazy_user_flush: values.bool("lazyfree-lazy-user-flush"),
+            shutdown_timeout_secs: values.int("shutdown-timeout") as u64,
+            config_file: None,
+            values,
+        }
+    }
+
+    /// A config for tests and embedding: defaults with both ports picked by the OS, bound to
+    /// loopback.
+    pub fn ephemeral() -> Config {
+        let mut v = Values::default();
+        for (k, val) in [("port", "0"), ("http-port", "0"), ("bind", "127.0.0.1")] {
+            let _ = v.set(k, val, Origin::Default);
+        }
+        Config::from_values(v)
+    }
+
+    /// Applies `CONFIG SET name value` pairs atomically: all are checked before any is applied.
+    pub fn config_set(&mut self, pairs: &[(&str, &str)]) -> Result<(), String> {
+        let mut next = self.values.clone();
+        for (name, raw) in pairs {
+            let s = setting_by_config_name(name).ok_or_else(|| {
+                format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
+            })?;
+            if !s.mutable {
+                return Err(format!(
+                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                ));
+            }
+            let v = s.canonical(raw).map_err(|reason| {
+                format!("CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+            })?;
+            next.map.insert(s.name, (v, Origin::ConfigSet));
+        }
+        let file = self.config_file.take();
+        *self = Config::from_values(next);
+        self.config_file = file;
+        Ok(())
+    }
+
+    /// The settings that differ from their defaults, as a TOML config file (CONFIG REWRITE).
+    pub fn render_file(&self) -> String {
+        let mut out = String::from("# Written by CONFIG REWRITE\n");
+        for (name, value, _) in self.values.iter() {
+            if setting(name).is_some_and(|s| s.default != value) {
+                out.push_str(&format!("{name:?} = {}\n", toml_value(name, value)));
+            }
+        }
+        out
+    }
+
+    /// The effective configuration as TOML-like text with each value's origin.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, value, origin) in self.values.iter() {
+            out.push_str(&format!(
+                "{name} = {}  # {origin}\n",
+                toml_value(name, value)
+            ));
+        }
+        out
+    }
+}
+
+fn toml_value(name: &str, value: &str) -> String {
+    match setting(name).map(|s| s.kind) {
+        Some(Kind::Int { .. }) | Some(Kind::Memory) => value.to_string(),
+        _ => format!("{value:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("512mb"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_memory("1GB"), Some(1 << 30));
+        assert_eq!(parse_memory("100k"), Some(100_000));
+        assert_eq!(parse_memory("12"), Some(12));
+        assert_eq!(parse_memory("12x"), None);
+        assert_eq!(parse_memory("-1"), None);
+    }
+
+    #[test]
+    fn defaults_are_valid_and_canonical() {
+        for s in SETTINGS {
+            assert_eq!(
+                s.canonical(s.default).as_deref().ok(),
+                Some(Values::default().get(s.name)),
+                "{}",
+                s.name
+            );
+        }
+        assert_eq!(Config::default().proto_max_bulk_len, 512 << 20);
+    }
+
+    #[test]
+    fn names_derive_from_one_place() {
+        let s = setting("http-port").unwrap();
+        assert_eq!(s.flag(), "http-port");
+        assert_eq!(s.env_var(), "REREDIS_HTTP_PORT");
+    }
+
+    #[test]
+    fn env_layer_and_errors_name_origin() {
+        let mut v = Values::default();
+        v.load_env(vec![
+            ("REREDIS_PORT".to_string(), "7000".to_string()),
+            ("REREDIS_MAXMEMORY".to_string(), "100mb".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(v.get("port"), "7000");
+        assert_eq!(v.get("maxmemory"), (100 * 1024 * 1024).to_string());
+        let err = Values::default()
+            .load_env(vec![("REREDIS_PORT".to_string(), "seventy".to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'port'") && err.contains("REREDIS_PORT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn file_layer_toml_and_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("r.toml");
+        std::fs::write(&toml, "port = 7001\nmaxmemory = \"1gb\"\n").unwrap();
+        let mut v = Values::default();
+        v.load_file(toml.to_str().unwrap()).unwrap();
+        assert_eq!(v.get("port"), "7001");
+        assert_eq!(v.get("maxmemory"), (1u64 << 30).to_string());
+        let yaml = dir.path().join("r.yaml");
+        std::fs::write(&yaml, "port: 7002\nbogus-setting: 1\n").unwrap();
+        let err = Values::default()
+            .load_file(yaml.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus-setting"), "{err}");
+    }
+
+    #[test]
+    fn config_set_is_atomic() {
+        let mut c = Config::default();
+        let err = c
+            .config_set(&[("maxmemory", "10mb"), ("hz", "nope")])
+            .unwrap_err();
+        assert!(err.contains("'hz'"), "{err}");
+        assert_eq!(c.maxmemory, 0);
+        c.config_set(&[("maxmemory", "10mb")]).unwrap();
+        assert_eq!(c.maxmemory, 10 << 20);
+    }
+}

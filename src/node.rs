@@ -1,0 +1,213 @@
+//! A node: the shared state every connection and background task works with, and its
+//! lifecycle (bind, serve, background cron, graceful shutdown).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::server::clients::ClientRegistry;
+use crate::server::stats::{CmdStat, LatencyMonitor, Monitors, SlowLog, Stats};
+use crate::store::Store;
+
+/// CLIENT PAUSE state: until when, and whether only writes wait.
+#[derive(Default)]
+pub struct Pause {
+    until_ms: AtomicI64,
+    writes_only: AtomicBool,
+    pub unpaused: Notify,
+}
+
+impl Pause {
+    pub fn pause(&self, until_ms: i64, writes_only: bool) {
+        self.writes_only.store(writes_only, Ordering::Relaxed);
+        // Redis: a new pause never shortens one already in force.
+        self.until_ms.fetch_max(until_ms, Ordering::Relaxed);
+    }
+
+    pub fn unpause(&self) {
+        self.until_ms.store(0, Ordering::Relaxed);
+        self.unpaused.notify_waiters();
+    }
+
+    /// If a command must wait, the deadline it waits for.
+    pub fn deadline(&self, is_write: bool, now_ms: i64) -> Option<i64> {
+        let until = self.until_ms.load(Ordering::Relaxed);
+        if until <= now_ms {
+            return None;
+        }
+        if self.writes_only.load(Ordering::Relaxed) && !is_write {
+            return None;
+        }
+        Some(until)
+    }
+}
+
+pub struct Node {
+    pub config: RwLock<Config>,
+    pub store: Store,
+    pub clients: ClientRegistry,
+    pub stats: Stats,
+    pub cmd_stats: Box<[CmdStat]>,
+    pub slowlog: SlowLog,
+    pub latency: LatencyMonitor,
+    pub monitors: Monitors,
+    pub pause: Pause,
+    pub run_id: String,
+    pub started: Instant,
+    pub start_unix_ms: i64,
+    pub resp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Cancelled to stop the node (SIGTERM, SHUTDOWN).
+    pub shutdown: CancellationToken,
+    maxmemory: AtomicU64,
+    requirepass: AtomicBool,
+}
+
+impl Node {
+    pub fn requires_pass(&self) -> bool {
+        self.requirepass.load(Ordering::Relaxed)
+    }
+
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.maxmemory.load(Ordering::Relaxed);
+        max > 0 && self.stats.used_memory.load(Ordering::Relaxed) as u64 > max
+    }
+
+    /// Re-reads the settings the hot path keeps in atomics (after start and CONFIG SET).
+    pub fn apply_config(&self) {
+        let c = self.config.read();
+        self.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        self.requirepass
+            .store(c.requirepass.is_some(), Ordering::Relaxed);
+        self.slowlog
+            .threshold_us
+            .store(c.slowlog_log_slower_than, Ordering::Relaxed);
+        self.slowlog
+            .max_len
+            .store(c.slowlog_max_len, Ordering::Relaxed);
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// A running node: its addresses, and the way to stop it and wait for it.
+pub struct NodeHandle {
+    pub node: Arc<Node>,
+    tasks: TaskTracker,
+}
+
+impl NodeHandle {
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.node.resp_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.node.http_addr
+    }
+
+    /// Resolves when the node was asked to stop (signal handler or SHUTDOWN).
+    pub async fn stopped(&self) {
+        self.node.shutdown.cancelled().await
+    }
+
+    /// Stops accepting, lets connections finish the replies in flight, and waits for every task
+    /// (bounded by `shutdown-timeout`).
+    pub async fn shutdown(self) {
+        self.node.shutdown.cancel();
+        self.tasks.close();
+        let limit = Duration::from_secs(self.node.config.read().shutdown_timeout_secs.max(1));
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: tasks still running after {limit:?}; exiting anyway");
+        }
+    }
+}
+
+fn random_run_id() -> String {
+    (0..40)
+        .map(|_| format!("{:x}", rand::random_range(0..16u8)))
+        .collect()
+}
+
+/// Binds the listeners and starts serving. Ports 0 are picked by the OS.
+pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
+    let resp = TcpListener::bind((config.bind.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{} (RESP)", config.bind, config.port))?;
+    let http = TcpListener::bind((config.bind.as_str(), config.http_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (HTTP)",
+                config.bind, config.http_port
+            )
+        })?;
+    let ncmds = crate::commands::table().all.len();
+    let node = Arc::new(Node {
+        store: Store::new(config.databases),
+        clients: ClientRegistry::default(),
+        stats: Stats::default(),
+        cmd_stats: (0..ncmds).map(|_| CmdStat::default()).collect(),
+        slowlog: SlowLog::default(),
+        latency: LatencyMonitor::default(),
+        monitors: Monitors::default(),
+        pause: Pause::default(),
+        run_id: random_run_id(),
+        started: Instant::now(),
+        start_unix_ms: crate::commands::now_ms(),
+        resp_addr: resp.local_addr()?,
+        http_addr: http.local_addr()?,
+        shutdown: CancellationToken::new(),
+        maxmemory: AtomicU64::new(0),
+        requirepass: AtomicBool::new(false),
+        config: RwLock::new(config),
+    });
+    node.apply_config();
+    node.stats.refresh_memory();
+    let tasks = TaskTracker::new();
+    tasks.spawn(crate::server::accept_loop(
+        node.clone(),
+        resp,
+        tasks.clone(),
+    ));
+    tasks.spawn(crate::http::serve(node.clone(), http));
+    tasks.spawn(cron(node.clone()));
+    tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
+    Ok(NodeHandle { node, tasks })
+}
+
+/// Background work at `hz`: active expiry, memory figures.
+async fn cron(node: Arc<Node>) {
+    loop {
+        let hz = node.config.read().hz.max(1);
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(1000 / hz as u64)) => {}
+        }
+        let started = Instant::now();
+        let now = crate::commands::now_ms();
+        // Up to 16 rounds per shard and db per tick keeps one tick short while still letting
+        // active expiry outpace a steady stream of expiring keys.
+        node.store.active_expire_cycle(now, 16);
+        let ms = started.elapsed().as_millis() as u64;
+        let threshold = node.config.read().latency_monitor_threshold_ms;
+        if threshold > 0 && ms >= threshold {
+            node.latency.add("expire-cycle", now / 1000, ms);
+        }
+        node.stats.refresh_memory();
+        node.stats.sample_ops();
+    }
+}

@@ -1,0 +1,224 @@
+//! The client registry: one shared record per connection (what CLIENT LIST shows, and the
+//! handle CLIENT KILL uses), and the connection-local state commands change (db, protocol,
+//! MULTI queue, reply mode).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::CommandRef;
+use crate::node::Node;
+
+/// What other connections may read or signal about a client.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub name: Mutex<Option<Bytes>>,
+    pub lib_name: Mutex<Option<Bytes>>,
+    pub lib_ver: Mutex<Option<Bytes>>,
+    pub db: AtomicUsize,
+    pub resp: AtomicU8,
+    pub last_interaction_ms: AtomicI64,
+    /// Index of the last command in the command table.
+    pub last_cmd: AtomicUsize,
+    pub multi_len: AtomicI64,
+    pub monitor: AtomicBool,
+    pub no_evict: AtomicBool,
+    pub query_buf: AtomicUsize,
+    pub output_len: AtomicUsize,
+    /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
+    pub kill: CancellationToken,
+}
+
+impl ClientInfo {
+    pub fn note_command(&self, cmd_id: usize, now_ms: i64) {
+        self.last_cmd.store(cmd_id, Ordering::Relaxed);
+        self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// One `CLIENT LIST` / `CLIENT INFO` line, fields as in Redis 7.0.
+    pub fn describe(&self, now_ms: i64) -> String {
+        let name = self.name.lock().clone().unwrap_or_default();
+        let lib_name = self.lib_name.lock().clone().unwrap_or_default();
+        let lib_ver = self.lib_ver.lock().clone().unwrap_or_default();
+        let cmd = crate::commands::table()
+            .all
+            .get(self.last_cmd.load(Ordering::Relaxed))
+            .map(|c| c.fullname.as_str())
+            .unwrap_or("NULL");
+        let mut flags = String::new();
+        if self.monitor.load(Ordering::Relaxed) {
+            flags.push('O');
+        }
+        let multi = self.multi_len.load(Ordering::Relaxed);
+        if multi >= 0 {
+            flags.push('x');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
+        let qbuf = self.query_buf.load(Ordering::Relaxed);
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            String::from_utf8_lossy(&name),
+            self.created.elapsed().as_secs(),
+            idle,
+            flags,
+            self.db.load(Ordering::Relaxed),
+            multi,
+            qbuf,
+            self.output_len.load(Ordering::Relaxed),
+            cmd,
+            self.resp.load(Ordering::Relaxed),
+            String::from_utf8_lossy(&lib_name),
+            String::from_utf8_lossy(&lib_ver),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    next_id: AtomicU64,
+    count: AtomicUsize,
+}
+
+impl ClientRegistry {
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a new connection, or returns None when `maxclients` is reached.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        max: usize,
+        now_ms: i64,
+    ) -> Option<Arc<ClientInfo>> {
+        let mut map = self.clients.lock();
+        if map.len() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            last_interaction_ms: AtomicI64::new(now_ms),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            multi_len: AtomicI64::new(-1),
+            monitor: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            query_buf: AtomicUsize::new(0),
+            output_len: AtomicUsize::new(0),
+            kill: CancellationToken::new(),
+        });
+        map.insert(id, info.clone());
+        self.count.store(map.len(), Ordering::Relaxed);
+        Some(info)
+    }
+
+    pub fn unregister(&self, id: u64) {
+        let mut map = self.clients.lock();
+        map.remove(&id);
+        self.count.store(map.len(), Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
+    /// Next id to be handed out (for INFO's `total_connections_received`-style figures).
+    pub fn ids_issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+}
+
+/// A MULTI in progress: queued commands, and whether queueing hit an error (EXECABORT).
+#[derive(Default)]
+pub struct Multi {
+    pub queue: Vec<(&'static CommandRef, Vec<Bytes>)>,
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    Skip,
+}
+
+/// State owned by the connection task; commands read and change it through `Ctx::client`.
+pub struct ClientState {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub close_after_reply: bool,
+    pub reply_mode: ReplyMode,
+    pub multi: Option<Multi>,
+    pub monitor: bool,
+}
+
+impl ClientState {
+    pub fn new(info: Arc<ClientInfo>) -> ClientState {
+        ClientState {
+            info,
+            db: 0,
+            resp3: false,
+            authenticated: false,
+            close_after_reply: false,
+            reply_mode: ReplyMode::On,
+            multi: None,
+            monitor: false,
+        }
+    }
+
+    pub fn needs_auth(&self, node: &Node) -> bool {
+        !self.authenticated && node.requires_pass()
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Ordering::Relaxed);
+    }
+
+    pub fn set_resp3(&mut self, on: bool) {
+        self.resp3 = on;
+        self.info
+            .resp
+            .store(if on { 3 } else { 2 }, Ordering::Relaxed);
+    }
+}

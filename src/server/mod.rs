@@ -1,0 +1,223 @@
+//! The RESP listener and the per-connection task: read what is there, run every complete
+//! command in the buffer, write all replies with one write.
+
+pub mod clients;
+pub mod stats;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::commands::{self, After, flags};
+use crate::node::Node;
+use crate::resp::{Parser, Reply};
+use clients::{ClientState, ReplyMode};
+
+pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
+    loop {
+        let (sock, addr) = tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        node.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = sock.set_nodelay(true);
+        let laddr = sock.local_addr().unwrap_or(node.resp_addr);
+        let max = node.config.read().maxclients;
+        let Some(info) = node.clients.register(addr, laddr, max, commands::now_ms()) else {
+            node.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tasks.spawn(async move {
+                let mut sock = sock;
+                let _ = sock
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+            continue;
+        };
+        let node = node.clone();
+        tasks.spawn(async move {
+            let id = info.id;
+            serve(node.clone(), sock, ClientState::new(info)).await;
+            node.monitors.remove(id);
+            node.clients.unregister(id);
+        });
+    }
+}
+
+async fn recv_monitor(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn idle_timeout(secs: u64) {
+    if secs == 0 {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
+    let (mut rd, mut wr) = sock.into_split();
+    let (max_bulk, qbuf_limit, timeout) = {
+        let c = node.config.read();
+        (
+            c.proto_max_bulk_len,
+            c.client_query_buffer_limit,
+            c.timeout_secs,
+        )
+    };
+    let mut parser = Parser::new(max_bulk);
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut args: Vec<Bytes> = Vec::new();
+    let mut monitor_rx: Option<mpsc::Receiver<Bytes>> = None;
+    let kill = client.info.kill.clone();
+    let shutdown = node.shutdown.clone();
+    'conn: loop {
+        let want = parser.wanted(&inbuf);
+        if want > 0 {
+            inbuf.reserve(want);
+        } else if inbuf.capacity() - inbuf.len() < 4096 {
+            inbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            line = recv_monitor(&mut monitor_rx) => {
+                if let Some(line) = line
+                    && wr.write_all(&line).await.is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            _ = idle_timeout(if client.monitor { 0 } else { timeout }) => {
+                tracing::debug!(client = client.info.id, "closing idle client");
+                break;
+            }
+            r = rd.read_buf(&mut inbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => { node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed); }
+                }
+            }
+        }
+        let mut close = false;
+        loop {
+            match parser.parse(&mut inbuf, &mut args) {
+                Ok(true) => {
+                    if args.is_empty() {
+                        continue;
+                    }
+                    if let Some(deadline) = pause_deadline(&node, &args) {
+                        flush(&node, &mut wr, &mut out).await;
+                        wait_unpaused(&node, deadline).await;
+                    }
+                    let mark = out.len();
+                    let after = commands::call(&node, &mut client, &mut out, &args);
+                    apply_reply_mode(&mut client, &mut out, mark);
+                    if client.monitor && monitor_rx.is_none() {
+                        let (tx, rx) = mpsc::channel(stats::MONITOR_QUEUE);
+                        node.monitors.add(client.info.id, tx);
+                        monitor_rx = Some(rx);
+                    }
+                    if after == After::Close {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::debug!(client = client.info.id, "protocol error: {}", e.0);
+                    Reply::new(&mut out, client.resp3)
+                        .error(&format!("ERR Protocol error: {}", e.0));
+                    close = true;
+                    break;
+                }
+            }
+        }
+        client.info.query_buf.store(inbuf.len(), Ordering::Relaxed);
+        if inbuf.len() > qbuf_limit {
+            tracing::warn!(
+                client = client.info.id,
+                "closing client that reached max query buffer length"
+            );
+            close = true;
+        }
+        if !out.is_empty() && !flush(&node, &mut wr, &mut out).await {
+            break 'conn;
+        }
+        if close {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Writes and clears `out`; false when the peer is gone.
+async fn flush(node: &Node, wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &mut BytesMut) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let ok = wr.write_all(out).await.is_ok();
+    node.stats
+        .net_output_bytes
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    ok
+}
+
+fn pause_deadline(node: &Node, args: &[Bytes]) -> Option<i64> {
+    let now = commands::now_ms();
+    // Cheap check first: no pause in force is the common case.
+    node.pause.deadline(true, now)?;
+    let is_write = commands::resolve(args)
+        .map(|c| c.cmd.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0)
+        .unwrap_or(false);
+    node.pause.deadline(is_write, now)
+}
+
+async fn wait_unpaused(node: &Node, deadline: i64) {
+    let wait = (deadline - commands::now_ms()).max(0) as u64;
+    tokio::select! {
+        _ = node.pause.unpaused.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        _ = node.shutdown.cancelled() => {}
+    }
+}
+
+/// CLIENT REPLY OFF|SKIP: drop the replies the client asked not to get.
+fn apply_reply_mode(client: &mut ClientState, out: &mut BytesMut, mark: usize) {
+    match client.reply_mode {
+        ReplyMode::On => {}
+        ReplyMode::Off => out.truncate(mark),
+        ReplyMode::SkipNext => {
+            out.truncate(mark);
+            client.reply_mode = ReplyMode::Skip;
+        }
+        ReplyMode::Skip => {
+            out.truncate(mark);
+            client.reply_mode = ReplyMode::On;
+        }
+    }
+}

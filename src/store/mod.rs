@@ -1,0 +1,598 @@
+//! The keyspace: values, expiry, and the per-slot index.
+//!
+//! Keys are split into [`SHARDS`] shards by hash slot range (shard = slot / 64), each behind its own
+//! mutex, so connections on different cores rarely meet. A command locks the shards of the keys it
+//! names (in ascending shard order, so two commands never deadlock) and works on a [`Keyspace`]
+//! view of them; commands that touch everything (FLUSHALL, KEYS, MULTI/EXEC) lock all shards.
+//! Nothing here knows about RESP, HTTP or the cluster bus.
+
+pub mod dict;
+pub mod sds;
+pub mod value;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
+
+use crate::cluster::slots::{SLOTS, key_hash_slot};
+pub use dict::{Dict, Keyed};
+pub use sds::Sds;
+pub use value::{Entry, Value};
+
+pub const SHARDS: usize = 256;
+const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
+
+#[inline]
+pub fn shard_of_slot(slot: u16) -> usize {
+    slot as usize / SLOTS_PER_SHARD
+}
+
+/// A key with a time to live, kept apart from [`Entry`] so keys without TTL pay nothing for it
+/// (as Redis's `expires` dict). Used for active expiry sampling.
+#[derive(Clone)]
+pub struct Expire {
+    pub key: Sds,
+    pub at_ms: i64,
+}
+
+impl Keyed for Expire {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub keys: Dict<Entry>,
+    pub expires: Dict<Expire>,
+}
+
+impl Db {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+    }
+}
+
+/// Counters kept under the shard lock, so the hot path never touches a shared cache line.
+#[derive(Default, Clone, Copy)]
+pub struct ShardStats {
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub expired_stale_perc_samples: u64,
+}
+
+pub struct Shard {
+    pub dbs: Box<[Db]>,
+    /// Keys per slot in db 0, the only db a cluster uses.
+    slot_counts: Box<[u32; SLOTS_PER_SHARD]>,
+    pub stats: ShardStats,
+}
+
+impl Shard {
+    fn new(databases: usize) -> Shard {
+        Shard {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            slot_counts: Box::new([0; SLOTS_PER_SHARD]),
+            stats: ShardStats::default(),
+        }
+    }
+
+    fn note_insert(&mut self, db: usize, key: &[u8]) {
+        if db == 0 {
+            self.slot_counts[key_hash_slot(key) as usize % SLOTS_PER_SHARD] += 1;
+        }
+    }
+
+    fn note_remove(&mut self, db: usize, key: &[u8]) {
+        if db == 0 {
+            let c = &mut self.slot_counts[key_hash_slot(key) as usize % SLOTS_PER_SHARD];
+            *c = c.saturating_sub(1);
+        }
+    }
+
+    fn recount_slots(&mut self) {
+        self.slot_counts.fill(0);
+        let keys: Vec<u16> = self.dbs[0]
+            .keys
+            .iter()
+            .map(|e| key_hash_slot(&e.key))
+            .collect();
+        for slot in keys {
+            self.slot_counts[slot as usize % SLOTS_PER_SHARD] += 1;
+        }
+    }
+
+    fn expire_of(&self, db: usize, key: &[u8]) -> Option<i64> {
+        self.dbs[db].expires.get(key).map(|e| e.at_ms)
+    }
+
+    /// Removes `key` if its TTL has passed. Returns true when it was removed.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: i64) -> bool {
+        match self.expire_of(db, key) {
+            Some(at) if at <= now_ms => {
+                self.remove(db, key);
+                self.stats.expired_keys += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let e = self.dbs[db].keys.remove(key)?;
+        if e.has_expire() {
+            self.dbs[db].expires.remove(key);
+        }
+        self.note_remove(db, key);
+        Some(e)
+    }
+
+    /// One round of active expiry on one db: sample up to `samples` keys with a TTL and delete
+    /// the expired ones. Returns (sampled, expired).
+    fn active_expire(&mut self, db: usize, samples: usize, now_ms: i64) -> (usize, usize) {
+        let d = &self.dbs[db];
+        if d.expires.is_empty() {
+            return (0, 0);
+        }
+        let mut victims: SmallVec<[Sds; 20]> = SmallVec::new();
+        let n = samples.min(d.expires.len());
+        for _ in 0..n {
+            if let Some(e) = d.expires.random()
+                && e.at_ms <= now_ms
+                && !victims.contains(&e.key)
+            {
+                victims.push(e.key.clone());
+            }
+        }
+        let expired = victims.len();
+        for k in victims {
+            self.remove(db, &k);
+        }
+        self.stats.expired_keys += expired as u64;
+        (n, expired)
+    }
+}
+
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    databases: usize,
+    /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
+    started: std::time::Instant,
+    /// Bumped by every write; WATCH-style staleness checks and `INFO` use it.
+    dirty: AtomicU64,
+}
+
+impl Store {
+    pub fn new(databases: usize) -> Store {
+        Store {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(databases)))
+                .collect(),
+            databases,
+            started: std::time::Instant::now(),
+            dirty: AtomicU64::new(0),
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.databases
+    }
+
+    /// The LRU clock: seconds since start, stored in each entry on access.
+    pub fn lru_clock(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
+    }
+
+    pub fn add_dirty(&self, n: u64) {
+        if n > 0 {
+            self.dirty.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn dirty(&self) -> u64 {
+        self.dirty.load(Ordering::Relaxed)
+    }
+
+    /// Locks the shards holding `keys` (ascending order; duplicates collapse).
+    pub fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: &[K], now_ms: i64) -> Keyspace<'a> {
+        let mut idx: SmallVec<[usize; 4]> = keys
+            .iter()
+            .map(|k| shard_of_slot(key_hash_slot(k.as_ref())))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        self.lock_shards(&idx, now_ms)
+    }
+
+    pub fn lock_shards<'a>(&'a self, idx: &[usize], now_ms: i64) -> Keyspace<'a> {
+        let guards = idx.iter().map(|&i| (i, self.shards[i].lock())).collect();
+        Keyspace {
+            guards,
+            all: false,
+            now_ms,
+            lru: self.lru_clock(),
+            store: self,
+        }
+    }
+
+    /// A view with no shard locked, for commands that name no keys.
+    pub fn lock_none(&self, now_ms: i64) -> Keyspace<'_> {
+        Keyspace {
+            guards: SmallVec::new(),
+            all: false,
+            now_ms,
+            lru: self.lru_clock(),
+            store: self,
+        }
+    }
+
+    pub fn lock_all(&self, now_ms: i64) -> Keyspace<'_> {
+        let guards = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.lock()))
+            .collect();
+        Keyspace {
+            guards,
+            all: true,
+            now_ms,
+            lru: self.lru_clock(),
+            store: self,
+        }
+    }
+
+    pub fn lock_shard(&self, i: usize, now_ms: i64) -> Keyspace<'_> {
+        self.lock_shards(&[i], now_ms)
+    }
+
+    /// Sum of per-shard counters.
+    pub fn stats(&self) -> ShardStats {
+        let mut total = ShardStats::default();
+        for s in self.shards.iter() {
+            let st = s.lock().stats;
+            total.keyspace_hits += st.keyspace_hits;
+            total.keyspace_misses += st.keyspace_misses;
+            total.expired_keys += st.expired_keys;
+            total.expired_stale_perc_samples += st.expired_stale_perc_samples;
+        }
+        total
+    }
+
+    pub fn reset_stats(&self) {
+        for s in self.shards.iter() {
+            s.lock().stats = ShardStats::default();
+        }
+    }
+
+    /// (keys, keys with a TTL) per db, for `INFO keyspace` and `DBSIZE`.
+    pub fn db_sizes(&self) -> Vec<(usize, usize)> {
+        let mut sizes = vec![(0, 0); self.databases];
+        for s in self.shards.iter() {
+            let s = s.lock();
+            for (i, db) in s.dbs.iter().enumerate() {
+                sizes[i].0 += db.keys.len();
+                sizes[i].1 += db.expires.len();
+            }
+        }
+        sizes
+    }
+
+    pub fn count_keys_in_slot(&self, slot: u16) -> u32 {
+        let s = self.shards[shard_of_slot(slot)].lock();
+        s.slot_counts[slot as usize % SLOTS_PER_SHARD]
+    }
+
+    /// One cycle of active expiry over every shard and db, as Redis's `activeExpireCycle`:
+    /// sample 20 keys with a TTL, delete the expired ones, repeat while more than 10% of the
+    /// sample was expired, bounded by `budget` rounds per shard so one cycle stays short.
+    pub fn active_expire_cycle(&self, now_ms: i64, budget: usize) -> usize {
+        let mut total = 0;
+        for shard in self.shards.iter() {
+            let mut s = shard.lock();
+            for db in 0..self.databases {
+                for _ in 0..budget {
+                    let (sampled, expired) = s.active_expire(db, 20, now_ms);
+                    total += expired;
+                    if sampled == 0 || expired * 10 <= sampled {
+                        break;
+                    }
+                }
+            }
+        }
+        total
+    }
+}
+
+/// The locked part of the keyspace a command works on.
+pub struct Keyspace<'a> {
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
+    all: bool,
+    pub now_ms: i64,
+    lru: u32,
+    store: &'a Store,
+}
+
+/// A key that a command touched without locking it first: a command-table bug, reported to the
+/// client instead of panicking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotLocked;
+
+impl<'a> Keyspace<'a> {
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    pub fn all_locked(&self) -> bool {
+        self.all
+    }
+
+    fn shard_index(&self, key: &[u8]) -> Result<usize, NotLocked> {
+        let want = shard_of_slot(key_hash_slot(key));
+        if self.all {
+            return Ok(want);
+        }
+        self.guards
+            .iter()
+            .position(|(i, _)| *i == want)
+            .ok_or(NotLocked)
+    }
+
+    fn shard(&mut self, key: &[u8]) -> Result<&mut Shard, NotLocked> {
+        let i = self.shard_index(key)?;
+        Ok(&mut self.guards[i].1)
+    }
+
+    /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss.
+    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
+        let (now, lru) = (self.now_ms, self.lru);
+        let s = self.shard(key)?;
+        s.expire_if_needed(db, key, now);
+        let found = s.dbs[db].keys.get_mut(key);
+        match found {
+            Some(e) => {
+                s.stats.keyspace_hits += 1;
+                e.touch(lru);
+                Ok(Some(e))
+            }
+            None => {
+                s.stats.keyspace_misses += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The live entry for `key`, for a command about to modify it (no hit/miss counted).
+    pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
+        let (now, lru) = (self.now_ms, self.lru);
+        let s = self.shard(key)?;
+        s.expire_if_needed(db, key, now);
+        let found = s.dbs[db].keys.get_mut(key);
+        if let Some(e) = found {
+            e.touch(lru);
+            return Ok(Some(e));
+        }
+        Ok(None)
+    }
+
+    /// The live entry for `key` without counting an access (OBJECT, MEMORY USAGE, TYPE checks).
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let now = self.now_ms;
+        let s = self.shard(key)?;
+        s.expire_if_needed(db, key, now);
+        Ok(s.dbs[db].keys.get(key))
+    }
+
+    /// Runs `f` on shard `i`, using this view's lock when it holds it, else locking the shard
+    /// just for the call (SCAN walks shards one at a time without holding them all).
+    pub fn visit_shard<R>(&mut self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        if let Some((_, g)) = self.guards.iter_mut().find(|(j, _)| *j == i) {
+            return f(g);
+        }
+        let mut g = self.store.shards[i].lock();
+        f(&mut g)
+    }
+
+    pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
+        let now = self.now_ms;
+        let s = self.shard(key)?;
+        s.expire_if_needed(db, key, now);
+        Ok(s.dbs[db].keys.contains(key))
+    }
+
+    /// Stores `value` under `key`. `ttl`: `None` clears any TTL, `Some(ms)` sets one;
+    /// with `keep_ttl` an existing TTL stays.
+    pub fn set(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expire_at_ms: Option<i64>,
+        keep_ttl: bool,
+    ) -> Result<(), NotLocked> {
+        let lru = self.lru;
+        let now = self.now_ms;
+        let s = self.shard(key)?;
+        s.expire_if_needed(db, key, now);
+        let d = &mut s.dbs[db];
+        let had_expire;
+        if let Some(e) = d.keys.get_mut(key) {
+            had_expire = e.has_expire();
+            e.value = value;
+            e.clear_raw();
+            e.touch(lru);
+            if !keep_ttl || !had_expire {
+                e.set_has_expire(expire_at_ms.is_some());
+            }
+        } else {
+            had_expire = false;
+            let mut e = Entry::new(Sds::new(key), value, lru);
+            e.set_has_expire(expire_at_ms.is_some());
+            d.keys.insert_new(e);
+            s.note_insert(db, key);
+        }
+        let d = &mut s.dbs[db];
+        match expire_at_ms {
+            Some(at) => {
+                d.expires.insert(Expire {
+                    key: Sds::new(key),
+                    at_ms: at,
+                });
+            }
+            None if had_expire && !keep_ttl => {
+                d.expires.remove(key);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Inserts an entry moved from elsewhere (RENAME, MOVE, COPY), replacing any old value.
+    pub fn put_entry(
+        &mut self,
+        db: usize,
+        mut entry: Entry,
+        expire_at_ms: Option<i64>,
+    ) -> Result<(), NotLocked> {
+        let key = entry.key.clone();
+        self.remove(db, &key)?;
+        let s = self.shard(&key)?;
+        entry.set_has_expire(expire_at_ms.is_some());
+        s.dbs[db].keys.insert_new(entry);
+        s.note_insert(db, &key);
+        if let Some(at) = expire_at_ms {
+            s.dbs[db].expires.insert(Expire { key, at_ms: at });
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
+        let now = self.now_ms;
+        let s = self.shard(key)?;
+        if s.expire_if_needed(db, key, now) {
+            return Ok(None);
+        }
+        Ok(s.remove(db, key))
+    }
+
+    /// The absolute expiry time of a live key, if it has one.
+    pub fn expire_at(&mut self, db: usize, key: &[u8]) -> Result<Option<i64>, NotLocked> {
+        let s = self.shard(key)?;
+        Ok(s.expire_of(db, key))
+    }
+
+    /// Sets or clears the TTL of an existing key; returns false when the key does not exist.
+    pub fn set_expire(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        at_ms: Option<i64>,
+    ) -> Result<bool, NotLocked> {
+        let s = self.shard(key)?;
+        let d = &mut s.dbs[db];
+        let Some(e) = d.keys.get_mut(key) else {
+            return Ok(false);
+        };
+        e.set_has_expire(at_ms.is_some());
+        match at_ms {
+            Some(at) => {
+                d.expires.insert(Expire {
+                    key: Sds::new(key),
+                    at_ms: at,
+                });
+            }
+            None => {
+                d.expires.remove(key);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Keys in a db across the locked shards.
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.guards.iter().map(|(_, s)| s.dbs[db].keys.len()).sum()
+    }
+
+    /// Locked shards, in ascending order, for whole-keyspace commands.
+    pub fn shards_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> {
+        self.guards.iter_mut().map(|(i, s)| (*i, &mut **s))
+    }
+
+    pub fn flush_db(&mut self, db: usize) -> usize {
+        let mut n = 0;
+        for (_, s) in self.guards.iter_mut() {
+            n += s.dbs[db].keys.len();
+            s.dbs[db].clear();
+            if db == 0 {
+                s.recount_slots();
+            }
+        }
+        n
+    }
+
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        for (_, s) in self.guards.iter_mut() {
+            s.dbs.swap(a, b);
+            if a == 0 || b == 0 {
+                s.recount_slots();
+            }
+        }
+    }
+
+    /// A random live key of `db` among the locked shards (expired keys met on the way are
+    /// deleted, as Redis does).
+    pub fn random_key(&mut self, db: usize) -> Option<Sds> {
+        let now = self.now_ms;
+        let nonempty: SmallVec<[usize; 32]> = self
+            .guards
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, s))| !s.dbs[db].keys.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        if nonempty.is_empty() {
+            return None;
+        }
+        // Weight shards by size so every key is about equally likely.
+        let total: usize = nonempty
+            .iter()
+            .map(|&i| self.guards[i].1.dbs[db].keys.len())
+            .sum();
+        for _ in 0..100 {
+            let mut pick = rand::random_range(0..total);
+            let mut chosen = nonempty[0];
+            for &i in &nonempty {
+                let n = self.guards[i].1.dbs[db].keys.len();
+                if pick < n {
+                    chosen = i;
+                    break;
+                }
+                pick -= n;
+            }
+            let s = &mut self.guards[chosen].1;
+            let key = s.dbs[db].keys.random()?.key.clone();
+            if !s.expire_if_needed(db, &key, now) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// Keys of one slot in db 0 (for CLUSTER GETKEYSINSLOT and slot migration).
+    pub fn keys_in_slot(&mut self, slot: u16, limit: usize) -> Vec<Sds> {
+        let want = shard_of_slot(slot);
+        let Some((_, s)) = self.guards.iter().find(|(i, _)| *i == want) else {
+            return Vec::new();
+        };
+        s.dbs[0]
+            .keys
+            .iter()
+            .filter(|e| key_hash_slot(&e.key) == slot)
+            .take(limit)
+            .map(|e| e.key.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,243 @@
+//! Values and keyspace entries. Strings follow Redis's encodings: an integer that round-trips
+//! is kept as `Int` ("int"), anything else as bytes ("embstr" up to 44 bytes, "raw" beyond, or once
+//! modified in place by APPEND/SETRANGE/SETBIT, as Redis does).
+
+use super::dict::Keyed;
+use super::sds::Sds;
+
+/// Longest string Redis stores as "embstr".
+pub const EMBSTR_MAX: usize = 44;
+
+pub enum Value {
+    Str(Sds),
+    Int(i64),
+}
+
+impl Value {
+    /// A string value in the encoding Redis would pick for it (`tryObjectEncoding`).
+    pub fn from_bytes(b: &[u8]) -> Value {
+        if b.len() <= 20
+            && let Some(i) = parse_i64_strict(b)
+        {
+            return Value::Int(i);
+        }
+        Value::Str(Sds::new(b))
+    }
+
+    pub fn from_vec(v: Vec<u8>) -> Value {
+        if v.len() <= 20
+            && let Some(i) = parse_i64_strict(&v)
+        {
+            return Value::Int(i);
+        }
+        Value::Str(Sds::from_vec(v))
+    }
+
+    /// Redis's TYPE name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) | Value::Int(_) => "string",
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Value::Str(_) | Value::Int(_))
+    }
+
+    /// Heap bytes owned by the value beyond the entry itself.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::Int(_) => 0,
+        }
+    }
+}
+
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::Int(i) => Value::Int(*i),
+        }
+    }
+}
+
+/// Parses a decimal i64 exactly as Redis's `string2ll`: optional '-', no '+', no leading zeros,
+/// no spaces, and the text must round-trip.
+pub fn parse_i64_strict(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if b[0] == b'-' {
+        (true, &b[1..])
+    } else {
+        (false, b)
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+const HAS_EXPIRE: u8 = 1;
+const RAW: u8 = 2;
+
+/// One key and its value. `lru` is the store's clock (seconds) at the last access.
+pub struct Entry {
+    pub key: Sds,
+    pub value: Value,
+    lru: u32,
+    flags: u8,
+    /// Access counter for `OBJECT FREQ` (logarithmic, as Redis's LFU counter).
+    freq: u8,
+}
+
+impl Keyed for Entry {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        Entry {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            lru: self.lru,
+            flags: self.flags,
+            freq: self.freq,
+        }
+    }
+}
+
+/// Redis's initial LFU counter value for a new key.
+const LFU_INIT_VAL: u8 = 5;
+
+impl Entry {
+    pub fn new(key: Sds, value: Value, lru: u32) -> Entry {
+        Entry {
+            key,
+            value,
+            lru,
+            flags: 0,
+            freq: LFU_INIT_VAL,
+        }
+    }
+
+    #[inline]
+    pub fn has_expire(&self) -> bool {
+        self.flags & HAS_EXPIRE != 0
+    }
+
+    pub fn set_has_expire(&mut self, on: bool) {
+        if on {
+            self.flags |= HAS_EXPIRE;
+        } else {
+            self.flags &= !HAS_EXPIRE;
+        }
+    }
+
+    /// Marks a string as modified in place, so `OBJECT ENCODING` says "raw" as Redis does.
+    pub fn set_raw(&mut self) {
+        self.flags |= RAW;
+    }
+
+    pub fn clear_raw(&mut self) {
+        self.flags &= !RAW;
+    }
+
+    #[inline]
+    pub fn touch(&mut self, lru: u32) {
+        self.lru = lru;
+    }
+
+    /// Counts an access in the logarithmic LFU counter (`lfu-log-factor` 10, as Redis), used
+    /// only under an LFU maxmemory policy.
+    pub fn bump_freq(&mut self) {
+        if self.freq < 255 {
+            let base = self.freq.saturating_sub(LFU_INIT_VAL) as f64;
+            if rand::random::<f64>() < 1.0 / (base * 10.0 + 1.0) {
+                self.freq += 1;
+            }
+        }
+    }
+
+    pub fn lru(&self) -> u32 {
+        self.lru
+    }
+
+    pub fn freq(&self) -> u8 {
+        self.freq
+    }
+
+    /// `OBJECT ENCODING` name.
+    pub fn encoding(&self) -> &'static str {
+        match &self.value {
+            Value::Int(_) => "int",
+            Value::Str(s) => {
+                if self.flags & RAW != 0 || s.len() > EMBSTR_MAX {
+                    "raw"
+                } else {
+                    "embstr"
+                }
+            }
+        }
+    }
+
+    /// Approximate bytes this entry occupies (node, key, value), for `MEMORY USAGE`.
+    pub fn memory_usage(&self) -> usize {
+        std::mem::size_of::<Entry>() + 8 + self.key.heap_size() + self.value.heap_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64_strict(b"123"), Some(123));
+        assert_eq!(parse_i64_strict(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64_strict(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64_strict(b"9223372036854775808"), None);
+        assert_eq!(parse_i64_strict(b"0123"), None);
+        assert_eq!(parse_i64_strict(b"+1"), None);
+        assert_eq!(parse_i64_strict(b"-0"), None);
+        assert_eq!(parse_i64_strict(b" 1"), None);
+        assert_eq!(parse_i64_strict(b""), None);
+    }
+
+    #[test]
+    fn entry_is_compact() {
+        assert!(
+            std::mem::size_of::<Value>() <= 24,
+            "{}",
+            std::mem::size_of::<Value>()
+        );
+        assert!(
+            std::mem::size_of::<Entry>() <= 56,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+    }
+}

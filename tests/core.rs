@@ -1,0 +1,353 @@
+//! Core node behaviour through real clients: the `redis` crate, raw RESP over TCP, redis-cli
+//! and redis-benchmark.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Raw, cmd, start_node, wait_for};
+use redis::AsyncCommands;
+
+#[tokio::test]
+async fn seed_quick_start_with_the_redis_crate() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = c.set("mykey", "hello world").await.unwrap();
+    let v: String = c.get("mykey").await.unwrap();
+    assert_eq!(v, "hello world");
+    let n: i64 = c.del("mykey").await.unwrap();
+    assert_eq!(n, 1);
+    let v: Option<String> = c.get("mykey").await.unwrap();
+    assert_eq!(v, None);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_keys_and_values_round_trip() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = b"k\0\r\n\xff".to_vec();
+    let val = b"\0\r\n\x01binary\r\n".to_vec();
+    let _: () = c.set(&key, &val).await.unwrap();
+    let got: Vec<u8> = c.get(&key).await.unwrap();
+    assert_eq!(got, val);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_commands_get_replies_in_order() {
+    let node = start_node(&[]).await;
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let mut wire = Vec::new();
+    for i in 0..1000 {
+        wire.extend(cmd(&[b"INCR", b"counter"]));
+        if i % 100 == 0 {
+            wire.extend(b"PING\r\n");
+        }
+    }
+    let got = raw.send(&wire).await;
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.starts_with(":1\r\n+PONG\r\n:2\r\n"));
+    assert!(text.ends_with(":1000\r\n"));
+    assert_eq!(text.matches("+PONG").count(), 10);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn protocol_errors_reply_then_close() {
+    let node = start_node(&[]).await;
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let got = raw.send_until_close(b"*1\r\n$-5\r\n").await;
+    assert_eq!(got, b"-ERR Protocol error: invalid bulk length\r\n");
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let got = raw.send_until_close(b"*2\r\n$3\r\nGET\r\n:1\r\n").await;
+    assert_eq!(got, b"-ERR Protocol error: expected '$', got ':'\r\n");
+    // Other clients are unaffected.
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    assert_eq!(raw.send(b"PING\r\n").await, b"+PONG\r\n");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn bulk_past_proto_max_bulk_len_is_refused() {
+    let node = start_node(&[("proto-max-bulk-len", "1kb")]).await;
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let got = raw
+        .send_until_close(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n")
+        .await;
+    assert_eq!(got, b"-ERR Protocol error: invalid bulk length\r\n");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_buffer_limit_closes_the_client() {
+    let node = start_node(&[("client-query-buffer-limit", "64kb")]).await;
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    // A bulk announced as 1 MB, sent in part: the buffer passes the limit and the node hangs up.
+    let mut wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n".to_vec();
+    wire.extend(vec![b'x'; 200_000]);
+    let got = raw.send_until_close(&wire).await;
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn hello_3_switches_to_resp3() {
+    let node = start_node(&[]).await;
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let got = raw.send(&cmd(&[b"HELLO", b"3"])).await;
+    assert!(
+        got.starts_with(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(raw.send(&cmd(&[b"GET", b"missing"])).await, b"_\r\n");
+    assert_eq!(
+        raw.send(&cmd(&[b"CONFIG", b"GET", b"maxmemory"])).await,
+        b"%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+    );
+    assert_eq!(
+        raw.send(&cmd(&[b"HELLO", b"4"])).await,
+        b"-NOPROTO unsupported protocol version\r\n"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn maxclients_refuses_extra_connections() {
+    let node = start_node(&[("maxclients", "2")]).await;
+    let mut a = Raw::connect(node.resp_addr()).await;
+    let mut b = Raw::connect(node.resp_addr()).await;
+    assert_eq!(a.send(b"PING\r\n").await, b"+PONG\r\n");
+    assert_eq!(b.send(b"PING\r\n").await, b"+PONG\r\n");
+    let mut c = Raw::connect(node.resp_addr()).await;
+    assert_eq!(
+        c.send_until_close(b"").await,
+        b"-ERR max number of clients reached\r\n"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_clients_are_closed_after_timeout() {
+    let node = start_node(&[("timeout", "1")]).await;
+    let mut a = Raw::connect(node.resp_addr()).await;
+    assert_eq!(a.send(b"PING\r\n").await, b"+PONG\r\n");
+    let closed = a.send_until_close(b"").await;
+    assert!(closed.is_empty());
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn active_expiry_removes_keys_nobody_reads() {
+    let node = start_node(&[("hz", "50")]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for i in 0..2000 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(50)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let _: () = c.set("keep", "1").await.unwrap();
+    let n = node.node.clone();
+    let gone = wait_for(Duration::from_secs(5), async || {
+        n.store.db_sizes()[0].0 == 1
+    })
+    .await;
+    assert!(
+        gone,
+        "expired keys still stored: {:?}",
+        node.node.store.db_sizes()[0]
+    );
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(info.contains("expired_keys:2000"), "{info}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn multi_exec_runs_atomically_and_aborts_on_queue_errors() {
+    let node = start_node(&[]).await;
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let got = raw
+        .send(
+            &[
+                cmd(&[b"MULTI"]),
+                cmd(&[b"SET", b"a", b"1"]),
+                cmd(&[b"INCR", b"a"]),
+                cmd(&[b"EXEC"]),
+            ]
+            .concat(),
+        )
+        .await;
+    assert_eq!(got, b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:2\r\n");
+    let got = raw
+        .send(&[cmd(&[b"MULTI"]), cmd(&[b"SET", b"a"]), cmd(&[b"EXEC"])].concat())
+        .await;
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "+OK\r\n-ERR wrong number of arguments for 'set' command\r\n-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_kill_and_list() {
+    let node = start_node(&[]).await;
+    let mut a = Raw::connect(node.resp_addr()).await;
+    let mut b = Raw::connect(node.resp_addr()).await;
+    assert_eq!(
+        b.send(&cmd(&[b"CLIENT", b"SETNAME", b"victim"])).await,
+        b"+OK\r\n"
+    );
+    let list = a.send(&cmd(&[b"CLIENT", b"LIST"])).await;
+    let list = String::from_utf8_lossy(&list).to_string();
+    assert!(list.contains("name=victim"), "{list}");
+    let id_line = list.lines().find(|l| l.contains("name=victim")).unwrap();
+    let id = id_line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("id="))
+        .unwrap()
+        .trim_start_matches(|c: char| !c.is_ascii_digit());
+    let got = a
+        .send(&cmd(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()]))
+        .await;
+    assert_eq!(got, b":1\r\n");
+    assert!(b.send_until_close(b"").await.is_empty());
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_command_stops_the_node() {
+    let node = start_node(&[]).await;
+    let mut a = Raw::connect(node.resp_addr()).await;
+    let got = a.send_until_close(&cmd(&[b"SHUTDOWN", b"NOSAVE"])).await;
+    assert!(got.is_empty());
+    tokio::time::timeout(Duration::from_secs(5), node.stopped())
+        .await
+        .expect("node stops");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn monitor_sees_other_clients_commands() {
+    let node = start_node(&[]).await;
+    let mut mon = Raw::connect(node.resp_addr()).await;
+    assert_eq!(mon.send(&cmd(&[b"MONITOR"])).await, b"+OK\r\n");
+    let mut other = Raw::connect(node.resp_addr()).await;
+    other.send(&cmd(&[b"SET", b"watched", b"x y"])).await;
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    use tokio::io::AsyncReadExt;
+    while !String::from_utf8_lossy(&got).contains("\"SET\" \"watched\" \"x y\"") {
+        let n = tokio::time::timeout_at(deadline, mon.stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    node.shutdown().await;
+}
+
+fn redis_cli() -> Command {
+    Command::new("redis-cli")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_cli_works_unchanged() {
+    let node = start_node(&[]).await;
+    let port = node.resp_addr().port().to_string();
+    let out = redis_cli()
+        .args(["-p", &port, "SET", "mykey", "hello world"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "OK\n");
+    let out = redis_cli()
+        .args(["-p", &port, "GET", "mykey"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world\n");
+    // Interactive mode reads commands from stdin when it is not a terminal.
+    let mut child = redis_cli()
+        .args(["-p", &port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"INCR n\nINCR n\nTTL mykey\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n-1\n");
+    // Mass insertion with --pipe.
+    let mut wire = Vec::new();
+    for i in 0..10_000 {
+        wire.extend(cmd(&[b"SET", format!("pipe:{i}").as_bytes(), b"v"]));
+    }
+    let mut child = redis_cli()
+        .args(["-p", &port, "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&wire).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("errors: 0, replies: 10000"), "{text}");
+    let out = redis_cli().args(["-p", &port, "DBSIZE"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10002\n");
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_benchmark_runs_clean() {
+    let node = start_node(&[]).await;
+    let port = node.resp_addr().port().to_string();
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port,
+            "-n",
+            "5000",
+            "-c",
+            "10",
+            "-P",
+            "4",
+            "-t",
+            "set,get,incr,mset",
+            "-q",
+            "--csv",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    for t in ["SET", "GET", "INCR", "MSET"] {
+        assert!(text.contains(&format!("\"{t}")), "missing {t}: {text}");
+    }
+    assert!(!err.contains("WARNING"), "{err}");
+    node.shutdown().await;
+}
