@@ -10,6 +10,7 @@ pub mod config;
 pub mod glob;
 pub mod http;
 pub mod node;
+pub mod observe;
 pub mod resp;
 pub mod server;
 pub mod store;

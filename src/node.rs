@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::observe::events::Events;
 use crate::server::clients::ClientRegistry;
 use crate::server::stats::{CmdStat, LatencyMonitor, Monitors, SlowLog, Stats};
 use crate::store::Store;
@@ -156,8 +157,9 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
             )
         })?;
     let ncmds = crate::commands::table().all.len();
+    let events = Arc::new(Events::default());
     let node = Arc::new(Node {
-        store: Store::new(config.databases),
+        store: Store::new(config.databases, events),
         clients: ClientRegistry::default(),
         stats: Stats::default(),
         cmd_stats: (0..ncmds).map(|_| CmdStat::default()).collect(),

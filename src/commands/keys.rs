@@ -7,6 +7,7 @@ use super::Ctx;
 use super::args::{ArgIter, eq_ic, int};
 use super::error::{CmdError, CmdResult};
 use crate::glob::glob_match;
+use crate::observe::events::class;
 use crate::store::{Keyspace, SHARDS, Value};
 
 pub fn del(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
@@ -14,6 +15,7 @@ pub fn del(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for key in &args[1..] {
         if ks.remove(db, key)?.is_some() {
+            ctx.notify(class::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -183,6 +185,8 @@ fn rename_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], nx: bool) ->
         ks.put_entry(db, e, at)?;
     }
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "rename_from", src);
+    ctx.notify(class::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -238,6 +242,7 @@ pub fn copy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     copy.key = crate::store::Sds::new(dst);
     ks.put_entry(dst_db, copy, at)?;
     ctx.dirty(1);
+    ctx.notify_db(dst_db, class::GENERIC, "copy_to", dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -258,6 +263,8 @@ pub fn move_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         ks.put_entry(dst_db, e, at)?;
     }
     ctx.dirty(1);
+    ctx.notify_db(src_db, class::GENERIC, "move_from", key);
+    ctx.notify_db(dst_db, class::GENERIC, "move_to", key);
     ctx.out.int(1);
     Ok(())
 }
@@ -476,8 +483,10 @@ fn expire_generic(
     }
     if when <= ctx.now_ms {
         ks.remove(db, key)?;
+        ctx.notify(class::GENERIC, "del", key);
     } else {
         ks.set_expire(db, key, Some(when))?;
+        ctx.notify(class::GENERIC, "expire", key);
     }
     ctx.dirty(1);
     ctx.out.int(1);
@@ -545,6 +554,7 @@ pub fn persist(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     ks.set_expire(db, key, None)?;
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "persist", key);
     ctx.out.int(1);
     Ok(())
 }

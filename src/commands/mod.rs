@@ -22,6 +22,7 @@ pub use error::{CmdError, CmdResult};
 pub use table::{Command, CommandRef, Table, table};
 
 use crate::node::Node;
+use crate::observe::events::KeyEvent;
 use crate::resp::Reply;
 use crate::server::clients::ClientState;
 use crate::store::{Keyspace, Value};
@@ -85,6 +86,22 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn dirty(&self, n: u64) {
         self.node.store.add_dirty(n);
+    }
+
+    /// Publishes a key event in the client's db (Redis's `notifyKeyspaceEvent`).
+    pub fn notify(&self, class: u32, event: &'static str, key: &[u8]) {
+        self.notify_db(self.client.db, class, event, key);
+    }
+
+    pub fn notify_db(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        let ts_ms = self.now_ms;
+        self.node.store.events.publish_with(|| KeyEvent {
+            db,
+            key: Bytes::copy_from_slice(key),
+            event,
+            class,
+            ts_ms,
+        });
     }
 
     pub fn proto_max_bulk_len(&self) -> usize {

@@ -10,6 +10,7 @@ use super::args::{eq_ic, int_or};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, reply_help};
 use crate::glob::glob_match;
+use crate::observe::events::class;
 use crate::server::stats::{rss_bytes, used_memory};
 use crate::store::Keyspace;
 
@@ -32,6 +33,8 @@ pub fn flushdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     flush_mode(args)?;
     let n = ks.flush_db(ctx.client.db);
     ctx.dirty(n as u64 + 1);
+    // Not a Redis keyspace notification (notification sinks skip it); the live feed shows it.
+    ctx.notify(class::GENERIC, "flushdb", b"");
     ctx.out.ok();
     Ok(())
 }
@@ -43,6 +46,7 @@ pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         n += ks.flush_db(db);
     }
     ctx.dirty(n as u64 + 1);
+    ctx.notify(class::GENERIC, "flushall", b"");
     ctx.out.ok();
     Ok(())
 }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use super::args::{ArgIter, eq_ic, float, fmt_incr_float, int};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, reply_value};
+use crate::observe::events::class;
 use crate::store::{Entry, Keyspace, Sds, Value};
 
 /// Bytes of a string value (an int-encoded one is formatted).
@@ -152,6 +153,10 @@ pub fn set(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     ks.set(db, key, Value::from_bytes(&args[2]), at, o.keep_ttl)?;
     ctx.dirty(1);
+    ctx.notify(class::STRING, "set", key);
+    if at.is_some() {
+        ctx.notify(class::GENERIC, "expire", key);
+    }
     if !o.get {
         ctx.out.ok();
     }
@@ -165,6 +170,7 @@ pub fn setnx(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     } else {
         ks.set(db, &args[1], Value::from_bytes(&args[2]), None, false)?;
         ctx.dirty(1);
+        ctx.notify(class::STRING, "set", &args[1]);
         ctx.out.int(1);
     }
     Ok(())
@@ -186,6 +192,8 @@ fn set_with_ttl(
         false,
     )?;
     ctx.dirty(1);
+    ctx.notify(class::STRING, "set", &args[1]);
+    ctx.notify(class::GENERIC, "expire", &args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -215,6 +223,7 @@ pub fn getdel(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if let Some(e) = ks.remove(db, &args[1])? {
         reply_value(&mut ctx.out, &e.value);
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "del", &args[1]);
     }
     Ok(())
 }
@@ -227,6 +236,7 @@ pub fn getset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     ks.set(db, &args[1], Value::from_bytes(&args[2]), None, false)?;
     ctx.dirty(1);
+    ctx.notify(class::STRING, "set", &args[1]);
     Ok(())
 }
 
@@ -248,13 +258,16 @@ pub fn getex(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if let Some(at) = at {
         if at <= ctx.now_ms {
             ks.remove(db, key)?;
+            ctx.notify(class::GENERIC, "del", key);
         } else {
             ks.set_expire(db, key, Some(at))?;
+            ctx.notify(class::GENERIC, "expire", key);
         }
         ctx.dirty(1);
     } else if o.persist && ks.expire_at(db, key)?.is_some() {
         ks.set_expire(db, key, None)?;
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "persist", key);
     }
     Ok(())
 }
@@ -285,6 +298,7 @@ pub fn mset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     for pair in args[1..].chunks(2) {
         ks.set(db, &pair[0], Value::from_bytes(&pair[1]), None, false)?;
+        ctx.notify(class::STRING, "set", &pair[0]);
     }
     ctx.dirty((args.len() / 2) as u64);
     ctx.out.ok();
@@ -302,6 +316,7 @@ pub fn msetnx(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     for pair in args[1..].chunks(2) {
         ks.set(db, &pair[0], Value::from_bytes(&pair[1]), None, false)?;
+        ctx.notify(class::STRING, "set", &pair[0]);
     }
     ctx.dirty((args.len() / 2) as u64);
     ctx.out.int(1);
@@ -331,6 +346,7 @@ pub fn append(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         }
     };
     ctx.dirty(1);
+    ctx.notify(class::STRING, "append", &args[1]);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -401,6 +417,7 @@ pub fn setrange(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 e.set_raw();
             }
             ctx.dirty(1);
+            ctx.notify(class::STRING, "setrange", &args[1]);
             ctx.out.int(len as i64);
         }
         Some(e) => {
@@ -421,6 +438,7 @@ pub fn setrange(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             e.value = Value::Str(Sds::from_vec(cur));
             e.set_raw();
             ctx.dirty(1);
+            ctx.notify(class::STRING, "setrange", &args[1]);
             ctx.out.int(len as i64);
         }
     }
@@ -450,6 +468,7 @@ fn incr_by(ctx: &mut Ctx, ks: &mut Keyspace, key: &[u8], by: i64) -> CmdResult {
         }
     };
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrby", key);
     ctx.out.int(new);
     Ok(())
 }
@@ -496,6 +515,7 @@ pub fn incrbyfloat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
         None => ks.set(db, &args[1], value, None, false)?,
     }
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrbyfloat", &args[1]);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }

@@ -65,7 +65,7 @@ impl Table {
             by_name: HashMap::new(),
             subs: HashMap::new(),
         };
-        for cmd in COMMANDS {
+        for cmd in FAMILIES.iter().flat_map(|f| f.iter()) {
             let id = t.all.len();
             t.all.push(CommandRef {
                 cmd,
@@ -156,6 +156,7 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
     cats
 }
 
+#[macro_export]
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, $keys:expr, $group:literal, $since:literal, $handler:expr, $summary:literal) => {
         Command {
@@ -172,6 +173,7 @@ macro_rules! cmd {
         }
     };
 }
+pub use cmd;
 
 macro_rules! container {
     ($name:literal, $group:literal, $since:literal, $subs:expr, $summary:literal) => {
@@ -190,19 +192,19 @@ macro_rules! container {
     };
 }
 
-const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
-const KEY1: (i32, i32, i32) = (1, 1, 1);
-const KEY12: (i32, i32, i32) = (1, 2, 1);
-const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
-const PAIRS: (i32, i32, i32) = (1, -1, 2);
+pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+pub const KEY1: (i32, i32, i32) = (1, 1, 1);
+pub const KEY12: (i32, i32, i32) = (1, 2, 1);
+pub const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+pub const PAIRS: (i32, i32, i32) = (1, -1, 2);
 
-const W: u32 = WRITE;
-const R: u32 = READONLY;
-const WM: u32 = WRITE | DENYOOM;
-const WMF: u32 = WRITE | DENYOOM | FAST;
-const WF: u32 = WRITE | FAST;
-const RF: u32 = READONLY | FAST;
-const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+pub const W: u32 = WRITE;
+pub const R: u32 = READONLY;
+pub const WM: u32 = WRITE | DENYOOM;
+pub const WMF: u32 = WRITE | DENYOOM | FAST;
+pub const WF: u32 = WRITE | FAST;
+pub const RF: u32 = READONLY | FAST;
+pub const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
 
 static CONFIG_SUBS: &[Command] = &[
     cmd!(
@@ -675,7 +677,11 @@ static MEMORY_SUBS: &[Command] = &[
     ),
 ];
 
-const KEY_2: (i32, i32, i32) = (2, 2, 1);
+pub const KEY_2: (i32, i32, i32) = (2, 2, 1);
+
+/// Every command family's table. A family file (`hash.rs`, `list.rs`, ...) declares its own
+/// `pub static COMMANDS: &[Command]` and is listed here.
+static FAMILIES: &[&[Command]] = &[COMMANDS];
 
 pub static COMMANDS: &[Command] = &[
     // strings

@@ -10,12 +10,14 @@ pub mod dict;
 pub mod sds;
 pub mod value;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 use crate::cluster::slots::{SLOTS, key_hash_slot};
+use crate::observe::events::{Events, KeyEvent, class};
 pub use dict::{Dict, Keyed};
 pub use sds::Sds;
 pub use value::{Entry, Value};
@@ -132,7 +134,13 @@ impl Shard {
 
     /// One round of active expiry on one db: sample up to `samples` keys with a TTL and delete
     /// the expired ones. Returns (sampled, expired).
-    fn active_expire(&mut self, db: usize, samples: usize, now_ms: i64) -> (usize, usize) {
+    fn active_expire(
+        &mut self,
+        db: usize,
+        samples: usize,
+        now_ms: i64,
+        events: &Events,
+    ) -> (usize, usize) {
         let d = &self.dbs[db];
         if d.expires.is_empty() {
             return (0, 0);
@@ -150,14 +158,27 @@ impl Shard {
         let expired = victims.len();
         for k in victims {
             self.remove(db, &k);
+            publish_expired(events, db, &k, now_ms);
         }
         self.stats.expired_keys += expired as u64;
         (n, expired)
     }
 }
 
+fn publish_expired(events: &Events, db: usize, key: &[u8], now_ms: i64) {
+    events.publish_with(|| KeyEvent {
+        db,
+        key: bytes::Bytes::copy_from_slice(key),
+        event: "expired",
+        class: class::EXPIRED,
+        ts_ms: now_ms,
+    });
+}
+
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
+    /// Where key changes are published (commands publish through `Ctx::notify`).
+    pub events: Arc<Events>,
     databases: usize,
     /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
     started: std::time::Instant,
@@ -166,11 +187,12 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(databases: usize) -> Store {
+    pub fn new(databases: usize, events: Arc<Events>) -> Store {
         Store {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Shard::new(databases)))
                 .collect(),
+            events,
             databases,
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
@@ -295,7 +317,7 @@ impl Store {
             let mut s = shard.lock();
             for db in 0..self.databases {
                 for _ in 0..budget {
-                    let (sampled, expired) = s.active_expire(db, 20, now_ms);
+                    let (sampled, expired) = s.active_expire(db, 20, now_ms, &self.events);
                     total += expired;
                     if sampled == 0 || expired * 10 <= sampled {
                         break;
@@ -346,11 +368,27 @@ impl<'a> Keyspace<'a> {
         Ok(&mut self.guards[i].1)
     }
 
+    /// Like `shard`, borrowing only the guards (so `self.store` stays readable).
+    fn shard_of(&mut self, key: &[u8]) -> Result<&mut Shard, NotLocked> {
+        let want = shard_of_slot(key_hash_slot(key));
+        if self.all {
+            return Ok(&mut self.guards[want].1);
+        }
+        self.guards
+            .iter_mut()
+            .find(|(i, _)| *i == want)
+            .map(|(_, g)| &mut **g)
+            .ok_or(NotLocked)
+    }
+
     /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss.
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let s = self.shard(key)?;
-        s.expire_if_needed(db, key, now);
+        let events = &self.store.events;
+        let s = self.shard_of(key)?;
+        if s.expire_if_needed(db, key, now) {
+            publish_expired(events, db, key, now);
+        }
         let found = s.dbs[db].keys.get_mut(key);
         match found {
             Some(e) => {
@@ -368,8 +406,11 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, for a command about to modify it (no hit/miss counted).
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let s = self.shard(key)?;
-        s.expire_if_needed(db, key, now);
+        let events = &self.store.events;
+        let s = self.shard_of(key)?;
+        if s.expire_if_needed(db, key, now) {
+            publish_expired(events, db, key, now);
+        }
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
             e.touch(lru);
@@ -381,8 +422,11 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key` without counting an access (OBJECT, MEMORY USAGE, TYPE checks).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
         let now = self.now_ms;
-        let s = self.shard(key)?;
-        s.expire_if_needed(db, key, now);
+        let events = &self.store.events;
+        let s = self.shard_of(key)?;
+        if s.expire_if_needed(db, key, now) {
+            publish_expired(events, db, key, now);
+        }
         Ok(s.dbs[db].keys.get(key))
     }
 
@@ -398,8 +442,11 @@ impl<'a> Keyspace<'a> {
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let now = self.now_ms;
-        let s = self.shard(key)?;
-        s.expire_if_needed(db, key, now);
+        let events = &self.store.events;
+        let s = self.shard_of(key)?;
+        if s.expire_if_needed(db, key, now) {
+            publish_expired(events, db, key, now);
+        }
         Ok(s.dbs[db].keys.contains(key))
     }
 
@@ -415,8 +462,11 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let lru = self.lru;
         let now = self.now_ms;
-        let s = self.shard(key)?;
-        s.expire_if_needed(db, key, now);
+        let events = &self.store.events;
+        let s = self.shard_of(key)?;
+        if s.expire_if_needed(db, key, now) {
+            publish_expired(events, db, key, now);
+        }
         let d = &mut s.dbs[db];
         let had_expire;
         if let Some(e) = d.keys.get_mut(key) {
@@ -471,8 +521,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
         let now = self.now_ms;
-        let s = self.shard(key)?;
+        let events = &self.store.events;
+        let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
+            publish_expired(events, db, key, now);
             return Ok(None);
         }
         Ok(s.remove(db, key))
@@ -577,6 +629,7 @@ impl<'a> Keyspace<'a> {
             if !s.expire_if_needed(db, &key, now) {
                 return Some(key);
             }
+            publish_expired(&self.store.events, db, &key, now);
         }
         None
     }
