@@ -268,6 +268,33 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "Seconds to let clients finish on SIGTERM"
     ),
+    setting!(
+        "http.allow-writes",
+        "http-allow-writes",
+        Kind::Bool,
+        "no",
+        true,
+        "Let anyone write through the HTTP API (otherwise only with http.token)"
+    ),
+    setting!(
+        "http.token",
+        "http-token",
+        Kind::Str,
+        "",
+        true,
+        "Bearer token that allows writes through the HTTP API (empty: none)"
+    ),
+    setting!(
+        "http.max-ws-clients",
+        "http-max-ws-clients",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "1000",
+        true,
+        "Most /ws live-feed clients at once (more are refused with close code 1013)"
+    ),
 ];
 
 pub fn setting(name: &str) -> Option<&'static Setting> {
@@ -564,6 +591,9 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     pub lazyfree_lazy_user_flush: bool,
     pub shutdown_timeout_secs: u64,
+    pub http_allow_writes: bool,
+    pub http_token: Option<String>,
+    pub http_max_ws_clients: usize,
 }
 
 impl Default for Config {
@@ -575,6 +605,7 @@ impl Default for Config {
 impl Config {
     pub fn from_values(values: Values) -> Config {
         let pass = values.get("requirepass").to_string();
+        let token = values.get("http.token").to_string();
         Config {
             bind: values.get("bind").to_string(),
             port: values.int("port") as u16,
@@ -597,6 +628,9 @@ impl Config {
             latency_monitor_threshold_ms: values.int("latency-monitor-threshold") as u64,
             lazyfree_lazy_user_flush: values.bool("lazyfree-lazy-user-flush"),
             shutdown_timeout_secs: values.int("shutdown-timeout") as u64,
+            http_allow_writes: values.bool("http.allow-writes"),
+            http_token: (!token.is_empty()).then_some(token),
+            http_max_ws_clients: values.int("http.max-ws-clients") as usize,
             config_file: None,
             values,
         }
@@ -698,6 +732,9 @@ mod tests {
         let s = setting("http-port").unwrap();
         assert_eq!(s.flag(), "http-port");
         assert_eq!(s.env_var(), "REREDIS_HTTP_PORT");
+        let s = setting("http.allow-writes").unwrap();
+        assert_eq!(s.flag(), "http-allow-writes");
+        assert_eq!(s.env_var(), "REREDIS_HTTP__ALLOW_WRITES");
     }
 
     #[test]
@@ -711,6 +748,15 @@ mod tests {
         .unwrap();
         assert_eq!(v.get("port"), "7000");
         assert_eq!(v.get("maxmemory"), (100 * 1024 * 1024).to_string());
+        let mut v = Values::default();
+        v.load_env(vec![
+            ("REREDIS_HTTP__ALLOW_WRITES".to_string(), "yes".to_string()),
+            ("REREDIS_HTTP__TOKEN".to_string(), "s3cret".to_string()),
+        ])
+        .unwrap();
+        let c = Config::from_values(v);
+        assert!(c.http_allow_writes);
+        assert_eq!(c.http_token.as_deref(), Some("s3cret"));
         let err = Values::default()
             .load_env(vec![("REREDIS_PORT".to_string(), "seventy".to_string())])
             .unwrap_err()
