@@ -69,6 +69,10 @@ pub struct Node {
     pub http_addr: SocketAddr,
     /// Cancelled to stop the node (SIGTERM, SHUTDOWN).
     pub shutdown: CancellationToken,
+    /// Set once the node serves clients with its data loaded (`/readyz`).
+    pub ready: AtomicBool,
+    /// `/ws` live-feed figures (for `/metrics`).
+    pub feed: crate::http::ws::FeedStats,
     maxmemory: AtomicU64,
     requirepass: AtomicBool,
 }
@@ -173,6 +177,8 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         resp_addr: resp.local_addr()?,
         http_addr: http.local_addr()?,
         shutdown: CancellationToken::new(),
+        ready: AtomicBool::new(false),
+        feed: Default::default(),
         maxmemory: AtomicU64::new(0),
         requirepass: AtomicBool::new(false),
         config: RwLock::new(config),
@@ -185,8 +191,10 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         resp,
         tasks.clone(),
     ));
-    tasks.spawn(crate::http::serve(node.clone(), http));
+    tasks.spawn(crate::http::serve(node.clone(), http, tasks.clone()));
     tasks.spawn(cron(node.clone()));
+    // Nothing to load yet (no persistence): serving is being ready.
+    node.ready.store(true, Ordering::Release);
     tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
     Ok(NodeHandle { node, tasks })
 }
