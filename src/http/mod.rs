@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -91,6 +92,12 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
     let shutdown = node.shutdown.clone();
     let app = router(node, tasks).into_make_service_with_connect_info::<SocketAddr>();
+    // Feed events are small frames that must leave at once: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("HTTP: cannot set TCP_NODELAY: {e}");
+        }
+    });
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
