@@ -9,6 +9,7 @@
 //! pay nothing for tracing.
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{ExporterBuildError, WithExportConfig as _};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -40,23 +41,49 @@ pub fn otlp_requested(env: impl Fn(&str) -> Option<String>) -> bool {
         && !no_exporter
 }
 
-fn otlp_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()?;
+/// Where spans go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Otlp {
+    Off,
+    /// Endpoint and options from the `OTEL_*` variables.
+    FromEnv,
+    /// This endpoint (`http://host:4317`), other options from the environment.
+    Endpoint(String),
+}
+
+fn otlp_provider(otlp: &Otlp) -> Result<Option<SdkTracerProvider>, ExporterBuildError> {
+    let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    let exporter = match otlp {
+        Otlp::Off => return Ok(None),
+        Otlp::FromEnv => builder.build()?,
+        Otlp::Endpoint(e) => builder.with_endpoint(e.clone()).build()?,
+    };
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("reredis");
     }
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource.build())
-        .build())
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.build())
+            .build(),
+    ))
 }
 
-/// Installs the global subscriber. `level` is Redis's `loglevel`; `RUST_LOG` overrides it.
-/// Call inside a Tokio runtime (the OTLP exporter runs on it).
+/// Installs the global subscriber, exporting traces when the environment asks for them.
+/// `level` is Redis's `loglevel`; `RUST_LOG` overrides it. Call inside a Tokio runtime (the
+/// OTLP exporter runs on it).
 pub fn init(format: &str, level: &str) -> Guard {
+    let otlp = if otlp_requested(|k| std::env::var(k).ok()) {
+        Otlp::FromEnv
+    } else {
+        Otlp::Off
+    };
+    install(format, level, otlp)
+}
+
+/// [`init`] with the span destination given.
+pub fn install(format: &str, level: &str, otlp: Otlp) -> Guard {
     let level = match level {
         "debug" => "debug",
         "verbose" => "info",
@@ -70,26 +97,21 @@ pub fn init(format: &str, level: &str) -> Guard {
     } else {
         fmt.boxed()
     };
-    let mut failure = None;
-    let provider = if otlp_requested(|k| std::env::var(k).ok()) {
-        match otlp_provider() {
-            Ok(p) => Some(p),
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        }
-    } else {
-        None
+    let (provider, failure) = match otlp_provider(&otlp) {
+        Ok(p) => (p, None),
+        Err(e) => (None, Some(e)),
     };
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("reredis")));
-    tracing_subscriber::registry()
+    if let Err(e) = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
         .with(otel)
-        .init();
+        .try_init()
+    {
+        eprintln!("reredis: logging was already set up: {e}");
+    }
     if let Some(e) = failure {
         ::tracing::error!("OpenTelemetry: cannot set up the OTLP exporter, traces are off: {e}");
     } else if provider.is_some() {
