@@ -188,6 +188,15 @@ async fn key_listing_walks_the_keyspace_by_cursor() {
     let (s, err) = get_json(h, "/api/v1/keys?cursor=nope").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"]["message"], "ERR invalid cursor");
+    let (s, err) = get_json(h, "/api/v1/keys?count=many").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["code"], "bad_request");
+    let (s, err) = get_json(h, "/api/v1/nothing-here").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(err["error"]["code"], "not_found");
+    let (s, err) = send_json(reqwest::Method::POST, h, "/api/v1/keys/k", None, None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(err["error"]["code"], "method_not_allowed");
     node.shutdown().await;
 }
 

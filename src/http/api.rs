@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
-use axum::routing::get;
+use axum::routing::{any, get};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as JsonValue};
@@ -40,8 +41,28 @@ pub fn routes() -> Router<AppState> {
             get(get_key)
                 .put(put_key)
                 .patch(patch_key)
-                .delete(delete_key),
+                .delete(delete_key)
+                .fallback(method_not_allowed),
         )
+        .route("/api/v1/{*rest}", any(no_such_endpoint))
+}
+
+async fn no_such_endpoint() -> ApiError {
+    ApiError::not_found("no such endpoint (see docs/api.md)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint takes GET, PUT, PATCH or DELETE",
+    )
+}
+
+/// Query strings that do not parse are a 400 in the API's error shape.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 async fn info(State(s): State<AppState>) -> Json<view::Info> {
@@ -175,8 +196,9 @@ pub fn scan_page(
 async fn list_keys(
     State(s): State<AppState>,
     parts: Parts,
-    Query(q): Query<KeysQuery>,
+    q: Result<Query<KeysQuery>, QueryRejection>,
 ) -> Result<Json<KeysPage>, ApiError> {
+    let q = query(q)?;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     Ok(Json(scan_page(&mut session, view::node_id(&s.node), &q)?))
 }
@@ -463,8 +485,9 @@ fn score_to_json(b: &[u8]) -> JsonValue {
 async fn get_key(
     State(s): State<AppState>,
     parts: Parts,
-    Query(q): Query<GetQuery>,
+    q: Result<Query<GetQuery>, QueryRejection>,
 ) -> Result<Json<KeyView>, ApiError> {
+    let q = query(q)?;
     let key = key_from_uri(&parts.uri)?;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     Ok(Json(read_key(

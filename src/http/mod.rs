@@ -105,3 +105,33 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
         tracing::error!("HTTP server failed: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readyz_follows_the_node_lifecycle() {
+        let handle = crate::start(crate::config::Config::ephemeral())
+            .await
+            .unwrap();
+        let node = handle.node.clone();
+        let state = AppState {
+            metrics: prometheus::Registry::new(),
+            node: node.clone(),
+            tasks: TaskTracker::new(),
+        };
+        assert_eq!(readyz(State(state.clone())).await.0, StatusCode::OK);
+        node.ready.store(false, Ordering::Release);
+        assert_eq!(
+            readyz(State(state.clone())).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+        );
+        node.ready.store(true, Ordering::Release);
+        handle.shutdown().await;
+        assert_eq!(
+            readyz(State(state)).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+        );
+    }
+}
