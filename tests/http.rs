@@ -371,6 +371,41 @@ async fn aggregate_types_round_trip_or_are_refused_until_their_commands_land() {
 }
 
 #[tokio::test]
+async fn http_writes_wait_out_client_pause_like_resp_writes() {
+    let node = start_node(&[("http.allow-writes", "yes")]).await;
+    let h = node.http_addr();
+    let mut c = redis_conn(node.resp_addr()).await;
+    let _: () = c.set("k", "v").await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "60000", "WRITE"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // Reads go on; a write waits (here until its client gives up).
+    let (s, _) = get_json(h, "/api/v1/keys/k").await;
+    assert_eq!(s, StatusCode::OK);
+    let r = reqwest::Client::new()
+        .delete(url(h, "/api/v1/keys/k"))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        r.is_err_and(|e| e.is_timeout()),
+        "the DELETE waited for the pause"
+    );
+    let _: () = redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let exists: bool = c.exists("k").await.unwrap();
+    assert!(exists);
+    let (_, d) = send_json(reqwest::Method::DELETE, h, "/api/v1/keys/k", None, None).await;
+    assert_eq!(d, json!({"deleted":1}));
+    node.shutdown().await;
+}
+
+#[tokio::test]
 async fn writes_need_allow_writes_or_the_token() {
     let node = start_node(&[("http.token", "s3cret")]).await;
     let h = node.http_addr();

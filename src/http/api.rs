@@ -21,7 +21,7 @@ use serde_json::{Map, Value as JsonValue};
 
 use super::AppState;
 use super::error::ApiError;
-use super::exec::{Frame, Session, has_command};
+use super::exec::{Frame, Session, has_command, wait_unpaused};
 use super::view::{self, base64_decode, bytes_to_json};
 use crate::cluster::slots::key_hash_slot;
 
@@ -199,6 +199,7 @@ async fn list_keys(
     q: Result<Query<KeysQuery>, QueryRejection>,
 ) -> Result<Json<KeysPage>, ApiError> {
     let q = query(q)?;
+    wait_unpaused(&s.node, false).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     Ok(Json(scan_page(&mut session, view::node_id(&s.node), &q)?))
 }
@@ -489,6 +490,7 @@ async fn get_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let q = query(q)?;
     let key = key_from_uri(&parts.uri)?;
+    wait_unpaused(&s.node, false).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     Ok(Json(read_key(
         &mut session,
@@ -617,6 +619,7 @@ async fn put_key(
     authorize_write(&s, &parts.headers)?;
     let key = key_from_uri(&parts.uri)?;
     let cmds = write_commands(&key, &parse_body(&body)?)?;
+    wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     session.transaction(&cmds)?;
     Ok(Json(read_key(
@@ -660,6 +663,7 @@ async fn patch_key(
     if let Some(to) = &rename {
         cmds.push(vec![Bytes::from_static(b"RENAMENX"), k.clone(), to.clone()]);
     }
+    wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     if session.run(&[b"EXISTS", &key])?.int()? == 0 {
         return Err(ApiError::not_found("no such key"));
@@ -700,6 +704,7 @@ fn key_exists() -> ApiError {
 async fn delete_key(State(s): State<AppState>, parts: Parts) -> Result<Json<JsonValue>, ApiError> {
     authorize_write(&s, &parts.headers)?;
     let key = key_from_uri(&parts.uri)?;
+    wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     let n = session.run(&[b"DEL", &key])?.int()?;
     Ok(Json(serde_json::json!({ "deleted": n })))

@@ -131,6 +131,20 @@ impl Drop for Session {
     }
 }
 
+/// Waits out a `CLIENT PAUSE` as a RESP client would (a `WRITE` pause holds writes only),
+/// before an HTTP request runs its commands.
+pub async fn wait_unpaused(node: &Node, is_write: bool) {
+    let Some(until) = node.pause.deadline(is_write, commands::now_ms()) else {
+        return;
+    };
+    let wait = (until - commands::now_ms()).max(0) as u64;
+    tokio::select! {
+        _ = node.pause.unpaused.notified() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+        _ = node.shutdown.cancelled() => {}
+    }
+}
+
 /// Whether the command table has `name` (types arrive one family at a time).
 pub fn has_command(name: &str) -> bool {
     commands::table().lookup(name.as_bytes()).is_some()
