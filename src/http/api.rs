@@ -2,9 +2,10 @@
 //! (docs/api.md is the contract). Every key operation runs commands through an internal client
 //! ([`Session`]), so HTTP reads and writes behave, and are counted, as RESP ones.
 //!
-//! Values are read and written per type through that type's commands (HGETALL, LRANGE,
-//! SMEMBERS, ZRANGE ... WITHSCORES; DEL + HSET/RPUSH/SADD/ZADD in MULTI), so a type works here
-//! as soon as its commands are in the table, and is a 400 `unsupported_type` until then.
+//! Values are read and written per type through that type's commands (`value.rs`: HGETALL,
+//! LRANGE, SMEMBERS, ZRANGE ... WITHSCORES; DEL + HSET/RPUSH/SADD/ZADD in MULTI), so a type
+//! works here as soon as its commands are in the table, and is a 400 `unsupported_type` until
+//! then.
 
 use std::net::SocketAddr;
 
@@ -21,8 +22,11 @@ use serde_json::{Map, Value as JsonValue};
 
 use super::AppState;
 use super::error::ApiError;
-use super::exec::{Frame, Session, has_command, wait_unpaused};
-use super::view::{self, base64_decode, bytes_to_json};
+use super::exec::{Frame, Session, wait_unpaused};
+use super::value::{
+    Shape, flag, json_bytes, reader, require_commands, ttl_arg, value_to_json, write_commands,
+};
+use super::view::{self, bytes_to_json};
 use crate::cluster::slots::key_hash_slot;
 
 const KEY_PREFIX: &str = "/api/v1/keys/";
@@ -228,117 +232,6 @@ pub struct KeyView {
     pub truncated: bool,
 }
 
-/// The commands that read a type: its size, the whole value, and a bounded part of it.
-struct Reader {
-    size: &'static str,
-    /// Reads the value cut to `limit` (elements, or bytes for strings) given the size.
-    read: fn(key: &[u8], size: i64, limit: usize) -> Vec<Vec<u8>>,
-    shape: Shape,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    Text,
-    /// Ordered elements (lists).
-    Items,
-    /// Unordered elements (sets): sorted, so a UI shows them stably.
-    Members,
-    /// Unordered field/value pairs (hashes): sorted by field.
-    Pairs,
-    /// Member/score pairs in score order (sorted sets).
-    Scored,
-}
-
-fn reader(kind: &str) -> Option<Reader> {
-    let r = match kind {
-        "string" => Reader {
-            size: "STRLEN",
-            read: |k, _, limit| {
-                vec![
-                    b"GETRANGE".to_vec(),
-                    k.to_vec(),
-                    b"0".to_vec(),
-                    (limit as i64 - 1).to_string().into_bytes(),
-                ]
-            },
-            shape: Shape::Text,
-        },
-        "list" => Reader {
-            size: "LLEN",
-            read: |k, _, limit| {
-                vec![
-                    b"LRANGE".to_vec(),
-                    k.to_vec(),
-                    b"0".to_vec(),
-                    (limit as i64 - 1).to_string().into_bytes(),
-                ]
-            },
-            shape: Shape::Items,
-        },
-        "zset" => Reader {
-            size: "ZCARD",
-            read: |k, _, limit| {
-                vec![
-                    b"ZRANGE".to_vec(),
-                    k.to_vec(),
-                    b"0".to_vec(),
-                    (limit as i64 - 1).to_string().into_bytes(),
-                    b"WITHSCORES".to_vec(),
-                ]
-            },
-            shape: Shape::Scored,
-        },
-        // Hashes and sets have no order to cut by: small ones are read whole, large ones as
-        // `limit` distinct random elements.
-        "hash" => Reader {
-            size: "HLEN",
-            read: |k, size, limit| {
-                if size as usize <= limit {
-                    vec![b"HGETALL".to_vec(), k.to_vec()]
-                } else {
-                    vec![
-                        b"HRANDFIELD".to_vec(),
-                        k.to_vec(),
-                        limit.to_string().into_bytes(),
-                        b"WITHVALUES".to_vec(),
-                    ]
-                }
-            },
-            shape: Shape::Pairs,
-        },
-        "set" => Reader {
-            size: "SCARD",
-            read: |k, size, limit| {
-                if size as usize <= limit {
-                    vec![b"SMEMBERS".to_vec(), k.to_vec()]
-                } else {
-                    vec![
-                        b"SRANDMEMBER".to_vec(),
-                        k.to_vec(),
-                        limit.to_string().into_bytes(),
-                    ]
-                }
-            },
-            shape: Shape::Members,
-        },
-        _ => return None,
-    };
-    Some(r)
-}
-
-fn require_commands(kind: &str, names: &[&[u8]]) -> Result<(), ApiError> {
-    for n in names {
-        let name = String::from_utf8_lossy(n);
-        if !has_command(&name) {
-            return Err(ApiError::unsupported_type(format!(
-                "type '{kind}' is not supported by this node yet (no {} command)",
-                name.to_uppercase()
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Reads one key: 404 when it does not exist.
 pub fn read_key(
     session: &mut Session,
@@ -359,13 +252,14 @@ pub fn read_key(
     } else {
         DEFAULT_ELEMENTS
     };
-    let limit = limit.unwrap_or(default_limit);
+    let limit = limit.unwrap_or(default_limit).min(i64::MAX as usize);
     if limit == 0 {
         return Err(ApiError::bad_request("limit must be at least 1"));
     }
+    require_commands(&kind, &[r.size.as_bytes()])?;
     let size = session.run(&[r.size.as_bytes(), key])?.int()?;
     let read = (r.read)(key, size, limit);
-    require_commands(&kind, &[r.size.as_bytes(), &read[0]])?;
+    require_commands(&kind, &[&read[0]])?;
     // One transaction so TTL, encoding and value describe the same moment.
     let cmds = vec![
         vec![Bytes::from_static(b"PTTL"), Bytes::copy_from_slice(key)],
@@ -414,75 +308,6 @@ pub fn read_key(
     })
 }
 
-/// A command's reply as the contract's value: the JSON value, whether its strings are base64,
-/// and how many bytes (strings) or elements it holds.
-fn value_to_json(shape: Shape, reply: &Frame) -> Result<(JsonValue, bool, usize), ApiError> {
-    if shape == Shape::Text {
-        let b = reply.bytes()?;
-        let (s, b64) = bytes_to_json(&b);
-        return Ok((JsonValue::String(s.into_owned()), b64, b.len()));
-    }
-    let mut items = reply.bulks()?;
-    let paired = matches!(shape, Shape::Pairs | Shape::Scored);
-    if paired && items.len() % 2 != 0 {
-        return Err(ApiError::internal("odd number of elements in a pair reply"));
-    }
-    if shape == Shape::Members {
-        items.sort();
-    }
-    // Base64 applies to every string of the value when any one is not UTF-8 (scores are
-    // numbers and never encoded).
-    let texts: Vec<&Bytes> = match shape {
-        Shape::Scored => items.iter().step_by(2).collect(),
-        _ => items.iter().collect(),
-    };
-    let b64 = texts.iter().any(|b| std::str::from_utf8(b).is_err());
-    let enc = |b: &[u8]| -> JsonValue {
-        if b64 {
-            JsonValue::String(base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                b,
-            ))
-        } else {
-            JsonValue::String(String::from_utf8_lossy(b).into_owned())
-        }
-    };
-    let value = match shape {
-        Shape::Items | Shape::Members => JsonValue::Array(items.iter().map(|b| enc(b)).collect()),
-        Shape::Pairs => {
-            let mut pairs: Vec<(&Bytes, &Bytes)> =
-                items.chunks(2).map(|c| (&c[0], &c[1])).collect();
-            pairs.sort();
-            JsonValue::Array(
-                pairs
-                    .into_iter()
-                    .map(|(f, v)| JsonValue::Array(vec![enc(f), enc(v)]))
-                    .collect(),
-            )
-        }
-        Shape::Scored => JsonValue::Array(
-            items
-                .chunks(2)
-                .map(|c| JsonValue::Array(vec![enc(&c[0]), score_to_json(&c[1])]))
-                .collect(),
-        ),
-        Shape::Text => unreachable!("handled above"),
-    };
-    let shown = if paired { items.len() / 2 } else { items.len() };
-    Ok((value, b64, shown))
-}
-
-/// A score as a JSON number; infinities, which JSON lacks, as the strings Redis prints.
-fn score_to_json(b: &[u8]) -> JsonValue {
-    let s = String::from_utf8_lossy(b);
-    match s.parse::<f64>() {
-        Ok(f) if f.is_finite() => serde_json::Number::from_f64(f)
-            .map(JsonValue::Number)
-            .unwrap_or(JsonValue::String(s.into_owned())),
-        _ => JsonValue::String(s.into_owned()),
-    }
-}
-
 async fn get_key(
     State(s): State<AppState>,
     parts: Parts,
@@ -506,109 +331,6 @@ fn parse_body(body: &[u8]) -> Result<Map<String, JsonValue>, ApiError> {
         Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
         Err(e) => Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
     }
-}
-
-/// A string of the body as bytes, base64-decoded when `b64`.
-fn json_bytes(v: &JsonValue, b64: bool, what: &str) -> Result<Bytes, ApiError> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| ApiError::bad_request(format!("{what} must be a string")))?;
-    if b64 {
-        base64_decode(s)
-            .map(Bytes::from)
-            .ok_or_else(|| ApiError::bad_request(format!("{what} is not valid base64")))
-    } else {
-        Ok(Bytes::copy_from_slice(s.as_bytes()))
-    }
-}
-
-fn ttl_arg(v: &JsonValue) -> Result<i64, ApiError> {
-    v.as_i64()
-        .filter(|&t| t > 0)
-        .ok_or_else(|| ApiError::bad_request("ttl_ms must be a positive integer (milliseconds)"))
-}
-
-fn flag(body: &Map<String, JsonValue>, name: &str) -> bool {
-    body.get(name).and_then(JsonValue::as_bool).unwrap_or(false)
-}
-
-/// The commands that replace `key` with the body's value (run in one transaction).
-fn write_commands(key: &[u8], body: &Map<String, JsonValue>) -> Result<Vec<Vec<Bytes>>, ApiError> {
-    let kind = body
-        .get("type")
-        .and_then(JsonValue::as_str)
-        .ok_or_else(|| {
-            ApiError::bad_request("'type' is required: string, hash, list, set or zset")
-        })?;
-    let value = body
-        .get("value")
-        .ok_or_else(|| ApiError::bad_request("'value' is required"))?;
-    let b64 = flag(body, "value_b64");
-    let ttl = body
-        .get("ttl_ms")
-        .filter(|v| !v.is_null())
-        .map(ttl_arg)
-        .transpose()?;
-    let key = Bytes::copy_from_slice(key);
-    let s = |b: &'static [u8]| Bytes::from_static(b);
-    if kind == "string" {
-        let mut set = vec![s(b"SET"), key.clone(), json_bytes(value, b64, "value")?];
-        if let Some(t) = ttl {
-            set.extend([s(b"PX"), Bytes::from(t.to_string())]);
-        }
-        return Ok(vec![set]);
-    }
-    let (cmd, shape): (&'static [u8], Shape) = match kind {
-        "hash" => (b"HSET", Shape::Pairs),
-        "list" => (b"RPUSH", Shape::Items),
-        "set" => (b"SADD", Shape::Members),
-        "zset" => (b"ZADD", Shape::Scored),
-        other => {
-            return Err(ApiError::unsupported_type(format!(
-                "type '{other}' cannot be written over HTTP"
-            )));
-        }
-    };
-    require_commands(kind, &[cmd])?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request(format!("a {kind} value must be an array")))?;
-    if items.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "an empty {kind} cannot exist (Redis removes empty aggregates); DELETE the key instead"
-        )));
-    }
-    let mut args = vec![Bytes::from_static(cmd), key.clone()];
-    for item in items {
-        match shape {
-            Shape::Items | Shape::Members => args.push(json_bytes(item, b64, "each element")?),
-            Shape::Pairs | Shape::Scored => {
-                let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(|| {
-                    ApiError::bad_request(format!("a {kind} value is an array of [a, b] pairs"))
-                })?;
-                if shape == Shape::Pairs {
-                    args.push(json_bytes(&pair[0], b64, "a field")?);
-                    args.push(json_bytes(&pair[1], b64, "a value")?);
-                } else {
-                    let score = match &pair[1] {
-                        JsonValue::Number(n) => n.to_string(),
-                        JsonValue::String(t) if matches!(t.as_str(), "inf" | "+inf" | "-inf") => {
-                            t.clone()
-                        }
-                        _ => return Err(ApiError::bad_request("a score must be a number")),
-                    };
-                    args.push(Bytes::from(score));
-                    args.push(json_bytes(&pair[0], b64, "a member")?);
-                }
-            }
-            Shape::Text => unreachable!("strings handled above"),
-        }
-    }
-    let mut cmds = vec![vec![s(b"DEL"), key.clone()], args];
-    if let Some(t) = ttl {
-        cmds.push(vec![s(b"PEXPIRE"), key, Bytes::from(t.to_string())]);
-    }
-    Ok(cmds)
 }
 
 async fn put_key(

@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod exec;
 pub mod metrics;
+pub mod value;
 pub mod view;
 pub mod ws;
 
