@@ -258,6 +258,124 @@ pub static SETTINGS: &[Setting] = &[
         "Append-only log (persistence is not implemented yet: only no)"
     ),
     setting!(
+        "cluster.enabled",
+        "cluster-enabled",
+        Kind::Bool,
+        "yes",
+        false,
+        "Run as a Redis Cluster node (no: standalone server)"
+    ),
+    setting!(
+        "cluster.bus-port",
+        "cluster-port",
+        PORT,
+        "0",
+        false,
+        "Cluster bus (gRPC) port (0: port + 10000)"
+    ),
+    setting!(
+        "cluster.node-timeout",
+        "cluster-node-timeout",
+        Kind::Int {
+            min: 100,
+            max: i32::MAX as i64
+        },
+        "15000",
+        false,
+        "Milliseconds without a reply before a node is suspected failing"
+    ),
+    setting!(
+        "cluster.seeds",
+        "cluster-seeds",
+        Kind::Str,
+        "",
+        false,
+        "Comma-separated host:port of nodes to MEET at start (resolved with retry)"
+    ),
+    setting!(
+        "cluster.auto-assign",
+        "cluster-auto-assign",
+        Kind::Bool,
+        "yes",
+        false,
+        "Distribute slots automatically (no: assign by hand as in Redis)"
+    ),
+    setting!(
+        "cluster.rebalance-delay",
+        "cluster-rebalance-delay",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "2000",
+        false,
+        "Milliseconds membership must be stable before slots are re-split"
+    ),
+    setting!(
+        "cluster.announce-ip",
+        "cluster-announce-ip",
+        Kind::Str,
+        "",
+        false,
+        "IP announced to peers and clients (empty: learnt from peers)"
+    ),
+    setting!(
+        "cluster.announce-port",
+        "cluster-announce-port",
+        PORT,
+        "0",
+        false,
+        "Client port announced (0: the port)"
+    ),
+    setting!(
+        "cluster.announce-bus-port",
+        "cluster-announce-bus-port",
+        PORT,
+        "0",
+        false,
+        "Bus port announced (0: the bus port)"
+    ),
+    setting!(
+        "cluster.announce-hostname",
+        "cluster-announce-hostname",
+        Kind::Str,
+        "",
+        false,
+        "Hostname announced to peers and clients"
+    ),
+    setting!(
+        "cluster.preferred-endpoint-type",
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        false,
+        "What MOVED/ASK and CLUSTER SLOTS send clients to"
+    ),
+    setting!(
+        "cluster.require-full-coverage",
+        "cluster-require-full-coverage",
+        Kind::Bool,
+        "yes",
+        false,
+        "Refuse queries while any slot is unserved"
+    ),
+    setting!(
+        "cluster.secret",
+        "cluster-secret",
+        Kind::Str,
+        "",
+        false,
+        "Shared secret peers must present on the bus (empty: none)"
+    ),
+    setting!(
+        "cluster.config-file",
+        "cluster-config-file",
+        Kind::Str,
+        "",
+        false,
+        "Cluster state file in dir (empty: nodes-<port>.conf)"
+    ),
+    setting!(
         "shutdown-timeout",
         "shutdown-timeout",
         Kind::Int {
@@ -564,6 +682,7 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     pub lazyfree_lazy_user_flush: bool,
     pub shutdown_timeout_secs: u64,
+    pub cluster_enabled: bool,
 }
 
 impl Default for Config {
@@ -597,16 +716,34 @@ impl Config {
             latency_monitor_threshold_ms: values.int("latency-monitor-threshold") as u64,
             lazyfree_lazy_user_flush: values.bool("lazyfree-lazy-user-flush"),
             shutdown_timeout_secs: values.int("shutdown-timeout") as u64,
+            cluster_enabled: values.bool("cluster.enabled"),
             config_file: None,
             values,
         }
     }
 
-    /// A config for tests and embedding: defaults with both ports picked by the OS, bound to
-    /// loopback.
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name)
+    }
+
+    pub fn get_int(&self, name: &str) -> i64 {
+        self.values.int(name)
+    }
+
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.values.bool(name)
+    }
+
+    /// A config for tests and embedding: a standalone node (no cluster) with both ports picked
+    /// by the OS, bound to loopback.
     pub fn ephemeral() -> Config {
         let mut v = Values::default();
-        for (k, val) in [("port", "0"), ("http-port", "0"), ("bind", "127.0.0.1")] {
+        for (k, val) in [
+            ("port", "0"),
+            ("http-port", "0"),
+            ("bind", "127.0.0.1"),
+            ("cluster.enabled", "no"),
+        ] {
             let _ = v.set(k, val, Origin::Default);
         }
         Config::from_values(v)

@@ -51,6 +51,9 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 pub fn select(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = int(&args[1])?;
+    if ctx.node.cluster.is_some() && db != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     if db < 0 || db as usize >= ctx.node.store.databases() || db > i32::MAX as i64 {
         return Err(CmdError::DbIndexOutOfRange);
     }
@@ -145,7 +148,11 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     out.bulk(b"id");
     out.int(ctx.client.info.id as i64);
     out.bulk(b"mode");
-    out.bulk(b"standalone");
+    out.bulk(if ctx.node.cluster.is_some() {
+        b"cluster" as &[u8]
+    } else {
+        b"standalone"
+    });
     out.bulk(b"role");
     out.bulk(b"master");
     out.bulk(b"modules");

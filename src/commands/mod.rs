@@ -3,6 +3,7 @@
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
 pub mod args;
+pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod introspection;
@@ -249,6 +250,37 @@ pub fn call(
         Reply::new(out, resp3).error(&CmdError::NoAuth.to_string());
         return After::Continue;
     }
+    // Cluster routing: commands with keys are checked before they queue or run.
+    let routing = node.routing();
+    let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
+        || cmd.cmd.keys_fn.is_some();
+    if routing.enabled && keyed {
+        let pos = key_positions(cmd.cmd, args);
+        if !pos.is_empty() {
+            let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
+            let mut ks = node.store.lock_keys(&keys, now);
+            let db = client.db;
+            let asking = client.asking;
+            let verdict = routing.check(&keys, asking, |k| ks.peek(db, k).ok().flatten().is_some());
+            if let Err(r) = verdict {
+                drop(ks);
+                client.asking = false;
+                if let Some(m) = client.multi.as_mut() {
+                    m.failed = true;
+                }
+                let e = CmdError::Msg(r.message());
+                node.stats.note_error(&e);
+                Reply::new(out, client.resp3).error(&e.to_string());
+                return After::Continue;
+            }
+            if client.multi.is_none() {
+                // Run under the same shard locks the routing decision was made with, so a slot
+                // handed to another node in between cannot take a write here.
+                let after = run_checked(node, client, out, cmd, args, &mut ks, now, f);
+                return after;
+            }
+        }
+    }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
         let resp3 = client.resp3;
         if f & flags::NO_MULTI != 0 {
@@ -264,11 +296,7 @@ pub fn call(
         }
         return After::Continue;
     }
-    if f & flags::DENYOOM != 0 && node.over_maxmemory() {
-        let resp3 = client.resp3;
-        node.cmd_stats[cmd.id].rejected();
-        node.stats.note_error(&CmdError::Oom);
-        Reply::new(out, resp3).error(&CmdError::Oom.to_string());
+    if reject_oom(node, client, out, cmd, f) {
         return After::Continue;
     }
     let mut ks = if f & flags::ALL_SHARDS != 0 {
@@ -283,6 +311,39 @@ pub fn call(
         }
     };
     run(node, client, out, cmd, args, &mut ks, now)
+}
+
+fn reject_oom(
+    node: &Arc<Node>,
+    client: &ClientState,
+    out: &mut BytesMut,
+    cmd: &CommandRef,
+    f: u32,
+) -> bool {
+    if f & flags::DENYOOM != 0 && node.over_maxmemory() {
+        node.cmd_stats[cmd.id].rejected();
+        node.stats.note_error(&CmdError::Oom);
+        Reply::new(out, client.resp3).error(&CmdError::Oom.to_string());
+        return true;
+    }
+    false
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_checked(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    out: &mut BytesMut,
+    cmd: &'static CommandRef,
+    args: &[Bytes],
+    ks: &mut Keyspace,
+    now: i64,
+    f: u32,
+) -> After {
+    if reject_oom(node, client, out, cmd, f) {
+        return After::Continue;
+    }
+    run(node, client, out, cmd, args, ks, now)
 }
 
 /// Runs a resolved command against an already locked keyspace view (used by `call` and EXEC).
@@ -302,6 +363,7 @@ pub fn run(
     let started = Instant::now();
     let resp3 = client.resp3;
     client.info.note_command(cmd.id, now);
+    let was_asking = client.asking;
     let mut ctx = Ctx {
         node,
         client,
@@ -309,6 +371,10 @@ pub fn run(
         now_ms: now,
     };
     let result = handler(&mut ctx, ks, args);
+    // ASKING holds for one command only (ASKING itself sets it for the next).
+    if was_asking {
+        ctx.client.asking = false;
+    }
     let after = if ctx.client.close_after_reply {
         After::Close
     } else {

@@ -514,7 +514,14 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("redis_git_sha1", &"00000000");
                 o.kv("redis_git_dirty", &0);
                 o.kv("redis_build_id", &"0");
-                o.kv("redis_mode", &"standalone");
+                o.kv(
+                    "redis_mode",
+                    &if node.cluster.is_some() {
+                        "cluster"
+                    } else {
+                        "standalone"
+                    },
+                );
                 o.kv(
                     "os",
                     &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -678,7 +685,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             }
             "cluster" => {
                 o.head("Cluster");
-                o.kv("cluster_enabled", &0);
+                o.kv("cluster_enabled", &u8::from(node.cluster.is_some()));
             }
             "keyspace" => {
                 o.head("Keyspace");

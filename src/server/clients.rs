@@ -190,6 +190,10 @@ pub struct ClientState {
     pub reply_mode: ReplyMode,
     pub multi: Option<Multi>,
     pub monitor: bool,
+    /// ASKING was sent: the next command may run on an importing slot.
+    pub asking: bool,
+    /// READONLY: reads may be served by a replica.
+    pub readonly: bool,
 }
 
 impl ClientState {
@@ -203,6 +207,8 @@ impl ClientState {
             reply_mode: ReplyMode::On,
             multi: None,
             monitor: false,
+            asking: false,
+            readonly: false,
         }
     }
 

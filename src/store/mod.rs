@@ -303,6 +303,13 @@ impl Store {
         sizes
     }
 
+    /// Runs `f` with the key count of `slot` while its shard is locked, so no command can
+    /// write to the slot in between (used to hand an empty slot to another node).
+    pub fn with_slot_count<R>(&self, slot: u16, f: impl FnOnce(u32) -> R) -> R {
+        let s = self.shards[shard_of_slot(slot)].lock();
+        f(s.slot_counts[slot as usize % SLOTS_PER_SHARD])
+    }
+
     pub fn count_keys_in_slot(&self, slot: u16) -> u32 {
         let s = self.shards[shard_of_slot(slot)].lock();
         s.slot_counts[slot as usize % SLOTS_PER_SHARD]
