@@ -38,15 +38,16 @@ pub struct Setting {
 
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
 const LOG_FORMATS: &[&str] = &["text", "json"];
+/// In Redis's order: its error for a bad value lists them so.
 const POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
     "volatile-lru",
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
 ];
 
 macro_rules! setting {
@@ -173,6 +174,32 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "What to do when maxmemory is reached"
     ),
+    // Eviction tuning Redis exposes; accepted for compatibility (scripts and operators set
+    // them), not used by our eviction yet.
+    setting!(
+        "maxmemory-samples",
+        "maxmemory-samples",
+        Kind::Int { min: 1, max: 64 },
+        "5",
+        true,
+        "Keys sampled per eviction (accepted for compatibility)"
+    ),
+    setting!(
+        "maxmemory-eviction-tenacity",
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+        true,
+        "Eviction effort per command (accepted for compatibility)"
+    ),
+    setting!(
+        "maxmemory-clients",
+        "maxmemory-clients",
+        Kind::Memory,
+        "0",
+        true,
+        "Memory limit for client buffers (accepted for compatibility)"
+    ),
     setting!(
         "hz",
         "hz",
@@ -230,6 +257,14 @@ pub static SETTINGS: &[Setting] = &[
         "0",
         true,
         "Record latency events longer than this many milliseconds (0: off)"
+    ),
+    setting!(
+        "lazyfree-lazy-user-del",
+        "lazyfree-lazy-user-del",
+        Kind::Bool,
+        "no",
+        true,
+        "DEL behaves as UNLINK (accepted for compatibility)"
     ),
     setting!(
         "lazyfree-lazy-user-flush",

@@ -130,7 +130,7 @@ pub fn command_info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
     for name in &args[2..] {
         match find(name) {
             Some(c) => write_info(&mut ctx.out, c),
-            None => ctx.out.null_array(),
+            None => ctx.out.null(),
         }
     }
     Ok(())

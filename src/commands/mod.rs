@@ -127,7 +127,7 @@ pub fn reply_help(ctx: &mut Ctx, cmd: &str, lines: &[&str]) -> CmdResult {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
     Ok(())
 }
 
@@ -139,8 +139,21 @@ pub fn unknown_subcommand(args: &[Bytes]) -> CmdError {
     ))
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: a known subcommand with arguments it cannot take.
+pub fn subcommand_syntax_error(args: &[Bytes]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        truncate_lossy(&args[1], 128),
+        String::from_utf8_lossy(&args[0]).to_uppercase()
+    ))
+}
+
+/// An argument as Redis prints it with `%.<max>s`: cut at `max` bytes or at the first NUL (a C
+/// string ends there).
 fn truncate_lossy(b: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+    let b = &b[..b.len().min(max)];
+    let b = &b[..memchr::memchr(0, b).unwrap_or(b.len())];
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Redis's reply for a command name not in the table.
@@ -236,6 +249,21 @@ pub fn call(
             if let Some(m) = client.multi.as_mut() {
                 m.failed = true;
             }
+            // Redis's rejectCommand: a rejected EXEC discards the transaction and says why.
+            let e = match e {
+                CmdError::Arity(name) if name == "exec" => {
+                    client.multi = None;
+                    client
+                        .info
+                        .multi_len
+                        .store(-1, std::sync::atomic::Ordering::Relaxed);
+                    CmdError::Msg(format!(
+                        "EXECABORT Transaction discarded because of: {}",
+                        CmdError::Arity(name).to_string().trim_start_matches("ERR ")
+                    ))
+                }
+                e => e,
+            };
             node.stats.note_error(&e);
             let resp3 = client.resp3;
             Reply::new(out, resp3).error(&e.to_string());

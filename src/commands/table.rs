@@ -311,16 +311,6 @@ static CLIENT_SUBS: &[Command] = &[
         "Returns the name of the connection."
     ),
     cmd!(
-        "setinfo",
-        4,
-        CONN,
-        NO_KEYS,
-        "connection",
-        "7.2.0",
-        conn::client_setinfo,
-        "Sets information specific to the client or connection."
-    ),
-    cmd!(
         "kill",
         -3,
         ADMIN | NOSCRIPT | LOADING | STALE,
@@ -425,7 +415,7 @@ static COMMAND_SUBS: &[Command] = &[
     ),
     cmd!(
         "getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         "server",
@@ -435,7 +425,7 @@ static COMMAND_SUBS: &[Command] = &[
     ),
     cmd!(
         "getkeysandflags",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         "server",
