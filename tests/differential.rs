@@ -133,7 +133,10 @@ impl Outcome {
         match self {
             Outcome::Reply(b) => show_bytes(b),
             Outcome::Closed(b) => format!("{} <closed>", show_bytes(b)),
-            Outcome::Timeout(b) => format!("{} <no complete reply in {REPLY_DEADLINE:?}>", show_bytes(b)),
+            Outcome::Timeout(b) => format!(
+                "{} <no complete reply in {REPLY_DEADLINE:?}>",
+                show_bytes(b)
+            ),
             Outcome::NotRead => "<not read>".into(),
         }
     }
@@ -260,14 +263,21 @@ fn parse_frame(buf: &[u8], pos: usize) -> Result<Option<(Frame, usize)>, String>
             if buf.len() < end + 2 {
                 return Ok(None);
             }
-            Ok(Some((Frame::Bulk(kind, Some(buf[next..end].to_vec())), end + 2)))
+            Ok(Some((
+                Frame::Bulk(kind, Some(buf[next..end].to_vec())),
+                end + 2,
+            )))
         }
         b'*' | b'%' | b'~' | b'>' | b'|' => {
             let n = len()?;
             if n < 0 {
                 return Ok(Some((Frame::Agg(kind, None), next)));
             }
-            let count = if matches!(kind, b'%' | b'|') { 2 * n } else { n };
+            let count = if matches!(kind, b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
             let mut items = Vec::with_capacity(count.min(1024) as usize);
             let mut at = next;
             for _ in 0..count {
@@ -334,6 +344,9 @@ enum Normalize {
     /// `sort`: sorts every array or set whose elements are all scalars. KEYS, SCAN and
     /// friends return keys in hash-table order, which Redis does not define.
     Sort,
+    /// `sort-deep`: sorts every array and set at every level. For whole tables that Redis
+    /// lists in dict order (a container's subcommands in COMMAND INFO).
+    SortDeep,
     /// `sort-pairs`: like `sort`, for replies that are maps (flat arrays of name, value pairs
     /// in RESP2): the pairs are sorted by name. CONFIG GET lists settings in dict order.
     SortPairs,
@@ -359,6 +372,7 @@ impl Normalize {
     fn parse(name: &str) -> Normalize {
         match name.trim() {
             "sort" => Normalize::Sort,
+            "sort-deep" => Normalize::SortDeep,
             "sort-pairs" => Normalize::SortPairs,
             "any-int" => Normalize::AnyInt,
             "any-digits" => Normalize::AnyDigits,
@@ -371,16 +385,20 @@ impl Normalize {
 
     fn apply(self, f: &mut Frame) {
         match f {
-            Frame::Agg(_, Some(items)) => {
+            Frame::Agg(f_kind, Some(items)) => {
+                let f_kind = *f_kind;
                 for i in items.iter_mut() {
                     self.apply(i);
                 }
                 let scalars = items.iter().all(|i| !matches!(i, Frame::Agg(..)));
-                if self == Normalize::Sort && scalars {
+                if (self == Normalize::Sort && scalars)
+                    || (self == Normalize::SortDeep && !matches!(f_kind, b'%' | b'|'))
+                {
                     items.sort();
                 }
                 if self == Normalize::SortPairs && scalars && items.len() % 2 == 0 {
-                    let mut pairs: Vec<Vec<Frame>> = items.chunks(2).map(<[Frame]>::to_vec).collect();
+                    let mut pairs: Vec<Vec<Frame>> =
+                        items.chunks(2).map(<[Frame]>::to_vec).collect();
                     pairs.sort();
                     *items = pairs.concat();
                 }
@@ -388,7 +406,9 @@ impl Normalize {
             Frame::Line(b':', n) => match self {
                 Normalize::AnyInt => *n = b"<int>".to_vec(),
                 Normalize::Seconds => {
-                    if let Some(v) = std::str::from_utf8(n).ok().and_then(|s| s.parse::<i64>().ok())
+                    if let Some(v) = std::str::from_utf8(n)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
                         && v > 0
                     {
                         *n = ((v + 500) / 1000).to_string().into_bytes();
@@ -419,8 +439,23 @@ impl Normalize {
 
 fn client_fields(text: &[u8]) -> Vec<u8> {
     const VOLATILE: &[&str] = &[
-        "id", "addr", "laddr", "fd", "age", "idle", "qbuf", "qbuf-free", "argv-mem",
-        "multi-mem", "obl", "oll", "omem", "tot-mem", "events", "rbs", "rbp",
+        "id",
+        "addr",
+        "laddr",
+        "fd",
+        "age",
+        "idle",
+        "qbuf",
+        "qbuf-free",
+        "argv-mem",
+        "multi-mem",
+        "obl",
+        "oll",
+        "omem",
+        "tot-mem",
+        "events",
+        "rbs",
+        "rbp",
     ];
     let text = String::from_utf8_lossy(text);
     let mut out = String::new();
@@ -611,7 +646,12 @@ async fn fresh(addr: SocketAddr, who: &str) -> Conn {
 }
 
 /// Runs the scripts against both servers, in lockstep, one command at a time.
-async fn run_scripts(name: &str, scripts: &[Script], redis: SocketAddr, ours: SocketAddr) -> Report {
+async fn run_scripts(
+    name: &str,
+    scripts: &[Script],
+    redis: SocketAddr,
+    ours: SocketAddr,
+) -> Report {
     let mut report = Report::default();
     for script in scripts {
         let mut a = fresh(redis, "redis-server").await;
@@ -622,7 +662,11 @@ async fn run_scripts(name: &str, scripts: &[Script], redis: SocketAddr, ours: So
             let want = normalize(&run_case(&mut a, case).await, &case.normalize);
             let got = normalize(&run_case(&mut b, case).await, &case.normalize);
             if started.elapsed() > Duration::from_secs(1) {
-                eprintln!("slow case {name}:{} took {:?}", case.line, started.elapsed());
+                eprintln!(
+                    "slow case {name}:{} took {:?}",
+                    case.line,
+                    started.elapsed()
+                );
             }
             let desc = format!(
                 "{name}:{} `{}`\n    redis-server: {}\n    reredis:      {}",
@@ -662,7 +706,13 @@ async fn run_file(name: &str) {
     let scripts = parse_file(&path);
     let redis = RedisServer::start().await;
     let node = common::start_node(&[]).await;
-    let report = run_scripts(&format!("{name}.txt"), &scripts, redis.addr, node.resp_addr()).await;
+    let report = run_scripts(
+        &format!("{name}.txt"),
+        &scripts,
+        redis.addr,
+        node.resp_addr(),
+    )
+    .await;
     node.shutdown().await;
     drop(redis);
     eprintln!(

@@ -83,7 +83,11 @@ fn parse_hex_float(s: &str) -> Option<f64> {
         if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
             return None;
         }
-        let e: i32 = e.parse().unwrap_or(if e.starts_with('-') { -100_000 } else { 100_000 });
+        let e: i32 = e.parse().unwrap_or(if e.starts_with('-') {
+            -100_000
+        } else {
+            100_000
+        });
         v *= 2f64.powi(e.clamp(-100_000, 100_000));
     }
     if v.is_infinite() {

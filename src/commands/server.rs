@@ -124,10 +124,7 @@ pub fn config_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
         let exact = !p.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
         for s in crate::config::SETTINGS {
             let (matched, shown) = if exact {
-                (
-                    p.eq_ignore_ascii_case(s.config_name.as_bytes()),
-                    p.to_vec(),
-                )
+                (p.eq_ignore_ascii_case(s.config_name.as_bytes()), p.to_vec())
             } else {
                 (
                     glob_match(p, s.config_name.as_bytes(), true),
@@ -720,10 +717,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     "total_net_output_bytes",
                     &s.net_output_bytes.load(Ordering::Relaxed),
                 );
-                for f in [
-                    "total_net_repl_input_bytes",
-                    "total_net_repl_output_bytes",
-                ] {
+                for f in ["total_net_repl_input_bytes", "total_net_repl_output_bytes"] {
                     o.kv(f, &0);
                 }
                 for f in [
