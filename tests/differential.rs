@@ -16,7 +16,9 @@
 //!     test fails if they agree, so the list of exceptions stays honest;
 //! - `!raw [n] "bytes"` sends the bytes as they are and reads `n` replies (default 1);
 //! - `!close "bytes"` sends the bytes and reads until the server closes the connection (a
-//!   protocol error): the bytes received and the close itself are compared.
+//!   protocol error): the bytes received and the close itself are compared;
+//! - `!reconnect` replaces the script's connection with a new one (no FLUSHALL), to see what a
+//!   new client sees (after `CONFIG SET requirepass`, say).
 //!
 //! A script may switch to RESP3 with `HELLO 3`; its replies are compared the same way.
 
@@ -517,6 +519,8 @@ enum Action {
     Raw(Vec<u8>, usize),
     /// Raw bytes after which the server must close the connection.
     Close(Vec<u8>),
+    /// A new connection replaces the script's (no FLUSHALL): for what a fresh client sees.
+    Reconnect,
 }
 
 #[derive(Debug, Clone)]
@@ -577,6 +581,7 @@ fn parse_file(path: &Path) -> Vec<Script> {
                 [_, bytes] => Action::Close(bytes.clone()),
                 _ => panic!("{}: !close \"bytes\"", at()),
             },
+            b"!reconnect" => Action::Reconnect,
             w if w.starts_with(b"!") => panic!("{}: unknown directive", at()),
             _ => Action::Command(words),
         };
@@ -606,11 +611,21 @@ struct Report {
     known: Vec<String>,
 }
 
-async fn run_case(c: &mut Conn, case: &Case) -> Outcome {
+async fn run_case(c: &mut Conn, case: &Case, addr: SocketAddr) -> Outcome {
+    if let Action::Reconnect = case.action {
+        return match Conn::connect(addr).await {
+            Ok(fresh) => {
+                *c = fresh;
+                Outcome::Reply(Vec::new())
+            }
+            Err(e) => Outcome::Closed(format!("connect: {e}").into_bytes()),
+        };
+    }
     if c.closed {
         return Outcome::Closed(Vec::new());
     }
     match &case.action {
+        Action::Reconnect => Outcome::NotRead,
         Action::Command(args) => {
             c.send(&multibulk(args)).await;
             if case.no_reply {
@@ -659,8 +674,8 @@ async fn run_scripts(
         for case in script {
             report.cases += 1;
             let started = std::time::Instant::now();
-            let want = normalize(&run_case(&mut a, case).await, &case.normalize);
-            let got = normalize(&run_case(&mut b, case).await, &case.normalize);
+            let want = normalize(&run_case(&mut a, case, redis).await, &case.normalize);
+            let got = normalize(&run_case(&mut b, case, ours).await, &case.normalize);
             if started.elapsed() > Duration::from_secs(1) {
                 eprintln!(
                     "slow case {name}:{} took {:?}",

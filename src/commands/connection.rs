@@ -43,7 +43,7 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
         ctx.node.monitors.remove(c.info.id);
     }
     *c.info.name.lock() = None;
-    c.authenticated = false;
+    c.authenticated = !ctx.node.requires_pass();
     ctx.out.set_resp3(false);
     ctx.out.simple("RESET");
     Ok(())
@@ -124,7 +124,7 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     if ctx.client.needs_auth(ctx.node) {
         return Err(CmdError::Msg(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
         ));
     }
     if let Some(name) = setname {

@@ -227,6 +227,20 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
     Ok(cmd)
 }
 
+/// Redis's rejectCommand for EXEC: a rejected EXEC discards the transaction and says why
+/// (`EXECABORT Transaction discarded because of: <error without its ERR>`).
+fn reject_exec(client: &mut ClientState, e: CmdError) -> CmdError {
+    client.multi = None;
+    client
+        .info
+        .multi_len
+        .store(-1, std::sync::atomic::Ordering::Relaxed);
+    CmdError::Msg(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        e.to_string().trim_start_matches("ERR ")
+    ))
+}
+
 /// What the connection should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
@@ -249,19 +263,8 @@ pub fn call(
             if let Some(m) = client.multi.as_mut() {
                 m.failed = true;
             }
-            // Redis's rejectCommand: a rejected EXEC discards the transaction and says why.
             let e = match e {
-                CmdError::Arity(name) if name == "exec" => {
-                    client.multi = None;
-                    client
-                        .info
-                        .multi_len
-                        .store(-1, std::sync::atomic::Ordering::Relaxed);
-                    CmdError::Msg(format!(
-                        "EXECABORT Transaction discarded because of: {}",
-                        CmdError::Arity(name).to_string().trim_start_matches("ERR ")
-                    ))
-                }
+                CmdError::Arity(ref name) if name == "exec" => reject_exec(client, e),
                 e => e,
             };
             node.stats.note_error(&e);
@@ -274,7 +277,12 @@ pub fn call(
     if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
         let resp3 = client.resp3;
         node.stats.note_error(&CmdError::NoAuth);
-        Reply::new(out, resp3).error(&CmdError::NoAuth.to_string());
+        let e = if cmd.fullname == "exec" {
+            reject_exec(client, CmdError::NoAuth)
+        } else {
+            CmdError::NoAuth
+        };
+        Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {

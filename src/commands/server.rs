@@ -93,6 +93,10 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
             return Err(CmdError::Syntax);
         }
     }
+    // As Redis: ABORT takes no other option.
+    if abort && args.len() > 2 {
+        return Err(CmdError::Syntax);
+    }
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }

@@ -185,12 +185,15 @@ pub struct ClientState {
 }
 
 impl ClientState {
-    pub fn new(info: Arc<ClientInfo>) -> ClientState {
+    /// `authenticated`: whether the client starts authenticated, as Redis's
+    /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
+    /// A client that connected before `requirepass` was set stays authenticated.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
         ClientState {
             info,
             db: 0,
             resp3: false,
-            authenticated: false,
+            authenticated,
             close_after_reply: false,
             reply_mode: ReplyMode::On,
             multi: None,

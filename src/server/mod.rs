@@ -54,7 +54,8 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
         let node = node.clone();
         tasks.spawn(async move {
             let id = info.id;
-            serve(node.clone(), sock, ClientState::new(info)).await;
+            let authenticated = !node.requires_pass();
+            serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
             node.monitors.remove(id);
             node.clients.unregister(id);
         });
