@@ -790,3 +790,132 @@ fn case_files_parse() {
         assert!(!scripts.is_empty(), "{name}.txt has no scripts");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Random scripts: string and key commands drawn at random, on a few keys, so that commands
+// meet each other's results (int-encoded values appended to, TTLs carried by RENAME, ...).
+
+const RANDOM_SCRIPTS: usize = 30;
+const RANDOM_SCRIPT_LEN: usize = 40;
+
+/// One random command, as redis-cli words.
+fn random_command(rng: &mut impl rand::Rng) -> Vec<Vec<u8>> {
+    const KEYS: &[&str] = &["a", "b", "c"];
+    const VALUES: &[&str] = &[
+        "",
+        "0",
+        "1",
+        "-1",
+        "10",
+        "007",
+        "abc",
+        "x y",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1.5",
+        "\0\r\n",
+    ];
+    const INTS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "5",
+        "-100",
+        "9223372036854775807",
+        "abc",
+        "1.5",
+    ];
+    const OFFSETS: &[&str] = &["0", "1", "3", "-1", "-5", "10"];
+    let mut pick = |xs: &[&str]| xs[rng.random_range(0..xs.len())].to_string();
+    let (k, k2, v) = (pick(KEYS), pick(KEYS), pick(VALUES));
+    let (n, o1, o2) = (pick(INTS), pick(OFFSETS), pick(OFFSETS));
+    let words: Vec<String> = match rng.random_range(0..36) {
+        0 => vec!["SET".into(), k, v],
+        1 => vec!["SET".into(), k, v, "NX".into()],
+        2 => vec!["SET".into(), k, v, "XX".into()],
+        3 => vec!["SET".into(), k, v, "GET".into()],
+        4 => vec!["SET".into(), k, v, "KEEPTTL".into()],
+        5 => vec!["SET".into(), k, v, "EX".into(), "100".into()],
+        6 => vec!["GET".into(), k],
+        7 => vec!["GETDEL".into(), k],
+        8 => vec!["GETSET".into(), k, v],
+        9 => vec!["GETEX".into(), k, "PERSIST".into()],
+        10 => vec!["MGET".into(), k, k2],
+        11 => vec!["MSET".into(), k, v.clone(), k2, v],
+        12 => vec!["MSETNX".into(), k, v.clone(), k2, v],
+        13 => vec!["SETNX".into(), k, v],
+        14 => vec!["APPEND".into(), k, v],
+        15 => vec!["STRLEN".into(), k],
+        16 => vec!["GETRANGE".into(), k, o1, o2],
+        17 => vec!["SETRANGE".into(), k, o1, v],
+        18 => vec!["INCR".into(), k],
+        19 => vec!["DECR".into(), k],
+        20 => vec!["INCRBY".into(), k, n],
+        21 => vec!["DECRBY".into(), k, n],
+        22 => vec!["DEL".into(), k, k2],
+        23 => vec!["EXISTS".into(), k, k2],
+        24 => vec!["TYPE".into(), k],
+        25 => vec!["RENAME".into(), k, k2],
+        26 => vec!["RENAMENX".into(), k, k2],
+        27 => vec!["COPY".into(), k, k2],
+        28 => vec!["TTL".into(), k],
+        29 => vec!["EXPIRE".into(), k, "100".into()],
+        30 => vec!["PERSIST".into(), k],
+        31 => vec!["OBJECT".into(), "ENCODING".into(), k],
+        32 => vec!["LCS".into(), k, k2],
+        33 => vec!["DBSIZE".into()],
+        34 => vec!["SETEX".into(), k, n, v],
+        _ => vec!["EXPIRE".into(), k, n, "GT".into()],
+    };
+    words.into_iter().map(String::into_bytes).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_string_scripts() {
+    use rand::SeedableRng;
+    // A given seed replays a run: DIFF_SEED=<n> cargo nextest run --test differential random
+    let seed = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let scripts: Vec<Script> = (0..RANDOM_SCRIPTS)
+        .map(|_| {
+            (0..RANDOM_SCRIPT_LEN)
+                .map(|i| {
+                    let words = random_command(&mut rng);
+                    Case {
+                        line: i + 1,
+                        text: words
+                            .iter()
+                            .map(|w| format!("\"{}\"", w.escape_ascii()))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        action: Action::Command(words),
+                        normalize: Vec::new(),
+                        no_reply: false,
+                        known_difference: None,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let redis = RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    let report = run_scripts(
+        &format!("random (DIFF_SEED={seed})"),
+        &scripts,
+        redis.addr,
+        node.resp_addr(),
+    )
+    .await;
+    node.shutdown().await;
+    drop(redis);
+    assert!(
+        report.failures.is_empty(),
+        "DIFF_SEED={seed}: {} of {} random cases differ (the number is the command's place in its script):\n{}",
+        report.failures.len(),
+        report.cases,
+        report.failures.join("\n")
+    );
+}
