@@ -646,18 +646,20 @@ async fn run_case(c: &mut Conn, case: &Case, addr: SocketAddr) -> Outcome {
 }
 
 /// Opens a fresh connection and empties every database.
-async fn fresh(addr: SocketAddr, who: &str) -> Conn {
+async fn fresh(addr: SocketAddr, who: &str) -> Result<Conn, String> {
     let mut c = Conn::connect(addr)
         .await
-        .unwrap_or_else(|e| panic!("connect to {who}: {e}"));
+        .map_err(|e| format!("connect to {who}: {e}"))?;
     c.send(&multibulk(&[b"FLUSHALL".to_vec()])).await;
     let got = c.read_replies(1).await;
-    assert_eq!(
-        got,
-        Outcome::Reply(b"+OK\r\n".to_vec()),
-        "FLUSHALL on {who} before a script (did the previous script leave a password or a pause?)"
-    );
-    c
+    if got != Outcome::Reply(b"+OK\r\n".to_vec()) {
+        return Err(format!(
+            "FLUSHALL on {who} before a script got {} (did the previous script leave a \
+             password or a pause?)",
+            got.show()
+        ));
+    }
+    Ok(c)
 }
 
 /// Runs the scripts against both servers, in lockstep, one command at a time.
@@ -669,8 +671,19 @@ async fn run_scripts(
 ) -> Report {
     let mut report = Report::default();
     for script in scripts {
-        let mut a = fresh(redis, "redis-server").await;
-        let mut b = fresh(ours, "reredis").await;
+        let (mut a, mut b) = match (
+            fresh(redis, "redis-server").await,
+            fresh(ours, "reredis").await,
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                let line = script.first().map_or(0, |c| c.line);
+                report
+                    .failures
+                    .push(format!("{name}:{line} script not run: {e}"));
+                break;
+            }
+        };
         for case in script {
             report.cases += 1;
             let started = std::time::Instant::now();

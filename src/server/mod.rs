@@ -125,6 +125,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
         let mut close = false;
         loop {
+            parser.set_unauthenticated(client.needs_auth(&node));
             match parser.parse(&mut inbuf, &mut args) {
                 Ok(true) => {
                     if args.is_empty() {
