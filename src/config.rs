@@ -16,6 +16,14 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// An integer accepted in `min..=max` and stored clamped to `lo..=hi` (Redis takes any
+    /// `hz` and uses 1..500).
+    Clamped {
+        min: i64,
+        max: i64,
+        lo: i64,
+        hi: i64,
+    },
     /// Bytes, written with Redis's units (`100mb`, `1gb`, `512k`).
     Memory,
     Bool,
@@ -36,7 +44,8 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+/// Redis 7.0's levels (7.2 added "nothing").
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const LOG_FORMATS: &[&str] = &["text", "json"];
 /// In Redis's order: its error for a bad value lists them so.
 const POLICIES: &[&str] = &[
@@ -106,7 +115,7 @@ pub static SETTINGS: &[Setting] = &[
         "maxclients",
         Kind::Int {
             min: 1,
-            max: i64::MAX
+            max: u32::MAX as i64
         },
         "10000",
         true,
@@ -203,7 +212,12 @@ pub static SETTINGS: &[Setting] = &[
     setting!(
         "hz",
         "hz",
-        Kind::Int { min: 1, max: 500 },
+        Kind::Clamped {
+            min: 0,
+            max: i32::MAX as i64,
+            lo: 1,
+            hi: 500
+        },
         "10",
         true,
         "Background task frequency (active expiry)"
@@ -281,7 +295,7 @@ pub static SETTINGS: &[Setting] = &[
         "save",
         Kind::Enum(&[""]),
         "",
-        false,
+        true,
         "Snapshot rules (persistence is not implemented yet: only \"\")"
     ),
     setting!(
@@ -289,7 +303,7 @@ pub static SETTINGS: &[Setting] = &[
         "appendonly",
         Kind::Enum(&["no"]),
         "no",
-        false,
+        true,
         "Append-only log (persistence is not implemented yet: only no)"
     ),
     setting!(
@@ -332,19 +346,34 @@ impl Setting {
 
     /// Parses `raw` into the canonical text `CONFIG GET` prints, or says why it cannot.
     pub fn canonical(&self, raw: &str) -> Result<String, String> {
-        match self.kind {
-            Kind::Int { min, max } => {
-                let v: i64 = raw
-                    .trim()
-                    .parse()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-                if v < min || v > max {
-                    return Err(format!(
-                        "argument must be between {min} and {max} inclusive"
-                    ));
-                }
-                Ok(v.to_string())
-            }
+        self.kind.canonical(raw)
+    }
+}
+
+impl Kind {
+    fn canonical_int(&self, raw: &str) -> Result<i64, String> {
+        let (min, max) = match *self {
+            Kind::Int { min, max } | Kind::Clamped { min, max, .. } => (min, max),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let v: i64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+        if v < min || v > max {
+            return Err(format!(
+                "argument must be between {min} and {max} inclusive"
+            ));
+        }
+        Ok(v)
+    }
+
+    fn canonical(&self, raw: &str) -> Result<String, String> {
+        match *self {
+            Kind::Int { .. } => self.canonical_int(raw).map(|v| v.to_string()),
+            Kind::Clamped { min, max, lo, hi } => Kind::Int { min, max }
+                .canonical_int(raw)
+                .map(|v| v.clamp(lo, hi).to_string()),
             Kind::Memory => parse_memory(raw)
                 .map(|v| v.to_string())
                 .ok_or_else(|| "argument must be a memory value".to_string()),
@@ -655,8 +684,15 @@ impl Config {
                 format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
             })?;
             if !s.mutable {
+                // Redis calls `dir` protected (enable-protected-configs can free it); ours
+                // cannot change at run time at all, but the answer a client gets is the same.
+                let what = if s.name == "dir" {
+                    "protected"
+                } else {
+                    "immutable"
+                };
                 return Err(format!(
-                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                    "CONFIG SET failed (possibly related to argument '{name}') - can't set {what} config"
                 ));
             }
             let v = s.canonical(raw).map_err(|reason| {
@@ -696,7 +732,9 @@ impl Config {
 
 fn toml_value(name: &str, value: &str) -> String {
     match setting(name).map(|s| s.kind) {
-        Some(Kind::Int { .. }) | Some(Kind::Memory) => value.to_string(),
+        Some(Kind::Int { .. }) | Some(Kind::Clamped { .. }) | Some(Kind::Memory) => {
+            value.to_string()
+        }
         _ => format!("{value:?}"),
     }
 }
