@@ -16,6 +16,14 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// An integer accepted in `min..=max` and stored clamped to `lo..=hi` (Redis takes any
+    /// `hz` and uses 1..500).
+    Clamped {
+        min: i64,
+        max: i64,
+        lo: i64,
+        hi: i64,
+    },
     /// Bytes, written with Redis's units (`100mb`, `1gb`, `512k`).
     Memory,
     Bool,
@@ -36,17 +44,19 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+/// Redis 7.0's levels (7.2 added "nothing").
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const LOG_FORMATS: &[&str] = &["text", "json"];
+/// In Redis's order: its error for a bad value lists them so.
 const POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
     "volatile-lru",
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
 ];
 
 macro_rules! setting {
@@ -105,7 +115,7 @@ pub static SETTINGS: &[Setting] = &[
         "maxclients",
         Kind::Int {
             min: 1,
-            max: i64::MAX
+            max: u32::MAX as i64
         },
         "10000",
         true,
@@ -173,10 +183,41 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "What to do when maxmemory is reached"
     ),
+    // Eviction tuning Redis exposes; accepted for compatibility (scripts and operators set
+    // them), not used by our eviction yet.
+    setting!(
+        "maxmemory-samples",
+        "maxmemory-samples",
+        Kind::Int { min: 1, max: 64 },
+        "5",
+        true,
+        "Keys sampled per eviction (accepted for compatibility)"
+    ),
+    setting!(
+        "maxmemory-eviction-tenacity",
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+        true,
+        "Eviction effort per command (accepted for compatibility)"
+    ),
+    setting!(
+        "maxmemory-clients",
+        "maxmemory-clients",
+        Kind::Memory,
+        "0",
+        true,
+        "Memory limit for client buffers (accepted for compatibility)"
+    ),
     setting!(
         "hz",
         "hz",
-        Kind::Int { min: 1, max: 500 },
+        Kind::Clamped {
+            min: 0,
+            max: i32::MAX as i64,
+            lo: 1,
+            hi: 500
+        },
         "10",
         true,
         "Background task frequency (active expiry)"
@@ -232,6 +273,14 @@ pub static SETTINGS: &[Setting] = &[
         "Record latency events longer than this many milliseconds (0: off)"
     ),
     setting!(
+        "lazyfree-lazy-user-del",
+        "lazyfree-lazy-user-del",
+        Kind::Bool,
+        "no",
+        true,
+        "DEL behaves as UNLINK (accepted for compatibility)"
+    ),
+    setting!(
         "lazyfree-lazy-user-flush",
         "lazyfree-lazy-user-flush",
         Kind::Bool,
@@ -246,7 +295,7 @@ pub static SETTINGS: &[Setting] = &[
         "save",
         Kind::Enum(&[""]),
         "",
-        false,
+        true,
         "Snapshot rules (persistence is not implemented yet: only \"\")"
     ),
     setting!(
@@ -254,7 +303,7 @@ pub static SETTINGS: &[Setting] = &[
         "appendonly",
         Kind::Enum(&["no"]),
         "no",
-        false,
+        true,
         "Append-only log (persistence is not implemented yet: only no)"
     ),
     setting!(
@@ -415,19 +464,34 @@ impl Setting {
 
     /// Parses `raw` into the canonical text `CONFIG GET` prints, or says why it cannot.
     pub fn canonical(&self, raw: &str) -> Result<String, String> {
-        match self.kind {
-            Kind::Int { min, max } => {
-                let v: i64 = raw
-                    .trim()
-                    .parse()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-                if v < min || v > max {
-                    return Err(format!(
-                        "argument must be between {min} and {max} inclusive"
-                    ));
-                }
-                Ok(v.to_string())
-            }
+        self.kind.canonical(raw)
+    }
+}
+
+impl Kind {
+    fn canonical_int(&self, raw: &str) -> Result<i64, String> {
+        let (min, max) = match *self {
+            Kind::Int { min, max } | Kind::Clamped { min, max, .. } => (min, max),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let v: i64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+        if v < min || v > max {
+            return Err(format!(
+                "argument must be between {min} and {max} inclusive"
+            ));
+        }
+        Ok(v)
+    }
+
+    fn canonical(&self, raw: &str) -> Result<String, String> {
+        match *self {
+            Kind::Int { .. } => self.canonical_int(raw).map(|v| v.to_string()),
+            Kind::Clamped { min, max, lo, hi } => Kind::Int { min, max }
+                .canonical_int(raw)
+                .map(|v| v.clamp(lo, hi).to_string()),
             Kind::Memory => parse_memory(raw)
                 .map(|v| v.to_string())
                 .ok_or_else(|| "argument must be a memory value".to_string()),
@@ -757,8 +821,15 @@ impl Config {
                 format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
             })?;
             if !s.mutable {
+                // Redis calls `dir` protected (enable-protected-configs can free it); ours
+                // cannot change at run time at all, but the answer a client gets is the same.
+                let what = if s.name == "dir" {
+                    "protected"
+                } else {
+                    "immutable"
+                };
                 return Err(format!(
-                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                    "CONFIG SET failed (possibly related to argument '{name}') - can't set {what} config"
                 ));
             }
             let v = s.canonical(raw).map_err(|reason| {
@@ -798,7 +869,9 @@ impl Config {
 
 fn toml_value(name: &str, value: &str) -> String {
     match setting(name).map(|s| s.kind) {
-        Some(Kind::Int { .. }) | Some(Kind::Memory) => value.to_string(),
+        Some(Kind::Int { .. }) | Some(Kind::Clamped { .. }) | Some(Kind::Memory) => {
+            value.to_string()
+        }
         _ => format!("{value:?}"),
     }
 }

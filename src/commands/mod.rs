@@ -128,7 +128,7 @@ pub fn reply_help(ctx: &mut Ctx, cmd: &str, lines: &[&str]) -> CmdResult {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
     Ok(())
 }
 
@@ -140,8 +140,21 @@ pub fn unknown_subcommand(args: &[Bytes]) -> CmdError {
     ))
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: a known subcommand with arguments it cannot take.
+pub fn subcommand_syntax_error(args: &[Bytes]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        truncate_lossy(&args[1], 128),
+        String::from_utf8_lossy(&args[0]).to_uppercase()
+    ))
+}
+
+/// An argument as Redis prints it with `%.<max>s`: cut at `max` bytes or at the first NUL (a C
+/// string ends there).
 fn truncate_lossy(b: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+    let b = &b[..b.len().min(max)];
+    let b = &b[..memchr::memchr(0, b).unwrap_or(b.len())];
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Redis's reply for a command name not in the table.
@@ -215,6 +228,20 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
     Ok(cmd)
 }
 
+/// Redis's rejectCommand for EXEC: a rejected EXEC discards the transaction and says why
+/// (`EXECABORT Transaction discarded because of: <error without its ERR>`).
+fn reject_exec(client: &mut ClientState, e: CmdError) -> CmdError {
+    client.multi = None;
+    client
+        .info
+        .multi_len
+        .store(-1, std::sync::atomic::Ordering::Relaxed);
+    CmdError::Msg(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        e.to_string().trim_start_matches("ERR ")
+    ))
+}
+
 /// What the connection should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
@@ -237,6 +264,10 @@ pub fn call(
             if let Some(m) = client.multi.as_mut() {
                 m.failed = true;
             }
+            let e = match e {
+                CmdError::Arity(ref name) if name == "exec" => reject_exec(client, e),
+                e => e,
+            };
             node.stats.note_error(&e);
             let resp3 = client.resp3;
             Reply::new(out, resp3).error(&e.to_string());
@@ -247,7 +278,12 @@ pub fn call(
     if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
         let resp3 = client.resp3;
         node.stats.note_error(&CmdError::NoAuth);
-        Reply::new(out, resp3).error(&CmdError::NoAuth.to_string());
+        let e = if cmd.fullname == "exec" {
+            reject_exec(client, CmdError::NoAuth)
+        } else {
+            CmdError::NoAuth
+        };
+        Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
     // Cluster routing: commands with keys are checked before they queue or run.

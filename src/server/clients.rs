@@ -22,8 +22,6 @@ pub struct ClientInfo {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
-    pub lib_name: Mutex<Option<Bytes>>,
-    pub lib_ver: Mutex<Option<Bytes>>,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
     pub last_interaction_ms: AtomicI64,
@@ -47,8 +45,6 @@ impl ClientInfo {
     /// One `CLIENT LIST` / `CLIENT INFO` line, fields as in Redis 7.0.
     pub fn describe(&self, now_ms: i64) -> String {
         let name = self.name.lock().clone().unwrap_or_default();
-        let lib_name = self.lib_name.lock().clone().unwrap_or_default();
-        let lib_ver = self.lib_ver.lock().clone().unwrap_or_default();
         let cmd = crate::commands::table()
             .all
             .get(self.last_cmd.load(Ordering::Relaxed))
@@ -71,7 +67,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -85,8 +81,6 @@ impl ClientInfo {
             self.output_len.load(Ordering::Relaxed),
             cmd,
             self.resp.load(Ordering::Relaxed),
-            String::from_utf8_lossy(&lib_name),
-            String::from_utf8_lossy(&lib_ver),
         )
     }
 }
@@ -126,8 +120,6 @@ impl ClientRegistry {
             laddr,
             created: Instant::now(),
             name: Mutex::new(None),
-            lib_name: Mutex::new(None),
-            lib_ver: Mutex::new(None),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_interaction_ms: AtomicI64::new(now_ms),
@@ -197,12 +189,15 @@ pub struct ClientState {
 }
 
 impl ClientState {
-    pub fn new(info: Arc<ClientInfo>) -> ClientState {
+    /// `authenticated`: whether the client starts authenticated, as Redis's
+    /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
+    /// A client that connected before `requirepass` was set stays authenticated.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
         ClientState {
             info,
             db: 0,
             resp3: false,
-            authenticated: false,
+            authenticated,
             close_after_reply: false,
             reply_mode: ReplyMode::On,
             multi: None,

@@ -54,7 +54,8 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
         let node = node.clone();
         tasks.spawn(async move {
             let id = info.id;
-            serve(node.clone(), sock, ClientState::new(info)).await;
+            let authenticated = !node.requires_pass();
+            serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
             node.monitors.remove(id);
             node.clients.unregister(id);
         });
@@ -124,6 +125,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
         let mut close = false;
         loop {
+            parser.set_unauthenticated(client.needs_auth(&node));
             match parser.parse(&mut inbuf, &mut args) {
                 Ok(true) => {
                     if args.is_empty() {
