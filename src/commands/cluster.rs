@@ -1047,6 +1047,9 @@ pub static COMMANDS: &[Command] = &[
         summary: "A container for Redis Cluster commands.",
         handler: None,
         subcommands: CLUSTER_SUBS,
+        key_specs: &[],
+        tips: &[],
+        acl: &[],
     },
     cmd!(
         "asking",
