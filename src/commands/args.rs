@@ -54,6 +54,54 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// An integer within `min..=max`, with Redis's `getRangeLongFromObjectOrReply` errors.
+pub fn int_in_range(arg: &[u8], min: i64, max: i64) -> Result<i64, CmdError> {
+    let v = int(arg)?;
+    if v < min || v > max {
+        return Err(CmdError::err(format!(
+            "value is out of range, value must between {min} and {max}"
+        )));
+    }
+    Ok(v)
+}
+
+/// A SCAN-family cursor, read as Redis's `parseScanCursorOrReply` (`strtoul`).
+pub fn scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))
+}
+
+/// MATCH and COUNT of HSCAN/SSCAN/ZSCAN (`pattern` is None for no pattern or `*`).
+pub struct ScanOpts<'a> {
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+}
+
+pub fn scan_opts(args: &[Bytes], start: usize) -> Result<ScanOpts<'_>, CmdError> {
+    let mut o = ScanOpts {
+        pattern: None,
+        count: 10,
+    };
+    let mut it = ArgIter::new(args, start);
+    while let Some(a) = it.next_arg() {
+        if eq_ic(a, "COUNT") && it.remaining() > 0 {
+            let c = int(it.value()?)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            o.count = c as usize;
+        } else if eq_ic(a, "MATCH") && it.remaining() > 0 {
+            let p = it.value()?;
+            o.pattern = (&p[..] != b"*").then_some(&p[..]);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(o)
+}
+
 /// A cursor over the arguments after the fixed ones, for option parsing.
 pub struct ArgIter<'a> {
     args: &'a [Bytes],
