@@ -65,12 +65,26 @@ pub fn int_in_range(arg: &[u8], min: i64, max: i64) -> Result<i64, CmdError> {
     Ok(v)
 }
 
-/// A SCAN-family cursor, read as Redis's `parseScanCursorOrReply` (`strtoul`).
+/// A SCAN-family cursor, read as Redis's `parseScanCursorOrReply` (`strtoul`): an optional sign
+/// (`-1` wraps to the largest cursor), decimal digits, nothing else; the empty string is 0.
 pub fn scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
-    std::str::from_utf8(arg)
+    let invalid = || CmdError::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let v = std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))
+        .ok_or_else(invalid)?;
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// MATCH and COUNT of HSCAN/SSCAN/ZSCAN (`pattern` is None for no pattern or `*`).
@@ -179,6 +193,18 @@ mod tests {
         assert_eq!(parse_float(b" 1"), None);
         assert_eq!(parse_float(b"1a"), None);
         assert_eq!(parse_float(b""), None);
+    }
+
+    #[test]
+    fn scan_cursors_as_strtoul() {
+        assert_eq!(scan_cursor(b"0"), Ok(0));
+        assert_eq!(scan_cursor(b"+12"), Ok(12));
+        assert_eq!(scan_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(scan_cursor(b""), Ok(0));
+        assert!(scan_cursor(b" 1").is_err());
+        assert!(scan_cursor(b"1x").is_err());
+        assert!(scan_cursor(b"-").is_err());
+        assert!(scan_cursor(b"18446744073709551616").is_err());
     }
 
     #[test]

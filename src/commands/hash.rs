@@ -64,7 +64,12 @@ fn with_hash<R>(
     }
 }
 
-fn hset_pairs(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], cmd: &str) -> Result<i64, CmdError> {
+fn hset_pairs(
+    ctx: &mut Ctx,
+    ks: &mut Keyspace,
+    args: &[Bytes],
+    cmd: &str,
+) -> Result<i64, CmdError> {
     if args.len() % 2 == 1 {
         return Err(CmdError::Arity(cmd.into()));
     }
@@ -229,8 +234,9 @@ pub fn hincrby(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let new = with_hash(ks, db, &args[1], |h| {
         let cur = match h.get(&args[2]) {
-            Some(v) => parse_i64_strict(v)
-                .ok_or_else(|| CmdError::err("hash value is not an integer"))?,
+            Some(v) => {
+                parse_i64_strict(v).ok_or_else(|| CmdError::err("hash value is not an integer"))?
+            }
             None => 0,
         };
         let new = cur.checked_add(incr).ok_or(CmdError::Overflow)?;
@@ -252,9 +258,7 @@ pub fn hincrbyfloat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     let db = ctx.client.db;
     let text = with_hash(ks, db, &args[1], |h| {
         let cur = match h.get(&args[2]) {
-            Some(v) => {
-                parse_float(v).ok_or_else(|| CmdError::err("hash value is not a float"))?
-            }
+            Some(v) => parse_float(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
             None => 0.0,
         };
         let new = cur + incr;

@@ -74,10 +74,7 @@ pub fn keys(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 const SHARD_SHIFT: u32 = 56;
 
 pub fn scan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let cursor = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor = super::args::scan_cursor(&args[1])?;
     let mut pattern: Option<&[u8]> = None;
     let mut count = 10usize;
     let mut type_filter: Option<Bytes> = None;

@@ -528,11 +528,16 @@ pub fn srandmember(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
             }
         }
     } else if count >= s.len() {
+        // The whole set, in the order Redis's union of one set gives, as an array (not a set)
+        // in RESP3.
         let mut result = Set::default();
         for m in s.iter() {
             result.add_ref(m, max);
         }
-        reply_set(ctx, &result);
+        ctx.out.array(result.len());
+        for m in result.iter() {
+            reply_member(ctx, m);
+        }
     } else {
         let picked = distinct_sample(s, count);
         ctx.out.array(picked.len());
@@ -586,7 +591,9 @@ pub fn sscan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut found: Vec<MemberRef> = Vec::new();
     let next = s.scan(cursor, o.count, |m| {
         let mut b = itoa::Buffer::new();
-        if o.pattern.is_none_or(|p| glob_match(p, m.bytes(&mut b), false)) {
+        if o.pattern
+            .is_none_or(|p| glob_match(p, m.bytes(&mut b), false))
+        {
             found.push(m);
         }
     });

@@ -40,7 +40,9 @@ fn sortable(v: &Value) -> Result<Sortable, CmdError> {
 /// non-empty result cannot be stored; this is the one place to change when they are.
 fn stored_list(items: Vec<Sds>) -> Result<Value, CmdError> {
     drop(items);
-    Err(CmdError::err("SORT STORE needs the list type, which this build lacks"))
+    Err(CmdError::err(
+        "SORT STORE needs the list type, which this build lacks",
+    ))
 }
 
 /// Key positions of SORT: the sorted key and the last STORE destination (Redis's `sortGetKeys`).
@@ -72,6 +74,15 @@ fn sort_score(b: &[u8]) -> Option<f64> {
     }
     let s = std::str::from_utf8(b).ok()?;
     let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let unsigned = t.trim_start_matches(['+', '-']);
+    if let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        // strtod reads hexadecimal too; integers are what anyone stores.
+        let v = u64::from_str_radix(hex, 16).ok()? as f64;
+        return Some(if t.starts_with('-') { -v } else { v });
+    }
     let v: f64 = t.parse().ok()?;
     let lower = t.to_ascii_lowercase();
     let named_inf = lower.trim_start_matches(['+', '-']).starts_with("inf");

@@ -151,12 +151,7 @@ impl Listpack {
                 put_len(&mut enc, value.len());
                 enc.extend_from_slice(value);
                 let buf = std::mem::take(&mut self.buf);
-                self.rebuild(
-                    count_of(&buf),
-                    &buf[HEADER..vpos],
-                    &enc,
-                    &buf[end..],
-                );
+                self.rebuild(count_of(&buf), &buf[HEADER..vpos], &enc, &buf[end..]);
                 false
             }
             None => {
@@ -392,7 +387,9 @@ impl Hash {
                 std::mem::size_of::<Dict<HashField>>()
                     + d.buckets() * std::mem::size_of::<usize>()
                     + d.len()
-                        * (std::mem::size_of::<HashField>() + std::mem::size_of::<usize>() + per_item)
+                        * (std::mem::size_of::<HashField>()
+                            + std::mem::size_of::<usize>()
+                            + per_item)
             }
         }
     }

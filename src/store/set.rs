@@ -358,7 +358,9 @@ impl Set {
                 std::mem::size_of::<Dict<SetMember>>()
                     + d.buckets() * std::mem::size_of::<usize>()
                     + d.len()
-                        * (std::mem::size_of::<SetMember>() + std::mem::size_of::<usize>() + per_item)
+                        * (std::mem::size_of::<SetMember>()
+                            + std::mem::size_of::<usize>()
+                            + per_item)
             }
         }
     }

@@ -1,0 +1,473 @@
+//! Hashes, sets and SORT through real clients, and a differential run of the case files in
+//! `tests/differential/{hash,set,sort}.txt` against a real `redis-server` (Debian's 7.0), reply
+//! for reply, byte for byte. Replies whose order Redis leaves to its hash tables (SMEMBERS of a
+//! "hashtable" set, HGETALL of a big hash, ...) are compared as multisets.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Raw, cmd, start_node, wait_for};
+use redis::AsyncCommands;
+use reredis::resp::parser::split_args;
+
+// ---------------------------------------------------------------- the redis crate
+
+#[tokio::test]
+async fn hashes_with_the_redis_crate() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("HSET")
+        .arg(&["h", "a", "1", "b", "2"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let v: String = c.hget("h", "a").await.unwrap();
+    assert_eq!(v, "1");
+    let all: Vec<(String, String)> = c.hgetall("h").await.unwrap();
+    assert_eq!(
+        all,
+        vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+    );
+    let n: i64 = c.hincr("h", "a", 41).await.unwrap();
+    assert_eq!(n, 42);
+    let n: i64 = c.hdel("h", &["a", "b"]).await.unwrap();
+    assert_eq!(n, 2);
+    let t: String = redis::cmd("TYPE")
+        .arg("h")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(t, "none", "an emptied hash is deleted");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn sets_with_the_redis_crate() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let n: i64 = c.sadd("s", &[3, 1, 2]).await.unwrap();
+    assert_eq!(n, 3);
+    let m: Vec<i64> = c.smembers("s").await.unwrap();
+    assert_eq!(m, vec![1, 2, 3], "an intset replies in order");
+    let _: i64 = c.sadd("t", &["2", "x"]).await.unwrap();
+    let inter: Vec<String> = c.sinter(&["s", "t"]).await.unwrap();
+    assert_eq!(inter, vec!["2"]);
+    let popped: Vec<String> = redis::cmd("SPOP")
+        .arg("s")
+        .arg(10)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(popped.len(), 3);
+    let exists: bool = c.exists("s").await.unwrap();
+    assert!(!exists);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn encodings_follow_the_configured_thresholds() {
+    let node = start_node(&[
+        ("hash-max-listpack-entries", "2"),
+        ("set-max-intset-entries", "2"),
+    ])
+    .await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let enc = |key: &'static str| redis::cmd("OBJECT").arg("ENCODING").arg(key).clone();
+    let _: i64 = c.hset("h", "a", "1").await.unwrap();
+    let _: i64 = c.hset("h", "b", "1").await.unwrap();
+    let e: String = enc("h").query_async(&mut c).await.unwrap();
+    assert_eq!(e, "listpack");
+    let _: i64 = c.hset("h", "c", "1").await.unwrap();
+    let e: String = enc("h").query_async(&mut c).await.unwrap();
+    assert_eq!(e, "hashtable");
+    let _: i64 = c.sadd("s", &[1, 2]).await.unwrap();
+    let e: String = enc("s").query_async(&mut c).await.unwrap();
+    assert_eq!(e, "intset");
+    let _: i64 = c.sadd("s", 3).await.unwrap();
+    let e: String = enc("s").query_async(&mut c).await.unwrap();
+    assert_eq!(e, "hashtable");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("hash-max-listpack-value")
+        .arg("3")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: i64 = c.hset("h2", "a", "1234").await.unwrap();
+    let e: String = enc("h2").query_async(&mut c).await.unwrap();
+    assert_eq!(e, "hashtable");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn collections_rename_copy_move_and_report_memory() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: i64 = c.sadd("s", &["a", "b"]).await.unwrap();
+    let _: i64 = c.hset("h", "f", "v").await.unwrap();
+    let _: () = c.rename("s", "s2").await.unwrap();
+    let ok: bool = redis::cmd("COPY")
+        .arg("h")
+        .arg("h2")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ok);
+    let _: i64 = c.hset("h", "f", "changed").await.unwrap();
+    let v: String = c.hget("h2", "f").await.unwrap();
+    assert_eq!(v, "v", "COPY is deep");
+    let moved: bool = redis::cmd("MOVE")
+        .arg("s2")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(moved);
+    let _: () = redis::cmd("SELECT")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n: i64 = c.scard("s2").await.unwrap();
+    assert_eq!(n, 2);
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut small: i64 = 0;
+    for i in 0..1000 {
+        let _: i64 = c.sadd("big", format!("member:{i}")).await.unwrap();
+        if i == 0 {
+            small = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg("big")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let big: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("big")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        big > small + 1000 * 32,
+        "memory grows with the set: {small} -> {big}"
+    );
+    let n: i64 = c.del(&["big", "h", "h2"]).await.unwrap();
+    assert_eq!(n, 3);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_publish_keyspace_events() {
+    let node = start_node(&[]).await;
+    let mut sub = node.node.store.events.subscribe();
+    let mut raw = Raw::connect(node.resp_addr()).await;
+    let mut wire = Vec::new();
+    for c in [
+        &[&b"HSET"[..], b"h", b"f", b"v"][..],
+        &[b"HDEL", b"h", b"f"],
+        &[b"SADD", b"s", b"1"],
+        &[b"SMOVE", b"s", b"t", b"1"],
+        &[b"SINTERSTORE", b"d", b"t", b"t"],
+    ] {
+        wire.extend(cmd(c));
+    }
+    raw.send(&wire).await;
+    let mut got = Vec::new();
+    let found = wait_for(Duration::from_secs(5), async || {
+        while let Ok(e) = sub.rx.try_recv() {
+            got.push(format!("{}:{}", e.event, String::from_utf8_lossy(&e.key)));
+        }
+        got.len() >= 8
+    })
+    .await;
+    assert!(found, "{got:?}");
+    assert_eq!(
+        got,
+        [
+            "hset:h",
+            "hdel:h",
+            "del:h",
+            "sadd:s",
+            "srem:s",
+            "del:s",
+            "sadd:t",
+            "sinterstore:d"
+        ]
+    );
+    node.shutdown().await;
+}
+
+// ---------------------------------------------------------------- differential
+
+/// A `redis-server` child process on a free port, killed (by its PID) when dropped.
+struct RealRedis {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_redis() -> Option<RealRedis> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = tempfile::tempdir().ok()?;
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--dir"])
+        .arg(dir.path())
+        // SORT ALPHA compares with strcoll: the C locale makes that byte order, as ours.
+        .env("LC_ALL", "C")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
+    let real = RealRedis {
+        child,
+        addr,
+        _dir: dir,
+    };
+    let up = wait_for(Duration::from_secs(10), async || {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    up.then_some(real)
+}
+
+/// One reply, parsed just enough to normalise its order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum R {
+    Line(Vec<u8>),
+    Bulk(Vec<u8>),
+    Agg(Vec<u8>, Vec<R>),
+}
+
+impl R {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            R::Line(l) | R::Bulk(l) => out.extend_from_slice(l),
+            R::Agg(head, kids) => {
+                out.extend_from_slice(head);
+                kids.iter().for_each(|k| k.write(out));
+            }
+        }
+    }
+}
+
+fn parse_reply(b: &[u8], pos: &mut usize) -> Option<R> {
+    let start = *pos;
+    let nl = b[start..].windows(2).position(|w| w == b"\r\n")? + start + 2;
+    *pos = nl;
+    let line = &b[start..nl];
+    let num = || {
+        std::str::from_utf8(&line[1..line.len() - 2])
+            .ok()?
+            .parse::<i64>()
+            .ok()
+    };
+    match line[0] {
+        b'$' | b'=' | b'!' => {
+            let n = num()?;
+            if n < 0 {
+                return Some(R::Line(line.to_vec()));
+            }
+            let end = nl + n as usize + 2;
+            *pos = end;
+            Some(R::Bulk(b.get(start..end)?.to_vec()))
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let n = num()?;
+            let n = if line[0] == b'%' { n * 2 } else { n };
+            let mut kids = Vec::new();
+            for _ in 0..n.max(0) {
+                kids.push(parse_reply(b, pos)?);
+            }
+            Some(R::Agg(line.to_vec(), kids))
+        }
+        _ => Some(R::Line(line.to_vec())),
+    }
+}
+
+fn sort_pairs(kids: &mut Vec<R>) {
+    let mut pairs: Vec<Vec<R>> = kids.chunks(2).map(|c| c.to_vec()).collect();
+    pairs.sort();
+    *kids = pairs.concat();
+}
+
+/// Puts replies whose order comes from a hash table into a canonical order.
+fn normalise(args: &[Vec<u8>], reply: &mut R) {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let withvalues = args.iter().any(|a| a.eq_ignore_ascii_case(b"withvalues"));
+    let R::Agg(_, kids) = reply else {
+        return;
+    };
+    match name.as_str() {
+        "smembers" | "sinter" | "sunion" | "sdiff" | "hkeys" | "hvals" | "spop" | "srandmember" => {
+            kids.sort()
+        }
+        "hgetall" => sort_pairs(kids),
+        "hrandfield" if withvalues && kids.iter().all(|k| !matches!(k, R::Agg(..))) => {
+            sort_pairs(kids)
+        }
+        "hrandfield" => kids.sort(),
+        "sscan" | "hscan" => {
+            if let Some(R::Agg(_, items)) = kids.get_mut(1) {
+                if name == "hscan" {
+                    sort_pairs(items);
+                } else {
+                    items.sort();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sends one command and returns its reply, normalised, as bytes.
+async fn run_one(conn: &mut Raw, args: &[Vec<u8>]) -> Vec<u8> {
+    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let raw = conn.send(&cmd(&refs)).await;
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < raw.len() {
+        match parse_reply(&raw, &mut pos) {
+            Some(mut r) => {
+                normalise(args, &mut r);
+                r.write(&mut out);
+            }
+            None => {
+                out.extend_from_slice(&raw[pos.min(raw.len())..]);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Scripts of a case file: commands one per line (redis-cli syntax), a blank line between
+/// scripts, `#` comments.
+fn scripts(text: &str) -> Vec<Vec<Vec<Vec<u8>>>> {
+    let mut out = vec![Vec::new()];
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            if out.last().is_some_and(|s| !s.is_empty()) {
+                out.push(Vec::new());
+            }
+            continue;
+        }
+        if t.starts_with('#') {
+            continue;
+        }
+        let args = split_args(t.as_bytes()).unwrap_or_else(|| panic!("bad case line: {t}"));
+        if let Some(s) = out.last_mut() {
+            s.push(args);
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+async fn differential(file: &str) {
+    let path = format!("{}/tests/differential/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("case file");
+    let Some(real) = spawn_redis().await else {
+        eprintln!("redis-server not available: skipping {file} (scripts/test.sh installs it)");
+        return;
+    };
+    let node = start_node(&[]).await;
+    let mut ours = Raw::connect(node.resp_addr()).await;
+    let mut theirs = Raw::connect(real.addr).await;
+    let mut cases = 0;
+    let mut failures = Vec::new();
+    for script in scripts(&text) {
+        for conn in [&mut ours, &mut theirs] {
+            conn.send(&cmd(&[b"HELLO", b"2"])).await;
+            conn.send(&cmd(&[b"FLUSHALL"])).await;
+        }
+        for args in &script {
+            if args[0].eq_ignore_ascii_case(b"HELLO") {
+                // Its reply carries the client id, which differs; only the protocol matters.
+                ours.send(&cmd(&[&b"HELLO"[..], &args[1]])).await;
+                theirs.send(&cmd(&[&b"HELLO"[..], &args[1]])).await;
+                continue;
+            }
+            cases += 1;
+            let a = run_one(&mut ours, args).await;
+            let b = run_one(&mut theirs, args).await;
+            if a != b {
+                let line: Vec<String> = args
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                failures.push(format!(
+                    "{}\n  reredis: {:?}\n  redis:   {:?}",
+                    line.join(" "),
+                    String::from_utf8_lossy(&a),
+                    String::from_utf8_lossy(&b)
+                ));
+            }
+        }
+    }
+    node.shutdown().await;
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases in {file} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{file}: {cases} cases match redis-server");
+}
+
+#[tokio::test]
+async fn differential_hash() {
+    differential("hash.txt").await;
+}
+
+#[tokio::test]
+async fn differential_set() {
+    differential("set.txt").await;
+}
+
+#[tokio::test]
+async fn differential_sort() {
+    differential("sort.txt").await;
+}
