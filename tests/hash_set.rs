@@ -471,3 +471,166 @@ async fn differential_set() {
 async fn differential_sort() {
     differential("sort.txt").await;
 }
+
+/// Name, arity, flags, key positions and (but for SORT) ACL categories of every command here,
+/// as `COMMAND INFO` on redis-server reports them.
+#[tokio::test]
+async fn command_info_matches_redis() {
+    let Some(real) = spawn_redis().await else {
+        eprintln!("redis-server not available: skipping");
+        return;
+    };
+    let node = start_node(&[]).await;
+    let mut ours = Raw::connect(node.resp_addr()).await;
+    let mut theirs = Raw::connect(real.addr).await;
+    let names = "hset hsetnx hget hmget hmset hdel hlen hstrlen hexists hkeys hvals hgetall \
+        hincrby hincrbyfloat hrandfield hscan sadd srem scard sismember smismember smembers spop \
+        srandmember smove sinter sintercard sinterstore sunion sunionstore sdiff sdiffstore sscan \
+        sort sort_ro";
+    let mut diffs = Vec::new();
+    for name in names.split_whitespace() {
+        let mut fields = Vec::new();
+        for conn in [&mut ours, &mut theirs] {
+            let raw = conn
+                .send(&cmd(&[b"COMMAND", b"INFO", name.as_bytes()]))
+                .await;
+            let mut pos = 0;
+            let Some(R::Agg(_, mut outer)) = parse_reply(&raw, &mut pos) else {
+                panic!("COMMAND INFO {name}: {raw:?}");
+            };
+            let Some(R::Agg(_, mut info)) = outer.pop() else {
+                panic!("COMMAND INFO {name}: no entry");
+            };
+            let keep = if name.starts_with("sort") { 6 } else { 7 };
+            info.truncate(keep);
+            for i in [2, 6] {
+                if let Some(R::Agg(_, set)) = info.get_mut(i) {
+                    set.sort();
+                }
+            }
+            fields.push(info);
+        }
+        if fields[0] != fields[1] {
+            diffs.push(format!(
+                "{name}:\n  ours:  {:?}\n  redis: {:?}",
+                fields[0], fields[1]
+            ));
+        }
+    }
+    node.shutdown().await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+async fn used_memory(conn: &mut Raw) -> i64 {
+    let raw = conn.send(&cmd(&[b"INFO", b"memory"])).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Memory for many small and a few big hashes and sets, side by side with redis-server: ours
+/// must not be larger (DESIGN.md: memory per element at or below Redis's).
+#[tokio::test]
+async fn collection_memory_at_or_below_redis() {
+    let Some(real) = spawn_redis().await else {
+        eprintln!("redis-server not available: skipping");
+        return;
+    };
+    let node = start_node(&[]).await;
+    let mut ours = Raw::connect(node.resp_addr()).await;
+    let mut theirs = Raw::connect(real.addr).await;
+    let workloads: [(&str, Box<dyn Fn(usize) -> Vec<Vec<u8>>>); 4] = [
+        (
+            "20000 small hashes",
+            Box::new(|i| {
+                vec![
+                    b"HSET".to_vec(),
+                    format!("h:{i}").into(),
+                    b"name".to_vec(),
+                    format!("user{i}").into(),
+                    b"age".to_vec(),
+                    b"42".to_vec(),
+                ]
+            }),
+        ),
+        (
+            "20000 small int sets",
+            Box::new(|i| {
+                vec![
+                    b"SADD".to_vec(),
+                    format!("s:{i}").into(),
+                    b"1".to_vec(),
+                    b"2".to_vec(),
+                    format!("{i}").into(),
+                ]
+            }),
+        ),
+        (
+            "one hash of 20000 fields",
+            Box::new(|i| {
+                vec![
+                    b"HSET".to_vec(),
+                    b"bighash".to_vec(),
+                    format!("field:{i}").into(),
+                    format!("value:{i}").into(),
+                ]
+            }),
+        ),
+        (
+            "one set of 20000 members",
+            Box::new(|i| {
+                vec![
+                    b"SADD".to_vec(),
+                    b"bigset".to_vec(),
+                    format!("member:{i}").into(),
+                ]
+            }),
+        ),
+    ];
+    let mut report = Vec::new();
+    for (what, make) in &workloads {
+        let mut deltas = Vec::new();
+        for (conn, addr) in [(&mut ours, node.resp_addr()), (&mut theirs, real.addr)] {
+            conn.send(&cmd(&[b"FLUSHALL"])).await;
+            let before = used_memory(conn).await;
+            // Load through another connection, closed before measuring, so its buffers
+            // do not count.
+            let mut loader = Raw::connect(addr).await;
+            for chunk in 0..20 {
+                let mut wire = Vec::new();
+                for i in chunk * 1000..(chunk + 1) * 1000 {
+                    let args = make(i);
+                    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                    wire.extend(cmd(&refs));
+                }
+                loader.send(&wire).await;
+            }
+            drop(loader);
+            let settled = wait_for(Duration::from_secs(5), async || {
+                let raw = conn.send(&cmd(&[b"CLIENT", b"LIST"])).await;
+                raw.windows(7).filter(|w| w == b" laddr=").count() == 1
+            })
+            .await;
+            assert!(settled, "loader connection closed");
+            deltas.push(used_memory(conn).await - before);
+        }
+        let ratio = deltas[0] as f64 / deltas[1] as f64;
+        report.push((
+            ratio,
+            format!(
+                "{what}: reredis {} B, redis {} B, ratio {ratio:.2}",
+                deltas[0], deltas[1]
+            ),
+        ));
+    }
+    node.shutdown().await;
+    let text: Vec<&str> = report.iter().map(|(_, t)| t.as_str()).collect();
+    eprintln!("{}", text.join("\n"));
+    assert!(
+        report.iter().all(|(r, _)| *r <= 1.0),
+        "more memory than redis-server:\n{}",
+        text.join("\n")
+    );
+}

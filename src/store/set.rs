@@ -66,6 +66,10 @@ impl IntSet {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     pub fn get(&self, i: usize) -> i64 {
         let w = self.width();
         let b = &self.buf[1 + i * w..1 + (i + 1) * w];
