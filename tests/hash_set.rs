@@ -361,10 +361,41 @@ fn normalise(args: &[Vec<u8>], reply: &mut R) {
     }
 }
 
-/// Sends one command and returns its reply, normalised, as bytes.
+/// MULTI ... EXEC/DISCARD as one case: queued commands answer only when EXEC runs, so they are
+/// sent together. A batch is marked by an empty first argument, followed by the commands'
+/// RESP encodings.
+fn batch_transactions(script: Vec<Vec<Vec<u8>>>) -> Vec<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut batch: Option<Vec<Vec<u8>>> = None;
+    for args in script {
+        let name = args[0].to_ascii_uppercase();
+        match batch.as_mut() {
+            Some(b) => {
+                let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                b.push(cmd(&refs));
+                if name == b"EXEC" || name == b"DISCARD" {
+                    out.extend(batch.take());
+                }
+            }
+            None if name == b"MULTI" => {
+                batch = Some(vec![Vec::new(), cmd(&[b"MULTI"])]);
+            }
+            None => out.push(args),
+        }
+    }
+    out.extend(batch);
+    out
+}
+
+/// Sends one command (or a transaction batch) and returns its replies, normalised, as bytes.
 async fn run_one(conn: &mut Raw, args: &[Vec<u8>]) -> Vec<u8> {
-    let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    let raw = conn.send(&cmd(&refs)).await;
+    let wire = if args[0].is_empty() {
+        args[1..].concat()
+    } else {
+        let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        cmd(&refs)
+    };
+    let raw = conn.send(&wire).await;
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < raw.len() {
@@ -423,7 +454,7 @@ async fn differential(file: &str) {
             conn.send(&cmd(&[b"HELLO", b"2"])).await;
             conn.send(&cmd(&[b"FLUSHALL"])).await;
         }
-        for args in &script {
+        for args in &batch_transactions(script) {
             if args[0].eq_ignore_ascii_case(b"HELLO") {
                 // Its reply carries the client id, which differs; only the protocol matters.
                 ours.send(&cmd(&[&b"HELLO"[..], &args[1]])).await;
