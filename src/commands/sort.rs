@@ -357,3 +357,38 @@ pub static COMMANDS: &[Command] = &[
         subcommands: &[],
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_are_the_source_and_the_last_store() {
+        assert_eq!(&sort_keys(&args("SORT s"))[..], &[1]);
+        assert_eq!(&sort_keys(&args("SORT s STORE d"))[..], &[1, 3]);
+        assert_eq!(
+            &sort_keys(&args("SORT s LIMIT 0 1 GET store BY store STORE d STORE e"))[..],
+            &[1, 12]
+        );
+        assert_eq!(&sort_keys(&args("SORT s STORE"))[..], &[1]);
+    }
+
+    #[test]
+    fn scores_read_as_strtod() {
+        assert_eq!(sort_score(b"1.5"), Some(1.5));
+        assert_eq!(sort_score(b" 2"), Some(2.0));
+        assert_eq!(sort_score(b""), Some(0.0));
+        assert_eq!(sort_score(b"0x10"), Some(16.0));
+        assert_eq!(sort_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(sort_score(b"nan"), None);
+        assert_eq!(sort_score(b"1e400"), None);
+        assert_eq!(sort_score(b"1 "), None);
+        assert_eq!(sort_score(b"abc"), None);
+    }
+}

@@ -422,6 +422,21 @@ mod tests {
     }
 
     #[test]
+    fn a_big_set_costs_no_more_per_member_than_redis() {
+        // redis-server 7.0.15 (jemalloc): 1,353,368 B for 20,000 "member:N" in one set,
+        // 67.7 B per member.
+        let allocated = crate::store::hash::tests::allocated;
+        let before = allocated();
+        let mut s = Set::default();
+        for i in 0..20_000 {
+            s.add(format!("member:{i}").as_bytes(), 512);
+        }
+        let per_member = (allocated() - before) / 20_000;
+        assert_eq!(s.len(), 20_000);
+        assert!((32..=67).contains(&per_member), "{per_member} B per member");
+    }
+
+    #[test]
     fn pop_empties() {
         let mut s = Set::default();
         for v in 0..10 {
