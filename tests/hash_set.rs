@@ -510,31 +510,48 @@ fn normalise(args: &[Vec<u8>], reply: &mut R) {
 /// MULTI ... EXEC/DISCARD as one case: queued commands answer only when EXEC runs, so they are
 /// sent together. A batch is marked by an empty first argument, followed by the commands'
 /// RESP encodings.
-fn batch_transactions(script: Vec<Vec<Vec<u8>>>) -> Vec<Vec<Vec<u8>>> {
+fn batch_transactions(script: Vec<Case>) -> Vec<Case> {
     let mut out = Vec::new();
     let mut batch: Option<Vec<Vec<u8>>> = None;
-    for args in script {
+    for Case {
+        args,
+        unordered,
+        line,
+    } in script
+    {
         let name = args[0].to_ascii_uppercase();
         match batch.as_mut() {
             Some(b) => {
                 let refs: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
                 b.push(cmd(&refs));
                 if name == b"EXEC" || name == b"DISCARD" {
-                    out.extend(batch.take());
+                    out.extend(batch.take().map(|args| Case {
+                        args,
+                        unordered: false,
+                        line,
+                    }));
                 }
             }
             None if name == b"MULTI" => {
                 batch = Some(vec![Vec::new(), cmd(&[b"MULTI"])]);
             }
-            None => out.push(args),
+            None => out.push(Case {
+                args,
+                unordered,
+                line,
+            }),
         }
     }
-    out.extend(batch);
+    out.extend(batch.map(|args| Case {
+        args,
+        unordered: false,
+        line: 0,
+    }));
     out
 }
 
 /// Sends one command (or a transaction batch) and returns its replies, normalised, as bytes.
-async fn run_one(conn: &mut Raw, args: &[Vec<u8>]) -> Vec<u8> {
+async fn run_one(conn: &mut Raw, args: &[Vec<u8>], unordered: bool) -> Vec<u8> {
     let wire = if args[0].is_empty() {
         args[1..].concat()
     } else {
@@ -547,7 +564,9 @@ async fn run_one(conn: &mut Raw, args: &[Vec<u8>]) -> Vec<u8> {
     while pos < raw.len() {
         match parse_reply(&raw, &mut pos) {
             Some(mut r) => {
-                normalise(args, &mut r);
+                if unordered {
+                    normalise(args, &mut r);
+                }
                 r.write(&mut out);
             }
             None => {
@@ -559,11 +578,20 @@ async fn run_one(conn: &mut Raw, args: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// One command line of a case file, and whether a `# normalize: sort...` directive said its
+/// reply's order is Redis's hash-table order (compared as a multiset).
+struct Case {
+    args: Vec<Vec<u8>>,
+    unordered: bool,
+    line: usize,
+}
+
 /// Scripts of a case file: commands one per line (redis-cli syntax), a blank line between
-/// scripts, `#` comments.
-fn scripts(text: &str) -> Vec<Vec<Vec<Vec<u8>>>> {
+/// scripts, `#` comments and directives, in the shared differential runner's format.
+fn scripts(text: &str) -> Vec<Vec<Case>> {
     let mut out = vec![Vec::new()];
-    for line in text.lines() {
+    let mut unordered = false;
+    for (n, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.is_empty() {
             if out.last().is_some_and(|s| !s.is_empty()) {
@@ -571,13 +599,20 @@ fn scripts(text: &str) -> Vec<Vec<Vec<Vec<u8>>>> {
             }
             continue;
         }
-        if t.starts_with('#') {
+        if let Some(comment) = t.strip_prefix('#') {
+            // The shared differential runner's directive: the next reply's order is undefined.
+            unordered |= comment.trim().starts_with("normalize: sort");
             continue;
         }
         let args = split_args(t.as_bytes()).unwrap_or_else(|| panic!("bad case line: {t}"));
         if let Some(s) = out.last_mut() {
-            s.push(args);
+            s.push(Case {
+                args,
+                unordered,
+                line: n + 1,
+            });
         }
+        unordered = false;
     }
     out.retain(|s| !s.is_empty());
     out
@@ -600,7 +635,12 @@ async fn differential(file: &str) {
             conn.send(&cmd(&[b"HELLO", b"2"])).await;
             conn.send(&cmd(&[b"FLUSHALL"])).await;
         }
-        for args in &batch_transactions(script) {
+        for Case {
+            args,
+            unordered,
+            line,
+        } in &batch_transactions(script)
+        {
             if args[0].eq_ignore_ascii_case(b"HELLO") {
                 // Its reply carries the client id, which differs; only the protocol matters.
                 ours.send(&cmd(&[&b"HELLO"[..], &args[1]])).await;
@@ -608,16 +648,16 @@ async fn differential(file: &str) {
                 continue;
             }
             cases += 1;
-            let a = run_one(&mut ours, args).await;
-            let b = run_one(&mut theirs, args).await;
+            let a = run_one(&mut ours, args, *unordered).await;
+            let b = run_one(&mut theirs, args, *unordered).await;
             if a != b {
-                let line: Vec<String> = args
+                let text: Vec<String> = args
                     .iter()
                     .map(|a| String::from_utf8_lossy(a).into_owned())
                     .collect();
                 failures.push(format!(
-                    "{}\n  reredis: {:?}\n  redis:   {:?}",
-                    line.join(" "),
+                    "{file}:{line}: {}\n  reredis: {:?}\n  redis:   {:?}",
+                    text.join(" "),
                     String::from_utf8_lossy(&a),
                     String::from_utf8_lossy(&b)
                 ));
