@@ -327,16 +327,44 @@ pub fn hrandfield(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
             pair(out, f, v);
         }
     } else {
-        // Distinct fields: a partial Fisher-Yates shuffle over the pairs.
-        let mut all: Vec<(&[u8], &[u8])> = h.iter().collect();
-        header(out, count);
-        for i in 0..count {
-            let j = rand::random_range(i..all.len());
-            all.swap(i, j);
-            pair(out, all[i].0, all[i].1);
+        let picked = distinct_pairs(h, count);
+        header(out, picked.len());
+        for (f, v) in picked {
+            pair(out, f, v);
         }
     }
     Ok(())
+}
+
+/// `count` distinct random pairs, `count < h.len()`: random picks when few are wanted (so a big
+/// hash is not walked), else a partial shuffle of all pairs (Redis's cases 3 and 4).
+fn distinct_pairs(h: &Hash, count: usize) -> Vec<(&[u8], &[u8])> {
+    if count * 3 <= h.len() {
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        // Bounded: with at most a third of the hash wanted, a pick is new with probability at
+        // least 2/3, so this many tries fail only with negligible probability.
+        for _ in 0..count.saturating_mul(64) {
+            if out.len() == count {
+                return out;
+            }
+            if let Some((f, v)) = h.random()
+                && seen.insert(f)
+            {
+                out.push((f, v));
+            }
+        }
+        if out.len() == count {
+            return out;
+        }
+    }
+    let mut all: Vec<(&[u8], &[u8])> = h.iter().collect();
+    for i in 0..count {
+        let j = rand::random_range(i..all.len());
+        all.swap(i, j);
+    }
+    all.truncate(count);
+    all
 }
 
 pub fn hscan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
