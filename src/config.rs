@@ -425,6 +425,39 @@ pub static SETTINGS: &[Setting] = &[
         "Cluster state file in dir (empty: nodes-<port>.conf)"
     ),
     setting!(
+        "hash-max-listpack-entries",
+        "hash-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Hashes with more fields than this use the hashtable encoding"
+    ),
+    setting!(
+        "hash-max-listpack-value",
+        "hash-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "64",
+        true,
+        "Hashes with a field or value longer than this use the hashtable encoding"
+    ),
+    setting!(
+        "set-max-intset-entries",
+        "set-max-intset-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "512",
+        true,
+        "Integer sets with more members than this use the hashtable encoding"
+    ),
+    setting!(
         "shutdown-timeout",
         "shutdown-timeout",
         Kind::Int {
@@ -747,6 +780,9 @@ pub struct Config {
     pub lazyfree_lazy_user_flush: bool,
     pub shutdown_timeout_secs: u64,
     pub cluster_enabled: bool,
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
 }
 
 impl Default for Config {
@@ -781,6 +817,9 @@ impl Config {
             lazyfree_lazy_user_flush: values.bool("lazyfree-lazy-user-flush"),
             shutdown_timeout_secs: values.int("shutdown-timeout") as u64,
             cluster_enabled: values.bool("cluster.enabled"),
+            hash_max_listpack_entries: values.int("hash-max-listpack-entries") as usize,
+            hash_max_listpack_value: values.int("hash-max-listpack-value") as usize,
+            set_max_intset_entries: values.int("set-max-intset-entries") as usize,
             config_file: None,
             values,
         }

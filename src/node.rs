@@ -101,6 +101,13 @@ impl Node {
         self.slowlog
             .max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        let (h, st) = (&self.store.hash_limits, &self.store.set_limits);
+        h.max_listpack_entries
+            .store(c.hash_max_listpack_entries, Ordering::Relaxed);
+        h.max_listpack_value
+            .store(c.hash_max_listpack_value, Ordering::Relaxed);
+        st.max_intset_entries
+            .store(c.set_max_intset_entries, Ordering::Relaxed);
     }
 
     pub fn uptime(&self) -> Duration {

@@ -96,6 +96,68 @@ fn parse_hex_float(s: &str) -> Option<f64> {
     Some(v)
 }
 
+/// An integer within `min..=max`, with Redis's `getRangeLongFromObjectOrReply` errors.
+pub fn int_in_range(arg: &[u8], min: i64, max: i64) -> Result<i64, CmdError> {
+    let v = int(arg)?;
+    if v < min || v > max {
+        return Err(CmdError::err(format!(
+            "value is out of range, value must between {min} and {max}"
+        )));
+    }
+    Ok(v)
+}
+
+/// A SCAN-family cursor, read as Redis's `parseScanCursorOrReply` (`strtoul`): an optional sign
+/// (`-1` wraps to the largest cursor), decimal digits, nothing else; the empty string is 0.
+pub fn scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+    let invalid = || CmdError::err("invalid cursor");
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let v = std::str::from_utf8(digits)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(invalid)?;
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
+
+/// MATCH and COUNT of HSCAN/SSCAN/ZSCAN (`pattern` is None for no pattern or `*`).
+pub struct ScanOpts<'a> {
+    pub pattern: Option<&'a [u8]>,
+    pub count: usize,
+}
+
+pub fn scan_opts(args: &[Bytes], start: usize) -> Result<ScanOpts<'_>, CmdError> {
+    let mut o = ScanOpts {
+        pattern: None,
+        count: 10,
+    };
+    let mut it = ArgIter::new(args, start);
+    while let Some(a) = it.next_arg() {
+        if eq_ic(a, "COUNT") && it.remaining() > 0 {
+            let c = int(it.value()?)?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            o.count = c as usize;
+        } else if eq_ic(a, "MATCH") && it.remaining() > 0 {
+            let p = it.value()?;
+            o.pattern = (&p[..] != b"*").then_some(&p[..]);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(o)
+}
+
 /// A cursor over the arguments after the fixed ones, for option parsing.
 pub struct ArgIter<'a> {
     args: &'a [Bytes],
@@ -182,6 +244,18 @@ mod tests {
         assert_eq!(parse_float(b"+Infinity"), Some(f64::INFINITY));
         assert_eq!(parse_float(b".5"), Some(0.5));
         assert_eq!(parse_float(b"5."), Some(5.0));
+    }
+
+    #[test]
+    fn scan_cursors_as_strtoul() {
+        assert_eq!(scan_cursor(b"0"), Ok(0));
+        assert_eq!(scan_cursor(b"+12"), Ok(12));
+        assert_eq!(scan_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(scan_cursor(b""), Ok(0));
+        assert!(scan_cursor(b" 1").is_err());
+        assert!(scan_cursor(b"1x").is_err());
+        assert!(scan_cursor(b"-").is_err());
+        assert!(scan_cursor(b"18446744073709551616").is_err());
     }
 
     #[test]

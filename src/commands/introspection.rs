@@ -224,8 +224,15 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandRef, Vec<usize>), CmdError
         _ => CmdError::err("Invalid command specified"),
     })?;
     let pos = key_positions(cmd.cmd, inner);
+    let declares_keys = cmd.cmd.keys.0 > 0 || cmd.cmd.keys_fn.is_some();
     if pos.is_empty() {
-        return Err(CmdError::err("The command has no key arguments"));
+        if !declares_keys {
+            return Err(CmdError::err("The command has no key arguments"));
+        }
+        // Keys found from the arguments (SINTERCARD's numkeys...), and these have none.
+        if cmd.cmd.flags & flags::NO_MANDATORY_KEYS == 0 {
+            return Err(CmdError::err("Invalid arguments specified for command"));
+        }
     }
     Ok((cmd, pos.to_vec()))
 }

@@ -6,9 +6,12 @@ pub mod args;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod introspection;
 pub mod keys;
 pub mod server;
+pub mod set;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod transactions;
@@ -115,6 +118,8 @@ pub fn reply_value(out: &mut Reply, v: &Value) {
     match v {
         Value::Str(s) => out.bulk(s),
         Value::Int(i) => out.bulk_int(*i),
+        // Callers check for a string first; a collection here would be a bug, not a reply.
+        _ => out.null(),
     }
 }
 

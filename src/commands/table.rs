@@ -847,7 +847,13 @@ pub const KEY_2: (i32, i32, i32) = (2, 2, 1);
 
 /// Every command family's table. A family file (`hash.rs`, `list.rs`, ...) declares its own
 /// `pub static COMMANDS: &[Command]` and is listed here.
-static FAMILIES: &[&[Command]] = &[COMMANDS, super::cluster::COMMANDS];
+static FAMILIES: &[&[Command]] = &[
+    COMMANDS,
+    super::cluster::COMMANDS,
+    super::hash::COMMANDS,
+    super::set::COMMANDS,
+    super::sort::COMMANDS,
+];
 
 pub static COMMANDS: &[Command] = &[
     // strings

@@ -7,7 +7,9 @@
 //! Nothing here knows about RESP, HTTP or the cluster bus.
 
 pub mod dict;
+pub mod hash;
 pub mod sds;
+pub mod set;
 pub mod value;
 
 use std::sync::Arc;
@@ -184,6 +186,10 @@ pub struct Store {
     started: std::time::Instant,
     /// Bumped by every write; WATCH-style staleness checks and `INFO` use it.
     dirty: AtomicU64,
+    /// `hash-max-listpack-*`, read by hash writes.
+    pub hash_limits: hash::HashLimits,
+    /// `set-max-intset-entries`, read by set writes.
+    pub set_limits: set::SetLimits,
 }
 
 impl Store {
@@ -196,6 +202,8 @@ impl Store {
             databases,
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
+            hash_limits: hash::HashLimits::default(),
+            set_limits: set::SetLimits::default(),
         }
     }
 
@@ -435,6 +443,13 @@ impl<'a> Keyspace<'a> {
             publish_expired(events, db, key, now);
         }
         Ok(s.dbs[db].keys.get(key))
+    }
+
+    /// The entry for `key` by shared reference, so a command can hold several at once (SINTER,
+    /// SUNION). No expiry or access accounting: look each key up with `lookup_read` first.
+    pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let i = self.shard_index(key)?;
+        Ok(self.guards[i].1.dbs[db].keys.get(key))
     }
 
     /// Runs `f` on shard `i`, using this view's lock when it holds it, else locking the shard

@@ -3,7 +3,9 @@
 //! modified in place by APPEND/SETRANGE/SETBIT, as Redis does).
 
 use super::dict::Keyed;
+use super::hash::Hash;
 use super::sds::Sds;
+use super::set::Set;
 
 /// Longest string Redis stores as "embstr".
 pub const EMBSTR_MAX: usize = 44;
@@ -11,6 +13,8 @@ pub const EMBSTR_MAX: usize = 44;
 pub enum Value {
     Str(Sds),
     Int(i64),
+    Hash(Hash),
+    Set(Set),
 }
 
 impl Value {
@@ -37,6 +41,8 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -49,6 +55,8 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_size(),
             Value::Int(_) => 0,
+            Value::Hash(h) => h.heap_size(),
+            Value::Set(s) => s.heap_size(),
         }
     }
 }
@@ -58,6 +66,8 @@ impl Clone for Value {
         match self {
             Value::Str(s) => Value::Str(s.clone()),
             Value::Int(i) => Value::Int(*i),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
         }
     }
 }
@@ -201,6 +211,8 @@ impl Entry {
                     "embstr"
                 }
             }
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 
