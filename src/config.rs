@@ -258,6 +258,39 @@ pub static SETTINGS: &[Setting] = &[
         "Append-only log (persistence is not implemented yet: only no)"
     ),
     setting!(
+        "list-max-listpack-size",
+        "list-max-listpack-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64
+        },
+        "-2",
+        true,
+        "List node size: negative -1..-5 caps node bytes at 4..64 KB, positive caps entries"
+    ),
+    setting!(
+        "zset-max-listpack-entries",
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Sorted sets up to this many members use the compact listpack encoding"
+    ),
+    setting!(
+        "zset-max-listpack-value",
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "64",
+        true,
+        "Sorted sets whose members are all at most this long use the listpack encoding"
+    ),
+    setting!(
         "shutdown-timeout",
         "shutdown-timeout",
         Kind::Int {
@@ -564,6 +597,9 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     pub lazyfree_lazy_user_flush: bool,
     pub shutdown_timeout_secs: u64,
+    pub list_max_listpack_size: i32,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for Config {
@@ -597,6 +633,9 @@ impl Config {
             latency_monitor_threshold_ms: values.int("latency-monitor-threshold") as u64,
             lazyfree_lazy_user_flush: values.bool("lazyfree-lazy-user-flush"),
             shutdown_timeout_secs: values.int("shutdown-timeout") as u64,
+            list_max_listpack_size: values.int("list-max-listpack-size") as i32,
+            zset_max_listpack_entries: values.int("zset-max-listpack-entries") as usize,
+            zset_max_listpack_value: values.int("zset-max-listpack-value") as usize,
             config_file: None,
             values,
         }

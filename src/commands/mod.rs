@@ -3,14 +3,17 @@
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
 pub mod args;
+pub mod blocking;
 pub mod connection;
 pub mod error;
 pub mod introspection;
 pub mod keys;
+pub mod list;
 pub mod server;
 pub mod strings;
 pub mod table;
 pub mod transactions;
+pub mod zset;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -114,6 +117,8 @@ pub fn reply_value(out: &mut Reply, v: &Value) {
     match v {
         Value::Str(s) => out.bulk(s),
         Value::Int(i) => out.bulk_int(*i),
+        // Callers check `is_string` first; a collection here would be a bug, kept well-framed.
+        _ => out.null(),
     }
 }
 

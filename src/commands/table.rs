@@ -371,6 +371,16 @@ static CLIENT_SUBS: &[Command] = &[
         "Instructs the server whether to reply to commands."
     ),
     cmd!(
+        "unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        super::blocking::client_unblock,
+        "Unblocks a client blocked by a blocking command from a different connection."
+    ),
+    cmd!(
         "help",
         2,
         LOADING | STALE,
@@ -681,7 +691,7 @@ pub const KEY_2: (i32, i32, i32) = (2, 2, 1);
 
 /// Every command family's table. A family file (`hash.rs`, `list.rs`, ...) declares its own
 /// `pub static COMMANDS: &[Command]` and is listed here.
-static FAMILIES: &[&[Command]] = &[COMMANDS];
+static FAMILIES: &[&[Command]] = &[COMMANDS, super::list::COMMANDS, super::zset::COMMANDS];
 
 pub static COMMANDS: &[Command] = &[
     // strings

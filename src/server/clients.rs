@@ -190,6 +190,12 @@ pub struct ClientState {
     pub reply_mode: ReplyMode,
     pub multi: Option<Multi>,
     pub monitor: bool,
+    /// Set while a blocking command waits for its keys (see `commands::blocking`).
+    pub blocked: Option<crate::commands::blocking::BlockState>,
+    /// Set by a re-run of a blocked command that still found nothing to serve.
+    pub still_blocked: bool,
+    /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
+    pub deny_blocking: bool,
 }
 
 impl ClientState {
@@ -203,6 +209,9 @@ impl ClientState {
             reply_mode: ReplyMode::On,
             multi: None,
             monitor: false,
+            blocked: None,
+            still_blocked: false,
+            deny_blocking: false,
         }
     }
 

@@ -3,7 +3,9 @@
 //! modified in place by APPEND/SETRANGE/SETBIT, as Redis does).
 
 use super::dict::Keyed;
+use super::list::List;
 use super::sds::Sds;
+use super::zset::ZSet;
 
 /// Longest string Redis stores as "embstr".
 pub const EMBSTR_MAX: usize = 44;
@@ -11,6 +13,8 @@ pub const EMBSTR_MAX: usize = 44;
 pub enum Value {
     Str(Sds),
     Int(i64),
+    List(Box<List>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -37,7 +41,14 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
+    }
+
+    /// Whether this value appearing under a key can serve clients blocked on it.
+    pub fn may_unblock(&self) -> bool {
+        matches!(self, Value::List(_) | Value::ZSet(_))
     }
 
     pub fn is_string(&self) -> bool {
@@ -49,6 +60,8 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_size(),
             Value::Int(_) => 0,
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
         }
     }
 }
@@ -58,6 +71,8 @@ impl Clone for Value {
         match self {
             Value::Str(s) => Value::Str(s.clone()),
             Value::Int(i) => Value::Int(*i),
+            Value::List(l) => Value::List(l.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
         }
     }
 }
@@ -201,6 +216,8 @@ impl Entry {
                     "embstr"
                 }
             }
+            Value::List(_) => "quicklist",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 

@@ -1,0 +1,3 @@
+//! Sorted-set commands.
+use super::table::Command;
+pub static COMMANDS: &[Command] = &[];
