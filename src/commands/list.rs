@@ -153,13 +153,13 @@ pub fn rpushx(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     push_generic(ctx, ks, args, End::Right, true)
 }
 
-/// A COUNT that must be positive (`getPositiveLongFromObjectOrReply`).
-fn positive(arg: &[u8], msg: &str) -> Result<i64, CmdError> {
-    let n = int(arg)?;
-    if n < 0 {
-        return Err(CmdError::err(msg));
-    }
-    Ok(n)
+/// A count that must not be negative (`getPositiveLongFromObjectOrReply`): `msg` is the error
+/// for anything else, a non-integer included.
+pub fn positive(arg: &[u8], msg: &str) -> Result<i64, CmdError> {
+    int(arg)
+        .ok()
+        .filter(|&n| n >= 0)
+        .ok_or_else(|| CmdError::err(msg))
 }
 
 fn pop_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], end: End) -> CmdResult {

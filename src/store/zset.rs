@@ -79,6 +79,8 @@ impl Packed {
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
+        // Redis writes the score as text and reads "-0" back as the integer 0.
+        let score = if score == 0.0 { 0.0 } else { score };
         let mut off = 0;
         while off < self.buf.len() {
             let (s, a, b, next) = self.entry_at(off);
@@ -392,9 +394,10 @@ pub struct ZLimits {
 }
 
 impl ZSet {
-    /// An empty set in the encoding Redis would create for a first member of `first_len` bytes.
-    pub fn new(lim: ZLimits, first_len: usize) -> ZSet {
-        if lim.entries == 0 || first_len > lim.value {
+    /// An empty set in the encoding Redis's `zsetTypeCreate` picks for `size_hint` members of
+    /// at most `value_len_hint` bytes.
+    pub fn new(lim: ZLimits, size_hint: usize, value_len_hint: usize) -> ZSet {
+        if lim.entries == 0 || size_hint > lim.entries || value_len_hint > lim.value {
             ZSet::Skip(Box::new(Skip::new()))
         } else {
             ZSet::Packed(Packed::default())
@@ -597,7 +600,7 @@ mod tests {
                 value: 64,
             },
         ] {
-            let mut z = ZSet::new(lim, 1);
+            let mut z = ZSet::new(lim, 1, 1);
             let mut model = BTreeSet::<E>::new();
             let mut rng = 99u64;
             let mut next = || {
@@ -641,14 +644,14 @@ mod tests {
             entries: 4,
             value: 8,
         };
-        let mut z = ZSet::new(lim, 1);
+        let mut z = ZSet::new(lim, 1, 1);
         for i in 0..4 {
             z.set(format!("{i}").as_bytes(), i as f64, lim);
         }
         assert_eq!(z.encoding(), "listpack");
         z.set(b"x", 9.0, lim);
         assert_eq!(z.encoding(), "skiplist");
-        let mut z = ZSet::new(lim, 1);
+        let mut z = ZSet::new(lim, 1, 1);
         z.set(b"a-very-long-member", 1.0, lim);
         assert_eq!(z.encoding(), "skiplist");
     }
