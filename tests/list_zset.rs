@@ -8,9 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::resp::Conn;
 use common::start_node;
 use redis::AsyncCommands;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// A `redis-server` of our own on a free port, killed (by its own handle) when dropped.
@@ -114,72 +114,6 @@ fn split_args(line: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn encode(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Reads one complete RESP2/RESP3 reply, returning its raw bytes.
-async fn read_reply(r: &mut BufReader<TcpStream>) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut pending = 1usize;
-    while pending > 0 {
-        pending -= 1;
-        let mut line = Vec::new();
-        let n = tokio::time::timeout(Duration::from_secs(10), r.read_until(b'\n', &mut line))
-            .await
-            .expect("reply within 10s")
-            .expect("read");
-        assert!(n > 0, "connection closed mid-reply");
-        out.extend_from_slice(&line);
-        let body = std::str::from_utf8(&line[1..line.len() - 2]).unwrap_or("");
-        match line[0] {
-            b'$' | b'=' | b'!' => {
-                let len: i64 = body.parse().expect("bulk length");
-                if len >= 0 {
-                    let mut data = vec![0u8; len as usize + 2];
-                    r.read_exact(&mut data).await.expect("bulk body");
-                    out.extend_from_slice(&data);
-                }
-            }
-            b'*' | b'~' | b'>' => {
-                let len: i64 = body.parse().expect("array length");
-                if len > 0 {
-                    pending += len as usize;
-                }
-            }
-            b'%' | b'|' => {
-                let len: i64 = body.parse().expect("map length");
-                pending += 2 * len as usize;
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-struct Conn {
-    r: BufReader<TcpStream>,
-}
-
-impl Conn {
-    async fn open(port: u16) -> Conn {
-        Conn {
-            r: BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap()),
-        }
-    }
-
-    async fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
-        self.r.get_mut().write_all(&encode(args)).await.unwrap();
-        read_reply(&mut self.r).await
-    }
-}
-
 fn scripts(file: &Path) -> Vec<Vec<(usize, String)>> {
     let text = std::fs::read_to_string(file).expect("case file");
     let mut all = Vec::new();
@@ -210,8 +144,8 @@ async fn differential(file: &str) {
     let mut mismatches = Vec::new();
     let mut cases = 0;
     for script in scripts(&path) {
-        let mut a = Conn::open(redis.port).await;
-        let mut b = Conn::open(ours).await;
+        let mut a = Conn::open(("127.0.0.1", redis.port)).await;
+        let mut b = Conn::open(("127.0.0.1", ours)).await;
         let flush = vec![b"FLUSHALL".to_vec()];
         a.call(&flush).await;
         b.call(&flush).await;

@@ -2,6 +2,8 @@
 //! any RESP server with raw bytes.
 #![allow(dead_code)]
 
+pub mod resp;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
