@@ -556,16 +556,15 @@ fn blmove_generic(
 ) -> CmdResult {
     let timeout = blocking::timeout_arg(timeout_arg, ctx.now_ms)?;
     let db = ctx.client.db;
-    match ks.lookup_write(db, &args[1])? {
-        Some(e) if !matches!(e.value, Value::List(_)) => {
-            blocking::skip_wrong_type(ctx)?;
+    let is_list = ks
+        .lookup_write(db, &args[1])?
+        .map(|e| matches!(e.value, Value::List(_)));
+    match is_list {
+        Some(false) => blocking::skip_wrong_type(ctx)?,
+        Some(true) if move_one(ctx, ks, &args[1], &args[2], from, to)?.is_some() => {
+            return Ok(());
         }
-        Some(_) => {
-            if move_one(ctx, ks, &args[1], &args[2], from, to)?.is_some() {
-                return Ok(());
-            }
-        }
-        None => {}
+        _ => {}
     }
     blocking::block(ctx, &args[1..2], timeout, DenyReply::NullBulk)
 }

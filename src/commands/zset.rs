@@ -266,7 +266,7 @@ fn zadd_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], mut flags: u8)
         i += 1;
     }
     let rest = &args[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let (nx, xx, gt, lt, incr) = (
@@ -281,7 +281,7 @@ fn zadd_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], mut flags: u8)
             "XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));

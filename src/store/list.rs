@@ -473,8 +473,8 @@ mod tests {
         assert_eq!(items(&l), model.iter().cloned().collect::<Vec<_>>());
         let rev: Vec<Vec<u8>> = l.iter().rev().map(|e| e.to_vec()).collect();
         assert_eq!(rev, model.iter().rev().cloned().collect::<Vec<_>>());
-        for i in 0..model.len() {
-            assert_eq!(l.get(i), Some(&model[i][..]));
+        for (i, m) in model.iter().enumerate() {
+            assert_eq!(l.get(i), Some(&m[..]));
         }
         let from: Vec<Vec<u8>> = l.iter_from(7).map(|e| e.to_vec()).collect();
         assert_eq!(from, model.iter().skip(7).cloned().collect::<Vec<_>>());

@@ -256,8 +256,8 @@ impl Skip {
                 span: rank[0] - rank[i] + 1,
             };
         }
-        for i in lvl..self.level {
-            self.nodes[update[i] as usize].levels[i].span += 1;
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].levels[i].span += 1;
         }
         self.nodes[new as usize].back = if update[0] == 0 { NIL } else { update[0] };
         let n0 = self.next(new, 0);
@@ -451,7 +451,7 @@ impl ZSet {
         }
     }
 
-    fn to_skip(&mut self) {
+    fn convert_to_skip(&mut self) {
         if let ZSet::Packed(p) = self {
             let mut s = Skip::new();
             for (m, sc) in p.iter() {
@@ -468,7 +468,7 @@ impl ZSet {
         if let ZSet::Packed(p) = self
             && (p.len + 1 > lim.entries || member.len() > lim.value)
         {
-            self.to_skip();
+            self.convert_to_skip();
         }
         self.insert_new(member, score);
         old
@@ -560,9 +560,19 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    #[derive(PartialEq, PartialOrd, Clone, Debug)]
+    #[derive(Clone, Debug)]
     struct E(f64, Vec<u8>);
+    impl PartialEq for E {
+        fn eq(&self, o: &Self) -> bool {
+            self.cmp(o) == Ordering::Equal
+        }
+    }
     impl Eq for E {}
+    impl PartialOrd for E {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
     impl Ord for E {
         fn cmp(&self, o: &Self) -> Ordering {
             cmp_entry(self.0, &self.1, o.0, &o.1)
