@@ -225,6 +225,10 @@ impl List {
             _ => {
                 let mut n = Node::default();
                 n.insert(0, data);
+                // A one-node list (the common small list) gets room for one node only.
+                if self.nodes.capacity() == 0 {
+                    self.nodes.reserve_exact(1);
+                }
                 self.nodes.push_back(n);
             }
         }
@@ -238,6 +242,10 @@ impl List {
             _ => {
                 let mut n = Node::default();
                 n.insert(0, data);
+                // A one-node list (the common small list) gets room for one node only.
+                if self.nodes.capacity() == 0 {
+                    self.nodes.reserve_exact(1);
+                }
                 self.nodes.push_front(n);
             }
         }

@@ -35,45 +35,92 @@ fn leb_put(buf: &mut Vec<u8>, mut n: usize) {
     buf.push(n as u8);
 }
 
-/// The small encoding: `score (f64 LE) | member length (LEB128) | member`, sorted.
-#[derive(Clone, Default)]
+/// The small encoding: a 4-byte member count, then entries `score | member length (LEB128) |
+/// member`, sorted. A score that is an integer below 2^53 is a tag byte 1 and its zigzag LEB128
+/// (2 bytes for 0..63), any other a tag byte 0 and the 8 bytes of the double: as compact as
+/// Redis's listpack, which keeps such scores as integers too.
+#[derive(Clone)]
 pub struct Packed {
     buf: Vec<u8>,
-    len: usize,
+}
+
+impl Default for Packed {
+    fn default() -> Self {
+        Packed {
+            buf: vec![0; HEADER],
+        }
+    }
+}
+
+const HEADER: usize = 4;
+const TAG_DOUBLE: u8 = 0;
+const TAG_INT: u8 = 1;
+const MAX_EXACT: f64 = (1u64 << 53) as f64;
+
+fn put_score(buf: &mut Vec<u8>, score: f64) {
+    if score == score.trunc() && score.abs() < MAX_EXACT {
+        let i = score as i64;
+        buf.push(TAG_INT);
+        leb_put(buf, ((i << 1) ^ (i >> 63)) as u64 as usize);
+    } else {
+        buf.push(TAG_DOUBLE);
+        buf.extend_from_slice(&score.to_le_bytes());
+    }
 }
 
 impl Packed {
-    /// (score, member start, member end, next entry) of the entry at `off`.
-    #[inline]
-    fn entry_at(&self, off: usize) -> (f64, usize, usize, usize) {
-        let mut sb = [0u8; 8];
-        sb.copy_from_slice(&self.buf[off..off + 8]);
-        let score = f64::from_le_bytes(sb);
-        let (mut len, mut shift, mut p) = (0usize, 0, off + 8);
+    fn len(&self) -> usize {
+        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
+    }
+
+    fn set_len(&mut self, n: usize) {
+        self.buf[..HEADER].copy_from_slice(&(n as u32).to_le_bytes());
+    }
+
+    fn leb_at(&self, mut p: usize) -> (usize, usize) {
+        let (mut v, mut shift) = (0usize, 0);
         loop {
             let b = self.buf[p];
-            len |= ((b & 0x7f) as usize) << shift;
+            v |= ((b & 0x7f) as usize) << shift;
             p += 1;
             if b & 0x80 == 0 {
-                break;
+                return (v, p);
             }
             shift += 7;
         }
-        (score, p, p + len, p + len)
+    }
+
+    /// (score, member start, member end = next entry) of the entry at `off`.
+    #[inline]
+    fn entry_at(&self, off: usize) -> (f64, usize, usize) {
+        let (score, p) = if self.buf[off] == TAG_INT {
+            let (z, p) = self.leb_at(off + 1);
+            let z = z as u64;
+            ((((z >> 1) as i64) ^ -((z & 1) as i64)) as f64, p)
+        } else {
+            let mut sb = [0u8; 8];
+            sb.copy_from_slice(&self.buf[off + 1..off + 9]);
+            (f64::from_le_bytes(sb), off + 9)
+        };
+        let (len, p) = self.leb_at(p);
+        (score, p, p + len)
     }
 
     fn iter(&self) -> PackedIter<'_> {
-        PackedIter { z: self, off: 0 }
+        PackedIter {
+            z: self,
+            off: HEADER,
+        }
     }
 
     fn find(&self, member: &[u8]) -> Option<(usize, f64)> {
-        let mut off = 0;
+        let mut off = HEADER;
         while off < self.buf.len() {
-            let (s, a, b, next) = self.entry_at(off);
+            let (s, a, b) = self.entry_at(off);
             if &self.buf[a..b] == member {
                 return Some((off, s));
             }
-            off = next;
+            off = b;
         }
         None
     }
@@ -81,27 +128,29 @@ impl Packed {
     fn insert(&mut self, member: &[u8], score: f64) {
         // Redis writes the score as text and reads "-0" back as the integer 0.
         let score = if score == 0.0 { 0.0 } else { score };
-        let mut off = 0;
+        let mut off = HEADER;
         while off < self.buf.len() {
-            let (s, a, b, next) = self.entry_at(off);
+            let (s, a, b) = self.entry_at(off);
             if cmp_entry(s, &self.buf[a..b], score, member) == Ordering::Greater {
                 break;
             }
-            off = next;
+            off = b;
         }
-        let mut e = Vec::with_capacity(8 + 2 + member.len());
-        e.extend_from_slice(&score.to_le_bytes());
+        let mut e = Vec::with_capacity(10 + 2 + member.len());
+        put_score(&mut e, score);
         leb_put(&mut e, member.len());
         e.extend_from_slice(member);
         self.buf.reserve_exact(e.len());
         self.buf.splice(off..off, e);
-        self.len += 1;
+        let n = self.len() + 1;
+        self.set_len(n);
     }
 
     fn remove_at(&mut self, off: usize) {
-        let next = self.entry_at(off).3;
+        let next = self.entry_at(off).2;
         self.buf.drain(off..next);
-        self.len -= 1;
+        let n = self.len() - 1;
+        self.set_len(n);
         if self.buf.capacity() > self.buf.len() * 2 + 64 {
             self.buf.shrink_to_fit();
         }
@@ -119,8 +168,8 @@ impl<'a> Iterator for PackedIter<'a> {
         if self.off >= self.z.buf.len() {
             return None;
         }
-        let (s, a, b, next) = self.z.entry_at(self.off);
-        self.off = next;
+        let (s, a, b) = self.z.entry_at(self.off);
+        self.off = b;
         Some((&self.z.buf[a..b], s))
     }
 }
@@ -428,7 +477,7 @@ impl ZSet {
 
     pub fn len(&self) -> usize {
         match self {
-            ZSet::Packed(p) => p.len,
+            ZSet::Packed(p) => p.len(),
             ZSet::Skip(s) => s.len,
         }
     }
@@ -466,7 +515,7 @@ impl ZSet {
     pub fn set(&mut self, member: &[u8], score: f64, lim: ZLimits) -> Option<f64> {
         let old = self.remove(member);
         if let ZSet::Packed(p) = self
-            && (p.len + 1 > lim.entries || member.len() > lim.value)
+            && (p.len() + 1 > lim.entries || member.len() > lim.value)
         {
             self.convert_to_skip();
         }
@@ -646,6 +695,50 @@ mod tests {
             let below = z.count_while(|s, _| s < 10.0);
             assert_eq!(below, model.iter().filter(|e| e.0 < 10.0).count());
         }
+    }
+
+    #[test]
+    fn compact_layout() {
+        assert!(
+            std::mem::size_of::<ZSet>() <= 24,
+            "{}",
+            std::mem::size_of::<ZSet>()
+        );
+        let lim = ZLimits {
+            entries: 128,
+            value: 64,
+        };
+        let mut z = ZSet::new(lim, 1, 1);
+        for (i, s) in [
+            0.0,
+            -0.0,
+            1.5,
+            -7.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9e15,
+        ]
+        .iter()
+        .enumerate()
+        {
+            z.set(format!("m{i}").as_bytes(), *s, lim);
+        }
+        let got: Vec<f64> = z.iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            got,
+            [
+                f64::NEG_INFINITY,
+                -7.0,
+                0.0,
+                0.0,
+                1.5,
+                9e15,
+                1e300,
+                f64::INFINITY
+            ]
+        );
+        assert!(got[2].is_sign_positive() && got[3].is_sign_positive());
     }
 
     #[test]
