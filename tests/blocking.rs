@@ -65,6 +65,8 @@ async fn push_from_another_client_wakes_blpop(addr: SocketAddr) {
     let mut b = Conn::open(addr).await;
     a.send(&[b"BLPOP", b"k1", b"k2", b"0"]).await;
     blocked(addr, 1).await;
+    let list = b.cmd(&["CLIENT", "LIST"]).await;
+    assert!(list.contains("flags=b "), "{list}");
     assert!(!a.has_reply_within(Duration::from_millis(50)).await);
     assert_eq!(b.cmd(&["RPUSH", "k2", "v"]).await, ":1\r\n");
     assert_eq!(

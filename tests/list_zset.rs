@@ -206,3 +206,60 @@ async fn large_collections_keep_order_and_rank() {
     assert!((20000 * 6..20000 * 16).contains(&used), "{used}");
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn commands_publish_redis_event_names() {
+    let node = start_node(&[]).await;
+    let mut sub = node.node.store.events.subscribe();
+    let mut c = Conn::open(node.resp_addr()).await;
+    for cmd in [
+        "RPUSH l a b",
+        "LPOP l",
+        "RPOPLPUSH l m",
+        "LINSERT m BEFORE b x",
+        "LSET m 0 y",
+        "LTRIM m 0 0",
+        "LREM m 0 y",
+        "ZADD z 1 a 2 b",
+        "ZINCRBY z 1 a",
+        "ZREM z a",
+        "ZPOPMIN z",
+        "ZADD s 1 a",
+        "ZUNIONSTORE u 1 s",
+        "ZRANGESTORE r s 0 -1",
+        "ZREMRANGEBYSCORE s -inf +inf",
+    ] {
+        let args: Vec<Vec<u8>> = cmd.split(' ').map(|a| a.as_bytes().to_vec()).collect();
+        c.call(&args).await;
+    }
+    let mut got = Vec::new();
+    while let Ok(e) = sub.rx.try_recv() {
+        got.push(format!("{} {}", e.event, String::from_utf8_lossy(&e.key)));
+    }
+    assert_eq!(
+        got,
+        [
+            "rpush l",
+            "lpop l",
+            "lpush m",
+            "rpop l",
+            "del l",
+            "linsert m",
+            "lset m",
+            "ltrim m",
+            "lrem m",
+            "del m",
+            "zadd z",
+            "zincr z",
+            "zrem z",
+            "zpopmin z",
+            "del z",
+            "zadd s",
+            "zunionstore u",
+            "zrangestore r",
+            "zremrangebyscore s",
+            "del s",
+        ]
+    );
+    node.shutdown().await;
+}

@@ -85,6 +85,7 @@ pub fn block(
         .store
         .blocked
         .block(ctx.client.info.id, ctx.client.db, keys);
+    ctx.client.info.blocked.store(true, Ordering::Relaxed);
     ctx.client.blocked = Some(BlockState {
         waiter,
         deadline: timeout.map(|t| Instant::now() + t),

@@ -32,6 +32,8 @@ pub struct ClientInfo {
     pub multi_len: AtomicI64,
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: AtomicBool,
     pub query_buf: AtomicUsize,
     pub output_len: AtomicUsize,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
@@ -61,6 +63,9 @@ impl ClientInfo {
         let multi = self.multi_len.load(Ordering::Relaxed);
         if multi >= 0 {
             flags.push('x');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
         }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
@@ -135,6 +140,7 @@ impl ClientRegistry {
             multi_len: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
             kill: CancellationToken::new(),

@@ -259,6 +259,7 @@ async fn wait_blocked(
     };
     client.blocked = None;
     client.still_blocked = false;
+    client.info.blocked.store(false, Ordering::Relaxed);
     node.store.blocked.unblock(id);
     result
 }
