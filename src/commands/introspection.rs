@@ -190,7 +190,14 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandRef, Vec<usize>), CmdError
     })?;
     let pos = key_positions(cmd.cmd, inner);
     if pos.is_empty() {
-        return Err(CmdError::err("The command has no key arguments"));
+        // Redis: a command that declares keys but finds none in these arguments (`LMPOP 0 ...`)
+        // is given invalid arguments; one that never takes keys has none.
+        let declares_keys = cmd.cmd.keys_fn.is_some() || cmd.cmd.keys.0 > 0;
+        return Err(CmdError::err(if declares_keys {
+            "Invalid arguments specified for command"
+        } else {
+            "The command has no key arguments"
+        }));
     }
     Ok((cmd, pos.to_vec()))
 }

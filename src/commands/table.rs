@@ -153,8 +153,35 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
     } else {
         cats.push("@slow");
     }
+    // Redis lists them in the order of its category table, not in the order they were derived.
+    cats.sort_by_key(|c| ACL_ORDER.iter().position(|o| o == c));
     cats
 }
+
+/// Redis's `ACLCommandCategories` order, which COMMAND INFO follows.
+const ACL_ORDER: &[&str] = &[
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
 
 #[macro_export]
 macro_rules! cmd {
@@ -435,7 +462,7 @@ static COMMAND_SUBS: &[Command] = &[
     ),
     cmd!(
         "getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         "server",
@@ -445,7 +472,7 @@ static COMMAND_SUBS: &[Command] = &[
     ),
     cmd!(
         "getkeysandflags",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         "server",
