@@ -425,6 +425,39 @@ pub static SETTINGS: &[Setting] = &[
         "Cluster state file in dir (empty: nodes-<port>.conf)"
     ),
     setting!(
+        "list-max-listpack-size",
+        "list-max-listpack-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64
+        },
+        "-2",
+        true,
+        "List node size: negative -1..-5 caps node bytes at 4..64 KB, positive caps entries"
+    ),
+    setting!(
+        "zset-max-listpack-entries",
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Sorted sets up to this many members use the compact listpack encoding"
+    ),
+    setting!(
+        "zset-max-listpack-value",
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "64",
+        true,
+        "Sorted sets whose members are all at most this long use the listpack encoding"
+    ),
+    setting!(
         "hash-max-listpack-entries",
         "hash-max-listpack-entries",
         Kind::Int {
@@ -783,6 +816,9 @@ pub struct Config {
     pub hash_max_listpack_entries: usize,
     pub hash_max_listpack_value: usize,
     pub set_max_intset_entries: usize,
+    pub list_max_listpack_size: i32,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for Config {
@@ -820,6 +856,9 @@ impl Config {
             hash_max_listpack_entries: values.int("hash-max-listpack-entries") as usize,
             hash_max_listpack_value: values.int("hash-max-listpack-value") as usize,
             set_max_intset_entries: values.int("set-max-intset-entries") as usize,
+            list_max_listpack_size: values.int("list-max-listpack-size") as i32,
+            zset_max_listpack_entries: values.int("zset-max-listpack-entries") as usize,
+            zset_max_listpack_value: values.int("zset-max-listpack-value") as usize,
             config_file: None,
             values,
         }

@@ -4,17 +4,20 @@
 
 pub mod args;
 pub mod cluster;
+pub mod blocking;
 pub mod connection;
 pub mod error;
 pub mod hash;
 pub mod introspection;
 pub mod keys;
+pub mod list;
 pub mod server;
 pub mod set;
 pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod transactions;
+pub mod zset;
 
 use std::sync::Arc;
 use std::time::Instant;

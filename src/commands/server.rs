@@ -583,7 +583,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("maxclients", &cfg.maxclients);
                 o.kv("client_recent_max_input_buffer", &0);
                 o.kv("client_recent_max_output_buffer", &0);
-                o.kv("blocked_clients", &0);
+                o.kv("blocked_clients", &node.store.blocked.len());
                 o.kv("tracking_clients", &0);
                 o.kv("clients_in_timeout_table", &0);
             }

@@ -32,17 +32,26 @@ fn sortable(v: &Value) -> Result<Sortable, CmdError> {
             items: s.iter().map(|m| m.to_sds()).collect(),
             ordered: false,
         }),
+        Value::List(l) => Ok(Sortable {
+            items: l.iter().map(Sds::new).collect(),
+            ordered: true,
+        }),
+        Value::ZSet(z) => Ok(Sortable {
+            items: z.iter().map(|(m, _)| Sds::new(m)).collect(),
+            ordered: true,
+        }),
         Value::Str(_) | Value::Int(_) | Value::Hash(_) => Err(CmdError::WrongType),
     }
 }
 
-/// The value `SORT ... STORE` writes: a list of `items`. Lists are not in this build yet, so a
-/// non-empty result cannot be stored; this is the one place to change when they are.
-fn stored_list(items: Vec<Sds>) -> Result<Value, CmdError> {
-    drop(items);
-    Err(CmdError::err(
-        "SORT STORE needs the list type, which this build lacks",
-    ))
+/// The value `SORT ... STORE` writes: a list of `items`, nodes sized by `fill`
+/// (`list-max-listpack-size`).
+fn stored_list(items: Vec<Sds>, fill: i32) -> Result<Value, CmdError> {
+    let mut l = crate::store::list::List::new();
+    for it in &items {
+        l.push_back(it, fill);
+    }
+    Ok(Value::List(Box::new(l)))
 }
 
 /// Key positions of SORT: the sorted key and the last STORE destination (Redis's `sortGetKeys`).
@@ -309,7 +318,8 @@ fn sort_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: bool
                 }
             }
             if outputlen > 0 {
-                let list = stored_list(out)?;
+                let fill = ctx.node.config.read().list_max_listpack_size;
+                let list = stored_list(out, fill)?;
                 ks.set(db, dst, list, None, false)?;
                 ctx.dirty(outputlen as u64);
                 ctx.notify(class::LIST, "sortstore", dst);

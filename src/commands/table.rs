@@ -260,6 +260,7 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
     cats
 }
 
+
 #[macro_export]
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, $keys:expr, $group:literal, $since:literal, $handler:expr, $summary:literal) => {
@@ -472,6 +473,16 @@ static CLIENT_SUBS: &[Command] = &[
         "3.2.0",
         conn::client_reply,
         "Instructs the server whether to reply to commands."
+    ),
+    cmd!(
+        "unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        super::blocking::client_unblock,
+        "Unblocks a client blocked by a blocking command from a different connection."
     ),
     cmd!(
         "help",
@@ -853,6 +864,8 @@ static FAMILIES: &[&[Command]] = &[
     super::hash::COMMANDS,
     super::set::COMMANDS,
     super::sort::COMMANDS,
+    super::list::COMMANDS,
+    super::zset::COMMANDS,
 ];
 
 pub static COMMANDS: &[Command] = &[

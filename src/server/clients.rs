@@ -30,6 +30,8 @@ pub struct ClientInfo {
     pub multi_len: AtomicI64,
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: AtomicBool,
     pub query_buf: AtomicUsize,
     pub output_len: AtomicUsize,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
@@ -57,6 +59,9 @@ impl ClientInfo {
         let multi = self.multi_len.load(Ordering::Relaxed);
         if multi >= 0 {
             flags.push('x');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
         }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
@@ -127,6 +132,7 @@ impl ClientRegistry {
             multi_len: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
             kill: CancellationToken::new(),
@@ -186,6 +192,12 @@ pub struct ClientState {
     pub asking: bool,
     /// READONLY: reads may be served by a replica.
     pub readonly: bool,
+    /// Set while a blocking command waits for its keys (see `commands::blocking`).
+    pub blocked: Option<crate::commands::blocking::BlockState>,
+    /// Set by a re-run of a blocked command that still found nothing to serve.
+    pub still_blocked: bool,
+    /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
+    pub deny_blocking: bool,
 }
 
 impl ClientState {
@@ -204,6 +216,9 @@ impl ClientState {
             monitor: false,
             asking: false,
             readonly: false,
+            blocked: None,
+            still_blocked: false,
+            deny_blocking: false,
         }
     }
 

@@ -6,11 +6,14 @@
 //! view of them; commands that touch everything (FLUSHALL, KEYS, MULTI/EXEC) lock all shards.
 //! Nothing here knows about RESP, HTTP or the cluster bus.
 
+pub mod blocking;
 pub mod dict;
 pub mod hash;
+pub mod list;
 pub mod sds;
 pub mod set;
 pub mod value;
+pub mod zset;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,6 +184,8 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// Where key changes are published (commands publish through `Ctx::notify`).
     pub events: Arc<Events>,
+    /// Clients blocked on keys; woken when a list or sorted set appears under a new key.
+    pub blocked: blocking::Blocked,
     databases: usize,
     /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
     started: std::time::Instant,
@@ -199,6 +204,7 @@ impl Store {
                 .map(|_| Mutex::new(Shard::new(databases)))
                 .collect(),
             events,
+            blocked: blocking::Blocked::default(),
             databases,
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
@@ -485,6 +491,7 @@ impl<'a> Keyspace<'a> {
         let lru = self.lru;
         let now = self.now_ms;
         let events = &self.store.events;
+        let blocked = &self.store.blocked;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
             publish_expired(events, db, key, now);
@@ -501,10 +508,14 @@ impl<'a> Keyspace<'a> {
             }
         } else {
             had_expire = false;
+            let ready = value.may_unblock();
             let mut e = Entry::new(Sds::new(key), value, lru);
             e.set_has_expire(expire_at_ms.is_some());
             d.keys.insert_new(e);
             s.note_insert(db, key);
+            if ready {
+                blocked.signal(db, key);
+            }
         }
         let d = &mut s.dbs[db];
         match expire_at_ms {
@@ -531,6 +542,9 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let key = entry.key.clone();
         self.remove(db, &key)?;
+        if entry.value.may_unblock() {
+            self.store.blocked.signal(db, &key);
+        }
         let s = self.shard(&key)?;
         entry.set_has_expire(expire_at_ms.is_some());
         s.dbs[db].keys.insert_new(entry);

@@ -4,8 +4,10 @@
 
 use super::dict::Keyed;
 use super::hash::Hash;
-use super::sds::Sds;
 use super::set::Set;
+use super::list::List;
+use super::sds::Sds;
+use super::zset::ZSet;
 
 /// Longest string Redis stores as "embstr".
 pub const EMBSTR_MAX: usize = 44;
@@ -15,6 +17,8 @@ pub enum Value {
     Int(i64),
     Hash(Hash),
     Set(Set),
+    List(Box<List>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -43,7 +47,14 @@ impl Value {
             Value::Str(_) | Value::Int(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
+    }
+
+    /// Whether this value appearing under a key can serve clients blocked on it.
+    pub fn may_unblock(&self) -> bool {
+        matches!(self, Value::List(_) | Value::ZSet(_))
     }
 
     pub fn is_string(&self) -> bool {
@@ -57,6 +68,8 @@ impl Value {
             Value::Int(_) => 0,
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
         }
     }
 }
@@ -68,6 +81,8 @@ impl Clone for Value {
             Value::Int(i) => Value::Int(*i),
             Value::Hash(h) => Value::Hash(h.clone()),
             Value::Set(s) => Value::Set(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
         }
     }
 }
@@ -213,6 +228,8 @@ impl Entry {
             }
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(_) => "quicklist",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
