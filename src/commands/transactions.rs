@@ -50,6 +50,8 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     ctx.out.array(m.queue.len());
     let resp3 = ctx.client.resp3;
     let mut buf = BytesMut::new();
+    // Blocking commands inside a transaction reply at once, as if timed out.
+    ctx.client.deny_blocking = true;
     for (cmd, args) in &m.queue {
         buf.clear();
         let after = super::run(ctx.node, ctx.client, &mut buf, cmd, args, ks, ctx.now_ms);
@@ -62,5 +64,6 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             ctx.out.set_resp3(ctx.client.resp3);
         }
     }
+    ctx.client.deny_blocking = false;
     Ok(())
 }

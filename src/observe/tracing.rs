@@ -87,7 +87,7 @@ pub fn install(format: &str, level: &str, otlp: Otlp) -> Guard {
     let level = match level {
         "debug" => "debug",
         "verbose" => "info",
-        "warning" | "nothing" => "warn",
+        "warning" => "warn",
         _ => "info",
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));

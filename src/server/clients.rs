@@ -22,8 +22,6 @@ pub struct ClientInfo {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
-    pub lib_name: Mutex<Option<Bytes>>,
-    pub lib_ver: Mutex<Option<Bytes>>,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
     pub last_interaction_ms: AtomicI64,
@@ -32,6 +30,8 @@ pub struct ClientInfo {
     pub multi_len: AtomicI64,
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: AtomicBool,
     pub query_buf: AtomicUsize,
     pub output_len: AtomicUsize,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
@@ -47,8 +47,6 @@ impl ClientInfo {
     /// One `CLIENT LIST` / `CLIENT INFO` line, fields as in Redis 7.0.
     pub fn describe(&self, now_ms: i64) -> String {
         let name = self.name.lock().clone().unwrap_or_default();
-        let lib_name = self.lib_name.lock().clone().unwrap_or_default();
-        let lib_ver = self.lib_ver.lock().clone().unwrap_or_default();
         let cmd = crate::commands::table()
             .all
             .get(self.last_cmd.load(Ordering::Relaxed))
@@ -62,6 +60,9 @@ impl ClientInfo {
         if multi >= 0 {
             flags.push('x');
         }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
@@ -71,7 +72,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -85,8 +86,6 @@ impl ClientInfo {
             self.output_len.load(Ordering::Relaxed),
             cmd,
             self.resp.load(Ordering::Relaxed),
-            String::from_utf8_lossy(&lib_name),
-            String::from_utf8_lossy(&lib_ver),
         )
     }
 }
@@ -126,8 +125,6 @@ impl ClientRegistry {
             laddr,
             created: Instant::now(),
             name: Mutex::new(None),
-            lib_name: Mutex::new(None),
-            lib_ver: Mutex::new(None),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_interaction_ms: AtomicI64::new(now_ms),
@@ -135,6 +132,7 @@ impl ClientRegistry {
             multi_len: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
             kill: CancellationToken::new(),
@@ -190,19 +188,37 @@ pub struct ClientState {
     pub reply_mode: ReplyMode,
     pub multi: Option<Multi>,
     pub monitor: bool,
+    /// ASKING was sent: the next command may run on an importing slot.
+    pub asking: bool,
+    /// READONLY: reads may be served by a replica.
+    pub readonly: bool,
+    /// Set while a blocking command waits for its keys (see `commands::blocking`).
+    pub blocked: Option<crate::commands::blocking::BlockState>,
+    /// Set by a re-run of a blocked command that still found nothing to serve.
+    pub still_blocked: bool,
+    /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
+    pub deny_blocking: bool,
 }
 
 impl ClientState {
-    pub fn new(info: Arc<ClientInfo>) -> ClientState {
+    /// `authenticated`: whether the client starts authenticated, as Redis's
+    /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
+    /// A client that connected before `requirepass` was set stays authenticated.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
         ClientState {
             info,
             db: 0,
             resp3: false,
-            authenticated: false,
+            authenticated,
             close_after_reply: false,
             reply_mode: ReplyMode::On,
             multi: None,
             monitor: false,
+            asking: false,
+            readonly: false,
+            blocked: None,
+            still_blocked: false,
+            deny_blocking: false,
         }
     }
 

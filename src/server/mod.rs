@@ -54,7 +54,8 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
         let node = node.clone();
         tasks.spawn(async move {
             let id = info.id;
-            serve(node.clone(), sock, ClientState::new(info)).await;
+            let authenticated = !node.requires_pass();
+            serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
             node.monitors.remove(id);
             node.clients.unregister(id);
         });
@@ -124,6 +125,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
         let mut close = false;
         loop {
+            parser.set_unauthenticated(client.needs_auth(&node));
             match parser.parse(&mut inbuf, &mut args) {
                 Ok(true) => {
                     if args.is_empty() {
@@ -133,8 +135,22 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         flush(&node, &mut wr, &mut out).await;
                         wait_unpaused(&node, deadline).await;
                     }
-                    let mark = out.len();
-                    let after = commands::call(&node, &mut client, &mut out, &args);
+                    let mut mark = out.len();
+                    let mut after = commands::call(&node, &mut client, &mut out, &args);
+                    if client.blocked.is_some() {
+                        // Replies so far leave now; the rest of the pipeline waits behind us.
+                        if !flush(&node, &mut wr, &mut out).await {
+                            node.store.blocked.unblock(client.info.id);
+                            break 'conn;
+                        }
+                        mark = 0;
+                        let waited =
+                            wait_blocked(&node, &mut client, &mut rd, &mut inbuf, &mut out, &args)
+                                .await;
+                        if waited == After::Close {
+                            after = After::Close;
+                        }
+                    }
                     apply_reply_mode(&mut client, &mut out, mark);
                     if client.monitor && monitor_rx.is_none() {
                         let (tx, rx) = mpsc::channel(stats::MONITOR_QUEUE);
@@ -172,6 +188,82 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
     }
     let _ = wr.shutdown().await;
+}
+
+/// Waits while the client is blocked (BLPOP & co): re-runs the command on each wake-up until it
+/// is served, replies as timed out at the deadline or on CLIENT UNBLOCK, and watches the socket
+/// so a client that disconnects leaves nothing behind (input that arrives meanwhile is kept for
+/// after). Returns `Close` when the connection must end.
+async fn wait_blocked(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    inbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    args: &[Bytes],
+) -> After {
+    use crate::commands::blocking::reply_timeout;
+    use crate::store::blocking::unblock;
+    let id = client.info.id;
+    let qbuf_limit = node.config.read().client_query_buffer_limit;
+    let kill = client.info.kill.clone();
+    let result = loop {
+        let Some(b) = client.blocked.as_ref() else {
+            break After::Continue;
+        };
+        let waiter = b.waiter.clone();
+        let deadline = b.deadline;
+        let expired = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => break After::Close,
+            _ = node.shutdown.cancelled() => break After::Close,
+            _ = waiter.notify.notified() => {
+                match waiter.unblocked.load(Ordering::Relaxed) {
+                    unblock::TIMEOUT => {
+                        reply_timeout(&mut Reply::new(out, client.resp3));
+                        break After::Continue;
+                    }
+                    unblock::ERROR => {
+                        Reply::new(out, client.resp3)
+                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                        break After::Continue;
+                    }
+                    _ => {}
+                }
+                client.still_blocked = false;
+                let after = commands::call(node, client, out, args);
+                if !client.still_blocked {
+                    break after;
+                }
+            }
+            _ = expired => {
+                reply_timeout(&mut Reply::new(out, client.resp3));
+                break After::Continue;
+            }
+            r = rd.read_buf(inbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break After::Close,
+                    Ok(n) => {
+                        node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        if inbuf.len() > qbuf_limit {
+                            break After::Close;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    client.blocked = None;
+    client.still_blocked = false;
+    client.info.blocked.store(false, Ordering::Relaxed);
+    node.store.blocked.unblock(id);
+    result
 }
 
 /// Writes and clears `out`; false when the peer is gone.

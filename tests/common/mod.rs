@@ -2,6 +2,9 @@
 //! any RESP server with raw bytes.
 #![allow(dead_code)]
 
+pub mod redis_server;
+pub mod resp;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
