@@ -11,10 +11,13 @@ use tokio::net::TcpListener;
 
 use crate::node::Node;
 
+pub mod ui;
+
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .fallback(ui::serve)
         .with_state(node)
 }
 
