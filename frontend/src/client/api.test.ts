@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { fakeFetch } from "../test/fakes";
 import { Api, ApiError, parseKeyDetail } from "./api";
 

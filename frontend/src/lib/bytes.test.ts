@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { bin, binToUrl, bytesToBase64, displayBytes, formatTtl, preview, readBin } from "./bytes";
 
 const b64 = (bytes: number[]) => bytesToBase64(new Uint8Array(bytes));

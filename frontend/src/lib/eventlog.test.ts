@@ -1,3 +1,4 @@
+// @vitest-environment node
 import type { FeedEvent } from "../client/feed";
 import { RateMeter, addBatch, emptyLog, setPaused } from "./eventlog";
 

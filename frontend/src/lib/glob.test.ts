@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { globMatch } from "./glob";
 
 describe("Redis glob", () => {

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { formatRoute, parseRoute } from "./route";
 
 describe("deep links", () => {
