@@ -41,7 +41,9 @@ pub fn prepare_frontend() {
     let skip = std::env::var_os("REREDIS_SKIP_UI_BUILD").is_some_and(|v| v != "0" && !v.is_empty());
     let wanted = frontend.join("package.json").exists() && !skip && is_stale(&frontend, &index);
     if wanted && let Err(why) = build_with_npm(&frontend) {
-        println!("cargo:warning=web UI not built ({why}); run `cd frontend && npm ci && npm run build`");
+        println!(
+            "cargo:warning=web UI not built ({why}); run `cd frontend && npm ci && npm run build`"
+        );
     }
 
     let embedded = if index.exists() {
@@ -95,9 +97,13 @@ fn build_with_npm(frontend: &Path) -> Result<(), String> {
         return Err("npm is not on the PATH".into());
     }
     if !frontend.join("node_modules").exists() {
-        run(Command::new(npm).args(["ci", "--no-audit", "--no-fund"]).current_dir(frontend))?;
+        run(Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(frontend))?;
     }
-    run(Command::new(npm).args(["run", "build"]).current_dir(frontend))
+    run(Command::new(npm)
+        .args(["run", "build"])
+        .current_dir(frontend))
 }
 
 fn run(command: &mut Command) -> Result<(), String> {
@@ -108,6 +114,9 @@ fn run(command: &mut Command) -> Result<(), String> {
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        Err(format!("{shown} failed: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | ")))
+        Err(format!(
+            "{shown} failed: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ))
     }
 }

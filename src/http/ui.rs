@@ -58,14 +58,23 @@ fn file_response(path: &str, data: Vec<u8>) -> Response {
     };
     let mut response = Response::new(Body::from(data));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
 fn content_type(path: &str) -> &'static str {
-    let ext = path.rsplit_once('.').map(|(_, ext)| ext).unwrap_or_default();
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, ext)| ext)
+        .unwrap_or_default();
     match ext {
         "html" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
@@ -89,7 +98,9 @@ mod tests {
     }
 
     async fn body(response: Response) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
@@ -98,7 +109,10 @@ mod tests {
         for path in ["/", "/cluster", "/keys/user:1"] {
             let response = get(path).await;
             assert_eq!(response.status(), StatusCode::OK, "{path}");
-            assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8"
+            );
             let html = body(response).await;
             assert!(html.contains("<html") && html.len() > 200, "{path}: {html}");
         }
@@ -106,7 +120,12 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_api_paths_and_missing_files_are_404() {
-        for path in ["/api/v1/nope", "/ws", "/assets/missing.js", "/favicon-nope.png"] {
+        for path in [
+            "/api/v1/nope",
+            "/ws",
+            "/assets/missing.js",
+            "/favicon-nope.png",
+        ] {
             assert_eq!(get(path).await.status(), StatusCode::NOT_FOUND, "{path}");
         }
     }
