@@ -4,6 +4,7 @@
 // Playwright page with `installMock(page)`; `cluster.write(...)` plays an outside client.
 
 const SLOTS = 16384;
+const MANY = 1_000_000;
 const b64 = (s) => Buffer.from(s, "latin1").toString("base64");
 
 function crc16(buf) {
@@ -169,6 +170,14 @@ export class MockCluster {
         moving: this.moving,
       }];
     }
+    if (path === "/api/v1/keys" && (u.searchParams.get("match") ?? "").startsWith("many:")) {
+      // A million keys that exist only as numbers, served 50,000 per page (COUNT is a hint).
+      const start = Number(u.searchParams.get("cursor") || 0);
+      const end = Math.min(MANY, start + 50_000);
+      const keys = [];
+      for (let i = start; i < end; i++) keys.push({ key: `many:${i}`, type: "string", ttl_ms: -1, slot: i % SLOTS, node: this.nodes[i % 3].id });
+      return [200, { cursor: end >= MANY ? "0" : String(end), keys }];
+    }
     if (path === "/api/v1/keys") {
       const re = globToRegExp(u.searchParams.get("match") || "*");
       const type = u.searchParams.get("type") || "";
@@ -183,6 +192,9 @@ export class MockCluster {
     if (m) {
       // Percent-encoded bytes, one latin1 character each, as the keyspace holds them.
       const k = unescape(m[1]);
+      if (/^many:\d+$/.test(k) && method === "GET") {
+        return [200, { key: k, type: "string", ttl_ms: -1, slot: slotOf(k), node: this.nodeOf(k).id, size: 8, value: `value of ${k} @${this.ops}`, truncated: false }];
+      }
       if (method === "GET") {
         if (!this.keys.has(k)) return [404, { error: { code: "not_found", message: "no such key" } }];
         return [200, this.detail(k, Number(u.searchParams.get("limit") || 0))];

