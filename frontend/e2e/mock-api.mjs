@@ -52,10 +52,8 @@ function wire(s, field) {
   if (isUtf8(s)) return { [field]: Buffer.from(s, "latin1").toString("utf8") };
   return { [field]: b64(s), [`${field}_b64`]: true };
 }
-function wireItem(s) {
-  return isUtf8(s) ? Buffer.from(s, "latin1").toString("utf8") : { b64: b64(s) };
-}
-const fromWire = (v) => (typeof v === "string" ? Buffer.from(v, "utf8").toString("latin1") : Buffer.from(v.b64, "base64").toString("latin1"));
+/** Text from a request body: base64 when the value's one `value_b64` flag says so. */
+const fromWire = (v, isB64) => (isB64 ? Buffer.from(v, "base64").toString("latin1") : Buffer.from(v, "utf8").toString("latin1"));
 
 export class MockCluster {
   constructor() {
@@ -111,8 +109,12 @@ export class MockCluster {
       out.size = k.value.length;
       out.truncated = k.value.length > max;
       const items = k.value.slice(0, max);
-      out.value =
-        k.type === "hash" ? items.map(([f, v]) => [wireItem(f), wireItem(v)]) : k.type === "zset" ? items.map(([m, s]) => [wireItem(m), s]) : items.map(wireItem);
+      // One flag for the whole aggregate: if any element is not UTF-8, all go as base64.
+      const texts = k.type === "hash" ? items.flat() : k.type === "zset" ? items.map(([m]) => m) : items;
+      const asB64 = texts.some((t) => !isUtf8(t));
+      const enc = (t) => (asB64 ? b64(t) : Buffer.from(t, "latin1").toString("utf8"));
+      if (asB64) out.value_b64 = true;
+      out.value = k.type === "hash" ? items.map(([f, v]) => [enc(f), enc(v)]) : k.type === "zset" ? items.map(([m, s]) => [enc(m), s]) : items.map(enc);
     }
     return out;
   }
@@ -205,9 +207,10 @@ export class MockCluster {
         return [200, { deleted: had ? 1 : 0 }];
       }
       if (method === "PUT") {
-        const value = body.type === "string" ? (body.value_b64 ? Buffer.from(body.value, "base64").toString("latin1") : fromWire(body.value))
-          : body.type === "hash" ? body.value.map(([f, v]) => [fromWire(f), fromWire(v)])
-          : body.type === "zset" ? body.value.map(([mm, s]) => [fromWire(mm), s]) : body.value.map(fromWire);
+        const b = body.value_b64 === true;
+        const value = body.type === "string" ? fromWire(body.value, b)
+          : body.type === "hash" ? body.value.map(([f, v]) => [fromWire(f, b), fromWire(v, b)])
+          : body.type === "zset" ? body.value.map(([mm, s]) => [fromWire(mm, b), s]) : body.value.map((x) => fromWire(x, b));
         this.keys.set(k, { type: body.type, value, expireAt: body.ttl_ms ? Date.now() + body.ttl_ms : undefined });
         this.publish(body.type === "string" ? "set" : body.type === "hash" ? "hset" : body.type === "list" ? "rpush" : body.type === "set" ? "sadd" : "zadd", k);
         return [200, this.detail(k)];
@@ -216,7 +219,7 @@ export class MockCluster {
         if (!this.keys.has(k)) return [404, { error: { code: "not_found", message: "no such key" } }];
         let name = k;
         if (body.rename_to !== undefined) {
-          name = body.rename_to_b64 ? Buffer.from(body.rename_to, "base64").toString("latin1") : fromWire(body.rename_to);
+          name = fromWire(body.rename_to, body.rename_to_b64 === true);
           this.keys.set(name, this.keys.get(k));
           this.keys.delete(k);
           this.publish("rename_from", k);

@@ -8,11 +8,19 @@ describe("the REST client", () => {
       type: "string",
       value: { text: "AP8=", b64: true },
     });
-    expect(parseKeyDetail({ key: "h", type: "hash", value: [["f", { b64: "AA==" }]] }).data).toEqual({
+    // One value_b64 flag covers every element of an aggregate.
+    expect(parseKeyDetail({ key: "h", type: "hash", value: [["Zg==", "AA=="]], value_b64: true }).data).toEqual({
       type: "hash",
-      value: [[{ text: "f", b64: false }, { text: "AA==", b64: true }]],
+      value: [[{ text: "Zg==", b64: true }, { text: "AA==", b64: true }]],
     });
-    expect(parseKeyDetail({ key: "z", type: "zset", value: [["m", 1.5]] }).data).toEqual({ type: "zset", value: [[{ text: "m", b64: false }, 1.5]] });
+    expect(parseKeyDetail({ key: "z", type: "zset", value: [["m", 1.5], ["n", "inf"], ["o", "-inf"]] }).data).toEqual({
+      type: "zset",
+      value: [
+        [{ text: "m", b64: false }, 1.5],
+        [{ text: "n", b64: false }, Infinity],
+        [{ text: "o", b64: false }, -Infinity],
+      ],
+    });
     const list = parseKeyDetail({ key: "l", type: "list", value: ["a", "b"], truncated: true, size: 5000 });
     expect(list.truncated).toBe(true);
     expect(list.size).toBe(5000);
@@ -30,9 +38,12 @@ describe("the REST client", () => {
     const api = new Api({ base: "", token: "s3cret", fetch });
     await api.putKey({ text: "k", b64: false }, { type: "hash", value: [[{ text: "f", b64: false }, { text: "AA==", b64: true }]] }, 5000);
     expect(calls[0]?.method).toBe("PUT");
-    expect(calls[0]?.body).toEqual({ type: "hash", value: [["f", { b64: "AA==" }]], ttl_ms: 5000 });
+    // "f" is sent as base64 too: the one flag covers the whole value.
+    expect(calls[0]?.body).toEqual({ type: "hash", value: [["Zg==", "AA=="]], value_b64: true, ttl_ms: 5000 });
+    await api.putKey({ text: "z", b64: false }, { type: "zset", value: [[{ text: "m", b64: false }, -Infinity]] }, null);
+    expect(calls[1]?.body).toEqual({ type: "zset", value: [["m", "-inf"]] });
     await api.patchKey({ text: "k", b64: false }, { ttlMs: null });
-    expect(calls[1]?.body).toEqual({ ttl_ms: null });
+    expect(calls[2]?.body).toEqual({ ttl_ms: null });
   });
 
   it("turns error bodies into ApiError with the server's code", async () => {

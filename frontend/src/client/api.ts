@@ -1,7 +1,7 @@
 // The REST half of the server contract (docs/api.md). Plain functions over `fetch`, returning
 // our own types: wire quirks (base64 flags, shapes per type) end here.
 
-import { type Bin, binToUrl, readBin, writeBin } from "../lib/bytes";
+import { type Bin, binBytes, binToUrl, bytesToBase64, readBin } from "../lib/bytes";
 
 export type KeyType = "string" | "hash" | "list" | "set" | "zset" | "stream" | "none" | string;
 
@@ -180,9 +180,24 @@ export function parseScan(raw: unknown): ScanPage {
   return { cursor: str(o.cursor, String(num(o.cursor))), keys: arr(o.keys).map(parseKeySummary) };
 }
 
+/** A zset score: a number, or "inf"/"-inf" (JSON has no infinity). */
+export function readScore(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (v === "inf" || v === "+inf") return Infinity;
+  if (v === "-inf") return -Infinity;
+  return Number(v);
+}
+
+function writeScore(n: number): number | string {
+  return n === Infinity ? "inf" : n === -Infinity ? "-inf" : n;
+}
+
 export function parseKeyDetail(raw: unknown): KeyDetail {
   const k = obj(raw);
   const summary = parseKeySummary(raw);
+  // One flag covers a whole aggregate: with value_b64 every field, item and member is base64.
+  const b64 = k.value_b64 === true;
+  const item = (v: unknown): Bin => readBin(v, b64);
   const pair = (p: unknown): [unknown, unknown] => {
     const a = arr(p);
     return [a[0], a[1]];
@@ -190,22 +205,17 @@ export function parseKeyDetail(raw: unknown): KeyDetail {
   let data: KeyValue;
   switch (summary.type) {
     case "string":
-      data = { type: "string", value: readBin(k.value, k.value_b64) };
+      data = { type: "string", value: readBin(k.value, b64) };
       break;
     case "hash":
-      data = { type: "hash", value: arr(k.value).map((p) => pair(p)).map(([f, v]) => [readBin(f), readBin(v)]) };
+      data = { type: "hash", value: arr(k.value).map((p) => pair(p)).map(([f, v]) => [item(f), item(v)]) };
       break;
     case "list":
     case "set":
-      data = { type: summary.type, value: arr(k.value).map((v) => readBin(v)) };
+      data = { type: summary.type, value: arr(k.value).map(item) };
       break;
     case "zset":
-      data = {
-        type: "zset",
-        value: arr(k.value)
-          .map((p) => pair(p))
-          .map(([m, s]) => [readBin(m), typeof s === "number" ? s : Number(s)]),
-      };
+      data = { type: "zset", value: arr(k.value).map((p) => pair(p)).map(([m, s]) => [item(m), readScore(s)]) };
       break;
     default:
       data = { type: "other", value: JSON.stringify(k.value ?? null) };
@@ -219,18 +229,26 @@ export function parseKeyDetail(raw: unknown): KeyDetail {
   };
 }
 
-/** A value as the PUT body carries it. */
-export function valueBody(v: KeyValue): unknown {
+/**
+ * A value as the PUT body carries it. If any element is binary, the whole value goes as
+ * base64 under one `value_b64` flag, as the contract has it.
+ */
+export function valueBody(v: KeyValue): { value: unknown; value_b64?: true } {
+  const elements: Bin[] =
+    v.type === "string" ? [v.value] : v.type === "hash" ? v.value.flat() : v.type === "zset" ? v.value.map(([m]) => m) : v.type === "other" ? [] : v.value;
+  const b64 = elements.some((e) => e.b64);
+  const enc = (e: Bin): string => (b64 && !e.b64 ? bytesToBase64(binBytes(e)) : e.text);
+  const flag = b64 ? { value_b64: true as const } : {};
   switch (v.type) {
     case "string":
-      return v.value.b64 ? { value: v.value.text, value_b64: true } : { value: v.value.text };
+      return { value: enc(v.value), ...flag };
     case "hash":
-      return { value: v.value.map(([f, x]) => [writeBin(f), writeBin(x)]) };
+      return { value: v.value.map(([f, x]) => [enc(f), enc(x)]), ...flag };
     case "list":
     case "set":
-      return { value: v.value.map(writeBin) };
+      return { value: v.value.map(enc), ...flag };
     case "zset":
-      return { value: v.value.map(([m, s]) => [writeBin(m), s]) };
+      return { value: v.value.map(([m, score]) => [enc(m), writeScore(score)]), ...flag };
     default:
       return { value: null };
   }
@@ -303,7 +321,7 @@ export class Api {
   }
 
   async putKey(key: Bin, value: KeyValue, ttlMs: number | null): Promise<KeyDetail> {
-    const body = { type: value.type, ...(valueBody(value) as Json), ...(ttlMs !== null && ttlMs > 0 ? { ttl_ms: ttlMs } : {}) };
+    const body = { type: value.type, ...valueBody(value), ...(ttlMs !== null && ttlMs > 0 ? { ttl_ms: ttlMs } : {}) };
     return parseKeyDetail(await this.call(`/api/v1/keys/${binToUrl(key)}`, { method: "PUT", body: JSON.stringify(body) }));
   }
 

@@ -20,6 +20,7 @@ const PAGE = 500;
 const ROW = 30;
 const REFETCH_MS = 500;
 const SETTLE_MS = 120;
+const FLUSH = new Set(["flushdb", "flushall"]);
 const TYPES = ["", "string", "hash", "list", "set", "zset"];
 
 interface Props {
@@ -193,18 +194,19 @@ export function KeyBrowser({ route, navigate }: Props) {
 
   const onEvents = useCallback(
     (batch: FeedEvent[]) => {
-      const relevant = batch.filter((e) => globMatch(route.match || "*", keyForGlob(e.key)));
+      // flushdb/flushall (key "") reach every subscriber and concern every pattern.
+      const relevant = batch.filter((e) => FLUSH.has(e.event) || globMatch(route.match || "*", keyForGlob(e.key)));
       if (!relevant.length) return;
       const now = Date.now();
       const last = new Map<string, FeedEvent>();
-      for (const e of relevant) last.set(binId(e.key), e);
+      for (const e of relevant) if (!FLUSH.has(e.event)) last.set(binId(e.key), e);
       for (const id of last.keys()) changedAt.set(id, now);
       // Forget old highlights so the map stays small.
       if (changedAt.size > 5000) for (const [id, t] of changedAt) if (now - t > 2000) changedAt.delete(id);
       if (stale.current.size > 10000) stale.current.clear();
       for (const id of last.keys()) stale.current.add(id);
       if (!timer.current) scheduleRefresh(0);
-      if (relevant.some((e) => e.event === "flushdb" || e.event === "flushall")) list.markAllGone();
+      if (relevant.some((e) => FLUSH.has(e.event))) list.markAllGone();
       list.applyEvents(last, !route.type);
       bump();
       if (selectedId && last.has(selectedId)) setSelectedVersion((v) => v + 1);

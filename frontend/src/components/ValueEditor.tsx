@@ -1,7 +1,7 @@
 // Editing a key's value: a text area for strings, rows for hashes, lists, sets and sorted sets.
 // Only text values are editable here; binary ones are shown read-only by ValueView.
 
-import type { KeyValue } from "../client/api";
+import { type KeyValue, readScore } from "../client/api";
 import { type Bin, bin } from "../lib/bytes";
 
 interface Props {
@@ -80,7 +80,7 @@ export function ValueEditor({ value, onChange }: Props) {
           rows={value.value.map(([m, s]) => [m.text, String(s)])}
           blank={["", "0"]}
           onChange={(rows) =>
-            onChange({ type: "zset", value: rows.map(([m, s]) => [bin(m ?? ""), Number(s ?? "0") || 0]) })
+            onChange({ type: "zset", value: rows.map(([m, s]) => [bin(m ?? ""), readScore((s ?? "0").trim() || "0") || 0]) })
           }
         />
       );

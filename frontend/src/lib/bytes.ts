@@ -116,11 +116,6 @@ export function readBin(raw: unknown, b64Flag?: unknown): Bin {
   return { text: "", b64: false };
 }
 
-/** A value for a request body: text as is, binary as `{ b64 }`. */
-export function writeBin(b: Bin): string | { b64: string } {
-  return b.b64 ? { b64: b.text } : b.text;
-}
-
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n) || n < 0) return "–";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
