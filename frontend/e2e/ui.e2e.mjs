@@ -252,6 +252,16 @@ async function main() {
       }
     });
 
+    if (real) {
+      await check("the UI leaves the node's own endpoints alone (/metrics, /healthz, /api)", "real", async () => {
+        const metrics = await (await fetch(`${base}/metrics`)).text();
+        assert(metrics.includes("reredis_"), "/metrics is not Prometheus text");
+        assert((await (await fetch(`${base}/healthz`)).text()).trim() === "ok", "/healthz");
+        const missing = await fetch(`${base}/api/v1/no-such-thing`);
+        assert(missing.status === 404 && (missing.headers.get("content-type") ?? "").includes("json"), "unknown API path");
+      });
+    }
+
     // One page against the node's own API when it has one; the same UI against the stand-in always.
     const mock = new MockCluster();
     mock.startWriter();
@@ -355,7 +365,7 @@ async function main() {
 
     // --- Metrics ---------------------------------------------------------------------------
     await check("metrics view draws live charts", against, async () => {
-      await livePage.goto("/metrics");
+      await livePage.goto("/charts");
       await waitFor("a chart with several points", async () => {
         const d = await livePage.locator(".spark path").first().getAttribute("d");
         return d && d.split("L").length >= 3;

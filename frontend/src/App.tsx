@@ -7,7 +7,7 @@ import { ClusterView } from "./components/ClusterView";
 import { KeyBrowser } from "./components/KeyBrowser";
 import { LiveFeed } from "./components/LiveFeed";
 import { MetricsView } from "./components/MetricsView";
-import { VIEWS, type View, useRoute } from "./lib/route";
+import { VIEWS, VIEW_PATHS, type View, useRoute } from "./lib/route";
 
 const TITLES: Record<View, string> = { keys: "Keys", live: "Live", cluster: "Cluster", metrics: "Metrics" };
 
@@ -48,7 +48,7 @@ export function App() {
           {VIEWS.map((v, i) => (
             <a
               key={v}
-              href={`/${v}`}
+              href={VIEW_PATHS[v]}
               aria-current={route.view === v ? "page" : undefined}
               title={`${TITLES[v]} (${i + 1})`}
               onClick={(e) => {

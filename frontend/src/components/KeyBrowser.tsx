@@ -130,7 +130,9 @@ export function KeyBrowser({ route, navigate }: Props) {
       const results = await Promise.all(
         todo.map(async (k) => {
           try {
-            const d = await api.getKey(k, 20);
+            // `limit` counts bytes for strings and elements for the rest: enough for one line.
+            const type = list.get(binId(k))?.type;
+            const d = await api.getKey(k, type === "string" || type === "…" || !type ? 256 : 16);
             return [binId(k), valuePreview(d), d] as const;
           } catch (e) {
             return [binId(k), e instanceof ApiError && e.status === 404 ? "(deleted)" : "…", null] as const;

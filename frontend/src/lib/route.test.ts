@@ -23,6 +23,12 @@ describe("deep links", () => {
     expect(formatRoute(r)).toBe("/live?match=o*&event=del&node=n2");
   });
 
+  it("keeps the metrics view off the node's Prometheus /metrics", () => {
+    expect(formatRoute({ ...parseRoute("/charts", ""), view: "metrics" })).toBe("/charts");
+    expect(parseRoute("/charts", "").view).toBe("metrics");
+    expect(parseRoute("/metrics", "").view).toBe("keys");
+  });
+
   it("treats unknown paths as the keys view", () => {
     expect(parseRoute("/nope", "").view).toBe("keys");
   });

@@ -8,6 +8,12 @@ import type { Bin } from "./bytes";
 export type View = "keys" | "live" | "cluster" | "metrics";
 export const VIEWS: View[] = ["keys", "live", "cluster", "metrics"];
 
+/**
+ * Each view's path. The node serves its own endpoints beside the UI (`/metrics` is Prometheus
+ * text, `/ws`, `/api`, `/healthz`, `/readyz`), so the metrics view lives at `/charts`.
+ */
+export const VIEW_PATHS: Record<View, string> = { keys: "/keys", live: "/live", cluster: "/cluster", metrics: "/charts" };
+
 export interface Route {
   view: View;
   match: string;
@@ -20,8 +26,8 @@ export interface Route {
 export const defaultRoute: Route = { view: "keys", match: "*", type: "", key: null, event: "", node: "" };
 
 export function parseRoute(pathname: string, search: string): Route {
-  const first = pathname.split("/").filter(Boolean)[0] ?? "keys";
-  const view = (VIEWS as string[]).includes(first) ? (first as View) : "keys";
+  const first = `/${pathname.split("/").filter(Boolean)[0] ?? "keys"}`;
+  const view = VIEWS.find((v) => VIEW_PATHS[v] === first) ?? "keys";
   const q = new URLSearchParams(search);
   const key64 = q.get("key64");
   const key = q.get("key");
@@ -49,7 +55,7 @@ export function formatRoute(r: Route): string {
     if (r.node) q.set("node", r.node);
   }
   const s = q.toString();
-  return `/${r.view}${s ? `?${s}` : ""}`;
+  return `${VIEW_PATHS[r.view]}${s ? `?${s}` : ""}`;
 }
 
 /** The route in the address bar, and a way to change it (pushing history unless `replace`). */
