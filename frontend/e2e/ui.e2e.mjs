@@ -212,24 +212,35 @@ async function main() {
     const bin = findBinary();
     const help = helpText(bin);
     const extra = help.includes("--http-allow-writes") ? ["--http-allow-writes", "yes"] : [];
+    // A short node timeout, so a killed node is marked failed within the test's patience.
+    if (help.includes("--cluster-node-timeout")) extra.push("--cluster-node-timeout", "2000");
     console.log(`E2E: starting ${bin}`);
     nodes.push(await startNode(bin, "node1", null, extra));
     base = nodes[0].base;
     respPort = nodes[0].port;
-    if (await apiServed(base)) {
-      let clustered = false;
-      try {
-        clustered = !redisCli(respPort, "CLUSTER", "INFO").startsWith("ERR");
-      } catch {
-        clustered = false;
-      }
-      if (clustered) {
-        nodes.push(await startNode(bin, "node2", null, extra), await startNode(bin, "node3", null, extra));
-        for (const n of nodes.slice(1)) redisCli(respPort, "CLUSTER", "MEET", "127.0.0.1", String(n.port));
-        await waitFor("three nodes owning slots", async () => {
-          const c = await getJson(`${base}/api/v1/cluster`);
-          return c.nodes?.length === 3 && c.nodes.every((n) => (n.slots ?? []).length > 0) && c.state === "ok";
-        }, 60_000, 250);
+    if ((await apiServed(base)) && !process.env.E2E_SINGLE_NODE) {
+      // Two more nodes, introduced with CLUSTER MEET as redis-cli users do; a node that does
+      // not know MEET yet (the cluster work has not landed) leaves this a single-node run.
+      const more = [await startNode(bin, "node2", null, extra), await startNode(bin, "node3", null, extra)];
+      const replies = more.map((n) => {
+        try {
+          return redisCli(respPort, "CLUSTER", "MEET", "127.0.0.1", String(n.port));
+        } catch (e) {
+          return `ERR ${e.message}`;
+        }
+      });
+      if (replies.every((r) => r === "OK")) {
+        nodes.push(...more);
+        await check("three nodes started by the test form a cluster", "real cluster", async () => {
+          await waitFor("three nodes owning slots", async () => {
+            const c = await getJson(`${base}/api/v1/cluster`);
+            return c.nodes?.length === 3 && c.nodes.every((n) => (n.slots ?? []).length > 0) && c.state === "ok";
+          }, 60_000, 250);
+        });
+        if (results.at(-1).status !== "pass") nodes = [nodes[0]];
+      } else {
+        console.log(`E2E: CLUSTER MEET answered ${JSON.stringify(replies[0])}: one node only`);
+        for (const n of more) n.child.kill("SIGKILL");
       }
     }
   }
@@ -391,7 +402,7 @@ async function main() {
       await check("a killed node turns to fail", "real cluster", async () => {
         await livePage.goto("/cluster");
         nodes[2].child.kill("SIGKILL");
-        await livePage.locator("tr.node-fail").waitFor({ timeout: 30_000 });
+        await livePage.locator("tr.node-fail").waitFor({ timeout: 45_000 });
       });
       await shot(livePage, "cluster-node-failed");
     } else {
