@@ -43,5 +43,5 @@ else
 fi
 echo "==> web UI in a real browser"
 cargo build --locked --bin reredis
-REREDIS_BIN="${CARGO_TARGET_DIR:-target}/debug/reredis" timeout 400 node frontend/e2e/ui.e2e.mjs
+REREDIS_BIN="${REREDIS_BIN:-${CARGO_TARGET_DIR:-target}/debug/reredis}" timeout 400 node frontend/e2e/ui.e2e.mjs
 echo "==> all tests passed"

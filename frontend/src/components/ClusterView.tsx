@@ -34,9 +34,9 @@ export function ClusterView() {
           <thead>
             <tr>
               <th>node</th>
+              <th>state</th>
               <th>address</th>
               <th>role</th>
-              <th>state</th>
               <th>epoch</th>
               <th>slots</th>
               <th>keys</th>
@@ -52,11 +52,11 @@ export function ClusterView() {
                   <i className="swatch" style={{ background: nodeColor(i) }} /> {shortId(n.id)}
                   {n.myself && <span className="badge">this node</span>}
                 </td>
-                <td>{n.addr}</td>
-                <td>{n.role}</td>
                 <td>
                   <span className={`state state-${n.state}`}>{n.state}</span>
                 </td>
+                <td>{n.addr}</td>
+                <td>{n.role}</td>
                 <td>{n.configEpoch}</td>
                 <td>{n.slots.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(", ") || "–"}</td>
                 <td>{n.keys.toLocaleString()}</td>
