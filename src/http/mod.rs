@@ -1,10 +1,11 @@
 //! The HTTP surface (axum), one router on `--http-port`: health probes, `/metrics`, `/api/v1`
-//! and the `/ws` live feed (docs/api.md is the contract); `/` is left for the web UI.
+//! and the `/ws` live feed (docs/api.md is the contract); everything else is the embedded web UI.
 
 pub mod api;
 pub mod error;
 pub mod exec;
 pub mod metrics;
+pub mod ui;
 pub mod value;
 pub mod view;
 pub mod ws;
@@ -35,8 +36,7 @@ pub struct AppState {
     pub tasks: TaskTracker,
 }
 
-/// The whole HTTP surface. The UI joins with one more line here (`.merge(ui::router())` or
-/// `.fallback(...)`).
+/// The whole HTTP surface; anything else is the web UI (`ui::serve`).
 pub fn router(node: Arc<Node>, tasks: TaskTracker) -> Router {
     let state = AppState {
         metrics: metrics::registry(node.clone()),
@@ -49,6 +49,7 @@ pub fn router(node: Arc<Node>, tasks: TaskTracker) -> Router {
         .merge(metrics::routes())
         .merge(api::routes())
         .merge(ws::routes())
+        .fallback(ui::serve)
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
 }
