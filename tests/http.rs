@@ -138,6 +138,47 @@ async fn probes_info_and_cluster_view() {
     node.shutdown().await;
 }
 
+/// With `cluster.enabled`, the cluster view, the node ID and the cluster gauges come from the
+/// cluster state (a lone node; the multi-node cluster is tests/cluster.rs's).
+#[tokio::test]
+async fn cluster_view_of_a_clustered_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&[
+        ("cluster.enabled", "yes"),
+        ("dir", dir.path().to_str().unwrap()),
+    ])
+    .await;
+    let h = node.http_addr();
+    let mut c = redis_conn(node.resp_addr()).await;
+    let myid: String = redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (_, info) = get_json(h, "/api/v1/info").await;
+    assert_eq!(info["node"]["id"], myid.as_str());
+    let (s, cluster) = get_json(h, "/api/v1/cluster").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(cluster["mode"], "auto");
+    let nodes = cluster["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["id"], myid.as_str());
+    assert_eq!(nodes[0]["myself"], true);
+    assert_eq!(nodes[0]["addr"], node.resp_addr().to_string());
+    assert_eq!(nodes[0]["http_addr"], h.to_string());
+    let text = http()
+        .get(url(h, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("reredis_cluster_known_nodes 1"), "{text}");
+    assert!(text.contains("reredis_cluster_messages_sent_total{type=\"ping\"}"), "{text}");
+    node.shutdown().await;
+}
+
 #[tokio::test]
 async fn key_listing_walks_the_keyspace_by_cursor() {
     let node = start_node(&[]).await;

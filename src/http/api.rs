@@ -205,7 +205,7 @@ async fn list_keys(
     let q = query(q)?;
     wait_unpaused(&s.node, false).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
-    Ok(Json(scan_page(&mut session, view::node_id(&s.node), &q)?))
+    Ok(Json(scan_page(&mut session, &view::node_id(&s.node), &q)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,7 +319,7 @@ async fn get_key(
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     Ok(Json(read_key(
         &mut session,
-        view::node_id(&s.node),
+        &view::node_id(&s.node),
         &key,
         q.limit,
     )?))
@@ -346,7 +346,7 @@ async fn put_key(
     session.transaction(&cmds)?;
     Ok(Json(read_key(
         &mut session,
-        view::node_id(&s.node),
+        &view::node_id(&s.node),
         &key,
         None,
     )?))
@@ -410,7 +410,7 @@ async fn patch_key(
     let now = rename.as_deref().unwrap_or(&key);
     Ok(Json(read_key(
         &mut session,
-        view::node_id(&s.node),
+        &view::node_id(&s.node),
         now,
         None,
     )?))

@@ -152,6 +152,31 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         "Nodes this node knows, itself included",
         &[],
     ),
+    (
+        "reredis_cluster_messages_sent_total",
+        "Cluster bus messages sent, by type (clustered nodes only)",
+        &["type"],
+    ),
+    (
+        "reredis_cluster_messages_received_total",
+        "Cluster bus messages received, by type (clustered nodes only)",
+        &["type"],
+    ),
+    (
+        "reredis_cluster_bus_errors_total",
+        "Cluster bus calls that failed (clustered nodes only)",
+        &[],
+    ),
+    (
+        "reredis_cluster_bus_auth_failures_total",
+        "Cluster bus messages refused for a wrong secret (clustered nodes only)",
+        &[],
+    ),
+    (
+        "reredis_cluster_bus_sent_bytes_total",
+        "Bytes sent on the cluster bus (clustered nodes only)",
+        &[],
+    ),
 ];
 
 struct NodeCollector {
@@ -331,6 +356,45 @@ impl Collector for NodeCollector {
             ),
             one_gauge("reredis_cluster_known_nodes", cluster.nodes.len() as f64),
         ]);
+        if let Some(c) = &node.cluster {
+            let b = &c.stats;
+            let by_type = |pairs: [(&str, &std::sync::atomic::AtomicU64); 5]| {
+                pairs
+                    .iter()
+                    .map(|(t, v)| counter(&[("type", t)], load(v)))
+                    .collect()
+            };
+            out.extend([
+                family(
+                    "reredis_cluster_messages_sent_total",
+                    MetricType::COUNTER,
+                    by_type([
+                        ("ping", &b.ping_sent),
+                        ("pong", &b.pong_sent),
+                        ("meet", &b.meet_sent),
+                        ("fail", &b.fail_sent),
+                        ("update", &b.update_sent),
+                    ]),
+                ),
+                family(
+                    "reredis_cluster_messages_received_total",
+                    MetricType::COUNTER,
+                    by_type([
+                        ("ping", &b.ping_received),
+                        ("pong", &b.pong_received),
+                        ("meet", &b.meet_received),
+                        ("fail", &b.fail_received),
+                        ("update", &b.update_received),
+                    ]),
+                ),
+                one_counter("reredis_cluster_bus_errors_total", load(&b.errors)),
+                one_counter(
+                    "reredis_cluster_bus_auth_failures_total",
+                    load(&b.auth_failures),
+                ),
+                one_counter("reredis_cluster_bus_sent_bytes_total", load(&b.bytes_sent)),
+            ]);
+        }
         out
     }
 }

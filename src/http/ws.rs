@@ -180,7 +180,7 @@ struct Feed {
 impl Feed {
     fn new(node: Arc<Node>, peer: std::net::SocketAddr, slot: Admission) -> Feed {
         Feed {
-            node_id: view::node_id(&node).to_string(),
+            node_id: view::node_id(&node),
             node,
             peer,
             patterns: Vec::new(),
