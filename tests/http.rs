@@ -175,7 +175,10 @@ async fn cluster_view_of_a_clustered_node() {
         .await
         .unwrap();
     assert!(text.contains("reredis_cluster_known_nodes 1"), "{text}");
-    assert!(text.contains("reredis_cluster_messages_sent_total{type=\"ping\"}"), "{text}");
+    assert!(
+        text.contains("reredis_cluster_messages_sent_total{type=\"ping\"}"),
+        "{text}"
+    );
     node.shutdown().await;
 }
 

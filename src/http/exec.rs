@@ -70,10 +70,9 @@ impl Session {
             .register(peer, node.http_addr, usize::MAX, commands::now_ms())
             .ok_or_else(|| ApiError::unavailable("the client registry is full"))?;
         *info.name.lock() = Some(Bytes::from_static(b"http"));
-        let mut client = ClientState::new(info);
-        // The HTTP surface has its own gate (http.allow-writes, http.token); `requirepass`
-        // guards RESP.
-        client.authenticated = true;
+        // Authenticated: the HTTP surface has its own gate (http.allow-writes, http.token);
+        // `requirepass` guards RESP.
+        let client = ClientState::new(info, true);
         Ok(Session {
             node: node.clone(),
             client,

@@ -129,7 +129,7 @@ pub struct Cluster {
 
 /// Every node this node knows, itself included: the one source of the cluster view.
 pub fn known_nodes(node: &Node) -> Vec<ClusterNode> {
-    known(node).1
+    known(node).2
 }
 
 /// Whether the cluster state is ok and its slot mode, with the node list.
@@ -187,7 +187,11 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
             };
             ClusterNode {
                 id: n.id.clone(),
-                addr: if myself { i.node.addr.clone() } else { join(ep.port) },
+                addr: if myself {
+                    i.node.addr.clone()
+                } else {
+                    join(ep.port)
+                },
                 http_addr: if myself {
                     i.node.http_addr.clone()
                 } else if ep.http_port == 0 {
@@ -205,7 +209,11 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
                 },
                 config_epoch: n.config_epoch,
                 slots: ranges.remove(n.id.as_str()).unwrap_or_default(),
-                keys: if myself { i.stats.keys } else { n.keys as usize },
+                keys: if myself {
+                    i.stats.keys
+                } else {
+                    n.keys as usize
+                },
                 // Other nodes' memory and load are not on the bus.
                 used_memory: if myself { i.stats.used_memory } else { 0 },
                 ops_per_sec: if myself { i.stats.ops_per_sec } else { 0 },
