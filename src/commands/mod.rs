@@ -3,8 +3,8 @@
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
 pub mod args;
-pub mod cluster;
 pub mod blocking;
+pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod hash;
