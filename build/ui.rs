@@ -5,9 +5,9 @@
 //! if `node_modules` is missing) and `npm run build`. Without npm, or when that fails, the build
 //! goes on with a cargo warning: the node then embeds the last good `dist`, or else the committed
 //! `src/http/ui-missing/` page that says how to build the UI. The Rust build never fails because
-//! of the frontend. `REREDIS_SKIP_UI_BUILD=1` skips npm entirely (CI steps that build it first).
+//! of the frontend. `SKIP_REREDIS_UI_BUILD=1` skips npm entirely (CI steps that build it first).
 //!
-//! The chosen folder reaches `#[derive(RustEmbed)]` as the `REREDIS_UI_DIR` compile-time variable.
+//! The chosen folder reaches `#[derive(RustEmbed)]` as the `EMBED_REREDIS_UI_DIR` compile-time variable.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +30,7 @@ pub fn prepare_frontend() {
     let dist = frontend.join("dist");
     let index = dist.join("index.html");
 
-    println!("cargo:rerun-if-env-changed=REREDIS_SKIP_UI_BUILD");
+    println!("cargo:rerun-if-env-changed=SKIP_REREDIS_UI_BUILD");
     println!("cargo:rerun-if-changed=src/http/ui-missing");
     for source in SOURCES {
         let path = frontend.join(source);
@@ -38,7 +38,7 @@ pub fn prepare_frontend() {
             println!("cargo:rerun-if-changed={}", path.display());
         }
     }
-    let skip = std::env::var_os("REREDIS_SKIP_UI_BUILD").is_some_and(|v| v != "0" && !v.is_empty());
+    let skip = std::env::var_os("SKIP_REREDIS_UI_BUILD").is_some_and(|v| v != "0" && !v.is_empty());
     let wanted = frontend.join("package.json").exists() && !skip && is_stale(&frontend, &index);
     if wanted && let Err(why) = build_with_npm(&frontend) {
         println!(
@@ -56,7 +56,7 @@ pub fn prepare_frontend() {
         );
         root.join("src/http/ui-missing")
     };
-    println!("cargo:rustc-env=REREDIS_UI_DIR={}", embedded.display());
+    println!("cargo:rustc-env=EMBED_REREDIS_UI_DIR={}", embedded.display());
 }
 
 fn is_stale(frontend: &Path, index: &Path) -> bool {

@@ -1,7 +1,7 @@
 //! The web UI: the frontend's production build, embedded in the binary and served at `/`.
 //!
 //! `build.rs` picks the folder (`frontend/dist`, or the committed `ui-missing/` page when the UI
-//! could not be built) and passes it as `REREDIS_UI_DIR`. Release builds carry the files inside
+//! could not be built) and passes it as `EMBED_REREDIS_UI_DIR`. Release builds carry the files inside
 //! the binary; debug builds read them from that folder at run time, so a `npm run build` shows up
 //! without recompiling. Any path that is not a file is a client-side route (`/cluster`,
 //! `/keys?...`) and gets `index.html`; the node never answers `/` with an empty page.
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
-#[folder = "$REREDIS_UI_DIR"]
+#[folder = "$EMBED_REREDIS_UI_DIR"]
 struct Assets;
 
 /// Shown if the embedded folder has no `index.html` (a debug binary whose `dist` was deleted).
