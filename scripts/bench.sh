@@ -61,7 +61,7 @@ port_free() { ! ss -ltnH "( sport = :$1 )" 2>/dev/null | grep -q .; }
 free_port() {
   local p
   for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % 12000)) # p and p+10000 below the ephemeral range (32768+)
     case "$USED_PORTS" in *" $p "* | *" $((p + 10000)) "*) continue ;; esac
     if port_free "$p" && port_free $((p + 10000)); then
       USED_PORTS="$USED_PORTS$p $((p + 10000)) "
@@ -74,11 +74,12 @@ free_port() {
 }
 
 wait_ping() { # port
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     [ "$(redis-cli -p "$1" PING 2>/dev/null)" = "PONG" ] && return 0
     sleep 0.1
   done
-  echo "server on port $1 did not answer PING" >&2
+  echo "server on port $1 did not answer PING in 30 s; its log:" >&2
+  cat "$2" >&2 || true
   exit 1
 }
 
@@ -90,17 +91,19 @@ start_redis() { # port dir [extra args...]; sets LAST_PID
     --daemonize no --logfile "$dir/redis.log" "$@" &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
-  wait_ping "$port"
+  wait_ping "$port" "$dir/redis.log"
 }
 
 start_ours() { # port dir [extra args...]; sets LAST_PID
   local port=$1 dir=$2
   shift 2
   mkdir -p "$dir"
-  "$BIN" --port "$port" --http-port 0 --dir "$dir" "$@" >"$dir/reredis.log" 2>&1 &
+  # reredis reads every REREDIS_* variable as a setting and refuses unknown ones, so the build-only
+  # REREDIS_SKIP_UI_BUILD must not reach it.
+  env -u REREDIS_SKIP_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" "$@" >"$dir/reredis.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
-  wait_ping "$port"
+  wait_ping "$port" "$dir/reredis.log"
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -125,7 +128,7 @@ run_bench() {
     { echo "== $label $test -P $pipe:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
   fi
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  awk -F'","' 'NR > 1 { gsub(/"/, ""); print $2, $7; exit }' "$out"
+  awk -F, 'NR > 1 { gsub(/"/, ""); print $2, $7; exit }' "$out"
 }
 
 # ---------------------------------------------------------------- single node
@@ -207,7 +210,7 @@ cluster_bench() { # label port -> "set_rps get_rps"
   if grep -qi 'error' "$err" "$out"; then
     { echo "== cluster $1:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
   fi
-  awk -F'","' 'NR > 1 { gsub(/"/, ""); r[$1] = $2 } END { print r["SET"], r["GET"] }' "$out"
+  awk -F, 'NR > 1 { gsub(/"/, ""); r[$1] = $2 } END { print r["SET"], r["GET"] }' "$out"
 }
 
 # redis-server cluster
