@@ -56,7 +56,10 @@ pub fn prepare_frontend() {
         );
         root.join("src/http/ui-missing")
     };
-    println!("cargo:rustc-env=EMBED_REREDIS_UI_DIR={}", embedded.display());
+    println!(
+        "cargo:rustc-env=EMBED_REREDIS_UI_DIR={}",
+        embedded.display()
+    );
 }
 
 fn is_stale(frontend: &Path, index: &Path) -> bool {
