@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: installs what is missing (Debian packages, the frontend's
 # npm packages from its lockfile), then checks formatting and lints, runs the frontend's unit
-# tests and build, the Rust unit, integration and differential tests, and the browser test of
-# the web UI (Debian chromium driven by playwright-core; screenshots in target/ui-screenshots/).
+# tests and build, the Rust unit, integration and differential tests, and (with
+# RUN_BROWSER_E2E=1) the browser test of the web UI (Debian chromium driven by playwright-core;
+# screenshots in target/ui-screenshots/). Debian packages used: redis-server and redis-tools
+# (differential tests, redis-cli, redis-benchmark), prometheus (promtool and a real scrape).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +12,10 @@ apt_missing=()
 command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || apt_missing+=(redis-tools)
-[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+if [ "${RUN_BROWSER_E2E:-0}" = "1" ]; then
+  [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
