@@ -6,7 +6,10 @@
 # Builds release, starts redis-server and target/release/reredis on free ports, loads 1,000,000
 # keys (16-byte keys, 16-byte values) into each and compares RSS, runs redis-benchmark (-c 50;
 # SET GET INCR MSET at -P 1 and -P 16) against each, then a 3-node cluster of each with
-# `redis-benchmark --cluster -t set,get`. Prints one markdown table of ratios (ours / redis-server).
+# `redis-benchmark --cluster -t set,get`, then a slot move: N keys on one node, a second node
+# joins and half the slots move with their keys (ours: automatic distribution; Redis:
+# `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a redis-benchmark
+# --cluster SET load running during the move. Prints one markdown table of ratios (ours / redis).
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +24,9 @@ for a in "$@"; do
 done
 
 if [ "$QUICK" = 1 ]; then
-  N_P1=20000 N_P16=100000 N_KEYS=100000 N_CLUSTER=20000
+  N_P1=20000 N_P16=100000 N_KEYS=100000 N_CLUSTER=20000 N_MOVE=100000
 else
-  N_P1=200000 N_P16=1000000 N_KEYS=1000000 N_CLUSTER=200000
+  N_P1=200000 N_P16=1000000 N_KEYS=1000000 N_CLUSTER=200000 N_MOVE=1000000
 fi
 CLIENTS=50
 BENCH_TIMEOUT=600 # seconds, per redis-benchmark run
@@ -263,9 +266,100 @@ echo "==> cluster SET: redis $r_set reredis $o_set; GET: redis $r_get reredis $o
 row "cluster (3 nodes) SET rps" "$o_set" "$r_set" "$(ratio "$o_set" "$r_set")" ">= 1.0"
 row "cluster (3 nodes) GET rps" "$o_get" "$r_get" "$(ratio "$o_get" "$r_get")" ">= 1.0"
 
+# ---------------------------------------------------------------- slot move with keys
+# N_MOVE keys (key:0.. , 16-byte values) written to node 1 by redis-cli --pipe.
+awk -v n="$N_MOVE" 'BEGIN { v = "vvvvvvvvvvvvvvvv"; for (i = 0; i < n; i++) { k = "key:" i;
+  printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n", length(k), k, v } }' >"$TMP/move-load.resp"
+
+# move_load label port: a cluster SET load during the move; writes "rps p99 errors" to stdout.
+move_load() {
+  local out="$TMP/move-$1.csv" err="$TMP/move-$1.err"
+  timeout "$BENCH_TIMEOUT" redis-benchmark --cluster -h 127.0.0.1 -p "$2" -c 20 -n 200000 -r "$N_MOVE" \
+    -t set --csv >"$out" 2>"$err" || true
+  local errors
+  errors=$(grep -ci 'error' "$err" "$out" | awk -F: '{ s += $NF } END { print s + 0 }')
+  awk -F, -v e="$errors" 'NR > 1 { gsub(/"/, ""); print $2, $7, e; exit }' "$out"
+}
+now_ms() { date +%s%3N; }
+slots_of() { # port id -> slots the node owns, per CLUSTER NODES on port
+  redis-cli -p "$1" CLUSTER NODES | awk -v id="$2" '$1 == id { n = 0; for (i = 9; i <= NF; i++) {
+    split($i, r, "-"); if ($i ~ /^\[/) continue; n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }'
+}
+
+# redis-server: all slots on node 1, keys loaded, node 2 joins empty, rebalance.
+free_port; m1=$PORT
+free_port; m2=$PORT
+start_redis "$m1" "$TMP/rm1" --cluster-enabled yes --cluster-config-file "$TMP/rm1/nodes.conf" --cluster-node-timeout 5000
+rm1_pid=$LAST_PID
+start_redis "$m2" "$TMP/rm2" --cluster-enabled yes --cluster-config-file "$TMP/rm2/nodes.conf" --cluster-node-timeout 5000
+rm2_pid=$LAST_PID
+redis-cli -p "$m1" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+redis-cli -p "$m1" CLUSTER MEET 127.0.0.1 "$m2" >/dev/null
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "$m2" CLUSTER INFO | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }')" = 2 ] &&
+    redis-cli -p "$m1" CLUSTER INFO | grep -q '^cluster_state:ok' && break
+  sleep 0.2
+done
+redis-cli -p "$m1" --pipe <"$TMP/move-load.resp" >/dev/null
+r_move_ms="" r_move_load=""
+move_load redis-server "$m1" >"$TMP/move-r.out" &
+load_pid=$!
+t0=$(now_ms)
+if timeout 1800 redis-cli --cluster rebalance "127.0.0.1:$m1" --cluster-use-empty-masters >"$TMP/rebalance.log" 2>&1; then
+  r_move_ms=$(($(now_ms) - t0))
+else
+  echo "redis-cli --cluster rebalance failed: $(tail -3 "$TMP/rebalance.log")" >>"$ERRLOG"
+fi
+wait "$load_pid" || true
+r_move_load=$(cat "$TMP/move-r.out")
+kill "$rm1_pid" "$rm2_pid" 2>/dev/null || true
+
+# reredis: node 1 holds the keys alone; node 2 meets it; automatic distribution moves half.
+free_port; o1=$PORT
+free_port; b1=$PORT
+free_port; o2=$PORT
+free_port; b2=$PORT
+start_ours "$o1" "$TMP/om1" --cluster-enabled yes --cluster-bus-port "$b1" --cluster-node-timeout 5000 --cluster-rebalance-delay 500
+om1_pid=$LAST_PID
+start_ours "$o2" "$TMP/om2" --cluster-enabled yes --cluster-bus-port "$b2" --cluster-node-timeout 5000 --cluster-rebalance-delay 500
+om2_pid=$LAST_PID
+redis-cli -p "$o1" --pipe <"$TMP/move-load.resp" >/dev/null
+o_move_ms="" o_move_load=""
+t0=$(now_ms)
+redis-cli -p "$o1" CLUSTER MEET 127.0.0.1 "$o2" "$b2" >/dev/null
+id2=$(redis-cli -p "$o2" CLUSTER MYID)
+# The load starts once node 2 is known, so redis-benchmark sees both masters.
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "$o1" CLUSTER INFO | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }')" = 2 ] && break
+  sleep 0.1
+done
+move_load reredis "$o1" >"$TMP/move-o.out" &
+load_pid=$!
+for _ in $(seq 18000); do
+  info=$(redis-cli -p "$o1" CLUSTER INFO | tr -d '\r')
+  if [ "$(slots_of "$o1" "$id2")" = 8192 ] && grep -q '^cluster_slots_move_queue:0' <<<"$info" &&
+    grep -q '^cluster_slots_migrating:0' <<<"$info"; then
+    o_move_ms=$(($(now_ms) - t0))
+    break
+  fi
+  sleep 0.1
+done
+[ -n "$o_move_ms" ] || echo "reredis: slots did not finish moving in 30 min" >>"$ERRLOG"
+wait "$load_pid" || true
+o_move_load=$(cat "$TMP/move-o.out")
+o_keys2=$(redis-cli -p "$o2" DBSIZE)
+kill "$om1_pid" "$om2_pid" 2>/dev/null || true
+read -r r_mrps r_mp99 r_merr <<<"$r_move_load"
+read -r o_mrps o_mp99 o_merr <<<"$o_move_load"
+echo "==> slot move of $N_MOVE keys: redis ${r_move_ms} ms (load ${r_mrps} rps p99 ${r_mp99}, errors ${r_merr}); reredis ${o_move_ms} ms (load ${o_mrps} rps p99 ${o_mp99}, errors ${o_merr}), node 2 holds ${o_keys2} keys" >&2
+row "move half of $N_MOVE keys to a new node (ms)" "$o_move_ms" "$r_move_ms" "$(ratio "$o_move_ms" "$r_move_ms")" "<= 1.0"
+row "SET rps during the move" "$o_mrps" "$r_mrps" "$(ratio "$o_mrps" "$r_mrps")" ">= 1.0"
+row "SET p99 ms during the move" "$o_mp99" "$r_mp99" "$(ratio "$o_mp99" "$r_mp99")" "<= 1.0"
+row "client errors during the move" "$o_merr" "$r_merr" "n/a" "0"
+
 # ---------------------------------------------------------------- the table
 echo
-echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, cluster $N_CLUSTER; -c $CLIENTS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
+echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, cluster $N_CLUSTER, slot move $N_MOVE; -c $CLIENTS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
 echo
 echo "| metric | reredis | redis-server | ratio (ours / redis) | goal | met |"
 echo "|---|---:|---:|---:|---|---|"

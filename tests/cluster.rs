@@ -47,13 +47,18 @@ impl NodeProc {
             &bus.to_string(),
             "--dir",
             dir.to_str().unwrap(),
-            "--cluster-node-timeout",
-            "1000",
             "--cluster-rebalance-delay",
             "300",
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(
+            // A short node timeout unless the test picks its own.
+            (!extra.contains(&"--cluster-node-timeout"))
+                .then(|| ["--cluster-node-timeout".to_string(), "1000".to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .chain(extra.iter().map(|s| s.to_string()))
         .collect();
         let child = spawn(&args, dir);
@@ -467,4 +472,284 @@ fn manual_mode_starts_with_no_slots_as_redis() {
         cli(a.port, &["CLUSTER", "FORGET", &a.id()]),
         "ERR I tried hard but I can't forget myself..."
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Automatic distribution with keys: slots move with their keys when nodes join or leave.
+
+/// Slot moves hold a shard per round trip and, in a debug build on a busy 2-core machine, can
+/// delay gossip past a 1 s node timeout: these tests use the 5 s a real deployment would not go
+/// below.
+const MOVE_ARGS: &[&str] = &["--cluster-node-timeout", "5000"];
+
+fn meet(from: &NodeProc, to: &NodeProc) {
+    let r = cli(
+        from.port,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &to.port.to_string(),
+            &to.bus.to_string(),
+        ],
+    );
+    assert_eq!(r, "OK");
+}
+
+/// Waits until every node sees `ranges` slot ranges, the cluster is ok and no slot is moving.
+fn wait_settled(nodes: &[&NodeProc], ranges: usize, timeout: Duration) {
+    let settled = wait(timeout, || {
+        nodes.iter().all(|x| {
+            slot_map(x.port).len() == ranges
+                && info_field(x.port, "cluster_state") == "ok"
+                && info_field(x.port, "cluster_slots_migrating") == "0"
+                && info_field(x.port, "cluster_slots_importing") == "0"
+                && info_field(x.port, "cluster_slots_move_queue") == "0"
+        })
+    });
+    assert!(
+        settled,
+        "cluster did not settle: {:?}",
+        nodes
+            .iter()
+            .map(|x| (x.port, slot_map(x.port), cli(x.port, &["CLUSTER", "INFO"])))
+            .collect::<Vec<_>>()
+    );
+}
+
+fn dbsizes(nodes: &[&NodeProc]) -> Vec<i64> {
+    nodes
+        .iter()
+        .map(|x| cli(x.port, &["DBSIZE"]).parse().unwrap())
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Writes key:0..n (value = index) to one node, pipelined.
+async fn load_keys(port: u16, n: usize) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.set(format!("key:{i}"), *i).ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+    }
+}
+
+/// Reads every key through the cluster client and checks its value.
+async fn check_all_keys(ports: &[u16], n: usize) {
+    use redis::AsyncCommands;
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    for i in 0..n {
+        let v: Option<i64> = c.get(format!("key:{i}")).await.unwrap();
+        assert_eq!(v, Some(i as i64), "key:{i}");
+    }
+}
+
+#[test]
+fn keys_written_before_the_meets_move_with_their_slots() {
+    const KEYS: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path(), MOVE_ARGS);
+    let rt = runtime();
+    // The seed's quick start, with data: a lone node serves everything first.
+    rt.block_on(load_keys(n[0].port, KEYS));
+    assert_eq!(cli(n[0].port, &["DBSIZE"]), KEYS.to_string());
+    meet(&n[0], &n[1]);
+    meet(&n[0], &n[2]);
+    let all: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&all, 3, Duration::from_secs(180));
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    assert_eq!(
+        slot_map(n[0].port),
+        vec![
+            (0, 5460, ports[0]),
+            (5461, 10922, ports[1]),
+            (10923, 16383, ports[2])
+        ]
+    );
+    // Every key exists exactly once, on the owner of its slot.
+    let sizes = dbsizes(&all);
+    assert_eq!(sizes.iter().sum::<i64>(), KEYS as i64, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s > KEYS as i64 / 4), "{sizes:?}");
+    rt.block_on(check_all_keys(&ports, KEYS));
+    // redis-cli -c follows the redirections; redis-cli --cluster check is satisfied.
+    assert_eq!(cli(n[0].port, &["-c", "GET", "key:12345"]), "12345");
+    let check = Command::new("redis-cli")
+        .args(["--cluster", "check", &format!("127.0.0.1:{}", ports[0])])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("[OK] All 16384 slots covered"), "{text}");
+    assert!(
+        !text.contains("[WARNING]") && !text.contains("[ERR]"),
+        "{text}"
+    );
+    // Progress was counted.
+    let moved: u64 = info_field(n[0].port, "cluster_keys_moved").parse().unwrap();
+    assert_eq!(moved, sizes[1] as u64 + sizes[2] as u64);
+}
+
+#[test]
+fn a_fourth_node_joins_under_a_writing_client() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const KEYS: usize = 8_000;
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path(), MOVE_ARGS);
+    meet(&n[0], &n[1]);
+    meet(&n[0], &n[2]);
+    let three: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&three, 3, Duration::from_secs(60));
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let rt = runtime();
+    rt.block_on(async {
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect();
+        let client = redis::cluster::ClusterClient::new(urls).unwrap();
+        let mut c = client.get_async_connection().await.unwrap();
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(500) {
+            for i in chunk {
+                let _: () = redis::cmd("SET")
+                    .arg(format!("key:{i}"))
+                    .arg(*i)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let fourth = NodeProc::start(dir.path(), MOVE_ARGS);
+    let done = Arc::new(AtomicBool::new(false));
+    // The writer: rewrites keys (value = index + round * KEYS) and reads others back, until the
+    // move is over (bounded in count and time).
+    let writer = {
+        let done = done.clone();
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect();
+        std::thread::spawn(move || {
+            let rt = runtime();
+            rt.block_on(async move {
+                let client = redis::cluster::ClusterClient::builder(urls)
+                    .retries(10)
+                    .build()
+                    .unwrap();
+                let mut c = client.get_async_connection().await.unwrap();
+                let mut last = vec![0i64; KEYS];
+                for i in 0..KEYS {
+                    last[i] = i as i64;
+                }
+                let (mut ops, mut errors) = (0u64, Vec::new());
+                let started = Instant::now();
+                let mut i = 0usize;
+                while ops < 200_000 && started.elapsed() < Duration::from_secs(150) {
+                    let k = i % KEYS;
+                    let v = (i + KEYS) as i64;
+                    let r: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(format!("key:{k}"))
+                        .arg(v)
+                        .query_async(&mut c)
+                        .await;
+                    match r {
+                        Ok(()) => last[k] = v,
+                        Err(e) => errors.push(format!("SET key:{k}: {e}")),
+                    }
+                    let j = (i * 7919) % KEYS;
+                    let got: redis::RedisResult<Option<i64>> = redis::cmd("GET")
+                        .arg(format!("key:{j}"))
+                        .query_async(&mut c)
+                        .await;
+                    match got {
+                        Ok(Some(x)) if x == last[j] => {}
+                        other => errors.push(format!("GET key:{j}: {other:?}, want {}", last[j])),
+                    }
+                    ops += 2;
+                    i += 1;
+                    if done.load(Ordering::Relaxed) && i >= KEYS {
+                        break;
+                    }
+                }
+                (ops, errors, last)
+            })
+        })
+    };
+    meet(&n[0], &fourth);
+    let four: Vec<&NodeProc> = n.iter().chain([&fourth]).collect();
+    wait_settled(&four, 4, Duration::from_secs(180));
+    done.store(true, Ordering::Relaxed);
+    let (ops, errors, last) = writer.join().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} errors in {ops} ops: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(ops > 50, "the writer ran during the move: {ops} ops");
+    // Nothing lost: every key holds the last value acknowledged, and the new node has a share.
+    let sizes = dbsizes(&four);
+    assert_eq!(sizes.iter().sum::<i64>(), KEYS as i64, "{sizes:?}");
+    assert!(sizes[3] > KEYS as i64 / 8, "{sizes:?}");
+    rt.block_on(async {
+        use redis::AsyncCommands;
+        let all_ports: Vec<String> = four
+            .iter()
+            .map(|x| format!("redis://127.0.0.1:{}/", x.port))
+            .collect();
+        let client = redis::cluster::ClusterClient::new(all_ports).unwrap();
+        let mut c = client.get_async_connection().await.unwrap();
+        for (k, want) in last.iter().enumerate() {
+            let v: Option<i64> = c.get(format!("key:{k}")).await.unwrap();
+            assert_eq!(v, Some(*want), "key:{k}");
+        }
+    });
+}
+
+#[test]
+fn a_drained_node_hands_its_slots_and_keys_to_the_rest() {
+    const KEYS: usize = 6_000;
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path(), MOVE_ARGS);
+    let rt = runtime();
+    rt.block_on(load_keys(n[0].port, KEYS));
+    meet(&n[0], &n[1]);
+    meet(&n[0], &n[2]);
+    let all: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&all, 3, Duration::from_secs(120));
+    // A live node that serves slots cannot simply be forgotten: it must drain first.
+    let leaving = n[2].id();
+    let refused = cli(n[0].port, &["CLUSTER", "FORGET", &leaving]);
+    assert!(refused.contains("CLUSTER DRAIN"), "{refused}");
+    assert_eq!(cli(n[2].port, &["CLUSTER", "DRAIN"]), "OK");
+    assert_eq!(info_field(n[2].port, "cluster_draining"), "1");
+    let staying: Vec<&NodeProc> = n[..2].iter().collect();
+    wait_settled(&all, 2, Duration::from_secs(120));
+    assert_eq!(cli(n[2].port, &["DBSIZE"]), "0");
+    assert_eq!(
+        slot_map(n[0].port),
+        vec![(0, 8191, n[0].port), (8192, 16383, n[1].port)]
+    );
+    assert_eq!(dbsizes(&staying).iter().sum::<i64>(), KEYS as i64);
+    // Now it can be forgotten everywhere and stopped; every key is still there.
+    for x in &staying {
+        assert_eq!(cli(x.port, &["CLUSTER", "FORGET", &leaving]), "OK");
+    }
+    let ports: Vec<u16> = staying.iter().map(|x| x.port).collect();
+    rt.block_on(check_all_keys(&ports, KEYS));
 }

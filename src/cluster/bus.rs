@@ -24,6 +24,9 @@ use pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
 /// Protocol version spoken by this build.
 pub const PROTOCOL_VERSION: u32 = 1;
 const SECRET_HEADER: &str = "x-reredis-cluster-secret";
+/// Largest bus message: a migration batch carries at least one whole key, so this bounds the
+/// largest value that can move with its slot.
+pub const MAX_MESSAGE_BYTES: usize = 600 << 20;
 
 pub fn to_pb_header(h: &Header, http_port: u16) -> pb::NodeHeader {
     pb::NodeHeader {
@@ -223,13 +226,36 @@ impl ClusterBus for BusService {
         let reply = c.handle_claim(&self.node, &header, &slots);
         Ok(Response::new(reply))
     }
+
+    async fn transfer(
+        &self,
+        req: Request<pb::TransferBatch>,
+    ) -> Result<Response<pb::TransferReply>, Status> {
+        self.authorize(&req)?;
+        self.cluster()?;
+        let peer = req.remote_addr();
+        let mut msg = req.into_inner();
+        let sender = msg
+            .sender
+            .take()
+            .ok_or_else(|| Status::invalid_argument("no sender"))?;
+        let header = from_pb_header(&sender, peer)?;
+        // Decoding and inserting a batch takes a shard lock (bounded wait): off the async workers.
+        let node = self.node.clone();
+        let reply =
+            tokio::task::spawn_blocking(move || super::migrate::import(&node, &header, msg))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(reply))
+    }
 }
 
 /// Serves the bus until the node shuts down.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
     let shutdown = node.shutdown.clone();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let svc = ClusterBusServer::new(BusService { node }).max_decoding_message_size(4 << 20);
+    let svc =
+        ClusterBusServer::new(BusService { node }).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let result = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .add_service(svc)

@@ -5,6 +5,7 @@
 //! Lock order: a store shard lock may be taken before `Cluster::state`, never after it.
 
 pub mod bus;
+pub mod migrate;
 pub mod nodes_conf;
 pub mod routing;
 pub mod slots;
@@ -118,6 +119,8 @@ pub struct Cluster {
     http_port: u16,
     /// Whether `myself`'s IP was announced (else it is learnt from peers).
     ip_announced: bool,
+    /// Slots waiting to move with their keys (automatic distribution).
+    pub migrator: migrate::Migrator,
 }
 
 fn random_node_id() -> String {
@@ -174,6 +177,12 @@ impl Cluster {
             st.manual = true;
         }
         st.membership_changed_ms = now_ms;
+        if !st.manual {
+            // Automatic distribution restarts unfinished moves from the layout; a move recorded
+            // before a restart would otherwise redirect clients to a peer that is not importing.
+            st.migrating.clear();
+            st.importing.clear();
+        }
         st.update_state();
         let routing = Routing::from_state(&st, cfg.endpoint_type);
         Ok(Cluster {
@@ -185,6 +194,7 @@ impl Cluster {
             clients: Mutex::new(HashMap::new()),
             http_port,
             ip_announced,
+            migrator: migrate::Migrator::new(),
         })
     }
 
@@ -333,6 +343,7 @@ impl Cluster {
         let me = st.myself.clone();
         for &s in slots {
             st.assign(s, Some(&me));
+            st.importing.remove(&s);
         }
         let epoch = st.bump_config_epoch();
         st.me_mut().provisional = false;
@@ -570,6 +581,23 @@ impl Cluster {
             let mut st = self.state.lock();
             st.check_timeouts(now);
             actions = st.check_failures(now);
+            if !st.manual && !st.importing.is_empty() {
+                // Automatic distribution: an import ends when its source hands the slot over
+                // (Claim), or here when the source failed, left or no longer owns the slot.
+                let stale: Vec<u16> = st
+                    .importing
+                    .iter()
+                    .filter(|(s, from)| {
+                        st.nodes.get(*from).is_none_or(|n| n.failed())
+                            || st.slots[**s as usize].as_deref() != Some(from.as_str())
+                    })
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in stale {
+                    st.importing.remove(&s);
+                    st.dirty = true;
+                }
+            }
             for id in st.pings_due(now, tick.is_multiple_of(10)) {
                 if let Some(n) = st.nodes.get(&id) {
                     let addr = format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port);
@@ -600,10 +628,18 @@ impl Cluster {
         for (addr, id, t, ip) in pings {
             self.ping(node, addr, id, t, ip);
         }
-        if self.cfg.auto_assign {
+        // Planning scans every slot: once a second is plenty, and not while moves are queued.
+        if self.cfg.auto_assign
+            && (tick.is_multiple_of(10) || self.state.lock().me().provisional)
+            && self.migrator.pending() == 0
+        {
             self.auto_assign(node, now);
         }
-        self.save_if_dirty();
+        // nodes.conf at most once a second (and at shutdown): a lost update is an older epoch,
+        // which the cluster corrects with UPDATE on restart.
+        if tick.is_multiple_of(10) {
+            self.save_if_dirty();
+        }
     }
 
     fn save_if_dirty(&self) {
@@ -735,13 +771,16 @@ impl Cluster {
         }
     }
 
-    /// Gives empty slots to `to`: each slot is checked empty and flipped under its shard lock, so
-    /// no write lands between the check and the flip; then `to` claims them with a new epoch.
+    /// Gives slots to `to`. Empty ones are checked empty and flipped under their shard lock, so
+    /// no write lands between the check and the flip, then `to` claims them with a new epoch;
+    /// slots holding keys are queued for the migrator, which moves their keys first.
     fn hand_off(self: &Arc<Self>, node: &Arc<Node>, to: String, wanted: Vec<u16>) {
         let mut moved = Vec::new();
         for s in wanted {
             node.store.with_slot_count(s, |count| {
-                if count == 0 {
+                if count > 0 {
+                    self.migrator.enqueue(s, &to);
+                } else {
                     let mut st = self.state.lock();
                     let me = st.myself.clone();
                     if st.slots[s as usize].as_deref() == Some(me.as_str()) {
@@ -813,11 +852,7 @@ impl Cluster {
 }
 
 fn local_keys(node: &Node) -> u64 {
-    node.store
-        .db_sizes()
-        .first()
-        .map(|(k, _)| *k as u64)
-        .unwrap_or(0)
+    node.store.db0_keys_nonblocking()
 }
 
 /// Resolves `host:port[@busport]` seeds with retry (DNS may not exist yet in a fresh StatefulSet)
@@ -867,6 +902,13 @@ pub async fn run(node: Arc<Node>) {
         return;
     };
     tokio::spawn(meet_seeds(node.clone(), cluster.clone()));
+    let migrator = match migrate::spawn(node.clone()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::error!("cannot start the slot migrator: {e}");
+            None
+        }
+    };
     let mut interval = tokio::time::interval(Duration::from_millis(100));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = 0u64;
@@ -877,6 +919,10 @@ pub async fn run(node: Arc<Node>) {
         }
         cluster.tick(&node, tick);
         tick += 1;
+    }
+    if let Some(h) = migrator {
+        // It notices the shutdown within its poll interval (or after its current batch).
+        let _ = tokio::task::spawn_blocking(move || h.join()).await;
     }
     cluster.save_if_dirty();
 }

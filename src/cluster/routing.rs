@@ -80,13 +80,21 @@ impl Routing {
             };
             endpoints.push(format!("{}:{}", host, n.endpoint.port));
         }
+        // Owners come in long runs: look an id up once per run, not once per slot.
+        let mut last: Option<(&str, u16)> = None;
         let owner: Box<[u16]> = st
             .slots
             .iter()
-            .map(|o| {
-                o.as_deref()
-                    .and_then(|id| index.get(id).copied())
-                    .unwrap_or(NO_OWNER)
+            .map(|o| match o.as_deref() {
+                None => NO_OWNER,
+                Some(id) => match last {
+                    Some((l, i)) if l == id => i,
+                    _ => {
+                        let i = index.get(id).copied().unwrap_or(NO_OWNER);
+                        last = Some((id, i));
+                        i
+                    }
+                },
             })
             .collect();
         let me = index.get(st.myself.as_str()).copied().unwrap_or(NO_OWNER);

@@ -17,6 +17,9 @@ pub mod flag {
     pub const NOADDR: u32 = 64;
     pub const MEET: u32 = 128;
     pub const NOFAILOVER: u32 = 512;
+    /// Ours, not Redis's (never shown in CLUSTER NODES): the node is leaving and hands all its
+    /// slots to the others (CLUSTER DRAIN). Gossiped in the header's flags.
+    pub const DRAINING: u32 = 1 << 16;
 }
 
 /// Redis: a failure report older than node-timeout * 2 no longer counts.
@@ -336,6 +339,10 @@ impl ClusterState {
             node.flags = (node.flags & !(flag::MASTER | flag::REPLICA)) | role;
             self.dirty = true;
         }
+        if (node.flags ^ h.flags) & flag::DRAINING != 0 {
+            node.flags = (node.flags & !flag::DRAINING) | (h.flags & flag::DRAINING);
+            self.membership_changed_ms = now_ms;
+        }
         node.replica_of = h.replica_of.clone();
         node.provisional = h.provisional;
         node.keys = h.keys;
@@ -363,12 +370,15 @@ impl ClusterState {
             }
         }
         let node = self.nodes.get_mut(&h.id).expect("checked above");
-        if node.config_epoch != h.config_epoch {
+        // Config epochs only grow; a lower one is an old message overtaken by a newer one.
+        let known_epoch = node.config_epoch;
+        if h.config_epoch > node.config_epoch {
             node.config_epoch = h.config_epoch;
             self.dirty = true;
         }
         if role == flag::MASTER {
-            actions.extend(self.update_slots_from(&h.id, h.config_epoch, &h.slots));
+            let fresh = h.config_epoch >= known_epoch;
+            actions.extend(self.update_slots_from(&h.id, h.config_epoch, &h.slots, fresh));
             self.handle_epoch_collision(h);
         }
         actions
@@ -377,7 +387,15 @@ impl ClusterState {
     /// spec (clusterUpdateSlotsConfigWith): a claim wins a slot that is unassigned or owned at a
     /// lower config epoch. A claim that loses to a higher epoch earns the claimant an UPDATE.
     /// A provisional claim (epoch 0, automatic distribution) never takes a slot from anyone.
-    fn update_slots_from(&mut self, id: &str, epoch: u64, ranges: &[(u16, u16)]) -> Vec<Action> {
+    /// `fresh`: the message carries the newest config epoch we know of the sender (an older
+    /// one may predate a handoff, and its silence about a slot means nothing).
+    fn update_slots_from(
+        &mut self,
+        id: &str,
+        epoch: u64,
+        ranges: &[(u16, u16)],
+        fresh: bool,
+    ) -> Vec<Action> {
         let provisional = self.nodes.get(id).is_some_and(|n| n.provisional);
         let mut claimed = vec![false; SLOTS];
         for &(a, b) in ranges {
@@ -393,8 +411,11 @@ impl ClusterState {
             }
             if !is_claimed {
                 // The node stopped claiming it (gave it away): the new owner's claim will win;
-                // until then the slot has no owner we trust.
-                self.assign(s as u16, None);
+                // until then the slot has no owner we trust. A message older than what we know
+                // of the sender (say, sent before a slot arrived there) proves nothing.
+                if fresh && !self.importing.contains_key(&(s as u16)) {
+                    self.assign(s as u16, None);
+                }
                 continue;
             }
             match self.slots[s].clone() {
@@ -447,7 +468,7 @@ impl ClusterState {
             return;
         }
         n.config_epoch = epoch;
-        self.update_slots_from(owner, epoch, ranges);
+        self.update_slots_from(owner, epoch, ranges, true);
     }
 
     /// Gossip entries: failure reports and new nodes. `sender` must be a known node.
@@ -710,14 +731,18 @@ impl ClusterState {
 
     /// The even, deterministic layout for the current members (redis-cli's split: 3 nodes ->
     /// 0-5460, 5461-10922, 10923-16383).
+    /// Draining nodes get no share (unless every member is draining).
     pub fn target_layout(&self) -> Vec<(String, u16, u16)> {
-        split_evenly(
-            &self
-                .members()
-                .iter()
-                .map(|n| n.id.clone())
-                .collect::<Vec<_>>(),
-        )
+        let members = self.members();
+        let staying: Vec<String> = members
+            .iter()
+            .filter(|n| n.flags & flag::DRAINING == 0)
+            .map(|n| n.id.clone())
+            .collect();
+        if staying.is_empty() {
+            return split_evenly(&members.iter().map(|n| n.id.clone()).collect::<Vec<_>>());
+        }
+        split_evenly(&staying)
     }
 }
 

@@ -103,7 +103,33 @@ pub fn info_text(c: &Cluster) -> String {
         "auto"
     };
     let _ = write!(t, "cluster_slot_mode:{mode}\r\n");
+    let _ = write!(
+        t,
+        "cluster_draining:{}\r\ncluster_slots_migrating:{}\r\ncluster_slots_importing:{}\r\n",
+        u8::from(st.me().flags & crate::cluster::state::flag::DRAINING != 0),
+        st.migrating.len(),
+        st.importing.len(),
+    );
+    drop(st);
+    t.push_str(&migration_text(c));
     t
+}
+
+/// Slot-move progress (automatic distribution), for CLUSTER INFO and INFO cluster.
+pub fn migration_text(c: &Cluster) -> String {
+    let m = &c.migrator.stats;
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "cluster_slots_move_queue:{}\r\ncluster_slots_moved:{}\r\ncluster_keys_moved:{}\r\ncluster_bytes_moved:{}\r\ncluster_keys_imported:{}\r\ncluster_bytes_imported:{}\r\ncluster_move_batches_failed:{}\r\ncluster_moves_abandoned:{}\r\n",
+        c.migrator.pending(),
+        l(&m.slots_moved),
+        l(&m.keys_moved),
+        l(&m.bytes_moved),
+        l(&m.keys_imported),
+        l(&m.bytes_imported),
+        l(&m.batches_failed),
+        l(&m.moves_abandoned),
+    )
 }
 
 fn info(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
@@ -346,7 +372,58 @@ fn forget(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         if st.me().replica_of.as_deref() == Some(id.as_str()) {
             return Err(CmdError::err("Can't forget my master!"));
         }
+        // Automatic distribution: a live node that still serves slots would take its keys with
+        // it; it leaves by draining first (a failed node may be forgotten, as in Redis).
+        let owned = st.slot_count(&id);
+        let live = st.nodes.get(&id).is_some_and(|n| !n.failed() && !n.pfailed());
+        if !st.manual && owned > 0 && live {
+            return Err(CmdError::err(format!(
+                "Node {id} still serves {owned} slots: run CLUSTER DRAIN on it first (its slots and keys move to the other nodes), then forget it"
+            )));
+        }
         st.forget(&id, now);
+        Ok(())
+    })?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLUSTER DRAIN [CANCEL] (ours): this node leaves the automatic layout; its slots and keys move
+/// to the other nodes, after which it can be forgotten and stopped. CANCEL takes it back.
+fn drain(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    use crate::cluster::state::flag;
+    let c = cluster(ctx)?;
+    let cancel = match args.get(2) {
+        None => false,
+        Some(a) if eq_ic(a, "CANCEL") && args.len() == 3 => true,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let now = ctx.now_ms;
+    c.change(|st| {
+        if st.manual {
+            return Err(CmdError::err(
+                "CLUSTER DRAIN needs automatic slot distribution; in manual mode move slots with redis-cli --cluster reshard",
+            ));
+        }
+        let me = st.me_mut();
+        let was = me.flags & flag::DRAINING != 0;
+        if cancel {
+            me.flags &= !flag::DRAINING;
+        } else {
+            me.flags |= flag::DRAINING;
+        }
+        if was == cancel {
+            st.membership_changed_ms = now;
+            st.dirty = true;
+            tracing::info!(
+                "{}",
+                if cancel {
+                    "drain cancelled: this node takes its share of slots again"
+                } else {
+                    "draining: this node's slots and keys move to the other nodes"
+                }
+            );
+        }
         Ok(())
     })?;
     ctx.out.ok();
@@ -882,6 +959,16 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         forget,
         "Removes a node from the nodes table."
+    ),
+    cmd!(
+        "drain",
+        -2,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "0.1.0",
+        drain,
+        "Moves this node's slots and keys to the other nodes so it can leave (Reredis)."
     ),
     cmd!(
         "reset",

@@ -836,6 +836,9 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             "cluster" => {
                 o.head("Cluster");
                 o.kv("cluster_enabled", &u8::from(node.cluster.is_some()));
+                if let Some(c) = &node.cluster {
+                    o.line(super::cluster::migration_text(c));
+                }
             }
             "keyspace" => {
                 o.head("Keyspace");

@@ -177,6 +177,31 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         "Bytes sent on the cluster bus (clustered nodes only)",
         &[],
     ),
+    (
+        "reredis_cluster_slots_moving",
+        "Slots this node is moving away or waiting to move (automatic distribution)",
+        &[],
+    ),
+    (
+        "reredis_cluster_slots_importing",
+        "Slots this node is receiving keys for",
+        &[],
+    ),
+    (
+        "reredis_cluster_slots_moved_total",
+        "Slots this node handed to another node after moving their keys",
+        &[],
+    ),
+    (
+        "reredis_cluster_keys_moved_total",
+        "Keys this node moved to other nodes with their slots, and received from them",
+        &["direction"],
+    ),
+    (
+        "reredis_cluster_bytes_moved_total",
+        "Key and value bytes moved with slots, by direction",
+        &["direction"],
+    ),
 ];
 
 struct NodeCollector {
@@ -393,6 +418,36 @@ impl Collector for NodeCollector {
                     load(&b.auth_failures),
                 ),
                 one_counter("reredis_cluster_bus_sent_bytes_total", load(&b.bytes_sent)),
+            ]);
+            let m = &c.migrator.stats;
+            let (moving, importing) = {
+                let st = c.state.lock();
+                (st.migrating.len(), st.importing.len())
+            };
+            let in_out = |sent: &std::sync::atomic::AtomicU64,
+                          received: &std::sync::atomic::AtomicU64| {
+                vec![
+                    counter(&[("direction", "out")], load(sent)),
+                    counter(&[("direction", "in")], load(received)),
+                ]
+            };
+            out.extend([
+                one_gauge(
+                    "reredis_cluster_slots_moving",
+                    moving.max(c.migrator.pending()) as f64,
+                ),
+                one_gauge("reredis_cluster_slots_importing", importing as f64),
+                one_counter("reredis_cluster_slots_moved_total", load(&m.slots_moved)),
+                family(
+                    "reredis_cluster_keys_moved_total",
+                    MetricType::COUNTER,
+                    in_out(&m.keys_moved, &m.keys_imported),
+                ),
+                family(
+                    "reredis_cluster_bytes_moved_total",
+                    MetricType::COUNTER,
+                    in_out(&m.bytes_moved, &m.bytes_imported),
+                ),
             ]);
         }
         out

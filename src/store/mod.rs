@@ -29,7 +29,7 @@ pub use sds::Sds;
 pub use value::{Entry, Value};
 
 pub const SHARDS: usize = 256;
-const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
+pub const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
 
 #[inline]
 pub fn shard_of_slot(slot: u16) -> usize {
@@ -196,6 +196,8 @@ pub struct Store {
     pub hash_limits: hash::HashLimits,
     /// `set-max-intset-entries`, read by set writes.
     pub set_limits: set::SetLimits,
+    /// Per-shard db-0 key counts as last read by [`Store::db0_keys_nonblocking`].
+    last_db0_keys: Box<[AtomicU64]>,
 }
 
 impl Store {
@@ -211,6 +213,7 @@ impl Store {
             dirty: AtomicU64::new(0),
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
+            last_db0_keys: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -286,6 +289,24 @@ impl Store {
         self.lock_shards(&[i], now_ms)
     }
 
+    /// Like [`Store::lock_shard`], giving up after `wait` (the bus uses it so two nodes moving
+    /// slots of the same shard towards each other cannot wait on each other forever).
+    pub fn try_lock_shard(
+        &self,
+        i: usize,
+        now_ms: i64,
+        wait: std::time::Duration,
+    ) -> Option<Keyspace<'_>> {
+        let guard = self.shards[i].try_lock_for(wait)?;
+        Some(Keyspace {
+            guards: smallvec::smallvec![(i, guard)],
+            all: false,
+            now_ms,
+            lru: self.lru_clock(),
+            store: self,
+        })
+    }
+
     /// Sum of per-shard counters.
     pub fn stats(&self) -> ShardStats {
         let mut total = ShardStats::default();
@@ -316,6 +337,24 @@ impl Store {
             }
         }
         sizes
+    }
+
+    /// Keys in db 0 without waiting for any shard: a shard that is busy (a slot migration holds
+    /// it for a round trip) counts as it did the last time it was read. For gossip, which must
+    /// not stall behind a migration.
+    pub fn db0_keys_nonblocking(&self) -> u64 {
+        let mut total = 0;
+        for (s, seen) in self.shards.iter().zip(self.last_db0_keys.iter()) {
+            match s.try_lock() {
+                Some(g) => {
+                    let n = g.dbs[0].keys.len() as u64;
+                    seen.store(n, Ordering::Relaxed);
+                    total += n;
+                }
+                None => total += seen.load(Ordering::Relaxed),
+            }
+        }
+        total
     }
 
     /// Runs `f` with the key count of `slot` while its shard is locked, so no command can
@@ -669,6 +708,25 @@ impl<'a> Keyspace<'a> {
             publish_expired(&self.store.events, db, &key, now);
         }
         None
+    }
+
+    /// Up to `limit` db-0 keys of locked shard `shard` whose slot passes `want` (slot migration).
+    pub fn keys_in_slots(
+        &mut self,
+        shard: usize,
+        want: impl Fn(u16) -> bool,
+        limit: usize,
+    ) -> Vec<Sds> {
+        let Some((_, s)) = self.guards.iter().find(|(i, _)| *i == shard) else {
+            return Vec::new();
+        };
+        s.dbs[0]
+            .keys
+            .iter()
+            .filter(|e| want(key_hash_slot(&e.key)))
+            .take(limit)
+            .map(|e| e.key.clone())
+            .collect()
     }
 
     /// Keys of one slot in db 0 (for CLUSTER GETKEYSINSLOT and slot migration).

@@ -1,0 +1,483 @@
+//! Slot migration for automatic distribution: the keys of a slot move to its next owner over the
+//! bus, then the slot is handed over, with Redis Cluster's semantics while it moves.
+//!
+//! One thread per node (the migrator) moves one slot at a time:
+//! 1. the slot is marked migrating to the target (clients asking for a key that is no longer
+//!    here get `-ASK`, multi-key commands split across both sides get `-TRYAGAIN`);
+//! 2. with the slot's shard locked, a batch of its keys is encoded (RDB object encoding), sent
+//!    with the Transfer RPC and, once the target acknowledges, deleted here. The lock is held for
+//!    the round trip, so no client write lands on a key between its copy and its deletion: a
+//!    write waits for the batch (like Redis's MIGRATE, but for one shard of 64 slots instead of
+//!    the whole server), then finds the key gone and is sent to the target by `-ASK`;
+//! 3. when the slot is empty, still under the lock, the target is asked to claim it (it takes a
+//!    new config epoch, so its claim wins everywhere), and we record the new owner.
+//!
+//! A batch whose answer is lost may or may not have been applied: its keys stay here and are
+//! sent again (the target replaces them); keys of such a batch deleted here meanwhile are named
+//! in the next batch's `deleted` list. While the target is unreachable the move is retried; when
+//! the cluster marks it FAIL (or it is forgotten) the move is abandoned and the slots stay here
+//! (keys that already moved wait on the failed node, as any key it owns does, and the move
+//! resumes when it is back).
+//!
+//! This runs on a plain thread with its own small runtime because the shard lock (a
+//! `parking_lot` mutex) must be held across the RPC, which an async task may not do.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::bus::{self, pb};
+use super::slots::key_hash_slot;
+use super::state::slot_ranges;
+use crate::node::Node;
+use crate::store::{SLOTS_PER_SHARD, Value, rdb, shard_of_slot};
+
+/// Keys per batch, and the bytes after which a batch is closed early.
+const BATCH_KEYS: usize = 512;
+const BATCH_BYTES: usize = 1 << 20;
+/// How long the target may wait for its own shard lock before answering "busy".
+pub const IMPORT_LOCK_WAIT: Duration = Duration::from_millis(200);
+
+/// Progress counters, shown by `INFO cluster` and `/metrics`.
+#[derive(Default)]
+pub struct MigrationStats {
+    pub slots_moved: AtomicU64,
+    pub keys_moved: AtomicU64,
+    pub bytes_moved: AtomicU64,
+    pub keys_imported: AtomicU64,
+    pub bytes_imported: AtomicU64,
+    pub batches_failed: AtomicU64,
+    pub moves_abandoned: AtomicU64,
+}
+
+/// The queue of slots waiting to move, shared by the driver (which fills it) and the migrator
+/// thread (which drains it).
+#[derive(Default)]
+pub struct Migrator {
+    queue: Mutex<VecDeque<(u16, String)>>,
+    queued: Mutex<HashSet<u16>>,
+    wake: Condvar,
+    pub stats: MigrationStats,
+}
+
+impl Migrator {
+    pub fn new() -> Migrator {
+        Migrator::default()
+    }
+
+    /// Queues `slot` to move to node `to` (a slot already queued is left alone).
+    pub fn enqueue(&self, slot: u16, to: &str) {
+        if self.queued.lock().insert(slot) {
+            self.queue.lock().push_back((slot, to.to_string()));
+            self.wake.notify_one();
+        }
+    }
+
+    /// Slots queued or moving.
+    pub fn pending(&self) -> usize {
+        self.queued.lock().len()
+    }
+
+    /// The next group of queued slots: those of one shard going to one node, moved together
+    /// (one lock, shared batches, one claim).
+    fn next(&self, wait: Duration) -> Option<(Vec<u16>, String)> {
+        let mut q = self.queue.lock();
+        if q.is_empty() {
+            self.wake.wait_for(&mut q, wait);
+        }
+        let (first, to) = q.pop_front()?;
+        let shard = shard_of_slot(first);
+        let mut group = vec![first];
+        q.retain(|(s, t)| {
+            if *t == to && shard_of_slot(*s) == shard {
+                group.push(*s);
+                false
+            } else {
+                true
+            }
+        });
+        group.sort_unstable();
+        Some((group, to))
+    }
+
+    fn done(&self, slots: &[u16]) {
+        let mut q = self.queued.lock();
+        for s in slots {
+            q.remove(s);
+        }
+    }
+}
+
+/// Why a move stopped.
+#[derive(Debug)]
+enum Stop {
+    /// The slot is no longer ours to move (or the target left): nothing to undo.
+    NotOurs,
+    /// The target is failing or the node is shutting down: the move was rolled back.
+    Abandoned(String),
+}
+
+/// Runs the migrator until the node shuts down.
+pub fn spawn(node: Arc<Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("slot-migrator".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("slot migrator cannot start its runtime: {e}");
+                    return;
+                }
+            };
+            let Some(cluster) = node.cluster.clone() else {
+                return;
+            };
+            let mut clients: std::collections::HashMap<String, Client> = Default::default();
+            while !node.shutdown.is_cancelled() {
+                let Some((slots, to)) = cluster.migrator.next(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let started = Instant::now();
+                let range = format!("{}-{}", slots[0], slots[slots.len() - 1]);
+                match move_slots(&rt, &node, &mut clients, &slots, &to) {
+                    Ok((n, keys)) => tracing::info!(
+                        slots = %range,
+                        count = n,
+                        to = %to,
+                        keys,
+                        ms = started.elapsed().as_millis() as u64,
+                        "slots moved with their keys (automatic distribution)"
+                    ),
+                    Err(Stop::NotOurs) => {}
+                    Err(Stop::Abandoned(why)) => {
+                        cluster
+                            .migrator
+                            .stats
+                            .moves_abandoned
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(slots = %range, to = %to, "slot move abandoned, the slots stay here: {why}");
+                    }
+                }
+                cluster.migrator.done(&slots);
+            }
+        })
+}
+
+type Client = pb::cluster_bus_client::ClusterBusClient<tonic::transport::Channel>;
+
+/// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
+fn move_slots(
+    rt: &tokio::runtime::Runtime,
+    node: &Arc<Node>,
+    clients: &mut std::collections::HashMap<String, Client>,
+    group: &[u16],
+    to: &str,
+) -> Result<(usize, u64), Stop> {
+    let cluster = node.cluster.as_ref().expect("migrator runs in a cluster");
+    // Keep the slots that are still ours, mark them migrating, and find the target's address.
+    let (slots, addr) = {
+        let mut st = cluster.state.lock();
+        let me = st.myself.clone();
+        let slots: Vec<u16> = group
+            .iter()
+            .copied()
+            .filter(|&s| st.slots[s as usize].as_deref() == Some(me.as_str()))
+            .collect();
+        let Some(addr) = super::Cluster::addr_of(&st, to) else {
+            return Err(Stop::NotOurs);
+        };
+        if slots.is_empty() {
+            return Err(Stop::NotOurs);
+        }
+        for &s in &slots {
+            st.migrating.insert(s, to.to_string());
+        }
+        st.dirty = true;
+        cluster.publish(&mut st);
+        (slots, addr)
+    };
+    let timeout = Duration::from_millis(cluster.cfg.node_timeout_ms.clamp(1000, 15000) as u64);
+    let client = match clients.get(&addr) {
+        Some(c) => c.clone(),
+        None => {
+            let _enter = rt.enter();
+            let c = bus::client(&addr, timeout)
+                .map_err(|e| abandon(node, &slots, format!("bad address {addr}: {e}")))?;
+            clients.insert(addr.clone(), c.clone());
+            c
+        }
+    };
+    let shard = shard_of_slot(slots[0]);
+    let mut in_group = [false; SLOTS_PER_SHARD];
+    for &s in &slots {
+        in_group[s as usize % SLOTS_PER_SHARD] = true;
+    }
+    let ranges: Vec<pb::SlotRange> = slot_ranges(slots.iter().copied())
+        .into_iter()
+        .map(|(a, b)| pb::SlotRange {
+            start: a as u32,
+            end: b as u32,
+        })
+        .collect();
+    let secret = cluster.cfg.secret.clone();
+    let mut unacked: HashSet<Vec<u8>> = HashSet::new();
+    let mut moved = 0u64;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if node.shutdown.is_cancelled() {
+            return Err(abandon(node, &slots, "shutting down".into()));
+        }
+        let now = crate::commands::now_ms();
+        let mut ks = node.store.lock_shard(shard, now);
+        let keys = ks.keys_in_slots(
+            shard,
+            |slot| in_group[slot as usize % SLOTS_PER_SHARD],
+            BATCH_KEYS,
+        );
+        let outcome: Result<(), String> = if keys.is_empty() && unacked.is_empty() {
+            // Empty: hand the slots over while still holding their shard.
+            let msg = pb::ClaimSlots {
+                sender: Some(my_header(cluster)),
+                slots: ranges.clone(),
+            };
+            let mut c = client.clone();
+            match rt.block_on(async { c.claim(bus::with_secret(msg, secret.as_deref())).await }) {
+                Ok(r) if r.get_ref().accepted => {
+                    let epoch = r.get_ref().config_epoch;
+                    let mut st = cluster.state.lock();
+                    for &s in &slots {
+                        st.assign(s, Some(to));
+                        st.migrating.remove(&s);
+                    }
+                    if let Some(n) = st.nodes.get_mut(to) {
+                        n.config_epoch = n.config_epoch.max(epoch);
+                    }
+                    st.current_epoch = st.current_epoch.max(epoch);
+                    st.dirty = true;
+                    cluster.publish(&mut st);
+                    drop(st);
+                    drop(ks);
+                    cluster
+                        .migrator
+                        .stats
+                        .slots_moved
+                        .fetch_add(slots.len() as u64, Ordering::Relaxed);
+                    return Ok((slots.len(), moved));
+                }
+                Ok(r) => Err(format!("claim refused: {}", r.get_ref().reason)),
+                Err(e) => Err(format!("claim failed: {}", e.message())),
+            }
+        } else {
+            let mut batch = pb::TransferBatch {
+                sender: Some(my_header(cluster)),
+                slots: ranges.clone(),
+                keys: Vec::with_capacity(keys.len()),
+                deleted: Vec::new(),
+            };
+            let mut bytes = 0usize;
+            let mut sent: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
+            for k in &keys {
+                let Ok(Some(e)) = ks.peek(0, k) else { continue };
+                let mut value = Vec::new();
+                rdb::write_value(&mut value, &e.value);
+                let at = ks.expire_at(0, k).ok().flatten().unwrap_or(0);
+                bytes += k.len() + value.len();
+                batch.keys.push(pb::KeyRecord {
+                    db: 0,
+                    key: k.to_vec(),
+                    value,
+                    expire_at_ms: at,
+                });
+                sent.push(k.to_vec());
+                if bytes >= BATCH_BYTES {
+                    break;
+                }
+            }
+            for k in &unacked {
+                if !matches!(ks.peek(0, k), Ok(Some(_))) {
+                    batch.deleted.push(k.clone());
+                }
+            }
+            let mut c = client.clone();
+            let reply =
+                rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
+            match reply {
+                Ok(r) if r.get_ref().accepted => {
+                    for k in &sent {
+                        let _ = ks.remove(0, k);
+                    }
+                    drop(ks);
+                    unacked.clear();
+                    moved += sent.len() as u64;
+                    let s = &cluster.migrator.stats;
+                    s.keys_moved.fetch_add(sent.len() as u64, Ordering::Relaxed);
+                    s.bytes_moved.fetch_add(bytes as u64, Ordering::Relaxed);
+                    backoff = Duration::from_millis(50);
+                    continue;
+                }
+                Ok(r) => Err(format!("batch refused: {}", r.get_ref().reason)),
+                Err(e) => {
+                    // The batch may have been applied: remember its keys.
+                    unacked.extend(sent);
+                    Err(format!("batch failed: {}", e.message()))
+                }
+            }
+        };
+        drop(ks);
+        if let Err(why) = outcome {
+            cluster
+                .migrator
+                .stats
+                .batches_failed
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(to = %to, "slot move: {why}; retrying");
+            // Give up only when the target is failing or gone, or the slots are no longer ours.
+            let verdict = {
+                let st = cluster.state.lock();
+                let me = st.myself.clone();
+                if slots
+                    .iter()
+                    .any(|&s| st.slots[s as usize].as_deref() != Some(me.as_str()))
+                {
+                    Some(Stop::Abandoned(
+                        "slot ownership changed during the move".into(),
+                    ))
+                } else {
+                    match st.nodes.get(to) {
+                        None => Some(Stop::Abandoned("target left the cluster".into())),
+                        // PFAIL is only a suspicion (a busy peer can miss a ping): keep trying
+                        // until the cluster agrees it failed.
+                        Some(n) if n.failed() => {
+                            Some(Stop::Abandoned(format!("target failed ({why})")))
+                        }
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(Stop::Abandoned(why)) = verdict {
+                return Err(abandon(node, &slots, why));
+            }
+            // Jittered, so two nodes that keep meeting on the same shard fall out of step.
+            let jitter = rand::random_range(0..=backoff.as_millis() as u64);
+            std::thread::sleep(backoff + Duration::from_millis(jitter));
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+fn my_header(cluster: &super::Cluster) -> pb::NodeHeader {
+    let st = cluster.state.lock();
+    bus::to_pb_header(&st.header(0), cluster.http_port)
+}
+
+/// Rolls a move back: the slots stay here and are no longer migrating.
+fn abandon(node: &Node, slots: &[u16], why: String) -> Stop {
+    if let Some(cluster) = &node.cluster {
+        let mut st = cluster.state.lock();
+        for s in slots {
+            st.migrating.remove(s);
+        }
+        st.dirty = true;
+        cluster.publish(&mut st);
+    }
+    Stop::Abandoned(why)
+}
+
+/// The receiving side of Transfer: mark the slot importing from the sender and store the keys.
+pub fn import(
+    node: &Node,
+    sender: &super::state::Header,
+    batch: pb::TransferBatch,
+) -> pb::TransferReply {
+    let refuse = |reason: &str| pb::TransferReply {
+        accepted: false,
+        reason: reason.to_string(),
+    };
+    let Some(cluster) = &node.cluster else {
+        return refuse("cluster disabled");
+    };
+    let mut slots = Vec::new();
+    for r in &batch.slots {
+        if r.start > r.end || r.end >= super::slots::SLOTS as u32 {
+            return refuse("bad slot range");
+        }
+        slots.extend(r.start as u16..=r.end as u16);
+    }
+    let Some(&first) = slots.first() else {
+        return refuse("no slots");
+    };
+    let shard = shard_of_slot(first);
+    if slots.iter().any(|&s| shard_of_slot(s) != shard) {
+        return refuse("slots of more than one shard");
+    }
+    {
+        let mut st = cluster.state.lock();
+        if !st.nodes.contains_key(&sender.id) {
+            return refuse("unknown sender");
+        }
+        let me = st.myself.clone();
+        if slots
+            .iter()
+            .any(|&s| st.slots[s as usize].as_deref() == Some(me.as_str()))
+        {
+            return refuse("slot already served here");
+        }
+        let mut changed = false;
+        for &s in &slots {
+            if st.importing.get(&s) != Some(&sender.id) {
+                st.importing.insert(s, sender.id.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            st.dirty = true;
+            cluster.publish(&mut st);
+        }
+    }
+    // Decode everything before taking the shard, so the lock is held only to insert.
+    let lim = crate::commands::keys::rdb_limits(node);
+    let mut entries = Vec::with_capacity(batch.keys.len());
+    let mut bytes = 0u64;
+    for k in &batch.keys {
+        if k.db != 0 || !slots.contains(&key_hash_slot(&k.key)) {
+            return refuse("key outside the slot");
+        }
+        let mut r = rdb::Reader::new(&k.value);
+        let value: Value = match r.value(&lim) {
+            Ok(v) if r.is_empty() => v,
+            _ => return refuse("bad value encoding"),
+        };
+        bytes += (k.key.len() + k.value.len()) as u64;
+        let at = (k.expire_at_ms > 0).then_some(k.expire_at_ms);
+        entries.push((k.key.clone(), value, at));
+    }
+    let now = crate::commands::now_ms();
+    let Some(mut ks) = node.store.try_lock_shard(shard, now, IMPORT_LOCK_WAIT) else {
+        return refuse("busy");
+    };
+    for k in &batch.deleted {
+        if slots.contains(&key_hash_slot(k)) {
+            let _ = ks.remove(0, k);
+        }
+    }
+    let lru = ks.store().lru_clock();
+    let n = entries.len() as u64;
+    for (key, value, at) in entries {
+        let e = crate::store::Entry::new(crate::store::Sds::from_vec(key), value, lru);
+        let _ = ks.put_entry(0, e, at);
+    }
+    drop(ks);
+    let s = &cluster.migrator.stats;
+    s.keys_imported.fetch_add(n, Ordering::Relaxed);
+    s.bytes_imported.fetch_add(bytes, Ordering::Relaxed);
+    pb::TransferReply {
+        accepted: true,
+        reason: String::new(),
+    }
+}
