@@ -15,6 +15,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::observe::events::Events;
+use crate::pubsub::PubSub;
+use crate::pubsub::notify::Notifier;
 use crate::server::clients::ClientRegistry;
 use crate::server::stats::{CmdStat, LatencyMonitor, Monitors, SlowLog, Stats};
 use crate::store::Store;
@@ -61,6 +63,9 @@ pub struct Node {
     pub slowlog: SlowLog,
     pub latency: LatencyMonitor,
     pub monitors: Monitors,
+    pub pubsub: Arc<PubSub>,
+    /// Keeps the keyspace-notification sink in step with `notify-keyspace-events`.
+    pub notifier: Notifier,
     pub pause: Pause,
     pub run_id: String,
     pub started: Instant,
@@ -95,6 +100,13 @@ impl Node {
         self.slowlog
             .max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        let [hard, soft, secs] = c.pubsub_output_limit;
+        let limits = &self.pubsub.limits;
+        limits.hard.store(hard, Ordering::Relaxed);
+        limits.soft.store(soft, Ordering::Relaxed);
+        limits.soft_seconds.store(secs, Ordering::Relaxed);
+        self.notifier
+            .apply(c.notify_keyspace_events, &self.store.events, &self.pubsub);
     }
 
     pub fn uptime(&self) -> Duration {
@@ -166,6 +178,8 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         slowlog: SlowLog::default(),
         latency: LatencyMonitor::default(),
         monitors: Monitors::default(),
+        pubsub: Arc::new(PubSub::default()),
+        notifier: Notifier::default(),
         pause: Pause::default(),
         run_id: random_run_id(),
         started: Instant::now(),

@@ -11,6 +11,16 @@ use crate::server::clients::ReplyMode;
 use crate::store::Keyspace;
 
 pub fn ping(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::Arity("ping".into()));
+    }
+    // Redis: in RESP2 subscribe mode PING answers as a message would, `*2 pong <arg>`.
+    if ctx.client.pubsub.active() && !ctx.client.resp3 {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(&args[1]),
@@ -31,6 +41,9 @@ pub fn quit(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    super::transactions::unwatch_all(ctx.node, ctx.client);
+    let id = ctx.client.info.id;
+    ctx.node.pubsub.remove_client(&mut ctx.client.pubsub, id);
     let c = &mut *ctx.client;
     c.multi = None;
     c.info.multi_len.store(-1, Ordering::Relaxed);

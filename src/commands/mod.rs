@@ -7,6 +7,7 @@ pub mod connection;
 pub mod error;
 pub mod introspection;
 pub mod keys;
+pub mod pubsub;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -94,6 +95,13 @@ impl Ctx<'_> {
     }
 
     pub fn notify_db(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        // Every change to a key is notified, so this is also where WATCHers learn of it
+        // (Redis's `signalModifiedKey`); a key miss is a read, not a change, and a flush
+        // touches its watched keys itself.
+        let whole_db = key.is_empty() && matches!(event, "flushdb" | "flushall");
+        if class != crate::observe::events::class::KEY_MISS && !whole_db {
+            self.node.store.watches.touch(db, key, false);
+        }
         let ts_ms = self.now_ms;
         self.node.store.events.publish_with(|| KeyEvent {
             db,
@@ -127,7 +135,7 @@ pub fn reply_help(ctx: &mut Ctx, cmd: &str, lines: &[&str]) -> CmdResult {
         ctx.out.simple(l);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
     Ok(())
 }
 
@@ -247,6 +255,15 @@ pub fn call(
         let resp3 = client.resp3;
         node.stats.note_error(&CmdError::NoAuth);
         Reply::new(out, resp3).error(&CmdError::NoAuth.to_string());
+        return After::Continue;
+    }
+    if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
+        let e = pubsub::subscribe_mode_error(cmd);
+        if let Some(m) = client.multi.as_mut() {
+            m.failed = true;
+        }
+        node.stats.note_error(&e);
+        Reply::new(out, client.resp3).error(&e.to_string());
         return After::Continue;
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {

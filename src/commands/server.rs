@@ -122,7 +122,7 @@ pub fn config_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
             .iter()
             .any(|p| glob_match(p, s.config_name.as_bytes(), true));
         if matched && !pairs.iter().any(|(n, _)| *n == s.config_name) {
-            pairs.push((s.config_name, cfg.values.get(s.name).to_string()));
+            pairs.push((s.config_name, s.show(cfg.values.get(s.name))));
         }
     }
     drop(cfg);
@@ -637,8 +637,9 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("evicted_keys", &0);
                 o.kv("keyspace_hits", &st.keyspace_hits);
                 o.kv("keyspace_misses", &st.keyspace_misses);
-                o.kv("pubsub_channels", &0);
-                o.kv("pubsub_patterns", &0);
+                let (channels, patterns) = node.pubsub.sizes();
+                o.kv("pubsub_channels", &channels);
+                o.kv("pubsub_patterns", &patterns);
                 o.kv(
                     "total_error_replies",
                     &s.error_replies.load(Ordering::Relaxed),

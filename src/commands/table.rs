@@ -681,7 +681,7 @@ pub const KEY_2: (i32, i32, i32) = (2, 2, 1);
 
 /// Every command family's table. A family file (`hash.rs`, `list.rs`, ...) declares its own
 /// `pub static COMMANDS: &[Command]` and is listed here.
-static FAMILIES: &[&[Command]] = &[COMMANDS];
+static FAMILIES: &[&[Command]] = &[COMMANDS, super::pubsub::COMMANDS];
 
 pub static COMMANDS: &[Command] = &[
     // strings
@@ -1238,6 +1238,26 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         tx::discard,
         "Discards a transaction."
+    ),
+    cmd!(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        ALL_KEYS,
+        "transactions",
+        "2.2.0",
+        tx::watch,
+        "Monitors changes to keys to determine the execution of a transaction."
+    ),
+    cmd!(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        NO_KEYS,
+        "transactions",
+        "2.2.0",
+        tx::unwatch,
+        "Forgets about watched keys of a transaction."
     ),
     // server
     cmd!(

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::commands::{self, After, flags};
 use crate::node::Node;
+use crate::pubsub::{Delivery, Inbox};
 use crate::resp::{Parser, Reply};
 use clients::{ClientState, ReplyMode};
 
@@ -68,6 +69,25 @@ async fn recv_monitor(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
     }
 }
 
+async fn recv_pubsub(inbox: &mut Option<Inbox>) -> Option<Delivery> {
+    match inbox {
+        Some(ib) => ib.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pub/Sub messages written per batch before the connection goes back to reading commands.
+const PUBSUB_BATCH: usize = 64 * 1024;
+
+/// Whether messages that arrived while a command ran may go before its reply: they may, except
+/// after a command that subscribes (its confirmation must come first, as in Redis).
+fn messages_before_reply(args: &[Bytes]) -> bool {
+    let name = &args[0];
+    !["subscribe", "psubscribe", "ssubscribe", "exec"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
 async fn idle_timeout(secs: u64) {
     if secs == 0 {
         std::future::pending::<()>().await;
@@ -90,6 +110,9 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut args: Vec<Bytes> = Vec::new();
     let mut monitor_rx: Option<mpsc::Receiver<Bytes>> = None;
+    let mut inbox: Option<Inbox> = None;
+    // Cost of the pub/sub messages in `out`, released from the output limit once written.
+    let mut pubsub_cost = 0;
     let kill = client.info.kill.clone();
     let shutdown = node.shutdown.clone();
     'conn: loop {
@@ -111,7 +134,20 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                 }
                 continue;
             }
-            _ = idle_timeout(if client.monitor { 0 } else { timeout }) => {
+            d = recv_pubsub(&mut inbox) => {
+                if let (Some(d), Some(ib)) = (d, inbox.as_mut()) {
+                    let mut cost = d.cost();
+                    ib.write(&mut out, client.resp3, &mut client.pubsub, d);
+                    cost += ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
+                    if !flush(&node, &mut wr, &mut out).await {
+                        break;
+                    }
+                    ib.sub.written(cost);
+                }
+                continue;
+            }
+            // Redis never times out a subscriber or a MONITOR client.
+            _ = idle_timeout(if client.monitor || client.pubsub.active() { 0 } else { timeout }) => {
                 tracing::debug!(client = client.info.id, "closing idle client");
                 break;
             }
@@ -133,9 +169,29 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         flush(&node, &mut wr, &mut out).await;
                         wait_unpaused(&node, deadline).await;
                     }
+                    if let Some(ib) = inbox.as_mut() {
+                        pubsub_cost +=
+                            ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
+                    }
                     let mark = out.len();
                     let after = commands::call(&node, &mut client, &mut out, &args);
                     apply_reply_mode(&mut client, &mut out, mark);
+                    if inbox.is_none() {
+                        inbox = client.pubsub.inbox.take();
+                    }
+                    if let Some(ib) = inbox.as_mut()
+                        && messages_before_reply(&args)
+                    {
+                        // Messages the command itself caused (a RESP3 client publishing to
+                        // itself) precede its reply, as in Redis.
+                        pubsub_cost += ib.splice_before(
+                            &mut out,
+                            mark,
+                            client.resp3,
+                            &mut client.pubsub,
+                            PUBSUB_BATCH,
+                        );
+                    }
                     if client.monitor && monitor_rx.is_none() {
                         let (tx, rx) = mpsc::channel(stats::MONITOR_QUEUE);
                         node.monitors.add(client.info.id, tx);
@@ -167,10 +223,19 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         if !out.is_empty() && !flush(&node, &mut wr, &mut out).await {
             break 'conn;
         }
+        if let Some(ib) = &inbox
+            && pubsub_cost > 0
+        {
+            ib.sub.written(pubsub_cost);
+            pubsub_cost = 0;
+        }
         if close {
             break;
         }
     }
+    let id = client.info.id;
+    node.pubsub.remove_client(&mut client.pubsub, id);
+    commands::transactions::unwatch_all(&node, &mut client);
     let _ = wr.shutdown().await;
 }
 

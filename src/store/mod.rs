@@ -9,6 +9,7 @@
 pub mod dict;
 pub mod sds;
 pub mod value;
+pub mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,7 +140,7 @@ impl Shard {
         db: usize,
         samples: usize,
         now_ms: i64,
-        events: &Events,
+        store: &Store,
     ) -> (usize, usize) {
         let d = &self.dbs[db];
         if d.expires.is_empty() {
@@ -158,15 +159,17 @@ impl Shard {
         let expired = victims.len();
         for k in victims {
             self.remove(db, &k);
-            publish_expired(events, db, &k, now_ms);
+            publish_expired(store, db, &k, now_ms);
         }
         self.stats.expired_keys += expired as u64;
         (n, expired)
     }
 }
 
-fn publish_expired(events: &Events, db: usize, key: &[u8], now_ms: i64) {
-    events.publish_with(|| KeyEvent {
+/// A key was deleted because its TTL passed: WATCHers see a change, listeners an "expired".
+fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    store.watches.touch(db, key, true);
+    store.events.publish_with(|| KeyEvent {
         db,
         key: bytes::Bytes::copy_from_slice(key),
         event: "expired",
@@ -182,8 +185,10 @@ pub struct Store {
     databases: usize,
     /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
     started: std::time::Instant,
-    /// Bumped by every write; WATCH-style staleness checks and `INFO` use it.
+    /// Bumped by every write; `INFO` uses it.
     dirty: AtomicU64,
+    /// Keys clients WATCH.
+    pub watches: watch::Watches,
 }
 
 impl Store {
@@ -196,6 +201,7 @@ impl Store {
             databases,
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
+            watches: watch::Watches::default(),
         }
     }
 
@@ -317,7 +323,7 @@ impl Store {
             let mut s = shard.lock();
             for db in 0..self.databases {
                 for _ in 0..budget {
-                    let (sampled, expired) = s.active_expire(db, 20, now_ms, &self.events);
+                    let (sampled, expired) = s.active_expire(db, 20, now_ms, self);
                     total += expired;
                     if sampled == 0 || expired * 10 <= sampled {
                         break;
@@ -384,10 +390,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss.
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let found = s.dbs[db].keys.get_mut(key);
         match found {
@@ -406,10 +412,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, for a command about to modify it (no hit/miss counted).
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
@@ -422,10 +428,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key` without counting an access (OBJECT, MEMORY USAGE, TYPE checks).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         Ok(s.dbs[db].keys.get(key))
     }
@@ -442,10 +448,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         Ok(s.dbs[db].keys.contains(key))
     }
@@ -462,10 +468,10 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let lru = self.lru;
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let d = &mut s.dbs[db];
         let had_expire;
@@ -521,10 +527,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
             return Ok(None);
         }
         Ok(s.remove(db, key))
@@ -574,6 +580,12 @@ impl<'a> Keyspace<'a> {
     }
 
     pub fn flush_db(&mut self, db: usize) -> usize {
+        let watches = &self.store.watches;
+        if watches.active() {
+            let guards = &self.guards;
+            let exists = |k: &[u8]| guards.iter().any(|(_, s)| s.dbs[db].keys.contains(k));
+            watches.touch_db(db, exists, |_| None);
+        }
         let mut n = 0;
         for (_, s) in self.guards.iter_mut() {
             n += s.dbs[db].keys.len();
@@ -586,6 +598,24 @@ impl<'a> Keyspace<'a> {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
+        let watches = &self.store.watches;
+        if watches.active() {
+            let now = self.now_ms;
+            let guards = &self.guards;
+            let exists =
+                |db: usize, k: &[u8]| guards.iter().any(|(_, s)| s.dbs[db].keys.contains(k));
+            // For the db swapped in: Some(expired?) when the key is there.
+            let state = |db: usize, k: &[u8]| {
+                guards.iter().find_map(|(_, s)| {
+                    s.dbs[db]
+                        .keys
+                        .contains(k)
+                        .then(|| s.expire_of(db, k).is_some_and(|at| at <= now))
+                })
+            };
+            watches.touch_db(a, |k| exists(a, k), |k| state(b, k));
+            watches.touch_db(b, |k| exists(b, k), |k| state(a, k));
+        }
         for (_, s) in self.guards.iter_mut() {
             s.dbs.swap(a, b);
             if a == 0 || b == 0 {
@@ -629,7 +659,7 @@ impl<'a> Keyspace<'a> {
             if !s.expire_if_needed(db, &key, now) {
                 return Some(key);
             }
-            publish_expired(&self.store.events, db, &key, now);
+            publish_expired(self.store, db, &key, now);
         }
         None
     }
