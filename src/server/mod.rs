@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commands::{self, After, flags};
@@ -139,7 +140,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     let mut cost = d.cost();
                     ib.write(&mut out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(&node, &mut wr, &mut out).await {
+                    if !flush(&node, &kill, &mut wr, &mut out).await {
                         break;
                     }
                     ib.sub.written(cost);
@@ -166,7 +167,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         continue;
                     }
                     if let Some(deadline) = pause_deadline(&node, &args) {
-                        flush(&node, &mut wr, &mut out).await;
+                        flush(&node, &kill, &mut wr, &mut out).await;
                         wait_unpaused(&node, deadline).await;
                     }
                     if let Some(ib) = inbox.as_mut() {
@@ -220,7 +221,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &mut wr, &mut out).await {
+        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out).await {
             break 'conn;
         }
         if let Some(ib) = &inbox
@@ -239,12 +240,21 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     let _ = wr.shutdown().await;
 }
 
-/// Writes and clears `out`; false when the peer is gone.
-async fn flush(node: &Node, wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &mut BytesMut) -> bool {
+/// Writes and clears `out`; false when the peer is gone or the client was killed meanwhile (a
+/// peer that stops reading must not keep a killed client alive in a blocked write).
+async fn flush(
+    node: &Node,
+    kill: &CancellationToken,
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut BytesMut,
+) -> bool {
     if out.is_empty() {
         return true;
     }
-    let ok = wr.write_all(out).await.is_ok();
+    let ok = tokio::select! {
+        r = wr.write_all(out) => r.is_ok(),
+        _ = kill.cancelled() => false,
+    };
     node.stats
         .net_output_bytes
         .fetch_add(out.len() as u64, Ordering::Relaxed);
