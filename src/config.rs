@@ -421,7 +421,7 @@ fn parse_output_limits(current: &str, raw: &str) -> Result<String, String> {
         }
     }
     let args: Vec<&str> = raw.split_whitespace().collect();
-    if args.len() % 4 != 0 {
+    if !args.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     for group in args.chunks(4) {

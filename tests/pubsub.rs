@@ -223,7 +223,10 @@ async fn slow_subscriber_is_disconnected_by_the_output_limit() {
         .read_to_close(Duration::from_secs(10))
         .await
         .expect("the server closed the slow subscriber");
-    assert!(got < 20 << 20, "read {got} bytes: the subscriber was buffered without bound");
+    assert!(
+        got < 20 << 20,
+        "read {got} bytes: the subscriber was buffered without bound"
+    );
     node.shutdown().await;
 }
 
@@ -236,13 +239,27 @@ async fn client_list_shows_subscriptions() {
     s.call(&[b"SSUBSCRIBE", b"s"]).await;
     let mut o = Conn::connect(node.resp_addr()).await;
     let list = o.call_str(&["CLIENT", "LIST"]).await;
-    assert!(
-        list.contains("flags=P db=0 sub=1 psub=1 ssub=1 "),
-        "{list}"
-    );
+    assert!(list.contains("flags=P db=0 sub=1 psub=1 ssub=1 "), "{list}");
+    let pubsub = o.call_str(&["CLIENT", "LIST", "TYPE", "pubsub"]).await;
+    assert_eq!(pubsub.matches("id=").count(), 1, "{pubsub}");
+    assert!(pubsub.contains("flags=P"), "{pubsub}");
+    let normal = o.call_str(&["CLIENT", "LIST", "TYPE", "normal"]).await;
+    assert_eq!(normal.matches("id=").count(), 1, "{normal}");
+    assert!(normal.contains("cmd=client|list"), "{normal}");
     let info = o.call_str(&["INFO", "stats"]).await;
     assert!(info.contains("pubsub_channels:1\r\n"), "{info}");
     assert!(info.contains("pubsub_patterns:1\r\n"), "{info}");
+    assert_eq!(
+        o.call_str(&["CLIENT", "KILL", "TYPE", "pubsub"]).await,
+        ":1\r\n"
+    );
+    assert_eq!(s.read_to_close(Duration::from_secs(10)).await, Some(0));
+    assert!(
+        common::wait_for(Duration::from_secs(10), async || {
+            o.call_str(&["PUBSUB", "NUMPAT"]).await == ":0\r\n"
+        })
+        .await
+    );
     node.shutdown().await;
 }
 
@@ -421,6 +438,23 @@ fn notification_script() -> Vec<Step> {
     s.push(c(0, "DEL k"));
     s.push(c(0, "CONFIG SET notify-keyspace-events g$"));
     s.push(c(0, "SET k v"));
+    // `n`: a key added to a db, before the command's own event.
+    s.push(c(0, "CONFIG SET notify-keyspace-events KEAn"));
+    for line in [
+        "SET k v",
+        "SET fresh v",
+        "RENAME fresh moved",
+        "COPY moved copy",
+        "MOVE copy 2",
+        "INCR counter",
+        "APPEND log x",
+        "SETRANGE range 2 x",
+        "MSET m1 1 k 2",
+        "GETSET gs 1",
+        "INCRBYFLOAT fl 1",
+    ] {
+        s.push(c(0, line));
+    }
     s
 }
 
@@ -433,7 +467,16 @@ async fn keyspace_notifications_match_redis() {
 async fn notification_settings_match_redis() {
     let mut s = Vec::new();
     for v in [
-        "KEA", "Agm$Kn", "g$lshzxetdn", "Ex$g", "nE", "Am", "d", "", "q", "KEA!",
+        "KEA",
+        "Agm$Kn",
+        "g$lshzxetdn",
+        "Ex$g",
+        "nE",
+        "Am",
+        "d",
+        "",
+        "q",
+        "KEA!",
     ] {
         s.push(ca(0, &["CONFIG", "SET", "notify-keyspace-events", v]));
         s.push(c(0, "CONFIG GET notify-keyspace-events"));

@@ -153,7 +153,10 @@ async fn watched_key_that_expires_before_exec_fails_it() {
     let mut clock = Conn::connect(node.resp_addr()).await;
     let start = clock.call_str(&["TIME"]).await;
     let secs = |t: &str| -> f64 {
-        let parts: Vec<&str> = t.split("\r\n").filter(|l| !l.starts_with(['*', '$'])).collect();
+        let parts: Vec<&str> = t
+            .split("\r\n")
+            .filter(|l| !l.starts_with(['*', '$']))
+            .collect();
         parts[0].parse::<f64>().unwrap() + parts[1].parse::<f64>().unwrap() / 1e6
     };
     let t0 = secs(&start);

@@ -42,7 +42,28 @@ pub struct ClientInfo {
     pub kill: CancellationToken,
 }
 
+/// Redis's client classes, as `CLIENT LIST TYPE` and `CLIENT KILL TYPE` select them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientType {
+    Normal,
+    PubSub,
+    Replication,
+}
+
 impl ClientInfo {
+    /// A client with any subscription is a pub/sub client (Redis's `getClientType`).
+    pub fn client_type(&self) -> ClientType {
+        if self
+            .subscriptions
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
+        {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+
     pub fn note_command(&self, cmd_id: usize, now_ms: i64) {
         self.last_cmd.store(cmd_id, Ordering::Relaxed);
         self.last_interaction_ms.store(now_ms, Ordering::Relaxed);

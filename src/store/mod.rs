@@ -178,6 +178,17 @@ fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
     });
 }
 
+/// A key was added to a db (Redis's `dbAdd`): the `n` class of keyspace notifications.
+fn publish_new(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    store.events.publish_with(|| KeyEvent {
+        db,
+        key: bytes::Bytes::copy_from_slice(key),
+        event: "new",
+        class: class::NEW,
+        ts_ms: now_ms,
+    });
+}
+
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// Where key changes are published (commands publish through `Ctx::notify`).
@@ -489,6 +500,7 @@ impl<'a> Keyspace<'a> {
             e.set_has_expire(expire_at_ms.is_some());
             d.keys.insert_new(e);
             s.note_insert(db, key);
+            publish_new(store, db, key, now);
         }
         let d = &mut s.dbs[db];
         match expire_at_ms {
@@ -515,10 +527,12 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let key = entry.key.clone();
         self.remove(db, &key)?;
+        let (store, now) = (self.store, self.now_ms);
         let s = self.shard(&key)?;
         entry.set_has_expire(expire_at_ms.is_some());
         s.dbs[db].keys.insert_new(entry);
         s.note_insert(db, &key);
+        publish_new(store, db, &key, now);
         if let Some(at) = expire_at_ms {
             s.dbs[db].expires.insert(Expire { key, at_ms: at });
         }

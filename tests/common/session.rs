@@ -39,7 +39,11 @@ fn frame_len(b: &[u8]) -> Option<usize> {
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let n: i64 = head.parse().ok()?;
-            let n = if matches!(b[0], b'%' | b'|') { n * 2 } else { n };
+            let n = if matches!(b[0], b'%' | b'|') {
+                n * 2
+            } else {
+                n
+            };
             let mut pos = after;
             for _ in 0..n.max(0) {
                 pos += frame_len(&b[pos..])?;
@@ -80,7 +84,12 @@ impl Conn {
             let mut chunk = [0u8; 65536];
             let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
                 .await
-                .unwrap_or_else(|_| panic!("no frame in time; have {:?}", String::from_utf8_lossy(&self.buf)))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no frame in time; have {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    )
+                })
                 .unwrap_or(0);
             if n == 0 {
                 return None;
@@ -310,6 +319,10 @@ pub async fn assert_same_as_redis(conns: usize, script: &[Step]) {
     for (o, t) in ours.iter().zip(theirs.iter()) {
         assert_eq!(o, t, "\nreredis: {o}\nredis:   {t}");
     }
-    assert_eq!(ours.len(), theirs.len(), "\nreredis: {ours:#?}\nredis: {theirs:#?}");
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "\nreredis: {ours:#?}\nredis: {theirs:#?}"
+    );
     node.shutdown().await;
 }
