@@ -126,7 +126,8 @@ async fn watch_interleavings_match_redis() {
         c(0, "MULTI"),
         c(0, "EXEC"),
         // Expiry of a watched key breaks the watch.
-        c(0, "SET e v PX 30"),
+        // Long enough that the key is alive when WATCH runs even on a loaded machine.
+        c(0, "SET e v PX 500"),
         c(0, "WATCH e"),
         Step::WaitGone(1, b"e".to_vec()),
         c(0, "MULTI"),

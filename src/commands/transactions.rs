@@ -58,12 +58,7 @@ pub fn watch(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(CmdError::err("WATCH inside MULTI is not allowed"));
     }
-    let id = ctx.client.info.id;
-    let w = ctx
-        .client
-        .watcher
-        .get_or_insert_with(|| Watcher::new(id))
-        .clone();
+    let w = ctx.client.watcher.get_or_insert_with(Watcher::new).clone();
     // Redis: no point in watching more once a watched key changed.
     if !w.is_dirty() {
         let db = ctx.client.db;

@@ -81,7 +81,8 @@ async fn recv_pubsub(inbox: &mut Option<Inbox>) -> Option<Delivery> {
 const PUBSUB_BATCH: usize = 64 * 1024;
 
 /// Whether messages that arrived while a command ran may go before its reply: they may, except
-/// after a command that subscribes (its confirmation must come first, as in Redis).
+/// after a command that subscribes, or an EXEC that may have (the confirmation of a subscription
+/// must come before its first message, as in Redis).
 fn messages_before_reply(args: &[Bytes]) -> bool {
     let name = &args[0];
     !["subscribe", "psubscribe", "ssubscribe", "exec"]

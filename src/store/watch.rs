@@ -19,16 +19,12 @@ use crate::cluster::slots::key_hash_slot;
 /// One client's transaction state as writers see it: set when a watched key changes.
 #[derive(Debug, Default)]
 pub struct Watcher {
-    pub id: u64,
     dirty: AtomicBool,
 }
 
 impl Watcher {
-    pub fn new(id: u64) -> Arc<Watcher> {
-        Arc::new(Watcher {
-            id,
-            dirty: AtomicBool::new(false),
-        })
+    pub fn new() -> Arc<Watcher> {
+        Arc::new(Watcher::default())
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -188,8 +184,8 @@ mod tests {
     #[test]
     fn touch_marks_only_watchers_of_that_key_and_db() {
         let ws = Watches::default();
-        let a = Watcher::new(1);
-        let b = Watcher::new(2);
+        let a = Watcher::new();
+        let b = Watcher::new();
         let k = Bytes::from("k");
         assert!(!ws.active());
         assert!(ws.watch(0, &k, &a, false));
@@ -206,7 +202,7 @@ mod tests {
     #[test]
     fn expiry_of_an_already_expired_key_is_no_change() {
         let ws = Watches::default();
-        let a = Watcher::new(1);
+        let a = Watcher::new();
         ws.watch(0, &Bytes::from("k"), &a, true);
         ws.touch(0, b"k", true);
         assert!(!a.is_dirty());
