@@ -106,7 +106,7 @@ impl Node {
         limits.soft.store(soft, Ordering::Relaxed);
         limits.soft_seconds.store(secs, Ordering::Relaxed);
         self.notifier
-            .apply(c.notify_keyspace_events, &self.store.events, &self.pubsub);
+            .apply(c.notify_keyspace_events, &self.store, &self.pubsub);
     }
 
     pub fn uptime(&self) -> Duration {

@@ -441,6 +441,25 @@ fn notification_script() -> Vec<Step> {
     s.push(c(0, "CONFIG SET notify-keyspace-events g$"));
     s.push(c(0, "SET k v"));
     // `n`: a key added to a db, before the command's own event.
+    // `m`: read misses.
+    s.push(c(0, "CONFIG SET notify-keyspace-events KEm"));
+    for line in [
+        "GET nothing",
+        "GET k",
+        "MGET nothing k other",
+        "EXISTS nothing",
+        "STRLEN nothing",
+        "GETRANGE nothing 0 1",
+        "TTL nothing",
+        "TYPE nothing",
+        "GETEX nothing",
+        "GETDEL nothing",
+        "APPEND nothing x",
+        "DEL nothing",
+        "DEL nothing",
+    ] {
+        s.push(c(0, line));
+    }
     s.push(c(0, "CONFIG SET notify-keyspace-events KEAn"));
     for line in [
         "SET k v",

@@ -6,11 +6,13 @@
 //! default) the write path does not build events for them.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
 use super::PubSub;
-use crate::observe::events::{Events, KeyEvent, class};
+use crate::observe::events::{KeyEvent, class};
+use crate::store::Store;
 
 pub const KEYSPACE: u32 = 1 << 0; // K
 pub const KEYEVENT: u32 = 1 << 1; // E
@@ -156,8 +158,14 @@ pub struct Notifier {
 
 impl Notifier {
     /// Applies a new `notify-keyspace-events` value (at start and after CONFIG SET).
-    pub fn apply(&self, flags: u32, events: &Events, pubsub: &Arc<PubSub>) {
+    pub fn apply(&self, flags: u32, store: &Store, pubsub: &Arc<PubSub>) {
+        let events = &store.events;
         let mut st = self.state.lock();
+        let publishing = flags & (KEYSPACE | KEYEVENT) != 0;
+        store.notify_keymiss.store(
+            publishing && flags & class::KEY_MISS != 0,
+            Ordering::Relaxed,
+        );
         if st.0 == flags && (st.1.is_some() || flags == 0) {
             return;
         }
@@ -166,7 +174,7 @@ impl Notifier {
         }
         st.0 = flags;
         // Without K or E, or without any class, Redis publishes nothing.
-        if flags & (KEYSPACE | KEYEVENT) == 0 || flags & !(KEYSPACE | KEYEVENT) == 0 {
+        if !publishing || flags & !(KEYSPACE | KEYEVENT) == 0 {
             return;
         }
         let pubsub = pubsub.clone();

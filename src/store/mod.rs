@@ -200,6 +200,8 @@ pub struct Store {
     dirty: AtomicU64,
     /// Keys clients WATCH.
     pub watches: watch::Watches,
+    /// Whether read misses publish "keymiss" events (`notify-keyspace-events` with `m`).
+    pub notify_keymiss: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -213,6 +215,7 @@ impl Store {
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
             watches: watch::Watches::default(),
+            notify_keymiss: Default::default(),
         }
     }
 
@@ -415,6 +418,17 @@ impl<'a> Keyspace<'a> {
             }
             None => {
                 s.stats.keyspace_misses += 1;
+                // Redis notifies a miss where it counts one; only keyspace notifications ask
+                // for it (it is a read, not news for the live feed).
+                if store.notify_keymiss.load(Ordering::Relaxed) {
+                    store.events.publish_with(|| KeyEvent {
+                        db,
+                        key: bytes::Bytes::copy_from_slice(key),
+                        event: "keymiss",
+                        class: class::KEY_MISS,
+                        ts_ms: now,
+                    });
+                }
                 Ok(None)
             }
         }
