@@ -16,6 +16,14 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// An integer accepted in `min..=max` and stored clamped to `lo..=hi` (Redis takes any
+    /// `hz` and uses 1..500).
+    Clamped {
+        min: i64,
+        max: i64,
+        lo: i64,
+        hi: i64,
+    },
     /// Bytes, written with Redis's units (`100mb`, `1gb`, `512k`).
     Memory,
     Bool,
@@ -48,17 +56,19 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+/// Redis 7.0's levels (7.2 added "nothing").
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const LOG_FORMATS: &[&str] = &["text", "json"];
+/// In Redis's order: its error for a bad value lists them so.
 const POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
     "volatile-lru",
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
 ];
 
 macro_rules! setting {
@@ -126,7 +136,7 @@ pub static SETTINGS: &[Setting] = &[
         "maxclients",
         Kind::Int {
             min: 1,
-            max: i64::MAX
+            max: u32::MAX as i64
         },
         "10000",
         true,
@@ -194,10 +204,41 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "What to do when maxmemory is reached"
     ),
+    // Eviction tuning Redis exposes; accepted for compatibility (scripts and operators set
+    // them), not used by our eviction yet.
+    setting!(
+        "maxmemory-samples",
+        "maxmemory-samples",
+        Kind::Int { min: 1, max: 64 },
+        "5",
+        true,
+        "Keys sampled per eviction (accepted for compatibility)"
+    ),
+    setting!(
+        "maxmemory-eviction-tenacity",
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+        true,
+        "Eviction effort per command (accepted for compatibility)"
+    ),
+    setting!(
+        "maxmemory-clients",
+        "maxmemory-clients",
+        Kind::Memory,
+        "0",
+        true,
+        "Memory limit for client buffers (accepted for compatibility)"
+    ),
     setting!(
         "hz",
         "hz",
-        Kind::Int { min: 1, max: 500 },
+        Kind::Clamped {
+            min: 0,
+            max: i32::MAX as i64,
+            lo: 1,
+            hi: 500
+        },
         "10",
         true,
         "Background task frequency (active expiry)"
@@ -253,6 +294,14 @@ pub static SETTINGS: &[Setting] = &[
         "Record latency events longer than this many milliseconds (0: off)"
     ),
     setting!(
+        "lazyfree-lazy-user-del",
+        "lazyfree-lazy-user-del",
+        Kind::Bool,
+        "no",
+        true,
+        "DEL behaves as UNLINK (accepted for compatibility)"
+    ),
+    setting!(
         "lazyfree-lazy-user-flush",
         "lazyfree-lazy-user-flush",
         Kind::Bool,
@@ -267,7 +316,7 @@ pub static SETTINGS: &[Setting] = &[
         "save",
         Kind::Enum(&[""]),
         "",
-        false,
+        true,
         "Snapshot rules (persistence is not implemented yet: only \"\")"
     ),
     setting!(
@@ -275,7 +324,7 @@ pub static SETTINGS: &[Setting] = &[
         "appendonly",
         Kind::Enum(&["no"]),
         "no",
-        false,
+        true,
         "Append-only log (persistence is not implemented yet: only no)"
     ),
     setting!(
@@ -294,6 +343,190 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "Output buffer limits per client class: <class> <hard> <soft> <soft-seconds>; a pub/sub \
          subscriber past them is disconnected"
+    ),
+    setting!(
+        "cluster.enabled",
+        "cluster-enabled",
+        Kind::Bool,
+        "yes",
+        false,
+        "Run as a Redis Cluster node (no: standalone server)"
+    ),
+    setting!(
+        "cluster.bus-port",
+        "cluster-port",
+        PORT,
+        "0",
+        false,
+        "Cluster bus (gRPC) port (0: port + 10000)"
+    ),
+    setting!(
+        "cluster.node-timeout",
+        "cluster-node-timeout",
+        Kind::Int {
+            min: 100,
+            max: i32::MAX as i64
+        },
+        "15000",
+        false,
+        "Milliseconds without a reply before a node is suspected failing"
+    ),
+    setting!(
+        "cluster.seeds",
+        "cluster-seeds",
+        Kind::Str,
+        "",
+        false,
+        "Comma-separated host:port of nodes to MEET at start (resolved with retry)"
+    ),
+    setting!(
+        "cluster.auto-assign",
+        "cluster-auto-assign",
+        Kind::Bool,
+        "yes",
+        false,
+        "Distribute slots automatically (no: assign by hand as in Redis)"
+    ),
+    setting!(
+        "cluster.rebalance-delay",
+        "cluster-rebalance-delay",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "2000",
+        false,
+        "Milliseconds membership must be stable before slots are re-split"
+    ),
+    setting!(
+        "cluster.announce-ip",
+        "cluster-announce-ip",
+        Kind::Str,
+        "",
+        false,
+        "IP announced to peers and clients (empty: learnt from peers)"
+    ),
+    setting!(
+        "cluster.announce-port",
+        "cluster-announce-port",
+        PORT,
+        "0",
+        false,
+        "Client port announced (0: the port)"
+    ),
+    setting!(
+        "cluster.announce-bus-port",
+        "cluster-announce-bus-port",
+        PORT,
+        "0",
+        false,
+        "Bus port announced (0: the bus port)"
+    ),
+    setting!(
+        "cluster.announce-hostname",
+        "cluster-announce-hostname",
+        Kind::Str,
+        "",
+        false,
+        "Hostname announced to peers and clients"
+    ),
+    setting!(
+        "cluster.preferred-endpoint-type",
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        false,
+        "What MOVED/ASK and CLUSTER SLOTS send clients to"
+    ),
+    setting!(
+        "cluster.require-full-coverage",
+        "cluster-require-full-coverage",
+        Kind::Bool,
+        "yes",
+        false,
+        "Refuse queries while any slot is unserved"
+    ),
+    setting!(
+        "cluster.secret",
+        "cluster-secret",
+        Kind::Str,
+        "",
+        false,
+        "Shared secret peers must present on the bus (empty: none)"
+    ),
+    setting!(
+        "cluster.config-file",
+        "cluster-config-file",
+        Kind::Str,
+        "",
+        false,
+        "Cluster state file in dir (empty: nodes-<port>.conf)"
+    ),
+    setting!(
+        "list-max-listpack-size",
+        "list-max-listpack-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64
+        },
+        "-2",
+        true,
+        "List node size: negative -1..-5 caps node bytes at 4..64 KB, positive caps entries"
+    ),
+    setting!(
+        "zset-max-listpack-entries",
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Sorted sets up to this many members use the compact listpack encoding"
+    ),
+    setting!(
+        "zset-max-listpack-value",
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "64",
+        true,
+        "Sorted sets whose members are all at most this long use the listpack encoding"
+    ),
+    setting!(
+        "hash-max-listpack-entries",
+        "hash-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Hashes with more fields than this use the hashtable encoding"
+    ),
+    setting!(
+        "hash-max-listpack-value",
+        "hash-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "64",
+        true,
+        "Hashes with a field or value longer than this use the hashtable encoding"
+    ),
+    setting!(
+        "set-max-intset-entries",
+        "set-max-intset-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "512",
+        true,
+        "Integer sets with more members than this use the hashtable encoding"
     ),
     setting!(
         "shutdown-timeout",
@@ -350,18 +583,36 @@ impl Setting {
     pub fn canonical_over(&self, current: &str, raw: &str) -> Result<String, String> {
         match self.kind {
             Kind::Custom(c) => (c.parse)(current, raw),
-            Kind::Int { min, max } => {
-                let v: i64 = raw
-                    .trim()
-                    .parse()
-                    .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-                if v < min || v > max {
-                    return Err(format!(
-                        "argument must be between {min} and {max} inclusive"
-                    ));
-                }
-                Ok(v.to_string())
-            }
+            _ => self.kind.canonical(raw),
+        }
+    }
+}
+
+impl Kind {
+    fn canonical_int(&self, raw: &str) -> Result<i64, String> {
+        let (min, max) = match *self {
+            Kind::Int { min, max } | Kind::Clamped { min, max, .. } => (min, max),
+            _ => (i64::MIN, i64::MAX),
+        };
+        let v: i64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+        if v < min || v > max {
+            return Err(format!(
+                "argument must be between {min} and {max} inclusive"
+            ));
+        }
+        Ok(v)
+    }
+
+    fn canonical(&self, raw: &str) -> Result<String, String> {
+        match *self {
+            Kind::Int { .. } => self.canonical_int(raw).map(|v| v.to_string()),
+            Kind::Clamped { min, max, lo, hi } => Kind::Int { min, max }
+                .canonical_int(raw)
+                .map(|v| v.clamp(lo, hi).to_string()),
+            Kind::Custom(c) => (c.parse)("", raw),
             Kind::Memory => parse_memory(raw)
                 .map(|v| v.to_string())
                 .ok_or_else(|| "argument must be a memory value".to_string()),
@@ -672,6 +923,13 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
     pub pubsub_output_limit: [u64; 3],
+    pub cluster_enabled: bool,
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub list_max_listpack_size: i32,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for Config {
@@ -710,16 +968,40 @@ impl Config {
             )
             .unwrap_or(0),
             pubsub_output_limit: output_limit(values.get("client-output-buffer-limit"), "pubsub"),
+            cluster_enabled: values.bool("cluster.enabled"),
+            hash_max_listpack_entries: values.int("hash-max-listpack-entries") as usize,
+            hash_max_listpack_value: values.int("hash-max-listpack-value") as usize,
+            set_max_intset_entries: values.int("set-max-intset-entries") as usize,
+            list_max_listpack_size: values.int("list-max-listpack-size") as i32,
+            zset_max_listpack_entries: values.int("zset-max-listpack-entries") as usize,
+            zset_max_listpack_value: values.int("zset-max-listpack-value") as usize,
             config_file: None,
             values,
         }
     }
 
-    /// A config for tests and embedding: defaults with both ports picked by the OS, bound to
-    /// loopback.
+    pub fn get(&self, name: &str) -> &str {
+        self.values.get(name)
+    }
+
+    pub fn get_int(&self, name: &str) -> i64 {
+        self.values.int(name)
+    }
+
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.values.bool(name)
+    }
+
+    /// A config for tests and embedding: a standalone node (no cluster) with both ports picked
+    /// by the OS, bound to loopback.
     pub fn ephemeral() -> Config {
         let mut v = Values::default();
-        for (k, val) in [("port", "0"), ("http-port", "0"), ("bind", "127.0.0.1")] {
+        for (k, val) in [
+            ("port", "0"),
+            ("http-port", "0"),
+            ("bind", "127.0.0.1"),
+            ("cluster.enabled", "no"),
+        ] {
             let _ = v.set(k, val, Origin::Default);
         }
         Config::from_values(v)
@@ -733,8 +1015,15 @@ impl Config {
                 format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
             })?;
             if !s.mutable {
+                // Redis calls `dir` protected (enable-protected-configs can free it); ours
+                // cannot change at run time at all, but the answer a client gets is the same.
+                let what = if s.name == "dir" {
+                    "protected"
+                } else {
+                    "immutable"
+                };
                 return Err(format!(
-                    "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                    "CONFIG SET failed (possibly related to argument '{name}') - can't set {what} config"
                 ));
             }
             let current = next.get(s.name).to_string();
@@ -791,7 +1080,9 @@ fn output_limit(stored: &str, class: &str) -> [u64; 3] {
 
 fn toml_value(name: &str, value: &str) -> String {
     match setting(name).map(|s| s.kind) {
-        Some(Kind::Int { .. }) | Some(Kind::Memory) => value.to_string(),
+        Some(Kind::Int { .. }) | Some(Kind::Clamped { .. }) | Some(Kind::Memory) => {
+            value.to_string()
+        }
         _ => format!("{value:?}"),
     }
 }

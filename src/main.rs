@@ -9,7 +9,7 @@ fn init_logging(format: &str, level: &str) {
     let level = match level {
         "debug" => "debug",
         "verbose" => "info",
-        "warning" | "nothing" => "warn",
+        "warning" => "warn",
         _ => "info",
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));

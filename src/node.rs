@@ -13,6 +13,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::routing::{EndpointType, Routing};
+use crate::cluster::state::Endpoint;
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::Config;
 use crate::observe::events::Events;
 use crate::pubsub::PubSub;
@@ -74,6 +77,9 @@ pub struct Node {
     pub http_addr: SocketAddr,
     /// Cancelled to stop the node (SIGTERM, SHUTDOWN).
     pub shutdown: CancellationToken,
+    /// Cluster state and bus, when `cluster.enabled`.
+    pub cluster: Option<Arc<Cluster>>,
+    pub bus_addr: Option<SocketAddr>,
     maxmemory: AtomicU64,
     requirepass: AtomicBool,
 }
@@ -107,10 +113,28 @@ impl Node {
         limits.soft_seconds.store(secs, Ordering::Relaxed);
         self.notifier
             .apply(c.notify_keyspace_events, &self.store, &self.pubsub);
+        let (h, st) = (&self.store.hash_limits, &self.store.set_limits);
+        h.max_listpack_entries
+            .store(c.hash_max_listpack_entries, Ordering::Relaxed);
+        h.max_listpack_value
+            .store(c.hash_max_listpack_value, Ordering::Relaxed);
+        st.max_intset_entries
+            .store(c.set_max_intset_entries, Ordering::Relaxed);
     }
 
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Who serves which slot (standalone: everything here).
+    pub fn routing(&self) -> Arc<Routing> {
+        static STANDALONE: std::sync::OnceLock<Arc<Routing>> = std::sync::OnceLock::new();
+        match &self.cluster {
+            Some(c) => c.routing(),
+            None => STANDALONE
+                .get_or_init(|| Arc::new(Routing::standalone()))
+                .clone(),
+        }
     }
 }
 
@@ -168,6 +192,15 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
                 config.bind, config.http_port
             )
         })?;
+    let resp_addr = resp.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let mut bus = None;
+    let mut cluster = None;
+    if config.cluster_enabled {
+        let (listener, c) = open_cluster(&config, resp_addr, http_addr).await?;
+        bus = Some(listener);
+        cluster = Some(Arc::new(c));
+    }
     let ncmds = crate::commands::table().all.len();
     let events = Arc::new(Events::default());
     let node = Arc::new(Node {
@@ -184,8 +217,10 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         run_id: random_run_id(),
         started: Instant::now(),
         start_unix_ms: crate::commands::now_ms(),
-        resp_addr: resp.local_addr()?,
-        http_addr: http.local_addr()?,
+        resp_addr,
+        http_addr,
+        bus_addr: bus.as_ref().and_then(|l: &TcpListener| l.local_addr().ok()),
+        cluster,
         shutdown: CancellationToken::new(),
         maxmemory: AtomicU64::new(0),
         requirepass: AtomicBool::new(false),
@@ -201,8 +236,81 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     ));
     tasks.spawn(crate::http::serve(node.clone(), http));
     tasks.spawn(cron(node.clone()));
+    if let Some(listener) = bus {
+        tasks.spawn(crate::cluster::bus::serve(node.clone(), listener));
+        tasks.spawn(crate::cluster::run(node.clone()));
+    }
     tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
     Ok(NodeHandle { node, tasks })
+}
+
+/// Binds the bus and loads (or creates) the cluster state.
+async fn open_cluster(
+    config: &Config,
+    resp: SocketAddr,
+    http: SocketAddr,
+) -> anyhow::Result<(TcpListener, Cluster)> {
+    let bus_port = match config.get_int("cluster.bus-port") as u16 {
+        0 if config.port == 0 => 0,
+        0 => config
+            .port
+            .checked_add(10000)
+            .context("port + 10000 is not a valid bus port; set cluster.bus-port")?,
+        p => p,
+    };
+    let listener = TcpListener::bind((config.bind.as_str(), bus_port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{bus_port} (cluster bus)", config.bind))?;
+    let bus = listener.local_addr()?;
+    let announce_ip = config.get("cluster.announce-ip").to_string();
+    let ip_announced = !announce_ip.is_empty();
+    let ip = if ip_announced {
+        announce_ip
+    } else if !resp.ip().is_unspecified() {
+        resp.ip().to_string()
+    } else {
+        String::new()
+    };
+    let or = |v: i64, d: u16| if v == 0 { d } else { v as u16 };
+    let me = Endpoint {
+        ip,
+        port: or(config.get_int("cluster.announce-port"), resp.port()),
+        bus_port: or(config.get_int("cluster.announce-bus-port"), bus.port()),
+        hostname: config.get("cluster.announce-hostname").to_string(),
+        http_port: http.port(),
+    };
+    let file = match config.get("cluster.config-file") {
+        "" => format!("nodes-{}.conf", resp.port()),
+        f => f.to_string(),
+    };
+    let dir = std::path::Path::new(&config.dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create dir {}", config.dir))?;
+    let cfg = ClusterConfig {
+        node_timeout_ms: config.get_int("cluster.node-timeout"),
+        seeds: config
+            .get("cluster.seeds")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        auto_assign: config.get_bool("cluster.auto-assign"),
+        announce_ip: config.get("cluster.announce-ip").to_string(),
+        announce_port: config.get_int("cluster.announce-port") as u16,
+        announce_bus_port: config.get_int("cluster.announce-bus-port") as u16,
+        announce_hostname: config.get("cluster.announce-hostname").to_string(),
+        endpoint_type: match config.get("cluster.preferred-endpoint-type") {
+            "hostname" => EndpointType::Hostname,
+            "unknown-endpoint" => EndpointType::Unknown,
+            _ => EndpointType::Ip,
+        },
+        require_full_coverage: config.get_bool("cluster.require-full-coverage"),
+        secret: Some(config.get("cluster.secret").to_string()).filter(|s| !s.is_empty()),
+        rebalance_delay_ms: config.get_int("cluster.rebalance-delay"),
+        config_file: dir.join(file),
+    };
+    let cluster = Cluster::open(cfg, me, ip_announced, crate::commands::now_ms())?;
+    Ok((listener, cluster))
 }
 
 /// Background work at `hz`: active expiry, memory figures.

@@ -3,13 +3,11 @@
 //! `redis-server`.
 
 mod common;
-#[path = "common/session.rs"]
-mod session;
 
 use std::time::Duration;
 
+use common::session::{Conn, RedisServer, Step, assert_same_as_redis, c, ca, q};
 use redis::{AsyncCommands, PushKind, Value};
-use session::{Conn, RedisServer, Step, assert_same_as_redis, c, ca, q};
 
 async fn numsub(conn: &mut redis::aio::MultiplexedConnection, ch: &str) -> i64 {
     let v: Vec<Value> = redis::cmd("PUBSUB")
@@ -168,7 +166,11 @@ async fn one_publisher_order_holds_across_channels_and_patterns() {
     let mut wire = Vec::new();
     for i in 0..500 {
         let ch: &[u8] = if i % 2 == 0 { b"a" } else { b"b" };
-        wire.extend(session::encode(&[b"PUBLISH", ch, i.to_string().as_bytes()]));
+        wire.extend(common::resp::encode(&[
+            b"PUBLISH".as_slice(),
+            ch,
+            i.to_string().as_bytes(),
+        ]));
     }
     use tokio::io::AsyncWriteExt;
     let mut raw = tokio::net::TcpStream::connect(node.resp_addr())
@@ -524,6 +526,6 @@ async fn notification_settings_match_redis() {
 async fn redis_server_is_available_for_differential_tests() {
     // The differential tests above need it; fail loudly rather than skip.
     let r = RedisServer::start().await;
-    let mut c = Conn::connect(r.addr).await;
+    let mut c = Conn::connect(r.addr()).await;
     assert_eq!(c.call_str(&["PING"]).await, "+PONG\r\n");
 }

@@ -2,13 +2,11 @@
 //! byte with a real `redis-server`, and optimistic locking under contention.
 
 mod common;
-#[path = "common/session.rs"]
-mod session;
 
 use std::time::Duration;
 
+use common::session::{Conn, Step, assert_same_as_redis, c};
 use redis::AsyncCommands;
-use session::{Conn, Step, assert_same_as_redis, c};
 
 #[tokio::test]
 async fn watch_interleavings_match_redis() {

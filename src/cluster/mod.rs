@@ -1,3 +1,882 @@
-//! Redis Cluster: hash slots (and, in later issues, the node table, gossip bus and migration).
+//! Redis Cluster: hash slots, the node table and epochs (`state`), routing of client commands
+//! (`routing`), the gRPC bus (`bus`), `nodes.conf`, and the driver below that runs gossip,
+//! failure detection and automatic slot distribution.
+//!
+//! Lock order: a store shard lock may be taken before `Cluster::state`, never after it.
 
+pub mod bus;
+pub mod nodes_conf;
+pub mod routing;
 pub mod slots;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tonic::Status;
+
+use crate::node::Node;
+use bus::pb;
+use routing::{EndpointType, Routing};
+use state::{Action, ClusterNode, ClusterState, Endpoint, GossipEntry, Header, flag, slot_ranges};
+
+/// The cluster settings, read once at start.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub node_timeout_ms: i64,
+    pub seeds: Vec<String>,
+    pub auto_assign: bool,
+    pub announce_ip: String,
+    pub announce_port: u16,
+    pub announce_bus_port: u16,
+    pub announce_hostname: String,
+    pub endpoint_type: EndpointType,
+    pub require_full_coverage: bool,
+    pub secret: Option<String>,
+    pub rebalance_delay_ms: i64,
+    pub config_file: PathBuf,
+}
+
+/// Bus traffic counters (INFO cluster, `/metrics`).
+#[derive(Default)]
+pub struct BusStats {
+    pub ping_sent: AtomicU64,
+    pub ping_received: AtomicU64,
+    pub pong_sent: AtomicU64,
+    pub pong_received: AtomicU64,
+    pub meet_sent: AtomicU64,
+    pub meet_received: AtomicU64,
+    pub fail_sent: AtomicU64,
+    pub fail_received: AtomicU64,
+    pub update_sent: AtomicU64,
+    pub update_received: AtomicU64,
+    pub errors: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub bytes_sent: AtomicU64,
+}
+
+impl BusStats {
+    pub fn note_received(&self, t: pb::PingType) {
+        let c = match t {
+            pb::PingType::Ping => &self.ping_received,
+            pb::PingType::Meet => &self.meet_received,
+            pb::PingType::Pong => &self.pong_received,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sent_total(&self) -> u64 {
+        [
+            &self.ping_sent,
+            &self.pong_sent,
+            &self.meet_sent,
+            &self.fail_sent,
+            &self.update_sent,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+
+    pub fn received_total(&self) -> u64 {
+        [
+            &self.ping_received,
+            &self.pong_received,
+            &self.meet_received,
+            &self.fail_received,
+            &self.update_received,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
+
+/// A CLUSTER MEET (or seed) waiting for the peer to answer.
+#[derive(Debug, Clone)]
+struct PendingMeet {
+    ip: String,
+    bus_port: u16,
+    until_ms: i64,
+    in_flight: bool,
+}
+
+pub struct Cluster {
+    pub state: Mutex<ClusterState>,
+    routing: RwLock<Arc<Routing>>,
+    pub cfg: ClusterConfig,
+    pub stats: BusStats,
+    pending: Mutex<Vec<PendingMeet>>,
+    clients:
+        Mutex<HashMap<String, pb::cluster_bus_client::ClusterBusClient<tonic::transport::Channel>>>,
+    /// The HTTP port we announce (for the UI's cluster view).
+    http_port: u16,
+    /// Whether `myself`'s IP was announced (else it is learnt from peers).
+    ip_announced: bool,
+}
+
+fn random_node_id() -> String {
+    (0..40)
+        .map(|_| format!("{:x}", rand::random_range(0..16u8)))
+        .collect()
+}
+
+impl Cluster {
+    /// Loads `nodes.conf` or creates a new identity. A lone new node in automatic mode owns every
+    /// slot provisionally.
+    pub fn open(
+        cfg: ClusterConfig,
+        me: Endpoint,
+        ip_announced: bool,
+        now_ms: i64,
+    ) -> anyhow::Result<Cluster> {
+        let http_port = me.http_port;
+        let mut st = match nodes_conf::load(&cfg.config_file, cfg.node_timeout_ms)? {
+            Some(mut st) => {
+                // The address may have changed since (a rescheduled pod): announce the new one.
+                let m = st.me_mut();
+                if !me.ip.is_empty() || m.endpoint.port != me.port {
+                    let ip = if me.ip.is_empty() {
+                        m.endpoint.ip.clone()
+                    } else {
+                        me.ip.clone()
+                    };
+                    m.endpoint = Endpoint { ip, ..me };
+                }
+                st.dirty = true;
+                tracing::info!(id = %st.myself, "loaded cluster state from {}", cfg.config_file.display());
+                st
+            }
+            None => {
+                let id = random_node_id();
+                let node = ClusterNode::new(id.clone(), me, flag::MYSELF | flag::MASTER);
+                let mut st = ClusterState::new(node, cfg.node_timeout_ms);
+                if cfg.auto_assign {
+                    st.me_mut().provisional = true;
+                    for s in 0..slots::SLOTS as u16 {
+                        st.slots[s as usize] = Some(id.clone());
+                    }
+                } else {
+                    st.manual = true;
+                }
+                tracing::info!(id = %id, "no cluster config found; this is a new node");
+                st
+            }
+        };
+        st.node_timeout_ms = cfg.node_timeout_ms;
+        st.require_full_coverage = cfg.require_full_coverage;
+        if !cfg.auto_assign {
+            st.manual = true;
+        }
+        st.membership_changed_ms = now_ms;
+        st.update_state();
+        let routing = Routing::from_state(&st, cfg.endpoint_type);
+        Ok(Cluster {
+            state: Mutex::new(st),
+            routing: RwLock::new(Arc::new(routing)),
+            cfg,
+            stats: BusStats::default(),
+            pending: Mutex::new(Vec::new()),
+            clients: Mutex::new(HashMap::new()),
+            http_port,
+            ip_announced,
+        })
+    }
+
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.read().clone()
+    }
+
+    pub fn myself(&self) -> String {
+        self.state.lock().myself.clone()
+    }
+
+    /// Rebuilds the routing snapshot after a state change (call with the state lock held).
+    fn publish(&self, st: &mut ClusterState) {
+        st.update_state();
+        *self.routing.write() = Arc::new(Routing::from_state(st, self.cfg.endpoint_type));
+    }
+
+    /// Applies a change made by a command (CLUSTER ADDSLOTS, ...) and refreshes routing.
+    pub fn change<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
+        let mut st = self.state.lock();
+        let r = f(&mut st);
+        self.publish(&mut st);
+        r
+    }
+
+    /// A message from us. `keys` is counted by the caller *before* taking the state lock: the
+    /// count locks store shards, and shard locks must never be taken under the state lock.
+    fn message(
+        &self,
+        keys: u64,
+        st: &ClusterState,
+        t: pb::PingType,
+        to: &str,
+        receiver_ip: String,
+    ) -> pb::Ping {
+        pb::Ping {
+            r#type: t as i32,
+            sender: Some(bus::to_pb_header(&st.header(keys), self.http_port)),
+            gossip: st.gossip_for(to).iter().map(bus::to_pb_gossip).collect(),
+            receiver_ip,
+        }
+    }
+
+    fn learn_my_ip(&self, st: &mut ClusterState, ip: &str) {
+        if self.ip_announced || ip.is_empty() {
+            return;
+        }
+        let me = st.me_mut();
+        if me.endpoint.ip != ip {
+            me.endpoint.ip = ip.to_string();
+            st.dirty = true;
+        }
+    }
+
+    /// A PING or MEET from a peer: update our view, answer with our PONG.
+    pub fn handle_ping(
+        &self,
+        node: &Arc<Node>,
+        msg: pb::Ping,
+        peer: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Result<pb::Ping, Status> {
+        let sender = msg
+            .sender
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("no sender"))?;
+        if sender.version > bus::PROTOCOL_VERSION {
+            tracing::debug!(
+                version = sender.version,
+                "peer speaks a newer bus protocol; using the common fields"
+            );
+        }
+        let h = bus::from_pb_header(sender, peer)?;
+        let gossip: Vec<GossipEntry> = msg.gossip.iter().filter_map(bus::from_pb_gossip).collect();
+        let now = crate::commands::now_ms();
+        let is_meet = msg.r#type() == pb::PingType::Meet;
+        let keys = local_keys(node);
+        let actions;
+        let pong;
+        {
+            let mut st = self.state.lock();
+            if let Some(l) = local
+                && (!msg.receiver_ip.is_empty() || st.me().endpoint.ip.is_empty())
+            {
+                let ip = if msg.receiver_ip.is_empty() {
+                    l.ip().to_string()
+                } else {
+                    msg.receiver_ip.clone()
+                };
+                self.learn_my_ip(&mut st, &ip);
+            }
+            if h.id == st.myself {
+                return Err(Status::invalid_argument("a node cannot meet itself"));
+            }
+            let known = st.nodes.contains_key(&h.id);
+            if !known && is_meet {
+                let mut n = ClusterNode::new(h.id.clone(), h.endpoint.clone(), flag::MASTER);
+                n.seen = true;
+                n.pong_received_ms = now;
+                if st.add_node(n, now) {
+                    tracing::info!(node = %h.id, addr = %format!("{}:{}", h.endpoint.ip, h.endpoint.port), "node joined by MEET");
+                }
+            }
+            let mut acts = Vec::new();
+            if st.nodes.contains_key(&h.id) {
+                acts = st.process_header(&h, false, now);
+                acts.extend(st.process_gossip(&h.id, &gossip, now));
+            }
+            actions = acts;
+            let receiver_ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+            pong = self.message(keys, &st, pb::PingType::Pong, &h.id, receiver_ip);
+            self.publish(&mut st);
+        }
+        self.stats.pong_sent.fetch_add(1, Ordering::Relaxed);
+        self.run_actions(node, actions);
+        Ok(pong)
+    }
+
+    pub fn handle_fail(&self, node: &Arc<Node>, id: &str) {
+        let mut st = self.state.lock();
+        st.process_fail(id, crate::commands::now_ms());
+        self.publish(&mut st);
+        drop(st);
+        let _ = node;
+    }
+
+    pub fn handle_update(&self, _node: &Arc<Node>, owner: &str, epoch: u64, ranges: &[(u16, u16)]) {
+        let mut st = self.state.lock();
+        st.process_update(owner, epoch, ranges);
+        self.publish(&mut st);
+    }
+
+    /// The current owner of `slots` hands them to us (automatic distribution): take them with a
+    /// new config epoch so our claim wins everywhere.
+    pub fn handle_claim(&self, _node: &Arc<Node>, from: &Header, slots: &[u16]) -> pb::ClaimReply {
+        let now = crate::commands::now_ms();
+        let mut st = self.state.lock();
+        if !st.nodes.contains_key(&from.id) {
+            return pb::ClaimReply {
+                accepted: false,
+                config_epoch: 0,
+                reason: "unknown sender".into(),
+            };
+        }
+        st.process_header(from, false, now);
+        let me = st.myself.clone();
+        for &s in slots {
+            st.assign(s, Some(&me));
+        }
+        let epoch = st.bump_config_epoch();
+        st.me_mut().provisional = false;
+        tracing::info!(slots = slots.len(), from = %from.id, epoch, "took over slots handed off by their owner");
+        self.publish(&mut st);
+        pb::ClaimReply {
+            accepted: true,
+            config_epoch: epoch,
+            reason: String::new(),
+        }
+    }
+
+    /// CLUSTER MEET: remember the address; the driver sends MEET until it answers.
+    pub fn meet(&self, ip: String, bus_port: u16) {
+        let until = crate::commands::now_ms() + self.cfg.node_timeout_ms.max(5000);
+        let mut p = self.pending.lock();
+        if !p.iter().any(|m| m.ip == ip && m.bus_port == bus_port) {
+            p.push(PendingMeet {
+                ip,
+                bus_port,
+                until_ms: until,
+                in_flight: false,
+            });
+        }
+    }
+
+    fn client(
+        &self,
+        addr: &str,
+    ) -> Option<pb::cluster_bus_client::ClusterBusClient<tonic::transport::Channel>> {
+        let mut c = self.clients.lock();
+        if let Some(cl) = c.get(addr) {
+            return Some(cl.clone());
+        }
+        let timeout = Duration::from_millis(self.cfg.node_timeout_ms.clamp(500, 15000) as u64);
+        match bus::client(addr, timeout) {
+            Ok(cl) => {
+                c.insert(addr.to_string(), cl.clone());
+                Some(cl)
+            }
+            Err(e) => {
+                tracing::debug!("bad bus address {addr}: {e}");
+                None
+            }
+        }
+    }
+
+    fn run_actions(&self, node: &Arc<Node>, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Meet { ip, bus_port } => self.meet(ip, bus_port),
+                Action::BroadcastFail { node: failed } => {
+                    tracing::warn!(node = %failed, "marking node as failing (quorum reached)");
+                    self.broadcast_fail(node, failed);
+                }
+                Action::Update { to, owner } => self.send_update(node, to, owner),
+            }
+        }
+    }
+
+    fn addr_of(st: &ClusterState, id: &str) -> Option<String> {
+        st.nodes
+            .get(id)
+            .map(|n| format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port))
+    }
+
+    fn broadcast_fail(&self, node: &Arc<Node>, failed: String) {
+        let (targets, sender) = {
+            let st = self.state.lock();
+            let targets: Vec<String> = st
+                .nodes
+                .values()
+                .filter(|n| n.id != st.myself && n.id != failed && !n.failed())
+                .filter_map(|n| Self::addr_of(&st, &n.id))
+                .collect();
+            (targets, bus::to_pb_header(&st.header(0), self.http_port))
+        };
+        for addr in targets {
+            let Some(mut cl) = self.client(&addr) else {
+                continue;
+            };
+            let msg = pb::Fail {
+                sender: Some(sender.clone()),
+                node_id: failed.clone(),
+            };
+            let secret = self.cfg.secret.clone();
+            self.stats.fail_sent.fetch_add(1, Ordering::Relaxed);
+            let shutdown = node.shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = cl.report_fail(bus::with_secret(msg, secret.as_deref())) => {}
+                }
+            });
+        }
+    }
+
+    fn send_update(&self, node: &Arc<Node>, to: String, owner: String) {
+        let (addr, msg) = {
+            let st = self.state.lock();
+            let Some(addr) = Self::addr_of(&st, &to) else {
+                return;
+            };
+            let Some(o) = st.nodes.get(&owner) else {
+                return;
+            };
+            let msg = pb::Update {
+                sender: Some(bus::to_pb_header(&st.header(0), self.http_port)),
+                node_id: owner.clone(),
+                config_epoch: o.config_epoch,
+                slots: slot_ranges(st.slots_of(&owner))
+                    .into_iter()
+                    .map(|(a, b)| pb::SlotRange {
+                        start: a as u32,
+                        end: b as u32,
+                    })
+                    .collect(),
+            };
+            (addr, msg)
+        };
+        let Some(mut cl) = self.client(&addr) else {
+            return;
+        };
+        self.stats.update_sent.fetch_add(1, Ordering::Relaxed);
+        let secret = self.cfg.secret.clone();
+        let shutdown = node.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = cl.send_update(bus::with_secret(msg, secret.as_deref())) => {}
+            }
+        });
+    }
+
+    /// Sends one PING (or MEET) and processes the PONG.
+    fn ping(
+        self: &Arc<Self>,
+        node: &Arc<Node>,
+        addr: String,
+        target: Option<String>,
+        t: pb::PingType,
+        dialed_ip: String,
+    ) {
+        let Some(mut cl) = self.client(&addr) else {
+            return;
+        };
+        let keys = local_keys(node);
+        let msg = {
+            let st = self.state.lock();
+            self.message(keys, &st, t, target.as_deref().unwrap_or(""), dialed_ip)
+        };
+        match t {
+            pb::PingType::Meet => self.stats.meet_sent.fetch_add(1, Ordering::Relaxed),
+            _ => self.stats.ping_sent.fetch_add(1, Ordering::Relaxed),
+        };
+        let cluster = self.clone();
+        let node = node.clone();
+        let secret = self.cfg.secret.clone();
+        tokio::spawn(async move {
+            let reply = tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                r = cl.gossip(bus::with_secret(msg, secret.as_deref())) => r,
+            };
+            match reply {
+                Ok(r) => cluster.handle_pong(&node, r.into_inner(), &addr),
+                Err(e) => {
+                    cluster.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("bus call to {addr} failed: {}", e.message());
+                    if t == pb::PingType::Meet {
+                        cluster.meet_done(&addr, false);
+                    }
+                }
+            }
+        });
+    }
+
+    fn meet_done(&self, addr: &str, ok: bool) {
+        let mut p = self.pending.lock();
+        if ok {
+            p.retain(|m| format!("{}:{}", m.ip, m.bus_port) != addr);
+        } else if let Some(m) = p
+            .iter_mut()
+            .find(|m| format!("{}:{}", m.ip, m.bus_port) == addr)
+        {
+            m.in_flight = false;
+        }
+    }
+
+    fn handle_pong(&self, node: &Arc<Node>, msg: pb::Ping, addr: &str) {
+        self.stats.pong_received.fetch_add(1, Ordering::Relaxed);
+        let Some(sender) = msg.sender.as_ref() else {
+            return;
+        };
+        let Ok(mut h) = bus::from_pb_header(sender, None) else {
+            return;
+        };
+        if h.endpoint.ip.is_empty() {
+            h.endpoint.ip = addr
+                .rsplit_once(':')
+                .map(|(ip, _)| ip.to_string())
+                .unwrap_or_default();
+        }
+        let gossip: Vec<GossipEntry> = msg.gossip.iter().filter_map(bus::from_pb_gossip).collect();
+        let now = crate::commands::now_ms();
+        let actions = {
+            let mut st = self.state.lock();
+            self.learn_my_ip(&mut st, &msg.receiver_ip);
+            if h.id == st.myself {
+                drop(st);
+                self.meet_done(addr, true);
+                return;
+            }
+            if !st.nodes.contains_key(&h.id) {
+                let mut n = ClusterNode::new(h.id.clone(), h.endpoint.clone(), flag::MASTER);
+                n.seen = true;
+                if st.add_node(n, now) {
+                    tracing::info!(node = %h.id, "met node at {addr}");
+                }
+            }
+            let mut acts = st.process_header(&h, true, now);
+            acts.extend(st.process_gossip(&h.id, &gossip, now));
+            self.publish(&mut st);
+            acts
+        };
+        self.meet_done(addr, true);
+        self.run_actions(node, actions);
+    }
+
+    /// One tick of the driver (10 per second, as Redis's clusterCron).
+    fn tick(self: &Arc<Self>, node: &Arc<Node>, tick: u64) {
+        let now = crate::commands::now_ms();
+        let mut pings: Vec<(String, Option<String>, pb::PingType, String)> = Vec::new();
+        let actions;
+        {
+            let mut st = self.state.lock();
+            st.check_timeouts(now);
+            actions = st.check_failures(now);
+            for id in st.pings_due(now, tick.is_multiple_of(10)) {
+                if let Some(n) = st.nodes.get(&id) {
+                    let addr = format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port);
+                    pings.push((addr, Some(id), pb::PingType::Ping, n.endpoint.ip.clone()));
+                }
+            }
+            // Rebuilding routing costs a pass over 16384 slots: only when something changed.
+            if st.dirty || st.update_state() {
+                self.publish(&mut st);
+            }
+        }
+        {
+            let mut p = self.pending.lock();
+            p.retain(|m| m.until_ms > now);
+            for m in p.iter_mut() {
+                if !m.in_flight {
+                    m.in_flight = true;
+                    pings.push((
+                        format!("{}:{}", m.ip, m.bus_port),
+                        None,
+                        pb::PingType::Meet,
+                        m.ip.clone(),
+                    ));
+                }
+            }
+        }
+        self.run_actions(node, actions);
+        for (addr, id, t, ip) in pings {
+            self.ping(node, addr, id, t, ip);
+        }
+        if self.cfg.auto_assign {
+            self.auto_assign(node, now);
+        }
+        self.save_if_dirty();
+    }
+
+    fn save_if_dirty(&self) {
+        let snapshot = {
+            let mut st = self.state.lock();
+            if !st.dirty {
+                return;
+            }
+            st.dirty = false;
+            st.clone()
+        };
+        if let Err(e) = nodes_conf::save(&self.cfg.config_file, &snapshot) {
+            tracing::error!("cannot write {}: {e}", self.cfg.config_file.display());
+            self.state.lock().dirty = true;
+        }
+    }
+
+    /// Writes nodes.conf now (CLUSTER SAVECONFIG).
+    pub fn save_now(&self) -> std::io::Result<()> {
+        let snapshot = {
+            let mut st = self.state.lock();
+            st.dirty = false;
+            st.clone()
+        };
+        nodes_conf::save(&self.cfg.config_file, &snapshot)
+    }
+
+    /// Automatic distribution (the seed's feature): settle the provisional claim once we have
+    /// peers, then move empty slots towards the even layout once membership is stable. Slots
+    /// that hold keys stay with their owner here; moving keys is the migration's job.
+    fn auto_assign(self: &Arc<Self>, node: &Arc<Node>, now: i64) {
+        let keys = local_keys(node);
+        let mut handoffs: HashMap<String, Vec<u16>> = HashMap::new();
+        {
+            let mut st = self.state.lock();
+            if st.manual {
+                return;
+            }
+            let me_id = st.myself.clone();
+            if st.me().provisional {
+                let my_key = st.me().endpoint.sort_key();
+                let peers: Vec<&ClusterNode> = st
+                    .nodes
+                    .values()
+                    .filter(|n| n.id != me_id && n.seen)
+                    .collect();
+                if peers.is_empty() {
+                    return;
+                }
+                let yield_to_peer = keys == 0
+                    && peers.iter().any(|p| {
+                        (!p.provisional && st.slot_count(&p.id) > 0)
+                            || (p.provisional && p.keys > 0)
+                            || (p.provisional && p.keys == 0 && p.endpoint.sort_key() < my_key)
+                    });
+                if yield_to_peer {
+                    for s in st.slots.iter_mut() {
+                        if s.as_deref() == Some(me_id.as_str()) {
+                            *s = None;
+                        }
+                    }
+                    tracing::info!(
+                        "joined a cluster: giving up the provisional claim on all slots"
+                    );
+                } else {
+                    let e = st.bump_config_epoch();
+                    tracing::info!(
+                        epoch = e,
+                        keys,
+                        "joined a cluster: keeping the slots this node serves"
+                    );
+                }
+                st.me_mut().provisional = false;
+                st.membership_changed_ms = now;
+                st.dirty = true;
+                self.publish(&mut st);
+                return;
+            }
+            if now - st.membership_changed_ms < self.cfg.rebalance_delay_ms {
+                return;
+            }
+            if st
+                .nodes
+                .values()
+                .any(|n| n.id != me_id && n.provisional && n.seen)
+            {
+                return; // wait until every peer settled its own claim
+            }
+            let layout = st.target_layout();
+            let mut target = vec![None::<&str>; slots::SLOTS];
+            for (id, a, b) in &layout {
+                for s in *a..=*b {
+                    target[s as usize] = Some(id.as_str());
+                }
+            }
+            let mut claim = Vec::new();
+            for (s, t) in target.iter().enumerate() {
+                let owner = st.slots[s].as_deref();
+                if *t == Some(me_id.as_str()) && owner.is_none() {
+                    claim.push(s as u16);
+                } else if owner == Some(me_id.as_str())
+                    && let Some(t) = t
+                    && *t != me_id
+                {
+                    let healthy = st
+                        .nodes
+                        .get(*t)
+                        .is_some_and(|n| !n.failed() && !n.pfailed() && n.seen);
+                    if healthy && !st.migrating.contains_key(&(s as u16)) {
+                        handoffs.entry(t.to_string()).or_default().push(s as u16);
+                    }
+                }
+            }
+            if !claim.is_empty() {
+                for &s in &claim {
+                    st.assign(s, Some(&me_id));
+                }
+                let e = st.bump_config_epoch();
+                tracing::info!(
+                    slots = claim.len(),
+                    epoch = e,
+                    "claimed unassigned slots of the even layout"
+                );
+                self.publish(&mut st);
+            }
+        }
+        for (to, slots_wanted) in handoffs {
+            self.hand_off(node, to, slots_wanted);
+        }
+    }
+
+    /// Gives empty slots to `to`: each slot is checked empty and flipped under its shard lock, so
+    /// no write lands between the check and the flip; then `to` claims them with a new epoch.
+    fn hand_off(self: &Arc<Self>, node: &Arc<Node>, to: String, wanted: Vec<u16>) {
+        let mut moved = Vec::new();
+        for s in wanted {
+            node.store.with_slot_count(s, |count| {
+                if count == 0 {
+                    let mut st = self.state.lock();
+                    let me = st.myself.clone();
+                    if st.slots[s as usize].as_deref() == Some(me.as_str()) {
+                        st.assign(s, Some(&to));
+                        moved.push(s);
+                    }
+                }
+            });
+        }
+        if moved.is_empty() {
+            return;
+        }
+        let (addr, msg) = {
+            let mut st = self.state.lock();
+            self.publish(&mut st);
+            let Some(addr) = Self::addr_of(&st, &to) else {
+                return;
+            };
+            let msg = pb::ClaimSlots {
+                sender: Some(bus::to_pb_header(&st.header(0), self.http_port)),
+                slots: slot_ranges(moved.iter().copied())
+                    .into_iter()
+                    .map(|(a, b)| pb::SlotRange {
+                        start: a as u32,
+                        end: b as u32,
+                    })
+                    .collect(),
+            };
+            (addr, msg)
+        };
+        tracing::info!(slots = moved.len(), to = %to, "handing empty slots to their owner in the even layout");
+        let Some(mut cl) = self.client(&addr) else {
+            return;
+        };
+        let cluster = self.clone();
+        let secret = self.cfg.secret.clone();
+        let shutdown = node.shutdown.clone();
+        tokio::spawn(async move {
+            let reply = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = cl.claim(bus::with_secret(msg, secret.as_deref())) => r,
+            };
+            let accepted = matches!(&reply, Ok(r) if r.get_ref().accepted);
+            let mut st = cluster.state.lock();
+            if accepted {
+                if let (Ok(r), Some(n)) = (reply, st.nodes.get_mut(&to)) {
+                    n.config_epoch = n.config_epoch.max(r.get_ref().config_epoch);
+                }
+                st.current_epoch = st
+                    .nodes
+                    .values()
+                    .map(|n| n.config_epoch)
+                    .max()
+                    .unwrap_or(0)
+                    .max(st.current_epoch);
+            } else {
+                // The peer did not take them: they are still ours.
+                tracing::warn!(to = %to, "slot handoff refused or failed; keeping the slots");
+                let me = st.myself.clone();
+                for s in &moved {
+                    if st.slots[*s as usize].as_deref() == Some(to.as_str()) {
+                        st.assign(*s, Some(&me));
+                    }
+                }
+            }
+            cluster.publish(&mut st);
+        });
+    }
+}
+
+fn local_keys(node: &Node) -> u64 {
+    node.store
+        .db_sizes()
+        .first()
+        .map(|(k, _)| *k as u64)
+        .unwrap_or(0)
+}
+
+/// Resolves `host:port[@busport]` seeds with retry (DNS may not exist yet in a fresh StatefulSet)
+/// and MEETs them.
+async fn meet_seeds(node: Arc<Node>, cluster: Arc<Cluster>) {
+    let mut pending: Vec<String> = cluster.cfg.seeds.clone();
+    let mut delay = Duration::from_millis(200);
+    while !pending.is_empty() {
+        let mut left = Vec::new();
+        for seed in pending {
+            let (hostport, bus) = match seed.split_once('@') {
+                Some((hp, b)) => (hp.to_string(), b.parse::<u16>().ok()),
+                None => (seed.clone(), None),
+            };
+            let resolved = tokio::net::lookup_host(hostport.as_str())
+                .await
+                .ok()
+                .and_then(|mut a| a.next());
+            match resolved {
+                Some(addr) => {
+                    let bus_port = bus.unwrap_or(addr.port().wrapping_add(10000));
+                    if addr == node.resp_addr
+                        || (addr.ip().is_loopback() && addr.port() == node.resp_addr.port())
+                    {
+                        continue; // ourselves
+                    }
+                    cluster.meet(addr.ip().to_string(), bus_port);
+                }
+                None => left.push(seed),
+            }
+        }
+        pending = left;
+        if pending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The cluster driver: gossip, failure detection, automatic distribution, nodes.conf.
+pub async fn run(node: Arc<Node>) {
+    let Some(cluster) = node.cluster.clone() else {
+        return;
+    };
+    tokio::spawn(meet_seeds(node.clone(), cluster.clone()));
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        cluster.tick(&node, tick);
+        tick += 1;
+    }
+    cluster.save_if_dirty();
+}

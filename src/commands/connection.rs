@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args::{ArgIter, eq_ic, int, int_or};
 use super::error::{CmdError, CmdResult};
-use super::{Ctx, reply_help};
+use super::{Ctx, reply_help, subcommand_syntax_error};
 use crate::server::clients::{ClientType, ReplyMode};
 use crate::store::Keyspace;
 
@@ -56,7 +56,7 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
         ctx.node.monitors.remove(c.info.id);
     }
     *c.info.name.lock() = None;
-    c.authenticated = false;
+    c.authenticated = !ctx.node.requires_pass();
     ctx.out.set_resp3(false);
     ctx.out.simple("RESET");
     Ok(())
@@ -64,6 +64,9 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 pub fn select(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = int(&args[1])?;
+    if ctx.node.cluster.is_some() && db != 0 {
+        return Err(CmdError::err("SELECT is not allowed in cluster mode"));
+    }
     if db < 0 || db as usize >= ctx.node.store.databases() || db > i32::MAX as i64 {
         return Err(CmdError::DbIndexOutOfRange);
     }
@@ -137,7 +140,7 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     if ctx.client.needs_auth(ctx.node) {
         return Err(CmdError::Msg(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
         ));
     }
     if let Some(name) = setname {
@@ -158,7 +161,11 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     out.bulk(b"id");
     out.int(ctx.client.info.id as i64);
     out.bulk(b"mode");
-    out.bulk(b"standalone");
+    out.bulk(if ctx.node.cluster.is_some() {
+        b"cluster" as &[u8]
+    } else {
+        b"standalone"
+    });
     out.bulk(b"role");
     out.bulk(b"master");
     out.bulk(b"modules");
@@ -259,29 +266,6 @@ pub fn client_getname(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
     Ok(())
 }
 
-pub fn client_setinfo(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let value = &args[3];
-    if value.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(CmdError::err(format!(
-            "{} cannot contain spaces, newlines or special characters.",
-            String::from_utf8_lossy(&args[2]).to_lowercase()
-        )));
-    }
-    let slot = if eq_ic(&args[2], "LIB-NAME") {
-        &ctx.client.info.lib_name
-    } else if eq_ic(&args[2], "LIB-VER") {
-        &ctx.client.info.lib_ver
-    } else {
-        return Err(CmdError::err(format!(
-            "Unrecognized option '{}'",
-            String::from_utf8_lossy(&args[2])
-        )));
-    };
-    *slot.lock() = (!value.is_empty()).then(|| value.clone());
-    ctx.out.ok();
-    Ok(())
-}
-
 pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let clients = ctx.node.clients.snapshot();
     let me = ctx.client.info.id;
@@ -298,7 +282,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         ctx.out.ok();
         return Ok(());
     }
-    let (mut id, mut addr, mut laddr, mut skipme, mut maxage) = (None, None, None, true, None);
+    let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
     let mut client_type = None;
     let mut it = ArgIter::new(args, 2);
     while let Some(a) = it.next_arg() {
@@ -339,8 +323,6 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
             } else {
                 return Err(CmdError::Syntax);
             }
-        } else if eq_ic(a, "MAXAGE") {
-            maxage = Some(int(v)?);
         } else {
             return Err(CmdError::Syntax);
         }
@@ -351,7 +333,6 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
             || addr.as_ref().is_some_and(|a| *a != c.addr.to_string())
             || laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string())
             || client_type.is_some_and(|t| t != c.client_type())
-            || maxage.is_some_and(|m| (c.created.elapsed().as_secs() as i64) < m)
             || (skipme && c.id == me)
         {
             continue;
@@ -367,21 +348,22 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
 }
 
 pub fn client_pause(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(subcommand_syntax_error(args));
+    }
+    // As Redis: the mode is checked before the timeout.
+    let writes_only = match args.get(3) {
+        None => false,
+        Some(m) if eq_ic(m, "WRITE") => true,
+        Some(m) if eq_ic(m, "ALL") => false,
+        Some(_) => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
     let ms = int_or(
         &args[2],
         CmdError::err("timeout is not an integer or out of range"),
     )?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
-    }
-    let writes_only = match args.get(3) {
-        None => false,
-        Some(m) if eq_ic(m, "WRITE") => true,
-        Some(m) if eq_ic(m, "ALL") => false,
-        Some(_) => return Err(CmdError::Syntax),
-    };
-    if args.len() > 4 {
-        return Err(CmdError::Syntax);
     }
     ctx.node
         .pause
@@ -452,10 +434,6 @@ pub fn client_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdRes
             "      Kill connections authenticated by <username>.",
             "    * SKIPME (YES|NO)",
             "      Skip killing current connection (default: yes).",
-            "    * ID <client-id>",
-            "      Kill connections by client id.",
-            "    * MAXAGE <maxage>",
-            "      Kill connections older than the specified age.",
             "LIST [options ...]",
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",

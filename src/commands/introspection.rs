@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::args::eq_ic;
 use super::error::{CmdError, CmdResult};
 use super::flags::{self, NAMES};
-use super::table::{CommandRef, acl_categories, table};
+use super::table::{Command, CommandRef, KeySpec, acl_categories, table};
 use super::{Ctx, key_positions, reply_help};
 use crate::glob::glob_match;
 use crate::resp::Reply;
@@ -34,18 +34,27 @@ fn write_info(out: &mut Reply, c: &CommandRef) {
     for c in cats {
         out.simple(c);
     }
-    out.array(0);
-    if first > 0 {
-        out.array(1);
-        out.map(3);
+    out.set(cmd.tips.len());
+    for t in cmd.tips {
+        out.bulk(t.as_bytes());
+    }
+    let derived;
+    let specs: &[KeySpec] = if !cmd.key_specs.is_empty() || first <= 0 {
+        cmd.key_specs
+    } else {
+        derived = [derived_spec(cmd)];
+        &derived
+    };
+    out.set(specs.len());
+    for spec in specs {
+        out.map(if spec.notes.is_some() { 4 } else { 3 });
+        if let Some(n) = spec.notes {
+            out.bulk(b"notes");
+            out.bulk(n.as_bytes());
+        }
         out.bulk(b"flags");
-        let kf: &[&str] = if cmd.flags & flags::WRITE != 0 {
-            &["RW", "UPDATE"]
-        } else {
-            &["RO", "ACCESS"]
-        };
-        out.set(kf.len());
-        for f in kf {
+        out.set(spec.flags.len());
+        for f in spec.flags {
             out.simple(f);
         }
         out.bulk(b"begin_search");
@@ -55,7 +64,7 @@ fn write_info(out: &mut Reply, c: &CommandRef) {
         out.bulk(b"spec");
         out.map(1);
         out.bulk(b"index");
-        out.int(first as i64);
+        out.int(spec.index.into());
         out.bulk(b"find_keys");
         out.map(2);
         out.bulk(b"type");
@@ -63,23 +72,49 @@ fn write_info(out: &mut Reply, c: &CommandRef) {
         out.bulk(b"spec");
         out.map(3);
         out.bulk(b"lastkey");
-        out.int(if last < 0 {
-            last as i64
-        } else {
-            (last - first) as i64
-        });
+        out.int(spec.lastkey.into());
         out.bulk(b"keystep");
-        out.int(step as i64);
+        out.int(spec.keystep.into());
         out.bulk(b"limit");
-        out.int(0);
-    } else {
-        out.array(0);
+        out.int(spec.limit.into());
     }
     let subs: Vec<&CommandRef> = table().subcommands_of(c).collect();
-    out.array(subs.len());
+    out.set(subs.len());
     for s in subs {
         write_info(out, s);
     }
+}
+
+/// The key spec of a command whose table entry gives only (first, last, step).
+fn derived_spec(cmd: &Command) -> KeySpec {
+    let (first, last, step) = cmd.keys;
+    let flags: &'static [&'static str] = if cmd.flags & flags::WRITE != 0 {
+        &["RW", "update"]
+    } else {
+        &["RO", "access"]
+    };
+    KeySpec::range(
+        flags,
+        first,
+        if last < 0 { last } else { last - first },
+        step,
+    )
+}
+
+/// The flags `COMMAND GETKEYSANDFLAGS` gives the key at argument `pos`.
+fn key_flags(cmd: &Command, args: &[Bytes], pos: usize) -> &'static [&'static str] {
+    // SET's flags depend on its arguments, as Redis's setGetKeys decides them.
+    if cmd.name == "set" {
+        return if args[3..].iter().any(|a| eq_ic(a, "GET")) {
+            &["RW", "access", "update"]
+        } else {
+            &["OW", "update"]
+        };
+    }
+    cmd.key_specs
+        .iter()
+        .find(|s| s.covers(pos, args.len()))
+        .map_or_else(|| derived_spec(cmd).flags, |s| s.flags)
 }
 
 fn write_docs(out: &mut Reply, c: &CommandRef) {
@@ -130,7 +165,7 @@ pub fn command_info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
     for name in &args[2..] {
         match find(name) {
             Some(c) => write_info(&mut ctx.out, c),
-            None => ctx.out.null_array(),
+            None => ctx.out.null(),
         }
     }
     Ok(())
@@ -189,8 +224,15 @@ fn getkeys(args: &[Bytes]) -> Result<(&'static CommandRef, Vec<usize>), CmdError
         _ => CmdError::err("Invalid command specified"),
     })?;
     let pos = key_positions(cmd.cmd, inner);
+    let declares_keys = cmd.cmd.keys.0 > 0 || cmd.cmd.keys_fn.is_some();
     if pos.is_empty() {
-        return Err(CmdError::err("The command has no key arguments"));
+        if !declares_keys {
+            return Err(CmdError::err("The command has no key arguments"));
+        }
+        // Keys found from the arguments (SINTERCARD's numkeys...), and these have none.
+        if cmd.cmd.flags & flags::NO_MANDATORY_KEYS == 0 {
+            return Err(CmdError::err("Invalid arguments specified for command"));
+        }
     }
     Ok((cmd, pos.to_vec()))
 }
@@ -206,15 +248,12 @@ pub fn command_getkeys(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> Cmd
 
 pub fn command_getkeysandflags(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let (cmd, pos) = getkeys(args)?;
-    let kf: &[&str] = if cmd.cmd.flags & flags::WRITE != 0 {
-        &["RW", "UPDATE"]
-    } else {
-        &["RO", "ACCESS"]
-    };
+    let inner = &args[2..];
     ctx.out.array(pos.len());
     for i in pos {
         ctx.out.array(2);
-        ctx.out.bulk(&args[2 + i]);
+        ctx.out.bulk(&inner[i]);
+        let kf = key_flags(cmd.cmd, inner, i);
         ctx.out.set(kf.len());
         for f in kf {
             ctx.out.simple(f);

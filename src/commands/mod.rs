@@ -3,15 +3,22 @@
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
 pub mod args;
+pub mod blocking;
+pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod hash;
 pub mod introspection;
 pub mod keys;
+pub mod list;
 pub mod pubsub;
 pub mod server;
+pub mod set;
+pub mod sort;
 pub mod strings;
 pub mod table;
 pub mod transactions;
+pub mod zset;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -122,6 +129,8 @@ pub fn reply_value(out: &mut Reply, v: &Value) {
     match v {
         Value::Str(s) => out.bulk(s),
         Value::Int(i) => out.bulk_int(*i),
+        // Callers check for a string first; a collection here would be a bug, not a reply.
+        _ => out.null(),
     }
 }
 
@@ -147,8 +156,21 @@ pub fn unknown_subcommand(args: &[Bytes]) -> CmdError {
     ))
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: a known subcommand with arguments it cannot take.
+pub fn subcommand_syntax_error(args: &[Bytes]) -> CmdError {
+    CmdError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        truncate_lossy(&args[1], 128),
+        String::from_utf8_lossy(&args[0]).to_uppercase()
+    ))
+}
+
+/// An argument as Redis prints it with `%.<max>s`: cut at `max` bytes or at the first NUL (a C
+/// string ends there).
 fn truncate_lossy(b: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+    let b = &b[..b.len().min(max)];
+    let b = &b[..memchr::memchr(0, b).unwrap_or(b.len())];
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Redis's reply for a command name not in the table.
@@ -222,6 +244,20 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
     Ok(cmd)
 }
 
+/// Redis's rejectCommand for EXEC: a rejected EXEC discards the transaction and says why
+/// (`EXECABORT Transaction discarded because of: <error without its ERR>`).
+fn reject_exec(client: &mut ClientState, e: CmdError) -> CmdError {
+    client.multi = None;
+    client
+        .info
+        .multi_len
+        .store(-1, std::sync::atomic::Ordering::Relaxed);
+    CmdError::Msg(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        e.to_string().trim_start_matches("ERR ")
+    ))
+}
+
 /// What the connection should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
@@ -244,6 +280,10 @@ pub fn call(
             if let Some(m) = client.multi.as_mut() {
                 m.failed = true;
             }
+            let e = match e {
+                CmdError::Arity(ref name) if name == "exec" => reject_exec(client, e),
+                e => e,
+            };
             node.stats.note_error(&e);
             let resp3 = client.resp3;
             Reply::new(out, resp3).error(&e.to_string());
@@ -254,10 +294,50 @@ pub fn call(
     if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
         let resp3 = client.resp3;
         node.stats.note_error(&CmdError::NoAuth);
-        Reply::new(out, resp3).error(&CmdError::NoAuth.to_string());
+        let e = if cmd.fullname == "exec" {
+            reject_exec(client, CmdError::NoAuth)
+        } else {
+            CmdError::NoAuth
+        };
+        Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
-    if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
+    // RESP2 subscribers may only run the subscription commands (checked after routing, as
+    // Redis's processCommand does: a redirection is answered first).
+    let subscribe_denied =
+        client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd);
+    // Cluster routing: commands with keys are checked before they queue or run.
+    let routing = node.routing();
+    let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
+        || cmd.cmd.keys_fn.is_some();
+    if routing.enabled && keyed {
+        let pos = key_positions(cmd.cmd, args);
+        if !pos.is_empty() {
+            let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
+            let mut ks = node.store.lock_keys(&keys, now);
+            let db = client.db;
+            let asking = client.asking;
+            let verdict = routing.check(&keys, asking, |k| ks.peek(db, k).ok().flatten().is_some());
+            if let Err(r) = verdict {
+                drop(ks);
+                client.asking = false;
+                if let Some(m) = client.multi.as_mut() {
+                    m.failed = true;
+                }
+                let e = CmdError::Msg(r.message());
+                node.stats.note_error(&e);
+                Reply::new(out, client.resp3).error(&e.to_string());
+                return After::Continue;
+            }
+            if client.multi.is_none() && !subscribe_denied {
+                // Run under the same shard locks the routing decision was made with, so a slot
+                // handed to another node in between cannot take a write here.
+                let after = run_checked(node, client, out, cmd, args, &mut ks, now, f);
+                return after;
+            }
+        }
+    }
+    if subscribe_denied {
         let e = pubsub::subscribe_mode_error(cmd);
         if let Some(m) = client.multi.as_mut() {
             m.failed = true;
@@ -281,11 +361,7 @@ pub fn call(
         }
         return After::Continue;
     }
-    if f & flags::DENYOOM != 0 && node.over_maxmemory() {
-        let resp3 = client.resp3;
-        node.cmd_stats[cmd.id].rejected();
-        node.stats.note_error(&CmdError::Oom);
-        Reply::new(out, resp3).error(&CmdError::Oom.to_string());
+    if reject_oom(node, client, out, cmd, f) {
         return After::Continue;
     }
     let mut ks = if f & flags::ALL_SHARDS != 0 {
@@ -300,6 +376,39 @@ pub fn call(
         }
     };
     run(node, client, out, cmd, args, &mut ks, now)
+}
+
+fn reject_oom(
+    node: &Arc<Node>,
+    client: &ClientState,
+    out: &mut BytesMut,
+    cmd: &CommandRef,
+    f: u32,
+) -> bool {
+    if f & flags::DENYOOM != 0 && node.over_maxmemory() {
+        node.cmd_stats[cmd.id].rejected();
+        node.stats.note_error(&CmdError::Oom);
+        Reply::new(out, client.resp3).error(&CmdError::Oom.to_string());
+        return true;
+    }
+    false
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_checked(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    out: &mut BytesMut,
+    cmd: &'static CommandRef,
+    args: &[Bytes],
+    ks: &mut Keyspace,
+    now: i64,
+    f: u32,
+) -> After {
+    if reject_oom(node, client, out, cmd, f) {
+        return After::Continue;
+    }
+    run(node, client, out, cmd, args, ks, now)
 }
 
 /// Runs a resolved command against an already locked keyspace view (used by `call` and EXEC).
@@ -319,6 +428,7 @@ pub fn run(
     let started = Instant::now();
     let resp3 = client.resp3;
     client.info.note_command(cmd.id, now);
+    let was_asking = client.asking;
     let mut ctx = Ctx {
         node,
         client,
@@ -326,6 +436,10 @@ pub fn run(
         now_ms: now,
     };
     let result = handler(&mut ctx, ks, args);
+    // ASKING holds for one command only (ASKING itself sets it for the next).
+    if was_asking {
+        ctx.client.asking = false;
+    }
     let after = if ctx.client.close_after_reply {
         After::Close
     } else {

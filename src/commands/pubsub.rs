@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::error::{CmdError, CmdResult};
 use super::flags::*;
-use super::table::{ALL_KEYS, Command, KEY1, NO_KEYS, cmd};
+use super::table::{ALL_KEYS, Command, KEY1, KeySpec, NO_KEYS, cmd, container};
 use super::{CommandRef, Ctx, reply_help};
 use crate::store::Keyspace;
 
@@ -234,6 +234,10 @@ const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE;
 const PUB: u32 = PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE;
 const INTROSPECT: u32 = PUBSUB | LOADING | STALE;
 
+/// Shard channels are not keys, but have key specs so that a cluster routes them (as Redis 7.0).
+static SHARD_CHANNELS: &[KeySpec] = &[KeySpec::range(&["not_key"], 1, -1, 1)];
+static SHARD_CHANNEL: &[KeySpec] = &[KeySpec::range(&["not_key"], 1, 0, 1)];
+
 static PUBSUB_SUBS: &[Command] = &[
     cmd!(
         "channels",
@@ -348,18 +352,13 @@ pub static COMMANDS: &[Command] = &[
         publish,
         "Posts a message to a channel."
     ),
-    Command {
-        name: "pubsub",
-        arity: -2,
-        flags: 0,
-        keys: NO_KEYS,
-        keys_fn: None,
-        group: "pubsub",
-        since: "2.8.0",
-        summary: "A container for Pub/Sub commands.",
-        handler: None,
-        subcommands: PUBSUB_SUBS,
-    },
+    container!(
+        "pubsub",
+        "pubsub",
+        "2.8.0",
+        PUBSUB_SUBS,
+        "A container for Pub/Sub commands"
+    ),
     // Shard channels are keys for routing: a cluster sends them to the slot's owner.
     cmd!(
         "ssubscribe",
@@ -370,7 +369,8 @@ pub static COMMANDS: &[Command] = &[
         "7.0.0",
         ssubscribe,
         "Listens for messages published to shard channels."
-    ),
+    )
+    .specs(SHARD_CHANNELS),
     cmd!(
         "sunsubscribe",
         -1,
@@ -380,7 +380,8 @@ pub static COMMANDS: &[Command] = &[
         "7.0.0",
         sunsubscribe,
         "Stops listening to messages posted to shard channels."
-    ),
+    )
+    .specs(SHARD_CHANNELS),
     cmd!(
         "spublish",
         3,
@@ -390,5 +391,6 @@ pub static COMMANDS: &[Command] = &[
         "7.0.0",
         spublish,
         "Post a message to a shard channel"
-    ),
+    )
+    .specs(SHARD_CHANNEL),
 ];

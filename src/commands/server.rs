@@ -93,6 +93,10 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
             return Err(CmdError::Syntax);
         }
     }
+    // As Redis: ABORT takes no other option.
+    if abort && args.len() > 2 {
+        return Err(CmdError::Syntax);
+    }
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
@@ -116,19 +120,30 @@ pub fn monitor(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult 
 
 pub fn config_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let cfg = ctx.node.config.read();
-    let mut pairs: Vec<(&str, String)> = Vec::new();
-    for s in crate::config::SETTINGS {
-        let matched = args[2..]
-            .iter()
-            .any(|p| glob_match(p, s.config_name.as_bytes(), true));
-        if matched && !pairs.iter().any(|(n, _)| *n == s.config_name) {
-            pairs.push((s.config_name, s.show(cfg.values.get(s.name))));
+    // (name as replied, setting name, value). As Redis's configGetCommand: a name without glob
+    // characters is looked up directly and replied as the client spelled it (`CONFIG GET
+    // MAXMEMORY` answers `MAXMEMORY`); a pattern replies the settings' own names.
+    let mut pairs: Vec<(Vec<u8>, &str, String)> = Vec::new();
+    for p in &args[2..] {
+        let exact = !p.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
+        for s in crate::config::SETTINGS {
+            let (matched, shown) = if exact {
+                (p.eq_ignore_ascii_case(s.config_name.as_bytes()), p.to_vec())
+            } else {
+                (
+                    glob_match(p, s.config_name.as_bytes(), true),
+                    s.config_name.as_bytes().to_vec(),
+                )
+            };
+            if matched && !pairs.iter().any(|(_, n, _)| *n == s.config_name) {
+                pairs.push((shown, s.config_name, s.show(cfg.values.get(s.name))));
+            }
         }
     }
     drop(cfg);
     ctx.out.map(pairs.len());
-    for (k, v) in pairs {
-        ctx.out.bulk(k.as_bytes());
+    for (k, _, v) in pairs {
+        ctx.out.bulk(&k);
         ctx.out.bulk(v.as_bytes());
     }
     Ok(())
@@ -413,6 +428,18 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// MemTotal from /proc/meminfo, in bytes (0 where there is none).
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// (user, system) CPU seconds of this process, from /proc.
 fn cpu_times() -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -510,11 +537,17 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 let now_us = ctx.now_ms * 1000;
                 o.head("Server");
                 o.kv("redis_version", &crate::REDIS_VERSION);
-                o.kv("reredis_version", &env!("CARGO_PKG_VERSION"));
                 o.kv("redis_git_sha1", &"00000000");
                 o.kv("redis_git_dirty", &0);
                 o.kv("redis_build_id", &"0");
-                o.kv("redis_mode", &"standalone");
+                o.kv(
+                    "redis_mode",
+                    &if node.cluster.is_some() {
+                        "cluster"
+                    } else {
+                        "standalone"
+                    },
+                );
                 o.kv(
                     "os",
                     &format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -550,7 +583,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("maxclients", &cfg.maxclients);
                 o.kv("client_recent_max_input_buffer", &0);
                 o.kv("client_recent_max_output_buffer", &0);
-                o.kv("blocked_clients", &0);
+                o.kv("blocked_clients", &node.store.blocked.len());
                 o.kv("tracking_clients", &0);
                 o.kv("clients_in_timeout_table", &0);
             }
@@ -576,37 +609,103 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                         }
                     ),
                 );
+                // Redis's fields, in its order; figures for features we do not have (Lua,
+                // functions, replication buffers, defragmentation) are 0.
+                o.kv("used_memory_overhead", &0);
+                o.kv("used_memory_startup", &0);
+                o.kv("used_memory_dataset", &used);
+                o.kv("used_memory_dataset_perc", &"100.00%");
+                o.kv("allocator_allocated", &used);
+                o.kv("allocator_active", &used);
+                o.kv("allocator_resident", &rss);
+                let total = total_system_memory();
+                o.kv("total_system_memory", &total);
+                o.kv("total_system_memory_human", &human(total));
+                for f in ["used_memory_lua", "used_memory_vm_eval"] {
+                    o.kv(f, &0);
+                }
+                o.kv("used_memory_lua_human", &"0B");
+                for f in [
+                    "used_memory_scripts_eval",
+                    "number_of_cached_scripts",
+                    "number_of_functions",
+                    "number_of_libraries",
+                    "used_memory_vm_functions",
+                    "used_memory_vm_total",
+                ] {
+                    o.kv(f, &0);
+                }
+                o.kv("used_memory_vm_total_human", &"0B");
+                o.kv("used_memory_functions", &0);
+                o.kv("used_memory_scripts", &0);
+                o.kv("used_memory_scripts_human", &"0B");
                 o.kv("maxmemory", &cfg.maxmemory);
                 o.kv("maxmemory_human", &human(cfg.maxmemory));
                 o.kv("maxmemory_policy", &cfg.maxmemory_policy);
-                o.kv(
-                    "mem_fragmentation_ratio",
-                    &format!(
-                        "{:.2}",
-                        if used > 0 {
-                            rss as f64 / used as f64
-                        } else {
-                            0.0
-                        }
-                    ),
-                );
+                let ratio = |a: u64, b: u64| {
+                    if b > 0 {
+                        format!("{:.2}", a as f64 / b as f64)
+                    } else {
+                        "0.00".to_string()
+                    }
+                };
+                o.kv("allocator_frag_ratio", &"1.00");
+                o.kv("allocator_frag_bytes", &0);
+                o.kv("allocator_rss_ratio", &ratio(rss, used));
+                o.kv("allocator_rss_bytes", &rss.saturating_sub(used));
+                o.kv("rss_overhead_ratio", &"1.00");
+                o.kv("rss_overhead_bytes", &0);
+                o.kv("mem_fragmentation_ratio", &ratio(rss, used));
+                o.kv("mem_fragmentation_bytes", &rss.saturating_sub(used));
+                for f in [
+                    "mem_not_counted_for_evict",
+                    "mem_replication_backlog",
+                    "mem_total_replication_buffers",
+                    "mem_clients_slaves",
+                    "mem_clients_normal",
+                    "mem_cluster_links",
+                    "mem_aof_buffer",
+                ] {
+                    o.kv(f, &0);
+                }
                 o.kv("mem_allocator", &"jemalloc");
+                o.kv("active_defrag_running", &0);
                 o.kv("lazyfree_pending_objects", &0);
+                o.kv("lazyfreed_objects", &0);
             }
             "persistence" => {
                 o.head("Persistence");
                 o.kv("loading", &0);
                 o.kv("async_loading", &0);
+                // Persistence is not implemented yet: Redis's fields with an idle server's values.
+                o.kv("current_cow_peak", &0);
+                o.kv("current_cow_size", &0);
+                o.kv("current_cow_size_age", &0);
+                o.kv("current_fork_perc", &"0.00");
+                o.kv("current_save_keys_processed", &0);
+                o.kv("current_save_keys_total", &0);
                 o.kv("rdb_changes_since_last_save", &node.store.dirty());
                 o.kv("rdb_bgsave_in_progress", &0);
                 o.kv("rdb_last_save_time", &(node.start_unix_ms / 1000));
                 o.kv("rdb_last_bgsave_status", &"ok");
+                o.kv("rdb_last_bgsave_time_sec", &-1);
+                o.kv("rdb_current_bgsave_time_sec", &-1);
                 o.kv("rdb_saves", &0);
+                o.kv("rdb_last_cow_size", &0);
+                o.kv("rdb_last_load_keys_expired", &0);
+                o.kv("rdb_last_load_keys_loaded", &0);
                 o.kv("aof_enabled", &0);
                 o.kv("aof_rewrite_in_progress", &0);
                 o.kv("aof_rewrite_scheduled", &0);
+                o.kv("aof_last_rewrite_time_sec", &-1);
+                o.kv("aof_current_rewrite_time_sec", &-1);
                 o.kv("aof_last_bgrewrite_status", &"ok");
+                o.kv("aof_rewrites", &0);
+                o.kv("aof_rewrites_consecutive_failures", &0);
                 o.kv("aof_last_write_status", &"ok");
+                o.kv("aof_last_cow_size", &0);
+                o.kv("module_fork_in_progress", &0);
+                o.kv("module_fork_last_cow_size", &0);
             }
             "stats" => {
                 let st = node.store.stats();
@@ -629,21 +728,76 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     "total_net_output_bytes",
                     &s.net_output_bytes.load(Ordering::Relaxed),
                 );
+                for f in ["total_net_repl_input_bytes", "total_net_repl_output_bytes"] {
+                    o.kv(f, &0);
+                }
+                for f in [
+                    "instantaneous_input_kbps",
+                    "instantaneous_output_kbps",
+                    "instantaneous_input_repl_kbps",
+                    "instantaneous_output_repl_kbps",
+                ] {
+                    o.kv(f, &"0.00");
+                }
                 o.kv(
                     "rejected_connections",
                     &s.rejected_connections.load(Ordering::Relaxed),
                 );
+                for f in ["sync_full", "sync_partial_ok", "sync_partial_err"] {
+                    o.kv(f, &0);
+                }
                 o.kv("expired_keys", &st.expired_keys);
-                o.kv("evicted_keys", &0);
+                o.kv("expired_stale_perc", &"0.00");
+                for f in [
+                    "expired_time_cap_reached_count",
+                    "expire_cycle_cpu_milliseconds",
+                    "evicted_keys",
+                    "evicted_clients",
+                    "total_eviction_exceeded_time",
+                    "current_eviction_exceeded_time",
+                ] {
+                    o.kv(f, &0);
+                }
                 o.kv("keyspace_hits", &st.keyspace_hits);
                 o.kv("keyspace_misses", &st.keyspace_misses);
                 let (channels, patterns) = node.pubsub.sizes();
                 o.kv("pubsub_channels", &channels);
                 o.kv("pubsub_patterns", &patterns);
+                o.kv("pubsubshard_channels", &node.pubsub.shard_count());
+                // Redis's remaining counters, for features this node does not have yet.
+                for f in [
+                    "latest_fork_usec",
+                    "total_forks",
+                    "migrate_cached_sockets",
+                    "slave_expires_tracked_keys",
+                    "active_defrag_hits",
+                    "active_defrag_misses",
+                    "active_defrag_key_hits",
+                    "active_defrag_key_misses",
+                    "total_active_defrag_time",
+                    "current_active_defrag_time",
+                    "tracking_total_keys",
+                    "tracking_total_items",
+                    "tracking_total_prefixes",
+                    "unexpected_error_replies",
+                ] {
+                    o.kv(f, &0);
+                }
                 o.kv(
                     "total_error_replies",
                     &s.error_replies.load(Ordering::Relaxed),
                 );
+                for f in [
+                    "dump_payload_sanitizations",
+                    "total_reads_processed",
+                    "total_writes_processed",
+                    "io_threaded_reads_processed",
+                    "io_threaded_writes_processed",
+                    "reply_buffer_shrinks",
+                    "reply_buffer_expands",
+                ] {
+                    o.kv(f, &0);
+                }
             }
             "replication" => {
                 o.head("Replication");
@@ -669,6 +823,9 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("used_cpu_user", &format!("{user:.6}"));
                 o.kv("used_cpu_sys_children", &"0.000000");
                 o.kv("used_cpu_user_children", &"0.000000");
+                // Every thread serves clients here; the process figures are the closest match.
+                o.kv("used_cpu_sys_main_thread", &format!("{sys:.6}"));
+                o.kv("used_cpu_user_main_thread", &format!("{user:.6}"));
             }
             "modules" => o.head("Modules"),
             "errorstats" => {
@@ -679,7 +836,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             }
             "cluster" => {
                 o.head("Cluster");
-                o.kv("cluster_enabled", &0);
+                o.kv("cluster_enabled", &u8::from(node.cluster.is_some()));
             }
             "keyspace" => {
                 o.head("Keyspace");

@@ -242,19 +242,19 @@ pub fn getset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 pub fn getex(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let o = parse_string_opts(args, 2, false)?;
+    let db = ctx.client.db;
+    let key = &args[1];
+    // As Redis: the options' syntax is checked first, then the key is looked up, and only an
+    // existing key gets its expire time validated (`GETEX nokey EX -1` is a nil, not an error).
+    let Some(e) = read_string(ks, db, key)? else {
+        ctx.out.null();
+        return Ok(());
+    };
     let at = match o.expire {
         Some((k, v)) => Some(expire_ms(k, v, ctx.now_ms, "getex")?),
         None => None,
     };
-    let db = ctx.client.db;
-    let key = &args[1];
-    match read_string(ks, db, key)? {
-        Some(e) => reply_value(&mut ctx.out, &e.value),
-        None => {
-            ctx.out.null();
-            return Ok(());
-        }
-    }
+    reply_value(&mut ctx.out, &e.value);
     if let Some(at) = at {
         if at <= ctx.now_ms {
             ks.remove(db, key)?;

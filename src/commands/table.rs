@@ -29,6 +29,78 @@ pub struct Command {
     pub summary: &'static str,
     pub handler: Option<Handler>,
     pub subcommands: &'static [Command],
+    /// Redis's key specs, for `COMMAND INFO` and `COMMAND GETKEYSANDFLAGS`. Empty: one spec is
+    /// derived from `keys` (read-only commands `RO access`, others `RW update`).
+    pub key_specs: &'static [KeySpec],
+    /// Redis's command tips (`request_policy:multi_shard`, `nondeterministic_output`, ...).
+    pub tips: &'static [&'static str],
+    /// ACL categories Redis's command table names explicitly. Empty: derived from the group.
+    /// The categories implied by flags (`@write`, `@fast`, ...) are always added.
+    pub acl: &'static [&'static str],
+}
+
+/// One of Redis's key specs, of the only shape our commands need: the first key at a fixed
+/// index (`begin_search: index`), the rest by range (`find_keys: range`).
+pub struct KeySpec {
+    /// `RO`/`RW`/`OW`/`RM` and the lower-case access flags, as `COMMAND INFO` prints them.
+    pub flags: &'static [&'static str],
+    pub notes: Option<&'static str>,
+    pub index: i32,
+    /// Last key relative to `index`; negative counts from the end of the arguments.
+    pub lastkey: i32,
+    pub keystep: i32,
+    pub limit: i32,
+}
+
+impl KeySpec {
+    pub const fn range(
+        flags: &'static [&'static str],
+        index: i32,
+        lastkey: i32,
+        keystep: i32,
+    ) -> KeySpec {
+        KeySpec {
+            flags,
+            notes: None,
+            index,
+            lastkey,
+            keystep,
+            limit: 0,
+        }
+    }
+
+    pub const fn notes(mut self, notes: &'static str) -> KeySpec {
+        self.notes = Some(notes);
+        self
+    }
+
+    /// Whether argument `pos` of a command with `argc` arguments is one of this spec's keys.
+    pub fn covers(&self, pos: usize, argc: usize) -> bool {
+        let (pos, argc, first) = (pos as i64, argc as i64, i64::from(self.index));
+        let last = if self.lastkey < 0 {
+            argc + i64::from(self.lastkey)
+        } else {
+            first + i64::from(self.lastkey)
+        };
+        pos >= first && pos <= last && (pos - first) % i64::from(self.keystep.max(1)) == 0
+    }
+}
+
+impl Command {
+    pub const fn specs(mut self, specs: &'static [KeySpec]) -> Command {
+        self.key_specs = specs;
+        self
+    }
+
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> Command {
+        self.tips = tips;
+        self
+    }
+
+    pub const fn acl(mut self, acl: &'static [&'static str]) -> Command {
+        self.acl = acl;
+        self
+    }
 }
 
 /// A command with its place in the table: full name (`config|get`) and index for statistics.
@@ -118,41 +190,73 @@ pub fn table() -> &'static Table {
     TABLE.get_or_init(Table::build)
 }
 
-/// ACL categories, derived as Redis assigns them: by flags and by group.
+/// Redis's ACL categories in the order it lists them (`ACLCommandCategories`).
+const ACL_ORDER: &[&str] = &[
+    "@keyspace",
+    "@read",
+    "@write",
+    "@set",
+    "@sortedset",
+    "@list",
+    "@hash",
+    "@string",
+    "@bitmap",
+    "@hyperloglog",
+    "@geo",
+    "@stream",
+    "@pubsub",
+    "@admin",
+    "@fast",
+    "@slow",
+    "@blocking",
+    "@dangerous",
+    "@connection",
+    "@transaction",
+    "@scripting",
+];
+
+/// ACL categories as Redis assigns them: the command's own (`acl`, or by group when it names
+/// none), plus those its flags imply (`setImplicitACLCategories`), in Redis's order.
 pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
-    let mut cats = Vec::new();
-    match cmd.group {
-        "string" => cats.push("@string"),
-        "generic" => cats.push("@keyspace"),
-        "connection" => cats.push("@connection"),
-        "transactions" => cats.push("@transaction"),
-        "pubsub" => cats.push("@pubsub"),
-        "list" => cats.push("@list"),
-        "hash" => cats.push("@hash"),
-        "set" => cats.push("@set"),
-        "sorted-set" => cats.push("@sortedset"),
-        "bitmap" => cats.push("@bitmap"),
-        "hyperloglog" => cats.push("@hyperloglog"),
-        _ => {}
+    let mut cats: Vec<&'static str> = cmd.acl.to_vec();
+    if cmd.acl.is_empty() && cmd.handler.is_some() {
+        let by_group = match cmd.group {
+            "string" => Some("@string"),
+            "generic" => Some("@keyspace"),
+            "connection" => Some("@connection"),
+            "transactions" => Some("@transaction"),
+            "pubsub" => Some("@pubsub"),
+            "list" => Some("@list"),
+            "hash" => Some("@hash"),
+            "set" => Some("@set"),
+            "sorted-set" => Some("@sortedset"),
+            "bitmap" => Some("@bitmap"),
+            "hyperloglog" => Some("@hyperloglog"),
+            "geo" => Some("@geo"),
+            "stream" => Some("@stream"),
+            _ => None,
+        };
+        cats.extend(by_group);
     }
-    if cmd.flags & WRITE != 0 {
-        cats.push("@write");
+    let implied = [
+        (WRITE, "@write"),
+        (READONLY, "@read"),
+        (ADMIN, "@admin"),
+        (ADMIN, "@dangerous"),
+        (PUBSUB, "@pubsub"),
+        (FAST, "@fast"),
+        (BLOCKING, "@blocking"),
+    ];
+    for (flag, cat) in implied {
+        if cmd.flags & flag != 0 {
+            cats.push(cat);
+        }
     }
-    if cmd.flags & READONLY != 0 {
-        cats.push("@read");
-    }
-    if cmd.flags & ADMIN != 0 {
-        cats.push("@admin");
-        cats.push("@dangerous");
-    }
-    if cmd.flags & BLOCKING != 0 {
-        cats.push("@blocking");
-    }
-    if cmd.flags & FAST != 0 {
-        cats.push("@fast");
-    } else {
+    if cmd.flags & FAST == 0 {
         cats.push("@slow");
     }
+    cats.sort_by_key(|c| ACL_ORDER.iter().position(|o| o == c).unwrap_or(usize::MAX));
+    cats.dedup();
     cats
 }
 
@@ -170,6 +274,9 @@ macro_rules! cmd {
             summary: $summary,
             handler: Some($handler),
             subcommands: &[],
+            key_specs: &[],
+            tips: &[],
+            acl: &[],
         }
     };
 }
@@ -188,9 +295,13 @@ macro_rules! container {
             summary: $summary,
             handler: None,
             subcommands: $subs,
+            key_specs: &[],
+            tips: &[],
+            acl: &[],
         }
     };
 }
+pub(crate) use container;
 
 pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
@@ -226,7 +337,8 @@ static CONFIG_SUBS: &[Command] = &[
         "2.0.0",
         srv::config_set,
         "Sets configuration parameters in-flight."
-    ),
+    )
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd!(
         "resetstat",
         2,
@@ -263,7 +375,7 @@ static CLIENT_SUBS: &[Command] = &[
     cmd!(
         "id",
         2,
-        CONN,
+        NOSCRIPT | LOADING | STALE,
         NO_KEYS,
         "connection",
         "5.0.0",
@@ -273,13 +385,14 @@ static CLIENT_SUBS: &[Command] = &[
     cmd!(
         "info",
         2,
-        CONN,
+        NOSCRIPT | LOADING | STALE,
         NO_KEYS,
         "connection",
         "6.2.0",
         conn::client_info,
         "Returns information about the connection."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "list",
         -2,
@@ -289,11 +402,12 @@ static CLIENT_SUBS: &[Command] = &[
         "2.4.0",
         conn::client_list,
         "Lists open connections."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "setname",
         3,
-        CONN,
+        NOSCRIPT | LOADING | STALE,
         NO_KEYS,
         "connection",
         "2.6.9",
@@ -303,22 +417,12 @@ static CLIENT_SUBS: &[Command] = &[
     cmd!(
         "getname",
         2,
-        CONN,
+        NOSCRIPT | LOADING | STALE,
         NO_KEYS,
         "connection",
         "2.6.9",
         conn::client_getname,
         "Returns the name of the connection."
-    ),
-    cmd!(
-        "setinfo",
-        4,
-        CONN,
-        NO_KEYS,
-        "connection",
-        "7.2.0",
-        conn::client_setinfo,
-        "Sets information specific to the client or connection."
     ),
     cmd!(
         "kill",
@@ -363,12 +467,22 @@ static CLIENT_SUBS: &[Command] = &[
     cmd!(
         "reply",
         3,
-        CONN,
+        NOSCRIPT | LOADING | STALE,
         NO_KEYS,
         "connection",
         "3.2.0",
         conn::client_reply,
         "Instructs the server whether to reply to commands."
+    ),
+    cmd!(
+        "unblock",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "5.0.0",
+        super::blocking::client_unblock,
+        "Unblocks a client blocked by a blocking command from a different connection."
     ),
     cmd!(
         "help",
@@ -392,7 +506,8 @@ static COMMAND_SUBS: &[Command] = &[
         "2.8.13",
         intro::command_count,
         "Returns a count of commands."
-    ),
+    )
+    .acl(&["@connection"]),
     cmd!(
         "info",
         -2,
@@ -402,7 +517,9 @@ static COMMAND_SUBS: &[Command] = &[
         "2.8.13",
         intro::command_info,
         "Returns information about one, multiple or all commands."
-    ),
+    )
+    .acl(&["@connection"])
+    .tips(&["nondeterministic_output_order"]),
     cmd!(
         "docs",
         -2,
@@ -412,7 +529,9 @@ static COMMAND_SUBS: &[Command] = &[
         "7.0.0",
         intro::command_docs,
         "Returns documentary information about one, multiple or all commands."
-    ),
+    )
+    .acl(&["@connection"])
+    .tips(&["nondeterministic_output_order"]),
     cmd!(
         "list",
         -2,
@@ -422,27 +541,31 @@ static COMMAND_SUBS: &[Command] = &[
         "7.0.0",
         intro::command_list,
         "Returns a list of command names."
-    ),
+    )
+    .acl(&["@connection"])
+    .tips(&["nondeterministic_output_order"]),
     cmd!(
         "getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         "server",
         "2.8.13",
         intro::command_getkeys,
         "Extracts the key names from an arbitrary command."
-    ),
+    )
+    .acl(&["@connection"]),
     cmd!(
         "getkeysandflags",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         "server",
         "7.0.0",
         intro::command_getkeysandflags,
         "Extracts the key names and access flags for an arbitrary command."
-    ),
+    )
+    .acl(&["@connection"]),
     cmd!(
         "help",
         2,
@@ -452,7 +575,8 @@ static COMMAND_SUBS: &[Command] = &[
         "5.0.0",
         intro::command_help,
         "Returns helpful text about the different subcommands."
-    ),
+    )
+    .acl(&["@connection"]),
 ];
 
 static SLOWLOG_SUBS: &[Command] = &[
@@ -465,7 +589,8 @@ static SLOWLOG_SUBS: &[Command] = &[
         "2.2.12",
         srv::slowlog_get,
         "Returns the slow log's entries."
-    ),
+    )
+    .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
     cmd!(
         "len",
         2,
@@ -475,7 +600,12 @@ static SLOWLOG_SUBS: &[Command] = &[
         "2.2.12",
         srv::slowlog_len,
         "Returns the number of entries in the slow log."
-    ),
+    )
+    .tips(&[
+        "request_policy:all_nodes",
+        "response_policy:agg_sum",
+        "nondeterministic_output",
+    ]),
     cmd!(
         "reset",
         2,
@@ -485,7 +615,8 @@ static SLOWLOG_SUBS: &[Command] = &[
         "2.2.12",
         srv::slowlog_reset,
         "Clears all entries from the slow log."
-    ),
+    )
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd!(
         "help",
         2,
@@ -508,7 +639,12 @@ static LATENCY_SUBS: &[Command] = &[
         "2.8.13",
         srv::latency_latest,
         "Returns the latest latency samples for all events."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
     cmd!(
         "history",
         3,
@@ -518,7 +654,12 @@ static LATENCY_SUBS: &[Command] = &[
         "2.8.13",
         srv::latency_history,
         "Returns timestamp-latency samples for an event."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
     cmd!(
         "reset",
         -2,
@@ -528,7 +669,8 @@ static LATENCY_SUBS: &[Command] = &[
         "2.8.13",
         srv::latency_reset,
         "Resets the latency data for one or more events."
-    ),
+    )
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd!(
         "doctor",
         2,
@@ -538,7 +680,12 @@ static LATENCY_SUBS: &[Command] = &[
         "2.8.13",
         srv::latency_doctor,
         "Returns a human-readable latency analysis report."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
     cmd!(
         "histogram",
         -2,
@@ -548,7 +695,12 @@ static LATENCY_SUBS: &[Command] = &[
         "7.0.0",
         srv::latency_histogram,
         "Returns the cumulative distribution of latencies of a subset or all commands."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
     cmd!(
         "help",
         2,
@@ -571,7 +723,9 @@ static OBJECT_SUBS: &[Command] = &[
         "2.2.3",
         keys::object,
         "Returns the internal encoding of a Redis object."
-    ),
+    )
+    .tips(&["nondeterministic_output"])
+    .specs(&[KeySpec::range(&["RO"], 2, 0, 1)]),
     cmd!(
         "freq",
         3,
@@ -581,7 +735,9 @@ static OBJECT_SUBS: &[Command] = &[
         "4.0.0",
         keys::object,
         "Returns the logarithmic access frequency counter of a Redis object."
-    ),
+    )
+    .tips(&["nondeterministic_output"])
+    .specs(&[KeySpec::range(&["RO"], 2, 0, 1)]),
     cmd!(
         "idletime",
         3,
@@ -591,7 +747,9 @@ static OBJECT_SUBS: &[Command] = &[
         "2.2.3",
         keys::object,
         "Returns the time since the last access to a Redis object."
-    ),
+    )
+    .tips(&["nondeterministic_output"])
+    .specs(&[KeySpec::range(&["RO"], 2, 0, 1)]),
     cmd!(
         "refcount",
         3,
@@ -601,7 +759,9 @@ static OBJECT_SUBS: &[Command] = &[
         "2.2.3",
         keys::object,
         "Returns the reference count of a value of a key."
-    ),
+    )
+    .tips(&["nondeterministic_output"])
+    .specs(&[KeySpec::range(&["RO"], 2, 0, 1)]),
     cmd!(
         "help",
         2,
@@ -624,7 +784,8 @@ static MEMORY_SUBS: &[Command] = &[
         "4.0.0",
         keys::memory,
         "Estimates the memory usage of a key."
-    ),
+    )
+    .specs(&[KeySpec::range(&["RO"], 2, 0, 1)]),
     cmd!(
         "stats",
         2,
@@ -634,7 +795,12 @@ static MEMORY_SUBS: &[Command] = &[
         "4.0.0",
         keys::memory,
         "Returns details about memory usage."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
     cmd!(
         "doctor",
         2,
@@ -644,7 +810,12 @@ static MEMORY_SUBS: &[Command] = &[
         "4.0.0",
         keys::memory,
         "Outputs a memory problems report."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
     cmd!(
         "purge",
         2,
@@ -654,7 +825,8 @@ static MEMORY_SUBS: &[Command] = &[
         "4.0.0",
         keys::memory,
         "Asks the allocator to release memory."
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd!(
         "malloc-stats",
         2,
@@ -664,7 +836,12 @@ static MEMORY_SUBS: &[Command] = &[
         "4.0.0",
         keys::memory,
         "Returns the allocator statistics."
-    ),
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
     cmd!(
         "help",
         2,
@@ -681,7 +858,16 @@ pub const KEY_2: (i32, i32, i32) = (2, 2, 1);
 
 /// Every command family's table. A family file (`hash.rs`, `list.rs`, ...) declares its own
 /// `pub static COMMANDS: &[Command]` and is listed here.
-static FAMILIES: &[&[Command]] = &[COMMANDS, super::pubsub::COMMANDS];
+static FAMILIES: &[&[Command]] = &[
+    COMMANDS,
+    super::cluster::COMMANDS,
+    super::hash::COMMANDS,
+    super::set::COMMANDS,
+    super::sort::COMMANDS,
+    super::list::COMMANDS,
+    super::zset::COMMANDS,
+    super::pubsub::COMMANDS,
+];
 
 pub static COMMANDS: &[Command] = &[
     // strings
@@ -704,7 +890,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::set,
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update", "variable_flags"], 1, 0, 1).notes("RW and ACCESS due to the optional `GET` argument")]),
     cmd!(
         "setnx",
         3,
@@ -714,7 +900,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::setnx,
         "Set the string value of a key only when the key doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["OW", "insert"], 1, 0, 1)]),
     cmd!(
         "setex",
         4,
@@ -724,7 +910,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         st::setex,
         "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1)]),
     cmd!(
         "psetex",
         4,
@@ -734,7 +920,7 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         st::psetex,
         "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1)]),
     cmd!(
         "getex",
         -2,
@@ -744,7 +930,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         st::getex,
         "Returns the string value of a key after setting its expiration time."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1).notes("RW and UPDATE because it changes the TTL")]),
     cmd!(
         "getdel",
         2,
@@ -754,7 +940,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         st::getdel,
         "Returns the string value of a key after deleting the key."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1)]),
     cmd!(
         "getset",
         3,
@@ -764,7 +950,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::getset,
         "Returns the previous string value of a key after setting it to a new value."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "mget",
         -2,
@@ -774,7 +960,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::mget,
         "Atomically returns the string values of one or more keys."
-    ),
+    ).tips(&["request_policy:multi_shard"]),
     cmd!(
         "mset",
         -3,
@@ -784,7 +970,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.1",
         st::mset,
         "Atomically creates or modifies the string values of one or more keys."
-    ),
+    ).tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]).specs(&[KeySpec::range(&["OW", "update"], 1, -1, 2)]),
     cmd!(
         "msetnx",
         -3,
@@ -794,7 +980,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.1",
         st::msetnx,
         "Atomically modifies the string values of one or more keys only when all keys don't exist."
-    ),
+    ).tips(&["request_policy:multi_shard", "response_policy:agg_min"]).specs(&[KeySpec::range(&["OW", "insert"], 1, -1, 2)]),
     cmd!(
         "append",
         3,
@@ -804,7 +990,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         st::append,
         "Appends a string to the value of a key. Creates the key if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "strlen",
         2,
@@ -814,7 +1000,7 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         st::strlen,
         "Returns the length of a string value."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "getrange",
         4,
@@ -854,7 +1040,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::incr,
         "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "decr",
         2,
@@ -864,7 +1050,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::decr,
         "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "incrby",
         3,
@@ -874,7 +1060,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::incrby,
         "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "decrby",
         3,
@@ -884,7 +1070,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         st::decrby,
         "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "incrbyfloat",
         3,
@@ -894,7 +1080,7 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         st::incrbyfloat,
         "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "lcs",
         -3,
@@ -915,7 +1101,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::del,
         "Deletes one or more keys."
-    ),
+    ).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).specs(&[KeySpec::range(&["RM", "delete"], 1, -1, 1)]),
     cmd!(
         "unlink",
         -2,
@@ -925,7 +1111,7 @@ pub static COMMANDS: &[Command] = &[
         "4.0.0",
         keys::del,
         "Asynchronously deletes one or more keys."
-    ),
+    ).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).specs(&[KeySpec::range(&["RM", "delete"], 1, -1, 1)]),
     cmd!(
         "exists",
         -2,
@@ -935,7 +1121,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::exists,
         "Determines whether one or more keys exist."
-    ),
+    ).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).specs(&[KeySpec::range(&["RO"], 1, -1, 1)]),
     cmd!(
         "touch",
         -2,
@@ -945,7 +1131,7 @@ pub static COMMANDS: &[Command] = &[
         "3.2.1",
         keys::touch,
         "Returns the number of existing keys out of those specified after updating the time they were last accessed."
-    ),
+    ).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).specs(&[KeySpec::range(&["RO"], 1, -1, 1)]),
     cmd!(
         "type",
         2,
@@ -955,7 +1141,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::type_,
         "Determines the type of value stored at a key."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "keys",
         2,
@@ -965,7 +1151,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::keys,
         "Returns all key names that match a pattern."
-    ),
+    ).acl(&["@keyspace", "@dangerous"]).tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
     cmd!(
         "scan",
         -2,
@@ -975,7 +1161,7 @@ pub static COMMANDS: &[Command] = &[
         "2.8.0",
         keys::scan,
         "Iterates over the key names in the database."
-    ),
+    ).tips(&["nondeterministic_output", "request_policy:special"]),
     cmd!(
         "randomkey",
         1,
@@ -985,7 +1171,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::randomkey,
         "Returns a random key name from the database."
-    ),
+    ).tips(&["request_policy:all_shards", "nondeterministic_output"]),
     cmd!(
         "rename",
         3,
@@ -995,7 +1181,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::rename,
         "Renames a key and overwrites the destination."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["OW", "update"], 2, 0, 1)]),
     cmd!(
         "renamenx",
         3,
@@ -1005,7 +1191,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::renamenx,
         "Renames a key only when the target key name doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["OW", "insert"], 2, 0, 1)]),
     cmd!(
         "copy",
         -3,
@@ -1015,7 +1201,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         keys::copy,
         "Copies the value of a key to a new key."
-    ),
+    ).specs(&[KeySpec::range(&["RO", "access"], 1, 0, 1), KeySpec::range(&["OW", "update"], 2, 0, 1)]),
     cmd!(
         "move",
         3,
@@ -1025,7 +1211,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::move_,
         "Moves a key to another database."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     container!(
         "object",
         "generic",
@@ -1089,7 +1275,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         keys::ttl,
         "Returns the expiration time in seconds of a key."
-    ),
+    ).tips(&["nondeterministic_output"]),
     cmd!(
         "pttl",
         2,
@@ -1099,7 +1285,7 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         keys::pttl,
         "Returns the expiration time in milliseconds of a key."
-    ),
+    ).tips(&["nondeterministic_output"]),
     cmd!(
         "expiretime",
         2,
@@ -1140,11 +1326,11 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         conn::ping,
         "Returns the server's liveliness response."
-    ),
+    ).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd!(
         "echo",
         2,
-        FAST,
+        LOADING | STALE | FAST,
         NO_KEYS,
         "connection",
         "1.0.0",
@@ -1174,7 +1360,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "select",
         2,
-        CONN,
+        LOADING | STALE | FAST,
         NO_KEYS,
         "connection",
         "1.0.0",
@@ -1269,7 +1455,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srv::dbsize,
         "Returns the number of keys in the database."
-    ),
+    ).acl(&["@keyspace"]).tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
     cmd!(
         "flushdb",
         -1,
@@ -1279,7 +1465,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srv::flushdb,
         "Remove all keys from the current database."
-    ),
+    ).acl(&["@keyspace", "@dangerous"]).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd!(
         "flushall",
         -1,
@@ -1289,7 +1475,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srv::flushall,
         "Removes all keys from all databases."
-    ),
+    ).acl(&["@keyspace", "@dangerous"]).tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     cmd!(
         "swapdb",
         3,
@@ -1299,7 +1485,7 @@ pub static COMMANDS: &[Command] = &[
         "4.0.0",
         srv::swapdb,
         "Swaps two Redis databases."
-    ),
+    ).acl(&["@keyspace", "@dangerous"]),
     cmd!(
         "info",
         -1,
@@ -1309,7 +1495,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srv::info,
         "Returns information and statistics about the server."
-    ),
+    ).acl(&["@dangerous"]).tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
     cmd!(
         "time",
         1,
@@ -1319,7 +1505,7 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         srv::time,
         "Returns the server time."
-    ),
+    ).tips(&["nondeterministic_output"]),
     cmd!(
         "lastsave",
         1,
@@ -1329,7 +1515,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srv::lastsave,
         "Returns the Unix timestamp of the last successful save to disk."
-    ),
+    ).acl(&["@admin", "@dangerous"]).tips(&["nondeterministic_output"]),
     cmd!(
         "shutdown",
         -1,
@@ -1382,5 +1568,8 @@ pub static COMMANDS: &[Command] = &[
         summary: "Returns detailed information about all commands.",
         handler: Some(intro::command),
         subcommands: COMMAND_SUBS,
+        key_specs: &[],
+        tips: &["nondeterministic_output_order"],
+        acl: &["@connection"],
     },
 ];

@@ -121,6 +121,8 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     let resp3 = ctx.client.resp3;
     let mut buf = BytesMut::new();
     ctx.client.in_exec = true;
+    // Blocking commands inside a transaction reply at once, as if timed out.
+    ctx.client.deny_blocking = true;
     for (cmd, args) in &m.queue {
         buf.clear();
         let after = super::run(ctx.node, ctx.client, &mut buf, cmd, args, ks, ctx.now_ms);
@@ -134,5 +136,6 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.client.in_exec = false;
+    ctx.client.deny_blocking = false;
     Ok(())
 }

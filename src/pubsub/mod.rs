@@ -605,6 +605,11 @@ impl PubSub {
     pub fn sizes(&self) -> (usize, usize) {
         (self.channels.read().len(), self.numpat())
     }
+
+    /// Shard channels with at least one subscriber (INFO `pubsubshard_channels`).
+    pub fn shard_count(&self) -> usize {
+        self.shard.read().values().map(|m| m.len()).sum()
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,15 @@ pub struct Parser {
     ranges: Vec<(usize, usize)>,
     /// Length of the bulk whose header was read, if its data is not complete yet.
     bulk_len: Option<usize>,
+    /// Whether the client still has to authenticate: Redis then refuses multibulks of more
+    /// than 10 arguments and bulks longer than 16 KiB, so an unauthenticated client cannot
+    /// make the server buffer much.
+    unauthenticated: bool,
 }
+
+/// Most arguments, and longest bulk, an unauthenticated client may send (Redis 7.0).
+const UNAUTH_MAX_ARGS: i64 = 10;
+const UNAUTH_MAX_BULK: usize = 16384;
 
 impl Parser {
     pub fn new(max_bulk_len: usize) -> Parser {
@@ -36,7 +44,13 @@ impl Parser {
             pos: 0,
             ranges: Vec::new(),
             bulk_len: None,
+            unauthenticated: false,
         }
+    }
+
+    /// Applies (or lifts) the limits for clients that have not authenticated yet.
+    pub fn set_unauthenticated(&mut self, on: bool) {
+        self.unauthenticated = on;
     }
 
     pub fn set_max_bulk_len(&mut self, n: usize) {
@@ -76,6 +90,9 @@ impl Parser {
             let n = parse_len(&buf[1..line_end])
                 .filter(|&n| n <= i32::MAX as i64)
                 .ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
+            if n > UNAUTH_MAX_ARGS && self.unauthenticated {
+                return Err(ProtocolError("unauthenticated multibulk length".into()));
+            }
             if n <= 0 {
                 let _ = buf.split_to(next);
                 return Ok(true);
@@ -105,6 +122,9 @@ impl Parser {
                         .filter(|&n| n >= 0 && n as usize <= self.max_bulk_len)
                         .ok_or_else(|| ProtocolError("invalid bulk length".into()))?
                         as usize;
+                    if len > UNAUTH_MAX_BULK && self.unauthenticated {
+                        return Err(ProtocolError("unauthenticated bulk length".into()));
+                    }
                     self.pos = next;
                     self.bulk_len = Some(len);
                     if len >= BIG_ARG {
@@ -322,6 +342,18 @@ mod tests {
         assert_eq!(
             parse_all(&mut p, &mut buf).unwrap_err().0,
             "invalid bulk length"
+        );
+        let mut p = Parser::new(512 << 20);
+        p.set_unauthenticated(true);
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            parse_all(&mut p, &mut buf).unwrap_err().0,
+            "unauthenticated multibulk length"
+        );
+        let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        assert_eq!(
+            parse_all(&mut p, &mut buf).unwrap_err().0,
+            "unauthenticated bulk length"
         );
     }
 

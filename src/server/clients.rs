@@ -24,8 +24,6 @@ pub struct ClientInfo {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
-    pub lib_name: Mutex<Option<Bytes>>,
-    pub lib_ver: Mutex<Option<Bytes>>,
     pub db: AtomicUsize,
     pub resp: AtomicU8,
     pub last_interaction_ms: AtomicI64,
@@ -34,6 +32,8 @@ pub struct ClientInfo {
     pub multi_len: AtomicI64,
     pub monitor: AtomicBool,
     pub no_evict: AtomicBool,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: AtomicBool,
     pub query_buf: AtomicUsize,
     pub output_len: AtomicUsize,
     /// Channels, patterns and shard channels subscribed (CLIENT LIST `sub`, `psub`, `ssub`).
@@ -72,8 +72,6 @@ impl ClientInfo {
     /// One `CLIENT LIST` / `CLIENT INFO` line, fields as in Redis 7.0.
     pub fn describe(&self, now_ms: i64) -> String {
         let name = self.name.lock().clone().unwrap_or_default();
-        let lib_name = self.lib_name.lock().clone().unwrap_or_default();
-        let lib_ver = self.lib_ver.lock().clone().unwrap_or_default();
         let cmd = crate::commands::table()
             .all
             .get(self.last_cmd.load(Ordering::Relaxed))
@@ -91,6 +89,9 @@ impl ClientInfo {
         if multi >= 0 {
             flags.push('x');
         }
+        if self.blocked.load(Ordering::Relaxed) {
+            flags.push('b');
+        }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
@@ -100,7 +101,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -117,8 +118,6 @@ impl ClientInfo {
             self.output_len.load(Ordering::Relaxed),
             cmd,
             self.resp.load(Ordering::Relaxed),
-            String::from_utf8_lossy(&lib_name),
-            String::from_utf8_lossy(&lib_ver),
         )
     }
 }
@@ -158,8 +157,6 @@ impl ClientRegistry {
             laddr,
             created: Instant::now(),
             name: Mutex::new(None),
-            lib_name: Mutex::new(None),
-            lib_ver: Mutex::new(None),
             db: AtomicUsize::new(0),
             resp: AtomicU8::new(2),
             last_interaction_ms: AtomicI64::new(now_ms),
@@ -167,6 +164,7 @@ impl ClientRegistry {
             multi_len: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
             subscriptions: Arc::new([
@@ -229,6 +227,16 @@ pub struct ClientState {
     /// Running the queue of EXEC (Redis's `CLIENT_DENY_BLOCKING` inside a transaction).
     pub in_exec: bool,
     pub monitor: bool,
+    /// ASKING was sent: the next command may run on an importing slot.
+    pub asking: bool,
+    /// READONLY: reads may be served by a replica.
+    pub readonly: bool,
+    /// Set while a blocking command waits for its keys (see `commands::blocking`).
+    pub blocked: Option<crate::commands::blocking::BlockState>,
+    /// Set by a re-run of a blocked command that still found nothing to serve.
+    pub still_blocked: bool,
+    /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
+    pub deny_blocking: bool,
     pub pubsub: ClientSubs,
     /// WATCHed keys (db, key) and the flag writers set when one changes.
     pub watched: Vec<(usize, Bytes)>,
@@ -236,7 +244,10 @@ pub struct ClientState {
 }
 
 impl ClientState {
-    pub fn new(info: Arc<ClientInfo>) -> ClientState {
+    /// `authenticated`: whether the client starts authenticated, as Redis's
+    /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
+    /// A client that connected before `requirepass` was set stays authenticated.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
         let pubsub = ClientSubs::new(info.subscriptions.clone());
         ClientState {
             pubsub,
@@ -246,11 +257,16 @@ impl ClientState {
             info,
             db: 0,
             resp3: false,
-            authenticated: false,
+            authenticated,
             close_after_reply: false,
             reply_mode: ReplyMode::On,
             multi: None,
             monitor: false,
+            asking: false,
+            readonly: false,
+            blocked: None,
+            still_blocked: false,
+            deny_blocking: false,
         }
     }
 

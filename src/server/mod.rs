@@ -56,7 +56,8 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
         let node = node.clone();
         tasks.spawn(async move {
             let id = info.id;
-            serve(node.clone(), sock, ClientState::new(info)).await;
+            let authenticated = !node.requires_pass();
+            serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
             node.monitors.remove(id);
             node.clients.unregister(id);
         });
@@ -162,6 +163,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
         let mut close = false;
         loop {
+            parser.set_unauthenticated(client.needs_auth(&node));
             match parser.parse(&mut inbuf, &mut args) {
                 Ok(true) => {
                     if args.is_empty() {
@@ -175,8 +177,38 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         pubsub_cost +=
                             ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
                     }
-                    let mark = out.len();
-                    let after = commands::call(&node, &mut client, &mut out, &args);
+                    let mut mark = out.len();
+                    let mut after = commands::call(&node, &mut client, &mut out, &args);
+                    if client.blocked.is_some() {
+                        // Replies so far leave now; the rest of the pipeline waits behind us.
+                        if !flush(&node, &kill, &mut wr, &mut out).await {
+                            node.store.blocked.unblock(client.info.id);
+                            break 'conn;
+                        }
+                        if let Some(ib) = &inbox
+                            && pubsub_cost > 0
+                        {
+                            ib.sub.written(pubsub_cost);
+                            pubsub_cost = 0;
+                        }
+                        mark = 0;
+                        let waited = wait_blocked(
+                            &node,
+                            &mut client,
+                            Conn {
+                                rd: &mut rd,
+                                wr: &mut wr,
+                                inbuf: &mut inbuf,
+                                inbox: &mut inbox,
+                            },
+                            &mut out,
+                            &args,
+                        )
+                        .await;
+                        if waited == After::Close {
+                            after = After::Close;
+                        }
+                    }
                     apply_reply_mode(&mut client, &mut out, mark);
                     if inbox.is_none() {
                         inbox = client.pubsub.inbox.take();
@@ -239,6 +271,109 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     node.pubsub.remove_client(&mut client.pubsub, id);
     commands::transactions::unwatch_all(&node, &mut client);
     let _ = wr.shutdown().await;
+}
+
+/// Waits while the client is blocked (BLPOP & co): re-runs the command on each wake-up until it
+/// is served, replies as timed out at the deadline or on CLIENT UNBLOCK, and watches the socket
+/// so a client that disconnects leaves nothing behind (input that arrives meanwhile is kept for
+/// after). Returns `Close` when the connection must end.
+///
+/// A subscriber (RESP3) keeps getting its pub/sub messages while it waits, as in Redis.
+async fn wait_blocked(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    conn: Conn<'_>,
+    out: &mut BytesMut,
+    args: &[Bytes],
+) -> After {
+    let Conn {
+        rd,
+        wr,
+        inbuf,
+        inbox,
+    } = conn;
+    use crate::commands::blocking::reply_timeout;
+    use crate::store::blocking::unblock;
+    let id = client.info.id;
+    let qbuf_limit = node.config.read().client_query_buffer_limit;
+    let kill = client.info.kill.clone();
+    let result = loop {
+        let Some(b) = client.blocked.as_ref() else {
+            break After::Continue;
+        };
+        let waiter = b.waiter.clone();
+        let deadline = b.deadline;
+        let expired = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => break After::Close,
+            _ = node.shutdown.cancelled() => break After::Close,
+            _ = waiter.notify.notified() => {
+                match waiter.unblocked.load(Ordering::Relaxed) {
+                    unblock::TIMEOUT => {
+                        reply_timeout(&mut Reply::new(out, client.resp3));
+                        break After::Continue;
+                    }
+                    unblock::ERROR => {
+                        Reply::new(out, client.resp3)
+                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                        break After::Continue;
+                    }
+                    _ => {}
+                }
+                client.still_blocked = false;
+                let after = commands::call(node, client, out, args);
+                if !client.still_blocked {
+                    break after;
+                }
+            }
+            d = recv_pubsub(inbox) => {
+                if let (Some(d), Some(ib)) = (d, inbox.as_mut()) {
+                    // `out` is empty here: what came before was flushed before waiting.
+                    let mut cost = d.cost();
+                    ib.write(out, client.resp3, &mut client.pubsub, d);
+                    cost += ib.drain(out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
+                    if !flush(node, &kill, wr, out).await {
+                        break After::Close;
+                    }
+                    ib.sub.written(cost);
+                }
+            }
+            _ = expired => {
+                reply_timeout(&mut Reply::new(out, client.resp3));
+                break After::Continue;
+            }
+            r = rd.read_buf(inbuf) => {
+                match r {
+                    Ok(0) | Err(_) => break After::Close,
+                    Ok(n) => {
+                        node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        if inbuf.len() > qbuf_limit {
+                            break After::Close;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    client.blocked = None;
+    client.still_blocked = false;
+    client.info.blocked.store(false, Ordering::Relaxed);
+    node.store.blocked.unblock(id);
+    result
+}
+
+/// The connection's halves and buffers a blocked client's wait uses.
+struct Conn<'a> {
+    rd: &'a mut tokio::net::tcp::OwnedReadHalf,
+    wr: &'a mut tokio::net::tcp::OwnedWriteHalf,
+    inbuf: &'a mut BytesMut,
+    inbox: &'a mut Option<Inbox>,
 }
 
 /// Writes and clears `out`; false when the peer is gone or the client was killed meanwhile (a

@@ -224,7 +224,7 @@ impl<T: Keyed> Dict<T> {
     /// Visits one bucket at `cursor` and returns the next cursor (0 when done). Same algorithm as
     /// Redis's `dictScan`: the cursor counts with its bits reversed, so a table that grew or
     /// shrank between calls is still covered without missing anything present all along.
-    pub fn scan(&self, cursor: u64, mut visit: impl FnMut(&T)) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, mut visit: impl FnMut(&'a T)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }

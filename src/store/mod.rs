@@ -6,10 +6,15 @@
 //! view of them; commands that touch everything (FLUSHALL, KEYS, MULTI/EXEC) lock all shards.
 //! Nothing here knows about RESP, HTTP or the cluster bus.
 
+pub mod blocking;
 pub mod dict;
+pub mod hash;
+pub mod list;
 pub mod sds;
+pub mod set;
 pub mod value;
 pub mod watch;
+pub mod zset;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -193,6 +198,8 @@ pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     /// Where key changes are published (commands publish through `Ctx::notify`).
     pub events: Arc<Events>,
+    /// Clients blocked on keys; woken when a list or sorted set appears under a new key.
+    pub blocked: blocking::Blocked,
     databases: usize,
     /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
     started: std::time::Instant,
@@ -202,6 +209,10 @@ pub struct Store {
     pub watches: watch::Watches,
     /// Whether read misses publish "keymiss" events (`notify-keyspace-events` with `m`).
     pub notify_keymiss: std::sync::atomic::AtomicBool,
+    /// `hash-max-listpack-*`, read by hash writes.
+    pub hash_limits: hash::HashLimits,
+    /// `set-max-intset-entries`, read by set writes.
+    pub set_limits: set::SetLimits,
 }
 
 impl Store {
@@ -211,11 +222,14 @@ impl Store {
                 .map(|_| Mutex::new(Shard::new(databases)))
                 .collect(),
             events,
+            blocked: blocking::Blocked::default(),
             databases,
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
             watches: watch::Watches::default(),
             notify_keymiss: Default::default(),
+            hash_limits: hash::HashLimits::default(),
+            set_limits: set::SetLimits::default(),
         }
     }
 
@@ -321,6 +335,13 @@ impl Store {
             }
         }
         sizes
+    }
+
+    /// Runs `f` with the key count of `slot` while its shard is locked, so no command can
+    /// write to the slot in between (used to hand an empty slot to another node).
+    pub fn with_slot_count<R>(&self, slot: u16, f: impl FnOnce(u32) -> R) -> R {
+        let s = self.shards[shard_of_slot(slot)].lock();
+        f(s.slot_counts[slot as usize % SLOTS_PER_SHARD])
     }
 
     pub fn count_keys_in_slot(&self, slot: u16) -> u32 {
@@ -461,6 +482,13 @@ impl<'a> Keyspace<'a> {
         Ok(s.dbs[db].keys.get(key))
     }
 
+    /// The entry for `key` by shared reference, so a command can hold several at once (SINTER,
+    /// SUNION). No expiry or access accounting: look each key up with `lookup_read` first.
+    pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
+        let i = self.shard_index(key)?;
+        Ok(self.guards[i].1.dbs[db].keys.get(key))
+    }
+
     /// Runs `f` on shard `i`, using this view's lock when it holds it, else locking the shard
     /// just for the call (SCAN walks shards one at a time without holding them all).
     pub fn visit_shard<R>(&mut self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
@@ -510,11 +538,15 @@ impl<'a> Keyspace<'a> {
             }
         } else {
             had_expire = false;
+            let ready = value.may_unblock();
             let mut e = Entry::new(Sds::new(key), value, lru);
             e.set_has_expire(expire_at_ms.is_some());
             d.keys.insert_new(e);
             s.note_insert(db, key);
             publish_new(store, db, key, now);
+            if ready {
+                store.blocked.signal(db, key);
+            }
         }
         let d = &mut s.dbs[db];
         match expire_at_ms {
@@ -542,6 +574,9 @@ impl<'a> Keyspace<'a> {
         let key = entry.key.clone();
         self.remove(db, &key)?;
         let (store, now) = (self.store, self.now_ms);
+        if entry.value.may_unblock() {
+            self.store.blocked.signal(db, &key);
+        }
         let s = self.shard(&key)?;
         entry.set_has_expire(expire_at_ms.is_some());
         s.dbs[db].keys.insert_new(entry);

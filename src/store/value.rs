@@ -3,7 +3,11 @@
 //! modified in place by APPEND/SETRANGE/SETBIT, as Redis does).
 
 use super::dict::Keyed;
+use super::hash::Hash;
+use super::list::List;
 use super::sds::Sds;
+use super::set::Set;
+use super::zset::ZSet;
 
 /// Longest string Redis stores as "embstr".
 pub const EMBSTR_MAX: usize = 44;
@@ -11,6 +15,10 @@ pub const EMBSTR_MAX: usize = 44;
 pub enum Value {
     Str(Sds),
     Int(i64),
+    Hash(Hash),
+    Set(Set),
+    List(Box<List>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -37,7 +45,16 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
+    }
+
+    /// Whether this value appearing under a key can serve clients blocked on it.
+    pub fn may_unblock(&self) -> bool {
+        matches!(self, Value::List(_) | Value::ZSet(_))
     }
 
     pub fn is_string(&self) -> bool {
@@ -49,6 +66,10 @@ impl Value {
         match self {
             Value::Str(s) => s.heap_size(),
             Value::Int(_) => 0,
+            Value::Hash(h) => h.heap_size(),
+            Value::Set(s) => s.heap_size(),
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
         }
     }
 }
@@ -58,6 +79,10 @@ impl Clone for Value {
         match self {
             Value::Str(s) => Value::Str(s.clone()),
             Value::Int(i) => Value::Int(*i),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
         }
     }
 }
@@ -201,6 +226,10 @@ impl Entry {
                     "embstr"
                 }
             }
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::List(_) => "quicklist",
+            Value::ZSet(z) => z.encoding(),
         }
     }
 

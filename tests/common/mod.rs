@@ -2,6 +2,10 @@
 //! any RESP server with raw bytes.
 #![allow(dead_code)]
 
+pub mod redis_server;
+pub mod resp;
+pub mod session;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

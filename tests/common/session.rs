@@ -1,26 +1,17 @@
 //! Multi-connection RESP sessions for pub/sub and transaction tests: read whole RESP2/RESP3
-//! frames (raw bytes, for byte-for-byte comparison), spawn a real `redis-server` on a free port,
-//! and record what every connection receives after every step, so the same script can be run
-//! against Reredis and Redis and the transcripts compared.
-#![allow(dead_code)]
+//! frames (raw bytes, for byte-for-byte comparison, including pushes that arrive between
+//! replies and a peer that closes), and record what every connection receives after every
+//! step, so the same script can be run against Reredis and a real `redis-server`
+//! ([`RedisServer`]) and the transcripts compared.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Encodes a command as a RESP multibulk.
-pub fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
+pub use super::redis_server::RedisServer;
+use super::resp::encode;
 
 /// Length of the complete frame at the start of `b`, or None if more bytes are needed.
 fn frame_len(b: &[u8]) -> Option<usize> {
@@ -141,65 +132,6 @@ impl Conn {
     }
 }
 
-/// A real `redis-server` on a free port, killed (by its PID) when dropped.
-pub struct RedisServer {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl RedisServer {
-    pub async fn start() -> RedisServer {
-        let port = StdListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(addr).await {
-                let _ = s.write_all(b"PING\r\n").await;
-                let mut b = [0u8; 16];
-                if let Ok(n) = s.read(&mut b).await
-                    && &b[..n] == b"+PONG\r\n"
-                {
-                    break;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        RedisServer { child, addr }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One step of a script.
 pub enum Step {
     /// Send a command on connection `conn`.
@@ -315,7 +247,7 @@ pub async fn assert_same_as_redis(conns: usize, script: &[Step]) {
     let node = crate::common::start_node(&[]).await;
     let redis = RedisServer::start().await;
     let ours = transcript(node.resp_addr(), conns, script).await;
-    let theirs = transcript(redis.addr, conns, script).await;
+    let theirs = transcript(redis.addr(), conns, script).await;
     for (o, t) in ours.iter().zip(theirs.iter()) {
         assert_eq!(o, t, "\nreredis: {o}\nredis:   {t}");
     }

@@ -1,0 +1,10 @@
+//! Compiles proto/cluster.proto with a vendored protoc, so a fresh machine needs nothing installed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
+    unsafe { std::env::set_var("PROTOC", protoc) };
+    println!("cargo:rerun-if-changed=proto/cluster.proto");
+    tonic_prost_build::configure().compile_protos(&["proto/cluster.proto"], &["proto"])?;
+    Ok(())
+}

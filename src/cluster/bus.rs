@@ -1,0 +1,264 @@
+//! The cluster bus over gRPC (tonic): the service peers call, the client calls we make, and the
+//! conversion between protobuf messages and our own types. Nothing outside this file sees prost
+//! types.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::Cluster;
+use super::state::{Endpoint, GossipEntry, Header};
+use crate::node::Node;
+
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("reredis.cluster.v1");
+}
+
+use pb::cluster_bus_client::ClusterBusClient;
+use pb::cluster_bus_server::{ClusterBus, ClusterBusServer};
+
+/// Protocol version spoken by this build.
+pub const PROTOCOL_VERSION: u32 = 1;
+const SECRET_HEADER: &str = "x-reredis-cluster-secret";
+
+pub fn to_pb_header(h: &Header, http_port: u16) -> pb::NodeHeader {
+    pb::NodeHeader {
+        version: PROTOCOL_VERSION,
+        node_id: h.id.clone(),
+        ip: h.endpoint.ip.clone(),
+        port: h.endpoint.port as u32,
+        bus_port: h.endpoint.bus_port as u32,
+        hostname: h.endpoint.hostname.clone(),
+        flags: h.flags,
+        current_epoch: h.current_epoch,
+        config_epoch: h.config_epoch,
+        slots: h
+            .slots
+            .iter()
+            .map(|&(a, b)| pb::SlotRange {
+                start: a as u32,
+                end: b as u32,
+            })
+            .collect(),
+        replica_of: h.replica_of.clone().unwrap_or_default(),
+        http_port: http_port as u32,
+        provisional: h.provisional,
+        keys: h.keys,
+        manual_slots: h.manual_slots,
+        shard_id: String::new(),
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Decodes and validates a header; `peer` fills in an address the sender did not announce.
+pub fn from_pb_header(h: &pb::NodeHeader, peer: Option<SocketAddr>) -> Result<Header, Status> {
+    if !valid_id(&h.node_id) {
+        return Err(Status::invalid_argument("bad node id"));
+    }
+    if h.port > u16::MAX as u32 || h.bus_port > u16::MAX as u32 || h.http_port > u16::MAX as u32 {
+        return Err(Status::invalid_argument("bad port"));
+    }
+    let mut slots = Vec::with_capacity(h.slots.len());
+    for r in &h.slots {
+        if r.start > r.end || r.end >= super::slots::SLOTS as u32 {
+            return Err(Status::invalid_argument("bad slot range"));
+        }
+        slots.push((r.start as u16, r.end as u16));
+    }
+    let mut ip = h.ip.clone();
+    if ip.is_empty()
+        && let Some(p) = peer
+    {
+        ip = p.ip().to_string();
+    }
+    Ok(Header {
+        id: h.node_id.clone(),
+        endpoint: Endpoint {
+            ip,
+            port: h.port as u16,
+            bus_port: h.bus_port as u16,
+            hostname: h.hostname.clone(),
+            http_port: h.http_port as u16,
+        },
+        flags: h.flags,
+        current_epoch: h.current_epoch,
+        config_epoch: h.config_epoch,
+        slots,
+        replica_of: (!h.replica_of.is_empty()).then(|| h.replica_of.clone()),
+        provisional: h.provisional,
+        keys: h.keys,
+        manual_slots: h.manual_slots,
+    })
+}
+
+pub fn to_pb_gossip(g: &GossipEntry) -> pb::GossipEntry {
+    pb::GossipEntry {
+        node_id: g.id.clone(),
+        ip: g.endpoint.ip.clone(),
+        port: g.endpoint.port as u32,
+        bus_port: g.endpoint.bus_port as u32,
+        hostname: g.endpoint.hostname.clone(),
+        flags: g.flags,
+        ping_sent_ms: g.ping_sent_ms.max(0) as u64,
+        pong_received_ms: g.pong_received_ms.max(0) as u64,
+    }
+}
+
+pub fn from_pb_gossip(g: &pb::GossipEntry) -> Option<GossipEntry> {
+    if !valid_id(&g.node_id) || g.port > u16::MAX as u32 || g.bus_port > u16::MAX as u32 {
+        return None;
+    }
+    Some(GossipEntry {
+        id: g.node_id.clone(),
+        endpoint: Endpoint {
+            ip: g.ip.clone(),
+            port: g.port as u16,
+            bus_port: g.bus_port as u16,
+            hostname: g.hostname.clone(),
+            http_port: 0,
+        },
+        flags: g.flags,
+        ping_sent_ms: g.ping_sent_ms.min(i64::MAX as u64) as i64,
+        pong_received_ms: g.pong_received_ms.min(i64::MAX as u64) as i64,
+    })
+}
+
+/// The service peers call.
+pub struct BusService {
+    node: Arc<Node>,
+}
+
+impl BusService {
+    fn cluster(&self) -> Result<&Cluster, Status> {
+        self.node
+            .cluster
+            .as_deref()
+            .ok_or_else(|| Status::unavailable("cluster disabled"))
+    }
+
+    fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let c = self.cluster()?;
+        let Some(secret) = &c.cfg.secret else {
+            return Ok(());
+        };
+        let given = req
+            .metadata()
+            .get(SECRET_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or(b"");
+        use subtle::ConstantTimeEq;
+        if given.ct_eq(secret.as_bytes()).into() {
+            Ok(())
+        } else {
+            c.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(Status::unauthenticated("wrong cluster secret"))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ClusterBus for BusService {
+    async fn gossip(&self, req: Request<pb::Ping>) -> Result<Response<pb::Ping>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let peer = req.remote_addr();
+        let local = req.local_addr();
+        let msg = req.into_inner();
+        c.stats.note_received(msg.r#type());
+        let pong = c.handle_ping(&self.node, msg, peer, local)?;
+        Ok(Response::new(pong))
+    }
+
+    async fn report_fail(&self, req: Request<pb::Fail>) -> Result<Response<pb::Ack>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        c.stats.fail_received.fetch_add(1, Ordering::Relaxed);
+        let msg = req.into_inner();
+        c.handle_fail(&self.node, &msg.node_id);
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn send_update(&self, req: Request<pb::Update>) -> Result<Response<pb::Ack>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        c.stats.update_received.fetch_add(1, Ordering::Relaxed);
+        let msg = req.into_inner();
+        let ranges: Vec<(u16, u16)> = msg
+            .slots
+            .iter()
+            .filter(|r| r.start <= r.end && r.end < super::slots::SLOTS as u32)
+            .map(|r| (r.start as u16, r.end as u16))
+            .collect();
+        c.handle_update(&self.node, &msg.node_id, msg.config_epoch, &ranges);
+        Ok(Response::new(pb::Ack {}))
+    }
+
+    async fn claim(
+        &self,
+        req: Request<pb::ClaimSlots>,
+    ) -> Result<Response<pb::ClaimReply>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let peer = req.remote_addr();
+        let msg = req.into_inner();
+        let sender = msg
+            .sender
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("no sender"))?;
+        let header = from_pb_header(sender, peer)?;
+        let mut slots = Vec::new();
+        for r in &msg.slots {
+            if r.start > r.end || r.end >= super::slots::SLOTS as u32 {
+                return Err(Status::invalid_argument("bad slot range"));
+            }
+            slots.extend(r.start as u16..=r.end as u16);
+        }
+        let reply = c.handle_claim(&self.node, &header, &slots);
+        Ok(Response::new(reply))
+    }
+}
+
+/// Serves the bus until the node shuts down.
+pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
+    let shutdown = node.shutdown.clone();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let svc = ClusterBusServer::new(BusService { node }).max_decoding_message_size(4 << 20);
+    let result = tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!("cluster bus stopped: {e}");
+    }
+}
+
+/// A client to one peer's bus, created on demand and reused.
+pub fn client(
+    addr: &str,
+    timeout: Duration,
+) -> Result<ClusterBusClient<tonic::transport::Channel>, String> {
+    let ep = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_millis(1000).min(timeout))
+        .timeout(timeout)
+        .tcp_nodelay(true);
+    Ok(ClusterBusClient::new(ep.connect_lazy()))
+}
+
+pub fn with_secret<T>(msg: T, secret: Option<&str>) -> Request<T> {
+    let mut req = Request::new(msg);
+    if let Some(s) = secret
+        && let Ok(v) = s.parse()
+    {
+        req.metadata_mut().insert(SECRET_HEADER, v);
+    }
+    req
+}

@@ -1,0 +1,1084 @@
+//! CLUSTER and its subcommands, ASKING, READONLY, READWRITE: Redis 7.0's replies over our
+//! cluster state (src/cluster).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::args::{eq_ic, int, int_or};
+use super::error::{CmdError, CmdResult};
+use super::flags::*;
+use super::table::{Command, NO_KEYS};
+use super::{Ctx, reply_help};
+use crate::cluster::Cluster;
+use crate::cluster::nodes_conf::node_line;
+use crate::cluster::routing::EndpointType;
+use crate::cluster::slots::{SLOTS, key_hash_slot};
+use crate::cluster::state::{ClusterNode, ClusterState, slot_ranges};
+use crate::cmd;
+use crate::store::Keyspace;
+
+fn cluster<'a>(ctx: &Ctx<'a>) -> Result<&'a Cluster, CmdError> {
+    ctx.node
+        .cluster
+        .as_deref()
+        .ok_or_else(|| CmdError::err("This instance has cluster support disabled"))
+}
+
+fn slot_arg(a: &[u8]) -> Result<u16, CmdError> {
+    match int(a) {
+        Ok(s) if (0..SLOTS as i64).contains(&s) => Ok(s as u16),
+        _ => Err(CmdError::err("Invalid or out of range slot")),
+    }
+}
+
+pub fn asking(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    cluster(ctx)?;
+    ctx.client.asking = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn readonly(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    cluster(ctx)?;
+    ctx.client.readonly = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn readwrite(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    cluster(ctx)?;
+    ctx.client.readonly = false;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// The `CLUSTER INFO` text.
+pub fn info_text(c: &Cluster) -> String {
+    let st = c.state.lock();
+    let assigned = st.assigned();
+    let (mut pfail, mut fail) = (0, 0);
+    for s in st.slots.iter().flatten() {
+        match st.nodes.get(s) {
+            Some(n) if n.failed() => fail += 1,
+            Some(n) if n.pfailed() => pfail += 1,
+            _ => {}
+        }
+    }
+    let stats = &c.stats;
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut t = String::new();
+    let _ = write!(
+        t,
+        "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
+        if st.ok { "ok" } else { "fail" },
+        assigned - pfail - fail,
+        st.nodes.len(),
+        st.size(),
+        st.current_epoch,
+        st.me().config_epoch,
+    );
+    let _ = write!(
+        t,
+        "cluster_stats_messages_ping_sent:{}\r\ncluster_stats_messages_pong_sent:{}\r\ncluster_stats_messages_meet_sent:{}\r\ncluster_stats_messages_fail_sent:{}\r\ncluster_stats_messages_update_sent:{}\r\ncluster_stats_messages_sent:{}\r\ncluster_stats_messages_ping_received:{}\r\ncluster_stats_messages_pong_received:{}\r\ncluster_stats_messages_meet_received:{}\r\ncluster_stats_messages_fail_received:{}\r\ncluster_stats_messages_update_received:{}\r\ncluster_stats_messages_received:{}\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        l(&stats.ping_sent),
+        l(&stats.pong_sent),
+        l(&stats.meet_sent),
+        l(&stats.fail_sent),
+        l(&stats.update_sent),
+        stats.sent_total(),
+        l(&stats.ping_received),
+        l(&stats.pong_received),
+        l(&stats.meet_received),
+        l(&stats.fail_received),
+        l(&stats.update_received),
+        stats.received_total(),
+    );
+    let mode = if st.manual {
+        "manual"
+    } else if st.me().provisional {
+        "auto-provisional"
+    } else {
+        "auto"
+    };
+    let _ = write!(t, "cluster_slot_mode:{mode}\r\n");
+    t
+}
+
+fn info(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let text = info_text(cluster(ctx)?);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn nodes(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let st = c.state.lock();
+    let mut text = String::new();
+    for n in st.nodes.values() {
+        text.push_str(&node_line(&st, n, false));
+        text.push('\n');
+    }
+    drop(st);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn preferred_endpoint(c: &Cluster, n: &ClusterNode) -> String {
+    match c.cfg.endpoint_type {
+        EndpointType::Ip => n.endpoint.ip.clone(),
+        EndpointType::Hostname if !n.endpoint.hostname.is_empty() => n.endpoint.hostname.clone(),
+        _ => "?".into(),
+    }
+}
+
+/// A node entry of CLUSTER SLOTS: endpoint, port, id, and the other networking metadata.
+fn write_slot_node(ctx: &mut Ctx, c: &Cluster, n: &ClusterNode) {
+    ctx.out.array(4);
+    ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
+    ctx.out.int(n.endpoint.port as i64);
+    ctx.out.bulk(n.id.as_bytes());
+    let mut meta: Vec<(&str, String)> = Vec::new();
+    if c.cfg.endpoint_type != EndpointType::Ip {
+        meta.push(("ip", n.endpoint.ip.clone()));
+    }
+    if c.cfg.endpoint_type != EndpointType::Hostname && !n.endpoint.hostname.is_empty() {
+        meta.push(("hostname", n.endpoint.hostname.clone()));
+    }
+    ctx.out.map(meta.len());
+    for (k, v) in meta {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+}
+
+/// Contiguous runs of slots with the same owner.
+fn owner_ranges(st: &ClusterState) -> Vec<(u16, u16, String)> {
+    let mut out: Vec<(u16, u16, String)> = Vec::new();
+    for (s, o) in st.slots.iter().enumerate() {
+        let Some(o) = o else { continue };
+        match out.last_mut() {
+            Some((_, end, id)) if *end as usize + 1 == s && id == o => *end = s as u16,
+            _ => out.push((s as u16, s as u16, o.clone())),
+        }
+    }
+    out
+}
+
+fn slots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let st = c.state.lock().clone();
+    let ranges = owner_ranges(&st);
+    ctx.out.array(ranges.len());
+    for (a, b, id) in ranges {
+        let replicas: Vec<&ClusterNode> = st
+            .nodes
+            .values()
+            .filter(|n| n.replica_of.as_deref() == Some(id.as_str()) && !n.failed())
+            .collect();
+        ctx.out.array(3 + replicas.len());
+        ctx.out.int(a as i64);
+        ctx.out.int(b as i64);
+        if let Some(n) = st.nodes.get(&id) {
+            write_slot_node(ctx, c, n);
+        }
+        for r in replicas {
+            write_slot_node(ctx, c, r);
+        }
+    }
+    Ok(())
+}
+
+fn shards(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let st = c.state.lock().clone();
+    let masters: Vec<&ClusterNode> = st.nodes.values().filter(|n| n.is_master()).collect();
+    ctx.out.array(masters.len());
+    for m in masters {
+        let members: Vec<&ClusterNode> = std::iter::once(m)
+            .chain(
+                st.nodes
+                    .values()
+                    .filter(|n| n.replica_of.as_deref() == Some(m.id.as_str())),
+            )
+            .collect();
+        ctx.out.map(2);
+        ctx.out.bulk(b"slots");
+        let ranges = slot_ranges(st.slots_of(&m.id));
+        ctx.out.array(ranges.len() * 2);
+        for (a, b) in ranges {
+            ctx.out.int(a as i64);
+            ctx.out.int(b as i64);
+        }
+        ctx.out.bulk(b"nodes");
+        ctx.out.array(members.len());
+        for n in members {
+            let has_host = !n.endpoint.hostname.is_empty();
+            ctx.out.map(if has_host { 8 } else { 7 });
+            ctx.out.bulk(b"id");
+            ctx.out.bulk(n.id.as_bytes());
+            ctx.out.bulk(b"port");
+            ctx.out.int(n.endpoint.port as i64);
+            ctx.out.bulk(b"ip");
+            ctx.out.bulk(n.endpoint.ip.as_bytes());
+            ctx.out.bulk(b"endpoint");
+            ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
+            if has_host {
+                ctx.out.bulk(b"hostname");
+                ctx.out.bulk(n.endpoint.hostname.as_bytes());
+            }
+            ctx.out.bulk(b"role");
+            ctx.out.bulk(if n.is_master() {
+                b"master" as &[u8]
+            } else {
+                b"replica"
+            });
+            ctx.out.bulk(b"replication-offset");
+            ctx.out.int(0);
+            ctx.out.bulk(b"health");
+            ctx.out.bulk(if n.failed() || n.pfailed() {
+                b"fail" as &[u8]
+            } else {
+                b"online"
+            });
+        }
+    }
+    Ok(())
+}
+
+fn myid(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let id = cluster(ctx)?.myself();
+    ctx.out.bulk(id.as_bytes());
+    Ok(())
+}
+
+fn myshardid(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let id = c.state.lock().me().shard_id.clone();
+    ctx.out.bulk(id.as_bytes());
+    Ok(())
+}
+
+fn keyslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    cluster(ctx)?;
+    ctx.out.int(key_hash_slot(&args[2]) as i64);
+    Ok(())
+}
+
+fn countkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    cluster(ctx)?;
+    let s = int(&args[2])
+        .ok()
+        .filter(|s| (0..SLOTS as i64).contains(s))
+        .ok_or_else(|| CmdError::err("Invalid slot"))?;
+    ctx.out
+        .int(ctx.node.store.count_keys_in_slot(s as u16) as i64);
+    Ok(())
+}
+
+fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    cluster(ctx)?;
+    let bad = || CmdError::err("Invalid slot or number of keys");
+    let s = int_or(&args[2], bad())?;
+    let n = int_or(&args[3], bad())?;
+    if !(0..SLOTS as i64).contains(&s) || n < 0 {
+        return Err(bad());
+    }
+    let slot = s as u16;
+    let mut ks = ctx
+        .node
+        .store
+        .lock_shard(crate::store::shard_of_slot(slot), ctx.now_ms);
+    let keys = ks.keys_in_slot(slot, n as usize);
+    drop(ks);
+    ctx.out.bulks(keys.iter());
+    Ok(())
+}
+
+fn meet(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    if args.len() > 5 {
+        return Err(CmdError::Syntax);
+    }
+    let ip_s = String::from_utf8_lossy(&args[2]).into_owned();
+    let port_s = String::from_utf8_lossy(&args[3]).into_owned();
+    let port = int(&args[3])
+        .ok()
+        .filter(|p| (0..=65535).contains(p))
+        .ok_or_else(|| CmdError::err(format!("Invalid TCP base port specified: {port_s}")))?;
+    let bus_port = match args.get(4) {
+        Some(b) => int(b)
+            .ok()
+            .filter(|p| (0..=65535).contains(p))
+            .ok_or_else(|| {
+                CmdError::err(format!(
+                    "Invalid TCP bus port specified: {}",
+                    String::from_utf8_lossy(b)
+                ))
+            })?,
+        None => port + 10000,
+    };
+    let ip: std::net::IpAddr = ip_s
+        .parse()
+        .map_err(|_| CmdError::err(format!("Invalid node address specified: {ip_s}:{port_s}")))?;
+    if bus_port > 65535 {
+        return Err(CmdError::err(format!(
+            "Invalid node address specified: {ip_s}:{port_s}"
+        )));
+    }
+    c.meet(ip.to_string(), bus_port as u16);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn forget(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let id = String::from_utf8_lossy(&args[2]).into_owned();
+    let now = ctx.now_ms;
+    c.change(|st| {
+        if id == st.myself {
+            return Err(CmdError::err("I tried hard but I can't forget myself..."));
+        }
+        if !st.nodes.contains_key(&id) {
+            return Err(CmdError::err(format!("Unknown node {id}")));
+        }
+        if st.me().replica_of.as_deref() == Some(id.as_str()) {
+            return Err(CmdError::err("Can't forget my master!"));
+        }
+        st.forget(&id, now);
+        Ok(())
+    })?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// A manual slot command switches the cluster to manual assignment; a provisional claim on all
+/// slots (a fresh node) is dropped first, so `redis-cli --cluster create` finds the node as
+/// Redis would: owning nothing.
+fn go_manual(st: &mut ClusterState) {
+    if !st.manual {
+        tracing::info!("manual slot command: automatic slot distribution is off for this cluster");
+    }
+    st.manual = true;
+    if st.me().provisional {
+        let me = st.myself.clone();
+        for s in st.slots.iter_mut() {
+            if s.as_deref() == Some(me.as_str()) {
+                *s = None;
+            }
+        }
+        st.me_mut().provisional = false;
+    }
+    st.dirty = true;
+}
+
+fn parse_slot_list(args: &[Bytes], ranges: bool) -> Result<Vec<u16>, CmdError> {
+    let mut out = Vec::new();
+    if ranges {
+        if !args.len().is_multiple_of(2) {
+            return Err(CmdError::Arity("cluster|addslotsrange".into()));
+        }
+        for p in args.chunks(2) {
+            let (a, b) = (slot_arg(&p[0])?, slot_arg(&p[1])?);
+            if a > b {
+                return Err(CmdError::err(format!(
+                    "start slot number {a} is greater than end slot number {b}"
+                )));
+            }
+            out.extend(a..=b);
+        }
+    } else {
+        for a in args {
+            out.push(slot_arg(a)?);
+        }
+    }
+    let mut seen = vec![false; SLOTS];
+    for &s in &out {
+        if seen[s as usize] {
+            return Err(CmdError::err(format!("Slot {s} specified multiple times")));
+        }
+        seen[s as usize] = true;
+    }
+    Ok(out)
+}
+
+fn add_slots(ctx: &mut Ctx, args: &[Bytes], ranges: bool) -> CmdResult {
+    let c = cluster(ctx)?;
+    let list = parse_slot_list(&args[2..], ranges)?;
+    c.change(|st| {
+        go_manual(st);
+        for &s in &list {
+            if st.slots[s as usize].is_some() {
+                return Err(CmdError::err(format!("Slot {s} is already busy")));
+            }
+        }
+        let me = st.myself.clone();
+        for &s in &list {
+            st.importing.remove(&s);
+            st.assign(s, Some(&me));
+        }
+        Ok(())
+    })?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn del_slots(ctx: &mut Ctx, args: &[Bytes], ranges: bool) -> CmdResult {
+    let c = cluster(ctx)?;
+    let list = parse_slot_list(&args[2..], ranges)?;
+    c.change(|st| {
+        go_manual(st);
+        for &s in &list {
+            if st.slots[s as usize].is_none() {
+                return Err(CmdError::err(format!("Slot {s} is already unassigned")));
+            }
+        }
+        for &s in &list {
+            st.assign(s, None);
+            st.importing.remove(&s);
+            st.migrating.remove(&s);
+        }
+        Ok(())
+    })?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn addslots(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    add_slots(ctx, args, false)
+}
+
+fn addslotsrange(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    add_slots(ctx, args, true)
+}
+
+fn delslots(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    del_slots(ctx, args, false)
+}
+
+fn delslotsrange(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    del_slots(ctx, args, true)
+}
+
+fn flushslots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    if ctx.node.store.db_sizes()[0].0 > 0 {
+        return Err(CmdError::err(
+            "DB must be empty to perform CLUSTER FLUSHSLOTS.",
+        ));
+    }
+    c.change(|st| {
+        go_manual(st);
+        let me = st.myself.clone();
+        for s in 0..SLOTS as u16 {
+            if st.slots[s as usize].as_deref() == Some(me.as_str()) {
+                st.assign(s, None);
+            }
+        }
+    });
+    ctx.out.ok();
+    Ok(())
+}
+
+fn setslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let slot = slot_arg(&args[2])?;
+    let sub = &args[3];
+    let node_arg = || -> Result<String, CmdError> {
+        args.get(4)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .ok_or(CmdError::Syntax)
+    };
+    let keys_here = ctx.node.store.count_keys_in_slot(slot);
+    c.change(|st| -> CmdResult {
+        let me = st.myself.clone();
+        if eq_ic(sub, "STABLE") {
+            st.migrating.remove(&slot);
+            st.importing.remove(&slot);
+            st.dirty = true;
+            return Ok(());
+        }
+        let id = node_arg()?;
+        if !st.nodes.contains_key(&id) {
+            return Err(CmdError::err(format!("I don't know about node {id}")));
+        }
+        go_manual(st);
+        if eq_ic(sub, "MIGRATING") {
+            if st.slots[slot as usize].as_deref() != Some(me.as_str()) {
+                return Err(CmdError::err(format!("I'm not the owner of hash slot {slot}")));
+            }
+            st.migrating.insert(slot, id);
+        } else if eq_ic(sub, "IMPORTING") {
+            if st.slots[slot as usize].as_deref() == Some(me.as_str()) {
+                return Err(CmdError::err(format!("I'm already the owner of hash slot {slot}")));
+            }
+            st.importing.insert(slot, id);
+        } else if eq_ic(sub, "NODE") {
+            if st.slots[slot as usize].as_deref() == Some(me.as_str()) && id != me && keys_here > 0 {
+                return Err(CmdError::err(format!(
+                    "Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+                )));
+            }
+            if st.migrating.contains_key(&slot) && keys_here == 0 {
+                st.migrating.remove(&slot);
+            }
+            let was_importing = st.importing.remove(&slot).is_some();
+            st.assign(slot, Some(&id));
+            if id == me && was_importing {
+                // spec: the importing node claims the slot with a new epoch, without consensus.
+                st.bump_config_epoch();
+            }
+        } else {
+            return Err(CmdError::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"));
+        }
+        st.dirty = true;
+        Ok(())
+    })?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn set_config_epoch(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let e = int(&args[2])?;
+    if e < 0 {
+        return Err(CmdError::err(format!(
+            "Invalid config epoch specified: {e}"
+        )));
+    }
+    c.change(|st| {
+        if st.nodes.len() > 1 {
+            return Err(CmdError::err("The user can assign a config epoch only when the node does not know any other node."));
+        }
+        if st.me().config_epoch != 0 {
+            return Err(CmdError::err("Node config epoch is already non-zero"));
+        }
+        st.me_mut().config_epoch = e as u64;
+        if st.current_epoch < e as u64 {
+            st.current_epoch = e as u64;
+        }
+        st.dirty = true;
+        Ok(())
+    })?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn bumpepoch(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let (bumped, e) = c.change(|st| {
+        // spec: bump only when our epoch is not already the greatest or is shared.
+        let mine = st.me().config_epoch;
+        let me = st.myself.clone();
+        let max_other = st
+            .nodes
+            .values()
+            .filter(|n| n.id != me)
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0);
+        if mine == 0 || mine != st.current_epoch || mine <= max_other {
+            (true, st.bump_config_epoch())
+        } else {
+            (false, mine)
+        }
+    });
+    ctx.out
+        .simple(&format!("{} {e}", if bumped { "BUMPED" } else { "STILL" }));
+    Ok(())
+}
+
+fn count_failure_reports(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let id = String::from_utf8_lossy(&args[2]).into_owned();
+    let st = c.state.lock();
+    let n = st
+        .nodes
+        .get(&id)
+        .map(|n| n.fail_reports.len())
+        .ok_or_else(|| CmdError::err(format!("Unknown node {id}")))?;
+    drop(st);
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+fn saveconfig(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    c.save_now()
+        .map_err(|e| CmdError::err(format!("error saving the cluster node config: {e}")))?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let hard = match args.get(2) {
+        None => false,
+        Some(a) if eq_ic(a, "SOFT") => false,
+        Some(a) if eq_ic(a, "HARD") => true,
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    if ctx.node.store.db_sizes()[0].0 > 0 {
+        return Err(CmdError::err(
+            "CLUSTER RESET can't be called with master nodes containing keys",
+        ));
+    }
+    let now = ctx.now_ms;
+    let auto = c.cfg.auto_assign;
+    c.change(|st| {
+        let me = st.myself.clone();
+        let others: Vec<String> = st.nodes.keys().filter(|id| **id != me).cloned().collect();
+        for id in others {
+            st.forget(&id, now);
+            st.banned.remove(&id);
+        }
+        st.migrating.clear();
+        st.importing.clear();
+        for s in st.slots.iter_mut() {
+            *s = None;
+        }
+        if hard {
+            st.current_epoch = 0;
+            st.last_vote_epoch = 0;
+            st.me_mut().config_epoch = 0;
+            let new_id: String = (0..40)
+                .map(|_| format!("{:x}", rand::random_range(0..16u8)))
+                .collect();
+            if let Some(mut n) = st.nodes.remove(&me) {
+                n.id = new_id.clone();
+                n.shard_id = new_id.clone();
+                st.nodes.insert(new_id.clone(), n);
+                st.myself = new_id;
+            }
+        }
+        st.manual = !auto;
+        if auto {
+            let me = st.myself.clone();
+            st.me_mut().provisional = true;
+            for s in st.slots.iter_mut() {
+                *s = Some(me.clone());
+            }
+        }
+        st.dirty = true;
+    });
+    ctx.out.ok();
+    Ok(())
+}
+
+fn links(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let st = c.state.lock().clone();
+    let peers: Vec<&ClusterNode> = st.nodes.values().filter(|n| n.id != st.myself).collect();
+    ctx.out.array(peers.len());
+    for n in peers {
+        ctx.out.map(6);
+        ctx.out.bulk(b"direction");
+        ctx.out.bulk(b"to");
+        ctx.out.bulk(b"node");
+        ctx.out.bulk(n.id.as_bytes());
+        ctx.out.bulk(b"create-time");
+        ctx.out.int(n.pong_received_ms);
+        ctx.out.bulk(b"events");
+        ctx.out.bulk(b"rw");
+        ctx.out.bulk(b"send-buffer-allocated");
+        ctx.out.int(0);
+        ctx.out.bulk(b"send-buffer-used");
+        ctx.out.int(0);
+    }
+    Ok(())
+}
+
+fn replicas(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let id = String::from_utf8_lossy(&args[2]).into_owned();
+    let st = c.state.lock().clone();
+    let Some(n) = st.nodes.get(&id) else {
+        return Err(CmdError::err(format!("Unknown node {id}")));
+    };
+    if !n.is_master() {
+        return Err(CmdError::err("The specified node is not a master"));
+    }
+    let lines: Vec<String> = st
+        .nodes
+        .values()
+        .filter(|r| r.replica_of.as_deref() == Some(id.as_str()))
+        .map(|r| node_line(&st, r, false))
+        .collect();
+    ctx.out.bulks(lines.iter());
+    Ok(())
+}
+
+fn help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    reply_help(
+        ctx,
+        "CLUSTER",
+        &[
+            "ADDSLOTS <slot> [<slot> ...]",
+            "    Assign slots to current node.",
+            "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+            "    Assign slots which are between <start-slot> and <end-slot> to current node.",
+            "BUMPEPOCH",
+            "    Advance the cluster config epoch.",
+            "COUNT-FAILURE-REPORTS <node-id>",
+            "    Return number of failure reports for <node-id>.",
+            "COUNTKEYSINSLOT <slot>",
+            "    Return the number of keys in <slot>.",
+            "DELSLOTS <slot> [<slot> ...]",
+            "    Delete slots information from current node.",
+            "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+            "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+            "FLUSHSLOTS",
+            "    Delete current node own slots information.",
+            "FORGET <node-id>",
+            "    Remove a node from the cluster.",
+            "GETKEYSINSLOT <slot> <count>",
+            "    Return key names stored by current node in a slot.",
+            "INFO",
+            "    Return information about the cluster.",
+            "KEYSLOT <key>",
+            "    Return the hash slot for <key>.",
+            "MEET <ip> <port> [<bus-port>]",
+            "    Connect nodes into a working cluster.",
+            "MYID",
+            "    Return the node id.",
+            "MYSHARDID",
+            "    Return the node's shard id.",
+            "NODES",
+            "    Return cluster configuration seen by node. Output format:",
+            "    <id> <ip:port@bus-port[,hostname]> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+            "REPLICAS <node-id>",
+            "    Return <node-id> replicas.",
+            "RESET [HARD|SOFT]",
+            "    Reset current node (default: soft).",
+            "SET-CONFIG-EPOCH <epoch>",
+            "    Set config epoch of current node.",
+            "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+            "    Set slot state.",
+            "SAVECONFIG",
+            "    Force saving cluster configuration on disk.",
+            "SHARDS",
+            "    Return information about slot range mappings and the nodes associated with them.",
+            "LINKS",
+            "    Return information about all network links between this node and its peers.",
+            "    Output format is an array where each array element is a map containing attributes of a link",
+            "SLOTS",
+            "    Return information about slots range mappings. Each range is made of:",
+            "    start, end, master and replicas IP addresses, ports and ids",
+        ],
+    )
+}
+
+const ADM: u32 = ADMIN | STALE | NOSCRIPT;
+const INFO_F: u32 = LOADING | STALE;
+
+static CLUSTER_SUBS: &[Command] = &[
+    cmd!(
+        "info",
+        2,
+        INFO_F,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        info,
+        "Returns information about the state of a node."
+    ),
+    cmd!(
+        "nodes",
+        2,
+        INFO_F,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        nodes,
+        "Returns the cluster configuration for a node."
+    ),
+    cmd!(
+        "slots",
+        2,
+        INFO_F,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        slots,
+        "Returns the mapping of cluster slots to nodes."
+    ),
+    cmd!(
+        "shards",
+        2,
+        INFO_F,
+        NO_KEYS,
+        "cluster",
+        "7.0.0",
+        shards,
+        "Returns the mapping of cluster slots to shards."
+    ),
+    cmd!(
+        "myid",
+        2,
+        INFO_F,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        myid,
+        "Returns the ID of a node."
+    ),
+    cmd!(
+        "myshardid",
+        2,
+        INFO_F,
+        NO_KEYS,
+        "cluster",
+        "7.2.0",
+        myshardid,
+        "Returns the shard ID of a node."
+    ),
+    cmd!(
+        "keyslot",
+        3,
+        STALE,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        keyslot,
+        "Returns the hash slot for a key."
+    ),
+    cmd!(
+        "countkeysinslot",
+        3,
+        STALE,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        countkeysinslot,
+        "Returns the number of keys in a hash slot."
+    ),
+    cmd!(
+        "getkeysinslot",
+        4,
+        STALE,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        getkeysinslot,
+        "Returns the key names in a hash slot."
+    ),
+    cmd!(
+        "meet",
+        -4,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        meet,
+        "Forces a node to handshake with another node."
+    ),
+    cmd!(
+        "forget",
+        3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        forget,
+        "Removes a node from the nodes table."
+    ),
+    cmd!(
+        "reset",
+        -2,
+        ADMIN | STALE | NOSCRIPT,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        reset,
+        "Resets a node."
+    ),
+    cmd!(
+        "addslots",
+        -3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        addslots,
+        "Assigns new hash slots to a node."
+    ),
+    cmd!(
+        "addslotsrange",
+        -4,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "7.0.0",
+        addslotsrange,
+        "Assigns new hash slot ranges to a node."
+    ),
+    cmd!(
+        "delslots",
+        -3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        delslots,
+        "Sets hash slots as unbound for a node."
+    ),
+    cmd!(
+        "delslotsrange",
+        -4,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "7.0.0",
+        delslotsrange,
+        "Sets hash slot ranges as unbound for a node."
+    ),
+    cmd!(
+        "flushslots",
+        2,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        flushslots,
+        "Deletes all slots information from a node."
+    ),
+    cmd!(
+        "setslot",
+        -4,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        setslot,
+        "Binds a hash slot to a node."
+    ),
+    cmd!(
+        "set-config-epoch",
+        3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        set_config_epoch,
+        "Sets the configuration epoch for a new node."
+    ),
+    cmd!(
+        "bumpepoch",
+        2,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        bumpepoch,
+        "Advances the cluster config epoch."
+    ),
+    cmd!(
+        "count-failure-reports",
+        3,
+        ADMIN | STALE,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        count_failure_reports,
+        "Returns the number of active failure reports active for a node."
+    ),
+    cmd!(
+        "saveconfig",
+        2,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        saveconfig,
+        "Forces a node to save the cluster configuration to disk."
+    ),
+    cmd!(
+        "links",
+        2,
+        STALE,
+        NO_KEYS,
+        "cluster",
+        "7.0.0",
+        links,
+        "Returns a list of all TCP links to and from peer nodes."
+    ),
+    cmd!(
+        "replicas",
+        3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "5.0.0",
+        replicas,
+        "Lists the replica nodes of a master node."
+    ),
+    cmd!(
+        "slaves",
+        3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        replicas,
+        "Lists the replica nodes of a master node."
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "cluster",
+        "5.0.0",
+        help,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "cluster",
+        arity: -2,
+        flags: 0,
+        keys: NO_KEYS,
+        keys_fn: None,
+        group: "cluster",
+        since: "3.0.0",
+        summary: "A container for Redis Cluster commands.",
+        handler: None,
+        subcommands: CLUSTER_SUBS,
+        key_specs: &[],
+        tips: &[],
+        acl: &[],
+    },
+    cmd!(
+        "asking",
+        1,
+        FAST,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        asking,
+        "Signals that a cluster client is following an -ASK redirect."
+    ),
+    cmd!(
+        "readonly",
+        1,
+        LOADING | STALE | FAST,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        readonly,
+        "Enables read-only queries for a connection to a Redis Cluster replica node."
+    ),
+    cmd!(
+        "readwrite",
+        1,
+        LOADING | STALE | FAST,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        readwrite,
+        "Enables read-write queries for a connection to a Reids Cluster replica node."
+    ),
+];

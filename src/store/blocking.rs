@@ -1,0 +1,182 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...): for each (db, key) a FIFO of
+//! waiters. When a list or sorted set appears at a key ([`Blocked::signal`], called by the
+//! keyspace whenever such a value is added under a new key) the *first* waiter is woken; it
+//! re-runs its command under the shard locks and, served or not, the order is kept: a waiter
+//! stays at its place until it is served, times out, is unblocked or disconnects, and then
+//! passes the wake-up on to the next waiter of each of its keys (spurious wake-ups are
+//! harmless, lost ones would not be).
+//!
+//! The registry lock is a leaf: taken under shard locks, never held while taking one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// How a waiter was released by `CLIENT UNBLOCK`.
+pub mod unblock {
+    pub const NONE: u8 = 0;
+    pub const TIMEOUT: u8 = 1;
+    pub const ERROR: u8 = 2;
+}
+
+pub struct Waiter {
+    pub client_id: u64,
+    pub notify: Notify,
+    /// One of [`unblock`]: set by `CLIENT UNBLOCK` before it notifies.
+    pub unblocked: AtomicU8,
+}
+
+struct Blocker {
+    waiter: Arc<Waiter>,
+    db: usize,
+    keys: Vec<Bytes>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// db -> key -> waiters, first come first served.
+    keys: HashMap<usize, HashMap<Bytes, VecDeque<Arc<Waiter>>>>,
+    clients: HashMap<u64, Blocker>,
+}
+
+#[derive(Default)]
+pub struct Blocked {
+    inner: Mutex<Inner>,
+    /// Blocked clients: the `signal` fast path's only read, and INFO's `blocked_clients`.
+    count: AtomicUsize,
+}
+
+impl Blocked {
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues `client_id` behind the current waiters of each key.
+    pub fn block(&self, client_id: u64, db: usize, keys: &[Bytes]) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter {
+            client_id,
+            notify: Notify::new(),
+            unblocked: AtomicU8::new(unblock::NONE),
+        });
+        let mut g = self.inner.lock();
+        let mut distinct: Vec<Bytes> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if !distinct.contains(k) {
+                distinct.push(k.clone());
+            }
+        }
+        let per_db = g.keys.entry(db).or_default();
+        for k in &distinct {
+            per_db
+                .entry(k.clone())
+                .or_default()
+                .push_back(waiter.clone());
+        }
+        let old = g.clients.insert(
+            client_id,
+            Blocker {
+                waiter: waiter.clone(),
+                db,
+                keys: distinct,
+            },
+        );
+        if let Some(old) = old {
+            // A client blocks once at a time; replace a stale record rather than leak it.
+            Self::remove_from_queues(&mut g, &old);
+        }
+        self.count.store(g.clients.len(), Ordering::Relaxed);
+        waiter
+    }
+
+    fn remove_from_queues(g: &mut Inner, b: &Blocker) {
+        if let Some(per_db) = g.keys.get_mut(&b.db) {
+            for k in &b.keys {
+                if let Some(q) = per_db.get_mut(k) {
+                    q.retain(|w| !Arc::ptr_eq(w, &b.waiter));
+                    if q.is_empty() {
+                        per_db.remove(k);
+                    }
+                }
+            }
+            if per_db.is_empty() {
+                g.keys.remove(&b.db);
+            }
+        }
+    }
+
+    /// Removes `client_id` from every queue (served, timed out, unblocked or gone) and wakes
+    /// the next waiter of each of its keys, in case the wake-up it took was meant for them.
+    pub fn unblock(&self, client_id: u64) {
+        let mut g = self.inner.lock();
+        let Some(b) = g.clients.remove(&client_id) else {
+            return;
+        };
+        Self::remove_from_queues(&mut g, &b);
+        self.count.store(g.clients.len(), Ordering::Relaxed);
+        if let Some(per_db) = g.keys.get(&b.db) {
+            for k in &b.keys {
+                if let Some(w) = per_db.get(k).and_then(|q| q.front()) {
+                    w.notify.notify_one();
+                }
+            }
+        }
+    }
+
+    /// A list or sorted set now exists at `key`: wake its first waiter.
+    pub fn signal(&self, db: usize, key: &[u8]) {
+        if self.is_empty() {
+            return;
+        }
+        let g = self.inner.lock();
+        if let Some(w) = g
+            .keys
+            .get(&db)
+            .and_then(|m| m.get(key))
+            .and_then(|q| q.front())
+        {
+            w.notify.notify_one();
+        }
+    }
+
+    /// The waiter of a blocked client (CLIENT UNBLOCK).
+    pub fn waiter(&self, client_id: u64) -> Option<Arc<Waiter>> {
+        self.inner
+            .lock()
+            .clients
+            .get(&client_id)
+            .map(|b| b.waiter.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_waiter_is_woken_and_passes_the_wakeup_on() {
+        let b = Blocked::default();
+        let k = Bytes::from_static(b"k");
+        let w1 = b.block(1, 0, std::slice::from_ref(&k));
+        let w2 = b.block(2, 0, &[k.clone(), Bytes::from_static(b"other")]);
+        assert_eq!(b.len(), 2);
+        b.signal(0, b"k");
+        tokio::time::timeout(std::time::Duration::from_secs(1), w1.notify.notified())
+            .await
+            .expect("first waiter woken");
+        b.unblock(1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), w2.notify.notified())
+            .await
+            .expect("second waiter woken when the first leaves");
+        b.unblock(2);
+        assert!(b.is_empty());
+        assert!(b.inner.lock().keys.is_empty());
+    }
+}

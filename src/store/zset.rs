@@ -1,0 +1,761 @@
+//! Sorted sets, in Redis 7.0's two encodings:
+//!
+//! - "listpack" while small (`zset-max-listpack-entries` members of at most
+//!   `zset-max-listpack-value` bytes): one allocation of packed `score, len, member` entries in
+//!   (score, member) order, scanned linearly as Redis scans its listpack;
+//! - "skiplist" beyond: Redis's skiplist with spans (O(log n) insert, delete, rank and
+//!   element-by-rank), its nodes in an arena addressed by `u32`, plus a hash table of arena
+//!   indexes for member -> score lookups (4 bytes per member instead of a second copy of it).
+//!
+//! Every query is expressed as ranks: `count_while` returns how many leading elements satisfy a
+//! predicate that is monotone along the order (`score < min`, `member < "b"`), so score and lex
+//! ranges, counts and removals all reduce to rank ranges.
+
+use std::cmp::Ordering;
+
+use hashbrown::HashTable;
+
+use super::dict::hash_bytes;
+use super::sds::Sds;
+
+/// (score, member) order, as Redis's `zslValueGteMin`/`sdscmp` agree on.
+#[inline]
+pub fn cmp_entry(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
+    match s1.partial_cmp(&s2) {
+        Some(Ordering::Equal) | None => m1.cmp(m2),
+        Some(o) => o,
+    }
+}
+
+fn leb_put(buf: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        buf.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// The small encoding: a 4-byte member count, then entries `score | member length (LEB128) |
+/// member`, sorted. A score that is an integer below 2^53 is a tag byte 1 and its zigzag LEB128
+/// (2 bytes for 0..63), any other a tag byte 0 and the 8 bytes of the double: as compact as
+/// Redis's listpack, which keeps such scores as integers too.
+#[derive(Clone)]
+pub struct Packed {
+    buf: Vec<u8>,
+}
+
+impl Default for Packed {
+    fn default() -> Self {
+        Packed {
+            buf: vec![0; HEADER],
+        }
+    }
+}
+
+const HEADER: usize = 4;
+const TAG_DOUBLE: u8 = 0;
+const TAG_INT: u8 = 1;
+const MAX_EXACT: f64 = (1u64 << 53) as f64;
+
+fn put_score(buf: &mut Vec<u8>, score: f64) {
+    if score == score.trunc() && score.abs() < MAX_EXACT {
+        let i = score as i64;
+        buf.push(TAG_INT);
+        leb_put(buf, ((i << 1) ^ (i >> 63)) as u64 as usize);
+    } else {
+        buf.push(TAG_DOUBLE);
+        buf.extend_from_slice(&score.to_le_bytes());
+    }
+}
+
+impl Packed {
+    fn len(&self) -> usize {
+        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize
+    }
+
+    fn set_len(&mut self, n: usize) {
+        self.buf[..HEADER].copy_from_slice(&(n as u32).to_le_bytes());
+    }
+
+    fn leb_at(&self, mut p: usize) -> (usize, usize) {
+        let (mut v, mut shift) = (0usize, 0);
+        loop {
+            let b = self.buf[p];
+            v |= ((b & 0x7f) as usize) << shift;
+            p += 1;
+            if b & 0x80 == 0 {
+                return (v, p);
+            }
+            shift += 7;
+        }
+    }
+
+    /// (score, member start, member end = next entry) of the entry at `off`.
+    #[inline]
+    fn entry_at(&self, off: usize) -> (f64, usize, usize) {
+        let (score, p) = if self.buf[off] == TAG_INT {
+            let (z, p) = self.leb_at(off + 1);
+            let z = z as u64;
+            ((((z >> 1) as i64) ^ -((z & 1) as i64)) as f64, p)
+        } else {
+            let mut sb = [0u8; 8];
+            sb.copy_from_slice(&self.buf[off + 1..off + 9]);
+            (f64::from_le_bytes(sb), off + 9)
+        };
+        let (len, p) = self.leb_at(p);
+        (score, p, p + len)
+    }
+
+    fn iter(&self) -> PackedIter<'_> {
+        PackedIter {
+            z: self,
+            off: HEADER,
+        }
+    }
+
+    fn find(&self, member: &[u8]) -> Option<(usize, f64)> {
+        let mut off = HEADER;
+        while off < self.buf.len() {
+            let (s, a, b) = self.entry_at(off);
+            if &self.buf[a..b] == member {
+                return Some((off, s));
+            }
+            off = b;
+        }
+        None
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        // Redis writes the score as text and reads "-0" back as the integer 0.
+        let score = if score == 0.0 { 0.0 } else { score };
+        let mut off = HEADER;
+        while off < self.buf.len() {
+            let (s, a, b) = self.entry_at(off);
+            if cmp_entry(s, &self.buf[a..b], score, member) == Ordering::Greater {
+                break;
+            }
+            off = b;
+        }
+        let mut e = Vec::with_capacity(10 + 2 + member.len());
+        put_score(&mut e, score);
+        leb_put(&mut e, member.len());
+        e.extend_from_slice(member);
+        self.buf.reserve_exact(e.len());
+        self.buf.splice(off..off, e);
+        let n = self.len() + 1;
+        self.set_len(n);
+    }
+
+    fn remove_at(&mut self, off: usize) {
+        let next = self.entry_at(off).2;
+        self.buf.drain(off..next);
+        let n = self.len() - 1;
+        self.set_len(n);
+        if self.buf.capacity() > self.buf.len() * 2 + 64 {
+            self.buf.shrink_to_fit();
+        }
+    }
+}
+
+struct PackedIter<'a> {
+    z: &'a Packed,
+    off: usize,
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a [u8], f64);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.off >= self.z.buf.len() {
+            return None;
+        }
+        let (s, a, b) = self.z.entry_at(self.off);
+        self.off = b;
+        Some((&self.z.buf[a..b], s))
+    }
+}
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+
+#[derive(Clone, Copy)]
+struct Level {
+    next: u32,
+    span: u32,
+}
+
+#[derive(Clone)]
+struct SkipNode {
+    member: Sds,
+    score: f64,
+    back: u32,
+    levels: Box<[Level]>,
+}
+
+/// The large encoding: skiplist (arena) + member index.
+#[derive(Clone)]
+pub struct Skip {
+    /// `nodes[0]` is the header.
+    nodes: Vec<SkipNode>,
+    free: Vec<u32>,
+    tail: u32,
+    level: usize,
+    len: usize,
+    index: HashTable<u32>,
+}
+
+fn random_level() -> usize {
+    // spec (t_zset.c): p = 1/4, at most 32 levels
+    let mut lvl = 1;
+    while lvl < MAX_LEVEL && rand::random::<u32>() & 0xFFFF < 0xFFFF / 4 {
+        lvl += 1;
+    }
+    lvl
+}
+
+impl Skip {
+    fn new() -> Skip {
+        Skip {
+            nodes: vec![SkipNode {
+                member: Sds::default(),
+                score: 0.0,
+                back: NIL,
+                levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+            }],
+            free: Vec::new(),
+            tail: NIL,
+            level: 1,
+            len: 0,
+            index: HashTable::new(),
+        }
+    }
+
+    #[inline]
+    fn next(&self, x: u32, i: usize) -> u32 {
+        self.nodes[x as usize].levels[i].next
+    }
+
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let nodes = &self.nodes;
+        self.index
+            .find(hash_bytes(member), |&i| {
+                &*nodes[i as usize].member == member
+            })
+            .copied()
+    }
+
+    fn alloc(&mut self, member: Sds, score: f64, lvl: usize) -> u32 {
+        let node = SkipNode {
+            member,
+            score,
+            back: NIL,
+            levels: vec![Level { next: NIL, span: 0 }; lvl].into_boxed_slice(),
+        };
+        if let Some(i) = self.free.pop() {
+            self.nodes[i as usize] = node;
+            return i;
+        }
+        if self.nodes.len() == self.nodes.capacity() {
+            // Grow by an eighth: a doubling Vec would leave up to half the arena unused.
+            self.nodes.reserve_exact(self.nodes.len() / 8 + 16);
+        }
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as u32
+    }
+
+    /// Inserts a member known to be absent.
+    fn insert(&mut self, member: &[u8], score: f64) {
+        let mut update = [0u32; MAX_LEVEL];
+        let mut rank = [0u32; MAX_LEVEL];
+        let mut x = 0u32;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let nx = self.next(x, i);
+                if nx == NIL {
+                    break;
+                }
+                let n = &self.nodes[nx as usize];
+                if cmp_entry(n.score, &n.member, score, member) != Ordering::Less {
+                    break;
+                }
+                rank[i] += self.nodes[x as usize].levels[i].span;
+                x = nx;
+            }
+            update[i] = x;
+        }
+        let lvl = random_level();
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = 0;
+                self.nodes[0].levels[i].span = self.len as u32;
+            }
+            self.level = lvl;
+        }
+        let new = self.alloc(Sds::new(member), score, lvl);
+        for i in 0..lvl {
+            let u = update[i] as usize;
+            let Level { next, span } = self.nodes[u].levels[i];
+            self.nodes[new as usize].levels[i] = Level {
+                next,
+                span: span - (rank[0] - rank[i]),
+            };
+            self.nodes[u].levels[i] = Level {
+                next: new,
+                span: rank[0] - rank[i] + 1,
+            };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].levels[i].span += 1;
+        }
+        self.nodes[new as usize].back = if update[0] == 0 { NIL } else { update[0] };
+        let n0 = self.next(new, 0);
+        if n0 != NIL {
+            self.nodes[n0 as usize].back = new;
+        } else {
+            self.tail = new;
+        }
+        self.len += 1;
+        let Skip { nodes, index, .. } = self;
+        index.insert_unique(hash_bytes(member), new, |&i| {
+            hash_bytes(&nodes[i as usize].member)
+        });
+    }
+
+    /// Unlinks node `x` (present) and frees it.
+    fn delete(&mut self, x: u32) {
+        let (score, member) = {
+            let n = &self.nodes[x as usize];
+            (n.score, n.member.clone())
+        };
+        let mut update = [0u32; MAX_LEVEL];
+        let mut p = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let nx = self.next(p, i);
+                if nx == NIL || nx == x {
+                    break;
+                }
+                let n = &self.nodes[nx as usize];
+                if cmp_entry(n.score, &n.member, score, &member) != Ordering::Less {
+                    break;
+                }
+                p = nx;
+            }
+            update[i] = p;
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let u = u as usize;
+            if self.nodes[u].levels[i].next == x {
+                let xl = self.nodes[x as usize].levels[i];
+                self.nodes[u].levels[i].span += xl.span;
+                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].levels[i].next = xl.next;
+            } else {
+                self.nodes[u].levels[i].span -= 1;
+            }
+        }
+        let n0 = self.next(x, 0);
+        let back = self.nodes[x as usize].back;
+        if n0 != NIL {
+            self.nodes[n0 as usize].back = back;
+        } else {
+            self.tail = back;
+        }
+        while self.level > 1 && self.nodes[0].levels[self.level - 1].next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+        if let Ok(e) = self.index.find_entry(hash_bytes(&member), |&i| i == x) {
+            e.remove();
+        }
+        let n = &mut self.nodes[x as usize];
+        n.member = Sds::default();
+        n.levels = Box::new([]);
+        self.free.push(x);
+    }
+
+    fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut x = 0u32;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let nx = self.next(x, i);
+                if nx == NIL {
+                    break;
+                }
+                let n = &self.nodes[nx as usize];
+                if !pred(n.score, &n.member) {
+                    break;
+                }
+                rank += self.nodes[x as usize].levels[i].span as usize;
+                x = nx;
+            }
+        }
+        rank
+    }
+
+    /// The node at 0-based `rank` (< len).
+    fn at(&self, rank: usize) -> u32 {
+        let target = rank + 1;
+        let mut traversed = 0usize;
+        let mut x = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.next == NIL || traversed + l.span as usize > target {
+                    break;
+                }
+                traversed += l.span as usize;
+                x = l.next;
+            }
+            if traversed == target {
+                return x;
+            }
+        }
+        NIL
+    }
+
+    fn heap_size(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<SkipNode>()
+            + self
+                .nodes
+                .iter()
+                .map(|n| n.member.heap_size() + n.levels.len() * std::mem::size_of::<Level>())
+                .sum::<usize>()
+            + self.free.capacity() * 4
+            + self.index.allocation_size()
+    }
+}
+
+/// A sorted set value.
+#[derive(Clone)]
+pub enum ZSet {
+    Packed(Packed),
+    Skip(Box<Skip>),
+}
+
+/// The `zset-max-listpack-*` limits in force.
+#[derive(Clone, Copy, Debug)]
+pub struct ZLimits {
+    pub entries: usize,
+    pub value: usize,
+}
+
+impl ZSet {
+    /// An empty set in the encoding Redis's `zsetTypeCreate` picks for `size_hint` members of
+    /// at most `value_len_hint` bytes.
+    pub fn new(lim: ZLimits, size_hint: usize, value_len_hint: usize) -> ZSet {
+        if lim.entries == 0 || size_hint > lim.entries || value_len_hint > lim.value {
+            ZSet::Skip(Box::new(Skip::new()))
+        } else {
+            ZSet::Packed(Packed::default())
+        }
+    }
+
+    /// A set holding `items` (sorted or not, members distinct), encoded by its final size as
+    /// Redis's `zsetConvertToListpackIfNeeded` does for STORE results.
+    pub fn from_items(items: &[(Sds, f64)], lim: ZLimits) -> ZSet {
+        let maxlen = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let mut z = if items.len() <= lim.entries && maxlen <= lim.value {
+            ZSet::Packed(Packed::default())
+        } else {
+            ZSet::Skip(Box::new(Skip::new()))
+        };
+        for (m, s) in items {
+            z.insert_new(m, *s);
+        }
+        z
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Packed(_) => "listpack",
+            ZSet::Skip(_) => "skiplist",
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Packed(p) => p.len(),
+            ZSet::Skip(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(p) => p.find(member).map(|(_, s)| s),
+            ZSet::Skip(s) => s.find(member).map(|i| s.nodes[i as usize].score),
+        }
+    }
+
+    fn insert_new(&mut self, member: &[u8], score: f64) {
+        match self {
+            ZSet::Packed(p) => p.insert(member, score),
+            ZSet::Skip(s) => s.insert(member, score),
+        }
+    }
+
+    fn convert_to_skip(&mut self) {
+        if let ZSet::Packed(p) = self {
+            let mut s = Skip::new();
+            for (m, sc) in p.iter() {
+                s.insert(m, sc);
+            }
+            *self = ZSet::Skip(Box::new(s));
+        }
+    }
+
+    /// Sets `member`'s score, adding it if absent (converting to "skiplist" past the limits).
+    /// Returns the previous score.
+    pub fn set(&mut self, member: &[u8], score: f64, lim: ZLimits) -> Option<f64> {
+        let old = self.remove(member);
+        if let ZSet::Packed(p) = self
+            && (p.len() + 1 > lim.entries || member.len() > lim.value)
+        {
+            self.convert_to_skip();
+        }
+        self.insert_new(member, score);
+        old
+    }
+
+    /// Removes `member`, returning its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(p) => {
+                let (off, s) = p.find(member)?;
+                p.remove_at(off);
+                Some(s)
+            }
+            ZSet::Skip(sk) => {
+                let x = sk.find(member)?;
+                let s = sk.nodes[x as usize].score;
+                sk.delete(x);
+                Some(s)
+            }
+        }
+    }
+
+    /// How many leading elements (in ascending order) satisfy `pred`, which must hold for a
+    /// prefix of the order and fail after it.
+    pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match self {
+            ZSet::Packed(p) => p.iter().take_while(|(m, s)| pred(*s, m)).count(),
+            ZSet::Skip(s) => s.count_while(pred),
+        }
+    }
+
+    /// 0-based ascending rank of `member`.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        Some(self.count_while(|s, m| cmp_entry(s, m, score, member) == Ordering::Less))
+    }
+
+    /// Elements from ascending rank `start` on (or, with `rev`, from `start` downwards).
+    pub fn iter_from(
+        &self,
+        start: usize,
+        rev: bool,
+    ) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        if start >= self.len() {
+            return Box::new(std::iter::empty());
+        }
+        match self {
+            ZSet::Packed(p) => {
+                if rev {
+                    let all: Vec<(&[u8], f64)> = p.iter().take(start + 1).collect();
+                    Box::new(all.into_iter().rev())
+                } else {
+                    Box::new(p.iter().skip(start))
+                }
+            }
+            ZSet::Skip(s) => {
+                let mut x = s.at(start);
+                Box::new(std::iter::from_fn(move || {
+                    if x == NIL || x == 0 {
+                        return None;
+                    }
+                    let n = &s.nodes[x as usize];
+                    x = if rev { n.back } else { n.levels[0].next };
+                    Some((&*n.member, n.score))
+                }))
+            }
+        }
+    }
+
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        self.iter_from(0, false)
+    }
+
+    /// The element at ascending rank `r`.
+    pub fn at(&self, r: usize) -> Option<(&[u8], f64)> {
+        self.iter_from(r, false).next()
+    }
+
+    pub fn heap_size(&self) -> usize {
+        match self {
+            ZSet::Packed(p) => p.buf.capacity(),
+            ZSet::Skip(s) => std::mem::size_of::<Skip>() + s.heap_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[derive(Clone, Debug)]
+    struct E(f64, Vec<u8>);
+    impl PartialEq for E {
+        fn eq(&self, o: &Self) -> bool {
+            self.cmp(o) == Ordering::Equal
+        }
+    }
+    impl Eq for E {}
+    impl PartialOrd for E {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for E {
+        fn cmp(&self, o: &Self) -> Ordering {
+            cmp_entry(self.0, &self.1, o.0, &o.1)
+        }
+    }
+
+    fn check(z: &ZSet, model: &BTreeSet<E>) {
+        assert_eq!(z.len(), model.len());
+        let got: Vec<E> = z.iter().map(|(m, s)| E(s, m.to_vec())).collect();
+        let want: Vec<E> = model.iter().cloned().collect();
+        assert_eq!(got, want);
+        let rev: Vec<E> = if z.is_empty() {
+            vec![]
+        } else {
+            z.iter_from(z.len() - 1, true)
+                .map(|(m, s)| E(s, m.to_vec()))
+                .collect()
+        };
+        assert_eq!(rev, want.iter().rev().cloned().collect::<Vec<_>>());
+        for (i, e) in want.iter().enumerate() {
+            assert_eq!(z.rank(&e.1), Some(i));
+            assert_eq!(z.at(i).map(|(m, s)| E(s, m.to_vec())), Some(e.clone()));
+        }
+    }
+
+    #[test]
+    fn both_encodings_match_a_model() {
+        for lim in [
+            ZLimits {
+                entries: 128,
+                value: 64,
+            },
+            ZLimits {
+                entries: 0,
+                value: 64,
+            },
+        ] {
+            let mut z = ZSet::new(lim, 1, 1);
+            let mut model = BTreeSet::<E>::new();
+            let mut rng = 99u64;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            for step in 0..4000 {
+                let m = format!("m{}", next() % 300).into_bytes();
+                let s = (next() % 50) as f64 / 2.0;
+                if next() % 3 == 0 {
+                    let old = z.remove(&m);
+                    let had = model.iter().find(|e| e.1 == m).cloned();
+                    assert_eq!(old, had.as_ref().map(|e| e.0));
+                    if let Some(e) = had {
+                        model.remove(&e);
+                    }
+                } else {
+                    let old = z.set(&m, s, lim);
+                    let had = model.iter().find(|e| e.1 == m).cloned();
+                    assert_eq!(old, had.as_ref().map(|e| e.0));
+                    if let Some(e) = had {
+                        model.remove(&e);
+                    }
+                    model.insert(E(s, m));
+                }
+                if step % 500 == 0 {
+                    check(&z, &model);
+                }
+            }
+            check(&z, &model);
+            let below = z.count_while(|s, _| s < 10.0);
+            assert_eq!(below, model.iter().filter(|e| e.0 < 10.0).count());
+        }
+    }
+
+    #[test]
+    fn compact_layout() {
+        assert!(
+            std::mem::size_of::<ZSet>() <= 24,
+            "{}",
+            std::mem::size_of::<ZSet>()
+        );
+        let lim = ZLimits {
+            entries: 128,
+            value: 64,
+        };
+        let mut z = ZSet::new(lim, 1, 1);
+        for (i, s) in [
+            0.0,
+            -0.0,
+            1.5,
+            -7.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9e15,
+        ]
+        .iter()
+        .enumerate()
+        {
+            z.set(format!("m{i}").as_bytes(), *s, lim);
+        }
+        let got: Vec<f64> = z.iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            got,
+            [
+                f64::NEG_INFINITY,
+                -7.0,
+                0.0,
+                0.0,
+                1.5,
+                9e15,
+                1e300,
+                f64::INFINITY
+            ]
+        );
+        assert!(got[2].is_sign_positive() && got[3].is_sign_positive());
+    }
+
+    #[test]
+    fn converts_past_the_limits() {
+        let lim = ZLimits {
+            entries: 4,
+            value: 8,
+        };
+        let mut z = ZSet::new(lim, 1, 1);
+        for i in 0..4 {
+            z.set(format!("{i}").as_bytes(), i as f64, lim);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.set(b"x", 9.0, lim);
+        assert_eq!(z.encoding(), "skiplist");
+        let mut z = ZSet::new(lim, 1, 1);
+        z.set(b"a-very-long-member", 1.0, lim);
+        assert_eq!(z.encoding(), "skiplist");
+    }
+}

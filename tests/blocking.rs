@@ -1,0 +1,245 @@
+//! Blocking commands between real connections: wake-ups by pushes, MULTI/EXEC, RENAME and MOVE;
+//! FIFO order among waiters; timeouts; a client that disconnects while blocked; CLIENT UNBLOCK;
+//! INFO's blocked_clients. Every scenario runs against our node and against a real
+//! `redis-server`, so the expected bytes are Redis's own.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::redis_server::RedisServer;
+use common::resp::Conn;
+use common::{start_node, wait_for};
+
+/// Waits until the server reports `n` blocked clients (so the order of blocking is known).
+async fn blocked(addr: SocketAddr, n: usize) {
+    let mut c = Conn::open(addr).await;
+    let want = format!("blocked_clients:{n}\r\n");
+    assert!(
+        wait_for(Duration::from_secs(5), async || c
+            .cmd(&["INFO", "clients"])
+            .await
+            .contains(&want))
+        .await,
+        "expected {n} blocked clients"
+    );
+}
+
+/// Runs `scenario` against our node, then against redis-server.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod against {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let node = start_node(&[]).await;
+                    eprintln!("against reredis");
+                    super::$name(node.resp_addr()).await;
+                    node.shutdown().await;
+                    let redis = RedisServer::start().await;
+                    eprintln!("against redis-server");
+                    super::$name(redis.addr()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    push_from_another_client_wakes_blpop,
+    waiters_are_served_first_come_first_served,
+    sub_second_timeouts_reply_null,
+    a_client_that_disconnects_while_blocked_leaves_nothing_behind,
+    client_unblock_with_timeout_or_error,
+    exec_rename_and_move_wake_waiters,
+    wrong_type_at_the_key_keeps_the_client_blocked,
+    pipelined_commands_wait_behind_a_blocked_one,
+);
+
+const NIL_ARRAY: &str = "*-1\r\n";
+
+async fn push_from_another_client_wakes_blpop(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    a.send(&[b"BLPOP", b"k1", b"k2", b"0"]).await;
+    blocked(addr, 1).await;
+    let list = b.cmd(&["CLIENT", "LIST"]).await;
+    assert!(list.contains("flags=b "), "{list}");
+    assert!(!a.has_reply_within(Duration::from_millis(50)).await);
+    assert_eq!(b.cmd(&["RPUSH", "k2", "v"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$2\r\nk2\r\n$1\r\nv\r\n"
+    );
+    blocked(addr, 0).await;
+    assert_eq!(b.cmd(&["EXISTS", "k2"]).await, ":0\r\n");
+    let info = b.cmd(&["INFO", "clients"]).await;
+    assert!(info.contains("blocked_clients:0"), "{info}");
+}
+
+async fn waiters_are_served_first_come_first_served(addr: SocketAddr) {
+    let mut w: Vec<Conn> = Vec::new();
+    for i in 0..3 {
+        let mut c = Conn::open(addr).await;
+        c.send(&[b"BRPOP", b"q", b"0"]).await;
+        blocked(addr, i + 1).await;
+        w.push(c);
+    }
+    let mut p = Conn::open(addr).await;
+    let info = p.cmd(&["INFO", "clients"]).await;
+    assert!(info.contains("blocked_clients:3"), "{info}");
+    // One element: only the first waiter gets it.
+    assert_eq!(p.cmd(&["LPUSH", "q", "one"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(w[0].reply().await).unwrap(),
+        "*2\r\n$1\r\nq\r\n$3\r\none\r\n"
+    );
+    blocked(addr, 2).await;
+    assert!(!w[1].has_reply_within(Duration::from_millis(50)).await);
+    // Two at once: the next two, in order.
+    assert_eq!(p.cmd(&["LPUSH", "q", "two", "three"]).await, ":2\r\n");
+    assert_eq!(
+        String::from_utf8(w[1].reply().await).unwrap(),
+        "*2\r\n$1\r\nq\r\n$3\r\ntwo\r\n"
+    );
+    assert_eq!(
+        String::from_utf8(w[2].reply().await).unwrap(),
+        "*2\r\n$1\r\nq\r\n$5\r\nthree\r\n"
+    );
+    blocked(addr, 0).await;
+}
+
+async fn sub_second_timeouts_reply_null(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let started = Instant::now();
+    assert_eq!(a.cmd(&["BLPOP", "k", "0.2"]).await, NIL_ARRAY);
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!(a.cmd(&["BZPOPMIN", "z", "0.05"]).await, NIL_ARRAY);
+    assert_eq!(
+        a.cmd(&["BLMOVE", "s", "d", "LEFT", "RIGHT", "0.05"]).await,
+        NIL_ARRAY
+    );
+    assert_eq!(
+        a.cmd(&["BLMPOP", "0.05", "1", "k", "LEFT"]).await,
+        NIL_ARRAY
+    );
+    a.send(&[b"HELLO", b"3"]).await;
+    a.reply().await;
+    assert_eq!(a.cmd(&["BRPOP", "k", "0.05"]).await, "_\r\n");
+    blocked(addr, 0).await;
+}
+
+async fn a_client_that_disconnects_while_blocked_leaves_nothing_behind(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    a.send(&[b"BLPOP", b"k", b"0"]).await;
+    blocked(addr, 1).await;
+    drop(a);
+    blocked(addr, 0).await;
+    let mut b = Conn::open(addr).await;
+    assert_eq!(b.cmd(&["RPUSH", "k", "v"]).await, ":1\r\n");
+    assert_eq!(b.cmd(&["LLEN", "k"]).await, ":1\r\n");
+}
+
+async fn client_unblock_with_timeout_or_error(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    let id = a.cmd(&["CLIENT", "ID"]).await;
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    assert_eq!(b.cmd(&["CLIENT", "UNBLOCK", &id]).await, ":0\r\n");
+    a.send(&[b"BLPOP", b"k", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["CLIENT", "UNBLOCK", &id]).await, ":1\r\n");
+    assert_eq!(String::from_utf8(a.reply().await).unwrap(), NIL_ARRAY);
+    a.send(&[b"BZPOPMAX", b"z", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+    blocked(addr, 0).await;
+    assert_eq!(
+        b.cmd(&["CLIENT", "UNBLOCK", &id, "NOW"]).await,
+        "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"
+    );
+    // The connection is usable afterwards.
+    assert_eq!(a.cmd(&["PING"]).await, "+PONG\r\n");
+}
+
+async fn exec_rename_and_move_wake_waiters(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    // MULTI/EXEC: the waiter is served after the transaction, with its result.
+    a.send(&[b"BLPOP", b"k", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(b.cmd(&["RPUSH", "k", "x", "y"]).await, "+QUEUED\r\n");
+    assert_eq!(b.cmd(&["LPOP", "k"]).await, "+QUEUED\r\n");
+    assert_eq!(b.cmd(&["EXEC"]).await, "*2\r\n:2\r\n$1\r\nx\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$1\r\nk\r\n$1\r\ny\r\n"
+    );
+    // RENAME onto the key a client waits for.
+    a.send(&[b"BZPOPMIN", b"dst", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["ZADD", "src", "1.5", "m"]).await, ":1\r\n");
+    assert_eq!(b.cmd(&["RENAME", "src", "dst"]).await, "+OK\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*3\r\n$3\r\ndst\r\n$1\r\nm\r\n$3\r\n1.5\r\n"
+    );
+    // MOVE into the waiter's database.
+    assert_eq!(a.cmd(&["SELECT", "1"]).await, "+OK\r\n");
+    a.send(&[b"BLMOVE", b"k", b"out", b"LEFT", b"RIGHT", b"0"])
+        .await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["RPUSH", "k", "moved"]).await, ":1\r\n");
+    assert_eq!(b.cmd(&["MOVE", "k", "1"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "$5\r\nmoved\r\n"
+    );
+    assert_eq!(
+        a.cmd(&["LRANGE", "out", "0", "-1"]).await,
+        "*1\r\n$5\r\nmoved\r\n"
+    );
+}
+
+async fn wrong_type_at_the_key_keeps_the_client_blocked(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    a.send(&[b"BLPOP", b"k", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["ZADD", "k", "1", "m"]).await, ":1\r\n");
+    assert!(!a.has_reply_within(Duration::from_millis(100)).await);
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["DEL", "k"]).await, ":1\r\n");
+    assert_eq!(b.cmd(&["LPUSH", "k", "v"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$1\r\nk\r\n$1\r\nv\r\n"
+    );
+}
+
+async fn pipelined_commands_wait_behind_a_blocked_one(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    a.send(&[b"BZMPOP", b"0", b"2", b"z1", b"z2", b"MAX", b"COUNT", b"2"])
+        .await;
+    a.send(&[b"PING"]).await;
+    blocked(addr, 1).await;
+    assert!(!a.has_reply_within(Duration::from_millis(50)).await);
+    assert_eq!(
+        b.cmd(&["ZADD", "z2", "1", "a", "2", "b", "3", "c"]).await,
+        ":3\r\n"
+    );
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$2\r\nz2\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
+    assert_eq!(String::from_utf8(a.reply().await).unwrap(), "+PONG\r\n");
+    assert_eq!(b.cmd(&["ZCARD", "z2"]).await, ":1\r\n");
+}

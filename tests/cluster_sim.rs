@@ -1,0 +1,279 @@
+//! Simulation of the cluster state machine: many nodes in one process, a simulated clock and a
+//! lossy network, driven by the same rules the real driver uses (`pings_due`, `gossip_for`,
+//! `process_header`/`process_gossip`, `check_timeouts`/`check_failures`). Reports gossip
+//! convergence time and bus bytes per node per second (encoded protobuf sizes).
+//!
+//! The network's losses come from a seeded RNG (printed); the state machine's own random picks
+//! (gossip sample, ping target) use the thread RNG, so a replay repeats the network, not every pick.
+
+use std::collections::VecDeque;
+
+use prost::Message;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use reredis::cluster::bus::{pb, to_pb_gossip, to_pb_header};
+use reredis::cluster::state::{Action, ClusterNode, ClusterState, Endpoint, flag, split_evenly};
+
+struct Sim {
+    nodes: Vec<ClusterState>,
+    alive: Vec<bool>,
+    now: i64,
+    bytes: u64,
+    loss: f64,
+    rng: StdRng,
+    meets: VecDeque<(usize, usize)>,
+}
+
+fn node_id(i: usize) -> String {
+    format!("{:040x}", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15)
+}
+
+impl Sim {
+    fn new(n: usize, timeout_ms: i64, loss: f64, seed: u64) -> Sim {
+        let ids: Vec<String> = (0..n).map(node_id).collect();
+        let layout = split_evenly(&ids);
+        let nodes = (0..n)
+            .map(|i| {
+                let ep = Endpoint {
+                    ip: format!("10.0.{}.{}", i / 250, i % 250 + 1),
+                    port: 6379,
+                    bus_port: i as u16,
+                    hostname: String::new(),
+                    http_port: 8080,
+                };
+                let mut st = ClusterState::new(
+                    ClusterNode::new(ids[i].clone(), ep, flag::MYSELF | flag::MASTER),
+                    timeout_ms,
+                );
+                st.me_mut().config_epoch = i as u64 + 1;
+                st.current_epoch = n as u64;
+                let (_, a, b) = &layout[i];
+                for s in *a..=*b {
+                    st.slots[s as usize] = Some(ids[i].clone());
+                }
+                st
+            })
+            .collect();
+        Sim {
+            nodes,
+            alive: vec![true; n],
+            now: 1,
+            bytes: 0,
+            loss,
+            rng: StdRng::seed_from_u64(seed),
+            meets: VecDeque::new(),
+        }
+    }
+
+    fn message_len(
+        &self,
+        from: usize,
+        to: usize,
+    ) -> (
+        reredis::cluster::state::Header,
+        Vec<reredis::cluster::state::GossipEntry>,
+        usize,
+    ) {
+        let st = &self.nodes[from];
+        let h = st.header(0);
+        let g = st.gossip_for(&node_id(to));
+        let msg = pb::Ping {
+            r#type: 0,
+            sender: Some(to_pb_header(&h, 8080)),
+            gossip: g.iter().map(to_pb_gossip).collect(),
+            receiver_ip: String::new(),
+        };
+        (h, g, msg.encoded_len())
+    }
+
+    /// One PING (or MEET) from `from` to `to` and its PONG, unless the network drops it.
+    fn exchange(&mut self, from: usize, to: usize, meet: bool) {
+        if !self.alive[to] || self.rng.random::<f64>() < self.loss {
+            return;
+        }
+        let now = self.now;
+        let (h, g, len) = self.message_len(from, to);
+        self.bytes += len as u64;
+        let mut actions = Vec::new();
+        {
+            let st = &mut self.nodes[to];
+            if meet && !st.nodes.contains_key(&h.id) {
+                let mut n = ClusterNode::new(h.id.clone(), h.endpoint.clone(), flag::MASTER);
+                n.seen = true;
+                st.add_node(n, now);
+            }
+            if st.nodes.contains_key(&h.id) {
+                actions.extend(st.process_header(&h, false, now));
+                actions.extend(st.process_gossip(&h.id, &g, now));
+            }
+        }
+        if self.rng.random::<f64>() < self.loss {
+            self.run(to, actions);
+            return;
+        }
+        let (ph, pg, plen) = self.message_len(to, from);
+        self.bytes += plen as u64;
+        {
+            let st = &mut self.nodes[from];
+            if !st.nodes.contains_key(&ph.id) {
+                let mut n = ClusterNode::new(ph.id.clone(), ph.endpoint.clone(), flag::MASTER);
+                n.seen = true;
+                st.add_node(n, now);
+            }
+            let a = st.process_header(&ph, true, now);
+            let b = st.process_gossip(&ph.id, &pg, now);
+            self.run(from, a.into_iter().chain(b).collect());
+        }
+        self.run(to, actions);
+    }
+
+    fn run(&mut self, at: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Meet { bus_port, .. } => self.meets.push_back((at, bus_port as usize)),
+                Action::BroadcastFail { node } => {
+                    let now = self.now;
+                    for i in 0..self.nodes.len() {
+                        if self.alive[i] {
+                            self.nodes[i].process_fail(&node, now);
+                        }
+                    }
+                }
+                Action::Update { .. } => {}
+            }
+        }
+    }
+
+    fn tick(&mut self, tick: u64) {
+        self.now += 100;
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            if !self.alive[i] {
+                continue;
+            }
+            self.nodes[i].check_timeouts(now);
+            let actions = self.nodes[i].check_failures(now);
+            self.run(i, actions);
+            let due = self.nodes[i].pings_due(now, tick.is_multiple_of(10));
+            for id in due {
+                if let Some(to) = self.nodes[i]
+                    .nodes
+                    .get(&id)
+                    .map(|n| n.endpoint.bus_port as usize)
+                {
+                    self.exchange(i, to, false);
+                }
+            }
+        }
+        while let Some((from, to)) = self.meets.pop_front() {
+            if from != to && self.alive[from] {
+                self.exchange(from, to, true);
+            }
+        }
+    }
+
+    fn converged(&self) -> bool {
+        let n = self.nodes.len();
+        self.nodes
+            .iter()
+            .zip(&self.alive)
+            .all(|(st, &up)| !up || st.nodes.len() == n)
+    }
+}
+
+/// Nodes join through node 0 (as with CLUSTER MEET to one node); returns (seconds to
+/// convergence, bytes per node per second over the following steady minute).
+fn converge(n: usize, loss: f64, seed: u64) -> (f64, f64) {
+    let mut sim = Sim::new(n, 15_000, loss, seed);
+    for i in 1..n {
+        sim.meets.push_back((0, i));
+    }
+    let mut tick = 0u64;
+    while !sim.converged() {
+        sim.tick(tick);
+        tick += 1;
+        assert!(
+            tick < 10 * 600,
+            "{n} nodes did not converge in 600 simulated seconds (seed {seed})"
+        );
+    }
+    let converge_s = sim.now as f64 / 1000.0;
+    sim.bytes = 0;
+    let start = sim.now;
+    for _ in 0..600 {
+        sim.tick(tick);
+        tick += 1;
+    }
+    let secs = (sim.now - start) as f64 / 1000.0;
+    (converge_s, sim.bytes as f64 / n as f64 / secs)
+}
+
+fn seed() -> u64 {
+    std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+#[test]
+fn gossip_converges_at_100_nodes_on_a_lossy_network() {
+    let seed = seed();
+    println!("seed {seed}");
+    let (secs, bps) = converge(100, 0.05, seed);
+    println!(
+        "100 nodes, 5% loss: converged in {secs:.1} s; steady bus traffic {bps:.0} bytes/node/s"
+    );
+    assert!(secs < 120.0, "seed {seed}");
+}
+
+#[test]
+fn a_dead_node_is_failed_by_everyone() {
+    let seed = seed();
+    println!("seed {seed}");
+    let n = 30;
+    let mut sim = Sim::new(n, 2_000, 0.02, seed);
+    for i in 1..n {
+        sim.meets.push_back((0, i));
+    }
+    let mut tick = 0;
+    while !sim.converged() {
+        sim.tick(tick);
+        tick += 1;
+        assert!(tick < 6000, "seed {seed}");
+    }
+    let victim = 7;
+    sim.alive[victim] = false;
+    let killed = sim.now;
+    let id = node_id(victim);
+    loop {
+        sim.tick(tick);
+        tick += 1;
+        let all = (0..n)
+            .filter(|&i| sim.alive[i])
+            .all(|i| sim.nodes[i].nodes[&id].failed());
+        if all {
+            break;
+        }
+        assert!(
+            sim.now - killed < 30_000,
+            "not failed everywhere after 30 s (seed {seed})"
+        );
+    }
+    let took = sim.now - killed;
+    println!("{n} nodes, node-timeout 2000 ms: FAIL everywhere after {took} ms");
+    assert!(took <= 2 * 2_000 + 2_000, "took {took} ms (seed {seed})");
+    for i in (0..n).filter(|&i| sim.alive[i]) {
+        sim.nodes[i].update_state();
+        assert!(!sim.nodes[i].ok, "slots of a failed master are uncovered");
+    }
+}
+
+/// `cargo test --release --test cluster_sim -- --ignored --nocapture` prints the figures for
+/// scripts/bench.sh (10, 100 and 1000 nodes).
+#[test]
+#[ignore]
+fn gossip_figures() {
+    for n in [10, 100, 1000] {
+        let (secs, bps) = converge(n, 0.0, seed());
+        println!("gossip n={n} converge_s={secs:.1} bytes_per_node_per_s={bps:.0}");
+    }
+}

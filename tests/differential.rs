@@ -1,0 +1,936 @@
+//! Differential test: the same command scripts go to Debian's `redis-server` (spawned here on a
+//! free port) and to a node started in-process, and the raw reply bytes must be equal.
+//!
+//! # Case files
+//! Every `*.txt` file in `tests/differential/` is one test (see the `case_file!` list at the
+//! bottom; a guard test fails when a file has no entry). In a file:
+//! - one command per line, in redis-cli syntax (`SET "a b" "\x00\r\n"`, split by
+//!   [`reredis::resp::parser::split_args`]), sent as a RESP multibulk; one reply is read;
+//! - scripts are separated by blank lines; each script runs on a fresh connection to each
+//!   server, after `FLUSHALL`;
+//! - `# text` is a comment; three comments are directives for the next command line:
+//!   - `# normalize: name[, name]` applies named normalisations (see [`Normalize`]) to both
+//!     replies before comparing them;
+//!   - `# noreply` sends the command without reading a reply (`CLIENT REPLY OFF`);
+//!   - `# known-difference: why` lets the two replies differ (they are still printed); the
+//!     test fails if they agree, so the list of exceptions stays honest;
+//! - `!raw [n] "bytes"` sends the bytes as they are and reads `n` replies (default 1);
+//! - `!close "bytes"` sends the bytes and reads until the server closes the connection (a
+//!   protocol error): the bytes received and the close itself are compared;
+//! - `!reconnect` replaces the script's connection with a new one (no FLUSHALL), to see what a
+//!   new client sees (after `CONFIG SET requirepass`, say).
+//!
+//! A script may switch to RESP3 with `HELLO 3`; its replies are compared the same way.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reredis::resp::parser::split_args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long one reply may take before the case counts as "no reply".
+const REPLY_DEADLINE: Duration = Duration::from_secs(5);
+/// How long `redis-server` may take to answer its first PING.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// The reference server
+
+/// A `redis-server` child process, killed (by its PID, through `Child`) when dropped.
+struct RedisServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl RedisServer {
+    /// Spawns `redis-server` without persistence on a free port and waits until it answers PING.
+    async fn start() -> RedisServer {
+        // A port freed by the OS can be taken by someone else before redis binds it: retry a
+        // few times with a new port.
+        for _attempt in 0..5 {
+            let port = {
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+                l.local_addr().expect("probe addr").port()
+            };
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (scripts/test.sh installs Debian's package)");
+            let mut server = RedisServer {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            if server.wait_ready().await {
+                return server;
+            }
+            // Dropping `server` kills the child.
+        }
+        panic!("redis-server did not start on any of 5 ports");
+    }
+
+    async fn wait_ready(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + STARTUP_DEADLINE;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false; // exited: the port was taken
+            }
+            if let Ok(mut c) = Conn::connect(self.addr).await {
+                c.send(b"PING\r\n").await;
+                if let Outcome::Reply(r) = c.read_replies(1).await
+                    && r == b"+PONG\r\n"
+                {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking RESP
+
+/// What a server did in answer to one line of a script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// Complete replies, byte for byte.
+    Reply(Vec<u8>),
+    /// The bytes received, then the server closed the connection.
+    Closed(Vec<u8>),
+    /// Nothing complete arrived before the deadline (the bytes that did arrive).
+    Timeout(Vec<u8>),
+    /// Nothing was read (`# noreply`).
+    NotRead,
+}
+
+impl Outcome {
+    fn show(&self) -> String {
+        match self {
+            Outcome::Reply(b) => show_bytes(b),
+            Outcome::Closed(b) => format!("{} <closed>", show_bytes(b)),
+            Outcome::Timeout(b) => format!(
+                "{} <no complete reply in {REPLY_DEADLINE:?}>",
+                show_bytes(b)
+            ),
+            Outcome::NotRead => "<not read>".into(),
+        }
+    }
+}
+
+fn show_bytes(b: &[u8]) -> String {
+    format!("\"{}\"", b.escape_ascii())
+}
+
+/// One client connection with its unread input.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    closed: bool,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> std::io::Result<Conn> {
+        Ok(Conn {
+            stream: TcpStream::connect(addr).await?,
+            buf: Vec::new(),
+            closed: false,
+        })
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        if self.stream.write_all(bytes).await.is_err() {
+            self.closed = true;
+        }
+    }
+
+    /// Reads more input; false on EOF, error or deadline.
+    async fn fill(&mut self, deadline: tokio::time::Instant) -> Result<(), Outcome> {
+        if self.closed {
+            return Err(Outcome::Closed(std::mem::take(&mut self.buf)));
+        }
+        let mut chunk = [0u8; 16384];
+        match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+            Err(_) => Err(Outcome::Timeout(self.buf.clone())),
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                self.closed = true;
+                Err(Outcome::Closed(std::mem::take(&mut self.buf)))
+            }
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads exactly `n` complete replies.
+    async fn read_replies(&mut self, n: usize) -> Outcome {
+        let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
+        let mut end = 0;
+        let mut done = 0;
+        // Each pass either completes a reply or reads more bytes; both are bounded (n replies,
+        // and the deadline).
+        while done < n {
+            match parse_frame(&self.buf, end) {
+                Ok(Some((_, next))) => {
+                    end = next;
+                    done += 1;
+                }
+                Ok(None) => {
+                    if let Err(o) = self.fill(deadline).await {
+                        return o;
+                    }
+                }
+                Err(e) => panic!("unparsable reply {e}: {}", show_bytes(&self.buf)),
+            }
+        }
+        Outcome::Reply(self.buf.drain(..end).collect())
+    }
+
+    /// Reads until the server closes the connection.
+    async fn read_to_close(&mut self) -> Outcome {
+        let deadline = tokio::time::Instant::now() + REPLY_DEADLINE;
+        loop {
+            if let Err(o) = self.fill(deadline).await {
+                return o;
+            }
+        }
+    }
+}
+
+/// A parsed reply, kept close to the wire so it can be written back byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Frame {
+    /// `+ - : , # ( _` followed by a line.
+    Line(u8, Vec<u8>),
+    /// `$ = !` with their data; `None` for `$-1`.
+    Bulk(u8, Option<Vec<u8>>),
+    /// `* % ~ > |` with their elements (maps flattened); `None` for `*-1`.
+    Agg(u8, Option<Vec<Frame>>),
+}
+
+/// Parses one frame at `pos`: `Ok(None)` when incomplete.
+fn parse_frame(buf: &[u8], pos: usize) -> Result<Option<(Frame, usize)>, String> {
+    let Some(rel) = buf[pos..].windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line_end = pos + rel;
+    let Some(&kind) = buf.get(pos) else {
+        return Ok(None);
+    };
+    let line = &buf[pos + 1..line_end];
+    let next = line_end + 2;
+    let len = || -> Result<i64, String> {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad length {:?}", line.escape_ascii().to_string()))
+    };
+    match kind {
+        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => {
+            Ok(Some((Frame::Line(kind, line.to_vec()), next)))
+        }
+        b'$' | b'=' | b'!' => {
+            let n = len()?;
+            if n < 0 {
+                return Ok(Some((Frame::Bulk(kind, None), next)));
+            }
+            let end = next + n as usize;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            Ok(Some((
+                Frame::Bulk(kind, Some(buf[next..end].to_vec())),
+                end + 2,
+            )))
+        }
+        b'*' | b'%' | b'~' | b'>' | b'|' => {
+            let n = len()?;
+            if n < 0 {
+                return Ok(Some((Frame::Agg(kind, None), next)));
+            }
+            let count = if matches!(kind, b'%' | b'|') {
+                2 * n
+            } else {
+                n
+            };
+            let mut items = Vec::with_capacity(count.min(1024) as usize);
+            let mut at = next;
+            for _ in 0..count {
+                match parse_frame(buf, at)? {
+                    Some((f, n)) => {
+                        items.push(f);
+                        at = n;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some((Frame::Agg(kind, Some(items)), at)))
+        }
+        other => Err(format!("unknown reply type {:?}", other as char)),
+    }
+}
+
+fn write_frame(f: &Frame, out: &mut Vec<u8>) {
+    match f {
+        Frame::Line(k, l) => {
+            out.push(*k);
+            out.extend_from_slice(l);
+            out.extend_from_slice(b"\r\n");
+        }
+        Frame::Bulk(k, None) => out.extend_from_slice(&[*k, b'-', b'1', b'\r', b'\n']),
+        Frame::Bulk(k, Some(d)) => {
+            out.push(*k);
+            out.extend_from_slice(format!("{}\r\n", d.len()).as_bytes());
+            out.extend_from_slice(d);
+            out.extend_from_slice(b"\r\n");
+        }
+        Frame::Agg(k, None) => out.extend_from_slice(&[*k, b'-', b'1', b'\r', b'\n']),
+        Frame::Agg(k, Some(items)) => {
+            let n = if matches!(k, b'%' | b'|') {
+                items.len() / 2
+            } else {
+                items.len()
+            };
+            out.push(*k);
+            out.extend_from_slice(format!("{n}\r\n").as_bytes());
+            for i in items {
+                write_frame(i, out);
+            }
+        }
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+fn multibulk(args: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisations: the only places where the two replies may differ. Each says why.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Normalize {
+    /// `sort`: sorts every array or set whose elements are all scalars. KEYS, SCAN and
+    /// friends return keys in hash-table order, which Redis does not define.
+    Sort,
+    /// `sort-deep`: sorts every array and set at every level. For whole tables that Redis
+    /// lists in dict order (a container's subcommands in COMMAND INFO).
+    SortDeep,
+    /// `sort-pairs`: like `sort`, for replies that are maps (flat arrays of name, value pairs
+    /// in RESP2): the pairs are sorted by name. CONFIG GET lists settings in dict order.
+    SortPairs,
+    /// `any-int`: every integer reply becomes `:<int>`. For client ids, LASTSAVE, idle times and
+    /// MEMORY USAGE: counters, clocks and allocator figures that differ between two processes.
+    AnyInt,
+    /// `any-digits`: every bulk string made only of digits becomes `<digits>`. For TIME and
+    /// CONFIG GET of values that name this process (its port).
+    AnyDigits,
+    /// `seconds`: every integer reply is rounded to whole seconds (`(n + 500) / 1000`). PTTL and
+    /// friends count milliseconds, and a few pass between the two servers' turns.
+    Seconds,
+    /// `client-fields`: in `k=v` lines (CLIENT INFO/LIST), the values of the fields that name
+    /// the connection or measure it (id, addr, laddr, fd, age, idle, buffer sizes, memory,
+    /// ...) become `*`. Names, db, flags and the last command are still compared.
+    ClientFields,
+    /// `info-fields`: INFO text is reduced to its section headers and field names, in order;
+    /// the values are this process's figures (pids, memory, uptime, counters).
+    InfoFields,
+}
+
+impl Normalize {
+    fn parse(name: &str) -> Normalize {
+        match name.trim() {
+            "sort" => Normalize::Sort,
+            "sort-deep" => Normalize::SortDeep,
+            "sort-pairs" => Normalize::SortPairs,
+            "any-int" => Normalize::AnyInt,
+            "any-digits" => Normalize::AnyDigits,
+            "seconds" => Normalize::Seconds,
+            "client-fields" => Normalize::ClientFields,
+            "info-fields" => Normalize::InfoFields,
+            other => panic!("unknown normalisation {other:?}"),
+        }
+    }
+
+    fn apply(self, f: &mut Frame) {
+        match f {
+            Frame::Agg(f_kind, Some(items)) => {
+                let f_kind = *f_kind;
+                for i in items.iter_mut() {
+                    self.apply(i);
+                }
+                let scalars = items.iter().all(|i| !matches!(i, Frame::Agg(..)));
+                if (self == Normalize::Sort && scalars)
+                    || (self == Normalize::SortDeep && !matches!(f_kind, b'%' | b'|'))
+                {
+                    items.sort();
+                }
+                if self == Normalize::SortPairs && scalars && items.len() % 2 == 0 {
+                    let mut pairs: Vec<Vec<Frame>> =
+                        items.chunks(2).map(<[Frame]>::to_vec).collect();
+                    pairs.sort();
+                    *items = pairs.concat();
+                }
+            }
+            Frame::Line(b':', n) => match self {
+                Normalize::AnyInt => *n = b"<int>".to_vec(),
+                Normalize::Seconds => {
+                    if let Some(v) = std::str::from_utf8(n)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok())
+                        && v > 0
+                    {
+                        *n = ((v + 500) / 1000).to_string().into_bytes();
+                    }
+                }
+                _ => {}
+            },
+            Frame::Bulk(kind, Some(d)) => {
+                // A RESP3 verbatim string starts with its format (`txt:`); keep it aside.
+                let prefix_len = if *kind == b'=' && d.len() >= 4 { 4 } else { 0 };
+                let (prefix, text) = d.split_at(prefix_len);
+                let text = match self {
+                    Normalize::AnyDigits
+                        if !text.is_empty() && text.iter().all(u8::is_ascii_digit) =>
+                    {
+                        b"<digits>".to_vec()
+                    }
+                    Normalize::ClientFields => client_fields(text),
+                    Normalize::InfoFields => info_fields(text),
+                    _ => return,
+                };
+                *d = [prefix, &text].concat();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn client_fields(text: &[u8]) -> Vec<u8> {
+    const VOLATILE: &[&str] = &[
+        "id",
+        "addr",
+        "laddr",
+        "fd",
+        "age",
+        "idle",
+        "qbuf",
+        "qbuf-free",
+        "argv-mem",
+        "multi-mem",
+        "obl",
+        "oll",
+        "omem",
+        "tot-mem",
+        "events",
+        "rbs",
+        "rbp",
+    ];
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let fields: Vec<String> = body
+            .split(' ')
+            .map(|f| match f.split_once('=') {
+                Some((k, _)) if VOLATILE.contains(&k) => format!("{k}=*"),
+                _ => f.to_string(),
+            })
+            .collect();
+        out.push_str(&fields.join(" "));
+        out.push_str(nl);
+    }
+    out.into_bytes()
+}
+
+fn info_fields(text: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::new();
+    for line in text.lines() {
+        let name = line.split(':').next().unwrap_or("");
+        let _ = writeln!(out, "{name}");
+    }
+    out.into_bytes()
+}
+
+fn normalize(outcome: &Outcome, how: &[Normalize]) -> Outcome {
+    let Outcome::Reply(bytes) = outcome else {
+        return outcome.clone();
+    };
+    if how.is_empty() {
+        return outcome.clone();
+    }
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Ok(Some((mut f, next))) = parse_frame(bytes, pos) {
+        for n in how {
+            n.apply(&mut f);
+        }
+        write_frame(&f, &mut out);
+        pos = next;
+    }
+    Outcome::Reply(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case files
+
+#[derive(Debug, Clone)]
+enum Action {
+    /// A command in redis-cli syntax, sent as a multibulk.
+    Command(Vec<Vec<u8>>),
+    /// Raw bytes and the number of replies they produce.
+    Raw(Vec<u8>, usize),
+    /// Raw bytes after which the server must close the connection.
+    Close(Vec<u8>),
+    /// A new connection replaces the script's (no FLUSHALL): for what a fresh client sees.
+    Reconnect,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    line: usize,
+    text: String,
+    action: Action,
+    normalize: Vec<Normalize>,
+    no_reply: bool,
+    known_difference: Option<String>,
+}
+
+type Script = Vec<Case>;
+
+fn parse_file(path: &Path) -> Vec<Script> {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut scripts = Vec::new();
+    let mut cur: Script = Vec::new();
+    let mut normalize = Vec::new();
+    let mut no_reply = false;
+    let mut known_difference = None;
+    for (i, raw_line) in text.split(|&b| b == b'\n').enumerate() {
+        let lineno = i + 1;
+        let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+        let shown = String::from_utf8_lossy(line).trim().to_string();
+        let at = || format!("{}:{lineno}", path.display());
+        if shown.is_empty() {
+            if !cur.is_empty() {
+                scripts.push(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if let Some(comment) = shown.strip_prefix('#') {
+            let comment = comment.trim();
+            if let Some(names) = comment.strip_prefix("normalize:") {
+                normalize.extend(names.split(',').map(Normalize::parse));
+            } else if comment == "noreply" {
+                no_reply = true;
+            } else if let Some(why) = comment.strip_prefix("known-difference:") {
+                known_difference = Some(why.trim().to_string());
+            }
+            continue;
+        }
+        let words = split_args(line).unwrap_or_else(|| panic!("{}: unbalanced quotes", at()));
+        let action = match words[0].as_slice() {
+            b"!raw" => match words.as_slice() {
+                [_, bytes] => Action::Raw(bytes.clone(), 1),
+                [_, n, bytes] => {
+                    let n = std::str::from_utf8(n)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or_else(|| panic!("{}: !raw [n] \"bytes\"", at()));
+                    Action::Raw(bytes.clone(), n)
+                }
+                _ => panic!("{}: !raw [n] \"bytes\"", at()),
+            },
+            b"!close" => match words.as_slice() {
+                [_, bytes] => Action::Close(bytes.clone()),
+                _ => panic!("{}: !close \"bytes\"", at()),
+            },
+            b"!reconnect" => Action::Reconnect,
+            w if w.starts_with(b"!") => panic!("{}: unknown directive", at()),
+            _ => Action::Command(words),
+        };
+        cur.push(Case {
+            line: lineno,
+            text: shown,
+            action,
+            normalize: std::mem::take(&mut normalize),
+            no_reply: std::mem::take(&mut no_reply),
+            known_difference: known_difference.take(),
+        });
+    }
+    if !cur.is_empty() {
+        scripts.push(cur);
+    }
+    scripts
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/// The result of running one case file.
+#[derive(Default)]
+struct Report {
+    cases: usize,
+    failures: Vec<String>,
+    known: Vec<String>,
+}
+
+async fn run_case(c: &mut Conn, case: &Case, addr: SocketAddr) -> Outcome {
+    if let Action::Reconnect = case.action {
+        return match Conn::connect(addr).await {
+            Ok(fresh) => {
+                *c = fresh;
+                Outcome::Reply(Vec::new())
+            }
+            Err(e) => Outcome::Closed(format!("connect: {e}").into_bytes()),
+        };
+    }
+    if c.closed {
+        return Outcome::Closed(Vec::new());
+    }
+    match &case.action {
+        Action::Reconnect => Outcome::NotRead,
+        Action::Command(args) => {
+            c.send(&multibulk(args)).await;
+            if case.no_reply {
+                Outcome::NotRead
+            } else {
+                c.read_replies(1).await
+            }
+        }
+        Action::Raw(bytes, n) => {
+            c.send(bytes).await;
+            c.read_replies(*n).await
+        }
+        Action::Close(bytes) => {
+            c.send(bytes).await;
+            c.read_to_close().await
+        }
+    }
+}
+
+/// Opens a fresh connection and empties every database.
+async fn fresh(addr: SocketAddr, who: &str) -> Result<Conn, String> {
+    let mut c = Conn::connect(addr)
+        .await
+        .map_err(|e| format!("connect to {who}: {e}"))?;
+    c.send(&multibulk(&[b"FLUSHALL".to_vec()])).await;
+    let got = c.read_replies(1).await;
+    if got != Outcome::Reply(b"+OK\r\n".to_vec()) {
+        return Err(format!(
+            "FLUSHALL on {who} before a script got {} (did the previous script leave a \
+             password or a pause?)",
+            got.show()
+        ));
+    }
+    Ok(c)
+}
+
+/// Runs the scripts against both servers, in lockstep, one command at a time.
+async fn run_scripts(
+    name: &str,
+    scripts: &[Script],
+    redis: SocketAddr,
+    ours: SocketAddr,
+) -> Report {
+    let mut report = Report::default();
+    for script in scripts {
+        let (mut a, mut b) = match (
+            fresh(redis, "redis-server").await,
+            fresh(ours, "reredis").await,
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                let line = script.first().map_or(0, |c| c.line);
+                report
+                    .failures
+                    .push(format!("{name}:{line} script not run: {e}"));
+                break;
+            }
+        };
+        for case in script {
+            report.cases += 1;
+            let started = std::time::Instant::now();
+            let want = normalize(&run_case(&mut a, case, redis).await, &case.normalize);
+            let got = normalize(&run_case(&mut b, case, ours).await, &case.normalize);
+            if started.elapsed() > Duration::from_secs(1) {
+                eprintln!(
+                    "slow case {name}:{} took {:?}",
+                    case.line,
+                    started.elapsed()
+                );
+            }
+            let desc = format!(
+                "{name}:{} `{}`\n    redis-server: {}\n    reredis:      {}",
+                case.line,
+                case.text,
+                want.show(),
+                got.show()
+            );
+            let stuck = |o: &Outcome| matches!(o, Outcome::Timeout(_));
+            if stuck(&want) || stuck(&got) {
+                // No reply (or no close) in time is a failure even when both agree: a case
+                // must produce something to compare. The replies are now out of step, and
+                // the rest of this script would only echo that.
+                report.failures.push(desc);
+                break;
+            }
+            match (&case.known_difference, want == got) {
+                (None, true) => {}
+                (None, false) => report.failures.push(desc),
+                (Some(why), false) => report.known.push(format!("{desc}\n    because: {why}")),
+                (Some(_), true) => report.failures.push(format!(
+                    "{desc}\n    marked known-difference but the replies agree: remove the mark"
+                )),
+            }
+        }
+    }
+    report
+}
+
+fn case_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential")
+}
+
+/// Runs one case file against a fresh `redis-server` and a fresh node.
+async fn run_file(name: &str) {
+    let path = case_dir().join(format!("{name}.txt"));
+    let scripts = parse_file(&path);
+    let redis = RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    let report = run_scripts(
+        &format!("{name}.txt"),
+        &scripts,
+        redis.addr,
+        node.resp_addr(),
+    )
+    .await;
+    node.shutdown().await;
+    drop(redis);
+    eprintln!(
+        "{name}.txt: {} cases in {} scripts, {} known differences",
+        report.cases,
+        scripts.len(),
+        report.known.len()
+    );
+    for k in &report.known {
+        eprintln!("known difference: {k}");
+    }
+    assert!(
+        report.failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        report.failures.len(),
+        report.cases,
+        report.failures.join("\n")
+    );
+}
+
+macro_rules! case_file {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                run_file(stringify!($name)).await;
+            }
+        )*
+        const CASE_FILES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+// One test per file in tests/differential/. Add a line here with each new file.
+case_file!(strings, keys, server, protocol);
+
+#[test]
+fn every_case_file_has_a_test() {
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(case_dir()).expect("tests/differential exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().to_string());
+            if let Some(stem) = stem
+                && !CASE_FILES.contains(&stem.as_str())
+            {
+                missing.push(stem);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "add these to case_file!(...) in tests/differential.rs: {missing:?}"
+    );
+}
+
+#[test]
+fn case_files_parse() {
+    for name in CASE_FILES {
+        let scripts = parse_file(&case_dir().join(format!("{name}.txt")));
+        assert!(!scripts.is_empty(), "{name}.txt has no scripts");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random scripts: string and key commands drawn at random, on a few keys, so that commands
+// meet each other's results (int-encoded values appended to, TTLs carried by RENAME, ...).
+
+const RANDOM_SCRIPTS: usize = 30;
+const RANDOM_SCRIPT_LEN: usize = 40;
+
+/// One random command, as redis-cli words.
+fn random_command(rng: &mut impl rand::Rng) -> Vec<Vec<u8>> {
+    const KEYS: &[&str] = &["a", "b", "c"];
+    const VALUES: &[&str] = &[
+        "",
+        "0",
+        "1",
+        "-1",
+        "10",
+        "007",
+        "abc",
+        "x y",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1.5",
+        "\0\r\n",
+    ];
+    const INTS: &[&str] = &[
+        "0",
+        "1",
+        "-1",
+        "5",
+        "-100",
+        "9223372036854775807",
+        "abc",
+        "1.5",
+    ];
+    const OFFSETS: &[&str] = &["0", "1", "3", "-1", "-5", "10"];
+    let mut pick = |xs: &[&str]| xs[rng.random_range(0..xs.len())].to_string();
+    let (k, k2, v) = (pick(KEYS), pick(KEYS), pick(VALUES));
+    let (n, o1, o2) = (pick(INTS), pick(OFFSETS), pick(OFFSETS));
+    let nx_or_xx = pick(&["NX", "XX"]);
+    let words: Vec<String> = match rng.random_range(0..36) {
+        0 => vec!["SET".into(), k, v],
+        1 => vec!["SET".into(), k, v, "NX".into()],
+        2 => vec!["SET".into(), k, v, "XX".into()],
+        3 => vec!["SET".into(), k, v, "GET".into()],
+        4 => vec!["SET".into(), k, v, "KEEPTTL".into()],
+        5 => vec!["SET".into(), k, v, "EX".into(), "100".into()],
+        6 => vec!["GET".into(), k],
+        7 => vec!["GETDEL".into(), k],
+        8 => vec!["GETSET".into(), k, v],
+        9 => vec!["GETEX".into(), k, "PERSIST".into()],
+        10 => vec!["MGET".into(), k, k2],
+        11 => vec!["MSET".into(), k, v.clone(), k2, v],
+        12 => vec!["MSETNX".into(), k, v.clone(), k2, v],
+        13 => vec!["SETNX".into(), k, v],
+        14 => vec!["APPEND".into(), k, v],
+        15 => vec!["STRLEN".into(), k],
+        16 => vec!["GETRANGE".into(), k, o1, o2],
+        17 => vec!["SETRANGE".into(), k, o1, v],
+        18 => vec!["INCR".into(), k],
+        19 => vec!["DECR".into(), k],
+        20 => vec!["INCRBY".into(), k, n],
+        21 => vec!["DECRBY".into(), k, n],
+        22 => vec!["DEL".into(), k, k2],
+        23 => vec!["EXISTS".into(), k, k2],
+        24 => vec!["TYPE".into(), k],
+        25 => vec!["RENAME".into(), k, k2],
+        26 => vec!["RENAMENX".into(), k, k2],
+        27 => vec!["COPY".into(), k, k2],
+        28 => vec!["TTL".into(), k],
+        29 => vec!["EXPIRE".into(), k, "100".into()],
+        30 => vec!["PERSIST".into(), k],
+        31 => vec!["OBJECT".into(), "ENCODING".into(), k],
+        32 => vec!["LCS".into(), k, k2],
+        33 => vec!["DBSIZE".into()],
+        34 => vec!["SETEX".into(), k, n, v],
+        // Not GT/LT: comparing two relative TTLs set in the same millisecond or not is a race.
+        _ => vec!["EXPIRE".into(), k, n, nx_or_xx],
+    };
+    words.into_iter().map(String::into_bytes).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_string_scripts() {
+    use rand::SeedableRng;
+    // A given seed replays a run: DIFF_SEED=<n> cargo nextest run --test differential random
+    let seed = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let scripts: Vec<Script> = (0..RANDOM_SCRIPTS)
+        .map(|_| {
+            (0..RANDOM_SCRIPT_LEN)
+                .map(|i| {
+                    let words = random_command(&mut rng);
+                    Case {
+                        line: i + 1,
+                        text: words
+                            .iter()
+                            .map(|w| format!("\"{}\"", w.escape_ascii()))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        action: Action::Command(words),
+                        normalize: Vec::new(),
+                        no_reply: false,
+                        known_difference: None,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let redis = RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    let report = run_scripts(
+        &format!("random (DIFF_SEED={seed})"),
+        &scripts,
+        redis.addr,
+        node.resp_addr(),
+    )
+    .await;
+    node.shutdown().await;
+    drop(redis);
+    assert!(
+        report.failures.is_empty(),
+        "DIFF_SEED={seed}: {} of {} random cases differ (the number is the command's place in its script):\n{}",
+        report.failures.len(),
+        report.cases,
+        report.failures.join("\n")
+    );
+}
