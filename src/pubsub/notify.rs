@@ -166,6 +166,9 @@ impl Notifier {
             publishing && flags & class::KEY_MISS != 0,
             Ordering::Relaxed,
         );
+        store
+            .notify_new
+            .store(publishing && flags & class::NEW != 0, Ordering::Relaxed);
         if st.0 == flags && (st.1.is_some() || flags == 0) {
             return;
         }

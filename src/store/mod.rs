@@ -185,6 +185,9 @@ fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
 
 /// A key was added to a db (Redis's `dbAdd`): the `n` class of keyspace notifications.
 fn publish_new(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    if !store.notify_new.load(Ordering::Relaxed) {
+        return;
+    }
     store.events.publish_with(|| KeyEvent {
         db,
         key: bytes::Bytes::copy_from_slice(key),
@@ -209,6 +212,9 @@ pub struct Store {
     pub watches: watch::Watches,
     /// Whether read misses publish "keymiss" events (`notify-keyspace-events` with `m`).
     pub notify_keymiss: std::sync::atomic::AtomicBool,
+    /// Whether key creations publish "new" events (`notify-keyspace-events` with `n`); like
+    /// key misses, only keyspace notifications ask for them, not the live feed.
+    pub notify_new: std::sync::atomic::AtomicBool,
     /// `hash-max-listpack-*`, read by hash writes.
     pub hash_limits: hash::HashLimits,
     /// `set-max-intset-entries`, read by set writes.
@@ -228,6 +234,7 @@ impl Store {
             dirty: AtomicU64::new(0),
             watches: watch::Watches::default(),
             notify_keymiss: Default::default(),
+            notify_new: Default::default(),
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
         }
