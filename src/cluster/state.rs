@@ -387,31 +387,33 @@ impl ClusterState {
         }
         let mut stale_owner: Option<String> = None;
         for (s, &is_claimed) in claimed.iter().enumerate() {
-            let owner = self.slots[s].clone();
-            if is_claimed {
-                match owner.as_deref() {
-                    Some(o) if o == id => {}
-                    None => {
-                        if !provisional && !self.importing.contains_key(&(s as u16)) {
-                            self.assign(s as u16, Some(id));
-                        }
-                    }
-                    Some(o) => {
-                        let owner_epoch = self.nodes.get(o).map(|n| n.config_epoch).unwrap_or(0);
-                        if !provisional && epoch > owner_epoch {
-                            if o == self.myself {
-                                self.migrating.remove(&(s as u16));
-                            }
-                            self.assign(s as u16, Some(id));
-                        } else if epoch < owner_epoch {
-                            stale_owner = Some(o.to_string());
-                        }
-                    }
-                }
-            } else if owner.as_deref() == Some(id) {
+            let his = self.slots[s].as_deref() == Some(id);
+            if is_claimed == his {
+                continue; // the common case: nothing changed
+            }
+            if !is_claimed {
                 // The node stopped claiming it (gave it away): the new owner's claim will win;
                 // until then the slot has no owner we trust.
                 self.assign(s as u16, None);
+                continue;
+            }
+            match self.slots[s].clone() {
+                None => {
+                    if !provisional && !self.importing.contains_key(&(s as u16)) {
+                        self.assign(s as u16, Some(id));
+                    }
+                }
+                Some(o) => {
+                    let owner_epoch = self.nodes.get(&o).map(|n| n.config_epoch).unwrap_or(0);
+                    if !provisional && epoch > owner_epoch {
+                        if o == self.myself {
+                            self.migrating.remove(&(s as u16));
+                        }
+                        self.assign(s as u16, Some(id));
+                    } else if epoch < owner_epoch {
+                        stale_owner = Some(o);
+                    }
+                }
             }
         }
         match stale_owner {
