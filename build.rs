@@ -1,6 +1,17 @@
-//! Compiles proto/cluster.proto with a vendored protoc, so a fresh machine needs nothing installed.
+//! Build steps that run before the crate compiles: the cluster bus's protobuf code (here) and
+//! the web UI (`build/ui.rs`).
+
+#[path = "build/ui.rs"]
+mod ui;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    compile_protos()?;
+    ui::prepare_frontend();
+    Ok(())
+}
+
+/// Compiles proto/cluster.proto with a vendored protoc, so a fresh machine needs nothing installed.
+fn compile_protos() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
     unsafe { std::env::set_var("PROTOC", protoc) };

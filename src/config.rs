@@ -539,6 +539,33 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "Seconds to let clients finish on SIGTERM"
     ),
+    setting!(
+        "http.allow-writes",
+        "http-allow-writes",
+        Kind::Bool,
+        "no",
+        true,
+        "Let anyone write through the HTTP API (otherwise only with http.token)"
+    ),
+    setting!(
+        "http.token",
+        "http-token",
+        Kind::Str,
+        "",
+        true,
+        "Bearer token that allows writes through the HTTP API (empty: none)"
+    ),
+    setting!(
+        "http.max-ws-clients",
+        "http-max-ws-clients",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "1000",
+        true,
+        "Most /ws live-feed clients at once (more are refused with close code 1013)"
+    ),
 ];
 
 pub fn setting(name: &str) -> Option<&'static Setting> {
@@ -923,6 +950,9 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
     pub pubsub_output_limit: [u64; 3],
+    pub http_allow_writes: bool,
+    pub http_token: Option<String>,
+    pub http_max_ws_clients: usize,
     pub cluster_enabled: bool,
     pub hash_max_listpack_entries: usize,
     pub hash_max_listpack_value: usize,
@@ -941,6 +971,7 @@ impl Default for Config {
 impl Config {
     pub fn from_values(values: Values) -> Config {
         let pass = values.get("requirepass").to_string();
+        let token = values.get("http.token").to_string();
         Config {
             bind: values.get("bind").to_string(),
             port: values.int("port") as u16,
@@ -968,6 +999,9 @@ impl Config {
             )
             .unwrap_or(0),
             pubsub_output_limit: output_limit(values.get("client-output-buffer-limit"), "pubsub"),
+            http_allow_writes: values.bool("http.allow-writes"),
+            http_token: (!token.is_empty()).then_some(token),
+            http_max_ws_clients: values.int("http.max-ws-clients") as usize,
             cluster_enabled: values.bool("cluster.enabled"),
             hash_max_listpack_entries: values.int("hash-max-listpack-entries") as usize,
             hash_max_listpack_value: values.int("hash-max-listpack-value") as usize,
@@ -1119,6 +1153,9 @@ mod tests {
         let s = setting("http-port").unwrap();
         assert_eq!(s.flag(), "http-port");
         assert_eq!(s.env_var(), "REREDIS_HTTP_PORT");
+        let s = setting("http.allow-writes").unwrap();
+        assert_eq!(s.flag(), "http-allow-writes");
+        assert_eq!(s.env_var(), "REREDIS_HTTP__ALLOW_WRITES");
     }
 
     #[test]
@@ -1132,6 +1169,15 @@ mod tests {
         .unwrap();
         assert_eq!(v.get("port"), "7000");
         assert_eq!(v.get("maxmemory"), (100 * 1024 * 1024).to_string());
+        let mut v = Values::default();
+        v.load_env(vec![
+            ("REREDIS_HTTP__ALLOW_WRITES".to_string(), "yes".to_string()),
+            ("REREDIS_HTTP__TOKEN".to_string(), "s3cret".to_string()),
+        ])
+        .unwrap();
+        let c = Config::from_values(v);
+        assert!(c.http_allow_writes);
+        assert_eq!(c.http_token.as_deref(), Some("s3cret"));
         let err = Values::default()
             .load_env(vec![("REREDIS_PORT".to_string(), "seventy".to_string())])
             .unwrap_err()

@@ -3,25 +3,6 @@
 use std::process::ExitCode;
 
 use reredis::cli::{self, LoadError};
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(format: &str, level: &str) {
-    let level = match level {
-        "debug" => "debug",
-        "verbose" => "info",
-        "warning" => "warn",
-        _ => "info",
-    };
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 async fn wait_for_signal() {
     #[cfg(unix)]
@@ -55,7 +36,6 @@ fn main() -> ExitCode {
         print!("{}", loaded.config.render());
         return ExitCode::SUCCESS;
     }
-    init_logging(&loaded.config.log_format, &loaded.config.loglevel);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,7 +46,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    // Logging starts inside the runtime: the OTLP exporter, when configured, runs on it.
+    let telemetry = {
+        let _rt = runtime.enter();
+        reredis::observe::tracing::init(&loaded.config.log_format, &loaded.config.loglevel)
+    };
+    let code = runtime.block_on(async move {
         let handle = match reredis::start(loaded.config).await {
             Ok(h) => h,
             Err(e) => {
@@ -81,5 +66,11 @@ fn main() -> ExitCode {
         handle.shutdown().await;
         tracing::info!("Reredis is now ready to exit, bye bye...");
         ExitCode::SUCCESS
-    })
+    });
+    // Flushes buffered spans while the runtime still runs.
+    {
+        let _rt = runtime.enter();
+        drop(telemetry);
+    }
+    code
 }

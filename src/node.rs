@@ -77,6 +77,10 @@ pub struct Node {
     pub http_addr: SocketAddr,
     /// Cancelled to stop the node (SIGTERM, SHUTDOWN).
     pub shutdown: CancellationToken,
+    /// Set once the node serves clients with its data loaded (`/readyz`).
+    pub ready: AtomicBool,
+    /// `/ws` live-feed figures (for `/metrics`).
+    pub feed: crate::http::ws::FeedStats,
     /// Cluster state and bus, when `cluster.enabled`.
     pub cluster: Option<Arc<Cluster>>,
     pub bus_addr: Option<SocketAddr>,
@@ -222,6 +226,8 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         bus_addr: bus.as_ref().and_then(|l: &TcpListener| l.local_addr().ok()),
         cluster,
         shutdown: CancellationToken::new(),
+        ready: AtomicBool::new(false),
+        feed: Default::default(),
         maxmemory: AtomicU64::new(0),
         requirepass: AtomicBool::new(false),
         config: RwLock::new(config),
@@ -234,12 +240,14 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         resp,
         tasks.clone(),
     ));
-    tasks.spawn(crate::http::serve(node.clone(), http));
+    tasks.spawn(crate::http::serve(node.clone(), http, tasks.clone()));
     tasks.spawn(cron(node.clone()));
     if let Some(listener) = bus {
         tasks.spawn(crate::cluster::bus::serve(node.clone(), listener));
         tasks.spawn(crate::cluster::run(node.clone()));
     }
+    // Nothing to load yet (no persistence): serving is being ready.
+    node.ready.store(true, Ordering::Release);
     tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
     Ok(NodeHandle { node, tasks })
 }

@@ -1,21 +1,79 @@
-//! The HTTP surface (axum): health probes now; the UI, `/ws`, `/api/v1` and `/metrics` join it
-//! in later issues.
+//! The HTTP surface (axum), one router on `--http-port`: health probes, `/metrics`, `/api/v1`
+//! and the `/ws` live feed (docs/api.md is the contract); everything else is the embedded web UI.
 
+pub mod api;
+pub mod error;
+pub mod exec;
+pub mod metrics;
+pub mod ui;
+pub mod value;
+pub mod view;
+pub mod ws;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::node::Node;
 
-pub fn router(node: Arc<Node>) -> Router {
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub node: Arc<Node>,
+    pub metrics: prometheus::Registry,
+    /// Owns the `/ws` tasks, so node shutdown waits for them.
+    pub tasks: TaskTracker,
+}
+
+/// The whole HTTP surface; anything else is the web UI (`ui::serve`).
+pub fn router(node: Arc<Node>, tasks: TaskTracker) -> Router {
+    let state = AppState {
+        metrics: metrics::registry(node.clone()),
+        node,
+        tasks,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(node)
+        .merge(metrics::routes())
+        .merge(api::routes())
+        .merge(ws::routes())
+        .fallback(ui::serve)
+        .layer(middleware::from_fn(trace_request))
+        .with_state(state)
+}
+
+/// One span per request (exported over OTLP when tracing is configured), named after the
+/// route, not the path, so keys do not become span names.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.record("http.response.status_code", resp.status().as_u16());
+    resp
 }
 
 async fn healthz() -> &'static str {
@@ -23,21 +81,59 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready once the node serves clients; not ready while shutting down.
-async fn readyz(State(node): State<Arc<Node>>) -> (StatusCode, &'static str) {
-    if node.shutdown.is_cancelled() {
+async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
+    if s.node.shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if !s.node.ready.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
     } else {
         (StatusCode::OK, "ready\n")
     }
 }
 
-pub async fn serve(node: Arc<Node>, listener: TcpListener) {
+pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
     let shutdown = node.shutdown.clone();
-    let app = router(node);
+    let app = router(node, tasks).into_make_service_with_connect_info::<SocketAddr>();
+    // Feed events are small frames that must leave at once: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("HTTP: cannot set TCP_NODELAY: {e}");
+        }
+    });
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
     {
         tracing::error!("HTTP server failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readyz_follows_the_node_lifecycle() {
+        let handle = crate::start(crate::config::Config::ephemeral())
+            .await
+            .unwrap();
+        let node = handle.node.clone();
+        let state = AppState {
+            metrics: prometheus::Registry::new(),
+            node: node.clone(),
+            tasks: TaskTracker::new(),
+        };
+        assert_eq!(readyz(State(state.clone())).await.0, StatusCode::OK);
+        node.ready.store(false, Ordering::Release);
+        assert_eq!(
+            readyz(State(state.clone())).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+        );
+        node.ready.store(true, Ordering::Release);
+        handle.shutdown().await;
+        assert_eq!(
+            readyz(State(state)).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+        );
     }
 }

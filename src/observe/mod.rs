@@ -1,4 +1,6 @@
 //! Observability: the key-event bus (feeds keyspace notifications, the `/ws` live feed and
-//! metrics), and later the metrics registry and tracing setup.
+//! metrics) and the logging/tracing setup (OpenTelemetry). Metrics are read at scrape time by
+//! `http::metrics`.
 
 pub mod events;
+pub mod tracing;

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Benchmark: Reredis vs Debian's redis-server, side by side on this machine.
+#
+#   scripts/bench.sh [--quick]
+#
+# Builds release, starts redis-server and target/release/reredis on free ports, loads 1,000,000
+# keys (16-byte keys, 16-byte values) into each and compares RSS, runs redis-benchmark (-c 50;
+# SET GET INCR MSET at -P 1 and -P 16) against each, then a 3-node cluster of each with
+# `redis-benchmark --cluster -t set,get`. Prints one markdown table of ratios (ours / redis-server).
+# Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $a" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$QUICK" = 1 ]; then
+  N_P1=20000 N_P16=100000 N_KEYS=100000 N_CLUSTER=20000
+else
+  N_P1=200000 N_P16=1000000 N_KEYS=1000000 N_CLUSTER=200000
+fi
+CLIENTS=50
+BENCH_TIMEOUT=600 # seconds, per redis-benchmark run
+
+for t in redis-server redis-cli redis-benchmark; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
+
+export REREDIS_SKIP_UI_BUILD=1
+echo "==> cargo build --release" >&2
+cargo build --release --locked >&2
+BIN="${CARGO_TARGET_DIR:-target}/release/reredis"
+[ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+
+TMP=$(mktemp -d -t reredis-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+USED_PORTS=" "
+port_free() { ! ss -ltnH "( sport = :$1 )" 2>/dev/null | grep -q .; }
+# Sets PORT to a free port P whose P+10000 is free too (redis-server's cluster bus), never handed
+# out twice (not run in a subshell, so USED_PORTS sticks).
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((10000 + RANDOM % 12000)) # p and p+10000 below the ephemeral range (32768+)
+    case "$USED_PORTS" in *" $p "* | *" $((p + 10000)) "*) continue ;; esac
+    if port_free "$p" && port_free $((p + 10000)); then
+      USED_PORTS="$USED_PORTS$p $((p + 10000)) "
+      PORT=$p
+      return
+    fi
+  done
+  echo "no free port" >&2
+  exit 1
+}
+
+wait_ping() { # port
+  for _ in $(seq 300); do
+    [ "$(redis-cli -p "$1" PING 2>/dev/null)" = "PONG" ] && return 0
+    sleep 0.1
+  done
+  echo "server on port $1 did not answer PING in 30 s; its log:" >&2
+  cat "$2" >&2 || true
+  exit 1
+}
+
+start_redis() { # port dir [extra args...]; sets LAST_PID
+  local port=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
+    --daemonize no --logfile "$dir/redis.log" "$@" &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  wait_ping "$port" "$dir/redis.log"
+}
+
+start_ours() { # port dir [extra args...]; sets LAST_PID
+  local port=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  # reredis reads every REREDIS_* variable as a setting and refuses unknown ones, so the build-only
+  # REREDIS_SKIP_UI_BUILD must not reach it.
+  env -u REREDIS_SKIP_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" "$@" >"$dir/reredis.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  wait_ping "$port" "$dir/reredis.log"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# ratio a b [digits]: a/b, or "n/a"
+ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.*f\n", d, a / b }'; }
+# meets ratio goal op: "yes"/"no"
+meets() { awk -v r="$1" -v g="$2" -v op="$3" 'BEGIN { if (r == "n/a") print "n/a"; else if ((op == ">=" && r + 0 >= g) || (op == "<=" && r + 0 <= g)) print "yes"; else print "**no**" }'; }
+
+# run_bench label port test pipeline n [extra...]: writes "rps p99" for the test to stdout.
+ERRLOG="$TMP/bench-errors.log"
+: >"$ERRLOG"
+run_bench() {
+  local label=$1 port=$2 test=$3 pipe=$4 n=$5
+  shift 5
+  local out="$TMP/bench.csv" err="$TMP/bench.err"
+  if ! timeout "$BENCH_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -P "$pipe" -n "$n" \
+    -r 1000000 -t "$test" --csv "$@" >"$out" 2>"$err"; then
+    echo "redis-benchmark $label $test -P $pipe failed or timed out" >>"$ERRLOG"
+  fi
+  if grep -qi 'error' "$err" "$out"; then
+    { echo "== $label $test -P $pipe:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
+  fi
+  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+  awk -F, 'NR > 1 { gsub(/"/, ""); print $2, $7; exit }' "$out"
+}
+
+# ---------------------------------------------------------------- single node
+free_port; RP=$PORT
+free_port; OP=$PORT
+start_redis "$RP" "$TMP/redis"
+REDIS_PID=$LAST_PID
+start_ours "$OP" "$TMP/ours" --cluster-enabled no
+OURS_PID=$LAST_PID
+echo "==> redis-server pid $REDIS_PID port $RP; reredis pid $OURS_PID port $OP" >&2
+
+# Memory: N_KEYS keys "key:%012d" (16 bytes) with 16-byte values, through redis-cli --pipe.
+LOAD="$TMP/load.resp"
+awk -v n="$N_KEYS" 'BEGIN { for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$16\r\nval:%012d\r\n", i, i }' >"$LOAD"
+declare -A RSS_PER_KEY
+for side in redis ours; do
+  if [ $side = redis ]; then pid=$REDIS_PID port=$RP; else pid=$OURS_PID port=$OP; fi
+  before=$(rss_kb "$pid")
+  timeout 300 redis-cli -p "$port" --pipe <"$LOAD" >"$TMP/pipe-$side.log" 2>&1 ||
+    echo "redis-cli --pipe into $side failed: $(tail -2 "$TMP/pipe-$side.log")" >>"$ERRLOG"
+  grep -q 'errors: 0,' "$TMP/pipe-$side.log" || echo "$side load: $(tail -1 "$TMP/pipe-$side.log")" >>"$ERRLOG"
+  sleep 1
+  after=$(rss_kb "$pid")
+  keys=$(redis-cli -p "$port" DBSIZE)
+  [ "$keys" = "$N_KEYS" ] || echo "$side holds $keys keys after loading $N_KEYS" >>"$ERRLOG"
+  RSS_PER_KEY[$side]=$(awk -v a="$after" -v b="$before" -v n="$keys" 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
+  echo "==> $side: VmRSS $before kB -> $after kB, $keys keys, ${RSS_PER_KEY[$side]} B/key" >&2
+  redis-cli -p "$port" FLUSHALL >/dev/null
+done
+rm -f "$LOAD"
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $(meets "$4" "${5#* }" "${5%% *}") |"); }
+
+for pipe in 1 16; do
+  if [ "$pipe" = 1 ]; then n=$N_P1; else n=$N_P16; fi
+  for test in set get incr mset; do
+    # Back to back per test, so a change in machine load hits both sides about equally.
+    read -r r_rps r_p99 < <(run_bench redis-server "$RP" "$test" "$pipe" "$n") || true
+    read -r o_rps o_p99 < <(run_bench reredis "$OP" "$test" "$pipe" "$n") || true
+    T=$(echo "$test" | tr a-z A-Z)
+    echo "==> $T -P $pipe: redis $r_rps rps p99 $r_p99 ms; reredis $o_rps rps p99 $o_p99 ms" >&2
+    if [ "$pipe" = 1 ]; then g=">= 1.2"; else g=">= 1.5"; fi
+    row "$T rps -P $pipe" "$o_rps" "$r_rps" "$(ratio "$o_rps" "$r_rps")" "$g"
+    row "$T p99 ms -P $pipe" "$o_p99" "$r_p99" "$(ratio "$o_p99" "$r_p99")" "<= 1.0"
+  done
+done
+row "RSS bytes per key (16 B key, 16 B value)" "${RSS_PER_KEY[ours]}" "${RSS_PER_KEY[redis]}" \
+  "$(ratio "${RSS_PER_KEY[ours]}" "${RSS_PER_KEY[redis]}")" "<= 0.8"
+
+kill "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
+
+# ---------------------------------------------------------------- 3-node clusters
+cluster_ok() { # port expected-masters-with-slots
+  local info nodes
+  info=$(redis-cli -p "$1" CLUSTER INFO 2>/dev/null | tr -d '\r')
+  grep -q '^cluster_state:ok' <<<"$info" || return 1
+  # CLUSTER SLOTS: one top-level entry per range; count the master entries by their port lines.
+  nodes=$(redis-cli -p "$1" CLUSTER NODES 2>/dev/null | awk 'NF >= 9' | wc -l)
+  [ "$nodes" -ge "$2" ]
+}
+wait_cluster() { # ports...
+  for _ in $(seq 600); do
+    local all=1
+    for p in "$@"; do cluster_ok "$p" 3 || { all=0; break; }; done
+    [ "$all" = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+# Top-level CLUSTER SLOTS entries: lines like "2) 1) (integer) 5461".
+slot_ranges() { redis-cli -p "$1" --no-raw CLUSTER SLOTS 2>/dev/null | grep -cE '^[0-9]+\) 1\) \(integer\)' || true; }
+
+cluster_bench() { # label port -> "set_rps get_rps"
+  local out="$TMP/cluster-$1.csv" err="$TMP/cluster-$1.err"
+  timeout "$BENCH_TIMEOUT" redis-benchmark --cluster -h 127.0.0.1 -p "$2" -c "$CLIENTS" -t set,get \
+    -n "$N_CLUSTER" -r 1000000 --csv >"$out" 2>"$err" ||
+    echo "redis-benchmark --cluster $1 failed or timed out: $(tail -2 "$err")" >>"$ERRLOG"
+  if grep -qi 'error' "$err" "$out"; then
+    { echo "== cluster $1:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
+  fi
+  awk -F, 'NR > 1 { gsub(/"/, ""); r[$1] = $2 } END { print r["SET"], r["GET"] }' "$out"
+}
+
+# redis-server cluster
+RC=()
+RC_PIDS=()
+for i in 1 2 3; do
+  free_port; p=$PORT
+  RC+=("$p")
+  start_redis "$p" "$TMP/rc$i" --cluster-enabled yes --cluster-config-file "$TMP/rc$i/nodes.conf" \
+    --cluster-node-timeout 5000
+  RC_PIDS+=("$LAST_PID")
+done
+redis_cluster_up=0
+if timeout 120 redis-cli --cluster create "127.0.0.1:${RC[0]}" "127.0.0.1:${RC[1]}" "127.0.0.1:${RC[2]}" \
+  --cluster-yes >"$TMP/rc-create.log" 2>&1 && wait_cluster "${RC[@]}"; then
+  redis_cluster_up=1
+else
+  echo "redis-server cluster did not come up: $(tail -3 "$TMP/rc-create.log")" >>"$ERRLOG"
+fi
+r_set="" r_get=""
+[ "$redis_cluster_up" = 1 ] && { read -r r_set r_get < <(cluster_bench redis-server "${RC[0]}") || true; }
+kill "${RC_PIDS[@]}" 2>/dev/null || true
+
+# reredis cluster: auto-assign splits the slots once all three have met
+OC=()
+OB=()
+OC_PIDS=()
+for i in 1 2 3; do
+  free_port; p=$PORT
+  free_port; b=$PORT
+  OC+=("$p")
+  OB+=("$b")
+  start_ours "$p" "$TMP/oc$i" --cluster-enabled yes --cluster-bus-port "$b" \
+    --cluster-node-timeout 5000 --cluster-rebalance-delay 500
+  OC_PIDS+=("$LAST_PID")
+done
+redis-cli -p "${OC[0]}" CLUSTER MEET 127.0.0.1 "${OC[1]}" "${OB[1]}" >/dev/null
+redis-cli -p "${OC[0]}" CLUSTER MEET 127.0.0.1 "${OC[2]}" "${OB[2]}" >/dev/null
+o_set="" o_get=""
+if wait_cluster "${OC[@]}"; then
+  ranges=$(slot_ranges "${OC[0]}")
+  [ "$ranges" = 3 ] || echo "reredis cluster: CLUSTER SLOTS shows $ranges ranges, expected 3" >>"$ERRLOG"
+  read -r o_set o_get < <(cluster_bench reredis "${OC[0]}") || true
+else
+  echo "reredis cluster did not reach cluster_state:ok with 3 slot owners in 60 s" >>"$ERRLOG"
+  redis-cli -p "${OC[0]}" CLUSTER NODES >>"$ERRLOG" 2>&1 || true
+fi
+kill "${OC_PIDS[@]}" 2>/dev/null || true
+echo "==> cluster SET: redis $r_set reredis $o_set; GET: redis $r_get reredis $o_get" >&2
+row "cluster (3 nodes) SET rps" "$o_set" "$r_set" "$(ratio "$o_set" "$r_set")" ">= 1.0"
+row "cluster (3 nodes) GET rps" "$o_get" "$r_get" "$(ratio "$o_get" "$r_get")" ">= 1.0"
+
+# ---------------------------------------------------------------- the table
+echo
+echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, cluster $N_CLUSTER; -c $CLIENTS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
+echo
+echo "| metric | reredis | redis-server | ratio (ours / redis) | goal | met |"
+echo "|---|---:|---:|---:|---|---|"
+printf '%s\n' "${ROWS[@]}"
+if [ -s "$ERRLOG" ]; then
+  echo
+  echo "Errors seen during the run:"
+  echo '```'
+  cat "$ERRLOG"
+  echo '```'
+fi

@@ -1,0 +1,433 @@
+//! `/api/v1`: node info, the cluster view, key listing (SCAN) and one key's value and TTL
+//! (docs/api.md is the contract). Every key operation runs commands through an internal client
+//! ([`Session`]), so HTTP reads and writes behave, and are counted, as RESP ones.
+//!
+//! Values are read and written per type through that type's commands (`value.rs`: HGETALL,
+//! LRANGE, SMEMBERS, ZRANGE ... WITHSCORES; DEL + HSET/RPUSH/SADD/ZADD in MULTI), so a type
+//! works here as soon as its commands are in the table, and is a 400 `unsupported_type` until
+//! then.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as JsonValue};
+
+use super::AppState;
+use super::error::ApiError;
+use super::exec::{Frame, Session, wait_unpaused};
+use super::value::{
+    Shape, flag, json_bytes, reader, require_commands, ttl_arg, value_to_json, write_commands,
+};
+use super::view::{self, bytes_to_json};
+use crate::cluster::slots::key_hash_slot;
+
+const KEY_PREFIX: &str = "/api/v1/keys/";
+/// Default cut for aggregate values (elements) and strings (bytes), as docs/api.md says.
+const DEFAULT_ELEMENTS: usize = 1000;
+const DEFAULT_BYTES: usize = 1 << 20;
+const MAX_SCAN_COUNT: usize = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/info", get(info))
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/keys", get(list_keys))
+        .route(
+            "/api/v1/keys/{*key}",
+            get(get_key)
+                .put(put_key)
+                .patch(patch_key)
+                .delete(delete_key)
+                .fallback(method_not_allowed),
+        )
+        .route("/api/v1/{*rest}", any(no_such_endpoint))
+}
+
+async fn no_such_endpoint() -> ApiError {
+    ApiError::not_found("no such endpoint (see docs/api.md)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint takes GET, PUT, PATCH or DELETE",
+    )
+}
+
+/// Query strings that do not parse are a 400 in the API's error shape.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+async fn info(State(s): State<AppState>) -> Json<view::Info> {
+    Json(view::info(&s.node))
+}
+
+async fn cluster(State(s): State<AppState>) -> Json<view::Cluster> {
+    Json(view::cluster(&s.node))
+}
+
+/// The client's address when the server was started with connect info (the node's is).
+pub fn peer(parts_ext: &axum::http::Extensions) -> SocketAddr {
+    parts_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+/// The key in `/api/v1/keys/{key}`: percent-decoded bytes of the raw path (axum's `Path` would
+/// refuse keys that are not UTF-8).
+fn key_from_uri(uri: &Uri) -> Result<Vec<u8>, ApiError> {
+    let raw = uri
+        .path()
+        .strip_prefix(KEY_PREFIX)
+        .ok_or_else(|| ApiError::bad_request("expected /api/v1/keys/{key}"))?;
+    Ok(percent_encoding::percent_decode_str(raw).collect())
+}
+
+/// Writes need `http.allow-writes`, or the bearer token when one is configured.
+fn authorize_write(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let (allow, token) = {
+        let c = s.node.config.read();
+        (c.http_allow_writes, c.http_token.clone())
+    };
+    if allow {
+        return Ok(());
+    }
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (token, given) {
+        (Some(t), Some(g)) if constant_time_eq(t.as_bytes(), g.trim().as_bytes()) => Ok(()),
+        _ => Err(ApiError::writes_disabled()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    #[serde(rename = "match")]
+    pub pattern: Option<String>,
+    pub cursor: Option<String>,
+    pub count: Option<usize>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyEntry {
+    pub key: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub key_b64: bool,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ttl_ms: i64,
+    pub slot: u16,
+    pub node: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeysPage {
+    pub cursor: String,
+    pub keys: Vec<KeyEntry>,
+}
+
+/// One SCAN step (db 0) with each key's type and TTL: `/api/v1/keys` and the feed's `scan`.
+pub fn scan_page(
+    session: &mut Session,
+    node_id: &str,
+    q: &KeysQuery,
+) -> Result<KeysPage, ApiError> {
+    let cursor = q.cursor.as_deref().unwrap_or("0");
+    let count = q.count.unwrap_or(100).clamp(1, MAX_SCAN_COUNT).to_string();
+    let mut args: Vec<&[u8]> = vec![b"SCAN", cursor.as_bytes(), b"COUNT", count.as_bytes()];
+    if let Some(p) = &q.pattern {
+        args.extend([b"MATCH".as_slice(), p.as_bytes()]);
+    }
+    if let Some(t) = &q.kind {
+        args.extend([b"TYPE".as_slice(), t.as_bytes()]);
+    }
+    let reply = session.run(&args)?;
+    let (next, keys) = match reply {
+        Frame::Array(Some(mut parts)) if parts.len() == 2 => {
+            let keys = parts.pop().map(|k| k.bulks()).transpose()?;
+            let next = parts.pop().map(|c| c.bytes()).transpose()?;
+            (next.unwrap_or_default(), keys.unwrap_or_default())
+        }
+        other => {
+            return Err(ApiError::internal(format!(
+                "unexpected SCAN reply {other:?}"
+            )));
+        }
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        let kind = session.run(&[b"TYPE", &k])?.bytes()?;
+        if &kind[..] == b"none" {
+            continue; // deleted or expired since SCAN saw it
+        }
+        let ttl_ms = session.run(&[b"PTTL", &k])?.int()?;
+        let (key, key_b64) = bytes_to_json(&k);
+        out.push(KeyEntry {
+            key: key.into_owned(),
+            key_b64,
+            kind: String::from_utf8_lossy(&kind).into_owned(),
+            ttl_ms: ttl_ms.max(-1),
+            slot: key_hash_slot(&k),
+            node: node_id.to_string(),
+        });
+    }
+    Ok(KeysPage {
+        cursor: String::from_utf8_lossy(&next).into_owned(),
+        keys: out,
+    })
+}
+
+async fn list_keys(
+    State(s): State<AppState>,
+    parts: Parts,
+    q: Result<Query<KeysQuery>, QueryRejection>,
+) -> Result<Json<KeysPage>, ApiError> {
+    let q = query(q)?;
+    wait_unpaused(&s.node, false).await;
+    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
+    Ok(Json(scan_page(&mut session, &view::node_id(&s.node), &q)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct GetQuery {
+    limit: Option<usize>,
+}
+
+/// One key as GET returns it.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub key: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub key_b64: bool,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub ttl_ms: i64,
+    pub slot: u16,
+    pub node: String,
+    pub encoding: String,
+    pub size: i64,
+    pub value: JsonValue,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub value_b64: bool,
+    pub truncated: bool,
+}
+
+/// Reads one key: 404 when it does not exist.
+pub fn read_key(
+    session: &mut Session,
+    node_id: &str,
+    key: &[u8],
+    limit: Option<usize>,
+) -> Result<KeyView, ApiError> {
+    let kind = session.run(&[b"TYPE", key])?.bytes()?;
+    let kind = String::from_utf8_lossy(&kind).into_owned();
+    if kind == "none" {
+        return Err(ApiError::not_found("no such key"));
+    }
+    let r = reader(&kind).ok_or_else(|| {
+        ApiError::unsupported_type(format!("type '{kind}' cannot be shown over HTTP yet"))
+    })?;
+    let default_limit = if r.shape == Shape::Text {
+        DEFAULT_BYTES
+    } else {
+        DEFAULT_ELEMENTS
+    };
+    let limit = limit.unwrap_or(default_limit).min(i64::MAX as usize);
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit must be at least 1"));
+    }
+    require_commands(&kind, &[r.size.as_bytes()])?;
+    let size = session.run(&[r.size.as_bytes(), key])?.int()?;
+    let read = (r.read)(key, size, limit);
+    require_commands(&kind, &[&read[0]])?;
+    // One transaction so TTL, encoding and value describe the same moment.
+    let cmds = vec![
+        vec![Bytes::from_static(b"PTTL"), Bytes::copy_from_slice(key)],
+        vec![
+            Bytes::from_static(b"OBJECT"),
+            Bytes::from_static(b"ENCODING"),
+            Bytes::copy_from_slice(key),
+        ],
+        vec![
+            Bytes::copy_from_slice(r.size.as_bytes()),
+            Bytes::copy_from_slice(key),
+        ],
+        read.into_iter().map(Bytes::from).collect(),
+    ];
+    let replies = session.transaction(&cmds).map_err(|e| {
+        if e.code == "wrong_type" {
+            ApiError::conflict("conflict", "the key changed type while being read; retry")
+        } else {
+            e
+        }
+    })?;
+    let [ttl, encoding, size, value] = <[Frame; 4]>::try_from(replies)
+        .map_err(|_| ApiError::internal("EXEC returned the wrong number of replies"))?;
+    let ttl_ms = ttl.int()?;
+    if ttl_ms == -2 {
+        return Err(ApiError::not_found("no such key"));
+    }
+    let size = size.int()?;
+    let (value, value_b64, shown) = value_to_json(r.shape, &value)?;
+    let (k, key_b64) = bytes_to_json(key);
+    Ok(KeyView {
+        key: k.into_owned(),
+        key_b64,
+        kind,
+        ttl_ms,
+        slot: key_hash_slot(key),
+        node: node_id.to_string(),
+        encoding: encoding
+            .bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
+        size,
+        value,
+        value_b64,
+        truncated: (shown as i64) < size,
+    })
+}
+
+async fn get_key(
+    State(s): State<AppState>,
+    parts: Parts,
+    q: Result<Query<GetQuery>, QueryRejection>,
+) -> Result<Json<KeyView>, ApiError> {
+    let q = query(q)?;
+    let key = key_from_uri(&parts.uri)?;
+    wait_unpaused(&s.node, false).await;
+    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
+    Ok(Json(read_key(
+        &mut session,
+        &view::node_id(&s.node),
+        &key,
+        q.limit,
+    )?))
+}
+
+fn parse_body(body: &[u8]) -> Result<Map<String, JsonValue>, ApiError> {
+    match serde_json::from_slice::<JsonValue>(body) {
+        Ok(JsonValue::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
+    }
+}
+
+async fn put_key(
+    State(s): State<AppState>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Json<KeyView>, ApiError> {
+    authorize_write(&s, &parts.headers)?;
+    let key = key_from_uri(&parts.uri)?;
+    let cmds = write_commands(&key, &parse_body(&body)?)?;
+    wait_unpaused(&s.node, true).await;
+    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
+    session.transaction(&cmds)?;
+    Ok(Json(read_key(
+        &mut session,
+        &view::node_id(&s.node),
+        &key,
+        None,
+    )?))
+}
+
+async fn patch_key(
+    State(s): State<AppState>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Json<KeyView>, ApiError> {
+    authorize_write(&s, &parts.headers)?;
+    let key = key_from_uri(&parts.uri)?;
+    let body = parse_body(&body)?;
+    let rename_to = body
+        .get("rename_to")
+        .map(|v| json_bytes(v, flag(&body, "rename_to_b64"), "rename_to"))
+        .transpose()?;
+    let ttl = body.get("ttl_ms");
+    if rename_to.is_none() && ttl.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give rename_to and/or ttl_ms",
+        ));
+    }
+    let k = Bytes::copy_from_slice(&key);
+    let mut cmds = Vec::new();
+    match ttl {
+        None => {}
+        Some(JsonValue::Null) => cmds.push(vec![Bytes::from_static(b"PERSIST"), k.clone()]),
+        Some(v) => cmds.push(vec![
+            Bytes::from_static(b"PEXPIRE"),
+            k.clone(),
+            Bytes::from(ttl_arg(v)?.to_string()),
+        ]),
+    }
+    let rename = rename_to.filter(|to| to[..] != key[..]);
+    if let Some(to) = &rename {
+        cmds.push(vec![Bytes::from_static(b"RENAMENX"), k.clone(), to.clone()]);
+    }
+    wait_unpaused(&s.node, true).await;
+    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
+    if session.run(&[b"EXISTS", &key])?.int()? == 0 {
+        return Err(ApiError::not_found("no such key"));
+    }
+    // Checked first so a refused rename leaves the TTL alone too (RENAMENX below still
+    // guards against a key created in between).
+    if let Some(to) = &rename
+        && session.run(&[b"EXISTS", to])?.int()? != 0
+    {
+        return Err(key_exists());
+    }
+    let replies = session.transaction(&cmds).map_err(|e| {
+        if e.message.contains("no such key") {
+            ApiError::not_found("no such key")
+        } else {
+            e
+        }
+    })?;
+    if rename.is_some() && replies.last() == Some(&Frame::Int(0)) {
+        return Err(key_exists());
+    }
+    let now = rename.as_deref().unwrap_or(&key);
+    Ok(Json(read_key(
+        &mut session,
+        &view::node_id(&s.node),
+        now,
+        None,
+    )?))
+}
+
+fn key_exists() -> ApiError {
+    ApiError::conflict(
+        "key_exists",
+        "rename_to names a key that already exists; delete it first",
+    )
+}
+
+async fn delete_key(State(s): State<AppState>, parts: Parts) -> Result<Json<JsonValue>, ApiError> {
+    authorize_write(&s, &parts.headers)?;
+    let key = key_from_uri(&parts.uri)?;
+    wait_unpaused(&s.node, true).await;
+    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
+    let n = session.run(&[b"DEL", &key])?.int()?;
+    Ok(Json(serde_json::json!({ "deleted": n })))
+}
