@@ -866,6 +866,8 @@ static FAMILIES: &[&[Command]] = &[
     super::sort::COMMANDS,
     super::list::COMMANDS,
     super::zset::COMMANDS,
+    super::bitmap::COMMANDS,
+    super::hyperloglog::COMMANDS,
 ];
 
 pub static COMMANDS: &[Command] = &[
