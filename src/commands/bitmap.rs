@@ -12,6 +12,9 @@ use crate::observe::events::class;
 use crate::store::value::parse_i64_strict;
 use crate::store::{Entry, Keyspace, Sds, Value};
 
+/// BITOP's keys: the destination and every source.
+const BITOP_KEYS: (i32, i32, i32) = (2, -1, 1);
+
 pub static COMMANDS: &[Command] = &[
     cmd!(
         "setbit",
@@ -57,7 +60,7 @@ pub static COMMANDS: &[Command] = &[
         "bitop",
         -4,
         WM,
-        (2, -1, 1),
+        BITOP_KEYS,
         "bitmap",
         "2.6.0",
         bitop,
@@ -120,12 +123,14 @@ fn take_string(e: &mut Entry) -> Result<Vec<u8>, CmdError> {
 
 /// Runs `f` on the string at `key` made long enough to hold bit `maxbit` (created, or padded
 /// with zero bytes), as Redis's `lookupStringForBitCommand`; the value is "raw" afterwards.
+/// `f` learns whether the string was created or grew: Redis counts such a write as a change
+/// even when the bits written were already there.
 fn with_bits<T>(
     ks: &mut Keyspace,
     db: usize,
     key: &[u8],
     maxbit: u64,
-    f: impl FnOnce(&mut Vec<u8>) -> T,
+    f: impl FnOnce(&mut Vec<u8>, bool) -> T,
 ) -> Result<T, CmdError> {
     let len = (maxbit >> 3) as usize + 1;
     match ks.lookup_write(db, key)? {
@@ -134,18 +139,19 @@ fn with_bits<T>(
                 return Err(CmdError::WrongType);
             }
             let mut v = take_string(e)?;
-            if v.len() < len {
+            let grew = v.len() < len;
+            if grew {
                 v.reserve_exact(len - v.len());
                 v.resize(len, 0);
             }
-            let out = f(&mut v);
+            let out = f(&mut v, grew);
             e.value = Value::Str(Sds::from_vec(v));
             e.set_raw();
             Ok(out)
         }
         None => {
             let mut v = vec![0u8; len];
-            let out = f(&mut v);
+            let out = f(&mut v, true);
             ks.set(db, key, Value::Str(Sds::from_vec(v)), None, false)?;
             if let Some(e) = ks.lookup_write(db, key)? {
                 e.set_raw();
@@ -175,15 +181,18 @@ pub fn setbit(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if on & !1 != 0 {
         return Err(bit_error());
     }
-    let old = with_bits(ks, ctx.client.db, &args[1], offset, |v| {
+    let (old, changed) = with_bits(ks, ctx.client.db, &args[1], offset, |v, grew| {
         let byte = (offset >> 3) as usize;
         let shift = 7 - (offset & 7);
         let old = (v[byte] >> shift) & 1;
         v[byte] = (v[byte] & !(1 << shift)) | ((on as u8) << shift);
-        old
+        (old, grew || old as i64 != on)
     })?;
-    ctx.dirty(1);
-    ctx.notify(class::STRING, "setbit", &args[1]);
+    // Redis 7.0.15 publishes (and counts a change) only when something changed.
+    if changed {
+        ctx.dirty(1);
+        ctx.notify(class::STRING, "setbit", &args[1]);
+    }
     ctx.out.int(old as i64);
     Ok(())
 }
@@ -560,8 +569,10 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, overflow: Overflow) -> (boo
     }
 }
 
-/// Applies a SET or INCRBY: the reply (`None` when OVERFLOW FAIL refused it).
-fn write_field(s: &mut [u8], f: &Field) -> Option<i64> {
+/// Applies a SET or INCRBY: the reply and whether the field's value changed (`None` when
+/// OVERFLOW FAIL refused it).
+fn write_field(s: &mut [u8], f: &Field) -> Option<(i64, bool)> {
+    let before = get_unsigned(s, f.offset, f.bits);
     let (overflowed, new, reply) = if f.signed {
         let old = get_signed(s, f.offset, f.bits);
         let (new_value, reply) = if f.op == FieldOp::IncrBy {
@@ -593,7 +604,7 @@ fn write_field(s: &mut [u8], f: &Field) -> Option<i64> {
         return None;
     }
     set_bits(s, f.offset, f.bits, new);
-    Some(reply)
+    Some((reply, get_unsigned(s, f.offset, f.bits) != before))
 }
 
 fn read_field(s: &[u8], f: &Field) -> i64 {
@@ -662,8 +673,7 @@ fn bitfield_generic(
     let fields = parse_fields(args, ctx.proto_max_bulk_len())?;
     let db = ctx.client.db;
     let key = &args[1];
-    let writes = fields.iter().filter(|f| f.op != FieldOp::Get).count();
-    if writes == 0 {
+    if fields.iter().all(|f| f.op == FieldOp::Get) {
         let s = read_string(ks, db, key)?;
         let s: &[u8] = s.as_deref().unwrap_or(&[]);
         ctx.out.array(fields.len());
@@ -684,21 +694,30 @@ fn bitfield_generic(
         .max()
         .unwrap_or(0);
     let out = &mut ctx.out;
-    with_bits(ks, db, key, highest, |s| {
+    let changes = with_bits(ks, db, key, highest, |s, grew| {
+        let mut changes = 0;
         out.array(fields.len());
         for f in &fields {
             if f.op == FieldOp::Get {
                 out.int(read_field(s, f));
-            } else {
-                match write_field(s, f) {
-                    Some(v) => out.int(v),
-                    None => out.null(),
+                continue;
+            }
+            match write_field(s, f) {
+                Some((v, changed)) => {
+                    out.int(v);
+                    changes += (grew || changed) as u64;
                 }
+                None => out.null(),
             }
         }
+        changes
     })?;
-    ctx.dirty(writes as u64);
-    ctx.notify(class::STRING, "setbit", key);
+    // As Redis 7.0.15: writes that changed nothing (or failed) publish nothing, even when
+    // the key was just created.
+    if changes > 0 {
+        ctx.dirty(changes);
+        ctx.notify(class::STRING, "setbit", key);
+    }
     Ok(())
 }
 

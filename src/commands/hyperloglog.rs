@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::Ctx;
 use super::error::{CmdError, CmdResult};
-use super::table::{ALL_KEYS, Command, NO_KEYS, cmd};
-use crate::commands::flags::*;
+use super::flags::ADMIN;
+use super::table::{ALL_KEYS, Command, KEY_2, KEY1, NO_KEYS, R, WM, WMF, cmd};
 use crate::observe::events::class;
 use crate::store::hll;
 use crate::store::{Entry, Keyspace, Sds, Value};
@@ -16,8 +16,8 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "pfadd",
         -2,
-        WRITE | DENYOOM | FAST,
-        (1, 1, 1),
+        WMF,
+        KEY1,
         "hyperloglog",
         "2.8.9",
         pfadd,
@@ -26,7 +26,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "pfcount",
         -2,
-        READONLY,
+        R,
         ALL_KEYS,
         "hyperloglog",
         "2.8.9",
@@ -36,7 +36,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "pfmerge",
         -2,
-        WRITE | DENYOOM,
+        WM,
         ALL_KEYS,
         "hyperloglog",
         "2.8.9",
@@ -46,8 +46,8 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "pfdebug",
         3,
-        WRITE | DENYOOM | ADMIN,
-        (2, 2, 1),
+        WM | ADMIN,
+        KEY_2,
         "hyperloglog",
         "2.8.9",
         pfdebug,
@@ -284,7 +284,7 @@ pub fn pfdebug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn pfselftest(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    hll::self_test(sparse_max(ctx)).map_err(CmdError::err)?;
+    hll::self_test(sparse_max(ctx), 10_000_000).map_err(CmdError::err)?;
     ctx.out.ok();
     Ok(())
 }

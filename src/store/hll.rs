@@ -522,8 +522,9 @@ pub fn dense_registers(v: &[u8]) -> impl Iterator<Item = u8> + '_ {
 }
 
 /// PFSELFTEST: register access on random values, then dense and sparse HLLs fed the same
-/// 10,000,000 elements must agree and stay within the expected error (Redis's own checks).
-pub fn self_test(sparse_max: usize) -> Result<(), String> {
+/// `elements` (Redis: 10,000,000) must agree and stay within the expected error at every power
+/// of ten (Redis's own checks and messages).
+pub fn self_test(sparse_max: usize, elements: u64) -> Result<(), String> {
     let mut regs = vec![0u8; DENSE_SIZE - HDR_SIZE];
     let mut expect = vec![0u8; REGISTERS];
     for _ in 0..1000 {
@@ -547,7 +548,7 @@ pub fn self_test(sparse_max: usize) -> Result<(), String> {
     let relerr = 1.04 / (REGISTERS as f64).sqrt();
     let seed = rand::random::<u64>();
     let mut checkpoint: u64 = 1;
-    for j in 1..=10_000_000u64 {
+    for j in 1..=elements {
         let ele = (j ^ seed).to_le_bytes();
         let _ = add(&mut dense, &ele, sparse_max);
         add(&mut sparse, &ele, sparse_max).map_err(|_| "TESTFAILED corrupted".to_string())?;
@@ -623,6 +624,20 @@ mod tests {
         let mut converted = sparse.clone();
         sparse_to_dense(&mut converted).unwrap();
         assert_eq!(&converted[HDR_SIZE..], &dense[HDR_SIZE..]);
+    }
+
+    #[test]
+    fn self_test_passes() {
+        assert_eq!(self_test(3000, 100_000), Ok(()));
+    }
+
+    #[test]
+    fn murmurhash_matches_redis() {
+        // redis-server: PFADD h a; PFDEBUG DECODE h -> "Z:12711 v:2,1 Z:3672".
+        assert_eq!(pat_len(b"a"), (12711, 2));
+        let mut v = new_sparse();
+        assert_eq!(add(&mut v, b"a", 3000), Ok(true));
+        assert_eq!(decode(&v), "Z:12711 v:2,1 Z:3672");
     }
 
     #[test]
