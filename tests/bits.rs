@@ -595,6 +595,80 @@ proptest! {
     }
 }
 
+/// A sparse HLL covering exactly 16384 registers with the runs given, however unusual
+/// (unmerged VALs, split zero runs): valid for Redis, but not what it would write itself.
+fn sparse_hll(runs: &[(u8, u16, u8)], cache: [u8; 8]) -> Vec<u8> {
+    let mut v = b"HYLL\x01\x00\x00\x00".to_vec();
+    v.extend_from_slice(&cache);
+    let mut left: u16 = 16384;
+    for &(kind, len, value) in runs {
+        if left == 0 {
+            break;
+        }
+        match kind % 3 {
+            0 => {
+                let n = len.clamp(1, 64).min(left);
+                v.push((n - 1) as u8);
+                left -= n;
+            }
+            1 => {
+                let n = len.clamp(1, 16384).min(left);
+                v.push(0x40 | ((n - 1) >> 8) as u8);
+                v.push(((n - 1) & 0xff) as u8);
+                left -= n;
+            }
+            _ => {
+                let n = len.clamp(1, 4).min(left);
+                v.push(0x80 | ((value % 32) << 2) | (n - 1) as u8);
+                left -= n;
+            }
+        }
+    }
+    while left > 0 {
+        let n = left.min(16384);
+        v.push(0x40 | ((n - 1) >> 8) as u8);
+        v.push(((n - 1) & 0xff) as u8);
+        left -= n;
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Hand-made sparse HLLs (any valid opcode sequence, any cached cardinality): PFCOUNT,
+    /// PFADD, PFMERGE, PFDEBUG and the resulting bytes agree with Redis.
+    #[test]
+    fn unusual_sparse_hlls_match_redis(
+        runs in prop::collection::vec((any::<u8>(), 1u16..600, any::<u8>()), 0..400),
+        cache in any::<[u8; 8]>(),
+        adds in prop::collection::vec(any::<u16>(), 0..40),
+    ) {
+        let value = sparse_hll(&runs, cache);
+        let adds: Vec<Vec<u8>> = adds.iter().map(|a| a.to_string().into_bytes()).collect();
+        let mut guard = shared_pair().lock().unwrap_or_else(|e| e.into_inner());
+        let (rt, _real, _node, p) = &mut *guard;
+        rt.block_on(async {
+            p.same(&[b"SET", b"u", &value]).await;
+            p.same(&[b"SET", b"u2", &value]).await;
+            p.same(&[b"PFCOUNT", b"u"]).await;
+            p.same(&[b"GET", b"u"]).await;
+            p.same(&[b"PFDEBUG", b"DECODE", b"u2"]).await;
+            p.same(&[b"PFCOUNT", b"u2", b"nokey"]).await;
+            let mut args: Vec<&[u8]> = vec![b"PFADD", b"u2"];
+            args.extend(adds.iter().map(|a| &a[..]));
+            p.same(&args).await;
+            p.same(&[b"GET", b"u2"]).await;
+            p.same(&[b"PFMERGE", b"u3", b"u", b"u2"]).await;
+            p.same(&[b"GET", b"u3"]).await;
+            p.same(&[b"PFMERGE", b"u", b"u2"]).await;
+            p.same(&[b"GET", b"u"]).await;
+            p.same(&[b"PFDEBUG", b"GETREG", b"u2"]).await;
+            p.same(&[b"GET", b"u2"]).await;
+        });
+    }
+}
+
 const HLL_CASES: &str = r#"
 PFADD h a b c
 PFCOUNT h

@@ -284,7 +284,7 @@ pub fn pfdebug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn pfselftest(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    hll::self_test(sparse_max(ctx), 10_000_000).map_err(CmdError::err)?;
+    hll::self_test(sparse_max(ctx), 1000, 10_000_000).map_err(CmdError::err)?;
     ctx.out.ok();
     Ok(())
 }
