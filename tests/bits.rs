@@ -241,6 +241,7 @@ SETBIT b 01 1
 GETBIT b -1
 GETBIT b x
 GETBIT b 4294967296
+GETBIT b 4294967295
 SETBIT
 SETBIT b 1
 GETBIT b
@@ -400,6 +401,10 @@ TYPE notstring
 BITOP OR dest n k3
 GET dest
 BITOP AND dest empty
+BITOP AND k1 k1 k2
+GET k1
+BITOP XOR k3 k3
+GET k3
 EXISTS dest
 SET withttl x EX 100
 BITOP OR withttl k1
@@ -549,7 +554,11 @@ async fn resp3_and_transactions_match_redis() {
     let (_real, node, mut p) = pair().await;
     p.script(RESP3_AND_MULTI_CASES).await;
     // HELLO's reply names the server, so only what follows it is compared.
-    p.send(&cmd(&[b"HELLO", b"3"])).await;
+    let (a, b) = p.send(&cmd(&[b"HELLO", b"3"])).await;
+    assert!(
+        a.starts_with(b"%") && b.starts_with(b"%"),
+        "both speak RESP3 now"
+    );
     p.script(&RESP3_AND_MULTI_CASES.replace("BITFIELD r ", "BITFIELD r3 "))
         .await;
     node.shutdown().await;
@@ -771,6 +780,24 @@ PFDEBUG ENCODING m6
 GET m6
 PFCOUNT m6
 PFCOUNT m1 m2 m6 nokey
+CONFIG SET hll-sparse-max-bytes -1
+CONFIG SET hll-sparse-max-bytes abc
+CONFIG SET hll-sparse-max-bytes 1kb
+CONFIG GET hll-sparse-max-bytes
+CONFIG SET hll-sparse-max-bytes 0
+PFADD zero-limit a
+PFDEBUG ENCODING zero-limit
+PFADD zero-limit2
+PFDEBUG ENCODING zero-limit2
+GET zero-limit2
+CONFIG SET hll-sparse-max-bytes 3000
+SET withttl x EX 100
+DEL withttl
+PFADD withttl a
+EXPIRE withttl 100
+PFADD withttl b c
+PFMERGE withttl m1
+TTL withttl
 OBJECT ENCODING m6
 PFDEBUG GETREG m1
 PFDEBUG ENCODING m1
