@@ -108,6 +108,11 @@ fn bit_offset(arg: &[u8], hash_bits: Option<u32>, max_bulk: usize) -> Result<u64
     Ok(off as u64)
 }
 
+/// Redis aborts when an allocation fails; we refuse the command instead.
+fn no_memory() -> CmdError {
+    CmdError::Msg("OOM not enough memory to grow the string".into())
+}
+
 /// Moves a string value's bytes out of its entry (int-encoded ones as their decimal text).
 fn take_string(e: &mut Entry) -> Result<Vec<u8>, CmdError> {
     match std::mem::replace(&mut e.value, Value::Int(0)) {
@@ -141,7 +146,11 @@ fn with_bits<T>(
             let mut v = take_string(e)?;
             let grew = v.len() < len;
             if grew {
-                v.reserve_exact(len - v.len());
+                // Past `proto-max-bulk-len` raised by an admin, refuse rather than abort.
+                if v.try_reserve_exact(len - v.len()).is_err() {
+                    e.value = Value::Str(Sds::from_vec(v));
+                    return Err(no_memory());
+                }
                 v.resize(len, 0);
             }
             let out = f(&mut v, grew);
@@ -150,7 +159,9 @@ fn with_bits<T>(
             Ok(out)
         }
         None => {
-            let mut v = vec![0u8; len];
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).map_err(|_| no_memory())?;
+            v.resize(len, 0);
             let out = f(&mut v, true);
             ks.set(db, key, Value::Str(Sds::from_vec(v)), None, false)?;
             if let Some(e) = ks.lookup_write(db, key)? {
