@@ -139,6 +139,18 @@ pub fn dense_set(regs: &mut [u8], i: usize, val: u8) {
     }
 }
 
+/// Every dense register in order: four 6-bit registers per three bytes, unpacked without the
+/// per-register shifts of [`dense_get`] (PFCOUNT and merges read all 16384).
+fn dense_each(regs: &[u8], mut f: impl FnMut(usize, u8)) {
+    for (k, c) in regs.chunks_exact(3).enumerate() {
+        let i = k * 4;
+        f(i, c[0] & 63);
+        f(i + 1, ((c[0] >> 6) | (c[1] << 2)) & 63);
+        f(i + 2, ((c[1] >> 4) | (c[2] << 4)) & 63);
+        f(i + 3, c[2] >> 2);
+    }
+}
+
 /// Sets register `i` to `count` when that is larger; true when it changed.
 fn dense_set_max(regs: &mut [u8], i: usize, count: u8) -> bool {
     if count > dense_get(regs, i) {
@@ -382,10 +394,7 @@ pub fn add(v: &mut Vec<u8>, ele: &[u8], sparse_max: usize) -> Result<bool, Corru
 /// larger of each register (Redis's `hllMerge`).
 pub fn merge_into(max: &mut [u8], v: &[u8]) -> Result<(), Corrupt> {
     if v[ENCODING] == DENSE {
-        let regs = &v[HDR_SIZE..];
-        for (i, m) in max.iter_mut().enumerate() {
-            *m = (*m).max(dense_get(regs, i));
-        }
+        dense_each(&v[HDR_SIZE..], |i, r| max[i] = max[i].max(r));
         return Ok(());
     }
     let covered = sparse_runs(v, |first, run, value| {
@@ -423,10 +432,7 @@ pub fn store_registers(v: &mut Vec<u8>, max: &[u8], sparse_max: usize) {
 pub fn count(v: &[u8]) -> Result<u64, Corrupt> {
     let mut histo = [0u32; 64];
     if v[ENCODING] == DENSE {
-        let regs = &v[HDR_SIZE..];
-        for i in 0..REGISTERS {
-            histo[dense_get(regs, i) as usize] += 1;
-        }
+        dense_each(&v[HDR_SIZE..], |_, r| histo[r as usize] += 1);
     } else {
         let mut idx = 0usize;
         let mut p = HDR_SIZE;
@@ -610,6 +616,12 @@ mod tests {
         for (i, &e) in expect.iter().enumerate() {
             assert_eq!(dense_get(&regs, i), e, "register {i}");
         }
+        let mut seen = 0;
+        dense_each(&regs, |i, r| {
+            assert_eq!(r, expect[i], "register {i}");
+            seen += 1;
+        });
+        assert_eq!(seen, REGISTERS);
     }
 
     #[test]
