@@ -584,31 +584,32 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, overflow: Overflow) -> (boo
 /// OVERFLOW FAIL refused it).
 fn write_field(s: &mut [u8], f: &Field) -> Option<(i64, bool)> {
     let before = get_unsigned(s, f.offset, f.bits);
-    let (overflowed, new, reply) = if f.signed {
-        let old = get_signed(s, f.offset, f.bits);
-        let (new_value, reply) = if f.op == FieldOp::IncrBy {
+    // (overflowed, bits to store, reply): INCRBY replies the new value, SET the old one.
+    let (overflowed, new, reply) = match (f.signed, f.op) {
+        (true, FieldOp::IncrBy) => {
+            let old = get_signed(s, f.offset, f.bits);
             let (o, lim) = signed_overflow(old, f.value, f.bits, f.overflow);
             let n = if o { lim } else { old.wrapping_add(f.value) };
-            ((o, n), n)
-        } else {
+            (o, n as u64, n)
+        }
+        (true, _) => {
             let (o, lim) = signed_overflow(f.value, 0, f.bits, f.overflow);
-            ((o, if o { lim } else { f.value }), old)
-        };
-        (new_value.0, new_value.1 as u64, reply)
-    } else {
-        let old = get_unsigned(s, f.offset, f.bits);
-        if f.op == FieldOp::IncrBy {
-            let (o, lim) = unsigned_overflow(old, f.value, f.bits, f.overflow);
+            let n = if o { lim } else { f.value };
+            (o, n as u64, get_signed(s, f.offset, f.bits))
+        }
+        (false, FieldOp::IncrBy) => {
+            let (o, lim) = unsigned_overflow(before, f.value, f.bits, f.overflow);
             let n = if o {
                 lim
             } else {
-                old.wrapping_add(f.value as u64)
+                before.wrapping_add(f.value as u64)
             };
             (o, n, n as i64)
-        } else {
+        }
+        (false, _) => {
             let v = f.value as u64;
             let (o, lim) = unsigned_overflow(v, 0, f.bits, f.overflow);
-            (o, if o { lim } else { v }, old as i64)
+            (o, if o { lim } else { v }, before as i64)
         }
     };
     if overflowed && f.overflow == Overflow::Fail {
