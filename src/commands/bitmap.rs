@@ -247,8 +247,20 @@ fn clamp_range(mut start: i64, mut end: i64, totlen: i64) -> (i64, i64) {
     (start, end)
 }
 
+/// Set bits in `b`, eight bytes at a time.
 fn popcount(b: &[u8]) -> i64 {
-    b.iter().map(|x| x.count_ones() as i64).sum()
+    let words = b.chunks_exact(8);
+    let tail: i64 = words
+        .remainder()
+        .iter()
+        .map(|x| x.count_ones() as i64)
+        .sum();
+    words
+        .map(|w| {
+            u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]).count_ones() as i64
+        })
+        .sum::<i64>()
+        + tail
 }
 
 pub fn bitcount(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
