@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -587,21 +588,17 @@ async fn compare_ranges(p: &mut Pair, value: &[u8], ranges: &[(i64, i64, u8)]) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    /// Random strings (runs of 0x00 and 0xff make BITPOS interesting) and random ranges, both
-    /// ends in and out of the string, agree with Redis.
-    #[test]
-    fn random_bit_ranges_match_redis(
-        value in prop::collection::vec(
-            prop_oneof![Just(0u8), Just(0xffu8), any::<u8>()], 0..40),
-        ranges in prop::collection::vec((-400i64..400, -400i64..400, any::<u8>()), 1..12),
-    ) {
-        let mut guard = shared_pair().lock().unwrap_or_else(|e| e.into_inner());
-        let (rt, _real, _node, p) = &mut *guard;
+/// Random strings (runs of 0x00 and 0xff make BITPOS interesting) and random ranges, both
+/// ends in and out of the string, agree with Redis.
+#[test]
+fn random_bit_ranges_match_redis() {
+    let strategy = (
+        prop::collection::vec(prop_oneof![Just(0u8), Just(0xffu8), any::<u8>()], 0..40),
+        prop::collection::vec((-400i64..400, -400i64..400, any::<u8>()), 1..12),
+    );
+    prop_check(48, strategy, |rt, p, (value, ranges)| {
         rt.block_on(compare_ranges(p, &value, &ranges));
-    }
+    });
 }
 
 /// A sparse HLL covering exactly 16384 registers with the runs given, however unusual
@@ -642,21 +639,18 @@ fn sparse_hll(runs: &[(u8, u16, u8)], cache: [u8; 8]) -> Vec<u8> {
     v
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    /// Hand-made sparse HLLs (any valid opcode sequence, any cached cardinality): PFCOUNT,
-    /// PFADD, PFMERGE, PFDEBUG and the resulting bytes agree with Redis.
-    #[test]
-    fn unusual_sparse_hlls_match_redis(
-        runs in prop::collection::vec((any::<u8>(), 1u16..600, any::<u8>()), 0..400),
-        cache in any::<[u8; 8]>(),
-        adds in prop::collection::vec(any::<u16>(), 0..40),
-    ) {
+/// Hand-made sparse HLLs (any valid opcode sequence, any cached cardinality): PFCOUNT,
+/// PFADD, PFMERGE, PFDEBUG and the resulting bytes agree with Redis.
+#[test]
+fn unusual_sparse_hlls_match_redis() {
+    let strategy = (
+        prop::collection::vec((any::<u8>(), 1u16..600, any::<u8>()), 0..400),
+        any::<[u8; 8]>(),
+        prop::collection::vec(any::<u16>(), 0..40),
+    );
+    prop_check(48, strategy, |rt, p, (runs, cache, adds)| {
         let value = sparse_hll(&runs, cache);
         let adds: Vec<Vec<u8>> = adds.iter().map(|a| a.to_string().into_bytes()).collect();
-        let mut guard = shared_pair().lock().unwrap_or_else(|e| e.into_inner());
-        let (rt, _real, _node, p) = &mut *guard;
         rt.block_on(async {
             p.same(&[b"SET", b"u", &value]).await;
             p.same(&[b"SET", b"u2", &value]).await;
@@ -675,7 +669,7 @@ proptest! {
             p.same(&[b"PFDEBUG", b"GETREG", b"u2"]).await;
             p.same(&[b"GET", b"u2"]).await;
         });
-    }
+    });
 }
 
 const HLL_CASES: &str = r#"
@@ -889,38 +883,67 @@ async fn pfcount_matches_redis_up_to_100000_elements() {
     node.shutdown().await;
 }
 
-fn shared_pair() -> &'static Mutex<(
-    tokio::runtime::Runtime,
-    RealRedis,
-    reredis::NodeHandle,
-    Pair,
-)> {
-    static PAIR: std::sync::OnceLock<
-        Mutex<(
-            tokio::runtime::Runtime,
-            RealRedis,
-            reredis::NodeHandle,
-            Pair,
-        )>,
-    > = std::sync::OnceLock::new();
-    PAIR.get_or_init(|| {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let (real, node, pair) = rt.block_on(pair());
-        Mutex::new((rt, real, node, pair))
-    })
+/// Both servers for one property test, owned by it: dropping it (the test passed or failed)
+/// stops our node and kills `redis-server`.
+struct PropPair {
+    rt: tokio::runtime::Runtime,
+    node: Option<reredis::NodeHandle>,
+    pair: Pair,
+    _real: RealRedis,
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+impl PropPair {
+    fn start() -> RefCell<PropPair> {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let (real, node, pair) = rt.block_on(pair());
+        RefCell::new(PropPair {
+            rt,
+            node: Some(node),
+            pair,
+            _real: real,
+        })
+    }
+}
 
-    /// Random sets of random elements: PFADD, PFCOUNT, the bytes and a PFMERGE agree with Redis.
-    #[test]
-    fn random_hlls_match_redis(
-        a in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), 0..1500),
-        b in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..24), 0..300),
-    ) {
-        let mut guard = shared_pair().lock().unwrap_or_else(|e| e.into_inner());
-        let (rt, _real, _node, p) = &mut *guard;
+impl Drop for PropPair {
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take() {
+            self.rt.block_on(node.shutdown());
+        }
+    }
+}
+
+/// Runs `test` on `cases` generated inputs against one [`PropPair`], shrinking on failure.
+fn prop_check<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    test: impl Fn(&tokio::runtime::Runtime, &mut Pair, S::Value),
+) {
+    let env = PropPair::start();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&strategy, |value| {
+        let mut guard = env.borrow_mut();
+        let PropPair { rt, pair, .. } = &mut *guard;
+        test(rt, pair, value);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Random sets of random elements: PFADD, PFCOUNT, the bytes and a PFMERGE agree with Redis.
+#[test]
+fn random_hlls_match_redis() {
+    let element = || prop::collection::vec(any::<u8>(), 0..24);
+    let strategy = (
+        prop::collection::vec(element(), 0..1500),
+        prop::collection::vec(element(), 0..300),
+    );
+    prop_check(24, strategy, |rt, p, (a, b)| {
         rt.block_on(async {
             p.same(&[b"DEL", b"pa", b"pb", b"pm"]).await;
             for chunk in a.chunks(200) {
@@ -937,7 +960,7 @@ proptest! {
             p.same(&[b"PFMERGE", b"pm", b"pb", b"pa"]).await;
             p.same(&[b"GET", b"pm"]).await;
         });
-    }
+    });
 }
 
 /// Our node alone: events, encodings and limits a user relies on.
