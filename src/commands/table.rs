@@ -260,7 +260,6 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
     cats
 }
 
-
 #[macro_export]
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:expr, $keys:expr, $group:literal, $since:literal, $handler:expr, $summary:literal) => {

@@ -9,8 +9,8 @@
 pub mod blocking;
 pub mod dict;
 pub mod hash;
-pub mod list;
 pub mod hll;
+pub mod list;
 pub mod sds;
 pub mod set;
 pub mod value;

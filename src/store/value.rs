@@ -4,9 +4,9 @@
 
 use super::dict::Keyed;
 use super::hash::Hash;
-use super::set::Set;
 use super::list::List;
 use super::sds::Sds;
+use super::set::Set;
 use super::zset::ZSet;
 
 /// Longest string Redis stores as "embstr".
