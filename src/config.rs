@@ -309,6 +309,14 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "FLUSHALL/FLUSHDB without a mode free memory in the background"
     ),
+    setting!(
+        "hll-sparse-max-bytes",
+        "hll-sparse-max-bytes",
+        Kind::Memory,
+        "3000",
+        true,
+        "Largest sparse HyperLogLog (header included) before it turns dense"
+    ),
     // Persistence arrives with its own issue; until then these report the truth (nothing is
     // saved) and accept only that, so tools that read them (redis-benchmark) work.
     setting!(
@@ -960,6 +968,7 @@ pub struct Config {
     pub list_max_listpack_size: i32,
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -1009,6 +1018,7 @@ impl Config {
             list_max_listpack_size: values.int("list-max-listpack-size") as i32,
             zset_max_listpack_entries: values.int("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: values.int("zset-max-listpack-value") as usize,
+            hll_sparse_max_bytes: values.int("hll-sparse-max-bytes") as usize,
             config_file: None,
             values,
         }

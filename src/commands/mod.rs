@@ -3,11 +3,13 @@
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
 pub mod args;
+pub mod bitmap;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod hash;
+pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;

@@ -867,6 +867,8 @@ static FAMILIES: &[&[Command]] = &[
     super::list::COMMANDS,
     super::zset::COMMANDS,
     super::pubsub::COMMANDS,
+    super::bitmap::COMMANDS,
+    super::hyperloglog::COMMANDS,
 ];
 
 pub static COMMANDS: &[Command] = &[

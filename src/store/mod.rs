@@ -9,6 +9,7 @@
 pub mod blocking;
 pub mod dict;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod sds;
 pub mod set;
