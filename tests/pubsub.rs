@@ -529,3 +529,54 @@ async fn redis_server_is_available_for_differential_tests() {
     let mut c = Conn::connect(r.addr()).await;
     assert_eq!(c.call_str(&["PING"]).await, "+PONG\r\n");
 }
+
+/// The bitmap and HyperLogLog commands notify (and miss) as Redis does.
+#[tokio::test]
+async fn bitmap_and_hyperloglog_notifications_match_redis() {
+    let mut s = vec![
+        c(1, "PSUBSCRIBE __key*__:*"),
+        c(0, "CONFIG SET notify-keyspace-events KEA"),
+    ];
+    for line in [
+        "SETBIT b 7 1",
+        "SETBIT b 7 1",
+        "GETBIT b 7",
+        "BITCOUNT b",
+        "BITPOS b 1",
+        "SET s abc",
+        "BITOP AND dest b s",
+        "BITOP OR dest nothing other",
+        "BITOP NOT dest2 b",
+        "BITFIELD bf SET u8 0 255 GET u8 0",
+        "BITFIELD bf INCRBY u8 0 1",
+        "BITFIELD bf OVERFLOW FAIL INCRBY u8 0 300",
+        "BITFIELD bf GET u8 0",
+        "BITFIELD_RO bf GET u8 0",
+        "PFADD h a b c",
+        "PFADD h a",
+        "PFADD h",
+        "PFADD fresh",
+        "PFCOUNT h",
+        "PFCOUNT h fresh",
+        "PFMERGE m h fresh",
+        "PFMERGE m",
+        "SETBIT s 0 1",
+        "PFADD s x",
+        "DEL b dest dest2 bf h fresh m s",
+    ] {
+        s.push(c(0, line));
+    }
+    s.push(c(0, "CONFIG SET notify-keyspace-events KEm"));
+    for line in [
+        "GETBIT nothing 0",
+        "BITCOUNT nothing",
+        "BITPOS nothing 1",
+        "BITFIELD_RO nothing GET u8 0",
+        "BITFIELD nothing GET u8 0",
+        "PFCOUNT nothing",
+        "PFCOUNT nothing other",
+    ] {
+        s.push(c(0, line));
+    }
+    assert_same_as_redis(2, &s).await;
+}

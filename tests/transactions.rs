@@ -219,3 +219,31 @@ async fn optimistic_locking_loses_no_update() {
     assert_eq!(v, 400, "after {retries} retries");
     node.shutdown().await;
 }
+
+/// Bitmap and HyperLogLog writes break WATCH as Redis's do, including PFCOUNT refreshing the
+/// cached count it keeps in the value.
+#[tokio::test]
+async fn bitmap_and_hyperloglog_writes_break_watch_as_redis() {
+    let mut s = vec![c(0, "PFADD h a b"), c(0, "SETBIT b 1 1")];
+    for (key, write) in [
+        ("h", "PFCOUNT h"),
+        ("h", "PFCOUNT h"),
+        ("h", "PFADD h a"),
+        ("h", "PFADD h z"),
+        ("b", "SETBIT b 1 1"),
+        ("b", "BITFIELD b GET u8 0"),
+        ("b", "BITFIELD b SET u8 0 1"),
+        ("b", "BITOP OR b b"),
+        ("d", "PFMERGE d h"),
+        ("d", "BITOP AND d nothing"),
+    ] {
+        s.extend([
+            c(0, &format!("WATCH {key}")),
+            c(1, write),
+            c(0, "MULTI"),
+            c(0, "PING"),
+            c(0, "EXEC"),
+        ]);
+    }
+    assert_same_as_redis(2, &s).await;
+}

@@ -171,8 +171,10 @@ pub fn pfcount(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         Some(c) => c,
         None => match hll::count(&v) {
             Ok(c) => {
-                // The cache lives in the value, so even this read-only command changes it.
+                // The cache lives in the value, so even this read-only command changes it
+                // (and, as in Redis, a WATCH on the key sees the change).
                 hll::set_cached_card(&mut v, c);
+                ctx.signal_modified(&args[1]);
                 ctx.dirty(1);
                 c
             }

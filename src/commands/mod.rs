@@ -103,6 +103,12 @@ impl Ctx<'_> {
         self.notify_db(self.client.db, class, event, key);
     }
 
+    /// A change to a key that no event names (Redis's `signalModifiedKey` alone): WATCHers of
+    /// the key see it.
+    pub fn signal_modified(&self, key: &[u8]) {
+        self.node.store.watches.touch(self.client.db, key, false);
+    }
+
     pub fn notify_db(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         // Every change to a key is notified, so this is also where WATCHers learn of it
         // (Redis's `signalModifiedKey`); a key miss is a read, not a change, and a flush
