@@ -245,6 +245,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     if let Some(listener) = bus {
         tasks.spawn(crate::cluster::bus::serve(node.clone(), listener));
         tasks.spawn(crate::cluster::run(node.clone()));
+        tasks.spawn(crate::cluster::bus::run_pubsub(node.clone()));
     }
     // Nothing to load yet (no persistence): serving is being ready.
     node.ready.store(true, Ordering::Release);

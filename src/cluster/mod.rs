@@ -55,6 +55,8 @@ pub struct BusStats {
     pub fail_received: AtomicU64,
     pub update_sent: AtomicU64,
     pub update_received: AtomicU64,
+    pub publish_sent: AtomicU64,
+    pub publish_received: AtomicU64,
     pub errors: AtomicU64,
     pub auth_failures: AtomicU64,
     pub bytes_sent: AtomicU64,
@@ -77,6 +79,7 @@ impl BusStats {
             &self.meet_sent,
             &self.fail_sent,
             &self.update_sent,
+            &self.publish_sent,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -90,6 +93,7 @@ impl BusStats {
             &self.meet_received,
             &self.fail_received,
             &self.update_received,
+            &self.publish_received,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))

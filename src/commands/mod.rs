@@ -325,7 +325,12 @@ pub fn call(
             let mut ks = node.store.lock_keys(&keys, now);
             let db = client.db;
             let asking = client.asking;
-            let verdict = routing.check(&keys, asking, |k| ks.peek(db, k).ok().flatten().is_some());
+            // Shard channels are not keys: a migrating slot's channels stay with its owner
+            // until the slot moves, so they never cause ASK or TRYAGAIN (as Redis 7.0).
+            let shard_channels = f & flags::PUBSUB != 0;
+            let verdict = routing.check(&keys, asking, |k| {
+                shard_channels || ks.peek(db, k).ok().flatten().is_some()
+            });
             if let Err(r) = verdict {
                 drop(ks);
                 client.asking = false;

@@ -142,7 +142,10 @@ pub fn sunsubscribe(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
 }
 
 pub fn publish(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let n = ctx.node.pubsub.publish(&args[1], &args[2], ctx.now_ms);
+    let n = ctx
+        .node
+        .pubsub
+        .publish_everywhere(&args[1], &args[2], ctx.now_ms);
     ctx.out.int(n as i64);
     Ok(())
 }

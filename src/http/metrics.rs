@@ -358,7 +358,7 @@ impl Collector for NodeCollector {
         ]);
         if let Some(c) = &node.cluster {
             let b = &c.stats;
-            let by_type = |pairs: [(&str, &std::sync::atomic::AtomicU64); 5]| {
+            let by_type = |pairs: [(&str, &std::sync::atomic::AtomicU64); 6]| {
                 pairs
                     .iter()
                     .map(|(t, v)| counter(&[("type", t)], load(v)))
@@ -374,6 +374,7 @@ impl Collector for NodeCollector {
                         ("meet", &b.meet_sent),
                         ("fail", &b.fail_sent),
                         ("update", &b.update_sent),
+                        ("publish", &b.publish_sent),
                     ]),
                 ),
                 family(
@@ -385,6 +386,7 @@ impl Collector for NodeCollector {
                         ("meet", &b.meet_received),
                         ("fail", &b.fail_received),
                         ("update", &b.update_received),
+                        ("publish", &b.publish_received),
                     ]),
                 ),
                 one_counter("reredis_cluster_bus_errors_total", load(&b.errors)),

@@ -12,15 +12,16 @@
 //! publisher enqueues synchronously, and each queue is FIFO.
 //!
 //! Shard channels (SSUBSCRIBE/SPUBLISH) are kept per hash slot, so that when the cluster moves a
-//! slot away its subscribers can be dropped in one step ([`PubSub::remove_slot`]). Messages
-//! published on other cluster nodes enter through [`PubSub::deliver_remote`], the seam the
-//! cluster bus calls.
+//! slot away its subscribers can be dropped in one step ([`PubSub::remove_slot`]). In a cluster,
+//! a client's PUBLISH also leaves through the outbox ([`PubSub::open_outbox`]) for the cluster
+//! bus to broadcast, and messages published on other nodes enter through
+//! [`PubSub::deliver_remote`].
 
 pub mod notify;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
@@ -311,6 +312,13 @@ impl ClientSubs {
 
 type Subscribers = Vec<Arc<Subscriber>>;
 
+/// A PUBLISH made on this node, on its way to the other nodes of the cluster.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub channel: Bytes,
+    pub payload: Bytes,
+}
+
 /// The node's registry of who listens to what.
 #[derive(Default)]
 pub struct PubSub {
@@ -322,6 +330,10 @@ pub struct PubSub {
     /// Whether any pattern exists, read by PUBLISH before taking the pattern lock.
     npatterns: AtomicUsize,
     pub limits: Limits,
+    /// Where clients' PUBLISHes wait for the cluster bus (clustered nodes only).
+    outbox: OnceLock<mpsc::Sender<Outgoing>>,
+    /// PUBLISHes not broadcast because the outbox was full (pub/sub is at most once).
+    pub outbox_dropped: AtomicU64,
 }
 
 fn remove_id(subs: &mut Subscribers, id: u64) {
@@ -513,6 +525,36 @@ impl PubSub {
         n
     }
 
+    /// A client's PUBLISH: delivered here as [`PubSub::publish`] does, and, in a cluster, queued
+    /// for the bus to deliver on every other node. Returns the deliveries made here, as Redis
+    /// Cluster's PUBLISH does.
+    pub fn publish_everywhere(&self, channel: &[u8], payload: &[u8], now_ms: i64) -> usize {
+        if let Some(outbox) = self.outbox.get() {
+            let m = Outgoing {
+                channel: Bytes::copy_from_slice(channel),
+                payload: Bytes::copy_from_slice(payload),
+            };
+            if outbox.try_send(m).is_err() {
+                let dropped = self.outbox_dropped.fetch_add(1, Ordering::Relaxed);
+                if dropped.is_multiple_of(10_000) {
+                    tracing::warn!(
+                        dropped = dropped + 1,
+                        "cluster bus is behind: PUBLISH not sent to the other nodes"
+                    );
+                }
+            }
+        }
+        self.publish(channel, payload, now_ms)
+    }
+
+    /// Opens the queue [`PubSub::publish_everywhere`] fills, for the cluster bus to drain;
+    /// `None` if it is already open.
+    pub fn open_outbox(&self, capacity: usize) -> Option<mpsc::Receiver<Outgoing>> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.outbox.set(tx).ok()?;
+        Some(rx)
+    }
+
     /// SPUBLISH: delivers to the shard channel's subscribers only.
     pub fn spublish(&self, channel: &[u8], payload: &[u8], now_ms: i64) -> usize {
         let map = self.shard.read();
@@ -561,6 +603,21 @@ impl PubSub {
                     now_ms,
                 );
             }
+        }
+    }
+
+    /// Drops the shard channels of every slot this node no longer `serves` (see
+    /// [`PubSub::remove_slot`]).
+    pub fn drop_unserved_slots(&self, serves: impl Fn(u16) -> bool, now_ms: i64) {
+        let lost: Vec<u16> = self
+            .shard
+            .read()
+            .keys()
+            .copied()
+            .filter(|&s| !serves(s))
+            .collect();
+        for slot in lost {
+            self.remove_slot(slot, now_ms);
         }
     }
 
