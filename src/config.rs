@@ -455,6 +455,14 @@ pub static SETTINGS: &[Setting] = &[
         "Refuse queries while any slot is unserved"
     ),
     setting!(
+        "cluster.allow-pubsubshard-when-down",
+        "cluster-allow-pubsubshard-when-down",
+        Kind::Bool,
+        "yes",
+        true,
+        "Serve shard channels of the slots this node owns while the cluster is down"
+    ),
+    setting!(
         "cluster.secret",
         "cluster-secret",
         Kind::Str,

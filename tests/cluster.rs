@@ -799,3 +799,49 @@ fn a_node_that_loses_a_slot_unsubscribes_its_shard_channels() {
     assert_eq!(cli(n[1].port, &["SPUBLISH", a, "moved"]), "1");
     s1.expect(&frame(&["smessage", a, "moved"], None));
 }
+
+#[test]
+fn shard_channels_are_served_while_the_cluster_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    // Node 2 gives up slot 16383 and nobody claims it: in node 2's view the cluster is down.
+    assert_eq!(cli(n[2].port, &["CLUSTER", "DELSLOTS", "16383"]), "OK");
+    assert!(wait(Duration::from_secs(10), || info_field(
+        n[2].port,
+        "cluster_state"
+    ) == "fail"));
+    assert_eq!(
+        cli(n[2].port, &["GET", "foo"]),
+        "CLUSTERDOWN The cluster is down"
+    );
+    // cluster-allow-pubsubshard-when-down (yes by default in Redis 7.0): the shard channels of
+    // the slots node 2 still owns keep working; other slots redirect; the unowned one is down.
+    let mut s = Wire::connect(n[2].port);
+    s.send(&["SSUBSCRIBE", "foo"]); // slot 12182
+    s.expect(&frame(&["ssubscribe", "foo"], Some(1)));
+    assert_eq!(cli(n[2].port, &["SPUBLISH", "foo", "down"]), "1");
+    s.expect(&frame(&["smessage", "foo", "down"], None));
+    assert_eq!(
+        cli(n[2].port, &["SPUBLISH", "bar", "x"]),
+        format!("MOVED 5061 127.0.0.1:{}", n[0].port)
+    );
+    let unowned = (0..1_000_000)
+        .map(|i| format!("ch{i}"))
+        .find(|c| reredis::cluster::slots::key_hash_slot(c.as_bytes()) == 16383)
+        .expect("a channel in slot 16383");
+    assert_eq!(
+        cli(n[2].port, &["SPUBLISH", &unowned, "x"]),
+        "CLUSTERDOWN Hash slot not served"
+    );
+    assert_eq!(
+        cli(
+            n[2].port,
+            &["CONFIG", "SET", "cluster-allow-pubsubshard-when-down", "no"]
+        ),
+        "OK"
+    );
+    assert_eq!(
+        cli(n[2].port, &["SPUBLISH", "foo", "x"]),
+        "CLUSTERDOWN The cluster is down"
+    );
+}

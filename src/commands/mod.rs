@@ -322,15 +322,26 @@ pub fn call(
         let pos = key_positions(cmd.cmd, args);
         if !pos.is_empty() {
             let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
+            // Shard channels are not keys: a migrating slot's channels stay with its owner
+            // until the slot moves, so they never cause ASK or TRYAGAIN, and by default they
+            // are served while the cluster is down (as Redis 7.0). The setting is read before
+            // the shard locks are taken.
+            let shard_channels = f & flags::PUBSUB != 0;
+            let when_down = shard_channels
+                && !routing.ok
+                && node
+                    .config
+                    .read()
+                    .get_bool("cluster.allow-pubsubshard-when-down");
             let mut ks = node.store.lock_keys(&keys, now);
             let db = client.db;
             let asking = client.asking;
-            // Shard channels are not keys: a migrating slot's channels stay with its owner
-            // until the slot moves, so they never cause ASK or TRYAGAIN (as Redis 7.0).
-            let shard_channels = f & flags::PUBSUB != 0;
-            let verdict = routing.check(&keys, asking, |k| {
-                shard_channels || ks.peek(db, k).ok().flatten().is_some()
-            });
+            let verdict = routing.check_with(
+                &keys,
+                asking,
+                |k| shard_channels || ks.peek(db, k).ok().flatten().is_some(),
+                when_down,
+            );
             if let Err(r) = verdict {
                 drop(ks);
                 client.asking = false;
