@@ -765,24 +765,14 @@ fn a_node_that_loses_a_slot_unsubscribes_its_shard_channels() {
     s.expect(&frame(&["smessage", a, "migrating"], None));
     setslot(n[1].port, "NODE", &id1);
     setslot(n[0].port, "NODE", &id1);
-    // Redis 7.0 sends `sunsubscribe` for each channel, in no particular order.
-    let got = s.read(
-        2 * frame(&["sunsubscribe", a], Some(1)).len(),
-        Duration::from_secs(10),
-    );
-    let orders = [
-        [
-            frame(&["sunsubscribe", a], Some(1)),
-            frame(&["sunsubscribe", b], Some(0)),
-        ]
-        .concat(),
-        [
+    // Redis 7.0 sends `sunsubscribe` for each channel of the slot, in byte order.
+    s.expect(
+        &[
             frame(&["sunsubscribe", b], Some(1)),
             frame(&["sunsubscribe", a], Some(0)),
         ]
         .concat(),
-    ];
-    assert!(orders.contains(&got), "{}", String::from_utf8_lossy(&got));
+    );
     // Out of subscribe mode: any command runs; and the channel is now node 1's.
     s.send(&["PING"]);
     s.expect(b"+PONG\r\n");

@@ -6,7 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::session::{Conn, RedisServer, Step, assert_same_as_redis, c, ca, q};
+use common::session::{
+    Conn, RedisServer, Step, assert_same_as_redis, assert_same_as_redis_cluster, c, ca, q,
+    wait_until,
+};
 use redis::{AsyncCommands, PushKind, Value};
 
 async fn numsub(conn: &mut redis::aio::MultiplexedConnection, ch: &str) -> i64 {
@@ -579,4 +582,48 @@ async fn bitmap_and_hyperloglog_notifications_match_redis() {
         s.push(c(0, line));
     }
     assert_same_as_redis(2, &s).await;
+}
+
+/// Sharded pub/sub in cluster mode, against `redis-server --cluster-enabled yes` on one node:
+/// CROSSSLOT, the `sunsubscribe` pushes when the node gives up a slot, unserved slots, and
+/// `cluster-allow-pubsubshard-when-down`.
+#[tokio::test]
+async fn sharded_pubsub_in_cluster_mode_matches_redis() {
+    let slot = reredis::cluster::slots::key_hash_slot(b"u").to_string();
+    let script = vec![
+        c(1, "CLUSTER ADDSLOTSRANGE 0 16383"),
+        wait_until(1, "CLUSTER INFO", "cluster_state:ok"),
+        c(0, "SSUBSCRIBE foo bar"),
+        c(0, "SSUBSCRIBE {u}b {u}a"),
+        c(0, "SSUBSCRIBE {u}c"),
+        c(0, "GET x"),
+        c(1, "SPUBLISH {u}a hi"),
+        c(1, "SPUBLISH foo nobody"),
+        c(1, "SPUBLISH foo bar"),
+        c(1, "PUBSUB SHARDNUMSUB {u}a {u}b foo"),
+        c(1, "PUBSUB SHARDCHANNELS {u}a"),
+        c(1, "PUBLISH {u}a plain"),
+        c(0, "SUNSUBSCRIBE {u}c"),
+        // The node gives up the slot: its shard channels are unsubscribed, and with a slot
+        // unserved the cluster is down.
+        ca(1, &["CLUSTER", "DELSLOTS", &slot]),
+        c(0, "PING"),
+        c(1, "SPUBLISH {u}a gone"),
+        c(1, "SSUBSCRIBE {u}a"),
+        c(1, "GET foo"),
+        c(1, "SPUBLISH foo x"),
+        c(0, "SSUBSCRIBE foo"),
+        c(1, "SPUBLISH foo down"),
+        c(1, "CONFIG GET cluster-allow-pubsubshard-when-down"),
+        c(1, "CONFIG SET cluster-allow-pubsubshard-when-down no"),
+        c(1, "SPUBLISH foo x"),
+        c(1, "SSUBSCRIBE foo"),
+        c(1, "CONFIG SET cluster-allow-pubsubshard-when-down yes"),
+        ca(1, &["CLUSTER", "ADDSLOTS", &slot]),
+        wait_until(1, "CLUSTER INFO", "cluster_state:ok"),
+        c(1, "SPUBLISH {u}a back"),
+        c(1, "SPUBLISH foo up"),
+        c(0, "SUNSUBSCRIBE"),
+    ];
+    assert_same_as_redis_cluster(2, &script).await;
 }

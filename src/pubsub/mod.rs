@@ -588,11 +588,14 @@ impl PubSub {
     }
 
     /// The cluster moved `slot` away: its shard channels' subscribers get `sunsubscribe` and
-    /// the channels are forgotten (Redis's `removeChannelsInSlot`).
+    /// the channels are forgotten (Redis's `removeChannelsInSlot`, which goes through the
+    /// channels in byte order).
     pub fn remove_slot(&self, slot: u16, now_ms: i64) {
         let Some(chans) = self.shard.write().remove(&slot) else {
             return;
         };
+        let mut chans: Vec<(Bytes, Subscribers)> = chans.into_iter().collect();
+        chans.sort_by(|a, b| a.0.cmp(&b.0));
         for (channel, subs) in chans {
             for s in subs {
                 s.deliver(

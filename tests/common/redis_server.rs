@@ -11,10 +11,23 @@ use tokio::net::TcpStream;
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    /// Where a cluster-mode server keeps its nodes.conf.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
+        Self::start_with(&[], None).await
+    }
+
+    /// A server in cluster mode, with its nodes.conf in a directory of its own.
+    pub async fn start_cluster() -> RedisServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("utf-8 path").to_string();
+        Self::start_with(&["--cluster-enabled", "yes", "--dir", &path], Some(dir)).await
+    }
+
+    async fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -30,11 +43,16 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
-        let server = RedisServer { child, port };
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         // Ready once it answers (it accepts connections before it can serve them).
         loop {

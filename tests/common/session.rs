@@ -141,6 +141,8 @@ pub enum Step {
     Quiet(usize, Vec<Vec<u8>>),
     /// Poll `EXISTS key` on `conn` until the key is gone (its TTL passed); not recorded.
     WaitGone(usize, Vec<u8>),
+    /// Poll a command on `conn` until its reply contains the bytes given; not recorded.
+    WaitUntil(usize, Vec<Vec<u8>>, Vec<u8>),
 }
 
 /// `c(0, "SET k v")`: a command on connection 0 (arguments split on spaces).
@@ -159,6 +161,16 @@ pub fn q(conn: usize, line: &str) -> Step {
     )
 }
 
+/// Polls `line` on `conn` until its reply contains `needle` (`CLUSTER INFO` until the state is
+/// ok, say); not recorded.
+pub fn wait_until(conn: usize, line: &str, needle: &str) -> Step {
+    Step::WaitUntil(
+        conn,
+        line.split(' ').map(|a| a.as_bytes().to_vec()).collect(),
+        needle.as_bytes().to_vec(),
+    )
+}
+
 /// A command with arguments given one by one (for arguments with spaces or empty ones).
 pub fn ca(conn: usize, args: &[&str]) -> Step {
     Step::Cmd(conn, args.iter().map(|a| a.as_bytes().to_vec()).collect())
@@ -166,7 +178,7 @@ pub fn ca(conn: usize, args: &[&str]) -> Step {
 
 fn step_conn(step: &Step) -> usize {
     match step {
-        Step::Cmd(c, _) | Step::Quiet(c, _) | Step::WaitGone(c, _) => *c,
+        Step::Cmd(c, _) | Step::Quiet(c, _) | Step::WaitGone(c, _) | Step::WaitUntil(c, ..) => *c,
     }
 }
 
@@ -236,6 +248,23 @@ pub async fn transcript(addr: SocketAddr, conns: usize, script: &[Step]) -> Vec<
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
+            Step::WaitUntil(conn, args, needle) => {
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    let r = cs[*conn].call(&args).await;
+                    if r.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                        break;
+                    }
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{} never came: {}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&r)
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
         }
     }
     out
@@ -246,6 +275,25 @@ pub async fn transcript(addr: SocketAddr, conns: usize, script: &[Step]) -> Vec<
 pub async fn assert_same_as_redis(conns: usize, script: &[Step]) {
     let node = crate::common::start_node(&[]).await;
     let redis = RedisServer::start().await;
+    compare(conns, script, node, redis).await;
+}
+
+/// [`assert_same_as_redis`] with cluster mode on at both ends: a lone Reredis node assigning
+/// slots by hand (`cluster.auto-assign no`, exactly Redis's behaviour) and a `redis-server`
+/// started with `--cluster-enabled yes`. Both start with no slots.
+pub async fn assert_same_as_redis_cluster(conns: usize, script: &[Step]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = crate::common::start_node(&[
+        ("cluster.enabled", "yes"),
+        ("cluster.auto-assign", "no"),
+        ("dir", dir.path().to_str().expect("utf-8 path")),
+    ])
+    .await;
+    let redis = RedisServer::start_cluster().await;
+    compare(conns, script, node, redis).await;
+}
+
+async fn compare(conns: usize, script: &[Step], node: reredis::NodeHandle, redis: RedisServer) {
     let ours = transcript(node.resp_addr(), conns, script).await;
     let theirs = transcript(redis.addr(), conns, script).await;
     for (o, t) in ours.iter().zip(theirs.iter()) {
