@@ -16,6 +16,9 @@ fn compile_protos() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded; nothing else reads the environment concurrently.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto/cluster.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/cluster.proto"], &["proto"])?;
+    tonic_prost_build::configure()
+        // Published messages are shared between the queues of every peer without copies.
+        .bytes(".reredis.cluster.v1.PublishedMessage")
+        .compile_protos(&["proto/cluster.proto"], &["proto"])?;
     Ok(())
 }

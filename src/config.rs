@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Int {
         min: i64,
@@ -29,6 +29,18 @@ pub enum Kind {
     Bool,
     Str,
     Enum(&'static [&'static str]),
+    /// A value with its own syntax, parsed and printed by the functions given.
+    Custom(&'static Custom),
+}
+
+/// Parsing and printing for a [`Kind::Custom`] setting.
+#[derive(Debug)]
+pub struct Custom {
+    /// Parses `raw` into the stored form; `current` is the value in force (settings such as
+    /// `client-output-buffer-limit` change only the parts named), empty for the default.
+    pub parse: fn(current: &str, raw: &str) -> Result<String, String>,
+    /// What `CONFIG GET` prints for a stored value.
+    pub show: fn(&str) -> String,
 }
 
 #[derive(Debug)]
@@ -73,6 +85,15 @@ macro_rules! setting {
 }
 
 const PORT: Kind = Kind::Int { min: 0, max: 65535 };
+
+const NOTIFY_EVENTS: Custom = Custom {
+    parse: crate::pubsub::notify::parse_setting,
+    show: crate::pubsub::notify::show_setting,
+};
+const OUTPUT_LIMITS: Custom = Custom {
+    parse: parse_output_limits,
+    show: str::to_string,
+};
 
 pub static SETTINGS: &[Setting] = &[
     setting!(
@@ -288,6 +309,14 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "FLUSHALL/FLUSHDB without a mode free memory in the background"
     ),
+    setting!(
+        "hll-sparse-max-bytes",
+        "hll-sparse-max-bytes",
+        Kind::Memory,
+        "3000",
+        true,
+        "Largest sparse HyperLogLog (header included) before it turns dense"
+    ),
     // Persistence arrives with its own issue; until then these report the truth (nothing is
     // saved) and accept only that, so tools that read them (redis-benchmark) work.
     setting!(
@@ -305,6 +334,23 @@ pub static SETTINGS: &[Setting] = &[
         "no",
         true,
         "Append-only log (persistence is not implemented yet: only no)"
+    ),
+    setting!(
+        "notify-keyspace-events",
+        "notify-keyspace-events",
+        Kind::Custom(&NOTIFY_EVENTS),
+        "",
+        true,
+        "Keyspace notification classes, as Redis's letters (K E g $ l s h z x e t m d n A)"
+    ),
+    setting!(
+        "client-output-buffer-limit",
+        "client-output-buffer-limit",
+        Kind::Custom(&OUTPUT_LIMITS),
+        "normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60",
+        true,
+        "Output buffer limits per client class: <class> <hard> <soft> <soft-seconds>; a pub/sub \
+         subscriber past them is disconnected"
     ),
     setting!(
         "cluster.enabled",
@@ -407,6 +453,14 @@ pub static SETTINGS: &[Setting] = &[
         "yes",
         false,
         "Refuse queries while any slot is unserved"
+    ),
+    setting!(
+        "cluster.allow-pubsubshard-when-down",
+        "cluster-allow-pubsubshard-when-down",
+        Kind::Bool,
+        "yes",
+        true,
+        "Serve shard channels of the slots this node owns while the cluster is down"
     ),
     setting!(
         "cluster.secret",
@@ -557,7 +611,23 @@ impl Setting {
 
     /// Parses `raw` into the canonical text `CONFIG GET` prints, or says why it cannot.
     pub fn canonical(&self, raw: &str) -> Result<String, String> {
-        self.kind.canonical(raw)
+        self.canonical_over("", raw)
+    }
+
+    /// What `CONFIG GET` prints for a stored value.
+    pub fn show(&self, stored: &str) -> String {
+        match self.kind {
+            Kind::Custom(c) => (c.show)(stored),
+            _ => stored.to_string(),
+        }
+    }
+
+    /// Like [`Setting::canonical`], for a value set over `current`.
+    pub fn canonical_over(&self, current: &str, raw: &str) -> Result<String, String> {
+        match self.kind {
+            Kind::Custom(c) => (c.parse)(current, raw),
+            _ => self.kind.canonical(raw),
+        }
     }
 }
 
@@ -585,6 +655,7 @@ impl Kind {
             Kind::Clamped { min, max, lo, hi } => Kind::Int { min, max }
                 .canonical_int(raw)
                 .map(|v| v.clamp(lo, hi).to_string()),
+            Kind::Custom(c) => (c.parse)("", raw),
             Kind::Memory => parse_memory(raw)
                 .map(|v| v.to_string())
                 .ok_or_else(|| "argument must be a memory value".to_string()),
@@ -622,6 +693,56 @@ pub fn parse_memory(raw: &str) -> Option<u64> {
         _ => return None,
     };
     num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// The client classes of `client-output-buffer-limit`, in the order Redis prints them.
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Redis's `client-output-buffer-limit`: `<class> <hard> <soft> <soft-seconds>` groups over the
+/// limits in force (`replica` is `slave`), printed for all three classes in bytes.
+fn parse_output_limits(current: &str, raw: &str) -> Result<String, String> {
+    let mut limits = [[0u64; 3]; 3];
+    let cur: Vec<&str> = current.split_whitespace().collect();
+    for group in cur.chunks(4) {
+        if let [class, h, s, secs] = group
+            && let Some(i) = OUTPUT_CLASSES.iter().position(|c| c == class)
+        {
+            limits[i] = [
+                h.parse().unwrap_or(0),
+                s.parse().unwrap_or(0),
+                secs.parse().unwrap_or(0),
+            ];
+        }
+    }
+    let args: Vec<&str> = raw.split_whitespace().collect();
+    if !args.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in args.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into());
+            }
+        };
+        let hard = parse_memory(group[1]);
+        let soft = parse_memory(group[2]);
+        let secs = group[3].parse::<i64>().ok().filter(|s| *s >= 0);
+        let (Some(h), Some(s), Some(secs)) = (hard, soft, secs) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.".into(),
+            );
+        };
+        limits[class] = [h, s, secs as u64];
+    }
+    Ok(OUTPUT_CLASSES
+        .iter()
+        .zip(limits)
+        .map(|(c, [h, s, secs])| format!("{c} {h} {s} {secs}"))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 pub fn parse_bool(raw: &str) -> Option<bool> {
@@ -696,12 +817,14 @@ impl Values {
             name: name.to_string(),
             origin: origin.clone(),
         })?;
-        let v = s.canonical(raw).map_err(|reason| ConfigError::Invalid {
-            name: name.to_string(),
-            value: raw.to_string(),
-            origin: origin.clone(),
-            reason,
-        })?;
+        let v = s
+            .canonical_over(self.get(s.name), raw)
+            .map_err(|reason| ConfigError::Invalid {
+                name: name.to_string(),
+                value: raw.to_string(),
+                origin: origin.clone(),
+                reason,
+            })?;
         self.map.insert(s.name, (v, origin));
         Ok(())
     }
@@ -839,6 +962,10 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     pub lazyfree_lazy_user_flush: bool,
     pub shutdown_timeout_secs: u64,
+    /// `notify-keyspace-events` as Redis's flag bits.
+    pub notify_keyspace_events: u32,
+    /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
+    pub pubsub_output_limit: [u64; 3],
     pub http_allow_writes: bool,
     pub http_token: Option<String>,
     pub http_max_ws_clients: usize,
@@ -849,6 +976,7 @@ pub struct Config {
     pub list_max_listpack_size: i32,
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -883,6 +1011,11 @@ impl Config {
             latency_monitor_threshold_ms: values.int("latency-monitor-threshold") as u64,
             lazyfree_lazy_user_flush: values.bool("lazyfree-lazy-user-flush"),
             shutdown_timeout_secs: values.int("shutdown-timeout") as u64,
+            notify_keyspace_events: crate::pubsub::notify::parse_flags(
+                values.get("notify-keyspace-events"),
+            )
+            .unwrap_or(0),
+            pubsub_output_limit: output_limit(values.get("client-output-buffer-limit"), "pubsub"),
             http_allow_writes: values.bool("http.allow-writes"),
             http_token: (!token.is_empty()).then_some(token),
             http_max_ws_clients: values.int("http.max-ws-clients") as usize,
@@ -893,6 +1026,7 @@ impl Config {
             list_max_listpack_size: values.int("list-max-listpack-size") as i32,
             zset_max_listpack_entries: values.int("zset-max-listpack-entries") as usize,
             zset_max_listpack_value: values.int("zset-max-listpack-value") as usize,
+            hll_sparse_max_bytes: values.int("hll-sparse-max-bytes") as usize,
             config_file: None,
             values,
         }
@@ -944,7 +1078,8 @@ impl Config {
                     "CONFIG SET failed (possibly related to argument '{name}') - can't set {what} config"
                 ));
             }
-            let v = s.canonical(raw).map_err(|reason| {
+            let current = next.get(s.name).to_string();
+            let v = s.canonical_over(&current, raw).map_err(|reason| {
                 format!("CONFIG SET failed (possibly related to argument '{name}') - {reason}")
             })?;
             next.map.insert(s.name, (v, Origin::ConfigSet));
@@ -977,6 +1112,22 @@ impl Config {
         }
         out
     }
+}
+
+/// One class's [hard, soft, seconds] from a stored `client-output-buffer-limit`.
+fn output_limit(stored: &str, class: &str) -> [u64; 3] {
+    let parts: Vec<&str> = stored.split_whitespace().collect();
+    parts
+        .chunks(4)
+        .find(|g| g[0] == class && g.len() == 4)
+        .map(|g| {
+            [
+                g[1].parse().unwrap_or(0),
+                g[2].parse().unwrap_or(0),
+                g[3].parse().unwrap_or(0),
+            ]
+        })
+        .unwrap_or([0; 3])
 }
 
 fn toml_value(name: &str, value: &str) -> String {
@@ -1071,6 +1222,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus-setting"), "{err}");
+    }
+
+    #[test]
+    fn output_buffer_limits_as_redis() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.values.get("client-output-buffer-limit"),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        assert_eq!(c.pubsub_output_limit, [32 << 20, 8 << 20, 60]);
+        c.config_set(&[(
+            "client-output-buffer-limit",
+            "replica 1mb 2mb 3 pubsub 1k 2kb 5",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.values.get("client-output-buffer-limit"),
+            "normal 0 0 0 slave 1048576 2097152 3 pubsub 1000 2048 5"
+        );
+        assert_eq!(c.pubsub_output_limit, [1000, 2048, 5]);
+        for (bad, why) in [
+            ("pubsub 1mb 2mb", "Wrong number"),
+            ("master 1mb 2mb 3", "Invalid client class"),
+            ("pubsub 1x 2mb 3", "Error in hard"),
+            ("pubsub 1mb 2mb -3", "Error in hard"),
+        ] {
+            let err = c
+                .config_set(&[("client-output-buffer-limit", bad)])
+                .unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod glob;
 pub mod http;
 pub mod node;
 pub mod observe;
+pub mod pubsub;
 pub mod resp;
 pub mod server;
 pub mod store;

@@ -18,6 +18,8 @@ use crate::cluster::state::Endpoint;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::Config;
 use crate::observe::events::Events;
+use crate::pubsub::PubSub;
+use crate::pubsub::notify::Notifier;
 use crate::server::clients::ClientRegistry;
 use crate::server::stats::{CmdStat, LatencyMonitor, Monitors, SlowLog, Stats};
 use crate::store::Store;
@@ -64,6 +66,9 @@ pub struct Node {
     pub slowlog: SlowLog,
     pub latency: LatencyMonitor,
     pub monitors: Monitors,
+    pub pubsub: Arc<PubSub>,
+    /// Keeps the keyspace-notification sink in step with `notify-keyspace-events`.
+    pub notifier: Notifier,
     pub pause: Pause,
     pub run_id: String,
     pub started: Instant,
@@ -105,6 +110,13 @@ impl Node {
         self.slowlog
             .max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        let [hard, soft, secs] = c.pubsub_output_limit;
+        let limits = &self.pubsub.limits;
+        limits.hard.store(hard, Ordering::Relaxed);
+        limits.soft.store(soft, Ordering::Relaxed);
+        limits.soft_seconds.store(secs, Ordering::Relaxed);
+        self.notifier
+            .apply(c.notify_keyspace_events, &self.store, &self.pubsub);
         let (h, st) = (&self.store.hash_limits, &self.store.set_limits);
         h.max_listpack_entries
             .store(c.hash_max_listpack_entries, Ordering::Relaxed);
@@ -203,6 +215,8 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         slowlog: SlowLog::default(),
         latency: LatencyMonitor::default(),
         monitors: Monitors::default(),
+        pubsub: Arc::new(PubSub::default()),
+        notifier: Notifier::default(),
         pause: Pause::default(),
         run_id: random_run_id(),
         started: Instant::now(),
@@ -231,6 +245,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     if let Some(listener) = bus {
         tasks.spawn(crate::cluster::bus::serve(node.clone(), listener));
         tasks.spawn(crate::cluster::run(node.clone()));
+        tasks.spawn(crate::cluster::bus::run_pubsub(node.clone()));
     }
     // Nothing to load yet (no persistence): serving is being ready.
     node.ready.store(true, Ordering::Release);

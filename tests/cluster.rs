@@ -34,9 +34,10 @@ fn cli(port: u16, args: &[&str]) -> String {
 }
 
 impl NodeProc {
+    /// A node with the tests' defaults; a flag in `extra` replaces the default of that flag.
     fn start(dir: &Path, extra: &[&str]) -> NodeProc {
         let (port, bus) = (free_port(), free_port());
-        let args: Vec<String> = [
+        let defaults = [
             "--bind",
             "127.0.0.1",
             "--port",
@@ -50,17 +51,15 @@ impl NodeProc {
             "--cluster-rebalance-delay",
             "300",
         ]
-        .iter()
+        .chunks(2)
+        .filter(|pair| !extra.contains(&pair[0]))
+        .flatten()
         .map(|s| s.to_string())
-        .chain(
-            // A short node timeout unless the test picks its own.
-            (!extra.contains(&"--cluster-node-timeout"))
-                .then(|| ["--cluster-node-timeout".to_string(), "1000".to_string()])
-                .into_iter()
-                .flatten(),
-        )
-        .chain(extra.iter().map(|s| s.to_string()))
-        .collect();
+        .collect::<Vec<String>>();
+        let args: Vec<String> = defaults
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
         let child = spawn(&args, dir);
         let n = NodeProc {
             child,
@@ -652,10 +651,7 @@ fn a_fourth_node_joins_under_a_writing_client() {
                     .build()
                     .unwrap();
                 let mut c = client.get_async_connection().await.unwrap();
-                let mut last = vec![0i64; KEYS];
-                for i in 0..KEYS {
-                    last[i] = i as i64;
-                }
+                let mut last: Vec<i64> = (0..KEYS as i64).collect();
                 let (mut ops, mut errors) = (0u64, Vec::new());
                 let started = Instant::now();
                 let mut i = 0usize;
@@ -752,4 +748,365 @@ fn a_drained_node_hands_its_slots_and_keys_to_the_rest() {
     }
     let ports: Vec<u16> = staying.iter().map(|x| x.port).collect();
     rt.block_on(check_all_keys(&ports, KEYS));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pub/Sub in a cluster
+
+/// A cluster of three nodes formed by CLUSTER MEET, with the even layout in force
+/// (0-5460, 5461-10922, 10923-16383 by port). A node timeout of 5 s keeps a loaded test
+/// machine from failing nodes in the middle of a test.
+fn formed_cluster(dir: &Path) -> Vec<NodeProc> {
+    let n = three_nodes(dir, &["--cluster-node-timeout", "5000"]);
+    for other in &n[1..] {
+        cli(
+            n[0].port,
+            &[
+                "CLUSTER",
+                "MEET",
+                "127.0.0.1",
+                &other.port.to_string(),
+                &other.bus.to_string(),
+            ],
+        );
+    }
+    assert!(
+        wait(Duration::from_secs(20), || n.iter().all(|x| slot_map(
+            x.port
+        )
+        .len()
+            == 3
+            && info_field(x.port, "cluster_state") == "ok")),
+        "{}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
+    );
+    n
+}
+
+/// A raw RESP2 connection, for the exact bytes a subscriber receives.
+struct Wire {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Wire {
+    fn connect(port: u16) -> Wire {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Wire {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        use std::io::Write;
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// Reads until `n` bytes arrived or `timeout` passed; returns what arrived.
+    fn read(&mut self, n: usize, timeout: Duration) -> Vec<u8> {
+        use std::io::Read;
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 65536];
+        while self.buf.len() < n && Instant::now() < deadline {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        let k = n.min(self.buf.len());
+        self.buf.drain(..k).collect()
+    }
+
+    /// The next bytes received are exactly `want` (a failure shows where they part).
+    fn expect(&mut self, want: &[u8]) {
+        let got = self.read(want.len(), Duration::from_secs(10));
+        if got != want {
+            let at = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+            let from = at.saturating_sub(80);
+            panic!(
+                "got {} of {} bytes, first difference at {at}\n got: {:?}\nwant: {:?}",
+                got.len(),
+                want.len(),
+                String::from_utf8_lossy(&got[from..got.len().min(at + 80)]),
+                String::from_utf8_lossy(&want[from..want.len().min(at + 80)]),
+            );
+        }
+    }
+
+    /// Nothing arrives for a moment (no duplicate came over the bus).
+    fn expect_quiet(&mut self) {
+        let got = self.read(1, Duration::from_millis(500));
+        assert!(
+            got.is_empty(),
+            "unexpected: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
+/// A RESP2 array of bulk strings, ending with an integer when `count` is given.
+fn frame(parts: &[&str], count: Option<i64>) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", parts.len() + count.is_some() as usize);
+    for p in parts {
+        out.push_str(&format!("${}\r\n{p}\r\n", p.len()));
+    }
+    if let Some(c) = count {
+        out.push_str(&format!(":{c}\r\n"));
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn publish_reaches_subscribers_on_every_node_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    let mut s0 = Wire::connect(n[0].port);
+    s0.send(&["SUBSCRIBE", "news"]);
+    s0.expect(&frame(&["subscribe", "news"], Some(1)));
+    s0.send(&["PSUBSCRIBE", "n*"]);
+    s0.expect(&frame(&["psubscribe", "n*"], Some(2)));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", n[1].port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut s1 = con.as_pubsub();
+    s1.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s1.subscribe("news").unwrap();
+    let mut next_on_s1 = || {
+        let m = s1.get_message().unwrap();
+        let payload: String = m.get_payload().unwrap();
+        (m.get_channel_name().to_string(), payload)
+    };
+
+    // As in Redis Cluster, PUBLISH counts the receivers on the node it ran on.
+    assert_eq!(cli(n[2].port, &["PUBLISH", "news", "hello"]), "0");
+    s0.expect(
+        &[
+            frame(&["message", "news", "hello"], None),
+            frame(&["pmessage", "n*", "news", "hello"], None),
+        ]
+        .concat(),
+    );
+    assert_eq!(next_on_s1(), ("news".into(), "hello".into()));
+
+    // One publisher's messages arrive in order, each once.
+    let publisher = redis::Client::open(format!("redis://127.0.0.1:{}/", n[2].port)).unwrap();
+    let mut p = publisher.get_connection().unwrap();
+    for i in 0..300 {
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg("news")
+            .arg(i)
+            .query(&mut p)
+            .unwrap();
+        assert_eq!(receivers, 0);
+    }
+    let mut want = Vec::new();
+    for i in 0..300 {
+        let i = i.to_string();
+        want.extend(frame(&["message", "news", &i], None));
+        want.extend(frame(&["pmessage", "n*", "news", &i], None));
+    }
+    s0.expect(&want);
+    for i in 0..300 {
+        assert_eq!(next_on_s1(), ("news".into(), i.to_string()));
+    }
+
+    // A node delivers its own PUBLISH locally and does not get it back from the bus.
+    assert_eq!(cli(n[0].port, &["PUBLISH", "news", "local"]), "2");
+    s0.expect(
+        &[
+            frame(&["message", "news", "local"], None),
+            frame(&["pmessage", "n*", "news", "local"], None),
+        ]
+        .concat(),
+    );
+    assert_eq!(next_on_s1(), ("news".into(), "local".into()));
+    s0.expect_quiet();
+    // Channels that nobody on a node listens to reach the others anyway.
+    assert_eq!(cli(n[1].port, &["PUBLISH", "nothing-here", "x"]), "0");
+    s0.expect(&frame(&["pmessage", "n*", "nothing-here", "x"], None));
+    s0.expect_quiet();
+}
+
+#[test]
+fn sharded_pubsub_is_routed_by_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    // slot("{user1000}.following") = 3443: node 0's.
+    let ch = "{user1000}.following";
+    let moved = format!("-MOVED 3443 127.0.0.1:{}\r\n", n[0].port);
+    let mut elsewhere = Wire::connect(n[1].port);
+    elsewhere.send(&["SSUBSCRIBE", ch]);
+    elsewhere.expect(moved.as_bytes());
+    elsewhere.send(&["SPUBLISH", ch, "x"]);
+    elsewhere.expect(moved.as_bytes());
+    // The redirection left the connection out of subscribe mode.
+    elsewhere.send(&["GET", "hello"]);
+    elsewhere.expect(format!("-MOVED 866 127.0.0.1:{}\r\n", n[0].port).as_bytes());
+    elsewhere.send(&["SET", "foo", "1"]);
+    elsewhere.expect(format!("-MOVED 12182 127.0.0.1:{}\r\n", n[2].port).as_bytes());
+
+    let mut s = Wire::connect(n[0].port);
+    s.send(&["SSUBSCRIBE", "foo", "bar"]);
+    s.expect(b"-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    s.send(&["SSUBSCRIBE", ch, "{user1000}.followers"]);
+    s.expect(
+        &[
+            frame(&["ssubscribe", ch], Some(1)),
+            frame(&["ssubscribe", "{user1000}.followers"], Some(2)),
+        ]
+        .concat(),
+    );
+    // A plain subscriber of the same name, on another node, is a different namespace.
+    let mut plain = Wire::connect(n[1].port);
+    plain.send(&["SUBSCRIBE", ch]);
+    plain.expect(&frame(&["subscribe", ch], Some(1)));
+
+    assert_eq!(cli(n[0].port, &["SPUBLISH", ch, "hi"]), "1");
+    s.expect(&frame(&["smessage", ch, "hi"], None));
+    // redis-cli -c follows the MOVED to the owner.
+    let out = Command::new("redis-cli")
+        .args([
+            "-c",
+            "-p",
+            &n[2].port.to_string(),
+            "SPUBLISH",
+            ch,
+            "via-cli",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    s.expect(&frame(&["smessage", ch, "via-cli"], None));
+    assert_eq!(cli(n[1].port, &["PUBLISH", ch, "plain"]), "1");
+    plain.expect(&frame(&["message", ch, "plain"], None));
+    s.expect_quiet();
+
+    // Shard channel introspection is per node.
+    assert_eq!(
+        cli(n[0].port, &["PUBSUB", "SHARDNUMSUB", ch]),
+        format!("{ch}\n1")
+    );
+    assert_eq!(
+        cli(n[1].port, &["PUBSUB", "SHARDNUMSUB", ch]),
+        format!("{ch}\n0")
+    );
+    assert_eq!(
+        cli(n[0].port, &["PUBSUB", "SHARDCHANNELS", "*following"]),
+        ch
+    );
+    assert_eq!(cli(n[2].port, &["PUBSUB", "SHARDCHANNELS"]), "");
+}
+
+#[test]
+fn a_node_that_loses_a_slot_unsubscribes_its_shard_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    let (a, b) = ("{user1000}.following", "{user1000}.followers"); // slot 3443, node 0's
+    let mut s = Wire::connect(n[0].port);
+    s.send(&["SSUBSCRIBE", a, b]);
+    s.expect(
+        &[
+            frame(&["ssubscribe", a], Some(1)),
+            frame(&["ssubscribe", b], Some(2)),
+        ]
+        .concat(),
+    );
+    let mut other = Wire::connect(n[0].port);
+    other.send(&["SSUBSCRIBE", "{hello}"]); // slot 866, stays
+    other.expect(&frame(&["ssubscribe", "{hello}"], Some(1)));
+
+    // Migrate the (empty) slot to node 1 as redis-cli --cluster does. While it migrates, its
+    // shard channels stay with node 0: no ASK for them.
+    let (id0, id1) = (n[0].id(), n[1].id());
+    let setslot = |port: u16, how: &str, id: &str| {
+        assert_eq!(cli(port, &["CLUSTER", "SETSLOT", "3443", how, id]), "OK");
+    };
+    setslot(n[1].port, "IMPORTING", &id0);
+    setslot(n[0].port, "MIGRATING", &id1);
+    assert_eq!(cli(n[0].port, &["SPUBLISH", a, "migrating"]), "1");
+    s.expect(&frame(&["smessage", a, "migrating"], None));
+    setslot(n[1].port, "NODE", &id1);
+    setslot(n[0].port, "NODE", &id1);
+    // Redis 7.0 sends `sunsubscribe` for each channel of the slot, in byte order.
+    s.expect(
+        &[
+            frame(&["sunsubscribe", b], Some(1)),
+            frame(&["sunsubscribe", a], Some(0)),
+        ]
+        .concat(),
+    );
+    // Out of subscribe mode: any command runs; and the channel is now node 1's.
+    s.send(&["PING"]);
+    s.expect(b"+PONG\r\n");
+    s.send(&["SSUBSCRIBE", a]);
+    s.expect(format!("-MOVED 3443 127.0.0.1:{}\r\n", n[1].port).as_bytes());
+    assert_eq!(cli(n[0].port, &["PUBSUB", "SHARDCHANNELS"]), "{hello}");
+    other.expect_quiet();
+    assert_eq!(cli(n[0].port, &["SPUBLISH", "{hello}", "still"]), "1");
+    other.expect(&frame(&["smessage", "{hello}", "still"], None));
+    // Node 1 serves the channel now.
+    let mut s1 = Wire::connect(n[1].port);
+    s1.send(&["SSUBSCRIBE", a]);
+    s1.expect(&frame(&["ssubscribe", a], Some(1)));
+    assert_eq!(cli(n[1].port, &["SPUBLISH", a, "moved"]), "1");
+    s1.expect(&frame(&["smessage", a, "moved"], None));
+}
+
+#[test]
+fn shard_channels_are_served_while_the_cluster_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    // Node 2 gives up slot 16383 and nobody claims it: in node 2's view the cluster is down.
+    assert_eq!(cli(n[2].port, &["CLUSTER", "DELSLOTS", "16383"]), "OK");
+    assert!(wait(Duration::from_secs(10), || info_field(
+        n[2].port,
+        "cluster_state"
+    ) == "fail"));
+    assert_eq!(
+        cli(n[2].port, &["GET", "foo"]),
+        "CLUSTERDOWN The cluster is down"
+    );
+    // cluster-allow-pubsubshard-when-down (yes by default in Redis 7.0): the shard channels of
+    // the slots node 2 still owns keep working; other slots redirect; the unowned one is down.
+    let mut s = Wire::connect(n[2].port);
+    s.send(&["SSUBSCRIBE", "foo"]); // slot 12182
+    s.expect(&frame(&["ssubscribe", "foo"], Some(1)));
+    assert_eq!(cli(n[2].port, &["SPUBLISH", "foo", "down"]), "1");
+    s.expect(&frame(&["smessage", "foo", "down"], None));
+    assert_eq!(
+        cli(n[2].port, &["SPUBLISH", "bar", "x"]),
+        format!("MOVED 5061 127.0.0.1:{}", n[0].port)
+    );
+    let unowned = (0..1_000_000)
+        .map(|i| format!("ch{i}"))
+        .find(|c| reredis::cluster::slots::key_hash_slot(c.as_bytes()) == 16383)
+        .expect("a channel in slot 16383");
+    assert_eq!(
+        cli(n[2].port, &["SPUBLISH", &unowned, "x"]),
+        "CLUSTERDOWN Hash slot not served"
+    );
+    assert_eq!(
+        cli(
+            n[2].port,
+            &["CONFIG", "SET", "cluster-allow-pubsubshard-when-down", "no"]
+        ),
+        "OK"
+    );
+    assert_eq!(
+        cli(n[2].port, &["SPUBLISH", "foo", "x"]),
+        "CLUSTERDOWN The cluster is down"
+    );
 }

@@ -774,7 +774,9 @@ macro_rules! case_file {
 }
 
 // One test per file in tests/differential/. Add a line here with each new file.
-case_file!(strings, keys, server, protocol, hash, set, sort, list, zset);
+case_file!(
+    strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll
+);
 
 #[test]
 fn every_case_file_has_a_test() {

@@ -2,16 +2,20 @@
 //! conversion between protobuf messages and our own types. Nothing outside this file sees prost
 //! types.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use super::Cluster;
 use super::state::{Endpoint, GossipEntry, Header};
 use crate::node::Node;
+use crate::pubsub::Outgoing;
 
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
@@ -248,6 +252,18 @@ impl ClusterBus for BusService {
                 .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(reply))
     }
+
+    async fn publish(&self, req: Request<pb::PublishBatch>) -> Result<Response<pb::Ack>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        c.stats.publish_received.fetch_add(1, Ordering::Relaxed);
+        let batch = req.into_inner();
+        let now = crate::commands::now_ms();
+        for m in &batch.messages {
+            self.node.pubsub.deliver_remote(&m.channel, &m.message, now);
+        }
+        Ok(Response::new(pb::Ack {}))
+    }
 }
 
 /// Serves the bus until the node shuts down.
@@ -287,4 +303,197 @@ pub fn with_secret<T>(msg: T, secret: Option<&str>) -> Request<T> {
         req.metadata_mut().insert(SECRET_HEADER, v);
     }
     req
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pub/Sub across the cluster
+
+/// PUBLISHes waiting for the bus before new ones are dropped (pub/sub is at most once).
+const OUTBOX_MESSAGES: usize = 1 << 16;
+/// Chunks of messages waiting for one peer before that peer misses some.
+const PEER_CHUNKS: usize = 4096;
+/// Bounds of one call to a peer, well under [`MAX_MESSAGE_BYTES`].
+const BATCH_MESSAGES: usize = 1024;
+const BATCH_BYTES: usize = 1 << 20;
+/// Room for a call's framing around one message.
+const BATCH_OVERHEAD: usize = 1024;
+
+/// Messages taken off the outbox together, shared by every peer's queue.
+type Chunk = Arc<[pb::PublishedMessage]>;
+
+/// Pub/Sub in a cluster, for as long as the node runs: broadcasts this node's PUBLISHes to every
+/// other node (Redis Cluster sends PUBLISH to all nodes on its bus), and unsubscribes the shard
+/// channels of slots this node no longer serves.
+pub async fn run_pubsub(node: Arc<Node>) {
+    let Some(cluster) = node.cluster.clone() else {
+        return;
+    };
+    let Some(outbox) = node.pubsub.open_outbox(OUTBOX_MESSAGES) else {
+        return;
+    };
+    tokio::join!(
+        broadcast_publishes(&node, &cluster, outbox),
+        drop_moved_shard_channels(&node)
+    );
+}
+
+/// Hands each PUBLISH to every other node's queue. Each peer has its own queue and sending
+/// task, so a slow or unreachable peer delays only itself, and receives the messages in
+/// publish order.
+async fn broadcast_publishes(
+    node: &Arc<Node>,
+    cluster: &Arc<Cluster>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+) {
+    let senders = TaskTracker::new();
+    let mut peers: HashMap<String, mpsc::Sender<Chunk>> = HashMap::new();
+    loop {
+        let first = tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            m = outbox.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let chunk = next_chunk(first, &mut outbox);
+        if chunk.is_empty() {
+            continue;
+        }
+        let targets = cluster.publish_targets();
+        // A peer gone from the table loses its queue, which ends its task.
+        peers.retain(|addr, _| targets.contains(addr));
+        for addr in targets {
+            let queue = peers.entry(addr.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(PEER_CHUNKS);
+                senders.spawn(send_publishes(node.clone(), cluster.clone(), addr, rx));
+                tx
+            });
+            if queue.try_send(chunk.clone()).is_err() {
+                cluster.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("a peer is behind: PUBLISH not sent to it");
+            }
+        }
+    }
+    drop(peers);
+    senders.close();
+    senders.wait().await;
+}
+
+/// `first` and whatever else is already in the outbox, up to one call's bounds. A message too
+/// large for the bus is left out, with a warning.
+fn next_chunk(first: Outgoing, outbox: &mut mpsc::Receiver<Outgoing>) -> Chunk {
+    let mut messages = Vec::new();
+    let mut bytes = 0;
+    let mut next = Some(first);
+    while let Some(m) = next.take() {
+        let size = m.channel.len() + m.payload.len();
+        if size + BATCH_OVERHEAD > MAX_MESSAGE_BYTES {
+            tracing::warn!(
+                bytes = size,
+                "PUBLISH too large for the cluster bus: delivered on this node only"
+            );
+        } else {
+            bytes += size;
+            messages.push(pb::PublishedMessage {
+                channel: m.channel,
+                message: m.payload,
+            });
+        }
+        if messages.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+            next = outbox.try_recv().ok();
+        }
+    }
+    messages.into()
+}
+
+/// One peer's sender: one call at a time, each carrying every chunk queued meanwhile (within
+/// a call's bounds), so a slow link sends fewer, larger calls instead of falling behind.
+async fn send_publishes(
+    node: Arc<Node>,
+    cluster: Arc<Cluster>,
+    addr: String,
+    mut queue: mpsc::Receiver<Chunk>,
+) {
+    let Some(mut client) = cluster.client(&addr) else {
+        return;
+    };
+    let me = cluster.myself();
+    let secret = cluster.cfg.secret.clone();
+    let mut held: Option<Chunk> = None;
+    loop {
+        let first = match held.take() {
+            Some(c) => c,
+            None => tokio::select! {
+                _ = node.shutdown.cancelled() => return,
+                c = queue.recv() => match c {
+                    Some(c) => c,
+                    None => return,
+                },
+            },
+        };
+        let mut messages = first.to_vec();
+        let mut bytes = chunk_bytes(&first);
+        while let Ok(c) = queue.try_recv() {
+            let more = chunk_bytes(&c);
+            if messages.len() + c.len() > BATCH_MESSAGES || bytes + more > BATCH_BYTES {
+                held = Some(c);
+                break;
+            }
+            messages.extend_from_slice(&c);
+            bytes += more;
+        }
+        let batch = pb::PublishBatch {
+            version: PROTOCOL_VERSION,
+            sender_id: me.clone(),
+            messages,
+        };
+        let sent = tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            r = client.publish(with_secret(batch, secret.as_deref())) => r,
+        };
+        match sent {
+            Ok(_) => {
+                cluster.stats.publish_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                cluster.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("PUBLISH to {addr} failed: {}", e.message());
+            }
+        }
+    }
+}
+
+fn chunk_bytes(c: &[pb::PublishedMessage]) -> usize {
+    c.iter().map(|m| m.channel.len() + m.message.len()).sum()
+}
+
+impl Cluster {
+    /// Bus addresses a PUBLISH goes to: every other node we have heard from that is not
+    /// failing (Redis skips nodes in handshake and without a link).
+    fn publish_targets(&self) -> Vec<String> {
+        let st = self.state.lock();
+        st.nodes
+            .values()
+            .filter(|n| n.id != st.myself && n.seen && !n.failed())
+            .map(|n| format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port))
+            .collect()
+    }
+}
+
+/// Redis 7.0: when a node stops serving a slot (CLUSTER SETSLOT, DELSLOTS, a newer claim by
+/// gossip or UPDATE, a handoff) the slot's shard channels are unsubscribed and their subscribers
+/// get `sunsubscribe` pushes. Checked at the cluster driver's pace, over the slots that have
+/// shard subscribers only.
+async fn drop_moved_shard_channels(node: &Arc<Node>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let routing = node.routing();
+        node.pubsub
+            .drop_unserved_slots(|slot| routing.serves(slot), crate::commands::now_ms());
+    }
 }

@@ -56,6 +56,8 @@ pub struct BusStats {
     pub fail_received: AtomicU64,
     pub update_sent: AtomicU64,
     pub update_received: AtomicU64,
+    pub publish_sent: AtomicU64,
+    pub publish_received: AtomicU64,
     pub errors: AtomicU64,
     pub auth_failures: AtomicU64,
     pub bytes_sent: AtomicU64,
@@ -78,6 +80,7 @@ impl BusStats {
             &self.meet_sent,
             &self.fail_sent,
             &self.update_sent,
+            &self.publish_sent,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -91,6 +94,7 @@ impl BusStats {
             &self.meet_received,
             &self.fail_received,
             &self.update_received,
+            &self.publish_received,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))

@@ -125,7 +125,19 @@ impl Routing {
         &self,
         keys: &[&[u8]],
         asking: bool,
+        exists: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), Redirect> {
+        self.check_with(keys, asking, exists, false)
+    }
+
+    /// [`Routing::check`], optionally serving owned slots while the cluster is down (shard
+    /// channels with `cluster-allow-pubsubshard-when-down`, as Redis 7.0).
+    pub fn check_with(
+        &self,
+        keys: &[&[u8]],
+        asking: bool,
         mut exists: impl FnMut(&[u8]) -> bool,
+        serve_when_down: bool,
     ) -> Result<(), Redirect> {
         if !self.enabled || keys.is_empty() {
             return Ok(());
@@ -139,7 +151,7 @@ impl Routing {
         if owner == NO_OWNER {
             return Err(Redirect::Unbound);
         }
-        if !self.ok {
+        if !self.ok && !serve_when_down {
             return Err(Redirect::Down);
         }
         if owner == self.me {

@@ -26,6 +26,15 @@ fn cluster<'a>(ctx: &Ctx<'a>) -> Result<&'a Cluster, CmdError> {
         .ok_or_else(|| CmdError::err("This instance has cluster support disabled"))
 }
 
+/// Redis 7.0 unsubscribes the shard channels of the slots a node stops serving as the command
+/// runs (the cluster bus catches what gossip changes).
+fn drop_lost_shard_channels(ctx: &Ctx) {
+    let routing = ctx.node.routing();
+    ctx.node
+        .pubsub
+        .drop_unserved_slots(|s| routing.serves(s), ctx.now_ms);
+}
+
 fn slot_arg(a: &[u8]) -> Result<u16, CmdError> {
     match int(a) {
         Ok(s) if (0..SLOTS as i64).contains(&s) => Ok(s as u16),
@@ -518,6 +527,7 @@ fn del_slots(ctx: &mut Ctx, args: &[Bytes], ranges: bool) -> CmdResult {
         }
         Ok(())
     })?;
+    drop_lost_shard_channels(ctx);
     ctx.out.ok();
     Ok(())
 }
@@ -554,6 +564,7 @@ fn flushslots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             }
         }
     });
+    drop_lost_shard_channels(ctx);
     ctx.out.ok();
     Ok(())
 }
@@ -612,6 +623,7 @@ fn setslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         st.dirty = true;
         Ok(())
     })?;
+    drop_lost_shard_channels(ctx);
     ctx.out.ok();
     Ok(())
 }
@@ -739,6 +751,7 @@ fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         }
         st.dirty = true;
     });
+    drop_lost_shard_channels(ctx);
     ctx.out.ok();
     Ok(())
 }

@@ -7,10 +7,20 @@ use bytes::Bytes;
 use super::args::{ArgIter, eq_ic, int, int_or};
 use super::error::{CmdError, CmdResult};
 use super::{Ctx, reply_help, subcommand_syntax_error};
-use crate::server::clients::ReplyMode;
+use crate::server::clients::{ClientType, ReplyMode};
 use crate::store::Keyspace;
 
 pub fn ping(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::Arity("ping".into()));
+    }
+    // Redis: in RESP2 subscribe mode PING answers as a message would, `*2 pong <arg>`.
+    if ctx.client.pubsub.active() && !ctx.client.resp3 {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.get(1).map_or(&b""[..], |a| &a[..]));
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(&args[1]),
@@ -31,6 +41,9 @@ pub fn quit(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    super::transactions::unwatch_all(ctx.node, ctx.client);
+    let id = ctx.client.info.id;
+    ctx.node.pubsub.remove_client(&mut ctx.client.pubsub, id);
     let c = &mut *ctx.client;
     c.multi = None;
     c.info.multi_len.store(-1, Ordering::Relaxed);
@@ -169,6 +182,18 @@ fn validate_name(name: &[u8]) -> CmdResult {
     Ok(())
 }
 
+/// The class a `TYPE` argument (already validated) names: normal, pubsub, or replication
+/// classes, which no client of ours belongs to.
+fn client_type_of(t: &[u8]) -> ClientType {
+    if eq_ic(t, "normal") {
+        ClientType::Normal
+    } else if eq_ic(t, "pubsub") {
+        ClientType::PubSub
+    } else {
+        ClientType::Replication
+    }
+}
+
 pub fn client_id(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     ctx.out.int(ctx.client.info.id as i64);
     Ok(())
@@ -183,6 +208,7 @@ pub fn client_info(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdRes
 
 pub fn client_list(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut client_type = None;
     let mut it = ArgIter::new(args, 2);
     while let Some(a) = it.next_arg() {
         if eq_ic(a, "TYPE") && it.remaining() > 0 {
@@ -196,9 +222,7 @@ pub fn client_list(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
                     String::from_utf8_lossy(t)
                 )));
             }
-            if !eq_ic(t, "normal") {
-                ids = Some(Vec::new());
-            }
+            client_type = Some(client_type_of(t));
         } else if eq_ic(a, "ID") && it.remaining() > 0 {
             let mut v = Vec::new();
             while let Some(x) = it.next_arg() {
@@ -215,7 +239,9 @@ pub fn client_list(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     }
     let mut text = String::new();
     for c in ctx.node.clients.snapshot() {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
+            || client_type.is_some_and(|t| t != c.client_type())
+        {
             continue;
         }
         text.push_str(&c.describe(ctx.now_ms));
@@ -257,7 +283,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         return Ok(());
     }
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
-    let mut type_normal = None;
+    let mut client_type = None;
     let mut it = ArgIter::new(args, 2);
     while let Some(a) = it.next_arg() {
         let v = it.next_arg().ok_or(CmdError::Syntax)?;
@@ -281,7 +307,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
                     String::from_utf8_lossy(v)
                 )));
             }
-            type_normal = Some(eq_ic(v, "normal"));
+            client_type = Some(client_type_of(v));
         } else if eq_ic(a, "USER") {
             if !eq_ic(v, "default") {
                 return Err(CmdError::err(format!(
@@ -306,7 +332,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         if id.is_some_and(|i| i != c.id)
             || addr.as_ref().is_some_and(|a| *a != c.addr.to_string())
             || laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string())
-            || type_normal == Some(false)
+            || client_type.is_some_and(|t| t != c.client_type())
             || (skipme && c.id == me)
         {
             continue;

@@ -10,6 +10,10 @@ pub enum CmdError {
     NotInteger,
     NotFloat,
     WrongType,
+    /// A string that is not a HyperLogLog given to a PF* command.
+    NotHll,
+    /// A HyperLogLog whose sparse encoding does not add up.
+    CorruptHll,
     NoSuchKey,
     Overflow,
     DbIndexOutOfRange,
@@ -48,6 +52,10 @@ impl fmt::Display for CmdError {
             CmdError::WrongType => {
                 f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value")
             }
+            CmdError::NotHll => {
+                f.write_str("WRONGTYPE Key is not a valid HyperLogLog string value.")
+            }
+            CmdError::CorruptHll => f.write_str("INVALIDOBJ Corrupted HLL object detected"),
             CmdError::NoSuchKey => f.write_str("ERR no such key"),
             CmdError::Overflow => f.write_str("ERR increment or decrement would overflow"),
             CmdError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),

@@ -3,14 +3,17 @@
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
 pub mod args;
+pub mod bitmap;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod hash;
+pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -103,7 +106,20 @@ impl Ctx<'_> {
         self.notify_db(self.client.db, class, event, key);
     }
 
+    /// A change to a key that no event names (Redis's `signalModifiedKey` alone): WATCHers of
+    /// the key see it.
+    pub fn signal_modified(&self, key: &[u8]) {
+        self.node.store.watches.touch(self.client.db, key, false);
+    }
+
     pub fn notify_db(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        // Every change to a key is notified, so this is also where WATCHers learn of it
+        // (Redis's `signalModifiedKey`); a key miss is a read, not a change, and a flush
+        // touches its watched keys itself.
+        let whole_db = key.is_empty() && matches!(event, "flushdb" | "flushall");
+        if class != crate::observe::events::class::KEY_MISS && !whole_db {
+            self.node.store.watches.touch(db, key, false);
+        }
         let ts_ms = self.now_ms;
         self.node.store.events.publish_with(|| KeyEvent {
             db,
@@ -297,6 +313,10 @@ pub fn call(
         Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
+    // RESP2 subscribers may only run the subscription commands (checked after routing, as
+    // Redis's processCommand does: a redirection is answered first).
+    let subscribe_denied =
+        client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd);
     // Cluster routing: commands with keys are checked before they queue or run.
     let routing = node.routing();
     let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
@@ -305,10 +325,26 @@ pub fn call(
         let pos = key_positions(cmd.cmd, args);
         if !pos.is_empty() {
             let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
+            // Shard channels are not keys: a migrating slot's channels stay with its owner
+            // until the slot moves, so they never cause ASK or TRYAGAIN, and by default they
+            // are served while the cluster is down (as Redis 7.0). The setting is read before
+            // the shard locks are taken.
+            let shard_channels = f & flags::PUBSUB != 0;
+            let when_down = shard_channels
+                && !routing.ok
+                && node
+                    .config
+                    .read()
+                    .get_bool("cluster.allow-pubsubshard-when-down");
             let mut ks = node.store.lock_keys(&keys, now);
             let db = client.db;
             let asking = client.asking || f & flags::ASKING != 0;
-            let verdict = routing.check(&keys, asking, |k| ks.peek(db, k).ok().flatten().is_some());
+            let verdict = routing.check_with(
+                &keys,
+                asking,
+                |k| shard_channels || ks.peek(db, k).ok().flatten().is_some(),
+                when_down,
+            );
             if let Err(r) = verdict {
                 drop(ks);
                 client.asking = false;
@@ -320,13 +356,22 @@ pub fn call(
                 Reply::new(out, client.resp3).error(&e.to_string());
                 return After::Continue;
             }
-            if client.multi.is_none() {
+            if client.multi.is_none() && !subscribe_denied {
                 // Run under the same shard locks the routing decision was made with, so a slot
                 // handed to another node in between cannot take a write here.
                 let after = run_checked(node, client, out, cmd, args, &mut ks, now, f);
                 return after;
             }
         }
+    }
+    if subscribe_denied {
+        let e = pubsub::subscribe_mode_error(cmd);
+        if let Some(m) = client.multi.as_mut() {
+            m.failed = true;
+        }
+        node.stats.note_error(&e);
+        Reply::new(out, client.resp3).error(&e.to_string());
+        return After::Continue;
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
         let resp3 = client.resp3;

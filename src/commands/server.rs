@@ -136,7 +136,7 @@ pub fn config_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
                 )
             };
             if matched && !pairs.iter().any(|(_, n, _)| *n == s.config_name) {
-                pairs.push((shown, s.config_name, cfg.values.get(s.name).to_string()));
+                pairs.push((shown, s.config_name, s.show(cfg.values.get(s.name))));
             }
         }
     }
@@ -760,11 +760,12 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 }
                 o.kv("keyspace_hits", &st.keyspace_hits);
                 o.kv("keyspace_misses", &st.keyspace_misses);
+                let (channels, patterns) = node.pubsub.sizes();
+                o.kv("pubsub_channels", &channels);
+                o.kv("pubsub_patterns", &patterns);
+                o.kv("pubsubshard_channels", &node.pubsub.shard_count());
                 // Redis's remaining counters, for features this node does not have yet.
                 for f in [
-                    "pubsub_channels",
-                    "pubsub_patterns",
-                    "pubsubshard_channels",
                     "latest_fork_usec",
                     "total_forks",
                     "migrate_cached_sockets",

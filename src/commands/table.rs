@@ -301,6 +301,7 @@ macro_rules! container {
         }
     };
 }
+pub(crate) use container;
 
 pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
@@ -865,6 +866,9 @@ static FAMILIES: &[&[Command]] = &[
     super::sort::COMMANDS,
     super::list::COMMANDS,
     super::zset::COMMANDS,
+    super::pubsub::COMMANDS,
+    super::bitmap::COMMANDS,
+    super::hyperloglog::COMMANDS,
 ];
 
 pub static COMMANDS: &[Command] = &[
@@ -1452,6 +1456,26 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         tx::discard,
         "Discards a transaction."
+    ),
+    cmd!(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        ALL_KEYS,
+        "transactions",
+        "2.2.0",
+        tx::watch,
+        "Monitors changes to keys to determine the execution of a transaction."
+    ),
+    cmd!(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        NO_KEYS,
+        "transactions",
+        "2.2.0",
+        tx::unwatch,
+        "Forgets about watched keys of a transaction."
     ),
     // server
     cmd!(

@@ -1067,6 +1067,8 @@ fn zsetop(
                 Value::ZSet(z) => {
                     srcs.push(Some(z.iter().map(|(m, s)| (Sds::new(m), s)).collect()))
                 }
+                // Redis takes plain sets too, every member with score 1.
+                Value::Set(set) => srcs.push(Some(set.iter().map(|m| (m.to_sds(), 1.0)).collect())),
                 _ => return Err(CmdError::WrongType),
             },
         }

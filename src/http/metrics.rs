@@ -383,7 +383,7 @@ impl Collector for NodeCollector {
         ]);
         if let Some(c) = &node.cluster {
             let b = &c.stats;
-            let by_type = |pairs: [(&str, &std::sync::atomic::AtomicU64); 5]| {
+            let by_type = |pairs: [(&str, &std::sync::atomic::AtomicU64); 6]| {
                 pairs
                     .iter()
                     .map(|(t, v)| counter(&[("type", t)], load(v)))
@@ -399,6 +399,7 @@ impl Collector for NodeCollector {
                         ("meet", &b.meet_sent),
                         ("fail", &b.fail_sent),
                         ("update", &b.update_sent),
+                        ("publish", &b.publish_sent),
                     ]),
                 ),
                 family(
@@ -410,6 +411,7 @@ impl Collector for NodeCollector {
                         ("meet", &b.meet_received),
                         ("fail", &b.fail_received),
                         ("update", &b.update_received),
+                        ("publish", &b.publish_received),
                     ]),
                 ),
                 one_counter("reredis_cluster_bus_errors_total", load(&b.errors)),

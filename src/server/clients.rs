@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::CommandRef;
 use crate::node::Node;
+use crate::pubsub::ClientSubs;
+use crate::store::watch::Watcher;
 
 /// What other connections may read or signal about a client.
 pub struct ClientInfo {
@@ -34,11 +36,34 @@ pub struct ClientInfo {
     pub blocked: AtomicBool,
     pub query_buf: AtomicUsize,
     pub output_len: AtomicUsize,
+    /// Channels, patterns and shard channels subscribed (CLIENT LIST `sub`, `psub`, `ssub`).
+    pub subscriptions: Arc<[AtomicUsize; 3]>,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
     pub kill: CancellationToken,
 }
 
+/// Redis's client classes, as `CLIENT LIST TYPE` and `CLIENT KILL TYPE` select them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientType {
+    Normal,
+    PubSub,
+    Replication,
+}
+
 impl ClientInfo {
+    /// A client with any subscription is a pub/sub client (Redis's `getClientType`).
+    pub fn client_type(&self) -> ClientType {
+        if self
+            .subscriptions
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
+        {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+
     pub fn note_command(&self, cmd_id: usize, now_ms: i64) {
         self.last_cmd.store(cmd_id, Ordering::Relaxed);
         self.last_interaction_ms.store(now_ms, Ordering::Relaxed);
@@ -56,6 +81,10 @@ impl ClientInfo {
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
         }
+        let [sub, psub, ssub] = [0, 1, 2].map(|i| self.subscriptions[i].load(Ordering::Relaxed));
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         let multi = self.multi_len.load(Ordering::Relaxed);
         if multi >= 0 {
             flags.push('x');
@@ -72,7 +101,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -81,6 +110,9 @@ impl ClientInfo {
             idle,
             flags,
             self.db.load(Ordering::Relaxed),
+            sub,
+            psub,
+            ssub,
             multi,
             qbuf,
             self.output_len.load(Ordering::Relaxed),
@@ -135,6 +167,11 @@ impl ClientRegistry {
             blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
+            subscriptions: Arc::new([
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ]),
             kill: CancellationToken::new(),
         });
         map.insert(id, info.clone());
@@ -187,6 +224,8 @@ pub struct ClientState {
     pub close_after_reply: bool,
     pub reply_mode: ReplyMode,
     pub multi: Option<Multi>,
+    /// Running the queue of EXEC (Redis's `CLIENT_DENY_BLOCKING` inside a transaction).
+    pub in_exec: bool,
     pub monitor: bool,
     /// ASKING was sent: the next command may run on an importing slot.
     pub asking: bool,
@@ -198,6 +237,10 @@ pub struct ClientState {
     pub still_blocked: bool,
     /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
     pub deny_blocking: bool,
+    pub pubsub: ClientSubs,
+    /// WATCHed keys (db, key) and the flag writers set when one changes.
+    pub watched: Vec<(usize, Bytes)>,
+    pub watcher: Option<Arc<Watcher>>,
 }
 
 impl ClientState {
@@ -205,7 +248,12 @@ impl ClientState {
     /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
     /// A client that connected before `requirepass` was set stays authenticated.
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
+        let pubsub = ClientSubs::new(info.subscriptions.clone());
         ClientState {
+            pubsub,
+            watched: Vec::new(),
+            watcher: None,
+            in_exec: false,
             info,
             db: 0,
             resp3: false,

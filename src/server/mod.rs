@@ -12,10 +12,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commands::{self, After, flags};
 use crate::node::Node;
+use crate::pubsub::{Delivery, Inbox};
 use crate::resp::{Parser, Reply};
 use clients::{ClientState, ReplyMode};
 
@@ -69,6 +71,26 @@ async fn recv_monitor(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
     }
 }
 
+async fn recv_pubsub(inbox: &mut Option<Inbox>) -> Option<Delivery> {
+    match inbox {
+        Some(ib) => ib.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pub/Sub messages written per batch before the connection goes back to reading commands.
+const PUBSUB_BATCH: usize = 64 * 1024;
+
+/// Whether messages that arrived while a command ran may go before its reply: they may, except
+/// after a command that subscribes, or an EXEC that may have (the confirmation of a subscription
+/// must come before its first message, as in Redis).
+fn messages_before_reply(args: &[Bytes]) -> bool {
+    let name = &args[0];
+    !["subscribe", "psubscribe", "ssubscribe", "exec"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
 async fn idle_timeout(secs: u64) {
     if secs == 0 {
         std::future::pending::<()>().await;
@@ -91,6 +113,9 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut args: Vec<Bytes> = Vec::new();
     let mut monitor_rx: Option<mpsc::Receiver<Bytes>> = None;
+    let mut inbox: Option<Inbox> = None;
+    // Cost of the pub/sub messages in `out`, released from the output limit once written.
+    let mut pubsub_cost = 0;
     let kill = client.info.kill.clone();
     let shutdown = node.shutdown.clone();
     'conn: loop {
@@ -112,7 +137,20 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                 }
                 continue;
             }
-            _ = idle_timeout(if client.monitor { 0 } else { timeout }) => {
+            d = recv_pubsub(&mut inbox) => {
+                if let (Some(d), Some(ib)) = (d, inbox.as_mut()) {
+                    let mut cost = d.cost();
+                    ib.write(&mut out, client.resp3, &mut client.pubsub, d);
+                    cost += ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
+                    if !flush(&node, &kill, &mut wr, &mut out).await {
+                        break;
+                    }
+                    ib.sub.written(cost);
+                }
+                continue;
+            }
+            // Redis never times out a subscriber or a MONITOR client.
+            _ = idle_timeout(if client.monitor || client.pubsub.active() { 0 } else { timeout }) => {
                 tracing::debug!(client = client.info.id, "closing idle client");
                 break;
             }
@@ -132,26 +170,62 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         continue;
                     }
                     if let Some(deadline) = pause_deadline(&node, &args) {
-                        flush(&node, &mut wr, &mut out).await;
+                        flush(&node, &kill, &mut wr, &mut out).await;
                         wait_unpaused(&node, deadline).await;
+                    }
+                    if let Some(ib) = inbox.as_mut() {
+                        pubsub_cost +=
+                            ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
                     }
                     let mut mark = out.len();
                     let mut after = commands::call(&node, &mut client, &mut out, &args);
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
-                        if !flush(&node, &mut wr, &mut out).await {
+                        if !flush(&node, &kill, &mut wr, &mut out).await {
                             node.store.blocked.unblock(client.info.id);
                             break 'conn;
                         }
+                        if let Some(ib) = &inbox
+                            && pubsub_cost > 0
+                        {
+                            ib.sub.written(pubsub_cost);
+                            pubsub_cost = 0;
+                        }
                         mark = 0;
-                        let waited =
-                            wait_blocked(&node, &mut client, &mut rd, &mut inbuf, &mut out, &args)
-                                .await;
+                        let waited = wait_blocked(
+                            &node,
+                            &mut client,
+                            Conn {
+                                rd: &mut rd,
+                                wr: &mut wr,
+                                inbuf: &mut inbuf,
+                                inbox: &mut inbox,
+                            },
+                            &mut out,
+                            &args,
+                        )
+                        .await;
                         if waited == After::Close {
                             after = After::Close;
                         }
                     }
                     apply_reply_mode(&mut client, &mut out, mark);
+                    if inbox.is_none() {
+                        inbox = client.pubsub.inbox.take();
+                    }
+                    if let Some(ib) = inbox.as_mut()
+                        && messages_before_reply(&args)
+                    {
+                        // Messages the command itself caused (a RESP3 client publishing to
+                        // itself) precede its reply, as in Redis.
+                        pubsub_cost += ib.splice_before(
+                            &mut out,
+                            mark,
+                            client.resp3,
+                            &mut client.pubsub,
+                            PUBSUB_BATCH,
+                        );
+                    }
                     if client.monitor && monitor_rx.is_none() {
                         let (tx, rx) = mpsc::channel(stats::MONITOR_QUEUE);
                         node.monitors.add(client.info.id, tx);
@@ -180,13 +254,22 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &mut wr, &mut out).await {
+        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out).await {
             break 'conn;
+        }
+        if let Some(ib) = &inbox
+            && pubsub_cost > 0
+        {
+            ib.sub.written(pubsub_cost);
+            pubsub_cost = 0;
         }
         if close {
             break;
         }
     }
+    let id = client.info.id;
+    node.pubsub.remove_client(&mut client.pubsub, id);
+    commands::transactions::unwatch_all(&node, &mut client);
     let _ = wr.shutdown().await;
 }
 
@@ -194,14 +277,21 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
 /// is served, replies as timed out at the deadline or on CLIENT UNBLOCK, and watches the socket
 /// so a client that disconnects leaves nothing behind (input that arrives meanwhile is kept for
 /// after). Returns `Close` when the connection must end.
+///
+/// A subscriber (RESP3) keeps getting its pub/sub messages while it waits, as in Redis.
 async fn wait_blocked(
     node: &Arc<Node>,
     client: &mut ClientState,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
-    inbuf: &mut BytesMut,
+    conn: Conn<'_>,
     out: &mut BytesMut,
     args: &[Bytes],
 ) -> After {
+    let Conn {
+        rd,
+        wr,
+        inbuf,
+        inbox,
+    } = conn;
     use crate::commands::blocking::reply_timeout;
     use crate::store::blocking::unblock;
     let id = client.info.id;
@@ -242,6 +332,18 @@ async fn wait_blocked(
                     break after;
                 }
             }
+            d = recv_pubsub(inbox) => {
+                if let (Some(d), Some(ib)) = (d, inbox.as_mut()) {
+                    // `out` is empty here: what came before was flushed before waiting.
+                    let mut cost = d.cost();
+                    ib.write(out, client.resp3, &mut client.pubsub, d);
+                    cost += ib.drain(out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
+                    if !flush(node, &kill, wr, out).await {
+                        break After::Close;
+                    }
+                    ib.sub.written(cost);
+                }
+            }
             _ = expired => {
                 reply_timeout(&mut Reply::new(out, client.resp3));
                 break After::Continue;
@@ -266,12 +368,29 @@ async fn wait_blocked(
     result
 }
 
-/// Writes and clears `out`; false when the peer is gone.
-async fn flush(node: &Node, wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &mut BytesMut) -> bool {
+/// The connection's halves and buffers a blocked client's wait uses.
+struct Conn<'a> {
+    rd: &'a mut tokio::net::tcp::OwnedReadHalf,
+    wr: &'a mut tokio::net::tcp::OwnedWriteHalf,
+    inbuf: &'a mut BytesMut,
+    inbox: &'a mut Option<Inbox>,
+}
+
+/// Writes and clears `out`; false when the peer is gone or the client was killed meanwhile (a
+/// peer that stops reading must not keep a killed client alive in a blocked write).
+async fn flush(
+    node: &Node,
+    kill: &CancellationToken,
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut BytesMut,
+) -> bool {
     if out.is_empty() {
         return true;
     }
-    let ok = wr.write_all(out).await.is_ok();
+    let ok = tokio::select! {
+        r = wr.write_all(out) => r.is_ok(),
+        _ = kill.cancelled() => false,
+    };
     node.stats
         .net_output_bytes
         .fetch_add(out.len() as u64, Ordering::Relaxed);

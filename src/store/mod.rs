@@ -9,11 +9,13 @@
 pub mod blocking;
 pub mod dict;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod rdb;
 pub mod sds;
 pub mod set;
 pub mod value;
+pub mod watch;
 pub mod zset;
 
 use std::sync::Arc;
@@ -145,7 +147,7 @@ impl Shard {
         db: usize,
         samples: usize,
         now_ms: i64,
-        events: &Events,
+        store: &Store,
     ) -> (usize, usize) {
         let d = &self.dbs[db];
         if d.expires.is_empty() {
@@ -164,19 +166,35 @@ impl Shard {
         let expired = victims.len();
         for k in victims {
             self.remove(db, &k);
-            publish_expired(events, db, &k, now_ms);
+            publish_expired(store, db, &k, now_ms);
         }
         self.stats.expired_keys += expired as u64;
         (n, expired)
     }
 }
 
-fn publish_expired(events: &Events, db: usize, key: &[u8], now_ms: i64) {
-    events.publish_with(|| KeyEvent {
+/// A key was deleted because its TTL passed: WATCHers see a change, listeners an "expired".
+fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    store.watches.touch(db, key, true);
+    store.events.publish_with(|| KeyEvent {
         db,
         key: bytes::Bytes::copy_from_slice(key),
         event: "expired",
         class: class::EXPIRED,
+        ts_ms: now_ms,
+    });
+}
+
+/// A key was added to a db (Redis's `dbAdd`): the `n` class of keyspace notifications.
+fn publish_new(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    if !store.notify_new.load(Ordering::Relaxed) {
+        return;
+    }
+    store.events.publish_with(|| KeyEvent {
+        db,
+        key: bytes::Bytes::copy_from_slice(key),
+        event: "new",
+        class: class::NEW,
         ts_ms: now_ms,
     });
 }
@@ -190,8 +208,15 @@ pub struct Store {
     databases: usize,
     /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
     started: std::time::Instant,
-    /// Bumped by every write; WATCH-style staleness checks and `INFO` use it.
+    /// Bumped by every write; `INFO` uses it.
     dirty: AtomicU64,
+    /// Keys clients WATCH.
+    pub watches: watch::Watches,
+    /// Whether read misses publish "keymiss" events (`notify-keyspace-events` with `m`).
+    pub notify_keymiss: std::sync::atomic::AtomicBool,
+    /// Whether key creations publish "new" events (`notify-keyspace-events` with `n`); like
+    /// key misses, only keyspace notifications ask for them, not the live feed.
+    pub notify_new: std::sync::atomic::AtomicBool,
     /// `hash-max-listpack-*`, read by hash writes.
     pub hash_limits: hash::HashLimits,
     /// `set-max-intset-entries`, read by set writes.
@@ -211,6 +236,9 @@ impl Store {
             databases,
             started: std::time::Instant::now(),
             dirty: AtomicU64::new(0),
+            watches: watch::Watches::default(),
+            notify_keymiss: Default::default(),
+            notify_new: Default::default(),
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
             last_db0_keys: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
@@ -378,7 +406,7 @@ impl Store {
             let mut s = shard.lock();
             for db in 0..self.databases {
                 for _ in 0..budget {
-                    let (sampled, expired) = s.active_expire(db, 20, now_ms, &self.events);
+                    let (sampled, expired) = s.active_expire(db, 20, now_ms, self);
                     total += expired;
                     if sampled == 0 || expired * 10 <= sampled {
                         break;
@@ -445,10 +473,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss.
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let found = s.dbs[db].keys.get_mut(key);
         match found {
@@ -459,6 +487,17 @@ impl<'a> Keyspace<'a> {
             }
             None => {
                 s.stats.keyspace_misses += 1;
+                // Redis notifies a miss where it counts one; only keyspace notifications ask
+                // for it (it is a read, not news for the live feed).
+                if store.notify_keymiss.load(Ordering::Relaxed) {
+                    store.events.publish_with(|| KeyEvent {
+                        db,
+                        key: bytes::Bytes::copy_from_slice(key),
+                        event: "keymiss",
+                        class: class::KEY_MISS,
+                        ts_ms: now,
+                    });
+                }
                 Ok(None)
             }
         }
@@ -467,10 +506,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, for a command about to modify it (no hit/miss counted).
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
@@ -483,10 +522,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key` without counting an access (OBJECT, MEMORY USAGE, TYPE checks).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         Ok(s.dbs[db].keys.get(key))
     }
@@ -510,10 +549,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         Ok(s.dbs[db].keys.contains(key))
     }
@@ -530,11 +569,10 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let lru = self.lru;
         let now = self.now_ms;
-        let events = &self.store.events;
-        let blocked = &self.store.blocked;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let d = &mut s.dbs[db];
         let had_expire;
@@ -553,8 +591,9 @@ impl<'a> Keyspace<'a> {
             e.set_has_expire(expire_at_ms.is_some());
             d.keys.insert_new(e);
             s.note_insert(db, key);
+            publish_new(store, db, key, now);
             if ready {
-                blocked.signal(db, key);
+                store.blocked.signal(db, key);
             }
         }
         let d = &mut s.dbs[db];
@@ -582,6 +621,7 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let key = entry.key.clone();
         self.remove(db, &key)?;
+        let (store, now) = (self.store, self.now_ms);
         if entry.value.may_unblock() {
             self.store.blocked.signal(db, &key);
         }
@@ -589,6 +629,7 @@ impl<'a> Keyspace<'a> {
         entry.set_has_expire(expire_at_ms.is_some());
         s.dbs[db].keys.insert_new(entry);
         s.note_insert(db, &key);
+        publish_new(store, db, &key, now);
         if let Some(at) = expire_at_ms {
             s.dbs[db].expires.insert(Expire { key, at_ms: at });
         }
@@ -597,10 +638,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
             return Ok(None);
         }
         Ok(s.remove(db, key))
@@ -650,6 +691,12 @@ impl<'a> Keyspace<'a> {
     }
 
     pub fn flush_db(&mut self, db: usize) -> usize {
+        let watches = &self.store.watches;
+        if watches.active() {
+            let guards = &self.guards;
+            let exists = |k: &[u8]| guards.iter().any(|(_, s)| s.dbs[db].keys.contains(k));
+            watches.touch_db(db, exists, |_| None);
+        }
         let mut n = 0;
         for (_, s) in self.guards.iter_mut() {
             n += s.dbs[db].keys.len();
@@ -662,6 +709,24 @@ impl<'a> Keyspace<'a> {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
+        let watches = &self.store.watches;
+        if watches.active() {
+            let now = self.now_ms;
+            let guards = &self.guards;
+            let exists =
+                |db: usize, k: &[u8]| guards.iter().any(|(_, s)| s.dbs[db].keys.contains(k));
+            // For the db swapped in: Some(expired?) when the key is there.
+            let state = |db: usize, k: &[u8]| {
+                guards.iter().find_map(|(_, s)| {
+                    s.dbs[db]
+                        .keys
+                        .contains(k)
+                        .then(|| s.expire_of(db, k).is_some_and(|at| at <= now))
+                })
+            };
+            watches.touch_db(a, |k| exists(a, k), |k| state(b, k));
+            watches.touch_db(b, |k| exists(b, k), |k| state(a, k));
+        }
         for (_, s) in self.guards.iter_mut() {
             s.dbs.swap(a, b);
             if a == 0 || b == 0 {
@@ -705,7 +770,7 @@ impl<'a> Keyspace<'a> {
             if !s.expire_if_needed(db, &key, now) {
                 return Some(key);
             }
-            publish_expired(&self.store.events, db, &key, now);
+            publish_expired(self.store, db, &key, now);
         }
         None
     }

@@ -45,6 +45,15 @@ impl Sds {
         }
     }
 
+    /// The bytes as an owned vector: free for heap strings, so a command can edit a string value
+    /// in place (SETBIT, PFADD) and store it back with [`Sds::from_vec`].
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Sds::Inline { len, buf } => buf[..len as usize].to_vec(),
+            Sds::Heap(b) => b.into_vec(),
+        }
+    }
+
     /// Bytes allocated on the heap for this string (0 when inline).
     pub fn heap_size(&self) -> usize {
         match self {

@@ -4,6 +4,7 @@
 
 pub mod redis_server;
 pub mod resp;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,16 +4,30 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A `redis-server` of our own on a free port, killed (by its own handle) when dropped.
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    /// Where a cluster-mode server keeps its nodes.conf.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
+        Self::start_with(&[], None).await
+    }
+
+    /// A server in cluster mode, with its nodes.conf in a directory of its own.
+    pub async fn start_cluster() -> RedisServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("utf-8 path").to_string();
+        Self::start_with(&["--cluster-enabled", "yes", "--dir", &path], Some(dir)).await
+    }
+
+    async fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -29,13 +43,28 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
-        let server = RedisServer { child, port };
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        // Ready once it answers (it accepts connections before it can serve them).
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
+                let _ = s.write_all(b"PING\r\n").await;
+                let mut b = [0u8; 16];
+                if let Ok(n) = s.read(&mut b).await
+                    && &b[..n] == b"+PONG\r\n"
+                {
+                    break;
+                }
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "redis-server did not start"
