@@ -3,6 +3,7 @@
 //! types.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use tonic::{Request, Response, Status};
 
 use super::Cluster;
 use super::state::{Endpoint, GossipEntry, Header};
+use crate::glob::glob_match;
 use crate::node::Node;
+use crate::observe::events::KeyEvent;
 
 #[allow(clippy::all, missing_docs)]
 pub mod pb {
@@ -163,8 +166,158 @@ impl BusService {
     }
 }
 
+/// An `/api/v1` request run by the node owning what it is about (see [`ClusterBus::http`]).
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    pub method: String,
+    pub path_and_query: String,
+    /// The `Authorization` header the client sent, empty when none.
+    pub authorization: String,
+    pub body: Vec<u8>,
+}
+
+/// The owner's answer to an [`HttpCall`], as its HTTP port would have sent it.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A key event relayed from another node, or a notice that it dropped `missed` of them.
+#[derive(Debug, Clone)]
+pub struct RelayedEvent {
+    pub node_id: String,
+    pub db: usize,
+    pub key: bytes::Bytes,
+    pub event: String,
+    pub ts_ms: i64,
+    pub missed: u64,
+}
+
+/// A peer's key events as they happen ([`open_feed`]).
+pub struct EventStream(tonic::Streaming<pb::FeedEvent>);
+
+impl EventStream {
+    /// The next event; `None` when the peer ended the stream.
+    pub async fn next(&mut self) -> Result<Option<RelayedEvent>, Status> {
+        Ok(self.0.message().await?.map(|e| RelayedEvent {
+            node_id: e.node_id,
+            db: e.db as usize,
+            key: e.key.into(),
+            event: e.event,
+            ts_ms: e.ts_ms,
+            missed: e.missed,
+        }))
+    }
+}
+
+pub type BusClient = ClusterBusClient<tonic::transport::Channel>;
+
+/// Asks a peer for its key events matching `patterns` (all when empty).
+pub async fn open_feed(
+    client: &mut BusClient,
+    secret: Option<&str>,
+    patterns: Vec<Vec<u8>>,
+) -> Result<EventStream, Status> {
+    let req = pb::FeedRequest {
+        version: PROTOCOL_VERSION,
+        patterns,
+    };
+    let stream = client.feed(with_secret(req, secret)).await?.into_inner();
+    Ok(EventStream(stream))
+}
+
+/// Has a peer answer an `/api/v1` request.
+pub async fn call_http(
+    client: &mut BusClient,
+    secret: Option<&str>,
+    call: HttpCall,
+) -> Result<HttpAnswer, Status> {
+    let req = pb::HttpRequest {
+        version: PROTOCOL_VERSION,
+        method: call.method,
+        path_and_query: call.path_and_query,
+        authorization: call.authorization,
+        body: call.body,
+    };
+    let r = client.http(with_secret(req, secret)).await?.into_inner();
+    Ok(HttpAnswer {
+        status: r.status.min(u16::MAX as u32) as u16,
+        content_type: r.content_type,
+        body: r.body,
+    })
+}
+
+/// The key events [`ClusterBus::feed`] streams to a peer.
+type FeedStream = Pin<Box<dyn futures_util::Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl ClusterBus for BusService {
+    type FeedStream = FeedStream;
+
+    /// Streams this node's key events (never relayed ones, so relays do not loop). The stream
+    /// is a lossy subscriber of the event bus: when the peer reads slowly the bus drops events
+    /// for it and the peer gets a `missed` notice; the store never waits.
+    async fn feed(
+        &self,
+        req: Request<pb::FeedRequest>,
+    ) -> Result<Response<Self::FeedStream>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let node_id = c.myself();
+        let patterns = req.into_inner().patterns;
+        let sub = StreamedFeed::new(self.node.clone());
+        let shutdown = self.node.shutdown.clone();
+        let stream = futures_util::stream::unfold(sub, move |mut sub| {
+            let shutdown = shutdown.clone();
+            let node_id = node_id.clone();
+            let patterns = patterns.clone();
+            async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    let got = tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        got = sub.events.rx.recv() => got,
+                    };
+                    let ev = match got {
+                        Ok(ev) if wanted(&patterns, &ev) => to_pb_event(&node_id, &ev),
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(n)) => pb::FeedEvent {
+                            node_id: node_id.clone(),
+                            missed: n,
+                            ..Default::default()
+                        },
+                        Err(RecvError::Closed) => return None,
+                    };
+                    let peers = &sub.node.feed.peers;
+                    peers.feed_events_sent.fetch_add(1, Ordering::Relaxed);
+                    return Some((Ok(ev), sub));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn http(&self, req: Request<pb::HttpRequest>) -> Result<Response<pb::HttpReply>, Status> {
+        self.authorize(&req)?;
+        self.cluster()?;
+        let peer = req.remote_addr();
+        let m = req.into_inner();
+        let call = HttpCall {
+            method: m.method,
+            path_and_query: m.path_and_query,
+            authorization: m.authorization,
+            body: m.body,
+        };
+        let a = crate::http::peers::answer(&self.node, call, peer).await;
+        Ok(Response::new(pb::HttpReply {
+            status: a.status as u32,
+            content_type: a.content_type,
+            body: a.body,
+        }))
+    }
+
     async fn gossip(&self, req: Request<pb::Ping>) -> Result<Response<pb::Ping>, Status> {
         self.authorize(&req)?;
         let c = self.cluster()?;
@@ -222,6 +375,49 @@ impl ClusterBus for BusService {
         }
         let reply = c.handle_claim(&self.node, &header, &slots);
         Ok(Response::new(reply))
+    }
+}
+
+/// A peer's subscription to this node's events, counted while open.
+struct StreamedFeed {
+    events: crate::observe::events::Subscription,
+    node: Arc<Node>,
+}
+
+impl StreamedFeed {
+    fn new(node: Arc<Node>) -> StreamedFeed {
+        node.feed.peers.feed_streams.fetch_add(1, Ordering::Relaxed);
+        StreamedFeed {
+            events: node.store.events.subscribe(),
+            node,
+        }
+    }
+}
+
+impl Drop for StreamedFeed {
+    fn drop(&mut self) {
+        self.node
+            .feed
+            .peers
+            .feed_streams
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn wanted(patterns: &[Vec<u8>], ev: &KeyEvent) -> bool {
+    patterns.is_empty()
+        || matches!(ev.event, "flushdb" | "flushall")
+        || patterns.iter().any(|p| glob_match(p, &ev.key, false))
+}
+
+fn to_pb_event(node_id: &str, ev: &KeyEvent) -> pb::FeedEvent {
+    pb::FeedEvent {
+        node_id: node_id.to_string(),
+        db: ev.db as u32,
+        key: ev.key.to_vec(),
+        event: ev.event.to_string(),
+        ts_ms: ev.ts_ms,
+        missed: 0,
     }
 }
 
