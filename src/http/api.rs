@@ -33,7 +33,6 @@ use super::value::{
     Shape, flag, json_bytes, reader, require_commands, ttl_arg, value_to_json, write_commands,
 };
 use super::view::{self, bytes_to_json};
-use crate::cluster::bus::HttpCall;
 use crate::cluster::slots::key_hash_slot;
 use crate::node::Node;
 
@@ -42,8 +41,6 @@ const KEY_PREFIX: &str = "/api/v1/keys/";
 const DEFAULT_ELEMENTS: usize = 1000;
 const DEFAULT_BYTES: usize = 1 << 20;
 const MAX_SCAN_COUNT: usize = 10_000;
-/// How long the cluster view waits for a peer's own figures before using the gossiped ones.
-const PEER_INFO_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -91,38 +88,17 @@ async fn cluster(State(s): State<AppState>, parts: Parts) -> Json<view::Cluster>
     Json(c)
 }
 
-/// Fills in other nodes' keys, memory and load from their own `/api/v1/info` (over the bus, in
-/// parallel); a node that does not answer in time keeps the key count it last gossiped.
+/// Fills in other nodes' keys, memory and load from what they say of themselves; a node that
+/// does not answer keeps the key count it last gossiped.
 async fn with_peer_figures(node: &std::sync::Arc<Node>, c: &mut view::Cluster) {
-    let mut asks = tokio::task::JoinSet::new();
-    for p in peers::masters(node) {
-        if p.myself || p.failed {
-            continue;
-        }
-        let node = node.clone();
-        asks.spawn(async move {
-            let call = HttpCall {
-                method: "GET".into(),
-                path_and_query: "/api/v1/info".into(),
-                authorization: String::new(),
-                body: Vec::new(),
-            };
-            let answer =
-                tokio::time::timeout(PEER_INFO_TIMEOUT, peers::forward(&node, &p, call)).await;
-            (p.id, answer)
-        });
-    }
-    while let Some(done) = asks.join_next().await {
-        let Ok((id, Ok(Ok(a)))) = done else { continue };
-        let Ok(info) = serde_json::from_slice::<JsonValue>(&a.body) else {
+    let figures = peers::figures(node).await;
+    for n in c.nodes.iter_mut() {
+        let Some(f) = figures.get(&n.id) else {
             continue;
         };
-        let stat = |k: &str| info["stats"][k].as_u64();
-        if let Some(n) = c.nodes.iter_mut().find(|n| n.id == id) {
-            n.keys = stat("keys").map_or(n.keys, |v| v as usize);
-            n.used_memory = stat("used_memory").map_or(n.used_memory, |v| v as usize);
-            n.ops_per_sec = stat("ops_per_sec").unwrap_or(n.ops_per_sec);
-        }
+        n.keys = f.keys.map_or(n.keys, |v| v as usize);
+        n.used_memory = f.used_memory.map_or(n.used_memory, |v| v as usize);
+        n.ops_per_sec = f.ops_per_sec.unwrap_or(n.ops_per_sec);
     }
 }
 
@@ -306,64 +282,71 @@ async fn local_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPa
 
 /// One page of the cluster-wide listing. The masters are walked one after the other in node-ID
 /// order, each with its own SCAN; the cursor is `<node id>:<that node's cursor>`, so it stays
-/// valid when nodes join or leave (a node that left is passed over). A key is listed by the
-/// node holding it, so once per full iteration while it stays in place (SCAN's guarantee).
-/// A node marked failed is passed over: its keys cannot be read.
+/// valid when nodes join or leave (a node that left is passed over). A node that finishes its
+/// SCAN before `count` keys were found hands over to the next one within the same page, so a
+/// small cluster is listed in one request. A key is listed by the node holding it, so once per
+/// full iteration while it stays in place (SCAN's guarantee). A node marked failed is passed
+/// over: its keys cannot be read.
 async fn cluster_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPage, ApiError> {
     let masters = peers::masters(&s.node);
-    let (after, cursor) = match q.cursor.as_deref().unwrap_or("0") {
-        "0" => (None, "0"),
+    let (after, mut cursor) = match q.cursor.as_deref().unwrap_or("0") {
+        "0" => (None, "0".to_string()),
         c => {
             let (id, cur) = c
                 .split_once(':')
                 .ok_or_else(|| ApiError::bad_request("invalid cursor"))?;
-            (Some(id), cur)
+            (Some(id), cur.to_string())
         }
     };
-    let at = match after {
+    let mut at = match after {
         None => 0,
-        Some(id) => match masters.iter().position(|m| m.id.as_str() >= id) {
-            Some(i) => i,
-            None => masters.len(),
-        },
+        Some(id) => masters
+            .iter()
+            .position(|m| m.id.as_str() >= id)
+            .unwrap_or(masters.len()),
     };
-    let Some(n) = masters.get(at) else {
-        return Ok(KeysPage {
-            cursor: "0".into(),
-            keys: Vec::new(),
-        });
-    };
-    let cursor = if Some(n.id.as_str()) == after {
-        cursor
-    } else {
-        "0"
-    };
-    let page = if n.failed {
-        KeysPage {
-            cursor: "0".into(),
-            keys: Vec::new(),
-        }
-    } else if n.myself {
-        let local = KeysQuery {
-            cursor: Some(cursor.to_string()),
-            ..q.clone()
+    if masters
+        .get(at)
+        .is_some_and(|m| Some(m.id.as_str()) != after)
+    {
+        cursor = "0".into();
+    }
+    let count = q.count.unwrap_or(100).clamp(1, MAX_SCAN_COUNT);
+    let mut keys = Vec::new();
+    while let Some(n) = masters.get(at) {
+        let page = if n.failed {
+            KeysPage {
+                cursor: "0".into(),
+                keys: Vec::new(),
+            }
+        } else if n.myself {
+            let local = KeysQuery {
+                cursor: Some(cursor.clone()),
+                count: Some(count - keys.len()),
+                ..q.clone()
+            };
+            local_page(s, parts, &local).await?
+        } else {
+            peer_page(s, parts, n, q, &cursor, count - keys.len()).await?
         };
-        local_page(s, parts, &local).await?
-    } else {
-        peer_page(s, parts, n, q, cursor).await?
-    };
-    let next = if page.cursor != "0" {
-        format!("{}:{}", n.id, page.cursor)
-    } else {
-        match masters.get(at + 1) {
-            Some(m) => format!("{}:0", m.id),
-            None => "0".into(),
+        keys.extend(page.keys);
+        if page.cursor != "0" {
+            return Ok(KeysPage {
+                cursor: format!("{}:{}", n.id, page.cursor),
+                keys,
+            });
         }
+        at += 1;
+        cursor = "0".into();
+        if keys.len() >= count {
+            break;
+        }
+    }
+    let cursor = match masters.get(at) {
+        Some(m) => format!("{}:0", m.id),
+        None => "0".into(),
     };
-    Ok(KeysPage {
-        cursor: next,
-        keys: page.keys,
-    })
+    Ok(KeysPage { cursor, keys })
 }
 
 /// One SCAN step on another node, over the bus.
@@ -373,13 +356,14 @@ async fn peer_page(
     n: &Peer,
     q: &KeysQuery,
     cursor: &str,
+    count: usize,
 ) -> Result<KeysPage, ApiError> {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
-    let mut path = format!("/api/v1/keys?scope=node&cursor={}", enc(cursor));
-    if let Some(c) = q.count {
-        path.push_str(&format!("&count={c}"));
-    }
+    let mut path = format!(
+        "/api/v1/keys?scope=node&cursor={}&count={count}",
+        enc(cursor)
+    );
     if let Some(p) = &q.pattern {
         path.push_str(&format!("&match={}", enc(p)));
     }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -55,6 +55,18 @@ pub struct Peers {
     pub feed_errors: AtomicU64,
     /// Streams of this node's events open to peers now.
     pub feed_streams: AtomicU64,
+    /// Other nodes' own figures for the cluster view, by node ID.
+    figures: Mutex<HashMap<String, Figures>>,
+}
+
+/// What a node says of itself in its `/api/v1/info`.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    at: Instant,
+    refreshing: bool,
+    pub keys: Option<u64>,
+    pub used_memory: Option<u64>,
+    pub ops_per_sec: Option<u64>,
 }
 
 impl Peers {
@@ -79,6 +91,87 @@ impl Peers {
 
     pub fn stream_client(&self, addr: &str) -> Result<BusClient, ApiError> {
         Self::client(&self.streams, addr, STREAM_TIMEOUT)
+    }
+}
+
+/// How long another node's figures are shown without asking again, and how long an answer is
+/// waited for.
+const FIGURES_FRESH: Duration = Duration::from_millis(1000);
+const FIGURES_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Figures older than this are not shown.
+const FIGURES_KEPT: Duration = Duration::from_secs(30);
+
+/// Other masters' own figures (keys, memory, load) for the cluster view. A node never asked is
+/// asked now (up to a second); a known one is answered from what it last said and asked again in
+/// the background when that is older than a second, so the view a UI polls stays fast.
+pub async fn figures(node: &Arc<Node>) -> HashMap<String, Figures> {
+    let now = Instant::now();
+    let mut asks = tokio::task::JoinSet::new();
+    {
+        let mut cache = node.feed.peers.figures.lock();
+        let others: Vec<Peer> = masters(node)
+            .into_iter()
+            .filter(|p| !p.myself && !p.failed)
+            .collect();
+        cache.retain(|id, f| {
+            now.duration_since(f.at) < FIGURES_KEPT && others.iter().any(|p| &p.id == id)
+        });
+        for p in others {
+            match cache.get_mut(&p.id) {
+                Some(f) if now.duration_since(f.at) < FIGURES_FRESH || f.refreshing => {}
+                Some(f) => {
+                    f.refreshing = true;
+                    // Bounded by FIGURES_TIMEOUT; stores what it learns for the next view.
+                    tokio::spawn(ask_figures(node.clone(), p));
+                }
+                None => {
+                    asks.spawn(ask_figures(node.clone(), p));
+                }
+            }
+        }
+    }
+    while asks.join_next().await.is_some() {}
+    node.feed
+        .peers
+        .figures
+        .lock()
+        .iter()
+        .map(|(id, f)| (id.clone(), *f))
+        .collect()
+}
+
+async fn ask_figures(node: Arc<Node>, p: Peer) {
+    let call = HttpCall {
+        method: "GET".into(),
+        path_and_query: "/api/v1/info".into(),
+        authorization: String::new(),
+        body: Vec::new(),
+    };
+    let answer = tokio::time::timeout(FIGURES_TIMEOUT, forward(&node, &p, call)).await;
+    let info = match answer {
+        Ok(Ok(a)) if a.status == 200 => serde_json::from_slice::<serde_json::Value>(&a.body).ok(),
+        _ => None,
+    };
+    let mut cache = node.feed.peers.figures.lock();
+    match info {
+        Some(info) => {
+            let stat = |k: &str| info["stats"][k].as_u64();
+            cache.insert(
+                p.id,
+                Figures {
+                    at: Instant::now(),
+                    refreshing: false,
+                    keys: stat("keys"),
+                    used_memory: stat("used_memory"),
+                    ops_per_sec: stat("ops_per_sec"),
+                },
+            );
+        }
+        None => {
+            if let Some(f) = cache.get_mut(&p.id) {
+                f.refreshing = false;
+            }
+        }
     }
 }
 
