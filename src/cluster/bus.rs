@@ -300,8 +300,10 @@ impl ClusterBus for BusService {
     }
 
     async fn http(&self, req: Request<pb::HttpRequest>) -> Result<Response<pb::HttpReply>, Status> {
+        use tracing::Instrument as _;
         self.authorize(&req)?;
         self.cluster()?;
+        let span = server_span(&req, "bus Http");
         let peer = req.remote_addr();
         let m = req.into_inner();
         let call = HttpCall {
@@ -310,7 +312,9 @@ impl ClusterBus for BusService {
             authorization: m.authorization,
             body: m.body,
         };
-        let a = crate::http::peers::answer(&self.node, call, peer).await;
+        let a = crate::http::peers::answer(&self.node, call, peer)
+            .instrument(span)
+            .await;
         Ok(Response::new(pb::HttpReply {
             status: a.status as u32,
             content_type: a.content_type,
@@ -421,6 +425,60 @@ fn to_pb_event(node_id: &str, ev: &KeyEvent) -> pb::FeedEvent {
     }
 }
 
+fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    if cx.span().span_context().is_valid() {
+        opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .inject_context(&cx, &mut MetadataInjector(metadata));
+    }
+}
+
+/// A server span for a bus call, child of the caller's span when the call carries one.
+fn server_span<T>(req: &Request<T>, name: &'static str) -> tracing::Span {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!("bus.rpc", otel.name = name, otel.kind = "server");
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract(&MetadataExtractor(req.metadata()));
+    // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
+    let _ = span.set_parent(parent);
+    span
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.parse(),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
 /// Serves the bus until the node shuts down.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
     let shutdown = node.shutdown.clone();
@@ -449,8 +507,11 @@ pub fn client(
     Ok(ClusterBusClient::new(ep.connect_lazy()))
 }
 
+/// A request to a peer, with the cluster secret and the current trace context (W3C
+/// `traceparent` in the metadata, so one trace crosses nodes; nothing without a sampled span).
 pub fn with_secret<T>(msg: T, secret: Option<&str>) -> Request<T> {
     let mut req = Request::new(msg);
+    inject_trace_context(req.metadata_mut());
     if let Some(s) = secret
         && let Ok(v) = s.parse()
     {
