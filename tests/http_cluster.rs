@@ -23,6 +23,7 @@ struct NodeProc {
     port: u16,
     bus: u16,
     http: u16,
+    dir: std::path::PathBuf,
 }
 
 impl Drop for NodeProc {
@@ -53,8 +54,40 @@ fn cli(port: u16, args: &[&str]) -> String {
 impl NodeProc {
     fn start(dir: &Path) -> NodeProc {
         let (port, bus, http) = (free_port(), free_port(), free_port());
-        let log = std::fs::File::create(dir.join(format!("node-{port}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_reredis"))
+        let mut n = NodeProc {
+            child: Self::spawn(dir, port, bus, http),
+            port,
+            bus,
+            http,
+            dir: dir.to_path_buf(),
+        };
+        n.wait_ready();
+        n
+    }
+
+    /// Kills the process and starts it again on the same ports and data directory (same ID).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.dir, self.port, self.bus, self.http);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let port = self.port;
+        assert!(
+            wait(Duration::from_secs(10), || cli(port, &["PING"]) == "PONG"),
+            "node on {port} did not start"
+        );
+    }
+
+    fn spawn(dir: &Path, port: u16, bus: u16, http: u16) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("node-{port}.log")))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_reredis"))
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -76,18 +109,7 @@ impl NodeProc {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("reredis starts");
-        let n = NodeProc {
-            child,
-            port,
-            bus,
-            http,
-        };
-        assert!(
-            wait(Duration::from_secs(10), || cli(port, &["PING"]) == "PONG"),
-            "node on {port} did not start"
-        );
-        n
+            .expect("reredis starts")
     }
 
     fn id(&self) -> String {
@@ -199,6 +221,43 @@ async fn ws_next(ws: &mut Ws, timeout: Duration) -> Option<Value> {
     }
 }
 
+/// Writes `key` on `node` until `ws` gets its `set` event from that node (the relay opens its
+/// streams on a tick after the first subscription, or after a peer appears), then drains the
+/// events of the earlier writes with a final DEL.
+async fn expect_relayed(ws: &mut Ws, node: &NodeProc, key: &str, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no relayed event from {id}");
+        // A node just restarted may answer CLUSTERDOWN until it has heard from its peers.
+        if cli(node.port, &["SET", key, "v"]) != "OK" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if let Some(m) = ws_next(ws, Duration::from_millis(300)).await
+            && m["type"] == "event"
+        {
+            assert_eq!(m["key"], key);
+            assert_eq!(m["event"], "set");
+            assert_eq!(m["node"], id);
+            break;
+        }
+    }
+    cli(node.port, &["DEL", key]);
+    loop {
+        let m = ws_next(ws, Duration::from_secs(5))
+            .await
+            .expect("DEL relayed");
+        if m["type"] != "event" {
+            continue;
+        }
+        assert_eq!(m["node"], id);
+        if m["event"] == "del" {
+            return;
+        }
+        assert_eq!(m["event"], "set");
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -209,10 +268,16 @@ fn rt() -> tokio::runtime::Runtime {
 #[test]
 fn cluster_feed_and_cluster_messages_across_nodes() {
     let dir = tempfile::tempdir().unwrap();
-    let n = three_nodes(dir.path());
+    let mut n = three_nodes(dir.path());
     rt().block_on(async {
-        // A client connected before the nodes meet hears of the new members.
+        // A client connected before the nodes meet hears of the new members, and its
+        // cluster-scope feed follows them.
         let mut watcher = ws_connect(&n[0]).await;
+        ws_send(
+            &mut watcher,
+            json!({"op":"subscribe","pattern":"joined:*","scope":"cluster"}),
+        )
+        .await;
         meet(&n);
         let deadline = Instant::now() + WAIT;
         let mut seen = None;
@@ -221,6 +286,7 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
                 continue;
             };
             if m["type"] == "cluster"
+                && m["state"] == "ok"
                 && m["nodes"].as_array().map(Vec::len) == Some(3)
                 && m["nodes"]
                     .as_array()
@@ -232,8 +298,13 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
                 break;
             }
         }
-        let m = seen.expect("a cluster message with three nodes owning slots");
-        assert_eq!(m["state"], "ok");
+        assert!(
+            seen.is_some(),
+            "no cluster message with state ok and three nodes owning slots"
+        );
+        let joined = key_on(2, "joined:");
+        let id3 = n[2].id();
+        expect_relayed(&mut watcher, &n[2], &joined, &id3).await;
 
         // A cluster-scope feed on node 1 gets a write on node 3; a node-scope one does not.
         let mut feed = ws_connect(&n[0]).await;
@@ -245,39 +316,19 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
         let mut local = ws_connect(&n[0]).await;
         ws_send(&mut local, json!({"op":"subscribe","pattern":"relay:*"})).await;
         let key = key_on(2, "relay:");
-        let id3 = n[2].id();
-        let deadline = Instant::now() + WAIT;
-        let mut got = None;
-        // The relay opens its streams on the first subscription: write until an event arrives.
-        for i in 0.. {
-            assert!(Instant::now() < deadline, "no relayed event from node 3");
-            assert_eq!(cli(n[2].port, &["SET", &key, &i.to_string()]), "OK");
-            if let Some(m) = ws_next(&mut feed, Duration::from_millis(300)).await
-                && m["type"] == "event"
-            {
-                got = Some(m);
-                break;
-            }
-        }
-        let ev = got.unwrap();
-        assert_eq!(ev["key"], key.as_str());
-        assert_eq!(ev["event"], "set");
-        assert_eq!(ev["node"], id3.as_str());
-        // Once relayed, a write shows up at once, and local events keep coming with this node's id.
+        expect_relayed(&mut feed, &n[2], &key, &id3).await;
+        // Once the relay is up, a write shows up at once, and local events keep coming with
+        // this node's ID.
         let t0 = Instant::now();
-        cli(n[2].port, &["DEL", &key]);
-        loop {
-            // SETs written before the relay was up may still be on their way.
-            let m = ws_next(&mut feed, Duration::from_secs(5))
-                .await
-                .expect("del relayed");
-            assert_eq!(m["node"], id3.as_str());
-            if m["event"] == "del" {
-                break;
-            }
-            assert_eq!(m["event"], "set");
-        }
-        println!("relayed DEL after {:?}", t0.elapsed());
+        cli(n[2].port, &["SET", &key, "again"]);
+        let m = ws_next(&mut feed, Duration::from_secs(5))
+            .await
+            .expect("SET relayed");
+        assert_eq!(
+            (m["event"].as_str(), m["node"].as_str()),
+            (Some("set"), Some(id3.as_str()))
+        );
+        println!("relayed SET after {:?} (redis-cli included)", t0.elapsed());
         let key1 = key_on(0, "relay:");
         cli(n[0].port, &["SET", &key1, "x"]);
         let m = ws_next(&mut feed, Duration::from_secs(5))
@@ -294,8 +345,13 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
             "the node scope sees only this node's events"
         );
 
+        // A restarted peer is streamed from again.
+        n[2].restart();
+        expect_relayed(&mut feed, &n[2], &key, &id3).await;
+
         // Without a cluster-scope client the relay closes its streams: node 3 serves none.
         drop(feed);
+        drop(watcher);
         let metric = |body: &str| {
             body.lines()
                 .find_map(|l| l.strip_prefix("reredis_ws_relay_streams "))
