@@ -221,6 +221,19 @@ async fn ws_next(ws: &mut Ws, timeout: Duration) -> Option<Value> {
     }
 }
 
+/// The next `event` message (skipping `cluster` messages, which come whenever a node's state
+/// flaps), within `timeout`.
+async fn next_event(ws: &mut Ws, timeout: Duration) -> Option<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let m = ws_next(ws, left).await?;
+        if m["type"] == "event" {
+            return Some(m);
+        }
+    }
+}
+
 /// Writes `key` on `node` until `ws` gets its `set` event from that node (the relay opens its
 /// streams on a tick after the first subscription, or after a peer appears), then drains the
 /// events of the earlier writes with a final DEL.
@@ -244,12 +257,9 @@ async fn expect_relayed(ws: &mut Ws, node: &NodeProc, key: &str, id: &str) {
     }
     cli(node.port, &["DEL", key]);
     loop {
-        let m = ws_next(ws, Duration::from_secs(5))
+        let m = next_event(ws, Duration::from_secs(5))
             .await
             .expect("DEL relayed");
-        if m["type"] != "event" {
-            continue;
-        }
         assert_eq!(m["node"], id);
         if m["event"] == "del" {
             return;
@@ -321,7 +331,7 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
         // this node's ID.
         let t0 = Instant::now();
         cli(n[2].port, &["SET", &key, "again"]);
-        let m = ws_next(&mut feed, Duration::from_secs(5))
+        let m = next_event(&mut feed, Duration::from_secs(5))
             .await
             .expect("SET relayed");
         assert_eq!(
@@ -331,12 +341,12 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
         println!("relayed SET after {:?} (redis-cli included)", t0.elapsed());
         let key1 = key_on(0, "relay:");
         cli(n[0].port, &["SET", &key1, "x"]);
-        let m = ws_next(&mut feed, Duration::from_secs(5))
+        let m = next_event(&mut feed, Duration::from_secs(5))
             .await
             .expect("local event");
         assert_eq!(m["key"], key1.as_str());
         assert_eq!(m["node"], n[0].id().as_str());
-        let m = ws_next(&mut local, Duration::from_secs(5))
+        let m = next_event(&mut local, Duration::from_secs(5))
             .await
             .expect("local event");
         assert_eq!(
@@ -507,5 +517,47 @@ fn rest_across_the_cluster() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["deleted"], 1);
         assert_eq!(cli(n[1].port, &["EXISTS", &key]), "0");
+
+        // The bus traffic shows in /metrics, by type and direction, and passes promtool.
+        let scrape = |i: usize| http().get(n[i].url("/metrics")).send();
+        let body = scrape(0).await.unwrap().text().await.unwrap();
+        let value = |body: &str, family: &str, kind: &str, direction: &str| {
+            body.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .filter(|l| l.contains(&format!("type=\"{kind}\"")))
+                .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
+                .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        for family in ["reredis_bus_messages_total", "reredis_bus_bytes_total"] {
+            assert!(
+                value(&body, family, "http", "sent").unwrap() > 0.0,
+                "{family}: {body}"
+            );
+        }
+        assert!(value(&body, "reredis_bus_messages_total", "ping", "sent").unwrap() > 0.0);
+        let owner = scrape(1).await.unwrap().text().await.unwrap();
+        assert!(value(&owner, "reredis_bus_messages_total", "http", "received").unwrap() > 0.0);
+        assert!(value(&owner, "reredis_bus_bytes_total", "http", "received").unwrap() > 0.0);
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package prometheus) is installed");
+        use std::io::Write as _;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }

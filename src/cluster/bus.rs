@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::Cluster;
@@ -195,13 +196,30 @@ pub struct RelayedEvent {
     pub missed: u64,
 }
 
+/// Bytes of the HTTP surface's bus messages (encoded protobuf sizes), for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub http_sent: AtomicU64,
+    pub http_received: AtomicU64,
+    pub feed_sent: AtomicU64,
+    pub feed_received: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, bytes: usize) {
+    counter.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
 /// A peer's key events as they happen ([`open_feed`]).
 pub struct EventStream(tonic::Streaming<pb::FeedEvent>);
 
 impl EventStream {
     /// The next event; `None` when the peer ended the stream.
-    pub async fn next(&mut self) -> Result<Option<RelayedEvent>, Status> {
-        Ok(self.0.message().await?.map(|e| RelayedEvent {
+    pub async fn next(&mut self, traffic: &Traffic) -> Result<Option<RelayedEvent>, Status> {
+        let got = self.0.message().await?;
+        if let Some(e) = &got {
+            add(&traffic.feed_received, e.encoded_len());
+        }
+        Ok(got.map(|e| RelayedEvent {
             node_id: e.node_id,
             db: e.db as usize,
             key: e.key.into(),
@@ -233,6 +251,7 @@ pub async fn call_http(
     client: &mut BusClient,
     secret: Option<&str>,
     call: HttpCall,
+    traffic: &Traffic,
 ) -> Result<HttpAnswer, Status> {
     let req = pb::HttpRequest {
         version: PROTOCOL_VERSION,
@@ -241,7 +260,9 @@ pub async fn call_http(
         authorization: call.authorization,
         body: call.body,
     };
+    add(&traffic.http_sent, req.encoded_len());
     let r = client.http(with_secret(req, secret)).await?.into_inner();
+    add(&traffic.http_received, r.encoded_len());
     Ok(HttpAnswer {
         status: r.status.min(u16::MAX as u32) as u16,
         content_type: r.content_type,
@@ -292,6 +313,7 @@ impl ClusterBus for BusService {
                     };
                     let peers = &sub.node.feed.peers;
                     peers.feed_events_sent.fetch_add(1, Ordering::Relaxed);
+                    add(&peers.traffic.feed_sent, ev.encoded_len());
                     return Some((Ok(ev), sub));
                 }
             }
@@ -306,6 +328,8 @@ impl ClusterBus for BusService {
         let span = server_span(&req, "bus Http");
         let peer = req.remote_addr();
         let m = req.into_inner();
+        let traffic = &self.node.feed.peers.traffic;
+        add(&traffic.http_received, m.encoded_len());
         let call = HttpCall {
             method: m.method,
             path_and_query: m.path_and_query,
@@ -315,11 +339,13 @@ impl ClusterBus for BusService {
         let a = crate::http::peers::answer(&self.node, call, peer)
             .instrument(span)
             .await;
-        Ok(Response::new(pb::HttpReply {
+        let reply = pb::HttpReply {
             status: a.status as u32,
             content_type: a.content_type,
             body: a.body,
-        }))
+        };
+        add(&traffic.http_sent, reply.encoded_len());
+        Ok(Response::new(reply))
     }
 
     async fn gossip(&self, req: Request<pb::Ping>) -> Result<Response<pb::Ping>, Status> {

@@ -163,6 +163,11 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &["type", "direction"],
     ),
     (
+        "reredis_bus_bytes_total",
+        "Bytes of the HTTP surface's cluster bus messages (forwarded requests, relayed events) by type and direction (clustered nodes only)",
+        &["type", "direction"],
+    ),
+    (
         "reredis_bus_errors_total",
         "Failed cluster bus calls by type (clustered nodes only)",
         &["type"],
@@ -402,6 +407,19 @@ impl Collector for NodeCollector {
                         .iter()
                         .map(|(t, d, v)| counter(&[("type", t), ("direction", d)], load(v)))
                         .collect(),
+                ),
+                family(
+                    "reredis_bus_bytes_total",
+                    MetricType::COUNTER,
+                    [
+                        ("http", "sent", &p.traffic.http_sent),
+                        ("http", "received", &p.traffic.http_received),
+                        ("feed_event", "sent", &p.traffic.feed_sent),
+                        ("feed_event", "received", &p.traffic.feed_received),
+                    ]
+                    .iter()
+                    .map(|(t, d, v)| counter(&[("type", t), ("direction", d)], load(v)))
+                    .collect(),
                 ),
                 family(
                     "reredis_bus_errors_total",

@@ -55,6 +55,8 @@ pub struct Peers {
     pub feed_errors: AtomicU64,
     /// Streams of this node's events open to peers now.
     pub feed_streams: AtomicU64,
+    /// Bytes of those messages.
+    pub traffic: bus::Traffic,
     /// Other nodes' own figures for the cluster view, by node ID.
     figures: Mutex<HashMap<String, Figures>>,
 }
@@ -243,7 +245,7 @@ pub async fn forward(node: &Node, peer: &Peer, call: HttpCall) -> Result<HttpAns
     let mut client = node.feed.peers.call_client(&peer.bus_addr)?;
     node.feed.peers.http_sent.fetch_add(1, Ordering::Relaxed);
     let answer = tokio::select! {
-        a = bus::call_http(&mut client, secret.as_deref(), call) => a,
+        a = bus::call_http(&mut client, secret.as_deref(), call, &node.feed.peers.traffic) => a,
         _ = node.shutdown.cancelled() => return Err(ApiError::unavailable("node shutting down")),
     };
     answer.map_err(|e| {

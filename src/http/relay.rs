@@ -185,7 +185,11 @@ async fn pump(node: &Node, addr: &str) -> Result<bool, String> {
         .await
         .map_err(|e| e.message().to_string())?;
     let mut delivered = false;
-    while let Some(ev) = stream.next().await.map_err(|e| e.message().to_string())? {
+    while let Some(ev) = stream
+        .next(&node.feed.peers.traffic)
+        .await
+        .map_err(|e| e.message().to_string())?
+    {
         delivered = true;
         node.feed
             .peers
