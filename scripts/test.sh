@@ -46,9 +46,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked --no-fail-fast
 fi
-# The browser test is opt-in for now: against a real 3-node cluster two of its checks fail
-# (editing a key another node owns, and the live view across nodes) until the HTTP surface's
-# cluster-wide parts land (issue 6). Run it with RUN_BROWSER_E2E=1.
+# The browser test is opt-in for now: every check passes against a real 3-node cluster, but on
+# a loaded 2-core machine (load average ~20) some of its tight timings fail now and then (a
+# delete seen by redis-cli within 2 s, no frame over 250 ms at 10,000 events/s), so it is not
+# yet reliable enough to gate every run. Run it with RUN_BROWSER_E2E=1 (about 2 minutes).
 if [ "${RUN_BROWSER_E2E:-0}" = "1" ]; then
   echo "==> web UI in a real browser"
   cargo build --locked --bin reredis

@@ -1,5 +1,6 @@
 //! OpenTelemetry: with an OTLP endpoint configured, HTTP requests become spans that reach a
-//! collector. The collector is an in-test OTLP/gRPC server. (Its own test binary: the
+//! collector, and a request forwarded over the cluster bus continues the same trace on the
+//! owning node. The collector is an in-test OTLP/gRPC server. (Its own test binary: the
 //! subscriber it installs is global to the process.)
 
 mod common;
@@ -32,8 +33,18 @@ impl TraceService for Collector {
     }
 }
 
-/// (service.name, span names) of an export.
-fn spans_of(req: &ExportTraceServiceRequest) -> Vec<(String, String)> {
+/// A span as the collector got it.
+#[derive(Debug, Clone)]
+struct Seen {
+    service: String,
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+}
+
+/// The spans of an export.
+fn spans_of(req: &ExportTraceServiceRequest) -> Vec<Seen> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
         let service = rs
@@ -48,7 +59,13 @@ fn spans_of(req: &ExportTraceServiceRequest) -> Vec<(String, String)> {
             .unwrap_or_default();
         for ss in &rs.scope_spans {
             for s in &ss.spans {
-                out.push((service.clone(), s.name.clone()));
+                out.push(Seen {
+                    service: service.clone(),
+                    name: s.name.clone(),
+                    trace_id: s.trace_id.clone(),
+                    span_id: s.span_id.clone(),
+                    parent_span_id: s.parent_span_id.clone(),
+                });
             }
         }
     }
@@ -74,22 +91,69 @@ async fn http_requests_become_spans_at_an_otlp_collector() {
     };
 
     let guard = install("text", "notice", Otlp::Endpoint(format!("http://{addr}")));
-    let node = common::start_node(&[]).await;
+    // Two clustered nodes, so that a key request on one is forwarded to the other.
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("cluster.enabled", "yes"),
+        ("dir", dir.path().to_str().unwrap()),
+        ("http.allow-writes", "yes"),
+        ("cluster.rebalance-delay", "300"),
+    ];
+    let node = common::start_node(&settings).await;
+    let other = common::start_node(&settings).await;
     let r = reqwest::get(format!("http://{}/api/v1/info", node.http_addr()))
         .await
         .unwrap();
     assert!(r.status().is_success());
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let bus = other.node.bus_addr.unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("MEET")
+        .arg("127.0.0.1")
+        .arg(other.resp_addr().port())
+        .arg(bus.port())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let other_id = reredis::http::view::node_id(&other.node);
+    let owner = |key: &str| {
+        let slot = reredis::cluster::slots::key_hash_slot(key.as_bytes()) as usize;
+        node.node.cluster.as_ref().unwrap().state.lock().slots[slot].clone()
+    };
+    // Once the slots are split, a key of the other node's.
+    let ok = |n: &reredis::NodeHandle| n.node.cluster.as_ref().unwrap().state.lock().ok;
+    let formed = common::wait_for(Duration::from_secs(20), async || {
+        (owner("a") != owner("b") || owner("a") != owner("c")) && ok(&node) && ok(&other)
+    })
+    .await;
+    assert!(formed, "the two nodes did not split the slots");
+    let key = (0..)
+        .map(|i| format!("traced:{i}"))
+        .find(|k| owner(k).as_deref() == Some(other_id.as_str()))
+        .unwrap();
+    let r = reqwest::Client::new()
+        .put(format!("http://{}/api/v1/keys/{key}", node.http_addr()))
+        .body(r#"{"type":"string","value":"traced"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    other.shutdown().await;
     node.shutdown().await;
     // Dropping the guard flushes the batch; it blocks, so off the runtime's workers.
     tokio::task::spawn_blocking(move || drop(guard))
         .await
         .unwrap();
 
-    let mut seen = Vec::new();
+    let mut seen: Vec<Seen> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !seen
-        .iter()
-        .any(|(_, name): &(String, String)| name == "GET /api/v1/info")
+    let has = |seen: &[Seen], name: &str| seen.iter().any(|s| s.name == name);
+    while !(has(&seen, "GET /api/v1/info")
+        && has(&seen, "PUT /api/v1/keys/{*key}")
+        && has(&seen, "bus Http"))
     {
         let req = tokio::time::timeout_at(deadline, rx.recv())
             .await
@@ -99,9 +163,17 @@ async fn http_requests_become_spans_at_an_otlp_collector() {
     }
     assert!(
         seen.iter()
-            .any(|(svc, name)| svc == "reredis" && name == "GET /api/v1/info"),
+            .any(|s| s.service == "reredis" && s.name == "GET /api/v1/info"),
         "{seen:?}"
     );
+    // The owner's span continues the trace of the request the first node received.
+    let put = seen
+        .iter()
+        .find(|s| s.name == "PUT /api/v1/keys/{*key}")
+        .unwrap();
+    let forwarded = seen.iter().find(|s| s.name == "bus Http").unwrap();
+    assert_eq!(forwarded.trace_id, put.trace_id, "{seen:?}");
+    assert_eq!(forwarded.parent_span_id, put.span_id, "{seen:?}");
     stop.cancel();
     server.await.unwrap().unwrap();
 }

@@ -333,6 +333,8 @@ async function main() {
       await livePage.locator(".key-panel h2").getByText("user:1").waitFor({ timeout: 3000 });
       assert((await livePage.getByLabel("key pattern").inputValue()) === "user:*", "pattern not restored from the URL");
       await livePage.keyboard.press("Escape");
+      // Across a cluster the listing may come after the key itself: wait for rows to move through.
+      await waitFor("key rows", async () => (await listRows(livePage, "keys").count()) > 1, 5000);
       await livePage.getByRole("listbox", { name: "keys" }).focus();
       await livePage.keyboard.press("ArrowDown");
       await waitFor("a key selected by keyboard", async () => new URL(livePage.url()).searchParams.get("key") !== null, 2000);
@@ -347,9 +349,16 @@ async function main() {
     await check("live view streams changes; pause holds them, resume shows them", against, async () => {
       await livePage.goto("/live");
       await livePage.waitForTimeout(300);
+      // Raw RESP does not follow redirections: each key goes to the node owning its slot.
+      const owners = cluster ? (await getJson(`${base}/api/v1/cluster`)).nodes : [];
+      const portOf = (key) => {
+        const slot = slotOf(key);
+        const owner = owners.find((n) => n.slots.some(([a, b]) => a <= slot && slot <= b));
+        return owner ? Number(owner.addr.split(":").pop()) : writerPort;
+      };
       const burst = async (tag) => {
         for (let i = 0; i < 20; i++) {
-          if (real) await resp(writerPort, ["SET", `feed:${tag}:${i}`, "v"]);
+          if (real) await resp(portOf(`feed:${tag}:${i}`), ["SET", `feed:${tag}:${i}`, "v"]);
           else mock.write(`feed:${tag}:${i}`, "v");
         }
       };

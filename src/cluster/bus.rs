@@ -4,17 +4,21 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use super::Cluster;
 use super::state::{Endpoint, GossipEntry, Header};
+use crate::glob::glob_match;
 use crate::node::Node;
+use crate::observe::events::KeyEvent;
 use crate::pubsub::Outgoing;
 
 #[allow(clippy::all, missing_docs)]
@@ -170,8 +174,187 @@ impl BusService {
     }
 }
 
+/// An `/api/v1` request run by the node owning what it is about (see [`ClusterBus::http`]).
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    pub method: String,
+    pub path_and_query: String,
+    /// The `Authorization` header the client sent, empty when none.
+    pub authorization: String,
+    pub body: Vec<u8>,
+}
+
+/// The owner's answer to an [`HttpCall`], as its HTTP port would have sent it.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A key event relayed from another node, or a notice that it dropped `missed` of them.
+#[derive(Debug, Clone)]
+pub struct RelayedEvent {
+    pub node_id: String,
+    pub db: usize,
+    pub key: bytes::Bytes,
+    pub event: String,
+    pub ts_ms: i64,
+    pub missed: u64,
+}
+
+/// Bytes of the HTTP surface's bus messages (encoded protobuf sizes), for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub http_sent: AtomicU64,
+    pub http_received: AtomicU64,
+    pub feed_sent: AtomicU64,
+    pub feed_received: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, bytes: usize) {
+    counter.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+/// A peer's key events as they happen ([`open_feed`]).
+pub struct EventStream(tonic::Streaming<pb::FeedEvent>);
+
+impl EventStream {
+    /// The next event; `None` when the peer ended the stream.
+    pub async fn next(&mut self, traffic: &Traffic) -> Result<Option<RelayedEvent>, Status> {
+        let got = self.0.message().await?;
+        if let Some(e) = &got {
+            add(&traffic.feed_received, e.encoded_len());
+        }
+        Ok(got.map(|e| RelayedEvent {
+            node_id: e.node_id,
+            db: e.db as usize,
+            key: e.key.into(),
+            event: e.event,
+            ts_ms: e.ts_ms,
+            missed: e.missed,
+        }))
+    }
+}
+
+pub type BusClient = ClusterBusClient<tonic::transport::Channel>;
+
+/// Asks a peer for its key events matching `patterns` (all when empty).
+pub async fn open_feed(
+    client: &mut BusClient,
+    secret: Option<&str>,
+    patterns: Vec<Vec<u8>>,
+) -> Result<EventStream, Status> {
+    let req = pb::FeedRequest {
+        version: PROTOCOL_VERSION,
+        patterns,
+    };
+    let stream = client.feed(with_secret(req, secret)).await?.into_inner();
+    Ok(EventStream(stream))
+}
+
+/// Has a peer answer an `/api/v1` request.
+pub async fn call_http(
+    client: &mut BusClient,
+    secret: Option<&str>,
+    call: HttpCall,
+    traffic: &Traffic,
+) -> Result<HttpAnswer, Status> {
+    let req = pb::HttpRequest {
+        version: PROTOCOL_VERSION,
+        method: call.method,
+        path_and_query: call.path_and_query,
+        authorization: call.authorization,
+        body: call.body,
+    };
+    add(&traffic.http_sent, req.encoded_len());
+    let r = client.http(with_secret(req, secret)).await?.into_inner();
+    add(&traffic.http_received, r.encoded_len());
+    Ok(HttpAnswer {
+        status: r.status.min(u16::MAX as u32) as u16,
+        content_type: r.content_type,
+        body: r.body,
+    })
+}
+
+/// The key events [`ClusterBus::feed`] streams to a peer.
+type FeedStream = Pin<Box<dyn futures_util::Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl ClusterBus for BusService {
+    type FeedStream = FeedStream;
+
+    /// Streams this node's key events (never relayed ones, so relays do not loop). The stream
+    /// is a lossy subscriber of the event bus: when the peer reads slowly the bus drops events
+    /// for it and the peer gets a `missed` notice; the store never waits.
+    async fn feed(
+        &self,
+        req: Request<pb::FeedRequest>,
+    ) -> Result<Response<Self::FeedStream>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let node_id = c.myself();
+        let patterns = req.into_inner().patterns;
+        let sub = StreamedFeed::new(self.node.clone());
+        let shutdown = self.node.shutdown.clone();
+        let stream = futures_util::stream::unfold(sub, move |mut sub| {
+            let shutdown = shutdown.clone();
+            let node_id = node_id.clone();
+            let patterns = patterns.clone();
+            async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    let got = tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        got = sub.events.rx.recv() => got,
+                    };
+                    let ev = match got {
+                        Ok(ev) if wanted(&patterns, &ev) => to_pb_event(&node_id, &ev),
+                        Ok(_) => continue,
+                        Err(RecvError::Lagged(n)) => pb::FeedEvent {
+                            node_id: node_id.clone(),
+                            missed: n,
+                            ..Default::default()
+                        },
+                        Err(RecvError::Closed) => return None,
+                    };
+                    let peers = &sub.node.feed.peers;
+                    peers.feed_events_sent.fetch_add(1, Ordering::Relaxed);
+                    add(&peers.traffic.feed_sent, ev.encoded_len());
+                    return Some((Ok(ev), sub));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn http(&self, req: Request<pb::HttpRequest>) -> Result<Response<pb::HttpReply>, Status> {
+        use tracing::Instrument as _;
+        self.authorize(&req)?;
+        self.cluster()?;
+        let span = server_span(&req, "bus Http");
+        let peer = req.remote_addr();
+        let m = req.into_inner();
+        let traffic = &self.node.feed.peers.traffic;
+        add(&traffic.http_received, m.encoded_len());
+        let call = HttpCall {
+            method: m.method,
+            path_and_query: m.path_and_query,
+            authorization: m.authorization,
+            body: m.body,
+        };
+        let a = crate::http::peers::answer(&self.node, call, peer)
+            .instrument(span)
+            .await;
+        let reply = pb::HttpReply {
+            status: a.status as u32,
+            content_type: a.content_type,
+            body: a.body,
+        };
+        add(&traffic.http_sent, reply.encoded_len());
+        Ok(Response::new(reply))
+    }
+
     async fn gossip(&self, req: Request<pb::Ping>) -> Result<Response<pb::Ping>, Status> {
         self.authorize(&req)?;
         let c = self.cluster()?;
@@ -266,6 +449,103 @@ impl ClusterBus for BusService {
     }
 }
 
+/// A peer's subscription to this node's events, counted while open.
+struct StreamedFeed {
+    events: crate::observe::events::Subscription,
+    node: Arc<Node>,
+}
+
+impl StreamedFeed {
+    fn new(node: Arc<Node>) -> StreamedFeed {
+        node.feed.peers.feed_streams.fetch_add(1, Ordering::Relaxed);
+        StreamedFeed {
+            events: node.store.events.subscribe(),
+            node,
+        }
+    }
+}
+
+impl Drop for StreamedFeed {
+    fn drop(&mut self) {
+        self.node
+            .feed
+            .peers
+            .feed_streams
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn wanted(patterns: &[Vec<u8>], ev: &KeyEvent) -> bool {
+    patterns.is_empty()
+        || matches!(ev.event, "flushdb" | "flushall")
+        || patterns.iter().any(|p| glob_match(p, &ev.key, false))
+}
+
+fn to_pb_event(node_id: &str, ev: &KeyEvent) -> pb::FeedEvent {
+    pb::FeedEvent {
+        node_id: node_id.to_string(),
+        db: ev.db as u32,
+        key: ev.key.to_vec(),
+        event: ev.event.to_string(),
+        ts_ms: ev.ts_ms,
+        missed: 0,
+    }
+}
+
+fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    if cx.span().span_context().is_valid() {
+        opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .inject_context(&cx, &mut MetadataInjector(metadata));
+    }
+}
+
+/// A server span for a bus call, child of the caller's span when the call carries one.
+fn server_span<T>(req: &Request<T>, name: &'static str) -> tracing::Span {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!("bus.rpc", otel.name = name, otel.kind = "server");
+    let parent = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract(&MetadataExtractor(req.metadata()));
+    // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
+    let _ = span.set_parent(parent);
+    span
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.parse(),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
+
+impl opentelemetry::propagation::Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
 /// Serves the bus until the node shuts down.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::TcpListener) {
     let shutdown = node.shutdown.clone();
@@ -295,8 +575,11 @@ pub fn client(
     Ok(ClusterBusClient::new(ep.connect_lazy()))
 }
 
+/// A request to a peer, with the cluster secret and the current trace context (W3C
+/// `traceparent` in the metadata, so one trace crosses nodes; nothing without a sampled span).
 pub fn with_secret<T>(msg: T, secret: Option<&str>) -> Request<T> {
     let mut req = Request::new(msg);
+    inject_trace_context(req.metadata_mut());
     if let Some(s) = secret
         && let Ok(v) = s.parse()
     {

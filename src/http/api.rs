@@ -2,6 +2,10 @@
 //! (docs/api.md is the contract). Every key operation runs commands through an internal client
 //! ([`Session`]), so HTTP reads and writes behave, and are counted, as RESP ones.
 //!
+//! Across the cluster (`peers.rs`): a request about a key another node owns is forwarded to it
+//! over the bus, the key listing walks every master in turn behind one composite cursor, and the
+//! cluster view asks every node for its own figures.
+//!
 //! Values are read and written per type through that type's commands (`value.rs`: HGETALL,
 //! LRANGE, SMEMBERS, ZRANGE ... WITHSCORES; DEL + HSET/RPUSH/SADD/ZADD in MULTI), so a type
 //! works here as soon as its commands are in the table, and is a 400 `unsupported_type` until
@@ -14,7 +18,8 @@ use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -23,11 +28,13 @@ use serde_json::{Map, Value as JsonValue};
 use super::AppState;
 use super::error::ApiError;
 use super::exec::{Frame, Session, wait_unpaused};
+use super::peers::{self, Forwarded, Peer};
 use super::value::{
     Shape, flag, json_bytes, reader, require_commands, ttl_arg, value_to_json, write_commands,
 };
 use super::view::{self, bytes_to_json};
 use crate::cluster::slots::key_hash_slot;
+use crate::node::Node;
 
 const KEY_PREFIX: &str = "/api/v1/keys/";
 /// Default cut for aggregate values (elements) and strings (bytes), as docs/api.md says.
@@ -73,8 +80,59 @@ async fn info(State(s): State<AppState>) -> Json<view::Info> {
     Json(view::info(&s.node))
 }
 
-async fn cluster(State(s): State<AppState>) -> Json<view::Cluster> {
-    Json(view::cluster(&s.node))
+async fn cluster(State(s): State<AppState>, parts: Parts) -> Json<view::Cluster> {
+    let mut c = view::cluster(&s.node);
+    if !forwarded(&parts) {
+        with_peer_figures(&s.node, &mut c).await;
+    }
+    Json(c)
+}
+
+/// Fills in other nodes' keys, memory and load from what they say of themselves; a node that
+/// does not answer keeps the key count it last gossiped.
+async fn with_peer_figures(node: &std::sync::Arc<Node>, c: &mut view::Cluster) {
+    let figures = peers::figures(node).await;
+    for n in c.nodes.iter_mut() {
+        let Some(f) = figures.get(&n.id) else {
+            continue;
+        };
+        n.keys = f.keys.map_or(n.keys, |v| v as usize);
+        n.used_memory = f.used_memory.map_or(n.used_memory, |v| v as usize);
+        n.ops_per_sec = f.ops_per_sec.unwrap_or(n.ops_per_sec);
+    }
+}
+
+/// Whether another node forwarded this request (it is then answered here, as it is).
+fn forwarded(parts: &Parts) -> bool {
+    parts.extensions.get::<Forwarded>().is_some()
+}
+
+/// Has the node owning `key` answer this request when that is another node (docs/api.md,
+/// "Across the cluster"); `None` when this node answers it.
+async fn forward_key(
+    s: &AppState,
+    parts: &Parts,
+    key: &[u8],
+    body: &[u8],
+) -> Result<Option<Response>, ApiError> {
+    if forwarded(parts) {
+        return Ok(None);
+    }
+    let Some(owner) = peers::owner_elsewhere(&s.node, key) else {
+        return Ok(None);
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let a = peers::forward(
+        &s.node,
+        &owner,
+        peers::call_from(parts, path, body.to_vec()),
+    )
+    .await?;
+    Ok(Some(peers::to_response(a)))
 }
 
 /// The client's address when the server was started with connect info (the node's is).
@@ -118,7 +176,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct KeysQuery {
     #[serde(rename = "match")]
     pub pattern: Option<String>,
@@ -126,12 +184,14 @@ pub struct KeysQuery {
     pub count: Option<usize>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// `node` lists this node's keys only; the default is the whole cluster.
+    pub scope: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeyEntry {
     pub key: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key_b64: bool,
     #[serde(rename = "type")]
     pub kind: String,
@@ -140,7 +200,7 @@ pub struct KeyEntry {
     pub node: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeysPage {
     pub cursor: String,
     pub keys: Vec<KeyEntry>,
@@ -203,9 +263,128 @@ async fn list_keys(
     q: Result<Query<KeysQuery>, QueryRejection>,
 ) -> Result<Json<KeysPage>, ApiError> {
     let q = query(q)?;
+    let local = match q.scope.as_deref() {
+        None | Some("cluster") => s.node.cluster.is_none() || forwarded(&parts),
+        Some("node") => true,
+        Some(_) => return Err(ApiError::bad_request("scope must be node or cluster")),
+    };
+    if local {
+        return Ok(Json(local_page(&s, &parts, &q).await?));
+    }
+    Ok(Json(cluster_page(&s, &parts, &q).await?))
+}
+
+async fn local_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPage, ApiError> {
     wait_unpaused(&s.node, false).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
-    Ok(Json(scan_page(&mut session, &view::node_id(&s.node), &q)?))
+    scan_page(&mut session, &view::node_id(&s.node), q)
+}
+
+/// One page of the cluster-wide listing. The masters are walked one after the other in node-ID
+/// order, each with its own SCAN; the cursor is `<node id>:<that node's cursor>`, so it stays
+/// valid when nodes join or leave (a node that left is passed over). A node that finishes its
+/// SCAN before `count` keys were found hands over to the next one within the same page, so a
+/// small cluster is listed in one request. A key is listed by the node holding it, so once per
+/// full iteration while it stays in place (SCAN's guarantee). A node marked failed is passed
+/// over: its keys cannot be read.
+async fn cluster_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPage, ApiError> {
+    let masters = peers::masters(&s.node);
+    let (after, mut cursor) = match q.cursor.as_deref().unwrap_or("0") {
+        "0" => (None, "0".to_string()),
+        c => {
+            let (id, cur) = c
+                .split_once(':')
+                .ok_or_else(|| ApiError::bad_request("invalid cursor"))?;
+            (Some(id), cur.to_string())
+        }
+    };
+    let mut at = match after {
+        None => 0,
+        Some(id) => masters
+            .iter()
+            .position(|m| m.id.as_str() >= id)
+            .unwrap_or(masters.len()),
+    };
+    if masters
+        .get(at)
+        .is_some_and(|m| Some(m.id.as_str()) != after)
+    {
+        cursor = "0".into();
+    }
+    let count = q.count.unwrap_or(100).clamp(1, MAX_SCAN_COUNT);
+    let mut keys = Vec::new();
+    while let Some(n) = masters.get(at) {
+        let page = if n.failed {
+            KeysPage {
+                cursor: "0".into(),
+                keys: Vec::new(),
+            }
+        } else if n.myself {
+            let local = KeysQuery {
+                cursor: Some(cursor.clone()),
+                count: Some(count - keys.len()),
+                ..q.clone()
+            };
+            local_page(s, parts, &local).await?
+        } else {
+            peer_page(s, parts, n, q, &cursor, count - keys.len()).await?
+        };
+        keys.extend(page.keys);
+        if page.cursor != "0" {
+            return Ok(KeysPage {
+                cursor: format!("{}:{}", n.id, page.cursor),
+                keys,
+            });
+        }
+        at += 1;
+        cursor = "0".into();
+        if keys.len() >= count {
+            break;
+        }
+    }
+    let cursor = match masters.get(at) {
+        Some(m) => format!("{}:0", m.id),
+        None => "0".into(),
+    };
+    Ok(KeysPage { cursor, keys })
+}
+
+/// One SCAN step on another node, over the bus.
+async fn peer_page(
+    s: &AppState,
+    parts: &Parts,
+    n: &Peer,
+    q: &KeysQuery,
+    cursor: &str,
+    count: usize,
+) -> Result<KeysPage, ApiError> {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+    let mut path = format!(
+        "/api/v1/keys?scope=node&cursor={}&count={count}",
+        enc(cursor)
+    );
+    if let Some(p) = &q.pattern {
+        path.push_str(&format!("&match={}", enc(p)));
+    }
+    if let Some(t) = &q.kind {
+        path.push_str(&format!("&type={}", enc(t)));
+    }
+    let a = peers::forward(&s.node, n, peers::call_from(parts, path, Vec::new())).await?;
+    if a.status != 200 {
+        let body: JsonValue = serde_json::from_slice(&a.body).unwrap_or_default();
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("no reason given");
+        let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Err(ApiError::new(
+            status,
+            "peer_error",
+            format!("node {}: {message}", n.id),
+        ));
+    }
+    serde_json::from_slice(&a.body)
+        .map_err(|e| ApiError::internal(format!("node {} sent a bad key page: {e}", n.id)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,9 +491,12 @@ async fn get_key(
     State(s): State<AppState>,
     parts: Parts,
     q: Result<Query<GetQuery>, QueryRejection>,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<Response, ApiError> {
     let q = query(q)?;
     let key = key_from_uri(&parts.uri)?;
+    if let Some(r) = forward_key(&s, &parts, &key, b"").await? {
+        return Ok(r);
+    }
     wait_unpaused(&s.node, false).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     Ok(Json(read_key(
@@ -322,7 +504,8 @@ async fn get_key(
         &view::node_id(&s.node),
         &key,
         q.limit,
-    )?))
+    )?)
+    .into_response())
 }
 
 fn parse_body(body: &[u8]) -> Result<Map<String, JsonValue>, ApiError> {
@@ -337,28 +520,29 @@ async fn put_key(
     State(s): State<AppState>,
     parts: Parts,
     body: Bytes,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize_write(&s, &parts.headers)?;
     let key = key_from_uri(&parts.uri)?;
+    if let Some(r) = forward_key(&s, &parts, &key, &body).await? {
+        return Ok(r);
+    }
     let cmds = write_commands(&key, &parse_body(&body)?)?;
     wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     session.transaction(&cmds)?;
-    Ok(Json(read_key(
-        &mut session,
-        &view::node_id(&s.node),
-        &key,
-        None,
-    )?))
+    Ok(Json(read_key(&mut session, &view::node_id(&s.node), &key, None)?).into_response())
 }
 
 async fn patch_key(
     State(s): State<AppState>,
     parts: Parts,
     body: Bytes,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize_write(&s, &parts.headers)?;
     let key = key_from_uri(&parts.uri)?;
+    if let Some(r) = forward_key(&s, &parts, &key, &body).await? {
+        return Ok(r);
+    }
     let body = parse_body(&body)?;
     let rename_to = body
         .get("rename_to")
@@ -408,12 +592,7 @@ async fn patch_key(
         return Err(key_exists());
     }
     let now = rename.as_deref().unwrap_or(&key);
-    Ok(Json(read_key(
-        &mut session,
-        &view::node_id(&s.node),
-        now,
-        None,
-    )?))
+    Ok(Json(read_key(&mut session, &view::node_id(&s.node), now, None)?).into_response())
 }
 
 fn key_exists() -> ApiError {
@@ -423,11 +602,14 @@ fn key_exists() -> ApiError {
     )
 }
 
-async fn delete_key(State(s): State<AppState>, parts: Parts) -> Result<Json<JsonValue>, ApiError> {
+async fn delete_key(State(s): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     authorize_write(&s, &parts.headers)?;
     let key = key_from_uri(&parts.uri)?;
+    if let Some(r) = forward_key(&s, &parts, &key, b"").await? {
+        return Ok(r);
+    }
     wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     let n = session.run(&[b"DEL", &key])?.int()?;
-    Ok(Json(serde_json::json!({ "deleted": n })))
+    Ok(Json(serde_json::json!({ "deleted": n })).into_response())
 }

@@ -63,7 +63,10 @@ impl ApiError {
         match code {
             "WRONGTYPE" => ApiError::conflict("wrong_type", reply),
             "OOM" => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "oom", reply),
-            "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" => ApiError::unavailable(reply),
+            // MOVED/ASK: the slot moved after this request was routed; a retry finds its owner.
+            "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK" => {
+                ApiError::unavailable(reply)
+            }
             _ => ApiError::new(StatusCode::BAD_REQUEST, "redis_error", reply),
         }
     }

@@ -153,6 +153,26 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "reredis_ws_relay_streams",
+        "Streams of this node's key events open to peers whose /ws clients watch the cluster",
+        &[],
+    ),
+    (
+        "reredis_bus_messages_total",
+        "Cluster bus messages by type and direction (sent, received; clustered nodes only)",
+        &["type", "direction"],
+    ),
+    (
+        "reredis_bus_bytes_total",
+        "Bytes of the HTTP surface's cluster bus messages (forwarded requests, relayed events) by type and direction (clustered nodes only)",
+        &["type", "direction"],
+    ),
+    (
+        "reredis_bus_errors_total",
+        "Failed cluster bus calls by type (clustered nodes only)",
+        &["type"],
+    ),
+    (
         "reredis_cluster_messages_sent_total",
         "Cluster bus messages sent, by type (clustered nodes only)",
         &["type"],
@@ -368,6 +388,10 @@ impl Collector for NodeCollector {
                 "reredis_ws_dropped_events_total",
                 node.feed.dropped_events.load(Ordering::Relaxed) as f64,
             ),
+            one_gauge(
+                "reredis_ws_relay_streams",
+                load(&node.feed.peers.feed_streams),
+            ),
         ]);
         let cluster = view::cluster(node);
         out.extend([
@@ -383,6 +407,60 @@ impl Collector for NodeCollector {
         ]);
         if let Some(c) = &node.cluster {
             let b = &c.stats;
+            let p = &node.feed.peers;
+            let messages = [
+                ("ping", "sent", &b.ping_sent),
+                ("ping", "received", &b.ping_received),
+                ("pong", "sent", &b.pong_sent),
+                ("pong", "received", &b.pong_received),
+                ("meet", "sent", &b.meet_sent),
+                ("meet", "received", &b.meet_received),
+                ("fail", "sent", &b.fail_sent),
+                ("fail", "received", &b.fail_received),
+                ("update", "sent", &b.update_sent),
+                ("update", "received", &b.update_received),
+                ("publish", "sent", &b.publish_sent),
+                ("publish", "received", &b.publish_received),
+                ("http", "sent", &p.http_sent),
+                ("http", "received", &p.http_received),
+                ("feed_event", "sent", &p.feed_events_sent),
+                ("feed_event", "received", &p.feed_events_received),
+            ];
+            out.extend([
+                family(
+                    "reredis_bus_messages_total",
+                    MetricType::COUNTER,
+                    messages
+                        .iter()
+                        .map(|(t, d, v)| counter(&[("type", t), ("direction", d)], load(v)))
+                        .collect(),
+                ),
+                family(
+                    "reredis_bus_bytes_total",
+                    MetricType::COUNTER,
+                    [
+                        ("http", "sent", &p.traffic.http_sent),
+                        ("http", "received", &p.traffic.http_received),
+                        ("feed_event", "sent", &p.traffic.feed_sent),
+                        ("feed_event", "received", &p.traffic.feed_received),
+                    ]
+                    .iter()
+                    .map(|(t, d, v)| counter(&[("type", t), ("direction", d)], load(v)))
+                    .collect(),
+                ),
+                family(
+                    "reredis_bus_errors_total",
+                    MetricType::COUNTER,
+                    [
+                        ("gossip", &b.errors),
+                        ("http", &p.http_errors),
+                        ("feed", &p.feed_errors),
+                    ]
+                    .iter()
+                    .map(|(t, v)| counter(&[("type", t)], load(v)))
+                    .collect(),
+                ),
+            ]);
             let by_type = |pairs: [(&str, &std::sync::atomic::AtomicU64); 6]| {
                 pairs
                     .iter()

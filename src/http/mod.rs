@@ -5,6 +5,8 @@ pub mod api;
 pub mod error;
 pub mod exec;
 pub mod metrics;
+pub mod peers;
+pub mod relay;
 pub mod ui;
 pub mod value;
 pub mod view;
@@ -93,6 +95,7 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 
 pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
     let shutdown = node.shutdown.clone();
+    tasks.spawn(relay::run(node.clone()));
     let app = router(node, tasks).into_make_service_with_connect_info::<SocketAddr>();
     // Feed events are small frames that must leave at once: no Nagle delay.
     let listener = listener.tap_io(|tcp| {

@@ -7,9 +7,10 @@
 //! the client is told `{"type":"lagged","missed":N}`: the store never waits for a client. A
 //! client with no pattern holds no subscription, so a feed nobody listens to costs nothing.
 //!
-//! Scope: `"scope":"cluster"` asks for every node's events. A node outside a cluster is the
-//! whole cluster, so its own events are exactly that; relaying other nodes' events over the
-//! cluster bus comes with the cluster work (see [`Scope`]).
+//! Scope: `"scope":"cluster"` asks for every node's events: other nodes' events come through the
+//! relay (`relay.rs`), with the same back-pressure. A node outside a cluster is the whole
+//! cluster, so its own events are exactly that. Every client also gets a `cluster` message when
+//! membership, a node's state or slot ownership changes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,7 +28,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use super::AppState;
 use super::api::{KeyEntry, KeysQuery, peer, scan_page};
 use super::exec::Session;
+use super::peers::Peers;
+use super::relay::{Relay, RelaySubscription};
 use super::view::{self, bytes_to_json};
+use crate::cluster::bus::RelayedEvent;
 use crate::glob::glob_match;
 use crate::node::Node;
 use crate::observe::events::{KeyEvent, Subscription};
@@ -39,7 +43,7 @@ const MAX_PATTERNS: usize = 256;
 /// Events written per flush: batching keeps syscalls low when writes come fast.
 const BATCH: usize = 256;
 
-/// Feed figures for `/metrics`.
+/// Feed figures for `/metrics`, and the feed's and the API's cluster-wide parts.
 #[derive(Default)]
 pub struct FeedStats {
     /// Connected `/ws` clients.
@@ -48,6 +52,10 @@ pub struct FeedStats {
     pub subscribers: AtomicUsize,
     /// Events dropped for clients that fell behind.
     pub dropped_events: AtomicU64,
+    /// Other nodes' events for clients of the cluster scope.
+    pub relay: Relay,
+    /// Bus clients for forwarded requests and relay streams.
+    pub peers: Peers,
 }
 
 pub fn routes() -> Router<AppState> {
@@ -110,9 +118,8 @@ async fn refuse(mut socket: WebSocket, node: &Node) {
 enum Request {
     Subscribe {
         pattern: String,
-        /// Checked (an unknown scope is a bad request) but not yet acted on: see [`Scope`].
-        #[serde(default, rename = "scope")]
-        _scope: Scope,
+        #[serde(default)]
+        scope: Scope,
     },
     Unsubscribe {
         pattern: String,
@@ -127,8 +134,8 @@ enum Request {
     },
 }
 
-/// Whose events a subscription wants. Until the cluster bus relays events between nodes, this
-/// node is the only one it knows ([`view::known_nodes`]), so both scopes read the local bus.
+/// Whose events a client wants. It is the client's, not one pattern's: once a subscription asks
+/// for the cluster, every pattern of the client matches every node's events.
 #[derive(Debug, Default, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 enum Scope {
@@ -156,6 +163,10 @@ enum Reply<'a> {
     Lagged {
         missed: u64,
     },
+    Cluster {
+        #[serde(flatten)]
+        view: &'a view::Cluster,
+    },
     Error {
         message: String,
     },
@@ -173,7 +184,9 @@ struct Feed {
     node_id: String,
     peer: std::net::SocketAddr,
     patterns: Vec<Vec<u8>>,
+    scope: Scope,
     sub: Option<Subscription>,
+    remote: Option<RelaySubscription>,
     _slot: Admission,
 }
 
@@ -184,7 +197,9 @@ impl Feed {
             node,
             peer,
             patterns: Vec::new(),
+            scope: Scope::Node,
             sub: None,
+            remote: None,
             _slot: slot,
         }
     }
@@ -192,6 +207,8 @@ impl Feed {
     async fn run(mut self, mut socket: WebSocket) {
         let shutdown = self.node.shutdown.clone();
         let mut out: Vec<Message> = Vec::with_capacity(BATCH);
+        let mut cluster = self.node.feed.relay.cluster_changes();
+        cluster.borrow_and_update();
         loop {
             tokio::select! {
                 biased;
@@ -215,6 +232,12 @@ impl Feed {
                     }
                 },
                 first = recv(&mut self.sub) => self.take_events(first, &mut out),
+                first = recv_relayed(&mut self.remote) => self.take_relayed(first, &mut out),
+                Ok(()) = cluster.changed() => {
+                    if let Some(view) = cluster.borrow_and_update().clone() {
+                        out.push(Reply::Cluster { view: &view }.message());
+                    }
+                }
             }
             if out.is_empty() {
                 continue;
@@ -227,7 +250,8 @@ impl Feed {
                 break;
             }
         }
-        self.set_subscribed(false);
+        self.patterns.clear();
+        self.sync_subscriptions();
     }
 
     fn handle(&mut self, text: &str, out: &mut Vec<Message>) {
@@ -244,7 +268,10 @@ impl Feed {
             }
         };
         match req {
-            Request::Subscribe { pattern, .. } => {
+            Request::Subscribe { pattern, scope } => {
+                if scope == Scope::Cluster {
+                    self.scope = Scope::Cluster;
+                }
                 let p = pattern.into_bytes();
                 if !self.patterns.contains(&p) {
                     if self.patterns.len() >= MAX_PATTERNS {
@@ -258,13 +285,11 @@ impl Feed {
                     }
                     self.patterns.push(p);
                 }
-                self.set_subscribed(true);
+                self.sync_subscriptions();
             }
             Request::Unsubscribe { pattern } => {
                 self.patterns.retain(|p| p[..] != *pattern.as_bytes());
-                if self.patterns.is_empty() {
-                    self.set_subscribed(false);
-                }
+                self.sync_subscriptions();
             }
             Request::Scan {
                 pattern,
@@ -277,6 +302,7 @@ impl Feed {
                     cursor,
                     count,
                     kind,
+                    scope: None,
                 };
                 let page = Session::open(&self.node, self.peer)
                     .and_then(|mut s| scan_page(&mut s, &self.node_id, &q));
@@ -292,7 +318,10 @@ impl Feed {
         }
     }
 
-    fn set_subscribed(&mut self, on: bool) {
+    /// Holds the subscriptions the patterns and scope need: none without a pattern, the
+    /// relay only for the cluster scope of a clustered node.
+    fn sync_subscriptions(&mut self) {
+        let on = !self.patterns.is_empty();
         match (on, self.sub.is_some()) {
             (true, false) => {
                 self.sub = Some(self.node.store.events.subscribe());
@@ -304,12 +333,26 @@ impl Feed {
             }
             _ => {}
         }
+        let relayed = on && self.scope == Scope::Cluster && self.node.cluster.is_some();
+        if relayed && self.remote.is_none() {
+            self.remote = Some(self.node.feed.relay.subscribe());
+        } else if !relayed {
+            self.remote = None;
+        }
     }
 
-    fn wants(&self, ev: &KeyEvent) -> bool {
+    fn wants(&self, event: &str, key: &[u8]) -> bool {
         // A flush changes every key: every subscriber hears of it.
-        matches!(ev.event, "flushdb" | "flushall")
-            || self.patterns.iter().any(|p| glob_match(p, &ev.key, false))
+        matches!(event, "flushdb" | "flushall")
+            || self.patterns.iter().any(|p| glob_match(p, key, false))
+    }
+
+    fn lagged(&self, missed: u64, out: &mut Vec<Message>) {
+        self.node
+            .feed
+            .dropped_events
+            .fetch_add(missed, Ordering::Relaxed);
+        out.push(Reply::Lagged { missed }.message());
     }
 
     /// Queues the event just received and whatever else is already waiting (up to a batch).
@@ -318,24 +361,25 @@ impl Feed {
             Ok(ev) => Ok(ev),
             Err(RecvError::Lagged(n)) => Err(n),
             Err(RecvError::Closed) => {
-                self.set_subscribed(false);
+                self.patterns.clear();
+                self.sync_subscriptions();
                 return;
             }
         };
         loop {
             match next {
                 Ok(ev) => {
-                    if self.wants(&ev) {
-                        out.push(self.event_message(&ev));
+                    if self.wants(ev.event, &ev.key) {
+                        out.push(event_message(
+                            ev.event,
+                            &ev.key,
+                            ev.db,
+                            &self.node_id,
+                            ev.ts_ms,
+                        ));
                     }
                 }
-                Err(missed) => {
-                    self.node
-                        .feed
-                        .dropped_events
-                        .fetch_add(missed, Ordering::Relaxed);
-                    out.push(Reply::Lagged { missed }.message());
-                }
+                Err(missed) => self.lagged(missed, out),
             }
             if out.len() >= BATCH {
                 return;
@@ -351,21 +395,73 @@ impl Feed {
         }
     }
 
-    fn event_message(&self, ev: &KeyEvent) -> Message {
-        let (key, key_b64) = bytes_to_json(&ev.key);
-        Reply::Event {
-            event: ev.event,
-            key: &key,
-            key_b64,
-            db: ev.db,
-            node: &self.node_id,
-            ts_ms: ev.ts_ms,
+    /// As [`Feed::take_events`], for other nodes' events.
+    fn take_relayed(
+        &mut self,
+        first: Result<Arc<RelayedEvent>, RecvError>,
+        out: &mut Vec<Message>,
+    ) {
+        let mut next = match first {
+            Ok(ev) => Ok(ev),
+            Err(RecvError::Lagged(n)) => Err(n),
+            Err(RecvError::Closed) => {
+                self.remote = None;
+                return;
+            }
+        };
+        loop {
+            match next {
+                // The peer dropped events for this node's relay: every client missed them.
+                Ok(ev) if ev.missed > 0 => self.lagged(ev.missed, out),
+                Ok(ev) => {
+                    if self.wants(&ev.event, &ev.key) {
+                        out.push(event_message(
+                            &ev.event,
+                            &ev.key,
+                            ev.db,
+                            &ev.node_id,
+                            ev.ts_ms,
+                        ));
+                    }
+                }
+                Err(missed) => self.lagged(missed, out),
+            }
+            if out.len() >= BATCH {
+                return;
+            }
+            let Some(remote) = self.remote.as_mut() else {
+                return;
+            };
+            next = match remote.rx.try_recv() {
+                Ok(ev) => Ok(ev),
+                Err(TryRecvError::Lagged(n)) => Err(n),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return,
+            };
         }
-        .message()
     }
 }
 
+fn event_message(event: &str, key: &[u8], db: usize, node: &str, ts_ms: i64) -> Message {
+    let (key, key_b64) = bytes_to_json(key);
+    Reply::Event {
+        event,
+        key: &key,
+        key_b64,
+        db,
+        node,
+        ts_ms,
+    }
+    .message()
+}
+
 async fn recv(sub: &mut Option<Subscription>) -> Result<Arc<KeyEvent>, RecvError> {
+    match sub {
+        Some(s) => s.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_relayed(sub: &mut Option<RelaySubscription>) -> Result<Arc<RelayedEvent>, RecvError> {
     match sub {
         Some(s) => s.rx.recv().await,
         None => std::future::pending().await,

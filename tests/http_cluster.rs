@@ -1,0 +1,563 @@
+//! The HTTP surface of a real 3-node cluster (node processes on 127.0.0.1): the cluster-wide
+//! `/ws` feed relayed over the bus, `cluster` messages, the key listing across nodes, the
+//! cluster view with every node's figures, and key requests forwarded to the owning node.
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct NodeProc {
+    child: Child,
+    port: u16,
+    bus: u16,
+    http: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+impl NodeProc {
+    fn start(dir: &Path) -> NodeProc {
+        let (port, bus, http) = (free_port(), free_port(), free_port());
+        let mut n = NodeProc {
+            child: Self::spawn(dir, port, bus, http),
+            port,
+            bus,
+            http,
+            dir: dir.to_path_buf(),
+        };
+        n.wait_ready();
+        n
+    }
+
+    /// Kills the process and starts it again on the same ports and data directory (same ID).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.dir, self.port, self.bus, self.http);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let port = self.port;
+        assert!(
+            wait(Duration::from_secs(10), || cli(port, &["PING"]) == "PONG"),
+            "node on {port} did not start"
+        );
+    }
+
+    fn spawn(dir: &Path, port: u16, bus: u16, http: u16) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("node-{port}.log")))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_reredis"))
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--http-port",
+                &http.to_string(),
+                "--cluster-bus-port",
+                &bus.to_string(),
+                "--dir",
+                dir.to_str().unwrap(),
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-rebalance-delay",
+                "300",
+                "--http-allow-writes",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("reredis starts")
+    }
+
+    fn id(&self) -> String {
+        cli(self.port, &["CLUSTER", "MYID"])
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+}
+
+fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn info_field(port: u16, field: &str) -> String {
+    cli(port, &["CLUSTER", "INFO"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Three nodes sorted by port (so n[0] gets slots 0-5460, n[1] 5461-10922, n[2] the rest).
+fn three_nodes(dir: &Path) -> Vec<NodeProc> {
+    let mut n: Vec<NodeProc> = (0..3).map(|_| NodeProc::start(dir)).collect();
+    n.sort_by_key(|x| x.port);
+    n
+}
+
+fn meet(n: &[NodeProc]) {
+    for other in &n[1..] {
+        let r = cli(
+            n[0].port,
+            &[
+                "CLUSTER",
+                "MEET",
+                "127.0.0.1",
+                &other.port.to_string(),
+                &other.bus.to_string(),
+            ],
+        );
+        assert_eq!(r, "OK");
+    }
+    assert!(
+        wait(WAIT, || n.iter().all(|x| info_field(
+            x.port,
+            "cluster_state"
+        ) == "ok"
+            && cli(x.port, &["CLUSTER", "SLOTS"]).lines().count() >= 15)),
+        "the cluster did not form: {}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
+    );
+}
+
+/// A key whose slot `node` (0, 1 or 2 in port order) owns once the cluster is balanced.
+fn key_on(node: usize, prefix: &str) -> String {
+    let ranges = [(0u16, 5460u16), (5461, 10922), (10923, 16383)];
+    let (a, b) = ranges[node];
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|k| {
+            let s = reredis::cluster::slots::key_hash_slot(k.as_bytes());
+            (a..=b).contains(&s)
+        })
+        .unwrap()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(WAIT).build().unwrap()
+}
+
+async fn get_json(url: &str) -> (StatusCode, Value) {
+    let r = http().get(url).send().await.expect("GET");
+    (r.status(), r.json().await.expect("JSON"))
+}
+
+async fn ws_connect(n: &NodeProc) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", n.http))
+        .await
+        .expect("ws connect")
+        .0
+}
+
+async fn ws_send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next JSON message within `timeout`, or None.
+async fn ws_next(ws: &mut Ws, timeout: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).ok();
+        }
+    }
+}
+
+/// The next `event` message (skipping `cluster` messages, which come whenever a node's state
+/// flaps), within `timeout`.
+async fn next_event(ws: &mut Ws, timeout: Duration) -> Option<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let m = ws_next(ws, left).await?;
+        if m["type"] == "event" {
+            return Some(m);
+        }
+    }
+}
+
+/// Writes `key` on `node` until `ws` gets its `set` event from that node (the relay opens its
+/// streams on a tick after the first subscription, or after a peer appears), then drains the
+/// events of the earlier writes with a final DEL.
+async fn expect_relayed(ws: &mut Ws, node: &NodeProc, key: &str, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "no relayed event from {id}");
+        // A node just restarted may answer CLUSTERDOWN until it has heard from its peers.
+        if cli(node.port, &["SET", key, "v"]) != "OK" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if let Some(m) = ws_next(ws, Duration::from_millis(300)).await
+            && m["type"] == "event"
+        {
+            assert_eq!(m["key"], key);
+            assert_eq!(m["event"], "set");
+            assert_eq!(m["node"], id);
+            break;
+        }
+    }
+    cli(node.port, &["DEL", key]);
+    loop {
+        let m = next_event(ws, Duration::from_secs(5))
+            .await
+            .expect("DEL relayed");
+        assert_eq!(m["node"], id);
+        if m["event"] == "del" {
+            return;
+        }
+        assert_eq!(m["event"], "set");
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn cluster_feed_and_cluster_messages_across_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = three_nodes(dir.path());
+    rt().block_on(async {
+        // A client connected before the nodes meet hears of the new members, and its
+        // cluster-scope feed follows them.
+        let mut watcher = ws_connect(&n[0]).await;
+        ws_send(
+            &mut watcher,
+            json!({"op":"subscribe","pattern":"joined:*","scope":"cluster"}),
+        )
+        .await;
+        meet(&n);
+        let deadline = Instant::now() + WAIT;
+        let mut seen = None;
+        while Instant::now() < deadline {
+            let Some(m) = ws_next(&mut watcher, Duration::from_secs(1)).await else {
+                continue;
+            };
+            if m["type"] == "cluster"
+                && m["state"] == "ok"
+                && m["nodes"].as_array().map(Vec::len) == Some(3)
+                && m["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|x| !x["slots"].as_array().unwrap().is_empty())
+            {
+                seen = Some(m);
+                break;
+            }
+        }
+        assert!(
+            seen.is_some(),
+            "no cluster message with state ok and three nodes owning slots"
+        );
+        let joined = key_on(2, "joined:");
+        let id3 = n[2].id();
+        expect_relayed(&mut watcher, &n[2], &joined, &id3).await;
+
+        // A cluster-scope feed on node 1 gets a write on node 3; a node-scope one does not.
+        let mut feed = ws_connect(&n[0]).await;
+        ws_send(
+            &mut feed,
+            json!({"op":"subscribe","pattern":"relay:*","scope":"cluster"}),
+        )
+        .await;
+        let mut local = ws_connect(&n[0]).await;
+        ws_send(&mut local, json!({"op":"subscribe","pattern":"relay:*"})).await;
+        let key = key_on(2, "relay:");
+        expect_relayed(&mut feed, &n[2], &key, &id3).await;
+        // Once the relay is up, a write shows up at once, and local events keep coming with
+        // this node's ID.
+        let t0 = Instant::now();
+        cli(n[2].port, &["SET", &key, "again"]);
+        let m = next_event(&mut feed, Duration::from_secs(5))
+            .await
+            .expect("SET relayed");
+        assert_eq!(
+            (m["event"].as_str(), m["node"].as_str()),
+            (Some("set"), Some(id3.as_str()))
+        );
+        println!("relayed SET after {:?} (redis-cli included)", t0.elapsed());
+        let key1 = key_on(0, "relay:");
+        cli(n[0].port, &["SET", &key1, "x"]);
+        let m = next_event(&mut feed, Duration::from_secs(5))
+            .await
+            .expect("local event");
+        assert_eq!(m["key"], key1.as_str());
+        assert_eq!(m["node"], n[0].id().as_str());
+        let m = next_event(&mut local, Duration::from_secs(5))
+            .await
+            .expect("local event");
+        assert_eq!(
+            m["key"],
+            key1.as_str(),
+            "the node scope sees only this node's events"
+        );
+
+        // A restarted peer is streamed from again.
+        n[2].restart();
+        expect_relayed(&mut feed, &n[2], &key, &id3).await;
+
+        // Without a cluster-scope client the relay closes its streams: node 3 serves none.
+        drop(feed);
+        drop(watcher);
+        let metric = |body: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("reredis_ws_relay_streams "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let body = http()
+                .get(n[2].url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if metric(&body) == Some(0.0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay stream still open: {:?}",
+                metric(&body)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+#[test]
+fn rest_across_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path());
+    meet(&n);
+    let ids: Vec<String> = n.iter().map(NodeProc::id).collect();
+    let started = Instant::now();
+    // 150 keys spread over the nodes, written by a cluster client.
+    let want: HashSet<String> = (0..150).map(|i| format!("spread:{i}")).collect();
+    rt().block_on(async {
+        let urls: Vec<String> = n
+            .iter()
+            .map(|x| format!("redis://127.0.0.1:{}/", x.port))
+            .collect();
+        let client = redis::cluster::ClusterClient::new(urls).unwrap();
+        let mut c = client.get_async_connection().await.unwrap();
+        for k in &want {
+            let _: () = redis::AsyncCommands::set(&mut c, k, "v").await.unwrap();
+        }
+    });
+    println!("{} keys written at {:?}", want.len(), started.elapsed());
+    let sizes: Vec<u64> = n
+        .iter()
+        .map(|x| cli(x.port, &["DBSIZE"]).parse().unwrap())
+        .collect();
+    assert!(sizes.iter().all(|&s| s > 0), "{sizes:?}");
+    rt().block_on(async {
+        // The listing from node 1 walks every node: each key exactly once, with its owner.
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut cursor = "0".to_string();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages < 1000, "the listing does not end");
+            let (s, page) = get_json(&n[0].url(&format!(
+                "/api/v1/keys?match=spread:*&count=20&cursor={cursor}"
+            )))
+            .await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            for k in page["keys"].as_array().unwrap() {
+                let key = k["key"].as_str().unwrap().to_string();
+                let owner = k["node"].as_str().unwrap().to_string();
+                assert!(
+                    seen.insert(key.clone(), owner).is_none(),
+                    "{key} listed twice"
+                );
+            }
+            cursor = page["cursor"].as_str().unwrap().to_string();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.keys().cloned().collect::<HashSet<_>>(), want);
+        println!("listed in {pages} pages at {:?}", started.elapsed());
+        for (k, owner) in &seen {
+            let slot = reredis::cluster::slots::key_hash_slot(k.as_bytes());
+            let at = if slot <= 5460 {
+                0
+            } else if slot <= 10922 {
+                1
+            } else {
+                2
+            };
+            assert_eq!(owner, &ids[at], "{k} (slot {slot})");
+        }
+        // scope=node lists only this node's keys.
+        let (_, page) =
+            get_json(&n[1].url("/api/v1/keys?scope=node&count=1000&match=spread:*")).await;
+        assert_eq!(page["keys"].as_array().unwrap().len() as u64, sizes[1]);
+
+        // The cluster view from node 1 has every node's own figures.
+        let (s, c) = get_json(&n[0].url("/api/v1/cluster")).await;
+        assert_eq!(s, StatusCode::OK);
+        for (i, id) in ids.iter().enumerate() {
+            let node = c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("{id} missing from {c}"));
+            assert_eq!(node["keys"].as_u64(), Some(sizes[i]), "{node}");
+            assert!(node["used_memory"].as_u64().unwrap() > 0, "{node}");
+        }
+
+        println!("cluster view at {:?}", started.elapsed());
+        // A key node 2 owns, written, read, changed and deleted through node 1 and node 3.
+        let key = key_on(1, "owned-by-2:");
+        let r = http()
+            .put(n[0].url(&format!("/api/v1/keys/{key}")))
+            .json(&json!({"type":"string","value":"through node 1","ttl_ms":600000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["node"], ids[1].as_str());
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &n[0].port.to_string(), "GET", &key])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "through node 1"
+        );
+        assert_eq!(cli(n[1].port, &["GET", &key]), "through node 1");
+        let (s, v) = get_json(&n[2].url(&format!("/api/v1/keys/{key}"))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["value"], "through node 1");
+        assert!(v["ttl_ms"].as_i64().unwrap() > 0);
+        let r = http()
+            .patch(n[2].url(&format!("/api/v1/keys/{key}")))
+            .json(&json!({"ttl_ms": null}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(cli(n[1].port, &["PTTL", &key]), "-1");
+        let (s, v) = get_json(&n[0].url("/api/v1/keys/no-such-key-anywhere")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        let r = http()
+            .delete(n[2].url(&format!("/api/v1/keys/{key}")))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["deleted"], 1);
+        assert_eq!(cli(n[1].port, &["EXISTS", &key]), "0");
+
+        // The bus traffic shows in /metrics, by type and direction, and passes promtool.
+        let scrape = |i: usize| http().get(n[i].url("/metrics")).send();
+        let body = scrape(0).await.unwrap().text().await.unwrap();
+        let value = |body: &str, family: &str, kind: &str, direction: &str| {
+            body.lines()
+                .filter(|l| l.starts_with(&format!("{family}{{")))
+                .filter(|l| l.contains(&format!("type=\"{kind}\"")))
+                .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
+                .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        for family in ["reredis_bus_messages_total", "reredis_bus_bytes_total"] {
+            assert!(
+                value(&body, family, "http", "sent").unwrap() > 0.0,
+                "{family}: {body}"
+            );
+        }
+        assert!(value(&body, "reredis_bus_messages_total", "ping", "sent").unwrap() > 0.0);
+        let owner = scrape(1).await.unwrap().text().await.unwrap();
+        assert!(value(&owner, "reredis_bus_messages_total", "http", "received").unwrap() > 0.0);
+        assert!(value(&owner, "reredis_bus_bytes_total", "http", "received").unwrap() > 0.0);
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package prometheus) is installed");
+        use std::io::Write as _;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = promtool.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
