@@ -48,6 +48,8 @@ impl NodeProc {
             &bus.to_string(),
             "--dir",
             dir.to_str().unwrap(),
+            "--cluster-node-timeout",
+            "1000",
             "--cluster-rebalance-delay",
             "300",
         ]
