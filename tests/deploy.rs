@@ -244,6 +244,20 @@ fn cluster_formed(services: &[&Service], n: usize) -> bool {
     })
 }
 
+/// Whether every node serves `layout[i]` at node `i` in every node's view, and says `ok`: the
+/// cluster has settled, not just passed through the layout on its way elsewhere.
+fn settled(nodes: &[&Service], layout: &[(u16, u16)]) -> bool {
+    nodes.iter().all(|viewer| {
+        let lines = cluster_nodes(viewer);
+        viewer.info("cluster_state") == "ok"
+            && nodes.iter().zip(layout).all(|(n, range)| {
+                lines
+                    .iter()
+                    .any(|l| l.port == n.port && l.ranges == vec![*range])
+            })
+    })
+}
+
 fn describe(services: &[&Service]) -> String {
     services
         .iter()
@@ -603,6 +617,7 @@ fn compose_services_as_processes_form_a_cluster_reachable_from_the_host() {
         })
         .collect();
     // `docker compose up` starts them together; so do we.
+    let started = std::time::Instant::now();
     for s in services.iter_mut() {
         s.start();
     }
@@ -612,22 +627,23 @@ fn compose_services_as_processes_form_a_cluster_reachable_from_the_host() {
         "the compose cluster did not form:\n{}",
         describe(&all)
     );
+    eprintln!(
+        "compose: 3 nodes formed a cluster {:?} after start",
+        started.elapsed()
+    );
 
     // Balanced: the even split, in announced-endpoint order (127.0.0.1 and the port).
     let mut by_port: Vec<&Service> = services.iter().collect();
     by_port.sort_by_key(|s| s.port);
     let want = [(0u16, 5460u16), (5461, 10922), (10923, 16383)];
     assert!(
-        wait(Duration::from_secs(15), || {
-            let lines = cluster_nodes(by_port[0]);
-            by_port.iter().zip(want).all(|(s, range)| {
-                lines
-                    .iter()
-                    .any(|l| l.port == s.port && l.ranges == vec![range])
-            })
-        }),
+        wait(Duration::from_secs(20), || settled(&by_port, &want)),
         "not the even split:\n{}",
         describe(&all)
+    );
+    eprintln!(
+        "compose: even split settled {:?} after start",
+        started.elapsed()
     );
     for s in &services {
         for l in cluster_nodes(s) {
@@ -663,7 +679,7 @@ fn compose_services_as_processes_form_a_cluster_reachable_from_the_host() {
         format!("MOVED 12182 127.0.0.1:{}", foo_owner.port)
     );
     // redis-cli -c from the host, through every published port, reaches keys on every node.
-    let keys = write_keys("127.0.0.1", by_port[0].port, 40);
+    let keys = write_keys("127.0.0.1", by_port[0].port, 20);
     for s in &services {
         let size: usize = s.cli(&["DBSIZE"]).parse().unwrap();
         assert!(size > 0, "{} holds none of the keys", s.name);
@@ -837,6 +853,7 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
     }
 
     // replicas: 3, podManagementPolicy: Parallel.
+    let started = std::time::Instant::now();
     for p in pods.iter_mut().take(3) {
         p.start();
     }
@@ -849,26 +866,24 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
     // The even split follows the stable names: reredis-0 first.
     let want = [(0u16, 5460u16), (5461, 10922), (10923, 16383)];
     assert!(
-        wait(Duration::from_secs(15), || {
-            let lines = cluster_nodes(three[0]);
-            three.iter().zip(want).all(|(p, range)| {
-                lines
-                    .iter()
-                    .any(|l| l.port == p.port && l.ranges == vec![range])
-            })
-        }),
+        wait(Duration::from_secs(20), || settled(&three, &want)),
         "not the even split by pod name:\n{}",
         describe(&three)
     );
+    eprintln!(
+        "statefulset: 3 pods settled in the even split {:?} after start",
+        started.elapsed()
+    );
     // Clients are sent to pod IPs (preferred-endpoint-type ip) and follow them with -c.
     let (entry_ip, entry_port) = (pods[0].ip.to_string(), pods[0].port);
-    let keys = write_keys(&entry_ip, entry_port, 40);
+    let keys = write_keys(&entry_ip, entry_port, 20);
     assert_eq!(
         read_keys(&pods[1].ip.to_string(), pods[1].port, &keys),
         Vec::<String>::new()
     );
 
     // kubectl scale --replicas=4: the new pod meets the seeds and joins.
+    let started = std::time::Instant::now();
     pods[3].start();
     let four: Vec<&Service> = pods.iter().collect();
     assert!(
@@ -907,6 +922,11 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
         describe(&four)
     );
     assert!(slots_of_new() <= 4096);
+    eprintln!(
+        "statefulset: reredis-3 joined and serves {} slots {:?} after start",
+        slots_of_new(),
+        started.elapsed()
+    );
     assert!(wait(Duration::from_secs(15), || cluster_formed(&four, 4)));
     assert_eq!(
         read_keys(&entry_ip, entry_port, &keys),
@@ -922,6 +942,7 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
         .cloned()
         .collect();
     pods[1].proc.take().unwrap().kill();
+    let started = std::time::Instant::now();
     let new_ip = loopback(31);
     {
         let p = &mut pods[1];
@@ -959,6 +980,10 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
             })),
         "the rescheduled pod did not rejoin at {new_ip}:\n{}",
         describe(&four)
+    );
+    eprintln!(
+        "statefulset: reredis-1 rejoined at {new_ip} {:?} after its kill",
+        started.elapsed()
     );
     // Its data survives the move only with persistence (another issue); every other key must.
     let persisted = !dropped.iter().any(|d| d == "REREDIS_APPENDONLY");
