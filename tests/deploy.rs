@@ -485,6 +485,63 @@ fn every_metric_the_dashboard_and_alerts_query_is_scraped() {
     );
 }
 
+/// The Dockerfile's `HEALTHCHECK` command (exec form), binary path first.
+fn dockerfile_healthcheck() -> Vec<String> {
+    let text = repo_file("Dockerfile").replace("\\\n", " ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK "))
+        .expect("a HEALTHCHECK");
+    let json = &line[line.find("CMD [").expect("exec form CMD") + 4..];
+    serde_json::from_str(json).expect("CMD is a JSON array")
+}
+
+#[test]
+fn dockerfile_healthcheck_passes_while_the_node_serves_and_fails_after() {
+    let cmd = dockerfile_healthcheck();
+    assert!(cmd[0].ends_with("/reredis"), "{cmd:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (
+        free_port_with_bus(&[Ipv4Addr::LOCALHOST]),
+        free_port(Ipv4Addr::LOCALHOST),
+    );
+    // The image's environment with this node's ports; the probe reads them as the node does.
+    let mut env = dockerfile_env();
+    env_set(
+        &mut env,
+        "REREDIS_DIR",
+        dir.path().to_str().unwrap().to_string(),
+    );
+    env_set(&mut env, "REREDIS_BIND", "127.0.0.1".into());
+    env_set(&mut env, "REREDIS_PORT", port.to_string());
+    env_set(&mut env, "REREDIS_HTTP_PORT", http.to_string());
+    let mut node = NodeProcess::spawn(&env, &[], &dir.path().join("node.log"));
+    assert!(
+        wait(Duration::from_secs(15), || cli(
+            "127.0.0.1",
+            port,
+            &["PING"]
+        ) == "PONG"),
+        "{}",
+        node.log_text()
+    );
+    let probe = || reredis(&env, &cmd[1..]).output().unwrap();
+    let up = probe();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    node.kill();
+    let down = probe();
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains(&format!("127.0.0.1:{http}/healthz")),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// The reredis services of docker-compose.yml (those built from this repository).
