@@ -4,7 +4,8 @@
 # tests and build, the Rust unit, integration and differential tests, and (with
 # RUN_BROWSER_E2E=1) the browser test of the web UI (Debian chromium driven by playwright-core;
 # screenshots in target/ui-screenshots/). Debian packages used: redis-server and redis-tools
-# (differential tests, redis-cli, redis-benchmark), prometheus (promtool and a real scrape).
+# (differential tests, redis-cli, redis-benchmark), prometheus (promtool and a real scrape);
+# scripts/check-deploy.sh installs what it needs to validate the deployment files offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,9 @@ echo "==> frontend: npm ci, vitest, build"
   timeout 600 npm test --silent
   timeout 600 npm run build --silent
 )
+
+echo "==> deployment files (Dockerfile, compose, Kubernetes, Prometheus, Grafana)"
+bash scripts/check-deploy.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

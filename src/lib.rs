@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod glob;
+pub mod healthcheck;
 pub mod http;
 pub mod node;
 pub mod observe;

@@ -1,4 +1,5 @@
-//! `reredis`: CLI -> Config -> node, until SIGTERM/SIGINT or SHUTDOWN.
+//! `reredis`: CLI -> Config -> node, until SIGTERM/SIGINT or SHUTDOWN; `reredis healthcheck`
+//! probes a running node's `/healthz`.
 
 use std::process::ExitCode;
 
@@ -24,7 +25,13 @@ async fn wait_for_signal() {
 }
 
 fn main() -> ExitCode {
-    let loaded = match cli::load(std::env::args_os(), std::env::vars()) {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `reredis healthcheck [flags]`: the container probe (no curl in the runtime image).
+    if args.get(1).is_some_and(|a| a == "healthcheck") {
+        args.remove(1);
+        return reredis::healthcheck::run(args, std::env::vars());
+    }
+    let loaded = match cli::load(args, std::env::vars()) {
         Ok(l) => l,
         Err(LoadError::Cli(e)) => e.exit(),
         Err(e) => {

@@ -148,6 +148,11 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "reredis_cluster_node_slots",
+        "Hash slots this node serves",
+        &[],
+    ),
+    (
         "reredis_cluster_known_nodes",
         "Nodes this node knows, itself included",
         &[],
@@ -402,6 +407,16 @@ impl Collector for NodeCollector {
             one_gauge(
                 "reredis_cluster_slots_assigned",
                 cluster.slots_assigned as f64,
+            ),
+            one_gauge(
+                "reredis_cluster_node_slots",
+                cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| n.myself)
+                    .flat_map(|n| &n.slots)
+                    .map(|[a, b]| f64::from(b - a + 1))
+                    .sum(),
             ),
             one_gauge("reredis_cluster_known_nodes", cluster.nodes.len() as f64),
         ]);
