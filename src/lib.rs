@@ -11,6 +11,7 @@ pub mod glob;
 pub mod http;
 pub mod node;
 pub mod observe;
+pub mod persist;
 pub mod resp;
 pub mod server;
 pub mod store;

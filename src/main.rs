@@ -24,7 +24,11 @@ async fn wait_for_signal() {
 }
 
 fn main() -> ExitCode {
-    let loaded = match cli::load(std::env::args_os(), std::env::vars()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "check-aof") {
+        return reredis::persist::check::main(&argv[2..]);
+    }
+    let loaded = match cli::load(argv, std::env::vars()) {
         Ok(l) => l,
         Err(LoadError::Cli(e)) => e.exit(),
         Err(e) => {
@@ -63,7 +67,12 @@ fn main() -> ExitCode {
             _ = wait_for_signal() => tracing::info!("Received signal, shutting down"),
             _ = handle.stopped() => {}
         }
+        let failure = handle.failure();
         handle.shutdown().await;
+        if let Some(why) = failure {
+            tracing::error!("start-up failed: {why}");
+            return ExitCode::from(1);
+        }
         tracing::info!("Reredis is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     });

@@ -198,6 +198,11 @@ pub struct ClientState {
     pub still_blocked: bool,
     /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
     pub deny_blocking: bool,
+    /// Append-only log position of this client's last write: its replies leave only once the
+    /// log acknowledged it (see `persist::aof`).
+    pub aof_seq: u64,
+    /// While EXEC runs: the commands to log as one record, so a transaction replays whole.
+    pub aof_batch: Option<Vec<(usize, Vec<bytes::Bytes>)>>,
 }
 
 impl ClientState {
@@ -219,6 +224,8 @@ impl ClientState {
             blocked: None,
             still_blocked: false,
             deny_blocking: false,
+            aof_seq: 0,
+            aof_batch: None,
         }
     }
 

@@ -132,14 +132,14 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         continue;
                     }
                     if let Some(deadline) = pause_deadline(&node, &args) {
-                        flush(&node, &mut wr, &mut out).await;
+                        flush(&node, &mut wr, &mut out, client.aof_seq).await;
                         wait_unpaused(&node, deadline).await;
                     }
                     let mut mark = out.len();
                     let mut after = commands::call(&node, &mut client, &mut out, &args);
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
-                        if !flush(&node, &mut wr, &mut out).await {
+                        if !flush(&node, &mut wr, &mut out, client.aof_seq).await {
                             node.store.blocked.unblock(client.info.id);
                             break 'conn;
                         }
@@ -180,7 +180,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &mut wr, &mut out).await {
+        if !out.is_empty() && !flush(&node, &mut wr, &mut out, client.aof_seq).await {
             break 'conn;
         }
         if close {
@@ -267,10 +267,17 @@ async fn wait_blocked(
 }
 
 /// Writes and clears `out`; false when the peer is gone.
-async fn flush(node: &Node, wr: &mut tokio::net::tcp::OwnedWriteHalf, out: &mut BytesMut) -> bool {
+/// Replies to writes wait for the append-only log to acknowledge them (`aof_seq`).
+async fn flush(
+    node: &Node,
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    out: &mut BytesMut,
+    aof_seq: u64,
+) -> bool {
     if out.is_empty() {
         return true;
     }
+    node.store.aof.wait_acked(aof_seq).await;
     let ok = wr.write_all(out).await.is_ok();
     node.stats
         .net_output_bytes

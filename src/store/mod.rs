@@ -144,7 +144,7 @@ impl Shard {
         db: usize,
         samples: usize,
         now_ms: i64,
-        events: &Events,
+        store: &Store,
     ) -> (usize, usize) {
         let d = &self.dbs[db];
         if d.expires.is_empty() {
@@ -163,15 +163,18 @@ impl Shard {
         let expired = victims.len();
         for k in victims {
             self.remove(db, &k);
-            publish_expired(events, db, &k, now_ms);
+            publish_expired(store, db, &k, now_ms);
         }
         self.stats.expired_keys += expired as u64;
         (n, expired)
     }
 }
 
-fn publish_expired(events: &Events, db: usize, key: &[u8], now_ms: i64) {
-    events.publish_with(|| KeyEvent {
+/// A key removed because its TTL passed: logged as a DEL (so a replay of the log removes it at
+/// the same point, never later) and published as an "expired" event.
+fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    store.aof.append_del(db, key);
+    store.events.publish_with(|| KeyEvent {
         db,
         key: bytes::Bytes::copy_from_slice(key),
         event: "expired",
@@ -195,6 +198,8 @@ pub struct Store {
     pub hash_limits: hash::HashLimits,
     /// `set-max-intset-entries`, read by set writes.
     pub set_limits: set::SetLimits,
+    /// The append-only log writes go to (off unless `appendonly yes`).
+    pub aof: Arc<crate::persist::aof::Aof>,
 }
 
 impl Store {
@@ -210,6 +215,7 @@ impl Store {
             dirty: AtomicU64::new(0),
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
+            aof: Arc::default(),
         }
     }
 
@@ -338,7 +344,7 @@ impl Store {
             let mut s = shard.lock();
             for db in 0..self.databases {
                 for _ in 0..budget {
-                    let (sampled, expired) = s.active_expire(db, 20, now_ms, &self.events);
+                    let (sampled, expired) = s.active_expire(db, 20, now_ms, self);
                     total += expired;
                     if sampled == 0 || expired * 10 <= sampled {
                         break;
@@ -405,10 +411,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss.
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let found = s.dbs[db].keys.get_mut(key);
         match found {
@@ -427,10 +433,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key`, for a command about to modify it (no hit/miss counted).
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
@@ -443,10 +449,10 @@ impl<'a> Keyspace<'a> {
     /// The live entry for `key` without counting an access (OBJECT, MEMORY USAGE, TYPE checks).
     pub fn peek(&mut self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         Ok(s.dbs[db].keys.get(key))
     }
@@ -470,10 +476,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         Ok(s.dbs[db].keys.contains(key))
     }
@@ -490,11 +496,11 @@ impl<'a> Keyspace<'a> {
     ) -> Result<(), NotLocked> {
         let lru = self.lru;
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let blocked = &self.store.blocked;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
         }
         let d = &mut s.dbs[db];
         let had_expire;
@@ -557,10 +563,10 @@ impl<'a> Keyspace<'a> {
 
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Result<Option<Entry>, NotLocked> {
         let now = self.now_ms;
-        let events = &self.store.events;
+        let store = self.store;
         let s = self.shard_of(key)?;
         if s.expire_if_needed(db, key, now) {
-            publish_expired(events, db, key, now);
+            publish_expired(store, db, key, now);
             return Ok(None);
         }
         Ok(s.remove(db, key))
@@ -665,7 +671,7 @@ impl<'a> Keyspace<'a> {
             if !s.expire_if_needed(db, &key, now) {
                 return Some(key);
             }
-            publish_expired(&self.store.events, db, &key, now);
+            publish_expired(self.store, db, &key, now);
         }
         None
     }
