@@ -577,3 +577,106 @@ pub fn persist(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     ctx.out.int(1);
     Ok(())
 }
+
+/// The encoding limits values loaded from RDB payloads are built with (the node's settings).
+pub fn rdb_limits(node: &crate::node::Node) -> crate::store::rdb::Limits {
+    let c = node.config.read();
+    crate::store::rdb::Limits {
+        hash: node.store.hash_limits.get(),
+        set_max_intset_entries: node.store.set_limits.get(),
+        list_fill: c.list_max_listpack_size,
+        zset: crate::store::zset::ZLimits {
+            entries: c.zset_max_listpack_entries,
+            value: c.zset_max_listpack_value,
+        },
+    }
+}
+
+pub fn dump(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    match ks.lookup_read(ctx.client.db, &args[1])? {
+        None => ctx.out.null(),
+        Some(e) => {
+            let payload = crate::store::rdb::dump(&e.value);
+            ctx.out.bulk(&payload);
+        }
+    }
+    Ok(())
+}
+
+/// RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f], checked in Redis's order:
+/// options, existing key, TTL, payload checksum, payload body.
+pub fn restore(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    use crate::store::rdb::RdbError;
+    let db = ctx.client.db;
+    let (mut replace, mut absttl) = (false, false);
+    let mut idle: Option<i64> = None;
+    let mut freq: Option<i64> = None;
+    let mut it = ArgIter::new(args, 4);
+    while let Some(a) = it.next_arg() {
+        if eq_ic(a, "REPLACE") {
+            replace = true;
+        } else if eq_ic(a, "ABSTTL") {
+            absttl = true;
+        } else if eq_ic(a, "IDLETIME") && it.remaining() > 0 && freq.is_none() {
+            let v = int(it.value()?)?;
+            if v < 0 {
+                return Err(CmdError::err("Invalid IDLETIME value, must be >= 0"));
+            }
+            idle = Some(v);
+        } else if eq_ic(a, "FREQ") && it.remaining() > 0 && idle.is_none() {
+            let v = int(it.value()?)?;
+            if !(0..=255).contains(&v) {
+                return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
+            }
+            freq = Some(v);
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let key = &args[1];
+    if !replace && ks.exists(db, key)? {
+        return Err(CmdError::Msg(
+            "BUSYKEY Target key name already exists.".into(),
+        ));
+    }
+    let ttl = int(&args[2])?;
+    if ttl < 0 {
+        return Err(CmdError::err("Invalid TTL value, must be >= 0"));
+    }
+    let value = match crate::store::rdb::restore(&args[3], &rdb_limits(ctx.node)) {
+        Ok(v) => v,
+        Err(RdbError::Checksum) => {
+            return Err(CmdError::err("DUMP payload version or checksum are wrong"));
+        }
+        Err(RdbError::Format(_)) => return Err(CmdError::err("Bad data format")),
+    };
+    let at = match ttl {
+        0 => None,
+        t if absttl => Some(t),
+        t => Some(ctx.now_ms.saturating_add(t)),
+    };
+    if let Some(at) = at
+        && at <= ctx.now_ms
+    {
+        // Already expired: nothing is created, and a replaced key is deleted.
+        if ks.remove(db, key)?.is_some() {
+            ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", key);
+        }
+        ctx.out.ok();
+        return Ok(());
+    }
+    let lru = ks.store().lru_clock();
+    let mut e = crate::store::Entry::new(crate::store::Sds::new(key), value, lru);
+    if let Some(s) = idle {
+        e.touch(lru.saturating_sub(s.min(u32::MAX as i64) as u32));
+    }
+    if let Some(f) = freq {
+        e.set_freq(f as u8);
+    }
+    ks.put_entry(db, e, at)?;
+    ctx.dirty(1);
+    ctx.notify(class::GENERIC, "restore", key);
+    ctx.out.ok();
+    Ok(())
+}

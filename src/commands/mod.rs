@@ -56,6 +56,8 @@ pub mod flags {
     pub const MOVABLEKEYS: u32 = 1 << 15;
     pub const ALLOW_BUSY: u32 = 1 << 16;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    /// Served for an importing slot as if the client had sent ASKING (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 18;
     /// Ours, not Redis's: the command works on the whole keyspace and locks every shard.
     pub const ALL_SHARDS: u32 = 1 << 24;
 
@@ -71,6 +73,7 @@ pub mod flags {
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
         (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
@@ -315,7 +318,7 @@ pub fn call(
             let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
             let mut ks = node.store.lock_keys(&keys, now);
             let db = client.db;
-            let asking = client.asking;
+            let asking = client.asking || f & flags::ASKING != 0;
             let verdict = routing.check(&keys, asking, |k| ks.peek(db, k).ok().flatten().is_some());
             if let Err(r) = verdict {
                 drop(ks);

@@ -1191,6 +1191,36 @@ pub static COMMANDS: &[Command] = &[
         "Renames a key only when the target key name doesn't exist."
     ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["OW", "insert"], 2, 0, 1)]),
     cmd!(
+        "dump",
+        2,
+        R,
+        KEY1,
+        "generic",
+        "2.6.0",
+        keys::dump,
+        "Returns a serialized representation of the value stored at a key."
+    ).specs(&[KeySpec::range(&["RO", "access"], 1, 0, 1)]).tips(&["nondeterministic_output"]),
+    cmd!(
+        "restore",
+        -4,
+        WM,
+        KEY1,
+        "generic",
+        "2.6.0",
+        keys::restore,
+        "Creates a key from the serialized representation of a value."
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1)]).acl(&["@keyspace", "@dangerous"]),
+    cmd!(
+        "restore-asking",
+        -4,
+        WM | ASKING,
+        KEY1,
+        "server",
+        "3.0.0",
+        keys::restore,
+        "An internal command for migrating keys in a cluster."
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1)]).acl(&["@keyspace", "@dangerous"]),
+    cmd!(
         "copy",
         -3,
         WM,

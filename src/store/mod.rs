@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod dict;
 pub mod hash;
 pub mod list;
+pub mod rdb;
 pub mod sds;
 pub mod set;
 pub mod value;

@@ -215,6 +215,11 @@ impl Entry {
         self.freq
     }
 
+    /// Sets the LFU counter (`RESTORE ... FREQ`).
+    pub fn set_freq(&mut self, f: u8) {
+        self.freq = f;
+    }
+
     /// `OBJECT ENCODING` name.
     pub fn encoding(&self) -> &'static str {
         match &self.value {
