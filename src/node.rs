@@ -182,7 +182,7 @@ fn random_run_id() -> String {
 }
 
 /// Binds the listeners and starts serving. Ports 0 are picked by the OS.
-pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
+pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
     let resp = TcpListener::bind((config.bind.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{} (RESP)", config.bind, config.port))?;
@@ -196,6 +196,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         })?;
     let resp_addr = resp.local_addr()?;
     let http_addr = http.local_addr()?;
+    crate::persist::name_files_by_port(&mut config, resp_addr.port());
     let mut bus = None;
     let mut cluster = None;
     if config.cluster_enabled {
@@ -231,6 +232,9 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     });
     node.apply_config();
     node.stats.refresh_memory();
+    // Decided before the listeners start, so no client is served before it knows.
+    let to_load = crate::persist::has_data_to_load(&node);
+    node.persist.loading.store(to_load, Ordering::Release);
     let tasks = TaskTracker::new();
     tasks.spawn(crate::server::accept_loop(
         node.clone(),
@@ -243,10 +247,9 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         tasks.spawn(crate::cluster::bus::serve(node.clone(), listener));
         tasks.spawn(crate::cluster::run(node.clone()));
     }
-    if crate::persist::has_data_to_load(&node) {
+    if to_load {
         // Clients are answered meanwhile (`-LOADING`, INFO's `loading:1`); `/readyz` says
         // not ready until the data is in. A file that cannot be loaded stops the node.
-        node.persist.loading.store(true, Ordering::Release);
         let n = node.clone();
         tasks.spawn(async move {
             let loader = n.clone();

@@ -800,6 +800,36 @@ async fn expiry_and_random_pops_replay_exactly() {
     let mut before: Vec<String> = con.smembers("s").await.expect("SMEMBERS");
     before.sort();
     assert_eq!(popped.len(), 2);
+    // A blocked pop served later is logged when it is served.
+    let mut blocked = common::client(h.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let pop = tokio::spawn(async move {
+        let r: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg("q")
+            .arg(10)
+            .query_async(&mut blocked)
+            .await
+            .expect("BLPOP");
+        r
+    });
+    let waiting = common::wait_for(Duration::from_secs(10), async || {
+        let n: usize = redis::cmd("INFO")
+            .arg("clients")
+            .query_async::<String>(&mut con)
+            .await
+            .map(|i| i.contains("blocked_clients:1") as usize)
+            .unwrap_or(0);
+        n == 1
+    })
+    .await;
+    assert!(waiting, "BLPOP did not block");
+    let _: () = con.rpush("q", &["x", "y"]).await.expect("RPUSH");
+    assert_eq!(
+        pop.await.expect("BLPOP task"),
+        Some(("q".to_string(), "x".to_string()))
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // "short" expired: reading it deletes it (logged as DEL).
     let gone: Option<String> = con.get("short").await.expect("GET");
@@ -828,6 +858,220 @@ async fn expiry_and_random_pops_replay_exactly() {
     let mut after: Vec<String> = con.smembers("s").await.expect("SMEMBERS");
     after.sort();
     assert_eq!(after, before, "SPOP replayed a different choice");
+    let q: Vec<String> = con.lrange("q", 0, -1).await.expect("LRANGE");
+    assert_eq!(
+        q,
+        vec!["y".to_string()],
+        "the served BLPOP was not replayed"
+    );
     drop(con);
     h.shutdown().await;
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A cluster node process; its data and nodes-<port>.conf live in one directory shared by the
+/// three nodes (as in the README's quick start): file names carry the port.
+struct ClusterNode {
+    child: Child,
+    port: u16,
+    bus: u16,
+    args: Vec<String>,
+    dir: PathBuf,
+}
+
+impl ClusterNode {
+    fn start(dir: &Path) -> ClusterNode {
+        let (port, bus) = (free_port(), free_port());
+        let args: Vec<String> = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--http-port",
+            "0",
+            "--cluster-bus-port",
+            &bus.to_string(),
+            "--cluster-node-timeout",
+            "1000",
+            "--cluster-rebalance-delay",
+            "300",
+            "--appendonly",
+            "yes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--dir".to_string(), dir.display().to_string()])
+        .collect();
+        let mut n = ClusterNode {
+            child: Self::spawn(&args, dir, port),
+            port,
+            bus,
+            args,
+            dir: dir.to_path_buf(),
+        };
+        n.wait_ready();
+        n
+    }
+
+    fn spawn(args: &[String], dir: &Path, port: u16) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("node-{port}.log")))
+            .expect("log");
+        Command::new(env!("CARGO_BIN_EXE_reredis"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("reredis starts")
+    }
+
+    fn wait_ready(&mut self) {
+        assert!(
+            wait(Duration::from_secs(30), || cli(self.port, &["PING"])
+                == "PONG"),
+            "node {} did not start",
+            self.port
+        );
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(&self.args, &self.dir, self.port);
+        self.wait_ready();
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn cluster_ok(n: &[ClusterNode]) -> bool {
+    n.iter().all(|x| {
+        cli(x.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            && cli(x.port, &["CLUSTER", "SLOTS"]).lines().count() > 0
+    })
+}
+
+/// Slot ranges as `start-end id` lines, sorted, as seen from `port`.
+fn slot_owners(port: u16) -> Vec<String> {
+    let mut v: Vec<String> = cli(port, &["CLUSTER", "NODES"])
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            format!(
+                "{} {}",
+                f[0],
+                f.get(8..).map(|s| s.join(",")).unwrap_or_default()
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A whole cluster killed with SIGKILL and started again on the same directory comes back with
+/// the same node IDs, the same slots, and every key.
+#[test]
+fn a_cluster_killed_and_restarted_keeps_ids_slots_and_keys() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir(root.path(), "cluster");
+    let mut n: Vec<ClusterNode> = (0..3).map(|_| ClusterNode::start(&dir)).collect();
+    for other in &n[1..] {
+        cli(
+            n[0].port,
+            &[
+                "CLUSTER",
+                "MEET",
+                "127.0.0.1",
+                &other.port.to_string(),
+                &other.bus.to_string(),
+            ],
+        );
+    }
+    assert!(
+        wait(Duration::from_secs(30), || cluster_ok(&n)
+            && slot_owners(n[0].port)
+                .iter()
+                .filter(|l| l.len() > 41)
+                .count()
+                == 3),
+        "cluster did not form"
+    );
+    let ids: Vec<String> = n
+        .iter()
+        .map(|x| cli(x.port, &["CLUSTER", "MYID"]))
+        .collect();
+    let owners = slot_owners(n[0].port);
+    let urls: Vec<String> = n
+        .iter()
+        .map(|x| format!("redis://127.0.0.1:{}/", x.port))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let keys = 600;
+    rt.block_on(async {
+        let client = redis::cluster::ClusterClient::new(urls.clone()).expect("cluster client");
+        let mut c = client.get_async_connection().await.expect("connect");
+        for i in 0..keys {
+            let _: () = c.set(format!("key:{i}"), i).await.expect("SET");
+        }
+    });
+    let per_node: Vec<String> = n.iter().map(|x| cli(x.port, &["DBSIZE"])).collect();
+    for x in n.iter_mut() {
+        x.kill9();
+    }
+    for x in n.iter_mut() {
+        x.restart();
+    }
+    assert!(
+        wait(Duration::from_secs(30), || cluster_ok(&n)),
+        "cluster did not come back"
+    );
+    let ids_after: Vec<String> = n
+        .iter()
+        .map(|x| cli(x.port, &["CLUSTER", "MYID"]))
+        .collect();
+    assert_eq!(ids_after, ids);
+    assert_eq!(slot_owners(n[0].port), owners);
+    // Each node holds exactly its own keys again (its files are its own).
+    let per_node_after: Vec<String> = n.iter().map(|x| cli(x.port, &["DBSIZE"])).collect();
+    assert_eq!(per_node_after, per_node);
+    rt.block_on(async {
+        let client = redis::cluster::ClusterClient::new(urls).expect("cluster client");
+        let mut c = client.get_async_connection().await.expect("connect");
+        for i in 0..keys {
+            let v: Option<i64> = c.get(format!("key:{i}")).await.expect("GET");
+            assert_eq!(v, Some(i), "key:{i} after the restart");
+        }
+    });
 }

@@ -437,6 +437,9 @@ pub fn run(
     client.info.note_command(cmd.id, now);
     let was_asking = client.asking;
     let db = client.db;
+    // A re-run of a blocked command (woken by a push) is logged when it is served; a first run
+    // that blocks changed nothing.
+    let rerun_of_blocked = client.blocked.is_some();
     let mut ctx = Ctx {
         node,
         client,
@@ -449,7 +452,7 @@ pub fn run(
         && cmd.cmd.flags & flags::WRITE != 0
         && node.store.aof.is_on()
         && !ctx.client.still_blocked
-        && ctx.client.blocked.is_none()
+        && (rerun_of_blocked || ctx.client.blocked.is_none())
     {
         // Logged while the keys' shards are still locked: the log's order is the order writes
         // on a key happened in.

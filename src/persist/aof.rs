@@ -222,7 +222,8 @@ impl Aof {
         })
     }
 
-    /// Logs a DEL of `key` (an expired key, so replay removes it when it was removed).
+    /// Logs a DEL of `key`: for keys removed outside the command path (expiry; slot migration
+    /// handing keys to another node must do the same), so a replay removes them when they were.
     pub fn append_del(&self, db: usize, key: &[u8]) -> u64 {
         self.append_with(|out| {
             format::write_record_with(out, |p| {

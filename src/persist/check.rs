@@ -99,7 +99,7 @@ pub fn check(path: &Path, fix: bool) -> std::io::Result<Report> {
 
 fn check_snapshot(path: &Path) -> std::io::Result<Report> {
     let store = crate::store::Store::new(16, Default::default());
-    let lim = super::codec::Limits {
+    let lim = crate::store::rdb::Limits {
         hash: store.hash_limits.get(),
         set_max_intset_entries: store.set_limits.get(),
         zset: crate::store::zset::ZLimits {

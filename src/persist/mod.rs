@@ -5,7 +5,6 @@
 
 pub mod aof;
 pub mod check;
-pub mod codec;
 pub mod format;
 pub mod snapshot;
 
@@ -145,6 +144,28 @@ pub fn fsync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// In a cluster, the data files left at their default names take the port, as
+/// `nodes-<port>.conf` does (`dump-7000.rdb`, `appendonly-7000.aof`), so nodes that share a
+/// directory (the README's quick start) each keep their own keys. Names set explicitly are used
+/// as given; `CONFIG GET` shows the name in use.
+pub fn name_files_by_port(config: &mut crate::config::Config, port: u16) {
+    if !config.cluster_enabled {
+        return;
+    }
+    for (name, stem, ext) in [
+        ("dbfilename", "dump", "rdb"),
+        ("appendfilename", "appendonly", "aof"),
+    ] {
+        if config.values.origin(name) == Some(&crate::config::Origin::Default) {
+            let _ = config.values.set(
+                name,
+                &format!("{stem}-{port}.{ext}"),
+                crate::config::Origin::Default,
+            );
+        }
+    }
+}
+
 pub fn snapshot_path(node: &Node) -> PathBuf {
     let c = node.config.read();
     Path::new(&c.dir).join(c.get("dbfilename"))
@@ -155,17 +176,8 @@ pub fn aof_path(node: &Node) -> PathBuf {
     Path::new(&c.dir).join(c.get("appendfilename"))
 }
 
-fn limits(node: &Node) -> codec::Limits {
-    let c = node.config.read();
-    codec::Limits {
-        hash: node.store.hash_limits.get(),
-        set_max_intset_entries: node.store.set_limits.get(),
-        zset: crate::store::zset::ZLimits {
-            entries: c.zset_max_listpack_entries,
-            value: c.zset_max_listpack_value,
-        },
-        list_fill: c.list_max_listpack_size,
-    }
+fn limits(node: &Node) -> crate::store::rdb::Limits {
+    crate::commands::keys::rdb_limits(node)
 }
 
 /// What start-up will load, if anything.
@@ -681,7 +693,9 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             };
             Some(vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at])
         }
-        "restore" if args.len() >= 4 && !args[4..].iter().any(|a| eq(a, "ABSTTL")) => {
+        "restore" | "restore-asking"
+            if args.len() >= 4 && !args[4..].iter().any(|a| eq(a, "ABSTTL")) =>
+        {
             if &args[2][..] == b"0" {
                 return None;
             }

@@ -14,14 +14,15 @@
 //! - `END` (255): `records: u64` before it, `keys: u64`. A file without END is refused.
 //!
 //! An entry is Redis's RDB key/value entry: optional `0xFC` + expiry in unix ms (u64 LE), the
-//! RDB type byte, the key as an RDB string, the value's RDB payload ([`super::codec`]).
+//! RDB type byte, the key as an RDB string, the value's RDB payload ([`crate::store::rdb`]: the
+//! encoding DUMP/RESTORE use).
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use crate::store::rdb::{self, Limits};
 use crate::store::{Keyspace, Sds, Store, Value};
 
-use super::codec::{self, Limits};
 use super::format::{self, Cursor, Next, Reader, Short, put_u32};
 
 pub const MAGIC: &[u8; 8] = b"RRSNAP1\n";
@@ -81,19 +82,18 @@ impl Image {
     }
 }
 
-/// Appends one entry in RDB's key/value form.
-pub fn encode_entry(out: &mut Vec<u8>, item: &Item) {
+/// Appends one entry in RDB's key/value form. `scratch` is reused between calls: the value is
+/// encoded there (type byte first), since RDB puts the key between the type and the body.
+pub fn encode_entry(out: &mut Vec<u8>, item: &Item, scratch: &mut Vec<u8>) {
     if let Some(at) = item.expire_at_ms {
         out.push(RDB_OPCODE_EXPIRETIME_MS);
         out.extend_from_slice(&(at as u64).to_le_bytes());
     }
-    let ty_at = out.len();
-    out.push(0);
-    codec::put_string(out, &item.key);
-    // The type byte precedes the key but is known only once the value is encoded: encode the
-    // value after the key and patch the byte.
-    let ty = codec::encode_value(&item.value, out);
-    out[ty_at] = ty;
+    scratch.clear();
+    rdb::write_value(scratch, &item.value);
+    out.push(scratch[0]);
+    rdb::write_string(out, &item.key);
+    out.extend_from_slice(&scratch[1..]);
 }
 
 /// Decodes one entry.
@@ -104,8 +104,12 @@ pub fn decode_entry(c: &mut Cursor, lim: &Limits) -> Result<Item, Short> {
         expire_at_ms = Some(c.u64()? as i64);
         b = c.u8()?;
     }
-    let key = codec::get_string(c)?;
-    let value = codec::decode_value(b, c, lim)?;
+    let rest = c.rest();
+    let mut r = rdb::Reader::new(rest);
+    let key = r.string().map_err(|_| Short)?;
+    let value = r.object(b, lim).map_err(|_| Short)?;
+    let used = rest.len() - r.remaining();
+    c.bytes(used)?;
     Ok(Item {
         key: Sds::from_vec(key),
         value,
@@ -119,6 +123,7 @@ pub fn write_entries(w: &mut impl Write, image: &Image) -> std::io::Result<u64> 
     let mut records = 0;
     let mut payload = Vec::with_capacity(SECTION_BYTES + 4096);
     let mut framed = Vec::with_capacity(SECTION_BYTES + 4096);
+    let mut scratch = Vec::new();
     for (db, items) in image.dbs.iter().enumerate() {
         let start = |p: &mut Vec<u8>| {
             p.clear();
@@ -128,7 +133,7 @@ pub fn write_entries(w: &mut impl Write, image: &Image) -> std::io::Result<u64> 
         start(&mut payload);
         let mut n = 0;
         for item in items {
-            encode_entry(&mut payload, item);
+            encode_entry(&mut payload, item, &mut scratch);
             n += 1;
             if payload.len() >= SECTION_BYTES {
                 framed.clear();
