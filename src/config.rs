@@ -677,7 +677,7 @@ impl Kind {
 /// integers (seconds at least 1, changes at least 0).
 pub fn parse_save_points(raw: &str) -> Result<Vec<(u64, u64)>, String> {
     let words: Vec<&str> = raw.split_whitespace().filter(|w| *w != "\"\"").collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     words

@@ -124,14 +124,15 @@ pub fn bgsave(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn bgrewriteaof(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    use crate::persist::Rewrite;
     match crate::persist::bgrewriteaof(ctx.node) {
-        Ok(true) => ctx
+        Rewrite::Started => ctx
             .out
             .simple("Background append only file rewriting started"),
-        Ok(false) => ctx
+        Rewrite::Scheduled => ctx
             .out
             .simple("Background append only file rewriting scheduled"),
-        Err(()) => {
+        Rewrite::AlreadyRunning => {
             return Err(CmdError::err(
                 "Background append only file rewriting already in progress",
             ));

@@ -180,6 +180,19 @@ fn limits(node: &Node) -> crate::store::rdb::Limits {
     crate::commands::keys::rdb_limits(node)
 }
 
+/// Records how far loading got (for INFO) and logs it every few seconds.
+fn note_progress(p: &Persist, done: u64, last_log: &std::cell::Cell<Instant>) {
+    p.loading_loaded_bytes.store(done, Ordering::Relaxed);
+    if last_log.get().elapsed().as_secs() >= 2 {
+        last_log.set(Instant::now());
+        let total = p.loading_total_bytes.load(Ordering::Relaxed).max(1);
+        tracing::info!(
+            "Loading: {done} of {total} bytes ({:.1}%)",
+            done as f64 * 100.0 / total as f64
+        );
+    }
+}
+
 /// What start-up will load, if anything.
 pub fn has_data_to_load(node: &Node) -> bool {
     let aof_on = node.config.read().get_bool("appendonly");
@@ -230,7 +243,8 @@ fn load(node: &Arc<Node>) -> anyhow::Result<()> {
         p.loading_total_bytes.store(total(&snap), Ordering::Relaxed);
         tracing::info!(file = %snap.display(), "Loading the snapshot");
         let lim = limits(node);
-        let progress = |b: u64| p.loading_loaded_bytes.store(b, Ordering::Relaxed);
+        let last_log = std::cell::Cell::new(Instant::now());
+        let progress = |b: u64| note_progress(p, b, &last_log);
         let (loaded, expired) =
             snapshot::load_file(&snap, &node.store, &lim, now_ms(), &progress).map_err(|e| {
                 anyhow::anyhow!(
@@ -315,8 +329,9 @@ fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<u64> {
     let mut replayer = crate::commands::Replayer::new(node)
         .ok_or_else(|| anyhow::anyhow!("no client for the log replay"))?;
     let p = &node.persist;
+    let last_log = std::cell::Cell::new(Instant::now());
     let (n, end) = scan_aof(path, |payload, offset| {
-        p.loading_loaded_bytes.store(offset, Ordering::Relaxed);
+        note_progress(p, offset, &last_log);
         match payload.first() {
             Some(&aof::KIND_COMMANDS) => {
                 let cmds = aof::decode_commands(&mut Cursor::new(&payload[1..]))
@@ -478,17 +493,24 @@ fn rewrite_now(node: &Node) -> std::io::Result<u64> {
     result
 }
 
-/// BGREWRITEAOF. Ok(true): started; Ok(false): scheduled after the running BGSAVE;
-/// Err: a rewrite already runs.
-pub fn bgrewriteaof(node: &Arc<Node>) -> Result<bool, ()> {
+/// What BGREWRITEAOF did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    Started,
+    /// After the running BGSAVE.
+    Scheduled,
+    AlreadyRunning,
+}
+
+pub fn bgrewriteaof(node: &Arc<Node>) -> Rewrite {
     if node.persist.rewrite_in_progress() {
-        return Err(());
+        return Rewrite::AlreadyRunning;
     }
     if !node.persist.try_start(JOB_REWRITE, now_ms()) {
         node.persist
             .rewrite_scheduled
             .store(true, Ordering::Relaxed);
-        return Ok(false);
+        return Rewrite::Scheduled;
     }
     node.persist
         .rewrite_scheduled
@@ -498,7 +520,7 @@ pub fn bgrewriteaof(node: &Arc<Node>) -> Result<bool, ()> {
         let _ = rewrite_now(&node);
         node.persist.finish();
     });
-    Ok(true)
+    Rewrite::Started
 }
 
 /// CONFIG SET appendonly / appendfsync at run time.
@@ -568,7 +590,7 @@ pub fn cron(node: &Arc<Node>) {
     }
     let now = now_ms();
     if p.rewrite_scheduled.load(Ordering::Relaxed) && p.job.load(Ordering::Relaxed) == JOB_NONE {
-        let _ = bgrewriteaof(node);
+        bgrewriteaof(node);
         return;
     }
     if p.job.load(Ordering::Relaxed) != JOB_NONE {
@@ -607,7 +629,7 @@ pub fn cron(node: &Arc<Node>) {
                 "Starting automatic rewriting of AOF on {}% growth",
                 (size - base.min(size)) * 100 / base
             );
-            let _ = bgrewriteaof(node);
+            bgrewriteaof(node);
         }
     }
 }
