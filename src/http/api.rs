@@ -344,12 +344,11 @@ async fn put_key(
     wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     session.transaction(&cmds)?;
-    Ok(Json(read_key(
-        &mut session,
-        &view::node_id(&s.node),
-        &key,
-        None,
-    )?))
+    let view = read_key(&mut session, &view::node_id(&s.node), &key, None)?;
+    let logged = session.logged();
+    drop(session);
+    logged.await;
+    Ok(Json(view))
 }
 
 async fn patch_key(
@@ -408,12 +407,11 @@ async fn patch_key(
         return Err(key_exists());
     }
     let now = rename.as_deref().unwrap_or(&key);
-    Ok(Json(read_key(
-        &mut session,
-        &view::node_id(&s.node),
-        now,
-        None,
-    )?))
+    let view = read_key(&mut session, &view::node_id(&s.node), now, None)?;
+    let logged = session.logged();
+    drop(session);
+    logged.await;
+    Ok(Json(view))
 }
 
 fn key_exists() -> ApiError {
@@ -429,5 +427,8 @@ async fn delete_key(State(s): State<AppState>, parts: Parts) -> Result<Json<Json
     wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     let n = session.run(&[b"DEL", &key])?.int()?;
+    let logged = session.logged();
+    drop(session);
+    logged.await;
     Ok(Json(serde_json::json!({ "deleted": n })))
 }
