@@ -108,7 +108,8 @@ pub fn bgsave(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     if p.rewrite_in_progress() {
         if schedule {
-            // Taken by the save rules' check once the rewrite ends.
+            // Started by the persistence cron once the rewrite ends.
+            p.bgsave_scheduled.store(true, Ordering::Relaxed);
             ctx.out.simple("Background saving scheduled");
             return Ok(());
         }

@@ -39,6 +39,8 @@ pub struct Persist {
     job: AtomicU8,
     pub job_started_ms: AtomicI64,
     pub rewrite_scheduled: AtomicBool,
+    /// BGSAVE SCHEDULE while a rewrite ran: started by the cron once it ends.
+    pub bgsave_scheduled: AtomicBool,
     pub last_save_unix: AtomicI64,
     pub last_bgsave_ok: AtomicBool,
     pub last_bgsave_secs: AtomicI64,
@@ -596,6 +598,10 @@ pub fn cron(node: &Arc<Node>) {
     if p.job.load(Ordering::Relaxed) != JOB_NONE {
         return;
     }
+    if p.bgsave_scheduled.swap(false, Ordering::Relaxed) {
+        bgsave(node);
+        return;
+    }
     let (rules, pct, min_size) = {
         let c = node.config.read();
         (
@@ -727,5 +733,71 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             Some(out)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    fn logged(a: &[&str]) -> Option<Vec<String>> {
+        let name = a[0].to_ascii_lowercase();
+        rewrite_for_log(&name, &args(a), 1_000_000).map(|v| {
+            v.iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn relative_times_are_logged_as_absolute() {
+        let s = |v: &[&str]| Some(v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            logged(&["SET", "k", "v", "EX", "10", "NX"]),
+            s(&["SET", "k", "v", "PXAT", "1010000", "NX"])
+        );
+        assert_eq!(
+            logged(&["set", "k", "v", "px", "5"]),
+            s(&["set", "k", "v", "PXAT", "1000005"])
+        );
+        assert_eq!(logged(&["SET", "k", "v", "PXAT", "7"]), None);
+        assert_eq!(logged(&["SET", "k", "v"]), None);
+        assert_eq!(
+            logged(&["SETEX", "k", "2", "v"]),
+            s(&["SET", "k", "v", "PXAT", "1002000"])
+        );
+        assert_eq!(
+            logged(&["PSETEX", "k", "2", "v"]),
+            s(&["SET", "k", "v", "PXAT", "1000002"])
+        );
+        assert_eq!(
+            logged(&["EXPIRE", "k", "3", "GT"]),
+            s(&["PEXPIREAT", "k", "1003000", "GT"])
+        );
+        assert_eq!(
+            logged(&["PEXPIRE", "k", "3"]),
+            s(&["PEXPIREAT", "k", "1000003"])
+        );
+        assert_eq!(logged(&["GETEX", "k", "PERSIST"]), s(&["PERSIST", "k"]));
+        assert_eq!(
+            logged(&["GETEX", "k", "EXAT", "9"]),
+            s(&["PEXPIREAT", "k", "9000"])
+        );
+        assert_eq!(
+            logged(&["GETEX", "k", "EX", "1"]),
+            s(&["PEXPIREAT", "k", "1001000"])
+        );
+        assert_eq!(
+            logged(&["RESTORE", "k", "50", "payload"]),
+            s(&["RESTORE", "k", "1000050", "payload", "ABSTTL"])
+        );
+        assert_eq!(logged(&["RESTORE", "k", "0", "payload"]), None);
+        assert_eq!(logged(&["RESTORE", "k", "99", "payload", "ABSTTL"]), None);
     }
 }
