@@ -85,14 +85,25 @@ impl Image {
 /// Appends one entry in RDB's key/value form. `scratch` is reused between calls: the value is
 /// encoded there (type byte first), since RDB puts the key between the type and the body.
 pub fn encode_entry(out: &mut Vec<u8>, item: &Item, scratch: &mut Vec<u8>) {
-    if let Some(at) = item.expire_at_ms {
+    encode_parts(out, &item.key, &item.value, item.expire_at_ms, scratch);
+}
+
+/// [`encode_entry`] from borrowed parts.
+pub fn encode_parts(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    expire_at_ms: Option<i64>,
+    scratch: &mut Vec<u8>,
+) {
+    if let Some(at) = expire_at_ms {
         out.push(RDB_OPCODE_EXPIRETIME_MS);
         out.extend_from_slice(&(at as u64).to_le_bytes());
     }
     scratch.clear();
-    rdb::write_value(scratch, &item.value);
+    rdb::write_value(scratch, value);
     out.push(scratch[0]);
-    rdb::write_string(out, &item.key);
+    rdb::write_string(out, key);
     out.extend_from_slice(&scratch[1..]);
 }
 
