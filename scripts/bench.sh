@@ -5,11 +5,13 @@
 #
 # Builds release, starts redis-server and target/release/reredis on free ports, loads 1,000,000
 # keys (16-byte keys, 16-byte values) into each and compares RSS, runs redis-benchmark (-c 50;
-# SET GET INCR MSET at -P 1 and -P 16) against each, then a 3-node cluster of each with
-# `redis-benchmark --cluster -t set,get`, then a slot move: N keys on one node, a second node
-# joins and half the slots move with their keys (ours: automatic distribution; Redis:
-# `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a redis-benchmark
-# --cluster SET load running during the move. Prints one markdown table of ratios (ours / redis).
+# SET GET INCR MSET at -P 1 and -P 16) against each, SET with the append-only log (everysec,
+# always), BGSAVE time and size and start-up load time for the same keys, then a 3-node cluster
+# of each with `redis-benchmark --cluster -t set,get`, then a slot move: N keys on one node, a
+# second node joins and half the slots move with their keys (ours: automatic distribution;
+# Redis: `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a
+# redis-benchmark --cluster SET load running during the move. Prints one markdown table of
+# ratios (ours / redis-server).
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ QUICK=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -103,7 +105,10 @@ start_ours() { # port dir [extra args...]; sets LAST_PID
   mkdir -p "$dir"
   # reredis reads every REREDIS_* variable as a setting and refuses unknown ones, so the build-only
   # REREDIS_SKIP_UI_BUILD must not reach it.
-  env -u REREDIS_SKIP_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" "$@" >"$dir/reredis.log" 2>&1 &
+  # Persistence off unless asked, as for redis-server above (the binary's default save rules
+  # would take snapshots in the middle of the runs).
+  env -u REREDIS_SKIP_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" --save "" --appendonly no \
+    "$@" >"$dir/reredis.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
   wait_ping "$port" "$dir/reredis.log"
@@ -183,6 +188,70 @@ row "RSS bytes per key (16 B key, 16 B value)" "${RSS_PER_KEY[ours]}" "${RSS_PER
   "$(ratio "${RSS_PER_KEY[ours]}" "${RSS_PER_KEY[redis]}")" "<= 0.8"
 
 kill "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
+
+# ---------------------------------------------------------------- persistence
+# SET with the append-only log on (everysec, always), then snapshot time and size for N_KEYS keys
+# (BGSAVE, until INFO says it finished), then the start-up load time of that snapshot (start to
+# the first PONG: both answer -LOADING until loaded).
+now_ms() { date +%s%3N; }
+wait_bgsave() { # port: waits until no BGSAVE runs and the last one succeeded (bounded)
+  for _ in $(seq 6000); do
+    local info
+    info=$(redis-cli -p "$1" INFO persistence 2>/dev/null | tr -d '\r')
+    if grep -q '^rdb_bgsave_in_progress:0' <<<"$info" && grep -q '^rdb_last_bgsave_status:ok' <<<"$info"; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "BGSAVE on port $1 did not finish in 300 s" >>"$ERRLOG"
+  return 1
+}
+for fsync in everysec always; do
+  free_port; RP=$PORT
+  free_port; OP=$PORT
+  start_redis "$RP" "$TMP/redis-aof-$fsync" --appendonly yes --appendfsync "$fsync"
+  rpid=$LAST_PID
+  start_ours "$OP" "$TMP/ours-aof-$fsync" --cluster-enabled no --appendonly yes --appendfsync "$fsync"
+  opid=$LAST_PID
+  read -r r_rps r_p99 < <(run_bench redis-server "$RP" set 1 "$N_P1") || true
+  read -r o_rps o_p99 < <(run_bench reredis "$OP" set 1 "$N_P1") || true
+  echo "==> SET appendfsync $fsync: redis $r_rps rps p99 $r_p99 ms; reredis $o_rps rps p99 $o_p99 ms" >&2
+  row "SET rps, appendonly $fsync" "$o_rps" "$r_rps" "$(ratio "$o_rps" "$r_rps")" ">= 1.0"
+  row "SET p99 ms, appendonly $fsync" "$o_p99" "$r_p99" "$(ratio "$o_p99" "$r_p99")" "<= 1.0"
+  kill "$rpid" "$opid" 2>/dev/null || true
+done
+
+LOAD="$TMP/load.resp"
+awk -v n="$N_KEYS" 'BEGIN { for (i = 0; i < n; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$16\r\nval:%012d\r\n", i, i }' >"$LOAD"
+declare -A SAVE_MS SAVE_BYTES LOAD_MS
+for side in redis ours; do
+  free_port; port=$PORT
+  dir="$TMP/snap-$side"
+  if [ $side = redis ]; then start_redis "$port" "$dir"; else start_ours "$port" "$dir" --cluster-enabled no; fi
+  pid=$LAST_PID
+  timeout 300 redis-cli -p "$port" --pipe <"$LOAD" >"$TMP/snap-pipe-$side.log" 2>&1 ||
+    echo "loading $side for the snapshot failed" >>"$ERRLOG"
+  t0=$(now_ms)
+  redis-cli -p "$port" BGSAVE >/dev/null
+  sleep 0.05
+  wait_bgsave "$port" || true
+  SAVE_MS[$side]=$(($(now_ms) - t0))
+  SAVE_BYTES[$side]=$(stat -c %s "$dir/dump.rdb" 2>/dev/null || echo "")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  # Start again on the same directory: the time until the data is loaded and PING answers.
+  t0=$(now_ms)
+  if [ $side = redis ]; then start_redis "$port" "$dir"; else start_ours "$port" "$dir" --cluster-enabled no; fi
+  LOAD_MS[$side]=$(($(now_ms) - t0))
+  keys=$(redis-cli -p "$port" DBSIZE)
+  [ "$keys" = "$N_KEYS" ] || echo "$side holds $keys keys after loading its snapshot of $N_KEYS" >>"$ERRLOG"
+  kill "$LAST_PID" 2>/dev/null || true
+  echo "==> $side snapshot: ${SAVE_MS[$side]} ms, ${SAVE_BYTES[$side]} bytes; load ${LOAD_MS[$side]} ms" >&2
+done
+rm -f "$LOAD"
+row "BGSAVE ms ($N_KEYS keys)" "${SAVE_MS[ours]}" "${SAVE_MS[redis]}" "$(ratio "${SAVE_MS[ours]}" "${SAVE_MS[redis]}")" "<= 1.0"
+row "snapshot bytes ($N_KEYS keys)" "${SAVE_BYTES[ours]}" "${SAVE_BYTES[redis]}" "$(ratio "${SAVE_BYTES[ours]}" "${SAVE_BYTES[redis]}")" "<= 1.0"
+row "start-up load ms ($N_KEYS keys)" "${LOAD_MS[ours]}" "${LOAD_MS[redis]}" "$(ratio "${LOAD_MS[ours]}" "${LOAD_MS[redis]}")" "<= 1.0"
 
 # ---------------------------------------------------------------- 3-node clusters
 cluster_ok() { # port expected-masters-with-slots

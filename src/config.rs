@@ -29,6 +29,8 @@ pub enum Kind {
     Bool,
     Str,
     Enum(&'static [&'static str]),
+    /// Redis's `save` rules: `<seconds> <changes>` pairs separated by spaces, or empty.
+    SavePoints,
     /// A value with its own syntax, parsed and printed by the functions given.
     Custom(&'static Custom),
 }
@@ -317,23 +319,81 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "Largest sparse HyperLogLog (header included) before it turns dense"
     ),
-    // Persistence arrives with its own issue; until then these report the truth (nothing is
-    // saved) and accept only that, so tools that read them (redis-benchmark) work.
+    // Persistence (src/persist/): Redis's names, defaults and forms.
     setting!(
         "save",
         "save",
-        Kind::Enum(&[""]),
-        "",
+        Kind::SavePoints,
+        "3600 1 300 100 60 10000",
         true,
-        "Snapshot rules (persistence is not implemented yet: only \"\")"
+        "Snapshot rules: \"<seconds> <changes>\" pairs, snapshot after that many changes in that many seconds (\"\": never)"
+    ),
+    setting!(
+        "dbfilename",
+        "dbfilename",
+        Kind::Str,
+        "dump.rdb",
+        false,
+        "Snapshot file name in dir"
+    ),
+    setting!(
+        "stop-writes-on-bgsave-error",
+        "stop-writes-on-bgsave-error",
+        Kind::Bool,
+        "yes",
+        true,
+        "Refuse writes with -MISCONF while the last background snapshot failed"
     ),
     setting!(
         "appendonly",
         "appendonly",
-        Kind::Enum(&["no"]),
+        Kind::Bool,
         "no",
         true,
-        "Append-only log (persistence is not implemented yet: only no)"
+        "Append-only log of every write (yes: the log is loaded at start instead of the snapshot)"
+    ),
+    setting!(
+        "appendfilename",
+        "appendfilename",
+        Kind::Str,
+        "appendonly.aof",
+        false,
+        "Append-only log file name in dir"
+    ),
+    setting!(
+        "appendfsync",
+        "appendfsync",
+        Kind::Enum(&["always", "everysec", "no"]),
+        "everysec",
+        true,
+        "When the log is fsynced: always (before each reply), everysec, or no (left to the OS)"
+    ),
+    setting!(
+        "auto-aof-rewrite-percentage",
+        "auto-aof-rewrite-percentage",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "100",
+        true,
+        "Rewrite the log when it grew this many percent since the last rewrite (0: never)"
+    ),
+    setting!(
+        "auto-aof-rewrite-min-size",
+        "auto-aof-rewrite-min-size",
+        Kind::Memory,
+        "64mb",
+        true,
+        "No automatic log rewrite below this size"
+    ),
+    setting!(
+        "aof-load-truncated",
+        "aof-load-truncated",
+        Kind::Bool,
+        "yes",
+        true,
+        "At start, cut a truncated last log record off with a warning (no: refuse to start)"
     ),
     setting!(
         "notify-keyspace-events",
@@ -663,6 +723,13 @@ impl Kind {
                 .map(|b| if b { "yes" } else { "no" }.to_string())
                 .ok_or_else(|| "argument must be 'yes' or 'no'".to_string()),
             Kind::Str => Ok(raw.to_string()),
+            Kind::SavePoints => parse_save_points(raw).map(|points| {
+                points
+                    .iter()
+                    .map(|(secs, changes)| format!("{secs} {changes}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
             Kind::Enum(options) => options
                 .iter()
                 .find(|o| o.eq_ignore_ascii_case(raw.trim()))
@@ -675,6 +742,26 @@ impl Kind {
                 }),
         }
     }
+}
+
+/// `save` rules as (seconds, changes) pairs; "" is none. Redis takes `save ""` and pairs of
+/// integers (seconds at least 1, changes at least 0).
+pub fn parse_save_points(raw: &str) -> Result<Vec<(u64, u64)>, String> {
+    let words: Vec<&str> = raw.split_whitespace().filter(|w| *w != "\"\"").collect();
+    if !words.len().is_multiple_of(2) {
+        return Err("Invalid save parameters".into());
+    }
+    words
+        .chunks(2)
+        .map(|pair| {
+            let secs = pair[0].parse::<u64>().ok().filter(|s| *s >= 1);
+            let changes = pair[1].parse::<u64>().ok();
+            match (secs, changes) {
+                (Some(s), Some(c)) => Ok((s, c)),
+                _ => Err("Invalid save parameters".into()),
+            }
+        })
+        .collect()
 }
 
 /// Redis's `memtoll`: a number with an optional unit (k=1000, kb=1024, m, mb, g, gb).
@@ -1053,6 +1140,8 @@ impl Config {
             ("http-port", "0"),
             ("bind", "127.0.0.1"),
             ("cluster.enabled", "no"),
+            // Tests and embedders write no files unless they ask to.
+            ("save", ""),
         ] {
             let _ = v.set(k, val, Origin::Default);
         }

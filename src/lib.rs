@@ -12,6 +12,7 @@ pub mod healthcheck;
 pub mod http;
 pub mod node;
 pub mod observe;
+pub mod persist;
 pub mod pubsub;
 pub mod resp;
 pub mod server;

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         args.remove(1);
         return reredis::healthcheck::run(args, std::env::vars());
     }
+    if args.get(1).is_some_and(|a| a == "check-aof") {
+        return reredis::persist::check::main(&args[2..]);
+    }
     let loaded = match cli::load(args, std::env::vars()) {
         Ok(l) => l,
         Err(LoadError::Cli(e)) => e.exit(),
@@ -70,7 +73,12 @@ fn main() -> ExitCode {
             _ = wait_for_signal() => tracing::info!("Received signal, shutting down"),
             _ = handle.stopped() => {}
         }
+        let failure = handle.failure();
         handle.shutdown().await;
+        if let Some(why) = failure {
+            tracing::error!("start-up failed: {why}");
+            return ExitCode::from(1);
+        }
         tracing::info!("Reredis is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     });

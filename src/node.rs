@@ -84,6 +84,8 @@ pub struct Node {
     /// Cluster state and bus, when `cluster.enabled`.
     pub cluster: Option<Arc<Cluster>>,
     pub bus_addr: Option<SocketAddr>,
+    /// Snapshot and append-only log state.
+    pub persist: crate::persist::Persist,
     maxmemory: AtomicU64,
     requirepass: AtomicBool,
 }
@@ -174,6 +176,14 @@ impl NodeHandle {
         {
             tracing::warn!("shutdown: tasks still running after {limit:?}; exiting anyway");
         }
+        // Flush the log, and the final snapshot when `save` rules ask for one.
+        let node = self.node.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::persist::on_shutdown(&node)).await;
+    }
+
+    /// Why the node stopped on its own, if it failed (a data file it could not load).
+    pub fn failure(&self) -> Option<String> {
+        self.node.persist.fatal.lock().clone()
     }
 }
 
@@ -184,7 +194,7 @@ fn random_run_id() -> String {
 }
 
 /// Binds the listeners and starts serving. Ports 0 are picked by the OS.
-pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
+pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
     let resp = TcpListener::bind((config.bind.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{} (RESP)", config.bind, config.port))?;
@@ -198,6 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         })?;
     let resp_addr = resp.local_addr()?;
     let http_addr = http.local_addr()?;
+    crate::persist::name_files_by_port(&mut config, resp_addr.port());
     let mut bus = None;
     let mut cluster = None;
     if config.cluster_enabled {
@@ -225,6 +236,7 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         http_addr,
         bus_addr: bus.as_ref().and_then(|l: &TcpListener| l.local_addr().ok()),
         cluster,
+        persist: crate::persist::Persist::new(crate::commands::now_ms()),
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
         feed: Default::default(),
@@ -234,6 +246,9 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
     });
     node.apply_config();
     node.stats.refresh_memory();
+    // Decided before the listeners start, so no client is served before it knows.
+    let to_load = crate::persist::has_data_to_load(&node);
+    node.persist.loading.store(to_load, Ordering::Release);
     let tasks = TaskTracker::new();
     tasks.spawn(crate::server::accept_loop(
         node.clone(),
@@ -247,9 +262,34 @@ pub async fn start(config: Config) -> anyhow::Result<NodeHandle> {
         tasks.spawn(crate::cluster::run(node.clone()));
         tasks.spawn(crate::cluster::bus::run_pubsub(node.clone()));
     }
-    // Nothing to load yet (no persistence): serving is being ready.
-    node.ready.store(true, Ordering::Release);
-    tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
+    if to_load {
+        // Clients are answered meanwhile (`-LOADING`, INFO's `loading:1`); `/readyz` says
+        // not ready until the data is in. A file that cannot be loaded stops the node.
+        let n = node.clone();
+        tasks.spawn(async move {
+            let loader = n.clone();
+            let result =
+                tokio::task::spawn_blocking(move || crate::persist::load_and_open(&loader))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the loader panicked: {e}"))
+                    .and_then(|r| r);
+            match result {
+                Ok(()) => {
+                    n.ready.store(true, Ordering::Release);
+                    tracing::info!("Ready to accept connections");
+                }
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    *n.persist.fatal.lock() = Some(format!("{e:#}"));
+                    n.shutdown.cancel();
+                }
+            }
+        });
+    } else {
+        crate::persist::load_and_open(&node)?;
+        node.ready.store(true, Ordering::Release);
+        tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
+    }
     Ok(NodeHandle { node, tasks })
 }
 
@@ -330,6 +370,11 @@ async fn cron(node: Arc<Node>) {
             _ = node.shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(1000 / hz as u64)) => {}
         }
+        if node.persist.is_loading() {
+            // Nothing expires while the data loads: the log replays expirations itself.
+            continue;
+        }
+        crate::persist::cron(&node);
         let started = Instant::now();
         let now = crate::commands::now_ms();
         // Up to 16 rounds per shard and db per tick keeps one tick short while still letting

@@ -429,10 +429,13 @@ impl ClusterBus for BusService {
         let header = from_pb_header(&sender, peer)?;
         // Decoding and inserting a batch takes a shard lock (bounded wait): off the async workers.
         let node = self.node.clone();
-        let reply =
+        let store_node = self.node.clone();
+        let (reply, seq) =
             tokio::task::spawn_blocking(move || super::migrate::import(&node, &header, msg))
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
+        // Acknowledged only once the imported keys are in the append-only log (when it is on).
+        store_node.store.aof.wait_acked(seq).await;
         Ok(Response::new(reply))
     }
 

@@ -228,6 +228,7 @@ fn move_slots(
     let secret = cluster.cfg.secret.clone();
     let mut unacked: HashSet<Vec<u8>> = HashSet::new();
     let mut moved = 0u64;
+    let mut last_logged = 0u64;
     let mut backoff = Duration::from_millis(50);
     loop {
         if node.shutdown.is_cancelled() {
@@ -241,7 +242,9 @@ fn move_slots(
             BATCH_KEYS,
         );
         let outcome: Result<(), String> = if keys.is_empty() && unacked.is_empty() {
-            // Empty: hand the slots over while still holding their shard.
+            // Empty: hand the slots over while still holding their shard, once the log holds
+            // every deletion (a restart must not bring moved keys back here).
+            rt.block_on(node.store.aof.wait_acked(last_logged));
             let msg = pb::ClaimSlots {
                 sender: Some(my_header(cluster)),
                 slots: ranges.clone(),
@@ -309,8 +312,11 @@ fn move_slots(
                 rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
             match reply {
                 Ok(r) if r.get_ref().accepted => {
+                    // Gone from here for good: the append-only log must say so too.
                     for k in &sent {
-                        let _ = ks.remove(0, k);
+                        if let Ok(Some(_)) = ks.remove(0, k) {
+                            last_logged = ks.store().aof.append_del(0, k);
+                        }
                     }
                     drop(ks);
                     unacked.clear();
@@ -390,10 +396,22 @@ fn abandon(node: &Node, slots: &[u16], why: String) -> Stop {
 }
 
 /// The receiving side of Transfer: mark the slot importing from the sender and store the keys.
+/// Returns the reply and the append-only log position to wait for before sending it.
 pub fn import(
     node: &Node,
     sender: &super::state::Header,
     batch: pb::TransferBatch,
+) -> (pb::TransferReply, u64) {
+    let mut seq = 0;
+    let reply = import_batch(node, sender, batch, &mut seq);
+    (reply, seq)
+}
+
+fn import_batch(
+    node: &Node,
+    sender: &super::state::Header,
+    batch: pb::TransferBatch,
+    seq: &mut u64,
 ) -> pb::TransferReply {
     let refuse = |reason: &str| pb::TransferReply {
         accepted: false,
@@ -462,13 +480,15 @@ pub fn import(
         return refuse("busy");
     };
     for k in &batch.deleted {
-        if slots.contains(&key_hash_slot(k)) {
-            let _ = ks.remove(0, k);
+        if slots.contains(&key_hash_slot(k)) && matches!(ks.remove(0, k), Ok(Some(_))) {
+            *seq = ks.store().aof.append_del(0, k);
         }
     }
     let lru = ks.store().lru_clock();
     let n = entries.len() as u64;
     for (key, value, at) in entries {
+        // Logged as an entry, so a restart keeps what this node acknowledged importing.
+        *seq = crate::persist::log_imported(ks.store(), 0, &key, &value, at).max(*seq);
         let e = crate::store::Entry::new(crate::store::Sds::from_vec(key), value, lru);
         let _ = ks.put_entry(0, e, at);
     }

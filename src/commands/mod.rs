@@ -94,6 +94,9 @@ pub struct Ctx<'a> {
     pub out: Reply<'a>,
     /// Wall-clock milliseconds, read once per command as Redis's `commandTimeSnapshot`.
     pub now_ms: i64,
+    /// What to write to the append-only log instead of the command itself, when replaying the
+    /// command would not do the same (SPOP logs the SREM of what it popped).
+    pub log_as: Option<Vec<Bytes>>,
 }
 
 impl Ctx<'_> {
@@ -317,6 +320,14 @@ pub fn call(
     // Redis's processCommand does: a redirection is answered first).
     let subscribe_denied =
         client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd);
+    if let Some(e) = persistence_gate(node, cmd, f) {
+        if let Some(m) = client.multi.as_mut() {
+            m.failed = true;
+        }
+        node.stats.note_error(&e);
+        Reply::new(out, client.resp3).error(&e.to_string());
+        return After::Continue;
+    }
     // Cluster routing: commands with keys are checked before they queue or run.
     let routing = node.routing();
     let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
@@ -405,6 +416,20 @@ pub fn call(
     run(node, client, out, cmd, args, &mut ks, now)
 }
 
+/// `-LOADING` while the data files load, `-MISCONF` while writes cannot be persisted.
+fn persistence_gate(node: &Node, cmd: &CommandRef, f: u32) -> Option<CmdError> {
+    if f & flags::LOADING == 0 && node.persist.is_loading() {
+        return Some(CmdError::Msg(
+            "LOADING Redis is loading the dataset in memory".into(),
+        ));
+    }
+    // As Redis: writes, and PING, are refused while persistence is failing.
+    if f & flags::WRITE != 0 || cmd.fullname == "ping" {
+        return crate::persist::write_denied(node).map(CmdError::Msg);
+    }
+    None
+}
+
 fn reject_oom(
     node: &Arc<Node>,
     client: &ClientState,
@@ -456,13 +481,39 @@ pub fn run(
     let resp3 = client.resp3;
     client.info.note_command(cmd.id, now);
     let was_asking = client.asking;
+    let db = client.db;
+    // A re-run of a blocked command (woken by a push) is logged when it is served; a first run
+    // that blocks changed nothing.
+    let rerun_of_blocked = client.blocked.is_some();
     let mut ctx = Ctx {
         node,
         client,
         out: Reply::new(out, resp3),
         now_ms: now,
+        log_as: None,
     };
     let result = handler(&mut ctx, ks, args);
+    if result.is_ok()
+        && cmd.cmd.flags & flags::WRITE != 0
+        && node.store.aof.is_on()
+        && !ctx.client.still_blocked
+        && (rerun_of_blocked || ctx.client.blocked.is_none())
+    {
+        // Logged while the keys' shards are still locked: the log's order is the order writes
+        // on a key happened in.
+        let logged = ctx
+            .log_as
+            .take()
+            .or_else(|| crate::persist::rewrite_for_log(&cmd.fullname, args, now));
+        let logged = logged.as_deref().unwrap_or(args);
+        match ctx.client.aof_batch.as_mut() {
+            Some(batch) => batch.push((db, logged.to_vec())),
+            None => {
+                let seq = node.store.aof.append_command(db, logged);
+                ctx.client.aof_seq = ctx.client.aof_seq.max(seq);
+            }
+        }
+    }
     // ASKING holds for one command only (ASKING itself sets it for the next).
     if was_asking {
         ctx.client.asking = false;
@@ -493,4 +544,74 @@ pub fn run(
         node.monitors.feed(ctx.client, args, now);
     }
     after
+}
+
+/// Replays logged commands at start-up: straight to the handlers, with no routing, auth,
+/// statistics or logging, and with the clock at 0 so no key expires half-way (expirations are
+/// in the log as DELs, and relative TTLs were logged as absolute times).
+pub struct Replayer<'a> {
+    node: &'a Arc<Node>,
+    client: ClientState,
+    out: BytesMut,
+}
+
+impl<'a> Replayer<'a> {
+    pub fn new(node: &'a Arc<Node>) -> Option<Replayer<'a>> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        // No limit: the registry cannot refuse it.
+        let info = node.clients.register(addr, addr, usize::MAX, now_ms())?;
+        let mut client = ClientState::new(info, true);
+        client.deny_blocking = true;
+        Some(Replayer {
+            node,
+            client,
+            out: BytesMut::new(),
+        })
+    }
+
+    /// Applies one logged command. Err: it cannot be run (unknown command, wrong arity, a
+    /// database that does not exist): the log is not ours or is damaged.
+    pub fn replay(&mut self, db: usize, args: &[Bytes]) -> Result<(), String> {
+        let cmd = resolve(args).map_err(|e| format!("cannot replay a logged command: {e}"))?;
+        if db >= self.node.store.databases() {
+            return Err(format!(
+                "logged command for database {db}, which does not exist"
+            ));
+        }
+        let Some(handler) = cmd.cmd.handler else {
+            return Ok(());
+        };
+        self.client.db = db;
+        let store = &self.node.store;
+        let mut ks = if cmd.cmd.flags & flags::ALL_SHARDS != 0 {
+            store.lock_all(0)
+        } else {
+            let pos = key_positions(cmd.cmd, args);
+            let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
+            if keys.is_empty() {
+                store.lock_none(0)
+            } else {
+                store.lock_keys(&keys, 0)
+            }
+        };
+        self.out.clear();
+        let mut ctx = Ctx {
+            node: self.node,
+            client: &mut self.client,
+            out: Reply::new(&mut self.out, false),
+            now_ms: 0,
+            log_as: None,
+        };
+        // A command that fails now failed when it ran too (it was logged only if it succeeded,
+        // so this is rare): Redis ignores replay errors the same way.
+        let _ = handler(&mut ctx, &mut ks, args);
+        self.client.multi = None;
+        Ok(())
+    }
+}
+
+impl Drop for Replayer<'_> {
+    fn drop(&mut self) {
+        self.node.clients.unregister(self.client.info.id);
+    }
 }

@@ -77,19 +77,82 @@ pub fn time(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 }
 
 pub fn lastsave(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    ctx.out.int(ctx.node.start_unix_ms / 1000);
+    ctx.out
+        .int(ctx.node.persist.last_save_unix.load(Ordering::Relaxed));
+    Ok(())
+}
+
+/// SAVE: writes the snapshot before replying (this connection waits; others keep being served).
+pub fn save(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    match crate::persist::save(ctx.node) {
+        Ok(()) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(crate::persist::SaveError::InProgress) => {
+            Err(CmdError::err("Background save already in progress"))
+        }
+        Err(crate::persist::SaveError::Io(_)) => Err(CmdError::Msg("ERR".into())),
+    }
+}
+
+pub fn bgsave(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let schedule = match args.len() {
+        1 => false,
+        2 if eq_ic(&args[1], "SCHEDULE") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    let p = &ctx.node.persist;
+    if p.bgsave_in_progress() {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    if p.rewrite_in_progress() {
+        if schedule {
+            // Started by the persistence cron once the rewrite ends.
+            p.bgsave_scheduled.store(true, Ordering::Relaxed);
+            ctx.out.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(CmdError::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
+    if !crate::persist::bgsave(ctx.node) {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    ctx.out.simple("Background saving started");
+    Ok(())
+}
+
+pub fn bgrewriteaof(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    use crate::persist::Rewrite;
+    match crate::persist::bgrewriteaof(ctx.node) {
+        Rewrite::Started => ctx
+            .out
+            .simple("Background append only file rewriting started"),
+        Rewrite::Scheduled => ctx
+            .out
+            .simple("Background append only file rewriting scheduled"),
+        Rewrite::AlreadyRunning => {
+            return Err(CmdError::err(
+                "Background append only file rewriting already in progress",
+            ));
+        }
+    }
     Ok(())
 }
 
 pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut abort = false;
+    let mut save_choice = 0;
     for a in &args[1..] {
         if eq_ic(a, "ABORT") {
             abort = true;
-        } else if !["NOSAVE", "SAVE", "NOW", "FORCE"]
-            .iter()
-            .any(|w| eq_ic(a, w))
-        {
+        } else if eq_ic(a, "SAVE") {
+            save_choice = 1;
+        } else if eq_ic(a, "NOSAVE") {
+            save_choice = 2;
+        } else if !["NOW", "FORCE"].iter().any(|w| eq_ic(a, w)) {
             return Err(CmdError::Syntax);
         }
     }
@@ -101,6 +164,10 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
         return Err(CmdError::err("No shutdown in progress."));
     }
     tracing::warn!("User requested shutdown...");
+    ctx.node
+        .persist
+        .shutdown_save
+        .store(save_choice, Ordering::Relaxed);
     ctx.node.shutdown.cancel();
     ctx.client.close_after_reply = true;
     Ok(())
@@ -179,6 +246,7 @@ pub fn config_set(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
         .config_set(&pairs)
         .map_err(CmdError::err)?;
     ctx.node.apply_config();
+    crate::persist::apply_config(ctx.node);
     ctx.out.ok();
     Ok(())
 }
@@ -511,6 +579,108 @@ impl InfoText {
     }
 }
 
+/// `INFO persistence`, with Redis 7.0's fields in its order. "cow" and fork figures are 0: the
+/// snapshot is taken without a fork.
+fn persistence_info(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) {
+    let p = &node.persist;
+    let aof = &node.store.aof;
+    let ld = |a: &std::sync::atomic::AtomicI64| a.load(Ordering::Relaxed);
+    let lu = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let status = |ok: bool| if ok { "ok" } else { "err" };
+    let loading = p.is_loading();
+    o.head("Persistence");
+    o.kv("loading", &(loading as u8));
+    o.kv("async_loading", &0);
+    o.kv("current_cow_peak", &0);
+    o.kv("current_cow_size", &0);
+    o.kv("current_cow_size_age", &0);
+    o.kv("current_fork_perc", &"0.00");
+    o.kv("current_save_keys_processed", &0);
+    o.kv("current_save_keys_total", &0);
+    if loading {
+        let total = lu(&p.loading_total_bytes);
+        let done = lu(&p.loading_loaded_bytes);
+        let start = ld(&p.loading_start_unix);
+        let perc = if total > 0 {
+            done as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        };
+        let elapsed = (now_ms / 1000 - start).max(0) as f64;
+        let eta = if done > 0 {
+            (elapsed * (total.saturating_sub(done)) as f64 / done as f64) as i64
+        } else {
+            1
+        };
+        o.kv("loading_start_time", &start);
+        o.kv("loading_total_bytes", &total);
+        o.kv("loading_rdb_used_mem", &0);
+        o.kv("loading_loaded_bytes", &done);
+        o.kv("loading_loaded_perc", &format!("{perc:.2}"));
+        o.kv("loading_eta_seconds", &eta);
+    }
+    let job_secs = |running: bool| {
+        if running {
+            (now_ms - ld(&p.job_started_ms)) / 1000
+        } else {
+            -1
+        }
+    };
+    let dirty = node.store.dirty().saturating_sub(lu(&p.dirty_at_save));
+    o.kv("rdb_changes_since_last_save", &dirty);
+    o.kv("rdb_bgsave_in_progress", &(p.bgsave_in_progress() as u8));
+    o.kv("rdb_last_save_time", &ld(&p.last_save_unix));
+    o.kv(
+        "rdb_last_bgsave_status",
+        &status(p.last_bgsave_ok.load(Ordering::Relaxed)),
+    );
+    o.kv("rdb_last_bgsave_time_sec", &ld(&p.last_bgsave_secs));
+    o.kv(
+        "rdb_current_bgsave_time_sec",
+        &job_secs(p.bgsave_in_progress()),
+    );
+    o.kv("rdb_saves", &lu(&p.rdb_saves));
+    o.kv("rdb_last_cow_size", &0);
+    o.kv("rdb_last_load_keys_expired", &lu(&p.load_keys_expired));
+    o.kv("rdb_last_load_keys_loaded", &lu(&p.load_keys_loaded));
+    let aof_on = aof.is_on();
+    o.kv("aof_enabled", &(aof_on as u8));
+    o.kv("aof_rewrite_in_progress", &(p.rewrite_in_progress() as u8));
+    o.kv(
+        "aof_rewrite_scheduled",
+        &(p.rewrite_scheduled.load(Ordering::Relaxed) as u8),
+    );
+    o.kv("aof_last_rewrite_time_sec", &ld(&p.last_rewrite_secs));
+    o.kv(
+        "aof_current_rewrite_time_sec",
+        &job_secs(p.rewrite_in_progress()),
+    );
+    o.kv(
+        "aof_last_bgrewrite_status",
+        &status(p.last_rewrite_ok.load(Ordering::Relaxed)),
+    );
+    o.kv("aof_rewrites", &lu(&p.rewrites));
+    o.kv(
+        "aof_rewrites_consecutive_failures",
+        &lu(&p.rewrite_failures),
+    );
+    o.kv(
+        "aof_last_write_status",
+        &status(aof.write_ok.load(Ordering::Relaxed)),
+    );
+    o.kv("aof_last_cow_size", &0);
+    o.kv("module_fork_in_progress", &0);
+    o.kv("module_fork_last_cow_size", &0);
+    if aof_on {
+        o.kv("aof_current_size", &lu(&aof.size));
+        o.kv("aof_base_size", &lu(&aof.base_size));
+        o.kv("aof_pending_rewrite", &0);
+        o.kv("aof_buffer_length", &0);
+        o.kv("aof_pending_bio_fsync", &0);
+        o.kv("aof_delayed_fsync", &0);
+    }
+}
+
 pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
     let node = ctx.node;
     let cfg = node.config.read();
@@ -673,40 +843,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("lazyfree_pending_objects", &0);
                 o.kv("lazyfreed_objects", &0);
             }
-            "persistence" => {
-                o.head("Persistence");
-                o.kv("loading", &0);
-                o.kv("async_loading", &0);
-                // Persistence is not implemented yet: Redis's fields with an idle server's values.
-                o.kv("current_cow_peak", &0);
-                o.kv("current_cow_size", &0);
-                o.kv("current_cow_size_age", &0);
-                o.kv("current_fork_perc", &"0.00");
-                o.kv("current_save_keys_processed", &0);
-                o.kv("current_save_keys_total", &0);
-                o.kv("rdb_changes_since_last_save", &node.store.dirty());
-                o.kv("rdb_bgsave_in_progress", &0);
-                o.kv("rdb_last_save_time", &(node.start_unix_ms / 1000));
-                o.kv("rdb_last_bgsave_status", &"ok");
-                o.kv("rdb_last_bgsave_time_sec", &-1);
-                o.kv("rdb_current_bgsave_time_sec", &-1);
-                o.kv("rdb_saves", &0);
-                o.kv("rdb_last_cow_size", &0);
-                o.kv("rdb_last_load_keys_expired", &0);
-                o.kv("rdb_last_load_keys_loaded", &0);
-                o.kv("aof_enabled", &0);
-                o.kv("aof_rewrite_in_progress", &0);
-                o.kv("aof_rewrite_scheduled", &0);
-                o.kv("aof_last_rewrite_time_sec", &-1);
-                o.kv("aof_current_rewrite_time_sec", &-1);
-                o.kv("aof_last_bgrewrite_status", &"ok");
-                o.kv("aof_rewrites", &0);
-                o.kv("aof_rewrites_consecutive_failures", &0);
-                o.kv("aof_last_write_status", &"ok");
-                o.kv("aof_last_cow_size", &0);
-                o.kv("module_fork_in_progress", &0);
-                o.kv("module_fork_last_cow_size", &0);
-            }
+            "persistence" => persistence_info(&mut o, node, ctx.now_ms),
             "stats" => {
                 let st = node.store.stats();
                 let s = &node.stats;

@@ -458,6 +458,12 @@ pub fn spop(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             return Ok(());
         };
         ctx.dirty(1);
+        // Which member left is chance: the log records it (as Redis propagates SREM).
+        ctx.log_as = Some(vec![
+            Bytes::from_static(b"SREM"),
+            key.clone(),
+            Bytes::copy_from_slice(&m),
+        ]);
         ctx.notify(class::SET, "spop", key);
         if empty {
             ks.remove(db, key)?;
@@ -486,10 +492,14 @@ pub fn spop(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         }
         reply_set(ctx, &result);
         ks.remove(db, key)?;
+        ctx.log_as = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
         ctx.notify(class::GENERIC, "del", key);
         return Ok(());
     }
     let popped: Vec<Sds> = (0..count).filter_map(|_| s.pop()).collect();
+    let mut srem = vec![Bytes::from_static(b"SREM"), key.clone()];
+    srem.extend(popped.iter().map(|m| Bytes::copy_from_slice(m)));
+    ctx.log_as = Some(srem);
     ctx.notify(class::SET, "spop", key);
     ctx.dirty(count as u64);
     ctx.out.set(popped.len());

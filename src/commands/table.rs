@@ -1549,6 +1549,36 @@ pub static COMMANDS: &[Command] = &[
         "Returns the Unix timestamp of the last successful save to disk."
     ).acl(&["@admin", "@dangerous"]).tips(&["nondeterministic_output"]),
     cmd!(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::save,
+        "Synchronously saves the database(s) to disk."
+    ).acl(&["@admin", "@dangerous"]),
+    cmd!(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::bgsave,
+        "Asynchronously saves the database(s) to disk."
+    ).acl(&["@admin", "@dangerous"]),
+    cmd!(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        srv::bgrewriteaof,
+        "Asynchronously rewrites the append-only file to disk."
+    ).acl(&["@admin", "@dangerous"]),
+    cmd!(
         "shutdown",
         -1,
         ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,

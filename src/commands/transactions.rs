@@ -123,6 +123,8 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     ctx.client.in_exec = true;
     // Blocking commands inside a transaction reply at once, as if timed out.
     ctx.client.deny_blocking = true;
+    // The transaction's writes go to the log as one record: replayed whole or not at all.
+    ctx.client.aof_batch = Some(Vec::new());
     for (cmd, args) in &m.queue {
         buf.clear();
         let after = super::run(ctx.node, ctx.client, &mut buf, cmd, args, ks, ctx.now_ms);
@@ -137,5 +139,13 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     }
     ctx.client.in_exec = false;
     ctx.client.deny_blocking = false;
+    if let Some(batch) = ctx.client.aof_batch.take()
+        && !batch.is_empty()
+    {
+        let seq = ctx.node.store.aof.append_with(|out| {
+            crate::persist::aof::command_record(out, &batch);
+        });
+        ctx.client.aof_seq = ctx.client.aof_seq.max(seq);
+    }
     Ok(())
 }

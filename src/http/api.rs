@@ -530,7 +530,11 @@ async fn put_key(
     wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     session.transaction(&cmds)?;
-    Ok(Json(read_key(&mut session, &view::node_id(&s.node), &key, None)?).into_response())
+    let view = read_key(&mut session, &view::node_id(&s.node), &key, None)?;
+    let logged = session.logged();
+    drop(session);
+    logged.await;
+    Ok(Json(view).into_response())
 }
 
 async fn patch_key(
@@ -592,7 +596,11 @@ async fn patch_key(
         return Err(key_exists());
     }
     let now = rename.as_deref().unwrap_or(&key);
-    Ok(Json(read_key(&mut session, &view::node_id(&s.node), now, None)?).into_response())
+    let view = read_key(&mut session, &view::node_id(&s.node), now, None)?;
+    let logged = session.logged();
+    drop(session);
+    logged.await;
+    Ok(Json(view).into_response())
 }
 
 fn key_exists() -> ApiError {
@@ -611,5 +619,8 @@ async fn delete_key(State(s): State<AppState>, parts: Parts) -> Result<Response,
     wait_unpaused(&s.node, true).await;
     let mut session = Session::open(&s.node, peer(&parts.extensions))?;
     let n = session.run(&[b"DEL", &key])?.int()?;
+    let logged = session.logged();
+    drop(session);
+    logged.await;
     Ok(Json(serde_json::json!({ "deleted": n })).into_response())
 }

@@ -103,6 +103,14 @@ impl Session {
         }
     }
 
+    /// Resolves once the append-only log acknowledged this session's writes (as a RESP
+    /// connection's replies wait for it). Take it, drop the session, then await it.
+    pub fn logged(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let node = self.node.clone();
+        let seq = self.client.aof_seq;
+        async move { node.store.aof.wait_acked(seq).await }
+    }
+
     /// Runs `cmds` in MULTI/EXEC, so no other client sees them half done; the first error
     /// reply (when queueing or running) becomes an [`ApiError`].
     pub fn transaction(&mut self, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, ApiError> {

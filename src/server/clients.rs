@@ -241,6 +241,11 @@ pub struct ClientState {
     /// WATCHed keys (db, key) and the flag writers set when one changes.
     pub watched: Vec<(usize, Bytes)>,
     pub watcher: Option<Arc<Watcher>>,
+    /// Append-only log position of this client's last write: its replies leave only once the
+    /// log acknowledged it (see `persist::aof`).
+    pub aof_seq: u64,
+    /// While EXEC runs: the commands to log as one record, so a transaction replays whole.
+    pub aof_batch: Option<Vec<(usize, Vec<bytes::Bytes>)>>,
 }
 
 impl ClientState {
@@ -267,6 +272,8 @@ impl ClientState {
             blocked: None,
             still_blocked: false,
             deny_blocking: false,
+            aof_seq: 0,
+            aof_batch: None,
         }
     }
 

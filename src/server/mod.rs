@@ -142,7 +142,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     let mut cost = d.cost();
                     ib.write(&mut out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(&node, &kill, &mut wr, &mut out).await {
+                    if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
                         break;
                     }
                     ib.sub.written(cost);
@@ -170,7 +170,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         continue;
                     }
                     if let Some(deadline) = pause_deadline(&node, &args) {
-                        flush(&node, &kill, &mut wr, &mut out).await;
+                        flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await;
                         wait_unpaused(&node, deadline).await;
                     }
                     if let Some(ib) = inbox.as_mut() {
@@ -181,7 +181,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     let mut after = commands::call(&node, &mut client, &mut out, &args);
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
-                        if !flush(&node, &kill, &mut wr, &mut out).await {
+                        if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
                             node.store.blocked.unblock(client.info.id);
                             break 'conn;
                         }
@@ -254,7 +254,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out).await {
+        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
             break 'conn;
         }
         if let Some(ib) = &inbox
@@ -338,7 +338,7 @@ async fn wait_blocked(
                     let mut cost = d.cost();
                     ib.write(out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(node, &kill, wr, out).await {
+                    if !flush(node, &kill, wr, out, client.aof_seq).await {
                         break After::Close;
                     }
                     ib.sub.written(cost);
@@ -377,18 +377,23 @@ struct Conn<'a> {
 }
 
 /// Writes and clears `out`; false when the peer is gone or the client was killed meanwhile (a
-/// peer that stops reading must not keep a killed client alive in a blocked write).
+/// peer that stops reading must not keep a killed client alive in a blocked write). Replies to
+/// writes wait for the append-only log to acknowledge them (`aof_seq`).
 async fn flush(
     node: &Node,
     kill: &CancellationToken,
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
     out: &mut BytesMut,
+    aof_seq: u64,
 ) -> bool {
     if out.is_empty() {
         return true;
     }
     let ok = tokio::select! {
-        r = wr.write_all(out) => r.is_ok(),
+        r = async {
+            node.store.aof.wait_acked(aof_seq).await;
+            wr.write_all(out).await
+        } => r.is_ok(),
         _ = kill.cancelled() => false,
     };
     node.stats

@@ -173,8 +173,10 @@ impl Shard {
     }
 }
 
-/// A key was deleted because its TTL passed: WATCHers see a change, listeners an "expired".
+/// A key removed because its TTL passed: logged as a DEL (so a replay of the log removes it at
+/// the same point, never later), WATCHers see a change, listeners an "expired".
 fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    store.aof.append_del(db, key);
     store.watches.touch(db, key, true);
     store.events.publish_with(|| KeyEvent {
         db,
@@ -223,6 +225,8 @@ pub struct Store {
     pub set_limits: set::SetLimits,
     /// Per-shard db-0 key counts as last read by [`Store::db0_keys_nonblocking`].
     last_db0_keys: Box<[AtomicU64]>,
+    /// The append-only log writes go to (off unless `appendonly yes`).
+    pub aof: Arc<crate::persist::aof::Aof>,
 }
 
 impl Store {
@@ -242,6 +246,7 @@ impl Store {
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
             last_db0_keys: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            aof: Arc::default(),
         }
     }
 

@@ -1,0 +1,530 @@
+//! The append-only log: what a write command leaves behind, the thread that writes and fsyncs it,
+//! and the reader used at start-up and by `reredis check-aof`.
+//!
+//! File: the 8-byte magic [`MAGIC`], then framed records ([`super::format`]). A record's payload
+//! is one of
+//! - `COMMANDS`: `n: u32`, then `n` times `db: u32, argc: u32, argc × (len: u32, bytes)`. One
+//!   command, or a whole MULTI/EXEC, so a transaction is replayed entirely or not at all;
+//! - `ENTRIES`: a snapshot section (see [`super::snapshot`]): the base a rewrite starts the log
+//!   with.
+//!
+//! Ordering: commands append their record while they still hold the shard locks of their keys, so
+//! two commands on one key are logged in the order they ran; commands on different shards commute.
+//!
+//! Acknowledgement: every append returns the log position just after it. The connection that ran
+//! the command holds its replies until [`Aof::acked`] reaches that position: with `appendfsync
+//! always` that means written and fsynced; with `everysec` and `no`, handed to the kernel with
+//! write(2) (as Redis does before it replies), so a killed process loses nothing acknowledged and
+//! only a machine crash loses up to the last second (everysec) or what the OS had not flushed (no).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::format::{self, Cursor, Short, put_u32};
+
+pub const MAGIC: &[u8; 8] = b"RRAOF01\n";
+pub const KIND_COMMANDS: u8 = 1;
+pub const KIND_ENTRIES: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    Always = 0,
+    Everysec = 1,
+    No = 2,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Fsync {
+        match s {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::Everysec,
+        }
+    }
+
+    fn from_u8(v: u8) -> Fsync {
+        match v {
+            0 => Fsync::Always,
+            2 => Fsync::No,
+            _ => Fsync::Everysec,
+        }
+    }
+}
+
+/// Appends one command to a `COMMANDS` payload under construction.
+pub fn encode_command(out: &mut Vec<u8>, db: usize, args: &[Bytes]) {
+    put_u32(out, db as u32);
+    put_u32(out, args.len() as u32);
+    for a in args {
+        put_u32(out, a.len() as u32);
+        out.extend_from_slice(a);
+    }
+}
+
+/// A `COMMANDS` record holding `cmds`, framed, appended to `out`.
+pub fn command_record(out: &mut Vec<u8>, cmds: &[(usize, Vec<Bytes>)]) {
+    format::write_record_with(out, |p| {
+        p.push(KIND_COMMANDS);
+        put_u32(p, cmds.len() as u32);
+        for (db, args) in cmds {
+            encode_command(p, *db, args);
+        }
+    });
+}
+
+/// The commands of a `COMMANDS` payload (after its kind byte).
+pub fn decode_commands(c: &mut Cursor) -> Result<Vec<(usize, Vec<Bytes>)>, Short> {
+    let n = c.u32()?;
+    let mut out = Vec::with_capacity((n as usize).min(1024));
+    for _ in 0..n {
+        let db = c.u32()? as usize;
+        let argc = c.u32()?;
+        if argc == 0 {
+            return Err(Short);
+        }
+        let mut args = Vec::with_capacity((argc as usize).min(1024));
+        for _ in 0..argc {
+            let len = c.u32()? as usize;
+            args.push(Bytes::copy_from_slice(c.bytes(len)?));
+        }
+        out.push((db, args));
+    }
+    if !c.is_empty() {
+        return Err(Short);
+    }
+    Ok(out)
+}
+
+/// Records appended but not yet handed to the writer thread.
+struct Pending {
+    buf: Vec<u8>,
+    /// Log position after the last appended byte (counts every byte ever appended).
+    seq: u64,
+    /// While a rewrite runs: a copy of everything appended since its snapshot point.
+    tail: Option<Vec<u8>>,
+}
+
+/// The open file and what the writer knows about it.
+struct Output {
+    file: Option<File>,
+    path: PathBuf,
+    /// Bytes in the file that are known good (a failed write is cut back to this).
+    len: u64,
+}
+
+/// The log's state, shared by appenders (commands), the writer thread and rewrites.
+pub struct Aof {
+    on: AtomicBool,
+    fsync: AtomicU8,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    output: Mutex<Output>,
+    /// Log position every reply may be released up to.
+    acked: watch::Sender<u64>,
+    /// False while the last write or fsync failed (writes are refused with -MISCONF).
+    pub write_ok: AtomicBool,
+    pub last_error: Mutex<String>,
+    /// File size after the last rewrite (or at load), for auto-aof-rewrite-percentage.
+    pub base_size: AtomicU64,
+    pub size: AtomicU64,
+    stop: AtomicBool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Unix ms of the last fsync, for INFO.
+    pub last_fsync_ms: AtomicU64,
+}
+
+impl Default for Aof {
+    fn default() -> Self {
+        Aof {
+            on: AtomicBool::new(false),
+            fsync: AtomicU8::new(Fsync::Everysec as u8),
+            pending: Mutex::new(Pending {
+                buf: Vec::new(),
+                seq: 0,
+                tail: None,
+            }),
+            wake: Condvar::new(),
+            output: Mutex::new(Output {
+                file: None,
+                path: PathBuf::new(),
+                len: 0,
+            }),
+            acked: watch::channel(0).0,
+            write_ok: AtomicBool::new(true),
+            last_error: Mutex::new(String::new()),
+            base_size: AtomicU64::new(0),
+            size: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            last_fsync_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Aof {
+    #[inline]
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    pub fn set_fsync(&self, f: Fsync) {
+        self.fsync.store(f as u8, Ordering::Relaxed);
+    }
+
+    pub fn fsync_policy(&self) -> Fsync {
+        Fsync::from_u8(self.fsync.load(Ordering::Relaxed))
+    }
+
+    /// Appends one framed record built by `f`; returns the log position after it (0 when the
+    /// log is off). Called with the command's shard locks held: keep it short.
+    pub fn append_with(&self, f: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        if !self.is_on() {
+            return 0;
+        }
+        let mut p = self.pending.lock();
+        let start = p.buf.len();
+        f(&mut p.buf);
+        let added = p.buf.len() - start;
+        p.seq += added as u64;
+        let Pending { buf, tail, .. } = &mut *p;
+        if let Some(tail) = tail.as_mut() {
+            tail.extend_from_slice(&buf[start..]);
+        }
+        let seq = p.seq;
+        drop(p);
+        self.wake.notify_one();
+        seq
+    }
+
+    /// Logs one command.
+    pub fn append_command(&self, db: usize, args: &[Bytes]) -> u64 {
+        self.append_with(|out| {
+            format::write_record_with(out, |p| {
+                p.push(KIND_COMMANDS);
+                put_u32(p, 1);
+                encode_command(p, db, args);
+            })
+        })
+    }
+
+    /// Logs a DEL of `key`: for keys removed outside the command path (expiry; slot migration
+    /// handing keys to another node must do the same), so a replay removes them when they were.
+    pub fn append_del(&self, db: usize, key: &[u8]) -> u64 {
+        self.append_with(|out| {
+            format::write_record_with(out, |p| {
+                p.push(KIND_COMMANDS);
+                put_u32(p, 1);
+                put_u32(p, db as u32);
+                put_u32(p, 2);
+                put_u32(p, 3);
+                p.extend_from_slice(b"DEL");
+                put_u32(p, key.len() as u32);
+                p.extend_from_slice(key);
+            })
+        })
+    }
+
+    /// A receiver of the acknowledged position.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.acked.subscribe()
+    }
+
+    pub fn acked(&self) -> u64 {
+        *self.acked.borrow()
+    }
+
+    /// Waits until everything up to `seq` may be acknowledged (or the log was turned off).
+    pub async fn wait_acked(&self, seq: u64) {
+        if seq == 0 || self.acked() >= seq {
+            return;
+        }
+        let mut rx = self.subscribe();
+        let _ = rx.wait_for(|&a| a >= seq).await;
+    }
+
+    /// Starts collecting appends before the file exists (a rewrite that creates the log is
+    /// about to take its snapshot; [`Aof::start`] then writes to it).
+    pub fn buffer_on(&self) {
+        self.on.store(true, Ordering::Release);
+    }
+
+    /// Opens `path` for appending (it must exist, with its magic) and starts the writer thread.
+    pub fn start(self: &Arc<Self>, path: &Path, fsync: Fsync) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let len = file.metadata()?.len();
+        {
+            let mut o = self.output.lock();
+            o.file = Some(file);
+            o.path = path.to_path_buf();
+            o.len = len;
+        }
+        self.size.store(len, Ordering::Relaxed);
+        self.base_size.store(len, Ordering::Relaxed);
+        self.set_fsync(fsync);
+        // Positions continue from where the last writer stopped, so waiters are not confused.
+        {
+            let p = self.pending.lock();
+            self.acked.send_replace(p.seq);
+        }
+        self.stop.store(false, Ordering::Relaxed);
+        self.on.store(true, Ordering::Release);
+        let me = self.clone();
+        let handle = std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || me.writer_loop())?;
+        *self.thread.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Stops appending, writes and fsyncs what is pending, and joins the writer thread.
+    pub fn stop(&self) {
+        self.on.store(false, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify_all();
+        if let Some(h) = self.thread.lock().take() {
+            let _ = h.join();
+        }
+        let mut o = self.output.lock();
+        if let Some(f) = o.file.take() {
+            let _ = f.sync_all();
+        }
+        o.len = 0;
+        // Nobody waits for a log that is off.
+        let seq = self.pending.lock().seq;
+        self.acked.send_replace(seq);
+    }
+
+    fn writer_loop(&self) {
+        let mut last_fsync = Instant::now();
+        let mut dirty_since_fsync = false;
+        let mut failing = false;
+        loop {
+            let stopping = {
+                let mut p = self.pending.lock();
+                if p.buf.is_empty() && !self.stop.load(Ordering::Acquire) {
+                    let wait = if failing {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_millis(1000)
+                    };
+                    self.wake.wait_for(&mut p, wait);
+                }
+                self.stop.load(Ordering::Acquire)
+            };
+            let policy = self.fsync_policy();
+            let mut out = self.output.lock();
+            let (data, seq) = {
+                let mut p = self.pending.lock();
+                (std::mem::take(&mut p.buf), p.seq)
+            };
+            if !data.is_empty() {
+                match write_at_end(&mut out, &data) {
+                    Ok(()) => {
+                        dirty_since_fsync = true;
+                        self.size.store(out.len, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failing = true;
+                        self.fail(&format!("Error writing to the AOF file: {e}"));
+                        // Put the records back in front of anything appended meanwhile.
+                        let mut p = self.pending.lock();
+                        let mut again = data;
+                        again.extend_from_slice(&p.buf);
+                        p.buf = again;
+                        drop(p);
+                        drop(out);
+                        if stopping {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
+                }
+            }
+            let fsync_now = dirty_since_fsync
+                && match policy {
+                    Fsync::Always => true,
+                    Fsync::Everysec => last_fsync.elapsed() >= Duration::from_secs(1) || stopping,
+                    Fsync::No => stopping,
+                };
+            if fsync_now {
+                if let Some(f) = out.file.as_ref()
+                    && let Err(e) = f.sync_data()
+                {
+                    failing = true;
+                    self.fail(&format!("Error fsyncing the AOF file: {e}"));
+                    drop(out);
+                    if stopping {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+                last_fsync = Instant::now();
+                dirty_since_fsync = false;
+                self.last_fsync_ms.store(unix_ms(), Ordering::Relaxed);
+            }
+            drop(out);
+            if failing {
+                failing = false;
+                self.write_ok.store(true, Ordering::Relaxed);
+                tracing::warn!("AOF write error looks solved, accepting writes again");
+            }
+            // Under `always` the position is acknowledged only once fsynced.
+            if policy != Fsync::Always || !dirty_since_fsync {
+                self.acked.send_if_modified(|a| {
+                    if *a < seq {
+                        *a = seq;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    fn fail(&self, msg: &str) {
+        if self.write_ok.swap(false, Ordering::Relaxed) {
+            tracing::warn!("{msg}");
+        }
+        *self.last_error.lock() = msg.to_string();
+    }
+
+    /// Marks the snapshot point of a rewrite: from now on appends are also copied to its tail.
+    /// Call with every shard locked, so the snapshot and the tail split the history exactly.
+    pub fn begin_rewrite(&self) {
+        self.pending.lock().tail = Some(Vec::new());
+    }
+
+    pub fn abort_rewrite(&self) {
+        self.pending.lock().tail = None;
+    }
+
+    /// Finishes a rewrite: `tmp` holds the magic and the snapshot; the tail is appended, the file
+    /// fsynced and renamed over the log, and the writer continues on it. Appends wait meanwhile.
+    pub fn finish_rewrite(&self, tmp: &Path, target: &Path) -> std::io::Result<u64> {
+        let mut out = self.output.lock();
+        let mut p = self.pending.lock();
+        let tail = p.tail.take().unwrap_or_default();
+        let result = (|| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(tmp)?;
+            f.write_all(&tail)?;
+            f.sync_all()?;
+            std::fs::rename(tmp, target)?;
+            super::fsync_dir(target)?;
+            let len = f.metadata()?.len();
+            Ok((f, len))
+        })();
+        match result {
+            Ok((f, len)) => {
+                // Everything appended so far is in the new file: the old buffer is obsolete.
+                p.buf.clear();
+                let seq = p.seq;
+                drop(p);
+                if self.is_on() {
+                    out.file = Some(f);
+                    out.len = len;
+                    out.path = target.to_path_buf();
+                }
+                drop(out);
+                self.size.store(len, Ordering::Relaxed);
+                self.base_size.store(len, Ordering::Relaxed);
+                self.acked.send_replace(seq);
+                Ok(len)
+            }
+            Err(e) => {
+                drop(p);
+                drop(out);
+                let _ = std::fs::remove_file(tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn write_at_end(out: &mut Output, data: &[u8]) -> std::io::Result<()> {
+    let Some(f) = out.file.as_mut() else {
+        return Ok(());
+    };
+    match f.write_all(data) {
+        Ok(()) => {
+            out.len += data.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            // A partial record must not stay in the file: cut back to the last good length.
+            let _ = f.set_len(out.len);
+            Err(e)
+        }
+    }
+}
+
+/// Creates an empty log (magic only) at `path`, atomically.
+pub fn create_empty(path: &Path) -> std::io::Result<()> {
+    super::write_atomically(path, |f| f.write_all(MAGIC))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::format::{Next, Reader};
+    use proptest::prelude::*;
+
+    fn commands() -> impl Strategy<Value = Vec<Vec<(usize, Vec<Bytes>)>>> {
+        let arg = proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from);
+        let cmd = (0usize..16, proptest::collection::vec(arg, 1..5));
+        proptest::collection::vec(proptest::collection::vec(cmd, 1..3), 1..12)
+    }
+
+    proptest! {
+        /// Records read back as written; any cut yields exactly the records wholly before it
+        /// and then `Truncated` (or `End` at a boundary), never a wrong record.
+        #[test]
+        fn records_round_trip_and_cuts_give_prefixes(records in commands(), cut in any::<prop::sample::Index>()) {
+            let mut file = Vec::new();
+            let mut ends = Vec::new();
+            for r in &records {
+                command_record(&mut file, r);
+                ends.push(file.len());
+            }
+            let cut = cut.index(file.len() + 1);
+            let mut reader = Reader::new(&file[..cut], 0);
+            let mut got = Vec::new();
+            let end = loop {
+                match reader.next_record().unwrap() {
+                    Next::Record(p) => {
+                        prop_assert_eq!(p[0], KIND_COMMANDS);
+                        got.push(decode_commands(&mut Cursor::new(&p[1..])).unwrap());
+                    }
+                    other => break other,
+                }
+            };
+            let whole = ends.iter().filter(|&&e| e <= cut).count();
+            prop_assert_eq!(&got[..], &records[..whole]);
+            if ends.contains(&cut) || cut == 0 {
+                prop_assert_eq!(end, Next::End);
+            } else {
+                prop_assert_eq!(end, Next::Truncated);
+            }
+        }
+    }
+}

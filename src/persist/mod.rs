@@ -1,0 +1,866 @@
+//! Persistence: snapshots (`SAVE`, `BGSAVE`, `save` rules), the append-only log (`appendonly`,
+//! `appendfsync`, `BGREWRITEAOF`), loading at start-up, and the state `INFO persistence` reports.
+//! Formats and guarantees are described in docs/persistence.md; the file formats in
+//! [`format`], [`aof`] and [`snapshot`].
+
+pub mod aof;
+pub mod check;
+pub mod format;
+pub mod snapshot;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::node::Node;
+use format::{Cursor, Next, Reader};
+use snapshot::Image;
+
+/// Background job kinds (one at a time, as Redis runs one child).
+const JOB_NONE: u8 = 0;
+const JOB_BGSAVE: u8 = 1;
+const JOB_REWRITE: u8 = 2;
+
+/// How long a failed background save waits before the `save` rules try again (Redis's
+/// CONFIG_BGSAVE_RETRY_DELAY).
+const RETRY_DELAY_MS: i64 = 5000;
+
+/// Persistence state of a node (the figures `INFO persistence` shows).
+#[derive(Default)]
+pub struct Persist {
+    pub loading: AtomicBool,
+    pub loading_start_unix: AtomicI64,
+    pub loading_total_bytes: AtomicU64,
+    pub loading_loaded_bytes: AtomicU64,
+    job: AtomicU8,
+    pub job_started_ms: AtomicI64,
+    pub rewrite_scheduled: AtomicBool,
+    /// BGSAVE SCHEDULE while a rewrite ran: started by the cron once it ends.
+    pub bgsave_scheduled: AtomicBool,
+    pub last_save_unix: AtomicI64,
+    pub last_bgsave_ok: AtomicBool,
+    pub last_bgsave_secs: AtomicI64,
+    pub last_bgsave_try_ms: AtomicI64,
+    pub rdb_saves: AtomicU64,
+    pub dirty_at_save: AtomicU64,
+    /// The dirty counter when the running BGSAVE took its image.
+    dirty_at_job: AtomicU64,
+    pub last_rewrite_ok: AtomicBool,
+    pub last_rewrite_secs: AtomicI64,
+    pub rewrites: AtomicU64,
+    pub rewrite_failures: AtomicU64,
+    pub load_keys_loaded: AtomicU64,
+    pub load_keys_expired: AtomicU64,
+    /// SHUTDOWN's choice: 0 as configured, 1 SAVE, 2 NOSAVE.
+    pub shutdown_save: AtomicU8,
+    /// A load that failed: start-up stops with this message.
+    pub fatal: parking_lot::Mutex<Option<String>>,
+}
+
+impl Persist {
+    pub fn new(now_ms: i64) -> Persist {
+        let p = Persist::default();
+        p.last_save_unix.store(now_ms / 1000, Ordering::Relaxed);
+        p.last_bgsave_ok.store(true, Ordering::Relaxed);
+        p.last_rewrite_ok.store(true, Ordering::Relaxed);
+        p.last_bgsave_secs.store(-1, Ordering::Relaxed);
+        p.last_rewrite_secs.store(-1, Ordering::Relaxed);
+        p
+    }
+
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::Relaxed)
+    }
+
+    pub fn bgsave_in_progress(&self) -> bool {
+        self.job.load(Ordering::Relaxed) == JOB_BGSAVE
+    }
+
+    pub fn rewrite_in_progress(&self) -> bool {
+        self.job.load(Ordering::Relaxed) == JOB_REWRITE
+    }
+
+    fn try_start(&self, job: u8, now_ms: i64) -> bool {
+        let ok = self
+            .job
+            .compare_exchange(JOB_NONE, job, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if ok {
+            self.job_started_ms.store(now_ms, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn finish(&self) {
+        self.job.store(JOB_NONE, Ordering::Release);
+    }
+}
+
+pub fn now_ms() -> i64 {
+    crate::commands::now_ms()
+}
+
+/// Writes a file through a temp file in the same directory: written by `f`, fsynced, renamed
+/// over `path`, and the directory fsynced, so a crash leaves the old file or the new one.
+pub fn write_atomically(
+    path: &Path,
+    f: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f(&mut file)?;
+        file.flush()?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        fsync_dir(path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("temp-{}-{name}", std::process::id()))
+}
+
+/// Fsyncs the directory holding `path`, so a rename in it is durable.
+pub fn fsync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// In a cluster, the data files left at their default names take the port, as
+/// `nodes-<port>.conf` does (`dump-7000.rdb`, `appendonly-7000.aof`), so nodes that share a
+/// directory (the README's quick start) each keep their own keys. Names set explicitly are used
+/// as given; `CONFIG GET` shows the name in use.
+pub fn name_files_by_port(config: &mut crate::config::Config, port: u16) {
+    if !config.cluster_enabled {
+        return;
+    }
+    for (name, stem, ext) in [
+        ("dbfilename", "dump", "rdb"),
+        ("appendfilename", "appendonly", "aof"),
+    ] {
+        if config.values.origin(name) == Some(&crate::config::Origin::Default) {
+            let _ = config.values.set(
+                name,
+                &format!("{stem}-{port}.{ext}"),
+                crate::config::Origin::Default,
+            );
+        }
+    }
+}
+
+pub fn snapshot_path(node: &Node) -> PathBuf {
+    let c = node.config.read();
+    Path::new(&c.dir).join(c.get("dbfilename"))
+}
+
+pub fn aof_path(node: &Node) -> PathBuf {
+    let c = node.config.read();
+    Path::new(&c.dir).join(c.get("appendfilename"))
+}
+
+fn limits(node: &Node) -> crate::store::rdb::Limits {
+    crate::commands::keys::rdb_limits(node)
+}
+
+/// Records how far loading got (for INFO) and logs it every few seconds.
+fn note_progress(p: &Persist, done: u64, last_log: &std::cell::Cell<Instant>) {
+    p.loading_loaded_bytes.store(done, Ordering::Relaxed);
+    if last_log.get().elapsed().as_secs() >= 2 {
+        last_log.set(Instant::now());
+        let total = p.loading_total_bytes.load(Ordering::Relaxed).max(1);
+        tracing::info!(
+            "Loading: {done} of {total} bytes ({:.1}%)",
+            done as f64 * 100.0 / total as f64
+        );
+    }
+}
+
+/// What start-up will load, if anything.
+pub fn has_data_to_load(node: &Node) -> bool {
+    let aof_on = node.config.read().get_bool("appendonly");
+    (aof_on && aof_path(node).exists()) || snapshot_path(node).exists()
+}
+
+/// Loads the data files (the log when `appendonly yes` and it exists, else the snapshot), then
+/// opens the log for appending when it is on. Runs on a blocking thread while the node answers
+/// `-LOADING`; an error stops start-up.
+pub fn load_and_open(node: &Arc<Node>) -> anyhow::Result<()> {
+    let p = &node.persist;
+    p.loading_start_unix
+        .store(now_ms() / 1000, Ordering::Relaxed);
+    p.loading.store(true, Ordering::Release);
+    let result = load(node);
+    p.loading.store(false, Ordering::Release);
+    result?;
+    let aof_on = node.config.read().get_bool("appendonly");
+    if aof_on {
+        let path = aof_path(node);
+        if !path.exists() {
+            // As Redis: turning the log on starts it from the data already held.
+            node.store.aof.buffer_on();
+            rewrite_now(node)?;
+        }
+        let fsync = aof::Fsync::parse(node.config.read().get("appendfsync"));
+        node.store.aof.start(&path, fsync)?;
+    }
+    Ok(())
+}
+
+fn load(node: &Arc<Node>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let aof_on = node.config.read().get_bool("appendonly");
+    let aof = aof_path(node);
+    let snap = snapshot_path(node);
+    let p = &node.persist;
+    let total = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if aof_on && aof.exists() {
+        p.loading_total_bytes.store(total(&aof), Ordering::Relaxed);
+        tracing::info!(file = %aof.display(), "Loading the append-only log");
+        let n = load_aof(node, &aof)?;
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds ({n} records)",
+            started.elapsed().as_secs_f64()
+        );
+    } else if snap.exists() {
+        p.loading_total_bytes.store(total(&snap), Ordering::Relaxed);
+        tracing::info!(file = %snap.display(), "Loading the snapshot");
+        let lim = limits(node);
+        let last_log = std::cell::Cell::new(Instant::now());
+        let progress = |b: u64| note_progress(p, b, &last_log);
+        let (loaded, expired) =
+            snapshot::load_file(&snap, &node.store, &lim, now_ms(), &progress).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}. The snapshot is damaged: move it away to start without it, or restore a good copy"
+                )
+            })?;
+        p.load_keys_loaded.store(loaded, Ordering::Relaxed);
+        p.load_keys_expired.store(expired, Ordering::Relaxed);
+        tracing::info!(
+            "DB loaded from disk: {:.3} seconds ({loaded} keys, {expired} expired)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// How a log read ended, for start-up and `check-aof`.
+#[derive(Debug)]
+pub enum AofEnd {
+    Clean,
+    /// The last record is cut short at this offset.
+    Truncated(u64),
+    Corrupt(u64, String),
+}
+
+/// Walks a log file, giving each record's payload to `f` (which may reject it as undecodable).
+/// Returns the number of records and how the file ended.
+pub fn scan_aof(
+    path: &Path,
+    mut f: impl FnMut(&[u8], u64) -> Result<(), String>,
+) -> std::io::Result<(u64, AofEnd)> {
+    let file = std::fs::File::open(path)?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut magic = [0u8; 8];
+    match std::io::Read::read_exact(&mut r, &mut magic) {
+        Ok(()) if &magic == aof::MAGIC => {}
+        _ => {
+            return Ok((
+                0,
+                AofEnd::Corrupt(0, "not a reredis append-only file (bad magic)".into()),
+            ));
+        }
+    }
+    let mut reader = Reader::new(r, aof::MAGIC.len() as u64);
+    let mut n = 0;
+    loop {
+        let at = reader.offset;
+        match reader.next_record()? {
+            Next::Record(p) => {
+                if let Err(why) = f(&p, reader.offset) {
+                    return Ok((n, AofEnd::Corrupt(at, why)));
+                }
+                n += 1;
+            }
+            Next::End => return Ok((n, AofEnd::Clean)),
+            Next::Truncated => return Ok((n, AofEnd::Truncated(at))),
+            Next::Corrupt(why) => return Ok((n, AofEnd::Corrupt(at, why.to_string()))),
+        }
+    }
+}
+
+/// Checks that a record payload decodes (without applying it).
+pub fn validate_payload(p: &[u8]) -> Result<(), String> {
+    match p.first() {
+        Some(&aof::KIND_COMMANDS) => aof::decode_commands(&mut Cursor::new(&p[1..]))
+            .map(|_| ())
+            .map_err(|_| "undecodable command record".into()),
+        Some(&aof::KIND_ENTRIES) => Ok(()),
+        _ => Err("unknown record kind".into()),
+    }
+}
+
+fn repair_hint(path: &Path) -> String {
+    format!(
+        "run `reredis check-aof --fix {}` to cut the log at the last good record (what follows is lost), or restore a good copy",
+        path.display()
+    )
+}
+
+fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<u64> {
+    let lim = limits(node);
+    let mut replayer = crate::commands::Replayer::new(node)
+        .ok_or_else(|| anyhow::anyhow!("no client for the log replay"))?;
+    let p = &node.persist;
+    let last_log = std::cell::Cell::new(Instant::now());
+    let (n, end) = scan_aof(path, |payload, offset| {
+        note_progress(p, offset, &last_log);
+        match payload.first() {
+            Some(&aof::KIND_COMMANDS) => {
+                let cmds = aof::decode_commands(&mut Cursor::new(&payload[1..]))
+                    .map_err(|_| "undecodable command record".to_string())?;
+                for (db, args) in cmds {
+                    replayer.replay(db, &args)?;
+                }
+                Ok(())
+            }
+            Some(&aof::KIND_ENTRIES) => {
+                // The base of a rewritten log keeps keys that have expired since: commands after
+                // it may have run while they were alive; expiry deletes them after loading.
+                let (l, _) = snapshot::load_entries(&payload[1..], &node.store, &lim, None)
+                    .map_err(|_| "undecodable snapshot entries".to_string())?;
+                p.load_keys_loaded.fetch_add(l, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err("unknown record kind".into()),
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    match end {
+        AofEnd::Clean => Ok(n),
+        AofEnd::Truncated(offset) => {
+            if !node.config.read().get_bool("aof-load-truncated") {
+                anyhow::bail!(
+                    "Unexpected end of file reading the append only file {} at offset {offset} (a truncated last record); aof-load-truncated is no: {}",
+                    path.display(),
+                    repair_hint(path)
+                );
+            }
+            tracing::warn!(
+                "!!! Warning: short read while loading the AOF file {}!!! The last record at offset {offset} is incomplete (a crash while writing it?); cutting the file there and continuing ({n} records loaded)",
+                path.display()
+            );
+            let f = std::fs::OpenOptions::new().write(true).open(path)?;
+            f.set_len(offset)?;
+            f.sync_all()?;
+            Ok(n)
+        }
+        AofEnd::Corrupt(offset, why) => anyhow::bail!(
+            "Bad file format reading the append only file {} at offset {offset}: {why}; refusing to start with part of the data: {}",
+            path.display(),
+            repair_hint(path)
+        ),
+    }
+}
+
+/// Why a snapshot could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("Background save already in progress")]
+    InProgress,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Takes a snapshot on this thread (SAVE, shutdown). `job_held`: the caller holds the job slot.
+fn save_blocking(node: &Node, image: Image, dirty: u64) -> std::io::Result<()> {
+    let started = Instant::now();
+    let path = snapshot_path(node);
+    let keys = image.keys();
+    let result = snapshot::write_file(&path, &image, now_ms());
+    drop(image);
+    let p = &node.persist;
+    p.last_bgsave_try_ms.store(now_ms(), Ordering::Relaxed);
+    match &result {
+        Ok(size) => {
+            p.last_save_unix.store(now_ms() / 1000, Ordering::Relaxed);
+            p.dirty_at_save.store(dirty, Ordering::Relaxed);
+            p.rdb_saves.fetch_add(1, Ordering::Relaxed);
+            p.last_bgsave_ok.store(true, Ordering::Relaxed);
+            tracing::info!(
+                "DB saved on disk: {} ({keys} keys, {size} bytes, {:.3} seconds)",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Err(e) => {
+            p.last_bgsave_ok.store(false, Ordering::Relaxed);
+            tracing::warn!("Failed saving the DB to {}: {e}", path.display());
+        }
+    }
+    p.last_bgsave_secs
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    result.map(|_| ())
+}
+
+/// SAVE: a snapshot written before the reply.
+pub fn save(node: &Node) -> Result<(), SaveError> {
+    if !node.persist.try_start(JOB_BGSAVE, now_ms()) {
+        return Err(SaveError::InProgress);
+    }
+    let dirty = node.store.dirty();
+    let image = Image::capture(&node.store, || {});
+    let r = save_blocking(node, image, dirty);
+    node.persist.finish();
+    Ok(r?)
+}
+
+/// BGSAVE: false when a job already runs.
+pub fn bgsave(node: &Arc<Node>) -> bool {
+    if !node.persist.try_start(JOB_BGSAVE, now_ms()) {
+        return false;
+    }
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || {
+        let dirty = node.store.dirty();
+        node.persist.dirty_at_job.store(dirty, Ordering::Relaxed);
+        let image = Image::capture(&node.store, || {});
+        let _ = save_blocking(&node, image, dirty);
+        node.persist.finish();
+    });
+    true
+}
+
+/// Rewrites the log on this thread: a snapshot of the keyspace as its base, then every record
+/// appended since the snapshot point, then an atomic rename over the log.
+fn rewrite_now(node: &Node) -> std::io::Result<u64> {
+    let started = Instant::now();
+    let target = aof_path(node);
+    let aof = &node.store.aof;
+    let image = Image::capture(&node.store, || aof.begin_rewrite());
+    let tmp = temp_path(&target);
+    let result = (|| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        w.write_all(aof::MAGIC)?;
+        snapshot::write_entries(&mut w, &image)?;
+        w.flush()?;
+        drop(image);
+        aof.finish_rewrite(&tmp, &target)
+    })();
+    let p = &node.persist;
+    match &result {
+        Ok(size) => {
+            p.rewrites.fetch_add(1, Ordering::Relaxed);
+            p.last_rewrite_ok.store(true, Ordering::Relaxed);
+            p.rewrite_failures.store(0, Ordering::Relaxed);
+            tracing::info!(
+                "Background AOF rewrite finished successfully ({size} bytes, {:.3} seconds)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Err(e) => {
+            aof.abort_rewrite();
+            let _ = std::fs::remove_file(&tmp);
+            p.last_rewrite_ok.store(false, Ordering::Relaxed);
+            p.rewrite_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("Background AOF rewrite failed: {e}");
+        }
+    }
+    p.last_rewrite_secs
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    result
+}
+
+/// What BGREWRITEAOF did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    Started,
+    /// After the running BGSAVE.
+    Scheduled,
+    AlreadyRunning,
+}
+
+pub fn bgrewriteaof(node: &Arc<Node>) -> Rewrite {
+    if node.persist.rewrite_in_progress() {
+        return Rewrite::AlreadyRunning;
+    }
+    if !node.persist.try_start(JOB_REWRITE, now_ms()) {
+        node.persist
+            .rewrite_scheduled
+            .store(true, Ordering::Relaxed);
+        return Rewrite::Scheduled;
+    }
+    node.persist
+        .rewrite_scheduled
+        .store(false, Ordering::Relaxed);
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = rewrite_now(&node);
+        node.persist.finish();
+    });
+    Rewrite::Started
+}
+
+/// Logs a key that arrived outside the command path (a slot migration importing it) as an
+/// `ENTRIES` record, so a replay recreates it; returns the log position to wait for before
+/// acknowledging the import. Call with the key's shard locked, after inserting it. Keys removed
+/// outside the command path (the sender's side of a migration) are logged with
+/// `store.aof.append_del`.
+pub fn log_imported(
+    store: &crate::store::Store,
+    db: usize,
+    key: &[u8],
+    value: &crate::store::Value,
+    expire_at_ms: Option<i64>,
+) -> u64 {
+    store.aof.append_with(|out| {
+        format::write_record_with(out, |p| {
+            p.push(aof::KIND_ENTRIES);
+            format::put_u32(p, db as u32);
+            snapshot::encode_parts(p, key, value, expire_at_ms, &mut Vec::new());
+        })
+    })
+}
+
+/// CONFIG SET appendonly / appendfsync at run time.
+pub fn apply_config(node: &Arc<Node>) {
+    let (on, fsync) = {
+        let c = node.config.read();
+        (
+            c.get_bool("appendonly"),
+            aof::Fsync::parse(c.get("appendfsync")),
+        )
+    };
+    let aof = &node.store.aof;
+    aof.set_fsync(fsync);
+    if node.persist.is_loading() || on == aof.is_on() {
+        return;
+    }
+    if on {
+        // As Redis: a rewrite creates the log from the current data, in the background;
+        // writes from now on are collected and land in it.
+        aof.buffer_on();
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || {
+            // Wait for a running job (bounded): one snapshot at a time.
+            for _ in 0..6000 {
+                if node.persist.try_start(JOB_REWRITE, now_ms()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let path = aof_path(&node);
+            let r = rewrite_now(&node).and_then(|_| node.store.aof.start(&path, fsync));
+            if let Err(e) = r {
+                tracing::warn!("cannot turn the append-only log on: {e}");
+            }
+            node.persist.finish();
+        });
+    } else {
+        aof.stop();
+    }
+}
+
+/// The -MISCONF error while writes must be refused, as Redis's `writeCommandsDeniedByDiskError`.
+pub fn write_denied(node: &Node) -> Option<String> {
+    let aof = &node.store.aof;
+    if aof.is_on() && !aof.write_ok.load(Ordering::Relaxed) {
+        let why = aof.last_error.lock().clone();
+        return Some(format!("MISCONF Errors writing to the AOF file: {why}"));
+    }
+    let p = &node.persist;
+    if !p.last_bgsave_ok.load(Ordering::Relaxed) {
+        let c = node.config.read();
+        if c.get_bool("stop-writes-on-bgsave-error") && !c.get("save").is_empty() {
+            return Some(
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."
+                    .into(),
+            );
+        }
+    }
+    None
+}
+
+/// Once per cron tick: the `save` rules, a scheduled or automatic log rewrite.
+pub fn cron(node: &Arc<Node>) {
+    let p = &node.persist;
+    if p.is_loading() {
+        return;
+    }
+    let now = now_ms();
+    if p.rewrite_scheduled.load(Ordering::Relaxed) && p.job.load(Ordering::Relaxed) == JOB_NONE {
+        bgrewriteaof(node);
+        return;
+    }
+    if p.job.load(Ordering::Relaxed) != JOB_NONE {
+        return;
+    }
+    if p.bgsave_scheduled.swap(false, Ordering::Relaxed) {
+        bgsave(node);
+        return;
+    }
+    let (rules, pct, min_size) = {
+        let c = node.config.read();
+        (
+            crate::config::parse_save_points(c.get("save")).unwrap_or_default(),
+            c.get_int("auto-aof-rewrite-percentage"),
+            c.get_int("auto-aof-rewrite-min-size") as u64,
+        )
+    };
+    let changes = node
+        .store
+        .dirty()
+        .saturating_sub(p.dirty_at_save.load(Ordering::Relaxed));
+    let since = now / 1000 - p.last_save_unix.load(Ordering::Relaxed);
+    let may_retry = p.last_bgsave_ok.load(Ordering::Relaxed)
+        || now - p.last_bgsave_try_ms.load(Ordering::Relaxed) > RETRY_DELAY_MS;
+    if may_retry
+        && rules
+            .iter()
+            .any(|&(secs, n)| changes >= n && since >= secs as i64 && changes > 0)
+    {
+        tracing::info!("{changes} changes in {since} seconds. Saving...");
+        bgsave(node);
+        return;
+    }
+    let aof = &node.store.aof;
+    if aof.is_on() && pct > 0 {
+        let size = aof.size.load(Ordering::Relaxed);
+        let base = aof.base_size.load(Ordering::Relaxed).max(1);
+        if size > min_size && (size - base.min(size)) * 100 / base >= pct as u64 {
+            tracing::info!(
+                "Starting automatic rewriting of AOF on {}% growth",
+                (size - base.min(size)) * 100 / base
+            );
+            bgrewriteaof(node);
+        }
+    }
+}
+
+/// At shutdown: flush and fsync the log, and save a snapshot when `save` rules are set (or
+/// SHUTDOWN SAVE asked), as Redis does.
+pub fn on_shutdown(node: &Node) {
+    if node.persist.is_loading() {
+        return;
+    }
+    node.store.aof.stop();
+    let choice = node.persist.shutdown_save.load(Ordering::Relaxed);
+    let rules = !node.config.read().get("save").is_empty();
+    if choice == 1 || (choice == 0 && rules) {
+        // Wait for a running background job rather than race it for the file.
+        for _ in 0..600 {
+            if node.persist.job.load(Ordering::Relaxed) == JOB_NONE {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        tracing::info!("Saving the final snapshot before exiting.");
+        if let Err(e) = save(node) {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        }
+    }
+}
+
+/// A command to log, in the form replay needs: relative times made absolute (so a replay does
+/// not extend TTLs), as Redis propagates them. `None`: log the command as it came.
+pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<Bytes>> {
+    let abs = |v: &[u8], mul: i64| -> Option<Bytes> {
+        let n: i64 = std::str::from_utf8(v).ok()?.parse().ok()?;
+        let at = n.checked_mul(mul)?.checked_add(now_ms)?;
+        Some(Bytes::from(at.to_string()))
+    };
+    let eq = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
+    match name {
+        "setex" | "psetex" if args.len() == 4 => {
+            let at = abs(&args[2], if name == "setex" { 1000 } else { 1 })?;
+            Some(vec![
+                Bytes::from_static(b"SET"),
+                args[1].clone(),
+                args[3].clone(),
+                Bytes::from_static(b"PXAT"),
+                at,
+            ])
+        }
+        "set" => {
+            let i = args
+                .iter()
+                .skip(3)
+                .position(|a| eq(a, "EX") || eq(a, "PX"))?
+                + 3;
+            let at = abs(args.get(i + 1)?, if eq(&args[i], "EX") { 1000 } else { 1 })?;
+            let mut out = args.to_vec();
+            out[i] = Bytes::from_static(b"PXAT");
+            out[i + 1] = at;
+            Some(out)
+        }
+        "expire" | "pexpire" if args.len() >= 3 => {
+            let at = abs(&args[2], if name == "expire" { 1000 } else { 1 })?;
+            let mut out = args.to_vec();
+            out[0] = Bytes::from_static(b"PEXPIREAT");
+            out[2] = at;
+            Some(out)
+        }
+        "getex" if args.len() >= 3 => {
+            if eq(&args[2], "PERSIST") {
+                return Some(vec![Bytes::from_static(b"PERSIST"), args[1].clone()]);
+            }
+            let opt = &args[2];
+            let v = args.get(3)?;
+            let at = if eq(opt, "EX") {
+                abs(v, 1000)?
+            } else if eq(opt, "PX") {
+                abs(v, 1)?
+            } else if eq(opt, "EXAT") {
+                let s: i64 = std::str::from_utf8(v).ok()?.parse().ok()?;
+                Bytes::from(s.checked_mul(1000)?.to_string())
+            } else {
+                v.clone()
+            };
+            Some(vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at])
+        }
+        "restore" | "restore-asking"
+            if args.len() >= 4 && !args[4..].iter().any(|a| eq(a, "ABSTTL")) =>
+        {
+            if &args[2][..] == b"0" {
+                return None;
+            }
+            let mut out = args.to_vec();
+            out[2] = abs(&args[2], 1)?;
+            out.push(Bytes::from_static(b"ABSTTL"));
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    fn logged(a: &[&str]) -> Option<Vec<String>> {
+        let name = a[0].to_ascii_lowercase();
+        rewrite_for_log(&name, &args(a), 1_000_000).map(|v| {
+            v.iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn imported_keys_are_logged_as_entries_that_load_back() {
+        use crate::store::{Store, Value};
+        let src = Store::new(16, Default::default());
+        src.aof.buffer_on();
+        let seq = log_imported(
+            &src,
+            0,
+            b"k",
+            &Value::from_bytes(b"v"),
+            Some(4_000_000_000_000),
+        );
+        assert!(seq > 0);
+        let dst = Store::new(16, Default::default());
+        let lim = crate::store::rdb::Limits {
+            hash: dst.hash_limits.get(),
+            set_max_intset_entries: 512,
+            list_fill: -2,
+            zset: crate::store::zset::ZLimits {
+                entries: 128,
+                value: 64,
+            },
+        };
+        // The record as the log holds it: framed, kind ENTRIES.
+        let mut buf = Vec::new();
+        src.aof.append_with(|out| buf = out.clone());
+        let mut r = format::Reader::new(&buf[..], 0);
+        let Ok(Next::Record(p)) = r.next_record() else {
+            panic!("no record");
+        };
+        assert_eq!(p[0], aof::KIND_ENTRIES);
+        assert_eq!(
+            snapshot::load_entries(&p[1..], &dst, &lim, None),
+            Ok((1, 0))
+        );
+        let mut ks = dst.lock_keys(&[b"k"], 0);
+        assert!(
+            matches!(ks.peek(0, b"k"), Ok(Some(e)) if matches!(&e.value, Value::Str(s) if &s[..] == b"v"))
+        );
+        assert_eq!(ks.expire_at(0, b"k"), Ok(Some(4_000_000_000_000)));
+    }
+
+    #[test]
+    fn relative_times_are_logged_as_absolute() {
+        let s = |v: &[&str]| Some(v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            logged(&["SET", "k", "v", "EX", "10", "NX"]),
+            s(&["SET", "k", "v", "PXAT", "1010000", "NX"])
+        );
+        assert_eq!(
+            logged(&["set", "k", "v", "px", "5"]),
+            s(&["set", "k", "v", "PXAT", "1000005"])
+        );
+        assert_eq!(logged(&["SET", "k", "v", "PXAT", "7"]), None);
+        assert_eq!(logged(&["SET", "k", "v"]), None);
+        assert_eq!(
+            logged(&["SETEX", "k", "2", "v"]),
+            s(&["SET", "k", "v", "PXAT", "1002000"])
+        );
+        assert_eq!(
+            logged(&["PSETEX", "k", "2", "v"]),
+            s(&["SET", "k", "v", "PXAT", "1000002"])
+        );
+        assert_eq!(
+            logged(&["EXPIRE", "k", "3", "GT"]),
+            s(&["PEXPIREAT", "k", "1003000", "GT"])
+        );
+        assert_eq!(
+            logged(&["PEXPIRE", "k", "3"]),
+            s(&["PEXPIREAT", "k", "1000003"])
+        );
+        assert_eq!(logged(&["GETEX", "k", "PERSIST"]), s(&["PERSIST", "k"]));
+        assert_eq!(
+            logged(&["GETEX", "k", "EXAT", "9"]),
+            s(&["PEXPIREAT", "k", "9000"])
+        );
+        assert_eq!(
+            logged(&["GETEX", "k", "EX", "1"]),
+            s(&["PEXPIREAT", "k", "1001000"])
+        );
+        assert_eq!(
+            logged(&["RESTORE", "k", "50", "payload"]),
+            s(&["RESTORE", "k", "1000050", "payload", "ABSTTL"])
+        );
+        assert_eq!(logged(&["RESTORE", "k", "0", "payload"]), None);
+        assert_eq!(logged(&["RESTORE", "k", "99", "payload", "ABSTTL"]), None);
+    }
+}
