@@ -37,7 +37,7 @@ for t in redis-server redis-cli redis-benchmark; do
   command -v "$t" >/dev/null || { echo "missing $t (apt-get install redis-server redis-tools)" >&2; exit 1; }
 done
 
-export REREDIS_SKIP_UI_BUILD=1
+export SKIP_REREDIS_UI_BUILD=1
 echo "==> cargo build --release" >&2
 cargo build --release --locked >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/reredis"
@@ -104,10 +104,10 @@ start_ours() { # port dir [extra args...]; sets LAST_PID
   shift 2
   mkdir -p "$dir"
   # reredis reads every REREDIS_* variable as a setting and refuses unknown ones, so the build-only
-  # REREDIS_SKIP_UI_BUILD must not reach it.
+  # SKIP_REREDIS_UI_BUILD must not reach it.
   # Persistence off unless asked, as for redis-server above (the binary's default save rules
   # would take snapshots in the middle of the runs).
-  env -u REREDIS_SKIP_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" --save "" --appendonly no \
+  env -u SKIP_REREDIS_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" --save "" --appendonly no \
     "$@" >"$dir/reredis.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
