@@ -103,11 +103,9 @@ start_ours() { # port dir [extra args...]; sets LAST_PID
   local port=$1 dir=$2
   shift 2
   mkdir -p "$dir"
-  # reredis reads every REREDIS_* variable as a setting and refuses unknown ones, so the build-only
-  # SKIP_REREDIS_UI_BUILD must not reach it.
   # Persistence off unless asked, as for redis-server above (the binary's default save rules
   # would take snapshots in the middle of the runs).
-  env -u SKIP_REREDIS_UI_BUILD "$BIN" --port "$port" --http-port 0 --dir "$dir" --save "" --appendonly no \
+  "$BIN" --port "$port" --http-port 0 --dir "$dir" --save "" --appendonly no \
     "$@" >"$dir/reredis.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
