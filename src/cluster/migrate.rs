@@ -266,6 +266,7 @@ fn move_slots(
                     cluster.publish(&mut st);
                     drop(st);
                     drop(ks);
+                    cluster.save_if_dirty();
                     cluster
                         .migrator
                         .stats

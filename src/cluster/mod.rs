@@ -353,6 +353,9 @@ impl Cluster {
         st.me_mut().provisional = false;
         tracing::info!(slots = slots.len(), from = %from.id, epoch, "took over slots handed off by their owner");
         self.publish(&mut st);
+        drop(st);
+        // The slots are ours once nodes.conf says so: a crash after this reply must not forget.
+        self.save_if_dirty();
         pb::ClaimReply {
             accepted: true,
             config_epoch: epoch,
@@ -639,11 +642,9 @@ impl Cluster {
         {
             self.auto_assign(node, now);
         }
-        // nodes.conf at most once a second (and at shutdown): a lost update is an older epoch,
-        // which the cluster corrects with UPDATE on restart.
-        if tick.is_multiple_of(10) {
-            self.save_if_dirty();
-        }
+        // nodes.conf after every change, within a tick: a node killed right after taking slots
+        // must come back owning them.
+        self.save_if_dirty();
     }
 
     fn save_if_dirty(&self) {
