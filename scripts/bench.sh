@@ -105,8 +105,10 @@ start_ours() { # port dir [extra args...]; sets LAST_PID
   mkdir -p "$dir"
   # Persistence off unless asked, as for redis-server above (the binary's default save rules
   # would take snapshots in the middle of the runs).
-  "$BIN" --port "$port" --http-port 0 --dir "$dir" --save "" --appendonly no \
-    "$@" >"$dir/reredis.log" 2>&1 &
+  local defaults=()
+  [[ " $* " == *" --save "* ]] || defaults+=(--save "")
+  [[ " $* " == *" --appendonly "* ]] || defaults+=(--appendonly no)
+  "$BIN" --port "$port" --http-port 0 --dir "$dir" "${defaults[@]}" "$@" >"$dir/reredis.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
   wait_ping "$port" "$dir/reredis.log"

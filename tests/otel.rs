@@ -134,6 +134,15 @@ async fn http_requests_become_spans_at_an_otlp_collector() {
         .map(|i| format!("traced:{i}"))
         .find(|k| owner(k).as_deref() == Some(other_id.as_str()))
         .unwrap();
+    // The owner itself must know: a handoff is recorded by the giver before the taker's claim.
+    let slot = reredis::cluster::slots::key_hash_slot(key.as_bytes()) as usize;
+    let owner_knows = common::wait_for(Duration::from_secs(20), async || {
+        other.node.cluster.as_ref().unwrap().state.lock().slots[slot].as_deref()
+            == Some(other_id.as_str())
+            && ok(&other)
+    })
+    .await;
+    assert!(owner_knows, "the other node never took slot {slot}");
     let r = reqwest::Client::new()
         .put(format!("http://{}/api/v1/keys/{key}", node.http_addr()))
         .body(r#"{"type":"string","value":"traced"}"#)
