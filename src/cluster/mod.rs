@@ -790,6 +790,7 @@ impl Cluster {
                     let me = st.myself.clone();
                     if st.slots[s as usize].as_deref() == Some(me.as_str()) {
                         st.assign(s, Some(&to));
+                        st.handing_off.insert(s);
                         moved.push(s);
                     }
                 }
@@ -830,6 +831,9 @@ impl Cluster {
             };
             let accepted = matches!(&reply, Ok(r) if r.get_ref().accepted);
             let mut st = cluster.state.lock();
+            for s in &moved {
+                st.handing_off.remove(s);
+            }
             if accepted {
                 if let (Ok(r), Some(n)) = (reply, st.nodes.get_mut(&to)) {
                     n.config_epoch = n.config_epoch.max(r.get_ref().config_epoch);

@@ -174,6 +174,9 @@ pub struct ClusterState {
     pub slots: Vec<Option<String>>,
     pub migrating: BTreeMap<u16, String>,
     pub importing: BTreeMap<u16, String>,
+    /// Slots this node handed to another and recorded as theirs before their claim answered:
+    /// until then that node's messages may predate the claim and say nothing of the slot.
+    pub handing_off: std::collections::BTreeSet<u16>,
     /// Automatic distribution is off for this cluster (an operator assigned slots by hand, or
     /// `cluster.auto-assign = false`).
     pub manual: bool,
@@ -212,6 +215,7 @@ impl ClusterState {
             slots: vec![None; SLOTS],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
+            handing_off: Default::default(),
             manual: false,
             banned: HashMap::new(),
             membership_changed_ms: 0,
@@ -413,7 +417,10 @@ impl ClusterState {
                 // The node stopped claiming it (gave it away): the new owner's claim will win;
                 // until then the slot has no owner we trust. A message older than what we know
                 // of the sender (say, sent before a slot arrived there) proves nothing.
-                if fresh && !self.importing.contains_key(&(s as u16)) {
+                if fresh
+                    && !self.importing.contains_key(&(s as u16))
+                    && !self.handing_off.contains(&(s as u16))
+                {
                     self.assign(s as u16, None);
                 }
                 continue;
