@@ -57,9 +57,14 @@ async fn send_json(
     (status, r.json().await.expect("JSON body"))
 }
 
+/// Generous timeouts: the whole suite runs in parallel on small CI machines, where the client's
+/// defaults (1 s to connect, 500 ms per reply) are not always met by a node just started.
 async fn redis_conn(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
     common::client(addr)
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("redis connection")
 }
