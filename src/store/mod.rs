@@ -801,16 +801,6 @@ impl<'a> Keyspace<'a> {
 
     /// Keys of one slot in db 0 (for CLUSTER GETKEYSINSLOT and slot migration).
     pub fn keys_in_slot(&mut self, slot: u16, limit: usize) -> Vec<Sds> {
-        let want = shard_of_slot(slot);
-        let Some((_, s)) = self.guards.iter().find(|(i, _)| *i == want) else {
-            return Vec::new();
-        };
-        s.dbs[0]
-            .keys
-            .iter()
-            .filter(|e| key_hash_slot(&e.key) == slot)
-            .take(limit)
-            .map(|e| e.key.clone())
-            .collect()
+        self.keys_in_slots(shard_of_slot(slot), |s| s == slot, limit)
     }
 }
