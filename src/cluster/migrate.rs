@@ -258,10 +258,7 @@ fn move_slots(
                         st.assign(s, Some(to));
                         st.migrating.remove(&s);
                     }
-                    if let Some(n) = st.nodes.get_mut(to) {
-                        n.config_epoch = n.config_epoch.max(epoch);
-                    }
-                    st.current_epoch = st.current_epoch.max(epoch);
+                    st.note_claim_accepted(to, epoch);
                     st.dirty = true;
                     cluster.publish(&mut st);
                     drop(st);

@@ -835,16 +835,9 @@ impl Cluster {
                 st.handing_off.remove(s);
             }
             if accepted {
-                if let (Ok(r), Some(n)) = (reply, st.nodes.get_mut(&to)) {
-                    n.config_epoch = n.config_epoch.max(r.get_ref().config_epoch);
+                if let Ok(r) = reply {
+                    st.note_claim_accepted(&to, r.get_ref().config_epoch);
                 }
-                st.current_epoch = st
-                    .nodes
-                    .values()
-                    .map(|n| n.config_epoch)
-                    .max()
-                    .unwrap_or(0)
-                    .max(st.current_epoch);
             } else {
                 // The peer did not take them: they are still ours.
                 tracing::warn!(to = %to, "slot handoff refused or failed; keeping the slots");

@@ -278,6 +278,21 @@ impl ClusterState {
         e
     }
 
+    /// `to` accepted slots we handed it and took them at `epoch` (its Claim reply): record
+    /// its new config epoch now, before its gossip says so.
+    pub fn note_claim_accepted(&mut self, to: &str, epoch: u64) {
+        if let Some(n) = self.nodes.get_mut(to) {
+            n.config_epoch = n.config_epoch.max(epoch);
+        }
+        self.current_epoch = self
+            .nodes
+            .values()
+            .map(|n| n.config_epoch)
+            .max()
+            .unwrap_or(0)
+            .max(self.current_epoch);
+    }
+
     /// Adds a node we learnt of (MEET, gossip). Returns false when it is banned or known.
     pub fn add_node(&mut self, node: ClusterNode, now_ms: i64) -> bool {
         if self.nodes.contains_key(&node.id)
