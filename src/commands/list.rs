@@ -20,19 +20,20 @@ fn fill(ctx: &Ctx) -> i32 {
     ctx.node.config.read().list_max_listpack_size
 }
 
+fn pick(v: &mut Value) -> Option<&mut List> {
+    match v {
+        Value::List(x) => Some(x),
+        _ => None,
+    }
+}
+
 /// The list at `key` for a command that modifies it: None when missing, WRONGTYPE otherwise.
 fn list_mut<'k>(
     ks: &'k mut Keyspace,
     db: usize,
     key: &[u8],
 ) -> Result<Option<&'k mut List>, CmdError> {
-    match ks.lookup_write(db, key)? {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::typed(ks.lookup_write(db, key)?, pick)
 }
 
 /// The list at `key` for a read (counts a keyspace hit or miss).
@@ -41,13 +42,7 @@ fn list_read<'k>(
     db: usize,
     key: &[u8],
 ) -> Result<Option<&'k mut List>, CmdError> {
-    match ks.lookup_read(db, key)? {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::typed(ks.lookup_read(db, key)?, pick)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

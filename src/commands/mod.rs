@@ -87,6 +87,18 @@ pub mod flags {
     ];
 }
 
+/// The value of a looked-up entry as type `T` (`pick` says which): None when the key is missing,
+/// WRONGTYPE when it holds another type. The families' `list_mut`/`zset_read`/... are this.
+pub fn typed<T: ?Sized>(
+    found: Option<&mut crate::store::Entry>,
+    pick: fn(&mut crate::store::Value) -> Option<&mut T>,
+) -> Result<Option<&mut T>, CmdError> {
+    match found {
+        None => Ok(None),
+        Some(e) => pick(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+    }
+}
+
 /// What a command runs with: the node, its client, the reply buffer and the time it started.
 pub struct Ctx<'a> {
     pub node: &'a Arc<Node>,

@@ -30,18 +30,19 @@ fn limits(ctx: &Ctx) -> ZLimits {
     }
 }
 
+fn pick(v: &mut Value) -> Option<&mut ZSet> {
+    match v {
+        Value::ZSet(x) => Some(x),
+        _ => None,
+    }
+}
+
 fn zset_mut<'k>(
     ks: &'k mut Keyspace,
     db: usize,
     key: &[u8],
 ) -> Result<Option<&'k mut ZSet>, CmdError> {
-    match ks.lookup_write(db, key)? {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::typed(ks.lookup_write(db, key)?, pick)
 }
 
 fn zset_read<'k>(
@@ -49,13 +50,7 @@ fn zset_read<'k>(
     db: usize,
     key: &[u8],
 ) -> Result<Option<&'k mut ZSet>, CmdError> {
-    match ks.lookup_read(db, key)? {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
+    super::typed(ks.lookup_read(db, key)?, pick)
 }
 
 /// Deletes `key` if its set emptied, with the "del" event.
