@@ -125,6 +125,8 @@ pub struct Cluster {
     ip_announced: bool,
     /// Slots waiting to move with their keys (automatic distribution).
     pub migrator: migrate::Migrator,
+    /// Held while nodes.conf is written.
+    save_lock: Mutex<()>,
 }
 
 fn random_node_id() -> String {
@@ -199,6 +201,7 @@ impl Cluster {
             http_port,
             ip_announced,
             migrator: migrate::Migrator::new(),
+            save_lock: Mutex::new(()),
         })
     }
 
@@ -648,15 +651,7 @@ impl Cluster {
     }
 
     fn save_if_dirty(&self) {
-        let snapshot = {
-            let mut st = self.state.lock();
-            if !st.dirty {
-                return;
-            }
-            st.dirty = false;
-            st.clone()
-        };
-        if let Err(e) = nodes_conf::save(&self.cfg.config_file, &snapshot) {
+        if let Err(e) = self.save(false) {
             tracing::error!("cannot write {}: {e}", self.cfg.config_file.display());
             self.state.lock().dirty = true;
         }
@@ -664,12 +659,23 @@ impl Cluster {
 
     /// Writes nodes.conf now (CLUSTER SAVECONFIG).
     pub fn save_now(&self) -> std::io::Result<()> {
-        let snapshot = {
+        self.save(true)
+    }
+
+    /// Renders the state under its lock and writes it under `save_lock`, so concurrent savers
+    /// (the tick, a Claim reply, the migrator) write one at a time and in the order they read
+    /// the state: the file never goes back to an older state.
+    fn save(&self, always: bool) -> std::io::Result<()> {
+        let _one_writer = self.save_lock.lock();
+        let text = {
             let mut st = self.state.lock();
+            if !st.dirty && !always {
+                return Ok(());
+            }
             st.dirty = false;
-            st.clone()
+            nodes_conf::render(&st)
         };
-        nodes_conf::save(&self.cfg.config_file, &snapshot)
+        nodes_conf::write(&self.cfg.config_file, &text)
     }
 
     /// Automatic distribution (the seed's feature): settle the provisional claim once we have

@@ -99,10 +99,16 @@ pub fn node_line(st: &ClusterState, n: &ClusterNode, with_aux: bool) -> String {
 }
 
 pub fn save(path: &Path, st: &ClusterState) -> std::io::Result<()> {
+    write(path, &render(st))
+}
+
+/// Writes a rendered nodes.conf atomically (temp file, fsync, rename, fsync of the directory).
+/// Callers serialise their writes: two at once would share the temp file.
+pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("conf.tmp");
     {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(render(st).as_bytes())?;
+        f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
