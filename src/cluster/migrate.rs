@@ -245,15 +245,21 @@ fn move_slots(
             // Empty: hand the slots over while still holding their shard, once the log holds
             // every deletion (a restart must not bring moved keys back here).
             rt.block_on(node.store.aof.wait_acked(last_logged));
+            cluster.state.lock().claiming.extend(slots.iter().copied());
             let msg = pb::ClaimSlots {
                 sender: Some(my_header(cluster)),
                 slots: ranges.clone(),
             };
             let mut c = client.clone();
-            match rt.block_on(async { c.claim(bus::with_secret(msg, secret.as_deref())).await }) {
+            let reply =
+                rt.block_on(async { c.claim(bus::with_secret(msg, secret.as_deref())).await });
+            let mut st = cluster.state.lock();
+            for s in &slots {
+                st.claiming.remove(s);
+            }
+            match reply {
                 Ok(r) if r.get_ref().accepted => {
                     let epoch = r.get_ref().config_epoch;
-                    let mut st = cluster.state.lock();
                     for &s in &slots {
                         st.assign(s, Some(to));
                         st.migrating.remove(&s);

@@ -177,6 +177,17 @@ pub struct ClusterState {
     /// Slots this node handed to another and recorded as theirs before their claim answered:
     /// until then that node's messages may predate the claim and say nothing of the slot.
     pub handing_off: std::collections::BTreeSet<u16>,
+    /// Slots whose owner (in our view) no longer claims them in its fresh messages: it gave
+    /// them away and the new owner's claim has not reached us yet (Redis 7.2's
+    /// `owner_not_claiming_slot`). They stay bound to the old owner, which redirects to the
+    /// new one, so the cluster never passes through an uncovered slot (CLUSTERDOWN) during a
+    /// handoff; any claim takes them, and they earn nobody an UPDATE.
+    pub owner_not_claiming: std::collections::BTreeSet<u16>,
+    /// Slots of ours whose handover (Claim) is in flight. Our messages stop claiming them from
+    /// the moment the Claim is sent: the new owner takes them at an epoch above every one we
+    /// had then, but we may take a higher epoch meanwhile (accepting a claim of our own), and a
+    /// message of ours still claiming them would then win them back.
+    pub claiming: std::collections::BTreeSet<u16>,
     /// Automatic distribution is off for this cluster (an operator assigned slots by hand, or
     /// `cluster.auto-assign = false`).
     pub manual: bool,
@@ -216,6 +227,8 @@ impl ClusterState {
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
             handing_off: Default::default(),
+            owner_not_claiming: Default::default(),
+            claiming: Default::default(),
             manual: false,
             banned: HashMap::new(),
             membership_changed_ms: 0,
@@ -262,6 +275,9 @@ impl ClusterState {
     }
 
     pub fn assign(&mut self, slot: u16, owner: Option<&str>) {
+        if !self.owner_not_claiming.is_empty() {
+            self.owner_not_claiming.remove(&slot);
+        }
         let s = &mut self.slots[slot as usize];
         if s.as_deref() != owner {
             *s = owner.map(str::to_string);
@@ -426,20 +442,26 @@ impl ClusterState {
         for (s, &is_claimed) in claimed.iter().enumerate() {
             let his = self.slots[s].as_deref() == Some(id);
             if is_claimed == his {
-                continue; // the common case: nothing changed
+                // The common case: nothing changed (or the owner claims it again).
+                if his && !self.owner_not_claiming.is_empty() {
+                    self.owner_not_claiming.remove(&(s as u16));
+                }
+                continue;
             }
             if !is_claimed {
-                // The node stopped claiming it (gave it away): the new owner's claim will win;
-                // until then the slot has no owner we trust. A message older than what we know
-                // of the sender (say, sent before a slot arrived there) proves nothing.
+                // The owner stopped claiming it (gave it away): the new owner's claim will win
+                // when it arrives; until then the slot stays bound to the old owner, which
+                // redirects there. A message older than what we know of the sender (say, sent
+                // before a slot arrived there) proves nothing.
                 if fresh
                     && !self.importing.contains_key(&(s as u16))
                     && !self.handing_off.contains(&(s as u16))
                 {
-                    self.assign(s as u16, None);
+                    self.owner_not_claiming.insert(s as u16);
                 }
                 continue;
             }
+            let unclaimed = self.owner_not_claiming.contains(&(s as u16));
             match self.slots[s].clone() {
                 None => {
                     if !provisional && !self.importing.contains_key(&(s as u16)) {
@@ -448,12 +470,12 @@ impl ClusterState {
                 }
                 Some(o) => {
                     let owner_epoch = self.nodes.get(&o).map(|n| n.config_epoch).unwrap_or(0);
-                    if !provisional && epoch > owner_epoch {
+                    if !provisional && (epoch > owner_epoch || unclaimed) {
                         if o == self.myself {
                             self.migrating.remove(&(s as u16));
                         }
                         self.assign(s as u16, Some(id));
-                    } else if epoch < owner_epoch {
+                    } else if epoch < owner_epoch && !unclaimed {
                         stale_owner = Some(o);
                     }
                 }
@@ -657,7 +679,11 @@ impl ClusterState {
             flags: me.flags & !flag::MYSELF,
             current_epoch: self.current_epoch,
             config_epoch: me.config_epoch,
-            slots: slot_ranges(self.slots_of(&me.id)),
+            slots: slot_ranges(
+                self.slots_of(&me.id)
+                    .into_iter()
+                    .filter(|s| !self.claiming.contains(s)),
+            ),
             replica_of: me.replica_of.clone(),
             provisional: me.provisional,
             keys,
@@ -966,6 +992,45 @@ mod tests {
                 bus_port: 17002
             }]
         );
+    }
+
+    #[test]
+    fn a_slot_given_away_stays_covered_until_the_new_owner_claims_it() {
+        let mut a = node('a', 7001);
+        let mut b = node('b', 7002);
+        let mut c = node('c', 7003);
+        introduce(&mut a, &b);
+        introduce(&mut a, &c);
+        a.assign(0, Some(&id('a')));
+        b.me_mut().config_epoch = 2;
+        for s in 1..100 {
+            b.assign(s, Some(&id('b')));
+        }
+        c.me_mut().config_epoch = 3;
+        a.process_header(&header(&b), true, 10);
+        assert_eq!(a.assigned(), 100);
+        // b hands slots 50..100 to c; b's message arrives before c's claim does.
+        for s in 50..100 {
+            b.assign(s, Some(&id('c')));
+        }
+        a.process_header(&header(&b), true, 20);
+        assert_eq!(
+            a.assigned(),
+            100,
+            "a handoff in flight never uncovers a slot"
+        );
+        assert_eq!(a.slots[60].as_deref(), Some(id('b').as_str()));
+        // c claims them with an epoch no higher than b's: the old owner gave them up, so the
+        // claim wins and earns no UPDATE.
+        c.me_mut().config_epoch = 1;
+        for s in 50..100 {
+            c.assign(s, Some(&id('c')));
+        }
+        let actions = a.process_header(&header(&c), true, 30);
+        assert!(actions.is_empty(), "{actions:?}");
+        assert_eq!(a.slots[60].as_deref(), Some(id('c').as_str()));
+        assert_eq!(a.slots[10].as_deref(), Some(id('b').as_str()));
+        assert!(a.owner_not_claiming.is_empty());
     }
 
     #[test]
