@@ -23,8 +23,10 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Bounded to 30 s: `-c` follows redirections for as long as they come.
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    let out = Command::new("timeout")
+        .args(["30", "redis-cli"])
         .arg("-p")
         .arg(port.to_string())
         .args(args)
@@ -750,6 +752,229 @@ fn a_drained_node_hands_its_slots_and_keys_to_the_rest() {
     }
     let ports: Vec<u16> = staying.iter().map(|x| x.port).collect();
     rt.block_on(check_all_keys(&ports, KEYS));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults in the middle of a move: every key ends on exactly one node.
+
+/// Node timeout 5 s (a restart is back before anyone fails it) and the append-only log, so a
+/// killed node comes back with what it acknowledged.
+const FAULT_ARGS: &[&str] = &["--cluster-node-timeout", "5000", "--appendonly", "yes"];
+const FAULT_KEYS: usize = 30_000;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Side {
+    Source,
+    Target,
+}
+
+fn node_in(root: &Path, name: &str, extra: &[&str]) -> NodeProc {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    NodeProc::start(&dir, extra)
+}
+
+/// Waits (bounded) until `node` has sent some keys of a move and still has slots to move.
+fn wait_mid_move(node: &NodeProc) -> bool {
+    wait(Duration::from_secs(60), || {
+        let moved: u64 = info_field(node.port, "cluster_keys_moved")
+            .parse()
+            .unwrap_or(0);
+        moved > 0 && info_field(node.port, "cluster_slots_move_queue") != "0"
+    })
+}
+
+/// Asserts that every key is on exactly one node (the sizes add up, none is left on a node that
+/// does not own its slot) and readable with its value through the cluster client.
+fn assert_each_key_once(nodes: &[&NodeProc], keys: usize, rt: &tokio::runtime::Runtime) {
+    let sizes = dbsizes(nodes);
+    assert_eq!(sizes.iter().sum::<i64>(), keys as i64, "{sizes:?}");
+    let ports: Vec<u16> = nodes.iter().map(|x| x.port).collect();
+    rt.block_on(check_all_keys(&ports, keys));
+}
+
+fn kill_mid_move(side: Side) {
+    let root = tempfile::tempdir().unwrap();
+    let mut a = node_in(root.path(), "a", FAULT_ARGS);
+    let mut b = node_in(root.path(), "b", FAULT_ARGS);
+    let rt = runtime();
+    rt.block_on(load_keys(a.port, FAULT_KEYS));
+    meet(&a, &b);
+    assert!(
+        wait_mid_move(&a),
+        "no move started: {}",
+        cli(a.port, &["CLUSTER", "INFO"])
+    );
+    let victim = match side {
+        Side::Source => &mut a,
+        Side::Target => &mut b,
+    };
+    victim.kill9();
+    eprintln!("{side:?} killed in the middle of the move");
+    std::thread::sleep(Duration::from_millis(300));
+    victim.restart();
+    let both = [&a, &b];
+    wait_settled(&both, 2, Duration::from_secs(180));
+    assert_each_key_once(&both, FAULT_KEYS, &rt);
+    let sizes = dbsizes(&both);
+    assert!(
+        sizes.iter().all(|&s| s > FAULT_KEYS as i64 / 4),
+        "{sizes:?}"
+    );
+}
+
+#[test]
+fn the_source_killed_in_the_middle_of_a_move_loses_no_key() {
+    kill_mid_move(Side::Source);
+}
+
+#[test]
+fn the_target_killed_in_the_middle_of_a_move_loses_no_key() {
+    kill_mid_move(Side::Target);
+}
+
+/// A TCP relay in front of a node's bus port whose connections the test can cut.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(to: u16) -> Relay {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (cut2, stop2) = (cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((inbound, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let generation = cut2.load(Ordering::Relaxed);
+                for (from, into) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    let (cut, stop) = (cut2.clone(), stop2.clone());
+                    std::thread::spawn(move || pump(from, into, generation, &cut, &stop));
+                }
+            }
+        });
+        Relay { port, cut, stop }
+    }
+
+    /// Closes every connection open now (new ones are relayed again).
+    fn cut(&self) {
+        self.cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Copies `from` into `into` until either closes or the relay's generation moves on.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut into: std::net::TcpStream,
+    generation: u64,
+    cut: &std::sync::atomic::AtomicU64,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if cut.load(Ordering::Relaxed) != generation || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if into.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = into.shutdown(std::net::Shutdown::Both);
+}
+
+#[test]
+fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
+    let root = tempfile::tempdir().unwrap();
+    let a = node_in(root.path(), "a", MOVE_ARGS);
+    // b's peers reach its bus only through the relay: b announces the relay's port.
+    let b_bus = free_port();
+    let relay = Relay::start(b_bus);
+    let relay_port = relay.port.to_string();
+    let b_bus_arg = b_bus.to_string();
+    let b = node_in(
+        root.path(),
+        "b",
+        &[
+            "--cluster-node-timeout",
+            "5000",
+            "--cluster-bus-port",
+            &b_bus_arg,
+            "--cluster-announce-bus-port",
+            &relay_port,
+        ],
+    );
+    let rt = runtime();
+    rt.block_on(load_keys(a.port, FAULT_KEYS));
+    let r = cli(
+        a.port,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.port.to_string(),
+            &relay_port,
+        ],
+    );
+    assert_eq!(r, "OK");
+    assert!(
+        wait_mid_move(&a),
+        "no move started: {}",
+        cli(a.port, &["CLUSTER", "INFO"])
+    );
+    // Cut every connection to b's bus a few times while the keys stream.
+    let mut cuts = 0;
+    for _ in 0..5 {
+        if info_field(a.port, "cluster_slots_move_queue") == "0" {
+            break;
+        }
+        relay.cut();
+        cuts += 1;
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    eprintln!(
+        "cut the bus {cuts} times during the move; batches failed: {}",
+        info_field(a.port, "cluster_move_batches_failed")
+    );
+    assert!(cuts > 0, "the move ended before the first cut");
+    let both = [&a, &b];
+    wait_settled(&both, 2, Duration::from_secs(180));
+    assert_each_key_once(&both, FAULT_KEYS, &rt);
 }
 
 // ---------------------------------------------------------------------------------------------

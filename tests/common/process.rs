@@ -62,10 +62,11 @@ impl Drop for NodeProcess {
     }
 }
 
-/// `redis-cli -h host -p port args...`, stdout trimmed.
+/// `redis-cli -h host -p port args...`, stdout trimmed. Bounded to 30 s: `-c` follows
+/// redirections for as long as they come.
 pub fn cli(host: &str, port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", host, "-p", &port.to_string()])
+    let out = Command::new("timeout")
+        .args(["30", "redis-cli", "-h", host, "-p", &port.to_string()])
         .args(args)
         .output()
         .expect("redis-cli runs");
