@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::args::{eq_ic, int, int_or};
+use super::args::{eq_ic, int};
 use super::error::{CmdError, CmdResult};
 use super::flags::*;
 use super::table::{Command, NO_KEYS};
@@ -303,10 +303,11 @@ fn keyslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 fn countkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    let s = int(&args[2])
-        .ok()
-        .filter(|s| (0..SLOTS as i64).contains(s))
-        .ok_or_else(|| CmdError::err("Invalid slot"))?;
+    // Redis parses the integer first (its own error), then checks the range.
+    let s = int(&args[2])?;
+    if !(0..SLOTS as i64).contains(&s) {
+        return Err(CmdError::err("Invalid slot"));
+    }
     ctx.out
         .int(ctx.node.store.count_keys_in_slot(s as u16) as i64);
     Ok(())
@@ -314,11 +315,10 @@ fn countkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
 
 fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    let bad = || CmdError::err("Invalid slot or number of keys");
-    let s = int_or(&args[2], bad())?;
-    let n = int_or(&args[3], bad())?;
+    let s = int(&args[2])?;
+    let n = int(&args[3])?;
     if !(0..SLOTS as i64).contains(&s) || n < 0 {
-        return Err(bad());
+        return Err(CmdError::err("Invalid slot or number of keys"));
     }
     let slot = s as u16;
     let mut ks = ctx
