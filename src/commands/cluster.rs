@@ -570,55 +570,88 @@ fn flushslots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 }
 
 fn setslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    #[derive(PartialEq)]
+    enum Action {
+        Migrating,
+        Importing,
+        Stable,
+        Node,
+    }
     let c = cluster(ctx)?;
     let slot = slot_arg(&args[2])?;
-    let sub = &args[3];
-    let node_arg = || -> Result<String, CmdError> {
-        args.get(4)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .ok_or(CmdError::Syntax)
+    // Redis takes each action only with its own number of arguments.
+    let action = match (&args[3], args.len()) {
+        (a, 5) if eq_ic(a, "MIGRATING") => Action::Migrating,
+        (a, 5) if eq_ic(a, "IMPORTING") => Action::Importing,
+        (a, 4) if eq_ic(a, "STABLE") => Action::Stable,
+        (a, 5) if eq_ic(a, "NODE") => Action::Node,
+        _ => {
+            return Err(CmdError::err(
+                "Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+            ));
+        }
     };
+    let id = args
+        .get(4)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or_default();
     let keys_here = ctx.node.store.count_keys_in_slot(slot);
     c.change(|st| -> CmdResult {
         let me = st.myself.clone();
-        if eq_ic(sub, "STABLE") {
-            st.migrating.remove(&slot);
-            st.importing.remove(&slot);
-            st.dirty = true;
-            return Ok(());
+        let mine = st.slots[slot as usize].as_deref() == Some(me.as_str());
+        // Redis's checks, in Redis's order: the slot's owner first, then the node.
+        if action == Action::Migrating && !mine {
+            return Err(CmdError::err(format!(
+                "I'm not the owner of hash slot {slot}"
+            )));
         }
-        let id = node_arg()?;
-        if !st.nodes.contains_key(&id) {
-            return Err(CmdError::err(format!("I don't know about node {id}")));
+        if action == Action::Importing && mine {
+            return Err(CmdError::err(format!(
+                "I'm already the owner of hash slot {slot}"
+            )));
         }
-        go_manual(st);
-        if eq_ic(sub, "MIGRATING") {
-            if st.slots[slot as usize].as_deref() != Some(me.as_str()) {
-                return Err(CmdError::err(format!("I'm not the owner of hash slot {slot}")));
+        if action != Action::Stable {
+            match st.nodes.get(&id) {
+                None if action == Action::Node => {
+                    return Err(CmdError::err(format!("Unknown node {id}")));
+                }
+                None => return Err(CmdError::err(format!("I don't know about node {id}"))),
+                Some(n) if !n.is_master() => {
+                    return Err(CmdError::err("Target node is not a master"));
+                }
+                Some(_) => {}
             }
-            st.migrating.insert(slot, id);
-        } else if eq_ic(sub, "IMPORTING") {
-            if st.slots[slot as usize].as_deref() == Some(me.as_str()) {
-                return Err(CmdError::err(format!("I'm already the owner of hash slot {slot}")));
-            }
-            st.importing.insert(slot, id);
-        } else if eq_ic(sub, "NODE") {
-            if st.slots[slot as usize].as_deref() == Some(me.as_str()) && id != me && keys_here > 0 {
-                return Err(CmdError::err(format!(
-                    "Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
-                )));
-            }
-            if st.migrating.contains_key(&slot) && keys_here == 0 {
+        }
+        match action {
+            Action::Stable => {
                 st.migrating.remove(&slot);
+                st.importing.remove(&slot);
             }
-            let was_importing = st.importing.remove(&slot).is_some();
-            st.assign(slot, Some(&id));
-            if id == me && was_importing {
-                // spec: the importing node claims the slot with a new epoch, without consensus.
-                st.bump_config_epoch();
+            Action::Migrating => {
+                go_manual(st);
+                st.migrating.insert(slot, id);
             }
-        } else {
-            return Err(CmdError::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"));
+            Action::Importing => {
+                go_manual(st);
+                st.importing.insert(slot, id);
+            }
+            Action::Node => {
+                if mine && id != me && keys_here > 0 {
+                    return Err(CmdError::err(format!(
+                        "Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+                    )));
+                }
+                go_manual(st);
+                if st.migrating.contains_key(&slot) && keys_here == 0 {
+                    st.migrating.remove(&slot);
+                }
+                let was_importing = st.importing.remove(&slot).is_some();
+                st.assign(slot, Some(&id));
+                if id == me && was_importing {
+                    // spec: the importing node claims the slot with a new epoch, without consensus.
+                    st.bump_config_epoch();
+                }
+            }
         }
         st.dirty = true;
         Ok(())
