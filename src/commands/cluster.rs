@@ -334,33 +334,28 @@ fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
 fn meet(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
     if args.len() > 5 {
-        return Err(CmdError::Syntax);
+        return Err(super::subcommand_syntax_error(args));
     }
     let ip_s = String::from_utf8_lossy(&args[2]).into_owned();
     let port_s = String::from_utf8_lossy(&args[3]).into_owned();
+    // As Redis: the ports must be integers, then the address as a whole must be valid (an IP
+    // address, ports 1-65535).
     let port = int(&args[3])
-        .ok()
-        .filter(|p| (0..=65535).contains(p))
-        .ok_or_else(|| CmdError::err(format!("Invalid TCP base port specified: {port_s}")))?;
+        .map_err(|_| CmdError::err(format!("Invalid TCP base port specified: {port_s}")))?;
     let bus_port = match args.get(4) {
-        Some(b) => int(b)
-            .ok()
-            .filter(|p| (0..=65535).contains(p))
-            .ok_or_else(|| {
-                CmdError::err(format!(
-                    "Invalid TCP bus port specified: {}",
-                    String::from_utf8_lossy(b)
-                ))
-            })?,
-        None => port + 10000,
+        Some(b) => int(b).map_err(|_| {
+            CmdError::err(format!(
+                "Invalid TCP bus port specified: {}",
+                String::from_utf8_lossy(b)
+            ))
+        })?,
+        None => port.saturating_add(10000),
     };
-    let ip: std::net::IpAddr = ip_s
-        .parse()
-        .map_err(|_| CmdError::err(format!("Invalid node address specified: {ip_s}:{port_s}")))?;
-    if bus_port > 65535 {
-        return Err(CmdError::err(format!(
-            "Invalid node address specified: {ip_s}:{port_s}"
-        )));
+    let invalid = || CmdError::err(format!("Invalid node address specified: {ip_s}:{port_s}"));
+    let ip: std::net::IpAddr = ip_s.parse().map_err(|_| invalid())?;
+    let valid = |p: i64| (1..=65535).contains(&p);
+    if !valid(port) || !valid(bus_port) {
+        return Err(invalid());
     }
     c.meet(ip.to_string(), bus_port as u16);
     ctx.out.ok();
