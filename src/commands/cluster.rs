@@ -730,6 +730,10 @@ fn saveconfig(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
+    // Redis takes RESET [HARD|SOFT] and nothing more: extra arguments must not reset anything.
+    if args.len() > 3 {
+        return Err(super::subcommand_syntax_error(args));
+    }
     let hard = match args.get(2) {
         None => false,
         Some(a) if eq_ic(a, "SOFT") => false,
