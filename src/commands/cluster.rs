@@ -88,22 +88,42 @@ pub fn info_text(c: &Cluster) -> String {
         st.current_epoch,
         st.me().config_epoch,
     );
-    let _ = write!(
-        t,
-        "cluster_stats_messages_ping_sent:{}\r\ncluster_stats_messages_pong_sent:{}\r\ncluster_stats_messages_meet_sent:{}\r\ncluster_stats_messages_fail_sent:{}\r\ncluster_stats_messages_update_sent:{}\r\ncluster_stats_messages_sent:{}\r\ncluster_stats_messages_ping_received:{}\r\ncluster_stats_messages_pong_received:{}\r\ncluster_stats_messages_meet_received:{}\r\ncluster_stats_messages_fail_received:{}\r\ncluster_stats_messages_update_received:{}\r\ncluster_stats_messages_received:{}\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
-        l(&stats.ping_sent),
-        l(&stats.pong_sent),
-        l(&stats.meet_sent),
-        l(&stats.fail_sent),
-        l(&stats.update_sent),
+    // Redis lists a message type only once one was sent (received), in its type order.
+    let counters = |t: &mut String, dir: &str, by_type: [(&str, u64); 6], total: u64| {
+        for (name, n) in by_type {
+            if n > 0 {
+                let _ = write!(t, "cluster_stats_messages_{name}_{dir}:{n}\r\n");
+            }
+        }
+        let _ = write!(t, "cluster_stats_messages_{dir}:{total}\r\n");
+    };
+    counters(
+        &mut t,
+        "sent",
+        [
+            ("ping", l(&stats.ping_sent)),
+            ("pong", l(&stats.pong_sent)),
+            ("meet", l(&stats.meet_sent)),
+            ("fail", l(&stats.fail_sent)),
+            ("publish", l(&stats.publish_sent)),
+            ("update", l(&stats.update_sent)),
+        ],
         stats.sent_total(),
-        l(&stats.ping_received),
-        l(&stats.pong_received),
-        l(&stats.meet_received),
-        l(&stats.fail_received),
-        l(&stats.update_received),
+    );
+    counters(
+        &mut t,
+        "received",
+        [
+            ("ping", l(&stats.ping_received)),
+            ("pong", l(&stats.pong_received)),
+            ("meet", l(&stats.meet_received)),
+            ("fail", l(&stats.fail_received)),
+            ("publish", l(&stats.publish_received)),
+            ("update", l(&stats.update_received)),
+        ],
         stats.received_total(),
     );
+    t.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
     let mode = if st.manual {
         "manual"
     } else if st.me().provisional {
