@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::args::{eq_ic, int, int_or};
+use super::args::{eq_ic, int};
 use super::error::{CmdError, CmdResult};
 use super::flags::*;
 use super::table::{Command, NO_KEYS};
@@ -88,22 +88,42 @@ pub fn info_text(c: &Cluster) -> String {
         st.current_epoch,
         st.me().config_epoch,
     );
-    let _ = write!(
-        t,
-        "cluster_stats_messages_ping_sent:{}\r\ncluster_stats_messages_pong_sent:{}\r\ncluster_stats_messages_meet_sent:{}\r\ncluster_stats_messages_fail_sent:{}\r\ncluster_stats_messages_update_sent:{}\r\ncluster_stats_messages_sent:{}\r\ncluster_stats_messages_ping_received:{}\r\ncluster_stats_messages_pong_received:{}\r\ncluster_stats_messages_meet_received:{}\r\ncluster_stats_messages_fail_received:{}\r\ncluster_stats_messages_update_received:{}\r\ncluster_stats_messages_received:{}\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
-        l(&stats.ping_sent),
-        l(&stats.pong_sent),
-        l(&stats.meet_sent),
-        l(&stats.fail_sent),
-        l(&stats.update_sent),
+    // Redis lists a message type only once one was sent (received), in its type order.
+    let counters = |t: &mut String, dir: &str, by_type: [(&str, u64); 6], total: u64| {
+        for (name, n) in by_type {
+            if n > 0 {
+                let _ = write!(t, "cluster_stats_messages_{name}_{dir}:{n}\r\n");
+            }
+        }
+        let _ = write!(t, "cluster_stats_messages_{dir}:{total}\r\n");
+    };
+    counters(
+        &mut t,
+        "sent",
+        [
+            ("ping", l(&stats.ping_sent)),
+            ("pong", l(&stats.pong_sent)),
+            ("meet", l(&stats.meet_sent)),
+            ("fail", l(&stats.fail_sent)),
+            ("publish", l(&stats.publish_sent)),
+            ("update", l(&stats.update_sent)),
+        ],
         stats.sent_total(),
-        l(&stats.ping_received),
-        l(&stats.pong_received),
-        l(&stats.meet_received),
-        l(&stats.fail_received),
-        l(&stats.update_received),
+    );
+    counters(
+        &mut t,
+        "received",
+        [
+            ("ping", l(&stats.ping_received)),
+            ("pong", l(&stats.pong_received)),
+            ("meet", l(&stats.meet_received)),
+            ("fail", l(&stats.fail_received)),
+            ("publish", l(&stats.publish_received)),
+            ("update", l(&stats.update_received)),
+        ],
         stats.received_total(),
     );
+    t.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
     let mode = if st.manual {
         "manual"
     } else if st.me().provisional {
@@ -303,10 +323,11 @@ fn keyslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 fn countkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    let s = int(&args[2])
-        .ok()
-        .filter(|s| (0..SLOTS as i64).contains(s))
-        .ok_or_else(|| CmdError::err("Invalid slot"))?;
+    // Redis parses the integer first (its own error), then checks the range.
+    let s = int(&args[2])?;
+    if !(0..SLOTS as i64).contains(&s) {
+        return Err(CmdError::err("Invalid slot"));
+    }
     ctx.out
         .int(ctx.node.store.count_keys_in_slot(s as u16) as i64);
     Ok(())
@@ -314,11 +335,10 @@ fn countkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
 
 fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    let bad = || CmdError::err("Invalid slot or number of keys");
-    let s = int_or(&args[2], bad())?;
-    let n = int_or(&args[3], bad())?;
+    let s = int(&args[2])?;
+    let n = int(&args[3])?;
     if !(0..SLOTS as i64).contains(&s) || n < 0 {
-        return Err(bad());
+        return Err(CmdError::err("Invalid slot or number of keys"));
     }
     let slot = s as u16;
     let mut ks = ctx
@@ -334,33 +354,28 @@ fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
 fn meet(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
     if args.len() > 5 {
-        return Err(CmdError::Syntax);
+        return Err(super::subcommand_syntax_error(args));
     }
     let ip_s = String::from_utf8_lossy(&args[2]).into_owned();
     let port_s = String::from_utf8_lossy(&args[3]).into_owned();
+    // As Redis: the ports must be integers, then the address as a whole must be valid (an IP
+    // address, ports 1-65535).
     let port = int(&args[3])
-        .ok()
-        .filter(|p| (0..=65535).contains(p))
-        .ok_or_else(|| CmdError::err(format!("Invalid TCP base port specified: {port_s}")))?;
+        .map_err(|_| CmdError::err(format!("Invalid TCP base port specified: {port_s}")))?;
     let bus_port = match args.get(4) {
-        Some(b) => int(b)
-            .ok()
-            .filter(|p| (0..=65535).contains(p))
-            .ok_or_else(|| {
-                CmdError::err(format!(
-                    "Invalid TCP bus port specified: {}",
-                    String::from_utf8_lossy(b)
-                ))
-            })?,
-        None => port + 10000,
+        Some(b) => int(b).map_err(|_| {
+            CmdError::err(format!(
+                "Invalid TCP bus port specified: {}",
+                String::from_utf8_lossy(b)
+            ))
+        })?,
+        None => port.saturating_add(10000),
     };
-    let ip: std::net::IpAddr = ip_s
-        .parse()
-        .map_err(|_| CmdError::err(format!("Invalid node address specified: {ip_s}:{port_s}")))?;
-    if bus_port > 65535 {
-        return Err(CmdError::err(format!(
-            "Invalid node address specified: {ip_s}:{port_s}"
-        )));
+    let invalid = || CmdError::err(format!("Invalid node address specified: {ip_s}:{port_s}"));
+    let ip: std::net::IpAddr = ip_s.parse().map_err(|_| invalid())?;
+    let valid = |p: i64| (1..=65535).contains(&p);
+    if !valid(port) || !valid(bus_port) {
+        return Err(invalid());
     }
     c.meet(ip.to_string(), bus_port as u16);
     ctx.out.ok();
@@ -570,55 +585,88 @@ fn flushslots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 }
 
 fn setslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    #[derive(PartialEq)]
+    enum Action {
+        Migrating,
+        Importing,
+        Stable,
+        Node,
+    }
     let c = cluster(ctx)?;
     let slot = slot_arg(&args[2])?;
-    let sub = &args[3];
-    let node_arg = || -> Result<String, CmdError> {
-        args.get(4)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .ok_or(CmdError::Syntax)
+    // Redis takes each action only with its own number of arguments.
+    let action = match (&args[3], args.len()) {
+        (a, 5) if eq_ic(a, "MIGRATING") => Action::Migrating,
+        (a, 5) if eq_ic(a, "IMPORTING") => Action::Importing,
+        (a, 4) if eq_ic(a, "STABLE") => Action::Stable,
+        (a, 5) if eq_ic(a, "NODE") => Action::Node,
+        _ => {
+            return Err(CmdError::err(
+                "Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP",
+            ));
+        }
     };
+    let id = args
+        .get(4)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or_default();
     let keys_here = ctx.node.store.count_keys_in_slot(slot);
     c.change(|st| -> CmdResult {
         let me = st.myself.clone();
-        if eq_ic(sub, "STABLE") {
-            st.migrating.remove(&slot);
-            st.importing.remove(&slot);
-            st.dirty = true;
-            return Ok(());
+        let mine = st.slots[slot as usize].as_deref() == Some(me.as_str());
+        // Redis's checks, in Redis's order: the slot's owner first, then the node.
+        if action == Action::Migrating && !mine {
+            return Err(CmdError::err(format!(
+                "I'm not the owner of hash slot {slot}"
+            )));
         }
-        let id = node_arg()?;
-        if !st.nodes.contains_key(&id) {
-            return Err(CmdError::err(format!("I don't know about node {id}")));
+        if action == Action::Importing && mine {
+            return Err(CmdError::err(format!(
+                "I'm already the owner of hash slot {slot}"
+            )));
         }
-        go_manual(st);
-        if eq_ic(sub, "MIGRATING") {
-            if st.slots[slot as usize].as_deref() != Some(me.as_str()) {
-                return Err(CmdError::err(format!("I'm not the owner of hash slot {slot}")));
+        if action != Action::Stable {
+            match st.nodes.get(&id) {
+                None if action == Action::Node => {
+                    return Err(CmdError::err(format!("Unknown node {id}")));
+                }
+                None => return Err(CmdError::err(format!("I don't know about node {id}"))),
+                Some(n) if !n.is_master() => {
+                    return Err(CmdError::err("Target node is not a master"));
+                }
+                Some(_) => {}
             }
-            st.migrating.insert(slot, id);
-        } else if eq_ic(sub, "IMPORTING") {
-            if st.slots[slot as usize].as_deref() == Some(me.as_str()) {
-                return Err(CmdError::err(format!("I'm already the owner of hash slot {slot}")));
-            }
-            st.importing.insert(slot, id);
-        } else if eq_ic(sub, "NODE") {
-            if st.slots[slot as usize].as_deref() == Some(me.as_str()) && id != me && keys_here > 0 {
-                return Err(CmdError::err(format!(
-                    "Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
-                )));
-            }
-            if st.migrating.contains_key(&slot) && keys_here == 0 {
+        }
+        match action {
+            Action::Stable => {
                 st.migrating.remove(&slot);
+                st.importing.remove(&slot);
             }
-            let was_importing = st.importing.remove(&slot).is_some();
-            st.assign(slot, Some(&id));
-            if id == me && was_importing {
-                // spec: the importing node claims the slot with a new epoch, without consensus.
-                st.bump_config_epoch();
+            Action::Migrating => {
+                go_manual(st);
+                st.migrating.insert(slot, id);
             }
-        } else {
-            return Err(CmdError::err("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"));
+            Action::Importing => {
+                go_manual(st);
+                st.importing.insert(slot, id);
+            }
+            Action::Node => {
+                if mine && id != me && keys_here > 0 {
+                    return Err(CmdError::err(format!(
+                        "Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+                    )));
+                }
+                go_manual(st);
+                if st.migrating.contains_key(&slot) && keys_here == 0 {
+                    st.migrating.remove(&slot);
+                }
+                let was_importing = st.importing.remove(&slot).is_some();
+                st.assign(slot, Some(&id));
+                if id == me && was_importing {
+                    // spec: the importing node claims the slot with a new epoch, without consensus.
+                    st.bump_config_epoch();
+                }
+            }
         }
         st.dirty = true;
         Ok(())
@@ -702,6 +750,10 @@ fn saveconfig(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
+    // Redis takes RESET [HARD|SOFT] and nothing more: extra arguments must not reset anything.
+    if args.len() > 3 {
+        return Err(super::subcommand_syntax_error(args));
+    }
     let hard = match args.get(2) {
         None => false,
         Some(a) if eq_ic(a, "SOFT") => false,

@@ -89,14 +89,25 @@ fn bindable(ip: Ipv4Addr, port: u16) -> bool {
     TcpListener::bind((ip, port)).is_ok()
 }
 
+/// Ports other tools and sessions on the test machines keep for themselves (the quick-start and
+/// deployment ports): tests never take them, even when they happen to be free.
+const RESERVED: &[std::ops::RangeInclusive<u16>] =
+    &[6379..=6381, 17001..=17003, 42001..=42003, 52001..=52003];
+
+fn reserved(port: u16) -> bool {
+    RESERVED.iter().any(|r| r.contains(&port))
+}
+
 /// A port free on every address in `ips` whose cluster bus port (port + 10000) is free too,
 /// below the ephemeral range so outgoing connections do not take it meanwhile.
 pub fn free_port_with_bus(ips: &[Ipv4Addr]) -> u16 {
     for _ in 0..1000 {
         let port = rand::random_range(10_000..22_000u16);
-        if ips
-            .iter()
-            .all(|&ip| bindable(ip, port) && bindable(ip, port + 10_000))
+        if !reserved(port)
+            && !reserved(port + 10_000)
+            && ips
+                .iter()
+                .all(|&ip| bindable(ip, port) && bindable(ip, port + 10_000))
         {
             return port;
         }

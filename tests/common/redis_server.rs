@@ -20,11 +20,15 @@ impl RedisServer {
         Self::start_with(&[], None).await
     }
 
-    /// A server in cluster mode, with its nodes.conf in a directory of its own.
-    pub async fn start_cluster() -> RedisServer {
+    /// A server in cluster mode, with its nodes.conf in a directory of its own, on a port whose
+    /// bus port (port + 10000) is free too; `extra` adds settings (`--cluster-node-timeout`...).
+    pub async fn start_cluster(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_str().expect("utf-8 path").to_string();
-        Self::start_with(&["--cluster-enabled", "yes", "--dir", &path], Some(dir)).await
+        let port = super::process::free_port_with_bus(&[std::net::Ipv4Addr::LOCALHOST]);
+        let mut args = vec!["--cluster-enabled", "yes", "--dir", &path];
+        args.extend_from_slice(extra);
+        Self::start_on(port, &args, Some(dir)).await
     }
 
     async fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
@@ -32,6 +36,10 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        Self::start_on(port, extra, dir).await
+    }
+
+    async fn start_on(port: u16, extra: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
         let child = Command::new("redis-server")
             .args([
                 "--port",

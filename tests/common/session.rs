@@ -289,7 +289,7 @@ pub async fn assert_same_as_redis_cluster(conns: usize, script: &[Step]) {
         ("dir", dir.path().to_str().expect("utf-8 path")),
     ])
     .await;
-    let redis = RedisServer::start_cluster().await;
+    let redis = RedisServer::start_cluster(&[]).await;
     compare(conns, script, node, redis).await;
 }
 
