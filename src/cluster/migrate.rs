@@ -19,6 +19,12 @@
 //! (keys that already moved wait on the failed node, as any key it owns does, and the move
 //! resumes when it is back).
 //!
+//! Stray keys, those of a slot another node owns found here (an interrupted move whose target
+//! dropped the slot, or two clusters merged by a MEET), are pushed to the slot's owner the same
+//! way, without any slot changing hands: the owner adds the keys it does not have (its own copy
+//! wins), and they are deleted here once it acknowledged them. So every key ends on exactly one
+//! node, the one that serves it.
+//!
 //! This runs on a plain thread with its own small runtime because the shard lock (a
 //! `parking_lot` mutex) must be held across the RPC, which an async task may not do.
 
@@ -57,7 +63,8 @@ pub struct MigrationStats {
 /// thread (which drains it).
 #[derive(Default)]
 pub struct Migrator {
-    queue: Mutex<VecDeque<(u16, String)>>,
+    /// (slot, target, stray): `stray` pushes keys of a slot the target owns already.
+    queue: Mutex<VecDeque<(u16, String, bool)>>,
     queued: Mutex<HashSet<u16>>,
     wake: Condvar,
     pub stats: MigrationStats,
@@ -70,8 +77,17 @@ impl Migrator {
 
     /// Queues `slot` to move to node `to` (a slot already queued is left alone).
     pub fn enqueue(&self, slot: u16, to: &str) {
+        self.push(slot, to, false);
+    }
+
+    /// Queues the keys held here of `slot`, which `to` owns, to be pushed to it.
+    pub fn enqueue_stray(&self, slot: u16, to: &str) {
+        self.push(slot, to, true);
+    }
+
+    fn push(&self, slot: u16, to: &str, stray: bool) {
         if self.queued.lock().insert(slot) {
-            self.queue.lock().push_back((slot, to.to_string()));
+            self.queue.lock().push_back((slot, to.to_string(), stray));
             self.wake.notify_one();
         }
     }
@@ -83,16 +99,16 @@ impl Migrator {
 
     /// The next group of queued slots: those of one shard going to one node, moved together
     /// (one lock, shared batches, one claim).
-    fn next(&self, wait: Duration) -> Option<(Vec<u16>, String)> {
+    fn next(&self, wait: Duration) -> Option<(Vec<u16>, String, bool)> {
         let mut q = self.queue.lock();
         if q.is_empty() {
             self.wake.wait_for(&mut q, wait);
         }
-        let (first, to) = q.pop_front()?;
+        let (first, to, stray) = q.pop_front()?;
         let shard = shard_of_slot(first);
         let mut group = vec![first];
-        q.retain(|(s, t)| {
-            if *t == to && shard_of_slot(*s) == shard {
+        q.retain(|(s, t, k)| {
+            if *t == to && *k == stray && shard_of_slot(*s) == shard {
                 group.push(*s);
                 false
             } else {
@@ -100,7 +116,7 @@ impl Migrator {
             }
         });
         group.sort_unstable();
-        Some((group, to))
+        Some((group, to, stray))
     }
 
     fn done(&self, slots: &[u16]) {
@@ -140,11 +156,30 @@ pub fn spawn(node: Arc<Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
             };
             let mut clients: std::collections::HashMap<String, Client> = Default::default();
             while !node.shutdown.is_cancelled() {
-                let Some((slots, to)) = cluster.migrator.next(Duration::from_millis(200)) else {
+                let Some((slots, to, stray)) = cluster.migrator.next(Duration::from_millis(200))
+                else {
                     continue;
                 };
                 let started = Instant::now();
                 let range = format!("{}-{}", slots[0], slots[slots.len() - 1]);
+                if stray {
+                    match push_strays(&rt, &node, &mut clients, &slots, &to) {
+                        Ok(0) => {}
+                        Ok(keys) => tracing::info!(
+                            slots = %range,
+                            to = %to,
+                            keys,
+                            "stray keys handed to the owner of their slots"
+                        ),
+                        Err(why) => tracing::warn!(
+                            slots = %range,
+                            to = %to,
+                            "keys of slots another node serves stay here for now: {why}"
+                        ),
+                    }
+                    cluster.migrator.done(&slots);
+                    continue;
+                }
                 match move_slots(&rt, &node, &mut clients, &slots, &to) {
                     Ok((n, keys)) => tracing::info!(
                         slots = %range,
@@ -170,6 +205,152 @@ pub fn spawn(node: Arc<Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
 }
 
 type Client = pb::cluster_bus_client::ClusterBusClient<tonic::transport::Channel>;
+
+fn client_for(
+    rt: &tokio::runtime::Runtime,
+    clients: &mut std::collections::HashMap<String, Client>,
+    addr: &str,
+    timeout: Duration,
+) -> Result<Client, String> {
+    if let Some(c) = clients.get(addr) {
+        return Ok(c.clone());
+    }
+    let _enter = rt.enter();
+    let c = bus::client(addr, timeout).map_err(|e| format!("bad address {addr}: {e}"))?;
+    clients.insert(addr.to_string(), c.clone());
+    Ok(c)
+}
+
+/// Encodes up to a batch of `keys` (RDB object encoding); returns the records, the keys they
+/// hold and their bytes.
+fn encode_keys(
+    ks: &mut crate::store::Keyspace<'_>,
+    keys: &[crate::store::Sds],
+) -> (Vec<pb::KeyRecord>, Vec<Vec<u8>>, usize) {
+    let mut records = Vec::with_capacity(keys.len());
+    let mut sent = Vec::with_capacity(keys.len());
+    let mut bytes = 0usize;
+    for k in keys {
+        let Ok(Some(e)) = ks.peek(0, k) else { continue };
+        let mut value = Vec::new();
+        rdb::write_value(&mut value, &e.value);
+        let at = ks.expire_at(0, k).ok().flatten().unwrap_or(0);
+        bytes += k.len() + value.len();
+        records.push(pb::KeyRecord {
+            db: 0,
+            key: k.to_vec(),
+            value,
+            expire_at_ms: at,
+        });
+        sent.push(k.to_vec());
+        if bytes >= BATCH_BYTES {
+            break;
+        }
+    }
+    (records, sent, bytes)
+}
+
+/// Pushes the keys held here of `group`'s slots, which `to` owns, to `to` (see the module doc).
+/// Gives up after a few failed attempts: the driver finds the keys again later.
+fn push_strays(
+    rt: &tokio::runtime::Runtime,
+    node: &Arc<Node>,
+    clients: &mut std::collections::HashMap<String, Client>,
+    group: &[u16],
+    to: &str,
+) -> Result<u64, String> {
+    let cluster = node.cluster.as_ref().expect("migrator runs in a cluster");
+    let still_strays = |slots: &[u16]| -> Vec<u16> {
+        let st = cluster.state.lock();
+        slots
+            .iter()
+            .copied()
+            .filter(|&s| {
+                st.slots[s as usize].as_deref() == Some(to) && !st.importing.contains_key(&s)
+            })
+            .collect()
+    };
+    let slots = still_strays(group);
+    if slots.is_empty() {
+        return Ok(0);
+    }
+    let addr = {
+        let st = cluster.state.lock();
+        super::Cluster::addr_of(&st, to).ok_or("owner unknown")?
+    };
+    let timeout = Duration::from_millis(cluster.cfg.node_timeout_ms.clamp(1000, 15000) as u64);
+    let client = client_for(rt, clients, &addr, timeout)?;
+    let shard = shard_of_slot(slots[0]);
+    let mut in_group = [false; SLOTS_PER_SHARD];
+    for &s in &slots {
+        in_group[s as usize % SLOTS_PER_SHARD] = true;
+    }
+    let ranges: Vec<pb::SlotRange> = slot_ranges(slots.iter().copied())
+        .into_iter()
+        .map(|(a, b)| pb::SlotRange {
+            start: a as u32,
+            end: b as u32,
+        })
+        .collect();
+    let secret = cluster.cfg.secret.clone();
+    let (mut pushed, mut failures) = (0u64, 0u32);
+    while !node.shutdown.is_cancelled() {
+        if still_strays(&slots).len() != slots.len() {
+            return Err("the slots changed owner".into());
+        }
+        let mut ks = node.store.lock_shard(shard, crate::commands::now_ms());
+        let keys = ks.keys_in_slots(
+            shard,
+            |slot| in_group[slot as usize % SLOTS_PER_SHARD],
+            BATCH_KEYS,
+        );
+        if keys.is_empty() {
+            return Ok(pushed);
+        }
+        let (records, sent, bytes) = encode_keys(&mut ks, &keys);
+        let batch = pb::TransferBatch {
+            sender: Some(my_header(cluster)),
+            slots: ranges.clone(),
+            keys: records,
+            deleted: Vec::new(),
+            stray: true,
+        };
+        let mut c = client.clone();
+        // The shard stays locked for the round trip, so no key changes between copy and delete
+        // (clients are not served these slots here anyway: another node owns them).
+        let reply =
+            rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
+        let why = match reply {
+            Ok(r) if r.get_ref().accepted => {
+                for k in &sent {
+                    if let Ok(Some(_)) = ks.remove(0, k) {
+                        ks.store().aof.append_del(0, k);
+                    }
+                }
+                pushed += sent.len() as u64;
+                let s = &cluster.migrator.stats;
+                s.keys_moved.fetch_add(sent.len() as u64, Ordering::Relaxed);
+                s.bytes_moved.fetch_add(bytes as u64, Ordering::Relaxed);
+                continue;
+            }
+            // Resending is safe either way: the owner adds only keys it does not have.
+            Ok(r) => format!("refused: {}", r.get_ref().reason),
+            Err(e) => format!("failed: {}", e.message()),
+        };
+        drop(ks);
+        cluster
+            .migrator
+            .stats
+            .batches_failed
+            .fetch_add(1, Ordering::Relaxed);
+        failures += 1;
+        if failures >= 5 {
+            return Err(why);
+        }
+        std::thread::sleep(Duration::from_millis(100 << failures));
+    }
+    Ok(pushed)
+}
 
 /// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
 fn move_slots(
@@ -203,16 +384,8 @@ fn move_slots(
         (slots, addr)
     };
     let timeout = Duration::from_millis(cluster.cfg.node_timeout_ms.clamp(1000, 15000) as u64);
-    let client = match clients.get(&addr) {
-        Some(c) => c.clone(),
-        None => {
-            let _enter = rt.enter();
-            let c = bus::client(&addr, timeout)
-                .map_err(|e| abandon(node, &slots, format!("bad address {addr}: {e}")))?;
-            clients.insert(addr.clone(), c.clone());
-            c
-        }
-    };
+    let client =
+        client_for(rt, clients, &addr, timeout).map_err(|why| abandon(node, &slots, why))?;
     let shard = shard_of_slot(slots[0]);
     let mut in_group = [false; SLOTS_PER_SHARD];
     for &s in &slots {
@@ -281,31 +454,14 @@ fn move_slots(
                 Err(e) => Err(format!("claim failed: {}", e.message())),
             }
         } else {
+            let (records, sent, bytes) = encode_keys(&mut ks, &keys);
             let mut batch = pb::TransferBatch {
                 sender: Some(my_header(cluster)),
                 slots: ranges.clone(),
-                keys: Vec::with_capacity(keys.len()),
+                keys: records,
                 deleted: Vec::new(),
+                stray: false,
             };
-            let mut bytes = 0usize;
-            let mut sent: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
-            for k in &keys {
-                let Ok(Some(e)) = ks.peek(0, k) else { continue };
-                let mut value = Vec::new();
-                rdb::write_value(&mut value, &e.value);
-                let at = ks.expire_at(0, k).ok().flatten().unwrap_or(0);
-                bytes += k.len() + value.len();
-                batch.keys.push(pb::KeyRecord {
-                    db: 0,
-                    key: k.to_vec(),
-                    value,
-                    expire_at_ms: at,
-                });
-                sent.push(k.to_vec());
-                if bytes >= BATCH_BYTES {
-                    break;
-                }
-            }
             for k in &unacked {
                 if !matches!(ks.peek(0, k), Ok(Some(_))) {
                     batch.deleted.push(k.clone());
@@ -444,14 +600,17 @@ fn import_batch(
             return refuse("unknown sender");
         }
         let me = st.myself.clone();
-        if slots
-            .iter()
-            .any(|&s| st.slots[s as usize].as_deref() == Some(me.as_str()))
-        {
+        let mine = |s: u16| st.slots[s as usize].as_deref() == Some(me.as_str());
+        if batch.stray {
+            // Stray keys come only for slots served here.
+            if !slots.iter().all(|&s| mine(s)) {
+                return refuse("not the owner of the slot");
+            }
+        } else if slots.iter().any(|&s| mine(s)) {
             return refuse("slot already served here");
         }
         let mut changed = false;
-        for &s in &slots {
+        for &s in slots.iter().filter(|_| !batch.stray) {
             if st.importing.get(&s) != Some(&sender.id) {
                 st.importing.insert(s, sender.id.clone());
                 changed = true;
@@ -489,14 +648,27 @@ fn import_batch(
         }
     }
     let lru = ks.store().lru_clock();
-    let n = entries.len() as u64;
+    let mut n = entries.len() as u64;
+    let mut kept = 0u64;
     for (key, value, at) in entries {
+        if batch.stray && matches!(ks.peek(0, &key), Ok(Some(_))) {
+            kept += 1; // our own copy wins over a stray one
+            continue;
+        }
         // Logged as an entry, so a restart keeps what this node acknowledged importing.
         *seq = crate::persist::log_imported(ks.store(), 0, &key, &value, at).max(*seq);
         let e = crate::store::Entry::new(crate::store::Sds::from_vec(key), value, lru);
         let _ = ks.put_entry(0, e, at);
     }
     drop(ks);
+    if kept > 0 {
+        n -= kept;
+        tracing::warn!(
+            from = %sender.id,
+            keys = kept,
+            "stray keys dropped: this node, which serves their slot, has keys of the same name"
+        );
+    }
     let s = &cluster.migrator.stats;
     s.keys_imported.fetch_add(n, Ordering::Relaxed);
     s.bytes_imported.fetch_add(bytes, Ordering::Relaxed);

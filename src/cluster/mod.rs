@@ -680,10 +680,14 @@ impl Cluster {
 
     /// Automatic distribution (the seed's feature): settle the provisional claim once we have
     /// peers, then move empty slots towards the even layout once membership is stable. Slots
-    /// that hold keys stay with their owner here; moving keys is the migration's job.
+    /// that hold keys stay with their owner here; moving keys is the migration's job. Keys held
+    /// here of slots another node serves (strays) are queued to be pushed to that node.
     fn auto_assign(self: &Arc<Self>, node: &Arc<Node>, now: i64) {
         let keys = local_keys(node);
+        // Read before the cluster state is locked (the migrator takes a shard, then the state).
+        let counts = (keys > 0).then(|| node.store.slot_key_counts());
         let mut handoffs: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut strays: HashMap<String, Vec<u16>> = HashMap::new();
         {
             let mut st = self.state.lock();
             if st.manual {
@@ -739,6 +743,19 @@ impl Cluster {
             {
                 return; // wait until every peer settled its own claim
             }
+            for (s, _) in counts.iter().flatten().enumerate().filter(|(_, c)| **c > 0) {
+                let slot = s as u16;
+                let Some(owner) = st.slots[s].as_deref() else {
+                    continue;
+                };
+                let healthy = st
+                    .nodes
+                    .get(owner)
+                    .is_some_and(|n| !n.failed() && !n.pfailed() && n.seen);
+                if owner != me_id && healthy && !st.importing.contains_key(&slot) {
+                    strays.entry(owner.to_string()).or_default().push(slot);
+                }
+            }
             let layout = st.target_layout();
             let mut target = vec![None::<&str>; slots::SLOTS];
             for (id, a, b) in &layout {
@@ -749,7 +766,11 @@ impl Cluster {
             let mut claim = Vec::new();
             for (s, t) in target.iter().enumerate() {
                 let owner = st.slots[s].as_deref();
-                if *t == Some(me_id.as_str()) && owner.is_none() {
+                // Ours in the layout and unassigned, or bound to a node that no longer claims
+                // it (and nobody else has): take it.
+                if *t == Some(me_id.as_str())
+                    && (owner.is_none() || st.owner_not_claiming.contains(&(s as u16)))
+                {
                     claim.push(s as u16);
                 } else if owner == Some(me_id.as_str())
                     && let Some(t) = t
@@ -775,6 +796,12 @@ impl Cluster {
                     "claimed unassigned slots of the even layout"
                 );
                 self.publish(&mut st);
+            }
+        }
+        for (to, slots) in strays {
+            tracing::debug!(slots = slots.len(), to = %to, "keys found here of slots another node serves: pushing them there");
+            for s in slots {
+                self.migrator.enqueue_stray(s, &to);
             }
         }
         for (to, slots_wanted) in handoffs {

@@ -397,6 +397,15 @@ impl Store {
         f(s.slot_counts[slot as usize % SLOTS_PER_SHARD])
     }
 
+    /// The key count of every slot (each shard locked once, in turn).
+    pub fn slot_key_counts(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.shards.len() * SLOTS_PER_SHARD);
+        for shard in &self.shards {
+            out.extend_from_slice(&shard.lock().slot_counts[..]);
+        }
+        out
+    }
+
     pub fn count_keys_in_slot(&self, slot: u16) -> u32 {
         let s = self.shards[shard_of_slot(slot)].lock();
         s.slot_counts[slot as usize % SLOTS_PER_SHARD]
