@@ -977,6 +977,131 @@ fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
     assert_each_key_once(&both, FAULT_KEYS, &rt);
 }
 
+/// Writes `{prefix}:0..n` (value = index) through the cluster client.
+async fn load_keys_cluster(ports: &[u16], prefix: &str, n: usize) {
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    for i in 0..n {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{prefix}:{i}"))
+            .arg(i)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+/// Reads `{prefix}:0..n` through the cluster client; returns the keys missing or wrong.
+async fn missing_keys(ports: &[u16], prefix: &str, n: usize) -> Vec<String> {
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let client = redis::cluster::ClusterClient::new(urls).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let k = format!("{prefix}:{i}");
+        let v: Option<i64> = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
+        if v != Some(i as i64) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+#[test]
+fn two_nodes_joining_at_once_take_their_share_of_the_keys() {
+    const KEYS: usize = 4_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut n: Vec<NodeProc> = (0..4)
+        .map(|_| NodeProc::start(dir.path(), MOVE_ARGS))
+        .collect();
+    n.sort_by_key(|x| x.port);
+    meet(&n[0], &n[1]);
+    wait_settled(&[&n[0], &n[1]], 2, Duration::from_secs(60));
+    let rt = runtime();
+    rt.block_on(load_keys_cluster(&[n[0].port, n[1].port], "key", KEYS));
+    // Both newcomers at the same moment, each met by a different member.
+    meet(&n[0], &n[2]);
+    meet(&n[1], &n[3]);
+    let all: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&all, 4, Duration::from_secs(180));
+    // One deterministic layout, by endpoint: four even ranges in port order, in every view.
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let want = vec![
+        (0, 4095, ports[0]),
+        (4096, 8191, ports[1]),
+        (8192, 12287, ports[2]),
+        (12288, 16383, ports[3]),
+    ];
+    for x in &all {
+        assert_eq!(slot_map(x.port), want, "view of {}", x.port);
+    }
+    let sizes = dbsizes(&all);
+    assert_eq!(sizes.iter().sum::<i64>(), KEYS as i64, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s > KEYS as i64 / 8), "{sizes:?}");
+    assert_eq!(
+        rt.block_on(missing_keys(&ports, "key", KEYS)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_cluster_that_meets_another_cluster_keeps_every_key_once() {
+    const KEYS: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut n: Vec<NodeProc> = (0..4)
+        .map(|_| NodeProc::start(dir.path(), MOVE_ARGS))
+        .collect();
+    n.sort_by_key(|x| x.port);
+    // Two clusters of two nodes, each with keys of its own and one key of the same name.
+    meet(&n[0], &n[2]);
+    meet(&n[1], &n[3]);
+    wait_settled(&[&n[0], &n[2]], 2, Duration::from_secs(60));
+    wait_settled(&[&n[1], &n[3]], 2, Duration::from_secs(60));
+    let rt = runtime();
+    let (x, y) = ([n[0].port, n[2].port], [n[1].port, n[3].port]);
+    rt.block_on(load_keys_cluster(&x, "x", KEYS));
+    rt.block_on(load_keys_cluster(&y, "y", KEYS));
+    assert_eq!(cli(n[0].port, &["-c", "SET", "both", "from-x"]), "OK");
+    assert_eq!(cli(n[1].port, &["-c", "SET", "both", "from-y"]), "OK");
+    // They meet: one cluster of four, every key kept, once.
+    meet(&n[0], &n[1]);
+    let all: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&all, 4, Duration::from_secs(180));
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    // Keys of slots another node took are pushed to it in the background: wait for the sizes.
+    let want = 2 * KEYS as i64 + 1;
+    assert!(
+        wait(Duration::from_secs(60), || dbsizes(&all)
+            .iter()
+            .sum::<i64>()
+            == want),
+        "{:?}, want {want} in all:\n{}",
+        dbsizes(&all),
+        all.iter().map(|x| x.log()).collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(
+        rt.block_on(missing_keys(&ports, "x", KEYS)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rt.block_on(missing_keys(&ports, "y", KEYS)),
+        Vec::<String>::new()
+    );
+    // The key both had: the copy of the node that serves its slot won.
+    let both = cli(n[0].port, &["-c", "GET", "both"]);
+    assert!(both == "from-x" || both == "from-y", "{both}");
+    for x in &all {
+        assert_eq!(slot_map(x.port).len(), 4, "view of {}", x.port);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pub/Sub in a cluster
 
