@@ -74,11 +74,21 @@ impl Proc {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
+            // Our child answers, not another test's node that took the port meanwhile.
             if let Ok(mut c) = redis::Client::open(format!("redis://{}/", self.addr()))
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+                && let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut c)
             {
-                return true;
+                let pid = format!("process_id:{}", self.child.id());
+                if !info.lines().any(|l| l.trim() == pid) {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return false;
+                }
+                // PING answers once loading is over.
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return true;
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -127,7 +137,11 @@ async fn writer(addr: SocketAddr, id: usize, max: usize, stop: Arc<AtomicBool>) 
             .await;
         match r {
             Ok(()) => acked.push(i),
-            Err(_) => break,
+            Err(e) => {
+                // Expected at the kill; any earlier error shows in the test's output.
+                eprintln!("writer {id}: stopped by {e} after {} writes", acked.len());
+                break;
+            }
         }
     }
     acked
