@@ -275,6 +275,76 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+async fn scrape(n: &NodeProc) -> String {
+    http()
+        .get(n.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+async fn scrapes(n: &[NodeProc]) -> Vec<String> {
+    futures_util::future::join_all(n.iter().map(scrape)).await
+}
+
+/// The value of the sample of `family` with exactly these labels (in any order), if scraped.
+fn sample(body: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let (name_labels, value) = l.rsplit_once(' ')?;
+        let got: HashSet<(&str, &str)> = match name_labels.strip_prefix(family)? {
+            "" => HashSet::new(),
+            rest => rest
+                .strip_prefix('{')?
+                .strip_suffix('}')?
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k, v.strip_prefix('"')?.strip_suffix('"')?))
+                })
+                .collect::<Option<_>>()?,
+        };
+        (got == labels.iter().copied().collect()).then(|| value.parse().ok())?
+    })
+}
+
+/// `reredis_bus_bytes_total{type,direction}` of one scrape (0 when not exported).
+fn bus_bytes(body: &str, kind: &str, direction: &str) -> f64 {
+    sample(
+        body,
+        "reredis_bus_bytes_total",
+        &[("type", kind), ("direction", direction)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// `promtool check metrics` finds nothing to say about a scrape.
+fn promtool_check(body: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn cluster_feed_and_cluster_messages_across_nodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -519,45 +589,146 @@ fn rest_across_the_cluster() {
         assert_eq!(cli(n[1].port, &["EXISTS", &key]), "0");
 
         // The bus traffic shows in /metrics, by type and direction, and passes promtool.
-        let scrape = |i: usize| http().get(n[i].url("/metrics")).send();
-        let body = scrape(0).await.unwrap().text().await.unwrap();
-        let value = |body: &str, family: &str, kind: &str, direction: &str| {
-            body.lines()
-                .filter(|l| l.starts_with(&format!("{family}{{")))
-                .filter(|l| l.contains(&format!("type=\"{kind}\"")))
-                .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
-                .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        let body = scrape(&n[0]).await;
+        let messages = |body: &str, kind: &str, direction: &str| {
+            sample(
+                body,
+                "reredis_bus_messages_total",
+                &[("type", kind), ("direction", direction)],
+            )
+            .unwrap_or(0.0)
         };
-        for family in ["reredis_bus_messages_total", "reredis_bus_bytes_total"] {
-            assert!(
-                value(&body, family, "http", "sent").unwrap() > 0.0,
-                "{family}: {body}"
-            );
+        assert!(messages(&body, "http", "sent") > 0.0, "{body}");
+        assert!(bus_bytes(&body, "http", "sent") > 0.0, "{body}");
+        assert!(messages(&body, "ping", "sent") > 0.0, "{body}");
+        let owner = scrape(&n[1]).await;
+        assert!(messages(&owner, "http", "received") > 0.0, "{owner}");
+        assert!(bus_bytes(&owner, "http", "received") > 0.0, "{owner}");
+        promtool_check(&body);
+    });
+}
+
+#[test]
+fn bus_bytes_are_counted_by_type_and_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = three_nodes(dir.path());
+    // Keys written to a lone node move with their slots when the others join (Transfer).
+    for i in 0..30 {
+        assert_eq!(cli(n[0].port, &["SET", &format!("moving:{i}"), "v"]), "OK");
+    }
+    meet(&n);
+    assert!(
+        wait(WAIT, || n.iter().all(|x| cli(x.port, &["DBSIZE"]) != "0")),
+        "the keys did not spread"
+    );
+    rt().block_on(async {
+        let sum = |bodies: &[String], kind: &str, direction: &str| -> f64 {
+            bodies.iter().map(|b| bus_bytes(b, kind, direction)).sum()
+        };
+        // Forming the cluster: gossip both ways on every node; slot handoffs and key batches
+        // from the node that held them all.
+        let before = scrapes(&n).await;
+        for body in &before {
+            for (kind, direction) in [
+                ("ping", "sent"),
+                ("ping", "received"),
+                ("pong", "sent"),
+                ("pong", "received"),
+            ] {
+                assert!(
+                    bus_bytes(body, kind, direction) > 0.0,
+                    "{kind} {direction}: {body}"
+                );
+            }
+            let sent = sample(body, "reredis_cluster_bus_sent_bytes_total", &[]).unwrap();
+            let received = sample(body, "reredis_cluster_bus_received_bytes_total", &[]).unwrap();
+            assert!(sent > 0.0 && received > 0.0, "{body}");
+            // The totals are read after the parts, during gossip: never less than their sum.
+            for (total, direction) in [(sent, "sent"), (received, "received")] {
+                let parts: f64 = body
+                    .lines()
+                    .filter(|l| l.starts_with("reredis_bus_bytes_total{"))
+                    .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum();
+                assert!(total >= parts && parts > 0.0, "{direction}: {body}");
+            }
         }
-        assert!(value(&body, "reredis_bus_messages_total", "ping", "sent").unwrap() > 0.0);
-        let owner = scrape(1).await.unwrap().text().await.unwrap();
-        assert!(value(&owner, "reredis_bus_messages_total", "http", "received").unwrap() > 0.0);
-        assert!(value(&owner, "reredis_bus_bytes_total", "http", "received").unwrap() > 0.0);
-        let mut promtool = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool (Debian package prometheus) is installed");
-        use std::io::Write as _;
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        let out = promtool.wait_with_output().unwrap();
+        assert!(sum(&before, "meet", "sent") > 0.0);
+        assert!(sum(&before, "meet", "received") > 0.0);
+        for kind in ["claim", "transfer"] {
+            assert!(
+                bus_bytes(&before[0], kind, "sent") > 0.0,
+                "{kind}: {}",
+                before[0]
+            );
+            assert!(sum(&before[1..], kind, "received") > 0.0, "{kind}");
+        }
+
+        // A PUBLISH on node 1 is broadcast to the two others: its bytes, payload included.
+        let payload = "p".repeat(1000);
+        assert_eq!(cli(n[0].port, &["PUBLISH", "news", &payload]), "0");
+        let grew = |before: &[String], after: &[String], i: usize, direction: &str| {
+            bus_bytes(&after[i], "publish", direction) - bus_bytes(&before[i], "publish", direction)
+        };
+        let deadline = Instant::now() + WAIT;
+        let after = loop {
+            let after = scrapes(&n).await;
+            if grew(&before, &after, 1, "received") > 0.0
+                && grew(&before, &after, 2, "received") > 0.0
+            {
+                break after;
+            }
+            assert!(Instant::now() < deadline, "PUBLISH bytes not counted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(
-            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            grew(&before, &after, 0, "sent") >= 2.0 * 1000.0,
+            "{}",
+            after[0]
         );
+        for i in [1, 2] {
+            assert!(
+                grew(&before, &after, i, "received") >= 1000.0,
+                "{}",
+                after[i]
+            );
+            assert_eq!(grew(&before, &after, i, "sent"), 0.0);
+        }
+
+        // A cluster-scope feed on node 1 relays node 3's events: Feed stream bytes both ways.
+        let mut feed = ws_connect(&n[0]).await;
+        ws_send(
+            &mut feed,
+            json!({"op":"subscribe","pattern":"fed:*","scope":"cluster"}),
+        )
+        .await;
+        let id3 = n[2].id();
+        expect_relayed(&mut feed, &n[2], &key_on(2, "fed:"), &id3).await;
+        let after = scrapes(&n).await;
+        assert!(
+            bus_bytes(&after[0], "feed_event", "received") > 0.0,
+            "{}",
+            after[0]
+        );
+        assert!(
+            bus_bytes(&after[2], "feed_event", "sent") > 0.0,
+            "{}",
+            after[2]
+        );
+        promtool_check(&after[0]);
+
+        // Node 3 dies: the two others agree it failed and one tells the other (FAIL).
+        assert_eq!(sum(&after, "fail", "sent"), 0.0);
+        n.pop();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let bodies = scrapes(&n).await;
+            if sum(&bodies, "fail", "sent") > 0.0 && sum(&bodies, "fail", "received") > 0.0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "FAIL bytes not counted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
 }
