@@ -268,6 +268,22 @@ async fn expect_relayed(ws: &mut Ws, node: &NodeProc, key: &str, id: &str) {
     }
 }
 
+/// Sends a `scan` request and returns its answer (`scan` or `error`), passing over `cluster`
+/// messages.
+async fn ws_scan(ws: &mut Ws, request: Value) -> Value {
+    ws_send(ws, request).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("no scan answer");
+        let m = ws_next(ws, left).await.expect("no scan answer");
+        if m["type"] == "scan" || m["type"] == "error" {
+            return m;
+        }
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -385,6 +401,78 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
         let joined = key_on(2, "joined:");
         let id3 = n[2].id();
         expect_relayed(&mut watcher, &n[2], &joined, &id3).await;
+
+        // `scan` on node 1 lists the whole cluster as /api/v1/keys does: the same pages and
+        // cursors, each key once with its owner, only the keys matching.
+        let ids: Vec<String> = n.iter().map(NodeProc::id).collect();
+        let mut want = HashMap::new();
+        for (at, node) in n.iter().enumerate() {
+            for i in 0..8 {
+                let key = key_on(at, &format!("scan:{i}:"));
+                assert_eq!(cli(node.port, &["SET", &key, "v"]), "OK");
+                want.insert(key, ids[at].clone());
+            }
+            assert_eq!(cli(node.port, &["SET", &key_on(at, "other:"), "v"]), "OK");
+        }
+        let mut scanner = ws_connect(&n[0]).await;
+        let mut seen = HashMap::new();
+        let mut cursor = "0".to_string();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages < 100, "the scan does not end");
+            // Every other page through REST: the cursors are the same.
+            let page = if pages % 2 == 1 {
+                ws_scan(
+                    &mut scanner,
+                    json!({"op":"scan","match":"scan:*","count":5,"cursor":cursor}),
+                )
+                .await
+            } else {
+                let (s, page) = get_json(&n[0].url(&format!(
+                    "/api/v1/keys?match=scan:*&count=5&cursor={cursor}"
+                )))
+                .await;
+                assert_eq!(s, StatusCode::OK, "{page}");
+                page
+            };
+            for k in page["keys"].as_array().unwrap() {
+                let key = k["key"].as_str().unwrap().to_string();
+                assert!(key.starts_with("scan:"), "{key} does not match");
+                let owner = k["node"].as_str().unwrap().to_string();
+                assert!(seen.insert(key.clone(), owner).is_none(), "{key} twice");
+            }
+            cursor = page["cursor"].as_str().unwrap().to_string();
+            if cursor == "0" {
+                break;
+            }
+            let (id, _) = cursor.split_once(':').expect("a cluster cursor");
+            assert!(ids.iter().any(|x| x == id), "{cursor}");
+        }
+        assert_eq!(seen, want);
+        assert!(pages >= 3, "8 keys on each node, 5 a page: {pages} pages");
+        // This node's keys only, on request; a bad cursor is an error and the socket stays.
+        let page = ws_scan(
+            &mut scanner,
+            json!({"op":"scan","match":"scan:*","count":1000,"scope":"node"}),
+        )
+        .await;
+        let local: HashSet<&str> = page["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key"].as_str().unwrap())
+            .collect();
+        let mine: HashSet<&str> = want
+            .iter()
+            .filter(|(_, owner)| **owner == ids[0])
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!((page["cursor"].as_str(), local), (Some("0"), mine));
+        let page = ws_scan(&mut scanner, json!({"op":"scan","cursor":"no-such-cursor"})).await;
+        assert_eq!(page["type"], "error", "{page}");
+        let page = ws_scan(&mut scanner, json!({"op":"scan","match":"other:*"})).await;
+        assert_eq!(page["keys"].as_array().map(Vec::len), Some(3), "{page}");
 
         // A cluster-scope feed on node 1 gets a write on node 3; a node-scope one does not.
         let mut feed = ws_connect(&n[0]).await;
