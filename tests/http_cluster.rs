@@ -268,11 +268,97 @@ async fn expect_relayed(ws: &mut Ws, node: &NodeProc, key: &str, id: &str) {
     }
 }
 
+/// Sends a `scan` request and returns its answer (`scan` or `error`), passing over `cluster`
+/// messages.
+async fn ws_scan(ws: &mut Ws, request: Value) -> Value {
+    ws_send(ws, request).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("no scan answer");
+        let m = ws_next(ws, left).await.expect("no scan answer");
+        if m["type"] == "scan" || m["type"] == "error" {
+            return m;
+        }
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
+}
+
+async fn scrape(n: &NodeProc) -> String {
+    http()
+        .get(n.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+async fn scrapes(n: &[NodeProc]) -> Vec<String> {
+    futures_util::future::join_all(n.iter().map(scrape)).await
+}
+
+/// The value of the sample of `family` with exactly these labels (in any order), if scraped.
+fn sample(body: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines().find_map(|l| {
+        let (name_labels, value) = l.rsplit_once(' ')?;
+        let got: HashSet<(&str, &str)> = match name_labels.strip_prefix(family)? {
+            "" => HashSet::new(),
+            rest => rest
+                .strip_prefix('{')?
+                .strip_suffix('}')?
+                .split(',')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k, v.strip_prefix('"')?.strip_suffix('"')?))
+                })
+                .collect::<Option<_>>()?,
+        };
+        (got == labels.iter().copied().collect()).then(|| value.parse().ok())?
+    })
+}
+
+/// `reredis_bus_bytes_total{type,direction}` of one scrape (0 when not exported).
+fn bus_bytes(body: &str, kind: &str, direction: &str) -> f64 {
+    sample(
+        body,
+        "reredis_bus_bytes_total",
+        &[("type", kind), ("direction", direction)],
+    )
+    .unwrap_or(0.0)
+}
+
+/// `promtool check metrics` finds nothing to say about a scrape.
+fn promtool_check(body: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -315,6 +401,78 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
         let joined = key_on(2, "joined:");
         let id3 = n[2].id();
         expect_relayed(&mut watcher, &n[2], &joined, &id3).await;
+
+        // `scan` on node 1 lists the whole cluster as /api/v1/keys does: the same pages and
+        // cursors, each key once with its owner, only the keys matching.
+        let ids: Vec<String> = n.iter().map(NodeProc::id).collect();
+        let mut want = HashMap::new();
+        for (at, node) in n.iter().enumerate() {
+            for i in 0..8 {
+                let key = key_on(at, &format!("scan:{i}:"));
+                assert_eq!(cli(node.port, &["SET", &key, "v"]), "OK");
+                want.insert(key, ids[at].clone());
+            }
+            assert_eq!(cli(node.port, &["SET", &key_on(at, "other:"), "v"]), "OK");
+        }
+        let mut scanner = ws_connect(&n[0]).await;
+        let mut seen = HashMap::new();
+        let mut cursor = "0".to_string();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages < 100, "the scan does not end");
+            // Every other page through REST: the cursors are the same.
+            let page = if pages % 2 == 1 {
+                ws_scan(
+                    &mut scanner,
+                    json!({"op":"scan","match":"scan:*","count":5,"cursor":cursor}),
+                )
+                .await
+            } else {
+                let (s, page) = get_json(&n[0].url(&format!(
+                    "/api/v1/keys?match=scan:*&count=5&cursor={cursor}"
+                )))
+                .await;
+                assert_eq!(s, StatusCode::OK, "{page}");
+                page
+            };
+            for k in page["keys"].as_array().unwrap() {
+                let key = k["key"].as_str().unwrap().to_string();
+                assert!(key.starts_with("scan:"), "{key} does not match");
+                let owner = k["node"].as_str().unwrap().to_string();
+                assert!(seen.insert(key.clone(), owner).is_none(), "{key} twice");
+            }
+            cursor = page["cursor"].as_str().unwrap().to_string();
+            if cursor == "0" {
+                break;
+            }
+            let (id, _) = cursor.split_once(':').expect("a cluster cursor");
+            assert!(ids.iter().any(|x| x == id), "{cursor}");
+        }
+        assert_eq!(seen, want);
+        assert!(pages >= 3, "8 keys on each node, 5 a page: {pages} pages");
+        // This node's keys only, on request; a bad cursor is an error and the socket stays.
+        let page = ws_scan(
+            &mut scanner,
+            json!({"op":"scan","match":"scan:*","count":1000,"scope":"node"}),
+        )
+        .await;
+        let local: HashSet<&str> = page["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["key"].as_str().unwrap())
+            .collect();
+        let mine: HashSet<&str> = want
+            .iter()
+            .filter(|(_, owner)| **owner == ids[0])
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!((page["cursor"].as_str(), local), (Some("0"), mine));
+        let page = ws_scan(&mut scanner, json!({"op":"scan","cursor":"no-such-cursor"})).await;
+        assert_eq!(page["type"], "error", "{page}");
+        let page = ws_scan(&mut scanner, json!({"op":"scan","match":"other:*"})).await;
+        assert_eq!(page["keys"].as_array().map(Vec::len), Some(3), "{page}");
 
         // A cluster-scope feed on node 1 gets a write on node 3; a node-scope one does not.
         let mut feed = ws_connect(&n[0]).await;
@@ -519,45 +677,146 @@ fn rest_across_the_cluster() {
         assert_eq!(cli(n[1].port, &["EXISTS", &key]), "0");
 
         // The bus traffic shows in /metrics, by type and direction, and passes promtool.
-        let scrape = |i: usize| http().get(n[i].url("/metrics")).send();
-        let body = scrape(0).await.unwrap().text().await.unwrap();
-        let value = |body: &str, family: &str, kind: &str, direction: &str| {
-            body.lines()
-                .filter(|l| l.starts_with(&format!("{family}{{")))
-                .filter(|l| l.contains(&format!("type=\"{kind}\"")))
-                .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
-                .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        let body = scrape(&n[0]).await;
+        let messages = |body: &str, kind: &str, direction: &str| {
+            sample(
+                body,
+                "reredis_bus_messages_total",
+                &[("type", kind), ("direction", direction)],
+            )
+            .unwrap_or(0.0)
         };
-        for family in ["reredis_bus_messages_total", "reredis_bus_bytes_total"] {
-            assert!(
-                value(&body, family, "http", "sent").unwrap() > 0.0,
-                "{family}: {body}"
-            );
+        assert!(messages(&body, "http", "sent") > 0.0, "{body}");
+        assert!(bus_bytes(&body, "http", "sent") > 0.0, "{body}");
+        assert!(messages(&body, "ping", "sent") > 0.0, "{body}");
+        let owner = scrape(&n[1]).await;
+        assert!(messages(&owner, "http", "received") > 0.0, "{owner}");
+        assert!(bus_bytes(&owner, "http", "received") > 0.0, "{owner}");
+        promtool_check(&body);
+    });
+}
+
+#[test]
+fn bus_bytes_are_counted_by_type_and_direction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = three_nodes(dir.path());
+    // Keys written to a lone node move with their slots when the others join (Transfer).
+    for i in 0..30 {
+        assert_eq!(cli(n[0].port, &["SET", &format!("moving:{i}"), "v"]), "OK");
+    }
+    meet(&n);
+    assert!(
+        wait(WAIT, || n.iter().all(|x| cli(x.port, &["DBSIZE"]) != "0")),
+        "the keys did not spread"
+    );
+    rt().block_on(async {
+        let sum = |bodies: &[String], kind: &str, direction: &str| -> f64 {
+            bodies.iter().map(|b| bus_bytes(b, kind, direction)).sum()
+        };
+        // Forming the cluster: gossip both ways on every node; slot handoffs and key batches
+        // from the node that held them all.
+        let before = scrapes(&n).await;
+        for body in &before {
+            for (kind, direction) in [
+                ("ping", "sent"),
+                ("ping", "received"),
+                ("pong", "sent"),
+                ("pong", "received"),
+            ] {
+                assert!(
+                    bus_bytes(body, kind, direction) > 0.0,
+                    "{kind} {direction}: {body}"
+                );
+            }
+            let sent = sample(body, "reredis_cluster_bus_sent_bytes_total", &[]).unwrap();
+            let received = sample(body, "reredis_cluster_bus_received_bytes_total", &[]).unwrap();
+            assert!(sent > 0.0 && received > 0.0, "{body}");
+            // The totals are read after the parts, during gossip: never less than their sum.
+            for (total, direction) in [(sent, "sent"), (received, "received")] {
+                let parts: f64 = body
+                    .lines()
+                    .filter(|l| l.starts_with("reredis_bus_bytes_total{"))
+                    .filter(|l| l.contains(&format!("direction=\"{direction}\"")))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum();
+                assert!(total >= parts && parts > 0.0, "{direction}: {body}");
+            }
         }
-        assert!(value(&body, "reredis_bus_messages_total", "ping", "sent").unwrap() > 0.0);
-        let owner = scrape(1).await.unwrap().text().await.unwrap();
-        assert!(value(&owner, "reredis_bus_messages_total", "http", "received").unwrap() > 0.0);
-        assert!(value(&owner, "reredis_bus_bytes_total", "http", "received").unwrap() > 0.0);
-        let mut promtool = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("promtool (Debian package prometheus) is installed");
-        use std::io::Write as _;
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-        let out = promtool.wait_with_output().unwrap();
+        assert!(sum(&before, "meet", "sent") > 0.0);
+        assert!(sum(&before, "meet", "received") > 0.0);
+        for kind in ["claim", "transfer"] {
+            assert!(
+                bus_bytes(&before[0], kind, "sent") > 0.0,
+                "{kind}: {}",
+                before[0]
+            );
+            assert!(sum(&before[1..], kind, "received") > 0.0, "{kind}");
+        }
+
+        // A PUBLISH on node 1 is broadcast to the two others: its bytes, payload included.
+        let payload = "p".repeat(1000);
+        assert_eq!(cli(n[0].port, &["PUBLISH", "news", &payload]), "0");
+        let grew = |before: &[String], after: &[String], i: usize, direction: &str| {
+            bus_bytes(&after[i], "publish", direction) - bus_bytes(&before[i], "publish", direction)
+        };
+        let deadline = Instant::now() + WAIT;
+        let after = loop {
+            let after = scrapes(&n).await;
+            if grew(&before, &after, 1, "received") > 0.0
+                && grew(&before, &after, 2, "received") > 0.0
+            {
+                break after;
+            }
+            assert!(Instant::now() < deadline, "PUBLISH bytes not counted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(
-            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            grew(&before, &after, 0, "sent") >= 2.0 * 1000.0,
+            "{}",
+            after[0]
         );
+        for i in [1, 2] {
+            assert!(
+                grew(&before, &after, i, "received") >= 1000.0,
+                "{}",
+                after[i]
+            );
+            assert_eq!(grew(&before, &after, i, "sent"), 0.0);
+        }
+
+        // A cluster-scope feed on node 1 relays node 3's events: Feed stream bytes both ways.
+        let mut feed = ws_connect(&n[0]).await;
+        ws_send(
+            &mut feed,
+            json!({"op":"subscribe","pattern":"fed:*","scope":"cluster"}),
+        )
+        .await;
+        let id3 = n[2].id();
+        expect_relayed(&mut feed, &n[2], &key_on(2, "fed:"), &id3).await;
+        let after = scrapes(&n).await;
+        assert!(
+            bus_bytes(&after[0], "feed_event", "received") > 0.0,
+            "{}",
+            after[0]
+        );
+        assert!(
+            bus_bytes(&after[2], "feed_event", "sent") > 0.0,
+            "{}",
+            after[2]
+        );
+        promtool_check(&after[0]);
+
+        // Node 3 dies: the two others agree it failed and one tells the other (FAIL).
+        assert_eq!(sum(&after, "fail", "sent"), 0.0);
+        n.pop();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let bodies = scrapes(&n).await;
+            if sum(&bodies, "fail", "sent") > 0.0 && sum(&bodies, "fail", "received") > 0.0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "FAIL bytes not counted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
 }

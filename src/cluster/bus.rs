@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
@@ -203,17 +202,107 @@ pub struct RelayedEvent {
     pub missed: u64,
 }
 
-/// Bytes of the HTTP surface's bus messages (encoded protobuf sizes), for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    pub http_sent: AtomicU64,
-    pub http_received: AtomicU64,
-    pub feed_sent: AtomicU64,
-    pub feed_received: AtomicU64,
+/// What a bus message is, as `/metrics` labels it (`type`). A call's reply counts under the
+/// call's type (a Claim's `ClaimReply` is `claim` traffic), except Gossip, whose reply is a PONG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    Ping,
+    Pong,
+    Meet,
+    Fail,
+    Update,
+    Claim,
+    Transfer,
+    Publish,
+    Http,
+    /// The Feed stream: the request that opens it and every event on it.
+    FeedEvent,
 }
 
-fn add(counter: &AtomicU64, bytes: usize) {
-    counter.fetch_add(bytes as u64, Ordering::Relaxed);
+impl MessageType {
+    pub const ALL: [MessageType; 10] = [
+        MessageType::Ping,
+        MessageType::Pong,
+        MessageType::Meet,
+        MessageType::Fail,
+        MessageType::Update,
+        MessageType::Claim,
+        MessageType::Transfer,
+        MessageType::Publish,
+        MessageType::Http,
+        MessageType::FeedEvent,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MessageType::Ping => "ping",
+            MessageType::Pong => "pong",
+            MessageType::Meet => "meet",
+            MessageType::Fail => "fail",
+            MessageType::Update => "update",
+            MessageType::Claim => "claim",
+            MessageType::Transfer => "transfer",
+            MessageType::Publish => "publish",
+            MessageType::Http => "http",
+            MessageType::FeedEvent => "feed_event",
+        }
+    }
+
+    pub fn of_ping(t: pb::PingType) -> MessageType {
+        match t {
+            pb::PingType::Ping => MessageType::Ping,
+            pb::PingType::Meet => MessageType::Meet,
+            pb::PingType::Pong => MessageType::Pong,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Sent, Direction::Received];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
+
+/// Bytes of every bus message sent and received, by type, for `/metrics`: the encoded protobuf
+/// size of the message (gRPC and HTTP/2 framing not included; an `Ack` reply is empty). One
+/// relaxed atomic add per message; `encoded_len` walks the message without encoding it.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    bytes: [[AtomicU64; 2]; MessageType::ALL.len()],
+}
+
+impl Traffic {
+    pub fn sent(&self, t: MessageType, msg: &impl prost::Message) {
+        self.add(t, Direction::Sent, msg.encoded_len());
+    }
+
+    pub fn received(&self, t: MessageType, msg: &impl prost::Message) {
+        self.add(t, Direction::Received, msg.encoded_len());
+    }
+
+    fn add(&self, t: MessageType, d: Direction, bytes: usize) {
+        self.bytes[t as usize][d as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn bytes(&self, t: MessageType, d: Direction) -> u64 {
+        self.bytes[t as usize][d as usize].load(Ordering::Relaxed)
+    }
+
+    /// Bytes of every type in one direction.
+    pub fn total(&self, d: Direction) -> u64 {
+        MessageType::ALL.iter().map(|&t| self.bytes(t, d)).sum()
+    }
 }
 
 /// A peer's key events as they happen ([`open_feed`]).
@@ -224,7 +313,7 @@ impl EventStream {
     pub async fn next(&mut self, traffic: &Traffic) -> Result<Option<RelayedEvent>, Status> {
         let got = self.0.message().await?;
         if let Some(e) = &got {
-            add(&traffic.feed_received, e.encoded_len());
+            traffic.received(MessageType::FeedEvent, e);
         }
         Ok(got.map(|e| RelayedEvent {
             node_id: e.node_id,
@@ -244,11 +333,13 @@ pub async fn open_feed(
     client: &mut BusClient,
     secret: Option<&str>,
     patterns: Vec<Vec<u8>>,
+    traffic: &Traffic,
 ) -> Result<EventStream, Status> {
     let req = pb::FeedRequest {
         version: PROTOCOL_VERSION,
         patterns,
     };
+    traffic.sent(MessageType::FeedEvent, &req);
     let stream = client.feed(with_secret(req, secret)).await?.into_inner();
     Ok(EventStream(stream))
 }
@@ -267,9 +358,9 @@ pub async fn call_http(
         authorization: call.authorization,
         body: call.body,
     };
-    add(&traffic.http_sent, req.encoded_len());
+    traffic.sent(MessageType::Http, &req);
     let r = client.http(with_secret(req, secret)).await?.into_inner();
-    add(&traffic.http_received, r.encoded_len());
+    traffic.received(MessageType::Http, &r);
     Ok(HttpAnswer {
         status: r.status.min(u16::MAX as u32) as u16,
         content_type: r.content_type,
@@ -294,8 +385,10 @@ impl ClusterBus for BusService {
         self.authorize(&req)?;
         let c = self.cluster()?;
         let node_id = c.myself();
-        let patterns = req.into_inner().patterns;
-        let sub = StreamedFeed::new(self.node.clone());
+        let req = req.into_inner();
+        c.stats.traffic.received(MessageType::FeedEvent, &req);
+        let patterns = req.patterns;
+        let sub = StreamedFeed::new(self.node.clone())?;
         let shutdown = self.node.shutdown.clone();
         let stream = futures_util::stream::unfold(sub, move |mut sub| {
             let shutdown = shutdown.clone();
@@ -318,9 +411,12 @@ impl ClusterBus for BusService {
                         },
                         Err(RecvError::Closed) => return None,
                     };
-                    let peers = &sub.node.feed.peers;
-                    peers.feed_events_sent.fetch_add(1, Ordering::Relaxed);
-                    add(&peers.traffic.feed_sent, ev.encoded_len());
+                    sub.node
+                        .feed
+                        .peers
+                        .feed_events_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                    sub.cluster.stats.traffic.sent(MessageType::FeedEvent, &ev);
                     return Some((Ok(ev), sub));
                 }
             }
@@ -331,12 +427,11 @@ impl ClusterBus for BusService {
     async fn http(&self, req: Request<pb::HttpRequest>) -> Result<Response<pb::HttpReply>, Status> {
         use tracing::Instrument as _;
         self.authorize(&req)?;
-        self.cluster()?;
+        let traffic = &self.cluster()?.stats.traffic;
         let span = server_span(&req, "bus Http");
         let peer = req.remote_addr();
         let m = req.into_inner();
-        let traffic = &self.node.feed.peers.traffic;
-        add(&traffic.http_received, m.encoded_len());
+        traffic.received(MessageType::Http, &m);
         let call = HttpCall {
             method: m.method,
             path_and_query: m.path_and_query,
@@ -351,7 +446,7 @@ impl ClusterBus for BusService {
             content_type: a.content_type,
             body: a.body,
         };
-        add(&traffic.http_sent, reply.encoded_len());
+        traffic.sent(MessageType::Http, &reply);
         Ok(Response::new(reply))
     }
 
@@ -362,7 +457,11 @@ impl ClusterBus for BusService {
         let local = req.local_addr();
         let msg = req.into_inner();
         c.stats.note_received(msg.r#type());
+        c.stats
+            .traffic
+            .received(MessageType::of_ping(msg.r#type()), &msg);
         let pong = c.handle_ping(&self.node, msg, peer, local)?;
+        c.stats.traffic.sent(MessageType::Pong, &pong);
         Ok(Response::new(pong))
     }
 
@@ -371,6 +470,7 @@ impl ClusterBus for BusService {
         let c = self.cluster()?;
         c.stats.fail_received.fetch_add(1, Ordering::Relaxed);
         let msg = req.into_inner();
+        c.stats.traffic.received(MessageType::Fail, &msg);
         c.handle_fail(&self.node, &msg.node_id);
         Ok(Response::new(pb::Ack {}))
     }
@@ -380,6 +480,7 @@ impl ClusterBus for BusService {
         let c = self.cluster()?;
         c.stats.update_received.fetch_add(1, Ordering::Relaxed);
         let msg = req.into_inner();
+        c.stats.traffic.received(MessageType::Update, &msg);
         let ranges: Vec<(u16, u16)> = msg
             .slots
             .iter()
@@ -398,6 +499,7 @@ impl ClusterBus for BusService {
         let c = self.cluster()?;
         let peer = req.remote_addr();
         let msg = req.into_inner();
+        c.stats.traffic.received(MessageType::Claim, &msg);
         let sender = msg
             .sender
             .as_ref()
@@ -411,6 +513,7 @@ impl ClusterBus for BusService {
             slots.extend(r.start as u16..=r.end as u16);
         }
         let reply = c.handle_claim(&self.node, &header, &slots);
+        c.stats.traffic.sent(MessageType::Claim, &reply);
         Ok(Response::new(reply))
     }
 
@@ -419,9 +522,10 @@ impl ClusterBus for BusService {
         req: Request<pb::TransferBatch>,
     ) -> Result<Response<pb::TransferReply>, Status> {
         self.authorize(&req)?;
-        self.cluster()?;
+        let traffic = &self.cluster()?.stats.traffic;
         let peer = req.remote_addr();
         let mut msg = req.into_inner();
+        traffic.received(MessageType::Transfer, &msg);
         let sender = msg
             .sender
             .take()
@@ -436,6 +540,7 @@ impl ClusterBus for BusService {
                 .map_err(|e| Status::internal(e.to_string()))?;
         // Acknowledged only once the imported keys are in the append-only log (when it is on).
         store_node.store.aof.wait_acked(seq).await;
+        traffic.sent(MessageType::Transfer, &reply);
         Ok(Response::new(reply))
     }
 
@@ -444,6 +549,7 @@ impl ClusterBus for BusService {
         let c = self.cluster()?;
         c.stats.publish_received.fetch_add(1, Ordering::Relaxed);
         let batch = req.into_inner();
+        c.stats.traffic.received(MessageType::Publish, &batch);
         let now = crate::commands::now_ms();
         for m in &batch.messages {
             self.node.pubsub.deliver_remote(&m.channel, &m.message, now);
@@ -456,15 +562,21 @@ impl ClusterBus for BusService {
 struct StreamedFeed {
     events: crate::observe::events::Subscription,
     node: Arc<Node>,
+    cluster: Arc<Cluster>,
 }
 
 impl StreamedFeed {
-    fn new(node: Arc<Node>) -> StreamedFeed {
+    fn new(node: Arc<Node>) -> Result<StreamedFeed, Status> {
+        let cluster = node
+            .cluster
+            .clone()
+            .ok_or_else(|| Status::unavailable("cluster disabled"))?;
         node.feed.peers.feed_streams.fetch_add(1, Ordering::Relaxed);
-        StreamedFeed {
+        Ok(StreamedFeed {
             events: node.store.events.subscribe(),
             node,
-        }
+            cluster,
+        })
     }
 }
 
@@ -733,6 +845,7 @@ async fn send_publishes(
             sender_id: me.clone(),
             messages,
         };
+        cluster.stats.traffic.sent(MessageType::Publish, &batch);
         let sent = tokio::select! {
             _ = node.shutdown.cancelled() => return,
             r = client.publish(with_secret(batch, secret.as_deref())) => r,

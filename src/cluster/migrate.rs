@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::bus::{self, pb};
+use super::bus::{self, MessageType, pb};
 use super::slots::key_hash_slot;
 use super::state::slot_ranges;
 use crate::node::Node;
@@ -424,8 +424,13 @@ fn move_slots(
                 slots: ranges.clone(),
             };
             let mut c = client.clone();
+            let traffic = &cluster.stats.traffic;
+            traffic.sent(MessageType::Claim, &msg);
             let reply =
                 rt.block_on(async { c.claim(bus::with_secret(msg, secret.as_deref())).await });
+            if let Ok(r) = &reply {
+                traffic.received(MessageType::Claim, r.get_ref());
+            }
             let mut st = cluster.state.lock();
             for s in &slots {
                 st.claiming.remove(s);
@@ -468,8 +473,13 @@ fn move_slots(
                 }
             }
             let mut c = client.clone();
+            let traffic = &cluster.stats.traffic;
+            traffic.sent(MessageType::Transfer, &batch);
             let reply =
                 rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
+            if let Ok(r) = &reply {
+                traffic.received(MessageType::Transfer, r.get_ref());
+            }
             match reply {
                 Ok(r) if r.get_ref().accepted => {
                     // Gone from here for good: the append-only log must say so too.

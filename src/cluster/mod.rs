@@ -22,7 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use tonic::Status;
 
 use crate::node::Node;
-use bus::pb;
+use bus::{MessageType, pb};
 use routing::{EndpointType, Routing};
 use state::{Action, ClusterNode, ClusterState, Endpoint, GossipEntry, Header, flag, slot_ranges};
 
@@ -60,7 +60,8 @@ pub struct BusStats {
     pub publish_received: AtomicU64,
     pub errors: AtomicU64,
     pub auth_failures: AtomicU64,
-    pub bytes_sent: AtomicU64,
+    /// Bytes of every bus message, the HTTP surface's included.
+    pub traffic: bus::Traffic,
 }
 
 impl BusStats {
@@ -441,6 +442,7 @@ impl Cluster {
             };
             let secret = self.cfg.secret.clone();
             self.stats.fail_sent.fetch_add(1, Ordering::Relaxed);
+            self.stats.traffic.sent(MessageType::Fail, &msg);
             let shutdown = node.shutdown.clone();
             tokio::spawn(async move {
                 tokio::select! {
@@ -478,6 +480,7 @@ impl Cluster {
             return;
         };
         self.stats.update_sent.fetch_add(1, Ordering::Relaxed);
+        self.stats.traffic.sent(MessageType::Update, &msg);
         let secret = self.cfg.secret.clone();
         let shutdown = node.shutdown.clone();
         tokio::spawn(async move {
@@ -505,10 +508,12 @@ impl Cluster {
             let st = self.state.lock();
             self.message(keys, &st, t, target.as_deref().unwrap_or(""), dialed_ip)
         };
-        match t {
-            pb::PingType::Meet => self.stats.meet_sent.fetch_add(1, Ordering::Relaxed),
-            _ => self.stats.ping_sent.fetch_add(1, Ordering::Relaxed),
+        let counter = match t {
+            pb::PingType::Meet => &self.stats.meet_sent,
+            _ => &self.stats.ping_sent,
         };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.stats.traffic.sent(MessageType::of_ping(t), &msg);
         let cluster = self.clone();
         let node = node.clone();
         let secret = self.cfg.secret.clone();
@@ -544,6 +549,7 @@ impl Cluster {
 
     fn handle_pong(&self, node: &Arc<Node>, msg: pb::Ping, addr: &str) {
         self.stats.pong_received.fetch_add(1, Ordering::Relaxed);
+        self.stats.traffic.received(MessageType::Pong, &msg);
         let Some(sender) = msg.sender.as_ref() else {
             return;
         };
@@ -857,11 +863,18 @@ impl Cluster {
         let cluster = self.clone();
         let secret = self.cfg.secret.clone();
         let shutdown = node.shutdown.clone();
+        self.stats.traffic.sent(MessageType::Claim, &msg);
         tokio::spawn(async move {
             let reply = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = cl.claim(bus::with_secret(msg, secret.as_deref())) => r,
             };
+            if let Ok(r) = &reply {
+                cluster
+                    .stats
+                    .traffic
+                    .received(MessageType::Claim, r.get_ref());
+            }
             let accepted = matches!(&reply, Ok(r) if r.get_ref().accepted);
             let mut st = cluster.state.lock();
             for s in &moved {

@@ -12,6 +12,7 @@
 //! then.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -33,6 +34,7 @@ use super::value::{
     Shape, flag, json_bytes, reader, require_commands, ttl_arg, value_to_json, write_commands,
 };
 use super::view::{self, bytes_to_json};
+use crate::cluster::bus::HttpCall;
 use crate::cluster::slots::key_hash_slot;
 use crate::node::Node;
 
@@ -90,7 +92,7 @@ async fn cluster(State(s): State<AppState>, parts: Parts) -> Json<view::Cluster>
 
 /// Fills in other nodes' keys, memory and load from what they say of themselves; a node that
 /// does not answer keeps the key count it last gossiped.
-async fn with_peer_figures(node: &std::sync::Arc<Node>, c: &mut view::Cluster) {
+async fn with_peer_figures(node: &Arc<Node>, c: &mut view::Cluster) {
     let figures = peers::figures(node).await;
     for n in c.nodes.iter_mut() {
         let Some(f) = figures.get(&n.id) else {
@@ -262,22 +264,63 @@ async fn list_keys(
     parts: Parts,
     q: Result<Query<KeysQuery>, QueryRejection>,
 ) -> Result<Json<KeysPage>, ApiError> {
-    let q = query(q)?;
+    let mut q = query(q)?;
+    if forwarded(&parts) {
+        // This node's part of another node's walk (it asks with scope=node anyway).
+        q.scope = Some("node".into());
+    }
+    Ok(Json(keys_page(&s.node, &Lister::of(&parts), &q).await?))
+}
+
+/// Who asks for a page of the key listing: the address its internal client shows (CLIENT
+/// LIST), and the `Authorization` it sent, passed on to the nodes asked for their part.
+#[derive(Debug, Clone)]
+pub struct Lister {
+    pub peer: SocketAddr,
+    pub authorization: String,
+}
+
+impl Lister {
+    pub fn of(parts: &Parts) -> Lister {
+        Lister {
+            peer: peer(&parts.extensions),
+            authorization: parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+}
+
+/// One page of the key listing, `/api/v1/keys` and the feed's `scan` alike: the whole cluster
+/// ([`cluster_page`]) unless `scope` is `node` or this node is not in a cluster.
+pub async fn keys_page(
+    node: &Arc<Node>,
+    lister: &Lister,
+    q: &KeysQuery,
+) -> Result<KeysPage, ApiError> {
     let local = match q.scope.as_deref() {
-        None | Some("cluster") => s.node.cluster.is_none() || forwarded(&parts),
+        None | Some("cluster") => node.cluster.is_none(),
         Some("node") => true,
         Some(_) => return Err(ApiError::bad_request("scope must be node or cluster")),
     };
     if local {
-        return Ok(Json(local_page(&s, &parts, &q).await?));
+        local_page(node, lister.peer, q).await
+    } else {
+        cluster_page(node, lister, q).await
     }
-    Ok(Json(cluster_page(&s, &parts, &q).await?))
 }
 
-async fn local_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPage, ApiError> {
-    wait_unpaused(&s.node, false).await;
-    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
-    scan_page(&mut session, &view::node_id(&s.node), q)
+async fn local_page(
+    node: &Arc<Node>,
+    peer: SocketAddr,
+    q: &KeysQuery,
+) -> Result<KeysPage, ApiError> {
+    wait_unpaused(node, false).await;
+    let mut session = Session::open(node, peer)?;
+    scan_page(&mut session, &view::node_id(node), q)
 }
 
 /// One page of the cluster-wide listing. The masters are walked one after the other in node-ID
@@ -287,8 +330,12 @@ async fn local_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPa
 /// small cluster is listed in one request. A key is listed by the node holding it, so once per
 /// full iteration while it stays in place (SCAN's guarantee). A node marked failed is passed
 /// over: its keys cannot be read.
-async fn cluster_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<KeysPage, ApiError> {
-    let masters = peers::masters(&s.node);
+async fn cluster_page(
+    node: &Arc<Node>,
+    lister: &Lister,
+    q: &KeysQuery,
+) -> Result<KeysPage, ApiError> {
+    let masters = peers::masters(node);
     let (after, mut cursor) = match q.cursor.as_deref().unwrap_or("0") {
         "0" => (None, "0".to_string()),
         c => {
@@ -325,9 +372,9 @@ async fn cluster_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<Keys
                 count: Some(count - keys.len()),
                 ..q.clone()
             };
-            local_page(s, parts, &local).await?
+            local_page(node, lister.peer, &local).await?
         } else {
-            peer_page(s, parts, n, q, &cursor, count - keys.len()).await?
+            peer_page(node, lister, n, q, &cursor, count - keys.len()).await?
         };
         keys.extend(page.keys);
         if page.cursor != "0" {
@@ -351,8 +398,8 @@ async fn cluster_page(s: &AppState, parts: &Parts, q: &KeysQuery) -> Result<Keys
 
 /// One SCAN step on another node, over the bus.
 async fn peer_page(
-    s: &AppState,
-    parts: &Parts,
+    node: &Node,
+    lister: &Lister,
     n: &Peer,
     q: &KeysQuery,
     cursor: &str,
@@ -370,7 +417,13 @@ async fn peer_page(
     if let Some(t) = &q.kind {
         path.push_str(&format!("&type={}", enc(t)));
     }
-    let a = peers::forward(&s.node, n, peers::call_from(parts, path, Vec::new())).await?;
+    let call = HttpCall {
+        method: "GET".into(),
+        path_and_query: path,
+        authorization: lister.authorization.clone(),
+        body: Vec::new(),
+    };
+    let a = peers::forward(node, n, call).await?;
     if a.status != 200 {
         let body: JsonValue = serde_json::from_slice(&a.body).unwrap_or_default();
         let message = body["error"]["message"]

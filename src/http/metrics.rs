@@ -19,6 +19,7 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 
 use super::AppState;
 use super::view;
+use crate::cluster::bus::{Direction, MessageType};
 use crate::node::Node;
 
 pub fn routes() -> Router<AppState> {
@@ -169,7 +170,7 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "reredis_bus_bytes_total",
-        "Bytes of the HTTP surface's cluster bus messages (forwarded requests, relayed events) by type and direction (clustered nodes only)",
+        "Encoded size of the cluster bus messages sent and received, by type and direction (clustered nodes only)",
         &["type", "direction"],
     ),
     (
@@ -199,7 +200,12 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "reredis_cluster_bus_sent_bytes_total",
-        "Bytes sent on the cluster bus (clustered nodes only)",
+        "Bytes sent on the cluster bus, every message type (clustered nodes only)",
+        &[],
+    ),
+    (
+        "reredis_cluster_bus_received_bytes_total",
+        "Bytes received on the cluster bus, every message type (clustered nodes only)",
         &[],
     ),
     (
@@ -453,15 +459,16 @@ impl Collector for NodeCollector {
                 family(
                     "reredis_bus_bytes_total",
                     MetricType::COUNTER,
-                    [
-                        ("http", "sent", &p.traffic.http_sent),
-                        ("http", "received", &p.traffic.http_received),
-                        ("feed_event", "sent", &p.traffic.feed_sent),
-                        ("feed_event", "received", &p.traffic.feed_received),
-                    ]
-                    .iter()
-                    .map(|(t, d, v)| counter(&[("type", t), ("direction", d)], load(v)))
-                    .collect(),
+                    MessageType::ALL
+                        .iter()
+                        .flat_map(|&t| Direction::ALL.map(|d| (t, d)))
+                        .map(|(t, d)| {
+                            counter(
+                                &[("type", t.label()), ("direction", d.label())],
+                                b.traffic.bytes(t, d) as f64,
+                            )
+                        })
+                        .collect(),
                 ),
                 family(
                     "reredis_bus_errors_total",
@@ -512,7 +519,14 @@ impl Collector for NodeCollector {
                     "reredis_cluster_bus_auth_failures_total",
                     load(&b.auth_failures),
                 ),
-                one_counter("reredis_cluster_bus_sent_bytes_total", load(&b.bytes_sent)),
+                one_counter(
+                    "reredis_cluster_bus_sent_bytes_total",
+                    b.traffic.total(Direction::Sent) as f64,
+                ),
+                one_counter(
+                    "reredis_cluster_bus_received_bytes_total",
+                    b.traffic.total(Direction::Received) as f64,
+                ),
             ]);
             let m = &c.migrator.stats;
             let (moving, importing) = {

@@ -45,8 +45,9 @@ pub struct Forwarded;
 pub struct Peers {
     calls: Mutex<HashMap<String, BusClient>>,
     streams: Mutex<HashMap<String, BusClient>>,
-    /// Bus traffic of the HTTP surface, for `/metrics`: requests forwarded to peers and
-    /// answered for them, events relayed both ways, failed calls and streams.
+    /// Bus messages of the HTTP surface, for `/metrics`: requests forwarded to peers and
+    /// answered for them, events relayed both ways, failed calls and streams (their bytes are
+    /// in the cluster's `BusStats::traffic` with every other bus message's).
     pub http_sent: AtomicU64,
     pub http_received: AtomicU64,
     pub http_errors: AtomicU64,
@@ -55,8 +56,6 @@ pub struct Peers {
     pub feed_errors: AtomicU64,
     /// Streams of this node's events open to peers now.
     pub feed_streams: AtomicU64,
-    /// Bytes of those messages.
-    pub traffic: bus::Traffic,
     /// Other nodes' own figures for the cluster view, by node ID.
     figures: Mutex<HashMap<String, Figures>>,
 }
@@ -241,11 +240,14 @@ pub fn call_from(parts: &Parts, path_and_query: String, body: Vec<u8>) -> HttpCa
 
 /// Has `peer` answer `call` over the bus.
 pub async fn forward(node: &Node, peer: &Peer, call: HttpCall) -> Result<HttpAnswer, ApiError> {
-    let secret = node.cluster.as_ref().and_then(|c| c.cfg.secret.clone());
+    let Some(cluster) = node.cluster.as_deref() else {
+        return Err(ApiError::unavailable("cluster disabled"));
+    };
+    let secret = cluster.cfg.secret.as_deref();
     let mut client = node.feed.peers.call_client(&peer.bus_addr)?;
     node.feed.peers.http_sent.fetch_add(1, Ordering::Relaxed);
     let answer = tokio::select! {
-        a = bus::call_http(&mut client, secret.as_deref(), call, &node.feed.peers.traffic) => a,
+        a = bus::call_http(&mut client, secret, call, &cluster.stats.traffic) => a,
         _ = node.shutdown.cancelled() => return Err(ApiError::unavailable("node shutting down")),
     };
     answer.map_err(|e| {

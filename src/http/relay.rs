@@ -179,14 +179,22 @@ async fn relay_from(node: Arc<Node>, addr: String, cancel: CancellationToken) {
 
 /// Copies one stream to the local broadcast until it ends; `Ok(true)` when it delivered.
 async fn pump(node: &Node, addr: &str) -> Result<bool, String> {
-    let secret = node.cluster.as_ref().and_then(|c| c.cfg.secret.clone());
+    let Some(cluster) = node.cluster.as_deref() else {
+        return Err("cluster disabled".into());
+    };
+    let traffic = &cluster.stats.traffic;
     let mut client = node.feed.peers.stream_client(addr).map_err(|e| e.message)?;
-    let mut stream = bus::open_feed(&mut client, secret.as_deref(), Vec::new())
-        .await
-        .map_err(|e| e.message().to_string())?;
+    let mut stream = bus::open_feed(
+        &mut client,
+        cluster.cfg.secret.as_deref(),
+        Vec::new(),
+        traffic,
+    )
+    .await
+    .map_err(|e| e.message().to_string())?;
     let mut delivered = false;
     while let Some(ev) = stream
-        .next(&node.feed.peers.traffic)
+        .next(traffic)
         .await
         .map_err(|e| e.message().to_string())?
     {

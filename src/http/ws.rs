@@ -11,6 +11,9 @@
 //! relay (`relay.rs`), with the same back-pressure. A node outside a cluster is the whole
 //! cluster, so its own events are exactly that. Every client also gets a `cluster` message when
 //! membership, a node's state or slot ownership changes.
+//!
+//! `scan` is the REST key listing ([`api::keys_page`]) over the socket: the whole cluster by
+//! default, as `/api/v1/keys`, whatever scope the client's subscriptions have.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -26,8 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
-use super::api::{KeyEntry, KeysQuery, peer, scan_page};
-use super::exec::Session;
+use super::api::{self, KeyEntry, KeysQuery, Lister};
 use super::peers::Peers;
 use super::relay::{Relay, RelaySubscription};
 use super::view::{self, bytes_to_json};
@@ -63,7 +65,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn upgrade(State(s): State<AppState>, parts: Parts, ws: WebSocketUpgrade) -> Response {
-    let peer = peer(&parts.extensions);
+    let lister = Lister::of(&parts);
     let tasks = s.tasks.clone();
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
@@ -74,7 +76,7 @@ async fn upgrade(State(s): State<AppState>, parts: Parts, ws: WebSocketUpgrade) 
                     refuse(socket, &s.node).await;
                     return;
                 };
-                Feed::new(s.node.clone(), peer, slot).run(socket).await;
+                Feed::new(s.node.clone(), lister, slot).run(socket).await;
             })
         })
 }
@@ -124,14 +126,8 @@ enum Request {
     Unsubscribe {
         pattern: String,
     },
-    Scan {
-        #[serde(rename = "match")]
-        pattern: Option<String>,
-        cursor: Option<String>,
-        count: Option<usize>,
-        #[serde(rename = "type")]
-        kind: Option<String>,
-    },
+    /// A page of the key listing, as `/api/v1/keys` gives it (same fields, same cursor).
+    Scan(KeysQuery),
 }
 
 /// Whose events a client wants. It is the client's, not one pattern's: once a subscription asks
@@ -182,7 +178,8 @@ impl Reply<'_> {
 struct Feed {
     node: Arc<Node>,
     node_id: String,
-    peer: std::net::SocketAddr,
+    /// The client, as its key listings are asked for.
+    lister: Lister,
     patterns: Vec<Vec<u8>>,
     scope: Scope,
     sub: Option<Subscription>,
@@ -191,11 +188,11 @@ struct Feed {
 }
 
 impl Feed {
-    fn new(node: Arc<Node>, peer: std::net::SocketAddr, slot: Admission) -> Feed {
+    fn new(node: Arc<Node>, lister: Lister, slot: Admission) -> Feed {
         Feed {
             node_id: view::node_id(&node),
             node,
-            peer,
+            lister,
             patterns: Vec::new(),
             scope: Scope::Node,
             sub: None,
@@ -218,14 +215,14 @@ impl Feed {
                     break;
                 }
                 msg = socket.recv() => match msg {
-                    Some(Ok(Message::Text(t))) => self.handle(t.as_str(), &mut out),
+                    Some(Ok(Message::Text(t))) => self.handle(t.as_str(), &mut out).await,
                     Some(Ok(Message::Binary(_))) => out.push(Reply::Error {
                         message: "requests are JSON text frames".into(),
                     }.message()),
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Ok(_)) => {} // ping/pong: answered by the WebSocket layer
                     Some(Err(e)) => {
-                        tracing::debug!(peer = %self.peer, "ws read: {e}");
+                        tracing::debug!(peer = %self.lister.peer, "ws read: {e}");
                         let frame = CloseFrame { code: close_code::SIZE, reason: "bad or oversized frame".into() };
                         let _ = socket.send(Message::Close(Some(frame))).await;
                         break;
@@ -254,7 +251,10 @@ impl Feed {
         self.sync_subscriptions();
     }
 
-    fn handle(&mut self, text: &str, out: &mut Vec<Message>) {
+    /// Answers one request. A `scan` of the cluster waits for the other nodes' parts (bounded
+    /// by the bus call timeout); meanwhile events wait in the broadcast, under its usual
+    /// back-pressure.
+    async fn handle(&mut self, text: &str, out: &mut Vec<Message>) {
         let req = match serde_json::from_str::<Request>(text) {
             Ok(r) => r,
             Err(e) => {
@@ -291,21 +291,8 @@ impl Feed {
                 self.patterns.retain(|p| p[..] != *pattern.as_bytes());
                 self.sync_subscriptions();
             }
-            Request::Scan {
-                pattern,
-                cursor,
-                count,
-                kind,
-            } => {
-                let q = KeysQuery {
-                    pattern,
-                    cursor,
-                    count,
-                    kind,
-                    scope: None,
-                };
-                let page = Session::open(&self.node, self.peer)
-                    .and_then(|mut s| scan_page(&mut s, &self.node_id, &q));
+            Request::Scan(q) => {
+                let page = api::keys_page(&self.node, &self.lister, &q).await;
                 out.push(match page {
                     Ok(p) => Reply::Scan {
                         cursor: p.cursor,
