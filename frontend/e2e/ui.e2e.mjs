@@ -12,6 +12,10 @@
 // to show on demand (hostile, binary and huge values, `lagged`), and everything while the node
 // has no API yet, runs against the stand-in in mock-api.mjs with the same UI. Each check says
 // which it ran against; screenshots of every view land in target/ui-screenshots/.
+//
+// It gates every CI run on a loaded 2-core machine, so it never sleeps and never asserts a tight
+// timing: each check waits for what a user would see, up to E2E_PATIENCE_MS (15 s), and prints
+// how long it took; frame times are printed, and a frame gap of FREEZE_MS counts as frozen.
 
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
