@@ -20,6 +20,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -43,9 +44,17 @@ const PATIENCE_MS = Number(process.env.E2E_PATIENCE_MS ?? 15_000);
 const FREEZE_MS = 2000;
 const children = [];
 const results = [];
+// The nodes' data (nodes-<port>.conf, snapshots) in a folder of this run's own: never in the
+// working copy, and never a file left by an earlier run on the same port.
+const dataRoot = fs.mkdtempSync(path.join(os.tmpdir(), "reredis-e2e-"));
 
 function cleanup() {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  try {
+    fs.rmSync(dataRoot, { recursive: true, force: true });
+  } catch {
+    // A killed node may still be writing; the folder is in the system's temporary directory.
+  }
 }
 process.on("exit", cleanup);
 const watchdog = setTimeout(() => {
@@ -92,15 +101,39 @@ async function waitFor(what, fn, timeoutMs, everyMs = 50) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${last.message})` : ""}`);
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// Ports that fixed-port runs on a shared development or CI machine hold on to (the README's and
+// compose's 6379-6381, and local clusters on 7001-7003 and 42001-42003), each with its cluster
+// bus port (+10000): never handed to a node here, even when free at the moment.
+const RESERVED = [[6379, 6381], [7001, 7003], [42001, 42003]].flatMap(([a, b]) => [[a, b], [a + 10000, b + 10000]]);
+const handedOut = new Set();
+
+function listenOn(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+    srv.once("error", () => resolve(null));
+    srv.listen(port, "127.0.0.1", () => {
+      const got = srv.address().port;
+      srv.close(() => resolve(got));
     });
   });
+}
+
+/**
+ * A port the OS calls free, not reserved and not handed out before in this run. For a node's
+ * RESP port (`bus`), its cluster bus port (port + 10000) must be free and not reserved too: the
+ * node binds both.
+ */
+async function freePort({ bus = false } = {}) {
+  const usable = (p) => p <= 65535 && !handedOut.has(p) && !RESERVED.some(([a, b]) => p >= a && p <= b);
+  for (let i = 0; i < 200; i++) {
+    const port = await listenOn(0);
+    if (port === null || !usable(port)) continue;
+    if (bus && !(usable(port + 10000) && (await listenOn(port + 10000)) !== null)) continue;
+    handedOut.add(port);
+    if (bus) handedOut.add(port + 10000);
+    return port;
+  }
+  throw new Error("no free port found in 200 tries");
 }
 
 async function getJson(url) {
@@ -145,7 +178,7 @@ function findBinary() {
 }
 
 async function startNode(bin, name, ports, extra = []) {
-  const port = ports?.port ?? (await freePort());
+  const port = ports?.port ?? (await freePort({ bus: true }));
   const http = ports?.http ?? (await freePort());
   const out = fs.openSync(path.join(logs, `${name}.log`), "a");
   const args = ["--bind", "127.0.0.1", "--port", String(port), "--http-port", String(http), ...extra];
@@ -287,14 +320,20 @@ async function main() {
     const extra = help.includes("--http-allow-writes") ? ["--http-allow-writes", "yes"] : [];
     // A short node timeout, so a killed node is marked failed within the test's patience.
     if (help.includes("--cluster-node-timeout")) extra.push("--cluster-node-timeout", "2000");
+    // Each node its own data folder (a restarted node1 gets node1's back).
+    const own = (name) => {
+      if (!help.includes("--dir")) return extra;
+      fs.mkdirSync(path.join(dataRoot, name));
+      return [...extra, "--dir", path.join(dataRoot, name)];
+    };
     console.log(`E2E: starting ${bin}`);
-    nodes.push(await startNode(bin, "node1", null, extra));
+    nodes.push(await startNode(bin, "node1", null, own("node1")));
     base = nodes[0].base;
     respPort = nodes[0].port;
     if ((await apiServed(base)) && !process.env.E2E_SINGLE_NODE) {
       // Two more nodes, introduced with CLUSTER MEET as redis-cli users do; a node that does
       // not know MEET yet (the cluster work has not landed) leaves this a single-node run.
-      const more = [await startNode(bin, "node2", null, extra), await startNode(bin, "node3", null, extra)];
+      const more = [await startNode(bin, "node2", null, own("node2")), await startNode(bin, "node3", null, own("node3"))];
       const replies = more.map((n) => {
         try {
           return redisCli(respPort, "CLUSTER", "MEET", "127.0.0.1", String(n.port));
