@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: installs what is missing (Debian packages, the frontend's
 # npm packages from its lockfile), then checks formatting and lints, runs the frontend's unit
-# tests and build, the Rust unit, integration and differential tests, and (with
-# RUN_BROWSER_E2E=1) the browser test of the web UI (Debian chromium driven by playwright-core;
-# screenshots in target/ui-screenshots/). Debian packages used: redis-server and redis-tools
-# (differential tests, redis-cli, redis-benchmark), prometheus (promtool and a real scrape);
-# scripts/check-deploy.sh installs what it needs to validate the deployment files offline.
+# tests and build, the Rust unit, integration and differential tests, and the browser test of the
+# web UI against a real 3-node cluster (Debian chromium driven by playwright-core; screenshots in
+# target/ui-screenshots/). Debian packages used: redis-server and redis-tools (differential tests,
+# redis-cli, redis-benchmark), prometheus (promtool and a real scrape), chromium (the browser
+# test); scripts/check-deploy.sh installs what it needs to validate the deployment files offline.
+#
+#   SKIP_BROWSER_E2E=1 scripts/test.sh   everything but the browser test (CI always runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +16,7 @@ command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
-if [ "${RUN_BROWSER_E2E:-0}" = "1" ]; then
+if [ "${SKIP_BROWSER_E2E:-0}" != "1" ]; then
   [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -50,15 +52,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked --no-fail-fast
 fi
-# The browser test is opt-in for now: every check passes against a real 3-node cluster, but on
-# a loaded 2-core machine (load average ~20) some of its tight timings fail now and then (a
-# delete seen by redis-cli within 2 s, no frame over 250 ms at 10,000 events/s), so it is not
-# yet reliable enough to gate every run. Run it with RUN_BROWSER_E2E=1 (about 2 minutes).
-if [ "${RUN_BROWSER_E2E:-0}" = "1" ]; then
+# The browser test waits for what a user would see with generous deadlines and asserts no
+# timings a loaded machine cannot keep (it prints them), so it gates every run. About 2 minutes.
+if [ "${SKIP_BROWSER_E2E:-0}" != "1" ]; then
   echo "==> web UI in a real browser"
   cargo build --locked --bin reredis
-  REREDIS_BIN="${REREDIS_BIN:-${CARGO_TARGET_DIR:-target}/debug/reredis}" timeout 400 node frontend/e2e/ui.e2e.mjs
+  REREDIS_BIN="${REREDIS_BIN:-${CARGO_TARGET_DIR:-target}/debug/reredis}" timeout 600 node frontend/e2e/ui.e2e.mjs
 else
-  echo "==> web UI in a real browser: skipped (RUN_BROWSER_E2E=1 runs it)"
+  echo "==> web UI in a real browser: skipped (SKIP_BROWSER_E2E=1)"
 fi
 echo "==> all tests passed"

@@ -122,9 +122,13 @@ export function LiveFeed({ route, navigate }: Props) {
   );
 }
 
+// One formatter for every row: `toLocaleTimeString(undefined, options)` builds a new one per call
+// (≈ 0.2 ms in Chromium), which every visible row paid on every batch at 10,000 events/s.
+const TIME = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", second: "2-digit", hour12: false });
+
 function formatTime(ms: number): string {
   const d = new Date(ms);
-  return `${d.toLocaleTimeString(undefined, { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+  return `${TIME.format(d)}.${String(d.getMilliseconds()).padStart(3, "0")}`;
 }
 
 function nodeLabel(id: string, nodes: { id: string; addr: string }[] | undefined): string {
