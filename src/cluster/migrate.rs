@@ -316,10 +316,15 @@ fn push_strays(
             stray: true,
         };
         let mut c = client.clone();
+        let traffic = &cluster.stats.traffic;
+        traffic.sent(MessageType::Transfer, &batch);
         // The shard stays locked for the round trip, so no key changes between copy and delete
         // (clients are not served these slots here anyway: another node owns them).
         let reply =
             rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
+        if let Ok(r) = &reply {
+            traffic.received(MessageType::Transfer, r.get_ref());
+        }
         let why = match reply {
             Ok(r) if r.get_ref().accepted => {
                 for k in &sent {
