@@ -37,49 +37,74 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 impl NodeProc {
     /// A node with the tests' defaults; a flag in `extra` replaces the default of that flag.
+    /// Free ports are probed, then bound by the node: when another test took one meanwhile,
+    /// the node is started again on new ports.
     fn start(dir: &Path, extra: &[&str]) -> NodeProc {
-        let (port, bus) = (free_port(), free_port());
-        let defaults = [
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--http-port",
-            "0",
-            "--cluster-bus-port",
-            &bus.to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-            "--cluster-node-timeout",
-            "1000",
-            "--cluster-rebalance-delay",
-            "300",
-        ]
-        .chunks(2)
-        .filter(|pair| !extra.contains(&pair[0]))
-        .flatten()
-        .map(|s| s.to_string())
-        .collect::<Vec<String>>();
-        let args: Vec<String> = defaults
-            .into_iter()
-            .chain(extra.iter().map(|s| s.to_string()))
-            .collect();
-        let child = spawn(&args, dir);
-        let n = NodeProc {
-            child,
-            port,
-            bus,
-            dir: dir.to_path_buf(),
-            args,
-        };
-        n.wait_ready();
-        n
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            let (port, bus) = (free_port(), free_port());
+            let defaults = [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--http-port",
+                "0",
+                "--cluster-bus-port",
+                &bus.to_string(),
+                "--dir",
+                dir.to_str().unwrap(),
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-rebalance-delay",
+                "300",
+            ]
+            .chunks(2)
+            .filter(|pair| !extra.contains(&pair[0]))
+            .flatten()
+            .map(|s| s.to_string())
+            .collect::<Vec<String>>();
+            let args: Vec<String> = defaults
+                .into_iter()
+                .chain(extra.iter().map(|s| s.to_string()))
+                .collect();
+            let child = spawn(&args, dir);
+            let mut n = NodeProc {
+                child,
+                port,
+                bus,
+                dir: dir.to_path_buf(),
+                args,
+            };
+            if n.serving(Duration::from_secs(10)) {
+                return n;
+            }
+            last_log = n.log();
+            n.kill9();
+            if !last_log.contains("Address already in use") {
+                break;
+            }
+        }
+        panic!("node did not start: {last_log}");
     }
 
-    fn wait_ready(&self) {
+    /// Whether our child (not another test's node on the same port) answers PING in time.
+    fn serving(&mut self, timeout: Duration) -> bool {
+        let pid = format!("process_id:{}", self.child.id());
+        wait(timeout, || {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true; // exited: the caller sees it below
+            }
+            cli(self.port, &["INFO", "server"])
+                .lines()
+                .any(|l| l.trim() == pid)
+                && cli(self.port, &["PING"]) == "PONG"
+        }) && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn wait_ready(&mut self) {
         assert!(
-            wait(Duration::from_secs(10), || cli(self.port, &["PING"])
-                == "PONG"),
+            self.serving(Duration::from_secs(10)),
             "node on {} did not start: {}",
             self.port,
             self.log()
