@@ -227,6 +227,7 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
         n.config_epoch = f[6]
             .parse()
             .map_err(|_| corrupt(ln, "bad config epoch", raw))?;
+        n.slots_epoch = n.config_epoch;
         // A restart forgets pings in flight; failures are rediscovered by the detector.
         n.flags &= !(flag::PFAIL | flag::HANDSHAKE);
         n.seen = flags & flag::HANDSHAKE == 0;

@@ -56,6 +56,10 @@ pub struct ClusterNode {
     pub endpoint: Endpoint,
     pub flags: u32,
     pub config_epoch: u64,
+    /// The config epoch of the newest message that told us this node's slots: its claims hold
+    /// at this epoch. `config_epoch` may be newer, learnt from its Claim reply when we handed it
+    /// slots, before any message of its own says which slots it gave up meanwhile.
+    pub slots_epoch: u64,
     pub replica_of: Option<String>,
     /// When the ping in flight was sent (0: none in flight).
     pub ping_sent_ms: i64,
@@ -80,6 +84,7 @@ impl ClusterNode {
             endpoint,
             flags,
             config_epoch: 0,
+            slots_epoch: 0,
             replica_of: None,
             ping_sent_ms: 0,
             ping_attempt_ms: 0,
@@ -413,6 +418,8 @@ impl ClusterState {
         }
         if role == flag::MASTER {
             let fresh = h.config_epoch >= known_epoch;
+            let node = self.nodes.get_mut(&h.id).expect("checked above");
+            node.slots_epoch = node.slots_epoch.max(h.config_epoch);
             actions.extend(self.update_slots_from(&h.id, h.config_epoch, &h.slots, fresh));
             self.handle_epoch_collision(h);
         }
@@ -469,7 +476,12 @@ impl ClusterState {
                     }
                 }
                 Some(o) => {
-                    let owner_epoch = self.nodes.get(&o).map(|n| n.config_epoch).unwrap_or(0);
+                    // The epoch at which the owner's claim of the slot is known to hold.
+                    let owner_epoch = match self.nodes.get(&o) {
+                        Some(n) if o == self.myself => n.config_epoch,
+                        Some(n) => n.slots_epoch,
+                        None => 0,
+                    };
                     if !provisional && (epoch > owner_epoch || unclaimed) {
                         if o == self.myself {
                             self.migrating.remove(&(s as u16));
@@ -512,6 +524,7 @@ impl ClusterState {
             return;
         }
         n.config_epoch = epoch;
+        n.slots_epoch = epoch;
         self.update_slots_from(owner, epoch, ranges, true);
     }
 
@@ -1031,6 +1044,31 @@ mod tests {
         assert_eq!(a.slots[60].as_deref(), Some(id('c').as_str()));
         assert_eq!(a.slots[10].as_deref(), Some(id('b').as_str()));
         assert!(a.owner_not_claiming.is_empty());
+    }
+
+    #[test]
+    fn an_epoch_learnt_from_a_claim_reply_does_not_hold_the_owners_old_slots() {
+        let mut a = node('a', 7001);
+        let mut b = node('b', 7002);
+        let c = node('c', 7003);
+        introduce(&mut a, &b);
+        introduce(&mut a, &c);
+        b.me_mut().config_epoch = 2;
+        b.assign(10, Some(&id('b')));
+        a.process_header(&header(&b), true, 10);
+        assert_eq!(a.slots[10].as_deref(), Some(id('b').as_str()));
+        // a hands b other slots; b's Claim reply says b is at epoch 9 now. b has meanwhile given
+        // slot 10 to c, which claims it at epoch 5: that claim is newer than b's of slot 10.
+        a.note_claim_accepted(&id('b'), 9);
+        let mut hc = header(&c);
+        hc.config_epoch = 5;
+        hc.slots = vec![(10, 10)];
+        let actions = a.process_header(&hc, true, 20);
+        assert!(
+            actions.is_empty(),
+            "no UPDATE from a stale view of b: {actions:?}"
+        );
+        assert_eq!(a.slots[10].as_deref(), Some(id('c').as_str()));
     }
 
     #[test]
