@@ -206,19 +206,58 @@ pub fn spawn(node: Arc<Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
 
 type Client = pb::cluster_bus_client::ClusterBusClient<tonic::transport::Channel>;
 
+/// The bus client for `addr`, made once per address.
 fn client_for(
     rt: &tokio::runtime::Runtime,
     clients: &mut std::collections::HashMap<String, Client>,
+    cluster: &super::Cluster,
     addr: &str,
-    timeout: Duration,
 ) -> Result<Client, String> {
     if let Some(c) = clients.get(addr) {
         return Ok(c.clone());
     }
+    let timeout = Duration::from_millis(cluster.cfg.node_timeout_ms.clamp(1000, 15000) as u64);
     let _enter = rt.enter();
     let c = bus::client(addr, timeout).map_err(|e| format!("bad address {addr}: {e}"))?;
     clients.insert(addr.to_string(), c.clone());
     Ok(c)
+}
+
+/// Slots of one shard moved or pushed together: the shard, which of its slots are in the group,
+/// and the group's ranges as the bus names them.
+struct ShardGroup {
+    shard: usize,
+    member: [bool; SLOTS_PER_SHARD],
+    ranges: Vec<pb::SlotRange>,
+}
+
+impl ShardGroup {
+    fn new(slots: &[u16]) -> ShardGroup {
+        let mut member = [false; SLOTS_PER_SHARD];
+        for &s in slots {
+            member[s as usize % SLOTS_PER_SHARD] = true;
+        }
+        ShardGroup {
+            shard: shard_of_slot(slots[0]),
+            member,
+            ranges: slot_ranges(slots.iter().copied())
+                .into_iter()
+                .map(|(a, b)| pb::SlotRange {
+                    start: a as u32,
+                    end: b as u32,
+                })
+                .collect(),
+        }
+    }
+
+    /// Up to a batch of the group's keys, from its shard locked in `ks`.
+    fn keys(&self, ks: &mut crate::store::Keyspace<'_>) -> Vec<crate::store::Sds> {
+        ks.keys_in_slots(
+            self.shard,
+            |slot| self.member[slot as usize % SLOTS_PER_SHARD],
+            BATCH_KEYS,
+        )
+    }
 }
 
 /// Encodes up to a batch of `keys` (RDB object encoding); returns the records, the keys they
@@ -278,39 +317,25 @@ fn push_strays(
         let st = cluster.state.lock();
         super::Cluster::addr_of(&st, to).ok_or("owner unknown")?
     };
-    let timeout = Duration::from_millis(cluster.cfg.node_timeout_ms.clamp(1000, 15000) as u64);
-    let client = client_for(rt, clients, &addr, timeout)?;
-    let shard = shard_of_slot(slots[0]);
-    let mut in_group = [false; SLOTS_PER_SHARD];
-    for &s in &slots {
-        in_group[s as usize % SLOTS_PER_SHARD] = true;
-    }
-    let ranges: Vec<pb::SlotRange> = slot_ranges(slots.iter().copied())
-        .into_iter()
-        .map(|(a, b)| pb::SlotRange {
-            start: a as u32,
-            end: b as u32,
-        })
-        .collect();
+    let client = client_for(rt, clients, cluster, &addr)?;
+    let group = ShardGroup::new(&slots);
     let secret = cluster.cfg.secret.clone();
     let (mut pushed, mut failures) = (0u64, 0u32);
     while !node.shutdown.is_cancelled() {
         if still_strays(&slots).len() != slots.len() {
             return Err("the slots changed owner".into());
         }
-        let mut ks = node.store.lock_shard(shard, crate::commands::now_ms());
-        let keys = ks.keys_in_slots(
-            shard,
-            |slot| in_group[slot as usize % SLOTS_PER_SHARD],
-            BATCH_KEYS,
-        );
+        let mut ks = node
+            .store
+            .lock_shard(group.shard, crate::commands::now_ms());
+        let keys = group.keys(&mut ks);
         if keys.is_empty() {
             return Ok(pushed);
         }
         let (records, sent, bytes) = encode_keys(&mut ks, &keys);
         let batch = pb::TransferBatch {
             sender: Some(my_header(cluster)),
-            slots: ranges.clone(),
+            slots: group.ranges.clone(),
             keys: records,
             deleted: Vec::new(),
             stray: true,
@@ -388,21 +413,9 @@ fn move_slots(
         cluster.publish(&mut st);
         (slots, addr)
     };
-    let timeout = Duration::from_millis(cluster.cfg.node_timeout_ms.clamp(1000, 15000) as u64);
     let client =
-        client_for(rt, clients, &addr, timeout).map_err(|why| abandon(node, &slots, why))?;
-    let shard = shard_of_slot(slots[0]);
-    let mut in_group = [false; SLOTS_PER_SHARD];
-    for &s in &slots {
-        in_group[s as usize % SLOTS_PER_SHARD] = true;
-    }
-    let ranges: Vec<pb::SlotRange> = slot_ranges(slots.iter().copied())
-        .into_iter()
-        .map(|(a, b)| pb::SlotRange {
-            start: a as u32,
-            end: b as u32,
-        })
-        .collect();
+        client_for(rt, clients, cluster, &addr).map_err(|why| abandon(node, &slots, why))?;
+    let group = ShardGroup::new(&slots);
     let secret = cluster.cfg.secret.clone();
     let mut unacked: HashSet<Vec<u8>> = HashSet::new();
     let mut moved = 0u64;
@@ -412,13 +425,10 @@ fn move_slots(
         if node.shutdown.is_cancelled() {
             return Err(abandon(node, &slots, "shutting down".into()));
         }
-        let now = crate::commands::now_ms();
-        let mut ks = node.store.lock_shard(shard, now);
-        let keys = ks.keys_in_slots(
-            shard,
-            |slot| in_group[slot as usize % SLOTS_PER_SHARD],
-            BATCH_KEYS,
-        );
+        let mut ks = node
+            .store
+            .lock_shard(group.shard, crate::commands::now_ms());
+        let keys = group.keys(&mut ks);
         let outcome: Result<(), String> = if keys.is_empty() && unacked.is_empty() {
             // Empty: hand the slots over while still holding their shard, once the log holds
             // every deletion (a restart must not bring moved keys back here).
@@ -426,7 +436,7 @@ fn move_slots(
             cluster.state.lock().claiming.extend(slots.iter().copied());
             let msg = pb::ClaimSlots {
                 sender: Some(my_header(cluster)),
-                slots: ranges.clone(),
+                slots: group.ranges.clone(),
             };
             let mut c = client.clone();
             let traffic = &cluster.stats.traffic;
@@ -467,7 +477,7 @@ fn move_slots(
             let (records, sent, bytes) = encode_keys(&mut ks, &keys);
             let mut batch = pb::TransferBatch {
                 sender: Some(my_header(cluster)),
-                slots: ranges.clone(),
+                slots: group.ranges.clone(),
                 keys: records,
                 deleted: Vec::new(),
                 stray: false,
