@@ -29,27 +29,41 @@ pub const ALL: u32 = class::GENERIC
     | class::STREAM
     | MODULE;
 
+/// The letter of each class, in the order Redis prints them.
+const CLASSES: [(u32, char); 11] = [
+    (class::GENERIC, 'g'),
+    (class::STRING, '$'),
+    (class::LIST, 'l'),
+    (class::SET, 's'),
+    (class::HASH, 'h'),
+    (class::ZSET, 'z'),
+    (class::EXPIRED, 'x'),
+    (class::EVICTED, 'e'),
+    (class::STREAM, 't'),
+    (MODULE, 'd'),
+    (class::NEW, 'n'),
+];
+/// The letters printed after the classes (never folded into `A`).
+const KINDS: [(u32, char); 3] = [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (class::KEY_MISS, 'm')];
+
+fn letters(flags: u32, table: &[(u32, char)]) -> impl Iterator<Item = char> + '_ {
+    table
+        .iter()
+        .filter(move |(bit, _)| flags & bit != 0)
+        .map(|(_, c)| *c)
+}
+
 /// Redis's `keyspaceEventsStringToFlags`.
 pub fn parse_flags(s: &str) -> Option<u32> {
     let mut flags = 0;
     for c in s.chars() {
         flags |= match c {
             'A' => ALL,
-            'g' => class::GENERIC,
-            '$' => class::STRING,
-            'l' => class::LIST,
-            's' => class::SET,
-            'h' => class::HASH,
-            'z' => class::ZSET,
-            'x' => class::EXPIRED,
-            'e' => class::EVICTED,
-            'K' => KEYSPACE,
-            'E' => KEYEVENT,
-            't' => class::STREAM,
-            'm' => class::KEY_MISS,
-            'd' => MODULE,
-            'n' => class::NEW,
-            _ => return None,
+            _ => CLASSES
+                .iter()
+                .chain(&KINDS)
+                .find(|(_, l)| *l == c)
+                .map(|(bit, _)| *bit)?,
         };
     }
     Some(flags)
@@ -61,55 +75,18 @@ pub fn flags_to_string(flags: u32) -> String {
     if flags & ALL == ALL {
         s.push('A');
     } else {
-        for (bit, c) in [
-            (class::GENERIC, 'g'),
-            (class::STRING, '$'),
-            (class::LIST, 'l'),
-            (class::SET, 's'),
-            (class::HASH, 'h'),
-            (class::ZSET, 'z'),
-            (class::EXPIRED, 'x'),
-            (class::EVICTED, 'e'),
-            (class::STREAM, 't'),
-            (MODULE, 'd'),
-            (class::NEW, 'n'),
-        ] {
-            if flags & bit != 0 {
-                s.push(c);
-            }
-        }
+        s.extend(letters(flags, &CLASSES));
     }
-    for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (class::KEY_MISS, 'm')] {
-        if flags & bit != 0 {
-            s.push(c);
-        }
-    }
+    s.extend(letters(flags, &KINDS));
     s
 }
 
 /// Every class letter, one per flag, in a fixed order: the stored form of the setting. It keeps
 /// what the printed form loses (Redis prints `A` for `An`, yet `n` stays on).
 fn lossless(flags: u32) -> String {
-    [
-        (class::GENERIC, 'g'),
-        (class::STRING, '$'),
-        (class::LIST, 'l'),
-        (class::SET, 's'),
-        (class::HASH, 'h'),
-        (class::ZSET, 'z'),
-        (class::EXPIRED, 'x'),
-        (class::EVICTED, 'e'),
-        (class::STREAM, 't'),
-        (MODULE, 'd'),
-        (class::NEW, 'n'),
-        (KEYSPACE, 'K'),
-        (KEYEVENT, 'E'),
-        (class::KEY_MISS, 'm'),
-    ]
-    .iter()
-    .filter(|(bit, _)| flags & bit != 0)
-    .map(|(_, c)| *c)
-    .collect()
+    letters(flags, &CLASSES)
+        .chain(letters(flags, &KINDS))
+        .collect()
 }
 
 /// Parses a `notify-keyspace-events` value into the form the config table stores.
