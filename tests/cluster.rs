@@ -183,10 +183,15 @@ fn slot_map(port: u16) -> Vec<(u16, u16, u16)> {
     out
 }
 
-fn three_nodes(dir: &Path, extra: &[&str]) -> Vec<NodeProc> {
-    let mut nodes: Vec<NodeProc> = (0..3).map(|_| NodeProc::start(dir, extra)).collect();
+/// `count` nodes, in port order.
+fn nodes(dir: &Path, count: usize, extra: &[&str]) -> Vec<NodeProc> {
+    let mut nodes: Vec<NodeProc> = (0..count).map(|_| NodeProc::start(dir, extra)).collect();
     nodes.sort_by_key(|n| n.port);
     nodes
+}
+
+fn three_nodes(dir: &Path, extra: &[&str]) -> Vec<NodeProc> {
+    nodes(dir, 3, extra)
 }
 
 fn info_field(port: u16, field: &str) -> String {
@@ -284,12 +289,8 @@ fn redis_crate_cluster_client_works_across_slots() {
         .unwrap();
     rt.block_on(async {
         use redis::AsyncCommands;
-        let urls: Vec<String> = n
-            .iter()
-            .map(|x| format!("redis://127.0.0.1:{}/", x.port))
-            .collect();
-        let client = redis::cluster::ClusterClient::new(urls).unwrap();
-        let mut c = client.get_async_connection().await.unwrap();
+        let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+        let mut c = cluster_conn(&ports).await;
         for i in 0..10_000 {
             let _: () = c.set(format!("key:{i}"), i).await.unwrap();
         }
@@ -572,19 +573,25 @@ async fn load_keys(port: u16, n: usize) {
     }
 }
 
-/// Reads every key through the cluster client and checks its value.
-async fn check_all_keys(ports: &[u16], n: usize) {
-    use redis::AsyncCommands;
-    let urls: Vec<String> = ports
+fn cluster_urls(ports: &[u16]) -> Vec<String> {
+    ports
         .iter()
         .map(|p| format!("redis://127.0.0.1:{p}/"))
-        .collect();
-    let client = redis::cluster::ClusterClient::new(urls).unwrap();
-    let mut c = client.get_async_connection().await.unwrap();
-    for i in 0..n {
-        let v: Option<i64> = c.get(format!("key:{i}")).await.unwrap();
-        assert_eq!(v, Some(i as i64), "key:{i}");
-    }
+        .collect()
+}
+
+/// A connection of the `redis` crate's cluster client, seeded with `ports`.
+async fn cluster_conn(ports: &[u16]) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(cluster_urls(ports))
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Reads every key:0..n through the cluster client and checks its value.
+async fn check_all_keys(ports: &[u16], n: usize) {
+    assert_eq!(missing_keys(ports, "key", n).await, Vec::<String>::new());
 }
 
 #[test]
@@ -644,34 +651,14 @@ fn a_fourth_node_joins_under_a_writing_client() {
     wait_settled(&three, 3, Duration::from_secs(60));
     let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
     let rt = runtime();
-    rt.block_on(async {
-        let urls: Vec<String> = ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}/"))
-            .collect();
-        let client = redis::cluster::ClusterClient::new(urls).unwrap();
-        let mut c = client.get_async_connection().await.unwrap();
-        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(500) {
-            for i in chunk {
-                let _: () = redis::cmd("SET")
-                    .arg(format!("key:{i}"))
-                    .arg(*i)
-                    .query_async(&mut c)
-                    .await
-                    .unwrap();
-            }
-        }
-    });
+    rt.block_on(load_keys_cluster(&ports, "key", KEYS));
     let fourth = NodeProc::start(dir.path(), MOVE_ARGS);
     let done = Arc::new(AtomicBool::new(false));
     // The writer: rewrites keys (value = index + round * KEYS) and reads others back, until the
     // move is over (bounded in count and time).
     let writer = {
         let done = done.clone();
-        let urls: Vec<String> = ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}/"))
-            .collect();
+        let urls = cluster_urls(&ports);
         std::thread::spawn(move || {
             let rt = runtime();
             rt.block_on(async move {
@@ -733,12 +720,8 @@ fn a_fourth_node_joins_under_a_writing_client() {
     assert!(sizes[3] > KEYS as i64 / 8, "{sizes:?}");
     rt.block_on(async {
         use redis::AsyncCommands;
-        let all_ports: Vec<String> = four
-            .iter()
-            .map(|x| format!("redis://127.0.0.1:{}/", x.port))
-            .collect();
-        let client = redis::cluster::ClusterClient::new(all_ports).unwrap();
-        let mut c = client.get_async_connection().await.unwrap();
+        let all_ports: Vec<u16> = four.iter().map(|x| x.port).collect();
+        let mut c = cluster_conn(&all_ports).await;
         for (k, want) in last.iter().enumerate() {
             let v: Option<i64> = c.get(format!("key:{k}")).await.unwrap();
             assert_eq!(v, Some(*want), "key:{k}");
@@ -1004,12 +987,7 @@ fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
 
 /// Writes `{prefix}:0..n` (value = index) through the cluster client.
 async fn load_keys_cluster(ports: &[u16], prefix: &str, n: usize) {
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}/"))
-        .collect();
-    let client = redis::cluster::ClusterClient::new(urls).unwrap();
-    let mut c = client.get_async_connection().await.unwrap();
+    let mut c = cluster_conn(ports).await;
     for i in 0..n {
         let _: () = redis::cmd("SET")
             .arg(format!("{prefix}:{i}"))
@@ -1022,12 +1000,7 @@ async fn load_keys_cluster(ports: &[u16], prefix: &str, n: usize) {
 
 /// Reads `{prefix}:0..n` through the cluster client; returns the keys missing or wrong.
 async fn missing_keys(ports: &[u16], prefix: &str, n: usize) -> Vec<String> {
-    let urls: Vec<String> = ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}/"))
-        .collect();
-    let client = redis::cluster::ClusterClient::new(urls).unwrap();
-    let mut c = client.get_async_connection().await.unwrap();
+    let mut c = cluster_conn(ports).await;
     let mut out = Vec::new();
     for i in 0..n {
         let k = format!("{prefix}:{i}");
@@ -1043,10 +1016,7 @@ async fn missing_keys(ports: &[u16], prefix: &str, n: usize) -> Vec<String> {
 fn two_nodes_joining_at_once_take_their_share_of_the_keys() {
     const KEYS: usize = 4_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut n: Vec<NodeProc> = (0..4)
-        .map(|_| NodeProc::start(dir.path(), MOVE_ARGS))
-        .collect();
-    n.sort_by_key(|x| x.port);
+    let n = nodes(dir.path(), 4, MOVE_ARGS);
     meet(&n[0], &n[1]);
     wait_settled(&[&n[0], &n[1]], 2, Duration::from_secs(60));
     let rt = runtime();
@@ -1080,10 +1050,7 @@ fn two_nodes_joining_at_once_take_their_share_of_the_keys() {
 fn a_cluster_that_meets_another_cluster_keeps_every_key_once() {
     const KEYS: usize = 1_000;
     let dir = tempfile::tempdir().unwrap();
-    let mut n: Vec<NodeProc> = (0..4)
-        .map(|_| NodeProc::start(dir.path(), MOVE_ARGS))
-        .collect();
-    n.sort_by_key(|x| x.port);
+    let n = nodes(dir.path(), 4, MOVE_ARGS);
     // Two clusters of two nodes, each with keys of its own and one key of the same name.
     meet(&n[0], &n[2]);
     meet(&n[1], &n[3]);
