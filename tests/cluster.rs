@@ -2,10 +2,13 @@
 //! redirections, redis-cli -c, the `redis` crate's cluster client, `redis-cli --cluster`,
 //! failure detection after kill -9, restart under the same ID, nodes.conf and bus secret checks.
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::process::{self, wait};
 
 struct NodeProc {
     child: Child,
@@ -16,23 +19,12 @@ struct NodeProc {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    process::free_port(Ipv4Addr::LOCALHOST)
 }
 
-/// Bounded to 30 s: `-c` follows redirections for as long as they come.
+/// redis-cli on 127.0.0.1 (bounded to 30 s: `-c` follows redirections as long as they come).
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .args(["30", "redis-cli"])
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    process::cli("127.0.0.1", port, args)
 }
 
 impl NodeProc {
@@ -150,17 +142,6 @@ fn spawn(args: &[String], dir: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("reredis starts")
-}
-
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// Slot ranges per port as CLUSTER SLOTS on `port` reports them.

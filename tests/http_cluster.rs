@@ -3,10 +3,13 @@
 //! cluster view with every node's figures, and key requests forwarded to the owning node.
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::process::{self, wait};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::StatusCode;
@@ -34,21 +37,12 @@ impl Drop for NodeProc {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    process::free_port(Ipv4Addr::LOCALHOST)
 }
 
+/// redis-cli on 127.0.0.1 (bounded to 30 s: `-c` follows redirections as long as they come).
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    process::cli("127.0.0.1", port, args)
 }
 
 impl NodeProc {
@@ -119,17 +113,6 @@ impl NodeProc {
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http)
     }
-}
-
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 fn info_field(port: u16, field: &str) -> String {
