@@ -1435,3 +1435,231 @@ fn shard_channels_are_served_while_the_cluster_is_down() {
         "CLUSTERDOWN The cluster is down"
     );
 }
+
+/// ROLE as redis-cli prints it, one line per field.
+fn role(port: u16) -> Vec<String> {
+    cli(port, &["ROLE"]).lines().map(str::to_string).collect()
+}
+
+fn replication_field(port: u16, field: &str) -> String {
+    cli(port, &["INFO", "replication"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn dbsize(port: u16) -> i64 {
+    cli(port, &["DBSIZE"]).parse().unwrap_or(-1)
+}
+
+/// (master, replica) index pairs, by ROLE.
+fn replica_pairs(n: &[NodeProc]) -> Vec<(usize, usize)> {
+    n.iter()
+        .enumerate()
+        .filter_map(|(i, x)| {
+            let r = role(x.port);
+            (r.first().map(String::as_str) == Some("slave")).then(|| {
+                let master_port: u16 = r[2].parse().unwrap();
+                (n.iter().position(|m| m.port == master_port).unwrap(), i)
+            })
+        })
+        .collect()
+}
+
+/// Writes `{prefix}:i` for i in 0..n through the cluster client while something else happens;
+/// returns the indexes whose SET was acknowledged. Bounded by count and by `limit`.
+fn write_in_background(
+    ports: Vec<u16>,
+    prefix: &'static str,
+    n: usize,
+    limit: Duration,
+) -> std::thread::JoinHandle<Vec<usize>> {
+    std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let mut c = cluster_conn(&ports).await;
+            let started = Instant::now();
+            let mut acked = Vec::new();
+            for i in 0..n {
+                if started.elapsed() > limit {
+                    break;
+                }
+                let r: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(format!("{prefix}:{i}"))
+                    .arg(i)
+                    .query_async(&mut c)
+                    .await;
+                if r.is_ok() {
+                    acked.push(i);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            acked
+        })
+    })
+}
+
+#[test]
+fn replicas_copy_their_masters_and_take_over_when_one_is_killed() {
+    const KEYS: usize = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    // Six nodes on two cores: a longer node-timeout than the other tests, so a busy machine
+    // does not fail nodes that are only slow.
+    let mut n = nodes(dir.path(), 6, &["--cluster-node-timeout", "3000"]);
+    let addrs: Vec<String> = n.iter().map(|x| format!("127.0.0.1:{}", x.port)).collect();
+    let out = Command::new("timeout")
+        .args(["60", "redis-cli", "--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+    let shaped = |port: u16| {
+        let t = cli(port, &["CLUSTER", "NODES"]);
+        t.lines().filter(|l| l.contains("slave")).count() == 3
+            && t.lines().filter(|l| l.contains("master")).count() == 3
+            && info_field(port, "cluster_state") == "ok"
+    };
+    assert!(
+        wait(Duration::from_secs(30), || n.iter().all(|x| shaped(x.port))),
+        "{}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
+    );
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let rt = runtime();
+    rt.block_on(load_keys_cluster(&ports, "key", KEYS));
+    let pairs = replica_pairs(&n);
+    assert_eq!(pairs.len(), 3, "{}", cli(n[0].port, &["CLUSTER", "NODES"]));
+
+    // Each replica holds a copy of its master's keys.
+    assert!(
+        wait(Duration::from_secs(30), || pairs.iter().all(|&(m, r)| {
+            dbsize(n[m].port) > 0
+                && dbsize(n[m].port) == dbsize(n[r].port)
+                && replication_field(n[r].port, "master_link_status") == "up"
+        })),
+        "{:?}",
+        pairs
+            .iter()
+            .map(|&(m, r)| (dbsize(n[m].port), dbsize(n[r].port)))
+            .collect::<Vec<_>>()
+    );
+    let masters_total: i64 = pairs.iter().map(|&(m, _)| dbsize(n[m].port)).sum();
+    assert_eq!(masters_total, KEYS as i64);
+    let (m, r) = pairs[0];
+    assert_eq!(replication_field(n[m].port, "connected_slaves"), "1");
+    assert!(
+        replication_field(n[m].port, "slave0")
+            .contains(&format!("port={},state=online", n[r].port)),
+        "{}",
+        cli(n[m].port, &["INFO", "replication"])
+    );
+    assert_eq!(
+        role(n[r].port)[..3],
+        ["slave", "127.0.0.1", &n[m].port.to_string()]
+    );
+
+    // A replica redirects plain reads to its master and serves READONLY ones itself.
+    let key = cli(n[m].port, &["RANDOMKEY"]);
+    let want = cli(n[m].port, &["GET", &key]);
+    assert!(cli(n[r].port, &["GET", &key]).starts_with("MOVED "));
+    let got: String = rt.block_on(async {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", n[r].port)).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("READONLY").query_async(&mut c).await.unwrap();
+        redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap()
+    });
+    assert_eq!(got, want);
+    assert!(cli(n[r].port, &["SET", &key, "x"]).starts_with("MOVED "));
+
+    // kill -9 of a master: its replica is elected and takes its slots; no key is lost.
+    n[m].kill9();
+    let killed_at = Instant::now();
+    let live: Vec<u16> = ports.iter().copied().filter(|&p| p != n[m].port).collect();
+    assert!(
+        wait(Duration::from_secs(30), || role(n[r].port)[0] == "master"
+            && live
+                .iter()
+                .all(|&p| info_field(p, "cluster_state") == "ok")),
+        "{}\n{}",
+        cli(n[r].port, &["CLUSTER", "NODES"]),
+        n[r].log()
+    );
+    eprintln!(
+        "replica took over {:?} after the master was killed (node-timeout 3000 ms)",
+        killed_at.elapsed()
+    );
+    assert_eq!(
+        rt.block_on(missing_keys(&live, "key", KEYS)),
+        Vec::<String>::new()
+    );
+    let check = cli(
+        n[r].port,
+        &["--cluster", "check", &format!("127.0.0.1:{}", n[r].port)],
+    );
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+
+    // The old master comes back as the new master's replica and copies its data.
+    n[m].restart();
+    assert!(
+        wait(Duration::from_secs(30), || {
+            let ro = role(n[m].port);
+            ro.len() >= 4
+                && ro[0] == "slave"
+                && ro[2] == n[r].port.to_string()
+                && ro[3] == "connected"
+                && dbsize(n[m].port) == dbsize(n[r].port)
+        }),
+        "{:?}\n{}",
+        role(n[m].port),
+        n[m].log()
+    );
+
+    // A manual failover gives the shard back to it while a client writes: no acknowledged
+    // write is lost.
+    let writer = write_in_background(ports.clone(), "w", 3_000, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cli(n[m].port, &["CLUSTER", "FAILOVER"]), "OK");
+    assert!(
+        wait(Duration::from_secs(20), || role(n[m].port)[0] == "master"
+            && role(n[r].port)[0] == "slave"),
+        "{:?} {:?}\n{}",
+        role(n[m].port),
+        role(n[r].port),
+        n[m].log()
+    );
+    let acked = writer.join().unwrap();
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    let lost: Vec<usize> = rt.block_on(async {
+        let mut c = cluster_conn(&ports).await;
+        let mut lost = Vec::new();
+        for &i in &acked {
+            let v: Option<i64> = redis::cmd("GET")
+                .arg(format!("w:{i}"))
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if v != Some(i as i64) {
+                lost.push(i);
+            }
+        }
+        lost
+    });
+    assert_eq!(
+        lost,
+        Vec::<usize>::new(),
+        "of {} acknowledged writes",
+        acked.len()
+    );
+}

@@ -134,7 +134,7 @@ impl Sim {
                         }
                     }
                 }
-                Action::Update { .. } => {}
+                Action::Update { .. } | Action::BecameReplica { .. } => {}
             }
         }
     }

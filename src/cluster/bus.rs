@@ -59,7 +59,8 @@ pub fn to_pb_header(h: &Header, http_port: u16) -> pb::NodeHeader {
         provisional: h.provisional,
         keys: h.keys,
         manual_slots: h.manual_slots,
-        shard_id: String::new(),
+        shard_id: h.shard_id.clone(),
+        repl_offset: h.repl_offset,
     }
 }
 
@@ -105,6 +106,12 @@ pub fn from_pb_header(h: &pb::NodeHeader, peer: Option<SocketAddr>) -> Result<He
         provisional: h.provisional,
         keys: h.keys,
         manual_slots: h.manual_slots,
+        shard_id: if valid_id(&h.shard_id) {
+            h.shard_id.clone()
+        } else {
+            String::new()
+        },
+        repl_offset: h.repl_offset,
     })
 }
 
@@ -217,10 +224,14 @@ pub enum MessageType {
     Http,
     /// The Feed stream: the request that opens it and every event on it.
     FeedEvent,
+    /// A replica's stream from its master (the request and every frame).
+    Replication,
+    /// Failover: vote requests and manual failover requests, and their replies.
+    Failover,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 10] = [
+    pub const ALL: [MessageType; 12] = [
         MessageType::Ping,
         MessageType::Pong,
         MessageType::Meet,
@@ -231,6 +242,8 @@ impl MessageType {
         MessageType::Publish,
         MessageType::Http,
         MessageType::FeedEvent,
+        MessageType::Replication,
+        MessageType::Failover,
     ];
 
     pub fn label(self) -> &'static str {
@@ -245,6 +258,8 @@ impl MessageType {
             MessageType::Publish => "publish",
             MessageType::Http => "http",
             MessageType::FeedEvent => "feed_event",
+            MessageType::Replication => "replication",
+            MessageType::Failover => "failover",
         }
     }
 
@@ -289,6 +304,11 @@ impl Traffic {
 
     pub fn received(&self, t: MessageType, msg: &impl prost::Message) {
         self.add(t, Direction::Received, msg.encoded_len());
+    }
+
+    /// Bytes sent that are not one message of ours (a replica's full copy, framed as it goes).
+    pub fn sent_bytes(&self, t: MessageType, bytes: u64) {
+        self.add(t, Direction::Sent, bytes as usize);
     }
 
     fn add(&self, t: MessageType, d: Direction, bytes: usize) {
@@ -371,6 +391,10 @@ pub async fn call_http(
 /// The key events [`ClusterBus::feed`] streams to a peer.
 type FeedStream = Pin<Box<dyn futures_util::Stream<Item = Result<pb::FeedEvent, Status>> + Send>>;
 
+/// A replica's stream of records from its master.
+type ReplicateStream =
+    Pin<Box<dyn futures_util::Stream<Item = Result<pb::ReplicationFrame, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl ClusterBus for BusService {
     type FeedStream = FeedStream;
@@ -447,6 +471,68 @@ impl ClusterBus for BusService {
             body: a.body,
         };
         traffic.sent(MessageType::Http, &reply);
+        Ok(Response::new(reply))
+    }
+
+    type ReplicateStream = ReplicateStream;
+
+    /// A replica's stream (see `replication`).
+    async fn replicate(
+        &self,
+        req: Request<pb::ReplicateRequest>,
+    ) -> Result<Response<Self::ReplicateStream>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let peer = req.remote_addr();
+        let msg = req.into_inner();
+        c.stats.traffic.received(MessageType::Replication, &msg);
+        let sender = msg
+            .sender
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("no sender"))?;
+        let h = from_pb_header(sender, peer)?;
+        let rx = super::replication::serve(self.node.clone(), h)?;
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn request_vote(
+        &self,
+        req: Request<pb::VoteRequest>,
+    ) -> Result<Response<pb::VoteReply>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let peer = req.remote_addr();
+        let msg = req.into_inner();
+        c.stats.traffic.received(MessageType::Failover, &msg);
+        let sender = msg
+            .sender
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("no sender"))?;
+        let h = from_pb_header(sender, peer)?;
+        let reply = c.handle_vote(&self.node, &h, msg.epoch, msg.manual);
+        c.stats.traffic.sent(MessageType::Failover, &reply);
+        Ok(Response::new(reply))
+    }
+
+    async fn manual_failover(
+        &self,
+        req: Request<pb::ManualFailoverRequest>,
+    ) -> Result<Response<pb::ManualFailoverReply>, Status> {
+        self.authorize(&req)?;
+        let c = self.cluster()?;
+        let peer = req.remote_addr();
+        let msg = req.into_inner();
+        c.stats.traffic.received(MessageType::Failover, &msg);
+        let sender = msg
+            .sender
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("no sender"))?;
+        let h = from_pb_header(sender, peer)?;
+        let reply = c.handle_manual_failover(&self.node, &h, msg.pause_ms).await;
+        c.stats.traffic.sent(MessageType::Failover, &reply);
         Ok(Response::new(reply))
     }
 

@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod migrate;
 pub mod nodes_conf;
+pub mod replication;
 pub mod routing;
 pub mod slots;
 pub mod state;
@@ -24,7 +25,10 @@ use tonic::Status;
 use crate::node::Node;
 use bus::{MessageType, pb};
 use routing::{EndpointType, Routing};
-use state::{Action, ClusterNode, ClusterState, Endpoint, GossipEntry, Header, flag, slot_ranges};
+use state::{
+    Action, ClusterNode, ClusterState, Endpoint, FailoverStep, GossipEntry, Header, flag,
+    slot_ranges,
+};
 
 /// The cluster settings, read once at start.
 #[derive(Debug, Clone)]
@@ -128,6 +132,8 @@ pub struct Cluster {
     pub migrator: migrate::Migrator,
     /// Held while nodes.conf is written.
     save_lock: Mutex<()>,
+    /// Replication, on both sides (INFO replication).
+    pub repl: replication::Replication,
 }
 
 fn random_node_id() -> String {
@@ -203,6 +209,7 @@ impl Cluster {
             ip_announced,
             migrator: migrate::Migrator::new(),
             save_lock: Mutex::new(()),
+            repl: replication::Replication::default(),
         })
     }
 
@@ -212,6 +219,12 @@ impl Cluster {
 
     pub fn myself(&self) -> String {
         self.state.lock().myself.clone()
+    }
+
+    /// Our header as the bus carries it.
+    pub fn my_pb_header(&self) -> pb::NodeHeader {
+        let st = self.state.lock();
+        bus::to_pb_header(&st.header(0), self.http_port)
     }
 
     /// Rebuilds the routing snapshot after a state change (call with the state lock held).
@@ -329,10 +342,14 @@ impl Cluster {
         let _ = node;
     }
 
-    pub fn handle_update(&self, _node: &Arc<Node>, owner: &str, epoch: u64, ranges: &[(u16, u16)]) {
-        let mut st = self.state.lock();
-        st.process_update(owner, epoch, ranges);
-        self.publish(&mut st);
+    pub fn handle_update(&self, node: &Arc<Node>, owner: &str, epoch: u64, ranges: &[(u16, u16)]) {
+        let actions = {
+            let mut st = self.state.lock();
+            let a = st.process_update(owner, epoch, ranges, crate::commands::now_ms());
+            self.publish(&mut st);
+            a
+        };
+        self.run_actions(node, actions);
     }
 
     /// The current owner of `slots` hands them to us (automatic distribution): take them with a
@@ -411,6 +428,11 @@ impl Cluster {
                     self.broadcast_fail(node, failed);
                 }
                 Action::Update { to, owner } => self.send_update(node, to, owner),
+                Action::BecameReplica { master } => {
+                    tracing::warn!(master = %master, "a replica of ours took over our slots (failover): this node is its replica now");
+                    // A manual failover paused our writes; they now go to the new master.
+                    node.pause.unpause();
+                }
             }
         }
     }
@@ -593,10 +615,18 @@ impl Cluster {
         let now = crate::commands::now_ms();
         let mut pings: Vec<(String, Option<String>, pb::PingType, String)> = Vec::new();
         let actions;
+        let failover;
         {
             let mut st = self.state.lock();
             st.check_timeouts(now);
             actions = st.check_failures(now);
+            let is_master = st.me().is_master();
+            let offset = self.repl.announced_offset(node, is_master);
+            st.me_mut().repl_offset = offset;
+            failover = st.failover_step(now, offset, self.repl.synced.load(Ordering::Relaxed));
+            if matches!(failover, Some(FailoverStep::Promoted { .. })) {
+                self.publish(&mut st);
+            }
             if !st.manual && !st.importing.is_empty() {
                 // Automatic distribution: an import ends when its source hands the slot over
                 // (Claim), or here when the source failed, left or no longer owns the slot.
@@ -641,6 +671,9 @@ impl Cluster {
             }
         }
         self.run_actions(node, actions);
+        if let Some(step) = failover {
+            self.failover(node, step);
+        }
         for (addr, id, t, ip) in pings {
             self.ping(node, addr, id, t, ip);
         }
@@ -654,6 +687,226 @@ impl Cluster {
         // nodes.conf after every change, within a tick: a node killed right after taking slots
         // must come back owning them.
         self.save_if_dirty();
+    }
+
+    /// Carries out a step of this replica's failover (see `ClusterState::failover_step`).
+    fn failover(self: &Arc<Self>, node: &Arc<Node>, step: FailoverStep) {
+        match step {
+            FailoverStep::RequestVotes { epoch, manual } => {
+                let (targets, sender) = {
+                    let st = self.state.lock();
+                    let targets: Vec<String> = st
+                        .nodes
+                        .values()
+                        .filter(|n| {
+                            n.id != st.myself
+                                && n.is_master()
+                                && !n.failed()
+                                && st.slot_count(&n.id) > 0
+                        })
+                        .filter_map(|n| Self::addr_of(&st, &n.id))
+                        .collect();
+                    (targets, bus::to_pb_header(&st.header(0), self.http_port))
+                };
+                tracing::info!(
+                    epoch,
+                    masters = targets.len(),
+                    "Starting a failover election for epoch {epoch}."
+                );
+                for addr in targets {
+                    let Some(mut cl) = self.client(&addr) else {
+                        continue;
+                    };
+                    let msg = pb::VoteRequest {
+                        sender: Some(sender.clone()),
+                        epoch,
+                        manual,
+                    };
+                    self.stats.traffic.sent(MessageType::Failover, &msg);
+                    let secret = self.cfg.secret.clone();
+                    let cluster = self.clone();
+                    let shutdown = node.shutdown.clone();
+                    tokio::spawn(async move {
+                        let r = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            r = cl.request_vote(bus::with_secret(msg, secret.as_deref())) => r,
+                        };
+                        if let Ok(r) = r {
+                            cluster
+                                .stats
+                                .traffic
+                                .received(MessageType::Failover, r.get_ref());
+                            if r.get_ref().granted {
+                                cluster.state.lock().note_vote(epoch);
+                            } else {
+                                tracing::debug!(from = %addr, "vote refused: {}", r.get_ref().reason);
+                            }
+                        }
+                    });
+                }
+            }
+            FailoverStep::AskMaster { master } => {
+                let Some(addr) = Self::addr_of(&self.state.lock(), &master) else {
+                    return;
+                };
+                let Some(mut cl) = self.client(&addr) else {
+                    return;
+                };
+                let msg = pb::ManualFailoverRequest {
+                    sender: Some(self.my_pb_header()),
+                    pause_ms: (state::MANUAL_FAILOVER_TIMEOUT_MS * 2) as u64,
+                };
+                self.stats.traffic.sent(MessageType::Failover, &msg);
+                let secret = self.cfg.secret.clone();
+                let cluster = self.clone();
+                let shutdown = node.shutdown.clone();
+                tokio::spawn(async move {
+                    let r = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        r = cl.manual_failover(bus::with_secret(msg, secret.as_deref())) => r,
+                    };
+                    let mut st = cluster.state.lock();
+                    match r {
+                        Ok(r) if r.get_ref().accepted => {
+                            let offset = r.get_ref().offset;
+                            tracing::info!(
+                                offset,
+                                "Received replication offset for paused master manual failover: {offset}"
+                            );
+                            st.election.manual_offset = Some(offset);
+                        }
+                        Ok(r) => {
+                            tracing::warn!(
+                                "manual failover refused by the master: {}",
+                                r.get_ref().reason
+                            );
+                            st.election = state::Election::default();
+                        }
+                        Err(e) => {
+                            tracing::warn!(
+                                "manual failover: the master did not answer: {}",
+                                e.message()
+                            );
+                            st.election = state::Election::default();
+                        }
+                    }
+                });
+            }
+            FailoverStep::Promoted { old_master } => {
+                tracing::warn!(old_master = %old_master, "Failover election won: I'm the new master.");
+                self.after_promotion(node);
+            }
+            FailoverStep::ManualTimedOut => {
+                tracing::warn!("Manual failover timed out.");
+            }
+        }
+    }
+
+    /// This replica now serves its old master's slots: save that, and tell every node at once
+    /// (each one's reply carries what it knows back).
+    pub fn after_promotion(self: &Arc<Self>, node: &Arc<Node>) {
+        self.save_if_dirty();
+        let targets: Vec<(String, String, String)> = {
+            let st = self.state.lock();
+            st.nodes
+                .values()
+                .filter(|n| n.id != st.myself && n.flags & flag::HANDSHAKE == 0)
+                .map(|n| {
+                    (
+                        format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port),
+                        n.id.clone(),
+                        n.endpoint.ip.clone(),
+                    )
+                })
+                .collect()
+        };
+        for (addr, id, ip) in targets {
+            self.ping(node, addr, Some(id), pb::PingType::Ping, ip);
+        }
+    }
+
+    /// A replica asks for our vote (FAILOVER_AUTH_REQUEST).
+    pub fn handle_vote(
+        &self,
+        node: &Arc<Node>,
+        h: &Header,
+        epoch: u64,
+        manual: bool,
+    ) -> pb::VoteReply {
+        let now = crate::commands::now_ms();
+        let (actions, result) = {
+            let mut st = self.state.lock();
+            if !st.nodes.contains_key(&h.id) {
+                return pb::VoteReply {
+                    granted: false,
+                    reason: "unknown sender".into(),
+                };
+            }
+            let actions = st.process_header(h, false, now);
+            let r = st.grant_vote(h, epoch, manual, now);
+            self.publish(&mut st);
+            (actions, r)
+        };
+        self.run_actions(node, actions);
+        match result {
+            Ok(()) => {
+                self.save_if_dirty();
+                tracing::info!(replica = %h.id, epoch, "Failover auth granted to {} for epoch {epoch}", h.id);
+                pb::VoteReply {
+                    granted: true,
+                    reason: String::new(),
+                }
+            }
+            Err(why) => {
+                tracing::info!(replica = %h.id, epoch, "Failover auth denied to {}: {why}", h.id);
+                pb::VoteReply {
+                    granted: false,
+                    reason: why.into(),
+                }
+            }
+        }
+    }
+
+    /// A replica of ours starts a manual failover: stop writes, wait for the ones in flight,
+    /// and answer with our offset, which the replica reaches before it asks for votes.
+    pub async fn handle_manual_failover(
+        &self,
+        node: &Arc<Node>,
+        h: &Header,
+        pause_ms: u64,
+    ) -> pb::ManualFailoverReply {
+        let refuse = |why: &str| pb::ManualFailoverReply {
+            accepted: false,
+            offset: 0,
+            reason: why.into(),
+        };
+        {
+            let st = self.state.lock();
+            if !st.me().is_master() {
+                return refuse("not a master");
+            }
+            if st.nodes.get(&h.id).and_then(|n| n.replica_of.as_deref()) != Some(&st.myself) {
+                return refuse("not a replica of this master");
+            }
+        }
+        let until = crate::commands::now_ms() + pause_ms.min(30_000) as i64;
+        node.pause.pause(until, true);
+        // A write that passed the pause check just before it is finishing: let it, then take
+        // every shard once so none is still running when the offset is read.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let n = node.clone();
+        let offset = tokio::task::spawn_blocking(move || {
+            drop(n.store.lock_all(0));
+            n.store.aof.repl_offset()
+        })
+        .await
+        .unwrap_or(0);
+        tracing::info!(replica = %h.id, offset, "Manual failover requested by replica {}: writes paused", h.id);
+        pb::ManualFailoverReply {
+            accepted: true,
+            offset,
+            reason: String::new(),
+        }
     }
 
     fn save_if_dirty(&self) {
@@ -696,7 +949,8 @@ impl Cluster {
         let mut strays: HashMap<String, Vec<u16>> = HashMap::new();
         {
             let mut st = self.state.lock();
-            if st.manual {
+            // Replicas hold their master's keys and serve no slots of their own.
+            if st.manual || !st.me().is_master() {
                 return;
             }
             let me_id = st.myself.clone();
@@ -950,6 +1204,7 @@ pub async fn run(node: Arc<Node>) {
         return;
     };
     tokio::spawn(meet_seeds(node.clone(), cluster.clone()));
+    tokio::spawn(replication::run(node.clone()));
     let migrator = match migrate::spawn(node.clone()) {
         Ok(h) => Some(h),
         Err(e) => {

@@ -57,12 +57,20 @@ pub fn node_line(st: &ClusterState, n: &ClusterNode, with_aux: bool) -> String {
             addr.push(',');
         }
         addr.push_str(&format!(",http={}", e.http_port));
+        if n.shard_id != n.id {
+            addr.push_str(&format!(",shard-id={}", n.shard_id));
+        }
     }
     let me = n.id == st.myself;
     let link = if me || (n.flags & (flag::PFAIL | flag::FAIL) == 0 && n.seen) {
         "connected"
     } else {
         "disconnected"
+    };
+    // A replica shows its master's config epoch, as Redis does.
+    let epoch = match n.replica_of.as_deref().and_then(|m| st.nodes.get(m)) {
+        Some(m) if !n.is_master() => m.config_epoch,
+        _ => n.config_epoch,
     };
     let mut line = format!(
         "{} {} {} {} {} {} {} {}",
@@ -72,7 +80,7 @@ pub fn node_line(st: &ClusterState, n: &ClusterNode, with_aux: bool) -> String {
         n.replica_of.as_deref().unwrap_or("-"),
         if me { 0 } else { n.ping_sent_ms },
         if me { 0 } else { n.pong_received_ms },
-        n.config_epoch,
+        epoch,
         link
     );
     // A provisional claim (a lone node in automatic mode) is left out of CLUSTER NODES: Redis
@@ -182,8 +190,14 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
         let hostport = parts.next().unwrap_or("");
         let mut hostname = String::new();
         let mut http_port = 0u16;
+        let mut shard_id = None;
         for aux in parts {
-            if let Some(v) = aux.strip_prefix("http=") {
+            if let Some(v) = aux.strip_prefix("shard-id=") {
+                if !valid_id(v) {
+                    return Err(corrupt(ln, "bad shard id", raw));
+                }
+                shard_id = Some(v.to_string());
+            } else if let Some(v) = aux.strip_prefix("http=") {
                 http_port = v.parse().map_err(|_| corrupt(ln, "bad http port", raw))?;
             } else if !aux.is_empty() {
                 hostname = aux.to_string();
@@ -218,6 +232,9 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
             };
         }
         let mut n = ClusterNode::new(f[0].to_string(), endpoint, flags);
+        if let Some(shard) = shard_id {
+            n.shard_id = shard;
+        }
         if f[3] != "-" {
             if !valid_id(f[3]) {
                 return Err(corrupt(ln, "bad master id", raw));

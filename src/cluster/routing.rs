@@ -25,6 +25,9 @@ pub struct Routing {
     /// "host:port" of each node, as MOVED shows it.
     endpoints: Vec<String>,
     me: u16,
+    /// This node's master when it is a replica (NO_OWNER otherwise): READONLY clients read
+    /// its slots here.
+    my_master: u16,
     migrating: HashMap<u16, u16>,
     importing: HashMap<u16, u16>,
 }
@@ -61,6 +64,7 @@ impl Routing {
             owner: Box::new([]),
             endpoints: Vec::new(),
             me: 0,
+            my_master: NO_OWNER,
             migrating: HashMap::new(),
             importing: HashMap::new(),
         }
@@ -98,6 +102,10 @@ impl Routing {
             })
             .collect();
         let me = index.get(st.myself.as_str()).copied().unwrap_or(NO_OWNER);
+        let my_master = match st.me().replica_of.as_deref() {
+            Some(m) if !st.me().is_master() => index.get(m).copied().unwrap_or(NO_OWNER),
+            _ => NO_OWNER,
+        };
         let map = |m: &std::collections::BTreeMap<u16, String>| {
             m.iter()
                 .filter_map(|(s, id)| index.get(id.as_str()).map(|&i| (*s, i)))
@@ -109,6 +117,7 @@ impl Routing {
             owner,
             endpoints,
             me,
+            my_master,
             migrating: map(&st.migrating),
             importing: map(&st.importing),
         }
@@ -127,17 +136,19 @@ impl Routing {
         asking: bool,
         exists: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), Redirect> {
-        self.check_with(keys, asking, exists, false)
+        self.check_with(keys, asking, exists, false, false)
     }
 
     /// [`Routing::check`], optionally serving owned slots while the cluster is down (shard
-    /// channels with `cluster-allow-pubsubshard-when-down`, as Redis 7.0).
+    /// channels with `cluster-allow-pubsubshard-when-down`, as Redis 7.0). `replica_read`: a
+    /// READONLY client's read, which a replica serves for its master's slots.
     pub fn check_with(
         &self,
         keys: &[&[u8]],
         asking: bool,
         mut exists: impl FnMut(&[u8]) -> bool,
         serve_when_down: bool,
+        replica_read: bool,
     ) -> Result<(), Redirect> {
         if !self.enabled || keys.is_empty() {
             return Ok(());
@@ -164,6 +175,9 @@ impl Routing {
                     return Err(Redirect::TryAgain);
                 }
             }
+            return Ok(());
+        }
+        if replica_read && owner == self.my_master {
             return Ok(());
         }
         if asking && self.importing.contains_key(&slot) {

@@ -73,7 +73,14 @@ pub struct ClusterNode {
     pub keys: u64,
     /// Whether we ever heard from it directly (a header, not only gossip about it).
     pub seen: bool,
+    /// The shard (a master and its replicas): a replica takes its master's, and a replica that
+    /// takes over keeps it, so the shard keeps its place in the automatic layout.
     pub shard_id: String,
+    /// Replication offset it last announced (a master's stream, or what a replica applied).
+    pub repl_offset: u64,
+    /// When we last voted for a replica of this (failed) master: one vote per master per
+    /// node-timeout * 2, as the spec says.
+    pub voted_time_ms: i64,
 }
 
 impl ClusterNode {
@@ -94,6 +101,8 @@ impl ClusterNode {
             provisional: false,
             keys: 0,
             seen: false,
+            repl_offset: 0,
+            voted_time_ms: 0,
         }
     }
 
@@ -147,6 +156,8 @@ pub struct Header {
     pub provisional: bool,
     pub keys: u64,
     pub manual_slots: bool,
+    pub shard_id: String,
+    pub repl_offset: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -167,7 +178,46 @@ pub enum Action {
     BroadcastFail { node: String },
     /// Tell `to` that `owner` holds these slots at `config_epoch` (its claim was stale).
     Update { to: String, owner: String },
+    /// We lost our last slots to a node of our own shard (a replica that took over after a
+    /// failover): we are its replica now.
+    BecameReplica { master: String },
 }
+
+/// A replica's failover election (the spec's "replica election"), or a manual failover
+/// (CLUSTER FAILOVER) in progress.
+#[derive(Debug, Clone, Default)]
+pub struct Election {
+    /// When this attempt may ask for votes (after its delay and rank); 0: none scheduled.
+    pub start_ms: i64,
+    /// Votes were asked for at `epoch`.
+    pub sent: bool,
+    pub epoch: u64,
+    pub votes: usize,
+    /// CLUSTER FAILOVER [FORCE]: voters need not see the master failed.
+    pub manual: bool,
+    /// Manual failover without FORCE: the master's offset to reach before asking for votes
+    /// (None until the master answered).
+    pub manual_offset: Option<u64>,
+    /// The master was asked to pause (manual failover without FORCE).
+    pub manual_asked: bool,
+    pub manual_deadline_ms: i64,
+}
+
+/// What the failover step of the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailoverStep {
+    /// Ask every master for its vote at `epoch`.
+    RequestVotes { epoch: u64, manual: bool },
+    /// Ask the master to pause writes and say its offset (manual failover).
+    AskMaster { master: String },
+    /// We won: we serve the old master's slots now.
+    Promoted { old_master: String },
+    /// A manual failover ran out of time.
+    ManualTimedOut,
+}
+
+/// A manual failover gives up after this long (Redis's CLUSTER_MF_TIMEOUT).
+pub const MANUAL_FAILOVER_TIMEOUT_MS: i64 = 5000;
 
 #[derive(Debug, Clone)]
 pub struct ClusterState {
@@ -205,6 +255,8 @@ pub struct ClusterState {
     pub ok: bool,
     /// Set when something that nodes.conf records changed.
     pub dirty: bool,
+    /// This replica's failover election, if any.
+    pub election: Election,
 }
 
 pub fn slot_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
@@ -241,6 +293,7 @@ impl ClusterState {
             require_full_coverage: true,
             ok: false,
             dirty: true,
+            election: Election::default(),
         }
     }
 
@@ -383,9 +436,17 @@ impl ClusterState {
             node.flags = (node.flags & !flag::DRAINING) | (h.flags & flag::DRAINING);
             self.membership_changed_ms = now_ms;
         }
+        // A replica of ours that took over (failover): our slots go to it, and we follow it.
+        let took_over_from_us =
+            node.replica_of.as_deref() == Some(self.myself.as_str()) && role == flag::MASTER;
         node.replica_of = h.replica_of.clone();
         node.provisional = h.provisional;
         node.keys = h.keys;
+        node.repl_offset = h.repl_offset;
+        if !h.shard_id.is_empty() && node.shard_id != h.shard_id {
+            node.shard_id = h.shard_id.clone();
+            self.dirty = true;
+        }
         if is_pong {
             node.ping_sent_ms = 0;
             node.pong_received_ms = now_ms;
@@ -418,12 +479,245 @@ impl ClusterState {
         }
         if role == flag::MASTER {
             let fresh = h.config_epoch >= known_epoch;
+            let my_shard = self.me().shard_id.clone();
             let node = self.nodes.get_mut(&h.id).expect("checked above");
             node.slots_epoch = node.slots_epoch.max(h.config_epoch);
+            let same_shard = took_over_from_us || node.shard_id == my_shard;
+            let mine_before = if same_shard {
+                self.slot_count(&self.myself)
+            } else {
+                0
+            };
             actions.extend(self.update_slots_from(&h.id, h.config_epoch, &h.slots, fresh));
+            actions.extend(self.follow_if_taken_over(&h.id, mine_before, now_ms));
             self.handle_epoch_collision(h);
+        } else {
+            // A node that became a replica serves no slots: any claim takes them (its new
+            // master's arrives at a higher epoch), and until then it redirects.
+            let held: Vec<u16> = if self.slots.iter().any(|o| o.as_deref() == Some(&h.id)) {
+                self.slots_of(&h.id)
+            } else {
+                Vec::new()
+            };
+            self.owner_not_claiming.extend(held);
         }
         actions
+    }
+
+    /// spec (clusterUpdateSlotsConfigWith): a master that lost its last slots to a node of its
+    /// own shard (its replica, promoted while it was down or cut off) becomes that node's
+    /// replica. Not for slots lost any other way: a node meeting another cluster keeps its
+    /// role (its keys are pushed to their owners instead).
+    fn follow_if_taken_over(
+        &mut self,
+        winner: &str,
+        mine_before: usize,
+        now_ms: i64,
+    ) -> Vec<Action> {
+        let me = self.me();
+        if mine_before == 0
+            || !me.is_master()
+            || me.flags & flag::DRAINING != 0
+            || self.slot_count(&self.myself) > 0
+        {
+            return Vec::new();
+        }
+        self.set_my_master(winner, now_ms);
+        vec![Action::BecameReplica {
+            master: winner.to_string(),
+        }]
+    }
+
+    /// CLUSTER REPLICATE, or following the replica that took over: this node becomes a replica
+    /// of `master`. It serves no slots and joins its master's shard.
+    pub fn set_my_master(&mut self, master: &str, now_ms: i64) {
+        let shard = self.nodes.get(master).map(|n| n.shard_id.clone());
+        let me_id = self.myself.clone();
+        for s in 0..SLOTS as u16 {
+            if self.slots[s as usize].as_deref() == Some(me_id.as_str()) {
+                self.assign(s, None);
+            }
+        }
+        self.migrating.clear();
+        self.importing.clear();
+        let me = self.me_mut();
+        me.flags = (me.flags & !flag::MASTER) | flag::REPLICA;
+        me.replica_of = Some(master.to_string());
+        me.provisional = false;
+        if let Some(shard) = shard {
+            me.shard_id = shard;
+        }
+        self.election = Election::default();
+        self.membership_changed_ms = now_ms;
+        self.dirty = true;
+    }
+
+    /// The replicas we know of `master`.
+    pub fn replicas_of<'a>(&'a self, master: &'a str) -> impl Iterator<Item = &'a ClusterNode> {
+        self.nodes
+            .values()
+            .filter(move |n| n.replica_of.as_deref() == Some(master) && !n.is_master())
+    }
+
+    /// A replica takes over its master's slots: at `epoch` when it won an election, or at a
+    /// new epoch of its own without asking (CLUSTER FAILOVER TAKEOVER). Returns the old master.
+    pub fn promote(&mut self, epoch: Option<u64>, now_ms: i64) -> Option<String> {
+        let old = self.me().replica_of.clone()?;
+        let me_id = self.myself.clone();
+        for s in 0..SLOTS as u16 {
+            if self.slots[s as usize].as_deref() == Some(old.as_str()) {
+                self.assign(s, Some(&me_id));
+            }
+        }
+        let me = self.me_mut();
+        me.flags = (me.flags & !flag::REPLICA) | flag::MASTER;
+        me.replica_of = None;
+        match epoch {
+            Some(e) => {
+                me.config_epoch = me.config_epoch.max(e);
+                self.current_epoch = self.current_epoch.max(e);
+            }
+            None => {
+                self.bump_config_epoch();
+            }
+        }
+        // The old master is ours now, in our view, until it says otherwise.
+        if let Some(n) = self.nodes.get_mut(&old) {
+            n.replica_of = Some(me_id);
+        }
+        self.election = Election::default();
+        self.membership_changed_ms = now_ms;
+        self.dirty = true;
+        Some(old)
+    }
+
+    /// spec (clusterSendFailoverAuthIfNeeded): whether we, a master serving slots, give our
+    /// vote to replica `h` asking for it at `epoch`. Call after `process_header(h)`.
+    pub fn grant_vote(
+        &mut self,
+        h: &Header,
+        epoch: u64,
+        manual: bool,
+        now_ms: i64,
+    ) -> Result<(), &'static str> {
+        if !self.me().is_master() || self.slot_count(&self.myself) == 0 {
+            return Err("not a master serving slots");
+        }
+        if epoch < self.current_epoch {
+            return Err("its epoch is older than ours");
+        }
+        if self.last_vote_epoch >= epoch {
+            return Err("already voted at this epoch");
+        }
+        let Some(master_id) = h.replica_of.clone() else {
+            return Err("it is a master");
+        };
+        let Some(master) = self.nodes.get(&master_id) else {
+            return Err("its master is unknown here");
+        };
+        if !master.failed() && !manual {
+            return Err("its master is not failing");
+        }
+        if master.voted_time_ms != 0 && now_ms - master.voted_time_ms < self.node_timeout_ms * 2 {
+            return Err("voted for a replica of the same master recently");
+        }
+        // A replica announces its master's config epoch: an older one than ours means its view
+        // of the master's slots is stale.
+        if master.config_epoch > h.config_epoch {
+            return Err("its view of its master's slots is stale");
+        }
+        self.last_vote_epoch = epoch;
+        self.current_epoch = self.current_epoch.max(epoch);
+        if let Some(m) = self.nodes.get_mut(&master_id) {
+            m.voted_time_ms = now_ms;
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// One step of a replica's failover (clusterHandleSlaveFailover): schedules an election
+    /// when the master failed (delay 500-1000 ms plus one second per replica with a newer
+    /// offset), asks for votes at a new epoch, and takes over once a majority of masters voted.
+    /// `synced`: this replica holds a copy of its master's data (it never takes over without).
+    pub fn failover_step(
+        &mut self,
+        now_ms: i64,
+        my_offset: u64,
+        synced: bool,
+    ) -> Option<FailoverStep> {
+        let me = self.me();
+        let Some(master_id) = me.replica_of.clone().filter(|_| !me.is_master()) else {
+            self.election = Election::default();
+            return None;
+        };
+        let nofailover = me.flags & flag::NOFAILOVER != 0;
+        let master_failed = self.nodes.get(&master_id).is_some_and(|m| m.failed());
+        let master_slots = self.slot_count(&master_id);
+        let e = &mut self.election;
+        if e.manual {
+            if now_ms > e.manual_deadline_ms {
+                self.election = Election::default();
+                return Some(FailoverStep::ManualTimedOut);
+            }
+            match e.manual_offset {
+                None if !e.manual_asked => {
+                    e.manual_asked = true;
+                    return Some(FailoverStep::AskMaster { master: master_id });
+                }
+                None => return None,
+                Some(o) if my_offset < o => return None,
+                Some(_) => {}
+            }
+        } else if !master_failed || master_slots == 0 || nofailover || !synced {
+            self.election = Election::default();
+            return None;
+        }
+        let auth_timeout = (self.node_timeout_ms * 2).max(2000);
+        if e.start_ms == 0 || now_ms - e.start_ms > auth_timeout * 2 {
+            let delay = if e.manual {
+                0
+            } else {
+                let rank = self
+                    .replicas_of(&master_id)
+                    .filter(|r| r.id != self.myself && r.repl_offset > my_offset)
+                    .count() as i64;
+                500 + rand::random_range(0..500) + rank * 1000
+            };
+            let e = &mut self.election;
+            e.start_ms = now_ms + delay;
+            e.sent = false;
+            e.votes = 0;
+            return None;
+        }
+        if now_ms < e.start_ms || now_ms - e.start_ms > auth_timeout {
+            return None;
+        }
+        if !e.sent {
+            self.current_epoch += 1;
+            let epoch = self.current_epoch;
+            let e = &mut self.election;
+            e.epoch = epoch;
+            e.sent = true;
+            self.dirty = true;
+            return Some(FailoverStep::RequestVotes {
+                epoch,
+                manual: self.election.manual,
+            });
+        }
+        let (votes, epoch) = (e.votes, e.epoch);
+        // A majority of the masters that serve slots.
+        if votes > self.size() / 2 {
+            let old_master = self.promote(Some(epoch), now_ms)?;
+            return Some(FailoverStep::Promoted { old_master });
+        }
+        None
+    }
+
+    /// A master granted our vote request made at `epoch`.
+    pub fn note_vote(&mut self, epoch: u64) {
+        if self.election.sent && self.election.epoch == epoch {
+            self.election.votes += 1;
+        }
     }
 
     /// spec (clusterUpdateSlotsConfigWith): a claim wins a slot that is unassigned or owned at a
@@ -478,6 +772,8 @@ impl ClusterState {
                 Some(o) => {
                     // The epoch at which the owner's claim of the slot is known to hold.
                     let owner_epoch = match self.nodes.get(&o) {
+                        // Our provisional claim holds against no real claim.
+                        Some(n) if o == self.myself && n.provisional => 0,
                         Some(n) if o == self.myself => n.config_epoch,
                         Some(n) => n.slots_epoch,
                         None => 0,
@@ -516,16 +812,32 @@ impl ClusterState {
     }
 
     /// UPDATE message: `owner` holds `ranges` at `epoch`.
-    pub fn process_update(&mut self, owner: &str, epoch: u64, ranges: &[(u16, u16)]) {
+    pub fn process_update(
+        &mut self,
+        owner: &str,
+        epoch: u64,
+        ranges: &[(u16, u16)],
+        now_ms: i64,
+    ) -> Vec<Action> {
+        let my_shard = self.me().shard_id.clone();
+        let me_id = self.myself.clone();
         let Some(n) = self.nodes.get_mut(owner) else {
-            return;
+            return Vec::new();
         };
         if n.config_epoch >= epoch {
-            return;
+            return Vec::new();
         }
         n.config_epoch = epoch;
         n.slots_epoch = epoch;
-        self.update_slots_from(owner, epoch, ranges, true);
+        let same_shard = n.shard_id == my_shard || n.replica_of.as_deref() == Some(&me_id);
+        let mine_before = if same_shard {
+            self.slot_count(&me_id)
+        } else {
+            0
+        };
+        let mut actions = self.update_slots_from(owner, epoch, ranges, true);
+        actions.extend(self.follow_if_taken_over(owner, mine_before, now_ms));
+        actions
     }
 
     /// Gossip entries: failure reports and new nodes. `sender` must be a known node.
@@ -686,12 +998,17 @@ impl ClusterState {
     /// What we say about ourselves in every message.
     pub fn header(&self, keys: u64) -> Header {
         let me = self.me();
+        // A replica announces its master's config epoch, as Redis does.
+        let config_epoch = match me.replica_of.as_deref().and_then(|m| self.nodes.get(m)) {
+            Some(m) if !me.is_master() => m.config_epoch,
+            _ => me.config_epoch,
+        };
         Header {
             id: me.id.clone(),
             endpoint: me.endpoint.clone(),
             flags: me.flags & !flag::MYSELF,
             current_epoch: self.current_epoch,
-            config_epoch: me.config_epoch,
+            config_epoch,
             slots: slot_ranges(
                 self.slots_of(&me.id)
                     .into_iter()
@@ -701,6 +1018,8 @@ impl ClusterState {
             provisional: me.provisional,
             keys,
             manual_slots: self.manual,
+            shard_id: me.shard_id.clone(),
+            repl_offset: me.repl_offset,
         }
     }
 
@@ -776,18 +1095,39 @@ impl ClusterState {
         due
     }
 
-    /// Members for the deterministic split: masters we heard from, failed ones included (a
-    /// node that is only down keeps its share; it is not a reason to rebalance).
+    /// Members for the deterministic split, one per shard: masters we heard from, failed ones
+    /// included (a node that is only down keeps its share; it is not a reason to rebalance),
+    /// except a failed master that serves nothing (its replica took over, or it never got
+    /// slots). Shards are ordered by their founder's endpoint (the node whose id is the
+    /// shard's), so a failover does not reorder the layout.
     pub fn members(&self) -> Vec<&ClusterNode> {
-        let mut m: Vec<&ClusterNode> = self
-            .nodes
-            .values()
-            .filter(|n| {
-                n.is_master() && (n.seen || n.id == self.myself) && n.flags & flag::HANDSHAKE == 0
-            })
+        let mut by_shard: BTreeMap<&str, (&ClusterNode, usize)> = BTreeMap::new();
+        for n in self.nodes.values() {
+            if !n.is_master() || !(n.seen || n.id == self.myself) || n.flags & flag::HANDSHAKE != 0
+            {
+                continue;
+            }
+            let owned = self.slot_count(&n.id);
+            if n.failed() && owned == 0 {
+                continue;
+            }
+            let e = by_shard.entry(n.shard_id.as_str()).or_insert((n, owned));
+            // Two masters of one shard (an old master back before it learnt it lost): the one
+            // serving slots stands for the shard.
+            if owned > e.1 || (owned == e.1 && n.id < e.0.id) {
+                *e = (n, owned);
+            }
+        }
+        let mut m: Vec<(&str, &ClusterNode)> = by_shard
+            .into_iter()
+            .map(|(shard, (n, _))| (shard, n))
             .collect();
-        m.sort_by_key(|n| n.endpoint.sort_key());
-        m
+        m.sort_by_key(|(shard, n)| {
+            self.nodes
+                .get(*shard)
+                .map_or_else(|| n.endpoint.sort_key(), |f| f.endpoint.sort_key())
+        });
+        m.into_iter().map(|(_, n)| n).collect()
     }
 
     /// The even, deterministic layout for the current members (redis-cli's split: 3 nodes ->
@@ -851,19 +1191,7 @@ mod tests {
     }
 
     fn header(st: &ClusterState) -> Header {
-        let me = st.me();
-        Header {
-            id: me.id.clone(),
-            endpoint: me.endpoint.clone(),
-            flags: me.flags & !flag::MYSELF,
-            current_epoch: st.current_epoch,
-            config_epoch: me.config_epoch,
-            slots: slot_ranges(st.slots_of(&me.id)),
-            replica_of: None,
-            provisional: me.provisional,
-            keys: 0,
-            manual_slots: st.manual,
-        }
+        st.header(0)
     }
 
     fn node(c: char, port: u16) -> ClusterState {
@@ -968,6 +1296,8 @@ mod tests {
             provisional: false,
             keys: 0,
             manual_slots: false,
+            shard_id: id('c'),
+            repl_offset: 0,
         };
         a.process_header(&hc, true, 1300);
         assert!(a.nodes[&id('c')].failed());
@@ -1082,5 +1412,180 @@ mod tests {
         }
         a.process_header(&header(&b), true, 1);
         assert_eq!(a.assigned(), 0);
+    }
+
+    /// a, b and c serve a third of the slots each; d replicates c.
+    fn three_masters_and_a_replica() -> Vec<ClusterState> {
+        let mut all: Vec<ClusterState> = [('a', 7001), ('b', 7002), ('c', 7003), ('d', 7004)]
+            .iter()
+            .map(|&(c, p)| node(c, p))
+            .collect();
+        for i in 0..4 {
+            for j in 0..4 {
+                if i != j {
+                    let other = all[j].clone();
+                    introduce(&mut all[i], &other);
+                }
+            }
+        }
+        for st in all.iter_mut() {
+            for (owner, lo, hi) in split_evenly(&[id('a'), id('b'), id('c')]) {
+                for s in lo..=hi {
+                    st.assign(s, Some(&owner));
+                }
+            }
+            for (i, c) in ['a', 'b', 'c'].iter().enumerate() {
+                st.nodes.get_mut(&id(*c)).unwrap().config_epoch = i as u64 + 1;
+            }
+            st.current_epoch = 3;
+        }
+        all[3].set_my_master(&id('c'), 0);
+        let hd = header(&all[3]);
+        for st in all.iter_mut().take(3) {
+            st.process_header(&hd, true, 0);
+        }
+        all
+    }
+
+    #[test]
+    fn a_replica_wins_the_election_when_its_master_fails_and_the_old_master_follows_it() {
+        let mut all = three_masters_and_a_replica();
+        assert_eq!(
+            all[0].nodes[&id('d')].replica_of.as_deref(),
+            Some(id('c').as_str())
+        );
+        assert_eq!(
+            all[3].me().shard_id,
+            id('c'),
+            "a replica joins its master's shard"
+        );
+        let layout_before = all[0].target_layout();
+        // Nothing happens while the master is fine.
+        assert_eq!(all[3].failover_step(100, 50, true), None);
+        assert_eq!(all[3].election.start_ms, 0);
+        for st in all.iter_mut() {
+            st.process_fail(&id('c'), 1000);
+        }
+        // A replica that never synced never takes over.
+        assert_eq!(all[3].failover_step(1000, 0, false), None);
+        // Scheduled 500-1000 ms later (rank 0), then votes are asked at a new epoch.
+        assert_eq!(all[3].failover_step(1000, 50, true), None);
+        let start = all[3].election.start_ms;
+        assert!((1500..2000).contains(&start), "{start}");
+        assert_eq!(all[3].failover_step(start - 1, 50, true), None);
+        let step = all[3].failover_step(start, 50, true);
+        assert_eq!(
+            step,
+            Some(FailoverStep::RequestVotes {
+                epoch: 4,
+                manual: false
+            })
+        );
+        let hd = header(&all[3]);
+        assert_eq!(hd.current_epoch, 4);
+        for st in all.iter_mut().take(2) {
+            st.process_header(&hd, false, start);
+            assert_eq!(st.grant_vote(&hd, 4, false, start), Ok(()));
+            assert_eq!(
+                st.grant_vote(&hd, 4, false, start),
+                Err("already voted at this epoch")
+            );
+        }
+        // One vote of three masters is not a majority; two are.
+        all[3].note_vote(4);
+        assert_eq!(all[3].failover_step(start + 10, 50, true), None);
+        all[3].note_vote(4);
+        assert_eq!(
+            all[3].failover_step(start + 20, 50, true),
+            Some(FailoverStep::Promoted {
+                old_master: id('c')
+            })
+        );
+        let d = &all[3];
+        assert!(d.me().is_master() && d.me().replica_of.is_none());
+        assert_eq!(d.me().config_epoch, 4);
+        assert_eq!(d.slot_count(&id('d')), 5461);
+        // The others take c's slots from d's header (a higher epoch than c's).
+        let hd = header(&all[3]);
+        for st in all.iter_mut().take(2) {
+            st.process_header(&hd, true, start + 30);
+            assert_eq!(st.slot_count(&id('d')), 5461);
+            assert_eq!(st.slot_count(&id('c')), 0);
+            st.update_state();
+            assert!(st.ok, "every slot is served again");
+        }
+        // The layout does not move: d stands for c's shard at c's place.
+        let layout_after = all[0].target_layout();
+        assert_eq!(
+            layout_after[2],
+            (id('d'), layout_before[2].1, layout_before[2].2)
+        );
+        assert_eq!(layout_after[..2], layout_before[..2]);
+        // c comes back, still believing it serves its slots: d's header makes it d's replica.
+        let actions = all[2].process_header(&hd, true, start + 40);
+        assert_eq!(actions, vec![Action::BecameReplica { master: id('d') }]);
+        let c = all[2].me();
+        assert!(!c.is_master());
+        assert_eq!(c.replica_of.as_deref(), Some(id('d').as_str()));
+        assert_eq!(all[2].slot_count(&id('c')), 0);
+    }
+
+    #[test]
+    fn votes_follow_the_spec_rules() {
+        let mut all = three_masters_and_a_replica();
+        let hd = header(&all[3]);
+        // Not while the master is fine, unless it is a manual failover.
+        assert_eq!(
+            all[0].grant_vote(&hd, 4, false, 10),
+            Err("its master is not failing")
+        );
+        assert_eq!(all[0].grant_vote(&hd, 4, true, 10), Ok(()));
+        // A replica is no voter; an old epoch gets nothing.
+        assert_eq!(
+            all[3].grant_vote(&hd, 5, true, 10),
+            Err("not a master serving slots")
+        );
+        all[1].current_epoch = 9;
+        assert_eq!(
+            all[1].grant_vote(&hd, 5, true, 10),
+            Err("its epoch is older than ours")
+        );
+        // One vote per master per node-timeout * 2, whatever the epoch.
+        assert_eq!(
+            all[0].grant_vote(&hd, 6, true, 1500),
+            Err("voted for a replica of the same master recently")
+        );
+        assert_eq!(all[0].grant_vote(&hd, 6, true, 2011), Ok(()));
+    }
+
+    #[test]
+    fn a_manual_failover_waits_for_the_masters_offset() {
+        let mut all = three_masters_and_a_replica();
+        let d = &mut all[3];
+        d.election = Election {
+            manual: true,
+            manual_deadline_ms: 5000,
+            ..Election::default()
+        };
+        assert_eq!(
+            d.failover_step(10, 40, true),
+            Some(FailoverStep::AskMaster { master: id('c') })
+        );
+        assert_eq!(d.failover_step(20, 40, true), None, "asked once");
+        d.election.manual_offset = Some(100);
+        assert_eq!(d.failover_step(30, 99, true), None, "not caught up");
+        assert_eq!(d.failover_step(40, 100, true), None, "scheduled at once");
+        assert_eq!(
+            d.failover_step(40, 100, true),
+            Some(FailoverStep::RequestVotes {
+                epoch: 4,
+                manual: true
+            })
+        );
+        assert_eq!(
+            d.failover_step(6000, 100, true),
+            Some(FailoverStep::ManualTimedOut)
+        );
+        assert!(!d.election.manual);
     }
 }

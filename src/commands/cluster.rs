@@ -691,6 +691,8 @@ fn set_config_epoch(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
         if st.me().config_epoch != 0 {
             return Err(CmdError::err("Node config epoch is already non-zero"));
         }
+        // `redis-cli --cluster create` sets epochs by hand: Redis's way from here on.
+        go_manual(st);
         st.me_mut().config_epoch = e as u64;
         if st.current_epoch < e as u64 {
             st.current_epoch = e as u64;
@@ -831,6 +833,166 @@ fn links(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// CLUSTER REPLICATE <node-id>: this node, empty, becomes a replica of that master.
+fn replicate(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let c = cluster(ctx)?;
+    let id = String::from_utf8_lossy(&args[2]).into_owned();
+    let keys = ctx.node.store.db0_keys_nonblocking();
+    let now = ctx.now_ms;
+    c.change(|st| {
+        let Some(n) = st.nodes.get(&id) else {
+            return Err(CmdError::err(format!("Unknown node {id}")));
+        };
+        if id == st.myself {
+            return Err(CmdError::err("Can't replicate myself"));
+        }
+        if !n.is_master() {
+            return Err(CmdError::err(
+                "I can only replicate a master, not a replica.",
+            ));
+        }
+        let me = st.me();
+        // A provisional claim (a fresh node in automatic mode) is not an assignment.
+        let owns = !me.provisional && st.slot_count(&st.myself) > 0;
+        if me.is_master() && (owns || keys > 0) {
+            return Err(CmdError::err(
+                "To set a master the node must be empty and without assigned slots.",
+            ));
+        }
+        if me.replica_of.as_deref() != Some(id.as_str()) {
+            st.set_my_master(&id, now);
+            tracing::info!(master = %id, "configured as a replica");
+        }
+        Ok(())
+    })?;
+    c.save_now()
+        .map_err(|e| CmdError::err(format!("Error saving the cluster config: {e}")))?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER]: a replica takes its master's place. Without options the
+/// master stops writes until the replica caught up, then the replica is elected; FORCE skips
+/// the master (it may be down); TAKEOVER skips the election too.
+fn failover(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    use crate::cluster::state::{Election, MANUAL_FAILOVER_TIMEOUT_MS};
+    let c = cluster(ctx)?;
+    let (force, takeover) = match args.get(2) {
+        None => (false, false),
+        Some(a) if args.len() == 3 && eq_ic(a, "FORCE") => (true, false),
+        Some(a) if args.len() == 3 && eq_ic(a, "TAKEOVER") => (false, true),
+        Some(_) => return Err(CmdError::Syntax),
+    };
+    let now = ctx.now_ms;
+    c.change(|st| {
+        let me = st.me();
+        if me.is_master() {
+            return Err(CmdError::err(
+                "You should send CLUSTER FAILOVER to a replica",
+            ));
+        }
+        let Some(master) = me.replica_of.as_deref().and_then(|m| st.nodes.get(m)) else {
+            return Err(CmdError::err(
+                "I'm a replica but my master is unknown to me",
+            ));
+        };
+        if !force && !takeover && (master.failed() || master.pfailed()) {
+            return Err(CmdError::err(
+                "Master is down or failed, please use CLUSTER FAILOVER FORCE",
+            ));
+        }
+        if takeover {
+            tracing::info!("Taking over the master (user request).");
+            st.promote(None, now);
+        } else {
+            tracing::info!(
+                "Manual failover user request accepted{}.",
+                if force { " (FORCE)" } else { "" }
+            );
+            st.election = Election {
+                manual: true,
+                manual_deadline_ms: now + MANUAL_FAILOVER_TIMEOUT_MS,
+                manual_offset: force.then_some(0),
+                ..Election::default()
+            };
+        }
+        Ok(())
+    })?;
+    if takeover && let Some(c) = ctx.node.cluster.clone() {
+        c.after_promotion(ctx.node);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// ROLE: this node's replication role, as Redis shows it.
+pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let Some(c) = ctx.node.cluster.clone() else {
+        ctx.out.array(3);
+        ctx.out.bulk(b"master");
+        ctx.out.int(0);
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let st = c.state.lock().clone();
+    let me = st.me();
+    match me.replica_of.as_deref().filter(|_| !me.is_master()) {
+        None => {
+            let feeds = c.repl.feeds.lock().clone();
+            ctx.out.array(3);
+            ctx.out.bulk(b"master");
+            ctx.out.int(ctx.node.store.aof.repl_offset() as i64);
+            let replicas: Vec<_> = st
+                .replicas_of(&me.id)
+                .filter(|r| feeds.get(&r.id).is_some_and(|f| !f.syncing))
+                .collect();
+            ctx.out.array(replicas.len());
+            for r in replicas {
+                ctx.out.array(3);
+                ctx.out.bulk(r.endpoint.ip.as_bytes());
+                ctx.out.bulk(r.endpoint.port.to_string().as_bytes());
+                ctx.out.bulk(r.repl_offset.to_string().as_bytes());
+            }
+        }
+        Some(master) => {
+            let ep = st
+                .nodes
+                .get(master)
+                .map(|m| m.endpoint.clone())
+                .unwrap_or(me.endpoint.clone());
+            let repl = &c.repl;
+            let state = if repl.link_up.load(Ordering::Relaxed) {
+                "connected"
+            } else if repl.sync_in_progress.load(Ordering::Relaxed) {
+                "sync"
+            } else {
+                "connect"
+            };
+            ctx.out.array(5);
+            ctx.out.bulk(b"slave");
+            ctx.out.bulk(ep.ip.as_bytes());
+            ctx.out.int(ep.port as i64);
+            ctx.out.bulk(state.as_bytes());
+            ctx.out.int(repl.offset.load(Ordering::Relaxed) as i64);
+        }
+    }
+    Ok(())
+}
+
+/// REPLICAOF / SLAVEOF: replicas are set up with CLUSTER REPLICATE; as Redis in cluster mode.
+pub fn replicaof(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if ctx.node.cluster.is_some() {
+        return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
+    }
+    if eq_ic(&args[1], "NO") && eq_ic(&args[2], "ONE") {
+        ctx.out.ok();
+        return Ok(());
+    }
+    Err(CmdError::err(
+        "replication needs cluster mode here: start the nodes with cluster-enabled yes and use CLUSTER REPLICATE <master-id>",
+    ))
+}
+
 fn replicas(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
     let id = String::from_utf8_lossy(&args[2]).into_owned();
@@ -870,6 +1032,8 @@ fn help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             "    Delete slots information from current node.",
             "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
             "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+            "FAILOVER [FORCE|TAKEOVER]",
+            "    Promote current replica node to being a master.",
             "FLUSHSLOTS",
             "    Delete current node own slots information.",
             "FORGET <node-id>",
@@ -889,6 +1053,8 @@ fn help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             "NODES",
             "    Return cluster configuration seen by node. Output format:",
             "    <id> <ip:port@bus-port[,hostname]> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+            "REPLICATE <node-id>",
+            "    Configure current node as replica to <node-id>.",
             "REPLICAS <node-id>",
             "    Return <node-id> replicas.",
             "RESET [HARD|SOFT]",
@@ -1156,6 +1322,26 @@ static CLUSTER_SUBS: &[Command] = &[
         "Returns a list of all TCP links to and from peer nodes."
     ),
     cmd!(
+        "replicate",
+        3,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        replicate,
+        "Configure a node as replica of a master node."
+    ),
+    cmd!(
+        "failover",
+        -2,
+        ADM,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        failover,
+        "Forces a replica to perform a manual failover of its master."
+    ),
+    cmd!(
         "replicas",
         3,
         ADM,
@@ -1203,6 +1389,36 @@ pub static COMMANDS: &[Command] = &[
         tips: &[],
         acl: &[],
     },
+    cmd!(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        NO_KEYS,
+        "server",
+        "2.8.12",
+        role,
+        "Returns the replication role."
+    ),
+    cmd!(
+        "replicaof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        replicaof,
+        "Configures a server as replica of another, or promotes it to a master."
+    ),
+    cmd!(
+        "slaveof",
+        3,
+        ADMIN | NOSCRIPT | STALE,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        replicaof,
+        "Sets a Redis server as a replica of another, or promotes it to being a master."
+    ),
     cmd!(
         "asking",
         1,

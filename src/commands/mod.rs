@@ -362,11 +362,13 @@ pub fn call(
             let mut ks = node.store.lock_keys(&keys, now);
             let db = client.db;
             let asking = client.asking || f & flags::ASKING != 0;
+            let replica_read = client.readonly && f & flags::READONLY != 0;
             let verdict = routing.check_with(
                 &keys,
                 asking,
                 |k| shard_channels || ks.peek(db, k).ok().flatten().is_some(),
                 when_down,
+                replica_read,
             );
             if let Err(r) = verdict {
                 drop(ks);
@@ -507,7 +509,7 @@ pub fn run(
     let result = handler(&mut ctx, ks, args);
     if result.is_ok()
         && cmd.cmd.flags & flags::WRITE != 0
-        && node.store.aof.is_on()
+        && node.store.aof.is_recording()
         && !ctx.client.still_blocked
         && (rerun_of_blocked || ctx.client.blocked.is_none())
     {
@@ -565,6 +567,8 @@ pub struct Replayer<'a> {
     node: &'a Arc<Node>,
     client: ClientState,
     out: BytesMut,
+    /// Writes go to this node's own log (a replica applying its master's stream).
+    log: bool,
 }
 
 impl<'a> Replayer<'a> {
@@ -578,7 +582,14 @@ impl<'a> Replayer<'a> {
             node,
             client,
             out: BytesMut::new(),
+            log: false,
         })
+    }
+
+    /// Logs every write it applies in this node's own log (and feeds it on).
+    pub fn logging(mut self) -> Self {
+        self.log = true;
+        self
     }
 
     /// Applies one logged command. Err: it cannot be run (unknown command, wrong arity, a
@@ -616,7 +627,14 @@ impl<'a> Replayer<'a> {
         };
         // A command that fails now failed when it ran too (it was logged only if it succeeded,
         // so this is rare): Redis ignores replay errors the same way.
-        let _ = handler(&mut ctx, &mut ks, args);
+        let result = handler(&mut ctx, &mut ks, args);
+        if self.log
+            && result.is_ok()
+            && cmd.cmd.flags & flags::WRITE != 0
+            && self.node.store.aof.is_recording()
+        {
+            self.node.store.aof.append_command(db, args);
+        }
         self.client.multi = None;
         Ok(())
     }

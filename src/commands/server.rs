@@ -557,6 +557,84 @@ pub fn info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 /// INFO text: `# Section` headers, `field:value` lines, a blank line between sections.
+/// The role part of `INFO replication`, as Redis 7.0 prints it; returns the offset to show.
+fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) -> u64 {
+    let Some(c) = node.cluster.as_ref() else {
+        o.kv("role", &"master");
+        o.kv("connected_slaves", &0);
+        o.kv("master_failover_state", &"no-failover");
+        return 0;
+    };
+    let st = c.state.lock().clone();
+    let me = st.me();
+    let repl = &c.repl;
+    let offset;
+    match me.replica_of.as_deref().filter(|_| !me.is_master()) {
+        Some(master) => {
+            offset = repl.offset.load(Ordering::Relaxed);
+            let ep = st.nodes.get(master).map(|m| m.endpoint.clone());
+            let up = repl.link_up.load(Ordering::Relaxed);
+            o.kv("role", &"slave");
+            o.kv("master_host", &ep.as_ref().map_or("?", |e| e.ip.as_str()));
+            o.kv("master_port", &ep.as_ref().map_or(0, |e| e.port));
+            o.kv("master_link_status", &if up { "up" } else { "down" });
+            let last_io = repl.last_io_ms.load(Ordering::Relaxed);
+            o.kv(
+                "master_last_io_seconds_ago",
+                &if last_io > 0 {
+                    (now_ms - last_io).max(0) / 1000
+                } else {
+                    -1
+                },
+            );
+            o.kv(
+                "master_sync_in_progress",
+                &(repl.sync_in_progress.load(Ordering::Relaxed) as u8),
+            );
+            o.kv("slave_read_repl_offset", &offset);
+            o.kv("slave_repl_offset", &offset);
+            o.kv("slave_priority", &100);
+            o.kv("slave_read_only", &1);
+            o.kv("replica_announced", &1);
+            o.kv("connected_slaves", &0);
+        }
+        None => {
+            offset = node.store.aof.repl_offset();
+            o.kv("role", &"master");
+            let feeds = repl.feeds.lock().clone();
+            let mut replicas: Vec<_> = st.replicas_of(&me.id).collect();
+            replicas.retain(|r| feeds.contains_key(&r.id));
+            o.kv("connected_slaves", &replicas.len());
+            for (i, r) in replicas.iter().enumerate() {
+                let state = if feeds[&r.id].syncing {
+                    "send_bulk"
+                } else {
+                    "online"
+                };
+                let lag = if r.pong_received_ms > 0 {
+                    (now_ms - r.pong_received_ms).max(0) / 1000
+                } else {
+                    0
+                };
+                o.kv(
+                    &format!("slave{i}"),
+                    &format!(
+                        "ip={},port={},state={state},offset={},lag={lag}",
+                        r.endpoint.ip, r.endpoint.port, r.repl_offset
+                    ),
+                );
+            }
+        }
+    }
+    let failover = if st.election.manual {
+        "waiting-for-sync"
+    } else {
+        "no-failover"
+    };
+    o.kv("master_failover_state", &failover);
+    offset
+}
+
 #[derive(Default)]
 struct InfoText {
     text: String,
@@ -938,15 +1016,13 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             }
             "replication" => {
                 o.head("Replication");
-                o.kv("role", &"master");
-                o.kv("connected_slaves", &0);
-                o.kv("master_failover_state", &"no-failover");
+                let offset = replication_section(&mut o, node, super::now_ms());
                 o.kv("master_replid", &node.run_id);
                 o.kv(
                     "master_replid2",
                     &"0000000000000000000000000000000000000000",
                 );
-                o.kv("master_repl_offset", &0);
+                o.kv("master_repl_offset", &offset);
                 o.kv("second_repl_offset", &-1);
                 o.kv("repl_backlog_active", &0);
                 o.kv("repl_backlog_size", &1048576);

@@ -16,6 +16,9 @@
 //! always` that means written and fsynced; with `everysec` and `no`, handed to the kernel with
 //! write(2) (as Redis does before it replies), so a killed process loses nothing acknowledged and
 //! only a machine crash loses up to the last second (everysec) or what the OS had not flushed (no).
+//!
+//! Replication taps: the same records feed replicas ([`Aof::add_tap`]), whether the log file is
+//! on or not. A tap added inside a snapshot's critical section sees exactly the writes after it.
 
 use std::fs::File;
 use std::io::Write;
@@ -110,7 +113,23 @@ struct Pending {
     seq: u64,
     /// While a rewrite runs: a copy of everything appended since its snapshot point.
     tail: Option<Vec<u8>>,
+    /// Replicas fed with every record (see [`Aof::add_tap`]).
+    taps: Vec<Tap>,
+    /// Bytes of records fed to replicas since start (the master's replication offset).
+    repl_offset: u64,
 }
+
+/// A replica's feed: every record appended after it was added, until its queue holds more
+/// than [`TAP_LIMIT`] bytes (a replica that cannot keep up is cut off and syncs again, as
+/// Redis's `client-output-buffer-limit replica` does).
+pub struct Tap {
+    pub tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    /// Bytes sent and not yet taken by the replica's stream.
+    pub queued: Arc<AtomicU64>,
+}
+
+/// Redis's default hard limit for a replica's output buffer.
+pub const TAP_LIMIT: u64 = 256 << 20;
 
 /// The open file and what the writer knows about it.
 struct Output {
@@ -123,6 +142,8 @@ struct Output {
 /// The log's state, shared by appenders (commands), the writer thread and rewrites.
 pub struct Aof {
     on: AtomicBool,
+    /// Replicas are fed (some tap is open).
+    feeding: AtomicBool,
     fsync: AtomicU8,
     pending: Mutex<Pending>,
     wake: Condvar,
@@ -145,11 +166,14 @@ impl Default for Aof {
     fn default() -> Self {
         Aof {
             on: AtomicBool::new(false),
+            feeding: AtomicBool::new(false),
             fsync: AtomicU8::new(Fsync::Everysec as u8),
             pending: Mutex::new(Pending {
                 buf: Vec::new(),
                 seq: 0,
                 tail: None,
+                taps: Vec::new(),
+                repl_offset: 0,
             }),
             wake: Condvar::new(),
             output: Mutex::new(Output {
@@ -190,16 +214,38 @@ impl Aof {
         Fsync::from_u8(self.fsync.load(Ordering::Relaxed))
     }
 
-    /// Appends one framed record built by `f`; returns the log position after it (0 when the
-    /// log is off). Called with the command's shard locks held: keep it short.
+    /// Whether writes must be recorded: the log is on, or replicas are fed.
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.is_on() || self.feeding.load(Ordering::Relaxed)
+    }
+
+    /// Appends one framed record built by `f`, to the log and to every replica's feed; returns
+    /// the log position after it (0 when the log is off). Called with the command's shard
+    /// locks held: keep it short.
     pub fn append_with(&self, f: impl FnOnce(&mut Vec<u8>)) -> u64 {
-        if !self.is_on() {
+        if !self.is_recording() {
             return 0;
         }
         let mut p = self.pending.lock();
         let start = p.buf.len();
         f(&mut p.buf);
         let added = p.buf.len() - start;
+        if !p.taps.is_empty() {
+            let record = Bytes::copy_from_slice(&p.buf[start..]);
+            p.repl_offset += added as u64;
+            p.taps.retain(|t| {
+                let q = t.queued.fetch_add(added as u64, Ordering::Relaxed) + added as u64;
+                q <= TAP_LIMIT && t.tx.send(record.clone()).is_ok()
+            });
+            if p.taps.is_empty() {
+                self.feeding.store(false, Ordering::Relaxed);
+            }
+        }
+        if !self.is_on() {
+            p.buf.truncate(start);
+            return 0;
+        }
         p.seq += added as u64;
         let Pending { buf, tail, .. } = &mut *p;
         if let Some(tail) = tail.as_mut() {
@@ -237,6 +283,26 @@ impl Aof {
                 p.extend_from_slice(key);
             })
         })
+    }
+
+    /// Feeds a replica every record appended from now on; returns the replication offset at
+    /// this point. Call with every shard locked (inside [`super::snapshot::Image::capture`]),
+    /// so the replica's copy and its feed split the history exactly.
+    pub fn add_tap(&self, tap: Tap) -> u64 {
+        let mut p = self.pending.lock();
+        p.taps.push(tap);
+        self.feeding.store(true, Ordering::Relaxed);
+        p.repl_offset
+    }
+
+    /// The replication offset: bytes fed to replicas so far.
+    pub fn repl_offset(&self) -> u64 {
+        self.pending.lock().repl_offset
+    }
+
+    /// Replicas being fed now.
+    pub fn taps(&self) -> usize {
+        self.pending.lock().taps.len()
     }
 
     /// A receiver of the acknowledged position.
