@@ -467,6 +467,14 @@ pub static SETTINGS: &[Setting] = &[
         "Milliseconds membership must be stable before slots are re-split"
     ),
     setting!(
+        "cluster.replicas",
+        "cluster-replicas",
+        Kind::Int { min: 0, max: 16 },
+        "0",
+        false,
+        "Replicas per shard under automatic distribution: nodes beyond the masters needed become replicas"
+    ),
+    setting!(
         "cluster.announce-ip",
         "cluster-announce-ip",
         Kind::Str,

@@ -356,6 +356,7 @@ async fn open_cluster(
         require_full_coverage: config.get_bool("cluster.require-full-coverage"),
         secret: Some(config.get("cluster.secret").to_string()).filter(|s| !s.is_empty()),
         rebalance_delay_ms: config.get_int("cluster.rebalance-delay"),
+        replicas: config.get_int("cluster.replicas").max(0) as usize,
         config_file: dir.join(file),
     };
     let cluster = Cluster::open(cfg, me, ip_announced, crate::commands::now_ms())?;

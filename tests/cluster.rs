@@ -1663,3 +1663,71 @@ fn replicas_copy_their_masters_and_take_over_when_one_is_killed() {
         acked.len()
     );
 }
+
+#[test]
+fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
+    const KEYS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = nodes(
+        dir.path(),
+        6,
+        &["--cluster-node-timeout", "3000", "--cluster-replicas", "1"],
+    );
+    for i in 1..6 {
+        meet(&n[0], &n[i]);
+    }
+    // Three shards with the even split, each a master and one replica, with no command to
+    // set them up.
+    let all: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&all, 3, Duration::from_secs(60));
+    assert!(
+        wait(Duration::from_secs(30), || {
+            let pairs = replica_pairs(&n);
+            let mut masters: Vec<usize> = pairs.iter().map(|&(m, _)| m).collect();
+            masters.dedup();
+            pairs.len() == 3 && masters.len() == 3
+        }),
+        "{}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
+    );
+    let layout = slot_map(n[0].port);
+    assert_eq!(
+        layout.iter().map(|&(a, b, _)| (a, b)).collect::<Vec<_>>(),
+        vec![(0, 5460), (5461, 10922), (10923, 16383)]
+    );
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let rt = runtime();
+    rt.block_on(load_keys_cluster(&ports, "key", KEYS));
+    let pairs = replica_pairs(&n);
+    assert!(wait(Duration::from_secs(30), || pairs.iter().all(
+        |&(m, r)| dbsize(n[m].port) > 0 && dbsize(n[m].port) == dbsize(n[r].port)
+    )));
+
+    // A master is killed: its replica takes its range, and nothing else moves.
+    let (m, r) = pairs[1];
+    n[m].kill9();
+    let live: Vec<&NodeProc> = n.iter().filter(|x| x.port != n[m].port).collect();
+    assert!(
+        wait(Duration::from_secs(30), || role(n[r].port)[0] == "master"
+            && live
+                .iter()
+                .all(|x| info_field(x.port, "cluster_state") == "ok")),
+        "{}",
+        cli(n[r].port, &["CLUSTER", "NODES"])
+    );
+    let moved_to_replica: Vec<(u16, u16, u16)> = layout
+        .iter()
+        .map(|&(a, b, p)| (a, b, if p == n[m].port { n[r].port } else { p }))
+        .collect();
+    // Longer than the rebalance delay: a planner that wanted to move slots would have.
+    std::thread::sleep(Duration::from_secs(2));
+    for x in &live {
+        assert_eq!(slot_map(x.port), moved_to_replica, "as seen by {}", x.port);
+        assert_eq!(info_field(x.port, "cluster_slots_migrating"), "0");
+    }
+    let live_ports: Vec<u16> = live.iter().map(|x| x.port).collect();
+    assert_eq!(
+        rt.block_on(missing_keys(&live_ports, "key", KEYS)),
+        Vec::<String>::new()
+    );
+}

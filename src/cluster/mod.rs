@@ -44,6 +44,8 @@ pub struct ClusterConfig {
     pub require_full_coverage: bool,
     pub secret: Option<String>,
     pub rebalance_delay_ms: i64,
+    /// Replicas per shard that automatic distribution sets up (`cluster.replicas`).
+    pub replicas: usize,
     pub config_file: PathBuf,
 }
 
@@ -185,6 +187,7 @@ impl Cluster {
             }
         };
         st.node_timeout_ms = cfg.node_timeout_ms;
+        st.replicas_per_shard = cfg.replicas;
         st.require_full_coverage = cfg.require_full_coverage;
         if !cfg.auto_assign {
             st.manual = true;
@@ -805,6 +808,7 @@ impl Cluster {
     /// This replica now serves its old master's slots: save that, and tell every node at once
     /// (each one's reply carries what it knows back).
     pub fn after_promotion(self: &Arc<Self>, node: &Arc<Node>) {
+        self.repl.failovers.fetch_add(1, Ordering::Relaxed);
         self.save_if_dirty();
         let targets: Vec<(String, String, String)> = {
             let st = self.state.lock();
@@ -1003,6 +1007,12 @@ impl Cluster {
             {
                 return; // wait until every peer settled its own claim
             }
+            if let Some(master) = st.auto_replica_roles(keys).remove(&me_id) {
+                tracing::info!(master = %master, replicas = st.replicas_per_shard, "automatic distribution: this node becomes a replica (cluster.replicas)");
+                st.set_my_master(&master, now);
+                self.publish(&mut st);
+                return;
+            }
             for (s, _) in counts.iter().flatten().enumerate().filter(|(_, c)| **c > 0) {
                 let slot = s as u16;
                 let Some(owner) = st.slots[s].as_deref() else {
@@ -1016,7 +1026,7 @@ impl Cluster {
                     strays.entry(owner.to_string()).or_default().push(slot);
                 }
             }
-            let layout = st.target_layout();
+            let layout = st.target_layout(keys);
             let mut target = vec![None::<&str>; slots::SLOTS];
             for (id, a, b) in &layout {
                 for s in *a..=*b {

@@ -50,6 +50,8 @@ pub struct Replication {
     /// The master whose data this node holds.
     pub synced_from: Mutex<Option<String>>,
     pub full_syncs: AtomicU64,
+    /// Times this node took over its master's slots.
+    pub failovers: AtomicU64,
     // A master's side.
     /// Replicas being fed: id -> state.
     pub feeds: Mutex<HashMap<String, FeedState>>,

@@ -257,6 +257,8 @@ pub struct ClusterState {
     pub dirty: bool,
     /// This replica's failover election, if any.
     pub election: Election,
+    /// Replicas per shard that automatic distribution sets up (`cluster.replicas`).
+    pub replicas_per_shard: usize,
 }
 
 pub fn slot_ranges(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
@@ -294,6 +296,7 @@ impl ClusterState {
             ok: false,
             dirty: true,
             election: Election::default(),
+            replicas_per_shard: 0,
         }
     }
 
@@ -1130,11 +1133,75 @@ impl ClusterState {
         m.into_iter().map(|(_, n)| n).collect()
     }
 
+    /// Automatic distribution with replicas (`cluster.replicas` = R > 0): the empty masters
+    /// (no slots, no keys) that should replicate instead, with the master each one takes.
+    /// Deterministic from the node table, so every node computes the same answer: the cluster
+    /// needs ceil(N / (R + 1)) shards; masters that serve slots or hold keys stay; empty ones
+    /// fill the missing shards in endpoint order; the rest become replicas, each of the shard
+    /// with the fewest replicas (ties: the first shard in layout order). `my_keys`: our own
+    /// key count (others' come from their headers).
+    pub fn auto_replica_roles(&self, my_keys: u64) -> HashMap<String, String> {
+        let r = self.replicas_per_shard;
+        let mut out = HashMap::new();
+        if r == 0 || self.manual {
+            return out;
+        }
+        let live = |n: &&ClusterNode| {
+            (n.seen || n.id == self.myself)
+                && n.flags & (flag::HANDSHAKE | flag::FAIL | flag::DRAINING) == 0
+        };
+        let mut nodes: Vec<&ClusterNode> = self.nodes.values().filter(live).collect();
+        nodes.sort_by_key(|n| n.endpoint.sort_key());
+        let keys_of = |n: &ClusterNode| if n.id == self.myself { my_keys } else { n.keys };
+        let wanted_shards = nodes.len().div_ceil(r + 1);
+        let mut shards: Vec<&ClusterNode> = self
+            .members()
+            .into_iter()
+            .filter(|n| self.slot_count(&n.id) > 0 || keys_of(n) > 0 || n.provisional)
+            .collect();
+        let mut free: Vec<&ClusterNode> = nodes
+            .iter()
+            .copied()
+            .filter(|n| {
+                n.is_master()
+                    && !n.provisional
+                    && self.slot_count(&n.id) == 0
+                    && keys_of(n) == 0
+                    && !shards.iter().any(|s| s.id == n.id)
+            })
+            .collect();
+        let missing = wanted_shards.saturating_sub(shards.len()).min(free.len());
+        shards.extend(free.drain(..missing));
+        if shards.is_empty() {
+            return out;
+        }
+        let mut counts: Vec<usize> = shards
+            .iter()
+            .map(|m| self.replicas_of(&m.id).filter(live).count())
+            .collect();
+        for n in free {
+            let (i, _) = counts
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, c)| (**c, *i))
+                .expect("shards is not empty");
+            counts[i] += 1;
+            out.insert(n.id.clone(), shards[i].id.clone());
+        }
+        out
+    }
+
     /// The even, deterministic layout for the current members (redis-cli's split: 3 nodes ->
     /// 0-5460, 5461-10922, 10923-16383).
     /// Draining nodes get no share (unless every member is draining).
-    pub fn target_layout(&self) -> Vec<(String, u16, u16)> {
-        let members = self.members();
+    /// `my_keys`: our own key count (see [`ClusterState::auto_replica_roles`]).
+    pub fn target_layout(&self, my_keys: u64) -> Vec<(String, u16, u16)> {
+        let mut members = self.members();
+        if self.replicas_per_shard > 0 {
+            // Nodes about to become replicas get no slots (see `auto_replica_roles`).
+            let turning = self.auto_replica_roles(my_keys);
+            members.retain(|n| !turning.contains_key(&n.id));
+        }
         let staying: Vec<String> = members
             .iter()
             .filter(|n| n.flags & flag::DRAINING == 0)
@@ -1459,7 +1526,7 @@ mod tests {
             id('c'),
             "a replica joins its master's shard"
         );
-        let layout_before = all[0].target_layout();
+        let layout_before = all[0].target_layout(0);
         // Nothing happens while the master is fine.
         assert_eq!(all[3].failover_step(100, 50, true), None);
         assert_eq!(all[3].election.start_ms, 0);
@@ -1515,7 +1582,7 @@ mod tests {
             assert!(st.ok, "every slot is served again");
         }
         // The layout does not move: d stands for c's shard at c's place.
-        let layout_after = all[0].target_layout();
+        let layout_after = all[0].target_layout(0);
         assert_eq!(
             layout_after[2],
             (id('d'), layout_before[2].1, layout_before[2].2)
@@ -1587,5 +1654,52 @@ mod tests {
             Some(FailoverStep::ManualTimedOut)
         );
         assert!(!d.election.manual);
+    }
+
+    #[test]
+    fn automatic_distribution_turns_the_nodes_beyond_the_shards_it_needs_into_replicas() {
+        // Six nodes, one replica per shard: a kept the first claim; b and c fill the missing
+        // shards in endpoint order; d, e and f replicate a, b and c.
+        let mut a = node('a', 7001);
+        a.replicas_per_shard = 1;
+        for (c, p) in [
+            ('b', 7002),
+            ('c', 7003),
+            ('d', 7004),
+            ('e', 7005),
+            ('f', 7006),
+        ] {
+            let mut n = ClusterNode::new(id(c), ep(p), flag::MASTER);
+            n.seen = true;
+            a.add_node(n, 0);
+        }
+        let me = id('a');
+        for s in 0..16384 {
+            a.assign(s, Some(&me));
+        }
+        a.me_mut().config_epoch = 1;
+        let roles = a.auto_replica_roles(100);
+        let want: HashMap<String, String> = [('d', 'a'), ('e', 'b'), ('f', 'c')]
+            .iter()
+            .map(|&(r, m)| (id(r), id(m)))
+            .collect();
+        assert_eq!(roles, want);
+        let layout = a.target_layout(100);
+        assert_eq!(
+            layout.iter().map(|(n, _, _)| n.clone()).collect::<Vec<_>>(),
+            vec![id('a'), id('b'), id('c')]
+        );
+        // Once d replicates a, e and f still go to b and c.
+        a.nodes.get_mut(&id('d')).unwrap().flags = flag::REPLICA;
+        a.nodes.get_mut(&id('d')).unwrap().replica_of = Some(id('a'));
+        want.iter()
+            .filter(|(r, _)| **r != id('d'))
+            .for_each(|(r, m)| {
+                assert_eq!(a.auto_replica_roles(100).get(r), Some(m));
+            });
+        // Without the setting every node is a master.
+        a.replicas_per_shard = 0;
+        assert!(a.auto_replica_roles(100).is_empty());
+        assert_eq!(a.target_layout(100).len(), 5);
     }
 }

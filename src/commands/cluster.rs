@@ -290,7 +290,7 @@ fn shards(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
                 b"replica"
             });
             ctx.out.bulk(b"replication-offset");
-            ctx.out.int(0);
+            ctx.out.int(n.repl_offset as i64);
             ctx.out.bulk(b"health");
             ctx.out.bulk(if n.failed() || n.pfailed() {
                 b"fail" as &[u8]

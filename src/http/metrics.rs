@@ -159,6 +159,26 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "reredis_replication_connected_replicas",
+        "Replicas this master is feeding",
+        &[],
+    ),
+    (
+        "reredis_replication_master_link_up",
+        "1 while this replica's stream from its master is up (0 on a master)",
+        &[],
+    ),
+    (
+        "reredis_replication_offset_bytes",
+        "A master's replication offset, or what a replica applied of its master's stream",
+        &[],
+    ),
+    (
+        "reredis_cluster_failovers_total",
+        "Times this node took over its master's slots (elections won and TAKEOVER)",
+        &[],
+    ),
+    (
         "reredis_ws_relay_streams",
         "Streams of this node's key events open to peers whose /ws clients watch the cluster",
         &[],
@@ -427,6 +447,30 @@ impl Collector for NodeCollector {
             one_gauge("reredis_cluster_known_nodes", cluster.nodes.len() as f64),
         ]);
         if let Some(c) = &node.cluster {
+            let r = &c.repl;
+            let is_master = c.state.lock().me().is_master();
+            out.extend([
+                one_gauge(
+                    "reredis_replication_connected_replicas",
+                    r.feeds.lock().len() as f64,
+                ),
+                one_gauge(
+                    "reredis_replication_master_link_up",
+                    if !is_master && r.link_up.load(Ordering::Relaxed) {
+                        1.0
+                    } else {
+                        0.0
+                    },
+                ),
+                one_gauge(
+                    "reredis_replication_offset_bytes",
+                    r.announced_offset(node, is_master) as f64,
+                ),
+                one_counter(
+                    "reredis_cluster_failovers_total",
+                    r.failovers.load(Ordering::Relaxed) as f64,
+                ),
+            ]);
             let b = &c.stats;
             let p = &node.feed.peers;
             let messages = [

@@ -75,7 +75,10 @@ pub fn info(node: &Node) -> Info {
             addr: node.resp_addr.to_string(),
             http_addr: node.http_addr.to_string(),
             version: env!("CARGO_PKG_VERSION"),
-            role: "master",
+            role: match &node.cluster {
+                Some(c) if !c.state.lock().me().is_master() => "replica",
+                _ => "master",
+            },
             uptime_s: node.uptime().as_secs(),
         },
         stats: NodeStats {
