@@ -159,6 +159,11 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "reredis_node_role",
+        "1 for the role this node has now (master or replica)",
+        &["role"],
+    ),
+    (
         "reredis_replication_connected_replicas",
         "Replicas this master is feeding",
         &[],
@@ -449,6 +454,17 @@ impl Collector for NodeCollector {
         if let Some(c) = &node.cluster {
             let r = &c.repl;
             let is_master = c.state.lock().me().is_master();
+            out.push(family(
+                "reredis_node_role",
+                MetricType::GAUGE,
+                ["master", "replica"]
+                    .iter()
+                    .map(|role| {
+                        let now = (*role == "master") == is_master;
+                        gauge(&[("role", role)], if now { 1.0 } else { 0.0 })
+                    })
+                    .collect(),
+            ));
             out.extend([
                 one_gauge(
                     "reredis_replication_connected_replicas",
