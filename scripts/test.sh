@@ -4,8 +4,8 @@
 # tests and build, the Rust unit, integration and differential tests, and the browser test of the
 # web UI against a real 3-node cluster (Debian chromium driven by playwright-core; screenshots in
 # target/ui-screenshots/). Debian packages used: redis-server and redis-tools (differential tests,
-# redis-cli, redis-benchmark), prometheus (promtool and a real scrape), chromium (the browser
-# test); scripts/check-deploy.sh installs what it needs to validate the deployment files offline.
+# redis-cli, redis-benchmark), prometheus (promtool and a real scrape), python3-redis (redis-py's
+# cluster client against a real cluster), chromium (the browser test); scripts/check-deploy.sh installs what it needs to validate the deployment files offline.
 #
 #   SKIP_BROWSER_E2E=1 scripts/test.sh   everything but the browser test (CI always runs it)
 set -euo pipefail
@@ -16,6 +16,8 @@ command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+# redis-py's RedisCluster (tests/clients/redis_py_cluster.py), run with Debian's python3.
+/usr/bin/python3 -c 'import redis.cluster' >/dev/null 2>&1 || apt_missing+=(python3-redis)
 if [ "${SKIP_BROWSER_E2E:-0}" != "1" ]; then
   [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 fi

@@ -287,6 +287,35 @@ fn redis_crate_cluster_client_works_across_slots() {
         .collect();
     assert_eq!(sizes.iter().sum::<i64>(), 10_000);
     assert!(sizes.iter().all(|&s| s > 3000), "{sizes:?}");
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    redis_py("write", &ports, 2_000);
+}
+
+/// Runs tests/clients/redis_py_cluster.py (redis-py's RedisCluster) with Debian's python3 and
+/// its python3-redis package, which scripts/test.sh installs.
+fn redis_py(mode: &str, ports: &[u16], n: usize) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/redis_py_cluster.py"
+    );
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "/usr/bin/python3",
+            script,
+            mode,
+            &ports.join(","),
+            &n.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "redis-py {mode}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -1600,6 +1629,22 @@ fn replicas_copy_their_masters_and_take_over_when_one_is_killed() {
         rt.block_on(missing_keys(&live, "key", KEYS)),
         Vec::<String>::new()
     );
+    // redis-py reading from replicas (READONLY) finds every key, and replicas served reads.
+    let replica_gets = |n: &[NodeProc]| -> u64 {
+        replica_pairs(n)
+            .iter()
+            .map(|&(_, r)| {
+                cli(n[r].port, &["INFO", "commandstats"])
+                    .lines()
+                    .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+                    .and_then(|v| v.split(',').next()?.parse().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    };
+    let before = replica_gets(&n);
+    redis_py("replica-reads", &live, KEYS);
+    assert!(replica_gets(&n) > before, "no read went to a replica");
     let check = cli(
         n[r].port,
         &["--cluster", "check", &format!("127.0.0.1:{}", n[r].port)],

@@ -255,6 +255,10 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
         top
     } else {
         if args.len() < 2 {
+            // A container with its own handler (COMMAND alone lists every command).
+            if top.cmd.handler.is_some() {
+                return Ok(top);
+            }
             return Err(CmdError::Arity(top.fullname.clone()));
         }
         match t.lookup_sub(top, &args[1]) {
