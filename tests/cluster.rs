@@ -1776,3 +1776,55 @@ fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
         Vec::<String>::new()
     );
 }
+
+/// redis-cli --cluster, as a Redis operator adds and removes a replica.
+fn redis_cli_cluster(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["60", "redis-cli", "--cluster"])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn redis_cli_adds_a_replica_with_add_node_and_removes_it_with_del_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = nodes(dir.path(), 4, &["--cluster-node-timeout", "3000"]);
+    let addr = |x: &NodeProc| format!("127.0.0.1:{}", x.port);
+    let created = redis_cli_cluster(&[
+        "create",
+        &addr(&n[0]),
+        &addr(&n[1]),
+        &addr(&n[2]),
+        "--cluster-yes",
+    ]);
+    assert!(
+        created.contains("[OK] All 16384 slots covered."),
+        "{created}"
+    );
+    let added = redis_cli_cluster(&["add-node", &addr(&n[3]), &addr(&n[0]), "--cluster-slave"]);
+    assert!(added.contains("[OK] New node added correctly."), "{added}");
+    assert!(
+        wait(Duration::from_secs(20), || {
+            let check = redis_cli_cluster(&["check", &addr(&n[0])]);
+            check.contains("[OK] All nodes agree about slots configuration.")
+                && check.contains("1 slaves")
+                && role(n[3].port).first().map(String::as_str) == Some("slave")
+        }),
+        "{}",
+        redis_cli_cluster(&["check", &addr(&n[0])])
+    );
+    let id = n[3].id();
+    let deleted = redis_cli_cluster(&["del-node", &addr(&n[0]), &id]);
+    assert!(deleted.contains("CLUSTER RESET SOFT"), "{deleted}");
+    // The others forgot it; it forgot them and is an empty master again.
+    std::thread::sleep(Duration::from_secs(2));
+    for x in &n[..3] {
+        assert!(!cli(x.port, &["CLUSTER", "NODES"]).contains(&id));
+    }
+    assert_eq!(role(n[3].port)[0], "master");
+    assert_eq!(cli(n[3].port, &["CLUSTER", "NODES"]).lines().count(), 1);
+    let check = redis_cli_cluster(&["check", &addr(&n[0])]);
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+}

@@ -560,6 +560,13 @@ impl Cluster {
         });
     }
 
+    fn meet_pending(&self, addr: &str) -> bool {
+        self.pending
+            .lock()
+            .iter()
+            .any(|m| format!("{}:{}", m.ip, m.bus_port) == addr)
+    }
+
     fn meet_done(&self, addr: &str, ok: bool) {
         let mut p = self.pending.lock();
         if ok {
@@ -598,6 +605,11 @@ impl Cluster {
                 return;
             }
             if !st.nodes.contains_key(&h.id) {
+                // Only the answer to a MEET of ours adds a node: a PONG to a ping sent before
+                // a CLUSTER RESET or FORGET must not bring the node back.
+                if !self.meet_pending(addr) {
+                    return;
+                }
                 let mut n = ClusterNode::new(h.id.clone(), h.endpoint.clone(), flag::MASTER);
                 n.seen = true;
                 if st.add_node(n, now) {

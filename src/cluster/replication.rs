@@ -191,10 +191,18 @@ pub fn serve(
         if let Some(f) = cluster.repl.feeds.lock().get_mut(&replica) {
             f.syncing = false;
         }
+        let mut check = tokio::time::interval(Duration::from_millis(200));
         loop {
             let first = tokio::select! {
                 _ = node.shutdown.cancelled() => break,
                 _ = out.closed() => break,
+                // A master that became a replica (failover) feeds nobody.
+                _ = check.tick() => {
+                    if cluster.state.lock().me().is_master() {
+                        continue;
+                    }
+                    break;
+                }
                 r = tap_rx.recv() => r,
             };
             // None: the log dropped the tap (the replica fell too far behind).
@@ -327,9 +335,17 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
     let mut applier = Applier::new(node.clone())?;
     let mut first = true;
     let mut loaded = 0u64;
+    let mut check = tokio::time::interval(Duration::from_millis(200));
     loop {
         let frame = tokio::select! {
             _ = node.shutdown.cancelled() => return Ok(()),
+            // Promoted, or told to follow another master, while the stream is idle.
+            _ = check.tick() => {
+                if still_following(node, master) {
+                    continue;
+                }
+                return Ok(());
+            }
             f = stream.message() => f.map_err(|e| e.message().to_string())?,
         };
         let Some(frame) = frame else {

@@ -15,7 +15,7 @@ use crate::cluster::Cluster;
 use crate::cluster::nodes_conf::node_line;
 use crate::cluster::routing::EndpointType;
 use crate::cluster::slots::{SLOTS, key_hash_slot};
-use crate::cluster::state::{ClusterNode, ClusterState, slot_ranges};
+use crate::cluster::state::{ClusterNode, ClusterState, flag, slot_ranges};
 use crate::cmd;
 use crate::store::Keyspace;
 
@@ -415,7 +415,6 @@ fn forget(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 /// CLUSTER DRAIN [CANCEL] (ours): this node leaves the automatic layout; its slots and keys move
 /// to the other nodes, after which it can be forgotten and stopped. CANCEL takes it back.
 fn drain(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    use crate::cluster::state::flag;
     let c = cluster(ctx)?;
     let cancel = match args.get(2) {
         None => false,
@@ -762,15 +761,28 @@ fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         Some(a) if eq_ic(a, "HARD") => true,
         Some(_) => return Err(CmdError::Syntax),
     };
-    if ctx.node.store.db_sizes()[0].0 > 0 {
+    let replica = !c.state.lock().me().is_master();
+    if !replica && ctx.node.store.db_sizes()[0].0 > 0 {
         return Err(CmdError::err(
             "CLUSTER RESET can't be called with master nodes containing keys",
         ));
+    }
+    if replica {
+        // As Redis: a replica becomes an empty master.
+        let mut all = ctx.node.store.lock_all(ctx.now_ms);
+        for db in 0..ctx.node.store.databases() {
+            all.flush_db(db);
+        }
     }
     let now = ctx.now_ms;
     let auto = c.cfg.auto_assign;
     c.change(|st| {
         let me = st.myself.clone();
+        let m = st.me_mut();
+        m.flags = (m.flags & !flag::REPLICA) | flag::MASTER;
+        m.replica_of = None;
+        m.shard_id = me.clone();
+        st.election = Default::default();
         let others: Vec<String> = st.nodes.keys().filter(|id| **id != me).cloned().collect();
         for id in others {
             st.forget(&id, now);
