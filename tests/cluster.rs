@@ -1607,6 +1607,11 @@ fn replicas_copy_their_masters_and_take_over_when_one_is_killed() {
     });
     assert_eq!(got, want);
     assert!(cli(n[r].port, &["SET", &key, "x"]).starts_with("MOVED "));
+    // WAIT: the master's one replica acknowledges every write so far.
+    assert_eq!(cli(n[m].port, &["SET", &key, &want]), "OK");
+    assert_eq!(cli(n[m].port, &["WAIT", "1", "5000"]), "1");
+    assert_eq!(cli(n[m].port, &["WAIT", "2", "100"]), "1");
+    assert!(cli(n[r].port, &["WAIT", "1", "10"]).starts_with("ERR WAIT cannot be used"));
 
     // kill -9 of a master: its replica is elected and takes its slots; no key is lost.
     n[m].kill9();

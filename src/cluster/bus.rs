@@ -479,19 +479,23 @@ impl ClusterBus for BusService {
     /// A replica's stream (see `replication`).
     async fn replicate(
         &self,
-        req: Request<pb::ReplicateRequest>,
+        req: Request<tonic::Streaming<pb::ReplicateRequest>>,
     ) -> Result<Response<Self::ReplicateStream>, Status> {
         self.authorize(&req)?;
         let c = self.cluster()?;
         let peer = req.remote_addr();
-        let msg = req.into_inner();
+        let mut inbound = req.into_inner();
+        let msg = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("no hello"))?;
         c.stats.traffic.received(MessageType::Replication, &msg);
         let sender = msg
             .sender
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("no sender"))?;
         let h = from_pb_header(sender, peer)?;
-        let rx = super::replication::serve(self.node.clone(), h)?;
+        let rx = super::replication::serve(self.node.clone(), h, inbound)?;
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
         });

@@ -55,6 +55,8 @@ pub struct Replication {
     // A master's side.
     /// Replicas being fed: id -> state.
     pub feeds: Mutex<HashMap<String, FeedState>>,
+    /// Signalled when a replica acknowledges an offset (WAIT).
+    pub acked: tokio::sync::Notify,
 }
 
 #[derive(Debug, Clone)]
@@ -63,9 +65,20 @@ pub struct FeedState {
     pub port: u16,
     /// Still sending the full copy.
     pub syncing: bool,
+    /// The offset the replica says it applied.
+    pub acked: u64,
 }
 
 impl Replication {
+    /// Replicas that acknowledged `offset` or more.
+    pub fn acked_at_least(&self, offset: u64) -> usize {
+        self.feeds
+            .lock()
+            .values()
+            .filter(|f| !f.syncing && f.acked >= offset)
+            .count()
+    }
+
     /// The offset this node announces: a master's stream, or what a replica applied.
     pub fn announced_offset(&self, node: &Node, is_master: bool) -> u64 {
         if is_master {
@@ -109,10 +122,12 @@ impl Write for FrameWriter<'_> {
     }
 }
 
-/// A master's side of `Replicate`: the frames to stream to replica `from`.
+/// A master's side of `Replicate`: the frames to stream to replica `from`, whose later
+/// messages (`acks`) acknowledge what it applied.
 pub fn serve(
     node: Arc<Node>,
     from: Header,
+    mut acks: tonic::Streaming<pb::ReplicateRequest>,
 ) -> Result<mpsc::Receiver<Result<pb::ReplicationFrame, Status>>, Status> {
     let Some(cluster) = node.cluster.clone() else {
         return Err(Status::failed_precondition("cluster disabled"));
@@ -139,8 +154,24 @@ pub fn serve(
             ip: from.endpoint.ip.clone(),
             port: from.endpoint.port,
             syncing: true,
+            acked: 0,
         },
     );
+    {
+        let node = node.clone();
+        let replica = from.id.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(m)) = acks.message().await {
+                let Some(c) = node.cluster.as_ref() else {
+                    return;
+                };
+                if let Some(f) = c.repl.feeds.lock().get_mut(&replica) {
+                    f.acked = f.acked.max(m.ack_offset);
+                }
+                c.repl.acked.notify_waiters();
+            }
+        });
+    }
     tracing::info!(replica = %from.id, "Replica asks for synchronization: starting a full sync");
     let replica = from.id.clone();
     drop(cluster);
@@ -319,15 +350,26 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
     let mut client = pb::cluster_bus_client::ClusterBusClient::new(channel)
         .max_decoding_message_size(bus::MAX_MESSAGE_BYTES);
     let sender = cluster.my_pb_header();
-    let req = pb::ReplicateRequest {
+    let hello = pb::ReplicateRequest {
         sender: Some(sender),
+        ack_offset: 0,
     };
-    cluster.stats.traffic.sent(MessageType::Replication, &req);
+    cluster.stats.traffic.sent(MessageType::Replication, &hello);
+    // Our side of the stream: the hello, then an ack after every frame applied.
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<pb::ReplicateRequest>();
+    let _ = ack_tx.send(hello);
+    let outbound = futures_util::stream::poll_fn(move |cx| ack_rx.poll_recv(cx));
     let mut stream = client
-        .replicate(bus::with_secret(req, cluster.cfg.secret.as_deref()))
+        .replicate(bus::with_secret(outbound, cluster.cfg.secret.as_deref()))
         .await
         .map_err(|e| e.message().to_string())?
         .into_inner();
+    let ack = |offset: u64| {
+        let _ = ack_tx.send(pb::ReplicateRequest {
+            sender: None,
+            ack_offset: offset,
+        });
+    };
     repl.sync_in_progress.store(true, Ordering::Relaxed);
     repl.synced.store(false, Ordering::Relaxed);
     *repl.synced_from.lock() = None;
@@ -369,6 +411,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
         let n = applier.apply(&records)?;
         loaded += n;
         if frame.sync_done {
+            ack(frame.offset);
             repl.offset.store(frame.offset, Ordering::Relaxed);
             repl.sync_in_progress.store(false, Ordering::Relaxed);
             repl.synced.store(true, Ordering::Relaxed);
@@ -383,6 +426,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
             }
         } else if frame.offset > 0 {
             repl.offset.store(frame.offset, Ordering::Relaxed);
+            ack(frame.offset);
         }
     }
 }

@@ -991,6 +991,43 @@ pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// WAIT numreplicas timeout: the reply waits until that many replicas acknowledged every
+/// write made so far on this master, or the timeout (ms; 0 = forever). The connection does the
+/// waiting (`server::wait_replicas`); inside MULTI/EXEC it answers at once, as Redis does.
+pub fn wait(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    use crate::server::clients::WaitReplicas;
+    let replicas = int(&args[1])?;
+    let timeout =
+        int(&args[2]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    let (offset, acked) = match ctx.node.cluster.clone() {
+        Some(c) => {
+            if !c.state.lock().me().is_master() {
+                return Err(CmdError::err(
+                    "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+                ));
+            }
+            let offset = ctx.node.store.aof.repl_offset();
+            (offset, c.repl.acked_at_least(offset))
+        }
+        None => (0, 0),
+    };
+    if ctx.client.in_exec || replicas <= acked as i64 {
+        ctx.out.int(acked as i64);
+        return Ok(());
+    }
+    ctx.client.wait_replicas = Some(WaitReplicas {
+        offset,
+        replicas: replicas as usize,
+        deadline: (timeout > 0).then(|| {
+            tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64)
+        }),
+    });
+    Ok(())
+}
+
 /// REPLICAOF / SLAVEOF: replicas are set up with CLUSTER REPLICATE; as Redis in cluster mode.
 pub fn replicaof(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if ctx.node.cluster.is_some() {
@@ -1410,6 +1447,16 @@ pub static COMMANDS: &[Command] = &[
         "2.8.12",
         role,
         "Returns the replication role."
+    ),
+    cmd!(
+        "wait",
+        3,
+        NOSCRIPT,
+        NO_KEYS,
+        "generic",
+        "3.0.0",
+        wait,
+        "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."
     ),
     cmd!(
         "replicaof",

@@ -246,6 +246,16 @@ pub struct ClientState {
     pub aof_seq: u64,
     /// While EXEC runs: the commands to log as one record, so a transaction replays whole.
     pub aof_batch: Option<Vec<(usize, Vec<bytes::Bytes>)>>,
+    /// WAIT: the connection waits for replicas before it replies (see `server::wait_replicas`).
+    pub wait_replicas: Option<WaitReplicas>,
+}
+
+/// A WAIT in progress: `replicas` must acknowledge `offset` by `deadline` (None: forever).
+#[derive(Debug, Clone, Copy)]
+pub struct WaitReplicas {
+    pub offset: u64,
+    pub replicas: usize,
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl ClientState {
@@ -274,6 +284,7 @@ impl ClientState {
             deny_blocking: false,
             aof_seq: 0,
             aof_batch: None,
+            wait_replicas: None,
         }
     }
 

@@ -209,6 +209,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                             after = After::Close;
                         }
                     }
+                    if let Some(w) = client.wait_replicas.take() {
+                        // Replies so far leave now; the count follows once replicas acked.
+                        if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+                            break 'conn;
+                        }
+                        mark = 0;
+                        let acked = wait_replicas(&node, &kill, w).await;
+                        Reply::new(&mut out, client.resp3).int(acked as i64);
+                    }
                     apply_reply_mode(&mut client, &mut out, mark);
                     if inbox.is_none() {
                         inbox = client.pubsub.inbox.take();
@@ -366,6 +375,44 @@ async fn wait_blocked(
     client.info.blocked.store(false, Ordering::Relaxed);
     node.store.blocked.unblock(id);
     result
+}
+
+/// WAIT: until `w.replicas` replicas acknowledged `w.offset`, or the deadline; returns how
+/// many did.
+async fn wait_replicas(
+    node: &Node,
+    kill: &CancellationToken,
+    w: crate::server::clients::WaitReplicas,
+) -> usize {
+    let expired = async {
+        match w.deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    let Some(c) = node.cluster.as_ref() else {
+        // No replica can ever acknowledge: Redis waits out the timeout and says 0.
+        tokio::select! {
+            _ = &mut expired => {}
+            _ = kill.cancelled() => {}
+            _ = node.shutdown.cancelled() => {}
+        }
+        return 0;
+    };
+    loop {
+        let acked = c.repl.acked.notified();
+        let n = c.repl.acked_at_least(w.offset);
+        if n >= w.replicas {
+            return n;
+        }
+        tokio::select! {
+            _ = acked => {}
+            _ = &mut expired => return c.repl.acked_at_least(w.offset),
+            _ = kill.cancelled() => return n,
+            _ = node.shutdown.cancelled() => return n,
+        }
+    }
 }
 
 /// The connection's halves and buffers a blocked client's wait uses.
