@@ -98,17 +98,15 @@ async fn ws_next(ws: &mut Ws) -> Value {
     }
 }
 
-/// Subscribes and waits until the server has taken the subscription: requests are handled in
-/// order, so the reply to a scan sent after it proves it is in force.
+/// Subscribes and waits until the server confirms the subscription is in force.
 async fn ws_subscribe(ws: &mut Ws, pattern: &str) {
     ws_send(ws, json!({"op":"subscribe","pattern":pattern})).await;
-    ws_send(ws, json!({"op":"scan","match":"__sync__","count":1})).await;
-    loop {
-        let m = ws_next(ws).await;
-        if m["type"] == "scan" {
-            return;
-        }
-    }
+    let m = ws_next(ws).await;
+    assert_eq!(
+        m,
+        json!({"type":"subscribed","pattern":pattern,"scope":"node"}),
+        "the confirmation comes first"
+    );
 }
 
 #[tokio::test]
@@ -570,8 +568,12 @@ async fn feed_delivers_matching_events_from_resp_and_http_writes() {
     assert_eq!(scan["keys"][0]["key"], "other");
     assert_eq!(scan["keys"][0]["type"], "string");
 
-    // After unsubscribing, only the sync scan comes back.
+    // After unsubscribing (confirmed), only the sync scan comes back.
     ws_send(&mut ws, json!({"op":"unsubscribe","pattern":"user:*"})).await;
+    assert_eq!(
+        ws_next(&mut ws).await,
+        json!({"type":"unsubscribed","pattern":"user:*"})
+    );
     let _: () = c.set("user:2", "x").await.unwrap();
     ws_send(&mut ws, json!({"op":"scan","match":"__sync__"})).await;
     assert_eq!(ws_next(&mut ws).await["type"], "scan");

@@ -620,7 +620,9 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
                     &format!("slave{i}"),
                     &format!(
                         "ip={},port={},state={state},offset={},lag={lag}",
-                        r.endpoint.ip, r.endpoint.port, r.repl_offset
+                        r.endpoint.ip,
+                        r.endpoint.port,
+                        feeds[&r.id].acked.max(r.repl_offset)
                     ),
                 );
             }

@@ -159,6 +159,15 @@ enum Reply<'a> {
     Lagged {
         missed: u64,
     },
+    /// The subscription is in force: events from this node that match it are delivered from
+    /// now on (a cluster-scope feed's relays from peers connect in the background).
+    Subscribed {
+        pattern: &'a str,
+        scope: &'static str,
+    },
+    Unsubscribed {
+        pattern: &'a str,
+    },
     Cluster {
         #[serde(flatten)]
         view: &'a view::Cluster,
@@ -272,7 +281,7 @@ impl Feed {
                 if scope == Scope::Cluster {
                     self.scope = Scope::Cluster;
                 }
-                let p = pattern.into_bytes();
+                let p = pattern.as_bytes().to_vec();
                 if !self.patterns.contains(&p) {
                     if self.patterns.len() >= MAX_PATTERNS {
                         out.push(
@@ -286,10 +295,21 @@ impl Feed {
                     self.patterns.push(p);
                 }
                 self.sync_subscriptions();
+                out.push(
+                    Reply::Subscribed {
+                        pattern: &pattern,
+                        scope: match self.scope {
+                            Scope::Node => "node",
+                            Scope::Cluster => "cluster",
+                        },
+                    }
+                    .message(),
+                );
             }
             Request::Unsubscribe { pattern } => {
                 self.patterns.retain(|p| p[..] != *pattern.as_bytes());
                 self.sync_subscriptions();
+                out.push(Reply::Unsubscribed { pattern: &pattern }.message());
             }
             Request::Scan(q) => {
                 let page = api::keys_page(&self.node, &self.lister, &q).await;
