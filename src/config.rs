@@ -467,6 +467,14 @@ pub static SETTINGS: &[Setting] = &[
         "Milliseconds membership must be stable before slots are re-split"
     ),
     setting!(
+        "cluster.replica-no-failover",
+        "cluster-replica-no-failover",
+        Kind::Bool,
+        "no",
+        false,
+        "A replica that never takes over by itself when its master fails (CLUSTER FAILOVER still works)"
+    ),
+    setting!(
         "cluster.replicas",
         "cluster-replicas",
         Kind::Int { min: 0, max: 16 },

@@ -357,6 +357,7 @@ async fn open_cluster(
         secret: Some(config.get("cluster.secret").to_string()).filter(|s| !s.is_empty()),
         rebalance_delay_ms: config.get_int("cluster.rebalance-delay"),
         replicas: config.get_int("cluster.replicas").max(0) as usize,
+        replica_no_failover: config.get_bool("cluster.replica-no-failover"),
         config_file: dir.join(file),
     };
     let cluster = Cluster::open(cfg, me, ip_announced, crate::commands::now_ms())?;

@@ -46,6 +46,8 @@ pub struct ClusterConfig {
     pub rebalance_delay_ms: i64,
     /// Replicas per shard that automatic distribution sets up (`cluster.replicas`).
     pub replicas: usize,
+    /// This node, as a replica, never starts an election by itself.
+    pub replica_no_failover: bool,
     pub config_file: PathBuf,
 }
 
@@ -188,6 +190,11 @@ impl Cluster {
         };
         st.node_timeout_ms = cfg.node_timeout_ms;
         st.replicas_per_shard = cfg.replicas;
+        if cfg.replica_no_failover {
+            st.me_mut().flags |= flag::NOFAILOVER;
+        } else {
+            st.me_mut().flags &= !flag::NOFAILOVER;
+        }
         st.require_full_coverage = cfg.require_full_coverage;
         if !cfg.auto_assign {
             st.manual = true;

@@ -435,6 +435,10 @@ impl ClusterState {
             node.flags = (node.flags & !(flag::MASTER | flag::REPLICA)) | role;
             self.dirty = true;
         }
+        if (node.flags ^ h.flags) & flag::NOFAILOVER != 0 {
+            node.flags = (node.flags & !flag::NOFAILOVER) | (h.flags & flag::NOFAILOVER);
+            self.dirty = true;
+        }
         if (node.flags ^ h.flags) & flag::DRAINING != 0 {
             node.flags = (node.flags & !flag::DRAINING) | (h.flags & flag::DRAINING);
             self.membership_changed_ms = now_ms;
@@ -1533,8 +1537,12 @@ mod tests {
         for st in all.iter_mut() {
             st.process_fail(&id('c'), 1000);
         }
-        // A replica that never synced never takes over.
+        // A replica that never synced never takes over, nor does one set not to.
         assert_eq!(all[3].failover_step(1000, 0, false), None);
+        all[3].me_mut().flags |= flag::NOFAILOVER;
+        assert_eq!(all[3].failover_step(1000, 50, true), None);
+        assert_eq!(all[3].election.start_ms, 0);
+        all[3].me_mut().flags &= !flag::NOFAILOVER;
         // Scheduled 500-1000 ms later (rank 0), then votes are asked at a new epoch.
         assert_eq!(all[3].failover_step(1000, 50, true), None);
         let start = all[3].election.start_ms;
