@@ -13,6 +13,7 @@ pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;
+pub mod migrate;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -511,7 +512,9 @@ pub fn run(
         log_as: None,
     };
     let result = handler(&mut ctx, ks, args);
-    if result.is_ok()
+    // A command that changed keys and then failed (MIGRATE with keys acknowledged before a
+    // later key's error) says what to log in `log_as`.
+    if (result.is_ok() || ctx.log_as.is_some())
         && cmd.cmd.flags & flags::WRITE != 0
         && node.store.aof.is_recording()
         && !ctx.client.still_blocked
@@ -524,7 +527,9 @@ pub fn run(
             .take()
             .or_else(|| crate::persist::rewrite_for_log(&cmd.fullname, args, now));
         let logged = logged.as_deref().unwrap_or(args);
+        // An empty `log_as`: the command changed nothing worth replaying.
         match ctx.client.aof_batch.as_mut() {
+            _ if logged.is_empty() => {}
             Some(batch) => batch.push((db, logged.to_vec())),
             None => {
                 let seq = node.store.aof.append_command(db, logged);
