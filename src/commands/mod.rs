@@ -333,22 +333,12 @@ pub fn call(
         Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
-    // RESP2 subscribers may only run the subscription commands (checked after routing, as
-    // Redis's processCommand does: a redirection is answered first).
-    let subscribe_denied =
-        client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd);
-    if let Some(e) = persistence_gate(node, cmd, f) {
-        if let Some(m) = client.multi.as_mut() {
-            m.failed = true;
-        }
-        node.stats.note_error(&e);
-        Reply::new(out, client.resp3).error(&e.to_string());
-        return After::Continue;
-    }
-    // Cluster routing: commands with keys are checked before they queue or run.
+    // Cluster routing comes first, as in Redis's processCommand: commands with keys are
+    // checked before they queue or run, and before the persistence and subscriber checks.
     let routing = node.routing();
     let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
         || cmd.cmd.keys_fn.is_some();
+    let mut routed = None;
     if routing.enabled && keyed {
         let pos = key_positions(cmd.cmd, args);
         if !pos.is_empty() {
@@ -378,32 +368,17 @@ pub fn call(
             if let Err(r) = verdict {
                 drop(ks);
                 client.asking = false;
-                if let Some(m) = client.multi.as_mut() {
-                    m.failed = true;
-                }
-                let e = CmdError::Msg(r.message());
-                node.stats.note_error(&e);
-                Reply::new(out, client.resp3).error(&e.to_string());
-                return After::Continue;
+                return reject(node, client, out, CmdError::Msg(r.message()));
             }
-            if client.multi.is_none() && !subscribe_denied {
-                // Run under the same shard locks the routing decision was made with, so a slot
-                // handed to another node in between cannot take a write here.
-                let after = run_checked(node, client, out, cmd, args, &mut ks, now, f);
-                return after;
-            }
+            routed = Some(ks);
         }
     }
-    if subscribe_denied {
-        let e = pubsub::subscribe_mode_error(cmd);
-        if let Some(m) = client.multi.as_mut() {
-            m.failed = true;
-        }
-        node.stats.note_error(&e);
-        Reply::new(out, client.resp3).error(&e.to_string());
-        return After::Continue;
+    if let Some(e) = checks_after_routing(node, client, cmd, f) {
+        drop(routed);
+        return reject(node, client, out, e);
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
+        drop(routed);
         let resp3 = client.resp3;
         if f & flags::NO_MULTI != 0 {
             if let Some(m) = client.multi.as_mut() {
@@ -417,6 +392,11 @@ pub fn call(
             Reply::new(out, resp3).simple("QUEUED");
         }
         return After::Continue;
+    }
+    if let Some(mut ks) = routed {
+        // Run under the same shard locks the routing decision was made with, so a slot
+        // handed to another node in between cannot take a write here.
+        return run_checked(node, client, out, cmd, args, &mut ks, now, f);
     }
     if reject_oom(node, client, out, cmd, f) {
         return After::Continue;
@@ -435,16 +415,39 @@ pub fn call(
     run(node, client, out, cmd, args, &mut ks, now)
 }
 
-/// `-LOADING` while the data files load, `-MISCONF` while writes cannot be persisted.
-fn persistence_gate(node: &Node, cmd: &CommandRef, f: u32) -> Option<CmdError> {
+/// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join
+/// fails at EXEC, and the error is counted.
+fn reject(node: &Node, client: &mut ClientState, out: &mut BytesMut, e: CmdError) -> After {
+    if let Some(m) = client.multi.as_mut() {
+        m.failed = true;
+    }
+    node.stats.note_error(&e);
+    Reply::new(out, client.resp3).error(&e.to_string());
+    After::Continue
+}
+
+/// The checks Redis's processCommand makes after the cluster redirection, in its order:
+/// `-MISCONF` while writes cannot be persisted, the RESP2 subscriber's restriction to the
+/// subscription commands, `-LOADING` while the data files load.
+fn checks_after_routing(
+    node: &Node,
+    client: &ClientState,
+    cmd: &CommandRef,
+    f: u32,
+) -> Option<CmdError> {
+    // As Redis: writes, and PING, are refused while persistence is failing.
+    if (f & flags::WRITE != 0 || cmd.fullname == "ping")
+        && let Some(e) = crate::persist::write_denied(node)
+    {
+        return Some(CmdError::Msg(e));
+    }
+    if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
+        return Some(pubsub::subscribe_mode_error(cmd));
+    }
     if f & flags::LOADING == 0 && node.persist.is_loading() {
         return Some(CmdError::Msg(
             "LOADING Redis is loading the dataset in memory".into(),
         ));
-    }
-    // As Redis: writes, and PING, are refused while persistence is failing.
-    if f & flags::WRITE != 0 || cmd.fullname == "ping" {
-        return crate::persist::write_denied(node).map(CmdError::Msg);
     }
     None
 }
