@@ -377,3 +377,26 @@ async fn the_log_records_migrated_keys_as_deleted() {
     node.shutdown().await;
     target.shutdown().await;
 }
+
+/// SLOWLOG shows MIGRATE's AUTH and AUTH2 credentials as `(redacted)`, as Redis does: those
+/// read before an error too, not those after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn slowlog_hides_migrate_passwords() {
+    let node = start_node(&[("slowlog-log-slower-than", "0")]).await;
+    let mut c = common::resp::Conn::open(node.resp_addr()).await;
+    c.cmd(&["SET", "k", "v"]).await;
+    c.cmd(&["SLOWLOG", "RESET"]).await;
+    let m = ["MIGRATE", "127.0.0.1", "1", "k", "0", "100"];
+    c.cmd(&[&m[..], &["AUTH2", "user", "pass"]].concat()).await;
+    c.cmd(&[&m[..], &["AUTH", "pw", "KEYS", "a"]].concat())
+        .await;
+    c.cmd(&[&m[..], &["BOGUS", "AUTH", "visible"]].concat())
+        .await;
+    let log = c.cmd(&["SLOWLOG", "GET", "3"]).await;
+    assert_eq!(log.matches("(redacted)").count(), 3, "{log}");
+    for secret in ["user", "pass", "$2\r\npw"] {
+        assert!(!log.contains(secret), "{secret} shown: {log}");
+    }
+    assert!(log.contains("visible"), "{log}");
+    node.shutdown().await;
+}

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use super::args::{eq_ic, int};
 use super::flags::*;
@@ -86,8 +87,10 @@ struct Options<'a> {
     keys: &'a [Bytes],
 }
 
-/// The options after `timeout`, in Redis's order of checks.
-fn parse(args: &[Bytes]) -> Result<Options<'_>, CmdError> {
+/// The options after `timeout`, in Redis's order of checks, and the positions of the passwords
+/// met before any error (Redis hides those from SLOWLOG and MONITOR as it parses).
+fn parse(args: &[Bytes]) -> (Result<Options<'_>, CmdError>, SmallVec<[usize; 2]>) {
+    let mut secrets = SmallVec::new();
     let mut o = Options {
         copy: false,
         replace: false,
@@ -104,40 +107,57 @@ fn parse(args: &[Bytes]) -> Result<Options<'_>, CmdError> {
             o.replace = true;
         } else if eq_ic(a, "AUTH") {
             if more < 1 {
-                return Err(CmdError::Syntax);
+                return (Err(CmdError::Syntax), secrets);
             }
             o.auth = Some((None, &args[j + 1]));
+            secrets.push(j + 1);
             j += 1;
         } else if eq_ic(a, "AUTH2") {
             if more < 2 {
-                return Err(CmdError::Syntax);
+                return (Err(CmdError::Syntax), secrets);
             }
             o.auth = Some((Some(&args[j + 1]), &args[j + 2]));
+            secrets.extend([j + 1, j + 2]);
             j += 2;
         } else if eq_ic(a, "KEYS") {
             if !args[3].is_empty() {
-                return Err(CmdError::err(
+                let e = CmdError::err(
                     "When using MIGRATE KEYS option, the key argument must be set to the empty string",
-                ));
+                );
+                return (Err(e), secrets);
             }
             o.keys = &args[j + 1..];
             break;
         } else {
-            return Err(CmdError::Syntax);
+            return (Err(CmdError::Syntax), secrets);
         }
         j += 1;
     }
-    Ok(o)
+    (Ok(o), secrets)
+}
+
+/// The arguments as SLOWLOG and MONITOR show them: AUTH and AUTH2 credentials replaced by
+/// `(redacted)`. None when there is nothing to hide.
+pub fn redacted(args: &[Bytes]) -> Option<Vec<Bytes>> {
+    let (_, secrets) = parse(args);
+    if secrets.is_empty() {
+        return None;
+    }
+    let mut shown = args.to_vec();
+    for i in secrets {
+        shown[i] = Bytes::from_static(b"(redacted)");
+    }
+    Some(shown)
 }
 
 /// Key positions, as Redis's `migrateGetKeys`: the key argument, or everything after KEYS (none
 /// when KEYS comes with a non-empty key argument, which MIGRATE refuses).
-pub fn migrate_keys(args: &[Bytes]) -> smallvec::SmallVec<[usize; 4]> {
+pub fn migrate_keys(args: &[Bytes]) -> SmallVec<[usize; 4]> {
     match args.iter().skip(6).position(|a| eq_ic(a, "KEYS")) {
-        Some(_) if !args[3].is_empty() => smallvec::SmallVec::new(),
+        Some(_) if !args[3].is_empty() => SmallVec::new(),
         Some(i) => (6 + i + 1..args.len()).collect(),
         None if args.len() > 3 => smallvec::smallvec![3],
-        None => smallvec::SmallVec::new(),
+        None => SmallVec::new(),
     }
 }
 
@@ -368,7 +388,7 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password]
 /// [AUTH2 username password] [KEYS key [key ...]]
 pub fn migrate(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let o = parse(args)?;
+    let o = parse(args).0?;
     let timeout = int(&args[5])?;
     let dbid = int(&args[4])?;
     let timeout = Duration::from_millis(if timeout <= 0 { 1000 } else { timeout as u64 });

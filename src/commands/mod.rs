@@ -562,12 +562,17 @@ pub fn run(
         .commands_processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let f = cmd.cmd.flags;
+    // MIGRATE's passwords are shown as `(redacted)`, as Redis does.
+    let redacted = (cmd.cmd.name == "migrate")
+        .then(|| migrate::redacted(args))
+        .flatten();
+    let shown = redacted.as_deref().unwrap_or(args);
     if f & flags::SKIP_SLOWLOG == 0 {
         node.slowlog
-            .maybe_record(node, ctx.client, args, elapsed, now);
+            .maybe_record(node, ctx.client, shown, elapsed, now);
     }
     if f & flags::SKIP_MONITOR == 0 && node.monitors.active() {
-        node.monitors.feed(ctx.client, args, now);
+        node.monitors.feed(ctx.client, shown, now);
     }
     after
 }
