@@ -400,3 +400,32 @@ async fn slowlog_hides_migrate_passwords() {
     assert!(log.contains("visible"), "{log}");
     node.shutdown().await;
 }
+
+/// The connection to a target is kept (`migrate_cached_sockets`); when the target closed it
+/// meanwhile, the next MIGRATE reconnects once and succeeds, as Redis's does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_connection_the_target_closed_is_replaced() {
+    let target = RedisServer::start().await;
+    let port = target.port.to_string();
+    let node = start_node(&[]).await;
+    let mut src = conn(node.resp_addr()).await;
+    call(&mut src, &["MSET", "a", "1", "b", "2"]).await;
+    let info = async |c: &mut MultiplexedConnection| text(c, &["INFO", "stats"]).await;
+    assert!(info(&mut src).await.contains("migrate_cached_sockets:0"));
+    let m = |k: &'static str| ["MIGRATE", "127.0.0.1", port.as_str(), k, "0", "5000"];
+    assert_eq!(text(&mut src, &m("a")).await, "OK");
+    assert!(info(&mut src).await.contains("migrate_cached_sockets:1"));
+
+    let mut dst = conn(target.addr()).await;
+    let killed = text(
+        &mut dst,
+        &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"],
+    )
+    .await;
+    assert_eq!(killed, "1");
+    assert_eq!(text(&mut src, &m("b")).await, "OK");
+    assert_eq!(text(&mut dst, &["GET", "a"]).await, "1");
+    assert_eq!(text(&mut dst, &["GET", "b"]).await, "2");
+    assert!(info(&mut src).await.contains("migrate_cached_sockets:1"));
+    node.shutdown().await;
+}
