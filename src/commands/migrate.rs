@@ -9,7 +9,7 @@
 //! off the runtime's worker pool (`block_in_place`), so the rest of the node keeps serving.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -233,25 +233,32 @@ impl Exchange<'_> {
         out
     }
 
-    /// The cached connection, or a new one. As in Redis, whose connect does not wait for the
-    /// handshake's outcome, a refused connection fails as the first write to it does.
+    /// The cached connection, or a new one, with this MIGRATE's timeout for each read and write.
+    /// As in Redis, whose connect does not wait for the handshake's outcome, a refused
+    /// connection fails as the first write to it does.
     fn connect(&self, cache: &SocketCache) -> Result<TargetConn, (IoFailure, bool)> {
-        if let Some(c) = cache.take(&self.name) {
-            return Ok(c);
-        }
-        let unreachable = (IoFailure::Connect, true);
-        let addrs = self.name.to_socket_addrs().map_err(|_| unreachable)?;
+        let conn = match cache.take(&self.name) {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let s = conn.stream.get_ref();
+        s.set_read_timeout(Some(self.timeout))
+            .and_then(|()| s.set_write_timeout(Some(self.timeout)))
+            .map_err(|_| (IoFailure::Write, false))?;
+        Ok(conn)
+    }
+
+    fn open(&self) -> Result<TargetConn, (IoFailure, bool)> {
+        let addrs = self
+            .name
+            .to_socket_addrs()
+            .map_err(|_| (IoFailure::Connect, true))?;
         let mut failure = (IoFailure::Connect, true);
         for a in addrs {
             match TcpStream::connect_timeout(&a, self.timeout) {
                 Ok(stream) => {
-                    let setup = stream
-                        .set_nodelay(true)
-                        .and_then(|()| stream.set_read_timeout(Some(self.timeout)))
-                        .and_then(|()| stream.set_write_timeout(Some(self.timeout)));
-                    if setup.is_err() {
-                        return Err(failure);
-                    }
+                    // Small requests and replies: no Nagle delay (Redis's anetEnableTcpNoDelay).
+                    let _ = stream.set_nodelay(true);
                     return Ok(TargetConn {
                         stream: BufReader::new(stream),
                         last_dbid: None,
@@ -356,13 +363,17 @@ fn timed_out(e: &io::Error) -> bool {
     )
 }
 
-/// One reply line without its CRLF; an empty line or a closed connection is an error, as in
-/// Redis's `syncReadLine` callers.
+/// One reply line without its CRLF; an empty line, a closed connection or a line longer than
+/// any reply to AUTH, SELECT or RESTORE is an error, as in Redis's `syncReadLine` callers.
 fn read_line(r: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
+    const LIMIT: u64 = 64 * 1024;
     let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line)?;
+    let n = r.by_ref().take(LIMIT).read_until(b'\n', &mut line)?;
     if n == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(io::ErrorKind::InvalidData.into());
     }
     while matches!(line.last(), Some(b'\n' | b'\r')) {
         line.pop();
