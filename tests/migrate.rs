@@ -263,6 +263,12 @@ async fn replies_match_redis_server() {
         m(&["k", "99", "5000", "REPLACE"]),
         m(&["k", "0", "-5", "REPLACE"]),
         m(&["k", "0"]),
+        c(0, "MULTI"),
+        c(0, "SET m 1"),
+        m(&["m", "0", "5000"]),
+        m(&["", "0", "5000", "KEYS", "m", "k"]),
+        c(0, "EXEC"),
+        c(0, "EXISTS m"),
         c(0, "SET k v3"),
         // Refused: Redis finds out on its first write, and says so.
         ca(0, &["MIGRATE", "127.0.0.1", &closed_port, "k", "0", "1000"]),
