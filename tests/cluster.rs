@@ -318,7 +318,8 @@ fn redis_py(mode: &str, ports: &[u16], n: usize) {
     );
 }
 
-/// `redis-cli --cluster create` over `n` (masters only); returns their addresses.
+/// `redis-cli --cluster create` over `n` (masters only), then waits for every node to report
+/// the cluster ok; returns their addresses.
 fn cluster_create(n: &[NodeProc]) -> Vec<String> {
     let addrs: Vec<String> = n.iter().map(|x| format!("127.0.0.1:{}", x.port)).collect();
     let mut create = Command::new("redis-cli");
@@ -333,6 +334,13 @@ fn cluster_create(n: &[NodeProc]) -> Vec<String> {
         text.contains("[OK] All 16384 slots covered."),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait(Duration::from_secs(20), || n
+            .iter()
+            .all(|x| info_field(x.port, "cluster_state") == "ok")),
+        "{}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
     );
     addrs
 }
@@ -371,6 +379,83 @@ fn redis_cli_cluster_create_check_and_info() {
     assert_eq!(info_field(n[0].port, "cluster_slot_mode"), "manual");
 }
 
+/// One slot moved by hand, key by key, with Redis Cluster's semantics while it moves: a key
+/// already migrated is answered with `-ASK` by the source (but MIGRATE runs there, finding no
+/// key), a command spanning both sides with `-TRYAGAIN`; the target serves the key after ASKING
+/// only, and owns it after SETSLOT NODE. The replies were checked against redis-server 7.0.
+#[test]
+fn manual_migration_of_a_slot_redirects_with_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path(), &["--cluster-node-timeout", "5000"]);
+    cluster_create(&n);
+    // slot("foo") = 12182: the third node's, moved to the first.
+    let (src, dst) = (&n[2], &n[0]);
+    let (src_id, dst_id) = (
+        cli(src.port, &["CLUSTER", "MYID"]),
+        cli(dst.port, &["CLUSTER", "MYID"]),
+    );
+    assert_eq!(cli(src.port, &["SET", "foo", "bar"]), "OK");
+    assert_eq!(cli(src.port, &["SET", "{foo}2", "two"]), "OK");
+    let setslot =
+        |port: u16, how: &str, id: &str| cli(port, &["CLUSTER", "SETSLOT", "12182", how, id]);
+    assert_eq!(setslot(dst.port, "IMPORTING", &src_id), "OK");
+    assert_eq!(setslot(src.port, "MIGRATING", &dst_id), "OK");
+    let dport = dst.port.to_string();
+    let migrate = [
+        "MIGRATE",
+        "127.0.0.1",
+        &dport,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        "foo",
+    ];
+    assert_eq!(cli(src.port, &migrate), "OK");
+
+    let dst_ep = format!("127.0.0.1:{}", dst.port);
+    let src_ep = format!("127.0.0.1:{}", src.port);
+    // redis-cli prints an error reply's text as it is.
+    assert_eq!(
+        cli(src.port, &["GET", "foo"]),
+        format!("ASK 12182 {dst_ep}")
+    );
+    // MIGRATE itself is served here while the slot is open (redis-server 7.0 answers the same).
+    assert_eq!(cli(src.port, &migrate), "NOKEY");
+    assert_eq!(cli(src.port, &["GET", "{foo}2"]), "two");
+    assert_eq!(
+        cli(src.port, &["MGET", "foo", "{foo}2"]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    assert_eq!(
+        cli(dst.port, &["GET", "foo"]),
+        format!("MOVED 12182 {src_ep}")
+    );
+    let mut d = redis::Client::open(format!("redis://127.0.0.1:{}/", dst.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (_, v): ((), String) = redis::pipe()
+        .cmd("ASKING")
+        .cmd("GET")
+        .arg("foo")
+        .query(&mut d)
+        .unwrap();
+    assert_eq!(v, "bar");
+
+    let rest = ["MIGRATE", "127.0.0.1", &dport, "{foo}2", "0", "5000"];
+    assert_eq!(cli(src.port, &rest), "OK");
+    for x in &n {
+        assert_eq!(setslot(x.port, "NODE", &dst_id), "OK");
+    }
+    assert_eq!(cli(dst.port, &["MGET", "foo", "{foo}2"]), "bar\ntwo");
+    assert_eq!(
+        cli(src.port, &["GET", "foo"]),
+        format!("MOVED 12182 {dst_ep}")
+    );
+    assert_eq!(dbsizes(&n.iter().collect::<Vec<_>>())[2], 0);
+}
+
 /// Redis's manual resharding: `redis-cli --cluster reshard` marks each slot IMPORTING and
 /// MIGRATING, moves its keys with MIGRATE ... KEYS (RESTORE-ASKING on the target), and hands
 /// the slot over with SETSLOT NODE. Every key stays readable and is stored once.
@@ -383,13 +468,6 @@ fn redis_cli_reshard_moves_slots_with_their_keys() {
     let n = three_nodes(dir.path(), &["--cluster-node-timeout", "5000"]);
     let addrs = cluster_create(&n);
     let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
-    assert!(
-        wait(Duration::from_secs(20), || n
-            .iter()
-            .all(|x| info_field(x.port, "cluster_state") == "ok")),
-        "{}",
-        cli(n[0].port, &["CLUSTER", "NODES"])
-    );
     let rt = runtime();
     rt.block_on(load_keys_cluster(&ports, "key", KEYS));
     let before = dbsizes(&n.iter().collect::<Vec<_>>());

@@ -32,6 +32,8 @@ use smallvec::SmallVec;
 pub use error::{CmdError, CmdResult};
 pub use table::{Command, CommandRef, Table, table};
 
+use crate::cluster::routing::Redirect;
+use crate::cluster::slots::key_hash_slot;
 use crate::node::Node;
 use crate::observe::events::KeyEvent;
 use crate::resp::Reply;
@@ -365,6 +367,16 @@ pub fn call(
                 when_down,
                 replica_read,
             );
+            // MIGRATE moves keys freely while their slot is open (Redis's getNodeByQuery): the
+            // redirections for keys missing here or served elsewhere do not apply to it.
+            let verdict = match verdict {
+                Err(Redirect::Ask(..) | Redirect::TryAgain | Redirect::Moved(..))
+                    if cmd.cmd.name == "migrate" && routing.is_open(key_hash_slot(keys[0])) =>
+                {
+                    Ok(())
+                }
+                v => v,
+            };
             if let Err(r) = verdict {
                 drop(ks);
                 client.asking = false;
