@@ -86,6 +86,8 @@ pub struct Node {
     pub bus_addr: Option<SocketAddr>,
     /// Snapshot and append-only log state.
     pub persist: crate::persist::Persist,
+    /// MIGRATE's connections to its targets.
+    pub migrate_sockets: crate::commands::migrate::SocketCache,
     maxmemory: AtomicU64,
     requirepass: AtomicBool,
 }
@@ -237,6 +239,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         bus_addr: bus.as_ref().and_then(|l: &TcpListener| l.local_addr().ok()),
         cluster,
         persist: crate::persist::Persist::new(crate::commands::now_ms()),
+        migrate_sockets: Default::default(),
         shutdown: CancellationToken::new(),
         ready: AtomicBool::new(false),
         feed: Default::default(),
@@ -377,6 +380,7 @@ async fn cron(node: Arc<Node>) {
             continue;
         }
         crate::persist::cron(&node);
+        node.migrate_sockets.close_idle();
         let started = Instant::now();
         let now = crate::commands::now_ms();
         // Up to 16 rounds per shard and db per tick keeps one tick short while still letting

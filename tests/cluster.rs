@@ -318,10 +318,9 @@ fn redis_py(mode: &str, ports: &[u16], n: usize) {
     );
 }
 
-#[test]
-fn redis_cli_cluster_create_check_and_info() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = three_nodes(dir.path(), &[]);
+/// `redis-cli --cluster create` over `n` (masters only), then waits for every node to report
+/// the cluster ok; returns their addresses.
+fn cluster_create(n: &[NodeProc]) -> Vec<String> {
     let addrs: Vec<String> = n.iter().map(|x| format!("127.0.0.1:{}", x.port)).collect();
     let mut create = Command::new("redis-cli");
     create
@@ -336,8 +335,21 @@ fn redis_cli_cluster_create_check_and_info() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        wait(Duration::from_secs(20), || n
+            .iter()
+            .all(|x| info_field(x.port, "cluster_state") == "ok")),
+        "{}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
+    );
+    addrs
+}
+
+/// `redis-cli --cluster check` through `addr` finds every slot covered, by nodes that agree,
+/// and no slot left open.
+fn assert_cluster_check_ok(addr: &str) {
     let check = Command::new("redis-cli")
-        .args(["--cluster", "check", &addrs[0]])
+        .args(["--cluster", "check", addr])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&check.stdout);
@@ -346,6 +358,18 @@ fn redis_cli_cluster_create_check_and_info() {
         "{text}"
     );
     assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+    assert!(
+        !text.contains("[WARNING]") && !text.contains("[ERR]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn redis_cli_cluster_create_check_and_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path(), &[]);
+    let addrs = cluster_create(&n);
+    assert_cluster_check_ok(&addrs[0]);
     let info = Command::new("redis-cli")
         .args(["--cluster", "info", &addrs[1]])
         .output()
@@ -353,6 +377,139 @@ fn redis_cli_cluster_create_check_and_info() {
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(text.contains("3 masters"), "{text}");
     assert_eq!(info_field(n[0].port, "cluster_slot_mode"), "manual");
+}
+
+/// One slot moved by hand, key by key, with Redis Cluster's semantics while it moves: a key
+/// already migrated is answered with `-ASK` by the source (but MIGRATE runs there, finding no
+/// key), a command spanning both sides with `-TRYAGAIN`; the target serves the key after ASKING
+/// only, and owns it after SETSLOT NODE. The replies were checked against redis-server 7.0.
+#[test]
+fn manual_migration_of_a_slot_redirects_with_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path(), &["--cluster-node-timeout", "5000"]);
+    cluster_create(&n);
+    // slot("foo") = 12182: the third node's, moved to the first.
+    let (src, dst) = (&n[2], &n[0]);
+    let (src_id, dst_id) = (
+        cli(src.port, &["CLUSTER", "MYID"]),
+        cli(dst.port, &["CLUSTER", "MYID"]),
+    );
+    assert_eq!(cli(src.port, &["SET", "foo", "bar"]), "OK");
+    assert_eq!(cli(src.port, &["SET", "{foo}2", "two"]), "OK");
+    let setslot =
+        |port: u16, how: &str, id: &str| cli(port, &["CLUSTER", "SETSLOT", "12182", how, id]);
+    assert_eq!(setslot(dst.port, "IMPORTING", &src_id), "OK");
+    assert_eq!(setslot(src.port, "MIGRATING", &dst_id), "OK");
+    let dport = dst.port.to_string();
+    let migrate = [
+        "MIGRATE",
+        "127.0.0.1",
+        &dport,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        "foo",
+    ];
+    assert_eq!(cli(src.port, &migrate), "OK");
+
+    let dst_ep = format!("127.0.0.1:{}", dst.port);
+    let src_ep = format!("127.0.0.1:{}", src.port);
+    // redis-cli prints an error reply's text as it is.
+    assert_eq!(
+        cli(src.port, &["GET", "foo"]),
+        format!("ASK 12182 {dst_ep}")
+    );
+    // MIGRATE itself is served here while the slot is open (redis-server 7.0 answers the same).
+    assert_eq!(cli(src.port, &migrate), "NOKEY");
+    assert_eq!(cli(src.port, &["GET", "{foo}2"]), "two");
+    assert_eq!(
+        cli(src.port, &["MGET", "foo", "{foo}2"]),
+        "TRYAGAIN Multiple keys request during rehashing of slot"
+    );
+    assert_eq!(
+        cli(dst.port, &["GET", "foo"]),
+        format!("MOVED 12182 {src_ep}")
+    );
+    let mut d = redis::Client::open(format!("redis://127.0.0.1:{}/", dst.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (_, v): ((), String) = redis::pipe()
+        .cmd("ASKING")
+        .cmd("GET")
+        .arg("foo")
+        .query(&mut d)
+        .unwrap();
+    assert_eq!(v, "bar");
+
+    let rest = ["MIGRATE", "127.0.0.1", &dport, "{foo}2", "0", "5000"];
+    assert_eq!(cli(src.port, &rest), "OK");
+    for x in &n {
+        assert_eq!(setslot(x.port, "NODE", &dst_id), "OK");
+    }
+    assert_eq!(cli(dst.port, &["MGET", "foo", "{foo}2"]), "bar\ntwo");
+    assert_eq!(
+        cli(src.port, &["GET", "foo"]),
+        format!("MOVED 12182 {dst_ep}")
+    );
+    assert_eq!(dbsizes(&n.iter().collect::<Vec<_>>())[2], 0);
+}
+
+/// Redis's manual resharding: `redis-cli --cluster reshard` marks each slot IMPORTING and
+/// MIGRATING, moves its keys with MIGRATE ... KEYS (RESTORE-ASKING on the target), and hands
+/// the slot over with SETSLOT NODE. Every key stays readable and is stored once.
+#[test]
+fn redis_cli_reshard_moves_slots_with_their_keys() {
+    const KEYS: usize = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    // A long node timeout: the test is about moving keys, and a busy machine must not fail a
+    // node in the middle of the reshard.
+    let n = three_nodes(dir.path(), &["--cluster-node-timeout", "5000"]);
+    let addrs = cluster_create(&n);
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let rt = runtime();
+    rt.block_on(load_keys_cluster(&ports, "key", KEYS));
+    let before = dbsizes(&n.iter().collect::<Vec<_>>());
+    let from = cli(n[0].port, &["CLUSTER", "MYID"]);
+    let to = cli(n[1].port, &["CLUSTER", "MYID"]);
+    // About ten round trips per slot: bounded generously for a loaded machine.
+    let reshard = Command::new("timeout")
+        .args(["300", "redis-cli", "--cluster", "reshard", &addrs[0]])
+        .args(["--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "1000", "--cluster-yes"])
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&reshard.stdout),
+        String::from_utf8_lossy(&reshard.stderr)
+    );
+    assert!(reshard.status.success(), "{out}");
+    assert!(out.contains("Moving slot"), "{out}");
+    assert!(!out.contains("[ERR]"), "{out}");
+    assert_cluster_check_ok(&addrs[2]);
+    let after = dbsizes(&n.iter().collect::<Vec<_>>());
+    assert_eq!(after.iter().sum::<i64>(), KEYS as i64, "{after:?}");
+    assert!(
+        after[0] < before[0] && after[1] > before[1] && after[2] == before[2],
+        "before {before:?}, after {after:?}"
+    );
+    let slots: Vec<usize> = n
+        .iter()
+        .map(|x| {
+            slot_map(x.port)
+                .iter()
+                .filter(|(_, _, p)| *p == x.port)
+                .map(|(a, b, _)| (b - a + 1) as usize)
+                .sum()
+        })
+        .collect();
+    assert_eq!(slots, vec![5461 - 1000, 5462 + 1000, 5461], "{slots:?}");
+    assert_eq!(
+        rt.block_on(missing_keys(&ports, "key", KEYS)),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -127,6 +127,14 @@ impl Routing {
         !self.enabled || self.owner.get(slot as usize) == Some(&self.me)
     }
 
+    /// Whether `slot` is open here: migrating from this node or importing into it. MIGRATE is
+    /// served locally then, whatever its keys (Redis's getNodeByQuery).
+    pub fn is_open(&self, slot: u16) -> bool {
+        self.enabled
+            && ((self.serves(slot) && self.migrating.contains_key(&slot))
+                || self.importing.contains_key(&slot))
+    }
+
     /// Decides where a command with these keys runs. `exists` tells whether a key is present
     /// here (for migrating slots); `asking` is the client's ASKING flag; `readonly_ok` says the
     /// command may be served while the cluster is down (never, unless configured).
@@ -246,5 +254,8 @@ mod tests {
             Err(Redirect::Ask(866, "127.0.0.1:6381".into()))
         );
         assert_eq!(r.check(&[b"hello"], false, |_| true), Ok(()));
+        assert!(r.is_open(866) && !r.is_open(14687));
+        st.importing.insert(14687, b.clone());
+        assert!(Routing::from_state(&st, EndpointType::Ip).is_open(14687));
     }
 }

@@ -60,11 +60,24 @@ fn write_info(out: &mut Reply, c: &CommandRef) {
         out.bulk(b"begin_search");
         out.map(2);
         out.bulk(b"type");
-        out.bulk(b"index");
-        out.bulk(b"spec");
-        out.map(1);
-        out.bulk(b"index");
-        out.int(spec.index.into());
+        match spec.keyword {
+            Some((keyword, startfrom)) => {
+                out.bulk(b"keyword");
+                out.bulk(b"spec");
+                out.map(2);
+                out.bulk(b"keyword");
+                out.bulk(keyword.as_bytes());
+                out.bulk(b"startfrom");
+                out.int(startfrom.into());
+            }
+            None => {
+                out.bulk(b"index");
+                out.bulk(b"spec");
+                out.map(1);
+                out.bulk(b"index");
+                out.int(spec.index.into());
+            }
+        }
         out.bulk(b"find_keys");
         out.map(2);
         out.bulk(b"type");
@@ -110,6 +123,11 @@ fn key_flags(cmd: &Command, args: &[Bytes], pos: usize) -> &'static [&'static st
         } else {
             &["OW", "update"]
         };
+    }
+    // Every MIGRATE key, the KEYS ones included, has the flags of its first spec, as Redis's
+    // migrateGetKeys gives them.
+    if cmd.name == "migrate" {
+        return cmd.key_specs[0].flags;
     }
     cmd.key_specs
         .iter()

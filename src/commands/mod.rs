@@ -13,6 +13,7 @@ pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;
+pub mod migrate;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -31,6 +32,8 @@ use smallvec::SmallVec;
 pub use error::{CmdError, CmdResult};
 pub use table::{Command, CommandRef, Table, table};
 
+use crate::cluster::routing::Redirect;
+use crate::cluster::slots::key_hash_slot;
 use crate::node::Node;
 use crate::observe::events::KeyEvent;
 use crate::resp::Reply;
@@ -332,22 +335,12 @@ pub fn call(
         Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
-    // RESP2 subscribers may only run the subscription commands (checked after routing, as
-    // Redis's processCommand does: a redirection is answered first).
-    let subscribe_denied =
-        client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd);
-    if let Some(e) = persistence_gate(node, cmd, f) {
-        if let Some(m) = client.multi.as_mut() {
-            m.failed = true;
-        }
-        node.stats.note_error(&e);
-        Reply::new(out, client.resp3).error(&e.to_string());
-        return After::Continue;
-    }
-    // Cluster routing: commands with keys are checked before they queue or run.
+    // Cluster routing comes first, as in Redis's processCommand: commands with keys are
+    // checked before they queue or run, and before the persistence and subscriber checks.
     let routing = node.routing();
     let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
         || cmd.cmd.keys_fn.is_some();
+    let mut routed = None;
     if routing.enabled && keyed {
         let pos = key_positions(cmd.cmd, args);
         if !pos.is_empty() {
@@ -374,35 +367,30 @@ pub fn call(
                 when_down,
                 replica_read,
             );
+            // MIGRATE moves keys freely while their slot is open (Redis's getNodeByQuery): the
+            // redirections for keys missing here or served elsewhere do not apply to it.
+            let verdict = match verdict {
+                Err(Redirect::Ask(..) | Redirect::TryAgain | Redirect::Moved(..))
+                    if cmd.cmd.name == "migrate" && routing.is_open(key_hash_slot(keys[0])) =>
+                {
+                    Ok(())
+                }
+                v => v,
+            };
             if let Err(r) = verdict {
                 drop(ks);
                 client.asking = false;
-                if let Some(m) = client.multi.as_mut() {
-                    m.failed = true;
-                }
-                let e = CmdError::Msg(r.message());
-                node.stats.note_error(&e);
-                Reply::new(out, client.resp3).error(&e.to_string());
-                return After::Continue;
+                return reject(node, client, out, CmdError::Msg(r.message()));
             }
-            if client.multi.is_none() && !subscribe_denied {
-                // Run under the same shard locks the routing decision was made with, so a slot
-                // handed to another node in between cannot take a write here.
-                let after = run_checked(node, client, out, cmd, args, &mut ks, now, f);
-                return after;
-            }
+            routed = Some(ks);
         }
     }
-    if subscribe_denied {
-        let e = pubsub::subscribe_mode_error(cmd);
-        if let Some(m) = client.multi.as_mut() {
-            m.failed = true;
-        }
-        node.stats.note_error(&e);
-        Reply::new(out, client.resp3).error(&e.to_string());
-        return After::Continue;
+    if let Some(e) = checks_after_routing(node, client, cmd, f) {
+        drop(routed);
+        return reject(node, client, out, e);
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
+        drop(routed);
         let resp3 = client.resp3;
         if f & flags::NO_MULTI != 0 {
             if let Some(m) = client.multi.as_mut() {
@@ -416,6 +404,11 @@ pub fn call(
             Reply::new(out, resp3).simple("QUEUED");
         }
         return After::Continue;
+    }
+    if let Some(mut ks) = routed {
+        // Run under the same shard locks the routing decision was made with, so a slot
+        // handed to another node in between cannot take a write here.
+        return run_checked(node, client, out, cmd, args, &mut ks, now, f);
     }
     if reject_oom(node, client, out, cmd, f) {
         return After::Continue;
@@ -434,16 +427,39 @@ pub fn call(
     run(node, client, out, cmd, args, &mut ks, now)
 }
 
-/// `-LOADING` while the data files load, `-MISCONF` while writes cannot be persisted.
-fn persistence_gate(node: &Node, cmd: &CommandRef, f: u32) -> Option<CmdError> {
+/// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join
+/// fails at EXEC, and the error is counted.
+fn reject(node: &Node, client: &mut ClientState, out: &mut BytesMut, e: CmdError) -> After {
+    if let Some(m) = client.multi.as_mut() {
+        m.failed = true;
+    }
+    node.stats.note_error(&e);
+    Reply::new(out, client.resp3).error(&e.to_string());
+    After::Continue
+}
+
+/// The checks Redis's processCommand makes after the cluster redirection, in its order:
+/// `-MISCONF` while writes cannot be persisted, the RESP2 subscriber's restriction to the
+/// subscription commands, `-LOADING` while the data files load.
+fn checks_after_routing(
+    node: &Node,
+    client: &ClientState,
+    cmd: &CommandRef,
+    f: u32,
+) -> Option<CmdError> {
+    // As Redis: writes, and PING, are refused while persistence is failing.
+    if (f & flags::WRITE != 0 || cmd.fullname == "ping")
+        && let Some(e) = crate::persist::write_denied(node)
+    {
+        return Some(CmdError::Msg(e));
+    }
+    if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
+        return Some(pubsub::subscribe_mode_error(cmd));
+    }
     if f & flags::LOADING == 0 && node.persist.is_loading() {
         return Some(CmdError::Msg(
             "LOADING Redis is loading the dataset in memory".into(),
         ));
-    }
-    // As Redis: writes, and PING, are refused while persistence is failing.
-    if f & flags::WRITE != 0 || cmd.fullname == "ping" {
-        return crate::persist::write_denied(node).map(CmdError::Msg);
     }
     None
 }
@@ -511,7 +527,9 @@ pub fn run(
         log_as: None,
     };
     let result = handler(&mut ctx, ks, args);
-    if result.is_ok()
+    // A command that changed keys and then failed (MIGRATE with keys acknowledged before a
+    // later key's error) says what to log in `log_as`.
+    if (result.is_ok() || ctx.log_as.is_some())
         && cmd.cmd.flags & flags::WRITE != 0
         && node.store.aof.is_recording()
         && !ctx.client.still_blocked
@@ -524,7 +542,9 @@ pub fn run(
             .take()
             .or_else(|| crate::persist::rewrite_for_log(&cmd.fullname, args, now));
         let logged = logged.as_deref().unwrap_or(args);
+        // An empty `log_as`: the command changed nothing worth replaying.
         match ctx.client.aof_batch.as_mut() {
+            _ if logged.is_empty() => {}
             Some(batch) => batch.push((db, logged.to_vec())),
             None => {
                 let seq = node.store.aof.append_command(db, logged);
@@ -554,12 +574,17 @@ pub fn run(
         .commands_processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let f = cmd.cmd.flags;
+    // MIGRATE's passwords are shown as `(redacted)`, as Redis does.
+    let redacted = (cmd.cmd.name == "migrate")
+        .then(|| migrate::redacted(args))
+        .flatten();
+    let shown = redacted.as_deref().unwrap_or(args);
     if f & flags::SKIP_SLOWLOG == 0 {
         node.slowlog
-            .maybe_record(node, ctx.client, args, elapsed, now);
+            .maybe_record(node, ctx.client, shown, elapsed, now);
     }
     if f & flags::SKIP_MONITOR == 0 && node.monitors.active() {
-        node.monitors.feed(ctx.client, args, now);
+        node.monitors.feed(ctx.client, shown, now);
     }
     after
 }

@@ -982,10 +982,11 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("pubsub_patterns", &patterns);
                 o.kv("pubsubshard_channels", &node.pubsub.shard_count());
                 // Redis's remaining counters, for features this node does not have yet.
+                for f in ["latest_fork_usec", "total_forks"] {
+                    o.kv(f, &0);
+                }
+                o.kv("migrate_cached_sockets", &node.migrate_sockets.len());
                 for f in [
-                    "latest_fork_usec",
-                    "total_forks",
-                    "migrate_cached_sockets",
                     "slave_expires_tracked_keys",
                     "active_defrag_hits",
                     "active_defrag_misses",

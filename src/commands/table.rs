@@ -39,12 +39,16 @@ pub struct Command {
     pub acl: &'static [&'static str],
 }
 
-/// One of Redis's key specs, of the only shape our commands need: the first key at a fixed
-/// index (`begin_search: index`), the rest by range (`find_keys: range`).
+/// One of Redis's key specs, of the shapes our commands need: the first key at a fixed index
+/// (`begin_search: index`) or after a keyword (`begin_search: keyword`), the rest by range
+/// (`find_keys: range`).
 pub struct KeySpec {
     /// `RO`/`RW`/`OW`/`RM` and the lower-case access flags, as `COMMAND INFO` prints them.
     pub flags: &'static [&'static str],
     pub notes: Option<&'static str>,
+    /// `begin_search: keyword`: the keyword and where its search starts (negative: from the
+    /// end, searching backwards). `index` is unused then.
+    pub keyword: Option<(&'static str, i32)>,
     pub index: i32,
     /// Last key relative to `index`; negative counts from the end of the arguments.
     pub lastkey: i32,
@@ -62,7 +66,27 @@ impl KeySpec {
         KeySpec {
             flags,
             notes: None,
+            keyword: None,
             index,
+            lastkey,
+            keystep,
+            limit: 0,
+        }
+    }
+
+    /// A spec whose keys follow `keyword` (MIGRATE's `KEYS`).
+    pub const fn keyword(
+        flags: &'static [&'static str],
+        keyword: &'static str,
+        startfrom: i32,
+        lastkey: i32,
+        keystep: i32,
+    ) -> KeySpec {
+        KeySpec {
+            flags,
+            notes: None,
+            keyword: Some((keyword, startfrom)),
+            index: 0,
             lastkey,
             keystep,
             limit: 0,
@@ -74,8 +98,12 @@ impl KeySpec {
         self
     }
 
-    /// Whether argument `pos` of a command with `argc` arguments is one of this spec's keys.
+    /// Whether argument `pos` of a command with `argc` arguments is one of this spec's keys
+    /// (index specs only: a keyword spec's keys depend on the arguments' text).
     pub fn covers(&self, pos: usize, argc: usize) -> bool {
+        if self.keyword.is_some() {
+            return false;
+        }
         let (pos, argc, first) = (pos as i64, argc as i64, i64::from(self.index));
         let last = if self.lastkey < 0 {
             argc + i64::from(self.lastkey)
@@ -869,6 +897,7 @@ static FAMILIES: &[&[Command]] = &[
     super::pubsub::COMMANDS,
     super::bitmap::COMMANDS,
     super::hyperloglog::COMMANDS,
+    super::migrate::COMMANDS,
 ];
 
 pub static COMMANDS: &[Command] = &[

@@ -51,6 +51,8 @@ pub struct Persist {
     dirty_at_job: AtomicU64,
     pub last_rewrite_ok: AtomicBool,
     pub last_rewrite_secs: AtomicI64,
+    /// `aof_rewrites`: background rewrites started (BGREWRITEAOF, automatic, CONFIG SET
+    /// appendonly yes). The log created at start-up is not one, as in Redis.
     pub rewrites: AtomicU64,
     pub rewrite_failures: AtomicU64,
     pub load_keys_loaded: AtomicU64,
@@ -62,6 +64,12 @@ pub struct Persist {
 }
 
 impl Persist {
+    /// Counts a background rewrite as it starts, as Redis's `rewriteAppendOnlyFileBackground`
+    /// does (a failed one counts too).
+    fn count_rewrite(&self) {
+        self.rewrites.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn new(now_ms: i64) -> Persist {
         let p = Persist::default();
         p.last_save_unix.store(now_ms / 1000, Ordering::Relaxed);
@@ -474,7 +482,6 @@ fn rewrite_now(node: &Node) -> std::io::Result<u64> {
     let p = &node.persist;
     match &result {
         Ok(size) => {
-            p.rewrites.fetch_add(1, Ordering::Relaxed);
             p.last_rewrite_ok.store(true, Ordering::Relaxed);
             p.rewrite_failures.store(0, Ordering::Relaxed);
             tracing::info!(
@@ -517,6 +524,7 @@ pub fn bgrewriteaof(node: &Arc<Node>) -> Rewrite {
     node.persist
         .rewrite_scheduled
         .store(false, Ordering::Relaxed);
+    node.persist.count_rewrite();
     let node = node.clone();
     tokio::task::spawn_blocking(move || {
         let _ = rewrite_now(&node);
@@ -564,6 +572,8 @@ pub fn apply_config(node: &Arc<Node>) {
         // As Redis: a rewrite creates the log from the current data, in the background;
         // writes from now on are collected and land in it.
         aof.buffer_on();
+        // Counted now, as Redis counts the rewrite it starts for CONFIG SET.
+        node.persist.count_rewrite();
         let node = node.clone();
         tokio::task::spawn_blocking(move || {
             // Wait for a running job (bounded): one snapshot at a time.
