@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::cluster_keys::{cluster_conn, cluster_urls, load_keys_cluster, missing_keys};
 use common::process::{self, wait};
 
 struct NodeProc {
@@ -554,22 +555,6 @@ async fn load_keys(port: u16, n: usize) {
     }
 }
 
-fn cluster_urls(ports: &[u16]) -> Vec<String> {
-    ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}/"))
-        .collect()
-}
-
-/// A connection of the `redis` crate's cluster client, seeded with `ports`.
-async fn cluster_conn(ports: &[u16]) -> redis::cluster_async::ClusterConnection {
-    redis::cluster::ClusterClient::new(cluster_urls(ports))
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap()
-}
-
 /// Reads every key:0..n through the cluster client and checks its value.
 async fn check_all_keys(ports: &[u16], n: usize) {
     assert_eq!(missing_keys(ports, "key", n).await, Vec::<String>::new());
@@ -964,33 +949,6 @@ fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
     let both = [&a, &b];
     wait_settled(&both, 2, Duration::from_secs(180));
     assert_each_key_once(&both, FAULT_KEYS, &rt);
-}
-
-/// Writes `{prefix}:0..n` (value = index) through the cluster client.
-async fn load_keys_cluster(ports: &[u16], prefix: &str, n: usize) {
-    let mut c = cluster_conn(ports).await;
-    for i in 0..n {
-        let _: () = redis::cmd("SET")
-            .arg(format!("{prefix}:{i}"))
-            .arg(i)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
-/// Reads `{prefix}:0..n` through the cluster client; returns the keys missing or wrong.
-async fn missing_keys(ports: &[u16], prefix: &str, n: usize) -> Vec<String> {
-    let mut c = cluster_conn(ports).await;
-    let mut out = Vec::new();
-    for i in 0..n {
-        let k = format!("{prefix}:{i}");
-        let v: Option<i64> = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
-        if v != Some(i as i64) {
-            out.push(k);
-        }
-    }
-    out
 }
 
 #[test]
