@@ -312,12 +312,66 @@ fn sample(body: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 /// `reredis_bus_bytes_total{type,direction}` of one scrape (0 when not exported).
 fn bus_bytes(body: &str, kind: &str, direction: &str) -> f64 {
-    sample(
-        body,
-        "reredis_bus_bytes_total",
-        &[("type", kind), ("direction", direction)],
-    )
-    .unwrap_or(0.0)
+    bus_sample(body, "reredis_bus_bytes_total", kind, direction)
+}
+
+fn bus_messages(body: &str, kind: &str, direction: &str) -> f64 {
+    bus_sample(body, "reredis_bus_messages_total", kind, direction)
+}
+
+fn bus_sample(body: &str, family: &str, kind: &str, direction: &str) -> f64 {
+    sample(body, family, &[("type", kind), ("direction", direction)]).unwrap_or(0.0)
+}
+
+/// The `{type, direction}` label sets of a family's samples in a scrape.
+fn bus_label_sets(body: &str, family: &str) -> Vec<String> {
+    let mut sets: Vec<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix(family)?.strip_prefix('{'))
+        .filter_map(|l| Some(l.split_once('}')?.0.to_string()))
+        .collect();
+    sets.sort();
+    sets
+}
+
+/// `reredis_bus_messages_total` and `reredis_bus_bytes_total` cover the same messages: the same
+/// types and directions, and no bytes without a message.
+fn assert_bus_messages_match_bytes(body: &str) {
+    let sets = bus_label_sets(body, "reredis_bus_bytes_total");
+    assert_eq!(
+        bus_label_sets(body, "reredis_bus_messages_total"),
+        sets,
+        "{body}"
+    );
+    for kind in [
+        "ping",
+        "pong",
+        "meet",
+        "fail",
+        "update",
+        "claim",
+        "transfer",
+        "publish",
+        "http",
+        "feed_event",
+    ] {
+        for direction in ["sent", "received"] {
+            let (t, d) = (
+                format!("type=\"{kind}\""),
+                format!("direction=\"{direction}\""),
+            );
+            assert!(
+                sets.iter().any(|s| s.contains(&t) && s.contains(&d)),
+                "{kind} {direction} missing: {sets:?}"
+            );
+            if bus_bytes(body, kind, direction) > 0.0 {
+                assert!(
+                    bus_messages(body, kind, direction) > 0.0,
+                    "{kind} {direction}: bytes but no messages: {body}"
+                );
+            }
+        }
+    }
 }
 
 /// `promtool check metrics` finds nothing to say about a scrape.
@@ -662,19 +716,11 @@ fn rest_across_the_cluster() {
 
         // The bus traffic shows in /metrics, by type and direction, and passes promtool.
         let body = scrape(&n[0]).await;
-        let messages = |body: &str, kind: &str, direction: &str| {
-            sample(
-                body,
-                "reredis_bus_messages_total",
-                &[("type", kind), ("direction", direction)],
-            )
-            .unwrap_or(0.0)
-        };
-        assert!(messages(&body, "http", "sent") > 0.0, "{body}");
+        assert!(bus_messages(&body, "http", "sent") > 0.0, "{body}");
         assert!(bus_bytes(&body, "http", "sent") > 0.0, "{body}");
-        assert!(messages(&body, "ping", "sent") > 0.0, "{body}");
+        assert!(bus_messages(&body, "ping", "sent") > 0.0, "{body}");
         let owner = scrape(&n[1]).await;
-        assert!(messages(&owner, "http", "received") > 0.0, "{owner}");
+        assert!(bus_messages(&owner, "http", "received") > 0.0, "{owner}");
         assert!(bus_bytes(&owner, "http", "received") > 0.0, "{owner}");
         promtool_check(&body);
     });
@@ -735,6 +781,16 @@ fn bus_bytes_are_counted_by_type_and_direction() {
                 before[0]
             );
             assert!(sum(&before[1..], kind, "received") > 0.0, "{kind}");
+            // Counted as messages too, not only as bytes.
+            assert!(bus_messages(&before[0], kind, "sent") > 0.0, "{kind}");
+            let received: f64 = before[1..]
+                .iter()
+                .map(|b| bus_messages(b, kind, "received"))
+                .sum();
+            assert!(received > 0.0, "{kind}");
+        }
+        for body in &before {
+            assert_bus_messages_match_bytes(body);
         }
 
         // A PUBLISH on node 1 is broadcast to the two others: its bytes, payload included.
@@ -789,6 +845,8 @@ fn bus_bytes_are_counted_by_type_and_direction() {
             after[2]
         );
         promtool_check(&after[0]);
+        assert!(bus_messages(&after[2], "feed_event", "sent") > 0.0);
+        assert_bus_messages_match_bytes(&after[0]);
 
         // Node 3 dies: the two others agree it failed and one tells the other (FAIL).
         assert_eq!(sum(&after, "fail", "sent"), 0.0);
