@@ -11,7 +11,7 @@
 # second node joins and half the slots move with their keys (ours: automatic distribution;
 # Redis: `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a
 # redis-benchmark --cluster SET load running during the move. Prints one markdown table of
-# ratios (ours / redis-server).
+# ratios (ours / redis-server), with the simulated gossip figures (tests/cluster_sim.rs) last.
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -425,6 +425,24 @@ row "move half of $N_MOVE keys to a new node (ms)" "$o_move_ms" "$r_move_ms" "$(
 row "SET rps during the move" "$o_mrps" "$r_mrps" "$(ratio "$o_mrps" "$r_mrps")" ">= 1.0"
 row "SET p99 ms during the move" "$o_mp99" "$r_mp99" "$(ratio "$o_mp99" "$r_mp99")" "<= 1.0"
 row "client errors during the move" "$o_merr" "$r_merr" "n/a" "0"
+
+# ---------------------------------------------------------------- gossip figures
+# The gossip state machine simulated in one process (tests/cluster_sim.rs, gossip_figures; no
+# network, no sleeping): seconds to converge after every node met node 1, and bus bytes per node
+# per second once converged, next to what Redis's bus would carry for the same messages (a
+# 2256-byte header, 2048 bytes of it the slot bitmap, plus 104 bytes per gossip entry).
+echo "==> gossip figures (simulated, release test build)" >&2
+GOSSIP=$(timeout 1800 cargo test --release --locked --test cluster_sim -- --ignored --nocapture gossip_figures 2>>"$ERRLOG" | grep '^gossip n=' || true)
+[ -n "$GOSSIP" ] || echo "gossip figures: the simulation printed nothing" >>"$ERRLOG"
+while read -r line; do
+  [ -n "$line" ] || continue
+  field() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$line"; }
+  label="$(field n) nodes$([ "$(field loss)" != 0 ] && echo ", $(awk -v l="$(field loss)" 'BEGIN { print l * 100 }')% loss")"
+  row "gossip: seconds to converge, $label (simulated)" "$(field converge_s)" "n/a" "n/a" "n/a"
+  row "gossip: bus bytes/node/s, $label (Redis: computed)" "$(field bytes_per_node_per_s)" \
+    "$(field redis_bytes_per_node_per_s)" \
+    "$(ratio "$(field bytes_per_node_per_s)" "$(field redis_bytes_per_node_per_s)")" "<= 1.0"
+done <<<"$GOSSIP"
 
 # ---------------------------------------------------------------- the table
 echo

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::cluster_keys::{
+    cluster_conn, cluster_urls, load_keys_cluster, missing_keys, missing_of, set,
+};
 use common::process::{self, wait};
 
 struct NodeProc {
@@ -740,22 +743,6 @@ async fn load_keys(port: u16, n: usize) {
     }
 }
 
-fn cluster_urls(ports: &[u16]) -> Vec<String> {
-    ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}/"))
-        .collect()
-}
-
-/// A connection of the `redis` crate's cluster client, seeded with `ports`.
-async fn cluster_conn(ports: &[u16]) -> redis::cluster_async::ClusterConnection {
-    redis::cluster::ClusterClient::new(cluster_urls(ports))
-        .unwrap()
-        .get_async_connection()
-        .await
-        .unwrap()
-}
-
 /// Reads every key:0..n through the cluster client and checks its value.
 async fn check_all_keys(ports: &[u16], n: usize) {
     assert_eq!(missing_keys(ports, "key", n).await, Vec::<String>::new());
@@ -840,14 +827,9 @@ fn a_fourth_node_joins_under_a_writing_client() {
                 let mut i = 0usize;
                 while ops < 200_000 && started.elapsed() < Duration::from_secs(150) {
                     let k = i % KEYS;
-                    let v = (i + KEYS) as i64;
-                    let r: redis::RedisResult<()> = redis::cmd("SET")
-                        .arg(format!("key:{k}"))
-                        .arg(v)
-                        .query_async(&mut c)
-                        .await;
-                    match r {
-                        Ok(()) => last[k] = v,
+                    let v = i + KEYS;
+                    match set(&mut c, &format!("key:{k}"), v).await {
+                        Ok(()) => last[k] = v as i64,
                         Err(e) => errors.push(format!("SET key:{k}: {e}")),
                     }
                     let j = (i * 7919) % KEYS;
@@ -1150,33 +1132,6 @@ fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
     let both = [&a, &b];
     wait_settled(&both, 2, Duration::from_secs(180));
     assert_each_key_once(&both, FAULT_KEYS, &rt);
-}
-
-/// Writes `{prefix}:0..n` (value = index) through the cluster client.
-async fn load_keys_cluster(ports: &[u16], prefix: &str, n: usize) {
-    let mut c = cluster_conn(ports).await;
-    for i in 0..n {
-        let _: () = redis::cmd("SET")
-            .arg(format!("{prefix}:{i}"))
-            .arg(i)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-    }
-}
-
-/// Reads `{prefix}:0..n` through the cluster client; returns the keys missing or wrong.
-async fn missing_keys(ports: &[u16], prefix: &str, n: usize) -> Vec<String> {
-    let mut c = cluster_conn(ports).await;
-    let mut out = Vec::new();
-    for i in 0..n {
-        let k = format!("{prefix}:{i}");
-        let v: Option<i64> = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
-        if v != Some(i as i64) {
-            out.push(k);
-        }
-    }
-    out
 }
 
 #[test]
@@ -1997,4 +1952,168 @@ fn redis_cli_adds_a_replica_with_add_node_and_removes_it_with_del_node() {
     assert_eq!(cli(n[3].port, &["CLUSTER", "NODES"]).lines().count(), 1);
     let check = redis_cli_cluster(&["check", &addr(&n[0])]);
     assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+}
+// ---------------------------------------------------------------------------------------------
+// Issue 5's scenario: 1 → 2 → 3 → 6 nodes and back, with writes and kills during the moves.
+
+/// A client writing new keys `w:<i>` (value i) through the cluster client until told to stop
+/// (at most `WRITES_PER_STEP`, paced so the writes span the move).
+struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<(Vec<usize>, Vec<usize>)>,
+}
+
+const WRITES_PER_STEP: usize = 1_500;
+
+impl Writer {
+    fn start(ports: &[u16], first: usize) -> Writer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let urls = cluster_urls(ports);
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let client = redis::cluster::ClusterClient::builder(urls)
+                    .retries(10)
+                    .build()
+                    .unwrap();
+                let mut c = client.get_async_connection().await.unwrap();
+                let (mut acked, mut unsure) = (Vec::new(), Vec::new());
+                for i in first..first + WRITES_PER_STEP {
+                    if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    // A write that failed (a node killed under it) may or may not have landed.
+                    match set(&mut c, &format!("w:{i}"), i).await {
+                        Ok(()) => acked.push(i),
+                        Err(_) => unsure.push(i),
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (acked, unsure)
+            })
+        });
+        Writer { stop, handle }
+    }
+
+    /// Stops the writer: (acknowledged writes, failed ones).
+    fn finish(self) -> (Vec<usize>, Vec<usize>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// Kills `victim` once some node is moving slots (or after 30 s), and restarts it.
+fn kill_during_move(nodes: &[&NodeProc], victim: &mut NodeProc) {
+    let moving = wait(Duration::from_secs(30), || {
+        nodes
+            .iter()
+            .any(|x| info_field(x.port, "cluster_slots_move_queue") != "0")
+    });
+    victim.kill9();
+    eprintln!(
+        "node on port {} killed {} a move",
+        victim.port,
+        if moving { "during" } else { "after" }
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    victim.restart();
+}
+
+#[test]
+fn one_to_six_nodes_and_back_with_writes_and_kills_keeps_every_key_once() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("SCENARIO_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (SCENARIO_SEED={seed} replays the kill choices)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let root = tempfile::tempdir().unwrap();
+    // Six nodes in port order (the layout's order), each in its own directory: each step's
+    // members are the first `m` of them.
+    let mut n: Vec<NodeProc> = (0..6)
+        .map(|i| node_in(root.path(), &format!("n{i}"), FAULT_ARGS))
+        .collect();
+    n.sort_by_key(|x| x.port);
+    let rt = runtime();
+    let started = Instant::now();
+    let (mut acked, mut unsure): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    let mut next_key = 0;
+    // Up: 1 → 2 → 3 → 6, then down: 6 → 3 → 2 → 1. A kill in one step on the way up and one
+    // on the way down, of a random member.
+    let steps = [(1, 2), (2, 3), (3, 6), (6, 3), (3, 2), (2, 1)];
+    let kill_up = rng.random_range(0..3);
+    let kill_down = rng.random_range(3..6);
+    for (step, &(from, to)) in steps.iter().enumerate() {
+        let members = from.max(to);
+        let ports: Vec<u16> = n[..from].iter().map(|x| x.port).collect();
+        let writer = Writer::start(&ports, next_key);
+        next_key += WRITES_PER_STEP;
+        if to > from {
+            for x in &n[from..to] {
+                meet(&n[0], x);
+            }
+        } else {
+            for x in &n[to..from] {
+                assert_eq!(cli(x.port, &["CLUSTER", "DRAIN"]), "OK");
+            }
+        }
+        if step == kill_up || step == kill_down {
+            let victim = rng.random_range(0..members);
+            let (before, rest) = n.split_at_mut(victim);
+            let (victim, after) = rest.split_first_mut().unwrap();
+            let others: Vec<&NodeProc> = before.iter().chain(after.iter()).collect();
+            kill_during_move(&others[..members - 1], victim);
+        }
+        let all: Vec<&NodeProc> = n[..members].iter().collect();
+        wait_settled(&all, to, Duration::from_secs(120));
+        let (a, u) = writer.finish();
+        eprintln!(
+            "{from} → {to} nodes at {:?}: {} writes acknowledged, {} failed",
+            started.elapsed(),
+            a.len(),
+            u.len()
+        );
+        acked.extend(a);
+        unsure.extend(u);
+        if to < from {
+            for x in &n[to..from] {
+                assert!(
+                    wait(Duration::from_secs(20), || cli(x.port, &["DBSIZE"]) == "0"),
+                    "keys left on the drained node {}",
+                    x.port
+                );
+            }
+            for x in &n[to..from] {
+                let id = x.id();
+                for y in &n[..to] {
+                    assert_eq!(cli(y.port, &["CLUSTER", "FORGET", &id]), "OK");
+                }
+            }
+            n.truncate(to);
+        }
+        // Every acknowledged key is readable with its value, and every key is stored once: the
+        // members' key counts add up to the keys that exist.
+        let ports: Vec<u16> = n[..to].iter().map(|x| x.port).collect();
+        assert_eq!(
+            rt.block_on(missing_of(&ports, "w", acked.iter().copied())),
+            Vec::<String>::new(),
+            "after {from} → {to} (seed {seed})"
+        );
+        let landed = unsure.len()
+            - rt.block_on(missing_of(&ports, "w", unsure.iter().copied()))
+                .len();
+        let members: Vec<&NodeProc> = n[..to].iter().collect();
+        let sizes = dbsizes(&members);
+        assert_eq!(
+            sizes.iter().sum::<i64>(),
+            (acked.len() + landed) as i64,
+            "after {from} → {to}: {sizes:?} (seed {seed})"
+        );
+    }
+    assert!(
+        acked.len() > WRITES_PER_STEP,
+        "{} writes acknowledged",
+        acked.len()
+    );
 }

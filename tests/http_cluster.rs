@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::cluster_keys::{load_keys_cluster, missing_keys};
 use common::process::{self, wait};
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -311,12 +312,66 @@ fn sample(body: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 /// `reredis_bus_bytes_total{type,direction}` of one scrape (0 when not exported).
 fn bus_bytes(body: &str, kind: &str, direction: &str) -> f64 {
-    sample(
-        body,
-        "reredis_bus_bytes_total",
-        &[("type", kind), ("direction", direction)],
-    )
-    .unwrap_or(0.0)
+    bus_sample(body, "reredis_bus_bytes_total", kind, direction)
+}
+
+fn bus_messages(body: &str, kind: &str, direction: &str) -> f64 {
+    bus_sample(body, "reredis_bus_messages_total", kind, direction)
+}
+
+fn bus_sample(body: &str, family: &str, kind: &str, direction: &str) -> f64 {
+    sample(body, family, &[("type", kind), ("direction", direction)]).unwrap_or(0.0)
+}
+
+/// The `{type, direction}` label sets of a family's samples in a scrape.
+fn bus_label_sets(body: &str, family: &str) -> Vec<String> {
+    let mut sets: Vec<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix(family)?.strip_prefix('{'))
+        .filter_map(|l| Some(l.split_once('}')?.0.to_string()))
+        .collect();
+    sets.sort();
+    sets
+}
+
+/// `reredis_bus_messages_total` and `reredis_bus_bytes_total` cover the same messages: the same
+/// types and directions, and no bytes without a message.
+fn assert_bus_messages_match_bytes(body: &str) {
+    let sets = bus_label_sets(body, "reredis_bus_bytes_total");
+    assert_eq!(
+        bus_label_sets(body, "reredis_bus_messages_total"),
+        sets,
+        "{body}"
+    );
+    for kind in [
+        "ping",
+        "pong",
+        "meet",
+        "fail",
+        "update",
+        "claim",
+        "transfer",
+        "publish",
+        "http",
+        "feed_event",
+    ] {
+        for direction in ["sent", "received"] {
+            let (t, d) = (
+                format!("type=\"{kind}\""),
+                format!("direction=\"{direction}\""),
+            );
+            assert!(
+                sets.iter().any(|s| s.contains(&t) && s.contains(&d)),
+                "{kind} {direction} missing: {sets:?}"
+            );
+            if bus_bytes(body, kind, direction) > 0.0 {
+                assert!(
+                    bus_messages(body, kind, direction) > 0.0,
+                    "{kind} {direction}: bytes but no messages: {body}"
+                );
+            }
+        }
+    }
 }
 
 /// `promtool check metrics` finds nothing to say about a scrape.
@@ -661,19 +716,11 @@ fn rest_across_the_cluster() {
 
         // The bus traffic shows in /metrics, by type and direction, and passes promtool.
         let body = scrape(&n[0]).await;
-        let messages = |body: &str, kind: &str, direction: &str| {
-            sample(
-                body,
-                "reredis_bus_messages_total",
-                &[("type", kind), ("direction", direction)],
-            )
-            .unwrap_or(0.0)
-        };
-        assert!(messages(&body, "http", "sent") > 0.0, "{body}");
+        assert!(bus_messages(&body, "http", "sent") > 0.0, "{body}");
         assert!(bus_bytes(&body, "http", "sent") > 0.0, "{body}");
-        assert!(messages(&body, "ping", "sent") > 0.0, "{body}");
+        assert!(bus_messages(&body, "ping", "sent") > 0.0, "{body}");
         let owner = scrape(&n[1]).await;
-        assert!(messages(&owner, "http", "received") > 0.0, "{owner}");
+        assert!(bus_messages(&owner, "http", "received") > 0.0, "{owner}");
         assert!(bus_bytes(&owner, "http", "received") > 0.0, "{owner}");
         promtool_check(&body);
     });
@@ -734,6 +781,16 @@ fn bus_bytes_are_counted_by_type_and_direction() {
                 before[0]
             );
             assert!(sum(&before[1..], kind, "received") > 0.0, "{kind}");
+            // Counted as messages too, not only as bytes.
+            assert!(bus_messages(&before[0], kind, "sent") > 0.0, "{kind}");
+            let received: f64 = before[1..]
+                .iter()
+                .map(|b| bus_messages(b, kind, "received"))
+                .sum();
+            assert!(received > 0.0, "{kind}");
+        }
+        for body in &before {
+            assert_bus_messages_match_bytes(body);
         }
 
         // A PUBLISH on node 1 is broadcast to the two others: its bytes, payload included.
@@ -788,6 +845,8 @@ fn bus_bytes_are_counted_by_type_and_direction() {
             after[2]
         );
         promtool_check(&after[0]);
+        assert!(bus_messages(&after[2], "feed_event", "sent") > 0.0);
+        assert_bus_messages_match_bytes(&after[0]);
 
         // Node 3 dies: the two others agree it failed and one tells the other (FAIL).
         assert_eq!(sum(&after, "fail", "sent"), 0.0);
@@ -801,5 +860,117 @@ fn bus_bytes_are_counted_by_type_and_direction() {
             assert!(Instant::now() < deadline, "FAIL bytes not counted");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    });
+}
+
+/// `POST /api/v1/cluster/nodes/{id}/drain` through one node drains another: its slots and keys
+/// move to the two others, `/api/v1/cluster` follows it to 0 slots, and it can then be
+/// forgotten. `DELETE` cancels; in manual slot mode a drain is a 409.
+#[test]
+fn a_node_drained_over_http_hands_over_its_slots_and_keys() {
+    const KEYS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let n = three_nodes(dir.path());
+    meet(&n);
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let rt = rt();
+    rt.block_on(load_keys_cluster(&ports, "drain", KEYS));
+    let leaving = n[2].id();
+    let drain_url = n[0].url(&format!("/api/v1/cluster/nodes/{leaving}/drain"));
+    rt.block_on(async {
+        let view_of = |c: &Value, id: &str| {
+            c["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} missing from {c}"))
+        };
+        let (_, c) = get_json(&n[0].url("/api/v1/cluster")).await;
+        let before = view_of(&c, &leaving);
+        assert_eq!(before["draining"], false, "{before}");
+        assert_eq!(before["slot_count"], 16384 - 10923, "{before}");
+
+        // Not a node of this cluster, and not a method this endpoint takes.
+        let r = http()
+            .post(n[0].url(&format!("/api/v1/cluster/nodes/{}/drain", "f".repeat(40))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let (s, v) = get_json(&drain_url).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+
+        // Drain and cancel at once (within the rebalance delay): nothing moves.
+        let r = http().post(&drain_url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["node"], leaving.as_str(), "{v}");
+        assert_eq!(v["draining"], true, "{v}");
+        let r = http().delete(&drain_url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["draining"], false, "{v}");
+        assert_eq!(info_field(n[2].port, "cluster_draining"), "0");
+
+        // The drain itself, asked of node 1 and run by node 3; node 1 watches it to the end.
+        let r = http().post(&drain_url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen_counts = Vec::new();
+        loop {
+            let (_, c) = get_json(&n[0].url("/api/v1/cluster")).await;
+            let me = view_of(&c, &leaving);
+            let left = me["slot_count"].as_u64().unwrap();
+            if seen_counts.last() != Some(&left) {
+                seen_counts.push(left);
+            }
+            if left == 0
+                && me["draining"] == true
+                && c["slots_assigned"] == 16384
+                && c["state"] == "ok"
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "drain not done: {c}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!("slots left on the draining node, as node 1 saw them: {seen_counts:?}");
+    });
+    assert!(
+        wait(WAIT, || cli(n[2].port, &["DBSIZE"]) == "0"),
+        "keys left on the drained node: {}",
+        cli(n[2].port, &["DBSIZE"])
+    );
+    let staying = &ports[..2];
+    let sizes: Vec<u64> = staying
+        .iter()
+        .map(|&p| cli(p, &["DBSIZE"]).parse().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), KEYS as u64, "{sizes:?}");
+    assert_eq!(
+        rt.block_on(missing_keys(staying, "drain", KEYS)),
+        Vec::<String>::new()
+    );
+    for &p in staying {
+        assert_eq!(cli(p, &["CLUSTER", "FORGET", &leaving]), "OK");
+    }
+    assert_eq!(
+        rt.block_on(missing_keys(staying, "drain", KEYS)),
+        Vec::<String>::new()
+    );
+
+    // Manual slot mode (an ADDSLOTS on a lone node): the drain is refused with Redis's reason.
+    let manual = NodeProc::start(dir.path());
+    assert_eq!(cli(manual.port, &["CLUSTER", "ADDSLOTS", "0"]), "OK");
+    let url = manual.url(&format!("/api/v1/cluster/nodes/{}/drain", manual.id()));
+    rt.block_on(async {
+        let r = http().post(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "conflict", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains("manual mode"), "{v}");
     });
 }

@@ -289,12 +289,14 @@ impl Direction {
     }
 }
 
-/// Bytes of every bus message sent and received, by type, for `/metrics`: the encoded protobuf
-/// size of the message (gRPC and HTTP/2 framing not included; an `Ack` reply is empty). One
-/// relaxed atomic add per message; `encoded_len` walks the message without encoding it.
+/// Every bus message sent and received, by type, for `/metrics`: how many, and their bytes (the
+/// encoded protobuf size of the message; gRPC and HTTP/2 framing not included; an `Ack` reply is
+/// empty and not counted). Counted in one place so the two always cover the same messages. Two
+/// relaxed atomic adds per message; `encoded_len` walks the message without encoding it.
 #[derive(Debug, Default)]
 pub struct Traffic {
     bytes: [[AtomicU64; 2]; MessageType::ALL.len()],
+    messages: [[AtomicU64; 2]; MessageType::ALL.len()],
 }
 
 impl Traffic {
@@ -313,6 +315,11 @@ impl Traffic {
 
     fn add(&self, t: MessageType, d: Direction, bytes: usize) {
         self.bytes[t as usize][d as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+        self.messages[t as usize][d as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn messages(&self, t: MessageType, d: Direction) -> u64 {
+        self.messages[t as usize][d as usize].load(Ordering::Relaxed)
     }
 
     pub fn bytes(&self, t: MessageType, d: Direction) -> u64 {
@@ -435,11 +442,6 @@ impl ClusterBus for BusService {
                         },
                         Err(RecvError::Closed) => return None,
                     };
-                    sub.node
-                        .feed
-                        .peers
-                        .feed_events_sent
-                        .fetch_add(1, Ordering::Relaxed);
                     sub.cluster.stats.traffic.sent(MessageType::FeedEvent, &ev);
                     return Some((Ok(ev), sub));
                 }

@@ -34,11 +34,17 @@ pub fn render(st: &ClusterState) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "vars currentEpoch {} lastVoteEpoch {} slot-mode {} provisional {}\n",
+        "vars currentEpoch {} lastVoteEpoch {} slot-mode {} provisional {} draining {}\n",
         st.current_epoch,
         st.last_vote_epoch,
         if st.manual { "manual" } else { "auto" },
         if st.me().provisional { "yes" } else { "no" },
+        // Ours: a drain survives a restart (the flag is not in the CLUSTER NODES line).
+        if st.me().flags & flag::DRAINING != 0 {
+            "yes"
+        } else {
+            "no"
+        },
     ));
     out
 }
@@ -147,7 +153,7 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
         text: text.to_string(),
     };
     let mut nodes: Vec<(ClusterNode, Vec<(u16, u16)>)> = Vec::new();
-    let mut vars: Option<(u64, u64, bool, bool)> = None;
+    let mut vars: Option<(u64, u64, bool, bool, bool)> = None;
     for (i, raw) in text.lines().enumerate() {
         let ln = i + 1;
         let line = raw.trim();
@@ -160,6 +166,7 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
             let mut vote = 0;
             let mut manual = false;
             let mut provisional = false;
+            let mut draining = false;
             for kv in f[1..].chunks(2) {
                 let [k, v] = kv else {
                     return Err(corrupt(ln, "odd number of vars", raw));
@@ -173,11 +180,12 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
                     }
                     "slot-mode" => manual = *v == "manual",
                     "provisional" => provisional = *v == "yes",
+                    "draining" => draining = *v == "yes",
                     _ => {}
                 }
             }
             let cur = cur.ok_or_else(|| corrupt(ln, "missing currentEpoch", raw))?;
-            vars = Some((cur, vote, manual, provisional));
+            vars = Some((cur, vote, manual, provisional, draining));
             continue;
         }
         if f.len() < 8 {
@@ -263,7 +271,7 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
         }
         nodes.push((n, ranges));
     }
-    let Some((current_epoch, last_vote, manual, provisional)) = vars else {
+    let Some((current_epoch, last_vote, manual, provisional, draining)) = vars else {
         return Err(corrupt(
             text.lines().count(),
             "no vars line (file cut short?)",
@@ -279,6 +287,9 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
     }
     let mut me = me.clone();
     me.provisional = provisional;
+    if draining {
+        me.flags |= flag::DRAINING;
+    }
     let mut st = ClusterState::new(me, node_timeout_ms);
     st.current_epoch = current_epoch;
     st.last_vote_epoch = last_vote;
@@ -338,6 +349,12 @@ mod tests {
         assert_eq!(back.nodes[&"b".repeat(40)].config_epoch, 3);
         assert_eq!(back.me().endpoint.hostname, "pod-0");
         assert_eq!(back.me().endpoint.http_port, 8080);
+        assert_eq!(back.me().flags & flag::DRAINING, 0);
+        // A drain survives a restart.
+        st.me_mut().flags |= flag::DRAINING;
+        save(&path, &st).unwrap();
+        let back = load(&path, 15000).unwrap().unwrap();
+        assert_ne!(back.me().flags & flag::DRAINING, 0);
         // Cut short: no vars line.
         let text = fs::read_to_string(&path).unwrap();
         fs::write(&path, &text[..text.len() / 2]).unwrap();

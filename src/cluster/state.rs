@@ -329,10 +329,23 @@ impl ClusterState {
 
     /// Masters that own at least one slot (the spec's "cluster size", used for the FAIL quorum).
     pub fn size(&self) -> usize {
-        self.nodes
-            .values()
-            .filter(|n| n.is_master() && self.slot_count(&n.id) > 0)
+        self.slot_owners()
+            .into_iter()
+            .filter(|id| self.nodes.get(*id).is_some_and(|n| n.is_master()))
             .count()
+    }
+
+    /// The nodes that own at least one slot, found in one pass over the slot table: this runs
+    /// on every gossip message, and a pass per node made it O(nodes × 16384).
+    fn slot_owners(&self) -> Vec<&str> {
+        let mut owners: Vec<&str> = Vec::new();
+        for id in self.slots.iter().flatten() {
+            // Owners come in runs of slots: compare with the last one first.
+            if owners.last() != Some(&id.as_str()) && !owners.contains(&id.as_str()) {
+                owners.push(id);
+            }
+        }
+        owners
     }
 
     pub fn assign(&mut self, slot: u16, owner: Option<&str>) {
@@ -979,15 +992,10 @@ impl ClusterState {
         }
         if ok {
             let owners: Vec<&ClusterNode> = self
-                .nodes
-                .values()
-                .filter(|n| {
-                    n.is_master()
-                        && self
-                            .slots
-                            .iter()
-                            .any(|o| o.as_deref() == Some(n.id.as_str()))
-                })
+                .slot_owners()
+                .into_iter()
+                .filter_map(|id| self.nodes.get(id))
+                .filter(|n| n.is_master())
                 .collect();
             let reachable = owners
                 .iter()

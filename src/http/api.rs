@@ -21,7 +21,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as JsonValue};
@@ -48,6 +48,12 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/info", get(info))
         .route("/api/v1/cluster", get(cluster))
+        .route(
+            "/api/v1/cluster/nodes/{id}/drain",
+            post(drain_node)
+                .delete(drain_node)
+                .fallback(|| async { method_not_allowed("POST or DELETE") }),
+        )
         .route("/api/v1/keys", get(list_keys))
         .route(
             "/api/v1/keys/{*key}",
@@ -55,7 +61,7 @@ pub fn routes() -> Router<AppState> {
                 .put(put_key)
                 .patch(patch_key)
                 .delete(delete_key)
-                .fallback(method_not_allowed),
+                .fallback(|| async { method_not_allowed("GET, PUT, PATCH or DELETE") }),
         )
         .route("/api/v1/{*rest}", any(no_such_endpoint))
 }
@@ -64,11 +70,11 @@ async fn no_such_endpoint() -> ApiError {
     ApiError::not_found("no such endpoint (see docs/api.md)")
 }
 
-async fn method_not_allowed() -> ApiError {
+fn method_not_allowed(methods: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this endpoint takes GET, PUT, PATCH or DELETE",
+        format!("this endpoint takes {methods}"),
     )
 }
 
@@ -88,6 +94,60 @@ async fn cluster(State(s): State<AppState>, parts: Parts) -> Json<view::Cluster>
         with_peer_figures(&s.node, &mut c).await;
     }
     Json(c)
+}
+
+/// What `POST|DELETE /api/v1/cluster/nodes/{id}/drain` answers: the node's state after the
+/// command; `slots` goes to 0 as a drain proceeds (`/api/v1/cluster` follows it for every node).
+#[derive(Debug, Serialize)]
+struct DrainState {
+    node: String,
+    draining: bool,
+    slots: usize,
+}
+
+/// `POST /api/v1/cluster/nodes/{id}/drain` is `CLUSTER DRAIN` on node `id`, `DELETE` is
+/// `CLUSTER DRAIN CANCEL`: run by that node through its command path, so a request to any node
+/// drains any other (forwarded over the bus, as key requests are).
+async fn drain_node(State(s): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+    authorize_write(&s, &parts.headers)?;
+    let id = parts
+        .uri
+        .path()
+        .strip_prefix("/api/v1/cluster/nodes/")
+        .and_then(|rest| rest.strip_suffix("/drain"))
+        .unwrap_or_default()
+        .to_string();
+    let me = view::node_id(&s.node);
+    if id != me {
+        let peer = peers::masters(&s.node)
+            .into_iter()
+            .find(|p| p.id == id && !forwarded(&parts))
+            .ok_or_else(|| ApiError::not_found(format!("no master {id} in this cluster")))?;
+        let call = peers::call_from(&parts, parts.uri.path().to_string(), Vec::new());
+        return Ok(peers::to_response(
+            peers::forward(&s.node, &peer, call).await?,
+        ));
+    }
+    let mut args: Vec<&[u8]> = vec![b"CLUSTER", b"DRAIN"];
+    if parts.method == axum::http::Method::DELETE {
+        args.push(b"CANCEL");
+    }
+    let mut session = Session::open(&s.node, peer(&parts.extensions))?;
+    if let Frame::Error(e) = session.call(&args)? {
+        // Manual slot mode, or a node outside a cluster: the node's state refuses it.
+        return Err(ApiError::conflict("conflict", e));
+    }
+    drop(session);
+    let node = view::known_nodes(&s.node)
+        .into_iter()
+        .find(|n| n.myself)
+        .ok_or_else(|| ApiError::internal("this node is missing from its own node table"))?;
+    Ok(Json(DrainState {
+        node: me,
+        draining: node.draining,
+        slots: node.slot_count,
+    })
+    .into_response())
 }
 
 /// Fills in other nodes' keys, memory and load from what they say of themselves; a node that

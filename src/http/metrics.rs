@@ -325,6 +325,21 @@ fn counter(pairs: &[(&str, &str)], v: f64) -> proto::Metric {
     m
 }
 
+/// A counter family labelled by bus message type and direction, every pair present.
+fn by_type_and_direction(name: &str, v: impl Fn(MessageType, Direction) -> u64) -> MetricFamily {
+    let metrics = MessageType::ALL
+        .iter()
+        .flat_map(|&t| Direction::ALL.map(|d| (t, d)))
+        .map(|(t, d)| {
+            counter(
+                &[("type", t.label()), ("direction", d.label())],
+                v(t, d) as f64,
+            )
+        })
+        .collect();
+    family(name, MetricType::COUNTER, metrics)
+}
+
 fn one_gauge(name: &str, v: f64) -> MetricFamily {
     family(name, MetricType::GAUGE, vec![gauge(&[], v)])
 }
@@ -489,47 +504,11 @@ impl Collector for NodeCollector {
             ]);
             let b = &c.stats;
             let p = &node.feed.peers;
-            let messages = [
-                ("ping", "sent", &b.ping_sent),
-                ("ping", "received", &b.ping_received),
-                ("pong", "sent", &b.pong_sent),
-                ("pong", "received", &b.pong_received),
-                ("meet", "sent", &b.meet_sent),
-                ("meet", "received", &b.meet_received),
-                ("fail", "sent", &b.fail_sent),
-                ("fail", "received", &b.fail_received),
-                ("update", "sent", &b.update_sent),
-                ("update", "received", &b.update_received),
-                ("publish", "sent", &b.publish_sent),
-                ("publish", "received", &b.publish_received),
-                ("http", "sent", &p.http_sent),
-                ("http", "received", &p.http_received),
-                ("feed_event", "sent", &p.feed_events_sent),
-                ("feed_event", "received", &p.feed_events_received),
-            ];
             out.extend([
-                family(
-                    "reredis_bus_messages_total",
-                    MetricType::COUNTER,
-                    messages
-                        .iter()
-                        .map(|(t, d, v)| counter(&[("type", t), ("direction", d)], load(v)))
-                        .collect(),
-                ),
-                family(
-                    "reredis_bus_bytes_total",
-                    MetricType::COUNTER,
-                    MessageType::ALL
-                        .iter()
-                        .flat_map(|&t| Direction::ALL.map(|d| (t, d)))
-                        .map(|(t, d)| {
-                            counter(
-                                &[("type", t.label()), ("direction", d.label())],
-                                b.traffic.bytes(t, d) as f64,
-                            )
-                        })
-                        .collect(),
-                ),
+                by_type_and_direction("reredis_bus_messages_total", |t, d| {
+                    b.traffic.messages(t, d)
+                }),
+                by_type_and_direction("reredis_bus_bytes_total", |t, d| b.traffic.bytes(t, d)),
                 family(
                     "reredis_bus_errors_total",
                     MetricType::COUNTER,

@@ -45,14 +45,9 @@ pub struct Forwarded;
 pub struct Peers {
     calls: Mutex<HashMap<String, BusClient>>,
     streams: Mutex<HashMap<String, BusClient>>,
-    /// Bus messages of the HTTP surface, for `/metrics`: requests forwarded to peers and
-    /// answered for them, events relayed both ways, failed calls and streams (their bytes are
-    /// in the cluster's `BusStats::traffic` with every other bus message's).
-    pub http_sent: AtomicU64,
-    pub http_received: AtomicU64,
+    /// Failed bus calls and streams of the HTTP surface, for `/metrics` (its messages and their
+    /// bytes are in the cluster's `BusStats::traffic` with every other bus message's).
     pub http_errors: AtomicU64,
-    pub feed_events_sent: AtomicU64,
-    pub feed_events_received: AtomicU64,
     pub feed_errors: AtomicU64,
     /// Streams of this node's events open to peers now.
     pub feed_streams: AtomicU64,
@@ -245,7 +240,6 @@ pub async fn forward(node: &Node, peer: &Peer, call: HttpCall) -> Result<HttpAns
     };
     let secret = cluster.cfg.secret.as_deref();
     let mut client = node.feed.peers.call_client(&peer.bus_addr)?;
-    node.feed.peers.http_sent.fetch_add(1, Ordering::Relaxed);
     let answer = tokio::select! {
         a = bus::call_http(&mut client, secret, call, &cluster.stats.traffic) => a,
         _ = node.shutdown.cancelled() => return Err(ApiError::unavailable("node shutting down")),
@@ -274,10 +268,6 @@ pub fn to_response(a: HttpAnswer) -> Response {
 /// Answers an `/api/v1` request a peer forwarded: runs it through this node's API routes, marked
 /// [`Forwarded`].
 pub async fn answer(node: &Arc<Node>, call: HttpCall, peer: Option<SocketAddr>) -> HttpAnswer {
-    node.feed
-        .peers
-        .http_received
-        .fetch_add(1, Ordering::Relaxed);
     match run_locally(node, call, peer).await {
         Ok(a) => a,
         Err(e) => {

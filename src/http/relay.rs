@@ -199,10 +199,6 @@ async fn pump(node: &Node, addr: &str) -> Result<bool, String> {
         .map_err(|e| e.message().to_string())?
     {
         delivered = true;
-        node.feed
-            .peers
-            .feed_events_received
-            .fetch_add(1, Ordering::Relaxed);
         // No receiver: the last client just left and the supervisor will close this stream.
         let _ = node.feed.relay.tx.send(Arc::new(ev));
     }

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::cluster::slots::SLOTS;
+use crate::cluster::state::flag;
 use crate::node::Node;
 
 /// Keys, members and values in JSON: UTF-8 text when valid, otherwise base64 (and the caller
@@ -107,6 +108,10 @@ pub struct ClusterNode {
     pub config_epoch: u64,
     /// Inclusive slot ranges.
     pub slots: Vec<[u16; 2]>,
+    /// How many slots it serves: a draining node's count goes to 0 as its slots move.
+    pub slot_count: usize,
+    /// Leaving the cluster (CLUSTER DRAIN): its slots and keys move to the other nodes.
+    pub draining: bool,
     pub keys: usize,
     pub used_memory: usize,
     pub ops_per_sec: u64,
@@ -149,6 +154,8 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
             state: "ok",
             config_epoch: 0,
             slots: vec![[0, (SLOTS - 1) as u16]],
+            slot_count: SLOTS,
+            draining: false,
             keys: i.stats.keys,
             used_memory: i.stats.used_memory,
             ops_per_sec: i.stats.ops_per_sec,
@@ -188,6 +195,7 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
                     format!("{host}:{port}")
                 }
             };
+            let slots = ranges.remove(n.id.as_str()).unwrap_or_default();
             ClusterNode {
                 id: n.id.clone(),
                 addr: if myself {
@@ -211,7 +219,9 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
                     "ok"
                 },
                 config_epoch: n.config_epoch,
-                slots: ranges.remove(n.id.as_str()).unwrap_or_default(),
+                slot_count: slots.iter().map(|[a, b]| usize::from(b - a) + 1).sum(),
+                draining: n.flags & flag::DRAINING != 0,
+                slots,
                 keys: if myself {
                     i.stats.keys
                 } else {
@@ -230,11 +240,7 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
 
 pub fn cluster(node: &Arc<Node>) -> Cluster {
     let (ok, mode, nodes) = known(node);
-    let slots_assigned = nodes
-        .iter()
-        .flat_map(|n| n.slots.iter())
-        .map(|[a, b]| (*b as usize) - (*a as usize) + 1)
-        .sum();
+    let slots_assigned = nodes.iter().map(|n| n.slot_count).sum();
     let state = if node.cluster.is_some() {
         if ok { "ok" } else { "fail" }
     } else if slots_assigned == SLOTS && nodes.iter().all(|n| n.state == "ok") {

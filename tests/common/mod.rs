@@ -2,6 +2,7 @@
 //! any RESP server with raw bytes.
 #![allow(dead_code)]
 
+pub mod cluster_keys;
 pub mod process;
 pub mod redis_server;
 pub mod resp;

@@ -91,8 +91,13 @@ fn bindable(ip: Ipv4Addr, port: u16) -> bool {
 
 /// Ports other tools and sessions on the test machines keep for themselves (the quick-start and
 /// deployment ports): tests never take them, even when they happen to be free.
-const RESERVED: &[std::ops::RangeInclusive<u16>] =
-    &[6379..=6381, 17001..=17003, 42001..=42003, 52001..=52003];
+const RESERVED: &[std::ops::RangeInclusive<u16>] = &[
+    6379..=6381,
+    16379..=16381,
+    17001..=17003,
+    42001..=42004,
+    52001..=52003,
+];
 
 fn reserved(port: u16) -> bool {
     RESERVED.iter().any(|r| r.contains(&port))
@@ -115,13 +120,19 @@ pub fn free_port_with_bus(ips: &[Ipv4Addr]) -> u16 {
     panic!("no free port pair on {ips:?}");
 }
 
-/// A port the OS picks as free on `ip`.
+/// A port the OS picks as free on `ip` (never a reserved one).
 pub fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    for _ in 0..1000 {
+        let port = TcpListener::bind((ip, 0))
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if !reserved(port) {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
 }
 
 /// `GET path` over HTTP/1.1: the status code and body, or None when nothing answers.
