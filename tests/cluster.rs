@@ -179,8 +179,12 @@ fn three_nodes(dir: &Path, extra: &[&str]) -> Vec<NodeProc> {
 }
 
 fn info_field(port: u16, field: &str) -> String {
-    cli(port, &["CLUSTER", "INFO"])
-        .lines()
+    field_of(&cli(port, &["CLUSTER", "INFO"]), field)
+}
+
+/// `field`'s value in an INFO-style `field:value` text.
+fn field_of(text: &str, field: &str) -> String {
+    text.lines()
         .find_map(|l| {
             l.strip_prefix(&format!("{field}:"))
                 .map(|v| v.trim().to_string())
@@ -1583,13 +1587,7 @@ fn role(port: u16) -> Vec<String> {
 }
 
 fn replication_field(port: u16, field: &str) -> String {
-    cli(port, &["INFO", "replication"])
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{field}:"))
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default()
+    field_of(&cli(port, &["INFO", "replication"]), field)
 }
 
 fn dbsize(port: u16) -> i64 {

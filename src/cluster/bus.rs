@@ -68,6 +68,15 @@ fn valid_id(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
+/// A request's sender header, decoded (see [`from_pb_header`]); a request without one is
+/// refused.
+fn sender_header(h: Option<&pb::NodeHeader>, peer: Option<SocketAddr>) -> Result<Header, Status> {
+    from_pb_header(
+        h.ok_or_else(|| Status::invalid_argument("no sender"))?,
+        peer,
+    )
+}
+
 /// Decodes and validates a header; `peer` fills in an address the sender did not announce.
 pub fn from_pb_header(h: &pb::NodeHeader, peer: Option<SocketAddr>) -> Result<Header, Status> {
     if !valid_id(&h.node_id) {
@@ -492,11 +501,7 @@ impl ClusterBus for BusService {
             .await?
             .ok_or_else(|| Status::invalid_argument("no hello"))?;
         c.stats.traffic.received(MessageType::Replication, &msg);
-        let sender = msg
-            .sender
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("no sender"))?;
-        let h = from_pb_header(sender, peer)?;
+        let h = sender_header(msg.sender.as_ref(), peer)?;
         let rx = super::replication::serve(self.node.clone(), h, inbound)?;
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
@@ -513,11 +518,7 @@ impl ClusterBus for BusService {
         let peer = req.remote_addr();
         let msg = req.into_inner();
         c.stats.traffic.received(MessageType::Failover, &msg);
-        let sender = msg
-            .sender
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("no sender"))?;
-        let h = from_pb_header(sender, peer)?;
+        let h = sender_header(msg.sender.as_ref(), peer)?;
         let reply = c.handle_vote(&self.node, &h, msg.epoch, msg.manual);
         c.stats.traffic.sent(MessageType::Failover, &reply);
         Ok(Response::new(reply))
@@ -532,11 +533,7 @@ impl ClusterBus for BusService {
         let peer = req.remote_addr();
         let msg = req.into_inner();
         c.stats.traffic.received(MessageType::Failover, &msg);
-        let sender = msg
-            .sender
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("no sender"))?;
-        let h = from_pb_header(sender, peer)?;
+        let h = sender_header(msg.sender.as_ref(), peer)?;
         let reply = c.handle_manual_failover(&self.node, &h, msg.pause_ms).await;
         c.stats.traffic.sent(MessageType::Failover, &reply);
         Ok(Response::new(reply))
@@ -592,11 +589,7 @@ impl ClusterBus for BusService {
         let peer = req.remote_addr();
         let msg = req.into_inner();
         c.stats.traffic.received(MessageType::Claim, &msg);
-        let sender = msg
-            .sender
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("no sender"))?;
-        let header = from_pb_header(sender, peer)?;
+        let header = sender_header(msg.sender.as_ref(), peer)?;
         let mut slots = Vec::new();
         for r in &msg.slots {
             if r.start > r.end || r.end >= super::slots::SLOTS as u32 {
@@ -618,11 +611,7 @@ impl ClusterBus for BusService {
         let peer = req.remote_addr();
         let mut msg = req.into_inner();
         traffic.received(MessageType::Transfer, &msg);
-        let sender = msg
-            .sender
-            .take()
-            .ok_or_else(|| Status::invalid_argument("no sender"))?;
-        let header = from_pb_header(&sender, peer)?;
+        let header = sender_header(msg.sender.take().as_ref(), peer)?;
         // Decoding and inserting a batch takes a shard lock (bounded wait): off the async workers.
         let node = self.node.clone();
         let store_node = self.node.clone();

@@ -444,6 +444,7 @@ impl ClusterState {
         } else {
             flag::MASTER
         };
+        let became_replica = role == flag::REPLICA && node.is_master();
         if node.flags & (flag::MASTER | flag::REPLICA) != role {
             node.flags = (node.flags & !(flag::MASTER | flag::REPLICA)) | role;
             self.dirty = true;
@@ -511,14 +512,11 @@ impl ClusterState {
             actions.extend(self.update_slots_from(&h.id, h.config_epoch, &h.slots, fresh));
             actions.extend(self.follow_if_taken_over(&h.id, mine_before, now_ms));
             self.handle_epoch_collision(h);
-        } else {
+        } else if became_replica {
             // A node that became a replica serves no slots: any claim takes them (its new
-            // master's arrives at a higher epoch), and until then it redirects.
-            let held: Vec<u16> = if self.slots.iter().any(|o| o.as_deref() == Some(&h.id)) {
-                self.slots_of(&h.id)
-            } else {
-                Vec::new()
-            };
+            // master's arrives at a higher epoch), and until then it redirects. Checked on the
+            // role change only: a slot scan per gossip message is too much for every message.
+            let held = self.slots_of(&h.id);
             self.owner_not_claiming.extend(held);
         }
         actions
