@@ -357,6 +357,11 @@ pub fn call(
                     .read()
                     .get_bool("cluster.allow-pubsubshard-when-down");
             let mut ks = node.store.lock_keys(&keys, now);
+            // Read the slot table again now that the keys' shards are held: the migrator marks
+            // a slot migrating before it takes the shard, and publishes the slot's new owner
+            // before it lets go, so this view cannot be older than the keys it guards. (The
+            // view read before the lock may predate a whole move that ran while we waited.)
+            let routing = node.routing();
             let db = client.db;
             let asking = client.asking || f & flags::ASKING != 0;
             let replica_read = client.readonly && f & flags::READONLY != 0;
