@@ -919,12 +919,34 @@ fn a_node_drained_over_http_hands_over_its_slots_and_keys() {
         assert_eq!(r.status(), StatusCode::OK);
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut seen_counts = Vec::new();
+        // Slot moves of the draining node that node 1 reported (relayed from it), and the most
+        // keys moved it showed for one slot.
+        let (mut seen_moves, mut most_keys) = (0usize, 0u64);
         loop {
             let (_, c) = get_json(&n[0].url("/api/v1/cluster")).await;
             let me = view_of(&c, &leaving);
             let left = me["slot_count"].as_u64().unwrap();
             if seen_counts.last() != Some(&left) {
                 seen_counts.push(left);
+            }
+            // The two staying nodes trade slots too (two nodes split the slots in halves).
+            for m in c["moving"].as_array().unwrap() {
+                let known = |id: &Value| {
+                    c["nodes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|x| &x["id"] == id)
+                };
+                assert!(
+                    known(&m["from"]) && known(&m["to"]) && m["from"] != m["to"],
+                    "{m}"
+                );
+                assert_ne!(m["to"], leaving.as_str(), "{m}");
+                if m["from"] == leaving.as_str() {
+                    seen_moves += 1;
+                    most_keys = most_keys.max(m["keys_moved"].as_u64().unwrap());
+                }
             }
             if left == 0
                 && me["draining"] == true
@@ -936,7 +958,25 @@ fn a_node_drained_over_http_hands_over_its_slots_and_keys() {
             assert!(Instant::now() < deadline, "drain not done: {c}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        println!("slots left on the draining node, as node 1 saw them: {seen_counts:?}");
+        println!(
+            "slots left on the draining node, as node 1 saw them: {seen_counts:?}; \
+             {seen_moves} moves of its slots seen, up to {most_keys} keys moved of one"
+        );
+        assert!(seen_moves > 0, "no slot move shown while 5461 slots moved");
+        // Once the drain is over, nothing is shown moving (peers' reports age out).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, c) = get_json(&n[0].url("/api/v1/cluster")).await;
+            if c["moving"].as_array().unwrap().is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moves still shown: {}",
+                c["moving"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
     assert!(
         wait(WAIT, || cli(n[2].port, &["DBSIZE"]) == "0"),

@@ -67,6 +67,8 @@ pub struct Migrator {
     queue: Mutex<VecDeque<(u16, String, bool)>>,
     queued: Mutex<HashSet<u16>>,
     wake: Condvar,
+    /// Keys moved so far of each slot on its way out (`/api/v1/cluster`'s `moving`).
+    moved_of_slot: Mutex<std::collections::HashMap<u16, u64>>,
     pub stats: MigrationStats,
 }
 
@@ -121,8 +123,22 @@ impl Migrator {
 
     fn done(&self, slots: &[u16]) {
         let mut q = self.queued.lock();
+        let mut moved = self.moved_of_slot.lock();
         for s in slots {
             q.remove(s);
+            moved.remove(s);
+        }
+    }
+
+    /// Keys of `slot` moved so far while it moves away (0 when it is not moving).
+    pub fn keys_moved_of(&self, slot: u16) -> u64 {
+        self.moved_of_slot.lock().get(&slot).copied().unwrap_or(0)
+    }
+
+    fn note_moved(&self, keys: &[Vec<u8>]) {
+        let mut moved = self.moved_of_slot.lock();
+        for k in keys {
+            *moved.entry(key_hash_slot(k)).or_default() += 1;
         }
     }
 }
@@ -505,6 +521,7 @@ fn move_slots(
                     }
                     drop(ks);
                     unacked.clear();
+                    cluster.migrator.note_moved(&sent);
                     moved += sent.len() as u64;
                     let s = &cluster.migrator.stats;
                     s.keys_moved.fetch_add(sent.len() as u64, Ordering::Relaxed);

@@ -390,8 +390,22 @@ pub fn call(
             routed = Some(ks);
         }
     }
-    if let Some(e) = checks_after_routing(node, client, cmd, f) {
+    // As Redis's processCommand: memory first, then persistence, subscribers and loading. A
+    // command refused inside MULTI fails the transaction; a refused EXEC discards it (Redis's
+    // execCommandAbort).
+    let refused = if denied_for_memory(node, client, cmd, f) {
+        node.cmd_stats[cmd.id].rejected();
+        Some(CmdError::Oom)
+    } else {
+        checks_after_routing(node, client, cmd, f)
+    };
+    if let Some(e) = refused {
         drop(routed);
+        let e = if cmd.fullname == "exec" {
+            reject_exec(client, e)
+        } else {
+            e
+        };
         return reject(node, client, out, e);
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
@@ -413,10 +427,7 @@ pub fn call(
     if let Some(mut ks) = routed {
         // Run under the same shard locks the routing decision was made with, so a slot
         // handed to another node in between cannot take a write here.
-        return run_checked(node, client, out, cmd, args, &mut ks, now, f);
-    }
-    if reject_oom(node, client, out, cmd, f) {
-        return After::Continue;
+        return run(node, client, out, cmd, args, &mut ks, now);
     }
     let mut ks = if f & flags::ALL_SHARDS != 0 {
         node.store.lock_all(now)
@@ -469,37 +480,22 @@ fn checks_after_routing(
     None
 }
 
-fn reject_oom(
-    node: &Arc<Node>,
-    client: &ClientState,
-    out: &mut BytesMut,
-    cmd: &CommandRef,
-    f: u32,
-) -> bool {
-    if f & flags::DENYOOM != 0 && node.over_maxmemory() {
-        node.cmd_stats[cmd.id].rejected();
-        node.stats.note_error(&CmdError::Oom);
-        Reply::new(out, client.resp3).error(&CmdError::Oom.to_string());
-        return true;
+/// Whether `maxmemory` refuses this command: one that may grow the data set (Redis's
+/// `denyoom`), an EXEC whose queue holds one, or any command but EXEC, DISCARD, QUIT and RESET
+/// inside MULTI (a queue may grow without bound).
+fn denied_for_memory(node: &Node, client: &ClientState, cmd: &CommandRef, f: u32) -> bool {
+    if !node.over_maxmemory() {
+        return false;
     }
-    false
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_checked(
-    node: &Arc<Node>,
-    client: &mut ClientState,
-    out: &mut BytesMut,
-    cmd: &'static CommandRef,
-    args: &[Bytes],
-    ks: &mut Keyspace,
-    now: i64,
-    f: u32,
-) -> After {
-    if reject_oom(node, client, out, cmd, f) {
-        return After::Continue;
+    match (&client.multi, cmd.fullname.as_str()) {
+        (Some(m), "exec") => m
+            .queue
+            .iter()
+            .any(|(c, _)| c.cmd.flags & flags::DENYOOM != 0),
+        (Some(_), "discard" | "quit" | "reset") => false,
+        (Some(_), _) => true,
+        (None, _) => f & flags::DENYOOM != 0,
     }
-    run(node, client, out, cmd, args, ks, now)
 }
 
 /// Runs a resolved command against an already locked keyspace view (used by `call` and EXEC).

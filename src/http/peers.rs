@@ -56,13 +56,26 @@ pub struct Peers {
 }
 
 /// What a node says of itself in its `/api/v1/info`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Figures {
     at: Instant,
     refreshing: bool,
     pub keys: Option<u64>,
     pub used_memory: Option<u64>,
     pub ops_per_sec: Option<u64>,
+    /// The slots it is moving away.
+    pub moving: Vec<crate::http::view::SlotMove>,
+}
+
+impl Figures {
+    /// The slots it said it is moving, unless it said so too long ago to still be true.
+    pub fn moving_now(&self) -> &[crate::http::view::SlotMove] {
+        if self.at.elapsed() < 3 * FIGURES_FRESH {
+            &self.moving
+        } else {
+            &[]
+        }
+    }
 }
 
 impl Peers {
@@ -132,7 +145,7 @@ pub async fn figures(node: &Arc<Node>) -> HashMap<String, Figures> {
         .figures
         .lock()
         .iter()
-        .map(|(id, f)| (id.clone(), *f))
+        .map(|(id, f)| (id.clone(), f.clone()))
         .collect()
 }
 
@@ -160,6 +173,7 @@ async fn ask_figures(node: Arc<Node>, p: Peer) {
                     keys: stat("keys"),
                     used_memory: stat("used_memory"),
                     ops_per_sec: stat("ops_per_sec"),
+                    moving: serde_json::from_value(info["moving"].clone()).unwrap_or_default(),
                 },
             );
         }

@@ -135,11 +135,13 @@ pub async fn run(node: Arc<Node>) {
     }
 }
 
-/// What a `cluster` message is about: membership, each node's state and role, slot ownership.
+/// What a `cluster` message is about: membership, each node's state and role, slot ownership,
+/// and which slots this node is moving (not how far each move is).
 #[derive(PartialEq, Eq)]
 struct Fingerprint {
     state: &'static str,
     nodes: Vec<(String, &'static str, &'static str, Vec<[u16; 2]>)>,
+    moving: Vec<(u16, String)>,
 }
 
 fn fingerprint(c: &view::Cluster) -> Fingerprint {
@@ -150,6 +152,7 @@ fn fingerprint(c: &view::Cluster) -> Fingerprint {
             .iter()
             .map(|n| (n.id.clone(), n.state, n.role, n.slots.clone()))
             .collect(),
+        moving: c.moving.iter().map(|m| (m.slot, m.to.clone())).collect(),
     }
 }
 

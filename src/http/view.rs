@@ -66,6 +66,9 @@ pub struct NodeStats {
 pub struct Info {
     pub node: NodeInfo,
     pub stats: NodeStats,
+    /// The slots this node is moving away now, with their progress (a slot's move is known to
+    /// its old owner; the cluster view gathers them from every node).
+    pub moving: Vec<SlotMove>,
 }
 
 pub fn info(node: &Node) -> Info {
@@ -91,7 +94,49 @@ pub fn info(node: &Node) -> Info {
             keyspace_misses: shard.keyspace_misses,
             commands_processed: node.stats.commands_processed.load(Ordering::Relaxed),
         },
+        moving: moves(node, false),
     }
+}
+
+/// The slot moves this node takes part in: those it sends, and with `incoming` those it
+/// receives (whose progress only the sender knows: `keys_moved` is 0 for them).
+pub fn moves(node: &Node, incoming: bool) -> Vec<SlotMove> {
+    let Some(c) = &node.cluster else {
+        return Vec::new();
+    };
+    let st = c.state.lock();
+    let mut out: Vec<SlotMove> = st
+        .migrating
+        .iter()
+        .map(|(&slot, to)| SlotMove {
+            slot,
+            from: st.myself.clone(),
+            to: to.clone(),
+            keys_moved: c.migrator.keys_moved_of(slot),
+        })
+        .collect();
+    if incoming {
+        out.extend(st.importing.iter().map(|(&slot, from)| SlotMove {
+            slot,
+            from: from.clone(),
+            to: st.myself.clone(),
+            keys_moved: 0,
+        }));
+    }
+    out.sort_by_key(|m| m.slot);
+    out
+}
+
+/// Merges moves another node reported sending into `moving`: the sender's entry replaces what
+/// the receiving side knew of that slot.
+pub fn merge_moves(moving: &mut Vec<SlotMove>, theirs: &[SlotMove]) {
+    for m in theirs {
+        match moving.iter_mut().find(|x| x.slot == m.slot) {
+            Some(x) => *x = m.clone(),
+            None => moving.push(m.clone()),
+        }
+    }
+    moving.sort_by_key(|m| m.slot);
 }
 
 pub fn total_keys(node: &Node) -> usize {
@@ -118,7 +163,7 @@ pub struct ClusterNode {
     pub myself: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SlotMove {
     pub slot: u16,
     pub from: String,
@@ -253,6 +298,6 @@ pub fn cluster(node: &Arc<Node>) -> Cluster {
         mode,
         slots_assigned,
         nodes,
-        moving: Vec::new(),
+        moving: moves(node, true),
     }
 }
