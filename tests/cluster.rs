@@ -754,7 +754,7 @@ async fn check_all_keys(ports: &[u16], n: usize) {
 
 #[test]
 fn keys_written_before_the_meets_move_with_their_slots() {
-    const KEYS: usize = 20_000;
+    const KEYS: usize = 100_000;
     let dir = tempfile::tempdir().unwrap();
     let n = three_nodes(dir.path(), MOVE_ARGS);
     let rt = runtime();
