@@ -191,6 +191,14 @@ pub static SETTINGS: &[Setting] = &[
         "Largest unparsed input a client may accumulate"
     ),
     setting!(
+        "repl-backlog-size",
+        "repl-backlog-size",
+        Kind::Memory,
+        "1mb",
+        true,
+        "Bytes of the replication stream a master keeps for replicas that reconnect (partial resync)"
+    ),
+    setting!(
         "maxmemory",
         "maxmemory",
         Kind::Memory,

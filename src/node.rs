@@ -106,6 +106,9 @@ impl Node {
     pub fn apply_config(&self) {
         let c = self.config.read();
         self.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        self.store
+            .aof
+            .set_backlog_limit(c.get_int("repl-backlog-size").max(0) as usize);
         self.requirepass
             .store(c.requirepass.is_some(), Ordering::Relaxed);
         self.slowlog
@@ -189,7 +192,7 @@ impl NodeHandle {
     }
 }
 
-fn random_run_id() -> String {
+pub fn random_run_id() -> String {
     (0..40)
         .map(|_| format!("{:x}", rand::random_range(0..16u8)))
         .collect()

@@ -502,7 +502,8 @@ impl ClusterBus for BusService {
             .ok_or_else(|| Status::invalid_argument("no hello"))?;
         c.stats.traffic.received(MessageType::Replication, &msg);
         let h = sender_header(msg.sender.as_ref(), peer)?;
-        let rx = super::replication::serve(self.node.clone(), h, inbound)?;
+        let psync = (!msg.replid.is_empty()).then(|| (msg.replid.clone(), msg.offset));
+        let rx = super::replication::serve(self.node.clone(), h, psync, inbound)?;
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|frame| (frame, rx))
         });

@@ -647,6 +647,8 @@ impl Cluster {
             st.me_mut().repl_offset = offset;
             failover = st.failover_step(now, offset, self.repl.synced.load(Ordering::Relaxed));
             if matches!(failover, Some(FailoverStep::Promoted { .. })) {
+                // Before any write is served: the stream goes on from the offset applied here.
+                self.repl.became_master(node);
                 self.publish(&mut st);
             }
             if !st.manual && !st.importing.is_empty() {

@@ -6,8 +6,14 @@
 //! so the image and the tap split the history exactly, as a log rewrite does. It sends the image
 //! as the log's ENTRIES records, a `sync_done` frame carrying the offset at the cut, then every
 //! write record as it is appended. Records are the append-only log's own (framed, crc32 each),
-//! applied by the replica as start-up applies the log. There is no partial resync: a replica that
-//! reconnects, or a master that changed, means a full sync, which first empties the replica.
+//! applied by the replica as start-up applies the log. A full sync first empties the replica.
+//!
+//! Partial resync (Redis's PSYNC2): a master keeps the last `repl-backlog-size` bytes of its
+//! stream, named by its replication ID. A replica whose link broke asks to continue from its
+//! offset and gets only what it missed, while the backlog still holds it. A replica promoted to
+//! master continues its old master's offsets under a new ID and remembers the old one up to the
+//! offset where it took over, so its former siblings that stand at that offset continue from it
+//! too. A node that restarts, or a replica that is too far behind, syncs in full.
 //!
 //! Consistency: replication is asynchronous, as Redis's. A write acknowledged by a master that
 //! fails before its replica received it is lost when the replica takes over; `INFO replication`
@@ -57,6 +63,25 @@ pub struct Replication {
     pub feeds: Mutex<HashMap<String, FeedState>>,
     /// Signalled when a replica acknowledges an offset (WAIT).
     pub acked: tokio::sync::Notify,
+    /// Syncs served: full, partial, and partial ones refused (a full sync followed).
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+    // Both sides.
+    /// The ID of the stream this node's data follows: its own as a master (Redis's
+    /// `master_replid`), its master's as a replica. Empty until first asked for.
+    replid: Mutex<String>,
+    /// The stream this node followed before it was promoted, and the offset where it took
+    /// over (`master_replid2`, `second_repl_offset` - 1).
+    pub replid2: Mutex<Option<(String, u64)>>,
+    /// Bumped to cut a replica's link to its master (`CLIENT KILL TYPE master`); it
+    /// reconnects and continues with a partial resync.
+    pub link_generation: AtomicU64,
+    pub link_cut: tokio::sync::Notify,
+    /// A replica: the data here is stream `replid` up to `offset`, whole (it may continue).
+    holds_stream: AtomicBool,
+    /// A replica's partial resyncs.
+    pub partial_syncs: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +95,53 @@ pub struct FeedState {
 }
 
 impl Replication {
+    /// This node's replication ID (see the field).
+    pub fn replid(&self) -> String {
+        let mut id = self.replid.lock();
+        if id.is_empty() {
+            *id = crate::node::random_run_id();
+        }
+        id.clone()
+    }
+
+    fn set_replid(&self, id: String) {
+        if !id.is_empty() {
+            *self.replid.lock() = id;
+        }
+    }
+
+    /// A replica promoted to master: its stream goes on from the offset it applied, under a
+    /// new ID, and the old one is served up to that offset (see the module doc).
+    pub fn became_master(&self, node: &Node) {
+        let offset = self.offset.load(Ordering::Relaxed);
+        let old = std::mem::replace(&mut *self.replid.lock(), crate::node::random_run_id());
+        *self.replid2.lock() = (!old.is_empty()).then_some((old, offset));
+        node.store.aof.restart_stream_at(offset);
+        tracing::info!(
+            offset,
+            "Replication: this node's stream continues its old master's at offset {offset}"
+        );
+    }
+
+    /// A master turned replica: it no longer keeps a stream of its own. What it holds is its
+    /// own stream up to its offset, which its new master continues if it took over at that
+    /// very offset (no write was lost in between).
+    pub fn became_replica(&self, node: &Node) {
+        let offset = node.store.aof.repl_offset();
+        node.store.aof.stop_stream();
+        self.offset.store(offset, Ordering::Relaxed);
+        self.replid();
+        self.holds_stream.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the stream `id` up to `offset` is one this master can continue.
+    fn continues(&self, id: &str, offset: u64) -> bool {
+        if *id == *self.replid() {
+            return true;
+        }
+        matches!(&*self.replid2.lock(), Some((old, at)) if old == id && offset <= *at)
+    }
+
     /// Replicas that acknowledged `offset` or more.
     pub fn acked_at_least(&self, offset: u64) -> usize {
         self.feeds
@@ -114,6 +186,8 @@ impl Write for FrameWriter<'_> {
             records: std::mem::take(&mut self.buf),
             sync_done: false,
             offset: 0,
+            replid: String::new(),
+            partial: false,
         };
         self.sent += frame.records.len() as u64;
         self.out
@@ -127,6 +201,7 @@ impl Write for FrameWriter<'_> {
 pub fn serve(
     node: Arc<Node>,
     from: Header,
+    psync: Option<(String, u64)>,
     mut acks: tonic::Streaming<pb::ReplicateRequest>,
 ) -> Result<mpsc::Receiver<Result<pb::ReplicationFrame, Status>>, Status> {
     let Some(cluster) = node.cluster.clone() else {
@@ -142,7 +217,7 @@ pub fn serve(
         }
     }
     let (out, rx) = mpsc::channel(4);
-    let (tap_tx, mut tap_rx) = mpsc::unbounded_channel::<Bytes>();
+    let (tap_tx, tap_rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
     let tap = Tap {
         tx: tap_tx,
@@ -172,8 +247,50 @@ pub fn serve(
             }
         });
     }
-    tracing::info!(replica = %from.id, "Replica asks for synchronization: starting a full sync");
     let replica = from.id.clone();
+    // A partial resync when the replica's stream is ours and the backlog holds what follows.
+    let tap = match psync {
+        Some((id, offset)) if cluster.repl.continues(&id, offset) => {
+            match node.store.aof.add_tap_from(tap, offset) {
+                Ok(backlog) => {
+                    cluster.repl.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+                    let bytes: usize = backlog.iter().map(|r| r.len()).sum();
+                    tracing::info!(replica = %replica, offset, backlog_bytes = bytes, "Partial resynchronization request from replica accepted: sending {bytes} bytes of backlog");
+                    tokio::spawn(stream(
+                        node.clone(),
+                        replica,
+                        out,
+                        tap_rx,
+                        queued,
+                        offset,
+                        Some(backlog),
+                    ));
+                    return Ok(rx);
+                }
+                Err(tap) => {
+                    cluster
+                        .repl
+                        .sync_partial_err
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(replica = %replica, offset, "Unable to partial resync with replica: its offset is outside the backlog; starting a full sync");
+                    tap
+                }
+            }
+        }
+        Some((id, offset)) => {
+            cluster
+                .repl
+                .sync_partial_err
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(replica = %replica, offset, "Partial resynchronization not accepted: replication ID {id} is not ours; starting a full sync");
+            tap
+        }
+        None => {
+            tracing::info!(replica = %replica, "Replica asks for synchronization: starting a full sync");
+            tap
+        }
+    };
+    cluster.repl.sync_full.fetch_add(1, Ordering::Relaxed);
     drop(cluster);
     tokio::spawn(async move {
         let node2 = node.clone();
@@ -198,7 +315,7 @@ pub fn serve(
         let Some(cluster) = node.cluster.clone() else {
             return;
         };
-        let (mut offset, keys, bytes) = match copied {
+        let (offset, keys, bytes) = match copied {
             Ok(Ok(v)) => v,
             _ => {
                 cluster.repl.feeds.lock().remove(&replica);
@@ -213,12 +330,67 @@ pub fn serve(
             records: Vec::new(),
             sync_done: true,
             offset,
+            replid: cluster.repl.replid(),
+            partial: false,
         };
         if out.send(Ok(done)).await.is_err() {
             cluster.repl.feeds.lock().remove(&replica);
             return;
         }
         tracing::info!(replica = %replica, keys, bytes, "Synchronization with replica succeeded");
+        stream(node, replica, out, tap_rx, queued, offset, None).await;
+    });
+    Ok(rx)
+}
+
+/// Streams to a replica that holds our data up to `offset`: what `backlog` holds after it
+/// (a partial resync), then every record the tap brings, until the replica or this node's
+/// master role goes.
+async fn stream(
+    node: Arc<Node>,
+    replica: String,
+    out: mpsc::Sender<Result<pb::ReplicationFrame, Status>>,
+    mut tap_rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicU64>,
+    mut offset: u64,
+    backlog: Option<Vec<Bytes>>,
+) {
+    let Some(cluster) = node.cluster.clone() else {
+        return;
+    };
+    if let Some(backlog) = backlog {
+        let start = pb::ReplicationFrame {
+            records: Vec::new(),
+            sync_done: true,
+            offset,
+            replid: cluster.repl.replid(),
+            partial: true,
+        };
+        if out.send(Ok(start)).await.is_err() {
+            cluster.repl.feeds.lock().remove(&replica);
+            return;
+        }
+        let mut records = Vec::new();
+        for (i, r) in backlog.iter().enumerate() {
+            records.extend_from_slice(r);
+            if records.len() >= FRAME_BYTES || i + 1 == backlog.len() {
+                offset += records.len() as u64;
+                let frame = pb::ReplicationFrame {
+                    records: std::mem::take(&mut records),
+                    sync_done: false,
+                    offset,
+                    replid: String::new(),
+                    partial: false,
+                };
+                cluster.stats.traffic.sent(MessageType::Replication, &frame);
+                if out.send(Ok(frame)).await.is_err() {
+                    cluster.repl.feeds.lock().remove(&replica);
+                    return;
+                }
+            }
+        }
+    }
+    {
         if let Some(f) = cluster.repl.feeds.lock().get_mut(&replica) {
             f.syncing = false;
         }
@@ -254,6 +426,8 @@ pub fn serve(
                 records,
                 sync_done: false,
                 offset,
+                replid: String::new(),
+                partial: false,
             };
             cluster.stats.traffic.sent(MessageType::Replication, &frame);
             if out.send(Ok(frame)).await.is_err() {
@@ -262,8 +436,7 @@ pub fn serve(
         }
         cluster.repl.feeds.lock().remove(&replica);
         tracing::info!(replica = %replica, "Connection with replica lost");
-    });
-    Ok(rx)
+    }
 }
 
 /// A replica's side: keeps a stream from the current master open while this node is a replica,
@@ -296,15 +469,31 @@ pub async fn run(node: Arc<Node>) {
                 Duration::from_millis(100)
             }
             Some((master, addr)) => {
+                if node.store.aof.backlog_info().active {
+                    // This node was a master until now.
+                    repl.became_replica(&node);
+                }
                 if repl.synced_from.lock().as_deref() != Some(master.as_str()) {
                     repl.synced.store(false, Ordering::Relaxed);
                 }
                 if failures == 0 {
                     tracing::info!(master = %master, "Connecting to MASTER {addr}");
                 }
-                let syncs = repl.full_syncs.load(Ordering::Relaxed);
+                let syncs = || {
+                    repl.full_syncs.load(Ordering::Relaxed)
+                        + repl.partial_syncs.load(Ordering::Relaxed)
+                };
+                let before = syncs();
+                let generation = repl.link_generation.load(Ordering::Relaxed);
                 let result = link(&node, &master, &addr).await;
-                if repl.full_syncs.load(Ordering::Relaxed) != syncs {
+                // Cut on request: reconnect at Redis's pace (its replication cron runs once a
+                // second).
+                let pause = if repl.link_generation.load(Ordering::Relaxed) != generation {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_millis(500)
+                };
+                if syncs() != before {
                     failures = 0; // it worked for a while: a new break is news
                 }
                 match result {
@@ -320,7 +509,7 @@ pub async fn run(node: Arc<Node>) {
                 }
                 repl.link_up.store(false, Ordering::Relaxed);
                 repl.sync_in_progress.store(false, Ordering::Relaxed);
-                Duration::from_millis(500)
+                pause
             }
         };
         tokio::select! {
@@ -350,9 +539,15 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
     let mut client = pb::cluster_bus_client::ClusterBusClient::new(channel)
         .max_decoding_message_size(bus::MAX_MESSAGE_BYTES);
     let sender = cluster.my_pb_header();
+    // Ask to continue where we are when what we hold is this master's stream (or the stream it
+    // followed before it took over from our old master).
+    let holds = repl.holds_stream.load(Ordering::Relaxed);
+    let psync = holds.then(|| (repl.replid(), repl.offset.load(Ordering::Relaxed)));
     let hello = pb::ReplicateRequest {
         sender: Some(sender),
         ack_offset: 0,
+        replid: psync.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+        offset: psync.as_ref().map_or(0, |p| p.1),
     };
     cluster.stats.traffic.sent(MessageType::Replication, &hello);
     // Our side of the stream: the hello, then an ack after every frame applied.
@@ -368,19 +563,31 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
         let _ = ack_tx.send(pb::ReplicateRequest {
             sender: None,
             ack_offset: offset,
+            ..Default::default()
         });
     };
     repl.sync_in_progress.store(true, Ordering::Relaxed);
     repl.synced.store(false, Ordering::Relaxed);
     *repl.synced_from.lock() = None;
-    tracing::info!(master = %master, "MASTER <-> REPLICA sync started: full sync");
+    match &psync {
+        Some((id, offset)) => {
+            tracing::info!(master = %master, "Trying a partial resynchronization (request {id}:{offset})")
+        }
+        None => tracing::info!(master = %master, "MASTER <-> REPLICA sync started: full sync"),
+    }
     let mut applier = Applier::new(node.clone())?;
     let mut first = true;
     let mut loaded = 0u64;
     let mut check = tokio::time::interval(Duration::from_millis(200));
+    let generation = repl.link_generation.load(Ordering::Relaxed);
+    let cut = || repl.link_generation.load(Ordering::Relaxed) != generation;
     loop {
+        if cut() {
+            return Err("link cut on request (CLIENT KILL TYPE master)".into());
+        }
         let frame = tokio::select! {
             _ = node.shutdown.cancelled() => return Ok(()),
+            _ = repl.link_cut.notified() => continue,
             // Promoted, or told to follow another master, while the stream is idle.
             _ = check.tick() => {
                 if still_following(node, master) {
@@ -402,15 +609,43 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
         if !still_following(node, master) {
             return Ok(());
         }
+        if first && frame.sync_done && frame.partial {
+            // The master continues the stream from our offset: nothing to copy.
+            first = false;
+            if psync.as_ref().map(|p| p.1) != Some(frame.offset) {
+                return Err(format!(
+                    "the master continues at offset {}, not ours",
+                    frame.offset
+                ));
+            }
+            repl.set_replid(frame.replid);
+            repl.sync_in_progress.store(false, Ordering::Relaxed);
+            repl.synced.store(true, Ordering::Relaxed);
+            repl.link_up.store(true, Ordering::Relaxed);
+            repl.partial_syncs.fetch_add(1, Ordering::Relaxed);
+            *repl.synced_from.lock() = Some(master.to_string());
+            tracing::info!(master = %master, offset = frame.offset, "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization");
+            continue;
+        }
         if first {
             // A full sync replaces whatever this node held.
             first = false;
+            repl.holds_stream.store(false, Ordering::Relaxed);
             flush_all(node);
         }
         let records = frame.records;
-        let n = applier.apply(&records)?;
+        let n = match applier.apply(&records) {
+            Ok(n) => n,
+            Err(e) => {
+                // Part of a frame applied: this copy can only be replaced.
+                repl.holds_stream.store(false, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         loaded += n;
         if frame.sync_done {
+            repl.set_replid(frame.replid);
+            repl.holds_stream.store(true, Ordering::Relaxed);
             ack(frame.offset);
             repl.offset.store(frame.offset, Ordering::Relaxed);
             repl.sync_in_progress.store(false, Ordering::Relaxed);

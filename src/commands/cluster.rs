@@ -896,6 +896,7 @@ fn failover(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         Some(_) => return Err(CmdError::Syntax),
     };
     let now = ctx.now_ms;
+    let node = ctx.node;
     c.change(|st| {
         let me = st.me();
         if me.is_master() {
@@ -916,6 +917,7 @@ fn failover(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         if takeover {
             tracing::info!("Taking over the master (user request).");
             st.promote(None, now);
+            c.repl.became_master(node);
         } else {
             tracing::info!(
                 "Manual failover user request accepted{}.",

@@ -284,6 +284,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     }
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
     let mut client_type = None;
+    let mut master_link = false;
     let mut it = ArgIter::new(args, 2);
     while let Some(a) = it.next_arg() {
         let v = it.next_arg().ok_or(CmdError::Syntax)?;
@@ -308,6 +309,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
                 )));
             }
             client_type = Some(client_type_of(v));
+            master_link = eq_ic(v, "master");
         } else if eq_ic(a, "USER") {
             if !eq_ic(v, "default") {
                 return Err(CmdError::err(format!(
@@ -341,6 +343,21 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         if c.id == me {
             ctx.client.close_after_reply = true;
         }
+        killed += 1;
+    }
+    // TYPE master on a replica: its link to its master, which is not a client connection
+    // here but the bus stream. It reconnects and continues where it was (partial resync).
+    if master_link
+        && id.is_none()
+        && addr.is_none()
+        && laddr.is_none()
+        && let Some(c) = &ctx.node.cluster
+        && c.repl.link_up.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        c.repl
+            .link_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.repl.link_cut.notify_waiters();
         killed += 1;
     }
     ctx.out.int(killed);

@@ -960,9 +960,16 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     "rejected_connections",
                     &s.rejected_connections.load(Ordering::Relaxed),
                 );
-                for f in ["sync_full", "sync_partial_ok", "sync_partial_err"] {
-                    o.kv(f, &0);
-                }
+                let syncs = |f: fn(
+                    &crate::cluster::replication::Replication,
+                ) -> &std::sync::atomic::AtomicU64| {
+                    node.cluster
+                        .as_ref()
+                        .map_or(0, |c| f(&c.repl).load(Ordering::Relaxed))
+                };
+                o.kv("sync_full", &syncs(|r| &r.sync_full));
+                o.kv("sync_partial_ok", &syncs(|r| &r.sync_partial_ok));
+                o.kv("sync_partial_err", &syncs(|r| &r.sync_partial_err));
                 o.kv("expired_keys", &st.expired_keys);
                 o.kv("expired_stale_perc", &"0.00");
                 for f in [
@@ -1020,17 +1027,31 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             "replication" => {
                 o.head("Replication");
                 let offset = replication_section(&mut o, node, super::now_ms());
-                o.kv("master_replid", &node.run_id);
-                o.kv(
-                    "master_replid2",
-                    &"0000000000000000000000000000000000000000",
-                );
-                o.kv("master_repl_offset", &offset);
-                o.kv("second_repl_offset", &-1);
-                o.kv("repl_backlog_active", &0);
-                o.kv("repl_backlog_size", &1048576);
-                o.kv("repl_backlog_first_byte_offset", &0);
-                o.kv("repl_backlog_histlen", &0);
+                let (replid, replid2) = match &node.cluster {
+                    Some(c) => (c.repl.replid(), c.repl.replid2.lock().clone()),
+                    None => (node.run_id.clone(), None),
+                };
+                o.kv("master_replid", &replid);
+                match replid2 {
+                    Some((id, at)) => {
+                        o.kv("master_replid2", &id);
+                        o.kv("master_repl_offset", &offset);
+                        o.kv("second_repl_offset", &(at + 1));
+                    }
+                    None => {
+                        o.kv(
+                            "master_replid2",
+                            &"0000000000000000000000000000000000000000",
+                        );
+                        o.kv("master_repl_offset", &offset);
+                        o.kv("second_repl_offset", &-1);
+                    }
+                }
+                let b = node.store.aof.backlog_info();
+                o.kv("repl_backlog_active", &u8::from(b.active));
+                o.kv("repl_backlog_size", &b.size);
+                o.kv("repl_backlog_first_byte_offset", &b.first_byte_offset);
+                o.kv("repl_backlog_histlen", &b.histlen);
             }
             "cpu" => {
                 let (user, sys) = cpu_times();

@@ -117,6 +117,63 @@ struct Pending {
     taps: Vec<Tap>,
     /// Bytes of records fed to replicas since start (the master's replication offset).
     repl_offset: u64,
+    backlog: Backlog,
+}
+
+/// The replication backlog (Redis's `repl-backlog-size`): the last records of the replication
+/// stream, so a replica that lost its link for a moment continues from its offset instead of
+/// copying everything again. Kept by a master from its first replica on.
+#[derive(Default)]
+struct Backlog {
+    active: bool,
+    limit: usize,
+    records: std::collections::VecDeque<Bytes>,
+    bytes: usize,
+    /// The replication offset of the first byte held.
+    start: u64,
+}
+
+impl Backlog {
+    fn push(&mut self, record: Bytes) {
+        self.bytes += record.len();
+        self.records.push_back(record);
+        // Whole records only: a replica resumes on a record boundary.
+        while self.bytes > self.limit {
+            let Some(r) = self.records.pop_front() else {
+                break;
+            };
+            self.bytes -= r.len();
+            self.start += r.len() as u64;
+        }
+    }
+
+    /// The records after offset `from`, when they are all still here and `from` falls between
+    /// two records.
+    fn since(&self, from: u64) -> Option<Vec<Bytes>> {
+        if !self.active || from < self.start || from > self.start + self.bytes as u64 {
+            return None;
+        }
+        let mut at = self.start;
+        let mut out = Vec::new();
+        for r in &self.records {
+            if at >= from {
+                out.push(r.clone());
+            } else if at + r.len() as u64 > from {
+                return None;
+            }
+            at += r.len() as u64;
+        }
+        Some(out)
+    }
+}
+
+/// What `INFO replication` shows of the backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogInfo {
+    pub active: bool,
+    pub size: usize,
+    pub first_byte_offset: u64,
+    pub histlen: usize,
 }
 
 /// A replica's feed: every record appended after it was added, until its queue holds more
@@ -174,6 +231,10 @@ impl Default for Aof {
                 tail: None,
                 taps: Vec::new(),
                 repl_offset: 0,
+                backlog: Backlog {
+                    limit: 1 << 20,
+                    ..Backlog::default()
+                },
             }),
             wake: Condvar::new(),
             output: Mutex::new(Output {
@@ -214,7 +275,8 @@ impl Aof {
         Fsync::from_u8(self.fsync.load(Ordering::Relaxed))
     }
 
-    /// Whether writes must be recorded: the log is on, or replicas are fed.
+    /// Whether writes must be recorded: the log is on, or replicas are fed (or may reconnect to
+    /// the backlog).
     #[inline]
     pub fn is_recording(&self) -> bool {
         self.is_on() || self.feeding.load(Ordering::Relaxed)
@@ -231,14 +293,16 @@ impl Aof {
         let start = p.buf.len();
         f(&mut p.buf);
         let added = p.buf.len() - start;
-        if !p.taps.is_empty() {
+        if !p.taps.is_empty() || p.backlog.active {
             let record = Bytes::copy_from_slice(&p.buf[start..]);
             p.repl_offset += added as u64;
             p.taps.retain(|t| {
                 let q = t.queued.fetch_add(added as u64, Ordering::Relaxed) + added as u64;
                 q <= TAP_LIMIT && t.tx.send(record.clone()).is_ok()
             });
-            if p.taps.is_empty() {
+            if p.backlog.active {
+                p.backlog.push(record);
+            } else if p.taps.is_empty() {
                 self.feeding.store(false, Ordering::Relaxed);
             }
         }
@@ -291,8 +355,78 @@ impl Aof {
     pub fn add_tap(&self, tap: Tap) -> u64 {
         let mut p = self.pending.lock();
         p.taps.push(tap);
+        Self::start_backlog(&mut p);
         self.feeding.store(true, Ordering::Relaxed);
         p.repl_offset
+    }
+
+    /// A partial resync: feeds a replica every record after offset `from`, first those the
+    /// backlog holds (returned), then every record appended from now on. The tap is given back
+    /// when the backlog no longer holds what follows `from`: the replica needs a full copy.
+    pub fn add_tap_from(&self, tap: Tap, from: u64) -> Result<Vec<Bytes>, Tap> {
+        let mut p = self.pending.lock();
+        if from > p.repl_offset {
+            return Err(tap);
+        }
+        match p.backlog.since(from) {
+            Some(records) => {
+                p.taps.push(tap);
+                self.feeding.store(true, Ordering::Relaxed);
+                Ok(records)
+            }
+            None => Err(tap),
+        }
+    }
+
+    fn start_backlog(p: &mut Pending) {
+        if !p.backlog.active {
+            p.backlog.active = true;
+            p.backlog.start = p.repl_offset;
+        }
+    }
+
+    /// This node starts a stream of its own at `offset` (a replica promoted to master continues
+    /// its old master's offsets): the backlog starts empty there and is kept from now on, so
+    /// the old master's other replicas can continue from it.
+    pub fn restart_stream_at(&self, offset: u64) {
+        let mut p = self.pending.lock();
+        p.repl_offset = offset;
+        p.backlog.records.clear();
+        p.backlog.bytes = 0;
+        p.backlog.start = offset;
+        p.backlog.active = true;
+        self.feeding.store(true, Ordering::Relaxed);
+    }
+
+    /// This node stops being a master: no backlog (its replicas' streams end by themselves).
+    pub fn stop_stream(&self) {
+        let mut p = self.pending.lock();
+        p.backlog = Backlog {
+            limit: p.backlog.limit,
+            ..Backlog::default()
+        };
+        self.feeding.store(!p.taps.is_empty(), Ordering::Relaxed);
+    }
+
+    /// `repl-backlog-size`.
+    pub fn set_backlog_limit(&self, bytes: usize) {
+        let mut p = self.pending.lock();
+        p.backlog.limit = bytes.max(16 * 1024);
+        // Trimmed at the next record.
+    }
+
+    pub fn backlog_info(&self) -> BacklogInfo {
+        let p = self.pending.lock();
+        BacklogInfo {
+            active: p.backlog.active,
+            size: p.backlog.limit,
+            first_byte_offset: if p.backlog.active {
+                p.backlog.start + 1
+            } else {
+                0
+            },
+            histlen: p.backlog.bytes,
+        }
     }
 
     /// The replication offset: bytes fed to replicas so far.
@@ -554,6 +688,65 @@ mod tests {
     use super::*;
     use crate::persist::format::{Next, Reader};
     use proptest::prelude::*;
+
+    fn tap() -> (Tap, tokio::sync::mpsc::UnboundedReceiver<Bytes>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let tap = Tap {
+            tx,
+            queued: Arc::new(AtomicU64::new(0)),
+        };
+        (tap, rx)
+    }
+
+    #[test]
+    fn the_backlog_serves_offsets_it_still_holds_on_record_boundaries() {
+        let aof = Aof::default();
+        aof.set_backlog_limit(16 * 1024);
+        let k = |i: usize| Bytes::from(format!("key:{i}"));
+        let v = Bytes::from(vec![b'x'; 1000]);
+        // Nothing recorded before the first replica: no backlog.
+        aof.append_command(0, &[Bytes::from("SET"), k(0), v.clone()]);
+        assert_eq!(aof.repl_offset(), 0);
+        assert!(!aof.backlog_info().active);
+        let (first, mut first_rx) = tap();
+        assert_eq!(aof.add_tap(first), 0);
+        let mut ends = vec![0u64];
+        for i in 1..=10 {
+            aof.append_command(0, &[Bytes::from("SET"), k(i), v.clone()]);
+            ends.push(aof.repl_offset());
+        }
+        let info = aof.backlog_info();
+        assert!(info.active);
+        assert_eq!((info.first_byte_offset, info.histlen as u64), (1, ends[10]));
+        // From a record boundary: the records after it, the same bytes the live tap got.
+        let mut live = Vec::new();
+        while let Ok(r) = first_rx.try_recv() {
+            live.extend_from_slice(&r);
+        }
+        let (t, _rx) = tap();
+        let since: Vec<u8> = aof.add_tap_from(t, ends[4]).ok().unwrap().concat();
+        assert_eq!(since, live[ends[4] as usize..]);
+        assert_eq!(aof.add_tap_from(tap().0, ends[10]).ok().unwrap().len(), 0);
+        // Inside a record, or past the end: a full sync.
+        assert!(aof.add_tap_from(tap().0, ends[4] + 1).is_err());
+        assert!(aof.add_tap_from(tap().0, ends[10] + 1).is_err());
+        // Past the limit, the oldest records go, whole.
+        for i in 11..=40 {
+            aof.append_command(0, &[Bytes::from("SET"), k(i), v.clone()]);
+        }
+        let info = aof.backlog_info();
+        assert!(info.histlen <= 16 * 1024, "{info:?}");
+        assert!(aof.add_tap_from(tap().0, ends[4]).is_err());
+        let from = info.first_byte_offset - 1;
+        assert!(aof.add_tap_from(tap().0, from).is_ok());
+        // A promoted replica starts its stream at the offset it applied.
+        aof.restart_stream_at(1_000_000);
+        assert_eq!(aof.repl_offset(), 1_000_000);
+        assert!(aof.add_tap_from(tap().0, 1_000_000).is_ok());
+        assert!(aof.add_tap_from(tap().0, 999_999).is_err());
+        aof.stop_stream();
+        assert!(!aof.backlog_info().active);
+    }
 
     fn commands() -> impl Strategy<Value = Vec<Vec<(usize, Vec<Bytes>)>>> {
         let arg = proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from);
