@@ -214,15 +214,15 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "What to do when maxmemory is reached"
     ),
-    // Eviction tuning Redis exposes; accepted for compatibility (scripts and operators set
-    // them), not used by our eviction yet.
+    // Eviction tuning Redis exposes: the sample size is used; tenacity is accepted for
+    // compatibility (scripts and operators set it; one eviction slice is a millisecond).
     setting!(
         "maxmemory-samples",
         "maxmemory-samples",
         Kind::Int { min: 1, max: 64 },
         "5",
         true,
-        "Keys sampled per eviction (accepted for compatibility)"
+        "Keys sampled per eviction"
     ),
     setting!(
         "maxmemory-eviction-tenacity",

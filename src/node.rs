@@ -89,8 +89,24 @@ pub struct Node {
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: crate::commands::migrate::SocketCache,
     maxmemory: AtomicU64,
+    /// When memory was last read for `maxmemory` (ms), so it is read at most once a millisecond.
+    memory_read_ms: AtomicI64,
     requirepass: AtomicBool,
 }
+
+/// Where memory stands against `maxmemory` (see [`Node::perform_evictions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Memory {
+    Fits,
+    /// Over the limit, keys being evicted: writes go on, as Redis's EVICT_RUNNING.
+    Evicting,
+    /// Over the limit with nothing to evict: writes get -OOM.
+    Full,
+}
+
+/// How long one call evicts before it lets the command run (Redis's default tenacity allows
+/// about half a millisecond, then continues in the background).
+const EVICTION_SLICE: Duration = Duration::from_millis(1);
 
 impl Node {
     pub fn requires_pass(&self) -> bool {
@@ -100,6 +116,49 @@ impl Node {
     pub fn over_maxmemory(&self) -> bool {
         let max = self.maxmemory.load(Ordering::Relaxed);
         max > 0 && self.stats.used_memory.load(Ordering::Relaxed) as u64 > max
+    }
+
+    /// Before a command, and at the cron's pace (Redis's performEvictions): with `maxmemory`
+    /// set, reads memory (at most once a millisecond) and, over the limit, evicts keys by
+    /// `maxmemory-policy` until it is under again, for up to a millisecond at a time (the next
+    /// commands and the cron go on). Only `Full` refuses writes: over the limit with nothing
+    /// evictable, or `noeviction`. A replica evicts nothing: its master's deletions reach it
+    /// (Redis's `replica-ignore-maxmemory`). Call with no shard locked.
+    pub fn perform_evictions(&self, now_ms: i64) -> Memory {
+        if self.maxmemory.load(Ordering::Relaxed) == 0 {
+            return Memory::Fits;
+        }
+        if self.memory_read_ms.swap(now_ms, Ordering::Relaxed) != now_ms {
+            self.stats.refresh_memory();
+        }
+        if !self.over_maxmemory() {
+            return Memory::Fits;
+        }
+        let (policy, samples) = {
+            let c = self.config.read();
+            (
+                crate::store::evict::Policy::parse(&c.maxmemory_policy),
+                c.get_int("maxmemory-samples").max(1) as usize,
+            )
+        };
+        if self
+            .cluster
+            .as_ref()
+            .is_some_and(|c| !c.state.lock().me().is_master())
+        {
+            return Memory::Fits;
+        }
+        let started = Instant::now();
+        while self.store.evict_one(policy, samples, now_ms) {
+            self.stats.refresh_memory();
+            if !self.over_maxmemory() {
+                return Memory::Fits;
+            }
+            if started.elapsed() > EVICTION_SLICE {
+                return Memory::Evicting;
+            }
+        }
+        Memory::Full
     }
 
     /// Re-reads the settings the hot path keeps in atomics (after start and CONFIG SET).
@@ -247,6 +306,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         ready: AtomicBool::new(false),
         feed: Default::default(),
         maxmemory: AtomicU64::new(0),
+        memory_read_ms: AtomicI64::new(0),
         requirepass: AtomicBool::new(false),
         config: RwLock::new(config),
     });
@@ -395,6 +455,8 @@ async fn cron(node: Arc<Node>) {
             node.latency.add("expire-cycle", now / 1000, ms);
         }
         node.stats.refresh_memory();
+        // Eviction goes on between commands too (Redis's eviction timer).
+        node.perform_evictions(now);
         node.stats.sample_ops();
     }
 }

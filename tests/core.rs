@@ -351,3 +351,155 @@ async fn redis_benchmark_runs_clean() {
     assert!(!err.contains("WARNING"), "{err}");
     node.shutdown().await;
 }
+
+/// A node process on a free loopback port with `flags`, and a connection to it. (Eviction is
+/// judged by the allocator's count of the node's own memory: a real process, not the test's.)
+async fn node_process(
+    dir: &std::path::Path,
+    flags: &[&str],
+) -> (common::process::NodeProcess, redis::aio::MultiplexedConnection, u16) {
+    use common::process::{NodeProcess, free_port};
+    let port = free_port(std::net::Ipv4Addr::LOCALHOST);
+    let mut args: Vec<String> = ["--bind", "127.0.0.1", "--port", &port.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--http-port", "0", "--dir"].map(String::from));
+    args.push(dir.to_str().unwrap().to_string());
+    args.extend(flags.iter().map(|s| s.to_string()));
+    let node = NodeProcess::spawn(&[], &args, &dir.join("node.log"));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut conn = None;
+    for _ in 0..100 {
+        if let Ok(c) = common::client(addr).get_multiplexed_async_connection().await {
+            conn = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (node, conn.expect("the node answers"), port)
+}
+
+async fn info_u64(c: &mut redis::aio::MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let text: String = redis::cmd("INFO").arg(section).query_async(c).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing from {text}"))
+}
+
+/// SETs `{prefix}:{i}` for i in `range`, 1 KB each, pipelined in chunks; the texts of the
+/// chunks that had errors.
+async fn fill(
+    c: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<String> {
+    let value = vec![b'v'; 1024];
+    let mut errors = Vec::new();
+    let all: Vec<usize> = range.collect();
+    for chunk in all.chunks(200) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.cmd("SET").arg(format!("{prefix}:{i}")).arg(&value);
+        }
+        // The crate turns a reply batch with errors into one error naming them.
+        let replies: redis::RedisResult<Vec<redis::Value>> = p.query_async(c).await;
+        if let Err(e) = replies {
+            errors.push(e.to_string());
+        }
+    }
+    errors
+}
+
+/// Under maxmemory with an eviction policy, writes keep succeeding and keys are evicted to
+/// stay near the limit: allkeys-lru takes the idle keys first; volatile-ttl only keys with a
+/// TTL, and writes are refused once none is left. Evictions are counted and published.
+#[tokio::test]
+async fn maxmemory_evicts_keys_by_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, mut c, _) = node_process(dir.path(), &["--maxmemory-policy", "allkeys-lru"]).await;
+    let base = info_u64(&mut c, "memory", "used_memory").await;
+    let limit = base + 8 * 1024 * 1024;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(limit)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // Cold keys, written then left idle for more than the LRU clock's one-second resolution.
+    assert_eq!(fill(&mut c, "cold", 0..6_000).await, Vec::<String>::new());
+    let cold_written: u64 = redis::cmd("DBSIZE").query_async(&mut c).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    // Newer keys push memory past the limit: every write still succeeds.
+    assert_eq!(fill(&mut c, "new", 0..6_000).await, Vec::<String>::new());
+    let evicted = info_u64(&mut c, "stats", "evicted_keys").await;
+    let used = info_u64(&mut c, "memory", "used_memory").await;
+    assert!(evicted > 1_000, "{evicted} keys evicted");
+    assert!(used <= limit + limit / 10, "used {used} with maxmemory {limit}");
+    let cold_left = {
+        let mut n = 0u64;
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("cold:*")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            n += keys.len() as u64;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        n
+    };
+    let cold_evicted = cold_written.min(6_000) - cold_left;
+    eprintln!(
+        "allkeys-lru: {evicted} evicted, {cold_evicted} of them idle; used {used} of {limit}"
+    );
+    // Sampling is approximate (5 keys per eviction), as Redis's: most victims are idle keys.
+    assert!(
+        cold_evicted * 10 >= evicted * 8,
+        "{cold_evicted} of {evicted} evicted keys were idle ones"
+    );
+
+    // volatile-ttl: only keys with a TTL go; with none left, writes get -OOM.
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("volatile-ttl")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let value = vec![b'v'; 1024];
+    for i in 0..500 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("ttl:{i}"))
+            .arg(&value)
+            .arg("EX")
+            .arg(1000 + i)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let before = info_u64(&mut c, "stats", "evicted_keys").await;
+    let errors = fill(&mut c, "plain", 0..12_000).await;
+    let ttl_left: u64 = info_u64(&mut c, "stats", "evicted_keys").await - before;
+    assert_eq!(ttl_left, 500, "every key with a TTL was evicted, and only those");
+    assert!(!errors.is_empty(), "writes past the limit with nothing to evict");
+    assert!(errors[0].contains("OOM"), "{}", errors[0]);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

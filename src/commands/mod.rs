@@ -335,6 +335,8 @@ pub fn call(
         Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
+    // Over maxmemory, keys are evicted before anything else (no shard is locked yet).
+    let memory = node.perform_evictions(now);
     // Cluster routing comes first, as in Redis's processCommand: commands with keys are
     // checked before they queue or run, and before the persistence and subscriber checks.
     let routing = node.routing();
@@ -393,7 +395,7 @@ pub fn call(
     // As Redis's processCommand: memory first, then persistence, subscribers and loading. A
     // command refused inside MULTI fails the transaction; a refused EXEC discards it (Redis's
     // execCommandAbort).
-    let refused = if denied_for_memory(node, client, cmd, f) {
+    let refused = if memory == crate::node::Memory::Full && denied_for_memory(client, cmd, f) {
         node.cmd_stats[cmd.id].rejected();
         Some(CmdError::Oom)
     } else {
@@ -480,13 +482,10 @@ fn checks_after_routing(
     None
 }
 
-/// Whether `maxmemory` refuses this command: one that may grow the data set (Redis's
+/// Whether a full `maxmemory` refuses this command: one that may grow the data set (Redis's
 /// `denyoom`), an EXEC whose queue holds one, or any command but EXEC, DISCARD, QUIT and RESET
 /// inside MULTI (a queue may grow without bound).
-fn denied_for_memory(node: &Node, client: &ClientState, cmd: &CommandRef, f: u32) -> bool {
-    if !node.over_maxmemory() {
-        return false;
-    }
+fn denied_for_memory(client: &ClientState, cmd: &CommandRef, f: u32) -> bool {
     match (&client.multi, cmd.fullname.as_str()) {
         (Some(m), "exec") => m
             .queue

@@ -972,10 +972,11 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("sync_partial_err", &syncs(|r| &r.sync_partial_err));
                 o.kv("expired_keys", &st.expired_keys);
                 o.kv("expired_stale_perc", &"0.00");
+                for f in ["expired_time_cap_reached_count", "expire_cycle_cpu_milliseconds"] {
+                    o.kv(f, &0);
+                }
+                o.kv("evicted_keys", &st.evicted_keys);
                 for f in [
-                    "expired_time_cap_reached_count",
-                    "expire_cycle_cpu_milliseconds",
-                    "evicted_keys",
                     "evicted_clients",
                     "total_eviction_exceeded_time",
                     "current_eviction_exceeded_time",

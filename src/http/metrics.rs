@@ -118,6 +118,11 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "reredis_evicted_keys_total",
+        "Keys removed to stay under maxmemory (maxmemory-policy)",
+        &[],
+    ),
+    (
         "reredis_keyspace_hits_total",
         "Key lookups that found the key",
         &[],
@@ -422,6 +427,7 @@ impl Collector for NodeCollector {
                 node.config.read().maxmemory as f64,
             ),
             one_counter("reredis_expired_keys_total", shard.expired_keys as f64),
+            one_counter("reredis_evicted_keys_total", shard.evicted_keys as f64),
             one_counter("reredis_keyspace_hits_total", shard.keyspace_hits as f64),
             one_counter(
                 "reredis_keyspace_misses_total",

@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod dict;
+pub mod evict;
 pub mod hash;
 pub mod hll;
 pub mod list;
@@ -72,6 +73,7 @@ pub struct ShardStats {
     pub keyspace_misses: u64,
     pub expired_keys: u64,
     pub expired_stale_perc_samples: u64,
+    pub evicted_keys: u64,
 }
 
 pub struct Shard {
@@ -348,6 +350,7 @@ impl Store {
             total.keyspace_hits += st.keyspace_hits;
             total.keyspace_misses += st.keyspace_misses;
             total.expired_keys += st.expired_keys;
+            total.evicted_keys += st.evicted_keys;
             total.expired_stale_perc_samples += st.expired_stale_perc_samples;
         }
         total
