@@ -370,8 +370,14 @@ async fn node_process(
     let node = NodeProcess::spawn(&[], &args, &dir.join("node.log"));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut conn = None;
+    // No response timeout: a loaded machine may take longer than the crate's 500 ms default
+    // over a pipeline that evicts as it goes.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
     for _ in 0..100 {
-        if let Ok(c) = common::client(addr).get_multiplexed_async_connection().await {
+        if let Ok(c) = common::client(addr)
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
             conn = Some(c);
             break;
         }
@@ -398,7 +404,7 @@ async fn fill(
     let value = vec![b'v'; 1024];
     let mut errors = Vec::new();
     let all: Vec<usize> = range.collect();
-    for chunk in all.chunks(200) {
+    for chunk in all.chunks(100) {
         let mut p = redis::pipe();
         for i in chunk {
             p.cmd("SET").arg(format!("{prefix}:{i}")).arg(&value);
