@@ -444,22 +444,37 @@ async function main() {
     await shot(livePage, "key-detail");
 
     await check("rename, TTL and delete (with confirmation) go through the API", against, async () => {
-      if (real) redisCli(respPort, "SET", "e2e:doomed", "x");
-      else mock.keys.set("e2e:doomed", { type: "string", value: "x" });
-      await livePage.goto("/keys?key=e2e%3Adoomed");
+      // One hash tag: a rename stays in its slot, as a cluster requires.
+      const [from, to] = ["{e2e}:doomed", "{e2e}:renamed"];
+      if (real) redisCli(respPort, "SET", from, "x");
+      else mock.keys.set(from, { type: "string", value: "x" });
+      await livePage.goto(`/keys?key=${encodeURIComponent(from)}`);
       await livePage.getByRole("button", { name: "Set TTL" }).click();
       await livePage.getByLabel(/TTL in seconds/).fill("300");
       await livePage.getByRole("button", { name: "Set TTL" }).last().click();
       await livePage.locator(".facts").getByText(/^[45] m/).waitFor({ timeout: PATIENCE_MS });
       if (real) {
-        const ttl = Number(redisCli(respPort, "TTL", "e2e:doomed"));
+        const ttl = Number(redisCli(respPort, "TTL", from));
         assert(ttl > 240 && ttl <= 300, `redis-cli TTL says ${ttl}`);
+      }
+      await livePage.getByRole("button", { name: "Rename" }).click();
+      await livePage.getByLabel("New name").fill(to);
+      await livePage.getByRole("button", { name: "Rename" }).last().click();
+      await waitFor("the panel to follow the new name", async () => new URL(livePage.url()).searchParams.get("key") === to, PATIENCE_MS);
+      await livePage.locator(".key-panel h2").getByText(to).waitFor({ timeout: PATIENCE_MS });
+      if (real) {
+        assert(redisCli(respPort, "EXISTS", from) === "0", `${from} still exists after the rename`);
+        assert(redisCli(respPort, "GET", to) === "x", `redis-cli GET ${to} says ${redisCli(respPort, "GET", to)}`);
+        const ttl = Number(redisCli(respPort, "TTL", to));
+        assert(ttl > 240 && ttl <= 300, `the TTL did not follow the rename: ${ttl}`);
+      } else {
+        assert(!mock.keys.has(from) && mock.keys.get(to)?.value === "x", "the stand-in did not rename");
       }
       await livePage.getByRole("button", { name: "Delete" }).click();
       const t0 = Date.now();
       await livePage.getByRole("alertdialog").getByRole("button", { name: "Delete" }).click();
       try {
-        await waitFor("redis-cli to see the key gone", async () => (real ? redisCli(respPort, "EXISTS", "e2e:doomed") === "0" : !mock.keys.has("e2e:doomed")), PATIENCE_MS, 200);
+        await waitFor("redis-cli to see the key gone", async () => (real ? redisCli(respPort, "EXISTS", to) === "0" : !mock.keys.has(to)), PATIENCE_MS, 200);
       } catch (e) {
         const shown = await livePage.locator(".key-panel .error").allInnerTexts();
         throw new Error(`${e.message}${shown.length ? `; the panel says: ${shown.join(" | ")}` : ""}`);
