@@ -9,9 +9,10 @@
 # always), BGSAVE time and size and start-up load time for the same keys, then a 3-node cluster
 # of each with `redis-benchmark --cluster -t set,get`, then a slot move: N keys on one node, a
 # second node joins and half the slots move with their keys (ours: automatic distribution;
-# Redis: `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a
-# redis-benchmark --cluster SET load running during the move. Prints one markdown table of
-# ratios (ours / redis-server), with the simulated gossip figures (tests/cluster_sim.rs) last.
+# Redis: `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a SET load
+# running during the move (examples/cluster_load: the redis crate's cluster client, which follows
+# -MOVED and -ASK). Prints one markdown table of ratios (ours / redis-server), with the simulated
+# gossip figures (tests/cluster_sim.rs) last.
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,11 @@ echo "==> cargo build --release" >&2
 cargo build --release --locked >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/reredis"
 [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+# Built apart from the server: the example's dev-dependencies must not change the server's features.
+echo "==> cargo build --release --example cluster_load" >&2
+cargo build --release --locked --example cluster_load >&2
+LOADGEN="${CARGO_TARGET_DIR:-target}/release/examples/cluster_load"
+[ -x "$LOADGEN" ] || { echo "no load generator at $LOADGEN" >&2; exit 1; }
 
 TMP=$(mktemp -d -t reredis-bench.XXXXXX)
 PIDS=()
@@ -340,14 +346,38 @@ row "cluster (3 nodes) GET rps" "$o_get" "$r_get" "$(ratio "$o_get" "$r_get")" "
 awk -v n="$N_MOVE" 'BEGIN { v = "vvvvvvvvvvvvvvvv"; for (i = 0; i < n; i++) { k = "key:" i;
   printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n", length(k), k, v } }' >"$TMP/move-load.resp"
 
-# move_load label port: a cluster SET load during the move; writes "rps p99 errors" to stdout.
-move_load() {
-  local out="$TMP/move-$1.csv" err="$TMP/move-$1.err"
-  timeout "$BENCH_TIMEOUT" redis-benchmark --cluster -h 127.0.0.1 -p "$2" -c 20 -n 200000 -r "$N_MOVE" \
-    -t set --csv >"$out" 2>"$err" || true
-  local errors
-  errors=$(grep -ci 'error' "$err" "$out" | awk -F: '{ s += $NF } END { print s + 0 }')
-  awk -F, -v e="$errors" 'NR > 1 { gsub(/"/, ""); print $2, $7, e; exit }' "$out"
+# The SET load during the move. Not redis-benchmark --cluster: it refuses to start while a master
+# owns no slots ("Invalid cluster: 1 node(s)"), and once running it does not follow -MOVED/-ASK:
+# it counts the redirection as a completed request and refetches CLUSTER SLOTS, and its keys
+# carry hash tags of the slots it started on rather than the keys that move.
+# move_load_start label port: starts examples/cluster_load (20 writers SETting random keys of the
+# moved key space) on the cluster behind port and waits until it runs; sets LOAD_PID. It stops by
+# itself after 1800 s (the move's own limit) or 20,000,000 requests.
+move_load_start() {
+  local ready="$TMP/move-ready-$1"
+  "$LOADGEN" --node "127.0.0.1:$2" --keys "$N_MOVE" --tasks 20 --ready-file "$ready" \
+    --stop-file "$TMP/move-stop-$1" --max-seconds 1800 >"$TMP/move-$1.out" 2>"$TMP/move-$1.err" &
+  LOAD_PID=$!
+  PIDS+=("$LOAD_PID")
+  for _ in $(seq 300); do
+    [ -e "$ready" ] && return 0
+    kill -0 "$LOAD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "cluster_load on $1 did not start in 30 s: $(tail -2 "$TMP/move-$1.err")" >>"$ERRLOG"
+  return 1
+}
+# move_load_stop label: stops the load (it finishes the requests in flight) and sets LOAD_RESULT
+# to its "rps p99_ms errors"; errors are the requests that failed after the client's own
+# redirections and retries.
+move_load_stop() {
+  touch "$TMP/move-stop-$1"
+  wait "$LOAD_PID" || echo "cluster_load on $1 failed: $(tail -2 "$TMP/move-$1.err")" >>"$ERRLOG"
+  LOAD_RESULT=$(cat "$TMP/move-$1.out")
+  if [ "$(awk '{ print $3 }' <<<"$LOAD_RESULT")" != 0 ]; then
+    { echo "== $1 load during the move:"; grep '^cluster_load:' "$TMP/move-$1.err" | head -6 || true; } >>"$ERRLOG"
+  fi
+  grep '^cluster_load:' "$TMP/move-$1.err" | head -1 | sed "s/^/==> $1 /" >&2 || true
 }
 now_ms() { date +%s%3N; }
 slots_of() { # port id -> slots the node owns, per CLUSTER NODES on port
@@ -371,16 +401,15 @@ for _ in $(seq 100); do
 done
 redis-cli -p "$m1" --pipe <"$TMP/move-load.resp" >/dev/null
 r_move_ms="" r_move_load=""
-move_load redis-server "$m1" >"$TMP/move-r.out" &
-load_pid=$!
+move_load_start redis-server "$m1" || true
 t0=$(now_ms)
 if timeout 1800 redis-cli --cluster rebalance "127.0.0.1:$m1" --cluster-use-empty-masters >"$TMP/rebalance.log" 2>&1; then
   r_move_ms=$(($(now_ms) - t0))
 else
   echo "redis-cli --cluster rebalance failed: $(tail -3 "$TMP/rebalance.log")" >>"$ERRLOG"
 fi
-wait "$load_pid" || true
-r_move_load=$(cat "$TMP/move-r.out")
+move_load_stop redis-server
+r_move_load=$LOAD_RESULT
 kill "$rm1_pid" "$rm2_pid" 2>/dev/null || true
 
 # reredis: node 1 holds the keys alone; node 2 meets it; automatic distribution moves half.
@@ -394,16 +423,10 @@ start_ours "$o2" "$TMP/om2" --cluster-enabled yes --cluster-bus-port "$b2" --clu
 om2_pid=$LAST_PID
 redis-cli -p "$o1" --pipe <"$TMP/move-load.resp" >/dev/null
 o_move_ms="" o_move_load=""
+move_load_start reredis "$o1" || true
 t0=$(now_ms)
 redis-cli -p "$o1" CLUSTER MEET 127.0.0.1 "$o2" "$b2" >/dev/null
 id2=$(redis-cli -p "$o2" CLUSTER MYID)
-# The load starts once node 2 is known, so redis-benchmark sees both masters.
-for _ in $(seq 100); do
-  [ "$(redis-cli -p "$o1" CLUSTER INFO | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }')" = 2 ] && break
-  sleep 0.1
-done
-move_load reredis "$o1" >"$TMP/move-o.out" &
-load_pid=$!
 for _ in $(seq 18000); do
   info=$(redis-cli -p "$o1" CLUSTER INFO | tr -d '\r')
   if [ "$(slots_of "$o1" "$id2")" = 8192 ] && grep -q '^cluster_slots_move_queue:0' <<<"$info" &&
@@ -414,8 +437,8 @@ for _ in $(seq 18000); do
   sleep 0.1
 done
 [ -n "$o_move_ms" ] || echo "reredis: slots did not finish moving in 30 min" >>"$ERRLOG"
-wait "$load_pid" || true
-o_move_load=$(cat "$TMP/move-o.out")
+move_load_stop reredis
+o_move_load=$LOAD_RESULT
 o_keys2=$(redis-cli -p "$o2" DBSIZE)
 kill "$om1_pid" "$om2_pid" 2>/dev/null || true
 read -r r_mrps r_mp99 r_merr <<<"$r_move_load"
