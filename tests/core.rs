@@ -357,7 +357,11 @@ async fn redis_benchmark_runs_clean() {
 async fn node_process(
     dir: &std::path::Path,
     flags: &[&str],
-) -> (common::process::NodeProcess, redis::aio::MultiplexedConnection, u16) {
+) -> (
+    common::process::NodeProcess,
+    redis::aio::MultiplexedConnection,
+    u16,
+) {
     use common::process::{NodeProcess, free_port};
     let port = free_port(std::net::Ipv4Addr::LOCALHOST);
     let mut args: Vec<String> = ["--bind", "127.0.0.1", "--port", &port.to_string()]
@@ -387,7 +391,11 @@ async fn node_process(
 }
 
 async fn info_u64(c: &mut redis::aio::MultiplexedConnection, section: &str, field: &str) -> u64 {
-    let text: String = redis::cmd("INFO").arg(section).query_async(c).await.unwrap();
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(c)
+        .await
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().parse().ok())
@@ -443,7 +451,10 @@ async fn maxmemory_evicts_keys_by_policy() {
     let evicted = info_u64(&mut c, "stats", "evicted_keys").await;
     let used = info_u64(&mut c, "memory", "used_memory").await;
     assert!(evicted > 1_000, "{evicted} keys evicted");
-    assert!(used <= limit + limit / 10, "used {used} with maxmemory {limit}");
+    assert!(
+        used <= limit + limit / 10,
+        "used {used} with maxmemory {limit}"
+    );
     let cold_left = {
         let mut n = 0u64;
         let mut cursor = 0u64;
@@ -498,8 +509,14 @@ async fn maxmemory_evicts_keys_by_policy() {
     let before = info_u64(&mut c, "stats", "evicted_keys").await;
     let errors = fill(&mut c, "plain", 0..12_000).await;
     let ttl_left: u64 = info_u64(&mut c, "stats", "evicted_keys").await - before;
-    assert_eq!(ttl_left, 500, "every key with a TTL was evicted, and only those");
-    assert!(!errors.is_empty(), "writes past the limit with nothing to evict");
+    assert_eq!(
+        ttl_left, 500,
+        "every key with a TTL was evicted, and only those"
+    );
+    assert!(
+        !errors.is_empty(),
+        "writes past the limit with nothing to evict"
+    );
     assert!(errors[0].contains("OOM"), "{}", errors[0]);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")

@@ -972,7 +972,10 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("sync_partial_err", &syncs(|r| &r.sync_partial_err));
                 o.kv("expired_keys", &st.expired_keys);
                 o.kv("expired_stale_perc", &"0.00");
-                for f in ["expired_time_cap_reached_count", "expire_cycle_cpu_milliseconds"] {
+                for f in [
+                    "expired_time_cap_reached_count",
+                    "expire_cycle_cpu_milliseconds",
+                ] {
                     o.kv(f, &0);
                 }
                 o.kv("evicted_keys", &st.evicted_keys);

@@ -40,7 +40,10 @@ impl Policy {
     fn volatile(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 }
@@ -155,7 +158,11 @@ mod tests {
         for i in 0..keys {
             let key = format!("k{i}");
             let mut ks = store.lock_keys(&[key.as_bytes()], 0);
-            let e = Entry::new(Sds::from_vec(key.clone().into_bytes()), Value::Int(i as i64), 0);
+            let e = Entry::new(
+                Sds::from_vec(key.clone().into_bytes()),
+                Value::Int(i as i64),
+                0,
+            );
             let at = (ttl_every > 0 && i % ttl_every == 0).then_some(1_000_000 + i as i64);
             ks.put_entry(0, e, at).unwrap();
         }
