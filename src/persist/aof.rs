@@ -13,9 +13,13 @@
 //!
 //! Acknowledgement: every append returns the log position just after it. The connection that ran
 //! the command holds its replies until [`Aof::acked`] reaches that position: with `appendfsync
-//! always` that means written and fsynced; with `everysec` and `no`, handed to the kernel with
-//! write(2) (as Redis does before it replies), so a killed process loses nothing acknowledged and
-//! only a machine crash loses up to the last second (everysec) or what the OS had not flushed (no).
+//! always` that means written and fsynced (by the writer thread); with `everysec` and `no`, handed
+//! to the kernel with write(2) (as Redis does before it replies) by the waiting connection itself
+//! when no one else is writing: one write covers every record appended so far, and a reply waits
+//! for no thread hand-off. So a killed process loses nothing acknowledged and only a machine
+//! crash loses up to the last second (everysec) or what the OS had not flushed (no). The writer
+//! thread fsyncs once a second on a second handle (writes go on meanwhile) and writes what
+//! nobody waits for (expiries, evictions) within a tenth of a second.
 //!
 //! Replication taps: the same records feed replicas ([`Aof::add_tap`]), whether the log file is
 //! on or not. A tap added inside a snapshot's critical section sees exactly the writes after it.
@@ -217,6 +221,8 @@ pub struct Aof {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Unix ms of the last fsync, for INFO.
     pub last_fsync_ms: AtomicU64,
+    /// Written since the last fsync (by the writer thread or a connection).
+    unsynced: AtomicBool,
 }
 
 impl Default for Aof {
@@ -250,6 +256,7 @@ impl Default for Aof {
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
             last_fsync_ms: AtomicU64::new(0),
+            unsynced: AtomicBool::new(false),
         }
     }
 }
@@ -317,7 +324,12 @@ impl Aof {
         }
         let seq = p.seq;
         drop(p);
-        self.wake.notify_one();
+        // Under `always` the writer thread writes and fsyncs before anything is acknowledged.
+        // Otherwise whoever waits for a position writes the buffer itself ([`Aof::wait_acked`]),
+        // and the writer thread picks up the rest within its idle period.
+        if self.fsync_policy() == Fsync::Always {
+            self.wake.notify_one();
+        }
         seq
     }
 
@@ -449,12 +461,59 @@ impl Aof {
     }
 
     /// Waits until everything up to `seq` may be acknowledged (or the log was turned off).
+    ///
+    /// Under `everysec` and `no` the caller writes the pending buffer itself when no one else
+    /// is writing (group commit: one write(2) covers every connection's records appended so
+    /// far, as Redis writes its buffer once per event-loop turn), so a reply waits for no
+    /// thread hand-off; under `always` the writer thread writes and fsyncs.
     pub async fn wait_acked(&self, seq: u64) {
         if seq == 0 || self.acked() >= seq {
             return;
         }
         let mut rx = self.subscribe();
-        let _ = rx.wait_for(|&a| a >= seq).await;
+        loop {
+            if *rx.borrow_and_update() >= seq {
+                return;
+            }
+            if self.fsync_policy() != Fsync::Always && self.write_through() {
+                continue;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Writes what is pending from the caller's thread, unless another writer holds the file
+    /// (it acknowledges when done). Returns whether it wrote (or found nothing to write).
+    fn write_through(&self) -> bool {
+        let Some(mut out) = self.output.try_lock() else {
+            return false;
+        };
+        if out.file.is_none() {
+            return false;
+        }
+        let Ok(seq) = self.write_pending(&mut out) else {
+            drop(out);
+            // The writer thread retries and reports recovery.
+            self.wake.notify_one();
+            return false;
+        };
+        drop(out);
+        if !self.write_ok.load(Ordering::Relaxed) {
+            // Failing: only the writer thread declares it solved.
+            self.wake.notify_one();
+            return false;
+        }
+        self.acked.send_if_modified(|a| {
+            if *a < seq {
+                *a = seq;
+                true
+            } else {
+                false
+            }
+        });
+        true
     }
 
     /// Starts collecting appends before the file exists (a rewrite that creates the log is
@@ -511,16 +570,18 @@ impl Aof {
 
     fn writer_loop(&self) {
         let mut last_fsync = Instant::now();
-        let mut dirty_since_fsync = false;
         let mut failing = false;
         loop {
             let stopping = {
                 let mut p = self.pending.lock();
                 if p.buf.is_empty() && !self.stop.load(Ordering::Acquire) {
-                    let wait = if failing {
+                    // Under `always` every append wakes this thread; otherwise it comes round
+                    // for what nobody waits for (expiries, evictions) and the once-a-second
+                    // fsync.
+                    let wait = if failing || self.fsync_policy() == Fsync::Always {
                         Duration::from_secs(1)
                     } else {
-                        Duration::from_millis(1000)
+                        Duration::from_millis(100)
                     };
                     self.wake.wait_for(&mut p, wait);
                 }
@@ -528,44 +589,37 @@ impl Aof {
             };
             let policy = self.fsync_policy();
             let mut out = self.output.lock();
-            let (data, seq) = {
-                let mut p = self.pending.lock();
-                (std::mem::take(&mut p.buf), p.seq)
-            };
-            if !data.is_empty() {
-                match write_at_end(&mut out, &data) {
-                    Ok(()) => {
-                        dirty_since_fsync = true;
-                        self.size.store(out.len, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        failing = true;
-                        self.fail(&format!("Error writing to the AOF file: {e}"));
-                        // Put the records back in front of anything appended meanwhile.
-                        let mut p = self.pending.lock();
-                        let mut again = data;
-                        again.extend_from_slice(&p.buf);
-                        p.buf = again;
-                        drop(p);
-                        drop(out);
-                        if stopping {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_secs(1));
-                        continue;
-                    }
+            let Ok(seq) = self.write_pending(&mut out) else {
+                failing = true;
+                drop(out);
+                if stopping {
+                    return;
                 }
-            }
-            let fsync_now = dirty_since_fsync
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            };
+            let fsync_now = self.unsynced.load(Ordering::Relaxed)
                 && match policy {
                     Fsync::Always => true,
                     Fsync::Everysec => last_fsync.elapsed() >= Duration::from_secs(1) || stopping,
                     Fsync::No => stopping,
                 };
             if fsync_now {
-                if let Some(f) = out.file.as_ref()
-                    && let Err(e) = f.sync_data()
-                {
+                self.unsynced.store(false, Ordering::Relaxed);
+                // Under `always` the file stays held (nothing is acknowledged before its
+                // fsync). Otherwise the fsync runs on a second handle, so connections keep
+                // writing meanwhile, as Redis fsyncs in a background thread.
+                let synced = if policy == Fsync::Always {
+                    out.file.as_ref().map(|f| f.sync_data())
+                } else {
+                    let f = out.file.as_ref().map(File::try_clone);
+                    drop(out);
+                    let r = f.map(|f| f.and_then(|f| f.sync_data()));
+                    out = self.output.lock();
+                    r
+                };
+                if let Some(Err(e)) = synced {
+                    self.unsynced.store(true, Ordering::Relaxed);
                     failing = true;
                     self.fail(&format!("Error fsyncing the AOF file: {e}"));
                     drop(out);
@@ -576,30 +630,48 @@ impl Aof {
                     continue;
                 }
                 last_fsync = Instant::now();
-                dirty_since_fsync = false;
                 self.last_fsync_ms.store(unix_ms(), Ordering::Relaxed);
             }
             drop(out);
-            if failing {
-                failing = false;
-                self.write_ok.store(true, Ordering::Relaxed);
+            // A pass that wrote and synced what it had ends a failure, whoever met it (a
+            // connection writing through reports it here).
+            failing = false;
+            if !self.write_ok.swap(true, Ordering::Relaxed) {
                 tracing::warn!("AOF write error looks solved, accepting writes again");
             }
-            // Under `always` the position is acknowledged only once fsynced.
-            if policy != Fsync::Always || !dirty_since_fsync {
-                self.acked.send_if_modified(|a| {
-                    if *a < seq {
-                        *a = seq;
-                        true
-                    } else {
-                        false
-                    }
-                });
+            // Under `always` the position is acknowledged only once fsynced. Waiters are woken
+            // on every pass: one that found the file busy tries again.
+            if policy != Fsync::Always || !self.unsynced.load(Ordering::Relaxed) {
+                self.acked.send_modify(|a| *a = (*a).max(seq));
             }
             if stopping {
                 return;
             }
         }
+    }
+
+    /// Writes the records appended so far to `out` (held by the caller); returns the log
+    /// position they end at. On an error they go back in front of anything appended meanwhile,
+    /// and writes are refused until a later write succeeds.
+    fn write_pending(&self, out: &mut Output) -> Result<u64, ()> {
+        let (data, seq) = {
+            let mut p = self.pending.lock();
+            (std::mem::take(&mut p.buf), p.seq)
+        };
+        if data.is_empty() {
+            return Ok(seq);
+        }
+        if let Err(e) = write_at_end(out, &data) {
+            self.fail(&format!("Error writing to the AOF file: {e}"));
+            let mut p = self.pending.lock();
+            let mut again = data;
+            again.extend_from_slice(&p.buf);
+            p.buf = again;
+            return Err(());
+        }
+        self.unsynced.store(true, Ordering::Relaxed);
+        self.size.store(out.len, Ordering::Relaxed);
+        Ok(seq)
     }
 
     fn fail(&self, msg: &str) {
