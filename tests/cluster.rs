@@ -403,6 +403,13 @@ fn manual_migration_of_a_slot_redirects_with_ask() {
     );
     assert_eq!(cli(src.port, &["SET", "foo", "bar"]), "OK");
     assert_eq!(cli(src.port, &["SET", "{foo}2", "two"]), "OK");
+    // A client blocked on a key of the slot stays blocked while the slot migrates, and is sent
+    // to the new owner once the slot is handed over (redis-server 7.0 answers the same).
+    let blocked = {
+        let port = src.port;
+        std::thread::spawn(move || cli(port, &["BLPOP", "{foo}list", "20"]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
     let setslot =
         |port: u16, how: &str, id: &str| cli(port, &["CLUSTER", "SETSLOT", "12182", how, id]);
     assert_eq!(setslot(dst.port, "IMPORTING", &src_id), "OK");
@@ -450,11 +457,16 @@ fn manual_migration_of_a_slot_redirects_with_ask() {
         .unwrap();
     assert_eq!(v, "bar");
 
+    assert!(
+        !blocked.is_finished(),
+        "BLPOP returned while the slot migrates"
+    );
     let rest = ["MIGRATE", "127.0.0.1", &dport, "{foo}2", "0", "5000"];
     assert_eq!(cli(src.port, &rest), "OK");
     for x in &n {
         assert_eq!(setslot(x.port, "NODE", &dst_id), "OK");
     }
+    assert_eq!(blocked.join().unwrap(), format!("MOVED 12182 {dst_ep}"));
     assert_eq!(cli(dst.port, &["MGET", "foo", "{foo}2"]), "bar\ntwo");
     assert_eq!(
         cli(src.port, &["GET", "foo"]),

@@ -306,6 +306,10 @@ async fn wait_blocked(
     let id = client.info.id;
     let qbuf_limit = node.config.read().client_query_buffer_limit;
     let kill = client.info.kill.clone();
+    // In a cluster, a client blocked on keys of a slot this node stops serving is sent where
+    // the slot went (Redis's clusterRedirectBlockedClientIfNeeded).
+    let mut redirect_check = tokio::time::interval(Duration::from_millis(100));
+    redirect_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
         let Some(b) = client.blocked.as_ref() else {
             break After::Continue;
@@ -357,6 +361,12 @@ async fn wait_blocked(
                 reply_timeout(&mut Reply::new(out, client.resp3));
                 break After::Continue;
             }
+            _ = redirect_check.tick(), if node.cluster.is_some() => {
+                if let Some(r) = blocked_redirect(node, client, args) {
+                    Reply::new(out, client.resp3).error(&r.message());
+                    break After::Continue;
+                }
+            }
             r = rd.read_buf(inbuf) => {
                 match r {
                     Ok(0) | Err(_) => break After::Close,
@@ -375,6 +385,23 @@ async fn wait_blocked(
     client.info.blocked.store(false, Ordering::Relaxed);
     node.store.blocked.unblock(id);
     result
+}
+
+/// Where a blocked command's keys are served now, when not here: `-MOVED` to the slot's owner,
+/// or `-CLUSTERDOWN` (a slot migrating away or being imported keeps its blocked clients, as
+/// Redis's).
+fn blocked_redirect(
+    node: &Node,
+    client: &ClientState,
+    args: &[Bytes],
+) -> Option<crate::cluster::routing::Redirect> {
+    let cmd = commands::resolve(args).ok()?;
+    let pos = commands::key_positions(cmd.cmd, args);
+    let keys: Vec<&[u8]> = pos.iter().map(|&i| &args[i][..]).collect();
+    let readonly = client.readonly && cmd.cmd.flags & flags::READONLY != 0;
+    node.routing()
+        .check_with(&keys, true, |_| true, false, readonly)
+        .err()
 }
 
 /// WAIT: until `w.replicas` replicas acknowledged `w.offset`, or the deadline; returns how
