@@ -1252,13 +1252,19 @@ fn formed_cluster(dir: &Path) -> Vec<NodeProc> {
             ],
         );
     }
+    // The final layout, not a step on the way to it (three ranges also show mid-move).
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let layout = vec![
+        (0, 5460, ports[0]),
+        (5461, 10922, ports[1]),
+        (10923, 16383, ports[2]),
+    ];
+    let all: Vec<&NodeProc> = n.iter().collect();
+    wait_settled(&all, 3, Duration::from_secs(60));
     assert!(
-        wait(Duration::from_secs(20), || n.iter().all(|x| slot_map(
-            x.port
-        )
-        .len()
-            == 3
-            && info_field(x.port, "cluster_state") == "ok")),
+        wait(Duration::from_secs(20), || n
+            .iter()
+            .all(|x| slot_map(x.port) == layout)),
         "{}",
         cli(n[0].port, &["CLUSTER", "NODES"])
     );
