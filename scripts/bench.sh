@@ -167,6 +167,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (N
 cost_pct() { awk -v b="$1" -v x="$2" 'BEGIN { if (b == "" || x == "" || b + 0 == 0) print "n/a"; else printf "%.1f\n", (1 - x / b) * 100 }'; }
 # below value limit: "yes" when value < limit
 below() { awk -v v="$1" -v g="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 < g) print "yes"; else print "**no**" }'; }
+# cpu_s pid: CPU seconds (user + system) the process has used so far
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat"; }
 # row_self metric ours compared goal met: a figure of ours alone, in the table's columns
 row_self() { ROWS+=("| $1 | $2 | n/a (no feed) | $3 | $4 | $5 |"); }
 
@@ -202,7 +204,7 @@ stop_subscribers() {
 }
 
 feed_rows() {
-  local fp fh fpid pipe n round subs rps p99 g
+  local fp fh fpid pipe n round subs rps p99 cpu0 node_cpu ev lag mis closed cpu secs base base_cpu r c g got
   free_port; fp=$PORT
   free_port; fh=$PORT
   start_ours "$fp" "$TMP/feed" --cluster-enabled no --http-port "$fh"
@@ -210,7 +212,7 @@ feed_rows() {
   echo "==> feed: reredis pid $fpid port $fp, http $fh; $FEED_ROUNDS rounds" >&2
   for pipe in 1 16; do
     if [ "$pipe" = 1 ]; then n=$N_P1; else n=$N_P16; fi
-    local -A runs=([0]="" [1]="" [100]="") events=([1]=0 [100]=0) missed=([1]=0 [100]=0)
+    local -A runs=([0]="" [1]="" [100]="") cpus=([0]="" [1]="" [100]="") events=([1]=0 [100]=0) missed=([1]=0 [100]=0) sent=([1]=0 [100]=0)
     for round in $(seq "$FEED_ROUNDS"); do
       for subs in 0 1 100; do
         redis-cli -p "$fp" FLUSHALL >/dev/null
@@ -219,30 +221,38 @@ feed_rows() {
           continue
         fi
         rps="" p99=""
+        cpu0=$(cpu_s "$fpid")
         read -r rps p99 < <(run_bench "reredis, $subs /ws subscribers" "$fp" set "$pipe" "$n") || true
+        node_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$fpid")" 'BEGIN { printf "%.2f", b - a }')
         if [ "$subs" -gt 0 ]; then
           stop_subscribers
-          local ev lag mis closed cpu secs
           read -r ev lag mis closed cpu secs <<<"$SUB_GOT" || true
           events[$subs]=$((${events[$subs]} + ${ev:-0}))
+          sent[$subs]=$((${sent[$subs]} + n * subs))
           missed[$subs]=$((${missed[$subs]} + ${mis:-0}))
           [ "${closed:-0}" = 0 ] || echo "feed: $closed of $subs subscribers were disconnected during SET -P $pipe" >>"$ERRLOG"
           SUB_GOT="subscribers got $ev events, $lag lagged messages for $mis missed, used $cpu CPU-s in $secs s"
         fi
-        [ -n "$rps" ] && runs[$subs]+="$rps "
-        echo "==> feed SET -P $pipe, $subs subscribers, round $round: $rps rps p99 $p99 ms${SUB_GOT:+; $SUB_GOT}" >&2
+        if [ -n "$rps" ]; then
+          runs[$subs]+="$rps "
+          cpus[$subs]+="$(awk -v c="$node_cpu" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }') "
+        fi
+        echo "==> feed SET -P $pipe, $subs subscribers, round $round: $rps rps p99 $p99 ms, node used $node_cpu CPU-s${SUB_GOT:+; $SUB_GOT}" >&2
       done
     done
-    local base r c got
     base=$(tr ' ' '\n' <<<"${runs[0]}" | grep . | median)
-    row_self "feed: SET rps -P $pipe, no /ws subscriber (the baseline of the next two rows)" "$base" "n/a" "n/a" "n/a"
+    base_cpu=$(tr ' ' '\n' <<<"${cpus[0]}" | grep . | median)
+    row_self "feed: SET rps -P $pipe, no /ws subscriber (the baseline of the next two rows; node CPU $base_cpu µs per SET)" "$base" "n/a" "n/a" "n/a"
     for subs in 1 100; do
       r=$(tr ' ' '\n' <<<"${runs[$subs]}" | grep . | median)
       c=$(cost_pct "$base" "$r")
       if [ "$subs" = 1 ]; then g=2; else g=10; fi
-      # Share of the events sent to the subscribers that reached them (the rest: `lagged`).
-      got=$(awk -v e="${events[$subs]}" -v m="${missed[$subs]}" 'BEGIN { if (e + m == 0) print "n/a"; else printf "%.0f%%", e * 100 / (e + m) }')
-      row_self "feed: SET rps -P $pipe, $subs /ws subscriber$([ "$subs" = 1 ] || echo s) on every key, ours vs ours with none (subscribers received $got of events, \`lagged\` for the rest)" \
+      # Share of the events (one per SET per subscriber) that reached the subscribers before they
+      # stopped at the end of each run; of the rest, those the node dropped were reported `lagged`.
+      got=$(awk -v e="${events[$subs]}" -v s="${sent[$subs]}" 'BEGIN { if (s == 0) print "n/a"; else printf "%.1f%%", e * 100 / s }')
+      # The node's own CPU per SET: what the feed costs it, apart from the CPU the subscribers
+      # and redis-benchmark take from it on a small machine.
+      row_self "feed: SET rps -P $pipe, $subs /ws subscriber$([ "$subs" = 1 ] || echo s) on every key, ours vs ours with none (node CPU $(tr ' ' '\n' <<<"${cpus[$subs]}" | grep . | median) µs per SET; subscribers received $got of the events, ${missed[$subs]} reported missed in \`lagged\`)" \
         "$r" "cost $c%" "cost < $g%" "$(below "$c" "$g")"
     done
   done
