@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: Reredis vs Debian's redis-server, side by side on this machine.
 #
-#   scripts/bench.sh [--quick]
+#   scripts/bench.sh [--quick] [--feed-only]
 #
 # Builds release, starts redis-server and target/release/reredis on free ports, loads 1,000,000
 # keys (16-byte keys, 16-byte values) into each and compares RSS, runs redis-benchmark (-c 50;
@@ -11,25 +11,28 @@
 # second node joins and half the slots move with their keys (ours: automatic distribution;
 # Redis: `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a SET load
 # running during the move (examples/cluster_load: the redis crate's cluster client, which follows
-# -MOVED and -ASK). Prints one markdown table of ratios (ours / redis-server), with the simulated
-# gossip figures (tests/cluster_sim.rs) last.
+# -MOVED and -ASK), then the /ws live feed's cost to SET throughput and its latency (ours alone:
+# Redis has no feed; `--feed-only` runs just that part). Prints one markdown table of ratios
+# (ours / redis-server), with the simulated gossip figures (tests/cluster_sim.rs) last.
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=0
+FEED_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    --feed-only) FEED_ONLY=1 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
 
 if [ "$QUICK" = 1 ]; then
-  N_P1=20000 N_P16=100000 N_KEYS=100000 N_CLUSTER=20000 N_MOVE=100000
+  N_P1=20000 N_P16=100000 N_KEYS=100000 N_CLUSTER=20000 N_MOVE=100000 N_FEED_LATENCY=100000
 else
-  N_P1=200000 N_P16=1000000 N_KEYS=1000000 N_CLUSTER=200000 N_MOVE=1000000
+  N_P1=200000 N_P16=1000000 N_KEYS=1000000 N_CLUSTER=200000 N_MOVE=1000000 N_FEED_LATENCY=500000
 fi
 CLIENTS=50
 BENCH_TIMEOUT=600 # seconds, per redis-benchmark run
@@ -41,8 +44,12 @@ done
 export SKIP_REREDIS_UI_BUILD=1
 echo "==> cargo build --release" >&2
 cargo build --release --locked >&2
+# The /ws feed's subscribers and latency probe (examples/feed_bench.rs).
+cargo build --release --locked --example feed_bench >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/reredis"
+FEED_BIN="${CARGO_TARGET_DIR:-target}/release/examples/feed_bench"
 [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+[ -x "$FEED_BIN" ] || { echo "no binary at $FEED_BIN" >&2; exit 1; }
 # Built apart from the server: the example's dev-dependencies must not change the server's features.
 echo "==> cargo build --release --example cluster_load" >&2
 cargo build --release --locked --example cluster_load >&2
@@ -114,7 +121,8 @@ start_ours() { # port dir [extra args...]; sets LAST_PID
   local defaults=()
   [[ " $* " == *" --save "* ]] || defaults+=(--save "")
   [[ " $* " == *" --appendonly "* ]] || defaults+=(--appendonly no)
-  "$BIN" --port "$port" --http-port 0 --dir "$dir" "${defaults[@]}" "$@" >"$dir/reredis.log" 2>&1 &
+  [[ " $* " == *" --http-port "* ]] || defaults+=(--http-port 0)
+  "$BIN" --port "$port" --dir "$dir" "${defaults[@]}" "$@" >"$dir/reredis.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
   wait_ping "$port" "$dir/reredis.log"
@@ -126,6 +134,9 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.*f\n", d, a / b }'; }
 # meets ratio goal op: "yes"/"no"
 meets() { awk -v r="$1" -v g="$2" -v op="$3" 'BEGIN { if (r == "n/a") print "n/a"; else if ((op == ">=" && r + 0 >= g) || (op == "<=" && r + 0 <= g)) print "yes"; else print "**no**" }'; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $(meets "$4" "${5#* }" "${5%% *}") |"); }
 
 # run_bench label port test pipeline n [extra...]: writes "rps p99" for the test to stdout.
 ERRLOG="$TMP/bench-errors.log"
@@ -144,6 +155,163 @@ run_bench() {
   # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   awk -F, 'NR > 1 { gsub(/"/, ""); print $2, $7; exit }' "$out"
 }
+
+# ---------------------------------------------------------------- live feed (/ws)
+# Redis has no such feed, so these rows compare Reredis with itself. SET throughput, as the SET rows
+# above (-P 1 and -P 16), on one node with 0, 1 and 100 /ws subscribers to `key:*` (every key
+# redis-benchmark writes), each reading every event it is sent (examples/feed_bench.rs): the feed's
+# cost to the write path. FEED_ROUNDS rounds of the three, interleaved so that a change in machine
+# load hits all three, the median of each kept; the keyspace is flushed before every run. Then feed
+# latency: SETs at FEED_RATE per second over 4 connections, from each SET's reply to its event on one
+# subscriber. Runs after the slot move; `--feed-only` runs only this part.
+FEED_ROUNDS=${FEED_ROUNDS:-3}
+FEED_RATE=${FEED_RATE:-50000}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# cost_pct base x: how much lower x is than base, in percent (negative: higher), or "n/a"
+cost_pct() { awk -v b="$1" -v x="$2" 'BEGIN { if (b == "" || x == "" || b + 0 == 0) print "n/a"; else printf "%.1f\n", (1 - x / b) * 100 }'; }
+# below value limit: "yes" when value < limit
+below() { awk -v v="$1" -v g="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 < g) print "yes"; else print "**no**" }'; }
+# cpu_s pid: CPU seconds (user + system) the process has used so far
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat"; }
+# row_self metric ours compared goal met: a figure of ours alone, in the table's columns
+row_self() { ROWS+=("| $1 | $2 | n/a (no feed) | $3 | $4 | $5 |"); }
+
+# start_subscribers http-port clients: feed_bench subscribers on key:*, every subscription
+# confirmed; sets SUB_PID. Not in a subshell: stop_subscribers waits for SUB_PID.
+start_subscribers() {
+  rm -f "$TMP/feed-ready" "$TMP/feed-stop"
+  "$FEED_BIN" subscribe --http "127.0.0.1:$1" --clients "$2" --pattern 'key:*' --ready "$TMP/feed-ready" \
+    --stop "$TMP/feed-stop" --max-secs "$BENCH_TIMEOUT" >"$TMP/feed-subs.out" 2>"$TMP/feed-subs.err" &
+  SUB_PID=$!
+  PIDS+=("$SUB_PID")
+  for _ in $(seq 600); do
+    [ -e "$TMP/feed-ready" ] && return 0
+    kill -0 "$SUB_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "feed_bench subscribe ($2 clients) not ready in 30 s: $(tail -2 "$TMP/feed-subs.err")" >>"$ERRLOG"
+  kill "$SUB_PID" 2>/dev/null || true
+  return 1
+}
+# forget_pid pid: a process already waited for, no longer to stop on exit (its PID may be reused)
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+# stop_subscribers: sets SUB_GOT to "events lagged missed closed cpu_s secs" of the subscribers
+stop_subscribers() {
+  touch "$TMP/feed-stop"
+  wait "$SUB_PID" || echo "feed_bench subscribe failed: $(tail -2 "$TMP/feed-subs.err")" >>"$ERRLOG"
+  forget_pid "$SUB_PID"
+  SUB_GOT=$(sed -nE 's/^feed_subscribers .* events=([0-9]+) lagged=([0-9]+) missed=([0-9]+) closed=([0-9]+) cpu_s=([0-9.]+) secs=([0-9.]+).*/\1 \2 \3 \4 \5 \6/p' "$TMP/feed-subs.out")
+}
+
+feed_rows() {
+  local fp fh fpid pipe n round subs rps p99 cpu0 node_cpu ev lag mis closed cpu secs base base_cpu r c g got
+  free_port; fp=$PORT
+  free_port; fh=$PORT
+  start_ours "$fp" "$TMP/feed" --cluster-enabled no --http-port "$fh"
+  fpid=$LAST_PID
+  echo "==> feed: reredis pid $fpid port $fp, http $fh; $FEED_ROUNDS rounds" >&2
+  for pipe in 1 16; do
+    if [ "$pipe" = 1 ]; then n=$N_P1; else n=$N_P16; fi
+    local -A runs=([0]="" [1]="" [100]="") cpus=([0]="" [1]="" [100]="") events=([1]=0 [100]=0) missed=([1]=0 [100]=0) sent=([1]=0 [100]=0)
+    for round in $(seq "$FEED_ROUNDS"); do
+      for subs in 0 1 100; do
+        redis-cli -p "$fp" FLUSHALL >/dev/null
+        SUB_GOT=""
+        if [ "$subs" -gt 0 ] && ! start_subscribers "$fh" "$subs"; then
+          continue
+        fi
+        rps="" p99=""
+        cpu0=$(cpu_s "$fpid")
+        read -r rps p99 < <(run_bench "reredis, $subs /ws subscribers" "$fp" set "$pipe" "$n") || true
+        node_cpu=$(awk -v a="$cpu0" -v b="$(cpu_s "$fpid")" 'BEGIN { printf "%.2f", b - a }')
+        if [ "$subs" -gt 0 ]; then
+          stop_subscribers
+          read -r ev lag mis closed cpu secs <<<"$SUB_GOT" || true
+          events[$subs]=$((${events[$subs]} + ${ev:-0}))
+          sent[$subs]=$((${sent[$subs]} + n * subs))
+          missed[$subs]=$((${missed[$subs]} + ${mis:-0}))
+          [ "${closed:-0}" = 0 ] || echo "feed: $closed of $subs subscribers were disconnected during SET -P $pipe" >>"$ERRLOG"
+          SUB_GOT="subscribers got $ev events, $lag lagged messages for $mis missed, used $cpu CPU-s in $secs s"
+        fi
+        if [ -n "$rps" ]; then
+          runs[$subs]+="$rps "
+          cpus[$subs]+="$(awk -v c="$node_cpu" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }') "
+        fi
+        echo "==> feed SET -P $pipe, $subs subscribers, round $round: $rps rps p99 $p99 ms, node used $node_cpu CPU-s${SUB_GOT:+; $SUB_GOT}" >&2
+      done
+    done
+    base=$(tr ' ' '\n' <<<"${runs[0]}" | grep . | median)
+    base_cpu=$(tr ' ' '\n' <<<"${cpus[0]}" | grep . | median)
+    row_self "feed: SET rps -P $pipe, no /ws subscriber (the baseline of the next two rows; node CPU $base_cpu µs per SET)" "$base" "n/a" "n/a" "n/a"
+    for subs in 1 100; do
+      r=$(tr ' ' '\n' <<<"${runs[$subs]}" | grep . | median)
+      c=$(cost_pct "$base" "$r")
+      if [ "$subs" = 1 ]; then g=2; else g=10; fi
+      # Share of the events (one per SET per subscriber) that reached the subscribers before they
+      # stopped at the end of each run; of the rest, those the node dropped were reported `lagged`.
+      got=$(awk -v e="${events[$subs]}" -v s="${sent[$subs]}" 'BEGIN { if (s == 0) print "n/a"; else printf "%.1f%%", e * 100 / s }')
+      # The node's own CPU per SET: what the feed costs it, apart from the CPU the subscribers
+      # and redis-benchmark take from it on a small machine.
+      row_self "feed: SET rps -P $pipe, $subs /ws subscriber$([ "$subs" = 1 ] || echo s) on every key, ours vs ours with none (node CPU $(tr ' ' '\n' <<<"${cpus[$subs]}" | grep . | median) µs per SET; subscribers received $got of the events, ${missed[$subs]} reported missed in \`lagged\`)" \
+        "$r" "cost $c%" "cost < $g%" "$(below "$c" "$g")"
+    done
+  done
+
+  # Latency: one subscriber on feedlat:*, SETs paced at FEED_RATE/s.
+  redis-cli -p "$fp" FLUSHALL >/dev/null
+  local lat
+  lat=$(timeout 300 "$FEED_BIN" latency --resp "127.0.0.1:$fp" --http "127.0.0.1:$fh" --rate "$FEED_RATE" \
+    --count "$N_FEED_LATENCY" --conns 4 --max-secs 120 2>>"$ERRLOG" | grep '^feed_latency ' || true)
+  echo "==> ${lat:-feed latency: no result}" >&2
+  kill "$fpid" 2>/dev/null || true
+  if [ -z "$lat" ]; then
+    echo "feed latency: feed_bench latency printed nothing" >>"$ERRLOG"
+    return
+  fi
+  lat_field() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$lat"; }
+  local achieved p50 p99 met
+  achieved=$(lat_field achieved_rate) p50=$(lat_field p50_ms) p99=$(lat_field p99_ms)
+  [ "$(lat_field errors)" = 0 ] || echo "feed latency: $(lat_field errors) SETs answered with an error" >>"$ERRLOG"
+  # The goal holds at FEED_RATE writes/s: a run that could not write that fast does not meet it.
+  met=$(below "$p99" 5)
+  if awk -v a="$achieved" -v t="$FEED_RATE" 'BEGIN { exit !(a < 0.95 * t) }'; then
+    met="n/a (rate not reached)"
+  fi
+  row_self "feed latency p50 ms, SET reply to /ws event, $achieved writes/s (target $FEED_RATE)" "$p50" "n/a" "n/a" "n/a"
+  row_self "feed latency p99 ms, SET reply to /ws event, $achieved writes/s (target $FEED_RATE)" "$p99" "n/a" "< 5 ms at $FEED_RATE/s" "$met"
+  row_self "feed: events missed (\`lagged\`) by the latency subscriber, of $(lat_field replies) SETs" "$(lat_field missed)" "n/a" "n/a" "n/a"
+}
+
+print_table() {
+  echo
+  if [ "$FEED_ONLY" = 1 ]; then
+    echo "n: -P 1 $N_P1, -P 16 $N_P16, feed latency $N_FEED_LATENCY; -c $CLIENTS; feed rounds $FEED_ROUNDS$([ "$QUICK" = 1 ] && echo ' (--quick)') (--feed-only)"
+  else
+    echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, cluster $N_CLUSTER, slot move $N_MOVE, feed latency $N_FEED_LATENCY; -c $CLIENTS; feed rounds $FEED_ROUNDS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
+  fi
+  echo
+  echo "| metric | reredis | redis-server | ratio (ours / redis) | goal | met |"
+  echo "|---|---:|---:|---:|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  if [ -s "$ERRLOG" ]; then
+    echo
+    echo "Errors seen during the run:"
+    echo '```'
+    cat "$ERRLOG"
+    echo '```'
+  fi
+}
+
+if [ "$FEED_ONLY" = 1 ]; then
+  feed_rows
+  print_table
+  exit 0
+fi
 
 # ---------------------------------------------------------------- single node
 free_port; RP=$PORT
@@ -173,9 +341,6 @@ for side in redis ours; do
   redis-cli -p "$port" FLUSHALL >/dev/null
 done
 rm -f "$LOAD"
-
-ROWS=()
-row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $(meets "$4" "${5#* }" "${5%% *}") |"); }
 
 for pipe in 1 16; do
   if [ "$pipe" = 1 ]; then n=$N_P1; else n=$N_P16; fi
@@ -449,6 +614,9 @@ row "SET rps during the move" "$o_mrps" "$r_mrps" "$(ratio "$o_mrps" "$r_mrps")"
 row "SET p99 ms during the move" "$o_mp99" "$r_mp99" "$(ratio "$o_mp99" "$r_mp99")" "<= 1.0"
 row "client errors during the move" "$o_merr" "$r_merr" "n/a" "0"
 
+# ---------------------------------------------------------------- live feed
+feed_rows
+
 # ---------------------------------------------------------------- gossip figures
 # The gossip state machine simulated in one process (tests/cluster_sim.rs, gossip_figures; no
 # network, no sleeping): seconds to converge after every node met node 1, and bus bytes per node
@@ -469,16 +637,4 @@ while read -r line; do
 done <<<"$GOSSIP"
 
 # ---------------------------------------------------------------- the table
-echo
-echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, cluster $N_CLUSTER, slot move $N_MOVE; -c $CLIENTS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
-echo
-echo "| metric | reredis | redis-server | ratio (ours / redis) | goal | met |"
-echo "|---|---:|---:|---:|---|---|"
-printf '%s\n' "${ROWS[@]}"
-if [ -s "$ERRLOG" ]; then
-  echo
-  echo "Errors seen during the run:"
-  echo '```'
-  cat "$ERRLOG"
-  echo '```'
-fi
+print_table
