@@ -948,7 +948,9 @@ async fn migration(p: &mut Pair) {
 
 /// Node 2's slots unassigned on every node: the cluster fails; CLUSTERDOWN for every key.
 async fn uncovered(p: &mut Pair) {
-    for node in 0..3 {
+    // The owner first: a node that dropped the slots while their owner still claims them takes
+    // them back from its next ping (Redis does too), which a loaded machine has time for.
+    for node in [2, 1, 0] {
         p.same(node, &["CLUSTER", "DELSLOTSRANGE", "10923", "16383"], "+OK")
             .await;
     }
