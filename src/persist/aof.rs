@@ -505,14 +505,9 @@ impl Aof {
             self.wake.notify_one();
             return false;
         }
-        self.acked.send_if_modified(|a| {
-            if *a < seq {
-                *a = seq;
-                true
-            } else {
-                false
-            }
-        });
+        // Every waiter is woken, even when another writer already acknowledged this far: one
+        // that found the file busy tries again at once instead of waiting for the writer thread.
+        self.acked.send_modify(|a| *a = (*a).max(seq));
         true
     }
 
