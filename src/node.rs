@@ -128,7 +128,10 @@ impl Node {
         if self.maxmemory.load(Ordering::Relaxed) == 0 {
             return Memory::Fits;
         }
-        if self.memory_read_ms.swap(now_ms, Ordering::Relaxed) != now_ms {
+        // A load first: the common case (read already this millisecond) writes nothing.
+        if self.memory_read_ms.load(Ordering::Relaxed) != now_ms
+            && self.memory_read_ms.swap(now_ms, Ordering::Relaxed) != now_ms
+        {
             self.stats.refresh_memory();
         }
         if !self.over_maxmemory() {

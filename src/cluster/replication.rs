@@ -182,13 +182,8 @@ impl Write for FrameWriter<'_> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let frame = pb::ReplicationFrame {
-            records: std::mem::take(&mut self.buf),
-            sync_done: false,
-            offset: 0,
-            replid: String::new(),
-            partial: false,
-        };
+        // The copy's frames carry no offset: the `sync_done` frame after them does.
+        let frame = records_frame(std::mem::take(&mut self.buf), 0);
         self.sent += frame.records.len() as u64;
         self.out
             .blocking_send(Ok(frame))
@@ -326,26 +321,26 @@ pub fn serve(
             .stats
             .traffic
             .sent_bytes(MessageType::Replication, bytes);
-        let done = pb::ReplicationFrame {
-            records: Vec::new(),
-            sync_done: true,
-            offset,
-            replid: cluster.repl.replid(),
-            partial: false,
-        };
-        if out.send(Ok(done)).await.is_err() {
-            cluster.repl.feeds.lock().remove(&replica);
-            return;
-        }
         tracing::info!(replica = %replica, keys, bytes, "Synchronization with replica succeeded");
         stream(node, replica, out, tap_rx, queued, offset, None).await;
     });
     Ok(rx)
 }
 
-/// Streams to a replica that holds our data up to `offset`: what `backlog` holds after it
-/// (a partial resync), then every record the tap brings, until the replica or this node's
-/// master role goes.
+/// A frame of stream records ending at replication offset `offset`.
+fn records_frame(records: Vec<u8>, offset: u64) -> pb::ReplicationFrame {
+    pb::ReplicationFrame {
+        records,
+        sync_done: false,
+        offset,
+        replid: String::new(),
+        partial: false,
+    }
+}
+
+/// Streams to a replica that holds our data up to `offset` (its copy just sent, or `backlog`
+/// for a partial resync): the `sync_done` frame, what `backlog` holds after `offset`, then
+/// every record the tap brings, until the replica or this node's master role goes.
 async fn stream(
     node: Arc<Node>,
     replica: String,
@@ -358,30 +353,24 @@ async fn stream(
     let Some(cluster) = node.cluster.clone() else {
         return;
     };
+    let start = pb::ReplicationFrame {
+        records: Vec::new(),
+        sync_done: true,
+        offset,
+        replid: cluster.repl.replid(),
+        partial: backlog.is_some(),
+    };
+    if out.send(Ok(start)).await.is_err() {
+        cluster.repl.feeds.lock().remove(&replica);
+        return;
+    }
     if let Some(backlog) = backlog {
-        let start = pb::ReplicationFrame {
-            records: Vec::new(),
-            sync_done: true,
-            offset,
-            replid: cluster.repl.replid(),
-            partial: true,
-        };
-        if out.send(Ok(start)).await.is_err() {
-            cluster.repl.feeds.lock().remove(&replica);
-            return;
-        }
         let mut records = Vec::new();
         for (i, r) in backlog.iter().enumerate() {
             records.extend_from_slice(r);
             if records.len() >= FRAME_BYTES || i + 1 == backlog.len() {
                 offset += records.len() as u64;
-                let frame = pb::ReplicationFrame {
-                    records: std::mem::take(&mut records),
-                    sync_done: false,
-                    offset,
-                    replid: String::new(),
-                    partial: false,
-                };
+                let frame = records_frame(std::mem::take(&mut records), offset);
                 cluster.stats.traffic.sent(MessageType::Replication, &frame);
                 if out.send(Ok(frame)).await.is_err() {
                     cluster.repl.feeds.lock().remove(&replica);
@@ -390,57 +379,50 @@ async fn stream(
             }
         }
     }
-    {
-        if let Some(f) = cluster.repl.feeds.lock().get_mut(&replica) {
-            f.syncing = false;
-        }
-        let mut check = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            let first = tokio::select! {
-                _ = node.shutdown.cancelled() => break,
-                _ = out.closed() => break,
-                // A master that became a replica (failover) feeds nobody.
-                _ = check.tick() => {
-                    if cluster.state.lock().me().is_master() {
-                        continue;
-                    }
-                    break;
-                }
-                r = tap_rx.recv() => r,
-            };
-            // None: the log dropped the tap (the replica fell too far behind).
-            let Some(first) = first else {
-                tracing::warn!(replica = %replica, "replica fell too far behind: closing its stream (it will sync again)");
-                break;
-            };
-            let mut records = first.to_vec();
-            while records.len() < FRAME_BYTES {
-                match tap_rx.try_recv() {
-                    Ok(r) => records.extend_from_slice(&r),
-                    Err(_) => break,
-                }
-            }
-            queued.fetch_sub(records.len() as u64, Ordering::Relaxed);
-            offset += records.len() as u64;
-            let frame = pb::ReplicationFrame {
-                records,
-                sync_done: false,
-                offset,
-                replid: String::new(),
-                partial: false,
-            };
-            cluster.stats.traffic.sent(MessageType::Replication, &frame);
-            if out.send(Ok(frame)).await.is_err() {
-                break;
-            }
-        }
-        cluster.repl.feeds.lock().remove(&replica);
-        tracing::info!(replica = %replica, "Connection with replica lost");
+    if let Some(f) = cluster.repl.feeds.lock().get_mut(&replica) {
+        f.syncing = false;
     }
+    let mut check = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let first = tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            _ = out.closed() => break,
+            // A master that became a replica (failover) feeds nobody.
+            _ = check.tick() => {
+                if cluster.state.lock().me().is_master() {
+                    continue;
+                }
+                break;
+            }
+            r = tap_rx.recv() => r,
+        };
+        // None: the log dropped the tap (the replica fell too far behind).
+        let Some(first) = first else {
+            tracing::warn!(replica = %replica, "replica fell too far behind: closing its stream (it will sync again)");
+            break;
+        };
+        let mut records = first.to_vec();
+        while records.len() < FRAME_BYTES {
+            match tap_rx.try_recv() {
+                Ok(r) => records.extend_from_slice(&r),
+                Err(_) => break,
+            }
+        }
+        queued.fetch_sub(records.len() as u64, Ordering::Relaxed);
+        offset += records.len() as u64;
+        let frame = records_frame(records, offset);
+        cluster.stats.traffic.sent(MessageType::Replication, &frame);
+        if out.send(Ok(frame)).await.is_err() {
+            break;
+        }
+    }
+    cluster.repl.feeds.lock().remove(&replica);
+    tracing::info!(replica = %replica, "Connection with replica lost");
 }
 
 /// A replica's side: keeps a stream from the current master open while this node is a replica,
-/// applying what arrives. Reconnects after a break (with a full sync).
+/// applying what arrives. Reconnects after a break, continuing from its offset when the
+/// master's backlog still holds what it missed.
 pub async fn run(node: Arc<Node>) {
     let Some(cluster) = node.cluster.clone() else {
         return;

@@ -339,11 +339,11 @@ pub fn call(
     let memory = node.perform_evictions(now);
     // Cluster routing comes first, as in Redis's processCommand: commands with keys are
     // checked before they queue or run, and before the persistence and subscriber checks.
-    let routing = node.routing();
-    let keyed = routing.enabled && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
+    let clustered = node.cluster.is_some();
+    let keyed = clustered && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
         || cmd.cmd.keys_fn.is_some();
     let mut routed = None;
-    if routing.enabled && keyed {
+    if clustered && keyed {
         let pos = key_positions(cmd.cmd, args);
         if !pos.is_empty() {
             let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
@@ -352,18 +352,18 @@ pub fn call(
             // are served while the cluster is down (as Redis 7.0). The setting is read before
             // the shard locks are taken.
             let shard_channels = f & flags::PUBSUB != 0;
-            let when_down = shard_channels
-                && !routing.ok
+            let allowed_when_down = shard_channels
                 && node
                     .config
                     .read()
                     .get_bool("cluster.allow-pubsubshard-when-down");
             let mut ks = node.store.lock_keys(&keys, now);
-            // Read the slot table again now that the keys' shards are held: the migrator marks
-            // a slot migrating before it takes the shard, and publishes the slot's new owner
-            // before it lets go, so this view cannot be older than the keys it guards. (The
-            // view read before the lock may predate a whole move that ran while we waited.)
+            // The slot table is read once the keys' shards are held: the migrator marks a slot
+            // migrating before it takes the shard, and publishes the slot's new owner before
+            // it lets go, so this view cannot be older than the keys it guards. (A view read
+            // before the lock may predate a whole move that ran while we waited.)
             let routing = node.routing();
+            let when_down = allowed_when_down && !routing.ok;
             let db = client.db;
             let asking = client.asking || f & flags::ASKING != 0;
             let replica_read = client.readonly && f & flags::READONLY != 0;

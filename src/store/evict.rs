@@ -129,24 +129,17 @@ impl Store {
         // Gone meanwhile (deleted, or evicted by another client): progress all the same.
         if s.remove(victim.db, &victim.key).is_some() {
             s.stats.evicted_keys += 1;
-            publish_evicted(self, victim.db, &victim.key, now_ms);
+            publish_removed(
+                self,
+                victim.db,
+                &victim.key,
+                now_ms,
+                "evicted",
+                class::EVICTED,
+            );
         }
         true
     }
-}
-
-/// A key evicted: logged as a DEL (replicas and a replay remove it too, as Redis propagates
-/// one), WATCHers see a change, listeners an "evicted".
-fn publish_evicted(store: &Store, db: usize, key: &[u8], now_ms: i64) {
-    store.aof.append_del(db, key);
-    store.watches.touch(db, key, true);
-    store.events.publish_with(|| KeyEvent {
-        db,
-        key: bytes::Bytes::copy_from_slice(key),
-        event: "evicted",
-        class: class::EVICTED,
-        ts_ms: now_ms,
-    });
 }
 
 #[cfg(test)]

@@ -178,13 +178,26 @@ impl Shard {
 /// A key removed because its TTL passed: logged as a DEL (so a replay of the log removes it at
 /// the same point, never later), WATCHers see a change, listeners an "expired".
 fn publish_expired(store: &Store, db: usize, key: &[u8], now_ms: i64) {
+    publish_removed(store, db, key, now_ms, "expired", class::EXPIRED);
+}
+
+/// A key removed by the node itself (expiry, eviction): logged as a DEL, so replicas and a
+/// replay remove it too, touched for WATCHers, published as `event`.
+fn publish_removed(
+    store: &Store,
+    db: usize,
+    key: &[u8],
+    now_ms: i64,
+    event: &'static str,
+    class: u32,
+) {
     store.aof.append_del(db, key);
     store.watches.touch(db, key, true);
     store.events.publish_with(|| KeyEvent {
         db,
         key: bytes::Bytes::copy_from_slice(key),
-        event: "expired",
-        class: class::EXPIRED,
+        event,
+        class,
         ts_ms: now_ms,
     });
 }
