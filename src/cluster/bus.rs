@@ -216,6 +216,9 @@ pub struct RelayedEvent {
     pub event: String,
     pub ts_ms: i64,
     pub missed: u64,
+    /// The event as the live feed sends it, encoded once for all clients (as
+    /// [`KeyEvent::encoded`](crate::observe::events::KeyEvent::encoded)).
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// What a bus message is, as `/metrics` labels it (`type`). A call's reply counts under the
@@ -358,6 +361,7 @@ impl EventStream {
             event: e.event,
             ts_ms: e.ts_ms,
             missed: e.missed,
+            encoded: std::sync::OnceLock::new(),
         }))
     }
 }

@@ -139,13 +139,10 @@ impl Ctx<'_> {
             self.node.store.watches.touch(db, key, false);
         }
         let ts_ms = self.now_ms;
-        self.node.store.events.publish_with(|| KeyEvent {
-            db,
-            key: Bytes::copy_from_slice(key),
-            event,
-            class,
-            ts_ms,
-        });
+        self.node
+            .store
+            .events
+            .publish_with(|| KeyEvent::new(db, key, event, class, ts_ms));
     }
 
     pub fn proto_max_bulk_len(&self) -> usize {

@@ -17,13 +17,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
+use bytes::Bytes;
 use futures_util::SinkExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
@@ -44,6 +46,12 @@ const MAX_MESSAGE: usize = 64 * 1024;
 const MAX_PATTERNS: usize = 256;
 /// Events written per flush: batching keeps syscalls low when writes come fast.
 const BATCH: usize = 256;
+/// How long a client's task rests after sending events before it takes the next ones: see
+/// [`rest`].
+const REST: Duration = Duration::from_micros(1);
+/// Subscribers that share one millisecond of rest, and the longest rest (a frame at 60 Hz).
+const SUBSCRIBERS_PER_MS: usize = 20;
+const MAX_REST: Duration = Duration::from_millis(16);
 
 /// Feed figures for `/metrics`, and the feed's and the API's cluster-wide parts.
 #[derive(Default)]
@@ -215,7 +223,13 @@ impl Feed {
         let mut out: Vec<Message> = Vec::with_capacity(BATCH);
         let mut cluster = self.node.feed.relay.cluster_changes();
         cluster.borrow_and_update();
+        // Set after a batch of events went out: until then the task does not wait on the
+        // broadcasts, so writers do not wake it for every event (see `REST`).
+        let mut rest_until: Option<Instant> = None;
+        // Set after a full batch: more are waiting, take them without resting.
+        let mut more = false;
         loop {
+            let mut delivered = false;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -237,13 +251,32 @@ impl Feed {
                         break;
                     }
                 },
-                first = recv(&mut self.sub) => self.take_events(first, &mut out),
-                first = recv_relayed(&mut self.remote) => self.take_relayed(first, &mut out),
+                _ = std::future::ready(()), if more => {
+                    delivered = self.drain(&mut out);
+                }
+                _ = sleep_until(rest_until), if rest_until.is_some() => {
+                    rest_until = None;
+                    delivered = self.drain(&mut out);
+                }
+                first = recv(&mut self.sub), if rest_until.is_none() && !more => {
+                    self.take_events(first, &mut out);
+                    self.take_relayed(None, &mut out);
+                    delivered = true;
+                }
+                first = recv_relayed(&mut self.remote), if rest_until.is_none() && !more => {
+                    self.take_relayed(Some(first), &mut out);
+                    self.take_events_waiting(&mut out);
+                    delivered = true;
+                }
                 Ok(()) = cluster.changed() => {
                     if let Some(view) = cluster.borrow_and_update().clone() {
                         out.push(Reply::Cluster { view: &view }.message());
                     }
                 }
+            }
+            more = delivered && out.len() >= BATCH;
+            if delivered && !more {
+                rest_until = Some(Instant::now() + rest(&self.node));
             }
             if out.is_empty() {
                 continue;
@@ -362,103 +395,148 @@ impl Feed {
         out.push(Reply::Lagged { missed }.message());
     }
 
+    /// Takes the events that arrived while the task rested, up to a batch. Returns whether
+    /// there were any: with none, the task waits on the broadcasts again.
+    fn drain(&mut self, out: &mut Vec<Message>) -> bool {
+        let local = self.take_events_waiting(out);
+        let relayed = self.take_relayed(None, out);
+        local + relayed > 0
+    }
+
     /// Queues the event just received and whatever else is already waiting (up to a batch).
     fn take_events(&mut self, first: Result<Arc<KeyEvent>, RecvError>, out: &mut Vec<Message>) {
-        let mut next = match first {
-            Ok(ev) => Ok(ev),
-            Err(RecvError::Lagged(n)) => Err(n),
+        match first {
+            Ok(ev) => self.push_event(&ev, out),
+            Err(RecvError::Lagged(n)) => self.lagged(n, out),
             Err(RecvError::Closed) => {
                 self.patterns.clear();
                 self.sync_subscriptions();
                 return;
             }
-        };
-        loop {
-            match next {
-                Ok(ev) => {
-                    if self.wants(ev.event, &ev.key) {
-                        out.push(event_message(
-                            ev.event,
-                            &ev.key,
-                            ev.db,
-                            &self.node_id,
-                            ev.ts_ms,
-                        ));
-                    }
-                }
-                Err(missed) => self.lagged(missed, out),
-            }
-            if out.len() >= BATCH {
-                return;
-            }
+        }
+        self.take_events_waiting(out);
+    }
+
+    /// Queues this node's events already in the broadcast, until the batch is full. Returns
+    /// how many it took, matching or not.
+    fn take_events_waiting(&mut self, out: &mut Vec<Message>) -> usize {
+        let mut taken = 0;
+        while out.len() < BATCH {
             let Some(sub) = self.sub.as_mut() else {
-                return;
+                break;
             };
-            next = match sub.rx.try_recv() {
-                Ok(ev) => Ok(ev),
-                Err(TryRecvError::Lagged(n)) => Err(n),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return,
-            };
+            match sub.rx.try_recv() {
+                Ok(ev) => self.push_event(&ev, out),
+                Err(TryRecvError::Lagged(n)) => self.lagged(n, out),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => break,
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    fn push_event(&self, ev: &KeyEvent, out: &mut Vec<Message>) {
+        if self.wants(ev.event, &ev.key) {
+            let frame = ev
+                .encoded
+                .get_or_init(|| event_json(ev.event, &ev.key, ev.db, &self.node_id, ev.ts_ms));
+            out.push(text_frame(frame));
         }
     }
 
-    /// As [`Feed::take_events`], for other nodes' events.
+    /// As [`Feed::take_events`], for other nodes' events (`first` is `None` when nothing woke
+    /// the task for them). Returns how many it took from the relay, matching or not.
     fn take_relayed(
         &mut self,
-        first: Result<Arc<RelayedEvent>, RecvError>,
+        first: Option<Result<Arc<RelayedEvent>, RecvError>>,
         out: &mut Vec<Message>,
-    ) {
+    ) -> usize {
+        let mut taken = usize::from(first.is_some());
         let mut next = match first {
-            Ok(ev) => Ok(ev),
-            Err(RecvError::Lagged(n)) => Err(n),
-            Err(RecvError::Closed) => {
+            Some(Ok(ev)) => Some(Ok(ev)),
+            Some(Err(RecvError::Lagged(n))) => Some(Err(n)),
+            Some(Err(RecvError::Closed)) => {
                 self.remote = None;
-                return;
+                return 0;
             }
+            None => None,
         };
         loop {
             match next {
                 // The peer dropped events for this node's relay: every client missed them.
-                Ok(ev) if ev.missed > 0 => self.lagged(ev.missed, out),
-                Ok(ev) => {
-                    if self.wants(&ev.event, &ev.key) {
-                        out.push(event_message(
-                            &ev.event,
-                            &ev.key,
-                            ev.db,
-                            &ev.node_id,
-                            ev.ts_ms,
-                        ));
-                    }
+                Some(Ok(ev)) if ev.missed > 0 => self.lagged(ev.missed, out),
+                Some(Ok(ev)) if self.wants(&ev.event, &ev.key) => {
+                    let frame = ev.encoded.get_or_init(|| {
+                        event_json(&ev.event, &ev.key, ev.db, &ev.node_id, ev.ts_ms)
+                    });
+                    out.push(text_frame(frame));
                 }
-                Err(missed) => self.lagged(missed, out),
+                Some(Err(missed)) => self.lagged(missed, out),
+                Some(Ok(_)) | None => {}
             }
             if out.len() >= BATCH {
-                return;
+                return taken;
             }
             let Some(remote) = self.remote.as_mut() else {
-                return;
+                return taken;
             };
             next = match remote.rx.try_recv() {
-                Ok(ev) => Ok(ev),
-                Err(TryRecvError::Lagged(n)) => Err(n),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return,
+                Ok(ev) => Some(Ok(ev)),
+                Err(TryRecvError::Lagged(n)) => Some(Err(n)),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => return taken,
             };
+            taken += 1;
         }
     }
 }
 
-fn event_message(event: &str, key: &[u8], db: usize, node: &str, ts_ms: i64) -> Message {
+/// An event as the feed's JSON text.
+fn event_json(event: &str, key: &[u8], db: usize, node: &str, ts_ms: i64) -> Bytes {
     let (key, key_b64) = bytes_to_json(key);
-    Reply::Event {
+    let reply = Reply::Event {
         event,
         key: &key,
         key_b64,
         db,
         node,
         ts_ms,
+    };
+    // Sized for the fixed fields, so the encoding writes into one allocation.
+    let mut json = Vec::with_capacity(96 + key.len() + node.len());
+    // Cannot fail, as `Reply::message`.
+    let _ = serde_json::to_writer(&mut json, &reply);
+    Bytes::from(json)
+}
+
+/// A text frame of JSON made by [`event_json`], sharing its bytes.
+fn text_frame(json: &Bytes) -> Message {
+    // `event_json` writes UTF-8 (serde_json's output), so this cannot fail.
+    Message::Text(Utf8Bytes::try_from(json.clone()).unwrap_or_default())
+}
+
+/// How long a client's task rests after sending events before it takes the next ones. While
+/// it rests, the events it will send wait in the broadcast and writers do not wake it: under a
+/// fast stream of writes it wakes and writes to its socket about once per rest, not once per
+/// event, which was most of what the feed cost the node. An event after a quiet spell goes out
+/// at once.
+///
+/// Tokio's timer rounds a deadline up to its next millisecond tick, so with up to
+/// [`SUBSCRIBERS_PER_MS`] subscribers the rest lasts until that tick (under a millisecond, half
+/// of one on average). With more, it grows by a millisecond per [`SUBSCRIBERS_PER_MS`], up to
+/// [`MAX_REST`], so the node's wake-ups and socket writes stay near 20 per millisecond however
+/// many clients watch (a browser draws at most once per 16 ms anyway).
+fn rest(node: &Node) -> Duration {
+    let subscribers = node.feed.subscribers.load(Ordering::Relaxed);
+    let ms = (subscribers / SUBSCRIBERS_PER_MS) as u32;
+    (REST + Duration::from_millis(u64::from(ms))).min(MAX_REST)
+}
+
+/// Sleeps until `at`; pending forever without a time (the branch is then disabled anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
-    .message()
 }
 
 async fn recv(sub: &mut Option<Subscription>) -> Result<Arc<KeyEvent>, RecvError> {

@@ -8,8 +8,8 @@
 //!
 //! With neither, `publish` is one relaxed atomic load: a feed nobody listens to costs nothing.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -38,6 +38,22 @@ pub struct KeyEvent {
     pub event: &'static str,
     pub class: u32,
     pub ts_ms: i64,
+    /// The event as the live feed sends it, encoded by the first client that needs it and
+    /// shared by the rest: with many clients, each event is encoded once, not once per client.
+    pub encoded: OnceLock<Bytes>,
+}
+
+impl KeyEvent {
+    pub fn new(db: usize, key: &[u8], event: &'static str, class: u32, ts_ms: i64) -> KeyEvent {
+        KeyEvent {
+            db,
+            key: Bytes::copy_from_slice(key),
+            event,
+            class,
+            ts_ms,
+            encoded: OnceLock::new(),
+        }
+    }
 }
 
 pub type Sink = Arc<dyn Fn(&KeyEvent) + Send + Sync>;
@@ -129,13 +145,7 @@ mod tests {
     use super::*;
 
     fn ev(key: &str) -> KeyEvent {
-        KeyEvent {
-            db: 0,
-            key: Bytes::copy_from_slice(key.as_bytes()),
-            event: "set",
-            class: class::STRING,
-            ts_ms: 0,
-        }
+        KeyEvent::new(0, key.as_bytes(), "set", class::STRING, 0)
     }
 
     #[test]

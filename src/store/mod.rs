@@ -193,13 +193,9 @@ fn publish_removed(
 ) {
     store.aof.append_del(db, key);
     store.watches.touch(db, key, true);
-    store.events.publish_with(|| KeyEvent {
-        db,
-        key: bytes::Bytes::copy_from_slice(key),
-        event,
-        class,
-        ts_ms: now_ms,
-    });
+    store
+        .events
+        .publish_with(|| KeyEvent::new(db, key, event, class, now_ms));
 }
 
 /// A key was added to a db (Redis's `dbAdd`): the `n` class of keyspace notifications.
@@ -207,13 +203,9 @@ fn publish_new(store: &Store, db: usize, key: &[u8], now_ms: i64) {
     if !store.notify_new.load(Ordering::Relaxed) {
         return;
     }
-    store.events.publish_with(|| KeyEvent {
-        db,
-        key: bytes::Bytes::copy_from_slice(key),
-        event: "new",
-        class: class::NEW,
-        ts_ms: now_ms,
-    });
+    store
+        .events
+        .publish_with(|| KeyEvent::new(db, key, "new", class::NEW, now_ms));
 }
 
 pub struct Store {
@@ -520,13 +512,9 @@ impl<'a> Keyspace<'a> {
                 // Redis notifies a miss where it counts one; only keyspace notifications ask
                 // for it (it is a read, not news for the live feed).
                 if store.notify_keymiss.load(Ordering::Relaxed) {
-                    store.events.publish_with(|| KeyEvent {
-                        db,
-                        key: bytes::Bytes::copy_from_slice(key),
-                        event: "keymiss",
-                        class: class::KEY_MISS,
-                        ts_ms: now,
-                    });
+                    store
+                        .events
+                        .publish_with(|| KeyEvent::new(db, key, "keymiss", class::KEY_MISS, now));
                 }
                 Ok(None)
             }
