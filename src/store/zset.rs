@@ -181,7 +181,17 @@ const NIL: u32 = u32::MAX;
 struct Level {
     next: u32,
     span: u32,
+    /// The score of `next` (meaningless at the end): a search compares it without reading the
+    /// next node, so each step costs one cache miss (this level array), not two. Scores never
+    /// change in place (a new score is a delete and an insert), so the copy stays right.
+    score: f64,
 }
+
+const END: Level = Level {
+    next: NIL,
+    span: 0,
+    score: 0.0,
+};
 
 #[derive(Clone)]
 struct SkipNode {
@@ -219,7 +229,7 @@ impl Skip {
                 member: Sds::default(),
                 score: 0.0,
                 back: NIL,
-                levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL].into_boxed_slice(),
+                levels: vec![END; MAX_LEVEL].into_boxed_slice(),
             }],
             free: Vec::new(),
             tail: NIL,
@@ -232,6 +242,17 @@ impl Skip {
     #[inline]
     fn next(&self, x: u32, i: usize) -> u32 {
         self.nodes[x as usize].levels[i].next
+    }
+
+    /// Whether the entry `l` leads to sorts before (`score`, `member`), as [`cmp_entry`]; the
+    /// next node is read only when the scores tie.
+    #[inline]
+    fn leads_before(&self, l: &Level, score: f64, member: &[u8]) -> bool {
+        match l.score.partial_cmp(&score) {
+            Some(Ordering::Less) => true,
+            Some(Ordering::Greater) => false,
+            _ => *self.nodes[l.next as usize].member < *member,
+        }
     }
 
     fn find(&self, member: &[u8]) -> Option<u32> {
@@ -248,7 +269,7 @@ impl Skip {
             member,
             score,
             back: NIL,
-            levels: vec![Level { next: NIL, span: 0 }; lvl].into_boxed_slice(),
+            levels: vec![END; lvl].into_boxed_slice(),
         };
         if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
@@ -270,16 +291,12 @@ impl Skip {
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
+                let l = self.nodes[x as usize].levels[i];
+                if l.next == NIL || !self.leads_before(&l, score, member) {
                     break;
                 }
-                let n = &self.nodes[nx as usize];
-                if cmp_entry(n.score, &n.member, score, member) != Ordering::Less {
-                    break;
-                }
-                rank[i] += self.nodes[x as usize].levels[i].span;
-                x = nx;
+                rank[i] += l.span;
+                x = l.next;
             }
             update[i] = x;
         }
@@ -295,14 +312,15 @@ impl Skip {
         let new = self.alloc(Sds::new(member), score, lvl);
         for i in 0..lvl {
             let u = update[i] as usize;
-            let Level { next, span } = self.nodes[u].levels[i];
+            let l = self.nodes[u].levels[i];
             self.nodes[new as usize].levels[i] = Level {
-                next,
-                span: span - (rank[0] - rank[i]),
+                span: l.span - (rank[0] - rank[i]),
+                ..l
             };
             self.nodes[u].levels[i] = Level {
                 next: new,
                 span: rank[0] - rank[i] + 1,
+                score,
             };
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
@@ -324,33 +342,31 @@ impl Skip {
 
     /// Unlinks node `x` (present) and frees it.
     fn delete(&mut self, x: u32) {
-        let (score, member) = {
-            let n = &self.nodes[x as usize];
-            (n.score, n.member.clone())
-        };
         let mut update = [0u32; MAX_LEVEL];
-        let mut p = 0u32;
-        for i in (0..self.level).rev() {
-            loop {
-                let nx = self.next(p, i);
-                if nx == NIL || nx == x {
-                    break;
+        let member_hash = {
+            let n = &self.nodes[x as usize];
+            let (score, member) = (n.score, &n.member[..]);
+            let mut p = 0u32;
+            for i in (0..self.level).rev() {
+                loop {
+                    let l = self.nodes[p as usize].levels[i];
+                    if l.next == NIL || l.next == x || !self.leads_before(&l, score, member) {
+                        break;
+                    }
+                    p = l.next;
                 }
-                let n = &self.nodes[nx as usize];
-                if cmp_entry(n.score, &n.member, score, &member) != Ordering::Less {
-                    break;
-                }
-                p = nx;
+                update[i] = p;
             }
-            update[i] = p;
-        }
+            hash_bytes(member)
+        };
         for (i, &u) in update.iter().enumerate().take(self.level) {
             let u = u as usize;
             if self.nodes[u].levels[i].next == x {
                 let xl = self.nodes[x as usize].levels[i];
-                self.nodes[u].levels[i].span += xl.span;
-                self.nodes[u].levels[i].span -= 1;
-                self.nodes[u].levels[i].next = xl.next;
+                let ul = &mut self.nodes[u].levels[i];
+                ul.span = ul.span + xl.span - 1;
+                ul.next = xl.next;
+                ul.score = xl.score;
             } else {
                 self.nodes[u].levels[i].span -= 1;
             }
@@ -366,7 +382,7 @@ impl Skip {
             self.level -= 1;
         }
         self.len -= 1;
-        if let Ok(e) = self.index.find_entry(hash_bytes(&member), |&i| i == x) {
+        if let Ok(e) = self.index.find_entry(member_hash, |&i| i == x) {
             e.remove();
         }
         let n = &mut self.nodes[x as usize];
