@@ -214,8 +214,8 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "What to do when maxmemory is reached"
     ),
-    // Eviction tuning Redis exposes: the sample size is used; tenacity is accepted for
-    // compatibility (scripts and operators set it; one eviction slice is a millisecond).
+    // Eviction tuning, as Redis: keys sampled per eviction, and how long one command may spend
+    // evicting (node.rs, `eviction_slice`).
     setting!(
         "maxmemory-samples",
         "maxmemory-samples",
@@ -230,7 +230,7 @@ pub static SETTINGS: &[Setting] = &[
         Kind::Int { min: 0, max: 100 },
         "10",
         true,
-        "Eviction effort per command (accepted for compatibility)"
+        "Eviction effort per command: 10 = 500 us, 100 = no limit"
     ),
     setting!(
         "maxmemory-clients",

@@ -104,9 +104,19 @@ pub enum Memory {
     Full,
 }
 
-/// How long one call evicts before it lets the command run (Redis's default tenacity allows
-/// about half a millisecond, then continues in the background).
-const EVICTION_SLICE: Duration = Duration::from_millis(1);
+/// How long one call evicts before it lets the command run, by `maxmemory-eviction-tenacity`
+/// (Redis's evictionTimeLimitUs): 0-10 step 50 µs up to 500 µs (the default, 10), then 15% more
+/// per step (about two minutes at 99), and no limit at 100. What is left over the limit is
+/// evicted by the next commands and the cron.
+fn eviction_slice(tenacity: i64) -> Option<Duration> {
+    match tenacity {
+        ..=10 => Some(Duration::from_micros(50 * tenacity.max(0) as u64)),
+        11..=99 => Some(Duration::from_secs_f64(
+            500e-6 * 1.15f64.powi(tenacity as i32 - 10),
+        )),
+        _ => None,
+    }
+}
 
 impl Node {
     pub fn requires_pass(&self) -> bool {
@@ -120,8 +130,8 @@ impl Node {
 
     /// Before a command, and at the cron's pace (Redis's performEvictions): with `maxmemory`
     /// set, reads memory (at most once a millisecond) and, over the limit, evicts keys by
-    /// `maxmemory-policy` until it is under again, for up to a millisecond at a time (the next
-    /// commands and the cron go on). Only `Full` refuses writes: over the limit with nothing
+    /// `maxmemory-policy` until it is under again, for up to the tenacity's time slice at a
+    /// time ([`eviction_slice`]; the next commands and the cron go on). Only `Full` refuses writes: over the limit with nothing
     /// evictable, or `noeviction`. A replica evicts nothing: its master's deletions reach it
     /// (Redis's `replica-ignore-maxmemory`). Call with no shard locked.
     pub fn perform_evictions(&self, now_ms: i64) -> Memory {
@@ -137,11 +147,12 @@ impl Node {
         if !self.over_maxmemory() {
             return Memory::Fits;
         }
-        let (policy, samples) = {
+        let (policy, samples, slice) = {
             let c = self.config.read();
             (
                 crate::store::evict::Policy::parse(&c.maxmemory_policy),
                 c.get_int("maxmemory-samples").max(1) as usize,
+                eviction_slice(c.get_int("maxmemory-eviction-tenacity")),
             )
         };
         if self
@@ -157,7 +168,7 @@ impl Node {
             if !self.over_maxmemory() {
                 return Memory::Fits;
             }
-            if started.elapsed() > EVICTION_SLICE {
+            if slice.is_some_and(|limit| started.elapsed() > limit) {
                 return Memory::Evicting;
             }
         }
@@ -461,5 +472,22 @@ async fn cron(node: Arc<Node>) {
         // Eviction goes on between commands too (Redis's eviction timer).
         node.perform_evictions(now);
         node.stats.sample_ops();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_slices_follow_redis_tenacity() {
+        assert_eq!(eviction_slice(0), Some(Duration::ZERO));
+        assert_eq!(eviction_slice(10), Some(Duration::from_micros(500)));
+        let eleven = eviction_slice(11).unwrap();
+        assert!((eleven.as_secs_f64() - 575e-6).abs() < 1e-9, "{eleven:?}");
+        // About two minutes at 99, as Redis's comment says.
+        let most = eviction_slice(99).unwrap().as_secs_f64();
+        assert!((100.0..130.0).contains(&most), "{most}");
+        assert_eq!(eviction_slice(100), None);
     }
 }
