@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: Reredis vs Debian's redis-server, side by side on this machine.
 #
-#   scripts/bench.sh [--quick] [--feed-only]
+#   scripts/bench.sh [--quick] [--feed-only | --types-only]
 #
 # Builds release, starts redis-server and target/release/reredis on free ports, loads 1,000,000
 # keys (16-byte keys, 16-byte values) into each and compares RSS, runs redis-benchmark (-c 50;
@@ -12,7 +12,9 @@
 # Redis: `redis-cli --cluster rebalance --cluster-use-empty-masters`), timed, with a SET load
 # running during the move (examples/cluster_load: the redis crate's cluster client, which follows
 # -MOVED and -ASK), then the /ws live feed's cost to SET throughput and its latency (ours alone:
-# Redis has no feed; `--feed-only` runs just that part). Prints one markdown table of ratios
+# Redis has no feed; `--feed-only` runs just that part), and the data types' commands and the
+# memory of small hashes, sets and sorted sets (`--types-only` runs just that). Prints one
+# markdown table of ratios
 # (ours / redis-server), with the simulated gossip figures (tests/cluster_sim.rs) last.
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
@@ -20,19 +22,23 @@ cd "$(dirname "$0")/.."
 
 QUICK=0
 FEED_ONLY=0
+TYPES_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --feed-only) FEED_ONLY=1 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    --types-only) TYPES_ONLY=1 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
 
 if [ "$QUICK" = 1 ]; then
   N_P1=20000 N_P16=100000 N_KEYS=100000 N_CLUSTER=20000 N_MOVE=100000 N_FEED_LATENCY=100000
+  N_TYPES=100000
 else
   N_P1=200000 N_P16=1000000 N_KEYS=1000000 N_CLUSTER=200000 N_MOVE=1000000 N_FEED_LATENCY=500000
+  N_TYPES=1000000
 fi
 CLIENTS=50
 BENCH_TIMEOUT=600 # seconds, per redis-benchmark run
@@ -287,12 +293,107 @@ feed_rows() {
   row_self "feed: events missed (\`lagged\`) by the latency subscriber, of $(lat_field replies) SETs" "$(lat_field missed)" "n/a" "n/a" "n/a"
 }
 
+# ---------------------------------------------------------------- data types
+# redis-benchmark's own tests for the types (LPUSH before LPOP and SPOP after SADD, so they pop
+# from what was pushed; LRANGE_100 fills its list first), and PUBLISH to a channel nobody
+# subscribes to, at -P 1 and -P 16, back to back per test on both servers. Memory first: N_TYPES
+# keys of each small collection (4 fields or members of 8 bytes), loaded through redis-cli
+# --pipe, RSS growth per key.
+
+# run_test label port pipe n name [redis-benchmark args...]: "rps p99" of the CSV row whose test
+# name starts with `name` (redis-benchmark prints the rows it needed first, such as LRANGE's
+# LPUSH).
+run_test() {
+  local label=$1 port=$2 pipe=$3 n=$4 name=$5
+  shift 5
+  local out="$TMP/bench.csv" err="$TMP/bench.err"
+  if ! timeout "$BENCH_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -P "$pipe" -n "$n" \
+    -r 1000000 --csv "$@" >"$out" 2>"$err"; then
+    echo "redis-benchmark $label $name -P $pipe failed or timed out" >>"$ERRLOG"
+  fi
+  if grep -qi 'error' "$err" "$out"; then
+    { echo "== $label $name -P $pipe:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
+  fi
+  awk -F, -v name="$name" 'NR > 1 { gsub(/"/, ""); if (index($1, name) == 1) { print $2, $7; exit } }' "$out"
+}
+
+types_rows() {
+  local rp op rpid opid pipe n t name side pid port before after keys kind
+  # Memory: 4 fields / members of 8 bytes per key, keys of 12 bytes, each kind on a fresh pair
+  # of servers (an allocator keeps memory freed before for reuse, which would hide the growth).
+  for kind in hash set zset; do
+    free_port; rp=$PORT
+    free_port; op=$PORT
+    start_redis "$rp" "$TMP/mem-$kind-redis"
+    rpid=$LAST_PID
+    start_ours "$op" "$TMP/mem-$kind-ours" --cluster-enabled no
+    opid=$LAST_PID
+    local load="$TMP/types-$kind.resp"
+    awk -v n="$N_TYPES" -v kind="$kind" 'BEGIN {
+      for (i = 0; i < n; i++) {
+        k = sprintf("%s:%08d", substr(kind, 1, 3), i)
+        if (kind == "hash") { printf "*10\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n", length(k), k
+          for (j = 0; j < 4; j++) printf "$8\r\nfield%03d\r\n$8\r\nv%07d\r\n", j, i }
+        else if (kind == "set") { printf "*6\r\n$4\r\nSADD\r\n$%d\r\n%s\r\n", length(k), k
+          for (j = 0; j < 4; j++) printf "$8\r\nmember%02d\r\n", j }
+        else { printf "*10\r\n$4\r\nZADD\r\n$%d\r\n%s\r\n", length(k), k
+          for (j = 0; j < 4; j++) printf "$%d\r\n%d\r\n$8\r\nmember%02d\r\n", length(j + i % 100), j + i % 100, j }
+      } }' >"$load"
+    local -A per_key=()
+    for side in redis ours; do
+      if [ $side = redis ]; then pid=$rpid port=$rp; else pid=$opid port=$op; fi
+      before=$(rss_kb "$pid")
+      timeout 300 redis-cli -p "$port" --pipe <"$load" >"$TMP/types-pipe-$side.log" 2>&1 ||
+        echo "redis-cli --pipe of $kind into $side failed: $(tail -2 "$TMP/types-pipe-$side.log")" >>"$ERRLOG"
+      grep -q 'errors: 0,' "$TMP/types-pipe-$side.log" || echo "$side $kind load: $(tail -1 "$TMP/types-pipe-$side.log")" >>"$ERRLOG"
+      sleep 1
+      after=$(rss_kb "$pid")
+      keys=$(redis-cli -p "$port" DBSIZE)
+      [ "$keys" = "$N_TYPES" ] || echo "$side holds $keys $kind keys after loading $N_TYPES" >>"$ERRLOG"
+      per_key[$side]=$(awk -v a="$after" -v b="$before" -v n="$keys" 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')
+      echo "==> $kind on $side: VmRSS $before kB -> $after kB, $keys keys, ${per_key[$side]} B/key ($(redis-cli -p "$port" OBJECT ENCODING "$(substr_key "$kind")"))" >&2
+    done
+    kill "$rpid" "$opid" 2>/dev/null || true
+    rm -f "$load"
+    row "RSS bytes per small $kind (4 × 8 B, $N_TYPES keys)" "${per_key[ours]}" "${per_key[redis]}" \
+      "$(ratio "${per_key[ours]}" "${per_key[redis]}")" "<= 1.0"
+  done
+  free_port; rp=$PORT
+  free_port; op=$PORT
+  start_redis "$rp" "$TMP/types-redis"
+  rpid=$LAST_PID
+  start_ours "$op" "$TMP/types-ours" --cluster-enabled no
+  opid=$LAST_PID
+  echo "==> types: redis-server pid $rpid port $rp; reredis pid $opid port $op" >&2
+  for pipe in 1 16; do
+    if [ "$pipe" = 1 ]; then n=$N_P1; else n=$N_P16; fi
+    for t in lpush lpop lrange_100 sadd spop hset zadd publish; do
+      name=$(tr a-z A-Z <<<"$t")
+      local args=(-t "$t")
+      [ "$t" = publish ] && args=(PUBLISH bench:channel 0123456789abcdef)
+      # LRANGE_100 answers 100 elements per request: a tenth of the requests.
+      local nt=$n
+      [ "$t" = lrange_100 ] && nt=$((n / 10))
+      read -r r_rps r_p99 < <(run_test redis-server "$rp" "$pipe" "$nt" "$name" "${args[@]}") || true
+      read -r o_rps o_p99 < <(run_test reredis "$op" "$pipe" "$nt" "$name" "${args[@]}") || true
+      echo "==> $name -P $pipe: redis $r_rps rps p99 $r_p99 ms; reredis $o_rps rps p99 $o_p99 ms" >&2
+      if [ "$pipe" = 1 ]; then g=">= 1.2"; else g=">= 1.5"; fi
+      row "$name rps -P $pipe$([ "$t" = publish ] && echo ', no subscriber')" "$o_rps" "$r_rps" "$(ratio "$o_rps" "$r_rps")" "$g"
+      row "$name p99 ms -P $pipe" "$o_p99" "$r_p99" "$(ratio "$o_p99" "$r_p99")" "<= 1.0"
+    done
+  done
+  kill "$rpid" "$opid" 2>/dev/null || true
+}
+substr_key() { printf '%s:%08d' "${1:0:3}" 0; }
+
 print_table() {
   echo
   if [ "$FEED_ONLY" = 1 ]; then
     echo "n: -P 1 $N_P1, -P 16 $N_P16, feed latency $N_FEED_LATENCY; -c $CLIENTS; feed rounds $FEED_ROUNDS$([ "$QUICK" = 1 ] && echo ' (--quick)') (--feed-only)"
+  elif [ "$TYPES_ONLY" = 1 ]; then
+    echo "n: -P 1 $N_P1, -P 16 $N_P16 (LRANGE_100 a tenth), small collections $N_TYPES; -c $CLIENTS$([ "$QUICK" = 1 ] && echo ' (--quick)') (--types-only)"
   else
-    echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, cluster $N_CLUSTER, slot move $N_MOVE, feed latency $N_FEED_LATENCY; -c $CLIENTS; feed rounds $FEED_ROUNDS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
+    echo "n: -P 1 $N_P1, -P 16 $N_P16, keys $N_KEYS, small collections $N_TYPES, cluster $N_CLUSTER, slot move $N_MOVE, feed latency $N_FEED_LATENCY; -c $CLIENTS; feed rounds $FEED_ROUNDS$([ "$QUICK" = 1 ] && echo ' (--quick)')"
   fi
   echo
   echo "| metric | reredis | redis-server | ratio (ours / redis) | goal | met |"
@@ -309,6 +410,11 @@ print_table() {
 
 if [ "$FEED_ONLY" = 1 ]; then
   feed_rows
+  print_table
+  exit 0
+fi
+if [ "$TYPES_ONLY" = 1 ]; then
+  types_rows
   print_table
   exit 0
 fi
@@ -359,6 +465,8 @@ row "RSS bytes per key (16 B key, 16 B value)" "${RSS_PER_KEY[ours]}" "${RSS_PER
   "$(ratio "${RSS_PER_KEY[ours]}" "${RSS_PER_KEY[redis]}")" "<= 0.8"
 
 kill "$REDIS_PID" "$OURS_PID" 2>/dev/null || true
+
+types_rows
 
 # ---------------------------------------------------------------- persistence
 # SET with the append-only log on (everysec, always), then snapshot time and size for N_KEYS keys
