@@ -301,7 +301,7 @@ fn zadd_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], mut flags: u8)
     if !exists && !xx {
         let maxlen = rest.chunks(2).map(|p| p[1].len()).max().unwrap_or(0);
         let z = ZSet::new(lim, pairs, maxlen);
-        ks.set(db, key, Value::ZSet(Box::new(z)), None, false)?;
+        ks.set(db, key, Value::ZSet(z), None, false)?;
     }
     if let Some(z) = zset_mut(ks, db, key)? {
         for (p, &s) in rest.chunks(2).zip(scores.iter()) {
@@ -617,7 +617,7 @@ fn store_result(
     }
     let n = items.len();
     let z = ZSet::from_items(&items, limits(ctx));
-    ks.set(db, dst, Value::ZSet(Box::new(z)), None, false)?;
+    ks.set(db, dst, Value::ZSet(z), None, false)?;
     ctx.dirty(1);
     ctx.notify(class::ZSET, event, dst);
     ctx.out.int(n as i64);

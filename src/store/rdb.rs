@@ -474,7 +474,7 @@ fn build_zset(items: Vec<(Sds, f64)>, lim: &Limits) -> Result<Value> {
     if !items.iter().all(|(m, _)| seen.insert(&m[..])) {
         return Err(RdbError::Format("duplicate zset members"));
     }
-    Ok(Value::ZSet(Box::new(ZSet::from_items(&items, lim.zset))))
+    Ok(Value::ZSet(ZSet::from_items(&items, lim.zset)))
 }
 
 /// Members of a Redis intset blob: encoding (2, 4 or 8) and count as u32 LE, then the values.
@@ -728,7 +728,7 @@ mod tests {
             Value::List(Box::new(list)),
             Value::Hash(h),
             Value::Set(s),
-            Value::ZSet(Box::new(z)),
+            Value::ZSet(z),
         ];
         // Compared as sorted element lists: hashtable iteration order may change on reload.
         let canon = |v: &Value| {

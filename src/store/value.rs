@@ -18,7 +18,7 @@ pub enum Value {
     Hash(Hash),
     Set(Set),
     List(Box<List>),
-    ZSet(Box<ZSet>),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -69,7 +69,7 @@ impl Value {
             Value::Hash(h) => h.heap_size(),
             Value::Set(s) => s.heap_size(),
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
-            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            Value::ZSet(z) => z.heap_size(),
         }
     }
 }
@@ -272,6 +272,12 @@ mod tests {
             std::mem::size_of::<Entry>() <= 56,
             "{}",
             std::mem::size_of::<Entry>()
+        );
+        // A sorted set is held in the value itself, not behind one more allocation.
+        assert!(
+            std::mem::size_of::<ZSet>() <= 16,
+            "{}",
+            std::mem::size_of::<ZSet>()
         );
     }
 }

@@ -39,15 +39,17 @@ fn leb_put(buf: &mut Vec<u8>, mut n: usize) {
 /// member`, sorted. A score that is an integer below 2^53 is a tag byte 1 and its zigzag LEB128
 /// (2 bytes for 0..63), any other a tag byte 0 and the 8 bytes of the double: as compact as
 /// Redis's listpack, which keeps such scores as integers too.
+/// One allocation of exactly the entries' size (no spare capacity: a small set changes by
+/// reallocating, as Redis's listpack does), held in 16 bytes so a [`ZSet`] fits in a value.
 #[derive(Clone)]
 pub struct Packed {
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
 }
 
 impl Default for Packed {
     fn default() -> Self {
         Packed {
-            buf: vec![0; HEADER],
+            buf: vec![0; HEADER].into_boxed_slice(),
         }
     }
 }
@@ -140,20 +142,23 @@ impl Packed {
         put_score(&mut e, score);
         leb_put(&mut e, member.len());
         e.extend_from_slice(member);
-        self.buf.reserve_exact(e.len());
-        self.buf.splice(off..off, e);
+        let mut buf = Vec::with_capacity(self.buf.len() + e.len());
+        buf.extend_from_slice(&self.buf[..off]);
+        buf.extend_from_slice(&e);
+        buf.extend_from_slice(&self.buf[off..]);
+        self.buf = buf.into_boxed_slice();
         let n = self.len() + 1;
         self.set_len(n);
     }
 
     fn remove_at(&mut self, off: usize) {
         let next = self.entry_at(off).2;
-        self.buf.drain(off..next);
+        let mut buf = Vec::with_capacity(self.buf.len() - (next - off));
+        buf.extend_from_slice(&self.buf[..off]);
+        buf.extend_from_slice(&self.buf[next..]);
+        self.buf = buf.into_boxed_slice();
         let n = self.len() - 1;
         self.set_len(n);
-        if self.buf.capacity() > self.buf.len() * 2 + 64 {
-            self.buf.shrink_to_fit();
-        }
     }
 }
 
@@ -614,7 +619,7 @@ impl ZSet {
 
     pub fn heap_size(&self) -> usize {
         match self {
-            ZSet::Packed(p) => p.buf.capacity(),
+            ZSet::Packed(p) => p.buf.len(),
             ZSet::Skip(s) => std::mem::size_of::<Skip>() + s.heap_size(),
         }
     }
