@@ -850,7 +850,26 @@ fn bus_bytes_are_counted_by_type_and_direction() {
 
         // Node 3 dies: the two others agree it failed and one tells the other (FAIL).
         assert_eq!(sum(&after, "fail", "sent"), 0.0);
+        let dropped = |body: &str, reason: &str| {
+            sample(
+                body,
+                "reredis_cluster_publish_dropped_total",
+                &[("reason", reason)],
+            )
+            .unwrap_or_else(|| panic!("no dropped PUBLISH count for {reason}: {body}"))
+        };
+        for reason in ["queue", "behind", "failed", "too_large"] {
+            assert_eq!(dropped(&after[0], reason), 0.0, "{reason}");
+        }
         n.pop();
+        // Until node 3 is marked failed, a PUBLISH is still sent to it: the call fails, and
+        // the message counts as one node 3 did not get.
+        assert_eq!(cli(n[0].port, &["PUBLISH", "news", "lost"]), "0");
+        let deadline = Instant::now() + WAIT;
+        while dropped(&scrape(&n[0]).await, "failed") < 1.0 {
+            assert!(Instant::now() < deadline, "failed PUBLISH not counted");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let deadline = Instant::now() + WAIT;
         loop {
             let bodies = scrapes(&n).await;

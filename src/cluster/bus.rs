@@ -839,7 +839,7 @@ async fn broadcast_publishes(
                 None => break,
             },
         };
-        let chunk = next_chunk(first, &mut outbox);
+        let chunk = next_chunk(first, &mut outbox, &cluster.stats.publish_dropped_too_large);
         if chunk.is_empty() {
             continue;
         }
@@ -854,6 +854,10 @@ async fn broadcast_publishes(
             });
             if queue.try_send(chunk.clone()).is_err() {
                 cluster.stats.errors.fetch_add(1, Ordering::Relaxed);
+                cluster
+                    .stats
+                    .publish_dropped_behind
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 tracing::debug!("a peer is behind: PUBLISH not sent to it");
             }
         }
@@ -864,14 +868,19 @@ async fn broadcast_publishes(
 }
 
 /// `first` and whatever else is already in the outbox, up to one call's bounds. A message too
-/// large for the bus is left out, with a warning.
-fn next_chunk(first: Outgoing, outbox: &mut mpsc::Receiver<Outgoing>) -> Chunk {
+/// large for the bus is left out, with a warning, and counted in `too_large`.
+fn next_chunk(
+    first: Outgoing,
+    outbox: &mut mpsc::Receiver<Outgoing>,
+    too_large: &AtomicU64,
+) -> Chunk {
     let mut messages = Vec::new();
     let mut bytes = 0;
     let mut next = Some(first);
     while let Some(m) = next.take() {
         let size = m.channel.len() + m.payload.len();
         if size + BATCH_OVERHEAD > MAX_MESSAGE_BYTES {
+            too_large.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 bytes = size,
                 "PUBLISH too large for the cluster bus: delivered on this node only"
@@ -926,6 +935,7 @@ async fn send_publishes(
             messages.extend_from_slice(&c);
             bytes += more;
         }
+        let count = messages.len() as u64;
         let batch = pb::PublishBatch {
             version: PROTOCOL_VERSION,
             sender_id: me.clone(),
@@ -942,6 +952,10 @@ async fn send_publishes(
             }
             Err(e) => {
                 cluster.stats.errors.fetch_add(1, Ordering::Relaxed);
+                cluster
+                    .stats
+                    .publish_dropped_failed
+                    .fetch_add(count, Ordering::Relaxed);
                 tracing::debug!("PUBLISH to {addr} failed: {}", e.message());
             }
         }

@@ -66,6 +66,11 @@ pub struct BusStats {
     pub update_received: AtomicU64,
     pub publish_sent: AtomicU64,
     pub publish_received: AtomicU64,
+    /// PUBLISHed messages a peer did not get, by why (`/metrics`): the peer's queue was full
+    /// (it is behind), the call to it failed, or the message was too large for the bus.
+    pub publish_dropped_behind: AtomicU64,
+    pub publish_dropped_failed: AtomicU64,
+    pub publish_dropped_too_large: AtomicU64,
     pub errors: AtomicU64,
     pub auth_failures: AtomicU64,
     /// Bytes of every bus message, the HTTP surface's included.

@@ -219,6 +219,13 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
         &["type"],
     ),
     (
+        "reredis_cluster_publish_dropped_total",
+        "PUBLISHed messages not delivered to other nodes, by reason: queue (this node's bus \
+         queue was full), behind (a peer's queue was full), failed (the call to a peer failed), \
+         too_large (over the bus's message size) (clustered nodes only)",
+        &["reason"],
+    ),
+    (
         "reredis_cluster_bus_errors_total",
         "Cluster bus calls that failed (clustered nodes only)",
         &[],
@@ -558,6 +565,19 @@ impl Collector for NodeCollector {
                         ("update", &b.update_received),
                         ("publish", &b.publish_received),
                     ]),
+                ),
+                family(
+                    "reredis_cluster_publish_dropped_total",
+                    MetricType::COUNTER,
+                    vec![
+                        counter(&[("reason", "queue")], load(&node.pubsub.outbox_dropped)),
+                        counter(&[("reason", "behind")], load(&b.publish_dropped_behind)),
+                        counter(&[("reason", "failed")], load(&b.publish_dropped_failed)),
+                        counter(
+                            &[("reason", "too_large")],
+                            load(&b.publish_dropped_too_large),
+                        ),
+                    ],
                 ),
                 one_counter("reredis_cluster_bus_errors_total", load(&b.errors)),
                 one_counter(
