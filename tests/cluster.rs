@@ -2020,6 +2020,52 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
         replication_field(a.port, "master_replid")
     );
 
+    // WAIT counts the replicas that acknowledged this connection's own last write (Redis's
+    // `woff`), not every write made on the master since. The replica is stopped (SIGSTOP)
+    // after acknowledging this connection's write, and another connection writes.
+    let mut mine = redis::Client::open(format!("redis://127.0.0.1:{}/", a.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let wait_on = |c: &mut redis::Connection, timeout_ms: &str| -> i64 {
+        redis::cmd("WAIT").arg(1).arg(timeout_ms).query(c).unwrap()
+    };
+    let _: () = redis::cmd("SET")
+        .arg("mine")
+        .arg("1")
+        .query(&mut mine)
+        .unwrap();
+    assert_eq!(wait_on(&mut mine, "5000"), 1);
+    let signal = |sig: &str| {
+        let pid = b.child.id().to_string();
+        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let mut other = redis::Client::open(format!("redis://127.0.0.1:{}/", a.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("other")
+        .arg("1")
+        .query(&mut other)
+        .unwrap();
+    let waited = Instant::now();
+    assert_eq!(wait_on(&mut mine, "3000"), 1);
+    assert!(
+        waited.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        waited.elapsed()
+    );
+    assert_eq!(wait_on(&mut other, "200"), 0);
+    signal("-CONT");
+    assert_eq!(wait_on(&mut other, "5000"), 1);
+    drop((mine, other));
+    assert_eq!(cli(a.port, &["DEL", "mine"]), "1");
+    assert_eq!(cli(a.port, &["DEL", "other"]), "1");
+    assert!(wait(Duration::from_secs(30), caught_up), "{}", b.log());
+
     // The link is cut; writes made meanwhile arrive by a partial resync. (The replica
     // reconnects a second after a cut, as Redis's replication cron would.)
     let cut = || {

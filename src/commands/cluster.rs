@@ -993,9 +993,10 @@ pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// WAIT numreplicas timeout: the reply waits until that many replicas acknowledged every
-/// write made so far on this master, or the timeout (ms; 0 = forever). The connection does the
-/// waiting (`server::wait_replicas`); inside MULTI/EXEC it answers at once, as Redis does.
+/// WAIT numreplicas timeout: the reply waits until that many replicas acknowledged this
+/// connection's last write (Redis's `woff`; a connection that wrote nothing waits for nothing),
+/// or the timeout (ms; 0 = forever). The connection does the waiting (`server::wait_replicas`);
+/// inside MULTI/EXEC it answers at once, as Redis does.
 pub fn wait(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     use crate::server::clients::WaitReplicas;
     let replicas = int(&args[1])?;
@@ -1011,7 +1012,8 @@ pub fn wait(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                     "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
                 ));
             }
-            let offset = ctx.node.store.aof.repl_offset();
+            // A write from before the stream restarted (a role change) is bounded by its end.
+            let offset = ctx.client.repl_woff.min(ctx.node.store.aof.repl_offset());
             (offset, c.repl.acked_at_least(offset))
         }
         None => (0, 0),

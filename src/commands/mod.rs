@@ -546,6 +546,7 @@ pub fn run(
             None => {
                 let seq = node.store.aof.append_command(db, logged);
                 ctx.client.aof_seq = ctx.client.aof_seq.max(seq);
+                ctx.client.repl_woff = node.store.aof.repl_written();
             }
         }
     }

@@ -146,6 +146,7 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             crate::persist::aof::command_record(out, &batch);
         });
         ctx.client.aof_seq = ctx.client.aof_seq.max(seq);
+        ctx.client.repl_woff = ctx.node.store.aof.repl_written();
     }
     Ok(())
 }

@@ -208,6 +208,9 @@ pub struct Aof {
     on: AtomicBool,
     /// Replicas are fed (some tap is open).
     feeding: AtomicBool,
+    /// `repl_offset`, readable without the lock (a connection notes where its last write
+    /// ended, for WAIT).
+    repl_end: AtomicU64,
     fsync: AtomicU8,
     pending: Mutex<Pending>,
     wake: Condvar,
@@ -233,6 +236,7 @@ impl Default for Aof {
         Aof {
             on: AtomicBool::new(false),
             feeding: AtomicBool::new(false),
+            repl_end: AtomicU64::new(0),
             fsync: AtomicU8::new(Fsync::Everysec as u8),
             pending: Mutex::new(Pending {
                 buf: Vec::new(),
@@ -306,6 +310,7 @@ impl Aof {
         if !p.taps.is_empty() || p.backlog.active {
             let record = Bytes::copy_from_slice(&p.buf[start..]);
             p.repl_offset += added as u64;
+            self.repl_end.store(p.repl_offset, Ordering::Relaxed);
             p.taps.retain(|t| {
                 let q = t.queued.fetch_add(added as u64, Ordering::Relaxed) + added as u64;
                 q <= TAP_LIMIT && t.tx.send(record.clone()).is_ok()
@@ -406,6 +411,7 @@ impl Aof {
     pub fn restart_stream_at(&self, offset: u64) {
         let mut p = self.pending.lock();
         p.repl_offset = offset;
+        self.repl_end.store(offset, Ordering::Relaxed);
         p.backlog.records.clear();
         p.backlog.bytes = 0;
         p.backlog.start = offset;
@@ -447,6 +453,12 @@ impl Aof {
     /// The replication offset: bytes fed to replicas so far.
     pub fn repl_offset(&self) -> u64 {
         self.pending.lock().repl_offset
+    }
+
+    /// The replication offset after the last append, without the lock: at or past the end of
+    /// the caller's own last record when read right after appending it.
+    pub fn repl_written(&self) -> u64 {
+        self.repl_end.load(Ordering::Relaxed)
     }
 
     /// Replicas being fed now.

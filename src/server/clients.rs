@@ -244,6 +244,9 @@ pub struct ClientState {
     /// Append-only log position of this client's last write: its replies leave only once the
     /// log acknowledged it (see `persist::aof`).
     pub aof_seq: u64,
+    /// The replication offset after this client's last write (Redis's `woff`): what WAIT
+    /// waits for replicas to acknowledge.
+    pub repl_woff: u64,
     /// While EXEC runs: the commands to log as one record, so a transaction replays whole.
     pub aof_batch: Option<Vec<(usize, Vec<bytes::Bytes>)>>,
     /// WAIT: the connection waits for replicas before it replies (see `server::wait_replicas`).
@@ -283,6 +286,7 @@ impl ClientState {
             still_blocked: false,
             deny_blocking: false,
             aof_seq: 0,
+            repl_woff: 0,
             aof_batch: None,
             wait_replicas: None,
         }
