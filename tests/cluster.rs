@@ -2051,13 +2051,8 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
         .arg("1")
         .query(&mut other)
         .unwrap();
-    let waited = Instant::now();
+    // (Waiting for the master's whole stream instead, this would time out with 0.)
     assert_eq!(wait_on(&mut mine, "3000"), 1);
-    assert!(
-        waited.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        waited.elapsed()
-    );
     assert_eq!(wait_on(&mut other, "200"), 0);
     signal("-CONT");
     assert_eq!(wait_on(&mut other, "5000"), 1);
