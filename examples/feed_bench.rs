@@ -13,9 +13,7 @@
 //!   reply arrival). Negative values (the event came before the reply) are kept as they are and
 //!   counted in `before_reply`.
 //!
-//! Every wait is bounded: the tool always stops by itself. (`examples/ws_bench.rs` measures the
-//! feed on a node started in-process, with its own SET writers instead of `redis-benchmark`, and
-//! its latency from the sending of each SET rather than its reply.)
+//! Every wait is bounded: the tool always stops by itself.
 //!
 //! ```text
 //! cargo build --release --example feed_bench
