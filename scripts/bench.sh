@@ -683,6 +683,14 @@ else
 fi
 move_load_stop redis-server
 r_move_load=$LOAD_RESULT
+# The load only overwrites the loaded keys: both nodes together must still hold exactly N.
+keys_total() { # port port -> the sum of their DBSIZEs ("n/a" if one does not answer)
+  local a b
+  a=$(redis-cli -p "$1" DBSIZE 2>/dev/null || true) b=$(redis-cli -p "$2" DBSIZE 2>/dev/null || true)
+  if [[ "$a" =~ ^[0-9]+$ && "$b" =~ ^[0-9]+$ ]]; then echo $((a + b)); else echo "n/a"; fi
+}
+r_total=$(keys_total "$m1" "$m2")
+[ "$r_total" = "$N_MOVE" ] || echo "redis-server: the two nodes hold $r_total keys after the move, not $N_MOVE" >>"$ERRLOG"
 kill "$rm1_pid" "$rm2_pid" 2>/dev/null || true
 
 # reredis: node 1 holds the keys alone; node 2 meets it; automatic distribution moves half.
@@ -713,14 +721,17 @@ done
 move_load_stop reredis
 o_move_load=$LOAD_RESULT
 o_keys2=$(redis-cli -p "$o2" DBSIZE)
+o_total=$(keys_total "$o1" "$o2")
+[ "$o_total" = "$N_MOVE" ] || echo "reredis: the two nodes hold $o_total keys after the move, not $N_MOVE" >>"$ERRLOG"
 kill "$om1_pid" "$om2_pid" 2>/dev/null || true
 read -r r_mrps r_mp99 r_merr <<<"$r_move_load"
 read -r o_mrps o_mp99 o_merr <<<"$o_move_load"
-echo "==> slot move of $N_MOVE keys: redis ${r_move_ms} ms (load ${r_mrps} rps p99 ${r_mp99}, errors ${r_merr}); reredis ${o_move_ms} ms (load ${o_mrps} rps p99 ${o_mp99}, errors ${o_merr}), node 2 holds ${o_keys2} keys" >&2
+echo "==> slot move of $N_MOVE keys: redis ${r_move_ms} ms (load ${r_mrps} rps p99 ${r_mp99}, errors ${r_merr}); reredis ${o_move_ms} ms (load ${o_mrps} rps p99 ${o_mp99}, errors ${o_merr}), node 2 holds ${o_keys2} keys; keys in all: redis ${r_total}, reredis ${o_total} (of $N_MOVE)" >&2
 row "move half of $N_MOVE keys to a new node (ms)" "$o_move_ms" "$r_move_ms" "$(ratio "$o_move_ms" "$r_move_ms")" "<= 1.0"
 row "SET rps during the move" "$o_mrps" "$r_mrps" "$(ratio "$o_mrps" "$r_mrps")" ">= 1.0"
 row "SET p99 ms during the move" "$o_mp99" "$r_mp99" "$(ratio "$o_mp99" "$r_mp99")" "<= 1.0"
 row "client errors during the move" "$o_merr" "$r_merr" "n/a" "0"
+ROWS+=("| keys on the two nodes after the move | $o_total | $r_total | n/a | = $N_MOVE | $([ "$o_total" = "$N_MOVE" ] && echo yes || echo '**no**') |")
 
 # ---------------------------------------------------------------- live feed
 feed_rows
