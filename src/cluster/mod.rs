@@ -979,8 +979,20 @@ impl Cluster {
         let mut strays: HashMap<String, Vec<u16>> = HashMap::new();
         {
             let mut st = self.state.lock();
-            // Replicas hold their master's keys and serve no slots of their own.
-            if st.manual || !st.me().is_master() {
+            if st.manual {
+                return;
+            }
+            // Replicas hold their master's keys and serve no slots of their own; one whose
+            // shard has a replica too many moves to a shard with none, once membership is
+            // stable.
+            if !st.me().is_master() {
+                if now - st.membership_changed_ms >= self.cfg.rebalance_delay_ms
+                    && let Some(master) = st.auto_replica_migration()
+                {
+                    tracing::info!(master = %master, "automatic distribution: this replica moves to a shard without one (cluster.replicas)");
+                    st.set_my_master(&master, now);
+                    self.publish(&mut st);
+                }
                 return;
             }
             let me_id = st.myself.clone();

@@ -1201,6 +1201,50 @@ impl ClusterState {
         out
     }
 
+    /// Automatic distribution with replicas: when this node replicates a master that has more
+    /// than R live replicas while a shard serving slots has fewer than R, this node moves to
+    /// that shard (Redis's replica migration, with R as the barrier). Replicas that picked a
+    /// master while their views of the table differed can crowd one shard and leave another
+    /// without a replica; this repairs it. Of the crowded master's replicas only the last in
+    /// endpoint order moves, to the first short shard in endpoint order, so two replicas of
+    /// one master do not both move.
+    pub fn auto_replica_migration(&self) -> Option<String> {
+        let r = self.replicas_per_shard;
+        if r == 0 || self.manual {
+            return None;
+        }
+        let live = |n: &ClusterNode| {
+            (n.seen || n.id == self.myself)
+                && n.flags & (flag::HANDSHAKE | flag::FAIL | flag::PFAIL | flag::DRAINING) == 0
+        };
+        let my_master = self.me().replica_of.clone()?;
+        // A replica of a failing master stays: it may be the one to take over.
+        if !self.nodes.get(&my_master).is_some_and(live) {
+            return None;
+        }
+        let mut siblings: Vec<&ClusterNode> =
+            self.replicas_of(&my_master).filter(|n| live(n)).collect();
+        if siblings.len() <= r {
+            return None;
+        }
+        siblings.sort_by_key(|n| n.endpoint.sort_key());
+        if siblings.last().map(|n| n.id.as_str()) != Some(self.myself.as_str()) {
+            return None;
+        }
+        let mut short: Vec<&ClusterNode> = self
+            .members()
+            .into_iter()
+            .filter(|m| {
+                m.id != my_master
+                    && live(m)
+                    && self.slot_count(&m.id) > 0
+                    && self.replicas_of(&m.id).filter(|n| live(n)).count() < r
+            })
+            .collect();
+        short.sort_by_key(|n| n.endpoint.sort_key());
+        short.first().map(|m| m.id.clone())
+    }
+
     /// The even, deterministic layout for the current members (redis-cli's split: 3 nodes ->
     /// 0-5460, 5461-10922, 10923-16383).
     /// Draining nodes get no share (unless every member is draining).
@@ -1715,5 +1759,52 @@ mod tests {
         a.replicas_per_shard = 0;
         assert!(a.auto_replica_roles(100).is_empty());
         assert_eq!(a.target_layout(100).len(), 5);
+    }
+
+    #[test]
+    fn a_crowded_shard_gives_a_replica_to_one_without() {
+        // a, b and c serve slots; d, e and f replicate, but e and f both picked b and c has
+        // none. Only f (the last of b's replicas by endpoint) moves, and it goes to c.
+        let table = |me: char| {
+            let mut s = node(me, 7000 + (me as u16 - 'a' as u16) + 1);
+            s.replicas_per_shard = 1;
+            for (c, p) in [
+                ('a', 7001),
+                ('b', 7002),
+                ('c', 7003),
+                ('d', 7004),
+                ('e', 7005),
+                ('f', 7006),
+            ] {
+                if c == me {
+                    continue;
+                }
+                let mut n = ClusterNode::new(id(c), ep(p), flag::MASTER);
+                n.seen = true;
+                s.add_node(n, 0);
+            }
+            for (m, range) in [('a', 0..5461u16), ('b', 5461..10923), ('c', 10923..16384)] {
+                for slot in range {
+                    s.assign(slot, Some(&id(m)));
+                }
+            }
+            for (r, m) in [('d', 'a'), ('e', 'b'), ('f', 'b')] {
+                let n = s.nodes.get_mut(&id(r)).unwrap();
+                n.flags = (n.flags & flag::MYSELF) | flag::REPLICA;
+                n.replica_of = Some(id(m));
+            }
+            s
+        };
+        assert_eq!(table('f').auto_replica_migration(), Some(id('c')));
+        assert_eq!(table('e').auto_replica_migration(), None);
+        assert_eq!(table('d').auto_replica_migration(), None);
+        // Once f replicates c, nobody moves.
+        let mut f = table('f');
+        f.set_my_master(&id('c'), 0);
+        assert_eq!(f.auto_replica_migration(), None);
+        // Manual mode never moves a replica.
+        let mut manual = table('f');
+        manual.manual = true;
+        assert_eq!(manual.auto_replica_migration(), None);
     }
 }
