@@ -144,22 +144,30 @@ meets() { awk -v r="$1" -v g="$2" -v op="$3" 'BEGIN { if (r == "n/a") print "n/a
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $(meets "$4" "${5#* }" "${5%% *}") |"); }
 
-# run_bench label port test pipeline n [extra...]: writes "rps p99" for the test to stdout.
 ERRLOG="$TMP/bench-errors.log"
 : >"$ERRLOG"
-run_bench() {
-  local label=$1 port=$2 test=$3 pipe=$4 n=$5
+# run_test label port pipe n name [redis-benchmark args...]: "rps p99" of the CSV row whose test
+# name starts with `name` (redis-benchmark prints the rows it needed first, such as LRANGE's
+# LPUSH).
+run_test() {
+  local label=$1 port=$2 pipe=$3 n=$4 name=$5
   shift 5
   local out="$TMP/bench.csv" err="$TMP/bench.err"
   if ! timeout "$BENCH_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -P "$pipe" -n "$n" \
-    -r 1000000 -t "$test" --csv "$@" >"$out" 2>"$err"; then
-    echo "redis-benchmark $label $test -P $pipe failed or timed out" >>"$ERRLOG"
+    -r 1000000 --csv "$@" >"$out" 2>"$err"; then
+    echo "redis-benchmark $label $name -P $pipe failed or timed out" >>"$ERRLOG"
   fi
   if grep -qi 'error' "$err" "$out"; then
-    { echo "== $label $test -P $pipe:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
+    { echo "== $label $name -P $pipe:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
   fi
-  # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-  awk -F, 'NR > 1 { gsub(/"/, ""); print $2, $7; exit }' "$out"
+  awk -F, -v name="$name" 'NR > 1 { gsub(/"/, ""); if (index($1, name) == 1) { print $2, $7; exit } }' "$out"
+}
+
+# run_bench label port test pipeline n [extra...]: "rps p99" of one of redis-benchmark's own tests.
+run_bench() {
+  local label=$1 port=$2 test=$3 pipe=$4 n=$5
+  shift 5
+  run_test "$label" "$port" "$pipe" "$n" "$(tr a-z A-Z <<<"$test")" -t "$test" "$@"
 }
 
 # ---------------------------------------------------------------- live feed (/ws)
@@ -299,23 +307,6 @@ feed_rows() {
 # subscribes to, at -P 1 and -P 16, back to back per test on both servers. Memory first: N_TYPES
 # keys of each small collection (4 fields or members of 8 bytes), loaded through redis-cli
 # --pipe, RSS growth per key.
-
-# run_test label port pipe n name [redis-benchmark args...]: "rps p99" of the CSV row whose test
-# name starts with `name` (redis-benchmark prints the rows it needed first, such as LRANGE's
-# LPUSH).
-run_test() {
-  local label=$1 port=$2 pipe=$3 n=$4 name=$5
-  shift 5
-  local out="$TMP/bench.csv" err="$TMP/bench.err"
-  if ! timeout "$BENCH_TIMEOUT" redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -P "$pipe" -n "$n" \
-    -r 1000000 --csv "$@" >"$out" 2>"$err"; then
-    echo "redis-benchmark $label $name -P $pipe failed or timed out" >>"$ERRLOG"
-  fi
-  if grep -qi 'error' "$err" "$out"; then
-    { echo "== $label $name -P $pipe:"; grep -i 'error' "$err" "$out" | sort | uniq -c | head -5; } >>"$ERRLOG"
-  fi
-  awk -F, -v name="$name" 'NR > 1 { gsub(/"/, ""); if (index($1, name) == 1) { print $2, $7; exit } }' "$out"
-}
 
 types_rows() {
   local rp op rpid opid pipe n t name side pid port before after keys kind
