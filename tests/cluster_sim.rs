@@ -145,7 +145,9 @@ impl Sim {
                         }
                     }
                 }
-                Action::Update { .. } | Action::BecameReplica { .. } => {}
+                Action::Update { .. }
+                | Action::BecameReplica { .. }
+                | Action::FollowedNewMaster { .. } => {}
             }
         }
     }

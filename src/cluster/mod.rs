@@ -448,6 +448,9 @@ impl Cluster {
                     // A manual failover paused our writes; they now go to the new master.
                     node.pause.unpause();
                 }
+                Action::FollowedNewMaster { master } => {
+                    tracing::warn!(master = %master, "Configuration change detected: our master's slots were taken over by a node of our shard; reconfiguring myself as its replica");
+                }
             }
         }
     }

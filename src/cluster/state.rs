@@ -181,6 +181,9 @@ pub enum Action {
     /// We lost our last slots to a node of our own shard (a replica that took over after a
     /// failover): we are its replica now.
     BecameReplica { master: String },
+    /// Our master lost its last slots to a node of our shard (a sibling replica took over
+    /// while we did not hear of it): we follow that node now.
+    FollowedNewMaster { master: String },
 }
 
 /// A replica's failover election (the spec's "replica election"), or a manual failover
@@ -505,7 +508,7 @@ impl ClusterState {
             node.slots_epoch = node.slots_epoch.max(h.config_epoch);
             let same_shard = took_over_from_us || node.shard_id == my_shard;
             let mine_before = if same_shard {
-                self.slot_count(&self.myself)
+                self.slot_count(&self.shard_master())
             } else {
                 0
             };
@@ -522,8 +525,18 @@ impl ClusterState {
         actions
     }
 
-    /// spec (clusterUpdateSlotsConfigWith): a master that lost its last slots to a node of its
-    /// own shard (its replica, promoted while it was down or cut off) becomes that node's
+    /// The master of our shard: ourselves, or the master we replicate.
+    fn shard_master(&self) -> String {
+        let me = self.me();
+        match &me.replica_of {
+            Some(m) if !me.is_master() => m.clone(),
+            _ => self.myself.clone(),
+        }
+    }
+
+    /// spec (clusterUpdateSlotsConfigWith): when the master of our shard (we, or the master we
+    /// replicate) lost its last slots (`mine_before` of them before the claim) to a node of our
+    /// own shard (a replica promoted while we were down or cut off), we become that node's
     /// replica. Not for slots lost any other way: a node meeting another cluster keeps its
     /// role (its keys are pushed to their owners instead).
     fn follow_if_taken_over(
@@ -533,16 +546,21 @@ impl ClusterState {
         now_ms: i64,
     ) -> Vec<Action> {
         let me = self.me();
+        let master = self.shard_master();
         if mine_before == 0
-            || !me.is_master()
             || me.flags & flag::DRAINING != 0
-            || self.slot_count(&self.myself) > 0
+            || master == winner
+            || self.slot_count(&master) > 0
         {
             return Vec::new();
         }
+        let was_master = master == self.myself;
         self.set_my_master(winner, now_ms);
-        vec![Action::BecameReplica {
-            master: winner.to_string(),
+        let master = winner.to_string();
+        vec![if was_master {
+            Action::BecameReplica { master }
+        } else {
+            Action::FollowedNewMaster { master }
         }]
     }
 
@@ -849,7 +867,7 @@ impl ClusterState {
         n.slots_epoch = epoch;
         let same_shard = n.shard_id == my_shard || n.replica_of.as_deref() == Some(&me_id);
         let mine_before = if same_shard {
-            self.slot_count(&me_id)
+            self.slot_count(&self.shard_master())
         } else {
             0
         };
@@ -1653,6 +1671,21 @@ mod tests {
         assert!(!c.is_master());
         assert_eq!(c.replica_of.as_deref(), Some(id('d').as_str()));
         assert_eq!(all[2].slot_count(&id('c')), 0);
+        // Another replica of c that missed the takeover (stopped, cut off) follows d when d's
+        // claim reaches it.
+        let mut e = all[1].clone();
+        e.myself = id('e');
+        let mut me = e.nodes[&id('d')].clone();
+        me.id = id('e');
+        e.nodes.insert(id('e'), me);
+        e.set_my_master(&id('c'), start);
+        for s in 10923..16384 {
+            e.assign(s, Some(&id('c')));
+        }
+        e.nodes.get_mut(&id('d')).unwrap().config_epoch = 0;
+        let actions = e.process_header(&hd, true, start + 40);
+        assert_eq!(actions, vec![Action::FollowedNewMaster { master: id('d') }]);
+        assert_eq!(e.me().replica_of.as_deref(), Some(id('d').as_str()));
     }
 
     #[test]
