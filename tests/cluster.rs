@@ -2125,6 +2125,141 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
     assert!(new_offset > offset, "{new_offset} after {offset}");
 }
 
+/// Redis's PSYNC2 beyond one link: a replica that was behind its sibling continues from that
+/// sibling once it is promoted (replicas keep a backlog of their master's stream); replicas
+/// stopped cleanly continue after a restart from the position saved with their data (at the
+/// end of the log, or in the snapshot); one killed with only its log on syncs in full.
+#[test]
+fn replicas_continue_across_a_failover_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let manual = ["--cluster-auto-assign", "no"];
+    let a = NodeProc::start(dir.path(), &manual);
+    let b = NodeProc::start(dir.path(), &manual);
+    let mut c = NodeProc::start(
+        dir.path(),
+        &[&manual[..], &["--appendonly", "yes", "--save", ""]].concat(),
+    );
+    let mut a = a;
+    assert_eq!(
+        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    meet(&a, &b);
+    meet(&a, &c);
+    for n in [&b, &c] {
+        assert!(wait(Duration::from_secs(20), || {
+            cli(n.port, &["CLUSTER", "NODES"]).lines().count() == 3
+        }));
+        assert_eq!(cli(n.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
+    }
+    for n in [&a, &b, &c] {
+        assert_eq!(
+            cli(n.port, &["CONFIG", "SET", "repl-backlog-size", "64mb"]),
+            "OK"
+        );
+    }
+    let rt = runtime();
+    rt.block_on(write_plain(a.port, "k", 500));
+    let caught_up = |replica: &NodeProc, master: &NodeProc, keys: i64| {
+        wait(Duration::from_secs(30), || {
+            replication_field(replica.port, "master_link_status") == "up"
+                && dbsize(replica.port) == keys
+                && replication_field(replica.port, "slave_repl_offset")
+                    == replication_field(master.port, "master_repl_offset")
+        })
+    };
+    assert!(caught_up(&b, &a, 500), "{}", b.log());
+    assert!(caught_up(&c, &a, 500), "{}", c.log());
+    let stat = |x: &NodeProc, f: &str| -> u64 {
+        field_of(&cli(x.port, &["INFO", "stats"]), f)
+            .parse()
+            .unwrap()
+    };
+    // A replica keeps a backlog too, of its master's stream.
+    assert_eq!(replication_field(b.port, "repl_backlog_active"), "1");
+
+    // c stops (SIGSTOP) and falls behind; b takes over; c, resumed, continues from b.
+    let signal = |n: &NodeProc, sig: &str| {
+        let pid = n.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal(&c, "-STOP");
+    rt.block_on(write_plain(a.port, "behind", 5_000));
+    assert!(caught_up(&b, &a, 5_500), "{}", b.log());
+    assert_eq!(cli(b.port, &["CLUSTER", "FAILOVER", "TAKEOVER"]), "OK");
+    assert!(
+        wait(Duration::from_secs(30), || role(b.port)[0] == "master"),
+        "{}",
+        b.log()
+    );
+    let promoted_at: u64 = replication_field(b.port, "second_repl_offset")
+        .parse::<u64>()
+        .unwrap()
+        - 1;
+    signal(&c, "-CONT");
+    assert!(caught_up(&c, &b, 5_500), "{}", c.log());
+    assert!(caught_up(&a, &b, 5_500), "{}", a.log());
+    // c asked to continue from an offset short of where b took over, and b had it.
+    // The log line: "Trying a partial resynchronization (request <replid>:<offset>)".
+    let asked: u64 = c
+        .log()
+        .lines()
+        .rev()
+        .filter_map(|l| l.split("(request ").nth(1))
+        .find_map(|r| r.split([')', ':']).nth(1)?.parse().ok())
+        .expect("c asked for a partial resync");
+    assert!(
+        asked < promoted_at,
+        "c asked from {asked}, b took over at {promoted_at}"
+    );
+    assert_eq!(stat(&b, "sync_full"), 0, "{}", b.log());
+    assert_eq!(stat(&b, "sync_partial_ok"), 2, "{}", b.log());
+
+    // Stopped cleanly, restarted: each continues from the position saved with its data. c
+    // keeps only a log (the position ends it), a only snapshots (saved at shutdown).
+    let mut keys = 5_500;
+    for (n, name) in [(&mut c, "c"), (&mut a, "a")] {
+        let _ = cli(n.port, &["SHUTDOWN"]);
+        assert!(n.child.wait().unwrap().success(), "{name} exits cleanly");
+        rt.block_on(write_plain(b.port, &format!("while-{name}-was-down"), 300));
+        keys += 300;
+        n.restart();
+        assert!(caught_up(n, &b, keys), "{name}: {}", n.log());
+        assert!(
+            n.log().contains("asking the master to continue from there"),
+            "{name}: {}",
+            n.log()
+        );
+    }
+    assert_eq!(stat(&b, "sync_full"), 0, "{}", b.log());
+    assert_eq!(stat(&b, "sync_partial_ok"), 4, "{}", b.log());
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", c.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("READONLY").query(&mut conn).unwrap();
+    let got: String = redis::cmd("GET")
+        .arg("while-c-was-down:299")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(got, format!("{:0>100}", 299));
+    drop(conn);
+
+    // Killed: the log has no position at its end, so nothing says what it holds is whole.
+    c.kill9();
+    rt.block_on(write_plain(b.port, "while-c-was-killed", 10));
+    keys += 10;
+    c.restart();
+    assert!(caught_up(&c, &b, keys), "{}", c.log());
+    assert_eq!(stat(&b, "sync_full"), 1, "{}", b.log());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Issue 5's scenario: 1 → 2 → 3 → 6 nodes and back, with writes and kills during the moves.
 

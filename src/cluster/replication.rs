@@ -13,7 +13,12 @@
 //! offset and gets only what it missed, while the backlog still holds it. A replica promoted to
 //! master continues its old master's offsets under a new ID and remembers the old one up to the
 //! offset where it took over, so its former siblings that stand at that offset continue from it
-//! too. A node that restarts, or a replica that is too far behind, syncs in full.
+//! too. A replica keeps a backlog as well, of its master's stream as it arrives, so once
+//! promoted it serves siblings that were behind it. The position (ID and offset) is saved with
+//! the data, in every snapshot and at the end of the log at a clean shutdown, so a node that
+//! restarts continues too when its master's backlog still holds what it missed (or, restarted as
+//! master, lets replicas that stood at its offset continue). A replica that is too far behind,
+//! or one killed with only its log on, syncs in full.
 //!
 //! Consistency: replication is asynchronous, as Redis's. A write acknowledged by a master that
 //! fails before its replica received it is lost when the replica takes over; `INFO replication`
@@ -82,6 +87,11 @@ pub struct Replication {
     holds_stream: AtomicBool,
     /// A replica's partial resyncs.
     pub partial_syncs: AtomicU64,
+    /// Held while a replica applies a frame and moves its offset, so a snapshot (or shutdown)
+    /// sees data and offset agree.
+    apply_gate: Mutex<()>,
+    /// Set at shutdown: nothing more is applied.
+    frozen: AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +133,8 @@ impl Replication {
         );
     }
 
-    /// A master turned replica: it no longer keeps a stream of its own. What it holds is its
+    /// A master turned replica: it no longer streams its own writes (its backlog goes on with
+    /// its new master's stream). What it holds is its
     /// own stream up to its offset, which its new master continues if it took over at that
     /// very offset (no write was lost in between).
     pub fn became_replica(&self, node: &Node) {
@@ -132,6 +143,47 @@ impl Replication {
         self.offset.store(offset, Ordering::Relaxed);
         self.replid();
         self.holds_stream.store(true, Ordering::Relaxed);
+    }
+
+    /// The replication stream this node's data is, and how far: (replication ID, offset).
+    /// None while a replica holds no whole copy. Exact inside a snapshot's critical section
+    /// with [`Replication::gate`] held: a master's records are appended under the shard locks,
+    /// a replica applies under the gate.
+    pub fn position(&self, node: &Node) -> Option<(String, u64)> {
+        if node.store.aof.streams_own() {
+            Some((self.replid(), node.store.aof.repl_offset()))
+        } else if self.holds_stream.load(Ordering::Relaxed) {
+            Some((self.replid(), self.offset.load(Ordering::Relaxed)))
+        } else {
+            None
+        }
+    }
+
+    /// Stops a replica's applying for a moment (while held) or for good (`freeze`).
+    pub fn gate(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.apply_gate.lock()
+    }
+
+    /// At shutdown: nothing more is applied, so the position saved with the data stays true.
+    pub fn freeze(&self) {
+        let _gate = self.gate();
+        self.frozen.store(true, Ordering::Relaxed);
+    }
+
+    /// At start-up, the position saved with the data just loaded. A replica asks its master to
+    /// continue from there. A master starts a new stream at that offset and serves the loaded
+    /// one up to it, as a promoted replica does (Redis shifts its ID the same way): replicas
+    /// that stood exactly there continue, and one that had received writes the data on disk
+    /// lacks (a snapshot older than a crash) cannot continue a history that was not kept.
+    pub fn restore(&self, node: &Node, is_master: bool, replid: String, offset: u64) {
+        self.set_replid(replid);
+        if is_master {
+            self.offset.store(offset, Ordering::Relaxed);
+            self.became_master(node);
+        } else {
+            self.offset.store(offset, Ordering::Relaxed);
+            self.holds_stream.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether the stream `id` up to `offset` is one this master can continue.
@@ -428,6 +480,14 @@ pub async fn run(node: Arc<Node>) {
         return;
     };
     let repl = &cluster.repl;
+    // The data files first: what they hold (and the position saved with them) decides whether
+    // the master can continue from there.
+    while !node.ready.load(Ordering::Acquire) {
+        tokio::select! {
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
     // Failed attempts in a row: only the first is logged as a warning (a master that is down
     // is retried twice a second until it is back or replaced).
     let mut failures = 0u32;
@@ -451,7 +511,7 @@ pub async fn run(node: Arc<Node>) {
                 Duration::from_millis(100)
             }
             Some((master, addr)) => {
-                if node.store.aof.backlog_info().active {
+                if node.store.aof.streams_own() {
                     // This node was a master until now.
                     repl.became_replica(&node);
                 }
@@ -591,6 +651,10 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
         if !still_following(node, master) {
             return Ok(());
         }
+        let _gate = repl.gate();
+        if repl.frozen.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         if first && frame.sync_done && frame.partial {
             // The master continues the stream from our offset: nothing to copy.
             first = false;
@@ -601,6 +665,8 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
                 ));
             }
             repl.set_replid(frame.replid);
+            // What the backlog holds goes on when it ends here (see `Aof::mirror`).
+            node.store.aof.mirror(Bytes::new(), frame.offset);
             repl.sync_in_progress.store(false, Ordering::Relaxed);
             repl.synced.store(true, Ordering::Relaxed);
             repl.link_up.store(true, Ordering::Relaxed);
@@ -627,6 +693,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
         loaded += n;
         if frame.sync_done {
             repl.set_replid(frame.replid);
+            node.store.aof.mirror_from(frame.offset);
             repl.holds_stream.store(true, Ordering::Relaxed);
             ack(frame.offset);
             repl.offset.store(frame.offset, Ordering::Relaxed);
@@ -642,6 +709,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
                 crate::persist::bgrewriteaof(node);
             }
         } else if frame.offset > 0 {
+            node.store.aof.mirror(Bytes::from(records), frame.offset);
             repl.offset.store(frame.offset, Ordering::Relaxed);
             ack(frame.offset);
         }

@@ -7,6 +7,10 @@
 //!   command, or a whole MULTI/EXEC, so a transaction is replayed entirely or not at all;
 //! - `ENTRIES`: a snapshot section (see [`super::snapshot`]): the base a rewrite starts the log
 //!   with.
+//! - `POSITION`: `len: u32, replication ID, offset: u64`, appended at a clean shutdown: the data
+//!   before it is that replication stream up to that offset (Redis keeps the same in its RDB's
+//!   `repl-id`/`repl-offset`). It counts only as the log's last record: a write after it means
+//!   the data has moved on. Never streamed to replicas.
 //!
 //! Ordering: commands append their record while they still hold the shard locks of their keys, so
 //! two commands on one key are logged in the order they ran; commands on different shards commute.
@@ -40,6 +44,24 @@ use super::format::{self, Cursor, Short, put_u32};
 pub const MAGIC: &[u8; 8] = b"RRAOF01\n";
 pub const KIND_COMMANDS: u8 = 1;
 pub const KIND_ENTRIES: u8 = 2;
+pub const KIND_POSITION: u8 = 3;
+
+/// A `POSITION` record's payload (after its kind byte).
+pub fn encode_position(p: &mut Vec<u8>, replid: &str, offset: u64) {
+    put_u32(p, replid.len() as u32);
+    p.extend_from_slice(replid.as_bytes());
+    p.extend_from_slice(&offset.to_le_bytes());
+}
+
+pub fn decode_position(c: &mut Cursor) -> Result<(String, u64), Short> {
+    let len = c.u32()? as usize;
+    let id = String::from_utf8(c.bytes(len)?.to_vec()).map_err(|_| Short)?;
+    let offset = c.u64()?;
+    if !c.is_empty() {
+        return Err(Short);
+    }
+    Ok((id, offset))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
@@ -122,6 +144,9 @@ struct Pending {
     /// Bytes of records fed to replicas since start (the master's replication offset).
     repl_offset: u64,
     backlog: Backlog,
+    /// This node is a replica: the backlog holds its master's stream, as received
+    /// ([`Aof::mirror`]), and this node's own records feed neither it nor the offset.
+    mirroring: bool,
 }
 
 /// The replication backlog (Redis's `repl-backlog-size`): the last records of the replication
@@ -151,23 +176,38 @@ impl Backlog {
         }
     }
 
-    /// The records after offset `from`, when they are all still here and `from` falls between
-    /// two records.
+    /// What follows offset `from`, when the backlog still holds all of it. A chunk is a record
+    /// on a master and a frame of records on a replica; a replica's offset always falls
+    /// between two records, so a chunk cut at `from` starts with a whole record.
     fn since(&self, from: u64) -> Option<Vec<Bytes>> {
-        if !self.active || from < self.start || from > self.start + self.bytes as u64 {
+        if !self.active || from < self.start || from > self.end() {
             return None;
         }
         let mut at = self.start;
         let mut out = Vec::new();
         for r in &self.records {
+            let end = at + r.len() as u64;
             if at >= from {
                 out.push(r.clone());
-            } else if at + r.len() as u64 > from {
-                return None;
+            } else if end > from {
+                out.push(r.slice((from - at) as usize..));
             }
-            at += r.len() as u64;
+            at = end;
         }
         Some(out)
+    }
+
+    /// The offset just past the last byte held.
+    fn end(&self) -> u64 {
+        self.start + self.bytes as u64
+    }
+
+    /// Empties the backlog and starts it at `offset`.
+    fn restart(&mut self, offset: u64) {
+        self.records.clear();
+        self.bytes = 0;
+        self.start = offset;
+        self.active = true;
     }
 }
 
@@ -248,6 +288,7 @@ impl Default for Aof {
                     limit: 1 << 20,
                     ..Backlog::default()
                 },
+                mirroring: false,
             }),
             wake: Condvar::new(),
             output: Mutex::new(Output {
@@ -300,6 +341,27 @@ impl Aof {
     /// the log position after it (0 when the log is off). Called with the command's shard
     /// locks held: keep it short.
     pub fn append_with(&self, f: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        self.append_record(f, true)
+    }
+
+    /// Appends a `POSITION` record (see the module doc) to the log file only. Returns the log
+    /// position after it (0 when the log is off).
+    pub fn append_position(&self, replid: &str, offset: u64) -> u64 {
+        if !self.is_on() {
+            return 0;
+        }
+        self.append_record(
+            |out| {
+                format::write_record_with(out, |p| {
+                    p.push(KIND_POSITION);
+                    encode_position(p, replid, offset);
+                })
+            },
+            false,
+        )
+    }
+
+    fn append_record(&self, f: impl FnOnce(&mut Vec<u8>), stream: bool) -> u64 {
         if !self.is_recording() {
             return 0;
         }
@@ -307,7 +369,7 @@ impl Aof {
         let start = p.buf.len();
         f(&mut p.buf);
         let added = p.buf.len() - start;
-        if !p.taps.is_empty() || p.backlog.active {
+        if stream && !p.mirroring && (!p.taps.is_empty() || p.backlog.active) {
             let record = Bytes::copy_from_slice(&p.buf[start..]);
             p.repl_offset += added as u64;
             self.repl_end.store(p.repl_offset, Ordering::Relaxed);
@@ -406,27 +468,62 @@ impl Aof {
     }
 
     /// This node starts a stream of its own at `offset` (a replica promoted to master continues
-    /// its old master's offsets): the backlog starts empty there and is kept from now on, so
-    /// the old master's other replicas can continue from it.
+    /// its old master's offsets; a restarted master its own). What the backlog mirrored of the
+    /// old master's stream up to `offset` stays, so that master's other replicas continue from
+    /// here even when they were behind; otherwise the backlog starts empty at `offset`.
     pub fn restart_stream_at(&self, offset: u64) {
         let mut p = self.pending.lock();
+        let keep = p.mirroring && p.backlog.active && p.backlog.end() == offset;
+        if !keep {
+            p.backlog.restart(offset);
+        }
+        p.mirroring = false;
         p.repl_offset = offset;
         self.repl_end.store(offset, Ordering::Relaxed);
-        p.backlog.records.clear();
-        p.backlog.bytes = 0;
-        p.backlog.start = offset;
-        p.backlog.active = true;
         self.feeding.store(true, Ordering::Relaxed);
     }
 
-    /// This node stops being a master: no backlog (its replicas' streams end by themselves).
+    /// This node stops being a master and becomes a replica: its backlog (its own stream up to
+    /// now) is kept and goes on with what the new master sends ([`Aof::mirror`]), when that
+    /// master continues this stream. Its own replicas' streams end by themselves.
     pub fn stop_stream(&self) {
         let mut p = self.pending.lock();
-        p.backlog = Backlog {
-            limit: p.backlog.limit,
-            ..Backlog::default()
-        };
+        p.mirroring = true;
         self.feeding.store(!p.taps.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Whether this node streams its own writes (a master with a backlog), as opposed to a
+    /// replica mirroring its master's.
+    pub fn streams_own(&self) -> bool {
+        let p = self.pending.lock();
+        p.backlog.active && !p.mirroring
+    }
+
+    /// A replica: `records`, received from its master, end at the master's offset `end`. They
+    /// go into the backlog as they came, so that after a failover this node serves its former
+    /// siblings from where each stands. A gap (a full sync, or a master that does not continue
+    /// what the backlog holds) starts the backlog again at the new position.
+    pub fn mirror(&self, records: Bytes, end: u64) {
+        let mut p = self.pending.lock();
+        let start = end.saturating_sub(records.len() as u64);
+        if !p.backlog.active || p.backlog.end() != start || !p.mirroring {
+            p.backlog.restart(start);
+            p.mirroring = true;
+        }
+        if !records.is_empty() {
+            p.backlog.push(records);
+        }
+        p.repl_offset = end;
+        self.repl_end.store(end, Ordering::Relaxed);
+    }
+
+    /// A replica after a full sync: the backlog starts empty at the master's offset `at`.
+    pub fn mirror_from(&self, at: u64) {
+        let mut p = self.pending.lock();
+        p.backlog.restart(at);
+        p.mirroring = true;
+        p.repl_offset = at;
+        self.repl_end.store(at, Ordering::Relaxed);
     }
 
     /// `repl-backlog-size`.
@@ -834,8 +931,7 @@ mod tests {
         let since: Vec<u8> = aof.add_tap_from(t, ends[4]).ok().unwrap().concat();
         assert_eq!(since, live[ends[4] as usize..]);
         assert_eq!(aof.add_tap_from(tap().0, ends[10]).ok().unwrap().len(), 0);
-        // Inside a record, or past the end: a full sync.
-        assert!(aof.add_tap_from(tap().0, ends[4] + 1).is_err());
+        // Past the end: a full sync.
         assert!(aof.add_tap_from(tap().0, ends[10] + 1).is_err());
         // Past the limit, the oldest records go, whole.
         for i in 11..=40 {
@@ -851,8 +947,48 @@ mod tests {
         assert_eq!(aof.repl_offset(), 1_000_000);
         assert!(aof.add_tap_from(tap().0, 1_000_000).is_ok());
         assert!(aof.add_tap_from(tap().0, 999_999).is_err());
+        assert!(aof.streams_own());
         aof.stop_stream();
-        assert!(!aof.backlog_info().active);
+        assert!(!aof.streams_own());
+    }
+
+    #[test]
+    fn a_replica_mirrors_its_masters_stream_and_serves_it_once_promoted() {
+        let aof = Aof::default();
+        aof.set_backlog_limit(16 * 1024);
+        // The master's stream, as frames of records (ends at each record boundary).
+        let mut stream = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..6 {
+            let cmd = vec![(0, vec![Bytes::from("SET"), Bytes::from(format!("k{i}"))])];
+            command_record(&mut stream, &cmd);
+            ends.push(500 + stream.len() as u64);
+        }
+        let stream = Bytes::from(stream);
+        let at = |end: u64| (end - 500) as usize;
+        aof.mirror_from(500);
+        aof.mirror(stream.slice(..at(ends[2])), ends[2]);
+        aof.mirror(stream.slice(at(ends[2])..), ends[5]);
+        assert!(!aof.streams_own());
+        // The replica's own writes (the stream replayed) do not move the offset.
+        aof.append_command(0, &[Bytes::from("SET"), Bytes::from("own")]);
+        assert_eq!(aof.repl_offset(), ends[5]);
+        // Promoted at the offset it applied: a sibling that stood at any record boundary since
+        // the full sync continues from here with exactly the bytes it missed.
+        aof.restart_stream_at(ends[5]);
+        assert!(aof.streams_own());
+        for (i, &from) in [500].iter().chain(&ends).enumerate() {
+            let got: Vec<u8> = aof.add_tap_from(tap().0, from).ok().unwrap().concat();
+            assert_eq!(got, stream[at(from)..], "from record {i}");
+        }
+        assert!(aof.add_tap_from(tap().0, 499).is_err());
+        // A gap (the new master does not continue what is held): the backlog starts again.
+        aof.stop_stream();
+        aof.mirror(Bytes::from_static(b"xyz"), 10_003);
+        assert_eq!(aof.backlog_info().first_byte_offset, 10_001);
+        aof.restart_stream_at(20_000);
+        assert_eq!(aof.backlog_info().first_byte_offset, 20_001);
+        assert_eq!(aof.backlog_info().histlen, 0);
     }
 
     fn commands() -> impl Strategy<Value = Vec<Vec<(usize, Vec<Bytes>)>>> {

@@ -109,10 +109,10 @@ fn check_snapshot(path: &Path) -> std::io::Result<Report> {
         list_fill: -2,
     };
     Ok(
-        match super::snapshot::load_file(path, &store, &lim, 0, &|_| {}) {
-            Ok((keys, _)) => Report {
+        match super::snapshot::load_file(path, &store, &lim, None, &|_| {}) {
+            Ok(loaded) => Report {
                 ok: true,
-                text: format!("snapshot {} is valid: {keys} keys", path.display()),
+                text: format!("snapshot {} is valid: {} keys", path.display(), loaded.keys),
             },
             Err(e) => Report {
                 ok: false,

@@ -219,7 +219,18 @@ pub fn load_and_open(node: &Arc<Node>) -> anyhow::Result<()> {
     p.loading.store(true, Ordering::Release);
     let result = load(node);
     p.loading.store(false, Ordering::Release);
-    result?;
+    if let (Some((replid, offset)), Some(c)) = (result?, node.cluster.as_ref()) {
+        let is_master = c.state.lock().me().is_master();
+        tracing::info!(
+            "The data loaded is replication stream {replid} up to offset {offset}: {}",
+            if is_master {
+                "replicas standing there continue from it"
+            } else {
+                "asking the master to continue from there"
+            }
+        );
+        c.repl.restore(node, is_master, replid, offset);
+    }
     let aof_on = node.config.read().get_bool("appendonly");
     if aof_on {
         let path = aof_path(node);
@@ -234,7 +245,17 @@ pub fn load_and_open(node: &Arc<Node>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load(node: &Arc<Node>) -> anyhow::Result<()> {
+/// Whether this node is a replica, which keeps expired keys when loading (its master deletes
+/// them in its stream, as Redis's replicas do).
+fn is_replica(node: &Node) -> bool {
+    node.cluster
+        .as_ref()
+        .is_some_and(|c| !c.state.lock().me().is_master())
+}
+
+/// Loads the data files; returns the replication position saved with them (see
+/// `aof::KIND_POSITION`), if any.
+fn load(node: &Arc<Node>) -> anyhow::Result<Option<(String, u64)>> {
     let started = Instant::now();
     let aof_on = node.config.read().get_bool("appendonly");
     let aof = aof_path(node);
@@ -244,31 +265,36 @@ fn load(node: &Arc<Node>) -> anyhow::Result<()> {
     if aof_on && aof.exists() {
         p.loading_total_bytes.store(total(&aof), Ordering::Relaxed);
         tracing::info!(file = %aof.display(), "Loading the append-only log");
-        let n = load_aof(node, &aof)?;
+        let (n, position) = load_aof(node, &aof)?;
         tracing::info!(
             "DB loaded from append only file: {:.3} seconds ({n} records)",
             started.elapsed().as_secs_f64()
         );
+        Ok(position)
     } else if snap.exists() {
         p.loading_total_bytes.store(total(&snap), Ordering::Relaxed);
         tracing::info!(file = %snap.display(), "Loading the snapshot");
         let lim = limits(node);
         let last_log = std::cell::Cell::new(Instant::now());
         let progress = |b: u64| note_progress(p, b, &last_log);
-        let (loaded, expired) =
-            snapshot::load_file(&snap, &node.store, &lim, now_ms(), &progress).map_err(|e| {
+        let skip_expired = (!is_replica(node)).then(now_ms);
+        let loaded = snapshot::load_file(&snap, &node.store, &lim, skip_expired, &progress)
+            .map_err(|e| {
                 anyhow::anyhow!(
                     "{e}. The snapshot is damaged: move it away to start without it, or restore a good copy"
                 )
             })?;
+        let (loaded, expired, position) = (loaded.keys, loaded.expired, loaded.position);
         p.load_keys_loaded.store(loaded, Ordering::Relaxed);
         p.load_keys_expired.store(expired, Ordering::Relaxed);
         tracing::info!(
             "DB loaded from disk: {:.3} seconds ({loaded} keys, {expired} expired)",
             started.elapsed().as_secs_f64()
         );
+        Ok(position)
+    } else {
+        Ok(None)
     }
-    Ok(())
 }
 
 /// How a log read ended, for start-up and `check-aof`.
@@ -323,6 +349,9 @@ pub fn validate_payload(p: &[u8]) -> Result<(), String> {
             .map(|_| ())
             .map_err(|_| "undecodable command record".into()),
         Some(&aof::KIND_ENTRIES) => Ok(()),
+        Some(&aof::KIND_POSITION) => aof::decode_position(&mut Cursor::new(&p[1..]))
+            .map(|_| ())
+            .map_err(|_| "undecodable position record".into()),
         _ => Err("unknown record kind".into()),
     }
 }
@@ -334,14 +363,19 @@ fn repair_hint(path: &Path) -> String {
     )
 }
 
-fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<u64> {
+/// Replays the log; returns the number of records and the replication position its last
+/// record gives, if it is a `POSITION` record.
+fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<(u64, Option<(String, u64)>)> {
     let lim = limits(node);
     let mut replayer = crate::commands::Replayer::new(node)
         .ok_or_else(|| anyhow::anyhow!("no client for the log replay"))?;
     let p = &node.persist;
     let last_log = std::cell::Cell::new(Instant::now());
+    let mut position = None;
     let (n, end) = scan_aof(path, |payload, offset| {
         note_progress(p, offset, &last_log);
+        // A position holds only while nothing follows it.
+        position = None;
         match payload.first() {
             Some(&aof::KIND_COMMANDS) => {
                 let cmds = aof::decode_commands(&mut Cursor::new(&payload[1..]))
@@ -359,12 +393,19 @@ fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<u64> {
                 p.load_keys_loaded.fetch_add(l, Ordering::Relaxed);
                 Ok(())
             }
+            Some(&aof::KIND_POSITION) => {
+                position = Some(
+                    aof::decode_position(&mut Cursor::new(&payload[1..]))
+                        .map_err(|_| "undecodable position record".to_string())?,
+                );
+                Ok(())
+            }
             _ => Err("unknown record kind".into()),
         }
     })
     .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     match end {
-        AofEnd::Clean => Ok(n),
+        AofEnd::Clean => Ok((n, position)),
         AofEnd::Truncated(offset) => {
             if !node.config.read().get_bool("aof-load-truncated") {
                 anyhow::bail!(
@@ -380,7 +421,8 @@ fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<u64> {
             let f = std::fs::OpenOptions::new().write(true).open(path)?;
             f.set_len(offset)?;
             f.sync_all()?;
-            Ok(n)
+            // Cut short by a crash: not a clean shutdown's position.
+            Ok((n, None))
         }
         AofEnd::Corrupt(offset, why) => anyhow::bail!(
             "Bad file format reading the append only file {} at offset {offset}: {why}; refusing to start with part of the data: {}",
@@ -436,10 +478,23 @@ pub fn save(node: &Node) -> Result<(), SaveError> {
         return Err(SaveError::InProgress);
     }
     let dirty = node.store.dirty();
-    let image = Image::capture(&node.store, || {});
+    let image = capture_with_position(node);
     let r = save_blocking(node, image, dirty);
     node.persist.finish();
     Ok(r?)
+}
+
+/// A snapshot's image with the replication position it is at (see `Replication::position`):
+/// a replica does not apply its master's stream meanwhile.
+fn capture_with_position(node: &Node) -> Image {
+    let repl = node.cluster.as_ref().map(|c| &c.repl);
+    let _gate = repl.map(|r| r.gate());
+    let mut position = None;
+    let mut image = Image::capture(&node.store, || {
+        position = repl.and_then(|r| r.position(node));
+    });
+    image.position = position;
+    image
 }
 
 /// BGSAVE: false when a job already runs.
@@ -451,7 +506,7 @@ pub fn bgsave(node: &Arc<Node>) -> bool {
     tokio::task::spawn_blocking(move || {
         let dirty = node.store.dirty();
         node.persist.dirty_at_job.store(dirty, Ordering::Relaxed);
-        let image = Image::capture(&node.store, || {});
+        let image = capture_with_position(&node);
         let _ = save_blocking(&node, image, dirty);
         node.persist.finish();
     });
@@ -676,6 +731,14 @@ pub fn cron(node: &Arc<Node>) {
 pub fn on_shutdown(node: &Node) {
     if node.persist.is_loading() {
         return;
+    }
+    // The log ends with where this node stands in its replication stream, so a restart
+    // continues it (see `aof::KIND_POSITION`).
+    if let Some(c) = node.cluster.as_ref() {
+        c.repl.freeze();
+        if let Some((replid, offset)) = c.repl.position(node) {
+            node.store.aof.append_position(&replid, offset);
+        }
     }
     node.store.aof.stop();
     let choice = node.persist.shutdown_save.load(Ordering::Relaxed);

@@ -10,6 +10,8 @@
 //!
 //! File: the 8-byte magic [`MAGIC`], then framed records ([`super::format`], crc32 each):
 //! - `META` (1): `ctime_ms: u64`, `keys: u64`, then the writer's version as text;
+//! - `POSITION` (3), optional: the replication stream the image is, as the log's record of that
+//!   kind (Redis's RDB `repl-id`/`repl-offset`), so a restarted replica continues from there;
 //! - `ENTRIES` (2): `db: u32` then entries, about 1 MB per record;
 //! - `END` (255): `records: u64` before it, `keys: u64`. A file without END is refused.
 //!
@@ -28,6 +30,7 @@ use super::format::{self, Cursor, Next, Reader, Short, put_u32};
 pub const MAGIC: &[u8; 8] = b"RRSNAP1\n";
 const KIND_META: u8 = 1;
 pub const KIND_ENTRIES: u8 = 2;
+const KIND_POSITION: u8 = super::aof::KIND_POSITION;
 const KIND_END: u8 = 255;
 const RDB_OPCODE_EXPIRETIME_MS: u8 = 0xFC;
 /// Target size of one ENTRIES record.
@@ -43,6 +46,17 @@ pub struct Item {
 /// The keyspace at one instant, per db.
 pub struct Image {
     pub dbs: Vec<Vec<Item>>,
+    /// The replication stream the keyspace is at that instant: (replication ID, offset).
+    pub position: Option<(String, u64)>,
+}
+
+/// What loading a snapshot found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub keys: u64,
+    /// Keys skipped because their TTL had passed.
+    pub expired: u64,
+    pub position: Option<(String, u64)>,
 }
 
 impl Image {
@@ -74,7 +88,10 @@ impl Image {
                 }
             }
         }
-        Image { dbs }
+        Image {
+            dbs,
+            position: None,
+        }
     }
 
     pub fn keys(&self) -> usize {
@@ -178,7 +195,16 @@ pub fn write_file(path: &Path, image: &Image, now_ms: i64) -> std::io::Result<u6
         let mut framed = Vec::new();
         format::write_record(&mut framed, &meta);
         w.write_all(&framed)?;
-        let records = write_entries(&mut w, image)? + 1;
+        let mut records = 1;
+        if let Some((id, offset)) = &image.position {
+            let mut p = vec![KIND_POSITION];
+            super::aof::encode_position(&mut p, id, *offset);
+            framed.clear();
+            format::write_record(&mut framed, &p);
+            w.write_all(&framed)?;
+            records += 1;
+        }
+        records += write_entries(&mut w, image)?;
         let mut end = vec![KIND_END];
         end.extend_from_slice(&records.to_le_bytes());
         end.extend_from_slice(&(image.keys() as u64).to_le_bytes());
@@ -235,14 +261,15 @@ pub fn load_entries(
     Ok((loaded, expired))
 }
 
-/// Loads a snapshot file into `store`. Returns (keys loaded, keys skipped as expired).
+/// Loads a snapshot file into `store`, skipping keys whose TTL passed before
+/// `skip_expired_before` when set (a replica keeps them: its master deletes them in its stream).
 pub fn load_file(
     path: &Path,
     store: &Store,
     lim: &Limits,
-    now_ms: i64,
+    skip_expired_before: Option<i64>,
     progress: &dyn Fn(u64),
-) -> Result<(u64, u64), BadFile> {
+) -> Result<Loaded, BadFile> {
     let file_name = path.display().to_string();
     let bad = |offset: u64, what: &str| BadFile {
         file: file_name.clone(),
@@ -258,6 +285,7 @@ pub fn load_file(
     }
     let mut reader = Reader::new(r, 8);
     let (mut loaded, mut expired, mut records) = (0u64, 0u64, 0u64);
+    let mut position = None;
     loop {
         let at = reader.offset;
         let rec = match reader.next_record() {
@@ -271,8 +299,13 @@ pub fn load_file(
         progress(reader.offset);
         match rec.first() {
             Some(&KIND_META) => {}
+            Some(&KIND_POSITION) => {
+                let p = super::aof::decode_position(&mut Cursor::new(&rec[1..]))
+                    .map_err(|_| bad(at, "bad POSITION record"))?;
+                position = Some(p);
+            }
             Some(&KIND_ENTRIES) => {
-                let (l, e) = load_entries(&rec[1..], store, lim, Some(now_ms))
+                let (l, e) = load_entries(&rec[1..], store, lim, skip_expired_before)
                     .map_err(|_| bad(at, "undecodable entry"))?;
                 loaded += l;
                 expired += e;
@@ -287,7 +320,11 @@ pub fn load_file(
                 if !matches!(reader.next_record(), Ok(Next::End)) {
                     return Err(bad(reader.offset, "data after the END record"));
                 }
-                return Ok((loaded, expired));
+                return Ok(Loaded {
+                    keys: loaded,
+                    expired,
+                    position,
+                });
             }
             _ => return Err(bad(at, "unknown record kind")),
         }
