@@ -414,20 +414,27 @@ async function main() {
       await waitFor("key rows", async () => (await listRows(livePage, "keys").count()) > 5, PATIENCE_MS);
       await waitFor("value previews", async () => (await livePage.locator(".key-row .preview").filter({ hasText: /\S/ }).count()) > 5, PATIENCE_MS);
     });
-    // The goal is "within a second": the time is printed. The Keys view never rescans by itself
-    // (only after a reconnect), so a key that shows up at all came through the live feed.
-    await check(`a SET ${cluster ? "by redis-cli on node 2 " : ""}appears live in the UI (goal: within a second)`, against, async () => {
+    // The Keys view never rescans by itself (only after a reconnect), so a key that shows up
+    // at all came through the live feed. "Within a second" is judged on the median of five
+    // SETs made one after another (each timed from before redis-cli starts until the row shows
+    // key and value), so one stall of a loaded 2-core CI machine does not decide it.
+    await check(`a SET ${cluster ? "by redis-cli on node 2 " : ""}appears live in the UI within a second`, against, async () => {
       const ready = await untilFeedDelivers(livePage, "keys", homes, probe);
-      const key = `live:${Date.now()}`;
-      const value = `hello ${Date.now()}`;
-      const t0 = Date.now();
-      if (real) redisCli(writerPort, "SET", key, value);
-      else mock.write(key, value);
       const rows = livePage.getByRole("listbox", { name: "keys" });
-      await rows.getByText(key).waitFor({ timeout: PATIENCE_MS });
-      const keyMs = Date.now() - t0;
-      await rows.getByText(value).waitFor({ timeout: PATIENCE_MS });
-      console.log(`        key appeared after ${keyMs} ms, its value after ${Date.now() - t0} ms (feed delivering from every node after ${ready} ms)`);
+      const times = [];
+      for (let i = 0; i < 5; i++) {
+        const key = `live:${Date.now()}:${i}`;
+        const value = `hello ${Date.now()} ${i}`;
+        const t0 = Date.now();
+        if (real) redisCli(writerPort, "SET", key, value);
+        else mock.write(key, value);
+        await rows.getByText(key).waitFor({ timeout: PATIENCE_MS });
+        await rows.getByText(value).waitFor({ timeout: PATIENCE_MS });
+        times.push(Date.now() - t0);
+      }
+      const median = [...times].sort((a, b) => a - b)[2];
+      console.log(`        shown after ${times.join(", ")} ms (median ${median} ms; feed delivering from every node after ${ready} ms)`);
+      assert(median <= 1000, `the median SET took ${median} ms to show (${times.join(", ")} ms)`);
     });
     await shot(livePage, "keys");
 
