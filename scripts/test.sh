@@ -54,8 +54,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked --no-fail-fast
 fi
-# The browser test waits for what a user would see with generous deadlines and asserts no
-# timings a loaded machine cannot keep (it prints them), so it gates every run. About 2 minutes.
+# The browser test waits for what a user would see with generous deadlines; the one timing it
+# asserts is the UI issue's "a SET shows within a second", on the median of five (the others
+# are printed). It gates every run. About 2 minutes.
 if [ "${SKIP_BROWSER_E2E:-0}" != "1" ]; then
   echo "==> web UI in a real browser"
   cargo build --locked --bin reredis
