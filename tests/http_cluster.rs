@@ -656,19 +656,56 @@ fn rest_across_the_cluster() {
             get_json(&n[1].url("/api/v1/keys?scope=node&count=1000&match=spread:*")).await;
         assert_eq!(page["keys"].as_array().unwrap().len() as u64, sizes[1]);
 
-        // The cluster view from node 1 has every node's own figures.
-        let (s, c) = get_json(&n[0].url("/api/v1/cluster")).await;
-        assert_eq!(s, StatusCode::OK);
-        for (i, id) in ids.iter().enumerate() {
-            let node = c["nodes"]
+        // The cluster view from node 1 has every node's own figures: with a client connected
+        // to each node that read a key there (one hit, one miss).
+        let mut held = Vec::new();
+        for (i, node) in n.iter().enumerate() {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}/", node.port)).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let key = key_on(i, "view-hit:");
+            let _: () = redis::AsyncCommands::set(&mut conn, &key, "v")
+                .await
+                .unwrap();
+            let _: String = redis::AsyncCommands::get(&mut conn, &key).await.unwrap();
+            let missing = key_on(i, "view-miss:");
+            let _: Option<String> = redis::AsyncCommands::get(&mut conn, &missing)
+                .await
+                .unwrap();
+            held.push(conn);
+        }
+        // Other nodes' figures are asked for at most once a second (a view answers from the
+        // last ones and asks again in the background).
+        let figures_of = |c: &Value, id: &str| -> Value {
+            c["nodes"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|x| x["id"] == id.as_str())
-                .unwrap_or_else(|| panic!("{id} missing from {c}"));
-            assert_eq!(node["keys"].as_u64(), Some(sizes[i]), "{node}");
-            assert!(node["used_memory"].as_u64().unwrap() > 0, "{node}");
-        }
+                .find(|x| x["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} missing from {c}"))
+        };
+        let shows_all = |c: &Value| {
+            ids.iter().enumerate().all(|(i, id)| {
+                let node = figures_of(c, id);
+                let at_least = |f: &str, v: u64| node[f].as_u64().is_some_and(|x| x >= v);
+                node["keys"].as_u64() == Some(sizes[i] + 1)
+                    && at_least("used_memory", 1)
+                    && at_least("connected_clients", 1)
+                    && at_least("keyspace_hits", 1)
+                    && at_least("keyspace_misses", 1)
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let c = loop {
+            let (s, c) = get_json(&n[0].url("/api/v1/cluster")).await;
+            assert_eq!(s, StatusCode::OK);
+            if shows_all(&c) || Instant::now() > deadline {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(shows_all(&c), "{c}");
+        drop(held);
 
         println!("cluster view at {:?}", started.elapsed());
         // A key node 2 owns, written, read, changed and deleted through node 1 and node 3.

@@ -150,7 +150,7 @@ async fn drain_node(State(s): State<AppState>, parts: Parts) -> Result<Response,
     .into_response())
 }
 
-/// Fills in other nodes' keys, memory and load from what they say of themselves, and the slots
+/// Fills in other nodes' keys, memory, load, clients and hits from what they say of themselves, and the slots
 /// they are moving away; a node that does not answer keeps the key count it last gossiped.
 async fn with_peer_figures(node: &Arc<Node>, c: &mut view::Cluster) {
     let figures = peers::figures(node).await;
@@ -161,6 +161,11 @@ async fn with_peer_figures(node: &Arc<Node>, c: &mut view::Cluster) {
         n.keys = f.keys.map_or(n.keys, |v| v as usize);
         n.used_memory = f.used_memory.map_or(n.used_memory, |v| v as usize);
         n.ops_per_sec = f.ops_per_sec.unwrap_or(n.ops_per_sec);
+        n.connected_clients = f
+            .connected_clients
+            .map_or(n.connected_clients, |v| v as usize);
+        n.keyspace_hits = f.keyspace_hits.unwrap_or(n.keyspace_hits);
+        n.keyspace_misses = f.keyspace_misses.unwrap_or(n.keyspace_misses);
     }
     for f in figures.values() {
         view::merge_moves(&mut c.moving, f.moving_now());

@@ -63,6 +63,9 @@ pub struct Figures {
     pub keys: Option<u64>,
     pub used_memory: Option<u64>,
     pub ops_per_sec: Option<u64>,
+    pub connected_clients: Option<u64>,
+    pub keyspace_hits: Option<u64>,
+    pub keyspace_misses: Option<u64>,
     /// The slots it is moving away.
     pub moving: Vec<crate::http::view::SlotMove>,
 }
@@ -173,6 +176,9 @@ async fn ask_figures(node: Arc<Node>, p: Peer) {
                     keys: stat("keys"),
                     used_memory: stat("used_memory"),
                     ops_per_sec: stat("ops_per_sec"),
+                    connected_clients: stat("connected_clients"),
+                    keyspace_hits: stat("keyspace_hits"),
+                    keyspace_misses: stat("keyspace_misses"),
                     moving: serde_json::from_value(info["moving"].clone()).unwrap_or_default(),
                 },
             );

@@ -160,6 +160,10 @@ pub struct ClusterNode {
     pub keys: usize,
     pub used_memory: usize,
     pub ops_per_sec: u64,
+    pub connected_clients: usize,
+    /// Since the node started (the UI charts the ratio between two readings).
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
     pub myself: bool,
 }
 
@@ -204,6 +208,9 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
             keys: i.stats.keys,
             used_memory: i.stats.used_memory,
             ops_per_sec: i.stats.ops_per_sec,
+            connected_clients: i.stats.connected_clients,
+            keyspace_hits: i.stats.keyspace_hits,
+            keyspace_misses: i.stats.keyspace_misses,
             myself: true,
         };
         return (true, "standalone", vec![me]);
@@ -272,9 +279,12 @@ fn known(node: &Node) -> (bool, &'static str, Vec<ClusterNode>) {
                 } else {
                     n.keys as usize
                 },
-                // Other nodes' memory and load are not on the bus.
+                // Other nodes' memory and load are not on the bus: the API asks them.
                 used_memory: if myself { i.stats.used_memory } else { 0 },
                 ops_per_sec: if myself { i.stats.ops_per_sec } else { 0 },
+                connected_clients: if myself { i.stats.connected_clients } else { 0 },
+                keyspace_hits: if myself { i.stats.keyspace_hits } else { 0 },
+                keyspace_misses: if myself { i.stats.keyspace_misses } else { 0 },
                 myself,
             }
         })

@@ -40,6 +40,10 @@ export interface ClusterNode {
   keys: number;
   usedMemory: number;
   opsPerSec: number;
+  connectedClients: number;
+  /** Since the node started. */
+  keyspaceHits: number;
+  keyspaceMisses: number;
   myself: boolean;
 }
 
@@ -145,6 +149,9 @@ export function parseClusterNode(raw: unknown): ClusterNode {
     keys: num(n.keys),
     usedMemory: num(n.used_memory),
     opsPerSec: num(n.ops_per_sec),
+    connectedClients: num(n.connected_clients),
+    keyspaceHits: num(n.keyspace_hits),
+    keyspaceMisses: num(n.keyspace_misses),
     myself: n.myself === true,
   };
 }

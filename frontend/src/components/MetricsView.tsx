@@ -12,18 +12,39 @@ const KEEP = 120;
 const fmtNum = (v: number) => Math.round(v).toLocaleString();
 const fmtPct = (v: number) => `${(v * 100).toFixed(1)} %`;
 
-/** Hit ratio between consecutive samples (what happened lately, not since start). */
-export function hitRatios(samples: InfoSample[]): number[] {
+/** Increases between consecutive readings of a counter (a counter that went down, because its
+ * node restarted, counts from zero). */
+function increases(xs: number[]): number[] {
+  return xs.slice(1).map((b, i) => {
+    const a = xs[i] ?? 0;
+    return b >= a ? b - a : b;
+  });
+}
+
+/** Hit ratio per interval from the hits and misses in each; with no lookups, the last stands. */
+function ratios(hits: number[], misses: number[]): number[] {
   const out: number[] = [];
-  for (let i = 1; i < samples.length; i++) {
-    const a = (samples[i - 1] as InfoSample).info.stats;
-    const b = (samples[i] as InfoSample).info.stats;
-    const hits = b.keyspaceHits - a.keyspaceHits;
-    const misses = b.keyspaceMisses - a.keyspaceMisses;
-    const prev = out[out.length - 1];
-    out.push(hits + misses > 0 ? hits / (hits + misses) : (prev ?? 0));
+  for (let i = 0; i < Math.min(hits.length, misses.length); i++) {
+    const h = hits[i] ?? 0;
+    const m = misses[i] ?? 0;
+    out.push(h + m > 0 ? h / (h + m) : (out[out.length - 1] ?? 0));
   }
   return out;
+}
+
+/** Hit ratio between consecutive readings of the hit and miss counters (what happened lately,
+ * not since start). */
+export function ratioSeries(hits: number[], misses: number[]): number[] {
+  return ratios(increases(hits), increases(misses));
+}
+
+/** This node's hit ratio between consecutive /api/v1/info samples. */
+export function hitRatios(samples: InfoSample[]): number[] {
+  const stats = samples.map((s) => s.info.stats);
+  return ratioSeries(
+    stats.map((s) => s.keyspaceHits),
+    stats.map((s) => s.keyspaceMisses),
+  );
 }
 
 interface NodeSeries {
@@ -31,6 +52,9 @@ interface NodeSeries {
   ops: number[];
   memory: number[];
   keys: number[];
+  clients: number[];
+  hits: number[];
+  misses: number[];
 }
 
 function useClusterSeries(cluster: Cluster | null, updatedAt: number): Map<string, NodeSeries> {
@@ -42,12 +66,15 @@ function useClusterSeries(cluster: Cluster | null, updatedAt: number): Map<strin
     setSeries((prev) => {
       const next = new Map<string, NodeSeries>();
       for (const n of cluster.nodes) {
-        const s = prev.get(n.id) ?? { addr: n.addr, ops: [], memory: [], keys: [] };
+        const s = prev.get(n.id) ?? { addr: n.addr, ops: [], memory: [], keys: [], clients: [], hits: [], misses: [] };
         next.set(n.id, {
           addr: n.addr,
           ops: [...s.ops, n.opsPerSec].slice(-KEEP),
           memory: [...s.memory, n.usedMemory].slice(-KEEP),
           keys: [...s.keys, n.keys].slice(-KEEP),
+          clients: [...s.clients, n.connectedClients].slice(-KEEP),
+          hits: [...s.hits, n.keyspaceHits].slice(-KEEP),
+          misses: [...s.misses, n.keyspaceMisses].slice(-KEEP),
         });
       }
       return next;
@@ -66,6 +93,8 @@ export function MetricsView() {
     const len = Math.max(0, ...nodes.map(([, s]) => pick(s).length));
     return Array.from({ length: len }, (_, i) => nodes.reduce((sum, [, s]) => sum + (pick(s)[pick(s).length - len + i] ?? 0), 0));
   };
+  // The cluster's ratio: every node's lookups in each interval, added up.
+  const clusterRatio = () => ratios(total((s) => increases(s.hits)), total((s) => increases(s.misses)));
   return (
     <section className="metrics-view" aria-label="metrics">
       <h2>This node {samples[0] && <span className="muted">{samples[samples.length - 1]?.info.node.addr}</span>}</h2>
@@ -81,6 +110,8 @@ export function MetricsView() {
         <Sparkline title="ops/s, all nodes" values={total((s) => s.ops)} format={fmtNum} />
         <Sparkline title="memory, all nodes" values={total((s) => s.memory)} format={formatBytes} />
         <Sparkline title="keys, all nodes" values={total((s) => s.keys)} format={fmtNum} />
+        <Sparkline title="clients, all nodes" values={total((s) => s.clients)} format={fmtNum} />
+        <Sparkline title="hit ratio, all nodes" values={clusterRatio()} format={fmtPct} range={[0, 1]} />
       </div>
       {nodes.length > 1 && (
         <>
@@ -90,6 +121,8 @@ export function MetricsView() {
               <Sparkline title={`${s.addr} ops/s`} values={s.ops} format={fmtNum} color={nodeColor(i)} />
               <Sparkline title={`${s.addr} memory`} values={s.memory} format={formatBytes} color={nodeColor(i)} />
               <Sparkline title={`${s.addr} keys`} values={s.keys} format={fmtNum} color={nodeColor(i)} />
+              <Sparkline title={`${s.addr} clients`} values={s.clients} format={fmtNum} color={nodeColor(i)} />
+              <Sparkline title={`${s.addr} hit ratio`} values={ratioSeries(s.hits, s.misses)} format={fmtPct} range={[0, 1]} color={nodeColor(i)} />
             </div>
           ))}
         </>

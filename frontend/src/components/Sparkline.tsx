@@ -36,7 +36,7 @@ export function Sparkline({ title, values, format, color = "var(--accent)", rang
   return (
     <figure className="spark">
       <figcaption>
-        <span>{title}</span>
+        <span title={title}>{title}</span>
         <strong>{current === undefined ? "–" : format(current)}</strong>
       </figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label={`${title}: ${current === undefined ? "no data" : format(current)}`}>
