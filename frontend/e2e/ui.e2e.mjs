@@ -558,6 +558,7 @@ async function main() {
       const phone = await newPage(browser, base, { mock: real ? null : mock, viewport: { width: 390, height: 844 }, scheme: "dark" });
       await phone.goto("/keys?key=user%3A2");
       await waitFor("key rows", async () => (await listRows(phone, "keys").count()) > 3, PATIENCE_MS);
+      await waitFor("value previews on a phone", async () => (await phone.locator(".key-row .preview").filter({ hasText: /\S/ }).count()) > 3, PATIENCE_MS);
       const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert(overflow <= 1, `page is ${overflow}px wider than the phone`);
       await shot(phone, "keys-phone-dark");
