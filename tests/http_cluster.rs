@@ -583,6 +583,36 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+
+        // A cluster-scope subscription is acknowledged once the streams from the other
+        // masters are open: one write on each, made right after `subscribed`, arrives (no
+        // write repeated until the relay is up, as above).
+        let mut fresh = ws_connect(&n[0]).await;
+        ws_send(
+            &mut fresh,
+            json!({"op":"subscribe","pattern":"after-ack:*","scope":"cluster"}),
+        )
+        .await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = ws_next(&mut fresh, left).await.expect("subscribed");
+            if m["type"] == "subscribed" {
+                assert_eq!(m["scope"], "cluster", "{m}");
+                break;
+            }
+        }
+        let (k2, k3) = (key_on(1, "after-ack:"), key_on(2, "after-ack:"));
+        assert_eq!(cli(n[1].port, &["SET", &k2, "v"]), "OK");
+        assert_eq!(cli(n[2].port, &["SET", &k3, "v"]), "OK");
+        let mut got = HashSet::new();
+        while got.len() < 2 {
+            let m = next_event(&mut fresh, Duration::from_secs(5))
+                .await
+                .unwrap_or_else(|| panic!("only {got:?} arrived"));
+            got.insert(m["key"].as_str().unwrap().to_string());
+        }
+        assert_eq!(got, HashSet::from([k2, k3]));
     });
 }
 

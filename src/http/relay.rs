@@ -11,7 +11,7 @@
 //!
 //! One supervisor task per node ([`run`]) does both jobs on a short tick.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,6 +27,9 @@ use crate::observe::events::SUBSCRIBER_BUFFER;
 
 /// How often membership and the cluster view are looked at.
 const TICK: Duration = Duration::from_millis(250);
+/// The longest a cluster-scope subscription waits for the streams from peers to open before it
+/// is acknowledged anyway.
+pub const OPEN_WAIT: Duration = Duration::from_secs(2);
 /// Wait before reopening a stream that failed, doubled up to the maximum.
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(2);
@@ -38,6 +41,8 @@ pub struct Relay {
     wake: Notify,
     /// The cluster view last announced to `/ws` clients.
     cluster: watch::Sender<Option<Arc<view::Cluster>>>,
+    /// Bus addresses of the peers whose stream is open (the peer is subscribed to its events).
+    open: watch::Sender<HashSet<String>>,
 }
 
 impl Default for Relay {
@@ -47,6 +52,7 @@ impl Default for Relay {
             users: Arc::new(AtomicUsize::new(0)),
             wake: Notify::new(),
             cluster: watch::channel(None).0,
+            open: watch::channel(HashSet::new()).0,
         }
     }
 }
@@ -78,6 +84,57 @@ impl Relay {
     /// The cluster view as announced to `/ws` clients; a change means a `cluster` message.
     pub fn cluster_changes(&self) -> watch::Receiver<Option<Arc<view::Cluster>>> {
         self.cluster.subscribe()
+    }
+
+    /// Waits, at most `limit`, until the stream from every other master not marked failed is
+    /// open, so that events written on any of them from now on reach this node. Returns whether
+    /// they all are.
+    pub async fn wait_open(&self, node: &Node, limit: Duration) -> bool {
+        let mut open = self.open.subscribe();
+        let all_open = |open: &HashSet<String>| {
+            peers::masters(node)
+                .iter()
+                .filter(|p| !p.myself && !p.failed)
+                .all(|p| open.contains(&p.bus_addr))
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if all_open(&open.borrow_and_update()) {
+                return true;
+            }
+            // Membership may change without a stream opening: look again now and then.
+            let next = (tokio::time::Instant::now() + TICK).min(deadline);
+            tokio::select! {
+                _ = open.changed() => {}
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return all_open(&open.borrow());
+            }
+        }
+    }
+}
+
+/// Marks a peer's stream open for as long as it lives.
+struct OpenMark<'a> {
+    relay: &'a Relay,
+    addr: &'a str,
+}
+
+impl<'a> OpenMark<'a> {
+    fn new(relay: &'a Relay, addr: &'a str) -> OpenMark<'a> {
+        relay.open.send_modify(|o| {
+            o.insert(addr.to_string());
+        });
+        OpenMark { relay, addr }
+    }
+}
+
+impl Drop for OpenMark<'_> {
+    fn drop(&mut self) {
+        self.relay.open.send_modify(|o| {
+            o.remove(self.addr);
+        });
     }
 }
 
@@ -195,6 +252,7 @@ async fn pump(node: &Node, addr: &str) -> Result<bool, String> {
     )
     .await
     .map_err(|e| e.message().to_string())?;
+    let _open = OpenMark::new(&node.feed.relay, addr);
     let mut delivered = false;
     while let Some(ev) = stream
         .next(traffic)

@@ -167,8 +167,9 @@ enum Reply<'a> {
     Lagged {
         missed: u64,
     },
-    /// The subscription is in force: events from this node that match it are delivered from
-    /// now on (a cluster-scope feed's relays from peers connect in the background).
+    /// The subscription is in force: events that match it are delivered from now on. For the
+    /// cluster scope, once the streams from every other reachable master are open (waited for
+    /// at most `relay::OPEN_WAIT`; one still connecting then delivers once it is).
     Subscribed {
         pattern: &'a str,
         scope: &'static str,
@@ -328,6 +329,12 @@ impl Feed {
                     self.patterns.push(p);
                 }
                 self.sync_subscriptions();
+                if self.remote.is_some() {
+                    let relay = &self.node.feed.relay;
+                    if !relay.wait_open(&self.node, super::relay::OPEN_WAIT).await {
+                        tracing::debug!("cluster feed: some peer's stream is not open yet");
+                    }
+                }
                 out.push(
                     Reply::Subscribed {
                         pattern: &pattern,
