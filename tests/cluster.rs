@@ -2260,6 +2260,64 @@ fn replicas_continue_across_a_failover_and_restarts() {
     assert_eq!(stat(&b, "sync_full"), 1, "{}", b.log());
 }
 
+/// As Redis 7: a master that is shut down first lets its replica acknowledge every write it
+/// made (within `shutdown-timeout`), so the replica that takes over has them all.
+#[test]
+fn a_master_shutting_down_waits_for_its_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let manual = ["--cluster-auto-assign", "no"];
+    let mut a = NodeProc::start(dir.path(), &manual);
+    let b = NodeProc::start(dir.path(), &manual);
+    assert_eq!(
+        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    meet(&a, &b);
+    assert!(wait(Duration::from_secs(20), || {
+        cli(b.port, &["CLUSTER", "NODES"]).lines().count() == 2
+    }));
+    assert_eq!(cli(b.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
+    let rt = runtime();
+    rt.block_on(write_plain(a.port, "before", 100));
+    assert!(
+        wait(Duration::from_secs(30), || dbsize(b.port) == 100),
+        "{}",
+        b.log()
+    );
+    // The replica stops (SIGSTOP) and misses writes; the master is asked to shut down.
+    let signal = |sig: &str| {
+        let pid = b.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    rt.block_on(write_plain(a.port, "missed", 2_000));
+    let port = a.port;
+    let shutdown = std::thread::spawn(move || cli(port, &["SHUTDOWN", "NOSAVE"]));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        matches!(a.child.try_wait(), Ok(None)),
+        "the master exited without waiting for its replica"
+    );
+    signal("-CONT");
+    let exited = wait(Duration::from_secs(15), || {
+        matches!(a.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(exited, "{}", a.log());
+    let _ = shutdown.join();
+    assert!(
+        a.log().contains("Replica acknowledged every write"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(dbsize(b.port), 2_100, "{}", b.log());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Issue 5's scenario: 1 → 2 → 3 → 6 nodes and back, with writes and kills during the moves.
 

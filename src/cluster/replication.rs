@@ -435,12 +435,44 @@ async fn stream(
         f.syncing = false;
     }
     let mut check = tokio::time::interval(Duration::from_millis(200));
+    // Shutting down: until when the replica may take to acknowledge every write.
+    let mut draining: Option<tokio::time::Instant> = None;
+    let in_sync = || {
+        let acked = cluster.repl.feeds.lock().get(&replica).map(|f| f.acked);
+        acked >= Some(node.store.aof.repl_offset())
+    };
     loop {
         let first = tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            // As Redis 7 at shutdown: the replica gets every write the master made (at most
+            // `shutdown-timeout`; SHUTDOWN NOW does not wait), so a failover loses none.
+            _ = node.shutdown.cancelled(), if draining.is_none() => {
+                if node.persist.shutdown_now.load(Ordering::Relaxed) {
+                    break;
+                }
+                let limit = node.config.read().shutdown_timeout_secs.max(1);
+                draining = Some(tokio::time::Instant::now() + Duration::from_secs(limit));
+                continue;
+            }
+            _ = cluster.repl.acked.notified(), if draining.is_some() => {
+                if in_sync() {
+                    tracing::info!(replica = %replica, "Replica acknowledged every write: shutting down its stream");
+                    break;
+                }
+                continue;
+            }
             _ = out.closed() => break,
             // A master that became a replica (failover) feeds nobody.
             _ = check.tick() => {
+                if let Some(deadline) = draining {
+                    if in_sync() {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::warn!(replica = %replica, "Lagging replica at shutdown: it did not acknowledge every write within shutdown-timeout");
+                        break;
+                    }
+                    continue;
+                }
                 if cluster.state.lock().me().is_master() {
                     continue;
                 }

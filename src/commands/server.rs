@@ -145,14 +145,17 @@ pub fn bgrewriteaof(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdRe
 pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut abort = false;
     let mut save_choice = 0;
+    let mut now = false;
     for a in &args[1..] {
         if eq_ic(a, "ABORT") {
             abort = true;
+        } else if eq_ic(a, "NOW") {
+            now = true;
         } else if eq_ic(a, "SAVE") {
             save_choice = 1;
         } else if eq_ic(a, "NOSAVE") {
             save_choice = 2;
-        } else if !["NOW", "FORCE"].iter().any(|w| eq_ic(a, w)) {
+        } else if !eq_ic(a, "FORCE") {
             return Err(CmdError::Syntax);
         }
     }
@@ -168,6 +171,7 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
         .persist
         .shutdown_save
         .store(save_choice, Ordering::Relaxed);
+    ctx.node.persist.shutdown_now.store(now, Ordering::Relaxed);
     ctx.node.shutdown.cancel();
     ctx.client.close_after_reply = true;
     Ok(())

@@ -59,6 +59,8 @@ pub struct Persist {
     pub load_keys_expired: AtomicU64,
     /// SHUTDOWN's choice: 0 as configured, 1 SAVE, 2 NOSAVE.
     pub shutdown_save: AtomicU8,
+    /// SHUTDOWN NOW: do not wait for lagging replicas.
+    pub shutdown_now: AtomicBool,
     /// A load that failed: start-up stops with this message.
     pub fatal: parking_lot::Mutex<Option<String>>,
 }
