@@ -456,6 +456,59 @@ fn manual_migration_of_a_slot_redirects_with_ask() {
         .query(&mut d)
         .unwrap();
     assert_eq!(v, "bar");
+    // Each ASKING lets one command for the importing slot through, even when commands for
+    // slots this node owns (or with no key) come in between: as on one connection that several
+    // tasks share, each sending ASKING just before its own command. A second one is MOVED.
+    let dst_ranges: Vec<(u16, u16)> = slot_map(dst.port)
+        .into_iter()
+        .filter(|&(_, _, port)| port == dst.port)
+        .map(|(a, b, _)| (a, b))
+        .collect();
+    let owned = (0..)
+        .map(|i| format!("owned-by-dst:{i}"))
+        .find(|k| {
+            let slot = reredis::cluster::slots::key_hash_slot(k.as_bytes());
+            dst_ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))
+        })
+        .unwrap();
+    let replies: Vec<redis::RedisResult<redis::Value>> = redis::pipe()
+        .ignore_errors()
+        .cmd("ASKING")
+        .cmd("ASKING")
+        .cmd("SET")
+        .arg(&owned)
+        .arg("x")
+        .cmd("PING")
+        .cmd("GET")
+        .arg("foo")
+        .cmd("GET")
+        .arg(&owned)
+        .cmd("GET")
+        .arg("{foo}2")
+        .cmd("GET")
+        .arg("foo")
+        .query(&mut d)
+        .unwrap();
+    let served: Vec<redis::Value> = replies[..7]
+        .iter()
+        .map(|r| r.clone().unwrap_or_else(|e| panic!("{e}: {replies:?}")))
+        .collect();
+    assert_eq!(
+        served,
+        [
+            redis::Value::Okay,
+            redis::Value::Okay,
+            redis::Value::Okay,
+            redis::Value::SimpleString("PONG".into()),
+            redis::Value::BulkString(b"bar".to_vec()),
+            redis::Value::BulkString(b"x".to_vec()),
+            redis::Value::Nil,
+        ],
+    );
+    assert!(
+        matches!(&replies[7], Err(e) if e.code() == Some("MOVED")),
+        "{replies:?}"
+    );
 
     assert!(
         !blocked.is_finished(),

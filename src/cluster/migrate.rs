@@ -41,7 +41,12 @@ use super::state::slot_ranges;
 use crate::node::Node;
 use crate::store::{SLOTS_PER_SHARD, Value, rdb, shard_of_slot};
 
-/// Keys per batch, and the bytes after which a batch is closed early.
+/// Keys per batch, and the bytes after which a batch is closed early. After each batch the
+/// migrator rests as long as the batch took. Measured on 2 cores (1,000,000 keys, half of them
+/// moving to a new node under 20 writers of the redis crate's cluster client): without the
+/// rest the move took 8.9 s with the writers at 36k SET/s, p99 7.3 ms; with it 15.1 s at 56k
+/// SET/s, p99 3.8 ms (redis-cli --cluster rebalance between redis-servers: 65-80 s, p99 about
+/// 4 ms). 128-key batches without a rest: 11.4 s, 46k SET/s, p99 4.6 ms.
 const BATCH_KEYS: usize = 512;
 const BATCH_BYTES: usize = 1 << 20;
 /// How long the target may wait for its own shard lock before answering "busy".
@@ -441,6 +446,7 @@ fn move_slots(
         if node.shutdown.is_cancelled() {
             return Err(abandon(node, &slots, "shutting down".into()));
         }
+        let batch_started = Instant::now();
         let mut ks = node
             .store
             .lock_shard(group.shard, crate::commands::now_ms());
@@ -520,6 +526,9 @@ fn move_slots(
                         }
                     }
                     drop(ks);
+                    // Rest as long as the batch took: the move uses at most half a core, and
+                    // clients keep the rest (see BATCH_KEYS).
+                    std::thread::sleep(batch_started.elapsed());
                     unacked.clear();
                     cluster.migrator.note_moved(&sent);
                     moved += sent.len() as u64;

@@ -44,7 +44,8 @@ fn slot_arg(a: &[u8]) -> Result<u16, CmdError> {
 
 pub fn asking(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
-    ctx.client.asking = true;
+    // Bounded: a client that keeps sending ASKING alone cannot bank more than a few.
+    ctx.client.asking = ctx.client.asking.saturating_add(1).min(16);
     ctx.out.ok();
     Ok(())
 }

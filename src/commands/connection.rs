@@ -50,6 +50,9 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     c.select(0);
     c.set_resp3(false);
     c.reply_mode = ReplyMode::On;
+    // As Redis's clearClientConnectionState: READWRITE, and no ASKING left.
+    c.asking = 0;
+    c.readonly = false;
     if c.monitor {
         c.monitor = false;
         c.info.monitor.store(false, Ordering::Relaxed);

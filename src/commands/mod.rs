@@ -362,7 +362,7 @@ pub fn call(
             let routing = node.routing();
             let when_down = allowed_when_down && !routing.ok;
             let db = client.db;
-            let asking = client.asking || f & flags::ASKING != 0;
+            let asking = client.asking > 0 || f & flags::ASKING != 0;
             let replica_read = client.readonly && f & flags::READONLY != 0;
             let verdict = routing.check_with(
                 &keys,
@@ -381,9 +381,13 @@ pub fn call(
                 }
                 v => v,
             };
+            // A command for a slot served elsewhere uses up one ASKING, whether it was let in
+            // (an importing slot) or redirected.
+            if client.asking > 0 && !routing.serves(key_hash_slot(keys[0])) {
+                client.asking -= 1;
+            }
             if let Err(r) = verdict {
                 drop(ks);
-                client.asking = false;
                 return reject(node, client, out, CmdError::Msg(r.message()));
             }
             routed = Some(ks);
@@ -511,7 +515,6 @@ pub fn run(
     let started = Instant::now();
     let resp3 = client.resp3;
     client.info.note_command(cmd.id, now);
-    let was_asking = client.asking;
     let db = client.db;
     // A re-run of a blocked command (woken by a push) is logged when it is served; a first run
     // that blocks changed nothing.
@@ -549,10 +552,6 @@ pub fn run(
                 ctx.client.repl_woff = node.store.aof.repl_written();
             }
         }
-    }
-    // ASKING holds for one command only (ASKING itself sets it for the next).
-    if was_asking {
-        ctx.client.asking = false;
     }
     let after = if ctx.client.close_after_reply {
         After::Close

@@ -227,8 +227,13 @@ pub struct ClientState {
     /// Running the queue of EXEC (Redis's `CLIENT_DENY_BLOCKING` inside a transaction).
     pub in_exec: bool,
     pub monitor: bool,
-    /// ASKING was sent: the next command may run on an importing slot.
-    pub asking: bool,
+    /// ASKINGs sent and not yet used: each lets one command for a slot this node does not
+    /// own (an importing slot) run here. Redis keeps one flag that the next command clears,
+    /// whatever it is; counting them instead keeps a client that shares one connection between
+    /// tasks working (the redis crate's async cluster client sends ASKING and its command as
+    /// two requests, so another task's command can come in between). A command for a slot
+    /// this node owns, or with no key, leaves them.
+    pub asking: u8,
     /// READONLY: reads may be served by a replica.
     pub readonly: bool,
     /// Set while a blocking command waits for its keys (see `commands::blocking`).
@@ -280,7 +285,7 @@ impl ClientState {
             reply_mode: ReplyMode::On,
             multi: None,
             monitor: false,
-            asking: false,
+            asking: 0,
             readonly: false,
             blocked: None,
             still_blocked: false,
