@@ -2,150 +2,17 @@
 //! redirections, redis-cli -c, the `redis` crate's cluster client, `redis-cli --cluster`,
 //! failure detection after kill -9, restart under the same ID, nodes.conf and bus secret checks.
 
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::cluster_keys::{
     cluster_conn, cluster_urls, load_keys_cluster, missing_keys, missing_of, set,
 };
-use common::process::{self, wait};
-
-struct NodeProc {
-    child: Child,
-    port: u16,
-    bus: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-}
-
-fn free_port() -> u16 {
-    process::free_port(Ipv4Addr::LOCALHOST)
-}
-
-/// redis-cli on 127.0.0.1 (bounded to 30 s: `-c` follows redirections as long as they come).
-fn cli(port: u16, args: &[&str]) -> String {
-    process::cli("127.0.0.1", port, args)
-}
-
-impl NodeProc {
-    /// A node with the tests' defaults; a flag in `extra` replaces the default of that flag.
-    /// Free ports are probed, then bound by the node: when another test took one meanwhile,
-    /// the node is started again on new ports.
-    fn start(dir: &Path, extra: &[&str]) -> NodeProc {
-        let mut last_log = String::new();
-        for _attempt in 0..5 {
-            let (port, bus) = (free_port(), free_port());
-            let defaults = [
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--http-port",
-                "0",
-                "--cluster-bus-port",
-                &bus.to_string(),
-                "--dir",
-                dir.to_str().unwrap(),
-                "--cluster-node-timeout",
-                "1000",
-                "--cluster-rebalance-delay",
-                "300",
-            ]
-            .chunks(2)
-            .filter(|pair| !extra.contains(&pair[0]))
-            .flatten()
-            .map(|s| s.to_string())
-            .collect::<Vec<String>>();
-            let args: Vec<String> = defaults
-                .into_iter()
-                .chain(extra.iter().map(|s| s.to_string()))
-                .collect();
-            let child = spawn(&args, dir);
-            let mut n = NodeProc {
-                child,
-                port,
-                bus,
-                dir: dir.to_path_buf(),
-                args,
-            };
-            if n.serving(Duration::from_secs(10)) {
-                return n;
-            }
-            last_log = n.log();
-            n.kill9();
-            if !last_log.contains("Address already in use") {
-                break;
-            }
-        }
-        panic!("node did not start: {last_log}");
-    }
-
-    /// Whether our child (not another test's node on the same port) answers PING in time.
-    fn serving(&mut self, timeout: Duration) -> bool {
-        let pid = format!("process_id:{}", self.child.id());
-        wait(timeout, || {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true; // exited: the caller sees it below
-            }
-            cli(self.port, &["INFO", "server"])
-                .lines()
-                .any(|l| l.trim() == pid)
-                && cli(self.port, &["PING"]) == "PONG"
-        }) && matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn wait_ready(&mut self) {
-        assert!(
-            self.serving(Duration::from_secs(10)),
-            "node on {} did not start: {}",
-            self.port,
-            self.log()
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join(format!("node-{}.log", self.port)))
-            .unwrap_or_default()
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.child = spawn(&self.args, &self.dir);
-        self.wait_ready();
-    }
-
-    fn id(&self) -> String {
-        cli(self.port, &["CLUSTER", "MYID"])
-    }
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn spawn(args: &[String], dir: &Path) -> Child {
-    let port = args
-        .iter()
-        .position(|a| a == "--port")
-        .map(|i| args[i + 1].clone())
-        .unwrap_or_default();
-    let log = std::fs::File::create(dir.join(format!("node-{port}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_reredis"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("reredis starts")
-}
+use common::cluster_node::{ClusterNode, cli, free_port};
+use common::process::wait;
 
 /// Slot ranges per port as CLUSTER SLOTS on `port` reports them.
 fn slot_map(port: u16) -> Vec<(u16, u16, u16)> {
@@ -168,13 +35,13 @@ fn slot_map(port: u16) -> Vec<(u16, u16, u16)> {
 }
 
 /// `count` nodes, in port order.
-fn nodes(dir: &Path, count: usize, extra: &[&str]) -> Vec<NodeProc> {
-    let mut nodes: Vec<NodeProc> = (0..count).map(|_| NodeProc::start(dir, extra)).collect();
+fn nodes(dir: &Path, count: usize, extra: &[&str]) -> Vec<ClusterNode> {
+    let mut nodes: Vec<ClusterNode> = (0..count).map(|_| ClusterNode::start(dir, extra)).collect();
     nodes.sort_by_key(|n| n.port);
     nodes
 }
 
-fn three_nodes(dir: &Path, extra: &[&str]) -> Vec<NodeProc> {
+fn three_nodes(dir: &Path, extra: &[&str]) -> Vec<ClusterNode> {
     nodes(dir, 3, extra)
 }
 
@@ -327,7 +194,7 @@ fn redis_py(mode: &str, ports: &[u16], n: usize) {
 
 /// `redis-cli --cluster create` over `n` (masters only), then waits for every node to report
 /// the cluster ok; returns their addresses.
-fn cluster_create(n: &[NodeProc]) -> Vec<String> {
+fn cluster_create(n: &[ClusterNode]) -> Vec<String> {
     let addrs: Vec<String> = n.iter().map(|x| format!("127.0.0.1:{}", x.port)).collect();
     let mut create = Command::new("redis-cli");
     create
@@ -676,9 +543,9 @@ fn corrupt_nodes_conf_stops_start_up() {
 #[test]
 fn a_peer_with_another_secret_cannot_join() {
     let dir = tempfile::tempdir().unwrap();
-    let a = NodeProc::start(dir.path(), &["--cluster-secret", "s3cret"]);
-    let b = NodeProc::start(dir.path(), &["--cluster-secret", "other"]);
-    let c = NodeProc::start(dir.path(), &["--cluster-secret", "s3cret"]);
+    let a = ClusterNode::start(dir.path(), &["--cluster-secret", "s3cret"]);
+    let b = ClusterNode::start(dir.path(), &["--cluster-secret", "other"]);
+    let c = ClusterNode::start(dir.path(), &["--cluster-secret", "s3cret"]);
     cli(
         a.port,
         &[
@@ -716,7 +583,7 @@ fn a_peer_with_another_secret_cannot_join() {
 #[test]
 fn manual_mode_starts_with_no_slots_as_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let a = NodeProc::start(dir.path(), &["--cluster-auto-assign", "no"]);
+    let a = ClusterNode::start(dir.path(), &["--cluster-auto-assign", "no"]);
     assert_eq!(info_field(a.port, "cluster_slots_assigned"), "0");
     assert_eq!(info_field(a.port, "cluster_state"), "fail");
     assert_eq!(
@@ -750,7 +617,7 @@ fn manual_mode_starts_with_no_slots_as_redis() {
 /// below.
 const MOVE_ARGS: &[&str] = &["--cluster-node-timeout", "5000"];
 
-fn meet(from: &NodeProc, to: &NodeProc) {
+fn meet(from: &ClusterNode, to: &ClusterNode) {
     let r = cli(
         from.port,
         &[
@@ -765,7 +632,7 @@ fn meet(from: &NodeProc, to: &NodeProc) {
 }
 
 /// Waits until every node sees `ranges` slot ranges, the cluster is ok and no slot is moving.
-fn wait_settled(nodes: &[&NodeProc], ranges: usize, timeout: Duration) {
+fn wait_settled(nodes: &[&ClusterNode], ranges: usize, timeout: Duration) {
     let settled = wait(timeout, || {
         nodes.iter().all(|x| {
             slot_map(x.port).len() == ranges
@@ -785,7 +652,7 @@ fn wait_settled(nodes: &[&NodeProc], ranges: usize, timeout: Duration) {
     );
 }
 
-fn dbsizes(nodes: &[&NodeProc]) -> Vec<i64> {
+fn dbsizes(nodes: &[&ClusterNode]) -> Vec<i64> {
     nodes
         .iter()
         .map(|x| cli(x.port, &["DBSIZE"]).parse().unwrap())
@@ -828,7 +695,7 @@ fn keys_written_before_the_meets_move_with_their_slots() {
     assert_eq!(cli(n[0].port, &["DBSIZE"]), KEYS.to_string());
     meet(&n[0], &n[1]);
     meet(&n[0], &n[2]);
-    let all: Vec<&NodeProc> = n.iter().collect();
+    let all: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&all, 3, Duration::from_secs(180));
     let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
     assert_eq!(
@@ -870,12 +737,12 @@ fn a_fourth_node_joins_under_a_writing_client() {
     let n = three_nodes(dir.path(), MOVE_ARGS);
     meet(&n[0], &n[1]);
     meet(&n[0], &n[2]);
-    let three: Vec<&NodeProc> = n.iter().collect();
+    let three: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&three, 3, Duration::from_secs(60));
     let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
     let rt = runtime();
     rt.block_on(load_keys_cluster(&ports, "key", KEYS));
-    let fourth = NodeProc::start(dir.path(), MOVE_ARGS);
+    let fourth = ClusterNode::start(dir.path(), MOVE_ARGS);
     let done = Arc::new(AtomicBool::new(false));
     // The writer: rewrites keys (value = index + round * KEYS) and reads others back, until the
     // move is over (bounded in count and time).
@@ -921,7 +788,7 @@ fn a_fourth_node_joins_under_a_writing_client() {
         })
     };
     meet(&n[0], &fourth);
-    let four: Vec<&NodeProc> = n.iter().chain([&fourth]).collect();
+    let four: Vec<&ClusterNode> = n.iter().chain([&fourth]).collect();
     wait_settled(&four, 4, Duration::from_secs(180));
     done.store(true, Ordering::Relaxed);
     let (ops, errors, last) = writer.join().unwrap();
@@ -956,7 +823,7 @@ fn a_drained_node_hands_its_slots_and_keys_to_the_rest() {
     rt.block_on(load_keys(n[0].port, KEYS));
     meet(&n[0], &n[1]);
     meet(&n[0], &n[2]);
-    let all: Vec<&NodeProc> = n.iter().collect();
+    let all: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&all, 3, Duration::from_secs(120));
     // A live node that serves slots cannot simply be forgotten: it must drain first.
     let leaving = n[2].id();
@@ -964,7 +831,7 @@ fn a_drained_node_hands_its_slots_and_keys_to_the_rest() {
     assert!(refused.contains("CLUSTER DRAIN"), "{refused}");
     assert_eq!(cli(n[2].port, &["CLUSTER", "DRAIN"]), "OK");
     assert_eq!(info_field(n[2].port, "cluster_draining"), "1");
-    let staying: Vec<&NodeProc> = n[..2].iter().collect();
+    let staying: Vec<&ClusterNode> = n[..2].iter().collect();
     wait_settled(&all, 2, Duration::from_secs(120));
     assert_eq!(cli(n[2].port, &["DBSIZE"]), "0");
     assert_eq!(
@@ -994,14 +861,14 @@ enum Side {
     Target,
 }
 
-fn node_in(root: &Path, name: &str, extra: &[&str]) -> NodeProc {
+fn node_in(root: &Path, name: &str, extra: &[&str]) -> ClusterNode {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    NodeProc::start(&dir, extra)
+    ClusterNode::start(&dir, extra)
 }
 
 /// Waits (bounded) until `node` has sent some keys of a move and still has slots to move.
-fn wait_mid_move(node: &NodeProc) -> bool {
+fn wait_mid_move(node: &ClusterNode) -> bool {
     wait(Duration::from_secs(60), || {
         let moved: u64 = info_field(node.port, "cluster_keys_moved")
             .parse()
@@ -1012,7 +879,7 @@ fn wait_mid_move(node: &NodeProc) -> bool {
 
 /// Asserts that every key is on exactly one node (the sizes add up, none is left on a node that
 /// does not own its slot) and readable with its value through the cluster client.
-fn assert_each_key_once(nodes: &[&NodeProc], keys: usize, rt: &tokio::runtime::Runtime) {
+fn assert_each_key_once(nodes: &[&ClusterNode], keys: usize, rt: &tokio::runtime::Runtime) {
     let sizes = dbsizes(nodes);
     assert_eq!(sizes.iter().sum::<i64>(), keys as i64, "{sizes:?}");
     let ports: Vec<u16> = nodes.iter().map(|x| x.port).collect();
@@ -1215,7 +1082,7 @@ fn two_nodes_joining_at_once_take_their_share_of_the_keys() {
     // Both newcomers at the same moment, each met by a different member.
     meet(&n[0], &n[2]);
     meet(&n[1], &n[3]);
-    let all: Vec<&NodeProc> = n.iter().collect();
+    let all: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&all, 4, Duration::from_secs(180));
     // One deterministic layout, by endpoint: four even ranges in port order, in every view.
     let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
@@ -1255,7 +1122,7 @@ fn a_cluster_that_meets_another_cluster_keeps_every_key_once() {
     assert_eq!(cli(n[1].port, &["-c", "SET", "both", "from-y"]), "OK");
     // They meet: one cluster of four, every key kept, once.
     meet(&n[0], &n[1]);
-    let all: Vec<&NodeProc> = n.iter().collect();
+    let all: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&all, 4, Duration::from_secs(180));
     let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
     // Keys of slots another node took are pushed to it in the background: wait for the sizes.
@@ -1291,7 +1158,7 @@ fn a_cluster_that_meets_another_cluster_keeps_every_key_once() {
 /// A cluster of three nodes formed by CLUSTER MEET, with the even layout in force
 /// (0-5460, 5461-10922, 10923-16383 by port). A node timeout of 5 s keeps a loaded test
 /// machine from failing nodes in the middle of a test.
-fn formed_cluster(dir: &Path) -> Vec<NodeProc> {
+fn formed_cluster(dir: &Path) -> Vec<ClusterNode> {
     let n = three_nodes(dir, &["--cluster-node-timeout", "5000"]);
     for other in &n[1..] {
         cli(
@@ -1312,7 +1179,7 @@ fn formed_cluster(dir: &Path) -> Vec<NodeProc> {
         (5461, 10922, ports[1]),
         (10923, 16383, ports[2]),
     ];
-    let all: Vec<&NodeProc> = n.iter().collect();
+    let all: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&all, 3, Duration::from_secs(60));
     assert!(
         wait(Duration::from_secs(20), || n
@@ -1666,7 +1533,7 @@ fn dbsize(port: u16) -> i64 {
 }
 
 /// (master, replica) index pairs, by ROLE.
-fn replica_pairs(n: &[NodeProc]) -> Vec<(usize, usize)> {
+fn replica_pairs(n: &[ClusterNode]) -> Vec<(usize, usize)> {
     n.iter()
         .enumerate()
         .filter_map(|(i, x)| {
@@ -1816,7 +1683,7 @@ fn replicas_copy_their_masters_and_take_over_when_one_is_killed() {
         Vec::<String>::new()
     );
     // redis-py reading from replicas (READONLY) finds every key, and replicas served reads.
-    let replica_gets = |n: &[NodeProc]| -> u64 {
+    let replica_gets = |n: &[ClusterNode]| -> u64 {
         replica_pairs(n)
             .iter()
             .map(|&(_, r)| {
@@ -1917,7 +1784,7 @@ fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
     }
     // Three shards with the even split, each a master and one replica, with no command to
     // set them up.
-    let all: Vec<&NodeProc> = n.iter().collect();
+    let all: Vec<&ClusterNode> = n.iter().collect();
     wait_settled(&all, 3, Duration::from_secs(60));
     assert!(
         wait(Duration::from_secs(30), || {
@@ -1945,7 +1812,7 @@ fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
     // A master is killed: its replica takes its range, and nothing else moves.
     let (m, r) = pairs[1];
     n[m].kill9();
-    let live: Vec<&NodeProc> = n.iter().filter(|x| x.port != n[m].port).collect();
+    let live: Vec<&ClusterNode> = n.iter().filter(|x| x.port != n[m].port).collect();
     assert!(
         wait(Duration::from_secs(30), || role(n[r].port)[0] == "master"
             && live
@@ -1985,7 +1852,7 @@ fn redis_cli_cluster(args: &[&str]) -> String {
 fn redis_cli_adds_a_replica_with_add_node_and_removes_it_with_del_node() {
     let dir = tempfile::tempdir().unwrap();
     let n = nodes(dir.path(), 4, &["--cluster-node-timeout", "3000"]);
-    let addr = |x: &NodeProc| format!("127.0.0.1:{}", x.port);
+    let addr = |x: &ClusterNode| format!("127.0.0.1:{}", x.port);
     let created = redis_cli_cluster(&[
         "create",
         &addr(&n[0]),
@@ -2041,8 +1908,8 @@ async fn write_plain(port: u16, prefix: &str, n: usize) {
 fn a_replica_that_reconnects_continues_from_the_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let manual = ["--cluster-auto-assign", "no"];
-    let a = NodeProc::start(dir.path(), &manual);
-    let b = NodeProc::start(dir.path(), &manual);
+    let a = ClusterNode::start(dir.path(), &manual);
+    let b = ClusterNode::start(dir.path(), &manual);
     assert_eq!(
         cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
         "OK"
@@ -2061,7 +1928,7 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
                 == replication_field(a.port, "master_repl_offset")
     };
     assert!(wait(Duration::from_secs(30), caught_up), "{}", b.log());
-    let stat = |x: &NodeProc, f: &str| -> u64 {
+    let stat = |x: &ClusterNode, f: &str| -> u64 {
         field_of(&cli(x.port, &["INFO", "stats"]), f)
             .parse()
             .unwrap()
@@ -2090,7 +1957,7 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
         .unwrap();
     assert_eq!(wait_on(&mut mine, "5000"), 1);
     let signal = |sig: &str| {
-        let pid = b.child.id().to_string();
+        let pid = b.pid().to_string();
         let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
         assert!(ok.success(), "kill {sig} {pid}");
     };
@@ -2186,9 +2053,9 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
 fn replicas_continue_across_a_failover_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let manual = ["--cluster-auto-assign", "no"];
-    let a = NodeProc::start(dir.path(), &manual);
-    let b = NodeProc::start(dir.path(), &manual);
-    let mut c = NodeProc::start(
+    let a = ClusterNode::start(dir.path(), &manual);
+    let b = ClusterNode::start(dir.path(), &manual);
+    let mut c = ClusterNode::start(
         dir.path(),
         &[&manual[..], &["--appendonly", "yes", "--save", ""]].concat(),
     );
@@ -2213,7 +2080,7 @@ fn replicas_continue_across_a_failover_and_restarts() {
     }
     let rt = runtime();
     rt.block_on(write_plain(a.port, "k", 500));
-    let caught_up = |replica: &NodeProc, master: &NodeProc, keys: i64| {
+    let caught_up = |replica: &ClusterNode, master: &ClusterNode, keys: i64| {
         wait(Duration::from_secs(30), || {
             replication_field(replica.port, "master_link_status") == "up"
                 && dbsize(replica.port) == keys
@@ -2223,7 +2090,7 @@ fn replicas_continue_across_a_failover_and_restarts() {
     };
     assert!(caught_up(&b, &a, 500), "{}", b.log());
     assert!(caught_up(&c, &a, 500), "{}", c.log());
-    let stat = |x: &NodeProc, f: &str| -> u64 {
+    let stat = |x: &ClusterNode, f: &str| -> u64 {
         field_of(&cli(x.port, &["INFO", "stats"]), f)
             .parse()
             .unwrap()
@@ -2232,8 +2099,8 @@ fn replicas_continue_across_a_failover_and_restarts() {
     assert_eq!(replication_field(b.port, "repl_backlog_active"), "1");
 
     // c stops (SIGSTOP) and falls behind; b takes over; c, resumed, continues from b.
-    let signal = |n: &NodeProc, sig: &str| {
-        let pid = n.child.id().to_string();
+    let signal = |n: &ClusterNode, sig: &str| {
+        let pid = n.pid().to_string();
         assert!(
             Command::new("kill")
                 .args([sig, &pid])
@@ -2279,7 +2146,7 @@ fn replicas_continue_across_a_failover_and_restarts() {
     let mut keys = 5_500;
     for (n, name) in [(&mut c, "c"), (&mut a, "a")] {
         let _ = cli(n.port, &["SHUTDOWN"]);
-        assert!(n.child.wait().unwrap().success(), "{name} exits cleanly");
+        assert!(n.wait_exit().success(), "{name} exits cleanly");
         rt.block_on(write_plain(b.port, &format!("while-{name}-was-down"), 300));
         keys += 300;
         n.restart();
@@ -2319,8 +2186,8 @@ fn replicas_continue_across_a_failover_and_restarts() {
 fn a_master_shutting_down_waits_for_its_replica() {
     let dir = tempfile::tempdir().unwrap();
     let manual = ["--cluster-auto-assign", "no"];
-    let mut a = NodeProc::start(dir.path(), &manual);
-    let b = NodeProc::start(dir.path(), &manual);
+    let mut a = ClusterNode::start(dir.path(), &manual);
+    let b = ClusterNode::start(dir.path(), &manual);
     assert_eq!(
         cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
         "OK"
@@ -2339,7 +2206,7 @@ fn a_master_shutting_down_waits_for_its_replica() {
     );
     // The replica stops (SIGSTOP) and misses writes; the master is asked to shut down.
     let signal = |sig: &str| {
-        let pid = b.child.id().to_string();
+        let pid = b.pid().to_string();
         assert!(
             Command::new("kill")
                 .args([sig, &pid])
@@ -2354,13 +2221,11 @@ fn a_master_shutting_down_waits_for_its_replica() {
     let shutdown = std::thread::spawn(move || cli(port, &["SHUTDOWN", "NOSAVE"]));
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
-        matches!(a.child.try_wait(), Ok(None)),
+        !a.exited(),
         "the master exited without waiting for its replica"
     );
     signal("-CONT");
-    let exited = wait(Duration::from_secs(15), || {
-        matches!(a.child.try_wait(), Ok(Some(_)))
-    });
+    let exited = wait(Duration::from_secs(15), || a.exited());
     assert!(exited, "{}", a.log());
     let _ = shutdown.join();
     assert!(
@@ -2421,7 +2286,7 @@ impl Writer {
 }
 
 /// Kills `victim` once some node is moving slots (or after 30 s), and restarts it.
-fn kill_during_move(nodes: &[&NodeProc], victim: &mut NodeProc) {
+fn kill_during_move(nodes: &[&ClusterNode], victim: &mut ClusterNode) {
     let moving = wait(Duration::from_secs(30), || {
         nodes
             .iter()
@@ -2453,7 +2318,7 @@ fn one_to_six_nodes_and_back_with_writes_and_kills_keeps_every_key_once() {
     let root = tempfile::tempdir().unwrap();
     // Six nodes in port order (the layout's order), each in its own directory: each step's
     // members are the first `m` of them.
-    let mut n: Vec<NodeProc> = (0..6)
+    let mut n: Vec<ClusterNode> = (0..6)
         .map(|i| node_in(root.path(), &format!("n{i}"), FAULT_ARGS))
         .collect();
     n.sort_by_key(|x| x.port);
@@ -2484,10 +2349,10 @@ fn one_to_six_nodes_and_back_with_writes_and_kills_keeps_every_key_once() {
             let victim = rng.random_range(0..members);
             let (before, rest) = n.split_at_mut(victim);
             let (victim, after) = rest.split_first_mut().unwrap();
-            let others: Vec<&NodeProc> = before.iter().chain(after.iter()).collect();
+            let others: Vec<&ClusterNode> = before.iter().chain(after.iter()).collect();
             kill_during_move(&others[..members - 1], victim);
         }
-        let all: Vec<&NodeProc> = n[..members].iter().collect();
+        let all: Vec<&ClusterNode> = n[..members].iter().collect();
         wait_settled(&all, to, Duration::from_secs(120));
         let (a, u) = writer.finish();
         eprintln!(
@@ -2525,7 +2390,7 @@ fn one_to_six_nodes_and_back_with_writes_and_kills_keeps_every_key_once() {
         let landed = unsure.len()
             - rt.block_on(missing_of(&ports, "w", unsure.iter().copied()))
                 .len();
-        let members: Vec<&NodeProc> = n[..to].iter().collect();
+        let members: Vec<&ClusterNode> = n[..to].iter().collect();
         let sizes = dbsizes(&members);
         assert_eq!(
             sizes.iter().sum::<i64>(),

@@ -3,14 +3,14 @@
 //! cluster view with every node's figures, and key requests forwarded to the owning node.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::cluster_keys::{load_keys_cluster, missing_keys};
-use common::process::{self, wait};
+use common::cluster_node::{ClusterNode, cli};
+use common::process::wait;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::StatusCode;
@@ -22,99 +22,8 @@ type Ws =
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct NodeProc {
-    child: Child,
-    port: u16,
-    bus: u16,
-    http: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    process::free_port(Ipv4Addr::LOCALHOST)
-}
-
-/// redis-cli on 127.0.0.1 (bounded to 30 s: `-c` follows redirections as long as they come).
-fn cli(port: u16, args: &[&str]) -> String {
-    process::cli("127.0.0.1", port, args)
-}
-
-impl NodeProc {
-    fn start(dir: &Path) -> NodeProc {
-        let (port, bus, http) = (free_port(), free_port(), free_port());
-        let mut n = NodeProc {
-            child: Self::spawn(dir, port, bus, http),
-            port,
-            bus,
-            http,
-            dir: dir.to_path_buf(),
-        };
-        n.wait_ready();
-        n
-    }
-
-    /// Kills the process and starts it again on the same ports and data directory (same ID).
-    fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = Self::spawn(&self.dir, self.port, self.bus, self.http);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&mut self) {
-        let port = self.port;
-        assert!(
-            wait(Duration::from_secs(10), || cli(port, &["PING"]) == "PONG"),
-            "node on {port} did not start"
-        );
-    }
-
-    fn spawn(dir: &Path, port: u16, bus: u16, http: u16) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("node-{port}.log")))
-            .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_reredis"))
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--http-port",
-                &http.to_string(),
-                "--cluster-bus-port",
-                &bus.to_string(),
-                "--dir",
-                dir.to_str().unwrap(),
-                "--cluster-node-timeout",
-                "1000",
-                "--cluster-rebalance-delay",
-                "300",
-                "--http-allow-writes",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("reredis starts")
-    }
-
-    fn id(&self) -> String {
-        cli(self.port, &["CLUSTER", "MYID"])
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http)
-    }
-}
+/// Every node serves the HTTP API on a known port, writes allowed.
+const HTTP_ARGS: &[&str] = &["--http-allow-writes", "yes"];
 
 fn info_field(port: u16, field: &str) -> String {
     cli(port, &["CLUSTER", "INFO"])
@@ -127,13 +36,15 @@ fn info_field(port: u16, field: &str) -> String {
 }
 
 /// Three nodes sorted by port (so n[0] gets slots 0-5460, n[1] 5461-10922, n[2] the rest).
-fn three_nodes(dir: &Path) -> Vec<NodeProc> {
-    let mut n: Vec<NodeProc> = (0..3).map(|_| NodeProc::start(dir)).collect();
+fn three_nodes(dir: &Path) -> Vec<ClusterNode> {
+    let mut n: Vec<ClusterNode> = (0..3)
+        .map(|_| ClusterNode::start_with_http(dir, HTTP_ARGS))
+        .collect();
     n.sort_by_key(|x| x.port);
     n
 }
 
-fn meet(n: &[NodeProc]) {
+fn meet(n: &[ClusterNode]) {
     for other in &n[1..] {
         let r = cli(
             n[0].port,
@@ -180,7 +91,7 @@ async fn get_json(url: &str) -> (StatusCode, Value) {
     (r.status(), r.json().await.expect("JSON"))
 }
 
-async fn ws_connect(n: &NodeProc) -> Ws {
+async fn ws_connect(n: &ClusterNode) -> Ws {
     tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", n.http))
         .await
         .expect("ws connect")
@@ -221,7 +132,7 @@ async fn next_event(ws: &mut Ws, timeout: Duration) -> Option<Value> {
 /// Writes `key` on `node` until `ws` gets its `set` event from that node (the relay opens its
 /// streams on a tick after the first subscription, or after a peer appears), then drains the
 /// events of the earlier writes with a final DEL.
-async fn expect_relayed(ws: &mut Ws, node: &NodeProc, key: &str, id: &str) {
+async fn expect_relayed(ws: &mut Ws, node: &ClusterNode, key: &str, id: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "no relayed event from {id}");
@@ -275,7 +186,7 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn scrape(n: &NodeProc) -> String {
+async fn scrape(n: &ClusterNode) -> String {
     http()
         .get(n.url("/metrics"))
         .send()
@@ -286,7 +197,7 @@ async fn scrape(n: &NodeProc) -> String {
         .expect("metrics text")
 }
 
-async fn scrapes(n: &[NodeProc]) -> Vec<String> {
+async fn scrapes(n: &[ClusterNode]) -> Vec<String> {
     futures_util::future::join_all(n.iter().map(scrape)).await
 }
 
@@ -442,7 +353,7 @@ fn cluster_feed_and_cluster_messages_across_nodes() {
 
         // `scan` on node 1 lists the whole cluster as /api/v1/keys does: the same pages and
         // cursors, each key once with its owner, only the keys matching.
-        let ids: Vec<String> = n.iter().map(NodeProc::id).collect();
+        let ids: Vec<String> = n.iter().map(ClusterNode::id).collect();
         let mut want = HashMap::new();
         for (at, node) in n.iter().enumerate() {
             for i in 0..8 {
@@ -621,7 +532,7 @@ fn rest_across_the_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let n = three_nodes(dir.path());
     meet(&n);
-    let ids: Vec<String> = n.iter().map(NodeProc::id).collect();
+    let ids: Vec<String> = n.iter().map(ClusterNode::id).collect();
     let started = Instant::now();
     // 150 keys spread over the nodes, written by a cluster client.
     let want: HashSet<String> = (0..150).map(|i| format!("spread:{i}")).collect();
@@ -1103,7 +1014,7 @@ fn a_node_drained_over_http_hands_over_its_slots_and_keys() {
     );
 
     // Manual slot mode (an ADDSLOTS on a lone node): the drain is refused with Redis's reason.
-    let manual = NodeProc::start(dir.path());
+    let manual = ClusterNode::start_with_http(dir.path(), HTTP_ARGS);
     assert_eq!(cli(manual.port, &["CLUSTER", "ADDSLOTS", "0"]), "OK");
     let url = manual.url(&format!("/api/v1/cluster/nodes/{}/drain", manual.id()));
     rt.block_on(async {

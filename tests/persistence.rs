@@ -4,13 +4,15 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::cluster_node::{ClusterNode, cli, free_port};
+use common::process::wait;
 use rand::{Rng, SeedableRng};
 use redis::AsyncCommands;
 
@@ -18,13 +20,6 @@ use redis::AsyncCommands;
 struct Proc {
     child: Child,
     port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Proc {
@@ -1015,111 +1010,6 @@ async fn expiry_and_random_pops_replay_exactly() {
     h.shutdown().await;
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
-
-fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// A cluster node process; its data and nodes-<port>.conf live in one directory shared by the
-/// three nodes (as in the README's quick start): file names carry the port.
-struct ClusterNode {
-    child: Child,
-    port: u16,
-    bus: u16,
-    args: Vec<String>,
-    dir: PathBuf,
-}
-
-impl ClusterNode {
-    fn start(dir: &Path) -> ClusterNode {
-        let (port, bus) = (free_port(), free_port());
-        let args: Vec<String> = [
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--http-port",
-            "0",
-            "--cluster-bus-port",
-            &bus.to_string(),
-            "--cluster-node-timeout",
-            "1000",
-            "--cluster-rebalance-delay",
-            "300",
-            "--appendonly",
-            "yes",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["--dir".to_string(), dir.display().to_string()])
-        .collect();
-        let mut n = ClusterNode {
-            child: Self::spawn(&args, dir, port),
-            port,
-            bus,
-            args,
-            dir: dir.to_path_buf(),
-        };
-        n.wait_ready();
-        n
-    }
-
-    fn spawn(args: &[String], dir: &Path, port: u16) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("node-{port}.log")))
-            .expect("log");
-        Command::new(env!("CARGO_BIN_EXE_reredis"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("reredis starts")
-    }
-
-    fn wait_ready(&mut self) {
-        assert!(
-            wait(Duration::from_secs(30), || cli(self.port, &["PING"])
-                == "PONG"),
-            "node {} did not start",
-            self.port
-        );
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.child = Self::spawn(&self.args, &self.dir, self.port);
-        self.wait_ready();
-    }
-}
-
-impl Drop for ClusterNode {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 fn cluster_ok(n: &[ClusterNode]) -> bool {
     n.iter().all(|x| {
         cli(x.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
@@ -1150,7 +1040,9 @@ fn slot_owners(port: u16) -> Vec<String> {
 fn a_cluster_killed_and_restarted_keeps_ids_slots_and_keys() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = data_dir(root.path(), "cluster");
-    let mut n: Vec<ClusterNode> = (0..3).map(|_| ClusterNode::start(&dir)).collect();
+    let mut n: Vec<ClusterNode> = (0..3)
+        .map(|_| ClusterNode::start(&dir, &["--appendonly", "yes"]))
+        .collect();
     for other in &n[1..] {
         cli(
             n[0].port,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster_keys;
+pub mod cluster_node;
 pub mod process;
 pub mod redis_server;
 pub mod resp;

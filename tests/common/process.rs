@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The node binary with a clean `REREDIS_*` environment (the node rejects variables it does
@@ -53,6 +53,21 @@ impl NodeProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The OS process id: to signal it, or to tell it from another node that took its port.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (it is reaped then).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits until it exits, as after a SHUTDOWN.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        self.child.wait().expect("wait for the node to exit")
     }
 }
 
