@@ -1901,24 +1901,47 @@ async fn write_plain(port: u16, prefix: &str, n: usize) {
     let _: () = p.query_async(&mut c).await.unwrap();
 }
 
+/// A master owning every slot (manual mode) and one replica of it per entry of `replicas`
+/// (that replica's extra flags), each known to the others and replicating.
+fn master_with_replicas(dir: &Path, replicas: &[&[&str]]) -> (ClusterNode, Vec<ClusterNode>) {
+    let manual = ["--cluster-auto-assign", "no"];
+    let master = ClusterNode::start(dir, &manual);
+    let others: Vec<ClusterNode> = replicas
+        .iter()
+        .map(|extra| ClusterNode::start(dir, &[&manual[..], extra].concat()))
+        .collect();
+    assert_eq!(
+        cli(master.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    for r in &others {
+        meet(&master, r);
+    }
+    let id = master.id();
+    for r in &others {
+        assert!(wait(Duration::from_secs(20), || {
+            cli(r.port, &["CLUSTER", "NODES"]).lines().count() == others.len() + 1
+        }));
+        assert_eq!(cli(r.port, &["CLUSTER", "REPLICATE", &id]), "OK");
+    }
+    (master, others)
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to a node's process.
+fn signal(n: &ClusterNode, sig: &str) {
+    let pid = n.pid().to_string();
+    let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
+    assert!(ok.success(), "kill {sig} {pid}");
+}
+
 /// Partial resync (PSYNC): a replica whose link is cut continues from its offset while the
 /// master's backlog holds what it missed, syncs in full when it does not, and an old master
 /// that a caught-up replica took over from continues from the new master's stream.
 #[test]
 fn a_replica_that_reconnects_continues_from_the_backlog() {
     let dir = tempfile::tempdir().unwrap();
-    let manual = ["--cluster-auto-assign", "no"];
-    let a = ClusterNode::start(dir.path(), &manual);
-    let b = ClusterNode::start(dir.path(), &manual);
-    assert_eq!(
-        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
-        "OK"
-    );
-    meet(&a, &b);
-    assert!(wait(Duration::from_secs(20), || {
-        cli(b.port, &["CLUSTER", "NODES"]).lines().count() == 2
-    }));
-    assert_eq!(cli(b.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
+    let (a, mut replicas) = master_with_replicas(dir.path(), &[&[]]);
+    let b = replicas.pop().unwrap();
     let rt = runtime();
     rt.block_on(write_plain(a.port, "k", 1_000));
     let caught_up = || {
@@ -1956,12 +1979,7 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
         .query(&mut mine)
         .unwrap();
     assert_eq!(wait_on(&mut mine, "5000"), 1);
-    let signal = |sig: &str| {
-        let pid = b.pid().to_string();
-        let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
-        assert!(ok.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    signal(&b, "-STOP");
     let mut other = redis::Client::open(format!("redis://127.0.0.1:{}/", a.port))
         .unwrap()
         .get_connection()
@@ -1974,7 +1992,7 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
     // (Waiting for the master's whole stream instead, this would time out with 0.)
     assert_eq!(wait_on(&mut mine, "3000"), 1);
     assert_eq!(wait_on(&mut other, "200"), 0);
-    signal("-CONT");
+    signal(&b, "-CONT");
     assert_eq!(wait_on(&mut other, "5000"), 1);
     drop((mine, other));
     assert_eq!(cli(a.port, &["DEL", "mine"]), "1");
@@ -2052,26 +2070,11 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
 #[test]
 fn replicas_continue_across_a_failover_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let manual = ["--cluster-auto-assign", "no"];
-    let a = ClusterNode::start(dir.path(), &manual);
-    let b = ClusterNode::start(dir.path(), &manual);
-    let mut c = ClusterNode::start(
-        dir.path(),
-        &[&manual[..], &["--appendonly", "yes", "--save", ""]].concat(),
-    );
-    let mut a = a;
-    assert_eq!(
-        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
-        "OK"
-    );
-    meet(&a, &b);
-    meet(&a, &c);
-    for n in [&b, &c] {
-        assert!(wait(Duration::from_secs(20), || {
-            cli(n.port, &["CLUSTER", "NODES"]).lines().count() == 3
-        }));
-        assert_eq!(cli(n.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
-    }
+    // c keeps only a log, a (and b) only snapshots.
+    let (mut a, mut replicas) =
+        master_with_replicas(dir.path(), &[&[], &["--appendonly", "yes", "--save", ""]]);
+    let mut c = replicas.pop().unwrap();
+    let b = replicas.pop().unwrap();
     for n in [&a, &b, &c] {
         assert_eq!(
             cli(n.port, &["CONFIG", "SET", "repl-backlog-size", "64mb"]),
@@ -2099,16 +2102,6 @@ fn replicas_continue_across_a_failover_and_restarts() {
     assert_eq!(replication_field(b.port, "repl_backlog_active"), "1");
 
     // c stops (SIGSTOP) and falls behind; b takes over; c, resumed, continues from b.
-    let signal = |n: &ClusterNode, sig: &str| {
-        let pid = n.pid().to_string();
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     signal(&c, "-STOP");
     rt.block_on(write_plain(a.port, "behind", 5_000));
     assert!(caught_up(&b, &a, 5_500), "{}", b.log());
@@ -2185,18 +2178,8 @@ fn replicas_continue_across_a_failover_and_restarts() {
 #[test]
 fn a_master_shutting_down_waits_for_its_replica() {
     let dir = tempfile::tempdir().unwrap();
-    let manual = ["--cluster-auto-assign", "no"];
-    let mut a = ClusterNode::start(dir.path(), &manual);
-    let b = ClusterNode::start(dir.path(), &manual);
-    assert_eq!(
-        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
-        "OK"
-    );
-    meet(&a, &b);
-    assert!(wait(Duration::from_secs(20), || {
-        cli(b.port, &["CLUSTER", "NODES"]).lines().count() == 2
-    }));
-    assert_eq!(cli(b.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
+    let (mut a, mut replicas) = master_with_replicas(dir.path(), &[&[]]);
+    let b = replicas.pop().unwrap();
     let rt = runtime();
     rt.block_on(write_plain(a.port, "before", 100));
     assert!(
@@ -2205,17 +2188,7 @@ fn a_master_shutting_down_waits_for_its_replica() {
         b.log()
     );
     // The replica stops (SIGSTOP) and misses writes; the master is asked to shut down.
-    let signal = |sig: &str| {
-        let pid = b.pid().to_string();
-        assert!(
-            Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal("-STOP");
+    signal(&b, "-STOP");
     rt.block_on(write_plain(a.port, "missed", 2_000));
     let port = a.port;
     let shutdown = std::thread::spawn(move || cli(port, &["SHUTDOWN", "NOSAVE"]));
@@ -2224,7 +2197,7 @@ fn a_master_shutting_down_waits_for_its_replica() {
         !a.exited(),
         "the master exited without waiting for its replica"
     );
-    signal("-CONT");
+    signal(&b, "-CONT");
     let exited = wait(Duration::from_secs(15), || a.exited());
     assert!(exited, "{}", a.log());
     let _ = shutdown.join();
