@@ -12,6 +12,7 @@ pub mod routing;
 pub mod slots;
 pub mod state;
 
+use crate::store::{SLOTS_PER_SHARD, shard_of_slot};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -1125,18 +1126,30 @@ impl Cluster {
     /// slots holding keys are queued for the migrator, which moves their keys first.
     fn hand_off(self: &Arc<Self>, node: &Arc<Node>, to: String, wanted: Vec<u16>) {
         let mut moved = Vec::new();
+        // Shard by shard: the routing commands read must show the new owner before the shard
+        // is unlocked, or a write that waited for the shard is applied here, in a slot that is
+        // no longer ours (it was: one acknowledged key at a time went astray).
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<u16>> = Default::default();
         for s in wanted {
-            node.store.with_slot_count(s, |count| {
-                if count > 0 {
-                    self.migrator.enqueue(s, &to);
-                } else {
-                    let mut st = self.state.lock();
-                    let me = st.myself.clone();
-                    if st.slots[s as usize].as_deref() == Some(me.as_str()) {
+            by_shard.entry(shard_of_slot(s)).or_default().push(s);
+        }
+        for (shard, slots) in by_shard {
+            node.store.with_shard_slot_counts(shard, |counts| {
+                let mut st = self.state.lock();
+                let me = st.myself.clone();
+                let mut flipped = false;
+                for s in slots {
+                    if counts[s as usize % SLOTS_PER_SHARD] > 0 {
+                        self.migrator.enqueue(s, &to);
+                    } else if st.slots[s as usize].as_deref() == Some(me.as_str()) {
                         st.assign(s, Some(&to));
                         st.handing_off.insert(s);
                         moved.push(s);
+                        flipped = true;
                     }
+                }
+                if flipped {
+                    self.publish(&mut st);
                 }
             });
         }
@@ -1144,8 +1157,7 @@ impl Cluster {
             return;
         }
         let (addr, msg) = {
-            let mut st = self.state.lock();
-            self.publish(&mut st);
+            let st = self.state.lock();
             let Some(addr) = Self::addr_of(&st, &to) else {
                 return;
             };

@@ -405,6 +405,13 @@ impl Store {
         f(s.slot_counts[slot as usize % SLOTS_PER_SHARD])
     }
 
+    /// Runs `f` with the key counts of the slots of `shard` (indexed by slot % SLOTS_PER_SHARD)
+    /// while the shard is locked.
+    pub fn with_shard_slot_counts<R>(&self, shard: usize, f: impl FnOnce(&[u32]) -> R) -> R {
+        let s = self.shards[shard].lock();
+        f(&s.slot_counts[..])
+    }
+
     /// The key count of every slot (each shard locked once, in turn).
     pub fn slot_key_counts(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.shards.len() * SLOTS_PER_SHARD);
