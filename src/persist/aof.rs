@@ -678,9 +678,9 @@ impl Aof {
     fn writer_loop(&self) {
         let mut last_fsync = Instant::now();
         let mut failing = false;
-        // Under `always`: bytes per fsync lately (a moving average), and the log position of
-        // the last pass.
-        let mut batch_avg = 0u64;
+        // Under `always`: how much the next fsync waits for (see below), and the log position
+        // of the last pass.
+        let mut gather_target = 0u64;
         let mut last_seq = self.pending.lock().seq;
         loop {
             let stopping = {
@@ -698,14 +698,18 @@ impl Aof {
                     self.wake.wait_for(&mut p, wait);
                 }
                 if always && !failing {
-                    // Group commit: the clients the last fsync answered send their next writes
-                    // within a moment of each other. Waiting (briefly) for half as much as the
-                    // last passes wrote lets one fsync cover them all, as Redis's one fsync per
-                    // event-loop turn does, instead of one fsync for the first write and
-                    // another for the rest. A lone client writes as much as before: no wait.
+                    // Group commit. The clients the last fsync answered send their next writes
+                    // within a moment of each other; the clients that wrote during that fsync
+                    // are waiting already. Going at once would sync the waiting ones alone and
+                    // split the clients into two groups that take turns, each paying an fsync
+                    // per write (measured: 23 writes per fsync for 50 clients). So wait
+                    // (briefly) for what arrived during the last fsync plus half of what it
+                    // answered: one fsync covers nearly every client, as Redis's one fsync per
+                    // event-loop turn does (32 per fsync; Redis 29). A lone client's target is
+                    // its own write: no wait.
                     let until = Instant::now() + GATHER;
                     while !p.buf.is_empty()
-                        && (p.buf.len() as u64) < batch_avg / 2
+                        && (p.buf.len() as u64) < gather_target
                         && !self.stop.load(Ordering::Acquire)
                     {
                         if self.wake.wait_until(&mut p, until).timed_out() {
@@ -726,9 +730,7 @@ impl Aof {
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             };
-            if seq > last_seq {
-                batch_avg = (batch_avg * 3 + (seq - last_seq)) / 4;
-            }
+            let answered = seq.saturating_sub(last_seq);
             last_seq = seq;
             let fsync_now = self.unsynced.load(Ordering::Relaxed)
                 && match policy {
@@ -774,6 +776,9 @@ impl Aof {
             // Under `always` the position is acknowledged only once fsynced. Waiters are woken
             // on every pass: one that found the file busy tries again.
             if policy != Fsync::Always || !self.unsynced.load(Ordering::Relaxed) {
+                if policy == Fsync::Always {
+                    gather_target = self.pending.lock().buf.len() as u64 + answered / 2;
+                }
                 self.acked.send_modify(|a| *a = (*a).max(seq));
             }
             if stopping {
