@@ -1055,11 +1055,13 @@ fn a_cluster_killed_and_restarted_keeps_ids_slots_and_keys() {
             ],
         );
     }
+    // Formed: the even layout, one range per node (slots are handed over in steps, so three
+    // owners alone may still be a layout in the making).
     assert!(
         wait(Duration::from_secs(30), || cluster_ok(&n)
             && slot_owners(n[0].port)
                 .iter()
-                .filter(|l| l.len() > 41)
+                .filter(|l| l.len() > 41 && !l.contains(','))
                 .count()
                 == 3),
         "cluster did not form"

@@ -12,7 +12,7 @@ pub mod routing;
 pub mod slots;
 pub mod state;
 
-use crate::store::{SLOTS_PER_SHARD, shard_of_slot};
+use crate::store::shard_of_slot;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -1126,33 +1126,29 @@ impl Cluster {
     /// slots holding keys are queued for the migrator, which moves their keys first.
     fn hand_off(self: &Arc<Self>, node: &Arc<Node>, to: String, wanted: Vec<u16>) {
         let mut moved = Vec::new();
-        // Shard by shard: the routing commands read must show the new owner before the shard
-        // is unlocked, or a write that waited for the shard is applied here, in a slot that is
-        // no longer ours (it was: one acknowledged key at a time went astray).
-        let mut by_shard: std::collections::BTreeMap<usize, Vec<u16>> = Default::default();
-        for s in wanted {
-            by_shard.entry(shard_of_slot(s)).or_default().push(s);
-        }
-        for (shard, slots) in by_shard {
-            node.store.with_shard_slot_counts(shard, |counts| {
-                let mut st = self.state.lock();
-                let me = st.myself.clone();
-                let mut flipped = false;
-                for s in slots {
-                    if counts[s as usize % SLOTS_PER_SHARD] > 0 {
-                        self.migrator.enqueue(s, &to);
-                    } else if st.slots[s as usize].as_deref() == Some(me.as_str()) {
-                        st.assign(s, Some(&to));
-                        st.handing_off.insert(s);
-                        moved.push(s);
-                        flipped = true;
-                    }
+        // Every shard of the wanted slots stays locked until the routing commands read shows
+        // the new owners: a write that waited for one of them and was then routed by the old
+        // table would be applied here, in a slot that is no longer ours (it was: one
+        // acknowledged key at a time went astray). One flip and one routing rebuild for all.
+        let mut shards: Vec<usize> = wanted.iter().map(|&s| shard_of_slot(s)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        node.store.with_slot_counts_locked(&shards, |count| {
+            let mut st = self.state.lock();
+            let me = st.myself.clone();
+            for &s in &wanted {
+                if count(s) > 0 {
+                    self.migrator.enqueue(s, &to);
+                } else if st.slots[s as usize].as_deref() == Some(me.as_str()) {
+                    st.assign(s, Some(&to));
+                    st.handing_off.insert(s);
+                    moved.push(s);
                 }
-                if flipped {
-                    self.publish(&mut st);
-                }
-            });
-        }
+            }
+            if !moved.is_empty() {
+                self.publish(&mut st);
+            }
+        });
         if moved.is_empty() {
             return;
         }

@@ -405,11 +405,24 @@ impl Store {
         f(s.slot_counts[slot as usize % SLOTS_PER_SHARD])
     }
 
-    /// Runs `f` with the key counts of the slots of `shard` (indexed by slot % SLOTS_PER_SHARD)
-    /// while the shard is locked.
-    pub fn with_shard_slot_counts<R>(&self, shard: usize, f: impl FnOnce(&[u32]) -> R) -> R {
-        let s = self.shards[shard].lock();
-        f(&s.slot_counts[..])
+    /// Runs `f` while every shard in `shards` (ascending, no duplicates: the order commands
+    /// take theirs in) is locked, giving it the key count of any slot of those shards.
+    pub fn with_slot_counts_locked<R>(
+        &self,
+        shards: &[usize],
+        f: impl FnOnce(&dyn Fn(u16) -> u32) -> R,
+    ) -> R {
+        debug_assert!(shards.windows(2).all(|w| w[0] < w[1]));
+        let mut guards: Vec<Option<MutexGuard<'_, Shard>>> = (0..SHARDS).map(|_| None).collect();
+        for &i in shards {
+            guards[i] = Some(self.shards[i].lock());
+        }
+        let count = |slot: u16| {
+            guards[shard_of_slot(slot)]
+                .as_ref()
+                .map_or(0, |g| g.slot_counts[slot as usize % SLOTS_PER_SHARD])
+        };
+        f(&count)
     }
 
     /// The key count of every slot (each shard locked once, in turn).
