@@ -224,6 +224,30 @@ pub static SETTINGS: &[Setting] = &[
         true,
         "Keys sampled per eviction"
     ),
+    // The LFU policies' counter, as Redis: how slowly it grows, and how many idle minutes
+    // take one off (store/value.rs, `Entry::access_lfu`).
+    setting!(
+        "lfu-log-factor",
+        "lfu-log-factor",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "10",
+        true,
+        "LFU counter growth: the higher, the more accesses a step takes"
+    ),
+    setting!(
+        "lfu-decay-time",
+        "lfu-decay-time",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "1",
+        true,
+        "Idle minutes that take one off an LFU counter (0: never)"
+    ),
     setting!(
         "maxmemory-eviction-tenacity",
         "maxmemory-eviction-tenacity",

@@ -197,6 +197,13 @@ impl Node {
         limits.soft_seconds.store(secs, Ordering::Relaxed);
         self.notifier
             .apply(c.notify_keyspace_events, &self.store, &self.pubsub);
+        let lfu = &self.store.lfu;
+        lfu.on
+            .store(c.maxmemory_policy.contains("lfu"), Ordering::Relaxed);
+        lfu.log_factor
+            .store(c.get_int("lfu-log-factor") as u32, Ordering::Relaxed);
+        lfu.decay_minutes
+            .store(c.get_int("lfu-decay-time") as u32, Ordering::Relaxed);
         let (h, st) = (&self.store.hash_limits, &self.store.set_limits);
         h.max_listpack_entries
             .store(c.hash_max_listpack_entries, Ordering::Relaxed);

@@ -25,10 +25,24 @@ pub fn del(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn exists(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    count_found(ctx, ks, args, false)
+}
+
+pub fn touch(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    count_found(ctx, ks, args, true)
+}
+
+/// EXISTS and TOUCH: how many of the keys exist; TOUCH also counts an access to each.
+fn count_found(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], touch: bool) -> CmdResult {
     let db = ctx.client.db;
     let mut n = 0;
     for key in &args[1..] {
-        if ks.lookup_read(db, key)?.is_some() {
+        let found = if touch {
+            ks.lookup_read(db, key)?.is_some()
+        } else {
+            ks.lookup_read_notouch(db, key)?.is_some()
+        };
+        if found {
             n += 1;
         }
     }
@@ -36,12 +50,8 @@ pub fn exists(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-pub fn touch(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    exists(ctx, ks, args)
-}
-
 pub fn type_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let t = match ks.lookup_read(ctx.client.db, &args[1])? {
+    let t = match ks.lookup_read_notouch(ctx.client.db, &args[1])? {
         Some(e) => e.value.type_name(),
         None => "none",
     };
@@ -341,7 +351,8 @@ pub fn object(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
-        ctx.out.int(e.freq() as i64);
+        ctx.out
+            .int(e.freq_at(lru_now, ctx.node.store.lfu.decay_minutes()) as i64);
     } else {
         return Err(super::unknown_subcommand(args));
     }
@@ -537,7 +548,7 @@ fn ttl_generic(
 ) -> CmdResult {
     let db = ctx.client.db;
     let key = &args[1];
-    if ks.lookup_read(db, key)?.is_none() {
+    if ks.lookup_read_notouch(db, key)?.is_none() {
         ctx.out.int(-2);
         return Ok(());
     }

@@ -3,7 +3,8 @@
 //! until memory is under the limit again.
 //!
 //! Like Redis's, the choice is approximate: the LRU clock has a resolution of one second, and
-//! LFU counters decay by one per idle minute (`lfu-decay-time` 1). Samples come from random
+//! LFU counters (counted on access: [`Entry::access_lfu`]) decay by one per `lfu-decay-time`
+//! idle minutes. Samples come from random
 //! shards, one shard locked at a time, and the victim's shard is locked again to remove it, so
 //! eviction never holds two shard locks and runs before a command takes its own.
 
@@ -48,19 +49,14 @@ impl Policy {
     }
 }
 
-/// Redis's LFU decay: the counter loses one per idle minute.
-fn lfu_now(freq: u8, idle_s: u32) -> u8 {
-    freq.saturating_sub((idle_s / 60).min(255) as u8)
-}
-
-/// How good a victim a key is under `policy`: higher goes first.
-fn score(policy: Policy, e: Option<&Entry>, expire_at: Option<i64>, clock: u32) -> u64 {
+/// How good a victim a key is under `policy` (`decay`: `lfu-decay-time`): higher goes first.
+fn score(policy: Policy, e: Option<&Entry>, expire_at: Option<i64>, clock: u32, decay: u32) -> u64 {
     let idle = |e: &Entry| clock.saturating_sub(e.lru()) as u64;
     match policy {
         Policy::AllKeysRandom | Policy::VolatileRandom | Policy::NoEviction => rand::random(),
         Policy::AllKeysLru | Policy::VolatileLru => e.map_or(0, idle),
         Policy::AllKeysLfu | Policy::VolatileLfu => e.map_or(0, |e| {
-            let f = lfu_now(e.freq(), idle(e) as u32);
+            let f = e.freq_at(clock, decay);
             // Least used first; among equals, the longest idle.
             ((255 - f as u64) << 32) | idle(e)
         }),
@@ -84,6 +80,7 @@ impl Store {
             return false;
         }
         let clock = self.lru_clock();
+        let decay = self.lfu.decay_minutes();
         let samples = samples.max(1);
         let mut best: Option<Candidate> = None;
         let mut sampled = 0;
@@ -102,12 +99,12 @@ impl Store {
                 let c = if policy.volatile() {
                     d.expires.random().map(|x| {
                         let e = d.keys.get(&x.key);
-                        (x.key.clone(), score(policy, e, Some(x.at_ms), clock))
+                        (x.key.clone(), score(policy, e, Some(x.at_ms), clock, decay))
                     })
                 } else {
                     d.keys.random().map(|e| {
                         let at = e.has_expire().then(|| s.expire_of(db, &e.key)).flatten();
-                        (e.key.clone(), score(policy, Some(e), at, clock))
+                        (e.key.clone(), score(policy, Some(e), at, clock, decay))
                     })
                 };
                 let Some((key, score)) = c else { continue };
@@ -186,19 +183,49 @@ mod tests {
         let mut old = Entry::new(Sds::from_vec(b"a".to_vec()), Value::Int(1), 10);
         let new = Entry::new(Sds::from_vec(b"b".to_vec()), Value::Int(1), 990);
         assert!(
-            score(Policy::AllKeysLru, Some(&old), None, clock)
-                > score(Policy::AllKeysLru, Some(&new), None, clock)
+            score(Policy::AllKeysLru, Some(&old), None, clock, 1)
+                > score(Policy::AllKeysLru, Some(&new), None, clock, 1)
         );
         old.set_freq(200);
         old.touch(clock);
         assert!(
-            score(Policy::AllKeysLfu, Some(&old), None, clock)
-                < score(Policy::AllKeysLfu, Some(&new), None, clock)
+            score(Policy::AllKeysLfu, Some(&old), None, clock, 1)
+                < score(Policy::AllKeysLfu, Some(&new), None, clock, 1)
         );
         assert!(
-            score(Policy::VolatileTtl, None, Some(5), clock)
-                > score(Policy::VolatileTtl, None, Some(50), clock)
+            score(Policy::VolatileTtl, None, Some(5), clock, 1)
+                > score(Policy::VolatileTtl, None, Some(50), clock, 1)
         );
-        assert_eq!(lfu_now(10, 150), 8);
+    }
+
+    #[test]
+    fn lfu_counts_accesses_and_decays_by_whole_minutes() {
+        let lfu = LfuTuning::default();
+        // Log factor 0: every access counts (Redis's probability is 1 / (base * factor + 1)).
+        lfu.log_factor.store(0, Ordering::Relaxed);
+        let mut e = Entry::new(Sds::from_vec(b"k".to_vec()), Value::Int(1), 100);
+        assert_eq!(e.freq_at(100, 1), 5);
+        for _ in 0..10 {
+            e.access_lfu(110, &lfu);
+        }
+        assert_eq!(e.freq_at(110, 1), 15);
+        // Minutes are counted on the clock's minute boundaries, as Redis's: 110 s and 125 s
+        // are one minute apart, 125 s and 175 s none.
+        assert_eq!(e.freq_at(125, 1), 14);
+        assert_eq!(e.freq_at(110 + 150, 1), 12);
+        assert_eq!(e.freq_at(110 + 150, 2), 14);
+        assert_eq!(e.freq_at(10_000_000, 1), 0);
+        assert_eq!(e.freq_at(10_000_000, 0), 15, "lfu-decay-time 0: no decay");
+        // An access after three idle minutes decays first, then counts.
+        e.access_lfu(290, &lfu);
+        assert_eq!(e.freq_at(290, 1), 13);
+        // The default log factor makes a high counter grow rarely.
+        lfu.log_factor.store(10, Ordering::Relaxed);
+        let mut hot = Entry::new(Sds::from_vec(b"h".to_vec()), Value::Int(1), 0);
+        for _ in 0..1000 {
+            hot.access_lfu(0, &lfu);
+        }
+        let f = hot.freq_at(0, 1);
+        assert!((10..40).contains(&f), "1000 accesses gave a counter of {f}");
     }
 }

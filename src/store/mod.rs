@@ -29,7 +29,7 @@ use crate::cluster::slots::{SLOTS, key_hash_slot};
 use crate::observe::events::{Events, KeyEvent, class};
 pub use dict::{Dict, Keyed};
 pub use sds::Sds;
-pub use value::{Entry, Value};
+pub use value::{Entry, LfuTuning, Value};
 
 pub const SHARDS: usize = 256;
 pub const SLOTS_PER_SHARD: usize = SLOTS / SHARDS;
@@ -226,6 +226,9 @@ pub struct Store {
     /// Whether key creations publish "new" events (`notify-keyspace-events` with `n`); like
     /// key misses, only keyspace notifications ask for them, not the live feed.
     pub notify_new: std::sync::atomic::AtomicBool,
+    /// Whether accesses count in the LFU counters, and how (`maxmemory-policy`,
+    /// `lfu-log-factor`, `lfu-decay-time`).
+    pub lfu: LfuTuning,
     /// `hash-max-listpack-*`, read by hash writes.
     pub hash_limits: hash::HashLimits,
     /// `set-max-intset-entries`, read by set writes.
@@ -250,6 +253,7 @@ impl Store {
             watches: watch::Watches::default(),
             notify_keymiss: Default::default(),
             notify_new: Default::default(),
+            lfu: LfuTuning::default(),
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
             last_db0_keys: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
@@ -460,6 +464,17 @@ impl Store {
     }
 }
 
+/// Notes an access to `e` at `lru` (the store's clock): its LRU time, and under an LFU policy
+/// its counter too.
+#[inline]
+fn access(e: &mut Entry, lru: u32, store: &Store) {
+    if store.lfu.is_on() {
+        e.access_lfu(lru, &store.lfu);
+    } else {
+        e.touch(lru);
+    }
+}
+
 /// The locked part of the keyspace a command works on.
 pub struct Keyspace<'a> {
     guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
@@ -512,8 +527,28 @@ impl<'a> Keyspace<'a> {
             .ok_or(NotLocked)
     }
 
-    /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss.
+    /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss, and
+    /// an access (LRU time, LFU counter).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Result<Option<&mut Entry>, NotLocked> {
+        self.lookup_read_with(db, key, true)
+    }
+
+    /// [`Keyspace::lookup_read`] without counting an access, as Redis's `LOOKUP_NOTOUCH` (TYPE,
+    /// EXISTS, TTL: asking about a key does not make it recently or frequently used).
+    pub fn lookup_read_notouch(
+        &mut self,
+        db: usize,
+        key: &[u8],
+    ) -> Result<Option<&mut Entry>, NotLocked> {
+        self.lookup_read_with(db, key, false)
+    }
+
+    fn lookup_read_with(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        touch: bool,
+    ) -> Result<Option<&mut Entry>, NotLocked> {
         let (now, lru) = (self.now_ms, self.lru);
         let store = self.store;
         let s = self.shard_of(key)?;
@@ -524,7 +559,9 @@ impl<'a> Keyspace<'a> {
         match found {
             Some(e) => {
                 s.stats.keyspace_hits += 1;
-                e.touch(lru);
+                if touch {
+                    access(e, lru, store);
+                }
                 Ok(Some(e))
             }
             None => {
@@ -551,7 +588,7 @@ impl<'a> Keyspace<'a> {
         }
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
-            e.touch(lru);
+            access(e, lru, store);
             return Ok(Some(e));
         }
         Ok(None)
@@ -618,7 +655,7 @@ impl<'a> Keyspace<'a> {
             had_expire = e.has_expire();
             e.value = value;
             e.clear_raw();
-            e.touch(lru);
+            access(e, lru, store);
             if !keep_ttl || !had_expire {
                 e.set_has_expire(expire_at_ms.is_some());
             }

@@ -2,6 +2,8 @@
 //! is kept as `Int` ("int"), anything else as bytes ("embstr" up to 44 bytes, "raw" beyond, or once
 //! modified in place by APPEND/SETRANGE/SETBIT, as Redis does).
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use super::dict::Keyed;
 use super::hash::Hash;
 use super::list::List;
@@ -158,6 +160,42 @@ impl Clone for Entry {
 /// Redis's initial LFU counter value for a new key.
 const LFU_INIT_VAL: u8 = 5;
 
+/// The LFU settings the hot path reads (set from the configuration: `Node::apply_config`).
+#[derive(Debug)]
+pub struct LfuTuning {
+    /// An LFU `maxmemory-policy` is in force: accesses update the counter.
+    pub on: AtomicBool,
+    /// `lfu-log-factor` (Redis's default 10).
+    pub log_factor: AtomicU32,
+    /// `lfu-decay-time`, minutes (Redis's default 1).
+    pub decay_minutes: AtomicU32,
+}
+
+impl Default for LfuTuning {
+    fn default() -> Self {
+        LfuTuning {
+            on: AtomicBool::new(false),
+            log_factor: AtomicU32::new(10),
+            decay_minutes: AtomicU32::new(1),
+        }
+    }
+}
+
+impl LfuTuning {
+    #[inline]
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    pub fn log_factor(&self) -> u32 {
+        self.log_factor.load(Ordering::Relaxed)
+    }
+
+    pub fn decay_minutes(&self) -> u32 {
+        self.decay_minutes.load(Ordering::Relaxed)
+    }
+}
+
 impl Entry {
     pub fn new(key: Sds, value: Value, lru: u32) -> Entry {
         Entry {
@@ -196,15 +234,30 @@ impl Entry {
         self.lru = lru;
     }
 
-    /// Counts an access in the logarithmic LFU counter (`lfu-log-factor` 10, as Redis), used
-    /// only under an LFU maxmemory policy.
-    pub fn bump_freq(&mut self) {
-        if self.freq < 255 {
-            let base = self.freq.saturating_sub(LFU_INIT_VAL) as f64;
-            if rand::random::<f64>() < 1.0 / (base * 10.0 + 1.0) {
-                self.freq += 1;
+    /// An access under an LFU maxmemory policy (Redis's `updateLFU`): the counter first loses
+    /// what it decayed since the last access, then counts this one logarithmically (the
+    /// higher it is, the less likely it grows: `lfu-log-factor`), and the access time is now.
+    pub fn access_lfu(&mut self, now: u32, lfu: &LfuTuning) {
+        let mut f = self.freq_at(now, lfu.decay_minutes());
+        if f < 255 {
+            let base = f.saturating_sub(LFU_INIT_VAL) as f64;
+            if rand::random::<f64>() < 1.0 / (base * lfu.log_factor() as f64 + 1.0) {
+                f += 1;
             }
         }
+        self.freq = f;
+        self.lru = now;
+    }
+
+    /// The LFU counter as of `now` (the store's clock): less one for every `decay_minutes`
+    /// minutes since the last access, counted in whole clock minutes as Redis's
+    /// `LFUDecrAndReturn` does (0: no decay).
+    pub fn freq_at(&self, now: u32, decay_minutes: u32) -> u8 {
+        if decay_minutes == 0 {
+            return self.freq;
+        }
+        let periods = (now / 60).saturating_sub(self.lru / 60) / decay_minutes;
+        self.freq.saturating_sub(periods.min(255) as u8)
     }
 
     pub fn lru(&self) -> u32 {
