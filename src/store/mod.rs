@@ -402,13 +402,6 @@ impl Store {
         total
     }
 
-    /// Runs `f` with the key count of `slot` while its shard is locked, so no command can
-    /// write to the slot in between (used to hand an empty slot to another node).
-    pub fn with_slot_count<R>(&self, slot: u16, f: impl FnOnce(u32) -> R) -> R {
-        let s = self.shards[shard_of_slot(slot)].lock();
-        f(s.slot_counts[slot as usize % SLOTS_PER_SHARD])
-    }
-
     /// Runs `f` while every shard in `shards` (ascending, no duplicates: the order commands
     /// take theirs in) is locked, giving it the key count of any slot of those shards.
     pub fn with_slot_counts_locked<R>(
