@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -89,6 +89,9 @@ pub struct Node {
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: crate::commands::migrate::SocketCache,
     maxmemory: AtomicU64,
+    /// `proto-max-bulk-len`, read by every connection's parser before each command (a CONFIG
+    /// SET applies to connections already open, as Redis's does).
+    pub proto_max_bulk_len: AtomicUsize,
     /// When memory was last read for `maxmemory` (ms), so it is read at most once a millisecond.
     memory_read_ms: AtomicI64,
     requirepass: AtomicBool,
@@ -179,6 +182,8 @@ impl Node {
     pub fn apply_config(&self) {
         let c = self.config.read();
         self.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        self.proto_max_bulk_len
+            .store(c.proto_max_bulk_len, Ordering::Relaxed);
         self.store
             .aof
             .set_backlog_limit(c.get_int("repl-backlog-size").max(0) as usize);
@@ -327,6 +332,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         ready: AtomicBool::new(false),
         feed: Default::default(),
         maxmemory: AtomicU64::new(0),
+        proto_max_bulk_len: AtomicUsize::new(config.proto_max_bulk_len),
         memory_read_ms: AtomicI64::new(0),
         requirepass: AtomicBool::new(false),
         config: RwLock::new(config),

@@ -100,15 +100,11 @@ async fn idle_timeout(secs: u64) {
 
 async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     let (mut rd, mut wr) = sock.into_split();
-    let (max_bulk, qbuf_limit, timeout) = {
+    let (qbuf_limit, timeout) = {
         let c = node.config.read();
-        (
-            c.proto_max_bulk_len,
-            c.client_query_buffer_limit,
-            c.timeout_secs,
-        )
+        (c.client_query_buffer_limit, c.timeout_secs)
     };
-    let mut parser = Parser::new(max_bulk);
+    let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut args: Vec<Bytes> = Vec::new();
@@ -164,6 +160,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         let mut close = false;
         loop {
             parser.set_unauthenticated(client.needs_auth(&node));
+            parser.set_max_bulk_len(node.proto_max_bulk_len.load(Ordering::Relaxed));
             match parser.parse(&mut inbuf, &mut args) {
                 Ok(true) => {
                     if args.is_empty() {
