@@ -739,7 +739,9 @@ GOSSIP=$(GOSSIP_MAX_NODES="${GOSSIP_MAX_NODES:-100}" timeout 900 cargo test --re
 while read -r line; do
   [ -n "$line" ] || continue
   field() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$line"; }
-  label="$(field n) nodes$([ "$(field loss)" != 0 ] && echo ", $(awk -v l="$(field loss)" 'BEGIN { print l * 100 }')% loss")"
+  # (Not `$([ loss != 0 ] && echo ...)`: its status 1 for no loss ended the script under set -e.)
+  label="$(field n) nodes"
+  [ "$(field loss)" = 0 ] || label+=", $(awk -v l="$(field loss)" 'BEGIN { print l * 100 }')% loss"
   row "gossip: seconds to converge, $label (simulated)" "$(field converge_s)" "n/a" "n/a" "n/a"
   row "gossip: bus bytes/node/s, $label (Redis: computed)" "$(field bytes_per_node_per_s)" \
     "$(field redis_bytes_per_node_per_s)" \
