@@ -37,12 +37,7 @@ fn count_found(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], touch: bool) ->
     let db = ctx.client.db;
     let mut n = 0;
     for key in &args[1..] {
-        let found = if touch {
-            ks.lookup_read(db, key)?.is_some()
-        } else {
-            ks.lookup_read_notouch(db, key)?.is_some()
-        };
-        if found {
+        if ks.lookup_read_with(db, key, touch)?.is_some() {
             n += 1;
         }
     }
@@ -323,7 +318,7 @@ pub fn object(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             ],
         );
     }
-    let lfu = ctx.node.config.read().maxmemory_policy.contains("lfu");
+    let lfu = ctx.node.store.lfu.is_on();
     let lru_now = ctx.node.store.lru_clock();
     let db = ctx.client.db;
     let key = &args[2];

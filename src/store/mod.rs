@@ -536,7 +536,8 @@ impl<'a> Keyspace<'a> {
         self.lookup_read_with(db, key, false)
     }
 
-    fn lookup_read_with(
+    /// [`Keyspace::lookup_read`] counting an access only when `touch`.
+    pub fn lookup_read_with(
         &mut self,
         db: usize,
         key: &[u8],
