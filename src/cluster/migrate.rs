@@ -469,8 +469,15 @@ fn move_slots(
                 traffic.received(MessageType::Claim, r.get_ref());
             }
             let mut st = cluster.state.lock();
-            for s in &slots {
-                st.claiming.remove(s);
+            // A failed call may have been applied there: until a later Claim answers, our
+            // messages keep not claiming the slots, or one of them (at an epoch we took
+            // meanwhile) could win them back from the target, which would then send clients
+            // back here while we send them there (a redirect loop). Clients meanwhile get ASK
+            // from here, as for any key already moved.
+            if reply.is_ok() {
+                for s in &slots {
+                    st.claiming.remove(s);
+                }
             }
             match reply {
                 Ok(r) if r.get_ref().accepted => {
@@ -593,12 +600,14 @@ fn my_header(cluster: &super::Cluster) -> pb::NodeHeader {
     bus::to_pb_header(&st.header(0), cluster.http_port)
 }
 
-/// Rolls a move back: the slots stay here and are no longer migrating.
+/// Rolls a move back: the slots stay here (unless another node won them meanwhile) and are no
+/// longer migrating.
 fn abandon(node: &Node, slots: &[u16], why: String) -> Stop {
     if let Some(cluster) = &node.cluster {
         let mut st = cluster.state.lock();
         for s in slots {
             st.migrating.remove(s);
+            st.claiming.remove(s);
         }
         st.dirty = true;
         cluster.publish(&mut st);

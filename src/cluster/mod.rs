@@ -31,6 +31,9 @@ use state::{
     slot_ranges,
 };
 
+/// Calls of a Claim for empty slots handed off before giving up and taking them back.
+const CLAIM_ATTEMPTS: u32 = 3;
+
 /// The cluster settings, read once at start.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -1178,9 +1181,20 @@ impl Cluster {
         let shutdown = node.shutdown.clone();
         self.stats.traffic.sent(MessageType::Claim, &msg);
         tokio::spawn(async move {
-            let reply = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = cl.claim(bus::with_secret(msg, secret.as_deref())) => r,
+            // A failed call may have been applied there: ask again (a Claim is idempotent)
+            // before taking the slots back, or both nodes could serve them for a while, each
+            // sending clients to the other.
+            let mut attempt = 0;
+            let reply = loop {
+                let reply = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    r = cl.claim(bus::with_secret(msg.clone(), secret.as_deref())) => r,
+                };
+                attempt += 1;
+                if reply.is_ok() || attempt == CLAIM_ATTEMPTS {
+                    break reply;
+                }
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             };
             if let Ok(r) = &reply {
                 cluster
