@@ -182,19 +182,28 @@ impl<'a> Iterator for PackedIter<'a> {
 const MAX_LEVEL: usize = 32;
 const NIL: u32 = u32::MAX;
 
+/// One level of a node: the link to the next node at that level.
+///
+/// A search step reads one `Level` and nothing else: the next node's score is copied here, and
+/// so is where the next node's levels are (`next_off`), so neither the next node's record nor
+/// a pointer to its levels is read (each would be a cache miss in a large set; the member is
+/// read only when the scores tie). A node's levels are contiguous, so going down a level at
+/// the same node stays in the same cache line or the next. Scores never change in place (a new
+/// score is a delete and an insert), so the copies stay right.
 #[derive(Clone, Copy)]
 struct Level {
     next: u32,
     span: u32,
-    /// The score of `next` (meaningless at the end): a search compares it without reading the
-    /// next node, so each step costs one cache miss (this level array), not two. Scores never
-    /// change in place (a new score is a delete and an insert), so the copy stays right.
+    /// Offset of `next`'s levels in [`Skip::levels`] (meaningless at the end).
+    next_off: u32,
+    /// The score of `next` (meaningless at the end).
     score: f64,
 }
 
 const END: Level = Level {
     next: NIL,
     span: 0,
+    next_off: 0,
     score: 0.0,
 };
 
@@ -203,7 +212,9 @@ struct SkipNode {
     member: Sds,
     score: f64,
     back: u32,
-    levels: Box<[Level]>,
+    /// Its levels: `levels[off..off + height]` of the [`Skip`].
+    off: u32,
+    height: u8,
 }
 
 /// The large encoding: skiplist (arena) + member index.
@@ -212,6 +223,10 @@ pub struct Skip {
     /// `nodes[0]` is the header.
     nodes: Vec<SkipNode>,
     free: Vec<u32>,
+    /// Every node's levels, each node's in one run (the header's first, at 0).
+    levels: Vec<Level>,
+    /// Runs freed, by height - 1, for nodes of the same height to reuse.
+    free_levels: Vec<Vec<u32>>,
     tail: u32,
     level: usize,
     len: usize,
@@ -234,9 +249,12 @@ impl Skip {
                 member: Sds::default(),
                 score: 0.0,
                 back: NIL,
-                levels: vec![END; MAX_LEVEL].into_boxed_slice(),
+                off: 0,
+                height: MAX_LEVEL as u8,
             }],
             free: Vec::new(),
+            levels: vec![END; MAX_LEVEL],
+            free_levels: vec![Vec::new(); MAX_LEVEL],
             tail: NIL,
             level: 1,
             len: 0,
@@ -244,9 +262,10 @@ impl Skip {
         }
     }
 
+    /// Level `i` of node `x`.
     #[inline]
-    fn next(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].levels[i].next
+    fn level_of(&self, x: u32, i: usize) -> &Level {
+        &self.levels[self.nodes[x as usize].off as usize + i]
     }
 
     /// Whether the entry `l` leads to sorts before (`score`, `member`), as [`cmp_entry`]; the
@@ -269,70 +288,88 @@ impl Skip {
             .copied()
     }
 
-    fn alloc(&mut self, member: Sds, score: f64, lvl: usize) -> u32 {
+    /// A new node of height `lvl`: its index and the offset of its levels.
+    fn alloc(&mut self, member: Sds, score: f64, lvl: usize) -> (u32, u32) {
+        let off = match self.free_levels[lvl - 1].pop() {
+            Some(off) => off,
+            None => {
+                if self.levels.len() + lvl > self.levels.capacity() {
+                    // Grow by an eighth: a doubling Vec would leave up to half unused.
+                    self.levels.reserve_exact(self.levels.len() / 8 + MAX_LEVEL);
+                }
+                let off = self.levels.len() as u32;
+                self.levels.resize(self.levels.len() + lvl, END);
+                off
+            }
+        };
         let node = SkipNode {
             member,
             score,
             back: NIL,
-            levels: vec![END; lvl].into_boxed_slice(),
+            off,
+            height: lvl as u8,
         };
         if let Some(i) = self.free.pop() {
             self.nodes[i as usize] = node;
-            return i;
+            return (i, off);
         }
         if self.nodes.len() == self.nodes.capacity() {
-            // Grow by an eighth: a doubling Vec would leave up to half the arena unused.
             self.nodes.reserve_exact(self.nodes.len() / 8 + 16);
         }
         self.nodes.push(node);
-        (self.nodes.len() - 1) as u32
+        ((self.nodes.len() - 1) as u32, off)
     }
 
     /// Inserts a member known to be absent.
     fn insert(&mut self, member: &[u8], score: f64) {
+        // The node before the new one at each level, and where its levels are.
         let mut update = [0u32; MAX_LEVEL];
+        let mut update_off = [0u32; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
-        let mut x = 0u32;
+        let (mut x, mut off) = (0u32, 0u32);
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.levels[off as usize + i];
                 if l.next == NIL || !self.leads_before(&l, score, member) {
                     break;
                 }
                 rank[i] += l.span;
-                x = l.next;
+                (x, off) = (l.next, l.next_off);
             }
             update[i] = x;
+            update_off[i] = off;
         }
         let lvl = random_level();
         if lvl > self.level {
             for i in self.level..lvl {
                 rank[i] = 0;
                 update[i] = 0;
-                self.nodes[0].levels[i].span = self.len as u32;
+                update_off[i] = 0;
+                self.levels[i].span = self.len as u32;
             }
             self.level = lvl;
         }
-        let new = self.alloc(Sds::new(member), score, lvl);
+        let (new, new_off) = self.alloc(Sds::new(member), score, lvl);
         for i in 0..lvl {
-            let u = update[i] as usize;
-            let l = self.nodes[u].levels[i];
-            self.nodes[new as usize].levels[i] = Level {
+            let u = update_off[i] as usize + i;
+            let l = self.levels[u];
+            self.levels[new_off as usize + i] = Level {
                 span: l.span - (rank[0] - rank[i]),
                 ..l
             };
-            self.nodes[u].levels[i] = Level {
+            self.levels[u] = Level {
                 next: new,
                 span: rank[0] - rank[i] + 1,
+                next_off: new_off,
                 score,
             };
         }
-        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
-            self.nodes[u as usize].levels[i].span += 1;
+        for (i, &u) in update_off.iter().enumerate().take(self.level).skip(lvl) {
+            self.levels[u as usize + i].span += 1;
         }
         self.nodes[new as usize].back = if update[0] == 0 { NIL } else { update[0] };
-        let n0 = self.next(new, 0);
+        let n0 = self.levels[new_off as usize].next;
         if n0 != NIL {
             self.nodes[n0 as usize].back = new;
         } else {
@@ -347,43 +384,46 @@ impl Skip {
 
     /// Unlinks node `x` (present) and frees it.
     fn delete(&mut self, x: u32) {
-        let mut update = [0u32; MAX_LEVEL];
+        // Where the levels of the node before `x` at each level are.
+        let mut update_off = [0u32; MAX_LEVEL];
+        let (x_off, height) = (self.nodes[x as usize].off, self.nodes[x as usize].height);
         let member_hash = {
             let n = &self.nodes[x as usize];
             let (score, member) = (n.score, &n.member[..]);
-            let mut p = 0u32;
+            let mut off = 0u32;
             for i in (0..self.level).rev() {
                 loop {
-                    let l = self.nodes[p as usize].levels[i];
+                    let l = self.levels[off as usize + i];
                     if l.next == NIL || l.next == x || !self.leads_before(&l, score, member) {
                         break;
                     }
-                    p = l.next;
+                    off = l.next_off;
                 }
-                update[i] = p;
+                update_off[i] = off;
             }
             hash_bytes(member)
         };
-        for (i, &u) in update.iter().enumerate().take(self.level) {
-            let u = u as usize;
-            if self.nodes[u].levels[i].next == x {
-                let xl = self.nodes[x as usize].levels[i];
-                let ul = &mut self.nodes[u].levels[i];
+        for (i, &u) in update_off.iter().enumerate().take(self.level) {
+            let u = u as usize + i;
+            if self.levels[u].next == x {
+                let xl = self.levels[x_off as usize + i];
+                let ul = &mut self.levels[u];
                 ul.span = ul.span + xl.span - 1;
                 ul.next = xl.next;
+                ul.next_off = xl.next_off;
                 ul.score = xl.score;
             } else {
-                self.nodes[u].levels[i].span -= 1;
+                self.levels[u].span -= 1;
             }
         }
-        let n0 = self.next(x, 0);
+        let n0 = self.levels[x_off as usize].next;
         let back = self.nodes[x as usize].back;
         if n0 != NIL {
             self.nodes[n0 as usize].back = back;
         } else {
             self.tail = back;
         }
-        while self.level > 1 && self.nodes[0].levels[self.level - 1].next == NIL {
+        while self.level > 1 && self.levels[self.level - 1].next == NIL {
             self.level -= 1;
         }
         self.len -= 1;
@@ -392,25 +432,26 @@ impl Skip {
         }
         let n = &mut self.nodes[x as usize];
         n.member = Sds::default();
-        n.levels = Box::new([]);
+        n.height = 0;
+        self.free_levels[height as usize - 1].push(x_off);
         self.free.push(x);
     }
 
     fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let mut x = 0u32;
+        let mut off = 0u32;
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let nx = self.next(x, i);
-                if nx == NIL {
+                let l = self.levels[off as usize + i];
+                if l.next == NIL {
                     break;
                 }
-                let n = &self.nodes[nx as usize];
+                let n = &self.nodes[l.next as usize];
                 if !pred(n.score, &n.member) {
                     break;
                 }
-                rank += self.nodes[x as usize].levels[i].span as usize;
-                x = nx;
+                rank += l.span as usize;
+                off = l.next_off;
             }
         }
         rank
@@ -420,15 +461,15 @@ impl Skip {
     fn at(&self, rank: usize) -> u32 {
         let target = rank + 1;
         let mut traversed = 0usize;
-        let mut x = 0u32;
+        let (mut x, mut off) = (0u32, 0u32);
         for i in (0..self.level).rev() {
             loop {
-                let l = self.nodes[x as usize].levels[i];
+                let l = self.levels[off as usize + i];
                 if l.next == NIL || traversed + l.span as usize > target {
                     break;
                 }
                 traversed += l.span as usize;
-                x = l.next;
+                (x, off) = (l.next, l.next_off);
             }
             if traversed == target {
                 return x;
@@ -442,7 +483,13 @@ impl Skip {
             + self
                 .nodes
                 .iter()
-                .map(|n| n.member.heap_size() + n.levels.len() * std::mem::size_of::<Level>())
+                .map(|n| n.member.heap_size())
+                .sum::<usize>()
+            + self.levels.capacity() * std::mem::size_of::<Level>()
+            + self
+                .free_levels
+                .iter()
+                .map(|f| f.capacity() * 4)
                 .sum::<usize>()
             + self.free.capacity() * 4
             + self.index.allocation_size()
@@ -601,7 +648,7 @@ impl ZSet {
                         return None;
                     }
                     let n = &s.nodes[x as usize];
-                    x = if rev { n.back } else { n.levels[0].next };
+                    x = if rev { n.back } else { s.level_of(x, 0).next };
                     Some((&*n.member, n.score))
                 }))
             }
