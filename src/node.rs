@@ -44,10 +44,22 @@ impl Pause {
         self.unpaused.notify_waiters();
     }
 
+    /// Whether a pause may be in force (no clock read: a pause that ran out is cleared by the
+    /// next [`Pause::deadline`]).
+    pub fn may_be_set(&self) -> bool {
+        self.until_ms.load(Ordering::Relaxed) != 0
+    }
+
     /// If a command must wait, the deadline it waits for.
     pub fn deadline(&self, is_write: bool, now_ms: i64) -> Option<i64> {
         let until = self.until_ms.load(Ordering::Relaxed);
         if until <= now_ms {
+            if until != 0 {
+                // Ran out: later commands skip the clock (a new pause may have come in).
+                let _ =
+                    self.until_ms
+                        .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
             return None;
         }
         if self.writes_only.load(Ordering::Relaxed) && !is_write {

@@ -475,8 +475,11 @@ async fn flush(
 }
 
 fn pause_deadline(node: &Node, args: &[Bytes]) -> Option<i64> {
+    // Cheap checks first: no pause in force is the common case.
+    if !node.pause.may_be_set() {
+        return None;
+    }
     let now = commands::now_ms();
-    // Cheap check first: no pause in force is the common case.
     node.pause.deadline(true, now)?;
     let is_write = commands::resolve(args)
         .map(|c| c.cmd.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0)

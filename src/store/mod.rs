@@ -215,8 +215,9 @@ pub struct Store {
     /// Clients blocked on keys; woken when a list or sorted set appears under a new key.
     pub blocked: blocking::Blocked,
     databases: usize,
-    /// Seconds since the store started, as a coarse clock for OBJECT IDLETIME.
-    started: std::time::Instant,
+    /// Wall-clock milliseconds when the store started: the LRU clock counts seconds from it
+    /// (a wall clock, as Redis's, so a command's own time reading serves for both).
+    started_ms: i64,
     /// Bumped by every write; `INFO` uses it.
     dirty: AtomicU64,
     /// Keys clients WATCH.
@@ -248,7 +249,7 @@ impl Store {
             events,
             blocked: blocking::Blocked::default(),
             databases,
-            started: std::time::Instant::now(),
+            started_ms: crate::commands::now_ms(),
             dirty: AtomicU64::new(0),
             watches: watch::Watches::default(),
             notify_keymiss: Default::default(),
@@ -267,7 +268,18 @@ impl Store {
 
     /// The LRU clock: seconds since start, stored in each entry on access.
     pub fn lru_clock(&self) -> u32 {
-        self.started.elapsed().as_secs() as u32
+        self.lru_clock_at(crate::commands::now_ms())
+    }
+
+    /// The LRU clock at `now_ms`, the time a command already read (one clock read fewer per
+    /// command); a `now_ms` of 0 (start-up replay) reads the clock.
+    pub fn lru_clock_at(&self, now_ms: i64) -> u32 {
+        let now = if now_ms > 0 {
+            now_ms
+        } else {
+            crate::commands::now_ms()
+        };
+        ((now - self.started_ms).max(0) / 1000) as u32
     }
 
     pub fn add_dirty(&self, n: u64) {
@@ -297,7 +309,7 @@ impl Store {
             guards,
             all: false,
             now_ms,
-            lru: self.lru_clock(),
+            lru: self.lru_clock_at(now_ms),
             store: self,
         }
     }
@@ -308,7 +320,7 @@ impl Store {
             guards: SmallVec::new(),
             all: false,
             now_ms,
-            lru: self.lru_clock(),
+            lru: self.lru_clock_at(now_ms),
             store: self,
         }
     }
@@ -324,7 +336,7 @@ impl Store {
             guards,
             all: true,
             now_ms,
-            lru: self.lru_clock(),
+            lru: self.lru_clock_at(now_ms),
             store: self,
         }
     }
@@ -346,7 +358,7 @@ impl Store {
             guards: smallvec::smallvec![(i, guard)],
             all: false,
             now_ms,
-            lru: self.lru_clock(),
+            lru: self.lru_clock_at(now_ms),
             store: self,
         })
     }
