@@ -333,7 +333,7 @@ fn zadd_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], mut flags: u8)
                     if xx {
                         continue;
                     }
-                    z.set(member, s, lim);
+                    z.add_new(member, s, lim);
                     score = s;
                     added += 1;
                     processed += 1;

@@ -582,13 +582,19 @@ impl ZSet {
     /// Returns the previous score.
     pub fn set(&mut self, member: &[u8], score: f64, lim: ZLimits) -> Option<f64> {
         let old = self.remove(member);
+        self.add_new(member, score, lim);
+        old
+    }
+
+    /// Adds `member`, which the caller found absent (converting to "skiplist" past the limits):
+    /// [`ZSet::set`] without its lookup.
+    pub fn add_new(&mut self, member: &[u8], score: f64, lim: ZLimits) {
         if let ZSet::Packed(p) = self
             && (p.len() + 1 > lim.entries || member.len() > lim.value)
         {
             self.convert_to_skip();
         }
         self.insert_new(member, score);
-        old
     }
 
     /// Removes `member`, returning its score.

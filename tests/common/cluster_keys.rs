@@ -51,10 +51,33 @@ pub async fn missing_of(
     let mut out = Vec::new();
     for i in indices {
         let k = format!("{prefix}:{i}");
-        let v: Option<i64> = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap();
+        let v: Option<i64> = match redis::cmd("GET").arg(&k).query_async(&mut c).await {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "GET {k} through the cluster client: {e}\n{}",
+                views_of_key(ports, &k)
+            ),
+        };
         if v != Some(i as i64) {
             out.push(k);
         }
     }
     out
+}
+
+/// What each node answers for `key` (a redirection, or the key's presence) and its CLUSTER NODES
+/// (owners, migrating and importing slots): for the message of a test that failed on a
+/// redirection, such as a client following MOVED between two nodes until it gave up.
+pub fn views_of_key(ports: &[u16], key: &str) -> String {
+    use super::cluster_node::cli;
+    let mut s = String::new();
+    for &p in ports {
+        s += &format!(
+            "-- node on port {p}: slot {}, EXISTS -> {}\n{}\n",
+            cli(p, &["CLUSTER", "KEYSLOT", key]),
+            cli(p, &["EXISTS", key]),
+            cli(p, &["CLUSTER", "NODES"])
+        );
+    }
+    s
 }
