@@ -887,11 +887,6 @@ fn write_at_end(out: &mut Output, data: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Creates an empty log (magic only) at `path`, atomically.
-pub fn create_empty(path: &Path) -> std::io::Result<()> {
-    super::write_atomically(path, |f| f.write_all(MAGIC))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,11 +192,6 @@ impl ClientRegistry {
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.clients.lock().get(&id).cloned()
     }
-
-    /// Next id to be handed out (for INFO's `total_connections_received`-style figures).
-    pub fn ids_issued(&self) -> u64 {
-        self.next_id.load(Ordering::Relaxed)
-    }
 }
 
 /// A MULTI in progress: queued commands, and whether queueing hit an error (EXECABORT).

@@ -499,10 +499,6 @@ impl<'a> Keyspace<'a> {
         self.store
     }
 
-    pub fn all_locked(&self) -> bool {
-        self.all
-    }
-
     fn shard_index(&self, key: &[u8]) -> Result<usize, NotLocked> {
         let want = shard_of_slot(key_hash_slot(key));
         if self.all {
