@@ -322,8 +322,8 @@ impl Skip {
 
     /// Inserts a member known to be absent.
     fn insert(&mut self, member: &[u8], score: f64) {
-        // The node before the new one at each level, and where its levels are.
-        let mut update = [0u32; MAX_LEVEL];
+        // Where the levels of the node before the new one at each level are (the node itself
+        // is needed only at level 0: `x` once the search is down there).
         let mut update_off = [0u32; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
         let (mut x, mut off) = (0u32, 0u32);
@@ -337,14 +337,12 @@ impl Skip {
                 rank[i] += l.span;
                 (x, off) = (l.next, l.next_off);
             }
-            update[i] = x;
             update_off[i] = off;
         }
         let lvl = random_level();
         if lvl > self.level {
             for i in self.level..lvl {
                 rank[i] = 0;
-                update[i] = 0;
                 update_off[i] = 0;
                 self.levels[i].span = self.len as u32;
             }
@@ -368,7 +366,7 @@ impl Skip {
         for (i, &u) in update_off.iter().enumerate().take(self.level).skip(lvl) {
             self.levels[u as usize + i].span += 1;
         }
-        self.nodes[new as usize].back = if update[0] == 0 { NIL } else { update[0] };
+        self.nodes[new as usize].back = if x == 0 { NIL } else { x };
         let n0 = self.levels[new_off as usize].next;
         if n0 != NIL {
             self.nodes[n0 as usize].back = new;
