@@ -12,6 +12,7 @@
 //! cargo build --release --example cluster_load
 //! cluster_load --node 127.0.0.1:7000 --keys 1000000 [--tasks 20] [--ready-file F]
 //!              [--stop-file F] [--max-seconds 600] [--max-requests 20000000] [--seed 1]
+//!              [--timeline]
 //! ```
 //! Prints `rps p99_ms errors` on one line: successful SETs per second, the 99th percentile of
 //! every request's latency in ms (redirections and retries included: the caller waited for them),
@@ -51,6 +52,7 @@ struct Args {
     max_seconds: u64,
     max_requests: u64,
     seed: u64,
+    timeline: bool,
 }
 
 fn args() -> Args {
@@ -96,6 +98,12 @@ fn args() -> Args {
             Some("20000000"),
             "the load stops after this many",
         ))
+        .arg(
+            Arg::new("timeline")
+                .long("timeline")
+                .action(clap::ArgAction::SetTrue)
+                .help("also print, per 250 ms of the run, the requests started, their p99 and max"),
+        )
         .arg(number(
             "seed",
             Some("1"),
@@ -115,6 +123,7 @@ fn args() -> Args {
         max_seconds: n("max-seconds"),
         max_requests: n("max-requests"),
         seed: n("seed"),
+        timeline: m.get_flag("timeline"),
     }
 }
 
@@ -123,6 +132,8 @@ fn args() -> Args {
 struct Tally {
     /// Every request's latency, errors included, in microseconds.
     latencies_us: Vec<u32>,
+    /// When each request started, in ms from the start of the run (same order as latencies).
+    started_ms: Vec<u32>,
     ok: u64,
     /// Error count and one example message, by the error's code (`MOVED`, `TRYAGAIN`, ...) or kind.
     errors: BTreeMap<String, (u64, String)>,
@@ -136,6 +147,7 @@ impl Tally {
 
     fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
+        self.started_ms.extend(other.started_ms);
         self.ok += other.ok;
         for (kind, (count, message)) in other.errors {
             self.errors.entry(kind).or_insert((0, message)).0 += count;
@@ -150,6 +162,7 @@ impl Tally {
 
 /// SETs random keys until `stop`, or until `sent` reaches `max_requests`.
 async fn writer(
+    run_started: Instant,
     mut conn: ClusterConnection,
     keys: u64,
     seed: u64,
@@ -182,6 +195,8 @@ async fn writer(
         let now = Instant::now();
         let us = u32::try_from(now.duration_since(started).as_micros()).unwrap_or(u32::MAX);
         tally.latencies_us.push(us);
+        let at = started.duration_since(run_started).as_millis();
+        tally.started_ms.push(u32::try_from(at).unwrap_or(u32::MAX));
         tally.last_reply = Some(now);
         match reply {
             Ok(()) => tally.ok += 1,
@@ -213,6 +228,26 @@ async fn watch(stop_file: Option<PathBuf>, deadline: Instant, stop: Cancellation
     stop.cancel();
 }
 
+/// Per 250 ms of the run (by each request's start): requests, their p99 and max, in ms.
+fn print_timeline(all: &Tally) {
+    const BUCKET_MS: u32 = 250;
+    let mut buckets: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (&at, &us) in all.started_ms.iter().zip(&all.latencies_us) {
+        buckets.entry(at / BUCKET_MS).or_default().push(us);
+    }
+    for (b, mut v) in buckets {
+        let p99 = quantile(&mut v, 0.99);
+        let max = quantile(&mut v, 1.0);
+        eprintln!(
+            "timeline {:>6} ms: {:>6} requests, p99 {:.3} max {:.3}",
+            b * BUCKET_MS,
+            v.len(),
+            f64::from(p99) / 1000.0,
+            f64::from(max) / 1000.0
+        );
+    }
+}
+
 /// The value at quantile `q` of `v` (reordered in the process); `v` is not empty.
 fn quantile(v: &mut [u32], q: f64) -> u32 {
     let rank = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len());
@@ -236,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
     let mut writers = JoinSet::new();
     for i in 0..a.tasks {
         writers.spawn(writer(
+            started,
             conn.clone(),
             a.keys,
             a.seed + i,
@@ -264,6 +300,9 @@ async fn main() -> anyhow::Result<()> {
     // At least a microsecond: a rate, never a division by zero.
     let seconds = last_reply.duration_since(started).as_secs_f64().max(1e-6);
     let requests = all.latencies_us.len();
+    if a.timeline {
+        print_timeline(&all);
+    }
     let p50 = quantile(&mut all.latencies_us, 0.50);
     let p99 = quantile(&mut all.latencies_us, 0.99);
     let max = quantile(&mut all.latencies_us, 1.0);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: Reredis vs Debian's redis-server, side by side on this machine.
 #
-#   scripts/bench.sh [--quick] [--feed-only | --types-only]
+#   scripts/bench.sh [--quick] [--feed-only | --types-only | --move-only]
 #
 # Builds release, starts redis-server and target/release/reredis on free ports, loads 1,000,000
 # keys (16-byte keys, 16-byte values) into each and compares RSS, runs redis-benchmark (-c 50;
@@ -13,8 +13,9 @@
 # running during the move (examples/cluster_load: the redis crate's cluster client, which follows
 # -MOVED and -ASK), then the /ws live feed's cost to SET throughput and its latency (ours alone:
 # Redis has no feed; `--feed-only` runs just that part), and the data types' commands and the
-# memory of small hashes, sets and sorted sets (`--types-only` runs just that). Prints one
-# markdown table of ratios
+# memory of small hashes, sets and sorted sets (`--types-only` runs just that; `--move-only`
+# runs just the slot move). BENCH_BIN=path runs that reredis binary instead of the one built
+# here (to compare two builds). Prints one markdown table of ratios
 # (ours / redis-server), with the simulated gossip figures (tests/cluster_sim.rs) last.
 # Every server is stopped by PID on exit and temp dirs are removed. Every wait is bounded.
 set -euo pipefail
@@ -23,12 +24,14 @@ cd "$(dirname "$0")/.."
 QUICK=0
 FEED_ONLY=0
 TYPES_ONLY=0
+MOVE_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --feed-only) FEED_ONLY=1 ;;
     --types-only) TYPES_ONLY=1 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    --move-only) MOVE_ONLY=1 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -52,7 +55,7 @@ echo "==> cargo build --release" >&2
 cargo build --release --locked >&2
 # The /ws feed's subscribers and latency probe (examples/feed_bench.rs).
 cargo build --release --locked --example feed_bench >&2
-BIN="${CARGO_TARGET_DIR:-target}/release/reredis"
+BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/reredis}"
 FEED_BIN="${CARGO_TARGET_DIR:-target}/release/examples/feed_bench"
 [ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
 [ -x "$FEED_BIN" ] || { echo "no binary at $FEED_BIN" >&2; exit 1; }
@@ -381,6 +384,8 @@ print_table() {
   echo
   if [ "$FEED_ONLY" = 1 ]; then
     echo "n: -P 1 $N_P1, -P 16 $N_P16, feed latency $N_FEED_LATENCY; -c $CLIENTS; feed rounds $FEED_ROUNDS$([ "$QUICK" = 1 ] && echo ' (--quick)') (--feed-only)"
+  elif [ "$MOVE_ONLY" = 1 ]; then
+    echo "slot move $N_MOVE keys$([ "$QUICK" = 1 ] && echo ' (--quick)') (--move-only)"
   elif [ "$TYPES_ONLY" = 1 ]; then
     echo "n: -P 1 $N_P1, -P 16 $N_P16 (LRANGE_100 a tenth), small collections $N_TYPES; -c $CLIENTS$([ "$QUICK" = 1 ] && echo ' (--quick)') (--types-only)"
   else
@@ -399,6 +404,128 @@ print_table() {
   fi
 }
 
+# ---------------------------------------------------------------- slot move with keys
+# move_rows: the rows of the slot move (also run alone by --move-only).
+move_rows() {
+  # N_MOVE keys (key:0.. , 16-byte values) written to node 1 by redis-cli --pipe.
+  awk -v n="$N_MOVE" 'BEGIN { v = "vvvvvvvvvvvvvvvv"; for (i = 0; i < n; i++) { k = "key:" i;
+    printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n", length(k), k, v } }' >"$TMP/move-load.resp"
+
+  # The SET load during the move. Not redis-benchmark --cluster: it refuses to start while a master
+  # owns no slots ("Invalid cluster: 1 node(s)"), and once running it does not follow -MOVED/-ASK:
+  # it counts the redirection as a completed request and refetches CLUSTER SLOTS, and its keys
+  # carry hash tags of the slots it started on rather than the keys that move.
+  # move_load_start label port: starts examples/cluster_load (20 writers SETting random keys of the
+  # moved key space) on the cluster behind port and waits until it runs; sets LOAD_PID. It stops by
+  # itself after 1800 s (the move's own limit) or 20,000,000 requests.
+  move_load_start() {
+    local ready="$TMP/move-ready-$1"
+    "$LOADGEN" --node "127.0.0.1:$2" --keys "$N_MOVE" --tasks 20 --ready-file "$ready" \
+      --stop-file "$TMP/move-stop-$1" --max-seconds 1800 >"$TMP/move-$1.out" 2>"$TMP/move-$1.err" &
+    LOAD_PID=$!
+    PIDS+=("$LOAD_PID")
+    for _ in $(seq 300); do
+      [ -e "$ready" ] && return 0
+      kill -0 "$LOAD_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "cluster_load on $1 did not start in 30 s: $(tail -2 "$TMP/move-$1.err")" >>"$ERRLOG"
+    return 1
+  }
+  # move_load_stop label: stops the load (it finishes the requests in flight) and sets LOAD_RESULT
+  # to its "rps p99_ms errors"; errors are the requests that failed after the client's own
+  # redirections and retries.
+  move_load_stop() {
+    touch "$TMP/move-stop-$1"
+    wait "$LOAD_PID" || echo "cluster_load on $1 failed: $(tail -2 "$TMP/move-$1.err")" >>"$ERRLOG"
+    LOAD_RESULT=$(cat "$TMP/move-$1.out")
+    if [ "$(awk '{ print $3 }' <<<"$LOAD_RESULT")" != 0 ]; then
+      { echo "== $1 load during the move:"; grep '^cluster_load:' "$TMP/move-$1.err" | head -6 || true; } >>"$ERRLOG"
+    fi
+    grep '^cluster_load:' "$TMP/move-$1.err" | head -1 | sed "s/^/==> $1 /" >&2 || true
+  }
+  now_ms() { date +%s%3N; }
+  slots_of() { # port id -> slots the node owns, per CLUSTER NODES on port
+    redis-cli -p "$1" CLUSTER NODES | awk -v id="$2" '$1 == id { n = 0; for (i = 9; i <= NF; i++) {
+      split($i, r, "-"); if ($i ~ /^\[/) continue; n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }'
+  }
+
+  # redis-server: all slots on node 1, keys loaded, node 2 joins empty, rebalance.
+  free_port; m1=$PORT
+  free_port; m2=$PORT
+  start_redis "$m1" "$TMP/rm1" --cluster-enabled yes --cluster-config-file "$TMP/rm1/nodes.conf" --cluster-node-timeout 5000
+  rm1_pid=$LAST_PID
+  start_redis "$m2" "$TMP/rm2" --cluster-enabled yes --cluster-config-file "$TMP/rm2/nodes.conf" --cluster-node-timeout 5000
+  rm2_pid=$LAST_PID
+  redis-cli -p "$m1" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+  redis-cli -p "$m1" CLUSTER MEET 127.0.0.1 "$m2" >/dev/null
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$m2" CLUSTER INFO | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }')" = 2 ] &&
+      redis-cli -p "$m1" CLUSTER INFO | grep -q '^cluster_state:ok' && break
+    sleep 0.2
+  done
+  redis-cli -p "$m1" --pipe <"$TMP/move-load.resp" >/dev/null
+  r_move_ms="" r_move_load=""
+  move_load_start redis-server "$m1" || true
+  t0=$(now_ms)
+  if timeout 1800 redis-cli --cluster rebalance "127.0.0.1:$m1" --cluster-use-empty-masters >"$TMP/rebalance.log" 2>&1; then
+    r_move_ms=$(($(now_ms) - t0))
+  else
+    echo "redis-cli --cluster rebalance failed: $(tail -3 "$TMP/rebalance.log")" >>"$ERRLOG"
+  fi
+  move_load_stop redis-server
+  r_move_load=$LOAD_RESULT
+  # The load only overwrites the loaded keys: both nodes together must still hold exactly N.
+  keys_total() { # port port -> the sum of their DBSIZEs ("n/a" if one does not answer)
+    local a b
+    a=$(redis-cli -p "$1" DBSIZE 2>/dev/null || true) b=$(redis-cli -p "$2" DBSIZE 2>/dev/null || true)
+    if [[ "$a" =~ ^[0-9]+$ && "$b" =~ ^[0-9]+$ ]]; then echo $((a + b)); else echo "n/a"; fi
+  }
+  r_total=$(keys_total "$m1" "$m2")
+  [ "$r_total" = "$N_MOVE" ] || echo "redis-server: the two nodes hold $r_total keys after the move, not $N_MOVE" >>"$ERRLOG"
+  kill "$rm1_pid" "$rm2_pid" 2>/dev/null || true
+
+  # reredis: node 1 holds the keys alone; node 2 meets it; automatic distribution moves half.
+  free_port; o1=$PORT
+  free_port; b1=$PORT
+  free_port; o2=$PORT
+  free_port; b2=$PORT
+  start_ours "$o1" "$TMP/om1" --cluster-enabled yes --cluster-bus-port "$b1" --cluster-node-timeout 5000 --cluster-rebalance-delay 500
+  om1_pid=$LAST_PID
+  start_ours "$o2" "$TMP/om2" --cluster-enabled yes --cluster-bus-port "$b2" --cluster-node-timeout 5000 --cluster-rebalance-delay 500
+  om2_pid=$LAST_PID
+  redis-cli -p "$o1" --pipe <"$TMP/move-load.resp" >/dev/null
+  o_move_ms="" o_move_load=""
+  move_load_start reredis "$o1" || true
+  t0=$(now_ms)
+  redis-cli -p "$o1" CLUSTER MEET 127.0.0.1 "$o2" "$b2" >/dev/null
+  id2=$(redis-cli -p "$o2" CLUSTER MYID)
+  for _ in $(seq 18000); do
+    info=$(redis-cli -p "$o1" CLUSTER INFO | tr -d '\r')
+    if [ "$(slots_of "$o1" "$id2")" = 8192 ] && grep -q '^cluster_slots_move_queue:0' <<<"$info" &&
+      grep -q '^cluster_slots_migrating:0' <<<"$info"; then
+      o_move_ms=$(($(now_ms) - t0))
+      break
+    fi
+    sleep 0.1
+  done
+  [ -n "$o_move_ms" ] || echo "reredis: slots did not finish moving in 30 min" >>"$ERRLOG"
+  move_load_stop reredis
+  o_move_load=$LOAD_RESULT
+  o_keys2=$(redis-cli -p "$o2" DBSIZE)
+  o_total=$(keys_total "$o1" "$o2")
+  [ "$o_total" = "$N_MOVE" ] || echo "reredis: the two nodes hold $o_total keys after the move, not $N_MOVE" >>"$ERRLOG"
+  kill "$om1_pid" "$om2_pid" 2>/dev/null || true
+  read -r r_mrps r_mp99 r_merr <<<"$r_move_load"
+  read -r o_mrps o_mp99 o_merr <<<"$o_move_load"
+  echo "==> slot move of $N_MOVE keys: redis ${r_move_ms} ms (load ${r_mrps} rps p99 ${r_mp99}, errors ${r_merr}); reredis ${o_move_ms} ms (load ${o_mrps} rps p99 ${o_mp99}, errors ${o_merr}), node 2 holds ${o_keys2} keys; keys in all: redis ${r_total}, reredis ${o_total} (of $N_MOVE)" >&2
+  row "move half of $N_MOVE keys to a new node (ms)" "$o_move_ms" "$r_move_ms" "$(ratio "$o_move_ms" "$r_move_ms")" "<= 1.0"
+  row "SET rps during the move" "$o_mrps" "$r_mrps" "$(ratio "$o_mrps" "$r_mrps")" ">= 1.0"
+  row "SET p99 ms during the move" "$o_mp99" "$r_mp99" "$(ratio "$o_mp99" "$r_mp99")" "<= 1.0"
+  row "client errors during the move" "$o_merr" "$r_merr" "n/a" "0"
+  ROWS+=("| keys on the two nodes after the move | $o_total | $r_total | n/a | = $N_MOVE | $([ "$o_total" = "$N_MOVE" ] && echo yes || echo '**no**') |")
+}
+
 if [ "$FEED_ONLY" = 1 ]; then
   feed_rows
   print_table
@@ -406,6 +533,11 @@ if [ "$FEED_ONLY" = 1 ]; then
 fi
 if [ "$TYPES_ONLY" = 1 ]; then
   types_rows
+  print_table
+  exit 0
+fi
+if [ "$MOVE_ONLY" = 1 ]; then
+  move_rows
   print_table
   exit 0
 fi
@@ -605,124 +737,7 @@ echo "==> cluster SET: redis $r_set reredis $o_set; GET: redis $r_get reredis $o
 row "cluster (3 nodes) SET rps" "$o_set" "$r_set" "$(ratio "$o_set" "$r_set")" ">= 1.0"
 row "cluster (3 nodes) GET rps" "$o_get" "$r_get" "$(ratio "$o_get" "$r_get")" ">= 1.0"
 
-# ---------------------------------------------------------------- slot move with keys
-# N_MOVE keys (key:0.. , 16-byte values) written to node 1 by redis-cli --pipe.
-awk -v n="$N_MOVE" 'BEGIN { v = "vvvvvvvvvvvvvvvv"; for (i = 0; i < n; i++) { k = "key:" i;
-  printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n", length(k), k, v } }' >"$TMP/move-load.resp"
-
-# The SET load during the move. Not redis-benchmark --cluster: it refuses to start while a master
-# owns no slots ("Invalid cluster: 1 node(s)"), and once running it does not follow -MOVED/-ASK:
-# it counts the redirection as a completed request and refetches CLUSTER SLOTS, and its keys
-# carry hash tags of the slots it started on rather than the keys that move.
-# move_load_start label port: starts examples/cluster_load (20 writers SETting random keys of the
-# moved key space) on the cluster behind port and waits until it runs; sets LOAD_PID. It stops by
-# itself after 1800 s (the move's own limit) or 20,000,000 requests.
-move_load_start() {
-  local ready="$TMP/move-ready-$1"
-  "$LOADGEN" --node "127.0.0.1:$2" --keys "$N_MOVE" --tasks 20 --ready-file "$ready" \
-    --stop-file "$TMP/move-stop-$1" --max-seconds 1800 >"$TMP/move-$1.out" 2>"$TMP/move-$1.err" &
-  LOAD_PID=$!
-  PIDS+=("$LOAD_PID")
-  for _ in $(seq 300); do
-    [ -e "$ready" ] && return 0
-    kill -0 "$LOAD_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "cluster_load on $1 did not start in 30 s: $(tail -2 "$TMP/move-$1.err")" >>"$ERRLOG"
-  return 1
-}
-# move_load_stop label: stops the load (it finishes the requests in flight) and sets LOAD_RESULT
-# to its "rps p99_ms errors"; errors are the requests that failed after the client's own
-# redirections and retries.
-move_load_stop() {
-  touch "$TMP/move-stop-$1"
-  wait "$LOAD_PID" || echo "cluster_load on $1 failed: $(tail -2 "$TMP/move-$1.err")" >>"$ERRLOG"
-  LOAD_RESULT=$(cat "$TMP/move-$1.out")
-  if [ "$(awk '{ print $3 }' <<<"$LOAD_RESULT")" != 0 ]; then
-    { echo "== $1 load during the move:"; grep '^cluster_load:' "$TMP/move-$1.err" | head -6 || true; } >>"$ERRLOG"
-  fi
-  grep '^cluster_load:' "$TMP/move-$1.err" | head -1 | sed "s/^/==> $1 /" >&2 || true
-}
-now_ms() { date +%s%3N; }
-slots_of() { # port id -> slots the node owns, per CLUSTER NODES on port
-  redis-cli -p "$1" CLUSTER NODES | awk -v id="$2" '$1 == id { n = 0; for (i = 9; i <= NF; i++) {
-    split($i, r, "-"); if ($i ~ /^\[/) continue; n += (r[2] == "" ? 1 : r[2] - r[1] + 1) } print n }'
-}
-
-# redis-server: all slots on node 1, keys loaded, node 2 joins empty, rebalance.
-free_port; m1=$PORT
-free_port; m2=$PORT
-start_redis "$m1" "$TMP/rm1" --cluster-enabled yes --cluster-config-file "$TMP/rm1/nodes.conf" --cluster-node-timeout 5000
-rm1_pid=$LAST_PID
-start_redis "$m2" "$TMP/rm2" --cluster-enabled yes --cluster-config-file "$TMP/rm2/nodes.conf" --cluster-node-timeout 5000
-rm2_pid=$LAST_PID
-redis-cli -p "$m1" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
-redis-cli -p "$m1" CLUSTER MEET 127.0.0.1 "$m2" >/dev/null
-for _ in $(seq 100); do
-  [ "$(redis-cli -p "$m2" CLUSTER INFO | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }')" = 2 ] &&
-    redis-cli -p "$m1" CLUSTER INFO | grep -q '^cluster_state:ok' && break
-  sleep 0.2
-done
-redis-cli -p "$m1" --pipe <"$TMP/move-load.resp" >/dev/null
-r_move_ms="" r_move_load=""
-move_load_start redis-server "$m1" || true
-t0=$(now_ms)
-if timeout 1800 redis-cli --cluster rebalance "127.0.0.1:$m1" --cluster-use-empty-masters >"$TMP/rebalance.log" 2>&1; then
-  r_move_ms=$(($(now_ms) - t0))
-else
-  echo "redis-cli --cluster rebalance failed: $(tail -3 "$TMP/rebalance.log")" >>"$ERRLOG"
-fi
-move_load_stop redis-server
-r_move_load=$LOAD_RESULT
-# The load only overwrites the loaded keys: both nodes together must still hold exactly N.
-keys_total() { # port port -> the sum of their DBSIZEs ("n/a" if one does not answer)
-  local a b
-  a=$(redis-cli -p "$1" DBSIZE 2>/dev/null || true) b=$(redis-cli -p "$2" DBSIZE 2>/dev/null || true)
-  if [[ "$a" =~ ^[0-9]+$ && "$b" =~ ^[0-9]+$ ]]; then echo $((a + b)); else echo "n/a"; fi
-}
-r_total=$(keys_total "$m1" "$m2")
-[ "$r_total" = "$N_MOVE" ] || echo "redis-server: the two nodes hold $r_total keys after the move, not $N_MOVE" >>"$ERRLOG"
-kill "$rm1_pid" "$rm2_pid" 2>/dev/null || true
-
-# reredis: node 1 holds the keys alone; node 2 meets it; automatic distribution moves half.
-free_port; o1=$PORT
-free_port; b1=$PORT
-free_port; o2=$PORT
-free_port; b2=$PORT
-start_ours "$o1" "$TMP/om1" --cluster-enabled yes --cluster-bus-port "$b1" --cluster-node-timeout 5000 --cluster-rebalance-delay 500
-om1_pid=$LAST_PID
-start_ours "$o2" "$TMP/om2" --cluster-enabled yes --cluster-bus-port "$b2" --cluster-node-timeout 5000 --cluster-rebalance-delay 500
-om2_pid=$LAST_PID
-redis-cli -p "$o1" --pipe <"$TMP/move-load.resp" >/dev/null
-o_move_ms="" o_move_load=""
-move_load_start reredis "$o1" || true
-t0=$(now_ms)
-redis-cli -p "$o1" CLUSTER MEET 127.0.0.1 "$o2" "$b2" >/dev/null
-id2=$(redis-cli -p "$o2" CLUSTER MYID)
-for _ in $(seq 18000); do
-  info=$(redis-cli -p "$o1" CLUSTER INFO | tr -d '\r')
-  if [ "$(slots_of "$o1" "$id2")" = 8192 ] && grep -q '^cluster_slots_move_queue:0' <<<"$info" &&
-    grep -q '^cluster_slots_migrating:0' <<<"$info"; then
-    o_move_ms=$(($(now_ms) - t0))
-    break
-  fi
-  sleep 0.1
-done
-[ -n "$o_move_ms" ] || echo "reredis: slots did not finish moving in 30 min" >>"$ERRLOG"
-move_load_stop reredis
-o_move_load=$LOAD_RESULT
-o_keys2=$(redis-cli -p "$o2" DBSIZE)
-o_total=$(keys_total "$o1" "$o2")
-[ "$o_total" = "$N_MOVE" ] || echo "reredis: the two nodes hold $o_total keys after the move, not $N_MOVE" >>"$ERRLOG"
-kill "$om1_pid" "$om2_pid" 2>/dev/null || true
-read -r r_mrps r_mp99 r_merr <<<"$r_move_load"
-read -r o_mrps o_mp99 o_merr <<<"$o_move_load"
-echo "==> slot move of $N_MOVE keys: redis ${r_move_ms} ms (load ${r_mrps} rps p99 ${r_mp99}, errors ${r_merr}); reredis ${o_move_ms} ms (load ${o_mrps} rps p99 ${o_mp99}, errors ${o_merr}), node 2 holds ${o_keys2} keys; keys in all: redis ${r_total}, reredis ${o_total} (of $N_MOVE)" >&2
-row "move half of $N_MOVE keys to a new node (ms)" "$o_move_ms" "$r_move_ms" "$(ratio "$o_move_ms" "$r_move_ms")" "<= 1.0"
-row "SET rps during the move" "$o_mrps" "$r_mrps" "$(ratio "$o_mrps" "$r_mrps")" ">= 1.0"
-row "SET p99 ms during the move" "$o_mp99" "$r_mp99" "$(ratio "$o_mp99" "$r_mp99")" "<= 1.0"
-row "client errors during the move" "$o_merr" "$r_merr" "n/a" "0"
-ROWS+=("| keys on the two nodes after the move | $o_total | $r_total | n/a | = $N_MOVE | $([ "$o_total" = "$N_MOVE" ] && echo yes || echo '**no**') |")
+move_rows
 
 # ---------------------------------------------------------------- live feed
 feed_rows
