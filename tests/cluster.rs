@@ -744,8 +744,9 @@ fn a_fourth_node_joins_under_a_writing_client() {
     rt.block_on(load_keys_cluster(&ports, "key", KEYS));
     let fourth = ClusterNode::start(dir.path(), MOVE_ARGS);
     let done = Arc::new(AtomicBool::new(false));
-    // The writer: rewrites keys (value = index + round * KEYS) and reads others back, until the
-    // move is over (bounded in count and time).
+    // The writer: rewrites keys (value = index + round * KEYS), deletes every fifth one it
+    // visits, and reads others back, until the move is over (bounded in count and time). A key
+    // written or deleted while its batch is on its way must not come back stale.
     let writer = {
         let done = done.clone();
         let urls = cluster_urls(&ports);
@@ -757,16 +758,27 @@ fn a_fourth_node_joins_under_a_writing_client() {
                     .build()
                     .unwrap();
                 let mut c = client.get_async_connection().await.unwrap();
-                let mut last: Vec<i64> = (0..KEYS as i64).collect();
+                let mut last: Vec<Option<i64>> = (0..KEYS as i64).map(Some).collect();
                 let (mut ops, mut errors) = (0u64, Vec::new());
                 let started = Instant::now();
                 let mut i = 0usize;
                 while ops < 200_000 && started.elapsed() < Duration::from_secs(150) {
                     let k = i % KEYS;
                     let v = i + KEYS;
-                    match set(&mut c, &format!("key:{k}"), v).await {
-                        Ok(()) => last[k] = v as i64,
-                        Err(e) => errors.push(format!("SET key:{k}: {e}")),
+                    if i % 5 == 3 {
+                        let del: redis::RedisResult<i64> = redis::cmd("DEL")
+                            .arg(format!("key:{k}"))
+                            .query_async(&mut c)
+                            .await;
+                        match del {
+                            Ok(_) => last[k] = None,
+                            Err(e) => errors.push(format!("DEL key:{k}: {e}")),
+                        }
+                    } else {
+                        match set(&mut c, &format!("key:{k}"), v).await {
+                            Ok(()) => last[k] = Some(v as i64),
+                            Err(e) => errors.push(format!("SET key:{k}: {e}")),
+                        }
                     }
                     let j = (i * 7919) % KEYS;
                     let got: redis::RedisResult<Option<i64>> = redis::cmd("GET")
@@ -774,8 +786,8 @@ fn a_fourth_node_joins_under_a_writing_client() {
                         .query_async(&mut c)
                         .await;
                     match got {
-                        Ok(Some(x)) if x == last[j] => {}
-                        other => errors.push(format!("GET key:{j}: {other:?}, want {}", last[j])),
+                        Ok(x) if x == last[j] => {}
+                        other => errors.push(format!("GET key:{j}: {other:?}, want {:?}", last[j])),
                     }
                     ops += 2;
                     i += 1;
@@ -799,17 +811,19 @@ fn a_fourth_node_joins_under_a_writing_client() {
         &errors[..errors.len().min(5)]
     );
     assert!(ops > 50, "the writer ran during the move: {ops} ops");
-    // Nothing lost: every key holds the last value acknowledged, and the new node has a share.
+    // Nothing lost or brought back: every key holds the last value acknowledged (deleted keys
+    // stay deleted), and the new node has a share.
     let sizes = dbsizes(&four);
-    assert_eq!(sizes.iter().sum::<i64>(), KEYS as i64, "{sizes:?}");
-    assert!(sizes[3] > KEYS as i64 / 8, "{sizes:?}");
+    let live = last.iter().flatten().count() as i64;
+    assert_eq!(sizes.iter().sum::<i64>(), live, "{sizes:?}");
+    assert!(sizes[3] > live / 8, "{sizes:?}");
     rt.block_on(async {
         use redis::AsyncCommands;
         let all_ports: Vec<u16> = four.iter().map(|x| x.port).collect();
         let mut c = cluster_conn(&all_ports).await;
         for (k, want) in last.iter().enumerate() {
             let v: Option<i64> = c.get(format!("key:{k}")).await.unwrap();
-            assert_eq!(v, Some(*want), "key:{k}");
+            assert_eq!(v, *want, "key:{k}");
         }
     });
 }

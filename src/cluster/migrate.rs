@@ -4,20 +4,26 @@
 //! One thread per node (the migrator) moves one slot at a time:
 //! 1. the slot is marked migrating to the target (clients asking for a key that is no longer
 //!    here get `-ASK`, multi-key commands split across both sides get `-TRYAGAIN`);
-//! 2. with the slot's shard locked, a batch of its keys is encoded (RDB object encoding), sent
-//!    with the Transfer RPC and, once the target acknowledges, deleted here. The lock is held for
-//!    the round trip, so no client write lands on a key between its copy and its deletion: a
-//!    write waits for the batch (like Redis's MIGRATE, but for one shard of 64 slots instead of
-//!    the whole server), then finds the key gone and is sent to the target by `-ASK`;
-//! 3. when the slot is empty, still under the lock, the target is asked to claim it (it takes a
-//!    new config epoch, so its claim wins everywhere), and we record the new owner.
+//! 2. with the slot's shard locked, a batch of its keys is encoded (RDB object encoding) and its
+//!    keys are *pinned* (`Shard::pinned`): this node keeps serving them, held here or not, so no
+//!    client is sent to the target's copy before it is known to be current. The lock is let go
+//!    for the Transfer round trip, so clients keep the shard (a write waiting for it would stall
+//!    its whole connection). Once the target acknowledges, under the lock again, each key still
+//!    here as it was sent is deleted here and unpinned; a key written or deleted meanwhile stays
+//!    pinned and goes again in the next batch (as a record, or in its `deleted` list). A batch
+//!    with a key that changed so [`UNHELD_TRIES`] times holds the lock for its round trip (as
+//!    Redis's MIGRATE holds the whole server), so hot keys move too;
+//! 3. when the slot is empty and nothing is pinned, the target is asked to claim it (it takes a
+//!    new config epoch, so its claim wins everywhere), and we record the new owner under the
+//!    lock. The lock is not held for that round trip: while the slot migrates no key can appear
+//!    in it here (a command for a key not here goes to the target by `-ASK`; stray keys are
+//!    refused for it).
 //!
-//! A batch whose answer is lost may or may not have been applied: its keys stay here and are
-//! sent again (the target replaces them); keys of such a batch deleted here meanwhile are named
-//! in the next batch's `deleted` list. While the target is unreachable the move is retried; when
-//! the cluster marks it FAIL (or it is forgotten) the move is abandoned and the slots stay here
-//! (keys that already moved wait on the failed node, as any key it owns does, and the move
-//! resumes when it is back).
+//! A batch whose answer is lost may or may not have been applied: its keys stay pinned and are
+//! sent again (the target replaces them; deletions are named in `deleted`). While the target is
+//! unreachable the move is retried; when the cluster marks it FAIL (or it is forgotten) the move
+//! is abandoned and the slots stay here (keys that already moved wait on the failed node, as any
+//! key it owns does, and the move resumes when it is back).
 //!
 //! Stray keys, those of a slot another node owns found here (an interrupted move whose target
 //! dropped the slot, or two clusters merged by a MEET), are pushed to the slot's owner the same
@@ -26,7 +32,8 @@
 //! node, the one that serves it.
 //!
 //! This runs on a plain thread with its own small runtime because the shard lock (a
-//! `parking_lot` mutex) must be held across the RPC, which an async task may not do.
+//! `parking_lot` mutex) is held across some RPCs (a held batch, stray pushes), which an async
+//! task may not do.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -404,7 +411,32 @@ fn push_strays(
 }
 
 /// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
+/// A move that stops early unpins its keys: the slots stay here, served as any others.
 fn move_slots(
+    rt: &tokio::runtime::Runtime,
+    node: &Arc<Node>,
+    clients: &mut std::collections::HashMap<String, Client>,
+    group: &[u16],
+    to: &str,
+) -> Result<(usize, u64), Stop> {
+    let result = move_group(rt, node, clients, group, to);
+    if result.is_err()
+        && let Some(&first) = group.first()
+    {
+        let shard = shard_of_slot(first);
+        let mut ks = node.store.lock_shard(shard, crate::commands::now_ms());
+        if let Ok(pinned) = ks.pinned_mut(shard) {
+            pinned.clear();
+        }
+    }
+    result
+}
+
+/// A key that changed here this many times while on its way goes next in a batch that holds
+/// the shard for its round trip, so even a key written all the time moves.
+const UNHELD_TRIES: u32 = 2;
+
+fn move_group(
     rt: &tokio::runtime::Runtime,
     node: &Arc<Node>,
     clients: &mut std::collections::HashMap<String, Client>,
@@ -438,10 +470,11 @@ fn move_slots(
         client_for(rt, clients, cluster, &addr).map_err(|why| abandon(node, &slots, why))?;
     let group = ShardGroup::new(&slots);
     let secret = cluster.cfg.secret.clone();
-    let mut unacked: HashSet<Vec<u8>> = HashSet::new();
     let mut moved = 0u64;
     let mut last_logged = 0u64;
     let mut backoff = Duration::from_millis(50);
+    // Pinned keys that changed here while on their way, and how many times.
+    let mut tries: std::collections::HashMap<Vec<u8>, u32> = Default::default();
     loop {
         if node.shutdown.is_cancelled() {
             return Err(abandon(node, &slots, "shutting down".into()));
@@ -450,12 +483,38 @@ fn move_slots(
         let mut ks = node
             .store
             .lock_shard(group.shard, crate::commands::now_ms());
-        let keys = group.keys(&mut ks);
-        let outcome: Result<(), String> = if keys.is_empty() && unacked.is_empty() {
-            // Empty: hand the slots over while still holding their shard, once the log holds
-            // every deletion (a restart must not bring moved keys back here).
+        let mut keys = group.keys(&mut ks);
+        // Pinned keys go in every batch until they settle: as records if held here, else as
+        // deletions.
+        let pinned: Vec<Vec<u8>> = ks
+            .pinned_mut(group.shard)
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut deleted = Vec::new();
+        if !pinned.is_empty() {
+            let listed: HashSet<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+            let mut extra = Vec::new();
+            for k in pinned {
+                if listed.contains(&k[..]) {
+                    continue;
+                }
+                if matches!(ks.peek(0, &k), Ok(Some(_))) {
+                    extra.push(crate::store::Sds::from_vec(k));
+                } else {
+                    deleted.push(k);
+                }
+            }
+            keys.extend(extra);
+        }
+        let outcome: Result<(), String> = if keys.is_empty() && deleted.is_empty() {
+            // Empty: hand the slots over, once the log holds every deletion (a restart must not
+            // bring moved keys back here). The shard is not held for the round trip: while the
+            // slots migrate, no key can appear in them here (a command for a key that is not
+            // here goes to the target by -ASK, and stray keys are refused for them), so they
+            // stay empty until the answer.
             rt.block_on(node.store.aof.wait_acked(last_logged));
             cluster.state.lock().claiming.extend(slots.iter().copied());
+            drop(ks);
             let msg = pb::ClaimSlots {
                 sender: Some(my_header(cluster)),
                 slots: group.ranges.clone(),
@@ -468,6 +527,11 @@ fn move_slots(
             if let Ok(r) = &reply {
                 traffic.received(MessageType::Claim, r.get_ref());
             }
+            // The new owner is published while the shard is held, so a command that routes
+            // under the shard's lock never sees a view older than the keys it guards.
+            let mut ks = node
+                .store
+                .lock_shard(group.shard, crate::commands::now_ms());
             let mut st = cluster.state.lock();
             // A failed call may have been applied there: until a later Claim answers, our
             // messages keep not claiming the slots, or one of them (at an epoch we took
@@ -490,7 +554,16 @@ fn move_slots(
                     st.dirty = true;
                     cluster.publish(&mut st);
                     drop(st);
+                    let left = group.keys(&mut ks).len();
                     drop(ks);
+                    if left > 0 {
+                        // Not expected (see above); the stray-key pass hands them over.
+                        tracing::warn!(
+                            to = %to,
+                            keys = left,
+                            "keys appeared in slots while they were handed over; they follow as stray keys"
+                        );
+                    }
                     cluster.save_if_dirty();
                     cluster
                         .migrator
@@ -504,18 +577,35 @@ fn move_slots(
             }
         } else {
             let (records, sent, bytes) = encode_keys(&mut ks, &keys);
-            let mut batch = pb::TransferBatch {
+            // What the target gets of each key, to tell after its answer whether the key changed
+            // here meanwhile.
+            let copies: Vec<(Vec<u8>, i64)> = records
+                .iter()
+                .map(|r| (r.value.clone(), r.expire_at_ms))
+                .collect();
+            if let Ok(p) = ks.pinned_mut(group.shard) {
+                p.extend(sent.iter().cloned());
+            }
+            let batch = pb::TransferBatch {
                 sender: Some(my_header(cluster)),
                 slots: group.ranges.clone(),
                 keys: records,
-                deleted: Vec::new(),
+                deleted: deleted.clone(),
                 stray: false,
             };
-            for k in &unacked {
-                if !matches!(ks.peek(0, k), Ok(Some(_))) {
-                    batch.deleted.push(k.clone());
-                }
-            }
+            // Clients keep the shard during the round trip (a write waiting for it would stall
+            // its whole connection), unless one of the keys kept changing on its way.
+            let hold = !tries.is_empty()
+                && sent
+                    .iter()
+                    .chain(&deleted)
+                    .any(|k| tries.get(k).is_some_and(|&n| n >= UNHELD_TRIES));
+            let held = if hold {
+                Some(ks)
+            } else {
+                drop(ks);
+                None
+            };
             let mut c = client.clone();
             let traffic = &cluster.stats.traffic;
             traffic.sent(MessageType::Transfer, &batch);
@@ -524,36 +614,57 @@ fn move_slots(
             if let Ok(r) = &reply {
                 traffic.received(MessageType::Transfer, r.get_ref());
             }
+            let mut ks = held.unwrap_or_else(|| {
+                node.store
+                    .lock_shard(group.shard, crate::commands::now_ms())
+            });
             match reply {
                 Ok(r) if r.get_ref().accepted => {
-                    // Gone from here for good: the append-only log must say so too.
-                    for k in &sent {
-                        if let Ok(Some(_)) = ks.remove(0, k) {
-                            last_logged = ks.store().aof.append_del(0, k);
+                    // A key the target now holds as we do is gone from here for good (the
+                    // append-only log must say so too); a key that changed here meanwhile stays
+                    // pinned and goes again in the next batch.
+                    let mut gone = Vec::with_capacity(sent.len());
+                    for (k, (value, at)) in sent.into_iter().zip(&copies) {
+                        if hold || unchanged(&mut ks, &k, value, *at) {
+                            if let Ok(Some(_)) = ks.remove(0, &k) {
+                                last_logged = ks.store().aof.append_del(0, &k);
+                            }
+                            if let Ok(p) = ks.pinned_mut(group.shard) {
+                                p.remove(&k);
+                            }
+                            tries.remove(&k);
+                            gone.push(k);
+                        } else {
+                            *tries.entry(k).or_default() += 1;
+                        }
+                    }
+                    for k in deleted {
+                        if hold || !matches!(ks.peek(0, &k), Ok(Some(_))) {
+                            if let Ok(p) = ks.pinned_mut(group.shard) {
+                                p.remove(&k);
+                            }
+                            tries.remove(&k);
+                        } else {
+                            *tries.entry(k).or_default() += 1;
                         }
                     }
                     drop(ks);
                     // Rest as long as the batch took: the move uses at most half a core, and
                     // clients keep the rest (see BATCH_KEYS).
                     std::thread::sleep(batch_started.elapsed());
-                    unacked.clear();
-                    cluster.migrator.note_moved(&sent);
-                    moved += sent.len() as u64;
+                    cluster.migrator.note_moved(&gone);
+                    moved += gone.len() as u64;
                     let s = &cluster.migrator.stats;
-                    s.keys_moved.fetch_add(sent.len() as u64, Ordering::Relaxed);
+                    s.keys_moved.fetch_add(gone.len() as u64, Ordering::Relaxed);
                     s.bytes_moved.fetch_add(bytes as u64, Ordering::Relaxed);
                     backoff = Duration::from_millis(50);
                     continue;
                 }
+                // The batch may have been applied: its keys stay pinned and go again.
                 Ok(r) => Err(format!("batch refused: {}", r.get_ref().reason)),
-                Err(e) => {
-                    // The batch may have been applied: remember its keys.
-                    unacked.extend(sent);
-                    Err(format!("batch failed: {}", e.message()))
-                }
+                Err(e) => Err(format!("batch failed: {}", e.message())),
             }
         };
-        drop(ks);
         if let Err(why) = outcome {
             cluster
                 .migrator
@@ -593,6 +704,16 @@ fn move_slots(
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
+}
+
+/// Whether `key` is here as it was sent: the same encoded value and expiry.
+fn unchanged(ks: &mut crate::store::Keyspace<'_>, key: &[u8], value: &[u8], at: i64) -> bool {
+    let Ok(Some(e)) = ks.peek(0, key) else {
+        return false;
+    };
+    let mut now = Vec::with_capacity(value.len());
+    rdb::write_value(&mut now, &e.value);
+    now == value && ks.expire_at(0, key).ok().flatten().unwrap_or(0) == at
 }
 
 fn my_header(cluster: &super::Cluster) -> pb::NodeHeader {
@@ -662,9 +783,13 @@ fn import_batch(
         let me = st.myself.clone();
         let mine = |s: u16| st.slots[s as usize].as_deref() == Some(me.as_str());
         if batch.stray {
-            // Stray keys come only for slots served here.
+            // Stray keys come only for slots served here, and not while those slots move away
+            // (the move hands them over empty: see `move_group`).
             if !slots.iter().all(|&s| mine(s)) {
                 return refuse("not the owner of the slot");
+            }
+            if slots.iter().any(|s| st.migrating.contains_key(s)) {
+                return refuse("slot migrating");
             }
         } else if slots.iter().any(|&s| mine(s)) {
             return refuse("slot already served here");

@@ -367,7 +367,13 @@ pub fn call(
             let verdict = routing.check_with(
                 &keys,
                 asking,
-                |k| shard_channels || ks.peek(db, k).ok().flatten().is_some(),
+                // A key pinned by a slot move is served here even when absent (the target's
+                // copy may be stale): see `Shard::pinned`.
+                |k| {
+                    shard_channels
+                        || ks.peek(db, k).ok().flatten().is_some()
+                        || (db == 0 && ks.is_pinned(k))
+                },
                 when_down,
                 replica_read,
             );

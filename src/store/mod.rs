@@ -19,6 +19,7 @@ pub mod value;
 pub mod watch;
 pub mod zset;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -81,6 +82,12 @@ pub struct Shard {
     /// Keys per slot in db 0, the only db a cluster uses.
     slot_counts: Box<[u32; SLOTS_PER_SHARD]>,
     pub stats: ShardStats,
+    /// Keys of slots migrating away (db 0) that this node keeps serving whether it holds them or
+    /// not: they were sent to the target and the target's copy may differ from ours (changed or
+    /// deleted here while the batch was on its way, or a batch whose answer was lost). Routing
+    /// sends no client to the target for them (no `-ASK`) until a batch carrying their present
+    /// state is acknowledged. Empty outside a slot move; kept by the migrator.
+    pub pinned: HashSet<Vec<u8>>,
 }
 
 impl Shard {
@@ -89,6 +96,7 @@ impl Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             slot_counts: Box::new([0; SLOTS_PER_SHARD]),
             stats: ShardStats::default(),
+            pinned: HashSet::new(),
         }
     }
 
@@ -525,6 +533,32 @@ impl<'a> Keyspace<'a> {
             .iter_mut()
             .find(|(i, _)| *i == want)
             .map(|(_, g)| &mut **g)
+            .ok_or(NotLocked)
+    }
+
+    /// Whether `key` (db 0) is pinned to this node while its slot migrates: see [`Shard::pinned`].
+    pub fn is_pinned(&self, key: &[u8]) -> bool {
+        let want = shard_of_slot(key_hash_slot(key));
+        let shard = if self.all {
+            self.guards.get(want).map(|(_, g)| &**g)
+        } else {
+            self.guards
+                .iter()
+                .find(|(i, _)| *i == want)
+                .map(|(_, g)| &**g)
+        };
+        shard.is_some_and(|s| !s.pinned.is_empty() && s.pinned.contains(key))
+    }
+
+    /// The pinned keys of a locked shard (the migrator's bookkeeping): see [`Shard::pinned`].
+    pub fn pinned_mut(&mut self, shard: usize) -> Result<&mut HashSet<Vec<u8>>, NotLocked> {
+        if self.all {
+            return Ok(&mut self.guards[shard].1.pinned);
+        }
+        self.guards
+            .iter_mut()
+            .find(|(i, _)| *i == shard)
+            .map(|(_, g)| &mut g.pinned)
             .ok_or(NotLocked)
     }
 
