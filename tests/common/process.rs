@@ -105,10 +105,13 @@ fn bindable(ip: Ipv4Addr, port: u16) -> bool {
 }
 
 /// Ports other tools and sessions on the test machines keep for themselves (the quick-start and
-/// deployment ports): tests never take them, even when they happen to be free.
+/// deployment ports): tests never take them, even when they happen to be free. Also 16384, the
+/// slot count: the cluster differential test names every `:<port>` in a reply, and a node on
+/// port 16384 turned CLUSTER INFO's `cluster_slots_assigned:16384` into a port name.
 const RESERVED: &[std::ops::RangeInclusive<u16>] = &[
     6379..=6381,
     16379..=16381,
+    16384..=16384,
     17001..=17003,
     42001..=42004,
     52001..=52003,
