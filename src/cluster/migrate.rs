@@ -411,7 +411,11 @@ fn push_strays(
 }
 
 /// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
-/// A move that stops early unpins its keys: the slots stay here, served as any others.
+///
+/// A move that stops early keeps its pinned keys: the target may still hold copies older than
+/// ours (a key deleted here while its batch was on its way). They go first in the next move of
+/// their slots (as records or deletions), and a stray push of them back here is dropped (see
+/// `import_batch`). Pins live in memory only: a restart forgets them.
 fn move_slots(
     rt: &tokio::runtime::Runtime,
     node: &Arc<Node>,
@@ -419,17 +423,7 @@ fn move_slots(
     group: &[u16],
     to: &str,
 ) -> Result<(usize, u64), Stop> {
-    let result = move_group(rt, node, clients, group, to);
-    if result.is_err()
-        && let Some(&first) = group.first()
-    {
-        let shard = shard_of_slot(first);
-        let mut ks = node.store.lock_shard(shard, crate::commands::now_ms());
-        if let Ok(pinned) = ks.pinned_mut(shard) {
-            pinned.clear();
-        }
-    }
-    result
+    move_group(rt, node, clients, group, to)
 }
 
 /// A key that changed here this many times while on its way goes next in a batch that holds
@@ -488,7 +482,12 @@ fn move_group(
         // deletions.
         let pinned: Vec<Vec<u8>> = ks
             .pinned_mut(group.shard)
-            .map(|p| p.iter().cloned().collect())
+            .map(|p| {
+                p.iter()
+                    .filter(|k| group.member[key_hash_slot(k) as usize % SLOTS_PER_SHARD])
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let mut deleted = Vec::new();
         if !pinned.is_empty() {
@@ -827,6 +826,17 @@ fn import_batch(
     let Some(mut ks) = node.store.try_lock_shard(shard, now, IMPORT_LOCK_WAIT) else {
         return refuse("busy");
     };
+    // Checked again under the shard's lock: a move of ours may have started meanwhile (it marks
+    // the slots migrating before it takes the shard).
+    if batch.stray {
+        let routing = node.routing();
+        if slots
+            .iter()
+            .any(|&s| !routing.serves(s) || routing.is_open(s))
+        {
+            return refuse("slot migrating");
+        }
+    }
     for k in &batch.deleted {
         if slots.contains(&key_hash_slot(k)) && matches!(ks.remove(0, k), Ok(Some(_))) {
             *seq = ks.store().aof.append_del(0, k);
@@ -836,8 +846,10 @@ fn import_batch(
     let mut n = entries.len() as u64;
     let mut kept = 0u64;
     for (key, value, at) in entries {
-        if batch.stray && matches!(ks.peek(0, &key), Ok(Some(_))) {
-            kept += 1; // our own copy wins over a stray one
+        // Our own copy wins over a stray one, and so does our deletion of a key a move of
+        // ours had sent there (still pinned here: see `move_slots`).
+        if batch.stray && (matches!(ks.peek(0, &key), Ok(Some(_))) || ks.is_pinned(&key)) {
+            kept += 1;
             continue;
         }
         // Logged as an entry, so a restart keeps what this node acknowledged importing.
@@ -851,7 +863,7 @@ fn import_batch(
         tracing::warn!(
             from = %sender.id,
             keys = kept,
-            "stray keys dropped: this node, which serves their slot, has keys of the same name"
+            "stray keys dropped: this node, which serves their slot, has keys of the same name (or deleted them)"
         );
     }
     let s = &cluster.migrator.stats;

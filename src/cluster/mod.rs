@@ -1140,6 +1140,11 @@ impl Cluster {
             let mut st = self.state.lock();
             let me = st.myself.clone();
             for &s in &wanted {
+                // A slot the migrator is moving is its to hand over: its Claim is sent without
+                // the shard's lock, so an empty count here may be the migrator's doing.
+                if st.migrating.contains_key(&s) || st.claiming.contains(&s) {
+                    continue;
+                }
                 if count(s) > 0 {
                     self.migrator.enqueue(s, &to);
                 } else if st.slots[s as usize].as_deref() == Some(me.as_str()) {
