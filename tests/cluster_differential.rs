@@ -866,7 +866,20 @@ async fn bad_arguments(p: &mut Pair) {
     p.same(0, &["CLUSTER", "RESET", "HARD", "x"], "-ERR").await;
     p.same(0, &["CLUSTER", "RESET"], "-ERR").await;
     p.same(0, &["CLUSTER", "FLUSHSLOTS"], "-ERR").await;
-    p.same(0, &["DEL", ON_0], ":1").await;
+    // A cluster has one database: MOVE, SWAPDB and COPY to another db are refused.
+    p.same(0, &["MOVE", ON_0, "1"], "-ERR").await;
+    p.same(0, &["MOVE", ON_0, "x"], "-ERR").await;
+    p.same(0, &["SWAPDB", "0", "1"], "-ERR").await;
+    p.same(0, &["SWAPDB", "x", "1"], "-ERR").await;
+    p.same(0, &["COPY", ON_0, "{hello}copy", "DB", "1"], "-ERR")
+        .await;
+    p.same(0, &["COPY", ON_0, "{hello}copy", "DB", "x"], "-ERR")
+        .await;
+    p.same(0, &["COPY", ON_0, "{hello}copy", "DB", "99"], "-ERR")
+        .await;
+    p.same(0, &["COPY", ON_0, "{hello}copy", "DB", "0"], ":1")
+        .await;
+    p.same(0, &["DEL", ON_0, "{hello}copy"], ":2").await;
 }
 
 /// Slot 866 (key `hello`) from node 0 to node 1, by hand: ASK, ASKING, TRYAGAIN.

@@ -249,6 +249,12 @@ pub fn copy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
+    // As Redis: a cluster has one database (and SWAPDB and MOVE are refused too).
+    if ctx.node.cluster.is_some() && (src_db != 0 || dst_db != 0) {
+        return Err(CmdError::err(
+            "Copying to another database is not allowed in cluster mode",
+        ));
+    }
     let (src, dst) = (&args[1], &args[2]);
     if src_db == dst_db && src == dst {
         return Err(CmdError::err("source and destination objects are the same"));
@@ -272,6 +278,9 @@ pub fn copy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn move_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if ctx.node.cluster.is_some() {
+        return Err(CmdError::err("MOVE is not allowed in cluster mode"));
+    }
     let src_db = ctx.client.db;
     let dst_db = db_index(ctx, &args[2])?;
     if src_db == dst_db {

@@ -52,6 +52,9 @@ pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn swapdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if ctx.node.cluster.is_some() {
+        return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
+    }
     let a = int_or(&args[1], CmdError::err("invalid first DB index"))?;
     let b = int_or(&args[2], CmdError::err("invalid second DB index"))?;
     let n = ctx.node.store.databases() as i64;
