@@ -882,6 +882,28 @@ async fn bad_arguments(p: &mut Pair) {
     p.same(0, &["DEL", ON_0, "{hello}copy"], ":2").await;
 }
 
+/// EXEC is routed by the keys of the whole transaction (Redis's getNodeByQuery): keys of two
+/// slots, even both served here, get CROSSSLOT and discard it; a command redirected while
+/// queued fails it (EXECABORT).
+async fn transactions(p: &mut Pair) {
+    p.same(0, &["MULTI"], "+OK").await;
+    p.same(0, &["SET", ON_0, "1"], "+QUEUED").await;
+    // `bar`: slot 5061, also node 0's.
+    p.same(0, &["SET", "bar", "2"], "+QUEUED").await;
+    p.same(0, &["EXEC"], "-CROSSSLOT").await;
+    p.same(0, &["EXEC"], "-ERR EXEC without MULTI").await;
+    p.same(0, &["GET", ON_0], "$-1").await;
+    p.same(0, &["MULTI"], "+OK").await;
+    p.same(0, &["SET", ON_0, "1"], "+QUEUED").await;
+    p.same(0, &["INCR", "{hello}n"], "+QUEUED").await;
+    p.same(0, &["PING"], "+QUEUED").await;
+    p.same(0, &["EXEC"], "*3").await;
+    p.same(0, &["MULTI"], "+OK").await;
+    p.same(0, &["GET", ON_2], "-MOVED").await;
+    p.same(0, &["EXEC"], "-EXECABORT").await;
+    p.same(0, &["DEL", ON_0, "{hello}n"], ":2").await;
+}
+
 /// Slot 866 (key `hello`) from node 0 to node 1, by hand: ASK, ASKING, TRYAGAIN.
 async fn migration(p: &mut Pair) {
     p.same(0, &["SET", "{hello}here", "v"], "+OK").await;
@@ -1018,6 +1040,7 @@ async fn cluster_replies_match_redis() {
     redirections(&mut p).await;
     key_slots(&mut p).await;
     bad_arguments(&mut p).await;
+    transactions(&mut p).await;
     p.views("stable, RESP2").await;
     p.reconnect(true).await;
     p.views("stable, RESP3").await;

@@ -399,6 +399,12 @@ pub fn call(
             routed = Some(ks);
         }
     }
+    if clustered && cmd.fullname == "exec" && client.multi.is_some() {
+        match route_exec(node, client, now) {
+            Ok(ks) => routed = ks,
+            Err(e) => return reject(node, client, out, e),
+        }
+    }
     // As Redis's processCommand: memory first, then persistence, subscribers and loading. A
     // command refused inside MULTI fails the transaction; a refused EXEC discards it (Redis's
     // execCommandAbort).
@@ -450,6 +456,70 @@ pub fn call(
         }
     };
     run(node, client, out, cmd, args, &mut ks, now)
+}
+
+/// Routes EXEC by the keys of every queued command (Redis's getNodeByQuery over the
+/// transaction): they must all hash to one slot served here, as for one multi-key command. Each
+/// command was routed when it was queued, but its slot may have moved since, or the commands
+/// may name keys of different slots. A redirection discards the transaction (Redis's
+/// `discardTransaction`) and is EXEC's reply. On success, the keyspace locked for the check
+/// (every shard, as EXEC takes anyway) is what EXEC runs under.
+fn route_exec<'a>(
+    node: &'a Arc<Node>,
+    client: &mut ClientState,
+    now: i64,
+) -> Result<Option<Keyspace<'a>>, CmdError> {
+    let Some(m) = client.multi.as_ref() else {
+        return Ok(None);
+    };
+    let keys: Vec<Bytes> = m
+        .queue
+        .iter()
+        .filter(|(c, _)| {
+            c.cmd.flags & flags::ALL_SHARDS == 0
+                && (c.cmd.keys != (0, 0, 0) || c.cmd.keys_fn.is_some())
+        })
+        .flat_map(|(c, args)| {
+            key_positions(c.cmd, args)
+                .into_iter()
+                .map(|i| args[i].clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let replica_read = client.readonly
+        && m.queue
+            .iter()
+            .all(|(c, _)| c.cmd.flags & flags::READONLY != 0);
+    let refs: SmallVec<[&[u8]; 4]> = keys.iter().map(|k| &k[..]).collect();
+    let mut ks = node.store.lock_all(now);
+    let routing = node.routing();
+    let db = client.db;
+    let verdict = routing.check_with(
+        &refs,
+        client.asking > 0,
+        |k| ks.peek(db, k).ok().flatten().is_some() || (db == 0 && ks.is_pinned(k)),
+        false,
+        replica_read,
+    );
+    if client.asking > 0 && !routing.serves(key_hash_slot(refs[0])) {
+        client.asking -= 1;
+    }
+    match verdict {
+        Ok(()) => Ok(Some(ks)),
+        Err(r) => {
+            drop(ks);
+            client.multi = None;
+            client
+                .info
+                .multi_len
+                .store(-1, std::sync::atomic::Ordering::Relaxed);
+            transactions::unwatch_all(node, client);
+            Err(CmdError::Msg(r.message()))
+        }
+    }
 }
 
 /// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join
