@@ -367,13 +367,7 @@ pub fn call(
             let verdict = routing.check_with(
                 &keys,
                 asking,
-                // A key pinned by a slot move is served here even when absent (the target's
-                // copy may be stale): see `Shard::pinned`.
-                |k| {
-                    shard_channels
-                        || ks.peek(db, k).ok().flatten().is_some()
-                        || (db == 0 && ks.is_pinned(k))
-                },
+                |k| shard_channels || held_here(&mut ks, db, k),
                 when_down,
                 replica_read,
             );
@@ -458,6 +452,12 @@ pub fn call(
     run(node, client, out, cmd, args, &mut ks, now)
 }
 
+/// Whether routing counts `key` as held here for a migrating slot: present, or pinned by a slot
+/// move even when absent (the target's copy may be stale: see `Shard::pinned`).
+fn held_here(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
+    ks.peek(db, key).ok().flatten().is_some() || (db == 0 && ks.is_pinned(key))
+}
+
 /// Routes EXEC by the keys of every queued command (Redis's getNodeByQuery over the
 /// transaction): they must all hash to one slot served here, as for one multi-key command. Each
 /// command was routed when it was queued, but its slot may have moved since, or the commands
@@ -500,7 +500,7 @@ fn route_exec<'a>(
     let verdict = routing.check_with(
         &refs,
         client.asking > 0,
-        |k| ks.peek(db, k).ok().flatten().is_some() || (db == 0 && ks.is_pinned(k)),
+        |k| held_here(&mut ks, db, k),
         false,
         replica_read,
     );
