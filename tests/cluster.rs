@@ -867,6 +867,139 @@ fn a_drained_node_hands_its_slots_and_keys_to_the_rest() {
 /// Node timeout 5 s (a restart is back before anyone fails it) and the append-only log, so a
 /// killed node comes back with what it acknowledged.
 const FAULT_ARGS: &[&str] = &["--cluster-node-timeout", "5000", "--appendonly", "yes"];
+/// A key whose slot is below (`low`) or at and above 8192: with two nodes, one of the halves
+/// moves to the second one.
+fn key_in_half(port: u16, low: bool) -> String {
+    (0..)
+        .map(|i| format!("w{i}"))
+        .find(|k| {
+            let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", k]).parse().unwrap();
+            (slot < 8192) == low
+        })
+        .unwrap()
+}
+
+/// A key that moves away with its slot counts as changed for a transaction watching it (as
+/// Redis's MIGRATE signals the keys it deletes); a watched key that stays is not touched.
+#[test]
+fn a_key_that_moves_away_breaks_a_watch_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ClusterNode::start(dir.path(), MOVE_ARGS);
+    let b = ClusterNode::start(dir.path(), MOVE_ARGS);
+    let keys = [key_in_half(a.port, true), key_in_half(a.port, false)];
+    let mut conns: Vec<redis::Connection> = keys
+        .iter()
+        .map(|k| {
+            let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", a.port))
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: () = redis::cmd("SET").arg(k).arg("v").query(&mut c).unwrap();
+            let _: () = redis::cmd("WATCH").arg(k).query(&mut c).unwrap();
+            c
+        })
+        .collect();
+    meet(&a, &b);
+    wait_settled(&[&a, &b], 2, Duration::from_secs(60));
+    for (k, c) in keys.iter().zip(&mut conns) {
+        // The key is on exactly one of them; the other redirects to it.
+        let (on_a, on_b) = (cli(a.port, &["EXISTS", k]), cli(b.port, &["EXISTS", k]));
+        let moved = on_b == "1";
+        assert!(moved != (on_a == "1"), "{k}: {on_a} / {on_b}");
+        assert!(
+            (if moved { &on_a } else { &on_b }).starts_with("MOVED"),
+            "{k}: {on_a} / {on_b}"
+        );
+        let _: () = redis::cmd("MULTI").query(c).unwrap();
+        let _: () = redis::cmd("PING").query(c).unwrap();
+        let exec: redis::Value = redis::cmd("EXEC").query(c).unwrap();
+        let expected = if moved {
+            redis::Value::Nil
+        } else {
+            redis::Value::Array(vec![redis::Value::SimpleString("PONG".into())])
+        };
+        assert_eq!(exec, expected, "{k} moved: {moved}");
+    }
+}
+
+/// A moving batch that reaches the target after a newer one from the same sender (its sender
+/// gave up waiting and sent its keys again) is refused: it would bring back older values.
+#[test]
+fn a_late_copy_of_a_transfer_batch_is_refused() {
+    use reredis::cluster::bus::{self, pb};
+    let dir = tempfile::tempdir().unwrap();
+    let manual = ["--cluster-auto-assign", "no"];
+    let a = ClusterNode::start(dir.path(), &manual);
+    let b = ClusterNode::start(dir.path(), &manual);
+    assert_eq!(
+        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    meet(&a, &b);
+    assert!(wait(Duration::from_secs(20), || cli(
+        b.port,
+        &["CLUSTER", "NODES"]
+    )
+    .lines()
+    .count()
+        == 2));
+    let slot: u32 = cli(a.port, &["CLUSTER", "KEYSLOT", "k"]).parse().unwrap();
+    let rt = runtime();
+    // The batches a's migrator would send, made here: `k` as a string (RDB type 0).
+    let transfer = |seq: u64, value: &[u8]| -> pb::TransferReply {
+        let mut encoded = vec![0u8, value.len() as u8];
+        encoded.extend_from_slice(value);
+        let batch = pb::TransferBatch {
+            sender: Some(pb::NodeHeader {
+                node_id: a.id(),
+                ip: "127.0.0.1".into(),
+                port: a.port as u32,
+                bus_port: a.bus as u32,
+                ..Default::default()
+            }),
+            slots: vec![pb::SlotRange {
+                start: slot,
+                end: slot,
+            }],
+            keys: vec![pb::KeyRecord {
+                db: 0,
+                key: b"k".to_vec(),
+                value: encoded,
+                expire_at_ms: 0,
+            }],
+            deleted: Vec::new(),
+            stray: false,
+            seq,
+        };
+        rt.block_on(async {
+            let mut c =
+                bus::client(&format!("127.0.0.1:{}", b.bus), Duration::from_secs(10)).unwrap();
+            c.transfer(bus::with_secret(batch, None))
+                .await
+                .unwrap()
+                .into_inner()
+        })
+    };
+    let asking_get = || -> String {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}/", b.port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("ASKING").query(&mut c).unwrap();
+        redis::cmd("GET").arg("k").query(&mut c).unwrap()
+    };
+    let r = transfer(2_000, b"new");
+    assert!(r.accepted, "{r:?}");
+    assert_eq!(asking_get(), "new");
+    let r = transfer(1_000, b"old");
+    assert!(!r.accepted);
+    assert_eq!(r.reason, "stale batch");
+    assert_eq!(asking_get(), "new");
+    let r = transfer(2_001, b"newer");
+    assert!(r.accepted, "{r:?}");
+    assert_eq!(asking_get(), "newer");
+}
+
 const FAULT_KEYS: usize = 30_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]

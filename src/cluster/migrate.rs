@@ -20,7 +20,9 @@
 //!    refused for it).
 //!
 //! A batch whose answer is lost may or may not have been applied: its keys stay pinned and are
-//! sent again (the target replaces them; deletions are named in `deleted`). While the target is
+//! sent again (the target replaces them; deletions are named in `deleted`). Batches are
+//! numbered, and the target refuses one older than a batch it applied from us: a late copy of
+//! a batch we gave up waiting for must not bring back a value its resend has replaced. While the target is
 //! unreachable the move is retried; when the cluster marks it FAIL (or it is forgotten) the move
 //! is abandoned and the slots stay here (keys that already moved wait on the failed node, as any
 //! key it owns does, and the move resumes when it is back).
@@ -82,11 +84,43 @@ pub struct Migrator {
     /// Keys moved so far of each slot on its way out (`/api/v1/cluster`'s `moving`).
     moved_of_slot: Mutex<std::collections::HashMap<u16, u64>>,
     pub stats: MigrationStats,
+    /// Sender side: the `seq` of our next Transfer batch (see the proto's `TransferBatch`).
+    next_seq: AtomicU64,
+    /// Receiver side: the `seq` of the last batch applied from each sender to each shard.
+    applied: Mutex<std::collections::HashMap<(String, usize), u64>>,
 }
 
 impl Migrator {
     pub fn new() -> Migrator {
-        Migrator::default()
+        // From the start-up time, so a restarted node's batches still follow its earlier ones
+        // (a node sends far fewer than one batch per microsecond).
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        Migrator {
+            next_seq: AtomicU64::new(start),
+            ..Migrator::default()
+        }
+    }
+
+    fn batch_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether a moving batch numbered `seq` from `sender` to `shard` is newer than every batch
+    /// applied from it there; if so it is recorded as the last. Called with the shard locked, so
+    /// two batches for one shard are checked and applied in one order.
+    fn newer_batch(&self, sender: &str, shard: usize, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        let mut applied = self.applied.lock();
+        let last = applied.entry((sender.to_string(), shard)).or_default();
+        if seq <= *last {
+            return false;
+        }
+        *last = seq;
+        true
     }
 
     /// Queues `slot` to move to node `to` (a slot already queued is left alone).
@@ -198,6 +232,12 @@ pub fn spawn(node: Arc<Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
                             to = %to,
                             keys,
                             "stray keys handed to the owner of their slots"
+                        ),
+                        // The owner is moving those slots on: expected, and retried later.
+                        Err(why) if why.ends_with("slot migrating") => tracing::debug!(
+                            slots = %range,
+                            to = %to,
+                            "keys of slots another node serves stay here for now: {why}"
                         ),
                         Err(why) => tracing::warn!(
                             slots = %range,
@@ -367,6 +407,7 @@ fn push_strays(
             keys: records,
             deleted: Vec::new(),
             stray: true,
+            seq: cluster.migrator.batch_seq(),
         };
         let mut c = client.clone();
         let traffic = &cluster.stats.traffic;
@@ -383,6 +424,7 @@ fn push_strays(
                 for k in &sent {
                     if let Ok(Some(_)) = ks.remove(0, k) {
                         ks.store().aof.append_del(0, k);
+                        ks.store().watches.touch(0, k, false);
                     }
                 }
                 pushed += sent.len() as u64;
@@ -591,6 +633,7 @@ fn move_group(
                 keys: records,
                 deleted: deleted.clone(),
                 stray: false,
+                seq: cluster.migrator.batch_seq(),
             };
             // Clients keep the shard during the round trip (a write waiting for it would stall
             // its whole connection), unless one of the keys kept changing on its way.
@@ -627,6 +670,8 @@ fn move_group(
                         if hold || unchanged(&mut ks, &k, value, *at) {
                             if let Ok(Some(_)) = ks.remove(0, &k) {
                                 last_logged = ks.store().aof.append_del(0, &k);
+                                // As Redis's MIGRATE: a transaction watching it fails.
+                                ks.store().watches.touch(0, &k, false);
                             }
                             if let Ok(p) = ks.pinned_mut(group.shard) {
                                 p.remove(&k);
@@ -836,10 +881,13 @@ fn import_batch(
         {
             return refuse("slot migrating");
         }
+    } else if !cluster.migrator.newer_batch(&sender.id, shard, batch.seq) {
+        return refuse("stale batch");
     }
     for k in &batch.deleted {
         if slots.contains(&key_hash_slot(k)) && matches!(ks.remove(0, k), Ok(Some(_))) {
             *seq = ks.store().aof.append_del(0, k);
+            ks.store().watches.touch(0, k, false);
         }
     }
     let lru = ks.store().lru_clock();
@@ -854,6 +902,7 @@ fn import_batch(
         }
         // Logged as an entry, so a restart keeps what this node acknowledged importing.
         *seq = crate::persist::log_imported(ks.store(), 0, &key, &value, at).max(*seq);
+        ks.store().watches.touch(0, &key, false);
         let e = crate::store::Entry::new(crate::store::Sds::from_vec(key), value, lru);
         let _ = ks.put_entry(0, e, at);
     }
