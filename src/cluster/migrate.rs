@@ -549,13 +549,13 @@ fn move_group(
         }
         let outcome: Result<(), String> = if keys.is_empty() && deleted.is_empty() {
             // Empty: hand the slots over, once the log holds every deletion (a restart must not
-            // bring moved keys back here). The shard is not held for the round trip: while the
-            // slots migrate, no key can appear in them here (a command for a key that is not
-            // here goes to the target by -ASK, and stray keys are refused for them), so they
-            // stay empty until the answer.
+            // bring moved keys back here). The shard is held neither while the log catches up
+            // nor for the round trip: while the slots migrate, no key can appear in them here
+            // (a command for a key that is not here goes to the target by -ASK, and stray keys
+            // are refused for them), so they stay empty until the answer.
+            drop(ks);
             rt.block_on(node.store.aof.wait_acked(last_logged));
             cluster.state.lock().claiming.extend(slots.iter().copied());
-            drop(ks);
             let msg = pb::ClaimSlots {
                 sender: Some(my_header(cluster)),
                 slots: group.ranges.clone(),
