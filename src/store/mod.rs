@@ -525,41 +525,40 @@ impl<'a> Keyspace<'a> {
 
     /// Like `shard`, borrowing only the guards (so `self.store` stays readable).
     fn shard_of(&mut self, key: &[u8]) -> Result<&mut Shard, NotLocked> {
-        let want = shard_of_slot(key_hash_slot(key));
+        self.shard_at_mut(shard_of_slot(key_hash_slot(key)))
+    }
+
+    /// Shard number `index`, if it is locked here.
+    fn shard_at(&self, index: usize) -> Option<&Shard> {
         if self.all {
-            return Ok(&mut self.guards[want].1);
+            return self.guards.get(index).map(|(_, g)| &**g);
+        }
+        self.guards
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, g)| &**g)
+    }
+
+    fn shard_at_mut(&mut self, index: usize) -> Result<&mut Shard, NotLocked> {
+        if self.all {
+            return Ok(&mut self.guards[index].1);
         }
         self.guards
             .iter_mut()
-            .find(|(i, _)| *i == want)
+            .find(|(i, _)| *i == index)
             .map(|(_, g)| &mut **g)
             .ok_or(NotLocked)
     }
 
     /// Whether `key` (db 0) is pinned to this node while its slot migrates: see [`Shard::pinned`].
     pub fn is_pinned(&self, key: &[u8]) -> bool {
-        let want = shard_of_slot(key_hash_slot(key));
-        let shard = if self.all {
-            self.guards.get(want).map(|(_, g)| &**g)
-        } else {
-            self.guards
-                .iter()
-                .find(|(i, _)| *i == want)
-                .map(|(_, g)| &**g)
-        };
-        shard.is_some_and(|s| !s.pinned.is_empty() && s.pinned.contains(key))
+        self.shard_at(shard_of_slot(key_hash_slot(key)))
+            .is_some_and(|s| !s.pinned.is_empty() && s.pinned.contains(key))
     }
 
     /// The pinned keys of a locked shard (the migrator's bookkeeping): see [`Shard::pinned`].
     pub fn pinned_mut(&mut self, shard: usize) -> Result<&mut HashSet<Vec<u8>>, NotLocked> {
-        if self.all {
-            return Ok(&mut self.guards[shard].1.pinned);
-        }
-        self.guards
-            .iter_mut()
-            .find(|(i, _)| *i == shard)
-            .map(|(_, g)| &mut g.pinned)
-            .ok_or(NotLocked)
+        self.shard_at_mut(shard).map(|s| &mut s.pinned)
     }
 
     /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss, and
@@ -893,7 +892,7 @@ impl<'a> Keyspace<'a> {
         want: impl Fn(u16) -> bool,
         limit: usize,
     ) -> Vec<Sds> {
-        let Some((_, s)) = self.guards.iter().find(|(i, _)| *i == shard) else {
+        let Some(s) = self.shard_at(shard) else {
             return Vec::new();
         };
         s.dbs[0]
