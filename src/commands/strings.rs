@@ -142,8 +142,11 @@ pub fn set(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 false
             }
         }
-    } else {
+    } else if o.nx || o.xx {
         ks.exists(db, key)?
+    } else {
+        // A plain SET does not ask: the store's own lookup finds the key or makes room for it.
+        false
     };
     if (o.nx && found) || (o.xx && !found) {
         if !o.get {
