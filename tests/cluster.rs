@@ -609,6 +609,27 @@ fn manual_mode_starts_with_no_slots_as_redis() {
     );
 }
 
+/// A MEET nobody answers (here: a RESP port given as the bus port) is given up after the
+/// handshake time, as Redis forgets a node stuck in handshake, and the log says so.
+#[test]
+fn a_meet_nobody_answers_is_given_up_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = ClusterNode::start(dir.path(), &[]);
+    let b = ClusterNode::start(dir.path(), &[]);
+    let wrong = b.port.to_string();
+    assert_eq!(
+        cli(a.port, &["CLUSTER", "MEET", "127.0.0.1", &wrong, &wrong]),
+        "OK"
+    );
+    let expected = format!("MEET of 127.0.0.1:{wrong} given up");
+    assert!(
+        wait(Duration::from_secs(20), || a.log().contains(&expected)),
+        "{}",
+        a.log()
+    );
+    assert_eq!(cli(a.port, &["CLUSTER", "NODES"]).lines().count(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Automatic distribution with keys: slots move with their keys when nodes join or leave.
 

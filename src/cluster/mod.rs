@@ -127,6 +127,8 @@ struct PendingMeet {
     bus_port: u16,
     until_ms: i64,
     in_flight: bool,
+    /// Why the last MEET sent failed, for the warning when the MEET gives up.
+    last_error: Option<String>,
 }
 
 pub struct Cluster {
@@ -413,6 +415,7 @@ impl Cluster {
                 bus_port,
                 until_ms: until,
                 in_flight: false,
+                last_error: None,
             });
         }
     }
@@ -572,7 +575,7 @@ impl Cluster {
                     cluster.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!("bus call to {addr} failed: {}", e.message());
                     if t == pb::PingType::Meet {
-                        cluster.meet_done(&addr, false);
+                        cluster.meet_failed(&addr, e.message());
                     }
                 }
             }
@@ -586,15 +589,22 @@ impl Cluster {
             .any(|m| format!("{}:{}", m.ip, m.bus_port) == addr)
     }
 
-    fn meet_done(&self, addr: &str, ok: bool) {
+    /// The peer at `addr` answered a MEET.
+    fn meet_done(&self, addr: &str) {
+        self.pending
+            .lock()
+            .retain(|m| format!("{}:{}", m.ip, m.bus_port) != addr);
+    }
+
+    /// A MEET to `addr` failed: it is sent again until it expires.
+    fn meet_failed(&self, addr: &str, why: &str) {
         let mut p = self.pending.lock();
-        if ok {
-            p.retain(|m| format!("{}:{}", m.ip, m.bus_port) != addr);
-        } else if let Some(m) = p
+        if let Some(m) = p
             .iter_mut()
             .find(|m| format!("{}:{}", m.ip, m.bus_port) == addr)
         {
             m.in_flight = false;
+            m.last_error = Some(why.to_string());
         }
     }
 
@@ -620,7 +630,7 @@ impl Cluster {
             self.learn_my_ip(&mut st, &msg.receiver_ip);
             if h.id == st.myself {
                 drop(st);
-                self.meet_done(addr, true);
+                self.meet_done(addr);
                 return;
             }
             if !st.nodes.contains_key(&h.id) {
@@ -640,7 +650,7 @@ impl Cluster {
             self.publish(&mut st);
             acts
         };
-        self.meet_done(addr, true);
+        self.meet_done(addr);
         self.run_actions(node, actions);
     }
 
@@ -693,7 +703,20 @@ impl Cluster {
         }
         {
             let mut p = self.pending.lock();
-            p.retain(|m| m.until_ms > now);
+            // A MEET nobody answered ends here, as Redis drops a node stuck in handshake; the
+            // operator hears of it (a wrong port is the usual cause).
+            p.retain(|m| {
+                let alive = m.until_ms > now;
+                if !alive {
+                    tracing::warn!(
+                        "MEET of {}:{} given up: no cluster bus answered there ({}); check the address and the bus port (the node's port + 10000 unless set with --cluster-bus-port)",
+                        m.ip,
+                        m.bus_port,
+                        m.last_error.as_deref().unwrap_or("no reply"),
+                    );
+                }
+                alive
+            });
             for m in p.iter_mut() {
                 if !m.in_flight {
                     m.in_flight = true;
