@@ -53,6 +53,35 @@ describe("KeyBrowser", () => {
     server.stop();
   });
 
+  it("shows a key's node by its slot, and the new node once the slot moves", async () => {
+    const [n1, n2] = [
+      { ...oneNodeCluster.nodes[0], id: "n1", slots: [[0, 8191]] },
+      { ...oneNodeCluster.nodes[0], id: "n2", addr: "127.0.0.1:6380", myself: false, slots: [[8192, 16383]] },
+    ];
+    const cluster = { ...oneNodeCluster, nodes: [n1, n2] };
+    const { server } = fakeServer((method, url) => {
+      if (url.pathname === "/api/v1/cluster") return [200, cluster];
+      if (url.pathname === "/api/v1/keys") return [200, { cursor: "0", keys: [{ key: "k", type: "string", ttl_ms: -1, slot: 1, node: "n1" }] }];
+      if (method === "GET") return [200, { key: "k", type: "string", ttl_ms: -1, slot: 1, node: "n1", size: 1, value: "v", truncated: false }];
+      return undefined;
+    });
+    server.start();
+    renderWith(server, <KeyBrowser route={route()} navigate={vi.fn()} />);
+    const list = await screen.findByRole("listbox", { name: "keys" });
+    await within(list).findByText("v");
+    await within(list).findByText("n1 · 1");
+    // Slot 1 moves to n2 (automatic distribution): the row follows without a rescan.
+    cluster.nodes = [
+      { ...n1, slots: [[2, 8191]] },
+      { ...n2, slots: [[0, 1], [8192, 16383]] },
+    ];
+    const socket = FakeSocket.last();
+    act(() => socket.open());
+    act(() => socket.message({ type: "cluster", state: "ok", nodes: cluster.nodes }));
+    await within(list).findByText("n2 · 1", {}, { timeout: 2000 });
+    server.stop();
+  });
+
   it("strikes out deleted keys", async () => {
     const { server } = setup({ "user:1": "alice" });
     const list = await screen.findByRole("listbox", { name: "keys" });
@@ -71,7 +100,7 @@ describe("KeyBrowser", () => {
     const socket = FakeSocket.last();
     act(() => socket.open());
     act(() => socket.message({ type: "event", event: "set", key: "order:9", node: "n1", ts_ms: 1 }));
-    await new Promise((r) => setTimeout(r, 250));
+    await act(() => new Promise((r) => setTimeout(r, 250)));
     expect(within(list).queryByText("order:9")).toBeNull();
     server.stop();
   });

@@ -3,14 +3,15 @@
 // million keys scroll like twenty; values are fetched only for the rows on screen, and rows the
 // live feed reports as changed are refetched and highlighted.
 
-import { useCallback, useEffect, useReducer, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { ApiError, type KeyDetail, type KeySummary } from "../client/api";
-import { useServer, useFeedEvents } from "../client/server";
+import { useCluster, useServer, useFeedEvents } from "../client/server";
 import type { FeedEvent } from "../client/feed";
 import { type Bin, base64ToBytes, binId, formatTtl, preview } from "../lib/bytes";
 import { globMatch } from "../lib/glob";
 import { KeyList, type KeyRow } from "../lib/keylist";
 import type { Route } from "../lib/route";
+import { slotOwners } from "../lib/slots";
 import { KeyPanel, shortId } from "./KeyPanel";
 import { NewKeyForm } from "./NewKeyForm";
 import { KeyName } from "./SafeText";
@@ -55,6 +56,11 @@ export function KeyBrowser({ route, navigate }: Props) {
   // re-renders after each change.
   const [list] = useState(() => new KeyList());
   const [version, bump] = useReducer((n: number) => n + 1, 0);
+  // A key's node is its slot's owner in the latest cluster view (the node that listed it until
+  // its slot is known), so keys moving with their slots show where they went.
+  const nodes = useCluster().cluster?.nodes;
+  const owners = useMemo(() => (nodes ? slotOwners(nodes) : null), [nodes]);
+  const nodeOf = (r: KeyRow) => (owners && r.slot !== null ? owners[r.slot] : undefined) ?? r.node;
   const [cursor, setCursor] = useState<string>("0");
   const [done, setDone] = useState(false);
   const [loading, setLoading] = useState(false);
@@ -315,8 +321,8 @@ export function KeyBrowser({ route, navigate }: Props) {
                 <span className={`type type-${r.type}`}>{r.type}</span>
                 <span className="preview">{r.gone ? "(deleted)" : (previews.get(id) ?? "")}</span>
                 <span className="ttl">{r.ttlMs >= 0 ? formatTtl(r.ttlMs) : ""}</span>
-                <span className="where" title={r.node ?? ""}>
-                  {shortId(r.node)} · {r.slot ?? "–"}
+                <span className="where" title={nodeOf(r) ?? ""}>
+                  {shortId(nodeOf(r))} · {r.slot ?? "–"}
                 </span>
               </div>
             );
