@@ -201,7 +201,14 @@ fn sort_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: bool
     let mut o = parse(args, readonly)?;
     let db = ctx.client.db;
     let Sortable { mut items, ordered } = match ks.lookup_read(db, &args[1])? {
-        Some(e) => sortable(&e.value)?,
+        Some(e) => {
+            // Redis converts a sorted set it sorts to the skiplist encoding, for good (sort.c:
+            // "Destructively convert encoded sorted sets for SORT"), once the options parsed.
+            if let Value::ZSet(z) = &mut e.value {
+                z.convert_to_skiplist();
+            }
+            sortable(&e.value)?
+        }
         None => Sortable {
             items: Vec::new(),
             ordered: true,

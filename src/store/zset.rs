@@ -566,7 +566,9 @@ impl ZSet {
         }
     }
 
-    fn convert_to_skip(&mut self) {
+    /// Moves the set to the "skiplist" encoding (if not there already), whatever its size (past
+    /// the limits, and for SORT, which does this in Redis).
+    pub fn convert_to_skiplist(&mut self) {
         if let ZSet::Packed(p) = self {
             let mut s = Skip::new();
             for (m, sc) in p.iter() {
@@ -590,7 +592,7 @@ impl ZSet {
         if let ZSet::Packed(p) = self
             && (p.len() + 1 > lim.entries || member.len() > lim.value)
         {
-            self.convert_to_skip();
+            self.convert_to_skiplist();
         }
         self.insert_new(member, score);
     }
