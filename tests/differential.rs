@@ -811,6 +811,24 @@ fn case_files_parse() {
 // meet each other's results (int-encoded values appended to, TTLs carried by RENAME, ...).
 
 const RANDOM_SCRIPTS: usize = 30;
+
+/// With `DIFF_DUMP=<file>`, writes the random scripts there (one command per line, a blank line
+/// between scripts) to see what led to a difference: `DIFF_SEED` replays the same ones.
+fn dump_scripts(scripts: &[Script]) {
+    let Ok(path) = std::env::var("DIFF_DUMP") else {
+        return;
+    };
+    let text: Vec<String> = scripts
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    std::fs::write(&path, text.join("\n\n")).unwrap_or_else(|e| panic!("{path}: {e}"));
+}
 const RANDOM_SCRIPT_LEN: usize = 40;
 
 /// One random command, as redis-cli words.
@@ -891,6 +909,7 @@ fn random_command(rng: &mut impl rand::Rng) -> Vec<Vec<u8>> {
 async fn random_string_scripts() {
     use rand::SeedableRng;
     // A given seed replays a run: DIFF_SEED=<n> cargo nextest run --test differential random
+    // (DIFF_DUMP=<file> writes its scripts).
     let seed = std::env::var("DIFF_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -917,10 +936,229 @@ async fn random_string_scripts() {
                 .collect()
         })
         .collect();
+    dump_scripts(&scripts);
     let redis = RedisServer::start().await;
     let node = common::start_node(&[]).await;
     let report = run_scripts(
         &format!("random (DIFF_SEED={seed})"),
+        &scripts,
+        redis.addr,
+        node.resp_addr(),
+    )
+    .await;
+    node.shutdown().await;
+    drop(redis);
+    assert!(
+        report.failures.is_empty(),
+        "DIFF_SEED={seed}: {} of {} random cases differ (the number is the command's place in its script):\n{}",
+        report.failures.len(),
+        report.cases,
+        report.failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random scripts over the collection types: hash, list, set and sorted set commands drawn at
+// random on three keys and a handful of members, so that commands meet each other's results
+// (and each other's types: WRONGTYPE) and bounds, scores and counts cover the odd cases. Only
+// commands whose reply Redis defines are drawn (no random picks); replies Redis gives in
+// hash-table order are sorted on both sides. Lex ranges go to their own key, whose members all
+// have score 0: on members of different scores Redis leaves their result unspecified (it
+// depends on the skiplist's levels).
+
+const RANDOM_COLLECTION_SCRIPTS: usize = 40;
+const RANDOM_COLLECTION_SCRIPT_LEN: usize = 60;
+
+/// One random collection command, as redis-cli words, and how to compare its replies.
+fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Normalize>) {
+    const KEYS: &[&str] = &["a", "b", "c"];
+    const MEMBERS: &[&str] = &["m1", "m2", "m3", "1", "2", "-5", "x y", ""];
+    const INTS: &[&str] = &["0", "1", "-1", "2", "5", "-3", "abc", "1.5"];
+    const FLOATS: &[&str] = &["0", "1.5", "-2", "1e3", "inf", "abc", "nan"];
+    const SCORES: &[&str] = &["0", "1", "-1", "2.5", "inf", "-inf", "+inf", "nan", "abc"];
+    const RANGES: &[&str] = &["-inf", "+inf", "0", "1", "(1", "2.5", "(2.5", "abc", "-1"];
+    const LEX: &[&str] = &["-", "+", "[m1", "(m2", "[", "(", "[x y", "m1"];
+    const OFFSETS: &[&str] = &["0", "1", "2", "-1", "-2", "10", "-10"];
+    let mut pick = |xs: &[&str]| xs[rng.random_range(0..xs.len())].to_string();
+    let (k, k2, k3) = (pick(KEYS), pick(KEYS), pick(KEYS));
+    let (m, m2) = (pick(MEMBERS), pick(MEMBERS));
+    let (n, f, s) = (pick(INTS), pick(FLOATS), pick(SCORES));
+    let (o1, o2) = (pick(OFFSETS), pick(OFFSETS));
+    let (r1, r2) = (pick(RANGES), pick(RANGES));
+    let (l1, l2) = (pick(LEX), pick(LEX));
+    let side = pick(&["LEFT", "RIGHT"]);
+    let side2 = pick(&["LEFT", "RIGHT"]);
+    let minmax = pick(&["MIN", "MAX"]);
+    let zflag = pick(&["NX", "XX", "GT", "LT", "CH", "GT CH", "NX XX"]);
+    let aggregate = pick(&["SUM", "MIN", "MAX"]);
+    let place = pick(&["BEFORE", "AFTER", "UP"]);
+    let score2 = pick(SCORES);
+    let generic = rng.random_range(0..6);
+    let (sort, pairs) = (vec![Normalize::Sort], vec![Normalize::SortPairs]);
+    let w = |words: &[&str]| words.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..76) {
+        // Hashes.
+        0 => (w(&["HSET", &k, &m, &n]), vec![]),
+        1 => (w(&["HSET", &k, &m, &n, &m2, &f]), vec![]),
+        2 => (w(&["HSETNX", &k, &m, &n]), vec![]),
+        3 => (w(&["HGET", &k, &m]), vec![]),
+        4 => (w(&["HMGET", &k, &m, &m2]), vec![]),
+        5 => (w(&["HDEL", &k, &m, &m2]), vec![]),
+        6 => (w(&["HLEN", &k]), vec![]),
+        7 => (w(&["HSTRLEN", &k, &m]), vec![]),
+        8 => (w(&["HEXISTS", &k, &m]), vec![]),
+        9 => (w(&["HKEYS", &k]), sort),
+        10 => (w(&["HVALS", &k]), sort),
+        11 => (w(&["HGETALL", &k]), pairs),
+        12 => (w(&["HINCRBY", &k, &m, &n]), vec![]),
+        13 => (w(&["HINCRBYFLOAT", &k, &m, &f]), vec![]),
+        // Lists.
+        14 => (w(&["LPUSH", &k, &m, &m2]), vec![]),
+        15 => (w(&["RPUSH", &k, &m]), vec![]),
+        16 => (w(&["LPUSHX", &k, &m]), vec![]),
+        17 => (w(&["RPUSHX", &k, &m, &m2]), vec![]),
+        18 => (w(&["LPOP", &k]), vec![]),
+        19 => (w(&["RPOP", &k, &n]), vec![]),
+        20 => (w(&["LLEN", &k]), vec![]),
+        21 => (w(&["LINDEX", &k, &o1]), vec![]),
+        22 => (w(&["LINSERT", &k, &place, &m, &m2]), vec![]),
+        23 => (w(&["LRANGE", &k, &o1, &o2]), vec![]),
+        24 => (w(&["LREM", &k, &n, &m]), vec![]),
+        25 => (w(&["LSET", &k, &o1, &m]), vec![]),
+        26 => (w(&["LTRIM", &k, &o1, &o2]), vec![]),
+        27 => (w(&["LPOS", &k, &m, "RANK", &o1, "COUNT", &n]), vec![]),
+        28 => (w(&["LMOVE", &k, &k2, &side, &side2]), vec![]),
+        29 => (w(&["RPOPLPUSH", &k, &k2]), vec![]),
+        30 => (w(&["LMPOP", "2", &k, &k2, &side, "COUNT", &n]), vec![]),
+        // Sets.
+        31 => (w(&["SADD", &k, &m, &m2]), vec![]),
+        32 => (w(&["SREM", &k, &m, &m2]), vec![]),
+        33 => (w(&["SCARD", &k]), vec![]),
+        34 => (w(&["SISMEMBER", &k, &m]), vec![]),
+        35 => (w(&["SMISMEMBER", &k, &m, &m2]), vec![]),
+        36 => (w(&["SMEMBERS", &k]), sort),
+        37 => (w(&["SMOVE", &k, &k2, &m]), vec![]),
+        38 => (w(&["SINTER", &k, &k2]), sort),
+        39 => (w(&["SINTERCARD", "2", &k, &k2, "LIMIT", &n]), vec![]),
+        40 => (w(&["SINTERSTORE", &k3, &k, &k2]), vec![]),
+        41 => (w(&["SUNION", &k, &k2]), sort),
+        42 => (w(&["SUNIONSTORE", &k3, &k, &k2]), vec![]),
+        43 => (w(&["SDIFF", &k, &k2]), sort),
+        44 => (w(&["SDIFFSTORE", &k3, &k, &k2]), vec![]),
+        // Sorted sets.
+        45 => (w(&["ZADD", &k, &s, &m]), vec![]),
+        46 => {
+            let mut words = vec!["ZADD".to_string(), k];
+            words.extend(zflag.split(' ').map(String::from));
+            words.extend([s, m, score2, m2]);
+            (words, vec![])
+        }
+        47 => (w(&["ZADD", &k, "INCR", &s, &m]), vec![]),
+        48 => (w(&["ZINCRBY", &k, &s, &m]), vec![]),
+        49 => (w(&["ZREM", &k, &m, &m2]), vec![]),
+        50 => (w(&["ZCARD", &k]), vec![]),
+        51 => (w(&["ZCOUNT", &k, &r1, &r2]), vec![]),
+        52 => (w(&["ZLEXCOUNT", "lex", &l1, &l2]), vec![]),
+        53 => (w(&["ZSCORE", &k, &m]), vec![]),
+        54 => (w(&["ZMSCORE", &k, &m, &m2]), vec![]),
+        55 => (w(&["ZRANK", &k, &m]), vec![]),
+        56 => (w(&["ZREVRANK", &k, &m]), vec![]),
+        57 => (w(&["ZRANGE", &k, &o1, &o2, "WITHSCORES"]), vec![]),
+        58 => (
+            w(&["ZRANGE", &k, &r1, &r2, "BYSCORE", "LIMIT", &o1, &n]),
+            vec![],
+        ),
+        59 => (w(&["ZRANGE", "lex", &l1, &l2, "BYLEX", "REV"]), vec![]),
+        60 => (w(&["ZREVRANGE", &k, &o1, &o2]), vec![]),
+        61 => (w(&["ZREVRANGEBYSCORE", &k, &r1, &r2, "WITHSCORES"]), vec![]),
+        62 => (w(&["ZREMRANGEBYRANK", &k, &o1, &o2]), vec![]),
+        63 => (w(&["ZREMRANGEBYSCORE", &k, &r1, &r2]), vec![]),
+        64 => (w(&["ZREMRANGEBYLEX", "lex", &l1, &l2]), vec![]),
+        65 => (w(&[&format!("ZPOP{minmax}"), &k, &n]), vec![]),
+        66 => (w(&["ZMPOP", "2", &k, &k2, &minmax, "COUNT", &n]), vec![]),
+        67 => (
+            w(&[
+                "ZUNIONSTORE",
+                &k3,
+                "2",
+                &k,
+                &k2,
+                "WEIGHTS",
+                &f,
+                "2",
+                "AGGREGATE",
+                &aggregate,
+            ]),
+            vec![],
+        ),
+        68 => (
+            w(&[
+                "ZINTER",
+                "2",
+                &k,
+                &k2,
+                "AGGREGATE",
+                &aggregate,
+                "WITHSCORES",
+            ]),
+            vec![],
+        ),
+        69 => (w(&["ZDIFF", "2", &k, &k2, "WITHSCORES"]), vec![]),
+        70 => (w(&["ZRANGESTORE", &k3, &k, &o1, &o2]), vec![]),
+        71 | 72 => (w(&["ZADD", "lex", "0", &m, "0", &m2]), vec![]),
+        73 => (
+            w(&["ZRANGEBYLEX", "lex", &l1, &l2, "LIMIT", &o1, &n]),
+            vec![],
+        ),
+        // Generic, on any type.
+        _ => match generic {
+            0 => (w(&["TYPE", &k]), vec![]),
+            1 => (w(&["DEL", &k]), vec![]),
+            2 => (w(&["OBJECT", "ENCODING", &k]), vec![]),
+            3 => (w(&["RENAME", &k, &k2]), vec![]),
+            4 => (w(&["COPY", &k, &k2]), vec![]),
+            _ => (w(&["SORT", &k, "ALPHA", "LIMIT", &o1, "3"]), vec![]),
+        },
+    };
+    (words.into_iter().map(String::into_bytes).collect(), how)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_collection_scripts() {
+    use rand::SeedableRng;
+    // A given seed replays a run: DIFF_SEED=<n> cargo nextest run --test differential random
+    // (DIFF_DUMP=<file> writes its scripts).
+    let seed = std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let scripts: Vec<Script> = (0..RANDOM_COLLECTION_SCRIPTS)
+        .map(|_| {
+            (0..RANDOM_COLLECTION_SCRIPT_LEN)
+                .map(|i| {
+                    let (words, normalize) = random_collection_command(&mut rng);
+                    Case {
+                        line: i + 1,
+                        text: words
+                            .iter()
+                            .map(|w| format!("\"{}\"", w.escape_ascii()))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        action: Action::Command(words),
+                        normalize,
+                        no_reply: false,
+                        known_difference: None,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    dump_scripts(&scripts);
+    let redis = RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    let report = run_scripts(
+        &format!("random collections (DIFF_SEED={seed})"),
         &scripts,
         redis.addr,
         node.resp_addr(),
