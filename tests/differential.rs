@@ -1133,23 +1133,32 @@ async fn random_collection_scripts() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Every other script speaks RESP3 (maps, sets, doubles, nulls of their own).
     let scripts: Vec<Script> = (0..RANDOM_COLLECTION_SCRIPTS)
-        .map(|_| {
-            (0..RANDOM_COLLECTION_SCRIPT_LEN)
-                .map(|i| {
-                    let (words, normalize) = random_collection_command(&mut rng);
-                    Case {
-                        line: i + 1,
-                        text: words
-                            .iter()
-                            .map(|w| format!("\"{}\"", w.escape_ascii()))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        action: Action::Command(words),
-                        normalize,
-                        no_reply: false,
-                        known_difference: None,
-                    }
+        .map(|n| {
+            let resp3 = (n % 2 == 1).then(|| {
+                (
+                    vec![b"HELLO".to_vec(), b"3".to_vec()],
+                    vec![Normalize::AnyInt],
+                )
+            });
+            resp3
+                .into_iter()
+                .chain(
+                    (0..RANDOM_COLLECTION_SCRIPT_LEN).map(|_| random_collection_command(&mut rng)),
+                )
+                .enumerate()
+                .map(|(i, (words, normalize))| Case {
+                    line: i + 1,
+                    text: words
+                        .iter()
+                        .map(|w| format!("\"{}\"", w.escape_ascii()))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    action: Action::Command(words),
+                    normalize,
+                    no_reply: false,
+                    known_difference: None,
                 })
                 .collect()
         })
