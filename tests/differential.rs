@@ -1133,17 +1133,30 @@ async fn random_collection_scripts() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    // Every other script speaks RESP3 (maps, sets, doubles, nulls of their own).
+    // Every other script speaks RESP3 (maps, sets, doubles, nulls of their own), and half of
+    // them run with the compact encodings' limits at 3 members (or bytes), so that collections
+    // convert to their big encodings (hashtable, skiplist, quicklist) and back on the way.
+    let words = |line: &str| line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+    let limits = |small: bool| {
+        // Redis's defaults otherwise (a list node of up to 8 kB is -2).
+        let (n, v, i, l) = if small {
+            ("3", "3", "3", "3")
+        } else {
+            ("128", "64", "512", "-2")
+        };
+        let line = format!(
+            "CONFIG SET hash-max-listpack-entries {n} hash-max-listpack-value {v} \
+             zset-max-listpack-entries {n} zset-max-listpack-value {v} \
+             set-max-intset-entries {i} list-max-listpack-size {l}"
+        );
+        (words(&line), Vec::new())
+    };
     let scripts: Vec<Script> = (0..RANDOM_COLLECTION_SCRIPTS)
         .map(|n| {
-            let resp3 = (n % 2 == 1).then(|| {
-                (
-                    vec![b"HELLO".to_vec(), b"3".to_vec()],
-                    vec![Normalize::AnyInt],
-                )
-            });
+            let resp3 = (n % 2 == 1).then(|| (words("HELLO 3"), vec![Normalize::AnyInt]));
             resp3
                 .into_iter()
+                .chain([limits(n % 4 >= 2)])
                 .chain(
                     (0..RANDOM_COLLECTION_SCRIPT_LEN).map(|_| random_collection_command(&mut rng)),
                 )
