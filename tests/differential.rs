@@ -962,7 +962,7 @@ async fn random_string_scripts() {
 // random on three keys and a handful of members, so that commands meet each other's results
 // (and each other's types: WRONGTYPE) and bounds, scores and counts cover the odd cases. Only
 // commands whose reply Redis defines are drawn (no random picks); replies Redis gives in
-// hash-table order are sorted on both sides. Lex ranges go to their own key, whose members all
+// hash-table order are sorted on both sides; MULTI, EXEC and DISCARD come up too. Lex ranges go to their own key, whose members all
 // have score 0: on members of different scores Redis leaves their result unspecified (it
 // depends on the skiplist's levels).
 
@@ -996,7 +996,7 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
     let generic = rng.random_range(0..6);
     let (sort, pairs) = (vec![Normalize::Sort], vec![Normalize::SortPairs]);
     let w = |words: &[&str]| words.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..76) {
+    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..84) {
         // Hashes.
         0 => (w(&["HSET", &k, &m, &n]), vec![]),
         1 => (w(&["HSET", &k, &m, &n, &m2, &f]), vec![]),
@@ -1110,6 +1110,11 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
             w(&["ZRANGEBYLEX", "lex", &l1, &l2, "LIMIT", &o1, &n]),
             vec![],
         ),
+        // Transactions: the commands after MULTI are queued (or fail it) and EXEC replies with
+        // all their replies, sorted at every level here since some come in hash-table order.
+        74 | 75 => (w(&["MULTI"]), vec![]),
+        76..=80 => (w(&["EXEC"]), vec![Normalize::SortDeep]),
+        81 => (w(&["DISCARD"]), vec![]),
         // Generic, on any type.
         _ => match generic {
             0 => (w(&["TYPE", &k]), vec![]),
