@@ -1184,6 +1184,12 @@ async fn random_collection_scripts() {
     dump_scripts(&scripts);
     let redis = RedisServer::start().await;
     let node = common::start_node(&[]).await;
+    // Every keyspace notification of both runs is recorded, to compare too.
+    let events = (
+        tokio::spawn(record_events(redis.addr)),
+        tokio::spawn(record_events(node.resp_addr())),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let report = run_scripts(
         &format!("random collections (DIFF_SEED={seed})"),
         &scripts,
@@ -1191,6 +1197,17 @@ async fn random_collection_scripts() {
         node.resp_addr(),
     )
     .await;
+    for addr in [redis.addr, node.resp_addr()] {
+        let mut c = fresh(addr, "end").await.unwrap();
+        c.send(&multibulk(&[
+            b"SET".to_vec(),
+            END_KEY.to_vec(),
+            b"1".to_vec(),
+        ]))
+        .await;
+        assert_eq!(c.read_replies(1).await, Outcome::Reply(b"+OK\r\n".to_vec()));
+    }
+    let (want, got) = (events.0.await.unwrap(), events.1.await.unwrap());
     node.shutdown().await;
     drop(redis);
     assert!(
@@ -1200,4 +1217,76 @@ async fn random_collection_scripts() {
         report.cases,
         report.failures.join("\n")
     );
+    let (want, got) = (frames(&want), frames(&got));
+    if let Some(i) = (0..want.len().max(got.len())).find(|&i| want.get(i) != got.get(i)) {
+        let show = |v: &[Vec<u8>]| {
+            v[i.saturating_sub(4)..(i + 4).min(v.len())]
+                .iter()
+                .map(|f| format!("    {}", f.escape_ascii()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "DIFF_SEED={seed}: keyspace notification {i} of {} (redis-server) / {} (reredis) differs (DIFF_DUMP=<file> writes the scripts)\nredis-server, from {}:\n{}\nreredis:\n{}",
+            want.len(),
+            got.len(),
+            i.saturating_sub(4),
+            show(&want),
+            show(&got)
+        );
+    }
+    assert!(
+        want.len() > 100,
+        "too few notifications to compare: {}",
+        want.len()
+    );
+}
+
+/// The key whose "set" ends a recording of notifications.
+const END_KEY: &[u8] = b"__end__";
+
+/// Turns every keyspace notification on at `addr`, then records the notifications (raw
+/// `pmessage` frames) until the keyevent one of `SET __end__`.
+async fn record_events(addr: SocketAddr) -> Vec<u8> {
+    let words = |w: &[&[u8]]| multibulk(&w.iter().map(|x| x.to_vec()).collect::<Vec<_>>());
+    let mut cfg = fresh(addr, "config").await.unwrap();
+    cfg.send(&words(&[
+        b"CONFIG",
+        b"SET",
+        b"notify-keyspace-events",
+        b"KEA",
+    ]))
+    .await;
+    assert_eq!(
+        cfg.read_replies(1).await,
+        Outcome::Reply(b"+OK\r\n".to_vec())
+    );
+    let mut sub = TcpStream::connect(addr).await.unwrap();
+    sub.write_all(&words(&[b"PSUBSCRIBE", b"__key*__:*"]))
+        .await
+        .unwrap();
+    let end = [b"__keyevent@0__:set\r\n$7\r\n".as_slice(), END_KEY, b"\r\n"].concat();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !buf.windows(end.len()).any(|w| w == end.as_slice()) {
+        let n = tokio::time::timeout_at(deadline, sub.read(&mut chunk))
+            .await
+            .expect("notifications end in time")
+            .unwrap();
+        assert!(n > 0, "notification connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf
+}
+
+/// The frames of a reply stream, each as its bytes (the psubscribe confirmation dropped).
+fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Ok(Some((_, next))) = parse_frame(stream, pos) {
+        out.push(stream[pos..next].to_vec());
+        pos = next;
+    }
+    out.into_iter().skip(1).collect()
 }
