@@ -808,9 +808,100 @@ fn case_files_parse() {
 
 // ---------------------------------------------------------------------------------------------
 // Random scripts: string and key commands drawn at random, on a few keys, so that commands
-// meet each other's results (int-encoded values appended to, TTLs carried by RENAME, ...).
+// meet each other's results (int-encoded values appended to, TTLs carried by RENAME, ...). The
+// keyspace notifications of the run are compared too.
 
 const RANDOM_SCRIPTS: usize = 30;
+const RANDOM_SCRIPT_LEN: usize = 40;
+
+/// The seed of a random run: `DIFF_SEED=<n> cargo nextest run --test differential random`
+/// replays one (and `DIFF_DUMP=<file>` writes its scripts, see [`dump_scripts`]).
+fn random_seed() -> u64 {
+    std::env::var("DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>)
+}
+
+/// A random command as a case of a script.
+fn random_case(line: usize, words: Vec<Vec<u8>>, normalize: Vec<Normalize>) -> Case {
+    Case {
+        line,
+        text: words
+            .iter()
+            .map(|w| format!("\"{}\"", w.escape_ascii()))
+            .collect::<Vec<_>>()
+            .join(" "),
+        action: Action::Command(words),
+        normalize,
+        no_reply: false,
+        known_difference: None,
+    }
+}
+
+/// Runs random `scripts` on a fresh redis-server and a fresh node and fails on the first
+/// difference in their replies or in the keyspace notifications they publish.
+async fn run_random(name: &str, seed: u64, scripts: &[Script]) {
+    dump_scripts(scripts);
+    let redis = RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    // Every keyspace notification of both runs is recorded, to compare too.
+    let events = (
+        tokio::spawn(record_events(redis.addr)),
+        tokio::spawn(record_events(node.resp_addr())),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = run_scripts(
+        &format!("{name} (DIFF_SEED={seed})"),
+        scripts,
+        redis.addr,
+        node.resp_addr(),
+    )
+    .await;
+    for addr in [redis.addr, node.resp_addr()] {
+        let mut c = fresh(addr, "end").await.unwrap();
+        c.send(&multibulk(&[
+            b"SET".to_vec(),
+            END_KEY.to_vec(),
+            b"1".to_vec(),
+        ]))
+        .await;
+        assert_eq!(c.read_replies(1).await, Outcome::Reply(b"+OK\r\n".to_vec()));
+    }
+    let (want, got) = (events.0.await.unwrap(), events.1.await.unwrap());
+    node.shutdown().await;
+    drop(redis);
+    assert!(
+        report.failures.is_empty(),
+        "DIFF_SEED={seed}: {} of {} random cases differ (the number is the command's place in its script):\n{}",
+        report.failures.len(),
+        report.cases,
+        report.failures.join("\n")
+    );
+    let (want, got) = (frames(&want), frames(&got));
+    if let Some(i) = (0..want.len().max(got.len())).find(|&i| want.get(i) != got.get(i)) {
+        let show = |v: &[Vec<u8>]| {
+            v[i.saturating_sub(4)..(i + 4).min(v.len())]
+                .iter()
+                .map(|f| format!("    {}", f.escape_ascii()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "DIFF_SEED={seed}: keyspace notification {i} of {} (redis-server) / {} (reredis) differs (DIFF_DUMP=<file> writes the scripts)\nredis-server, from {}:\n{}\nreredis:\n{}",
+            want.len(),
+            got.len(),
+            i.saturating_sub(4),
+            show(&want),
+            show(&got)
+        );
+    }
+    assert!(
+        want.len() > 100,
+        "too few notifications to compare: {}",
+        want.len()
+    );
+}
 
 /// With `DIFF_DUMP=<file>`, writes the random scripts there (one command per line, a blank line
 /// between scripts) to see what led to a difference: `DIFF_SEED` replays the same ones.
@@ -829,7 +920,6 @@ fn dump_scripts(scripts: &[Script]) {
         .collect();
     std::fs::write(&path, text.join("\n\n")).unwrap_or_else(|e| panic!("{path}: {e}"));
 }
-const RANDOM_SCRIPT_LEN: usize = 40;
 
 /// One random command, as redis-cli words.
 fn random_command(rng: &mut impl rand::Rng) -> Vec<Vec<u8>> {
@@ -908,53 +998,16 @@ fn random_command(rng: &mut impl rand::Rng) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_string_scripts() {
     use rand::SeedableRng;
-    // A given seed replays a run: DIFF_SEED=<n> cargo nextest run --test differential random
-    // (DIFF_DUMP=<file> writes its scripts).
-    let seed = std::env::var("DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
+    let seed = random_seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let scripts: Vec<Script> = (0..RANDOM_SCRIPTS)
         .map(|_| {
             (0..RANDOM_SCRIPT_LEN)
-                .map(|i| {
-                    let words = random_command(&mut rng);
-                    Case {
-                        line: i + 1,
-                        text: words
-                            .iter()
-                            .map(|w| format!("\"{}\"", w.escape_ascii()))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        action: Action::Command(words),
-                        normalize: Vec::new(),
-                        no_reply: false,
-                        known_difference: None,
-                    }
-                })
+                .map(|i| random_case(i + 1, random_command(&mut rng), Vec::new()))
                 .collect()
         })
         .collect();
-    dump_scripts(&scripts);
-    let redis = RedisServer::start().await;
-    let node = common::start_node(&[]).await;
-    let report = run_scripts(
-        &format!("random (DIFF_SEED={seed})"),
-        &scripts,
-        redis.addr,
-        node.resp_addr(),
-    )
-    .await;
-    node.shutdown().await;
-    drop(redis);
-    assert!(
-        report.failures.is_empty(),
-        "DIFF_SEED={seed}: {} of {} random cases differ (the number is the command's place in its script):\n{}",
-        report.failures.len(),
-        report.cases,
-        report.failures.join("\n")
-    );
+    run_random("random", seed, &scripts).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1131,12 +1184,7 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_collection_scripts() {
     use rand::SeedableRng;
-    // A given seed replays a run: DIFF_SEED=<n> cargo nextest run --test differential random
-    // (DIFF_DUMP=<file> writes its scripts).
-    let seed = std::env::var("DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
+    let seed = random_seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // Every other script speaks RESP3 (maps, sets, doubles, nulls of their own), and half of
     // them run with the compact encodings' limits at 3 members (or bytes), so that collections
@@ -1166,80 +1214,11 @@ async fn random_collection_scripts() {
                     (0..RANDOM_COLLECTION_SCRIPT_LEN).map(|_| random_collection_command(&mut rng)),
                 )
                 .enumerate()
-                .map(|(i, (words, normalize))| Case {
-                    line: i + 1,
-                    text: words
-                        .iter()
-                        .map(|w| format!("\"{}\"", w.escape_ascii()))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    action: Action::Command(words),
-                    normalize,
-                    no_reply: false,
-                    known_difference: None,
-                })
+                .map(|(i, (words, normalize))| random_case(i + 1, words, normalize))
                 .collect()
         })
         .collect();
-    dump_scripts(&scripts);
-    let redis = RedisServer::start().await;
-    let node = common::start_node(&[]).await;
-    // Every keyspace notification of both runs is recorded, to compare too.
-    let events = (
-        tokio::spawn(record_events(redis.addr)),
-        tokio::spawn(record_events(node.resp_addr())),
-    );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let report = run_scripts(
-        &format!("random collections (DIFF_SEED={seed})"),
-        &scripts,
-        redis.addr,
-        node.resp_addr(),
-    )
-    .await;
-    for addr in [redis.addr, node.resp_addr()] {
-        let mut c = fresh(addr, "end").await.unwrap();
-        c.send(&multibulk(&[
-            b"SET".to_vec(),
-            END_KEY.to_vec(),
-            b"1".to_vec(),
-        ]))
-        .await;
-        assert_eq!(c.read_replies(1).await, Outcome::Reply(b"+OK\r\n".to_vec()));
-    }
-    let (want, got) = (events.0.await.unwrap(), events.1.await.unwrap());
-    node.shutdown().await;
-    drop(redis);
-    assert!(
-        report.failures.is_empty(),
-        "DIFF_SEED={seed}: {} of {} random cases differ (the number is the command's place in its script):\n{}",
-        report.failures.len(),
-        report.cases,
-        report.failures.join("\n")
-    );
-    let (want, got) = (frames(&want), frames(&got));
-    if let Some(i) = (0..want.len().max(got.len())).find(|&i| want.get(i) != got.get(i)) {
-        let show = |v: &[Vec<u8>]| {
-            v[i.saturating_sub(4)..(i + 4).min(v.len())]
-                .iter()
-                .map(|f| format!("    {}", f.escape_ascii()))
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        panic!(
-            "DIFF_SEED={seed}: keyspace notification {i} of {} (redis-server) / {} (reredis) differs (DIFF_DUMP=<file> writes the scripts)\nredis-server, from {}:\n{}\nreredis:\n{}",
-            want.len(),
-            got.len(),
-            i.saturating_sub(4),
-            show(&want),
-            show(&got)
-        );
-    }
-    assert!(
-        want.len() > 100,
-        "too few notifications to compare: {}",
-        want.len()
-    );
+    run_random("random collections", seed, &scripts).await;
 }
 
 /// The key whose "set" ends a recording of notifications.
