@@ -859,12 +859,16 @@ impl<'a> Keyspace<'a> {
         if nonempty.is_empty() {
             return None;
         }
-        // Weight shards by size so every key is about equally likely.
-        let total: usize = nonempty
-            .iter()
-            .map(|&i| self.guards[i].1.dbs[db].keys.len())
-            .sum();
         for _ in 0..100 {
+            // Weight shards by size so every key is about equally likely. Counted again each
+            // try: an expired key deleted below may have emptied its shard.
+            let total: usize = nonempty
+                .iter()
+                .map(|&i| self.guards[i].1.dbs[db].keys.len())
+                .sum();
+            if total == 0 {
+                return None;
+            }
             let mut pick = rand::random_range(0..total);
             let mut chosen = nonempty[0];
             for &i in &nonempty {
@@ -907,5 +911,36 @@ impl<'a> Keyspace<'a> {
     /// Keys of one slot in db 0 (for CLUSTER GETKEYSINSLOT and slot migration).
     pub fn keys_in_slot(&mut self, slot: u16, limit: usize) -> Vec<Sds> {
         self.keys_in_slots(shard_of_slot(slot), |s| s == slot, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard_of_key(k: &[u8]) -> usize {
+        shard_of_slot(key_hash_slot(k))
+    }
+
+    /// RANDOMKEY deletes expired keys it meets; one that empties a shard must not make the next
+    /// draw land on that shard and answer nil while another shard still holds a live key.
+    #[test]
+    fn random_key_finds_the_live_key_after_a_shard_is_emptied_by_expiry() {
+        // The expired key in a lower shard than the live one: the first of the non-empty shards.
+        let (expired, live) = (0..)
+            .map(|i| (format!("x{i}"), format!("y{i}")))
+            .find(|(x, y)| shard_of_key(x.as_bytes()) < shard_of_key(y.as_bytes()))
+            .unwrap();
+        for _ in 0..200 {
+            let store = Store::new(1, Arc::new(Events::default()));
+            for (k, at) in [(&expired, Some(1_000)), (&live, None)] {
+                let mut ks = store.lock_keys(&[k.as_bytes()], 0);
+                let e = Entry::new(Sds::new(k.as_bytes()), Value::Int(1), 0);
+                ks.put_entry(0, e, at).unwrap();
+            }
+            let mut ks = store.lock_all(2_000);
+            let got = ks.random_key(0).map(|k| k.to_vec());
+            assert_eq!(got.as_deref(), Some(live.as_bytes()));
+        }
     }
 }
