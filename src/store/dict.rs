@@ -928,4 +928,82 @@ mod tests {
         d.clear();
         assert!(d.is_empty() && d.buckets() == 0);
     }
+
+    /// Small and mid-sized tables (down to MIN_BUCKETS), every kind of write, one SCAN call per
+    /// op so scans run across grows and shrinks to the smallest table, and random() after every
+    /// op: checked against HashMap. (Debug builds also check that no resize starts mid-rehash.)
+    #[test]
+    fn small_tables_scan_random_and_lookups_match_hashmap() {
+        for seed in 0..48u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut d: Dict<Pair> = Dict::new();
+            let mut m: HashMap<Vec<u8>, u64> = HashMap::new();
+            let range = [8u32, 40, 200, 3000][seed as usize % 4];
+            let (mut bias, mut phase_end) = (0.5, 0);
+            let mut cursor = 0u64;
+            let mut scan_start: Option<HashSet<Vec<u8>>> = None;
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            let mut removed_since: HashSet<Vec<u8>> = HashSet::new();
+            for op in 0..6_000u32 {
+                if op == phase_end {
+                    bias = if bias > 0.5 { 0.05 } else { 0.95 };
+                    phase_end = op + rng.random_range(1..(range * 3));
+                }
+                let k = key(rng.random_range(0..range));
+                let roll: f64 = rng.random();
+                if roll < bias * 0.5 {
+                    let v = rng.random();
+                    let old = d.insert(Pair {
+                        key: k.clone(),
+                        value: v,
+                    });
+                    assert_eq!(old.map(|p| p.value), m.insert(k, v), "seed {seed} op {op}");
+                } else if roll < bias {
+                    if let Entry::Vacant(slot) = m.entry(k) {
+                        let v = rng.random();
+                        d.insert_new(Pair {
+                            key: slot.key().clone(),
+                            value: v,
+                        });
+                        slot.insert(v);
+                    }
+                } else if roll < 0.9 {
+                    let got = d.remove(&k).map(|p| p.value);
+                    assert_eq!(got, m.remove(&k), "seed {seed} op {op}");
+                    removed_since.insert(k);
+                } else {
+                    let got = d.get_mut(&k).map(|p| p.value);
+                    assert_eq!(got, m.get(&k).copied(), "seed {seed} op {op}");
+                }
+                assert_eq!(d.len(), m.len(), "seed {seed} op {op}");
+                if !d.is_empty() {
+                    let r = d.random().expect("random on non-empty");
+                    assert_eq!(m.get(&r.key), Some(&r.value));
+                } else {
+                    assert!(d.random().is_none());
+                }
+                // One scan call per op.
+                if scan_start.is_none() {
+                    scan_start = Some(m.keys().cloned().collect());
+                    seen.clear();
+                    removed_since.clear();
+                    cursor = 0;
+                }
+                cursor = d.scan(cursor, |p| {
+                    seen.insert(p.key.clone());
+                });
+                if cursor == 0 {
+                    let start = scan_start.take().unwrap();
+                    for k in start {
+                        if !removed_since.contains(&k) {
+                            assert!(seen.contains(&k), "seed {seed} op {op}: scan missed {k:?}");
+                        }
+                    }
+                }
+                if op % 97 == 0 {
+                    assert_eq!(d.iter().count(), m.len());
+                }
+            }
+        }
+    }
 }
