@@ -859,32 +859,31 @@ impl<'a> Keyspace<'a> {
         if nonempty.is_empty() {
             return None;
         }
-        for _ in 0..100 {
-            // Weight shards by size so every key is about equally likely. Counted again each
-            // try: an expired key deleted below may have emptied its shard.
-            let total: usize = nonempty
-                .iter()
-                .map(|&i| self.guards[i].1.dbs[db].keys.len())
-                .sum();
-            if total == 0 {
-                return None;
-            }
+        // Weight shards by size so every key is about equally likely; `total` follows the
+        // deletions below. Each try returns a live key or deletes an expired one, so this ends:
+        // as Redis's dbRandomKey, it goes on until a live key is found or the db is empty.
+        let mut total: usize = nonempty
+            .iter()
+            .map(|&i| self.guards[i].1.dbs[db].keys.len())
+            .sum();
+        while total > 0 {
             let mut pick = rand::random_range(0..total);
-            let mut chosen = nonempty[0];
+            let mut chosen = None;
             for &i in &nonempty {
                 let n = self.guards[i].1.dbs[db].keys.len();
                 if pick < n {
-                    chosen = i;
+                    chosen = Some(i);
                     break;
                 }
                 pick -= n;
             }
-            let s = &mut self.guards[chosen].1;
+            let s = &mut self.guards[chosen?].1;
             let key = s.dbs[db].keys.random()?.key.clone();
             if !s.expire_if_needed(db, &key, now) {
                 return Some(key);
             }
             publish_expired(self.store, db, &key, now);
+            total -= 1;
         }
         None
     }
@@ -941,6 +940,27 @@ mod tests {
             let mut ks = store.lock_all(2_000);
             let got = ks.random_key(0).map(|k| k.to_vec());
             assert_eq!(got.as_deref(), Some(live.as_bytes()));
+        }
+    }
+
+    /// As Redis's dbRandomKey, RANDOMKEY keeps deleting expired keys until it meets a live one:
+    /// however many expired keys wait for reclaiming, a live key is found.
+    #[test]
+    fn random_key_goes_past_any_number_of_expired_keys() {
+        for _ in 0..5 {
+            let store = Store::new(1, Arc::new(Events::default()));
+            let keys: Vec<String> = (0..500).map(|i| format!("gone:{i}")).collect();
+            for k in &keys {
+                let mut ks = store.lock_keys(&[k.as_bytes()], 0);
+                let e = Entry::new(Sds::new(k.as_bytes()), Value::Int(1), 0);
+                ks.put_entry(0, e, Some(1_000)).unwrap();
+            }
+            let mut ks = store.lock_keys(&[b"alive"], 0);
+            let e = Entry::new(Sds::new(b"alive"), Value::Int(1), 0);
+            ks.put_entry(0, e, None).unwrap();
+            drop(ks);
+            let mut ks = store.lock_all(2_000);
+            assert_eq!(ks.random_key(0).as_deref(), Some(&b"alive"[..]));
         }
     }
 }
