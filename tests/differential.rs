@@ -1269,3 +1269,79 @@ fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
     }
     out.into_iter().skip(1).collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Random scripts over the keyspace: values of every type written to two databases, and the
+// commands that move, copy, rename, expire and delete keys between and within them (SELECT,
+// MOVE, SWAPDB, COPY ... DB, RENAME, EXPIRE, FLUSHDB, ...), with their notifications.
+
+const RANDOM_KEYSPACE_SCRIPTS: usize = 30;
+const RANDOM_KEYSPACE_SCRIPT_LEN: usize = 50;
+
+/// One random keyspace command, as redis-cli words, and how to compare its replies.
+fn random_keyspace_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Normalize>) {
+    const KEYS: &[&str] = &["a", "b", "c"];
+    const DBS: &[&str] = &["0", "1", "2", "16", "-1", "x"];
+    const TTLS: &[&str] = &["100", "5000", "0", "-1", "abc"];
+    let mut pick = |xs: &[&str]| xs[rng.random_range(0..xs.len())].to_string();
+    let (k, k2, k3) = (pick(KEYS), pick(KEYS), pick(KEYS));
+    let (db, db2) = (pick(&DBS[..3]), pick(DBS));
+    let ttl = pick(TTLS);
+    let cond = pick(&["NX", "XX", "GT", "LT"]);
+    let (v, v2) = (pick(&["1", "x", "-5", "2.5"]), pick(&["1", "y", "7"]));
+    let w = |words: &[&str]| words.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let seconds = vec![Normalize::Seconds];
+    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..30) {
+        // Values of every type.
+        0 | 1 => (w(&["SET", &k, &v]), vec![]),
+        2 => (w(&["HSET", &k, &v, &v2]), vec![]),
+        3 => (w(&["RPUSH", &k, &v, &v2]), vec![]),
+        4 => (w(&["SADD", &k, &v, &v2]), vec![]),
+        5 => (w(&["ZADD", &k, "1", &v]), vec![]),
+        6 => (w(&["INCR", &k]), vec![]),
+        // Databases.
+        7 | 8 => (w(&["SELECT", &db]), vec![]),
+        9 => (w(&["MOVE", &k, &db2]), vec![]),
+        10 => (w(&["SWAPDB", &db, &db2]), vec![]),
+        11 => (w(&["COPY", &k, &k2, "DB", &db2]), vec![]),
+        12 => (w(&["COPY", &k, &k2, "DB", &db, "REPLACE"]), vec![]),
+        13 => (w(&["FLUSHDB"]), vec![]),
+        14 => (w(&["DBSIZE"]), vec![]),
+        // Names.
+        15 => (w(&["RENAME", &k, &k2]), vec![]),
+        16 => (w(&["RENAMENX", &k, &k2]), vec![]),
+        17 => (w(&["DEL", &k, &k2]), vec![]),
+        18 => (w(&["UNLINK", &k, &k3]), vec![]),
+        19 => (w(&["EXISTS", &k, &k2, &k]), vec![]),
+        20 => (w(&["TOUCH", &k, &k2]), vec![]),
+        21 => (w(&["TYPE", &k]), vec![]),
+        // Times to live (whole seconds: milliseconds pass between the two servers' turns).
+        22 => (w(&["EXPIRE", &k, &ttl]), vec![]),
+        23 => (w(&["EXPIRE", &k, &ttl, &cond]), vec![]),
+        24 => (w(&["PEXPIRE", &k, &format!("{ttl}000")]), vec![]),
+        25 => (w(&["TTL", &k]), vec![]),
+        26 => (w(&["PTTL", &k]), seconds),
+        27 => (w(&["PERSIST", &k]), vec![]),
+        28 => (w(&["SET", &k, &v, "KEEPTTL"]), vec![]),
+        _ => (w(&["GETEX", &k, "EX", &ttl]), vec![]),
+    };
+    (words.into_iter().map(String::into_bytes).collect(), how)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_keyspace_scripts() {
+    use rand::SeedableRng;
+    let seed = random_seed();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let scripts: Vec<Script> = (0..RANDOM_KEYSPACE_SCRIPTS)
+        .map(|_| {
+            (0..RANDOM_KEYSPACE_SCRIPT_LEN)
+                .map(|i| {
+                    let (words, normalize) = random_keyspace_command(&mut rng);
+                    random_case(i + 1, words, normalize)
+                })
+                .collect()
+        })
+        .collect();
+    run_random("random keyspace", seed, &scripts).await;
+}
