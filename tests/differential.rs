@@ -1049,7 +1049,7 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
     let generic = rng.random_range(0..6);
     let (sort, pairs) = (vec![Normalize::Sort], vec![Normalize::SortPairs]);
     let w = |words: &[&str]| words.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..84) {
+    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..89) {
         // Hashes.
         0 => (w(&["HSET", &k, &m, &n]), vec![]),
         1 => (w(&["HSET", &k, &m, &n, &m2, &f]), vec![]),
@@ -1168,6 +1168,16 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
         74 | 75 => (w(&["MULTI"]), vec![]),
         76..=80 => (w(&["EXEC"]), vec![Normalize::SortDeep]),
         81 => (w(&["DISCARD"]), vec![]),
+        // Blocking pops: served at once when there is something, else nil after 10 ms (and at
+        // once inside MULTI).
+        82 => (w(&["BLPOP", &k, &k2, "0.01"]), vec![]),
+        83 => (w(&["BLMOVE", &k, &k2, &side, &side2, "0.01"]), vec![]),
+        84 => (w(&["BZPOPMIN", &k, &k2, "0.01"]), vec![]),
+        85 => (
+            w(&["BZMPOP", "0.01", "2", &k, &k2, &minmax, "COUNT", &n]),
+            vec![],
+        ),
+        86 => (w(&["BRPOPLPUSH", &k, &k2, "0.01"]), vec![]),
         // Generic, on any type.
         _ => match generic {
             0 => (w(&["TYPE", &k]), vec![]),
