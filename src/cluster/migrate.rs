@@ -326,6 +326,24 @@ impl ShardGroup {
             BATCH_KEYS,
         )
     }
+
+    /// The next batch of the group's keys: going on from `cursor` through the shard, and once
+    /// a pass ends with nothing found there, from its start (empty only when the group's slots
+    /// hold no key). A shard with many keys of slots that stay is not walked from its start for
+    /// every batch.
+    fn next_keys(
+        &self,
+        ks: &mut crate::store::Keyspace<'_>,
+        cursor: &mut u64,
+    ) -> Vec<crate::store::Sds> {
+        let keys = ks.keys_in_slots_from(
+            self.shard,
+            |slot| self.member[slot as usize % SLOTS_PER_SHARD],
+            BATCH_KEYS,
+            cursor,
+        );
+        if keys.is_empty() { self.keys(ks) } else { keys }
+    }
 }
 
 /// Encodes up to a batch of `keys` (RDB object encoding); returns the records, the keys they
@@ -389,6 +407,7 @@ fn push_strays(
     let group = ShardGroup::new(&slots);
     let secret = cluster.cfg.secret.clone();
     let (mut pushed, mut failures) = (0u64, 0u32);
+    let mut cursor = 0u64;
     while !node.shutdown.is_cancelled() {
         if still_strays(&slots).len() != slots.len() {
             return Err("the slots changed owner".into());
@@ -396,7 +415,7 @@ fn push_strays(
         let mut ks = node
             .store
             .lock_shard(group.shard, crate::commands::now_ms());
-        let keys = group.keys(&mut ks);
+        let keys = group.next_keys(&mut ks, &mut cursor);
         if keys.is_empty() {
             return Ok(pushed);
         }
@@ -511,6 +530,7 @@ fn move_group(
     let mut backoff = Duration::from_millis(50);
     // Pinned keys that changed here while on their way, and how many times.
     let mut tries: std::collections::HashMap<Vec<u8>, u32> = Default::default();
+    let mut cursor = 0u64;
     loop {
         if node.shutdown.is_cancelled() {
             return Err(abandon(node, &slots, "shutting down".into()));
@@ -519,7 +539,7 @@ fn move_group(
         let mut ks = node
             .store
             .lock_shard(group.shard, crate::commands::now_ms());
-        let mut keys = group.keys(&mut ks);
+        let mut keys = group.next_keys(&mut ks, &mut cursor);
         // Pinned keys go in every batch until they settle: as records if held here, else as
         // deletions.
         let pinned: Vec<Vec<u8>> = ks

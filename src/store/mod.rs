@@ -888,6 +888,36 @@ impl<'a> Keyspace<'a> {
         None
     }
 
+    /// About `limit` db-0 keys of locked shard `shard` whose slot passes `want`, going on from
+    /// `cursor` (SCAN's cursor over the shard's table: every key present from the first call
+    /// to the one that sets `cursor` back to 0 is returned once at least, across resizes). A
+    /// bucket is taken whole, so a few more than `limit` may come. For slot migration: each
+    /// batch goes on where the last one stopped instead of walking past the keys of the slots
+    /// that stay, from the start of the shard, every time.
+    pub fn keys_in_slots_from(
+        &mut self,
+        shard: usize,
+        want: impl Fn(u16) -> bool,
+        limit: usize,
+        cursor: &mut u64,
+    ) -> Vec<Sds> {
+        let mut out = Vec::new();
+        let Some(s) = self.shard_at(shard) else {
+            *cursor = 0;
+            return out;
+        };
+        loop {
+            *cursor = s.dbs[0].keys.scan(*cursor, |e| {
+                if want(key_hash_slot(&e.key)) {
+                    out.push(e.key.clone());
+                }
+            });
+            if *cursor == 0 || out.len() >= limit {
+                return out;
+            }
+        }
+    }
+
     /// Up to `limit` db-0 keys of locked shard `shard` whose slot passes `want` (slot migration).
     pub fn keys_in_slots(
         &mut self,
@@ -941,6 +971,69 @@ mod tests {
             let got = ks.random_key(0).map(|k| k.to_vec());
             assert_eq!(got.as_deref(), Some(live.as_bytes()));
         }
+    }
+
+    /// A slot move's batches taken from a cursor cover every key of the moving slots once they
+    /// are deleted as they go (as the migrator does), and none of the others, while the shard
+    /// grows and shrinks under them.
+    #[test]
+    fn keys_in_slots_from_covers_the_moving_slots_across_resizes() {
+        let store = Store::new(1, Arc::new(Events::default()));
+        let shard = 3;
+        let slots: Vec<u16> = (0..SLOTS as u16)
+            .filter(|&s| shard_of_slot(s) == shard)
+            .collect();
+        let moving = |slot: u16| slot.is_multiple_of(2);
+        let keys_of = |prefix: &str, n: usize| -> Vec<String> {
+            (0..)
+                .map(|i| format!("{prefix}{i}"))
+                .filter(|k| shard_of_key(k.as_bytes()) == shard)
+                .take(n)
+                .collect()
+        };
+        let put = |k: &str| {
+            let mut ks = store.lock_keys(&[k.as_bytes()], 0);
+            let e = Entry::new(Sds::new(k.as_bytes()), Value::Int(1), 0);
+            ks.put_entry(0, e, None).unwrap();
+        };
+        let first = keys_of("k", 3000);
+        first.iter().for_each(|k| put(k));
+        let later = keys_of("late", 2000);
+        let want: std::collections::BTreeSet<String> = first
+            .iter()
+            .filter(|k| moving(key_hash_slot(k.as_bytes())))
+            .cloned()
+            .collect();
+        assert!(want.len() > 1000 && slots.len() == SLOTS / SHARDS);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut cursor = 0;
+        let mut batches = 0;
+        loop {
+            let mut ks = store.lock_shard(shard, 0);
+            let batch = ks.keys_in_slots_from(shard, moving, 50, &mut cursor);
+            for k in &batch {
+                let k = String::from_utf8(k.to_vec()).unwrap();
+                assert!(moving(key_hash_slot(k.as_bytes())), "{k} is not moving");
+                ks.remove(0, k.as_bytes()).unwrap();
+                seen.insert(k);
+            }
+            drop(ks);
+            // Keys of the slots that stay arrive meanwhile: the table grows under the cursor.
+            if batches < later.len() / 100 {
+                later[batches * 100..batches * 100 + 100]
+                    .iter()
+                    .filter(|k| !moving(key_hash_slot(k.as_bytes())))
+                    .for_each(|k| put(k));
+            }
+            batches += 1;
+            if batch.is_empty() && cursor == 0 {
+                break;
+            }
+            assert!(batches < 10_000);
+        }
+        assert_eq!(seen, want);
+        let mut ks = store.lock_shard(shard, 0);
+        assert!(ks.keys_in_slots(shard, moving, 10).is_empty());
     }
 
     /// As Redis's dbRandomKey, RANDOMKEY keeps deleting expired keys until it meets a live one:
