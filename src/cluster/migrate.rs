@@ -22,10 +22,10 @@
 //! A batch whose answer is lost may or may not have been applied: its keys stay pinned and are
 //! sent again (the target replaces them; deletions are named in `deleted`). Batches are
 //! numbered, and the target refuses one older than a batch it applied from us: a late copy of
-//! a batch we gave up waiting for must not bring back a value its resend has replaced. While the target is
-//! unreachable the move is retried; when the cluster marks it FAIL (or it is forgotten) the move
-//! is abandoned and the slots stay here (keys that already moved wait on the failed node, as any
-//! key it owns does, and the move resumes when it is back).
+//! a batch we gave up waiting for must not bring back a value its resend has replaced. While
+//! the target is unreachable the move is retried; when the cluster marks it FAIL (or it is
+//! forgotten) the move is abandoned and the slots stay here (keys that already moved wait on
+//! the failed node, as any key it owns does, and the move resumes when it is back).
 //!
 //! Stray keys, those of a slot another node owns found here (an interrupted move whose target
 //! dropped the slot, or two clusters merged by a MEET), are pushed to the slot's owner the same
