@@ -845,12 +845,16 @@ async fn run_random(name: &str, seed: u64, scripts: &[Script]) {
     dump_scripts(scripts);
     let redis = RedisServer::start().await;
     let node = common::start_node(&[]).await;
-    // Every keyspace notification of both runs is recorded, to compare too.
-    let events = (
-        tokio::spawn(record_events(redis.addr)),
-        tokio::spawn(record_events(node.resp_addr())),
+    // Every keyspace notification of both runs is recorded, to compare too (subscribed, and
+    // the subscription confirmed, before the first script).
+    let subs = (
+        subscribe_events(redis.addr).await,
+        subscribe_events(node.resp_addr()).await,
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = (
+        tokio::spawn(record_events(subs.0)),
+        tokio::spawn(record_events(subs.1)),
+    );
     let report = run_scripts(
         &format!("{name} (DIFF_SEED={seed})"),
         scripts,
@@ -1234,9 +1238,9 @@ async fn random_collection_scripts() {
 /// The key whose "set" ends a recording of notifications.
 const END_KEY: &[u8] = b"__end__";
 
-/// Turns every keyspace notification on at `addr`, then records the notifications (raw
-/// `pmessage` frames) until the keyevent one of `SET __end__`.
-async fn record_events(addr: SocketAddr) -> Vec<u8> {
+/// Turns every keyspace notification on at `addr` and subscribes a connection to them; returns
+/// once the subscription is confirmed.
+async fn subscribe_events(addr: SocketAddr) -> Conn {
     let words = |w: &[&[u8]]| multibulk(&w.iter().map(|x| x.to_vec()).collect::<Vec<_>>());
     let mut cfg = fresh(addr, "config").await.unwrap();
     cfg.send(&words(&[
@@ -1250,16 +1254,24 @@ async fn record_events(addr: SocketAddr) -> Vec<u8> {
         cfg.read_replies(1).await,
         Outcome::Reply(b"+OK\r\n".to_vec())
     );
-    let mut sub = TcpStream::connect(addr).await.unwrap();
-    sub.write_all(&words(&[b"PSUBSCRIBE", b"__key*__:*"]))
-        .await
-        .unwrap();
+    let mut sub = Conn::connect(addr).await.unwrap();
+    sub.send(&words(&[b"PSUBSCRIBE", b"__key*__:*"])).await;
+    assert!(
+        matches!(sub.read_replies(1).await, Outcome::Reply(r) if r.starts_with(b"*3\r\n$10\r\npsubscribe")),
+        "PSUBSCRIBE confirmed"
+    );
+    sub
+}
+
+/// The notifications (raw `pmessage` frames) `sub` receives until the keyevent one of
+/// `SET __end__`.
+async fn record_events(mut sub: Conn) -> Vec<u8> {
     let end = [b"__keyevent@0__:set\r\n$7\r\n".as_slice(), END_KEY, b"\r\n"].concat();
-    let mut buf = Vec::new();
+    let mut buf = std::mem::take(&mut sub.buf);
     let mut chunk = vec![0u8; 64 * 1024];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while !buf.windows(end.len()).any(|w| w == end.as_slice()) {
-        let n = tokio::time::timeout_at(deadline, sub.read(&mut chunk))
+        let n = tokio::time::timeout_at(deadline, sub.stream.read(&mut chunk))
             .await
             .expect("notifications end in time")
             .unwrap();
@@ -1269,7 +1281,7 @@ async fn record_events(addr: SocketAddr) -> Vec<u8> {
     buf
 }
 
-/// The frames of a reply stream, each as its bytes (the psubscribe confirmation dropped).
+/// The frames of a reply stream, each as its bytes.
 fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut pos = 0;
@@ -1277,7 +1289,7 @@ fn frames(stream: &[u8]) -> Vec<Vec<u8>> {
         out.push(stream[pos..next].to_vec());
         pos = next;
     }
-    out.into_iter().skip(1).collect()
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
