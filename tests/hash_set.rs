@@ -178,6 +178,67 @@ async fn collections_rename_copy_move_and_report_memory() {
     node.shutdown().await;
 }
 
+/// A big hash or set only read after its table started growing still ends with one table:
+/// reads take rehash steps too (as Redis's dictFind), so the old table is freed (MEMORY USAGE
+/// counts both tables while they coexist).
+#[tokio::test]
+async fn reads_finish_a_rehash_and_free_the_old_table() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (write, read) in [("HSET", "HGET"), ("SADD", "SISMEMBER")] {
+        let key = format!("big-{write}");
+        let usage = async |c: &mut redis::aio::MultiplexedConnection| -> i64 {
+            redis::cmd("MEMORY")
+                .arg(&["USAGE", &key])
+                .query_async(c)
+                .await
+                .unwrap()
+        };
+        let add = |i: usize| {
+            let mut cmd = redis::cmd(write);
+            cmd.arg(&key).arg(format!("f{i:05}"));
+            if write == "HSET" {
+                cmd.arg("v");
+            }
+            cmd
+        };
+        // Past the compact encoding first, then until a grow starts: the table's size
+        // doubles at once while the old one is still counted.
+        let mut i = 0;
+        while i < 200 {
+            let _: i64 = add(i).query_async(&mut c).await.unwrap();
+            i += 1;
+        }
+        let mut before = usage(&mut c).await;
+        let grown = loop {
+            let _: i64 = add(i).query_async(&mut c).await.unwrap();
+            i += 1;
+            let now = usage(&mut c).await;
+            if now > before + 3000 {
+                break now;
+            }
+            before = now;
+            assert!(i < 20_000, "no grow seen");
+        };
+        for j in 0..2_000 {
+            let _: redis::Value = redis::cmd(read)
+                .arg(&key)
+                .arg(format!("f{:05}", j % i))
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+        let after = usage(&mut c).await;
+        assert!(
+            after < grown - 1000,
+            "{key}: {grown} bytes when the grow started, {after} after 2,000 reads"
+        );
+    }
+}
+
 #[tokio::test]
 async fn writes_publish_keyspace_events() {
     let node = start_node(&[]).await;

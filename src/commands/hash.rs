@@ -22,8 +22,12 @@ fn read_hash<'k>(
 ) -> Result<Option<&'k Hash>, CmdError> {
     match ks.lookup_read(db, key)? {
         None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Hash(h) => Ok(Some(h)),
+        // A read takes a rehash step too (as Redis's dictFind): see `Dict::rehash_step`.
+        Some(e) => match &mut e.value {
+            Value::Hash(h) => {
+                h.rehash_step();
+                Ok(Some(h))
+            }
             _ => Err(CmdError::WrongType),
         },
     }

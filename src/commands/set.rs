@@ -23,8 +23,12 @@ use crate::store::{Keyspace, Sds, Value};
 fn read_set<'k>(ks: &'k mut Keyspace, db: usize, key: &[u8]) -> Result<Option<&'k Set>, CmdError> {
     match ks.lookup_read(db, key)? {
         None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Set(s) => Ok(Some(s)),
+        // A read takes a rehash step too (as Redis's dictFind): see `Dict::rehash_step`.
+        Some(e) => match &mut e.value {
+            Value::Set(s) => {
+                s.rehash_step();
+                Ok(Some(s))
+            }
             _ => Err(CmdError::WrongType),
         },
     }

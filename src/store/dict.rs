@@ -307,8 +307,10 @@ impl<T: Keyed> Dict<T> {
         self.pace = self.old.len().div_ceil(until_grow.min(until_shrink).max(1));
     }
 
-    /// One rehash step: moves the old table's last `pace` buckets.
-    fn rehash_step(&mut self) {
+    /// One rehash step: moves the old table's last `pace` buckets. Writes take one; readers
+    /// that may take one (a command reading a big hash or set) do too, as Redis's dictFind,
+    /// so a table only read after a resize started still ends up with one table.
+    pub fn rehash_step(&mut self) {
         self.move_old_buckets(self.pace);
     }
 

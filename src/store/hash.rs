@@ -211,6 +211,16 @@ pub enum Hash {
     Table(Box<Dict<HashField>>),
 }
 
+impl Hash {
+    /// One incremental rehash step of a big hash's table, taken by reads (see
+    /// [`Dict::rehash_step`]).
+    pub fn rehash_step(&mut self) {
+        if let Hash::Table(d) = self {
+            d.rehash_step();
+        }
+    }
+}
+
 impl Clone for Hash {
     fn clone(&self) -> Self {
         match self {

@@ -178,6 +178,16 @@ pub enum Set {
     Table(Box<Dict<SetMember>>),
 }
 
+impl Set {
+    /// One incremental rehash step of a big set's table, taken by reads (see
+    /// [`Dict::rehash_step`]).
+    pub fn rehash_step(&mut self) {
+        if let Set::Table(d) = self {
+            d.rehash_step();
+        }
+    }
+}
+
 impl Clone for Set {
     fn clone(&self) -> Self {
         match self {
