@@ -441,10 +441,7 @@ fn push_strays(
         let why = match reply {
             Ok(r) if r.get_ref().accepted => {
                 for k in &sent {
-                    if let Ok(Some(_)) = ks.remove(0, k) {
-                        ks.store().aof.append_del(0, k);
-                        ks.store().watches.touch(0, k, false);
-                    }
+                    forget_moved(&mut ks, k);
                 }
                 pushed += sent.len() as u64;
                 let s = &cluster.migrator.stats;
@@ -471,6 +468,10 @@ fn push_strays(
     Ok(pushed)
 }
 
+/// A key that changed here this many times while on its way goes next in a batch that holds
+/// the shard for its round trip, so even a key written all the time moves.
+const UNHELD_TRIES: u32 = 2;
+
 /// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
 ///
 /// A move that stops early keeps its pinned keys: the target may still hold copies older than
@@ -478,20 +479,6 @@ fn push_strays(
 /// their slots (as records or deletions), and a stray push of them back here is dropped (see
 /// `import_batch`). Pins live in memory only: a restart forgets them.
 fn move_slots(
-    rt: &tokio::runtime::Runtime,
-    node: &Arc<Node>,
-    clients: &mut std::collections::HashMap<String, Client>,
-    group: &[u16],
-    to: &str,
-) -> Result<(usize, u64), Stop> {
-    move_group(rt, node, clients, group, to)
-}
-
-/// A key that changed here this many times while on its way goes next in a batch that holds
-/// the shard for its round trip, so even a key written all the time moves.
-const UNHELD_TRIES: u32 = 2;
-
-fn move_group(
     rt: &tokio::runtime::Runtime,
     node: &Arc<Node>,
     clients: &mut std::collections::HashMap<String, Client>,
@@ -688,10 +675,8 @@ fn move_group(
                     let mut gone = Vec::with_capacity(sent.len());
                     for (k, (value, at)) in sent.into_iter().zip(&copies) {
                         if hold || unchanged(&mut ks, &k, value, *at) {
-                            if let Ok(Some(_)) = ks.remove(0, &k) {
-                                last_logged = ks.store().aof.append_del(0, &k);
-                                // As Redis's MIGRATE: a transaction watching it fails.
-                                ks.store().watches.touch(0, &k, false);
+                            if let Some(at) = forget_moved(&mut ks, &k) {
+                                last_logged = at;
                             }
                             if let Ok(p) = ks.pinned_mut(group.shard) {
                                 p.remove(&k);
@@ -768,6 +753,16 @@ fn move_group(
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
+}
+
+/// Deletes `key`, which its slot's next owner now holds: logged as a DEL (a restart must not
+/// bring it back) and, as Redis's MIGRATE, a transaction watching it fails. Returns the log
+/// position of the deletion, or None when the key was not here.
+fn forget_moved(ks: &mut crate::store::Keyspace<'_>, key: &[u8]) -> Option<u64> {
+    ks.remove(0, key).ok().flatten()?;
+    let at = ks.store().aof.append_del(0, key);
+    ks.store().watches.touch(0, key, false);
+    Some(at)
 }
 
 /// Whether `key` is here as it was sent: the same encoded value and expiry.
@@ -848,7 +843,7 @@ fn import_batch(
         let mine = |s: u16| st.slots[s as usize].as_deref() == Some(me.as_str());
         if batch.stray {
             // Stray keys come only for slots served here, and not while those slots move away
-            // (the move hands them over empty: see `move_group`).
+            // (the move hands them over empty: see `move_slots`).
             if !slots.iter().all(|&s| mine(s)) {
                 return refuse("not the owner of the slot");
             }
