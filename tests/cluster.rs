@@ -1986,8 +1986,11 @@ fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
             && live
                 .iter()
                 .all(|x| info_field(x.port, "cluster_state") == "ok")),
-        "{}",
-        cli(n[r].port, &["CLUSTER", "NODES"])
+        "{}\n{}",
+        cli(n[r].port, &["CLUSTER", "NODES"]),
+        live.iter()
+            .map(|x| format!("--- {}\n{}", x.port, x.log()))
+            .collect::<String>()
     );
     let moved_to_replica: Vec<(u16, u16, u16)> = layout
         .iter()

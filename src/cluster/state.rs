@@ -515,12 +515,30 @@ impl ClusterState {
             actions.extend(self.update_slots_from(&h.id, h.config_epoch, &h.slots, fresh));
             actions.extend(self.follow_if_taken_over(&h.id, mine_before, now_ms));
             self.handle_epoch_collision(h);
-        } else if became_replica {
-            // A node that became a replica serves no slots: any claim takes them (its new
-            // master's arrives at a higher epoch), and until then it redirects. Checked on the
-            // role change only: a slot scan per gossip message is too much for every message.
-            let held = self.slots_of(&h.id);
-            self.owner_not_claiming.extend(held);
+        } else {
+            if became_replica {
+                // A node that became a replica serves no slots: any claim takes them (its new
+                // master's arrives at a higher epoch), and until then it redirects. Checked on
+                // the role change only: a slot scan per gossip message is too much for every
+                // message.
+                let held = self.slots_of(&h.id);
+                self.owner_not_claiming.extend(held);
+            }
+            // A replica announces its master's config epoch. An older one than ours: it missed
+            // its master's newest epoch (taken after an epoch collision, say, by a master that
+            // died before its next ping to it), and voters would refuse its failover for good
+            // as a stale view. Tell it, as an UPDATE tells a node whose claim is stale.
+            if let Some(master) = h.replica_of.as_deref()
+                && self
+                    .nodes
+                    .get(master)
+                    .is_some_and(|m| m.is_master() && m.config_epoch > h.config_epoch)
+            {
+                actions.push(Action::Update {
+                    to: h.id.clone(),
+                    owner: master.to_string(),
+                });
+            }
         }
         actions
     }
@@ -1714,6 +1732,44 @@ mod tests {
             Err("voted for a replica of the same master recently")
         );
         assert_eq!(all[0].grant_vote(&hd, 6, true, 2011), Ok(()));
+    }
+
+    #[test]
+    fn a_replica_that_missed_its_masters_new_epoch_is_told_before_it_asks_for_votes() {
+        let mut all = three_masters_and_a_replica();
+        // c takes a new config epoch (as after an epoch collision) and a and b hear of it;
+        // its replica d does not before c dies.
+        all[2].bump_config_epoch();
+        let hc = header(&all[2]);
+        for st in all.iter_mut().take(2) {
+            st.process_header(&hc, true, 0);
+            assert_eq!(st.nodes[&id('c')].config_epoch, 4);
+            st.process_fail(&id('c'), 1000);
+        }
+        all[3].process_fail(&id('c'), 1000);
+        let stale = header(&all[3]);
+        assert_eq!(stale.config_epoch, 3);
+        assert_eq!(
+            all[0].grant_vote(&stale, 5, false, 1000),
+            Err("its view of its master's slots is stale")
+        );
+        // Its next ping earns it an UPDATE about c, which it applies.
+        let actions = all[1].process_header(&stale, false, 1000);
+        assert!(
+            actions.contains(&Action::Update {
+                to: id('d'),
+                owner: id('c')
+            }),
+            "{actions:?}"
+        );
+        let ranges = slot_ranges(all[1].slots_of(&id('c')));
+        all[3].process_update(&id('c'), 4, &ranges, 1000);
+        let fresh = header(&all[3]);
+        assert_eq!(fresh.config_epoch, 4);
+        assert_eq!(all[3].slot_count(&id('c')), 5461, "nothing else changed");
+        assert_eq!(all[1].grant_vote(&fresh, 5, false, 1000), Ok(()));
+        // A replica whose view is current is not told again.
+        assert!(all[0].process_header(&fresh, false, 1000).is_empty());
     }
 
     #[test]
