@@ -1094,11 +1094,13 @@ fn the_target_killed_in_the_middle_of_a_move_loses_no_key() {
     kill_mid_move(Side::Target);
 }
 
-/// A TCP relay in front of a node's bus port whose connections the test can cut.
+/// A TCP relay in front of a node's bus port whose connections the test can cut, or whose
+/// replies it can swallow.
 struct Relay {
     port: u16,
     cut: std::sync::Arc<std::sync::atomic::AtomicU64>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mute: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -1110,7 +1112,8 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (cut2, stop2) = (cut.clone(), stop.clone());
+        let mute = Arc::new(AtomicBool::new(false));
+        let (cut2, stop2, mute2) = (cut.clone(), stop.clone(), mute.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 let Ok((inbound, _)) = listener.accept() else {
@@ -1121,16 +1124,35 @@ impl Relay {
                     continue;
                 };
                 let generation = cut2.load(Ordering::Relaxed);
-                for (from, into) in [
-                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
-                    (outbound, inbound),
+                // Requests always pass; replies only while not muted.
+                let pass = Arc::new(AtomicBool::new(false));
+                for (from, into, drop_while) in [
+                    (
+                        inbound.try_clone().unwrap(),
+                        outbound.try_clone().unwrap(),
+                        pass.clone(),
+                    ),
+                    (outbound, inbound, mute2.clone()),
                 ] {
                     let (cut, stop) = (cut2.clone(), stop2.clone());
-                    std::thread::spawn(move || pump(from, into, generation, &cut, &stop));
+                    std::thread::spawn(move || {
+                        pump(from, into, generation, &cut, &stop, &drop_while)
+                    });
                 }
             }
         });
-        Relay { port, cut, stop }
+        Relay {
+            port,
+            cut,
+            stop,
+            mute,
+        }
+    }
+
+    /// While muted, what the node answers is read and dropped (its peers' requests still
+    /// reach it): a Transfer is applied and its sender never hears so.
+    fn mute(&self, on: bool) {
+        self.mute.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Closes every connection open now (new ones are relayed again).
@@ -1152,6 +1174,7 @@ fn pump(
     generation: u64,
     cut: &std::sync::atomic::AtomicU64,
     stop: &std::sync::atomic::AtomicBool,
+    drop_while: &std::sync::atomic::AtomicBool,
 ) {
     use std::io::{Read, Write};
     use std::sync::atomic::Ordering;
@@ -1164,6 +1187,7 @@ fn pump(
         }
         match from.read(&mut buf) {
             Ok(0) => break,
+            Ok(_) if drop_while.load(Ordering::Relaxed) => {}
             Ok(n) => {
                 if into.write_all(&buf[..n]).is_err() {
                     break;
@@ -1179,27 +1203,23 @@ fn pump(
     let _ = into.shutdown(std::net::Shutdown::Both);
 }
 
-#[test]
-fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
-    let root = tempfile::tempdir().unwrap();
-    let a = node_in(root.path(), "a", MOVE_ARGS);
-    // b's peers reach its bus only through the relay: b announces the relay's port.
+/// Nodes a (with FAULT_KEYS keys) and b, whose bus its peers reach only through a relay (b
+/// announces the relay's port), met and waited for until a is in the middle of moving keys to
+/// b.
+fn mid_move_behind_relay(
+    root: &Path,
+    a_args: &[&str],
+    b_args: &[&str],
+) -> (ClusterNode, ClusterNode, Relay, tokio::runtime::Runtime) {
+    let a = node_in(root, "a", a_args);
     let b_bus = free_port();
     let relay = Relay::start(b_bus);
     let relay_port = relay.port.to_string();
     let b_bus_arg = b_bus.to_string();
-    let b = node_in(
-        root.path(),
-        "b",
-        &[
-            "--cluster-node-timeout",
-            "5000",
-            "--cluster-bus-port",
-            &b_bus_arg,
-            "--cluster-announce-bus-port",
-            &relay_port,
-        ],
-    );
+    let mut args = b_args.to_vec();
+    args.extend(["--cluster-bus-port", &b_bus_arg]);
+    args.extend(["--cluster-announce-bus-port", &relay_port]);
+    let b = node_in(root, "b", &args);
     let rt = runtime();
     rt.block_on(load_keys(a.port, FAULT_KEYS));
     let r = cli(
@@ -1218,6 +1238,14 @@ fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
         "no move started: {}",
         cli(a.port, &["CLUSTER", "INFO"])
     );
+    (a, b, relay, rt)
+}
+
+#[test]
+fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, relay, rt) =
+        mid_move_behind_relay(root.path(), MOVE_ARGS, &["--cluster-node-timeout", "5000"]);
     // Cut every connection to b's bus a few times while the keys stream.
     let mut cuts = 0;
     for _ in 0..5 {
@@ -1236,6 +1264,132 @@ fn bus_connections_cut_in_the_middle_of_a_move_lose_no_key() {
     let both = [&a, &b];
     wait_settled(&both, 2, Duration::from_secs(180));
     assert_each_key_once(&both, FAULT_KEYS, &rt);
+}
+
+/// Deletes key:i on `here` for every `step`-th i from `first`; returns the keys deleted there
+/// and how many of them `there` holds a copy of (asked with ASKING: it does not own them yet).
+async fn delete_here_and_look_there(
+    here: u16,
+    there: u16,
+    first: usize,
+    step: usize,
+) -> (Vec<usize>, usize) {
+    let connect = |port: u16| async move {
+        redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    };
+    let (mut h, mut t) = (connect(here).await, connect(there).await);
+    let (mut deleted, mut copies) = (Vec::new(), 0);
+    for i in (first..FAULT_KEYS).step_by(step) {
+        let key = format!("key:{i}");
+        let r: redis::RedisResult<i64> = redis::cmd("DEL").arg(&key).query_async(&mut h).await;
+        if r != Ok(1) {
+            continue;
+        }
+        deleted.push(i);
+        let copy: redis::RedisResult<(Option<String>,)> = redis::pipe()
+            .cmd("ASKING")
+            .ignore()
+            .cmd("GET")
+            .arg(&key)
+            .query_async(&mut t)
+            .await;
+        if matches!(copy, Ok((Some(_),))) {
+            copies += 1;
+        }
+    }
+    (deleted, copies)
+}
+
+/// A key a client deletes on the source while its batch is on its way (the target applied the
+/// batch; its answer never came back) stays deleted when the source is killed and restarted
+/// from its log: the log keeps the key's pin, so the restarted source does not send clients to
+/// the target's stale copy and the next batch deletes that copy.
+#[test]
+fn a_key_deleted_while_its_batch_is_on_its_way_stays_deleted_across_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let logged = [
+        "--cluster-node-timeout",
+        "60000",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ];
+    let (mut a, b, relay, rt) = mid_move_behind_relay(root.path(), &logged, &logged);
+    // b goes on applying batches; a hears of none of them from now on.
+    let imported = || -> u64 { info_field(b.port, "cluster_keys_imported").parse().unwrap() };
+    relay.mute(true);
+    let before = imported();
+    assert!(
+        wait(Duration::from_secs(30), || imported() > before),
+        "no batch reached b after the mute: {}",
+        cli(a.port, &["CLUSTER", "INFO"])
+    );
+    // Every key a still answers for is deleted there (acknowledged, fsynced): among them the
+    // keys of the batch b applied, which a still holds, pinned. Done well within the batch's
+    // 15 s call timeout, after which a would send the deletions to b itself.
+    let (deleted, stale_on_b) = rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|t| tokio::spawn(delete_here_and_look_there(a.port, b.port, t, 8)))
+            .collect();
+        let mut deleted = std::collections::HashSet::new();
+        let mut stale = 0;
+        for t in tasks {
+            let (d, s) = t.await.unwrap();
+            deleted.extend(d);
+            stale += s;
+        }
+        (deleted, stale)
+    });
+    eprintln!(
+        "deleted on a: {} keys, of which b holds a copy: {stale_on_b}",
+        deleted.len()
+    );
+    assert!(stale_on_b > 0, "b holds no copy of a deleted key");
+    a.kill9();
+    relay.mute(false);
+    a.restart();
+    let both = [&a, &b];
+    wait_settled(&both, 2, Duration::from_secs(180));
+    let sizes = dbsizes(&both);
+    assert_eq!(
+        sizes.iter().sum::<i64>(),
+        (FAULT_KEYS - deleted.len()) as i64,
+        "{sizes:?}\n{}",
+        a.log()
+    );
+    let ports = [a.port, b.port];
+    let (missing, back) = rt.block_on(async {
+        let client = redis::cluster::ClusterClient::new(
+            ports
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}/"))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut c = client.get_async_connection().await.unwrap();
+        let (mut missing, mut back) = (Vec::new(), Vec::new());
+        for i in 0..FAULT_KEYS {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(format!("key:{i}"))
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            match (deleted.contains(&i), v) {
+                (true, Some(_)) => back.push(i),
+                (false, None) => missing.push(i),
+                (false, Some(v)) => assert_eq!(v, i.to_string()),
+                (true, None) => {}
+            }
+        }
+        (missing, back)
+    });
+    assert_eq!(back, Vec::<usize>::new(), "deleted keys came back");
+    assert_eq!(missing, Vec::<usize>::new(), "keys lost");
 }
 
 #[test]

@@ -12,7 +12,11 @@
 //!    here as it was sent is deleted here and unpinned; a key written or deleted meanwhile stays
 //!    pinned and goes again in the next batch (as a record, or in its `deleted` list). A batch
 //!    with a key that changed so [`UNHELD_TRIES`] times holds the lock for its round trip (as
-//!    Redis's MIGRATE holds the whole server), so hot keys move too;
+//!    Redis's MIGRATE holds the whole server), so hot keys move too. The log and the
+//!    replication stream carry the pins (a PINS record when a batch is cut, one MOVED record,
+//!    delete and unpin, when it settles: see `crate::persist::aof`), so a node restarted from
+//!    its log, or a replica that takes over, still knows which keys the target may hold stale
+//!    (a key a client deleted here while its batch was on its way);
 //! 3. when the slot is empty and nothing is pinned, the target is asked to claim it (it takes a
 //!    new config epoch, so its claim wins everywhere), and we record the new owner under the
 //!    lock. The lock is not held for that round trip: while the slot migrates no key can appear
@@ -48,6 +52,7 @@ use super::bus::{self, MessageType, pb};
 use super::slots::key_hash_slot;
 use super::state::slot_ranges;
 use crate::node::Node;
+use crate::persist::aof::{KIND_MOVED, KIND_PINS};
 use crate::store::{SLOTS_PER_SHARD, Value, rdb, shard_of_slot};
 
 /// Keys per batch, and the bytes after which a batch is closed early. After each batch the
@@ -443,6 +448,7 @@ fn push_strays(
                 for k in &sent {
                     forget_moved(&mut ks, k);
                 }
+                ks.store().aof.append_keys(KIND_MOVED, &sent);
                 pushed += sent.len() as u64;
                 let s = &cluster.migrator.stats;
                 s.keys_moved.fetch_add(sent.len() as u64, Ordering::Relaxed);
@@ -477,7 +483,8 @@ const UNHELD_TRIES: u32 = 2;
 /// A move that stops early keeps its pinned keys: the target may still hold copies older than
 /// ours (a key deleted here while its batch was on its way). They go first in the next move of
 /// their slots (as records or deletions), and a stray push of them back here is dropped (see
-/// `import_batch`). Pins live in memory only: a restart forgets them.
+/// `import_batch`). Pins are logged (PINS and MOVED records, see `crate::persist::aof`), so a
+/// restart, and a replica that takes over, keep them.
 fn move_slots(
     rt: &tokio::runtime::Runtime,
     node: &Arc<Node>,
@@ -634,6 +641,12 @@ fn move_slots(
             if let Ok(p) = ks.pinned_mut(group.shard) {
                 p.extend(sent.iter().cloned());
             }
+            // Logged (and fed to replicas) with the shard held, before any client can change
+            // one of these keys: a replay that finds one deleted after this knows the
+            // target's copy is stale.
+            if !sent.is_empty() {
+                node.store.aof.append_keys(KIND_PINS, &sent);
+            }
             let batch = pb::TransferBatch {
                 sender: Some(my_header(cluster)),
                 slots: group.ranges.clone(),
@@ -670,14 +683,13 @@ fn move_slots(
             match reply {
                 Ok(r) if r.get_ref().accepted => {
                     // A key the target now holds as we do is gone from here for good (the
-                    // append-only log must say so too); a key that changed here meanwhile stays
-                    // pinned and goes again in the next batch.
+                    // append-only log says so in one MOVED record); a key that changed here
+                    // meanwhile stays pinned and goes again in the next batch.
                     let mut gone = Vec::with_capacity(sent.len());
+                    let mut settled = Vec::new();
                     for (k, (value, at)) in sent.into_iter().zip(&copies) {
                         if hold || unchanged(&mut ks, &k, value, *at) {
-                            if let Some(at) = forget_moved(&mut ks, &k) {
-                                last_logged = at;
-                            }
+                            forget_moved(&mut ks, &k);
                             if let Ok(p) = ks.pinned_mut(group.shard) {
                                 p.remove(&k);
                             }
@@ -693,9 +705,15 @@ fn move_slots(
                                 p.remove(&k);
                             }
                             tries.remove(&k);
+                            settled.push(k);
                         } else {
                             *tries.entry(k).or_default() += 1;
                         }
+                    }
+                    if !gone.is_empty() || !settled.is_empty() {
+                        let keys: Vec<&[u8]> =
+                            gone.iter().chain(&settled).map(|k| &k[..]).collect();
+                        last_logged = ks.store().aof.append_keys(KIND_MOVED, &keys);
                     }
                     drop(ks);
                     // Rest as long as the batch took: the move uses at most half a core, and
@@ -755,14 +773,13 @@ fn move_slots(
     }
 }
 
-/// Deletes `key`, which its slot's next owner now holds: logged as a DEL (a restart must not
-/// bring it back) and, as Redis's MIGRATE, a transaction watching it fails. Returns the log
-/// position of the deletion, or None when the key was not here.
-fn forget_moved(ks: &mut crate::store::Keyspace<'_>, key: &[u8]) -> Option<u64> {
-    ks.remove(0, key).ok().flatten()?;
-    let at = ks.store().aof.append_del(0, key);
-    ks.store().watches.touch(0, key, false);
-    Some(at)
+/// Deletes `key`, which its slot's next owner now holds; as Redis's MIGRATE, a transaction
+/// watching it fails. The caller logs a MOVED record of the keys it forgot (a restart must not
+/// bring them back, nor keep them pinned).
+fn forget_moved(ks: &mut crate::store::Keyspace<'_>, key: &[u8]) {
+    if matches!(ks.remove(0, key), Ok(Some(_))) {
+        ks.store().watches.touch(0, key, false);
+    }
 }
 
 /// Whether `key` is here as it was sent: the same encoded value and expiry.

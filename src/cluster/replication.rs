@@ -748,10 +748,15 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
     }
 }
 
+/// Empties the keyspace for a full sync, and forgets the pins of slot moves (the master's image
+/// carries its own).
 fn flush_all(node: &Node) {
     let mut ks = node.store.lock_all(0);
     for db in 0..node.store.databases() {
         ks.flush_db(db);
+    }
+    for (_, shard) in ks.shards_mut() {
+        shard.pinned.clear();
     }
 }
 
@@ -791,6 +796,19 @@ impl Applier {
                         Some(&aof::KIND_ENTRIES) => {
                             snapshot::load_entries(&p[1..], &self.node.store, &self.lim, None)
                                 .map_err(|_| "undecodable entries record")?;
+                        }
+                        Some(&kind @ (aof::KIND_PINS | aof::KIND_MOVED)) => {
+                            let store = &self.node.store;
+                            crate::persist::apply_keys_record(store, kind, &p[1..])
+                                .map_err(|_| "undecodable keys record")?;
+                            // Logged (and fed on to our own replicas) as the master logged it.
+                            if store.aof.is_recording() {
+                                let keys = aof::decode_keys(
+                                    &mut crate::persist::format::Cursor::new(&p[1..]),
+                                )
+                                .map_err(|_| "undecodable keys record")?;
+                                store.aof.append_keys(kind, &keys);
+                            }
                         }
                         _ => return Err("unknown record kind".into()),
                     }

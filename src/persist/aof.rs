@@ -11,6 +11,13 @@
 //!   before it is that replication stream up to that offset (Redis keeps the same in its RDB's
 //!   `repl-id`/`repl-offset`). It counts only as the log's last record: a write after it means
 //!   the data has moved on. Never streamed to replicas.
+//! - `PINS`: `n: u32`, then `n` keys (`len: u32, bytes`) of db 0 that a slot move pinned
+//!   (`crate::store::Shard::pinned`): sent to the slot's next owner, whose copy may go stale.
+//!   Logged when a batch is cut, and after a rewrite's base for the pins at its cut, so a
+//!   replay (or a replica) knows which absent keys must not be looked for on the target;
+//! - `MOVED`: the same layout: keys the next owner now holds as this node did. A replay
+//!   deletes and unpins them in one step (a DEL and a later unpin could be cut apart by a
+//!   crash, and the next batch would then delete the target's good copy).
 //!
 //! Ordering: commands append their record while they still hold the shard locks of their keys, so
 //! two commands on one key are logged in the order they ran; commands on different shards commute.
@@ -45,6 +52,31 @@ pub const MAGIC: &[u8; 8] = b"RRAOF01\n";
 pub const KIND_COMMANDS: u8 = 1;
 pub const KIND_ENTRIES: u8 = 2;
 pub const KIND_POSITION: u8 = 3;
+pub const KIND_PINS: u8 = 4;
+pub const KIND_MOVED: u8 = 5;
+
+/// A `PINS` or `MOVED` record's payload (after its kind byte): `n: u32`, then `n` keys as
+/// `len: u32, bytes`.
+pub fn encode_keys<K: AsRef<[u8]>>(p: &mut Vec<u8>, keys: &[K]) {
+    put_u32(p, keys.len() as u32);
+    for k in keys {
+        put_u32(p, k.as_ref().len() as u32);
+        p.extend_from_slice(k.as_ref());
+    }
+}
+
+pub fn decode_keys(c: &mut Cursor) -> Result<Vec<Vec<u8>>, Short> {
+    let n = c.u32()?;
+    let mut keys = Vec::with_capacity((n as usize).min(1024));
+    for _ in 0..n {
+        let len = c.u32()? as usize;
+        keys.push(c.bytes(len)?.to_vec());
+    }
+    if !c.is_empty() {
+        return Err(Short);
+    }
+    Ok(keys)
+}
 
 /// A `POSITION` record's payload (after its kind byte).
 pub fn encode_position(p: &mut Vec<u8>, replid: &str, offset: u64) {
@@ -427,6 +459,16 @@ impl Aof {
                 p.extend_from_slice(b"DEL");
                 put_u32(p, key.len() as u32);
                 p.extend_from_slice(key);
+            })
+        })
+    }
+
+    /// Logs a `PINS` or `MOVED` record (see the module doc) of db-0 `keys`.
+    pub fn append_keys<K: AsRef<[u8]>>(&self, kind: u8, keys: &[K]) -> u64 {
+        self.append_with(|out| {
+            format::write_record_with(out, |p| {
+                p.push(kind);
+                encode_keys(p, keys);
             })
         })
     }

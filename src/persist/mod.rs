@@ -344,9 +344,36 @@ pub fn scan_aof(
     }
 }
 
+/// Applies a `PINS` or `MOVED` record's payload (after its kind byte; see `aof`'s module doc):
+/// pins the keys, or deletes and unpins them.
+pub fn apply_keys_record(
+    store: &crate::store::Store,
+    kind: u8,
+    payload: &[u8],
+) -> Result<(), format::Short> {
+    for key in aof::decode_keys(&mut Cursor::new(payload))? {
+        let shard = crate::store::shard_of_slot(crate::cluster::slots::key_hash_slot(&key));
+        let mut ks = store.lock_shard(shard, 0);
+        if kind == aof::KIND_MOVED {
+            if matches!(ks.remove(0, &key), Ok(Some(_))) {
+                store.watches.touch(0, &key, false);
+            }
+            if let Ok(p) = ks.pinned_mut(shard) {
+                p.remove(&key);
+            }
+        } else if let Ok(p) = ks.pinned_mut(shard) {
+            p.insert(key);
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a record payload decodes (without applying it).
 pub fn validate_payload(p: &[u8]) -> Result<(), String> {
     match p.first() {
+        Some(&aof::KIND_PINS | &aof::KIND_MOVED) => aof::decode_keys(&mut Cursor::new(&p[1..]))
+            .map(|_| ())
+            .map_err(|_| "undecodable keys record".into()),
         Some(&aof::KIND_COMMANDS) => aof::decode_commands(&mut Cursor::new(&p[1..]))
             .map(|_| ())
             .map_err(|_| "undecodable command record".into()),
@@ -394,6 +421,10 @@ fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<(u64, Option<(Strin
                     .map_err(|_| "undecodable snapshot entries".to_string())?;
                 p.load_keys_loaded.fetch_add(l, Ordering::Relaxed);
                 Ok(())
+            }
+            Some(&kind @ (aof::KIND_PINS | aof::KIND_MOVED)) => {
+                apply_keys_record(&node.store, kind, &payload[1..])
+                    .map_err(|_| "undecodable keys record".to_string())
             }
             Some(&aof::KIND_POSITION) => {
                 position = Some(
@@ -851,6 +882,19 @@ mod tests {
         })
     }
 
+    /// Redis's default encoding limits.
+    fn limits_for(store: &crate::store::Store) -> crate::store::rdb::Limits {
+        crate::store::rdb::Limits {
+            hash: store.hash_limits.get(),
+            set_max_intset_entries: 512,
+            list_fill: -2,
+            zset: crate::store::zset::ZLimits {
+                entries: 128,
+                value: 64,
+            },
+        }
+    }
+
     #[test]
     fn imported_keys_are_logged_as_entries_that_load_back() {
         use crate::store::{Store, Value};
@@ -865,15 +909,7 @@ mod tests {
         );
         assert!(seq > 0);
         let dst = Store::new(16, Default::default());
-        let lim = crate::store::rdb::Limits {
-            hash: dst.hash_limits.get(),
-            set_max_intset_entries: 512,
-            list_fill: -2,
-            zset: crate::store::zset::ZLimits {
-                entries: 128,
-                value: 64,
-            },
-        };
+        let lim = limits_for(&dst);
         // The record as the log holds it: framed, kind ENTRIES.
         let mut buf = Vec::new();
         src.aof.append_with(|out| buf = out.clone());
@@ -891,6 +927,51 @@ mod tests {
             matches!(ks.peek(0, b"k"), Ok(Some(e)) if matches!(&e.value, Value::Str(s) if &s[..] == b"v"))
         );
         assert_eq!(ks.expire_at(0, b"k"), Ok(Some(4_000_000_000_000)));
+    }
+
+    #[test]
+    fn slot_move_pins_survive_a_snapshot_and_moved_records_settle_them() {
+        use crate::store::{Store, Value};
+        let pin = |st: &Store, k: &[u8]| {
+            let shard = crate::store::shard_of_slot(crate::cluster::slots::key_hash_slot(k));
+            st.lock_shard(shard, 0)
+                .pinned_mut(shard)
+                .unwrap()
+                .insert(k.to_vec());
+        };
+        let pinned = |st: &Store, k: &[u8]| st.lock_keys(&[k], 0).is_pinned(k);
+        let held = |st: &Store, k: &[u8]| matches!(st.lock_keys(&[k], 0).peek(0, k), Ok(Some(_)));
+        let src = Store::new(16, Default::default());
+        for k in [&b"a"[..], b"b"] {
+            let mut ks = src.lock_keys(&[k], 0);
+            ks.set(0, k, Value::from_bytes(b"v"), None, false).unwrap();
+        }
+        // a and b were sent; c too, and a client deleted it here since.
+        for k in [&b"a"[..], b"b", b"c"] {
+            pin(&src, k);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rrs");
+        let image = Image::capture(&src, || {});
+        assert_eq!(image.pins.len(), 3);
+        snapshot::write_file(&path, &image, 1).unwrap();
+        let dst = Store::new(16, Default::default());
+        let loaded = snapshot::load_file(&path, &dst, &limits_for(&dst), None, &|_| {}).unwrap();
+        assert_eq!(loaded.keys, 2);
+        for k in [&b"a"[..], b"b", b"c"] {
+            assert!(pinned(&dst, k), "{k:?} pinned after loading");
+        }
+        // b's batch settled (the target holds it as we did), and so did c's deletion.
+        let mut payload = Vec::new();
+        aof::encode_keys(&mut payload, &[&b"b"[..], b"c"]);
+        apply_keys_record(&dst, aof::KIND_MOVED, &payload).unwrap();
+        assert!(pinned(&dst, b"a") && held(&dst, b"a"));
+        assert!(!pinned(&dst, b"b") && !held(&dst, b"b"));
+        assert!(!pinned(&dst, b"c") && !held(&dst, b"c"));
+        assert_eq!(
+            aof::decode_keys(&mut Cursor::new(&payload[..1])),
+            Err(format::Short)
+        );
     }
 
     #[test]

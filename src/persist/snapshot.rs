@@ -13,6 +13,8 @@
 //! - `POSITION` (3), optional: the replication stream the image is, as the log's record of that
 //!   kind (Redis's RDB `repl-id`/`repl-offset`), so a restarted replica continues from there;
 //! - `ENTRIES` (2): `db: u32` then entries, about 1 MB per record;
+//! - `PINS` (4), after the entries when a slot move has keys pinned: as the log's record of that
+//!   kind, so a restart (or a replica's full sync) keeps them;
 //! - `END` (255): `records: u64` before it, `keys: u64`. A file without END is refused.
 //!
 //! An entry is Redis's RDB key/value entry: optional `0xFC` + expiry in unix ms (u64 LE), the
@@ -31,6 +33,7 @@ pub const MAGIC: &[u8; 8] = b"RRSNAP1\n";
 const KIND_META: u8 = 1;
 pub const KIND_ENTRIES: u8 = 2;
 const KIND_POSITION: u8 = super::aof::KIND_POSITION;
+const KIND_PINS: u8 = super::aof::KIND_PINS;
 const KIND_END: u8 = 255;
 const RDB_OPCODE_EXPIRETIME_MS: u8 = 0xFC;
 /// Target size of one ENTRIES record.
@@ -48,6 +51,8 @@ pub struct Image {
     pub dbs: Vec<Vec<Item>>,
     /// The replication stream the keyspace is at that instant: (replication ID, offset).
     pub position: Option<(String, u64)>,
+    /// Keys pinned by a slot move at that instant (`crate::store::Shard::pinned`).
+    pub pins: Vec<Vec<u8>>,
 }
 
 /// What loading a snapshot found.
@@ -72,7 +77,9 @@ impl Image {
 
     fn from_locked(ks: &mut Keyspace, databases: usize) -> Image {
         let mut dbs: Vec<Vec<Item>> = (0..databases).map(|_| Vec::new()).collect();
+        let mut pins = Vec::new();
         for (_, shard) in ks.shards_mut() {
+            pins.extend(shard.pinned.iter().cloned());
             for (i, db) in shard.dbs.iter().enumerate() {
                 for e in db.keys.iter() {
                     let expire_at_ms = if e.has_expire() {
@@ -91,6 +98,7 @@ impl Image {
         Image {
             dbs,
             position: None,
+            pins,
         }
     }
 
@@ -178,6 +186,15 @@ pub fn write_entries(w: &mut impl Write, image: &Image) -> std::io::Result<u64> 
             w.write_all(&framed)?;
             records += 1;
         }
+    }
+    if !image.pins.is_empty() {
+        payload.clear();
+        payload.push(KIND_PINS);
+        super::aof::encode_keys(&mut payload, &image.pins);
+        framed.clear();
+        format::write_record(&mut framed, &payload);
+        w.write_all(&framed)?;
+        records += 1;
     }
     Ok(records)
 }
@@ -309,6 +326,10 @@ pub fn load_file(
                     .map_err(|_| bad(at, "undecodable entry"))?;
                 loaded += l;
                 expired += e;
+            }
+            Some(&KIND_PINS) => {
+                super::apply_keys_record(store, KIND_PINS, &rec[1..])
+                    .map_err(|_| bad(at, "bad PINS record"))?;
             }
             Some(&KIND_END) => {
                 let mut c = Cursor::new(&rec[1..]);

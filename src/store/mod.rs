@@ -423,7 +423,9 @@ impl Store {
     }
 
     /// Runs `f` while every shard in `shards` (ascending, no duplicates: the order commands
-    /// take theirs in) is locked, giving it the key count of any slot of those shards.
+    /// take theirs in) is locked, giving it the key count of any slot of those shards. Keys a
+    /// slot move pinned count too, held here or not: a slot with pins is not empty (its next
+    /// owner may hold copies of them that a client deleted here since).
     pub fn with_slot_counts_locked<R>(
         &self,
         shards: &[usize],
@@ -435,9 +437,14 @@ impl Store {
             guards[i] = Some(self.shards[i].lock());
         }
         let count = |slot: u16| {
-            guards[shard_of_slot(slot)]
-                .as_ref()
-                .map_or(0, |g| g.slot_counts[slot as usize % SLOTS_PER_SHARD])
+            guards[shard_of_slot(slot)].as_ref().map_or(0, |g| {
+                let pinned = if g.pinned.is_empty() {
+                    0
+                } else {
+                    g.pinned.iter().filter(|k| key_hash_slot(k) == slot).count() as u32
+                };
+                g.slot_counts[slot as usize % SLOTS_PER_SHARD] + pinned
+            })
         };
         f(&count)
     }
