@@ -9,10 +9,11 @@
 //!    client is sent to the target's copy before it is known to be current. The lock is let go
 //!    for the Transfer round trip, so clients keep the shard (a write waiting for it would stall
 //!    its whole connection). Once the target acknowledges, under the lock again, each key still
-//!    here as it was sent is deleted here and unpinned; a key written or deleted meanwhile stays
-//!    pinned and goes again in the next batch (as a record, or in its `deleted` list). A batch
-//!    with a key that changed so [`UNHELD_TRIES`] times holds the lock for its round trip (as
-//!    Redis's MIGRATE holds the whole server), so hot keys move too. The log and the
+//!    here as it was sent is deleted here and unpinned (and the log acknowledges that before
+//!    the lock is let go, so no client reaches the target's copy first); a key written or
+//!    deleted meanwhile stays pinned and goes again in the next batch (as a record, or in its
+//!    `deleted` list). A batch with a key that changed so [`UNHELD_TRIES`] times holds the lock
+//!    for its round trip (as Redis's MIGRATE holds the whole server), so hot keys move too. The log and the
 //!    replication stream carry the pins (a PINS record when a batch is cut, one MOVED record,
 //!    delete and unpin, when it settles: see `crate::persist::aof`), so a node restarted from
 //!    its log, or a replica that takes over, still knows which keys the target may hold stale
@@ -445,10 +446,16 @@ fn push_strays(
         }
         let why = match reply {
             Ok(r) if r.get_ref().accepted => {
+                // As a replay of the MOVED record does: deleted and unpinned.
                 for k in &sent {
                     forget_moved(&mut ks, k);
+                    if let Ok(p) = ks.pinned_mut(group.shard) {
+                        p.remove(k);
+                    }
                 }
-                ks.store().aof.append_keys(KIND_MOVED, &sent);
+                if !sent.is_empty() {
+                    ks.store().aof.append_keys(KIND_MOVED, &sent);
+                }
                 pushed += sent.len() as u64;
                 let s = &cluster.migrator.stats;
                 s.keys_moved.fetch_add(sent.len() as u64, Ordering::Relaxed);
@@ -533,6 +540,14 @@ fn move_slots(
         let mut ks = node
             .store
             .lock_shard(group.shard, crate::commands::now_ms());
+        // Checked with the shard held, before every batch and the Claim: a node that became a
+        // replica (a failover), or lost the slots, or whose move was rolled back, must not go
+        // on deleting keys and handing slots away that its new master or their new owner
+        // serves. Its pins stay (see `abandon`).
+        if let Some(why) = still_moving(cluster, &slots, to) {
+            drop(ks);
+            return Err(abandon(node, &slots, why));
+        }
         let mut keys = group.next_keys(&mut ks, &mut cursor);
         // Pinned keys go in every batch until they settle: as records if held here, else as
         // deletions.
@@ -714,6 +729,12 @@ fn move_slots(
                         let keys: Vec<&[u8]> =
                             gone.iter().chain(&settled).map(|k| &k[..]).collect();
                         last_logged = ks.store().aof.append_keys(KIND_MOVED, &keys);
+                        // Once the shard is let go, a client asking for one of these keys is
+                        // sent to the target and may write it there: the record must be in the
+                        // log first, or a restart would find the key here again, pinned, and
+                        // its next batch would overwrite that write with the old value. (Redis
+                        // writes the log before it serves the next client the same way.)
+                        rt.block_on(node.store.aof.wait_acked(last_logged));
                     }
                     drop(ks);
                     // Rest as long as the batch took: the move uses at most half a core, and
@@ -795,6 +816,29 @@ fn unchanged(ks: &mut crate::store::Keyspace<'_>, key: &[u8], value: &[u8], at: 
 fn my_header(cluster: &super::Cluster) -> pb::NodeHeader {
     let st = cluster.state.lock();
     bus::to_pb_header(&st.header(0), cluster.http_port)
+}
+
+/// Why the move of `slots` to `to` must stop, if it must: this node is no longer a master, a
+/// slot is no longer its own, or the slot no longer migrates to `to`.
+fn still_moving(cluster: &super::Cluster, slots: &[u16], to: &str) -> Option<String> {
+    let st = cluster.state.lock();
+    let me = st.myself.clone();
+    if !st.me().is_master() {
+        return Some("this node became a replica".into());
+    }
+    if slots
+        .iter()
+        .any(|&s| st.slots[s as usize].as_deref() != Some(me.as_str()))
+    {
+        return Some("slot ownership changed during the move".into());
+    }
+    if slots
+        .iter()
+        .any(|s| st.migrating.get(s).map(String::as_str) != Some(to))
+    {
+        return Some("the move was rolled back".into());
+    }
+    None
 }
 
 /// Rolls a move back: the slots stay here (unless another node won them meanwhile) and are no
