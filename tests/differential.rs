@@ -346,8 +346,9 @@ enum Normalize {
     /// `sort`: sorts every array or set whose elements are all scalars. KEYS, SCAN and
     /// friends return keys in hash-table order, which Redis does not define.
     Sort,
-    /// `sort-deep`: sorts every array and set at every level. For whole tables that Redis
-    /// lists in dict order (a container's subcommands in COMMAND INFO).
+    /// `sort-deep`: sorts every array and set at every level, and the pairs of every map. For
+    /// whole tables that Redis lists in dict order (a container's subcommands in COMMAND INFO),
+    /// and EXEC's replies.
     SortDeep,
     /// `sort-pairs`: like `sort`, for replies that are maps (flat arrays of name, value pairs
     /// in RESP2): the pairs are sorted by name. CONFIG GET lists settings in dict order.
@@ -393,12 +394,16 @@ impl Normalize {
                     self.apply(i);
                 }
                 let scalars = items.iter().all(|i| !matches!(i, Frame::Agg(..)));
-                if (self == Normalize::Sort && scalars)
-                    || (self == Normalize::SortDeep && !matches!(f_kind, b'%' | b'|'))
-                {
+                // Maps are name, value pairs: `sort-deep` sorts them as pairs (a hash's
+                // HGETALL inside EXEC comes in hash-table order too).
+                let map = matches!(f_kind, b'%' | b'|');
+                if (self == Normalize::Sort && scalars) || (self == Normalize::SortDeep && !map) {
                     items.sort();
                 }
-                if self == Normalize::SortPairs && scalars && items.len() % 2 == 0 {
+                if ((self == Normalize::SortPairs && scalars)
+                    || (self == Normalize::SortDeep && map))
+                    && items.len() % 2 == 0
+                {
                     let mut pairs: Vec<Vec<Frame>> =
                         items.chunks(2).map(<[Frame]>::to_vec).collect();
                     pairs.sort();
