@@ -801,13 +801,12 @@ impl Applier {
                             let store = &self.node.store;
                             crate::persist::apply_keys_record(store, kind, &p[1..])
                                 .map_err(|_| "undecodable keys record")?;
-                            // Logged (and fed on to our own replicas) as the master logged it.
+                            // Logged (and fed on to our own replicas) as the master logged it:
+                            // the same record, not decoded again.
                             if store.aof.is_recording() {
-                                let keys = aof::decode_keys(
-                                    &mut crate::persist::format::Cursor::new(&p[1..]),
-                                )
-                                .map_err(|_| "undecodable keys record")?;
-                                store.aof.append_keys(kind, &keys);
+                                store.aof.append_with(|out| {
+                                    crate::persist::format::write_record(out, &p)
+                                });
                             }
                         }
                         _ => return Err("unknown record kind".into()),
