@@ -943,27 +943,36 @@ fn a_key_that_moves_away_breaks_a_watch_on_it() {
     }
 }
 
+/// `N` nodes in manual mode, the first serving every slot, that all know each other.
+fn manual_nodes<const N: usize>(dir: &Path) -> [ClusterNode; N] {
+    let manual = ["--cluster-auto-assign", "no"];
+    let nodes: [ClusterNode; N] = std::array::from_fn(|_| ClusterNode::start(dir, &manual));
+    assert_eq!(
+        cli(nodes[0].port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    for n in &nodes[1..] {
+        meet(&nodes[0], n);
+    }
+    for n in &nodes {
+        assert!(wait(Duration::from_secs(20), || cli(
+            n.port,
+            &["CLUSTER", "NODES"]
+        )
+        .lines()
+        .count()
+            == N));
+    }
+    nodes
+}
+
 /// A moving batch that reaches the target after a newer one from the same sender (its sender
 /// gave up waiting and sent its keys again) is refused: it would bring back older values.
 #[test]
 fn a_late_copy_of_a_transfer_batch_is_refused() {
     use reredis::cluster::bus::{self, pb};
     let dir = tempfile::tempdir().unwrap();
-    let manual = ["--cluster-auto-assign", "no"];
-    let a = ClusterNode::start(dir.path(), &manual);
-    let b = ClusterNode::start(dir.path(), &manual);
-    assert_eq!(
-        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
-        "OK"
-    );
-    meet(&a, &b);
-    assert!(wait(Duration::from_secs(20), || cli(
-        b.port,
-        &["CLUSTER", "NODES"]
-    )
-    .lines()
-    .count()
-        == 2));
+    let [a, b] = manual_nodes(dir.path());
     let slot: u32 = cli(a.port, &["CLUSTER", "KEYSLOT", "k"]).parse().unwrap();
     let rt = runtime();
     // The batches a's migrator would send, made here: `k` as a string (RDB type 0).
@@ -1019,6 +1028,87 @@ fn a_late_copy_of_a_transfer_batch_is_refused() {
     let r = transfer(2_001, b"newer");
     assert!(r.accepted, "{r:?}");
     assert_eq!(asking_get(), "newer");
+}
+
+/// A known node that does not serve a slot can neither move keys into it nor hand it over:
+/// taking its word would take the slot from the node that serves it.
+#[test]
+fn only_the_owner_of_a_slot_moves_its_keys_or_hands_it_over() {
+    use reredis::cluster::bus::{self, pb};
+    let dir = tempfile::tempdir().unwrap();
+    let [a, b, c] = manual_nodes(dir.path());
+    let slot: u32 = cli(a.port, &["CLUSTER", "KEYSLOT", "k"]).parse().unwrap();
+    let header = |n: &ClusterNode| pb::NodeHeader {
+        node_id: n.id(),
+        ip: "127.0.0.1".into(),
+        port: n.port as u32,
+        bus_port: n.bus as u32,
+        ..Default::default()
+    };
+    let range = vec![pb::SlotRange {
+        start: slot,
+        end: slot,
+    }];
+    let rt = runtime();
+    let mut bus_b = rt.block_on(async {
+        bus::client(&format!("127.0.0.1:{}", b.bus), Duration::from_secs(10)).unwrap()
+    });
+    let mut transfer = |from: &ClusterNode, seq: u64| -> pb::TransferReply {
+        let batch = pb::TransferBatch {
+            sender: Some(header(from)),
+            slots: range.clone(),
+            keys: vec![pb::KeyRecord {
+                db: 0,
+                key: b"k".to_vec(),
+                value: vec![0u8, 1, b'v'],
+                expire_at_ms: 0,
+            }],
+            deleted: Vec::new(),
+            stray: false,
+            seq,
+        };
+        rt.block_on(bus_b.transfer(bus::with_secret(batch, None)))
+            .unwrap()
+            .into_inner()
+    };
+    let r = transfer(&c, 1);
+    assert!(!r.accepted, "{r:?}");
+    assert_eq!(r.reason, "the sender does not serve the slot");
+    let r = transfer(&a, 2);
+    assert!(r.accepted, "{r:?}");
+
+    let claim = |from: &ClusterNode| -> pb::ClaimReply {
+        let msg = pb::ClaimSlots {
+            sender: Some(header(from)),
+            slots: range.clone(),
+        };
+        rt.block_on(async {
+            let mut cl =
+                bus::client(&format!("127.0.0.1:{}", b.bus), Duration::from_secs(10)).unwrap();
+            cl.claim(bus::with_secret(msg, None))
+                .await
+                .unwrap()
+                .into_inner()
+        })
+    };
+    let r = claim(&c);
+    assert!(!r.accepted, "{r:?}");
+    assert!(r.reason.contains("not by the sender"), "{r:?}");
+    let before = cli(b.port, &["GET", "k"]);
+    assert!(
+        before.starts_with(&format!("MOVED {slot} ")),
+        "a refused claim moved nothing: {before}"
+    );
+    // The owner's hand-over is taken, and answered again if it comes twice (a lost answer).
+    let r = claim(&a);
+    assert!(r.accepted, "{r:?}");
+    let again = claim(&a);
+    assert!(again.accepted, "{again:?}");
+    assert_eq!(
+        cli(b.port, &["GET", "k"]),
+        "v",
+        "b serves the slot and the key a moved"
+    );
 }
 
 const FAULT_KEYS: usize = 30_000;

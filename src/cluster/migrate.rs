@@ -913,6 +913,13 @@ fn import_batch(
             }
         } else if slots.iter().any(|&s| mine(s)) {
             return refuse("slot already served here");
+        } else if slots
+            .iter()
+            .any(|&s| st.slots[s as usize].as_deref() != Some(sender.id.as_str()))
+        {
+            // Only a slot's owner moves its keys (as this node sees it: a sender our view has
+            // not caught up with tries again).
+            return refuse("the sender does not serve the slot");
         }
         let mut changed = false;
         for &s in slots.iter().filter(|_| !batch.stray) {

@@ -375,18 +375,33 @@ impl Cluster {
 
     /// The current owner of `slots` hands them to us (automatic distribution): take them with a
     /// new config epoch so our claim wins everywhere.
+    ///
+    /// Only the owner may hand a slot over, as this node sees it once the sender's header is
+    /// taken in (a repeated claim of slots already ours is answered again, its first answer may
+    /// have been lost). A node whose view is behind, say a master that a failover demoted, is
+    /// refused: taking its slots would take them from the node that serves them now. The
+    /// sender tries again, so a view of ours that is the one behind catches up meanwhile.
     pub fn handle_claim(&self, _node: &Arc<Node>, from: &Header, slots: &[u16]) -> pb::ClaimReply {
         let now = crate::commands::now_ms();
         let mut st = self.state.lock();
+        let refuse = |reason: String| pb::ClaimReply {
+            accepted: false,
+            config_epoch: 0,
+            reason,
+        };
         if !st.nodes.contains_key(&from.id) {
-            return pb::ClaimReply {
-                accepted: false,
-                config_epoch: 0,
-                reason: "unknown sender".into(),
-            };
+            return refuse("unknown sender".into());
         }
         st.process_header(from, false, now);
         let me = st.myself.clone();
+        if let Some(&s) = slots.iter().find(|&&s| {
+            st.slots[s as usize]
+                .as_deref()
+                .is_some_and(|owner| owner != from.id && owner != me)
+        }) {
+            let owner = st.slots[s as usize].clone().unwrap_or_default();
+            return refuse(format!("slot {s} is served by {owner}, not by the sender"));
+        }
         for &s in slots {
             st.assign(s, Some(&me));
             st.importing.remove(&s);
