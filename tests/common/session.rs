@@ -210,12 +210,20 @@ pub async fn transcript(addr: SocketAddr, conns: usize, script: &[Step]) -> Vec<
                     }
                     own = Some(vec![f]);
                 }
-                for (j, conn) in cs.iter_mut().enumerate() {
-                    let frames = match own.take_if(|_| j == step_conn(step)) {
+                // The connection that sent the command is synced first: once its reply is
+                // in, what the command sent to others (messages, notifications, wake-ups) is
+                // theirs ahead of any later command, as Redis promises; without that reply,
+                // two connections' commands have no order (ours run on different threads).
+                let me = step_conn(step);
+                let mut received = vec![Vec::new(); cs.len()];
+                for j in std::iter::once(me).chain((0..cs.len()).filter(|&j| j != me)) {
+                    received[j] = match own.take_if(|_| j == me) {
                         Some(f) => f,
                         None if in_multi[j] => continue,
-                        None => conn.sync().await,
+                        None => cs[j].sync().await,
                     };
+                }
+                for (j, frames) in received.into_iter().enumerate() {
                     if !frames.is_empty() {
                         let text: Vec<String> = frames
                             .iter()
