@@ -145,6 +145,14 @@ pub static SETTINGS: &[Setting] = &[
         "Most client connections at once"
     ),
     setting!(
+        "io-threads",
+        "io-threads",
+        Kind::Int { min: 0, max: 256 },
+        "0",
+        false,
+        "Threads serving client connections, each with its own event loop (0: one per core)"
+    ),
+    setting!(
         "timeout",
         "timeout",
         Kind::Int {
@@ -1081,6 +1089,8 @@ pub struct Config {
     pub http_port: u16,
     pub databases: usize,
     pub maxclients: usize,
+    /// `io-threads`: connection threads, 0 for one per core (see `crate::server`).
+    pub io_threads: usize,
     pub timeout_secs: u64,
     pub tcp_keepalive_secs: u64,
     pub requirepass: Option<String>,
@@ -1130,6 +1140,7 @@ impl Config {
             http_port: values.int("http-port") as u16,
             databases: values.int("databases") as usize,
             maxclients: values.int("maxclients") as usize,
+            io_threads: values.int("io-threads") as usize,
             timeout_secs: values.int("timeout") as u64,
             tcp_keepalive_secs: values.int("tcp-keepalive") as u64,
             requirepass: (!pass.is_empty()).then_some(pass),

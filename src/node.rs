@@ -89,6 +89,9 @@ pub struct Node {
     pub http_addr: SocketAddr,
     /// Cancelled to stop the node (SIGTERM, SHUTDOWN).
     pub shutdown: CancellationToken,
+    /// The runtime the node started on. Client connections run on threads of their own (see
+    /// `crate::server`); what a command starts in the background runs here.
+    pub runtime: tokio::runtime::Handle,
     /// Set once the node serves clients with its data loaded (`/readyz`).
     pub ready: AtomicBool,
     /// `/ws` live-feed figures (for `/metrics`).
@@ -341,6 +344,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         persist: crate::persist::Persist::new(crate::commands::now_ms()),
         migrate_sockets: Default::default(),
         shutdown: CancellationToken::new(),
+        runtime: tokio::runtime::Handle::current(),
         ready: AtomicBool::new(false),
         feed: Default::default(),
         maxmemory: AtomicU64::new(0),

@@ -526,3 +526,80 @@ async fn maxmemory_evicts_keys_by_policy() {
         .await
         .unwrap();
 }
+
+/// `io-threads`: connections are spread over that many threads, each its own event loop, and
+/// clients on different threads still wake, message and watch each other.
+#[tokio::test]
+async fn clients_on_different_connection_threads_serve_each_other() {
+    use common::cluster_node::ClusterNode;
+    use common::resp::Conn;
+    let dir = tempfile::tempdir().unwrap();
+    let node = ClusterNode::start(dir.path(), &["--io-threads", "3"]);
+    let io_threads = std::fs::read_dir(format!("/proc/{}/task", node.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|name| name.starts_with("reredis-io-"))
+        .count();
+    assert_eq!(io_threads, 3, "one thread per io-threads");
+    let addr = format!("127.0.0.1:{}", node.port);
+    // Connections are handed out in turn, so neighbours are on different threads.
+    let mut conns = Vec::new();
+    for _ in 0..6 {
+        conns.push(Conn::open(&addr).await);
+    }
+    assert_eq!(
+        conns[0].cmd(&["CONFIG", "GET", "io-threads"]).await,
+        "*2\r\n$10\r\nio-threads\r\n$1\r\n3\r\n"
+    );
+    assert!(
+        conns[0]
+            .cmd(&["INFO", "server"])
+            .await
+            .contains("io_threads_active:1\r\n")
+    );
+    // Each client blocks on its own list; its neighbour pushes to it.
+    for (i, c) in conns.iter_mut().enumerate() {
+        let key = format!("list{{t}}{i}");
+        c.send(&[b"BLPOP", key.as_bytes(), b"10"]).await;
+    }
+    let mut pusher = Conn::open(&addr).await;
+    assert!(
+        wait_for(Duration::from_secs(5), async || pusher
+            .cmd(&["INFO", "clients"])
+            .await
+            .contains("blocked_clients:6\r\n"))
+        .await
+    );
+    for i in 0..6 {
+        let key = format!("list{{t}}{i}");
+        assert_eq!(
+            pusher.cmd(&["RPUSH", &key, &format!("v{i}")]).await,
+            ":1\r\n"
+        );
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let key = format!("list{{t}}{i}");
+        let want = format!("*2\r\n${}\r\n{key}\r\n$2\r\nv{i}\r\n", key.len());
+        assert_eq!(String::from_utf8(c.reply().await).unwrap(), want);
+    }
+    // Pub/Sub: one subscriber per thread, a publisher on yet another.
+    for c in conns.iter_mut().take(3) {
+        assert_eq!(
+            c.cmd(&["SUBSCRIBE", "news"]).await,
+            "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+        );
+    }
+    assert_eq!(conns[3].cmd(&["PUBLISH", "news", "hi"]).await, ":3\r\n");
+    for c in conns.iter_mut().take(3) {
+        assert_eq!(
+            String::from_utf8(c.reply().await).unwrap(),
+            "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+    }
+    // WATCH on one thread is broken by a write from another.
+    assert_eq!(conns[4].cmd(&["WATCH", "w"]).await, "+OK\r\n");
+    assert_eq!(conns[5].cmd(&["SET", "w", "1"]).await, "+OK\r\n");
+    assert_eq!(conns[4].cmd(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(conns[4].cmd(&["GET", "w"]).await, "+QUEUED\r\n");
+    assert_eq!(conns[4].cmd(&["EXEC"]).await, "*-1\r\n");
+}

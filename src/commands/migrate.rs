@@ -386,8 +386,12 @@ fn read_line(r: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
 }
 
 /// Runs blocking I/O without stalling the runtime: on a multi-threaded runtime the worker hands
-/// its other tasks to a new thread first.
+/// its other tasks to a new thread first. A connection thread has no other worker to hand them
+/// to: its other clients wait, as all of Redis's do during a MIGRATE.
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    if crate::server::on_connection_thread() {
+        return f();
+    }
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
