@@ -448,10 +448,7 @@ fn push_strays(
             Ok(r) if r.get_ref().accepted => {
                 // As a replay of the MOVED record does: deleted and unpinned.
                 for k in &sent {
-                    forget_moved(&mut ks, k);
-                    if let Ok(p) = ks.pinned_mut(group.shard) {
-                        p.remove(k);
-                    }
+                    let _ = ks.settle_moved(k);
                 }
                 if !sent.is_empty() {
                     ks.store().aof.append_keys(KIND_MOVED, &sent);
@@ -704,10 +701,7 @@ fn move_slots(
                     let mut settled = Vec::new();
                     for (k, (value, at)) in sent.into_iter().zip(&copies) {
                         if hold || unchanged(&mut ks, &k, value, *at) {
-                            forget_moved(&mut ks, &k);
-                            if let Ok(p) = ks.pinned_mut(group.shard) {
-                                p.remove(&k);
-                            }
+                            let _ = ks.settle_moved(&k);
                             tries.remove(&k);
                             gone.push(k);
                         } else {
@@ -791,15 +785,6 @@ fn move_slots(
             std::thread::sleep(backoff + Duration::from_millis(jitter));
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }
-    }
-}
-
-/// Deletes `key`, which its slot's next owner now holds; as Redis's MIGRATE, a transaction
-/// watching it fails. The caller logs a MOVED record of the keys it forgot (a restart must not
-/// bring them back, nor keep them pinned).
-fn forget_moved(ks: &mut crate::store::Keyspace<'_>, key: &[u8]) {
-    if matches!(ks.remove(0, key), Ok(Some(_))) {
-        ks.store().watches.touch(0, key, false);
     }
 }
 

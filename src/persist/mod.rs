@@ -355,12 +355,7 @@ pub fn apply_keys_record(
         let shard = crate::store::shard_of_slot(crate::cluster::slots::key_hash_slot(&key));
         let mut ks = store.lock_shard(shard, 0);
         if kind == aof::KIND_MOVED {
-            if matches!(ks.remove(0, &key), Ok(Some(_))) {
-                store.watches.touch(0, &key, false);
-            }
-            if let Ok(p) = ks.pinned_mut(shard) {
-                p.remove(&key);
-            }
+            let _ = ks.settle_moved(&key);
         } else if let Ok(p) = ks.pinned_mut(shard) {
             p.insert(key);
         }

@@ -87,7 +87,70 @@ pub struct Shard {
     /// deleted here while the batch was on its way, or a batch whose answer was lost). Routing
     /// sends no client to the target for them (no `-ASK`) until a batch carrying their present
     /// state is acknowledged. Empty outside a slot move; kept by the migrator.
-    pub pinned: HashSet<Vec<u8>>,
+    pub pinned: Pins,
+}
+
+/// The keys a slot move pinned in one shard (see [`Shard::pinned`]), counted by slot so that a
+/// slot's count costs a lookup, not a pass over every pin.
+#[derive(Default)]
+pub struct Pins {
+    keys: HashSet<Vec<u8>>,
+    per_slot: std::collections::HashMap<u16, u32>,
+}
+
+impl Pins {
+    pub fn insert(&mut self, key: Vec<u8>) -> bool {
+        let slot = key_hash_slot(&key);
+        let new = self.keys.insert(key);
+        if new {
+            *self.per_slot.entry(slot).or_default() += 1;
+        }
+        new
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        if !self.keys.remove(key) {
+            return false;
+        }
+        let slot = key_hash_slot(key);
+        if let Some(n) = self.per_slot.get_mut(&slot) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_slot.remove(&slot);
+            }
+        }
+        true
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        !self.keys.is_empty() && self.keys.contains(key)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.keys.iter()
+    }
+
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.per_slot.clear();
+    }
+
+    /// How many keys of `slot` are pinned.
+    pub fn in_slot(&self, slot: u16) -> u32 {
+        self.per_slot.get(&slot).copied().unwrap_or(0)
+    }
+}
+
+impl Extend<Vec<u8>> for Pins {
+    fn extend<I: IntoIterator<Item = Vec<u8>>>(&mut self, keys: I) {
+        for k in keys {
+            self.insert(k);
+        }
+    }
 }
 
 impl Shard {
@@ -96,7 +159,7 @@ impl Shard {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             slot_counts: Box::new([0; SLOTS_PER_SHARD]),
             stats: ShardStats::default(),
-            pinned: HashSet::new(),
+            pinned: Pins::default(),
         }
     }
 
@@ -438,12 +501,7 @@ impl Store {
         }
         let count = |slot: u16| {
             guards[shard_of_slot(slot)].as_ref().map_or(0, |g| {
-                let pinned = if g.pinned.is_empty() {
-                    0
-                } else {
-                    g.pinned.iter().filter(|k| key_hash_slot(k) == slot).count() as u32
-                };
-                g.slot_counts[slot as usize % SLOTS_PER_SHARD] + pinned
+                g.slot_counts[slot as usize % SLOTS_PER_SHARD] + g.pinned.in_slot(slot)
             })
         };
         f(&count)
@@ -560,12 +618,24 @@ impl<'a> Keyspace<'a> {
     /// Whether `key` (db 0) is pinned to this node while its slot migrates: see [`Shard::pinned`].
     pub fn is_pinned(&self, key: &[u8]) -> bool {
         self.shard_at(shard_of_slot(key_hash_slot(key)))
-            .is_some_and(|s| !s.pinned.is_empty() && s.pinned.contains(key))
+            .is_some_and(|s| s.pinned.contains(key))
     }
 
     /// The pinned keys of a locked shard (the migrator's bookkeeping): see [`Shard::pinned`].
-    pub fn pinned_mut(&mut self, shard: usize) -> Result<&mut HashSet<Vec<u8>>, NotLocked> {
+    pub fn pinned_mut(&mut self, shard: usize) -> Result<&mut Pins, NotLocked> {
         self.shard_at_mut(shard).map(|s| &mut s.pinned)
+    }
+
+    /// Drops `key` (db 0), which its slot's next owner now holds, and its pin; as Redis's
+    /// MIGRATE, a transaction watching it fails. What a slot move does once the target has the
+    /// key, and what the replay of a MOVED record does (see `crate::persist::aof`).
+    pub fn settle_moved(&mut self, key: &[u8]) -> Result<(), NotLocked> {
+        if self.remove(0, key)?.is_some() {
+            self.store.watches.touch(0, key, false);
+        }
+        self.pinned_mut(shard_of_slot(key_hash_slot(key)))?
+            .remove(key);
+        Ok(())
     }
 
     /// The live entry for `key`, expiring it first if its TTL passed. Counts a hit or miss, and
@@ -956,6 +1026,39 @@ mod tests {
 
     fn shard_of_key(k: &[u8]) -> usize {
         shard_of_slot(key_hash_slot(k))
+    }
+
+    /// A slot with pinned keys is not empty (its handoff waits), held here or not, and a
+    /// settled key leaves it: the count is kept as pins come and go.
+    #[test]
+    fn pinned_keys_count_in_their_slot_until_settled() {
+        let store = Store::new(1, Arc::new(Events::default()));
+        let (a, b) = (b"{s}a".as_slice(), b"{s}b".as_slice());
+        let slot = key_hash_slot(a);
+        let shard = shard_of_slot(slot);
+        let count = || store.with_slot_counts_locked(&[shard], |c| c(slot));
+        {
+            let mut ks = store.lock_shard(shard, 0);
+            ks.set(0, a, Value::Str(Sds::new(b"1")), None, false)
+                .unwrap();
+            let p = ks.pinned_mut(shard).unwrap();
+            p.insert(a.to_vec());
+            p.insert(b.to_vec());
+            assert!(!p.insert(b.to_vec()), "a key is pinned once");
+        }
+        assert_eq!(
+            count(),
+            1 + 2,
+            "one key held, two pinned (one of them not held)"
+        );
+        store.lock_shard(shard, 0).settle_moved(a).unwrap();
+        assert_eq!(count(), 1, "a is gone and unpinned, b still pinned");
+        let mut ks = store.lock_shard(shard, 0);
+        assert!(ks.is_pinned(b) && !ks.is_pinned(a));
+        assert!(matches!(ks.peek(0, a), Ok(None)));
+        ks.settle_moved(b).unwrap();
+        drop(ks);
+        assert_eq!(count(), 0);
     }
 
     /// RANDOMKEY deletes expired keys it meets; one that empties a shard must not make the next
