@@ -603,3 +603,67 @@ async fn clients_on_different_connection_threads_serve_each_other() {
     assert_eq!(conns[4].cmd(&["GET", "w"]).await, "+QUEUED\r\n");
     assert_eq!(conns[4].cmd(&["EXEC"]).await, "*-1\r\n");
 }
+
+/// `tcp-keepalive`: the node's end of a client connection probes an idle peer after that many
+/// seconds, as Redis's; 0 leaves it without keepalive. Read from the kernel's socket table.
+#[tokio::test]
+async fn tcp_keepalive_is_set_on_client_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = start_node(&[("tcp-keepalive", "7")]).await;
+    let addr = node.resp_addr();
+    // The timer on the node's end of the connection from `client_port`: its kind (2 is
+    // keepalive) and the clock ticks (1/100 s) left.
+    let timer = |client_port: u16| -> Option<(u32, u64)> {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+        let port = |a: &str| u16::from_str_radix(a.rsplit(':').next()?, 16).ok();
+        table.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let ours = port(f[1]) == Some(addr.port()) && port(f[2]) == Some(client_port);
+            let (kind, when) = f[5].split_once(':')?;
+            (ours && f[3] == "01").then(|| {
+                (
+                    u32::from_str_radix(kind, 16).unwrap(),
+                    u64::from_str_radix(when, 16).unwrap(),
+                )
+            })
+        })
+    };
+    let connect = async || {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"PING\r\n").await.unwrap();
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+        c
+    };
+    // Once the reply is acknowledged, an idle connection's only timer is the keepalive one.
+    let settled = async |port: u16| {
+        let mut last = None;
+        wait_for(Duration::from_secs(3), async || {
+            last = timer(port);
+            last.is_some_and(|(kind, _)| kind != 1)
+        })
+        .await;
+        last.expect("the node's end of the connection")
+    };
+    let c = connect().await;
+    let (kind, ticks) = settled(c.local_addr().unwrap().port()).await;
+    assert_eq!(kind, 2, "a keepalive timer");
+    assert!(
+        ticks <= 700,
+        "first probe within 7 s, not Linux's 2 hours: {ticks} ticks"
+    );
+
+    let mut admin = common::client(addr)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "tcp-keepalive", "0"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let c = connect().await;
+    let (kind, _) = settled(c.local_addr().unwrap().port()).await;
+    assert_eq!(kind, 0, "no keepalive with tcp-keepalive 0");
+}

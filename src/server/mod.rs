@@ -86,6 +86,17 @@ impl ConnThreads {
     }
 }
 
+/// `tcp-keepalive`, as Redis sets it: the first probe after `secs` idle (at most what Linux
+/// takes, 32767), then one every third of that; the peer is dropped after 3 unanswered.
+fn set_keepalive(sock: &TcpStream, secs: u64) -> std::io::Result<()> {
+    let secs = secs.min(32_767);
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)))
+        .with_retries(3);
+    socket2::SockRef::from(sock).set_tcp_keepalive(&ka)
+}
+
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
     let wanted = io_threads(&node.config.read());
     let mut threads = match ConnThreads::start(wanted, &node, &tasks) {
@@ -115,7 +126,15 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
             .fetch_add(1, Ordering::Relaxed);
         let _ = sock.set_nodelay(true);
         let laddr = sock.local_addr().unwrap_or(node.resp_addr);
-        let max = node.config.read().maxclients;
+        let (max, keepalive) = {
+            let c = node.config.read();
+            (c.maxclients, c.tcp_keepalive_secs)
+        };
+        if keepalive > 0
+            && let Err(e) = set_keepalive(&sock, keepalive)
+        {
+            tracing::debug!("cannot set TCP keepalive on a client connection: {e}");
+        }
         let Some(info) = node.clients.register(addr, laddr, max, commands::now_ms()) else {
             node.stats
                 .rejected_connections
