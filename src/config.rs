@@ -341,7 +341,7 @@ pub static SETTINGS: &[Setting] = &[
         Kind::Bool,
         "no",
         true,
-        "DEL behaves as UNLINK (accepted for compatibility)"
+        "DEL frees large values in the background, as UNLINK"
     ),
     setting!(
         "lazyfree-lazy-user-flush",

@@ -217,6 +217,10 @@ impl Node {
         limits.soft_seconds.store(secs, Ordering::Relaxed);
         self.notifier
             .apply(c.notify_keyspace_events, &self.store, &self.pubsub);
+        self.store
+            .lazyfree
+            .user_del
+            .store(c.get_bool("lazyfree-lazy-user-del"), Ordering::Relaxed);
         let lfu = &self.store.lfu;
         lfu.on
             .store(c.maxmemory_policy.contains("lfu"), Ordering::Relaxed);

@@ -667,3 +667,101 @@ async fn tcp_keepalive_is_set_on_client_connections() {
     let (kind, _) = settled(c.local_addr().unwrap().port()).await;
     assert_eq!(kind, 0, "no keepalive with tcp-keepalive 0");
 }
+
+/// Lazy free, against our node and redis-server alike: UNLINK of a large value, FLUSHALL ASYNC,
+/// and `lazyfree-lazy-user-del` / `-flush`, counted by INFO's `lazyfreed_objects`; a small value
+/// and a SYNC flush are freed at once. The keys are gone as soon as the command answers.
+#[tokio::test]
+async fn large_values_and_async_flushes_are_freed_in_the_background_as_redis() {
+    let node = start_node(&[]).await;
+    lazy_free_session(node.resp_addr()).await;
+    let redis = common::redis_server::RedisServer::start().await;
+    lazy_free_session(redis.addr()).await;
+}
+
+async fn lazy_free_session(addr: std::net::SocketAddr) {
+    use redis::aio::MultiplexedConnection as Conn;
+    eprintln!("against {addr}");
+    let mut c = common::client(addr)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Runs a command; its reply as a redis::Value.
+    let run = async |c: &mut Conn, args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        cmd.arg(&args[1..]);
+        cmd.query_async(c).await.unwrap()
+    };
+    let freed = async |c: &mut Conn| -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(c)
+            .await
+            .unwrap();
+        let field = |name: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .expect("field in INFO memory")
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        // Both are in INFO memory; an object counts as freed once the background is done.
+        field("lazyfree_pending_objects");
+        field("lazyfreed_objects")
+    };
+    let settled = async |c: &mut Conn, want: u64| {
+        let mut last = 0;
+        let ok = wait_for(Duration::from_secs(10), async || {
+            last = freed(c).await;
+            last == want
+        })
+        .await;
+        assert!(ok, "lazyfreed_objects {last}, expected {want}");
+    };
+    let big: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let sadd_big: Vec<&str> = ["SADD", "big"]
+        .into_iter()
+        .chain(big.iter().map(String::as_str))
+        .collect();
+    run(&mut c, &sadd_big).await;
+    run(&mut c, &["SADD", "small", "1", "2", "3"]).await;
+    let before = freed(&mut c).await;
+    let n = run(&mut c, &["UNLINK", "small", "big", "none"]).await;
+    assert_eq!(n, redis::Value::Int(2));
+    settled(&mut c, before + 1).await;
+
+    let mut pipe = redis::pipe();
+    for i in 0..5000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query_async(&mut c).await.unwrap();
+    run(&mut c, &["FLUSHALL", "ASYNC"]).await;
+    let size = run(&mut c, &["DBSIZE"]).await;
+    assert_eq!(
+        size,
+        redis::Value::Int(0),
+        "gone when FLUSHALL ASYNC answers"
+    );
+    settled(&mut c, before + 1 + 5000).await;
+
+    // Plain DEL and FLUSHDB free at once, until the settings say otherwise.
+    run(&mut c, &sadd_big).await;
+    run(&mut c, &["DEL", "big"]).await;
+    run(&mut c, &["SET", "k", "v"]).await;
+    run(&mut c, &["FLUSHDB"]).await;
+    run(&mut c, &["FLUSHALL", "SYNC"]).await;
+    settled(&mut c, before + 1 + 5000).await;
+    run(&mut c, &["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"]).await;
+    run(
+        &mut c,
+        &["CONFIG", "SET", "lazyfree-lazy-user-flush", "yes"],
+    )
+    .await;
+    run(&mut c, &sadd_big).await;
+    run(&mut c, &["DEL", "big"]).await;
+    settled(&mut c, before + 2 + 5000).await;
+    run(&mut c, &["MSET", "a", "1", "b", "2"]).await;
+    run(&mut c, &["FLUSHDB"]).await;
+    settled(&mut c, before + 4 + 5000).await;
+}

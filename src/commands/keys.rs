@@ -1,6 +1,8 @@
 //! Generic key commands: DEL, EXISTS, TYPE, KEYS, SCAN, RANDOMKEY, RENAME, COPY, MOVE, TOUCH,
 //! OBJECT, MEMORY, and the expiry family (EXPIRE ... PERSIST, TTL ...).
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 
 use super::Ctx;
@@ -11,10 +13,25 @@ use crate::observe::events::class;
 use crate::store::{Keyspace, SHARDS, Value};
 
 pub fn del(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let lazy = ctx.node.store.lazyfree.user_del.load(Ordering::Relaxed);
+    delete_keys(ctx, ks, args, lazy)
+}
+
+/// UNLINK: DEL that frees a large value in the background.
+pub fn unlink(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    delete_keys(ctx, ks, args, true)
+}
+
+fn delete_keys(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], lazy: bool) -> CmdResult {
     let db = ctx.client.db;
     let mut n = 0;
     for key in &args[1..] {
-        if ks.remove(db, key)?.is_some() {
+        let gone = if lazy {
+            ks.unlink(db, key)?
+        } else {
+            ks.remove(db, key)?.is_some()
+        };
+        if gone {
             ctx.notify(class::GENERIC, "del", key);
             n += 1;
         }

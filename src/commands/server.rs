@@ -19,19 +19,20 @@ pub fn dbsize(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// FLUSHDB/FLUSHALL's optional ASYNC|SYNC. Memory is released when the tables drop, which
-/// for a shard is short, so both modes flush at once.
-fn flush_mode(args: &[Bytes]) -> CmdResult {
+/// FLUSHDB/FLUSHALL's optional ASYNC|SYNC: whether the tables are freed in the background
+/// (without either, as `lazyfree-lazy-user-flush` says).
+fn flush_lazily(ctx: &Ctx, args: &[Bytes]) -> Result<bool, CmdError> {
     match args.len() {
-        1 => Ok(()),
-        2 if eq_ic(&args[1], "ASYNC") || eq_ic(&args[1], "SYNC") => Ok(()),
+        1 => Ok(ctx.node.config.read().lazyfree_lazy_user_flush),
+        2 if eq_ic(&args[1], "ASYNC") => Ok(true),
+        2 if eq_ic(&args[1], "SYNC") => Ok(false),
         _ => Err(CmdError::Syntax),
     }
 }
 
 pub fn flushdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
-    let n = ks.flush_db(ctx.client.db);
+    let lazy = flush_lazily(ctx, args)?;
+    let n = ks.flush_db(ctx.client.db, lazy);
     ctx.dirty(n as u64 + 1);
     // Not a Redis keyspace notification (notification sinks skip it); the live feed shows it.
     ctx.notify(class::GENERIC, "flushdb", b"");
@@ -40,10 +41,10 @@ pub fn flushdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_lazily(ctx, args)?;
     let mut n = 0;
     for db in 0..ctx.node.store.databases() {
-        n += ks.flush_db(db);
+        n += ks.flush_db(db, lazy);
     }
     ctx.dirty(n as u64 + 1);
     ctx.notify(class::GENERIC, "flushall", b"");
@@ -930,8 +931,8 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 }
                 o.kv("mem_allocator", &"jemalloc");
                 o.kv("active_defrag_running", &0);
-                o.kv("lazyfree_pending_objects", &0);
-                o.kv("lazyfreed_objects", &0);
+                o.kv("lazyfree_pending_objects", &node.store.lazyfree.pending());
+                o.kv("lazyfreed_objects", &node.store.lazyfree.freed());
             }
             "persistence" => persistence_info(&mut o, node, ctx.now_ms),
             "stats" => {

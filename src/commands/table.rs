@@ -1140,7 +1140,7 @@ pub static COMMANDS: &[Command] = &[
         ALL_KEYS,
         "generic",
         "4.0.0",
-        keys::del,
+        keys::unlink,
         "Asynchronously deletes one or more keys."
     ).tips(&["request_policy:multi_shard", "response_policy:agg_sum"]).specs(&[KeySpec::range(&["RM", "delete"], 1, -1, 1)]),
     cmd!(

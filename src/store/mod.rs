@@ -11,6 +11,7 @@ pub mod dict;
 pub mod evict;
 pub mod hash;
 pub mod hll;
+pub mod lazyfree;
 pub mod list;
 pub mod rdb;
 pub mod sds;
@@ -309,6 +310,8 @@ pub struct Store {
     last_db0_keys: Box<[AtomicU64]>,
     /// The append-only log writes go to (off unless `appendonly yes`).
     pub aof: Arc<crate::persist::aof::Aof>,
+    /// Large values and flushed databases freed in the background.
+    pub lazyfree: lazyfree::LazyFree,
 }
 
 impl Store {
@@ -330,6 +333,7 @@ impl Store {
             set_limits: set::SetLimits::default(),
             last_db0_keys: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             aof: Arc::default(),
+            lazyfree: Default::default(),
         }
     }
 
@@ -877,7 +881,9 @@ impl<'a> Keyspace<'a> {
         self.guards.iter_mut().map(|(i, s)| (*i, &mut **s))
     }
 
-    pub fn flush_db(&mut self, db: usize) -> usize {
+    /// Empties `db` in every locked shard; with `lazy`, its tables are freed in the background
+    /// (`FLUSHALL ASYNC`), so the shards are held only to take them out.
+    pub fn flush_db(&mut self, db: usize, lazy: bool) -> usize {
         let watches = &self.store.watches;
         if watches.active() {
             let guards = &self.guards;
@@ -885,14 +891,36 @@ impl<'a> Keyspace<'a> {
             watches.touch_db(db, exists, |_| None);
         }
         let mut n = 0;
+        let mut taken = Vec::new();
         for (_, s) in self.guards.iter_mut() {
             n += s.dbs[db].keys.len();
-            s.dbs[db].clear();
+            if lazy {
+                taken.push(std::mem::take(&mut s.dbs[db]));
+            } else {
+                s.dbs[db].clear();
+            }
             if db == 0 {
                 s.recount_slots();
             }
         }
+        if lazy && n > 0 {
+            self.store
+                .lazyfree
+                .free(lazyfree::Garbage::Dbs(taken), n as u64);
+        }
         n
+    }
+
+    /// Removes `key` as `UNLINK` does: a value that takes more than
+    /// [`lazyfree::THRESHOLD`] steps to free is freed in the background.
+    pub fn unlink(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
+        let Some(e) = self.remove(db, key)? else {
+            return Ok(false);
+        };
+        if lazyfree::free_effort(&e.value) > lazyfree::THRESHOLD {
+            self.store.lazyfree.free(lazyfree::Garbage::Entry(e), 1);
+        }
+        Ok(true)
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
