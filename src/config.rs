@@ -270,7 +270,7 @@ pub static SETTINGS: &[Setting] = &[
         Kind::Memory,
         "0",
         true,
-        "Memory limit for client buffers (accepted for compatibility)"
+        "Memory the clients' buffers may use together before the largest is disconnected (0: no limit)"
     ),
     setting!(
         "hz",
@@ -1098,6 +1098,8 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
+    /// `maxmemory-clients` in bytes (0: no limit).
+    pub maxmemory_clients: u64,
     pub hz: u32,
     pub log_format: String,
     pub loglevel: String,
@@ -1148,6 +1150,7 @@ impl Config {
             client_query_buffer_limit: values.int("client-query-buffer-limit") as usize,
             maxmemory: values.int("maxmemory") as u64,
             maxmemory_policy: values.get("maxmemory-policy").to_string(),
+            maxmemory_clients: values.int("maxmemory-clients") as u64,
             hz: values.int("hz") as u32,
             log_format: values.get("log-format").to_string(),
             loglevel: values.get("loglevel").to_string(),

@@ -478,6 +478,20 @@ async fn open_cluster(
 }
 
 /// Background work at `hz`: active expiry, memory figures.
+/// `maxmemory-clients`: disconnects the clients using the most memory while they use more
+/// than the limit together. Checked each cron tick (`hz`), not after every command as Redis
+/// does, so a client may go over for up to a tick.
+fn evict_clients(node: &Node) {
+    let limit = node.config.read().maxmemory_clients;
+    if limit == 0 {
+        return;
+    }
+    for c in node.clients.evict_over(limit as usize) {
+        node.stats.evicted_clients.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(client = c.id, addr = %c.addr, memory = c.memory(), limit, "client evicted: maxmemory-clients reached");
+    }
+}
+
 async fn cron(node: Arc<Node>) {
     loop {
         let hz = node.config.read().hz.max(1);
@@ -504,6 +518,7 @@ async fn cron(node: Arc<Node>) {
         node.stats.refresh_memory();
         // Eviction goes on between commands too (Redis's eviction timer).
         node.perform_evictions(now);
+        evict_clients(&node);
         node.stats.sample_ops();
     }
 }

@@ -673,15 +673,21 @@ async fn tcp_keepalive_is_set_on_client_connections() {
 /// and a SYNC flush are freed at once. The keys are gone as soon as the command answers.
 #[tokio::test]
 async fn large_values_and_async_flushes_are_freed_in_the_background_as_redis() {
+    against_both(lazy_free_session).await;
+}
+
+/// Runs `session` against a fresh node of ours, then against a fresh redis-server.
+async fn against_both(session: impl AsyncFn(std::net::SocketAddr)) {
     let node = start_node(&[]).await;
-    lazy_free_session(node.resp_addr()).await;
+    eprintln!("against reredis");
+    session(node.resp_addr()).await;
     let redis = common::redis_server::RedisServer::start().await;
-    lazy_free_session(redis.addr()).await;
+    eprintln!("against redis-server");
+    session(redis.addr()).await;
 }
 
 async fn lazy_free_session(addr: std::net::SocketAddr) {
     use redis::aio::MultiplexedConnection as Conn;
-    eprintln!("against {addr}");
     let mut c = common::client(addr)
         .get_multiplexed_async_connection()
         .await
@@ -764,4 +770,76 @@ async fn lazy_free_session(addr: std::net::SocketAddr) {
     run(&mut c, &["MSET", "a", "1", "b", "2"]).await;
     run(&mut c, &["FLUSHDB"]).await;
     settled(&mut c, before + 4 + 5000).await;
+}
+
+/// `maxmemory-clients`: when the clients' buffers together pass the limit, the client using
+/// the most is disconnected (INFO's `evicted_clients` counts it); `CLIENT NO-EVICT on` exempts
+/// a client, and then others go instead: the same session against our node and redis-server.
+#[tokio::test]
+async fn clients_over_maxmemory_clients_are_evicted_largest_first() {
+    against_both(client_eviction_session).await;
+}
+
+async fn client_eviction_session(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let ask = async |c: &mut TcpStream, req: &[&[u8]]| -> Vec<u8> {
+        c.write_all(&cmd(req)).await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("a reply")
+            .unwrap();
+        buf.truncate(n);
+        buf
+    };
+    // A SET whose 3 MB value is still on its way: the query buffer holds it.
+    let big_set_head = b"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$3000000\r\n";
+    let half = vec![b'a'; 1_500_000];
+    let closed = async |c: &mut TcpStream| -> bool {
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    };
+
+    let mut small = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        ask(
+            &mut small,
+            &[b"CONFIG", b"SET", b"maxmemory-clients", b"2mb"]
+        )
+        .await,
+        b"+OK\r\n"
+    );
+    let mut big = TcpStream::connect(addr).await.unwrap();
+    // Redis may cut it off while the value is still being written.
+    let _ = big.write_all(big_set_head).await;
+    let _ = big.write_all(&half).await;
+    assert!(closed(&mut big).await, "the largest client is disconnected");
+    assert_eq!(ask(&mut small, &[b"PING"]).await, b"+PONG\r\n");
+    let info = String::from_utf8(ask(&mut small, &[b"INFO", b"stats"]).await).unwrap();
+    assert!(info.contains("evicted_clients:1\r\n"), "{info}");
+
+    // Exempt, the large client stays and finishes its command; the others go.
+    let mut exempt = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        ask(&mut exempt, &[b"CLIENT", b"NO-EVICT", b"on"]).await,
+        b"+OK\r\n"
+    );
+    exempt.write_all(big_set_head).await.unwrap();
+    exempt.write_all(&half).await.unwrap();
+    assert!(closed(&mut small).await, "the small client goes instead");
+    exempt.write_all(&half).await.unwrap();
+    exempt.write_all(b"\r\n").await.unwrap();
+    let mut reply = [0u8; 5];
+    exempt.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+    let info = String::from_utf8(ask(&mut exempt, &[b"INFO", b"stats"]).await).unwrap();
+    assert!(info.contains("evicted_clients:2\r\n"), "{info}");
+    assert_eq!(
+        ask(&mut exempt, &[b"STRLEN", b"big"]).await,
+        b":3000000\r\n"
+    );
 }

@@ -990,8 +990,11 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     o.kv(f, &0);
                 }
                 o.kv("evicted_keys", &st.evicted_keys);
-                for f in [
+                o.kv(
                     "evicted_clients",
+                    &s.evicted_clients.load(Ordering::Relaxed),
+                );
+                for f in [
                     "total_eviction_exceeded_time",
                     "current_eviction_exceeded_time",
                 ] {

@@ -36,6 +36,9 @@ pub struct ClientInfo {
     pub blocked: AtomicBool,
     pub query_buf: AtomicUsize,
     pub output_len: AtomicUsize,
+    /// Bytes the connection's input and output buffers have allocated, as of its last batch
+    /// (CLIENT LIST `tot-mem`; what `maxmemory-clients` counts).
+    pub buffers: AtomicUsize,
     /// Channels, patterns and shard channels subscribed (CLIENT LIST `sub`, `psub`, `ssub`).
     pub subscriptions: Arc<[AtomicUsize; 3]>,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
@@ -62,6 +65,12 @@ impl ClientInfo {
         } else {
             ClientType::Normal
         }
+    }
+
+    /// The memory `maxmemory-clients` counts for this client: its buffers.
+    pub fn memory(&self) -> usize {
+        let used = self.query_buf.load(Ordering::Relaxed) + self.output_len.load(Ordering::Relaxed);
+        self.buffers.load(Ordering::Relaxed).max(used)
     }
 
     pub fn note_command(&self, cmd_id: usize, now_ms: i64) {
@@ -101,7 +110,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -116,6 +125,7 @@ impl ClientInfo {
             multi,
             qbuf,
             self.output_len.load(Ordering::Relaxed),
+            self.memory(),
             cmd,
             self.resp.load(Ordering::Relaxed),
         )
@@ -167,6 +177,7 @@ impl ClientRegistry {
             blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
+            buffers: AtomicUsize::new(0),
             subscriptions: Arc::new([
                 AtomicUsize::new(0),
                 AtomicUsize::new(0),
@@ -191,6 +202,35 @@ impl ClientRegistry {
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.clients.lock().get(&id).cloned()
+    }
+
+    /// `maxmemory-clients`: while the clients' memory together is over `limit`, disconnects
+    /// the client that uses the most, skipping those with `CLIENT NO-EVICT on` (Redis evicts
+    /// from its largest memory bucket first). Returns the clients disconnected.
+    pub fn evict_over(&self, limit: usize) -> Vec<Arc<ClientInfo>> {
+        let mut all: Vec<(usize, Arc<ClientInfo>)> = self
+            .snapshot()
+            .into_iter()
+            .map(|c| (c.memory(), c))
+            .collect();
+        let mut total: usize = all.iter().map(|(m, _)| m).sum();
+        let mut evicted = Vec::new();
+        if total <= limit {
+            return evicted;
+        }
+        all.sort_by_key(|(mem, _)| std::cmp::Reverse(*mem));
+        for (mem, c) in all {
+            if total <= limit {
+                break;
+            }
+            if c.no_evict.load(Ordering::Relaxed) || c.kill.is_cancelled() {
+                continue;
+            }
+            c.kill.cancel();
+            total -= mem;
+            evicted.push(c);
+        }
+        evicted
     }
 }
 

@@ -196,6 +196,9 @@ async fn recv_pubsub(inbox: &mut Option<Inbox>) -> Option<Delivery> {
     }
 }
 
+/// Output buffer capacity a connection keeps after a write; a larger one is let go.
+const OUT_KEEP: usize = 1 << 20;
+
 /// Pub/Sub messages written per batch before the connection goes back to reading commands.
 const PUBSUB_BATCH: usize = 64 * 1024;
 
@@ -377,7 +380,11 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                 }
             }
         }
-        client.info.query_buf.store(inbuf.len(), Ordering::Relaxed);
+        let info = &client.info;
+        info.query_buf.store(inbuf.len(), Ordering::Relaxed);
+        info.output_len.store(out.len(), Ordering::Relaxed);
+        info.buffers
+            .store(inbuf.capacity() + out.capacity(), Ordering::Relaxed);
         if inbuf.len() > qbuf_limit {
             tracing::warn!(
                 client = client.info.id,
@@ -387,6 +394,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
         if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
             break 'conn;
+        }
+        client.info.output_len.store(0, Ordering::Relaxed);
+        if out.capacity() > OUT_KEEP {
+            // A large reply is written: its buffer goes (Redis frees big reply buffers too).
+            out = BytesMut::with_capacity(16 * 1024);
+            client
+                .info
+                .buffers
+                .store(inbuf.capacity() + out.capacity(), Ordering::Relaxed);
         }
         if let Some(ib) = &inbox
             && pubsub_cost > 0

@@ -45,6 +45,8 @@ pub fn rss_bytes() -> usize {
 pub struct Stats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Clients disconnected by `maxmemory-clients`.
+    pub evicted_clients: AtomicU64,
     pub commands_processed: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
@@ -115,6 +117,7 @@ impl Stats {
         for c in [
             &self.connections_received,
             &self.rejected_connections,
+            &self.evicted_clients,
             &self.commands_processed,
             &self.net_input_bytes,
             &self.net_output_bytes,
