@@ -843,3 +843,62 @@ async fn client_eviction_session(addr: std::net::SocketAddr) {
         b":3000000\r\n"
     );
 }
+
+/// A client's buffers show in CLIENT LIST (`qbuf`, `tot-mem`) and in INFO
+/// (`client_recent_max_input_buffer`, `mem_clients_normal`) while a large command arrives.
+#[tokio::test]
+async fn client_buffers_show_in_client_list_and_info() {
+    use tokio::io::AsyncWriteExt;
+    let node = start_node(&[]).await;
+    let mut big = tokio::net::TcpStream::connect(node.resp_addr())
+        .await
+        .unwrap();
+    big.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n")
+        .await
+        .unwrap();
+    big.write_all(&vec![b'a'; 1_500_000]).await.unwrap();
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let field = |text: &str, name: &str| -> usize {
+        text.split([' ', '\r', '\n'])
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix(['=', ':']))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let mut list = String::new();
+    assert!(
+        wait_for(Duration::from_secs(10), async || {
+            list = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            list.lines().any(|l| field(l, "qbuf") >= 1_500_000)
+        })
+        .await,
+        "{list}"
+    );
+    let line = list
+        .lines()
+        .find(|l| field(l, "qbuf") >= 1_500_000)
+        .unwrap();
+    assert!(field(line, "tot-mem") >= 1_500_000, "{line}");
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        field(&info, "client_recent_max_input_buffer") >= 1_500_000,
+        "{info}"
+    );
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(field(&info, "mem_clients_normal") >= 1_500_000, "{info}");
+}

@@ -842,8 +842,19 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("connected_clients", &node.clients.len());
                 o.kv("cluster_connections", &0);
                 o.kv("maxclients", &cfg.maxclients);
-                o.kv("client_recent_max_input_buffer", &0);
-                o.kv("client_recent_max_output_buffer", &0);
+                // The largest buffers now (Redis keeps the peak of the last few seconds).
+                let all = node.clients.snapshot();
+                let most = |f: fn(&crate::server::clients::ClientInfo) -> usize| {
+                    all.iter().map(|c| f(c)).max().unwrap_or(0)
+                };
+                o.kv(
+                    "client_recent_max_input_buffer",
+                    &most(|c| c.query_buf.load(Ordering::Relaxed)),
+                );
+                o.kv(
+                    "client_recent_max_output_buffer",
+                    &most(|c| c.output_len.load(Ordering::Relaxed)),
+                );
                 o.kv("blocked_clients", &node.store.blocked.len());
                 o.kv("tracking_clients", &0);
                 o.kv("clients_in_timeout_table", &0);
@@ -923,12 +934,13 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     "mem_replication_backlog",
                     "mem_total_replication_buffers",
                     "mem_clients_slaves",
-                    "mem_clients_normal",
-                    "mem_cluster_links",
-                    "mem_aof_buffer",
                 ] {
                     o.kv(f, &0);
                 }
+                let clients: usize = node.clients.snapshot().iter().map(|c| c.memory()).sum();
+                o.kv("mem_clients_normal", &clients);
+                o.kv("mem_cluster_links", &0);
+                o.kv("mem_aof_buffer", &0);
                 o.kv("mem_allocator", &"jemalloc");
                 o.kv("active_defrag_running", &0);
                 o.kv("lazyfree_pending_objects", &node.store.lazyfree.pending());
