@@ -92,6 +92,24 @@ const NOTIFY_EVENTS: Custom = Custom {
     parse: crate::pubsub::notify::parse_setting,
     show: crate::pubsub::notify::show_setting,
 };
+/// `maxmemory-clients`: bytes (with Redis's units), or a percentage of `maxmemory` (`10%`).
+const MEMORY_OR_PERCENT: Custom = Custom {
+    parse: parse_memory_or_percent,
+    show: str::to_string,
+};
+
+fn parse_memory_or_percent(_current: &str, raw: &str) -> Result<String, String> {
+    if let Some(p) = raw.trim().strip_suffix('%') {
+        return match p.parse::<u64>() {
+            Ok(n) if n <= 100 => Ok(format!("{n}%")),
+            _ => Err("argument must be a memory or percent value".into()),
+        };
+    }
+    parse_memory(raw)
+        .map(|v| v.to_string())
+        .ok_or_else(|| "argument must be a memory or percent value".into())
+}
+
 const OUTPUT_LIMITS: Custom = Custom {
     parse: parse_output_limits,
     show: str::to_string,
@@ -267,7 +285,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(
         "maxmemory-clients",
         "maxmemory-clients",
-        Kind::Memory,
+        Kind::Custom(&MEMORY_OR_PERCENT),
         "0",
         true,
         "Memory the clients' buffers may use together before the largest is disconnected (0: no limit)"
@@ -1079,6 +1097,23 @@ fn flatten(
 }
 
 /// Typed view of [`Values`], read by the node.
+/// A limit in bytes, or as a percentage of `maxmemory`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MemoryLimit {
+    Bytes(u64),
+    Percent(u64),
+}
+
+impl MemoryLimit {
+    /// The limit in bytes (0: none; a percentage of no `maxmemory` is none).
+    pub fn bytes(self, maxmemory: u64) -> u64 {
+        match self {
+            MemoryLimit::Bytes(b) => b,
+            MemoryLimit::Percent(p) => maxmemory / 100 * p + maxmemory % 100 * p / 100,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub values: Values,
@@ -1098,8 +1133,8 @@ pub struct Config {
     pub client_query_buffer_limit: usize,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
-    /// `maxmemory-clients` in bytes (0: no limit).
-    pub maxmemory_clients: u64,
+    /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` (0: no limit).
+    pub maxmemory_clients: MemoryLimit,
     pub hz: u32,
     pub log_format: String,
     pub loglevel: String,
@@ -1150,7 +1185,10 @@ impl Config {
             client_query_buffer_limit: values.int("client-query-buffer-limit") as usize,
             maxmemory: values.int("maxmemory") as u64,
             maxmemory_policy: values.get("maxmemory-policy").to_string(),
-            maxmemory_clients: values.int("maxmemory-clients") as u64,
+            maxmemory_clients: match values.get("maxmemory-clients").strip_suffix('%') {
+                Some(p) => MemoryLimit::Percent(p.parse().unwrap_or(0)),
+                None => MemoryLimit::Bytes(values.get("maxmemory-clients").parse().unwrap_or(0)),
+            },
             hz: values.int("hz") as u32,
             log_format: values.get("log-format").to_string(),
             loglevel: values.get("loglevel").to_string(),
@@ -1302,6 +1340,31 @@ mod tests {
         assert_eq!(parse_memory("12"), Some(12));
         assert_eq!(parse_memory("12x"), None);
         assert_eq!(parse_memory("-1"), None);
+    }
+
+    /// `maxmemory-clients` takes bytes with Redis's units or a percentage of `maxmemory`, and
+    /// `CONFIG GET` shows what was given.
+    #[test]
+    fn maxmemory_clients_in_bytes_or_percent_of_maxmemory() {
+        let with = |raw: &str, maxmemory: &str| {
+            let mut v = Values::default();
+            v.set("maxmemory-clients", raw, Origin::Default)
+                .map_err(|e| e.to_string())?;
+            v.set("maxmemory", maxmemory, Origin::Default)
+                .map_err(|e| e.to_string())?;
+            let shown = v.get("maxmemory-clients").to_string();
+            let c = Config::from_values(v);
+            Ok::<_, String>((shown, c.maxmemory_clients.bytes(c.maxmemory)))
+        };
+        assert_eq!(with("2mb", "0"), Ok(("2097152".into(), 2 << 20)));
+        assert_eq!(with("10%", "1gb"), Ok(("10%".into(), (1 << 30) / 10)));
+        assert_eq!(
+            with("10%", "0"),
+            Ok(("10%".into(), 0)),
+            "no maxmemory, no limit"
+        );
+        assert!(with("101%", "0").is_err());
+        assert!(with("ten", "0").is_err());
     }
 
     #[test]

@@ -482,7 +482,10 @@ async fn open_cluster(
 /// than the limit together. Checked each cron tick (`hz`), not after every command as Redis
 /// does, so a client may go over for up to a tick.
 fn evict_clients(node: &Node) {
-    let limit = node.config.read().maxmemory_clients;
+    let limit = {
+        let c = node.config.read();
+        c.maxmemory_clients.bytes(c.maxmemory)
+    };
     if limit == 0 {
         return;
     }
