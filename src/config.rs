@@ -168,7 +168,7 @@ pub static SETTINGS: &[Setting] = &[
         Kind::Int { min: 0, max: 256 },
         "0",
         false,
-        "Threads serving client connections, each with its own event loop (0: one per core)"
+        "Threads serving client connections, each with its own event loop (0: none, the node's runtime serves them)"
     ),
     setting!(
         "timeout",
@@ -1124,7 +1124,7 @@ pub struct Config {
     pub http_port: u16,
     pub databases: usize,
     pub maxclients: usize,
-    /// `io-threads`: connection threads, 0 for one per core (see `crate::server`).
+    /// `io-threads`: connection threads, 0 for none (see `crate::server`).
     pub io_threads: usize,
     pub timeout_secs: u64,
     pub tcp_keepalive_secs: u64,

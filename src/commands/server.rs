@@ -834,7 +834,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 o.kv("config_file", &cfg.config_file.clone().unwrap_or_default());
                 o.kv(
                     "io_threads_active",
-                    &u8::from(crate::server::io_threads(&cfg) > 1),
+                    &u8::from(crate::server::io_threads(&cfg) > 0),
                 );
             }
             "clients" => {

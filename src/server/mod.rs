@@ -1,14 +1,15 @@
 //! The RESP listener and the per-connection task: read what is there, run every complete
 //! command in the buffer, write all replies with one write.
 //!
-//! Connections run on threads of their own (`io-threads`, one per core by default), each an
-//! event loop of its own (a single-threaded tokio runtime) that keeps the connections it is
+//! By default connections are tasks of the node's multi-threaded runtime, whose workers steal
+//! work from each other. With `io-threads N` they run on N threads of their own instead, each
+//! an event loop of its own (a single-threaded tokio runtime) that keeps the connections it is
 //! handed, round robin, from accept to close, as Redis's I/O threads and Dragonfly's shards do.
-//! On the node's multi-threaded runtime the workers shared one event loop and woke each other
-//! through futexes to run or steal what it found. Measured on 2 cores with redis-benchmark
-//! beside the node (docs/benchmarks.md, "Connection threads"), pipelines gain (GET -P 16:
-//! 670,000-765,000 requests/s against 560,000-590,000) and -P 1 loses about 5% (each
-//! thread's event loop finds fewer ready clients per wait, so it sleeps and wakes more often).
+//! Measured on 2 cores with redis-benchmark beside the node (docs/benchmarks.md, "Connection
+//! threads"), two such threads serve pipelines faster (GET -P 16: 670,000-765,000 requests/s
+//! against 560,000-590,000) but make the -P 1 tail longer (p99 up to 4.4 ms, against at most
+//! 1.2): a thread the OS preempts holds all of its clients, where a worker of the shared
+//! runtime would have its tasks stolen. So they are for machines with cores to spare.
 //! Commands run with the node's runtime entered, so what one starts in the background (a bus
 //! message, a BGSAVE) runs there, not on the connection's thread.
 
@@ -32,12 +33,10 @@ use crate::pubsub::{Delivery, Inbox};
 use crate::resp::{Parser, Reply};
 use clients::{ClientState, ReplyMode};
 
-/// How many connection threads `io-threads` asks for.
+/// How many connection threads `io-threads` asks for (0: none, connections share the node's
+/// runtime).
 pub fn io_threads(cfg: &crate::config::Config) -> usize {
-    match cfg.io_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
+    cfg.io_threads
 }
 
 thread_local! {
@@ -100,6 +99,7 @@ fn set_keepalive(sock: &TcpStream, secs: u64) -> std::io::Result<()> {
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
     let wanted = io_threads(&node.config.read());
     let mut threads = match ConnThreads::start(wanted, &node, &tasks) {
+        Ok(_) if wanted == 0 => None,
         Ok(t) => Some(t),
         Err(e) => {
             tracing::warn!(
