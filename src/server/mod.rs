@@ -222,6 +222,10 @@ async fn idle_timeout(secs: u64) {
 /// Runs one command with the node's runtime entered: a task it spawns, a timer or a bus client
 /// it makes, belong to the node, not to the connection thread.
 fn call(node: &Arc<Node>, client: &mut ClientState, out: &mut BytesMut, args: &[Bytes]) -> After {
+    if !on_connection_thread() {
+        // Already on the node's runtime; entering it again would cost a shared count's update.
+        return commands::call(node, client, out, args);
+    }
     let _node_runtime = node.runtime.enter();
     commands::call(node, client, out, args)
 }
