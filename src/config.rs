@@ -1105,6 +1105,14 @@ pub enum MemoryLimit {
 }
 
 impl MemoryLimit {
+    /// From a canonical value: bytes, or `N%`.
+    fn of(canonical: &str) -> MemoryLimit {
+        match canonical.strip_suffix('%') {
+            Some(p) => MemoryLimit::Percent(p.parse().unwrap_or(0)),
+            None => MemoryLimit::Bytes(canonical.parse().unwrap_or(0)),
+        }
+    }
+
     /// The limit in bytes (0: none; a percentage of no `maxmemory` is none).
     pub fn bytes(self, maxmemory: u64) -> u64 {
         match self {
@@ -1185,10 +1193,7 @@ impl Config {
             client_query_buffer_limit: values.int("client-query-buffer-limit") as usize,
             maxmemory: values.int("maxmemory") as u64,
             maxmemory_policy: values.get("maxmemory-policy").to_string(),
-            maxmemory_clients: match values.get("maxmemory-clients").strip_suffix('%') {
-                Some(p) => MemoryLimit::Percent(p.parse().unwrap_or(0)),
-                None => MemoryLimit::Bytes(values.get("maxmemory-clients").parse().unwrap_or(0)),
-            },
+            maxmemory_clients: MemoryLimit::of(values.get("maxmemory-clients")),
             hz: values.int("hz") as u32,
             log_format: values.get("log-format").to_string(),
             loglevel: values.get("loglevel").to_string(),

@@ -477,7 +477,6 @@ async fn open_cluster(
     Ok((listener, cluster))
 }
 
-/// Background work at `hz`: active expiry, memory figures.
 /// `maxmemory-clients`: disconnects the clients using the most memory while they use more
 /// than the limit together. Checked each cron tick (`hz`), not after every command as Redis
 /// does, so a client may go over for up to a tick.
@@ -495,6 +494,7 @@ fn evict_clients(node: &Node) {
     }
 }
 
+/// Background work at `hz`: active expiry, memory figures.
 async fn cron(node: Arc<Node>) {
     loop {
         let hz = node.config.read().hz.max(1);

@@ -394,12 +394,10 @@ impl Cluster {
         }
         st.process_header(from, false, now);
         let me = st.myself.clone();
-        if let Some(&s) = slots.iter().find(|&&s| {
-            st.slots[s as usize]
-                .as_deref()
-                .is_some_and(|owner| owner != from.id && owner != me)
+        if let Some((s, owner)) = slots.iter().find_map(|&s| {
+            let owner = st.slots[s as usize].as_deref()?;
+            (owner != from.id && owner != me).then_some((s, owner))
         }) {
-            let owner = st.slots[s as usize].clone().unwrap_or_default();
             return refuse(format!("slot {s} is served by {owner}, not by the sender"));
         }
         for &s in slots {

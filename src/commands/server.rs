@@ -832,10 +832,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                         .unwrap_or_default(),
                 );
                 o.kv("config_file", &cfg.config_file.clone().unwrap_or_default());
-                o.kv(
-                    "io_threads_active",
-                    &u8::from(crate::server::io_threads(&cfg) > 0),
-                );
+                o.kv("io_threads_active", &u8::from(cfg.io_threads > 0));
             }
             "clients" => {
                 o.head("Clients");

@@ -33,12 +33,6 @@ use crate::pubsub::{Delivery, Inbox};
 use crate::resp::{Parser, Reply};
 use clients::{ClientState, ReplyMode};
 
-/// How many connection threads `io-threads` asks for (0: none, connections share the node's
-/// runtime).
-pub fn io_threads(cfg: &crate::config::Config) -> usize {
-    cfg.io_threads
-}
-
 thread_local! {
     static CONNECTION_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -97,17 +91,19 @@ fn set_keepalive(sock: &TcpStream, secs: u64) -> std::io::Result<()> {
 }
 
 pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
-    let wanted = io_threads(&node.config.read());
-    let mut threads = match ConnThreads::start(wanted, &node, &tasks) {
-        Ok(_) if wanted == 0 => None,
-        Ok(t) => Some(t),
-        Err(e) => {
-            tracing::warn!(
-                "cannot start {wanted} connection threads ({e}): connections run on the node's runtime"
-            );
-            None
-        }
-    };
+    // `io-threads` 0: connections share the node's runtime.
+    let wanted = node.config.read().io_threads;
+    let mut threads = (wanted > 0)
+        .then(|| ConnThreads::start(wanted, &node, &tasks))
+        .and_then(|started| {
+            started
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        "cannot start {wanted} connection threads ({e}): connections run on the node's runtime"
+                    )
+                })
+                .ok()
+        });
     loop {
         let (sock, addr) = tokio::select! {
             _ = node.shutdown.cancelled() => return,
@@ -149,13 +145,7 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
         };
         let node = node.clone();
         let Some(threads) = threads.as_mut() else {
-            tasks.spawn(async move {
-                let id = info.id;
-                let authenticated = !node.requires_pass();
-                serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
-                node.monitors.remove(id);
-                node.clients.unregister(id);
-            });
+            tasks.spawn(run_client(node, sock, info));
             continue;
         };
         // The socket moves to its thread's event loop: it is registered there again.
@@ -168,18 +158,24 @@ pub async fn accept_loop(node: Arc<Node>, listener: TcpListener, tasks: TaskTrac
             }
         };
         threads.spawn(tasks.track_future(async move {
-            let id = info.id;
             match TcpStream::from_std(sock) {
-                Ok(sock) => {
-                    let authenticated = !node.requires_pass();
-                    serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
+                Ok(sock) => run_client(node, sock, info).await,
+                Err(e) => {
+                    tracing::warn!("cannot register a connection: {e}");
+                    node.clients.unregister(info.id);
                 }
-                Err(e) => tracing::warn!("cannot register a connection: {e}"),
             }
-            node.monitors.remove(id);
-            node.clients.unregister(id);
         }));
     }
+}
+
+/// Serves one client until it goes, then forgets it.
+async fn run_client(node: Arc<Node>, sock: TcpStream, info: Arc<clients::ClientInfo>) {
+    let id = info.id;
+    let authenticated = !node.requires_pass();
+    serve(node.clone(), sock, ClientState::new(info, authenticated)).await;
+    node.monitors.remove(id);
+    node.clients.unregister(id);
 }
 
 async fn recv_monitor(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
