@@ -370,6 +370,17 @@ pub static SETTINGS: &[Setting] = &[
         "FLUSHALL/FLUSHDB without a mode free memory in the background"
     ),
     setting!(
+        "tracking-table-max-keys",
+        "tracking-table-max-keys",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "1000000",
+        true,
+        "Keys client tracking remembers before it forgets some, telling their clients (0: no limit)"
+    ),
+    setting!(
         "hll-sparse-max-bytes",
         "hll-sparse-max-bytes",
         Kind::Memory,

@@ -221,6 +221,10 @@ impl Node {
             .lazyfree
             .user_del
             .store(c.get_bool("lazyfree-lazy-user-del"), Ordering::Relaxed);
+        self.store.tracking.max_keys.store(
+            c.get_int("tracking-table-max-keys").max(0) as usize,
+            Ordering::Relaxed,
+        );
         let lfu = &self.store.lfu;
         lfu.on
             .store(c.maxmemory_policy.contains("lfu"), Ordering::Relaxed);

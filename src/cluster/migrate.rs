@@ -955,7 +955,7 @@ fn import_batch(
     for k in &batch.deleted {
         if slots.contains(&key_hash_slot(k)) && matches!(ks.remove(0, k), Ok(Some(_))) {
             *seq = ks.store().aof.append_del(0, k);
-            ks.store().watches.touch(0, k, false);
+            ks.store().key_changed(0, k, false, None);
         }
     }
     let lru = ks.store().lru_clock();
@@ -970,7 +970,7 @@ fn import_batch(
         }
         // Logged as an entry, so a restart keeps what this node acknowledged importing.
         *seq = crate::persist::log_imported(ks.store(), 0, &key, &value, at).max(*seq);
-        ks.store().watches.touch(0, &key, false);
+        ks.store().key_changed(0, &key, false, None);
         let e = crate::store::Entry::new(crate::store::Sds::from_vec(key), value, lru);
         let _ = ks.put_entry(0, e, at);
     }

@@ -752,9 +752,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
 /// carries its own).
 fn flush_all(node: &Node) {
     let mut ks = node.store.lock_all(0);
-    for db in 0..node.store.databases() {
-        ks.flush_db(db, false);
-    }
+    ks.flush_all(false);
     for (_, shard) in ks.shards_mut() {
         shard.pinned.clear();
     }

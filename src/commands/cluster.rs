@@ -770,10 +770,7 @@ fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     if replica {
         // As Redis: a replica becomes an empty master.
-        let mut all = ctx.node.store.lock_all(ctx.now_ms);
-        for db in 0..ctx.node.store.databases() {
-            all.flush_db(db, false);
-        }
+        ctx.node.store.lock_all(ctx.now_ms).flush_all(false);
     }
     let now = ctx.now_ms;
     let auto = c.cfg.auto_assign;

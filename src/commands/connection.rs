@@ -42,6 +42,7 @@ pub fn quit(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     super::transactions::unwatch_all(ctx.node, ctx.client);
+    super::tracking::disable(ctx.node, ctx.client);
     let id = ctx.client.info.id;
     ctx.node.pubsub.remove_client(&mut ctx.client.pubsub, id);
     let c = &mut *ctx.client;

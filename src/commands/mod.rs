@@ -20,6 +20,7 @@ pub mod set;
 pub mod sort;
 pub mod strings;
 pub mod table;
+pub mod tracking;
 pub mod transactions;
 pub mod zset;
 
@@ -127,7 +128,10 @@ impl Ctx<'_> {
     /// A change to a key that no event names (Redis's `signalModifiedKey` alone): WATCHers of
     /// the key see it.
     pub fn signal_modified(&self, key: &[u8]) {
-        self.node.store.watches.touch(self.client.db, key, false);
+        let writer = Some(self.client.info.id);
+        self.node
+            .store
+            .key_changed(self.client.db, key, false, writer);
     }
 
     pub fn notify_db(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
@@ -136,7 +140,8 @@ impl Ctx<'_> {
         // touches its watched keys itself.
         let whole_db = key.is_empty() && matches!(event, "flushdb" | "flushall");
         if class != crate::observe::events::class::KEY_MISS && !whole_db {
-            self.node.store.watches.touch(db, key, false);
+            let writer = Some(self.client.info.id);
+            self.node.store.key_changed(db, key, false, writer);
         }
         let ts_ms = self.now_ms;
         self.node
@@ -332,8 +337,10 @@ pub fn call(
         Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
-    // Over maxmemory, keys are evicted before anything else (no shard is locked yet).
+    // Over maxmemory, keys are evicted before anything else (no shard is locked yet); so are
+    // client tracking's keys over `tracking-table-max-keys`.
     let memory = node.perform_evictions(now);
+    node.store.tracking.enforce_limit();
     // Cluster routing comes first, as in Redis's processCommand: commands with keys are
     // checked before they queue or run, and before the persistence and subscriber checks.
     let clustered = node.cluster.is_some();
@@ -603,6 +610,7 @@ pub fn run(
         log_as: None,
     };
     let result = handler(&mut ctx, ks, args);
+    tracking::remember_reads(node, ctx.client, cmd.cmd, args);
     // A command that changed keys and then failed (MIGRATE with keys acknowledged before a
     // later key's error) says what to log in `log_as`.
     if (result.is_ok() || ctx.log_as.is_some())

@@ -42,10 +42,7 @@ pub fn flushdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let lazy = flush_lazily(ctx, args)?;
-    let mut n = 0;
-    for db in 0..ctx.node.store.databases() {
-        n += ks.flush_db(db, lazy);
-    }
+    let n = ks.flush_all(lazy);
     ctx.dirty(n as u64 + 1);
     ctx.notify(class::GENERIC, "flushall", b"");
     ctx.out.ok();
@@ -853,7 +850,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     &most(|c| c.output_len.load(Ordering::Relaxed)),
                 );
                 o.kv("blocked_clients", &node.store.blocked.len());
-                o.kv("tracking_clients", &0);
+                o.kv("tracking_clients", &node.store.tracking.clients());
                 o.kv("clients_in_timeout_table", &0);
             }
             "memory" => {
@@ -1028,13 +1025,14 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     "active_defrag_key_misses",
                     "total_active_defrag_time",
                     "current_active_defrag_time",
-                    "tracking_total_keys",
-                    "tracking_total_items",
-                    "tracking_total_prefixes",
-                    "unexpected_error_replies",
                 ] {
                     o.kv(f, &0);
                 }
+                let tracking = &node.store.tracking;
+                o.kv("tracking_total_keys", &tracking.total_keys());
+                o.kv("tracking_total_items", &tracking.total_items());
+                o.kv("tracking_total_prefixes", &tracking.total_prefixes());
+                o.kv("unexpected_error_replies", &0);
                 o.kv(
                     "total_error_replies",
                     &s.error_replies.load(Ordering::Relaxed),

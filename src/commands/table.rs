@@ -503,6 +503,46 @@ static CLIENT_SUBS: &[Command] = &[
         "Instructs the server whether to reply to commands."
     ),
     cmd!(
+        "tracking",
+        -3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        super::tracking::client_tracking,
+        "Controls server-assisted client-side caching for the connection."
+    ),
+    cmd!(
+        "trackinginfo",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "6.2.0",
+        super::tracking::client_trackinginfo,
+        "Returns information about server-assisted client-side caching for the connection."
+    ),
+    cmd!(
+        "getredir",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        super::tracking::client_getredir,
+        "Returns the client ID to which the connection's tracking notifications are redirected."
+    ),
+    cmd!(
+        "caching",
+        3,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        super::tracking::client_caching,
+        "Instructs the server whether to track the keys in the next request."
+    ),
+    cmd!(
         "unblock",
         -3,
         ADMIN | NOSCRIPT | LOADING | STALE,

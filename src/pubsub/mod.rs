@@ -20,7 +20,7 @@
 pub mod notify;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -60,6 +60,53 @@ pub enum Delivery {
     /// `sunsubscribe <channel> <count>` sent when the server drops a shard subscription (the
     /// slot moved to another node).
     ShardDropped { channel: Bytes },
+    /// Client tracking: `key` may have changed (None: every key, after a flush). A RESP3
+    /// connection gets an `invalidate` push; a RESP2 one that tracking redirects to, while it
+    /// is subscribed, a message on `__redis__:invalidate`; any other, nothing.
+    Invalidate {
+        key: Option<Bytes>,
+        redirected: bool,
+    },
+    /// Client tracking: the client invalidations were redirected to is gone (RESP3 only).
+    RedirectBroken { id: u64 },
+}
+
+/// The channel RESP2 connections get redirected invalidations on.
+pub const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
+
+impl Delivery {
+    /// Messages a connection writes after the reply of the command that caused them (Redis
+    /// defers the invalidations of a client's own writes until its reply is out).
+    fn after_reply(&self) -> bool {
+        matches!(
+            self,
+            Delivery::Invalidate { .. } | Delivery::RedirectBroken { .. }
+        )
+    }
+}
+
+/// What other connections need to push to a client: its queue, once it has one, and whether
+/// the client is gone (client tracking's REDIRECT).
+#[derive(Default)]
+pub struct Pushes {
+    queue: OnceLock<Arc<Subscriber>>,
+    closed: AtomicBool,
+    /// The client tracking redirects to has gone (CLIENT LIST flag `R`).
+    pub redirect_broken: AtomicBool,
+}
+
+impl Pushes {
+    pub fn queue(&self) -> Option<&Arc<Subscriber>> {
+        self.queue.get()
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
 }
 
 impl Delivery {
@@ -73,6 +120,8 @@ impl Delivery {
                     ..
                 } => pattern.len() + channel.len() + payload.len(),
                 Delivery::ShardDropped { channel } => channel.len(),
+                Delivery::Invalidate { key, .. } => key.as_ref().map_or(0, |k| k.len()),
+                Delivery::RedirectBroken { .. } => 0,
             }
     }
 }
@@ -124,11 +173,13 @@ pub struct Subscriber {
     /// Unix seconds when the soft limit was first exceeded (0: it is not).
     soft_since: AtomicI64,
     kill: CancellationToken,
+    limits: Arc<Limits>,
 }
 
 impl Subscriber {
     /// Queues `d`, or disconnects the subscriber when it is over its output limits.
-    fn deliver(&self, d: Delivery, limits: &Limits, now_ms: i64) {
+    pub fn deliver(&self, d: Delivery, now_ms: i64) {
+        let limits = &*self.limits;
         if self.kill.is_cancelled() {
             return;
         }
@@ -226,10 +277,24 @@ impl Inbox {
             return 0;
         };
         let reply = out.split_off(mark);
-        let mut cost = first.cost();
-        self.write(out, resp3, subs, first);
-        cost += self.drain(out, resp3, subs, max_bytes);
+        let mut after = BytesMut::new();
+        let mut cost = 0;
+        let mut next = Some(first);
+        while let Some(d) = next {
+            cost += d.cost();
+            let to = if d.after_reply() {
+                &mut after
+            } else {
+                &mut *out
+            };
+            self.write(to, resp3, subs, d);
+            if out.len() - mark + after.len() >= max_bytes {
+                break;
+            }
+            next = self.rx.try_recv().ok();
+        }
         out.extend_from_slice(&reply);
+        out.extend_from_slice(&after);
         cost
     }
 
@@ -245,6 +310,35 @@ impl Inbox {
                 r.bulk(b"sunsubscribe");
                 r.bulk(channel);
                 r.int(subs.shard.len() as i64);
+            }
+            Delivery::Invalidate { key, redirected } => {
+                let mut r = Reply::new(out, resp3);
+                if resp3 {
+                    r.push(2);
+                    r.bulk(b"invalidate");
+                } else if *redirected && subs.active() {
+                    r.array(3);
+                    r.bulk(b"message");
+                    r.bulk(INVALIDATE_CHANNEL);
+                } else {
+                    // RESP2 has no way to push outside of subscribe mode.
+                    return;
+                }
+                match key {
+                    Some(k) => {
+                        r.array(1);
+                        r.bulk(k);
+                    }
+                    None => r.null(),
+                }
+            }
+            Delivery::RedirectBroken { id } => {
+                if resp3 {
+                    let mut r = Reply::new(out, resp3);
+                    r.push(2);
+                    r.bulk(b"tracking-redir-broken");
+                    r.int(*id as i64);
+                }
             }
         }
     }
@@ -263,12 +357,15 @@ pub struct ClientSubs {
     pub inbox: Option<Inbox>,
     /// Where CLIENT LIST reads sub/psub/ssub.
     counts: Option<Arc<[AtomicUsize; 3]>>,
+    /// Where other clients find the queue (client tracking's redirection).
+    pushes: Option<Arc<Pushes>>,
 }
 
 impl ClientSubs {
-    pub fn new(counts: Arc<[AtomicUsize; 3]>) -> ClientSubs {
+    pub fn new(counts: Arc<[AtomicUsize; 3]>, pushes: Arc<Pushes>) -> ClientSubs {
         ClientSubs {
             counts: Some(counts),
+            pushes: Some(pushes),
             ..Default::default()
         }
     }
@@ -291,8 +388,14 @@ impl ClientSubs {
         }
     }
 
-    /// The client's queue handle, created on its first subscription.
-    fn handle(&mut self, id: u64, kill: &CancellationToken) -> Arc<Subscriber> {
+    /// The client's queue handle, created on its first subscription (or when it turns client
+    /// tracking on). Messages queued count against `limits`.
+    pub fn handle(
+        &mut self,
+        id: u64,
+        kill: &CancellationToken,
+        limits: &Arc<Limits>,
+    ) -> Arc<Subscriber> {
         if let Some(h) = &self.handle {
             return h.clone();
         }
@@ -303,8 +406,12 @@ impl ClientSubs {
             pending: AtomicUsize::new(0),
             soft_since: AtomicI64::new(0),
             kill: kill.clone(),
+            limits: limits.clone(),
         });
         self.handle = Some(h.clone());
+        if let Some(p) = &self.pushes {
+            let _ = p.queue.set(h.clone());
+        }
         self.inbox = Some(Inbox { rx, sub: h.clone() });
         h
     }
@@ -329,7 +436,7 @@ pub struct PubSub {
     shard: RwLock<HashMap<u16, HashMap<Bytes, Subscribers>>>,
     /// Whether any pattern exists, read by PUBLISH before taking the pattern lock.
     npatterns: AtomicUsize,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     /// Where clients' PUBLISHes wait for the cluster bus (clustered nodes only).
     outbox: OnceLock<mpsc::Sender<Outgoing>>,
     /// PUBLISHes not broadcast because the outbox was full (pub/sub is at most once).
@@ -352,7 +459,7 @@ impl PubSub {
         if c.channels.contains(ch) {
             return false;
         }
-        let h = c.handle(id, kill);
+        let h = c.handle(id, kill, &self.limits);
         c.channels.insert(ch.clone());
         self.channels.write().entry(ch.clone()).or_default().push(h);
         c.publish_counts();
@@ -384,7 +491,7 @@ impl PubSub {
         if c.patterns.contains(pat) {
             return false;
         }
-        let h = c.handle(id, kill);
+        let h = c.handle(id, kill, &self.limits);
         c.patterns.push(pat.clone());
         let mut pats = self.patterns.write();
         match pats.iter_mut().find(|(p, _)| p == pat) {
@@ -423,7 +530,7 @@ impl PubSub {
         if c.shard.contains(ch) {
             return false;
         }
-        let h = c.handle(id, kill);
+        let h = c.handle(id, kill, &self.limits);
         c.shard.insert(ch.clone());
         self.shard
             .write()
@@ -495,7 +602,6 @@ impl PubSub {
                         channel,
                         payload,
                     },
-                    &self.limits,
                     now_ms,
                 );
                 n += 1;
@@ -515,7 +621,6 @@ impl PubSub {
                             channel,
                             payload,
                         },
-                        &self.limits,
                         now_ms,
                     );
                     n += 1;
@@ -574,7 +679,6 @@ impl PubSub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 },
-                &self.limits,
                 now_ms,
             );
         }
@@ -602,7 +706,6 @@ impl PubSub {
                     Delivery::ShardDropped {
                         channel: channel.clone(),
                     },
-                    &self.limits,
                     now_ms,
                 );
             }
@@ -682,7 +785,10 @@ mod tests {
             AtomicUsize::new(0),
             AtomicUsize::new(0),
         ]);
-        (ClientSubs::new(counts), CancellationToken::new())
+        (
+            ClientSubs::new(counts, Arc::new(Pushes::default())),
+            CancellationToken::new(),
+        )
     }
 
     fn recv_all(c: &mut ClientSubs) -> Vec<Delivery> {
@@ -709,7 +815,7 @@ mod tests {
             .into_iter()
             .map(|d| match d {
                 Delivery::Message { kind, payload, .. } => (kind, payload),
-                Delivery::ShardDropped { .. } => unreachable!(),
+                _ => unreachable!(),
             })
             .collect();
         assert_eq!(

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::CommandRef;
 use crate::node::Node;
-use crate::pubsub::ClientSubs;
+use crate::pubsub::{ClientSubs, Pushes};
 use crate::store::watch::Watcher;
 
 /// What other connections may read or signal about a client.
@@ -43,6 +43,13 @@ pub struct ClientInfo {
     pub subscriptions: Arc<[AtomicUsize; 3]>,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
     pub kill: CancellationToken,
+    /// How other clients' actions reach this one (pub/sub, tracking invalidations).
+    pub pushes: Arc<Pushes>,
+    /// Client tracking: the client invalidations go to (0: this one), -1 when tracking is
+    /// off (CLIENT LIST `redir`).
+    pub tracking_redirect: AtomicI64,
+    /// Client tracking in broadcast mode (CLIENT LIST flag `B`).
+    pub tracking_bcast: AtomicBool,
 }
 
 /// Redis's client classes, as `CLIENT LIST TYPE` and `CLIENT KILL TYPE` select them.
@@ -101,6 +108,16 @@ impl ClientInfo {
         if self.blocked.load(Ordering::Relaxed) {
             flags.push('b');
         }
+        let redirect = self.tracking_redirect.load(Ordering::Relaxed);
+        if redirect >= 0 {
+            flags.push('t');
+            if self.pushes.redirect_broken.load(Ordering::Relaxed) {
+                flags.push('R');
+            }
+            if self.tracking_bcast.load(Ordering::Relaxed) {
+                flags.push('B');
+            }
+        }
         if self.no_evict.load(Ordering::Relaxed) {
             flags.push('e');
         }
@@ -110,7 +127,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -127,6 +144,7 @@ impl ClientInfo {
             self.output_len.load(Ordering::Relaxed),
             self.memory(),
             cmd,
+            redirect,
             self.resp.load(Ordering::Relaxed),
         )
     }
@@ -184,6 +202,9 @@ impl ClientRegistry {
                 AtomicUsize::new(0),
             ]),
             kill: CancellationToken::new(),
+            pushes: Arc::default(),
+            tracking_redirect: AtomicI64::new(-1),
+            tracking_bcast: AtomicBool::new(false),
         });
         map.insert(id, info.clone());
         self.count.store(map.len(), Ordering::Relaxed);
@@ -192,7 +213,9 @@ impl ClientRegistry {
 
     pub fn unregister(&self, id: u64) {
         let mut map = self.clients.lock();
-        map.remove(&id);
+        if let Some(c) = map.remove(&id) {
+            c.pushes.close();
+        }
         self.count.store(map.len(), Ordering::Relaxed);
     }
 
@@ -291,6 +314,8 @@ pub struct ClientState {
     pub aof_batch: Option<Vec<(usize, Vec<bytes::Bytes>)>>,
     /// WAIT: the connection waits for replicas before it replies (see `server::wait_replicas`).
     pub wait_replicas: Option<WaitReplicas>,
+    /// CLIENT TRACKING: how this client tracks keys, when it does.
+    pub tracking: Option<crate::store::tracking::Options>,
 }
 
 /// A WAIT in progress: `replicas` must acknowledge `offset` by `deadline` (None: forever).
@@ -306,7 +331,7 @@ impl ClientState {
     /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
     /// A client that connected before `requirepass` was set stays authenticated.
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
-        let pubsub = ClientSubs::new(info.subscriptions.clone());
+        let pubsub = ClientSubs::new(info.subscriptions.clone(), info.pushes.clone());
         ClientState {
             pubsub,
             watched: Vec::new(),
@@ -329,6 +354,7 @@ impl ClientState {
             repl_woff: 0,
             aof_batch: None,
             wait_replicas: None,
+            tracking: None,
         }
     }
 

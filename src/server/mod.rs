@@ -218,12 +218,15 @@ async fn idle_timeout(secs: u64) {
 /// Runs one command with the node's runtime entered: a task it spawns, a timer or a bus client
 /// it makes, belong to the node, not to the connection thread.
 fn call(node: &Arc<Node>, client: &mut ClientState, out: &mut BytesMut, args: &[Bytes]) -> After {
-    if !on_connection_thread() {
+    let after = if on_connection_thread() {
+        let _node_runtime = node.runtime.enter();
+        commands::call(node, client, out, args)
+    } else {
         // Already on the node's runtime; entering it again would cost a shared count's update.
-        return commands::call(node, client, out, args);
-    }
-    let _node_runtime = node.runtime.enter();
-    commands::call(node, client, out, args)
+        commands::call(node, client, out, args)
+    };
+    commands::tracking::command_done(client, args);
+    after
 }
 
 async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
@@ -417,6 +420,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     let id = client.info.id;
     node.pubsub.remove_client(&mut client.pubsub, id);
     commands::transactions::unwatch_all(&node, &mut client);
+    commands::tracking::disable(&node, &mut client);
     let _ = wr.shutdown().await;
 }
 

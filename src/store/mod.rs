@@ -16,6 +16,7 @@ pub mod list;
 pub mod rdb;
 pub mod sds;
 pub mod set;
+pub mod tracking;
 pub mod value;
 pub mod watch;
 pub mod zset;
@@ -264,7 +265,7 @@ fn publish_removed(
     class: u32,
 ) {
     store.aof.append_del(db, key);
-    store.watches.touch(db, key, true);
+    store.key_changed(db, key, true, None);
     store
         .events
         .publish_with(|| KeyEvent::new(db, key, event, class, now_ms));
@@ -294,6 +295,8 @@ pub struct Store {
     dirty: AtomicU64,
     /// Keys clients WATCH.
     pub watches: watch::Watches,
+    /// Keys clients cache (CLIENT TRACKING).
+    pub tracking: tracking::Tracking,
     /// Whether read misses publish "keymiss" events (`notify-keyspace-events` with `m`).
     pub notify_keymiss: std::sync::atomic::AtomicBool,
     /// Whether key creations publish "new" events (`notify-keyspace-events` with `n`); like
@@ -326,6 +329,7 @@ impl Store {
             started_ms: crate::commands::now_ms(),
             dirty: AtomicU64::new(0),
             watches: watch::Watches::default(),
+            tracking: tracking::Tracking::default(),
             notify_keymiss: Default::default(),
             notify_new: Default::default(),
             lfu: LfuTuning::default(),
@@ -339,6 +343,14 @@ impl Store {
 
     pub fn databases(&self) -> usize {
         self.databases
+    }
+
+    /// A key changed (Redis's `signalModifiedKey`), with its shard locked: transactions
+    /// WATCHing it will fail, clients caching it are told. `by_expiry`: it was deleted because
+    /// its TTL passed; `writer`: the client whose command changed it.
+    pub fn key_changed(&self, db: usize, key: &[u8], by_expiry: bool, writer: Option<u64>) {
+        self.watches.touch(db, key, by_expiry);
+        self.tracking.invalidate(key, writer);
     }
 
     /// The LRU clock: seconds since start, stored in each entry on access.
@@ -635,7 +647,7 @@ impl<'a> Keyspace<'a> {
     /// key, and what the replay of a MOVED record does (see `crate::persist::aof`).
     pub fn settle_moved(&mut self, key: &[u8]) -> Result<(), NotLocked> {
         if self.remove(0, key)?.is_some() {
-            self.store.watches.touch(0, key, false);
+            self.store.key_changed(0, key, false, None);
         }
         self.pinned_mut(shard_of_slot(key_hash_slot(key)))?
             .remove(key);
@@ -882,8 +894,24 @@ impl<'a> Keyspace<'a> {
     }
 
     /// Empties `db` in every locked shard; with `lazy`, its tables are freed in the background
-    /// (`FLUSHALL ASYNC`), so the shards are held only to take them out.
+    /// (`FLUSHDB ASYNC`), so the shards are held only to take them out. Every client caching
+    /// keys is told to drop them all (tracking does not know dbs apart).
     pub fn flush_db(&mut self, db: usize, lazy: bool) -> usize {
+        let n = self.flush_one(db, lazy);
+        self.store.tracking.flushed();
+        n
+    }
+
+    /// Empties every db in every locked shard, as [`Keyspace::flush_db`] does one.
+    pub fn flush_all(&mut self, lazy: bool) -> usize {
+        let n = (0..self.store.databases())
+            .map(|db| self.flush_one(db, lazy))
+            .sum();
+        self.store.tracking.flushed();
+        n
+    }
+
+    fn flush_one(&mut self, db: usize, lazy: bool) -> usize {
         let watches = &self.store.watches;
         if watches.active() {
             let guards = &self.guards;

@@ -72,8 +72,10 @@ impl Conn {
             {
                 return Some(self.buf.drain(..n).collect());
             }
-            let mut chunk = [0u8; 65536];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+            // Read into the buffer itself: a 64 KiB array here would sit in every future
+            // that awaits a frame, and a long test's future would outgrow its thread's stack.
+            self.buf.reserve(65536);
+            let n = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
                 .await
                 .unwrap_or_else(|_| {
                     panic!(
@@ -85,7 +87,6 @@ impl Conn {
             if n == 0 {
                 return None;
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -143,6 +144,10 @@ pub enum Step {
     WaitGone(usize, Vec<u8>),
     /// Poll a command on `conn` until its reply contains the bytes given; not recorded.
     WaitUntil(usize, Vec<Vec<u8>>, Vec<u8>),
+    /// `CLIENT TRACKING ON REDIRECT <id of connection target> <options>` on `conn`. Replies
+    /// that carry a connection's id (CLIENT GETREDIR, TRACKINGINFO, `tracking-redir-broken`)
+    /// are recorded with `<id N>` in its place: the two servers number clients differently.
+    Redirect(usize, usize, Vec<Vec<u8>>),
 }
 
 /// `c(0, "SET k v")`: a command on connection 0 (arguments split on spaces).
@@ -176,10 +181,50 @@ pub fn ca(conn: usize, args: &[&str]) -> Step {
     Step::Cmd(conn, args.iter().map(|a| a.as_bytes().to_vec()).collect())
 }
 
+/// `redirect(0, 1, "BCAST")`: connection 0 turns tracking on, redirected to connection 1.
+pub fn redirect(conn: usize, target: usize, options: &str) -> Step {
+    Step::Redirect(
+        conn,
+        target,
+        options
+            .split(' ')
+            .filter(|a| !a.is_empty())
+            .map(|a| a.as_bytes().to_vec())
+            .collect(),
+    )
+}
+
 fn step_conn(step: &Step) -> usize {
     match step {
-        Step::Cmd(c, _) | Step::Quiet(c, _) | Step::WaitGone(c, _) | Step::WaitUntil(c, ..) => *c,
+        Step::Cmd(c, _)
+        | Step::Quiet(c, _)
+        | Step::WaitGone(c, _)
+        | Step::WaitUntil(c, ..)
+        | Step::Redirect(c, ..) => *c,
     }
+}
+
+/// A frame with the connections' ids (integers in it equal to one) shown as `<id N>`.
+fn hide_ids(frame: &[u8], ids: &[u64]) -> Vec<u8> {
+    let mut text = frame.to_vec();
+    for (n, id) in ids.iter().enumerate() {
+        // Frames are shown with CR and LF escaped.
+        let from = format!(":{id}\\r\\n").into_bytes();
+        let to = format!(":<id {n}>\\r\\n").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < text.len() {
+            if text[i..].starts_with(&from) {
+                out.extend_from_slice(&to);
+                i += from.len();
+            } else {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+        text = out;
+    }
+    text
 }
 
 /// Runs `script` on `conns` fresh connections to `addr`. After every command, every
@@ -190,11 +235,36 @@ pub async fn transcript(addr: SocketAddr, conns: usize, script: &[Step]) -> Vec<
     for _ in 0..conns {
         cs.push(Conn::connect(addr).await);
     }
+    // Client ids, for scripts that redirect invalidations.
+    let mut ids = Vec::new();
+    if script.iter().any(|s| matches!(s, Step::Redirect(..))) {
+        for c in cs.iter_mut() {
+            let reply = c.call_str(&["CLIENT", "ID"]).await;
+            ids.push(reply.trim()[1..].parse::<u64>().expect("client id"));
+        }
+    }
     let mut out = Vec::new();
     let mut in_multi = vec![false; conns];
     for (i, step) in script.iter().enumerate() {
         eprintln!("{addr} step {i}");
+        let redirected;
+        let mut label = None;
+        let step = match step {
+            Step::Redirect(conn, target, options) => {
+                let mut args: Vec<Vec<u8>> = ["CLIENT", "TRACKING", "ON", "REDIRECT"]
+                    .iter()
+                    .map(|a| a.as_bytes().to_vec())
+                    .collect();
+                args.push(ids[*target].to_string().into_bytes());
+                args.extend(options.iter().cloned());
+                label = Some(format!("CLIENT TRACKING ON REDIRECT <id {target}>"));
+                redirected = Step::Cmd(*conn, args);
+                &redirected
+            }
+            other => other,
+        };
         match step {
+            Step::Redirect(..) => unreachable!("turned into a command above"),
             Step::Cmd(conn, args) => {
                 let args: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
                 let name = String::from_utf8_lossy(args[0]).to_ascii_uppercase();
@@ -233,11 +303,18 @@ pub async fn transcript(addr: SocketAddr, conns: usize, script: &[Step]) -> Vec<
                                     .replace('\n', "\\n")
                             })
                             .collect();
-                        out.push(format!(
-                            "step {i} ({}) conn {j}: {}",
-                            String::from_utf8_lossy(&args.join(&b' ')),
-                            text.join(" ")
-                        ));
+                        let shown = label
+                            .clone()
+                            .unwrap_or_else(|| String::from_utf8_lossy(&args.join(&b' ')).into());
+                        let line = format!("step {i} ({shown}) conn {j}: {}", text.join(" "));
+                        let names_ids = line.contains("GETREDIR")
+                            || line.contains("TRACKING")
+                            || line.contains("tracking-redir-broken");
+                        out.push(if names_ids {
+                            String::from_utf8(hide_ids(line.as_bytes(), &ids)).expect("utf-8")
+                        } else {
+                            line
+                        });
                     }
                 }
             }
