@@ -362,6 +362,38 @@ pub static SETTINGS: &[Setting] = &[
         "DEL frees large values in the background, as UNLINK"
     ),
     setting!(
+        "lazyfree-lazy-expire",
+        "lazyfree-lazy-expire",
+        Kind::Bool,
+        "no",
+        true,
+        "Keys whose TTL passed free large values in the background"
+    ),
+    setting!(
+        "lazyfree-lazy-eviction",
+        "lazyfree-lazy-eviction",
+        Kind::Bool,
+        "no",
+        true,
+        "Keys evicted under maxmemory free large values in the background"
+    ),
+    setting!(
+        "lazyfree-lazy-server-del",
+        "lazyfree-lazy-server-del",
+        Kind::Bool,
+        "no",
+        true,
+        "Values a command replaces (SET over a key, RENAME onto one, a store destination) are freed in the background when large"
+    ),
+    setting!(
+        "replica-lazy-flush",
+        "replica-lazy-flush",
+        Kind::Bool,
+        "no",
+        true,
+        "A replica empties its data set in the background before a full sync"
+    ),
+    setting!(
         "lazyfree-lazy-user-flush",
         "lazyfree-lazy-user-flush",
         Kind::Bool,

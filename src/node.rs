@@ -181,10 +181,16 @@ impl Node {
             return Memory::Fits;
         }
         let started = Instant::now();
+        let lazyfree = &self.store.lazyfree;
         while self.store.evict_one(policy, samples, now_ms) {
             self.stats.refresh_memory();
             if !self.over_maxmemory() {
                 return Memory::Fits;
+            }
+            // Evicted values still being freed in the background: the memory they hold is on
+            // its way out, so this command goes on instead of evicting more in its place.
+            if lazyfree.lazy_eviction.load(Ordering::Relaxed) && lazyfree.pending() > 0 {
+                return Memory::Evicting;
             }
             if slice.is_some_and(|limit| started.elapsed() > limit) {
                 return Memory::Evicting;
@@ -217,10 +223,15 @@ impl Node {
         limits.soft_seconds.store(secs, Ordering::Relaxed);
         self.notifier
             .apply(c.notify_keyspace_events, &self.store, &self.pubsub);
-        self.store
-            .lazyfree
-            .user_del
-            .store(c.get_bool("lazyfree-lazy-user-del"), Ordering::Relaxed);
+        let lazyfree = &self.store.lazyfree;
+        for (flag, name) in [
+            (&lazyfree.user_del, "lazyfree-lazy-user-del"),
+            (&lazyfree.lazy_expire, "lazyfree-lazy-expire"),
+            (&lazyfree.lazy_eviction, "lazyfree-lazy-eviction"),
+            (&lazyfree.lazy_server_del, "lazyfree-lazy-server-del"),
+        ] {
+            flag.store(c.get_bool(name), Ordering::Relaxed);
+        }
         self.store.tracking.max_keys.store(
             c.get_int("tracking-table-max-keys").max(0) as usize,
             Ordering::Relaxed,

@@ -770,6 +770,41 @@ async fn lazy_free_session(addr: std::net::SocketAddr) {
     run(&mut c, &["MSET", "a", "1", "b", "2"]).await;
     run(&mut c, &["FLUSHDB"]).await;
     settled(&mut c, before + 4 + 5000).await;
+
+    // What the server deletes by itself: an expired key, a value SET replaces, a RENAME's
+    // destination; each freed at once, then in the background once its setting is on.
+    let big_then = async |c: &mut Conn, key: &str| {
+        let args: Vec<&str> = ["SADD", key]
+            .into_iter()
+            .chain(big.iter().map(String::as_str))
+            .collect();
+        run(c, &args).await;
+    };
+    let expire_now = async |c: &mut Conn, key: &str| {
+        run(c, &["PEXPIRE", key, "1"]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The read finds it expired and deletes it.
+        assert_eq!(run(c, &["EXISTS", key]).await, redis::Value::Int(0));
+    };
+    let mut want = before + 4 + 5000;
+    for lazy in [false, true] {
+        let setting = if lazy { "yes" } else { "no" };
+        for name in ["lazyfree-lazy-expire", "lazyfree-lazy-server-del"] {
+            run(&mut c, &["CONFIG", "SET", name, setting]).await;
+        }
+        big_then(&mut c, "e").await;
+        expire_now(&mut c, "e").await;
+        big_then(&mut c, "s").await;
+        run(&mut c, &["SET", "s", "replaced"]).await;
+        big_then(&mut c, "r").await;
+        run(&mut c, &["SET", "src", "v"]).await;
+        run(&mut c, &["RENAME", "src", "r"]).await;
+        if lazy {
+            want += 3;
+        }
+        settled(&mut c, want).await;
+        run(&mut c, &["DEL", "s", "r"]).await;
+    }
 }
 
 /// `maxmemory-clients`: when the clients' buffers together pass the limit, the client using

@@ -748,11 +748,12 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
     }
 }
 
-/// Empties the keyspace for a full sync, and forgets the pins of slot moves (the master's image
-/// carries its own).
+/// Empties the keyspace for a full sync (in the background with `replica-lazy-flush`), and
+/// forgets the pins of slot moves (the master's image carries its own).
 fn flush_all(node: &Node) {
+    let lazy = node.config.read().get_bool("replica-lazy-flush");
     let mut ks = node.store.lock_all(0);
-    ks.flush_all(false);
+    ks.flush_all(lazy);
     for (_, shard) in ks.shards_mut() {
         shard.pinned.clear();
     }

@@ -124,7 +124,7 @@ impl Store {
         };
         let mut s = self.shards[victim.shard].lock();
         // Gone meanwhile (deleted, or evicted by another client): progress all the same.
-        if s.remove(victim.db, &victim.key).is_some() {
+        if let Some(e) = s.remove(victim.db, &victim.key) {
             s.stats.evicted_keys += 1;
             publish_removed(
                 self,
@@ -134,6 +134,7 @@ impl Store {
                 "evicted",
                 class::EVICTED,
             );
+            self.lazyfree.dispose(e, &self.lazyfree.lazy_eviction);
         }
         true
     }

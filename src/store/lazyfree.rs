@@ -20,6 +20,7 @@ pub const THRESHOLD: usize = 64;
 /// What is handed to the freeing thread.
 pub enum Garbage {
     Entry(Entry),
+    Value(Value),
     Dbs(Vec<Db>),
 }
 
@@ -33,6 +34,13 @@ pub struct LazyFree {
     freed: Arc<AtomicU64>,
     /// `lazyfree-lazy-user-del`: `DEL` frees as `UNLINK` does.
     pub user_del: AtomicBool,
+    /// `lazyfree-lazy-expire`: keys whose TTL passed.
+    pub lazy_expire: AtomicBool,
+    /// `lazyfree-lazy-eviction`: keys evicted under `maxmemory`.
+    pub lazy_eviction: AtomicBool,
+    /// `lazyfree-lazy-server-del`: values a command replaces or deletes as a side effect (SET
+    /// over a key, RENAME or COPY onto one, a SORT/ZUNIONSTORE/... destination).
+    pub lazy_server_del: AtomicBool,
 }
 
 impl LazyFree {
@@ -51,6 +59,21 @@ impl LazyFree {
             // No thread (it could not be started): freed here, as without lazy free.
             drop(garbage);
             self.pending.fetch_sub(objects, Ordering::Relaxed);
+        }
+    }
+
+    /// Frees a removed entry: in the background when `lazy` is on and it is large enough to
+    /// be worth it, else here.
+    pub fn dispose(&self, e: Entry, lazy: &AtomicBool) {
+        if lazy.load(Ordering::Relaxed) && free_effort(&e.value) > THRESHOLD {
+            self.free(Garbage::Entry(e), 1);
+        }
+    }
+
+    /// [`LazyFree::dispose`] for a value replaced in place.
+    pub fn dispose_value(&self, v: Value, lazy: &AtomicBool) {
+        if lazy.load(Ordering::Relaxed) && free_effort(&v) > THRESHOLD {
+            self.free(Garbage::Value(v), 1);
         }
     }
 

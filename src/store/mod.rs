@@ -195,11 +195,17 @@ impl Shard {
     }
 
     /// Removes `key` if its TTL has passed. Returns true when it was removed.
-    fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: i64) -> bool {
+    /// Deletes `key` if its TTL has passed (logged, notified, freed as
+    /// `lazyfree-lazy-expire` says); true if it did.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: i64, store: &Store) -> bool {
         match self.expire_of(db, key) {
             Some(at) if at <= now_ms => {
-                self.remove(db, key);
+                let e = self.remove(db, key);
                 self.stats.expired_keys += 1;
+                publish_expired(store, db, key, now_ms);
+                if let Some(e) = e {
+                    store.lazyfree.dispose(e, &store.lazyfree.lazy_expire);
+                }
                 true
             }
             _ => false,
@@ -240,10 +246,8 @@ impl Shard {
         }
         let expired = victims.len();
         for k in victims {
-            self.remove(db, &k);
-            publish_expired(store, db, &k, now_ms);
+            self.expire_if_needed(db, &k, now_ms, store);
         }
-        self.stats.expired_keys += expired as u64;
         (n, expired)
     }
 }
@@ -680,9 +684,7 @@ impl<'a> Keyspace<'a> {
         let (now, lru) = (self.now_ms, self.lru);
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now) {
-            publish_expired(store, db, key, now);
-        }
+        s.expire_if_needed(db, key, now, store);
         let found = s.dbs[db].keys.get_mut(key);
         match found {
             Some(e) => {
@@ -711,9 +713,7 @@ impl<'a> Keyspace<'a> {
         let (now, lru) = (self.now_ms, self.lru);
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now) {
-            publish_expired(store, db, key, now);
-        }
+        s.expire_if_needed(db, key, now, store);
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
             access(e, lru, store);
@@ -727,9 +727,7 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now) {
-            publish_expired(store, db, key, now);
-        }
+        s.expire_if_needed(db, key, now, store);
         Ok(s.dbs[db].keys.get(key))
     }
 
@@ -754,9 +752,7 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now) {
-            publish_expired(store, db, key, now);
-        }
+        s.expire_if_needed(db, key, now, store);
         Ok(s.dbs[db].keys.contains(key))
     }
 
@@ -774,14 +770,15 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now) {
-            publish_expired(store, db, key, now);
-        }
+        s.expire_if_needed(db, key, now, store);
         let d = &mut s.dbs[db];
         let had_expire;
         if let Some(e) = d.keys.get_mut(key) {
             had_expire = e.has_expire();
-            e.value = value;
+            let old = std::mem::replace(&mut e.value, value);
+            store
+                .lazyfree
+                .dispose_value(old, &store.lazyfree.lazy_server_del);
             e.clear_raw();
             access(e, lru, store);
             if !keep_ttl || !had_expire {
@@ -823,8 +820,10 @@ impl<'a> Keyspace<'a> {
         expire_at_ms: Option<i64>,
     ) -> Result<(), NotLocked> {
         let key = entry.key.clone();
-        self.remove(db, &key)?;
         let (store, now) = (self.store, self.now_ms);
+        if let Some(old) = self.remove(db, &key)? {
+            store.lazyfree.dispose(old, &store.lazyfree.lazy_server_del);
+        }
         if entry.value.may_unblock() {
             self.store.blocked.signal(db, &key);
         }
@@ -843,8 +842,7 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now) {
-            publish_expired(store, db, key, now);
+        if s.expire_if_needed(db, key, now, store) {
             return Ok(None);
         }
         Ok(s.remove(db, key))
@@ -1012,10 +1010,9 @@ impl<'a> Keyspace<'a> {
             }
             let s = &mut self.guards[chosen?].1;
             let key = s.dbs[db].keys.random()?.key.clone();
-            if !s.expire_if_needed(db, &key, now) {
+            if !s.expire_if_needed(db, &key, now, self.store) {
                 return Some(key);
             }
-            publish_expired(self.store, db, &key, now);
             total -= 1;
         }
         None
