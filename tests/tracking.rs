@@ -479,3 +479,41 @@ fn invalidate(cache: &mut HashMap<String, Vec<u8>>, frame: &[u8]) {
         cache.remove(key);
     }
 }
+
+/// The `redis` crate's own client-side cache (RESP3, CLIENT TRACKING ON): repeated reads are
+/// served from it, and another client's write reaches it as an invalidation, after which the
+/// new value is read.
+#[tokio::test]
+async fn the_redis_crate_client_side_cache_stays_fresh() {
+    use redis::AsyncCommands;
+    let node = common::start_node(&[]).await;
+    let url = format!("redis://{}/?protocol=resp3", node.resp_addr());
+    let client = redis::Client::open(url).unwrap();
+    let config =
+        redis::AsyncConnectionConfig::new().set_cache_config(redis::caching::CacheConfig::new());
+    let mut cached = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    let mut other = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = other.set("k", "1").await.unwrap();
+    for _ in 0..3 {
+        let v: String = cached.get("k").await.unwrap();
+        assert_eq!(v, "1");
+    }
+    let stats = cached.get_cache_statistics().expect("caching is on");
+    assert_eq!((stats.miss, stats.hit), (1, 2), "{stats:?}");
+    let _: () = other.set("k", "2").await.unwrap();
+    let fresh = common::wait_for(Duration::from_secs(5), async || {
+        let v: String = cached.get("k").await.unwrap();
+        v == "2"
+    })
+    .await;
+    assert!(fresh, "the cache kept serving the old value");
+    let stats = cached.get_cache_statistics().expect("caching is on");
+    assert!(stats.invalidate >= 1, "{stats:?}");
+    node.shutdown().await;
+}
