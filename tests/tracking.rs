@@ -165,6 +165,12 @@ async fn bcast_prefixes_match_redis() {
             c(1, "SET user:1 b"),
             c(1, "SET other 1"),
             c(1, "HSET cart:7 f v"),
+            // One command's changes go in one message per prefix, keys in byte order.
+            c(1, "MSET user:2 x user:1 y cart:1 z other 3 user:2 w"),
+            c(1, "MULTI"),
+            c(1, "SET user:9 a"),
+            c(1, "DEL user:1 cart:7"),
+            c(1, "EXEC"),
             c(0, "GET other"),
             c(1, "SET other 2"),
             // More prefixes may be added; overlapping ones are refused.
@@ -181,6 +187,8 @@ async fn bcast_prefixes_match_redis() {
             c(0, "CLIENT TRACKINGINFO"),
             c(1, "SET anything 1"),
             c(0, "SET mine 1"),
+            c(0, "MSET mine 2 also-mine 2"),
+            c(1, "MSET theirs 1 mine 3"),
         ],
     )
     .await;

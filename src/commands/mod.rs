@@ -609,7 +609,10 @@ pub fn run(
         now_ms: now,
         log_as: None,
     };
+    // BCAST invalidations of the command's writes leave together once it is done.
+    let broadcast = node.store.tracking.batch();
     let result = handler(&mut ctx, ks, args);
+    drop(broadcast);
     tracking::remember_reads(node, ctx.client, cmd.cmd, args);
     // A command that changed keys and then failed (MIGRATE with keys acknowledged before a
     // later key's error) says what to log in `log_as`.

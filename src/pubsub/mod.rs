@@ -60,11 +60,11 @@ pub enum Delivery {
     /// `sunsubscribe <channel> <count>` sent when the server drops a shard subscription (the
     /// slot moved to another node).
     ShardDropped { channel: Bytes },
-    /// Client tracking: `key` may have changed (None: every key, after a flush). A RESP3
+    /// Client tracking: `keys` may have changed (None: every key, after a flush). A RESP3
     /// connection gets an `invalidate` push; a RESP2 one that tracking redirects to, while it
     /// is subscribed, a message on `__redis__:invalidate`; any other, nothing.
     Invalidate {
-        key: Option<Bytes>,
+        keys: Option<Arc<[Bytes]>>,
         redirected: bool,
     },
     /// Client tracking: the client invalidations were redirected to is gone (RESP3 only).
@@ -120,7 +120,9 @@ impl Delivery {
                     ..
                 } => pattern.len() + channel.len() + payload.len(),
                 Delivery::ShardDropped { channel } => channel.len(),
-                Delivery::Invalidate { key, .. } => key.as_ref().map_or(0, |k| k.len()),
+                Delivery::Invalidate { keys, .. } => keys
+                    .as_ref()
+                    .map_or(0, |ks| ks.iter().map(|k| k.len() + 16).sum()),
                 Delivery::RedirectBroken { .. } => 0,
             }
     }
@@ -311,7 +313,7 @@ impl Inbox {
                 r.bulk(channel);
                 r.int(subs.shard.len() as i64);
             }
-            Delivery::Invalidate { key, redirected } => {
+            Delivery::Invalidate { keys, redirected } => {
                 let mut r = Reply::new(out, resp3);
                 if resp3 {
                     r.push(2);
@@ -324,10 +326,12 @@ impl Inbox {
                     // RESP2 has no way to push outside of subscribe mode.
                     return;
                 }
-                match key {
-                    Some(k) => {
-                        r.array(1);
-                        r.bulk(k);
+                match keys {
+                    Some(keys) => {
+                        r.array(keys.len());
+                        for k in keys.iter() {
+                            r.bulk(k);
+                        }
                     }
                     None => r.null(),
                 }

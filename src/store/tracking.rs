@@ -13,6 +13,7 @@
 //! as WATCH's table is: a read's keys are remembered before its shard is let go, so a write
 //! that follows the read finds them. With no tracking client, a write pays one atomic load.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -213,13 +214,12 @@ impl Tracking {
             }
             self.nprefixes.store(table.len(), Ordering::Relaxed);
         }
-        let left = {
-            let mut clients = self.clients.write();
-            clients.remove(&id);
-            self.nclients.store(clients.len(), Ordering::Relaxed);
-            clients.len()
-        };
-        if left == 0 {
+        let mut clients = self.clients.write();
+        clients.remove(&id);
+        self.nclients.store(clients.len(), Ordering::Relaxed);
+        if clients.is_empty() {
+            // Under the clients' lock: a client turning tracking on meanwhile waits, so no key
+            // it reads can be wiped here.
             self.clear();
         }
     }
@@ -263,31 +263,75 @@ impl Tracking {
     #[inline]
     pub fn invalidate(&self, key: &[u8], writer: Option<u64>) {
         if self.clients() > 0 {
-            self.invalidate_slow(key, writer, true);
+            self.invalidate_slow(key, writer);
         }
     }
 
-    fn invalidate_slow(&self, key: &[u8], writer: Option<u64>, bcast: bool) {
+    fn invalidate_slow(&self, key: &[u8], writer: Option<u64>) {
         let owned = Bytes::copy_from_slice(key);
-        let now = crate::commands::now_ms();
-        if bcast && self.total_prefixes() > 0 {
-            let prefixes = self.prefixes.read();
-            let clients = self.clients.read();
-            for (_, ids) in prefixes.iter().filter(|(p, _)| key.starts_with(p)) {
-                for id in ids {
-                    if let Some(t) = clients.get(id)
-                        && !(t.noloop && writer == Some(*id))
-                    {
-                        send(t, Some(&owned), now);
-                    }
+        if self.total_prefixes() > 0 && self.prefixes.read().keys().any(|p| key.starts_with(p)) {
+            let batched = BATCH.with_borrow_mut(|b| match b {
+                Some(b) => {
+                    b.keys.insert(owned.clone(), writer);
+                    true
                 }
+                None => false,
+            });
+            if !batched {
+                self.broadcast(BTreeMap::from([(owned.clone(), writer)]));
             }
         }
         let Some(ids) = self.keys[shard_of(key)].lock().remove(key) else {
             return;
         };
         self.forgot(&ids);
-        self.notify(&owned, &ids, writer, now);
+        self.notify(owned, &ids, writer, crate::commands::now_ms());
+    }
+
+    /// Starts gathering the BCAST invalidations of the command running on this thread, to send
+    /// them together when it ends ([`BatchGuard`]), as Redis sends one message per prefix per
+    /// event-loop turn. A command inside EXEC joins EXEC's batch. None when no client
+    /// broadcasts.
+    pub fn batch(&self) -> Option<BatchGuard<'_>> {
+        if self.total_prefixes() == 0 {
+            return None;
+        }
+        BATCH.with_borrow_mut(|b| b.get_or_insert_with(Batch::default).depth += 1);
+        Some(BatchGuard { tracking: self })
+    }
+
+    /// Sends each BCAST client one message per prefix of its with the `keys` under it (a
+    /// NOLOOP client: those another client changed), in byte order as Redis lists them.
+    fn broadcast(&self, keys: BTreeMap<Bytes, Option<u64>>) {
+        let now = crate::commands::now_ms();
+        let prefixes = self.prefixes.read();
+        let clients = self.clients.read();
+        for (prefix, ids) in prefixes.iter() {
+            let under: Vec<(&Bytes, Option<u64>)> = keys
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, w)| (k, *w))
+                .collect();
+            if under.is_empty() {
+                continue;
+            }
+            let all: Arc<[Bytes]> = under.iter().map(|(k, _)| (*k).clone()).collect();
+            for id in ids {
+                let Some(t) = clients.get(id) else { continue };
+                if !t.noloop || under.iter().all(|(_, w)| *w != Some(*id)) {
+                    send(t, Some(all.clone()), now);
+                    continue;
+                }
+                let others: Arc<[Bytes]> = under
+                    .iter()
+                    .filter(|(_, w)| *w != Some(*id))
+                    .map(|(k, _)| (*k).clone())
+                    .collect();
+                if !others.is_empty() {
+                    send(t, Some(others), now);
+                }
+            }
+        }
     }
 
     fn forgot(&self, ids: &Ids) {
@@ -296,7 +340,8 @@ impl Tracking {
     }
 
     /// Sends the invalidation of `key` to the default-mode clients among `ids`.
-    fn notify(&self, key: &Bytes, ids: &Ids, writer: Option<u64>, now: i64) {
+    fn notify(&self, key: Bytes, ids: &Ids, writer: Option<u64>, now: i64) {
+        let keys: Arc<[Bytes]> = Arc::new([key]);
         let clients = self.clients.read();
         for id in ids.iter() {
             // A client that switched to BCAST since it read the key gets no message for it.
@@ -304,7 +349,7 @@ impl Tracking {
                 && !t.bcast
                 && !(t.noloop && writer == Some(id))
             {
-                send(t, Some(key), now);
+                send(t, Some(keys.clone()), now);
             }
         }
     }
@@ -357,7 +402,7 @@ impl Tracking {
                 effort -= 1;
                 if let Some((key, ids)) = taken {
                     self.forgot(&ids);
-                    self.notify(&key, &ids, None, now);
+                    self.notify(key, &ids, None, now);
                 }
             }
         }
@@ -365,9 +410,43 @@ impl Tracking {
     }
 }
 
+thread_local! {
+    /// The BCAST invalidations of the command running on this thread (see [`Tracking::batch`]):
+    /// each key and the client that last changed it.
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+#[derive(Default)]
+struct Batch {
+    /// Commands in the batch still running (EXEC and the command it runs).
+    depth: u32,
+    keys: BTreeMap<Bytes, Option<u64>>,
+}
+
+/// Ends a command's batch of BCAST invalidations: the outermost sends them.
+pub struct BatchGuard<'a> {
+    tracking: &'a Tracking,
+}
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        let done = BATCH.with_borrow_mut(|b| {
+            let batch = b.as_mut()?;
+            batch.depth -= 1;
+            if batch.depth > 0 {
+                return None;
+            }
+            b.take().map(|b| b.keys)
+        });
+        if let Some(keys) = done.filter(|k| !k.is_empty()) {
+            self.tracking.broadcast(keys);
+        }
+    }
+}
+
 /// Queues one invalidation for `t`: to its own connection, or to the client it redirects to
 /// (`tracking-redir-broken` to its own, RESP3 only, once that client is gone).
-fn send(t: &Tracker, key: Option<&Bytes>, now: i64) {
+fn send(t: &Tracker, keys: Option<Arc<[Bytes]>>, now: i64) {
     let (to, redirected) = match &t.redirect {
         None => (&t.own, false),
         Some((id, target)) if target.is_closed() => {
@@ -381,13 +460,7 @@ fn send(t: &Tracker, key: Option<&Bytes>, now: i64) {
     };
     // A target that never had a queue is neither subscribed nor listening for pushes.
     if let Some(q) = to.queue() {
-        q.deliver(
-            Delivery::Invalidate {
-                key: key.cloned(),
-                redirected,
-            },
-            now,
-        );
+        q.deliver(Delivery::Invalidate { keys, redirected }, now);
     }
 }
 
