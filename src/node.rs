@@ -104,6 +104,8 @@ pub struct Node {
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: crate::commands::migrate::SocketCache,
     maxmemory: AtomicU64,
+    /// `maxmemory-clients` in bytes (0: no limit), read after every batch of commands.
+    maxmemory_clients: AtomicU64,
     /// `proto-max-bulk-len`, read by every connection's parser before each command (a CONFIG
     /// SET applies to connections already open, as Redis's does).
     pub proto_max_bulk_len: AtomicUsize,
@@ -203,6 +205,8 @@ impl Node {
     pub fn apply_config(&self) {
         let c = self.config.read();
         self.maxmemory.store(c.maxmemory, Ordering::Relaxed);
+        self.maxmemory_clients
+            .store(c.maxmemory_clients.bytes(c.maxmemory), Ordering::Relaxed);
         self.proto_max_bulk_len
             .store(c.proto_max_bulk_len, Ordering::Relaxed);
         self.store
@@ -367,6 +371,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         ready: AtomicBool::new(false),
         feed: Default::default(),
         maxmemory: AtomicU64::new(0),
+        maxmemory_clients: AtomicU64::new(0),
         proto_max_bulk_len: AtomicUsize::new(config.proto_max_bulk_len),
         memory_read_ms: AtomicI64::new(0),
         requirepass: AtomicBool::new(false),
@@ -493,14 +498,11 @@ async fn open_cluster(
 }
 
 /// `maxmemory-clients`: disconnects the clients using the most memory while they use more
-/// than the limit together. Checked each cron tick (`hz`), not after every command as Redis
-/// does, so a client may go over for up to a tick.
-fn evict_clients(node: &Node) {
-    let limit = {
-        let c = node.config.read();
-        c.maxmemory_clients.bytes(c.maxmemory)
-    };
-    if limit == 0 {
+/// than the limit together. Checked after every batch of commands a connection runs (its
+/// buffers were just counted) and each cron tick.
+pub fn evict_clients(node: &Node) {
+    let limit = node.maxmemory_clients.load(Ordering::Relaxed);
+    if limit == 0 || node.clients.memory() as u64 <= limit {
         return;
     }
     for c in node.clients.evict_over(limit as usize) {

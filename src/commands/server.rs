@@ -931,8 +931,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                 ] {
                     o.kv(f, &0);
                 }
-                let clients: usize = node.clients.snapshot().iter().map(|c| c.memory()).sum();
-                o.kv("mem_clients_normal", &clients);
+                o.kv("mem_clients_normal", &node.clients.memory());
                 o.kv("mem_cluster_links", &0);
                 o.kv("mem_aof_buffer", &0);
                 o.kv("mem_allocator", &"jemalloc");

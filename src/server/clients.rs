@@ -39,6 +39,8 @@ pub struct ClientInfo {
     /// Bytes the connection's input and output buffers have allocated, as of its last batch
     /// (CLIENT LIST `tot-mem`; what `maxmemory-clients` counts).
     pub buffers: AtomicUsize,
+    /// What the registry's total counts for this client (see [`ClientRegistry::account`]).
+    counted: AtomicUsize,
     /// Channels, patterns and shard channels subscribed (CLIENT LIST `sub`, `psub`, `ssub`).
     pub subscriptions: Arc<[AtomicUsize; 3]>,
     /// Cancelled to disconnect the client (CLIENT KILL, shutdown).
@@ -155,6 +157,8 @@ pub struct ClientRegistry {
     clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     next_id: AtomicU64,
     count: AtomicUsize,
+    /// The clients' memory together, as last counted (INFO `mem_clients_normal`).
+    memory: AtomicUsize,
 }
 
 impl ClientRegistry {
@@ -196,6 +200,7 @@ impl ClientRegistry {
             query_buf: AtomicUsize::new(0),
             output_len: AtomicUsize::new(0),
             buffers: AtomicUsize::new(0),
+            counted: AtomicUsize::new(0),
             subscriptions: Arc::new([
                 AtomicUsize::new(0),
                 AtomicUsize::new(0),
@@ -215,8 +220,26 @@ impl ClientRegistry {
         let mut map = self.clients.lock();
         if let Some(c) = map.remove(&id) {
             c.pushes.close();
+            self.memory
+                .fetch_sub(c.counted.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         }
         self.count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Counts `c`'s memory as it is now in the clients' total.
+    pub fn account(&self, c: &ClientInfo) {
+        let now = c.memory();
+        let before = c.counted.swap(now, Ordering::Relaxed);
+        if now >= before {
+            self.memory.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            self.memory.fetch_sub(before - now, Ordering::Relaxed);
+        }
+    }
+
+    /// The memory of every client's buffers together.
+    pub fn memory(&self) -> usize {
+        self.memory.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {

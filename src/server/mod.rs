@@ -388,6 +388,9 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         info.output_len.store(out.len(), Ordering::Relaxed);
         info.buffers
             .store(inbuf.capacity() + out.capacity(), Ordering::Relaxed);
+        node.clients.account(info);
+        // `maxmemory-clients`, with this client's buffers just counted (it may be the one to go).
+        crate::node::evict_clients(&node);
         if inbuf.len() > qbuf_limit {
             tracing::warn!(
                 client = client.info.id,
@@ -407,6 +410,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                 .buffers
                 .store(inbuf.capacity() + out.capacity(), Ordering::Relaxed);
         }
+        node.clients.account(&client.info);
         if let Some(ib) = &inbox
             && pubsub_cost > 0
         {
