@@ -268,8 +268,8 @@ impl Tracking {
     }
 
     fn invalidate_slow(&self, key: &[u8], writer: Option<u64>) {
-        let owned = Bytes::copy_from_slice(key);
         if self.total_prefixes() > 0 && self.prefixes.read().keys().any(|p| key.starts_with(p)) {
+            let owned = Bytes::copy_from_slice(key);
             let batched = BATCH.with_borrow_mut(|b| match b {
                 Some(b) => {
                     b.keys.insert(owned.clone(), writer);
@@ -278,14 +278,15 @@ impl Tracking {
                 None => false,
             });
             if !batched {
-                self.broadcast(BTreeMap::from([(owned.clone(), writer)]));
+                self.broadcast(BTreeMap::from([(owned, writer)]));
             }
         }
-        let Some(ids) = self.keys[shard_of(key)].lock().remove(key) else {
+        // A write to a key nobody cached costs a lookup, no copy.
+        let Some((key, ids)) = self.keys[shard_of(key)].lock().remove_entry(key) else {
             return;
         };
         self.forgot(&ids);
-        self.notify(owned, &ids, writer, crate::commands::now_ms());
+        self.notify(key, &ids, writer, crate::commands::now_ms());
     }
 
     /// Starts gathering the BCAST invalidations of the command running on this thread, to send
