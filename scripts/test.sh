@@ -16,6 +16,8 @@ command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || apt_missing+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+# ss reads a listener's backlog back from the kernel (tests/deploy.rs).
+command -v ss >/dev/null 2>&1 || apt_missing+=(iproute2)
 # redis-py's RedisCluster (tests/clients/redis_py_cluster.py), run with Debian's python3.
 /usr/bin/python3 -c 'import redis.cluster' >/dev/null 2>&1 || apt_missing+=(python3-redis)
 if [ "${SKIP_BROWSER_E2E:-0}" != "1" ]; then

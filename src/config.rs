@@ -182,6 +182,25 @@ pub static SETTINGS: &[Setting] = &[
         "Close a client idle this many seconds (0: never)"
     ),
     setting!(
+        "tcp-backlog",
+        "tcp-backlog",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "511",
+        false,
+        "Pending connections the client port queues before they are accepted (the kernel caps it at net.core.somaxconn)"
+    ),
+    setting!(
+        "pidfile",
+        "pidfile",
+        Kind::Str,
+        "",
+        false,
+        "File the process id is written to at start and removed from at a clean exit (empty: none)"
+    ),
+    setting!(
         "tcp-keepalive",
         "tcp-keepalive",
         Kind::Int {

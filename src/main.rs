@@ -61,11 +61,25 @@ fn main() -> ExitCode {
         let _rt = runtime.enter();
         reredis::observe::tracing::init(&loaded.config.log_format, &loaded.config.loglevel)
     };
+    // A relative pid file is in `dir`, as Redis (which moves into `dir`) has it.
+    let pidfile = Some(loaded.config.get("pidfile"))
+        .filter(|p| !p.is_empty())
+        .map(|p| std::path::Path::new(loaded.config.get("dir")).join(p));
+    // Written before the first client is served, so whoever sees the node up finds it.
+    if let Some(p) = &pidfile
+        && let Err(e) = std::fs::write(p, format!("{}\n", std::process::id()))
+    {
+        // As Redis: a pid file that cannot be written is logged, not fatal.
+        tracing::warn!("cannot write the pid file {}: {e}", p.display());
+    }
     let code = runtime.block_on(async move {
         let handle = match reredis::start(loaded.config).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!("{e:#}");
+                if let Some(p) = &pidfile {
+                    let _ = std::fs::remove_file(p);
+                }
                 return ExitCode::from(1);
             }
         };
@@ -75,6 +89,9 @@ fn main() -> ExitCode {
         }
         let failure = handle.failure();
         handle.shutdown().await;
+        if let Some(p) = &pidfile {
+            let _ = std::fs::remove_file(p);
+        }
         if let Some(why) = failure {
             tracing::error!("start-up failed: {why}");
             return ExitCode::from(1);

@@ -321,9 +321,27 @@ pub fn random_run_id() -> String {
         .collect()
 }
 
+/// A listener on `host:port` (the first address it resolves to) with room for `backlog`
+/// connections not yet accepted (`tcp-backlog`; tokio's own bind always asks for 1024).
+async fn listen(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Binds the listeners and starts serving. Ports 0 are picked by the OS.
 pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
-    let resp = TcpListener::bind((config.bind.as_str(), config.port))
+    let backlog = config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
+    let resp = listen(&config.bind, config.port, backlog)
         .await
         .with_context(|| format!("cannot listen on {}:{} (RESP)", config.bind, config.port))?;
     let http = TcpListener::bind((config.bind.as_str(), config.http_port))

@@ -1063,3 +1063,64 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
         );
     }
 }
+
+/// `pidfile` and `tcp-backlog`, for service managers and busy hosts: the pid file (relative to
+/// `dir`, as Redis) holds the process id while the node runs and is gone after a clean exit;
+/// the client port's listen queue is the size asked for (read back from the kernel with `ss`).
+#[test]
+fn pidfile_is_written_and_removed_and_the_listen_backlog_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, http) = (
+        free_port_with_bus(&[Ipv4Addr::LOCALHOST]),
+        free_port(Ipv4Addr::LOCALHOST),
+    );
+    let args: Vec<String> = [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--http-port",
+        &http.to_string(),
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--save",
+        "",
+        "--pidfile",
+        "reredis.pid",
+        "--tcp-backlog",
+        "37",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut node = NodeProcess::spawn(&[], &args, &dir.path().join("node.log"));
+    assert!(
+        wait(Duration::from_secs(15), || cli(
+            "127.0.0.1",
+            port,
+            &["PING"]
+        ) == "PONG"),
+        "{}",
+        node.log_text()
+    );
+    let pidfile = dir.path().join("reredis.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", node.pid())
+    );
+    let listening = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let line = String::from_utf8_lossy(&listening.stdout).into_owned();
+    // State, Recv-Q, then Send-Q: for a listening socket, its backlog.
+    let backlog = line.split_whitespace().nth(2);
+    assert_eq!(backlog, Some("37"), "{line}");
+    assert_eq!(
+        cli("127.0.0.1", port, &["CONFIG", "GET", "tcp-backlog"]),
+        "tcp-backlog\n37"
+    );
+    cli("127.0.0.1", port, &["SHUTDOWN", "NOSAVE"]);
+    assert!(node.wait_exit().success(), "{}", node.log_text());
+    assert!(!pidfile.exists(), "the pid file outlived the node");
+}
