@@ -236,6 +236,28 @@ pub static SETTINGS: &[Setting] = &[
         "Largest unparsed input a client may accumulate"
     ),
     setting!(
+        "min-replicas-to-write",
+        "min-replicas-to-write",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "0",
+        true,
+        "A master refuses writes (-NOREPLICAS) with fewer good replicas than this (0: off)"
+    ),
+    setting!(
+        "min-replicas-max-lag",
+        "min-replicas-max-lag",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "10",
+        true,
+        "A replica is good while its last acknowledgement is at most this many seconds old"
+    ),
+    setting!(
         "repl-backlog-size",
         "repl-backlog-size",
         Kind::Memory,

@@ -106,6 +106,8 @@ pub struct Node {
     maxmemory: AtomicU64,
     /// `maxmemory-clients` in bytes (0: no limit), read after every batch of commands.
     maxmemory_clients: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag`, read by every write.
+    min_replicas: [AtomicI64; 2],
     /// `proto-max-bulk-len`, read by every connection's parser before each command (a CONFIG
     /// SET applies to connections already open, as Redis's does).
     pub proto_max_bulk_len: AtomicUsize,
@@ -201,12 +203,30 @@ impl Node {
         Memory::Full
     }
 
+    /// `min-replicas-to-write` with `min-replicas-max-lag`, when both are set on a master:
+    /// (replicas wanted, good replicas now). Standalone, a node has no replicas.
+    pub fn min_replicas(&self) -> Option<(usize, usize)> {
+        let want = self.min_replicas[0].load(Ordering::Relaxed);
+        let max_lag = self.min_replicas[1].load(Ordering::Relaxed);
+        if want <= 0 || max_lag <= 0 {
+            return None;
+        }
+        let good = match &self.cluster {
+            None => 0,
+            Some(c) if !c.state.lock().me().is_master() => return None,
+            Some(c) => c.repl.good_replicas(max_lag, crate::commands::now_ms()),
+        };
+        Some((want as usize, good))
+    }
+
     /// Re-reads the settings the hot path keeps in atomics (after start and CONFIG SET).
     pub fn apply_config(&self) {
         let c = self.config.read();
         self.maxmemory.store(c.maxmemory, Ordering::Relaxed);
         self.maxmemory_clients
             .store(c.maxmemory_clients.bytes(c.maxmemory), Ordering::Relaxed);
+        self.min_replicas[0].store(c.get_int("min-replicas-to-write"), Ordering::Relaxed);
+        self.min_replicas[1].store(c.get_int("min-replicas-max-lag"), Ordering::Relaxed);
         self.proto_max_bulk_len
             .store(c.proto_max_bulk_len, Ordering::Relaxed);
         self.store
@@ -390,6 +410,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         feed: Default::default(),
         maxmemory: AtomicU64::new(0),
         maxmemory_clients: AtomicU64::new(0),
+        min_replicas: Default::default(),
         proto_max_bulk_len: AtomicUsize::new(config.proto_max_bulk_len),
         memory_read_ms: AtomicI64::new(0),
         requirepass: AtomicBool::new(false),

@@ -2793,3 +2793,59 @@ fn one_to_six_nodes_and_back_with_writes_and_kills_keeps_every_key_once() {
         acked.len()
     );
 }
+
+/// `min-replicas-to-write`: a master writes while enough replicas acknowledged within
+/// `min-replicas-max-lag` seconds (idle replicas acknowledge once a second), refuses writes
+/// with `-NOREPLICAS` once its replica stops answering, and writes again when it is back.
+#[test]
+fn a_master_refuses_writes_without_enough_good_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, mut replicas) = master_with_replicas(dir.path(), &[&[]]);
+    let b = replicas.pop().unwrap();
+    assert!(
+        wait(Duration::from_secs(30), || replication_field(
+            b.port,
+            "master_link_status"
+        ) == "up"),
+        "{}",
+        b.log()
+    );
+    for (name, value) in [
+        ("min-replicas-to-write", "1"),
+        ("min-replicas-max-lag", "2"),
+    ] {
+        assert_eq!(cli(a.port, &["CONFIG", "SET", name, value]), "OK");
+    }
+    // Idle for longer than the lag allows: the replica's once-a-second acknowledgements keep
+    // it good.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(replication_field(a.port, "min_slaves_good_slaves"), "1");
+    assert_eq!(cli(a.port, &["SET", "k", "1"]), "OK");
+    signal(&b, "-STOP");
+    let refused = wait(Duration::from_secs(15), || {
+        cli(a.port, &["SET", "k", "2"]).contains("NOREPLICAS")
+    });
+    let good = replication_field(a.port, "min_slaves_good_slaves");
+    let read = cli(a.port, &["GET", "k"]);
+    signal(&b, "-CONT");
+    assert!(refused, "{}", a.log());
+    assert_eq!(good, "0");
+    // Reads go on (the first SETs of the loop were accepted, before the lag ran out).
+    assert!(read == "1" || read == "2", "{read}");
+    assert!(
+        wait(Duration::from_secs(15), || cli(a.port, &["SET", "k", "3"])
+            == "OK"),
+        "{}",
+        a.log()
+    );
+    // The replica is linked again and holds the key (a GET there would be redirected).
+    let mut last = String::new();
+    assert!(
+        wait(Duration::from_secs(15), || {
+            last = cli(b.port, &["DBSIZE"]);
+            last == "1"
+        }),
+        "{last}"
+    );
+    assert_eq!(replication_field(b.port, "master_link_status"), "up");
+}

@@ -102,6 +102,8 @@ pub struct FeedState {
     pub syncing: bool,
     /// The offset the replica says it applied.
     pub acked: u64,
+    /// When it last said so (a replica acknowledges every frame, and once a second when idle).
+    pub acked_ms: i64,
 }
 
 impl Replication {
@@ -194,6 +196,16 @@ impl Replication {
         matches!(&*self.replid2.lock(), Some((old, at)) if old == id && offset <= *at)
     }
 
+    /// Replicas done with their first sync whose last acknowledgement is at most `max_lag_s`
+    /// seconds old (Redis's `repl_good_slaves_count`).
+    pub fn good_replicas(&self, max_lag_s: i64, now_ms: i64) -> usize {
+        self.feeds
+            .lock()
+            .values()
+            .filter(|f| !f.syncing && (now_ms - f.acked_ms) / 1000 <= max_lag_s)
+            .count()
+    }
+
     /// Replicas that acknowledged `offset` or more.
     pub fn acked_at_least(&self, offset: u64) -> usize {
         self.feeds
@@ -277,6 +289,7 @@ pub fn serve(
             port: from.endpoint.port,
             syncing: true,
             acked: 0,
+            acked_ms: crate::commands::now_ms(),
         },
     );
     {
@@ -289,6 +302,7 @@ pub fn serve(
                 };
                 if let Some(f) = c.repl.feeds.lock().get_mut(&replica) {
                     f.acked = f.acked.max(m.ack_offset);
+                    f.acked_ms = crate::commands::now_ms();
                 }
                 c.repl.acked.notify_waiters();
             }
@@ -653,6 +667,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
     let mut first = true;
     let mut loaded = 0u64;
     let mut check = tokio::time::interval(Duration::from_millis(200));
+    let mut last_ack_ms = 0;
     let generation = repl.link_generation.load(Ordering::Relaxed);
     let cut = || repl.link_generation.load(Ordering::Relaxed) != generation;
     loop {
@@ -664,10 +679,17 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
             _ = repl.link_cut.notified() => continue,
             // Promoted, or told to follow another master, while the stream is idle.
             _ = check.tick() => {
-                if still_following(node, master) {
-                    continue;
+                if !still_following(node, master) {
+                    return Ok(());
                 }
-                return Ok(());
+                // Idle: acknowledge once a second all the same, so the master knows this
+                // replica is there (`min-replicas-max-lag`), as Redis's REPLCONF ACK.
+                let now = crate::commands::now_ms();
+                if repl.synced.load(Ordering::Relaxed) && now - last_ack_ms >= 1000 {
+                    last_ack_ms = now;
+                    ack(repl.offset.load(Ordering::Relaxed));
+                }
+                continue;
             }
             f = stream.message() => f.map_err(|e| e.message().to_string())?,
         };

@@ -541,7 +541,8 @@ fn reject(node: &Node, client: &mut ClientState, out: &mut BytesMut, e: CmdError
 }
 
 /// The checks Redis's processCommand makes after the cluster redirection, in its order:
-/// `-MISCONF` while writes cannot be persisted, the RESP2 subscriber's restriction to the
+/// `-MISCONF` while writes cannot be persisted, `-NOREPLICAS` (`min-replicas-to-write`), the
+/// RESP2 subscriber's restriction to the
 /// subscription commands, `-LOADING` while the data files load.
 fn checks_after_routing(
     node: &Node,
@@ -554,6 +555,18 @@ fn checks_after_routing(
         && let Some(e) = crate::persist::write_denied(node)
     {
         return Some(CmdError::Msg(e));
+    }
+    // A master with too few good replicas refuses writes, and an EXEC with any queued.
+    let writes = f & flags::WRITE != 0
+        || (cmd.fullname == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.queue.iter().any(|(c, _)| c.cmd.flags & flags::WRITE != 0)));
+    if writes && node.min_replicas().is_some_and(|(want, good)| good < want) {
+        return Some(CmdError::Msg(
+            "NOREPLICAS Not enough good replicas to write.".into(),
+        ));
     }
     if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
         return Some(pubsub::subscribe_mode_error(cmd));

@@ -567,6 +567,9 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
     let Some(c) = node.cluster.as_ref() else {
         o.kv("role", &"master");
         o.kv("connected_slaves", &0);
+        if let Some((_, good)) = node.min_replicas() {
+            o.kv("min_slaves_good_slaves", &good);
+        }
         o.kv("master_failover_state", &"no-failover");
         return 0;
     };
@@ -610,6 +613,9 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
             let mut replicas: Vec<_> = st.replicas_of(&me.id).collect();
             replicas.retain(|r| feeds.contains_key(&r.id));
             o.kv("connected_slaves", &replicas.len());
+            if let Some((_, good)) = node.min_replicas() {
+                o.kv("min_slaves_good_slaves", &good);
+            }
             for (i, r) in replicas.iter().enumerate() {
                 let state = if feeds[&r.id].syncing {
                     "send_bulk"
