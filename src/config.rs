@@ -110,6 +110,29 @@ fn parse_memory_or_percent(_current: &str, raw: &str) -> Result<String, String> 
         .ok_or_else(|| "argument must be a memory or percent value".into())
 }
 
+/// `latency-tracking-info-percentiles`: percentiles (0 to 100) separated by spaces.
+const PERCENTILES: Custom = Custom {
+    parse: parse_percentiles,
+    show: str::to_string,
+};
+
+fn parse_percentiles(_current: &str, raw: &str) -> Result<String, String> {
+    let mut shown = Vec::new();
+    for word in raw.split_whitespace() {
+        match word.parse::<f64>() {
+            Ok(p) if (0.0..=100.0).contains(&p) => shown.push(format!("{p}")),
+            Ok(_) => {
+                return Err(
+                    "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                        .into(),
+                );
+            }
+            Err(_) => return Err("Invalid latency-tracking-info-percentiles parameters".into()),
+        }
+    }
+    Ok(shown.join(" "))
+}
+
 const OUTPUT_LIMITS: Custom = Custom {
     parse: parse_output_limits,
     show: str::to_string,
@@ -382,6 +405,22 @@ pub static SETTINGS: &[Setting] = &[
         "128",
         true,
         "Entries kept in the slow log"
+    ),
+    setting!(
+        "latency-tracking",
+        "latency-tracking",
+        Kind::Bool,
+        "yes",
+        true,
+        "INFO latencystats shows each command's latency percentiles"
+    ),
+    setting!(
+        "latency-tracking-info-percentiles",
+        "latency-tracking-info-percentiles",
+        Kind::Custom(&PERCENTILES),
+        "50 99 99.9",
+        true,
+        "The percentiles INFO latencystats shows"
     ),
     setting!(
         "latency-monitor-threshold",

@@ -937,3 +937,97 @@ async fn client_buffers_show_in_client_list_and_info() {
         .unwrap();
     assert!(field(&info, "mem_clients_normal") >= 1_500_000, "{info}");
 }
+
+/// INFO latencystats: a line of latency percentiles per command that ran, named by
+/// `latency-tracking-info-percentiles`, none with `latency-tracking no`; the same session
+/// against our node and redis-server (values differ: ours are estimated within power-of-two
+/// buckets, so only their names and order are compared).
+#[tokio::test]
+async fn info_latencystats_lists_percentiles_per_command_as_redis() {
+    against_both(latencystats_session).await;
+}
+
+async fn latencystats_session(addr: std::net::SocketAddr) {
+    let mut c = common::client(addr)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let run = async |c: &mut redis::aio::MultiplexedConnection, args: &[&str]| -> String {
+        let mut cmd = redis::cmd(args[0]);
+        cmd.arg(&args[1..]);
+        match cmd.query_async::<redis::Value>(c).await {
+            Ok(redis::Value::Okay) => "OK".into(),
+            Ok(v) => format!("{v:?}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    // The percentiles each command's line names, and whether the values rise with them.
+    let lines = async |c: &mut redis::aio::MultiplexedConnection| -> Vec<(String, Vec<String>)> {
+        let info: String = redis::cmd("INFO")
+            .arg("latencystats")
+            .query_async(c)
+            .await
+            .unwrap();
+        info.lines()
+            .filter_map(|l| l.strip_prefix("latency_percentiles_usec_"))
+            .filter(|l| l.starts_with("set:") || l.starts_with("get:"))
+            .map(|l| {
+                let (cmd, rest) = l.split_once(':').unwrap();
+                let pairs: Vec<(String, f64)> = rest
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (name, v) = p.split_once('=').unwrap();
+                        (name.to_string(), v.trim().parse().unwrap())
+                    })
+                    .collect();
+                assert!(
+                    pairs.windows(2).all(|w| w[0].1 <= w[1].1) && pairs.iter().all(|p| p.1 > 0.0),
+                    "{l}"
+                );
+                (cmd.to_string(), pairs.into_iter().map(|p| p.0).collect())
+            })
+            .collect()
+    };
+    run(&mut c, &["CONFIG", "RESETSTAT"]).await;
+    for i in 0..200 {
+        run(&mut c, &["SET", &format!("k{i}"), "v"]).await;
+        run(&mut c, &["GET", &format!("k{i}")]).await;
+    }
+    let mut got = lines(&mut c).await;
+    got.sort();
+    let names = |ps: &[&str]| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        got,
+        vec![
+            ("get".to_string(), names(&["p50", "p99", "p99.9"])),
+            ("set".to_string(), names(&["p50", "p99", "p99.9"])),
+        ]
+    );
+    let setting = "latency-tracking-info-percentiles";
+    assert_eq!(
+        run(&mut c, &["CONFIG", "SET", setting, "0 50.5 1e2"]).await,
+        "OK"
+    );
+    assert_eq!(
+        run(&mut c, &["CONFIG", "GET", setting]).await,
+        format!(
+            "{:?}",
+            redis::Value::Array(vec![
+                redis::Value::BulkString(setting.as_bytes().to_vec()),
+                redis::Value::BulkString(b"0 50.5 100".to_vec()),
+            ])
+        )
+    );
+    let mut got = lines(&mut c).await;
+    got.sort();
+    assert_eq!(got[0].1, names(&["p0", "p50.5", "p100"]));
+    for bad in ["101", "50 x"] {
+        let e = run(&mut c, &["CONFIG", "SET", setting, bad]).await;
+        assert!(e.contains(setting), "{e}");
+    }
+    run(&mut c, &["CONFIG", "SET", setting, "50 99 99.9"]).await;
+    run(&mut c, &["CONFIG", "SET", "latency-tracking", "no"]).await;
+    assert!(lines(&mut c).await.is_empty());
+    run(&mut c, &["CONFIG", "SET", "latency-tracking", "yes"]).await;
+}

@@ -1138,7 +1138,30 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     ));
                 }
             }
-            "latencystats" => o.head("Latencystats"),
+            "latencystats" => {
+                o.head("Latencystats");
+                let on = cfg.get_bool("latency-tracking");
+                let percentiles: Vec<(&str, f64)> = cfg
+                    .get("latency-tracking-info-percentiles")
+                    .split_whitespace()
+                    .filter_map(|w| Some((w, w.parse().ok()?)))
+                    .collect();
+                for c in super::table().all.iter().filter(|_| on) {
+                    let st = &node.cmd_stats[c.id];
+                    if st.calls.load(Ordering::Relaxed) == 0 {
+                        continue;
+                    }
+                    let values: Vec<String> = percentiles
+                        .iter()
+                        .map(|(name, p)| format!("p{name}={:.3}", st.percentile_us(*p)))
+                        .collect();
+                    o.line(format!(
+                        "latency_percentiles_usec_{}:{}\r\n",
+                        c.fullname,
+                        values.join(",")
+                    ));
+                }
+            }
             _ => {}
         }
     }
