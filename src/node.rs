@@ -185,16 +185,10 @@ impl Node {
             return Memory::Fits;
         }
         let started = Instant::now();
-        let lazyfree = &self.store.lazyfree;
         while self.store.evict_one(policy, samples, now_ms) {
             self.stats.refresh_memory();
             if !self.over_maxmemory() {
                 return Memory::Fits;
-            }
-            // Evicted values still being freed in the background: the memory they hold is on
-            // its way out, so this command goes on instead of evicting more in its place.
-            if lazyfree.lazy_eviction.load(Ordering::Relaxed) && lazyfree.pending() > 0 {
-                return Memory::Evicting;
             }
             if slice.is_some_and(|limit| started.elapsed() > limit) {
                 return Memory::Evicting;

@@ -447,6 +447,8 @@ async fn stream(
     }
     if let Some(f) = cluster.repl.feeds.lock().get_mut(&replica) {
         f.syncing = false;
+        // Online from now: a long full sync is no lag (Redis resets the ack time here too).
+        f.acked_ms = crate::commands::now_ms();
     }
     let mut check = tokio::time::interval(Duration::from_millis(200));
     // Shutting down: until when the replica may take to acknowledge every write.

@@ -254,9 +254,12 @@ impl ClientRegistry {
     /// the client that uses the most, skipping those with `CLIENT NO-EVICT on` (Redis evicts
     /// from its largest memory bucket first). Returns the clients disconnected.
     pub fn evict_over(&self, limit: usize) -> Vec<Arc<ClientInfo>> {
+        // Clients already told to go count as gone: their memory is on its way out, and
+        // counting it would make every other client go in its place.
         let mut all: Vec<(usize, Arc<ClientInfo>)> = self
             .snapshot()
             .into_iter()
+            .filter(|c| !c.kill.is_cancelled())
             .map(|c| (c.memory(), c))
             .collect();
         let mut total: usize = all.iter().map(|(m, _)| m).sum();
@@ -269,7 +272,7 @@ impl ClientRegistry {
             if total <= limit {
                 break;
             }
-            if c.no_evict.load(Ordering::Relaxed) || c.kill.is_cancelled() {
+            if c.no_evict.load(Ordering::Relaxed) {
                 continue;
             }
             c.kill.cancel();
