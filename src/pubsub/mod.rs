@@ -176,6 +176,8 @@ pub struct Subscriber {
     soft_since: AtomicI64,
     kill: CancellationToken,
     limits: Arc<Limits>,
+    /// The client's channel, pattern and shard channel counts (see `subscribed`).
+    counts: Option<Arc<[AtomicUsize; 3]>>,
 }
 
 impl Subscriber {
@@ -187,7 +189,7 @@ impl Subscriber {
         }
         let cost = d.cost();
         let pending = self.pending.fetch_add(cost, Ordering::Relaxed) + cost;
-        if self.over_limits(pending as u64, limits, now_ms / 1000) {
+        if self.subscribed() && self.over_limits(pending as u64, limits, now_ms / 1000) {
             self.pending.fetch_sub(cost, Ordering::Relaxed);
             self.disconnect("overcoming of output buffer limits");
             return;
@@ -202,6 +204,16 @@ impl Subscriber {
                 self.pending.fetch_sub(cost, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Whether the client is subscribed to anything: the pub/sub output limits are for those
+    /// (Redis's client classes). A client that only gets tracking invalidations is a normal
+    /// client, whose output is not limited (by default in Redis; `normal` limits are not
+    /// enforced here), so only the queue's length bounds it.
+    fn subscribed(&self) -> bool {
+        self.counts
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|n| n.load(Ordering::Relaxed) > 0))
     }
 
     /// Redis's `checkClientOutputBufferLimits`.
@@ -411,6 +423,7 @@ impl ClientSubs {
             soft_since: AtomicI64::new(0),
             kill: kill.clone(),
             limits: limits.clone(),
+            counts: self.counts.clone(),
         });
         self.handle = Some(h.clone());
         if let Some(p) = &self.pushes {
@@ -848,6 +861,31 @@ mod tests {
         }
         assert!(ka.is_cancelled());
         assert!(recv_all(&mut a).len() < 10);
+    }
+
+    #[test]
+    fn invalidations_to_a_client_that_is_not_subscribed_are_not_limited() {
+        let ps = PubSub::default();
+        ps.limits.hard.store(1000, Ordering::Relaxed);
+        let (mut a, ka) = sub();
+        let q = a.handle(1, &ka, &ps.limits);
+        let invalidate = || Delivery::Invalidate {
+            keys: Some(Arc::from(vec![Bytes::from(vec![b'k'; 100])])),
+            redirected: false,
+        };
+        for _ in 0..100 {
+            q.deliver(invalidate(), 0);
+        }
+        assert!(
+            !ka.is_cancelled(),
+            "a normal client's output is not limited"
+        );
+        assert_eq!(recv_all(&mut a).len(), 100);
+        ps.subscribe(&mut a, 1, &ka, &Bytes::from("c"));
+        for _ in 0..100 {
+            q.deliver(invalidate(), 0);
+        }
+        assert!(ka.is_cancelled(), "a subscriber's is");
     }
 
     #[test]
