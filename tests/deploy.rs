@@ -445,32 +445,13 @@ fn every_metric_the_dashboard_and_alerts_query_is_scraped() {
 
     // A clustered node that has run a few commands (a hit, a miss, an error) exports every family.
     let dir = tempfile::tempdir().unwrap();
-    let ip = Ipv4Addr::LOCALHOST;
-    let (port, http) = (free_port_with_bus(&[ip]), free_port(ip));
-    let args: Vec<String> = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--http-port",
-        &http.to_string(),
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _node = NodeProcess::spawn(&[], &args, &dir.path().join("node.log"));
-    assert!(wait(Duration::from_secs(15), || cli(
-        "127.0.0.1",
-        port,
-        &["PING"]
-    ) == "PONG"));
+    let (_node, port, http) = loopback_node(dir.path(), &[]);
     cli("127.0.0.1", port, &["SET", "k", "v"]);
     cli("127.0.0.1", port, &["GET", "k"]);
     cli("127.0.0.1", port, &["GET", "missing"]);
     cli("127.0.0.1", port, &["INCR", "k"]);
-    let (code, body) = http_get(SocketAddr::from((ip, http)), "/metrics").expect("scrape");
+    let (code, body) =
+        http_get(SocketAddr::from((Ipv4Addr::LOCALHOST, http)), "/metrics").expect("scrape");
     assert_eq!(code, 200);
     let scraped: BTreeSet<String> = body
         .lines()
@@ -1070,39 +1051,15 @@ fn statefulset_pods_as_processes_cluster_scale_out_and_rejoin_at_a_new_address()
 #[test]
 fn pidfile_is_written_and_removed_and_the_listen_backlog_is_applied() {
     let dir = tempfile::tempdir().unwrap();
-    let (port, http) = (
-        free_port_with_bus(&[Ipv4Addr::LOCALHOST]),
-        free_port(Ipv4Addr::LOCALHOST),
-    );
-    let args: Vec<String> = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--http-port",
-        &http.to_string(),
-        "--dir",
-        dir.path().to_str().unwrap(),
+    let extra = [
         "--save",
         "",
         "--pidfile",
         "reredis.pid",
         "--tcp-backlog",
         "37",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut node = NodeProcess::spawn(&[], &args, &dir.path().join("node.log"));
-    assert!(
-        wait(Duration::from_secs(15), || cli(
-            "127.0.0.1",
-            port,
-            &["PING"]
-        ) == "PONG"),
-        "{}",
-        node.log_text()
-    );
+    ];
+    let (mut node, port, _) = loopback_node(dir.path(), &extra);
     let pidfile = dir.path().join("reredis.pid");
     assert_eq!(
         std::fs::read_to_string(&pidfile).unwrap(),
@@ -1123,4 +1080,38 @@ fn pidfile_is_written_and_removed_and_the_listen_backlog_is_applied() {
     cli("127.0.0.1", port, &["SHUTDOWN", "NOSAVE"]);
     assert!(node.wait_exit().success(), "{}", node.log_text());
     assert!(!pidfile.exists(), "the pid file outlived the node");
+}
+
+/// A node process on 127.0.0.1 with free client and HTTP ports, its data and log in `dir` and
+/// `extra` flags, once it answers PING: (node, client port, HTTP port).
+fn loopback_node(dir: &Path, extra: &[&str]) -> (NodeProcess, u16, u16) {
+    let ip = Ipv4Addr::LOCALHOST;
+    let (port, http) = (free_port_with_bus(&[ip]), free_port(ip));
+    let (port_s, http_s) = (port.to_string(), http.to_string());
+    let dir_s = dir.to_str().unwrap();
+    let args: Vec<String> = [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port_s,
+        "--http-port",
+        &http_s,
+        "--dir",
+        dir_s,
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    let node = NodeProcess::spawn(&[], &args, &dir.join("node.log"));
+    assert!(
+        wait(Duration::from_secs(15), || cli(
+            "127.0.0.1",
+            port,
+            &["PING"]
+        ) == "PONG"),
+        "{}",
+        node.log_text()
+    );
+    (node, port, http)
 }

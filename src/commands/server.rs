@@ -446,11 +446,10 @@ pub fn latency_histogram(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> C
         ctx.out.bulk(b"histogram_usec");
         let buckets: Vec<(u64, u64)> = {
             let mut acc = 0;
-            st.histogram
-                .iter()
+            st.histogram_counts()
+                .into_iter()
                 .enumerate()
-                .filter_map(|(i, h)| {
-                    let n = h.load(Ordering::Relaxed);
+                .filter_map(|(i, n)| {
                     acc += n;
                     (n > 0).then_some((1u64 << i, acc))
                 })
@@ -1146,14 +1145,19 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
                     .split_whitespace()
                     .filter_map(|w| Some((w, w.parse().ok()?)))
                     .collect();
-                for c in super::table().all.iter().filter(|_| on) {
+                let shown = if on { &super::table().all[..] } else { &[] };
+                for c in shown {
                     let st = &node.cmd_stats[c.id];
                     if st.calls.load(Ordering::Relaxed) == 0 {
                         continue;
                     }
+                    let counts = st.histogram_counts();
                     let values: Vec<String> = percentiles
                         .iter()
-                        .map(|(name, p)| format!("p{name}={:.3}", st.percentile_us(*p)))
+                        .map(|(name, p)| {
+                            let us = crate::server::stats::percentile_us(&counts, *p);
+                            format!("p{name}={us:.3}")
+                        })
                         .collect();
                     o.line(format!(
                         "latency_percentiles_usec_{}:{}\r\n",

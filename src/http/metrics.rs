@@ -645,11 +645,7 @@ fn command_families(node: &Node) -> [MetricFamily; 3] {
         .iter()
         .zip(node.cmd_stats.iter())
     {
-        let counts: Vec<u64> = stat
-            .histogram
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        let counts = stat.histogram_counts();
         // The count comes from the buckets read just now, so `+Inf` always equals it even while
         // commands run during the scrape.
         let total: u64 = counts.iter().sum();

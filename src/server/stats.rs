@@ -159,33 +159,10 @@ impl CmdStat {
         self.rejected_calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The latency under which `p` percent of the calls ran, in microseconds: found in the
-    /// power-of-two buckets and placed within its bucket by linear interpolation (an estimate
-    /// of at most a bucket's width; Redis's HdrHistogram keeps three significant digits).
-    pub fn percentile_us(&self, p: f64) -> f64 {
-        let counts: Vec<u64> = self
-            .histogram
-            .iter()
-            .map(|h| h.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return 0.0;
-        }
-        let target = ((p / 100.0) * total as f64).ceil().clamp(1.0, total as f64);
-        let mut below = 0u64;
-        for (i, &n) in counts.iter().enumerate() {
-            if n > 0 && (below + n) as f64 >= target {
-                let (lo, hi) = if i == 0 {
-                    (0.0, 1.0)
-                } else {
-                    ((1u64 << (i - 1)) as f64, (1u64 << i) as f64)
-                };
-                return lo + (hi - lo) * (target - below as f64) / n as f64;
-            }
-            below += n;
-        }
-        (1u64 << (counts.len() - 1)) as f64
+    /// The histogram's buckets as they are now (each read once, so they agree with each
+    /// other better than reads spread over a computation would).
+    pub fn histogram_counts(&self) -> [u64; 24] {
+        std::array::from_fn(|i| self.histogram[i].load(Ordering::Relaxed))
     }
 
     pub fn reset(&self) {
@@ -201,6 +178,31 @@ impl CmdStat {
             h.store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// The latency under which `p` percent of the calls counted in `counts` (a
+/// [`CmdStat::histogram_counts`]) ran, in microseconds: found in the power-of-two buckets and
+/// placed within its bucket by linear interpolation (an estimate of at most a bucket's width;
+/// Redis's HdrHistogram keeps three significant digits).
+pub fn percentile_us(counts: &[u64], p: f64) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let target = ((p / 100.0) * total as f64).ceil().clamp(1.0, total as f64);
+    let mut below = 0u64;
+    for (i, &n) in counts.iter().enumerate() {
+        if n > 0 && (below + n) as f64 >= target {
+            let (lo, hi) = if i == 0 {
+                (0.0, 1.0)
+            } else {
+                ((1u64 << (i - 1)) as f64, (1u64 << i) as f64)
+            };
+            return lo + (hi - lo) * (target - below as f64) / n as f64;
+        }
+        below += n;
+    }
+    (1u64 << (counts.len() - 1)) as f64
 }
 
 pub struct SlowEntry {

@@ -100,11 +100,12 @@ impl Ids {
         }
     }
 
-    fn iter(&self) -> Box<dyn Iterator<Item = u64> + '_> {
-        match self {
-            Ids::Few(v) => Box::new(v.iter().copied()),
-            Ids::Many(set) => Box::new(set.iter().copied()),
-        }
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        let (few, many) = match self {
+            Ids::Few(v) => (&v[..], None),
+            Ids::Many(set) => (&[][..], Some(set)),
+        };
+        few.iter().chain(many.into_iter().flatten()).copied()
     }
 }
 

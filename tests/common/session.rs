@@ -204,27 +204,14 @@ fn step_conn(step: &Step) -> usize {
     }
 }
 
-/// A frame with the connections' ids (integers in it equal to one) shown as `<id N>`.
-fn hide_ids(frame: &[u8], ids: &[u64]) -> Vec<u8> {
-    let mut text = frame.to_vec();
-    for (n, id) in ids.iter().enumerate() {
-        // Frames are shown with CR and LF escaped.
-        let from = format!(":{id}\\r\\n").into_bytes();
-        let to = format!(":<id {n}>\\r\\n").into_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < text.len() {
-            if text[i..].starts_with(&from) {
-                out.extend_from_slice(&to);
-                i += from.len();
-            } else {
-                out.push(text[i]);
-                i += 1;
-            }
-        }
-        text = out;
-    }
-    text
+/// A recorded line with the connections' ids (integer frames equal to one) shown as `<id N>`.
+fn hide_ids(line: &str, ids: &[u64]) -> String {
+    // Frames are shown with CR and LF escaped.
+    ids.iter()
+        .enumerate()
+        .fold(line.to_string(), |text, (n, id)| {
+            text.replace(&format!(":{id}\\r\\n"), &format!(":<id {n}>\\r\\n"))
+        })
 }
 
 /// Runs `script` on `conns` fresh connections to `addr`. After every command, every
@@ -311,7 +298,7 @@ pub async fn transcript(addr: SocketAddr, conns: usize, script: &[Step]) -> Vec<
                             || line.contains("TRACKING")
                             || line.contains("tracking-redir-broken");
                         out.push(if names_ids {
-                            String::from_utf8(hide_ids(line.as_bytes(), &ids)).expect("utf-8")
+                            hide_ids(&line, &ids)
                         } else {
                             line
                         });
