@@ -275,6 +275,37 @@ async fn resp2_redirection_to_a_subscriber_matches_redis() {
     .await;
 }
 
+#[tokio::test]
+async fn resp3_redirect_target_that_never_subscribed_matches_redis() {
+    assert_same_as_redis(
+        3,
+        &[
+            // Connection 1 speaks RESP3 and never subscribes: invalidations redirected to it
+            // arrive as pushes all the same.
+            hello3(1),
+            redirect(0, 1, ""),
+            c(0, "GET a"),
+            c(2, "SET a 1"),
+            c(0, "MGET b c"),
+            c(0, "SET b 1"),
+            c(0, "GET c"),
+            c(2, "RPUSH c x"),
+            c(0, "GET d"),
+            c(2, "SET d 1"),
+            // A flush's null is written in the tracking client's protocol, inside the
+            // target's message: `$-1` in a push here, `_` in a RESP2 message below.
+            c(2, "FLUSHALL"),
+            q(1, "HELLO 2"),
+            c(1, "SUBSCRIBE __redis__:invalidate"),
+            hello3(0),
+            c(0, "GET e"),
+            c(2, "SET e 1"),
+            c(2, "FLUSHALL"),
+        ],
+    )
+    .await;
+}
+
 /// Reads `INFO` fields of the node at `c`.
 async fn info_fields(c: &mut Conn, names: &[&str]) -> Vec<u64> {
     let text = c.call_str(&["INFO", "everything"]).await;

@@ -111,7 +111,11 @@ pub fn client_tracking(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> Cmd
     let target = (redirect != 0)
         .then(|| node.clients.get(redirect))
         .flatten()
-        .map(|c| (redirect, c.pushes.clone()));
+        .map(|c| {
+            // A target that never subscribed gets a queue now (a RESP3 one takes pushes).
+            c.pushes.open_for_others(&node.pubsub.limits);
+            (redirect, c.pushes.clone())
+        });
     node.store
         .tracking
         .enable(id, client.info.pushes.clone(), target, &asked, &added);

@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::slots::key_hash_slot;
@@ -66,6 +66,10 @@ pub enum Delivery {
     Invalidate {
         keys: Option<Arc<[Bytes]>>,
         redirected: bool,
+        /// The flush's null is written in the protocol of the client that tracks, not of
+        /// the one it redirects to (as Redis does: `$-1` inside a push when a RESP2 client
+        /// redirects to a RESP3 one).
+        null_resp3: bool,
     },
     /// Client tracking: the client invalidations were redirected to is gone (RESP3 only).
     RedirectBroken { id: u64 },
@@ -89,15 +93,70 @@ impl Delivery {
 /// the client is gone (client tracking's REDIRECT).
 #[derive(Default)]
 pub struct Pushes {
+    id: u64,
+    kill: CancellationToken,
+    counts: Option<Arc<[AtomicUsize; 3]>>,
     queue: OnceLock<Arc<Subscriber>>,
+    /// A queue another connection made (see [`Pushes::open_for_others`]), until the owner's
+    /// connection task picks up its receiving end.
+    handed: parking_lot::Mutex<Option<Inbox>>,
+    /// Wakes the owner's connection task when `handed` is filled.
+    pub handed_over: Notify,
     closed: AtomicBool,
+    /// The client speaks RESP3 (client tracking writes a flush's null in it).
+    pub resp3: AtomicBool,
     /// The client tracking redirects to has gone (CLIENT LIST flag `R`).
     pub redirect_broken: AtomicBool,
 }
 
 impl Pushes {
+    /// For the client `id`: its kill switch and subscription counts go with its queue.
+    pub fn new(id: u64, kill: CancellationToken, counts: Arc<[AtomicUsize; 3]>) -> Pushes {
+        Pushes {
+            id,
+            kill,
+            counts: Some(counts),
+            ..Default::default()
+        }
+    }
+
     pub fn queue(&self) -> Option<&Arc<Subscriber>> {
         self.queue.get()
+    }
+
+    /// The queue, made now if there is none; the receiving end comes back to whoever made it.
+    fn make_queue(&self, limits: &Arc<Limits>) -> (Arc<Subscriber>, Option<Inbox>) {
+        let mut inbox = None;
+        let q = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(MAX_QUEUED_MESSAGES);
+            let h = Arc::new(Subscriber {
+                id: self.id,
+                tx,
+                pending: AtomicUsize::new(0),
+                soft_since: AtomicI64::new(0),
+                kill: self.kill.clone(),
+                limits: limits.clone(),
+                counts: self.counts.clone(),
+            });
+            inbox = Some(Inbox { rx, sub: h.clone() });
+            h
+        });
+        (q.clone(), inbox)
+    }
+
+    /// Gives the client a queue other connections can push to, if it has none: client tracking
+    /// makes one for a REDIRECT target, which may never have subscribed (a RESP3 target gets
+    /// `invalidate` pushes all the same). Its connection task is woken to pick it up.
+    pub fn open_for_others(&self, limits: &Arc<Limits>) {
+        if let (_, Some(inbox)) = self.make_queue(limits) {
+            *self.handed.lock() = Some(inbox);
+            self.handed_over.notify_one();
+        }
+    }
+
+    /// The queue's receiving end, if another connection made the queue and it is still here.
+    pub fn take_handed(&self) -> Option<Inbox> {
+        self.handed.lock().take()
     }
 
     pub fn close(&self) {
@@ -325,7 +384,11 @@ impl Inbox {
                 r.bulk(channel);
                 r.int(subs.shard.len() as i64);
             }
-            Delivery::Invalidate { keys, redirected } => {
+            Delivery::Invalidate {
+                keys,
+                redirected,
+                null_resp3,
+            } => {
                 let mut r = Reply::new(out, resp3);
                 if resp3 {
                     r.push(2);
@@ -345,7 +408,10 @@ impl Inbox {
                             r.bulk(k);
                         }
                     }
-                    None => r.null(),
+                    None => {
+                        r.set_resp3(*null_resp3);
+                        r.null();
+                    }
                 }
             }
             Delivery::RedirectBroken { id } => {
@@ -415,21 +481,23 @@ impl ClientSubs {
         if let Some(h) = &self.handle {
             return h.clone();
         }
-        let (tx, rx) = mpsc::channel(MAX_QUEUED_MESSAGES);
-        let h = Arc::new(Subscriber {
-            id,
-            tx,
-            pending: AtomicUsize::new(0),
-            soft_since: AtomicI64::new(0),
-            kill: kill.clone(),
-            limits: limits.clone(),
-            counts: self.counts.clone(),
-        });
+        let (h, inbox) = match &self.pushes {
+            Some(p) => {
+                let (h, made) = p.make_queue(limits);
+                // Made by another connection: its receiving end waits in `p`, unless the
+                // connection task picked it up already.
+                (h, made.or_else(|| p.take_handed()))
+            }
+            None => {
+                let standalone =
+                    Pushes::new(id, kill.clone(), self.counts.clone().unwrap_or_default());
+                standalone.make_queue(limits)
+            }
+        };
         self.handle = Some(h.clone());
-        if let Some(p) = &self.pushes {
-            let _ = p.queue.set(h.clone());
+        if inbox.is_some() {
+            self.inbox = inbox;
         }
-        self.inbox = Some(Inbox { rx, sub: h.clone() });
         h
     }
 }
@@ -802,10 +870,9 @@ mod tests {
             AtomicUsize::new(0),
             AtomicUsize::new(0),
         ]);
-        (
-            ClientSubs::new(counts, Arc::new(Pushes::default())),
-            CancellationToken::new(),
-        )
+        let kill = CancellationToken::new();
+        let pushes = Pushes::new(1, kill.clone(), counts.clone());
+        (ClientSubs::new(counts, Arc::new(pushes)), kill)
     }
 
     fn recv_all(c: &mut ClientSubs) -> Vec<Delivery> {
@@ -872,6 +939,7 @@ mod tests {
         let invalidate = || Delivery::Invalidate {
             keys: Some(Arc::from(vec![Bytes::from(vec![b'k'; 100])])),
             redirected: false,
+            null_resp3: true,
         };
         for _ in 0..100 {
             q.deliver(invalidate(), 0);

@@ -183,6 +183,8 @@ impl ClientRegistry {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let subscriptions: Arc<[AtomicUsize; 3]> = Arc::default();
+        let kill = CancellationToken::new();
         let info = Arc::new(ClientInfo {
             id,
             addr,
@@ -201,13 +203,9 @@ impl ClientRegistry {
             output_len: AtomicUsize::new(0),
             buffers: AtomicUsize::new(0),
             counted: AtomicUsize::new(0),
-            subscriptions: Arc::new([
-                AtomicUsize::new(0),
-                AtomicUsize::new(0),
-                AtomicUsize::new(0),
-            ]),
-            kill: CancellationToken::new(),
-            pushes: Arc::default(),
+            pushes: Arc::new(Pushes::new(id, kill.clone(), subscriptions.clone())),
+            subscriptions,
+            kill,
             tracking_redirect: AtomicI64::new(-1),
             tracking_bcast: AtomicBool::new(false),
         });
@@ -398,5 +396,6 @@ impl ClientState {
         self.info
             .resp
             .store(if on { 3 } else { 2 }, Ordering::Relaxed);
+        self.info.pushes.resp3.store(on, Ordering::Relaxed);
     }
 }

@@ -244,6 +244,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     // Cost of the pub/sub messages in `out`, released from the output limit once written.
     let mut pubsub_cost = 0;
     let kill = client.info.kill.clone();
+    let pushes = client.info.pushes.clone();
     let shutdown = node.shutdown.clone();
     'conn: loop {
         let want = parser.wanted(&inbuf);
@@ -274,6 +275,11 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     ib.sub.written(cost);
                 }
+                continue;
+            }
+            // Another connection made this client's queue (it is a tracking REDIRECT target).
+            _ = pushes.handed_over.notified(), if inbox.is_none() => {
+                inbox = pushes.take_handed();
                 continue;
             }
             // Redis never times out a subscriber or a MONITOR client.
@@ -452,6 +458,7 @@ async fn wait_blocked(
     let id = client.info.id;
     let qbuf_limit = node.config.read().client_query_buffer_limit;
     let kill = client.info.kill.clone();
+    let pushes = client.info.pushes.clone();
     // In a cluster, a client blocked on keys of a slot this node stops serving is sent where
     // the slot went (Redis's clusterRedirectBlockedClientIfNeeded).
     let mut redirect_check = tokio::time::interval(Duration::from_millis(100));
@@ -502,6 +509,9 @@ async fn wait_blocked(
                     }
                     ib.sub.written(cost);
                 }
+            }
+            _ = pushes.handed_over.notified(), if inbox.is_none() => {
+                *inbox = pushes.take_handed();
             }
             _ = expired => {
                 reply_timeout(&mut Reply::new(out, client.resp3));

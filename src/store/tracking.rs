@@ -460,9 +460,17 @@ fn send(t: &Tracker, keys: Option<Arc<[Bytes]>>, now: i64) {
         }
         Some((_, target)) => (target, true),
     };
-    // A target that never had a queue is neither subscribed nor listening for pushes.
+    // Every tracking client and redirect target has a queue (see `commands::tracking`).
     if let Some(q) = to.queue() {
-        q.deliver(Delivery::Invalidate { keys, redirected }, now);
+        let null_resp3 = t.own.resp3.load(Ordering::Relaxed);
+        q.deliver(
+            Delivery::Invalidate {
+                keys,
+                redirected,
+                null_resp3,
+            },
+            now,
+        );
     }
 }
 
