@@ -780,7 +780,7 @@ macro_rules! case_file {
 
 // One test per file in tests/differential/. Add a line here with each new file.
 case_file!(
-    strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll
+    strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll, geo
 );
 
 #[test]
@@ -1055,10 +1055,16 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
     let aggregate = pick(&["SUM", "MIN", "MAX"]);
     let place = pick(&["BEFORE", "AFTER", "UP"]);
     let score2 = pick(SCORES);
+    const LONS: &[&str] = &["0", "13.36", "-179.99", "180", "200", "abc"];
+    const LATS: &[&str] = &["0", "38.11", "-85", "85.06", "nan"];
+    const RADII: &[&str] = &["0", "100", "2500", "20000", "-1", "x"];
+    let (lon, lat, radius) = (pick(LONS), pick(LATS), pick(RADII));
+    let unit = pick(&["km", "M", "mi", "ft", "yd"]);
+    let with = pick(&["WITHDIST", "WITHCOORD", "WITHHASH", "ASC", "DESC"]);
     let generic = rng.random_range(0..6);
     let (sort, pairs) = (vec![Normalize::Sort], vec![Normalize::SortPairs]);
     let w = |words: &[&str]| words.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..89) {
+    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..93) {
         // Hashes.
         0 => (w(&["HSET", &k, &m, &n]), vec![]),
         1 => (w(&["HSET", &k, &m, &n, &m2, &f]), vec![]),
@@ -1187,6 +1193,33 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
             vec![],
         ),
         86 => (w(&["BRPOPLPUSH", &k, &k2, "0.01"]), vec![]),
+        // Geo indexes are sorted sets: GEOADD scores them, searches read any sorted set.
+        87 => (
+            w(&["GEOADD", &k, &lon, &lat, &m, "13.37", "38.12", &m2]),
+            vec![],
+        ),
+        88 => (
+            w(&[
+                "GEOSEARCH",
+                &k,
+                "FROMMEMBER",
+                &m,
+                "BYRADIUS",
+                &radius,
+                &unit,
+                &with,
+            ]),
+            vec![],
+        ),
+        89 => (
+            w(&["GEORADIUS", &k, &lon, &lat, &radius, &unit, "STORE", &k3]),
+            vec![],
+        ),
+        90 => match generic % 3 {
+            0 => (w(&["GEOPOS", &k, &m, &m2]), vec![]),
+            1 => (w(&["GEODIST", &k, &m, &m2, &unit]), vec![]),
+            _ => (w(&["GEOHASH", &k, &m, &m2]), vec![]),
+        },
         // Generic, on any type.
         _ => match generic {
             0 => (w(&["TYPE", &k]), vec![]),

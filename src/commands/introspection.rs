@@ -131,7 +131,7 @@ fn key_flags(cmd: &Command, args: &[Bytes], pos: usize) -> &'static [&'static st
     }
     cmd.key_specs
         .iter()
-        .find(|s| s.covers(pos, args.len()))
+        .find(|s| s.covers(pos, args))
         .map_or_else(|| derived_spec(cmd).flags, |s| s.flags)
 }
 

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod introspection;

@@ -98,11 +98,21 @@ impl KeySpec {
         self
     }
 
-    /// Whether argument `pos` of a command with `argc` arguments is one of this spec's keys
-    /// (index specs only: a keyword spec's keys depend on the arguments' text).
-    pub fn covers(&self, pos: usize, argc: usize) -> bool {
-        if self.keyword.is_some() {
-            return false;
+    /// Whether argument `pos` of `args` is one of this spec's keys. A keyword spec's one key
+    /// follows the first match of its keyword (searching forwards from `startfrom`, or
+    /// backwards from that far from the end when it is negative).
+    pub fn covers(&self, pos: usize, args: &[Bytes]) -> bool {
+        let argc = args.len();
+        if let Some((word, from)) = self.keyword {
+            let is_word = |i: &usize| args[*i].eq_ignore_ascii_case(word.as_bytes());
+            let found = if from >= 0 {
+                (from as usize..argc).find(is_word)
+            } else {
+                (1..argc.saturating_sub(from.unsigned_abs() as usize - 1))
+                    .rev()
+                    .find(is_word)
+            };
+            return self.lastkey == 0 && found.is_some_and(|w| w + 1 == pos);
         }
         let (pos, argc, first) = (pos as i64, argc as i64, i64::from(self.index));
         let last = if self.lastkey < 0 {
@@ -934,6 +944,7 @@ static FAMILIES: &[&[Command]] = &[
     super::sort::COMMANDS,
     super::list::COMMANDS,
     super::zset::COMMANDS,
+    super::geo::COMMANDS,
     super::pubsub::COMMANDS,
     super::bitmap::COMMANDS,
     super::hyperloglog::COMMANDS,

@@ -599,7 +599,7 @@ fn zrange_generic(
 }
 
 /// Stores a computed set at `dst` (or deletes `dst` when it is empty) and replies its size.
-fn store_result(
+pub(crate) fn store_result(
     ctx: &mut Ctx,
     ks: &mut Keyspace,
     dst: &[u8],
