@@ -103,6 +103,8 @@ pub struct Node {
     pub persist: crate::persist::Persist,
     /// MIGRATE's connections to its targets.
     pub migrate_sockets: crate::commands::migrate::SocketCache,
+    /// Lua scripting (EVAL, SCRIPT).
+    pub scripts: crate::commands::scripting::Scripts,
     maxmemory: AtomicU64,
     /// `maxmemory-clients` in bytes (0: no limit), read after every batch of commands.
     maxmemory_clients: AtomicU64,
@@ -398,6 +400,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         cluster,
         persist: crate::persist::Persist::new(crate::commands::now_ms()),
         migrate_sockets: Default::default(),
+        scripts: Default::default(),
         shutdown: CancellationToken::new(),
         runtime: tokio::runtime::Handle::current(),
         ready: AtomicBool::new(false),
@@ -544,6 +547,16 @@ pub fn evict_clients(node: &Node) {
     }
 }
 
+/// Runs `f`, which may wait for shard locks a long script holds, so that the runtime's worker
+/// thread it runs on is handed over first (on a multi-threaded runtime; on a current-thread
+/// one there is nothing to hand over).
+pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Background work at `hz`: active expiry, memory figures.
 async fn cron(node: Arc<Node>) {
     loop {
@@ -558,11 +571,17 @@ async fn cron(node: Arc<Node>) {
         }
         crate::persist::cron(&node);
         node.migrate_sockets.close_idle();
+        // A running script holds the shards: expiry and eviction wait for the next tick (as
+        // Redis's cron waits for a script), and a script that starts meanwhile blocks a
+        // thread outside the runtime's workers, not one of them.
+        if node.scripts.is_running() {
+            continue;
+        }
         let started = Instant::now();
         let now = crate::commands::now_ms();
         // Up to 16 rounds per shard and db per tick keeps one tick short while still letting
         // active expiry outpace a steady stream of expiring keys.
-        node.store.active_expire_cycle(now, 16);
+        off_worker(|| node.store.active_expire_cycle(now, 16));
         let ms = started.elapsed().as_millis() as u64;
         let threshold = node.config.read().latency_monitor_threshold_ms;
         if threshold > 0 && ms >= threshold {
@@ -570,7 +589,7 @@ async fn cron(node: Arc<Node>) {
         }
         node.stats.refresh_memory();
         // Eviction goes on between commands too (Redis's eviction timer).
-        node.perform_evictions(now);
+        off_worker(|| node.perform_evictions(now));
         evict_clients(&node);
         node.stats.sample_ops();
     }

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod list;
 pub mod migrate;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;

@@ -945,6 +945,7 @@ static FAMILIES: &[&[Command]] = &[
     super::list::COMMANDS,
     super::zset::COMMANDS,
     super::geo::COMMANDS,
+    super::scripting::COMMANDS,
     super::pubsub::COMMANDS,
     super::bitmap::COMMANDS,
     super::hyperloglog::COMMANDS,

@@ -87,6 +87,11 @@ impl Session {
     }
 
     fn call_owned(&mut self, args: &[Bytes]) -> Result<Frame, ApiError> {
+        // A script still running after `wait_unpaused` gave it its time: refused, not waited
+        // for on a runtime thread.
+        if self.node.scripts.is_running() {
+            return Err(ApiError::unavailable(commands::scripting::BUSY_ERROR));
+        }
         self.out.clear();
         commands::call(&self.node, &mut self.client, &mut self.out, args);
         match decode(&self.out) {
@@ -138,9 +143,11 @@ impl Drop for Session {
     }
 }
 
-/// Waits out a `CLIENT PAUSE` as a RESP client would (a `WRITE` pause holds writes only),
-/// before an HTTP request runs its commands.
+/// Waits out a `CLIENT PAUSE` as a RESP client would (a `WRITE` pause holds writes only), and
+/// a running script (up to the time Redis gives it before `-BUSY`), before an HTTP request runs
+/// its commands.
 pub async fn wait_unpaused(node: &Node, is_write: bool) {
+    node.scripts.wait_until_idle().await;
     let Some(until) = node.pause.deadline(is_write, commands::now_ms()) else {
         return;
     };
@@ -158,7 +165,7 @@ pub fn has_command(name: &str) -> bool {
 }
 
 /// Decodes one RESP2 reply at the front of `buf`: the frame and the bytes it used.
-fn decode(buf: &[u8]) -> Option<(Frame, usize)> {
+pub(crate) fn decode(buf: &[u8]) -> Option<(Frame, usize)> {
     let end = memchr::memchr(b'\n', buf)?;
     if end < 1 || buf[end - 1] != b'\r' {
         return None;

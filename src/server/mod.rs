@@ -307,6 +307,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await;
                         wait_unpaused(&node, deadline).await;
                     }
+                    // While a script runs, others wait for it here (not on its locks), and
+                    // get -BUSY once it has run too long.
+                    if node.scripts.is_running()
+                        && !commands::scripting::allowed_while_busy(&args)
+                        && !node.scripts.wait_until_idle().await
+                    {
+                        Reply::new(&mut out, client.resp3).error(commands::scripting::BUSY_ERROR);
+                        continue;
+                    }
                     if let Some(ib) = inbox.as_mut() {
                         pubsub_cost +=
                             ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);

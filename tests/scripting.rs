@@ -1,0 +1,290 @@
+//! Lua scripting with real clients: the `redis` crate's `Script` (EVALSHA, falling back to
+//! EVAL on NOSCRIPT), SCRIPT KILL from a second connection, a script's writes replayed from the
+//! append-only log after a restart, and the cluster rules for the keys a script may touch.
+//! Replies are compared with redis-server byte for byte in tests/differential/scripting.txt.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+
+async fn connect(h: &reredis::NodeHandle) -> redis::aio::MultiplexedConnection {
+    // Scripts here may run for seconds: no response timeout.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    common::client(h.resp_addr())
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_crate_runs_scripts_by_sha_and_loads_them_when_missing() {
+    let h = common::start_node(&[]).await;
+    let mut con = connect(&h).await;
+    let script = redis::Script::new(
+        "redis.call('incrby', KEYS[1], ARGV[1]) return {redis.call('get', KEYS[1]), #ARGV}",
+    );
+    // The first call gets NOSCRIPT for EVALSHA and loads the script.
+    let (v, n): (String, i64) = script
+        .key("counter")
+        .arg(5)
+        .invoke_async(&mut con)
+        .await
+        .expect("first run");
+    assert_eq!((v.as_str(), n), ("5", 1));
+    let known: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(script.get_hash())
+        .query_async(&mut con)
+        .await
+        .expect("SCRIPT EXISTS");
+    assert_eq!(known, vec![true], "the crate's hash is ours");
+    let (v, _): (String, i64) = script
+        .key("counter")
+        .arg(2)
+        .invoke_async(&mut con)
+        .await
+        .expect("run by sha");
+    assert_eq!(v, "7");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut con)
+        .await
+        .expect("SCRIPT FLUSH");
+    let (v, _): (String, i64) = script
+        .key("counter")
+        .arg(3)
+        .invoke_async(&mut con)
+        .await
+        .expect("run after a flush");
+    assert_eq!(v, "10");
+    let err = redis::Script::new("return redis.call('lpush', KEYS[1], 'x')")
+        .key("counter")
+        .invoke_async::<()>(&mut con)
+        .await
+        .expect_err("WRONGTYPE inside the script");
+    assert!(
+        err.to_string().contains("WRONGTYPE"),
+        "the command's error reaches the client: {err}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_has() {
+    let h = common::start_node(&[]).await;
+    let mut killer = connect(&h).await;
+    let nothing: redis::RedisResult<()> = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query_async(&mut killer)
+        .await;
+    let e = nothing.expect_err("nothing runs");
+    assert_eq!(e.code(), Some("NOTBUSY"), "{e}");
+
+    // A script that would run forever (a client waits 5 s before its BUSY, so it started).
+    let mut runner = connect(&h).await;
+    let forever = tokio::spawn(async move {
+        redis::cmd("EVAL")
+            .arg("local i = 0 while true do i = i + 1 end")
+            .arg(0)
+            .query_async::<()>(&mut runner)
+            .await
+    });
+    // Other clients wait for it, then get -BUSY once it has run 5 s, and meanwhile they hold
+    // none of the threads SCRIPT KILL needs.
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        let mut c = connect(&h).await;
+        others.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r: redis::RedisResult<Option<String>> = c.get("k").await;
+            (r, started.elapsed())
+        }));
+    }
+    for o in others {
+        let (r, waited) = tokio::time::timeout(Duration::from_secs(30), o)
+            .await
+            .expect("a waiting client is answered")
+            .expect("task");
+        let e = r.expect_err("BUSY");
+        assert_eq!(e.code(), Some("BUSY"), "{e}");
+        assert!(
+            waited >= Duration::from_secs(4),
+            "answered after {waited:?}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r: redis::RedisResult<()> = redis::cmd("SCRIPT")
+            .arg("KILL")
+            .query_async(&mut killer)
+            .await;
+        match r {
+            Ok(()) => break,
+            Err(e) if e.code() == Some("NOTBUSY") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("SCRIPT KILL failed: {e}"),
+        }
+    }
+    let killed = tokio::time::timeout(Duration::from_secs(20), forever)
+        .await
+        .expect("the script stops")
+        .expect("task");
+    let e = killed.expect_err("a killed script fails");
+    assert!(
+        e.to_string()
+            .contains("Script killed by user with SCRIPT KILL"),
+        "{e}"
+    );
+
+    // A script that wrote cannot be killed; this one ends by itself after 1.5 s.
+    let mut writer = connect(&h).await;
+    let bounded = tokio::spawn(async move {
+        redis::cmd("EVAL")
+            .arg(
+                "redis.call('set', 'w', 1) \
+                 local t0 = redis.call('time') local n = 0 \
+                 repeat \
+                   local t = redis.call('time') n = n + 1 \
+                   local us = (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) \
+                 until us > 1500000 \
+                 return 1",
+            )
+            .arg(0)
+            .query_async::<i64>(&mut writer)
+            .await
+    });
+    let mut refused = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bounded.is_finished() && Instant::now() < deadline {
+        let r: redis::RedisResult<()> = redis::cmd("SCRIPT")
+            .arg("KILL")
+            .query_async(&mut killer)
+            .await;
+        if let Err(e) = r
+            && e.code() == Some("UNKILLABLE")
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let done = tokio::time::timeout(Duration::from_secs(60), bounded)
+        .await
+        .expect("the bounded script ends")
+        .expect("task")
+        .expect("it ran to the end");
+    assert_eq!(done, 1);
+    assert!(refused, "SCRIPT KILL refused a script that had written");
+    let w: i64 = killer.get("w").await.expect("GET");
+    assert_eq!(w, 1);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripts_writes_are_logged_as_its_effects_and_replayed_after_a_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().to_str().expect("utf-8").to_string();
+    let settings = [("dir", dir.as_str()), ("appendonly", "yes")];
+    let h = common::start_node(&settings).await;
+    let mut con = connect(&h).await;
+    let n: i64 = redis::cmd("EVAL")
+        .arg(
+            "redis.call('set', KEYS[1], ARGV[1]) \
+             redis.call('rpush', KEYS[2], 'a', 'b') \
+             redis.call('incrbyfloat', KEYS[3], 0.5) \
+             return redis.call('llen', KEYS[2])",
+        )
+        .arg(3)
+        .arg("s")
+        .arg("l")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut con)
+        .await
+        .expect("EVAL");
+    assert_eq!(n, 2);
+    drop(con);
+    h.shutdown().await;
+    let log = std::fs::read(root.path().join("appendonly.aof")).expect("the log");
+    let text = String::from_utf8_lossy(&log).to_ascii_lowercase();
+    assert!(
+        text.contains("rpush") && !text.contains("eval"),
+        "the log holds the script's commands, not the script"
+    );
+
+    let h = common::start_node(&settings).await;
+    assert!(
+        common::wait_for(Duration::from_secs(30), async || h
+            .node
+            .ready
+            .load(std::sync::atomic::Ordering::Acquire))
+        .await
+    );
+    let mut con = connect(&h).await;
+    let s: String = con.get("s").await.expect("GET s");
+    let l: Vec<String> = con.lrange("l", 0, -1).await.expect("LRANGE");
+    let f: String = con.get("f").await.expect("GET f");
+    assert_eq!(
+        (s.as_str(), l, f.as_str()),
+        ("v", vec!["a".into(), "b".into()], "0.5")
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_a_script_keeps_to_the_slot_of_its_keys() {
+    let h = common::start_node(&[("cluster.enabled", "yes")]).await;
+    let mut con = connect(&h).await;
+    let eval = |script: &str, keys: &[&str]| {
+        let mut c = redis::cmd("EVAL");
+        c.arg(script).arg(keys.len());
+        for k in keys {
+            c.arg(*k);
+        }
+        c
+    };
+    // Keys of one slot (a hash tag) are fine, declared or not.
+    let v: String = eval(
+        "redis.call('set', KEYS[1], 'x') redis.call('set', '{t}undeclared', 'y') \
+         return redis.call('get', KEYS[2])",
+        &["{t}a", "{t}undeclared"],
+    )
+    .query_async(&mut con)
+    .await
+    .expect("one slot");
+    assert_eq!(v, "y");
+    // Declared keys of two slots: refused before the script runs.
+    let e = eval("return 1", &["a", "b"])
+        .query_async::<i64>(&mut con)
+        .await
+        .expect_err("CROSSSLOT");
+    assert_eq!(e.code(), Some("CROSSSLOT"), "{e}");
+    // An undeclared key of another slot: refused inside the script, as Redis does.
+    let e = eval("return redis.call('get', 'b')", &["a"])
+        .query_async::<()>(&mut con)
+        .await
+        .expect_err("another slot");
+    assert!(
+        e.to_string()
+            .contains("Script attempted to access keys that do not hash to the same slot"),
+        "{e}"
+    );
+    // No declared keys: the first key touched sets the slot.
+    let e = eval(
+        "redis.call('set', '{u}1', 'x') return redis.call('get', '{v}1')",
+        &[],
+    )
+    .query_async::<()>(&mut con)
+    .await
+    .expect_err("two slots");
+    assert!(
+        e.to_string().contains("do not hash to the same slot"),
+        "{e}"
+    );
+    let v: String = con.get("{u}1").await.expect("the first write stays");
+    assert_eq!(v, "x");
+    h.shutdown().await;
+}
