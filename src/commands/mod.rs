@@ -14,6 +14,7 @@ pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;
+pub mod lua_libs;
 pub mod migrate;
 pub mod pubsub;
 pub mod scripting;

@@ -12,7 +12,8 @@
 //! did (its writes, as one transaction record), not the script, as Redis 7.0 replicates
 //! effects. One Lua state serves the node; it is made on first use and dropped by SCRIPT FLUSH.
 //!
-//! Not carried over: the `cjson`, `cmsgpack`, `struct` and `bit` libraries, RESP3 inside
+//! The `cjson` and `bit` libraries are there (`lua_libs`). Not carried over: `cmsgpack` and
+//! `struct`, RESP3 inside
 //! scripts (`redis.setresp(3)`), SCRIPT DEBUG, and the busy-script replies (`-BUSY`): while a
 //! script runs, other clients wait for its locks; SCRIPT KILL stops a script that has not
 //! written yet, as in Redis.
@@ -122,7 +123,7 @@ local type, tostring, error, rawget, setmetatable, xpcall =
 -- the script's (frames of C functions and of this chunk are skipped).
 local function handler(err)
   if type(err) == 'userdata' then
-    -- Raised from Rust: redis.call leaves its error table here.
+    -- Raised from Rust: redis.call leaves its error table here, the libraries their message.
     local pending = rawget(G, '__redis__pending')
     if pending then
       err = pending
@@ -214,6 +215,8 @@ local function readonly(t)
 end
 redis = readonly(r)
 string, math, table = readonly(string), readonly(math), readonly(table)
+cjson, bit = readonly(G.__redis__cjson), readonly(G.__redis__bit)
+G.__redis__cjson, G.__redis__bit = nil, nil
 if coroutine then coroutine = readonly(coroutine) end
 
 -- A script's pcall returns an error table's message, as Redis's luaRedisPcall does.
@@ -311,6 +314,7 @@ impl Engine {
                 Ok(())
             })?,
         )?;
+        super::lua_libs::register(&lua, &globals)?;
         let (env, run, redis): (Table, Function, Table) = lua
             .load(PRELUDE)
             .set_name("=redis")
