@@ -1,6 +1,7 @@
 //! The libraries Redis gives its scripts besides Lua's own: `cjson` (lua-cjson 2.1's JSON:
-//! arrays told from objects by their keys, numbers as `%.14g`, `/` escaped, `cjson.null`) and
-//! `bit` (LuaBitOp: 32-bit operations on numbers). The Rust parts here do the work; the
+//! arrays told from objects by their keys, numbers as `%.14g`, `/` escaped, `cjson.null`),
+//! `cmsgpack` (lua-cmsgpack 0.4's MessagePack: the smallest integer format, float32 when it
+//! loses nothing, arrays for keys 1..n) and `bit` (LuaBitOp: 32-bit operations on numbers). The Rust parts here do the work; the
 //! prelude in `scripting.rs` wraps them so that errors point at the script's line.
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
@@ -126,7 +127,328 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
         bit.set(name, f)?;
     }
     globals.set("__redis__bit", bit)?;
+
+    let msgpack = lua.create_table()?;
+    let g = globals.clone();
+    msgpack.set(
+        "pack",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.is_empty() {
+                return Err(arg_error(lua, &g, 0, "MessagePack pack needs input."));
+            }
+            let mut out = Vec::new();
+            for a in args.iter() {
+                mp_encode(a, &mut out, 0);
+            }
+            lua.create_string(&out)
+        })?,
+    )?;
+    let g = globals.clone();
+    msgpack.set(
+        "unpack",
+        lua.create_function(move |lua, s: mlua::LuaString| {
+            mp_unpack(lua, &g, &s.as_bytes(), 0, 0)
+        })?,
+    )?;
+    let g = globals.clone();
+    msgpack.set(
+        "unpack_one",
+        lua.create_function(move |lua, (s, offset): (mlua::LuaString, Option<i64>)| {
+            mp_unpack(lua, &g, &s.as_bytes(), 1, offset.unwrap_or(0))
+        })?,
+    )?;
+    let g = globals.clone();
+    msgpack.set(
+        "unpack_limit",
+        lua.create_function(
+            move |lua, (s, limit, offset): (mlua::LuaString, Option<i64>, Option<i64>)| {
+                mp_unpack(
+                    lua,
+                    &g,
+                    &s.as_bytes(),
+                    limit.unwrap_or(0),
+                    offset.unwrap_or(0),
+                )
+            },
+        )?,
+    )?;
+    globals.set("__redis__cmsgpack", msgpack)?;
     Ok(())
+}
+
+/// lua-cmsgpack's nesting limit: deeper tables are packed as nil.
+const MP_MAX_NESTING: usize = 16;
+
+/// Whether C's `(int64_t)x == x` holds (x86-64's conversion: out of range gives INT64_MIN).
+fn int64_equivalent(x: f64) -> Option<i64> {
+    const TWO63: f64 = 9_223_372_036_854_775_808.0;
+    if x.is_infinite() || x.is_nan() {
+        return None;
+    }
+    let i = if (-TWO63..TWO63).contains(&x) {
+        x as i64
+    } else {
+        i64::MIN
+    };
+    (i as f64 == x).then_some(i)
+}
+
+fn mp_int(n: i64, out: &mut Vec<u8>) {
+    if n >= 0 {
+        match n {
+            0..=127 => out.push(n as u8),
+            128..=0xff => out.extend_from_slice(&[0xcc, n as u8]),
+            0x100..=0xffff => {
+                out.push(0xcd);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                out.push(0xce);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            _ => {
+                out.push(0xcf);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -2_147_483_648 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn mp_header(len: usize, small: u8, small_max: usize, wide: [u8; 2], out: &mut Vec<u8>) {
+    if len <= small_max {
+        out.push(small | len as u8);
+    } else if len <= 0xffff {
+        out.push(wide[0]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(wide[1]);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+}
+
+/// One value as lua-cmsgpack 0.4 packs it.
+fn mp_encode(v: &Value, out: &mut Vec<u8>, level: usize) {
+    match v {
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(n) => mp_int(*n, out),
+        Value::Number(n) => match int64_equivalent(*n) {
+            Some(i) => mp_int(i, out),
+            None => {
+                let f = *n as f32;
+                if f64::from(f) == *n {
+                    out.push(0xca);
+                    out.extend_from_slice(&f.to_be_bytes());
+                } else {
+                    out.push(0xcb);
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+        },
+        Value::String(s) => {
+            let b = s.as_bytes();
+            let len = b.len();
+            if len < 32 {
+                out.push(0xa0 | len as u8);
+            } else if len <= 0xff {
+                out.extend_from_slice(&[0xd9, len as u8]);
+            } else if len <= 0xffff {
+                out.push(0xda);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            } else {
+                out.push(0xdb);
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+            out.extend_from_slice(&b);
+        }
+        Value::Table(t) if level < MP_MAX_NESTING => {
+            // An array when the keys are exactly 1..n.
+            let (mut count, mut max, mut array) = (0usize, 0usize, true);
+            let mut pairs: Vec<(Value, Value)> = Vec::new();
+            for (k, v) in t.pairs::<Value, Value>().flatten() {
+                let idx = match &k {
+                    Value::Integer(i) => Some(*i as f64),
+                    Value::Number(n) => Some(*n),
+                    _ => None,
+                };
+                match idx {
+                    Some(i) if i >= 1.0 && i.fract() == 0.0 && i <= f64::from(i32::MAX) => {
+                        max = max.max(i as usize);
+                    }
+                    _ => array = false,
+                }
+                count += 1;
+                pairs.push((k, v));
+            }
+            if array && max == count {
+                mp_header(count, 0x90, 15, [0xdc, 0xdd], out);
+                for i in 1..=count {
+                    let v: Value = t.raw_get(i).unwrap_or(Value::Nil);
+                    mp_encode(&v, out, level + 1);
+                }
+            } else {
+                mp_header(pairs.len(), 0x80, 15, [0xde, 0xdf], out);
+                for (k, v) in &pairs {
+                    mp_encode(k, out, level + 1);
+                    mp_encode(v, out, level + 1);
+                }
+            }
+        }
+        _ => out.push(0xc0),
+    }
+}
+
+/// Why a MessagePack decode stopped.
+enum MpError {
+    Missing,
+    Bad,
+    /// A map key that is nil (Lua's own error, without a position).
+    NilKey,
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for MpError {
+    fn from(e: mlua::Error) -> Self {
+        MpError::Lua(e)
+    }
+}
+
+/// lua-cmsgpack's `mp_unpack_full`: with neither a limit nor an offset, every value in
+/// `data`; otherwise the offset after the values decoded (-1 at the end of the data) and up to
+/// `limit` values from `offset` on.
+fn mp_unpack(
+    lua: &Lua,
+    globals: &Table,
+    data: &[u8],
+    limit: i64,
+    offset: i64,
+) -> mlua::Result<MultiValue> {
+    if offset < 0 || limit < 0 {
+        let msg = format!(
+            "Invalid request to unpack with offset of {offset} and limit of {}.",
+            data.len()
+        );
+        return Err(raise(lua, globals, &msg));
+    }
+    if offset as usize > data.len() {
+        let msg = format!(
+            "Start offset {offset} greater than input length {}.",
+            data.len()
+        );
+        return Err(raise(lua, globals, &msg));
+    }
+    let all = limit == 0 && offset == 0;
+    let limit = if all { usize::MAX } else { limit as usize };
+    let mut pos = offset as usize;
+    let mut values = Vec::new();
+    while pos < data.len() && values.len() < limit {
+        match mp_decode(lua, data, &mut pos) {
+            Ok(v) => values.push(v),
+            Err(MpError::Missing) => return Err(raise(lua, globals, "Missing bytes in input.")),
+            Err(MpError::Bad) => return Err(raise(lua, globals, "Bad data format in input.")),
+            Err(MpError::NilKey) => return Err(raise_plain(globals, "table index is nil")),
+            Err(MpError::Lua(e)) => return Err(e),
+        }
+    }
+    if !all {
+        let next = if pos >= data.len() { -1 } else { pos as i64 };
+        values.insert(0, Value::Number(next as f64));
+    }
+    Ok(MultiValue::from_vec(values))
+}
+
+fn take<'d>(data: &'d [u8], pos: &mut usize, n: usize) -> Result<&'d [u8], MpError> {
+    let b = data.get(*pos..*pos + n).ok_or(MpError::Missing)?;
+    *pos += n;
+    Ok(b)
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+fn mp_decode(lua: &Lua, data: &[u8], pos: &mut usize) -> Result<Value, MpError> {
+    let tag = take(data, pos, 1)?[0];
+    let num = |n: f64| Ok(Value::Number(n));
+    match tag {
+        0x00..=0x7f => num(f64::from(tag)),
+        0xe0..=0xff => num(f64::from(tag as i8)),
+        0xc0 => Ok(Value::Nil),
+        0xc2 => Ok(Value::Boolean(false)),
+        0xc3 => Ok(Value::Boolean(true)),
+        0xcc..=0xcf => {
+            let n = 1usize << (tag - 0xcc);
+            num(be(take(data, pos, n)?) as f64)
+        }
+        0xd0..=0xd3 => {
+            let n = 1usize << (tag - 0xd0);
+            let raw = be(take(data, pos, n)?);
+            let shift = 64 - 8 * n as u32;
+            num((((raw << shift) as i64) >> shift) as f64)
+        }
+        0xca => {
+            let b = take(data, pos, 4)?;
+            num(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        0xcb => {
+            let b = take(data, pos, 8)?;
+            num(f64::from_be_bytes(
+                b.try_into().map_err(|_| MpError::Missing)?,
+            ))
+        }
+        0xa0..=0xbf | 0xd9..=0xdb | 0xc4..=0xc6 => {
+            let len = match tag {
+                0xa0..=0xbf => usize::from(tag & 0x1f),
+                0xd9 | 0xc4 => be(take(data, pos, 1)?) as usize,
+                0xda | 0xc5 => be(take(data, pos, 2)?) as usize,
+                _ => be(take(data, pos, 4)?) as usize,
+            };
+            Ok(Value::String(lua.create_string(take(data, pos, len)?)?))
+        }
+        0x90..=0x9f | 0xdc | 0xdd => {
+            let len = match tag {
+                0x90..=0x9f => usize::from(tag & 0x0f),
+                0xdc => be(take(data, pos, 2)?) as usize,
+                _ => be(take(data, pos, 4)?) as usize,
+            };
+            let t = lua.create_table()?;
+            for i in 1..=len {
+                let v = mp_decode(lua, data, pos)?;
+                t.raw_set(i, v)?;
+            }
+            Ok(Value::Table(t))
+        }
+        0x80..=0x8f | 0xde | 0xdf => {
+            let len = match tag {
+                0x80..=0x8f => usize::from(tag & 0x0f),
+                0xde => be(take(data, pos, 2)?) as usize,
+                _ => be(take(data, pos, 4)?) as usize,
+            };
+            let t = lua.create_table()?;
+            for _ in 0..len {
+                let k = mp_decode(lua, data, pos)?;
+                let v = mp_decode(lua, data, pos)?;
+                if k.is_nil() {
+                    return Err(MpError::NilKey);
+                }
+                t.raw_set(k, v)?;
+            }
+            Ok(Value::Table(t))
+        }
+        _ => Err(MpError::Bad),
+    }
 }
 
 /// `luaL_argerror`: the function named as its caller names it (`?` when called through
@@ -141,6 +463,14 @@ fn arg_error(lua: &Lua, globals: &Table, narg: usize, extra: &str) -> mlua::Erro
         globals,
         &format!("bad argument #{narg} to '{name}' ({extra})"),
     )
+}
+
+/// An error as Lua itself raises it (no position), handed over as [`raise`] does.
+fn raise_plain(globals: &Table, msg: &str) -> mlua::Error {
+    if let Err(e) = globals.raw_set("__redis__pending", msg) {
+        return e;
+    }
+    mlua::Error::runtime(msg.to_string())
 }
 
 /// A library error as `luaL_error` raises it: prefixed with the calling line

@@ -12,7 +12,7 @@
 //! did (its writes, as one transaction record), not the script, as Redis 7.0 replicates
 //! effects. One Lua state serves the node; it is made on first use and dropped by SCRIPT FLUSH.
 //!
-//! The `cjson` and `bit` libraries are there (`lua_libs`). Not carried over: `cmsgpack` and
+//! The `cjson`, `cmsgpack` and `bit` libraries are there (`lua_libs`). Not carried over:
 //! `struct`, RESP3 inside
 //! scripts (`redis.setresp(3)`), SCRIPT DEBUG, and the busy-script replies (`-BUSY`): while a
 //! script runs, other clients wait for its locks; SCRIPT KILL stops a script that has not
@@ -216,7 +216,8 @@ end
 redis = readonly(r)
 string, math, table = readonly(string), readonly(math), readonly(table)
 cjson, bit = readonly(G.__redis__cjson), readonly(G.__redis__bit)
-G.__redis__cjson, G.__redis__bit = nil, nil
+cmsgpack = readonly(G.__redis__cmsgpack)
+G.__redis__cjson, G.__redis__bit, G.__redis__cmsgpack = nil, nil, nil
 if coroutine then coroutine = readonly(coroutine) end
 
 -- A script's pcall returns an error table's message, as Redis's luaRedisPcall does.
