@@ -547,15 +547,7 @@ pub fn evict_clients(node: &Node) {
     }
 }
 
-/// Runs `f`, which may wait for shard locks a long script holds, so that the runtime's worker
-/// thread it runs on is handed over first (on a multi-threaded runtime; on a current-thread
-/// one there is nothing to hand over).
-pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
+pub use crate::store::off_worker;
 
 /// Background work at `hz`: active expiry, memory figures.
 async fn cron(node: Arc<Node>) {

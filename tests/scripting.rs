@@ -10,12 +10,29 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 
 async fn connect(h: &reredis::NodeHandle) -> redis::aio::MultiplexedConnection {
+    connect_to(h.resp_addr()).await
+}
+
+async fn connect_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnection {
     // Scripts here may run for seconds: no response timeout.
     let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    common::client(h.resp_addr())
+    common::client(addr)
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("connect")
+}
+
+/// A `reredis` process (as users run it) for the tests of long scripts: they need the
+/// runtime's threads as the binary sets them up, not the test's.
+fn process() -> (
+    tempfile::TempDir,
+    common::cluster_node::ClusterNode,
+    std::net::SocketAddr,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = common::cluster_node::ClusterNode::start(dir.path(), &[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], node.port));
+    (dir, node, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,8 +90,8 @@ async fn the_redis_crate_runs_scripts_by_sha_and_loads_them_when_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_has() {
-    let h = common::start_node(&[]).await;
-    let mut killer = connect(&h).await;
+    let (_dir, _node, addr) = process();
+    let mut killer = connect_to(addr).await;
     let nothing: redis::RedisResult<()> = redis::cmd("SCRIPT")
         .arg("KILL")
         .query_async(&mut killer)
@@ -83,7 +100,7 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
     assert_eq!(e.code(), Some("NOTBUSY"), "{e}");
 
     // A script that would run forever (a client waits 5 s before its BUSY, so it started).
-    let mut runner = connect(&h).await;
+    let mut runner = connect_to(addr).await;
     let forever = tokio::spawn(async move {
         redis::cmd("EVAL")
             .arg("local i = 0 while true do i = i + 1 end")
@@ -95,7 +112,7 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
     // none of the threads SCRIPT KILL needs.
     let mut others = Vec::new();
     for _ in 0..4 {
-        let mut c = connect(&h).await;
+        let mut c = connect_to(addr).await;
         others.push(tokio::spawn(async move {
             let started = Instant::now();
             let r: redis::RedisResult<Option<String>> = c.get("k").await;
@@ -140,7 +157,7 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
     );
 
     // A script that wrote cannot be killed; this one ends by itself after 1.5 s.
-    let mut writer = connect(&h).await;
+    let mut writer = connect_to(addr).await;
     let bounded = tokio::spawn(async move {
         redis::cmd("EVAL")
             .arg(
@@ -180,7 +197,6 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
     assert!(refused, "SCRIPT KILL refused a script that had written");
     let w: i64 = killer.get("w").await.expect("GET");
     assert_eq!(w, 1);
-    h.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,5 +302,79 @@ async fn in_a_cluster_a_script_keeps_to_the_slot_of_its_keys() {
     );
     let v: String = con.get("{u}1").await.expect("the first write stays");
     assert_eq!(v, "x");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcall_cannot_swallow_script_kill() {
+    let (_dir, _node, addr) = process();
+    let mut killer = connect_to(addr).await;
+    let mut runner = connect_to(addr).await;
+    let stubborn = tokio::spawn(async move {
+        redis::cmd("EVAL")
+            .arg(
+                "while true do pcall(function() while true do end end) \
+                 xpcall(function() while true do end end, function(e) return e end) end",
+            )
+            .arg(0)
+            .query_async::<()>(&mut runner)
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r: redis::RedisResult<()> = redis::cmd("SCRIPT")
+            .arg("KILL")
+            .query_async(&mut killer)
+            .await;
+        match r {
+            Ok(()) => break,
+            Err(e) if e.code() == Some("NOTBUSY") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("SCRIPT KILL failed: {e}"),
+        }
+    }
+    let e = tokio::time::timeout(Duration::from_secs(20), stubborn)
+        .await
+        .expect("the script stops despite its pcall")
+        .expect("task")
+        .expect_err("killed");
+    assert!(e.to_string().contains("Script killed"), "{e}");
+}
+
+/// Commands that read every shard (INFO, MEMORY STATS, CONFIG RESETSTAT) inside a script or a
+/// transaction, which already hold them all, once waited on themselves forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_reading_every_shard_work_inside_scripts_and_transactions() {
+    let h = common::start_node(&[]).await;
+    let mut con = connect(&h).await;
+    let _: () = con.set("k", "v").await.expect("SET");
+    let info: String = tokio::time::timeout(
+        Duration::from_secs(10),
+        redis::cmd("EVAL")
+            .arg("return redis.call('info', 'keyspace')")
+            .arg(0)
+            .query_async(&mut con),
+    )
+    .await
+    .expect("INFO inside a script answers")
+    .expect("EVAL");
+    assert!(info.contains("db0:keys=1"), "{info}");
+    let (info, _, _): (String, redis::Value, redis::Value) = tokio::time::timeout(
+        Duration::from_secs(10),
+        redis::pipe()
+            .atomic()
+            .cmd("INFO")
+            .arg("keyspace")
+            .cmd("MEMORY")
+            .arg("STATS")
+            .cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut con),
+    )
+    .await
+    .expect("MULTI/INFO/EXEC answers")
+    .expect("EXEC");
+    assert!(info.contains("db0:keys=1"), "{info}");
     h.shutdown().await;
 }

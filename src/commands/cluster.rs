@@ -322,19 +322,18 @@ fn keyslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn countkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+fn countkeysinslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
     // Redis parses the integer first (its own error), then checks the range.
     let s = int(&args[2])?;
     if !(0..SLOTS as i64).contains(&s) {
         return Err(CmdError::err("Invalid slot"));
     }
-    ctx.out
-        .int(ctx.node.store.count_keys_in_slot(s as u16) as i64);
+    ctx.out.int(ks.count_keys_in_slot(s as u16) as i64);
     Ok(())
 }
 
-fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+fn getkeysinslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     cluster(ctx)?;
     let s = int(&args[2])?;
     let n = int(&args[3])?;
@@ -342,12 +341,16 @@ fn getkeysinslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
         return Err(CmdError::err("Invalid slot or number of keys"));
     }
     let slot = s as u16;
-    let mut ks = ctx
-        .node
-        .store
-        .lock_shard(crate::store::shard_of_slot(slot), ctx.now_ms);
-    let keys = ks.keys_in_slot(slot, n as usize);
-    drop(ks);
+    // Inside EXEC the shard is held already (its lock is not reentrant).
+    let keys = if ks.holds_all() {
+        ks.keys_in_slot(slot, n as usize)
+    } else {
+        let mut own = ctx
+            .node
+            .store
+            .lock_shard(crate::store::shard_of_slot(slot), ctx.now_ms);
+        own.keys_in_slot(slot, n as usize)
+    };
     ctx.out.bulks(keys.iter());
     Ok(())
 }
@@ -563,9 +566,9 @@ fn delslotsrange(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     del_slots(ctx, args, true)
 }
 
-fn flushslots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+fn flushslots(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
-    if ctx.node.store.db_sizes()[0].0 > 0 {
+    if ks.db_sizes()[0].0 > 0 {
         return Err(CmdError::err(
             "DB must be empty to perform CLUSTER FLUSHSLOTS.",
         ));
@@ -584,7 +587,7 @@ fn flushslots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn setslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+fn setslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     #[derive(PartialEq)]
     enum Action {
         Migrating,
@@ -610,7 +613,7 @@ fn setslot(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         .get(4)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .unwrap_or_default();
-    let keys_here = ctx.node.store.count_keys_in_slot(slot);
+    let keys_here = ks.count_keys_in_slot(slot);
     c.change(|st| -> CmdResult {
         let me = st.myself.clone();
         let mine = st.slots[slot as usize].as_deref() == Some(me.as_str());
@@ -750,7 +753,7 @@ fn saveconfig(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
     // Redis takes RESET [HARD|SOFT] and nothing more: extra arguments must not reset anything.
     if args.len() > 3 {
@@ -763,14 +766,18 @@ fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         Some(_) => return Err(CmdError::Syntax),
     };
     let replica = !c.state.lock().me().is_master();
-    if !replica && ctx.node.store.db_sizes()[0].0 > 0 {
+    if !replica && ks.db_sizes()[0].0 > 0 {
         return Err(CmdError::err(
             "CLUSTER RESET can't be called with master nodes containing keys",
         ));
     }
     if replica {
         // As Redis: a replica becomes an empty master.
-        ctx.node.store.lock_all(ctx.now_ms).flush_all(false);
+        if ks.holds_all() {
+            ks.flush_all(false);
+        } else {
+            ctx.node.store.lock_all(ctx.now_ms).flush_all(false);
+        }
     }
     let now = ctx.now_ms;
     let auto = c.cfg.auto_assign;

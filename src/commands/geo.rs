@@ -782,6 +782,7 @@ fn search_generic(
         return match store {
             Some(dst) => super::zset::store_result(ctx, ks, dst, Vec::new(), "geosearchstore"),
             None => {
+                ctx.log_as = Some(Vec::new());
                 ctx.out.array(0);
                 Ok(())
             }
@@ -815,6 +816,8 @@ fn search_generic(
         };
         return super::zset::store_result(ctx, ks, dst, items, event);
     }
+    // GEORADIUS without STORE only read: nothing for the log or the replicas.
+    ctx.log_as = Some(Vec::new());
     let extras = usize::from(withdist) + usize::from(withhash) + usize::from(withcoord);
     let out = &mut ctx.out;
     out.array(found.len());

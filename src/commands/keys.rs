@@ -431,7 +431,7 @@ pub fn memory(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     if eq_ic(sub, "STATS") {
         let used = crate::server::stats::used_memory();
-        let keys: usize = ctx.node.store.db_sizes().iter().map(|(k, _)| k).sum();
+        let keys: usize = ks.db_sizes().iter().map(|(k, _)| k).sum();
         ctx.out.map(4);
         ctx.out.bulk(b"peak.allocated");
         ctx.out.int(ctx.node.stats.peak_memory(used) as i64);

@@ -379,7 +379,18 @@ fn be(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
 }
 
+/// Nesting `cmsgpack.unpack` follows: deeper data is refused (bad format) instead of
+/// recursing until the stack runs out.
+const MP_MAX_DECODE_DEPTH: usize = 256;
+
 fn mp_decode(lua: &Lua, data: &[u8], pos: &mut usize) -> Result<Value, MpError> {
+    mp_decode_at(lua, data, pos, 0)
+}
+
+fn mp_decode_at(lua: &Lua, data: &[u8], pos: &mut usize, depth: usize) -> Result<Value, MpError> {
+    if depth > MP_MAX_DECODE_DEPTH {
+        return Err(MpError::Bad);
+    }
     let tag = take(data, pos, 1)?[0];
     let num = |n: f64| Ok(Value::Number(n));
     match tag {
@@ -425,7 +436,7 @@ fn mp_decode(lua: &Lua, data: &[u8], pos: &mut usize) -> Result<Value, MpError> 
             };
             let t = lua.create_table()?;
             for i in 1..=len {
-                let v = mp_decode(lua, data, pos)?;
+                let v = mp_decode_at(lua, data, pos, depth + 1)?;
                 t.raw_set(i, v)?;
             }
             Ok(Value::Table(t))
@@ -438,8 +449,8 @@ fn mp_decode(lua: &Lua, data: &[u8], pos: &mut usize) -> Result<Value, MpError> 
             };
             let t = lua.create_table()?;
             for _ in 0..len {
-                let k = mp_decode(lua, data, pos)?;
-                let v = mp_decode(lua, data, pos)?;
+                let k = mp_decode_at(lua, data, pos, depth + 1)?;
+                let v = mp_decode_at(lua, data, pos, depth + 1)?;
                 if k.is_nil() {
                     return Err(MpError::NilKey);
                 }

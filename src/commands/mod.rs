@@ -342,7 +342,13 @@ pub fn call(
     }
     // Over maxmemory, keys are evicted before anything else (no shard is locked yet); so are
     // client tracking's keys over `tracking-table-max-keys`.
-    let memory = node.perform_evictions(now);
+    // While a script runs (only commands allowed while busy get here then), eviction waits:
+    // the script holds the shards.
+    let memory = if node.scripts.is_running() {
+        crate::node::Memory::Fits
+    } else {
+        node.perform_evictions(now)
+    };
     node.store.tracking.enforce_limit();
     // Cluster routing comes first, as in Redis's processCommand: commands with keys are
     // checked before they queue or run, and before the persistence and subscriber checks.

@@ -92,6 +92,16 @@ pub fn allowed_while_busy(args: &[Bytes]) -> bool {
     super::resolve(args).map_or(true, |c| c.cmd.flags & ALLOW_BUSY != 0)
 }
 
+/// Marks the end of a script run when dropped.
+struct RunningGuard<'a>(&'a Scripts);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        self.0.kill.store(false, Ordering::Relaxed);
+    }
+}
+
 struct Script {
     f: Function,
     /// `#!lua flags=no-writes`: writes are refused as in EVAL_RO.
@@ -206,24 +216,29 @@ r.log = G.__redis__log
 G.__redis__sha1hex, G.__redis__log = nil, nil
 
 -- Read-only views: a script cannot change a library for the scripts after it.
+local protected = setmetatable({}, {__mode = 'k'})
 local function readonly(t)
-  return setmetatable({}, {
+  local view = setmetatable({}, {
     __index = t,
     __newindex = function() error('Attempt to modify a readonly table', 2) end,
     __metatable = false,
   })
+  protected[view] = true
+  return view
 end
 redis = readonly(r)
 string, math, table = readonly(string), readonly(math), readonly(table)
 cjson, bit = readonly(G.__redis__cjson), readonly(G.__redis__bit)
 cmsgpack = readonly(G.__redis__cmsgpack)
 G.__redis__cjson, G.__redis__bit, G.__redis__cmsgpack = nil, nil, nil
-if coroutine then coroutine = readonly(coroutine) end
 
--- A script's pcall returns an error table's message, as Redis's luaRedisPcall does.
-local pcall = pcall
+-- A script's pcall returns an error table's message, as Redis's luaRedisPcall does. Neither
+-- it nor xpcall nor a coroutine can swallow SCRIPT KILL: the kill is raised again.
+local pcall, xpcall_, killed = pcall, xpcall, G.__redis__killed
+G.__redis__killed = nil
 local function unwrap(ok, ...)
   if ok then return true, ... end
+  if killed() then error((...), 0) end
   local e = ...
   if type(e) == 'userdata' and rawget(G, '__redis__pending') then
     e = G.__redis__pending
@@ -237,20 +252,53 @@ end
 G.pcall = function(...)
   return unwrap(pcall(...))
 end
+G.xpcall = function(f, h)
+  local function rethrow(ok, ...)
+    if not ok and killed() then error('Script killed by user with SCRIPT KILL...', 0) end
+    return ok, ...
+  end
+  return rethrow(xpcall_(f, h))
+end
+if coroutine then
+  local resume = coroutine.resume
+  coroutine.resume = function(...)
+    local function rethrow(ok, ...)
+      if not ok and killed() then error('Script killed by user with SCRIPT KILL...', 0) end
+      return ok, ...
+    end
+    return rethrow(resume(...))
+  end
+  coroutine = readonly(coroutine)
+end
 
--- Loading bytecode is refused, as Redis's patched loadstring does.
-local loadstring = loadstring
+-- Loading bytecode is refused, as Redis's patched loadstring does; what loadstring makes
+-- sees the scripts' read-only globals, not the real ones.
+local loadstring, setfenv, rawset = loadstring, setfenv, rawset
+local env
 G.loadstring = function(s, name)
   if type(s) == 'string' and s:byte(1) == 27 then
     return nil, 'attempt to load a binary chunk'
   end
-  return loadstring(s, name)
+  local f, e = loadstring(s, name)
+  if f then setfenv(f, env) end
+  return f, e
+end
+G.rawset = function(t, k, v)
+  if t == env or protected[t] then error('Attempt to modify a readonly table', 0) end
+  return rawset(t, k, v)
+end
+-- The strings' methods come from the read-only view, and their metatable is read-only.
+local string_mt = getmetatable('')
+
+for _, name in ipairs({'print', 'dofile', 'loadfile', 'setfenv', 'getfenv', 'debug', 'module',
+    'require', 'gcinfo', 'newproxy'}) do
+  G[name] = nil
 end
 
-print, dofile, loadfile, setfenv, getfenv, debug, module, require, gcinfo, newproxy =
-  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil
+string_mt.__index = string
+string_mt.__metatable = readonly(string_mt)
 
-local env = setmetatable({}, {
+env = setmetatable({}, {
   __index = function(_, k)
     local v = rawget(G, k)
     if v == nil then
@@ -261,6 +309,7 @@ local env = setmetatable({}, {
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 })
+G._G = env
 return env, run, r
 "#;
 
@@ -316,6 +365,11 @@ impl Engine {
             })?,
         )?;
         super::lua_libs::register(&lua, &globals)?;
+        let (k, sd) = (kill.clone(), shutdown.clone());
+        globals.set(
+            "__redis__killed",
+            lua.create_function(move |_, ()| Ok(k.load(Ordering::Relaxed) || sd.is_cancelled()))?,
+        )?;
         let (env, run, redis): (Table, Function, Table) = lua
             .load(PRELUDE)
             .set_name("=redis")
@@ -475,7 +529,8 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize) -> mlua::Result<()> {
             if let Value::String(e) = t.raw_get::<Value>("err")? {
                 out.error(&e.to_string_lossy());
             } else if let Value::String(s) = t.raw_get::<Value>("ok")? {
-                out.simple(&s.to_string_lossy());
+                // A status is one line: CR and LF become spaces, as in Redis.
+                out.simple(&s.to_string_lossy().replace(['\r', '\n'], " "));
             } else {
                 let mut items = Vec::new();
                 for i in 1.. {
@@ -576,7 +631,6 @@ impl CallCtx<'_, '_> {
             if let Some(e) = crate::persist::write_denied(self.node) {
                 return fail(&e);
             }
-            self.scripts.wrote.store(true, Ordering::Relaxed);
         }
         if self.node.cluster.is_some() {
             let pos = super::key_positions(cmd.cmd, &argv);
@@ -600,6 +654,9 @@ impl CallCtx<'_, '_> {
                     }
                 }
             }
+        }
+        if f & WRITE != 0 {
+            self.scripts.wrote.store(true, Ordering::Relaxed);
         }
         self.buf.clear();
         let after = super::run(
@@ -692,6 +749,10 @@ fn eval_generic(
         .map_err(lua_err)?;
     engine.globals.raw_set("KEYS", keys).map_err(lua_err)?;
     engine.globals.raw_set("ARGV", argv).map_err(lua_err)?;
+    engine
+        .globals
+        .raw_set("__redis__pending", Value::Nil)
+        .map_err(lua_err)?;
 
     let Ctx {
         client,
@@ -702,7 +763,15 @@ fn eval_generic(
     let now = *now_ms;
     // Commands called from a script speak RESP2 (Redis's default `redis.setresp(2)`), never
     // block, and log their writes as one record (or join the EXEC around the script).
-    let (resp3, deny_blocking) = (client.resp3, client.deny_blocking);
+    // SELECT, READONLY and ASKING inside the script are the script's own (Redis runs it on a
+    // client of its own): the caller's are put back after.
+    let saved = (
+        client.resp3,
+        client.deny_blocking,
+        client.db,
+        client.readonly,
+        client.asking,
+    );
     client.resp3 = false;
     client.deny_blocking = true;
     let own_batch = client.aof_batch.is_none();
@@ -713,6 +782,8 @@ fn eval_generic(
     scripts.kill.store(false, Ordering::Relaxed);
     scripts.started_ms.store(now, Ordering::Relaxed);
     scripts.running.store(true, Ordering::Release);
+    // Cleared however the run ends, a panic in a command included.
+    let _running = RunningGuard(scripts);
     let call = CallCtx {
         node,
         client,
@@ -753,11 +824,14 @@ fn eval_generic(
     // (`io-threads`) runs one task at a time anyway.
     let outcome = crate::node::off_worker(run_script);
     let call = call.into_inner();
-    scripts.running.store(false, Ordering::Release);
-    scripts.kill.store(false, Ordering::Relaxed);
+    drop(_running);
     let client = call.client;
+    let (resp3, deny_blocking, db, readonly_flag, asking) = saved;
     client.resp3 = resp3;
     client.deny_blocking = deny_blocking;
+    client.select(db);
+    client.readonly = readonly_flag;
+    client.asking = asking;
     if own_batch
         && let Some(batch) = client.aof_batch.take()
         && !batch.is_empty()

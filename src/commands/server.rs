@@ -256,10 +256,10 @@ pub fn config_set(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
     Ok(())
 }
 
-pub fn config_resetstat(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+pub fn config_resetstat(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     let node = ctx.node;
     node.stats.reset();
-    node.store.reset_stats();
+    ks.reset_stats();
     for s in node.cmd_stats.iter() {
         s.reset();
     }
@@ -538,7 +538,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
-pub fn info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+pub fn info(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut sections: Vec<String> = Vec::new();
     if args.len() == 1 {
         sections.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
@@ -555,7 +555,7 @@ pub fn info(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             _ => sections.push(s),
         }
     }
-    let text = render_info(ctx, &sections);
+    let text = render_info(ctx, ks, &sections);
     ctx.out.verbatim(text.as_bytes());
     Ok(())
 }
@@ -771,7 +771,7 @@ fn persistence_info(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) {
     }
 }
 
-pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
+pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String {
     let node = ctx.node;
     let cfg = node.config.read();
     let order = [
@@ -946,7 +946,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             }
             "persistence" => persistence_info(&mut o, node, ctx.now_ms),
             "stats" => {
-                let st = node.store.stats();
+                let st = ks.stats();
                 let s = &node.stats;
                 o.head("Stats");
                 o.kv(
@@ -1109,7 +1109,7 @@ pub fn render_info(ctx: &Ctx, sections: &[String]) -> String {
             }
             "keyspace" => {
                 o.head("Keyspace");
-                for (i, (keys, expires)) in node.store.db_sizes().into_iter().enumerate() {
+                for (i, (keys, expires)) in ks.db_sizes().into_iter().enumerate() {
                     if keys > 0 {
                         o.line(format!("db{i}:keys={keys},expires={expires},avg_ttl=0\r\n"));
                     }

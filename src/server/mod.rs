@@ -313,6 +313,13 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         && !commands::scripting::allowed_while_busy(&args)
                         && !node.scripts.wait_until_idle().await
                     {
+                        // As a refused command: a transaction it was to join fails at EXEC.
+                        if let Some(m) = client.multi.as_mut() {
+                            m.failed = true;
+                        }
+                        node.stats.note_error(&commands::CmdError::Msg(
+                            commands::scripting::BUSY_ERROR.into(),
+                        ));
                         Reply::new(&mut out, client.resp3).error(commands::scripting::BUSY_ERROR);
                         continue;
                     }
@@ -502,6 +509,10 @@ async fn wait_blocked(
                     _ => {}
                 }
                 client.still_blocked = false;
+                // Woken by a script's push: served once the script is done (its locks).
+                while node.scripts.is_running() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 let after = call(node, client, out, args);
                 if !client.still_blocked {
                     break after;

@@ -69,6 +69,20 @@ impl Db {
     }
 }
 
+/// Runs `f`, which may block for long, after handing the current tokio worker's tasks to
+/// another thread (`block_in_place`) when it runs on a worker of a multi-threaded runtime. On
+/// a connection thread (a current-thread runtime that enters the node's runtime for commands)
+/// and outside a runtime it just runs `f`.
+pub fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    if crate::server::on_connection_thread() {
+        return f();
+    }
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Counters kept under the shard lock, so the hot path never touches a shared cache line.
 #[derive(Default, Clone, Copy)]
 pub struct ShardStats {
@@ -633,6 +647,76 @@ impl<'a> Keyspace<'a> {
             .find(|(i, _)| *i == index)
             .map(|(_, g)| &mut **g)
             .ok_or(NotLocked)
+    }
+
+    /// Runs `f` on shard `i`: through this view's guard when it holds the shard (a command
+    /// inside EXEC or a script, which holds every shard, must not lock one twice: the lock is
+    /// not reentrant), else locked for the call. A view that holds some shards but not `i`
+    /// waits at most a moment for it (locking out of order could deadlock) and gives up: None.
+    pub fn with_shard<R>(&mut self, i: usize, f: impl FnOnce(&mut Shard) -> R) -> Option<R> {
+        if let Ok(s) = self.shard_at_mut(i) {
+            return Some(f(s));
+        }
+        let store = self.store;
+        if self.guards.is_empty() {
+            return Some(f(&mut store.shards[i].lock()));
+        }
+        store.shards[i]
+            .try_lock_for(std::time::Duration::from_millis(50))
+            .map(|mut g| f(&mut g))
+    }
+
+    /// Whether this view holds every shard (EXEC, a script, SORT).
+    pub fn holds_all(&self) -> bool {
+        self.all
+    }
+
+    fn shard_count(&self) -> usize {
+        self.store.shards.len()
+    }
+
+    /// [`Store::stats`], read through this view (see [`Keyspace::with_shard`]).
+    pub fn stats(&mut self) -> ShardStats {
+        let mut total = ShardStats::default();
+        for i in 0..self.shard_count() {
+            if let Some(st) = self.with_shard(i, |s| s.stats) {
+                total.keyspace_hits += st.keyspace_hits;
+                total.keyspace_misses += st.keyspace_misses;
+                total.expired_keys += st.expired_keys;
+                total.evicted_keys += st.evicted_keys;
+                total.expired_stale_perc_samples += st.expired_stale_perc_samples;
+            }
+        }
+        total
+    }
+
+    /// [`Store::reset_stats`], through this view.
+    pub fn reset_stats(&mut self) {
+        for i in 0..self.shard_count() {
+            self.with_shard(i, |s| s.stats = ShardStats::default());
+        }
+    }
+
+    /// [`Store::db_sizes`], through this view.
+    pub fn db_sizes(&mut self) -> Vec<(usize, usize)> {
+        let mut sizes = vec![(0, 0); self.store.databases];
+        for i in 0..self.shard_count() {
+            self.with_shard(i, |s| {
+                for (d, db) in s.dbs.iter().enumerate() {
+                    sizes[d].0 += db.keys.len();
+                    sizes[d].1 += db.expires.len();
+                }
+            });
+        }
+        sizes
+    }
+
+    /// [`Store::count_keys_in_slot`], through this view.
+    pub fn count_keys_in_slot(&mut self, slot: u16) -> u32 {
+        self.with_shard(shard_of_slot(slot), |s| {
+            s.slot_counts[slot as usize % SLOTS_PER_SHARD]
+        })
+        .unwrap_or(0)
     }
 
     /// Whether `key` (db 0) is pinned to this node while its slot migrates: see [`Shard::pinned`].
