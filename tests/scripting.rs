@@ -22,6 +22,21 @@ async fn connect_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnec
         .expect("connect")
 }
 
+/// Sends SCRIPT KILL until a script is there to kill (bounded).
+async fn kill_script(killer: &mut redis::aio::MultiplexedConnection) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r: redis::RedisResult<()> = redis::cmd("SCRIPT").arg("KILL").query_async(killer).await;
+        match r {
+            Ok(()) => return,
+            Err(e) if e.code() == Some("NOTBUSY") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("SCRIPT KILL failed: {e}"),
+        }
+    }
+}
+
 /// A `reredis` process (as users run it) for the tests of long scripts: they need the
 /// runtime's threads as the binary sets them up, not the test's.
 fn process() -> (
@@ -131,20 +146,7 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
             "answered after {waited:?}"
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r: redis::RedisResult<()> = redis::cmd("SCRIPT")
-            .arg("KILL")
-            .query_async(&mut killer)
-            .await;
-        match r {
-            Ok(()) => break,
-            Err(e) if e.code() == Some("NOTBUSY") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("SCRIPT KILL failed: {e}"),
-        }
-    }
+    kill_script(&mut killer).await;
     let killed = tokio::time::timeout(Duration::from_secs(20), forever)
         .await
         .expect("the script stops")
@@ -320,20 +322,7 @@ async fn pcall_cannot_swallow_script_kill() {
             .query_async::<()>(&mut runner)
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r: redis::RedisResult<()> = redis::cmd("SCRIPT")
-            .arg("KILL")
-            .query_async(&mut killer)
-            .await;
-        match r {
-            Ok(()) => break,
-            Err(e) if e.code() == Some("NOTBUSY") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("SCRIPT KILL failed: {e}"),
-        }
-    }
+    kill_script(&mut killer).await;
     let e = tokio::time::timeout(Duration::from_secs(20), stubborn)
         .await
         .expect("the script stops despite its pcall")

@@ -468,37 +468,18 @@ impl Store {
         })
     }
 
-    /// Sum of per-shard counters.
+    /// Sum of per-shard counters (each shard locked in turn).
     pub fn stats(&self) -> ShardStats {
-        let mut total = ShardStats::default();
-        for s in self.shards.iter() {
-            let st = s.lock().stats;
-            total.keyspace_hits += st.keyspace_hits;
-            total.keyspace_misses += st.keyspace_misses;
-            total.expired_keys += st.expired_keys;
-            total.evicted_keys += st.evicted_keys;
-            total.expired_stale_perc_samples += st.expired_stale_perc_samples;
-        }
-        total
+        self.lock_none(0).stats()
     }
 
     pub fn reset_stats(&self) {
-        for s in self.shards.iter() {
-            s.lock().stats = ShardStats::default();
-        }
+        self.lock_none(0).reset_stats();
     }
 
     /// (keys, keys with a TTL) per db, for `INFO keyspace` and `DBSIZE`.
     pub fn db_sizes(&self) -> Vec<(usize, usize)> {
-        let mut sizes = vec![(0, 0); self.databases];
-        for s in self.shards.iter() {
-            let s = s.lock();
-            for (i, db) in s.dbs.iter().enumerate() {
-                sizes[i].0 += db.keys.len();
-                sizes[i].1 += db.expires.len();
-            }
-        }
-        sizes
+        self.lock_none(0).db_sizes()
     }
 
     /// Keys in db 0 without waiting for any shard: a shard that is busy (a slot migration holds
