@@ -185,6 +185,11 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
         if let Err(e) = r
             && e.code() == Some("UNKILLABLE")
         {
+            // Nor may the node stop and save half of it: only SHUTDOWN NOSAVE would.
+            let stop: redis::RedisResult<()> =
+                redis::cmd("SHUTDOWN").query_async(&mut killer).await;
+            let e = stop.expect_err("SHUTDOWN during a script");
+            assert_eq!(e.code(), Some("BUSY"), "{e}");
             refused = true;
             break;
         }

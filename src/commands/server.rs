@@ -167,6 +167,11 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
     if abort {
         return Err(CmdError::err("No shutdown in progress."));
     }
+    // As Redis: while a script runs, only SHUTDOWN NOSAVE (saving would keep a script's
+    // half-done writes).
+    if save_choice != 2 && ctx.node.scripts.is_running() {
+        return Err(CmdError::Msg(crate::commands::scripting::BUSY_ERROR.into()));
+    }
     tracing::warn!("User requested shutdown...");
     ctx.node
         .persist

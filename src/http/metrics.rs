@@ -403,7 +403,8 @@ impl Collector for NodeCollector {
                 load(&stats.net_output_bytes),
             ),
         ]);
-        let sizes = node.store.db_sizes();
+        // Off the runtime's worker: a running script holds every shard.
+        let sizes = crate::store::off_worker(|| node.store.db_sizes());
         let dbs: Vec<String> = (0..sizes.len()).map(|i| i.to_string()).collect();
         out.push(family(
             "reredis_keys",
@@ -423,7 +424,7 @@ impl Collector for NodeCollector {
                 .map(|((_, expires), db)| gauge(&[("db", db)], *expires as f64))
                 .collect(),
         ));
-        let shard = node.store.stats();
+        let shard = crate::store::off_worker(|| node.store.stats());
         out.extend([
             one_gauge(
                 "reredis_memory_used_bytes",

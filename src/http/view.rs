@@ -72,7 +72,8 @@ pub struct Info {
 }
 
 pub fn info(node: &Node) -> Info {
-    let shard = node.store.stats();
+    // Off the runtime's worker: a running script holds every shard.
+    let shard = crate::store::off_worker(|| node.store.stats());
     Info {
         node: NodeInfo {
             id: node_id(node),
@@ -140,7 +141,10 @@ pub fn merge_moves(moving: &mut Vec<SlotMove>, theirs: &[SlotMove]) {
 }
 
 pub fn total_keys(node: &Node) -> usize {
-    node.store.db_sizes().iter().map(|(keys, _)| keys).sum()
+    crate::store::off_worker(|| node.store.db_sizes())
+        .iter()
+        .map(|(keys, _)| keys)
+        .sum()
 }
 
 #[derive(Debug, Clone, Serialize)]
