@@ -54,6 +54,8 @@ pub struct Scripts {
     kill: Arc<AtomicBool>,
     /// When the running script started (Unix ms).
     started_ms: std::sync::atomic::AtomicI64,
+    /// Signalled when a script ends, for the clients waiting for it.
+    ended: tokio::sync::Notify,
 }
 
 /// How long other clients wait for a running script before they get `-BUSY` (Redis's
@@ -70,14 +72,22 @@ impl Scripts {
     /// threads, and enough of them would leave none for SCRIPT KILL.
     pub async fn wait_until_idle(&self) -> bool {
         loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the check, so an end in between is not missed.
+            ended.as_mut().enable();
             if !self.running.load(Ordering::Acquire) {
                 return true;
             }
             let since = self.started_ms.load(Ordering::Relaxed);
-            if super::now_ms() - since >= BUSY_REPLY_THRESHOLD_MS {
+            let left = BUSY_REPLY_THRESHOLD_MS - (super::now_ms() - since);
+            if left <= 0 {
                 return false;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            tokio::select! {
+                _ = ended => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(left as u64)) => {}
+            }
         }
     }
 
@@ -99,13 +109,24 @@ impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.0.running.store(false, Ordering::Release);
         self.0.kill.store(false, Ordering::Relaxed);
+        self.0.ended.notify_waiters();
     }
 }
 
 struct Script {
     f: Function,
-    /// `#!lua flags=no-writes`: writes are refused as in EVAL_RO.
+    /// The flags of a `#!lua` first line (none for a script without one).
+    flags: ScriptFlags,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Debug)]
+struct ScriptFlags {
+    /// It has a `#!lua` line (Redis 7's scripts; the others run in the compatible mode).
+    shebang: bool,
+    /// `no-writes`: writes are refused as in EVAL_RO.
     no_writes: bool,
+    /// `allow-oom`: it may write over `maxmemory`.
+    allow_oom: bool,
 }
 
 struct Engine {
@@ -407,7 +428,7 @@ impl Engine {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
-        let (no_writes, source) = shebang(body)?;
+        let (flags, source) = shebang(body)?;
         let f = self
             .lua
             .load(&source[..])
@@ -422,7 +443,7 @@ impl Engine {
                 };
                 CmdError::err(format!("Error compiling script (new function): {text}"))
             })?;
-        self.scripts.insert(sha.clone(), Script { f, no_writes });
+        self.scripts.insert(sha.clone(), Script { f, flags });
         Ok(sha)
     }
 }
@@ -434,9 +455,9 @@ fn sha1_hex(data: &[u8]) -> String {
 
 /// A `#!lua flags=...` first line (Redis 7.0): whether it says `no-writes`, and the source to
 /// compile (the line commented out, so line numbers stay the script's).
-fn shebang(body: &[u8]) -> Result<(bool, Vec<u8>), CmdError> {
+fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
     if !body.starts_with(b"#!") {
-        return Ok((false, body.to_vec()));
+        return Ok((ScriptFlags::default(), body.to_vec()));
     }
     let Some(end) = memchr::memchr(b'\n', body) else {
         return Err(CmdError::err("Invalid script shebang"));
@@ -451,15 +472,19 @@ fn shebang(body: &[u8]) -> Result<(bool, Vec<u8>), CmdError> {
             "Unexpected engine in script shebang: {engine}"
         )));
     }
-    let mut no_writes = false;
+    let mut found = ScriptFlags {
+        shebang: true,
+        ..Default::default()
+    };
     for part in parts {
         let Some(flags) = part.strip_prefix("flags=") else {
             return Err(CmdError::err(format!("Unknown lua shebang option: {part}")));
         };
         for flag in flags.split(',').filter(|f| !f.is_empty()) {
             match flag {
-                "no-writes" => no_writes = true,
-                "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                "no-writes" => found.no_writes = true,
+                "allow-oom" => found.allow_oom = true,
+                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
                 other => {
                     return Err(CmdError::err(format!(
                         "Unexpected flag in script shebang: {other}"
@@ -470,7 +495,7 @@ fn shebang(body: &[u8]) -> Result<(bool, Vec<u8>), CmdError> {
     }
     let mut source = b"--".to_vec();
     source.extend_from_slice(body);
-    Ok((no_writes, source))
+    Ok((found, source))
 }
 
 /// A Redis error reply as a Lua error table (Redis's `luaPushErrorBuff`: the reply's code is
@@ -586,6 +611,9 @@ struct CallCtx<'a, 'b> {
     readonly: bool,
     scripts: &'a Scripts,
     buf: BytesMut,
+    /// Memory was over `maxmemory` when the script started (and it may not ignore that): its
+    /// first write that may grow memory is refused, as Redis's scriptVerifyOOM does.
+    oom: bool,
     /// In a cluster: the slot the script's keys are in (its declared keys', else the first
     /// key it touches); every key it touches must be in it.
     slot: Option<u16>,
@@ -631,6 +659,9 @@ impl CallCtx<'_, '_> {
             if let Some(e) = crate::persist::write_denied(self.node) {
                 return fail(&e);
             }
+        }
+        if f & DENYOOM != 0 && self.oom && !self.scripts.wrote.load(Ordering::Relaxed) {
+            return fail(&CmdError::Oom.to_string());
         }
         if self.node.cluster.is_some() {
             let pos = super::key_positions(cmd.cmd, &argv);
@@ -726,6 +757,17 @@ fn eval_generic(
         engine.load(&args[1])?
     };
     let script = &engine.scripts[&sha];
+    if readonly && script.flags.shebang && !script.flags.no_writes {
+        return Err(CmdError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    // Over maxmemory (after the eviction every command starts with): a Redis 7 script that may
+    // write does not start; a compatible-mode one fails at its first write that may grow memory.
+    let oom = !script.flags.allow_oom && node.over_maxmemory();
+    if oom && script.flags.shebang && !script.flags.no_writes {
+        return Err(CmdError::Oom);
+    }
     let lua = &engine.lua;
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script {sha}: {e}"));
     let split = 3 + numkeys as usize;
@@ -789,7 +831,8 @@ fn eval_generic(
         client,
         ks,
         now,
-        readonly: readonly || script.no_writes,
+        readonly: readonly || script.flags.no_writes,
+        oom,
         scripts,
         buf: BytesMut::new(),
         slot: (numkeys > 0).then(|| key_hash_slot(&args[3])),
@@ -1066,9 +1109,12 @@ mod tests {
 
     #[test]
     fn shebang_flags_and_errors_match_redis() {
-        assert_eq!(shebang(b"return 1").unwrap(), (false, b"return 1".to_vec()));
-        let (nw, src) = shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
-        assert!(nw);
+        assert_eq!(
+            shebang(b"return 1").unwrap(),
+            (ScriptFlags::default(), b"return 1".to_vec())
+        );
+        let (flags, src) = shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
+        assert!(flags.shebang && flags.no_writes && flags.allow_oom);
         assert!(src.starts_with(b"--#!lua"));
         assert_eq!(
             shebang(b"#!python\nreturn 1").unwrap_err().to_string(),

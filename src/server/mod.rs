@@ -510,9 +510,7 @@ async fn wait_blocked(
                 }
                 client.still_blocked = false;
                 // Woken by a script's push: served once the script is done (its locks).
-                while node.scripts.is_running() {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                while !node.scripts.wait_until_idle().await {}
                 let after = call(node, client, out, args);
                 if !client.still_blocked {
                     break after;
