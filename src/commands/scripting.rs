@@ -56,6 +56,8 @@ pub struct Scripts {
     started_ms: std::sync::atomic::AtomicI64,
     /// Signalled when a script ends, for the clients waiting for it.
     ended: tokio::sync::Notify,
+    /// When the running script should hand its runtime worker over (Unix ms; 0: no script).
+    handover_at: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// How long other clients wait for a running script before they get `-BUSY` (Redis's
@@ -110,6 +112,30 @@ impl Drop for RunningGuard<'_> {
         self.0.running.store(false, Ordering::Release);
         self.0.kill.store(false, Ordering::Relaxed);
         self.0.ended.notify_waiters();
+    }
+}
+
+/// After how long a running script hands its runtime worker over (and how often it tries
+/// again, if a try came back with the worker still there).
+const HANDOVER_AFTER_MS: i64 = 10;
+const HANDOVER_RETRY_MS: i64 = 50;
+
+fn now_ms_clock() -> i64 {
+    super::now_ms()
+}
+
+/// Hands the current runtime worker's duties to another thread for the rest of a long script:
+/// `block_in_place` gives the worker's core away and, given a moment for another thread to
+/// take it, does not get it back when it returns. On a connection thread there is nothing to
+/// hand over.
+fn hand_worker_over() {
+    if crate::server::on_connection_thread() {
+        return;
+    }
+    if let Ok(tokio::runtime::RuntimeFlavor::MultiThread) =
+        tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor())
+    {
+        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
     }
 }
 
@@ -340,7 +366,11 @@ const KILL_CHECK_EVERY: u32 = 100_000;
 impl Engine {
     /// `kill`: SCRIPT KILL's flag; `shutdown`: the node stopping stops a script too (written
     /// or not, as SHUTDOWN NOSAVE does in Redis), so a runaway script never holds a node up.
-    fn new(kill: Arc<AtomicBool>, shutdown: CancellationToken) -> mlua::Result<Engine> {
+    fn new(
+        kill: Arc<AtomicBool>,
+        shutdown: CancellationToken,
+        handover_at: Arc<std::sync::atomic::AtomicI64>,
+    ) -> mlua::Result<Engine> {
         // SAFETY: the debug library is loaded only for the error handler, which keeps it in an
         // upvalue; the prelude removes it from the globals before any script runs.
         let lua = unsafe {
@@ -408,6 +438,12 @@ impl Engine {
                     return Err(mlua::Error::runtime(
                         "Script killed: the server is shutting down",
                     ));
+                }
+                let at = handover_at.load(Ordering::Relaxed);
+                let now = now_ms_clock();
+                if at > 0 && now >= at {
+                    handover_at.store(now + HANDOVER_RETRY_MS, Ordering::Relaxed);
+                    hand_worker_over();
                 }
                 Ok(VmState::Continue)
             },
@@ -718,8 +754,12 @@ fn engine_of<'g>(
     slot: &'g mut Option<Engine>,
 ) -> Result<&'g mut Engine, CmdError> {
     if slot.is_none() {
-        let e = Engine::new(node.scripts.kill.clone(), node.shutdown.clone())
-            .map_err(|e| CmdError::err(format!("Lua could not start: {e}")))?;
+        let e = Engine::new(
+            node.scripts.kill.clone(),
+            node.shutdown.clone(),
+            node.scripts.handover_at.clone(),
+        )
+        .map_err(|e| CmdError::err(format!("Lua could not start: {e}")))?;
         *slot = Some(e);
     }
     Ok(slot.as_mut().expect("just made"))
@@ -865,7 +905,14 @@ fn eval_generic(
     // A script may run for long: on the node's multi-threaded runtime, this thread's other
     // tasks move to another (SCRIPT KILL must find a thread to run on). A connection thread
     // (`io-threads`) runs one task at a time anyway.
-    let outcome = crate::node::off_worker(run_script);
+    // The script runs on this runtime worker: handing the worker over costs thread switches
+    // that would cost a short script more than its run. One that runs long hands it over from
+    // the hook (see `Engine::new`), from `HANDOVER_AFTER_MS` on.
+    scripts
+        .handover_at
+        .store(now_ms_clock() + HANDOVER_AFTER_MS, Ordering::Relaxed);
+    let outcome = run_script();
+    scripts.handover_at.store(0, Ordering::Relaxed);
     let call = call.into_inner();
     drop(_running);
     let client = call.client;
