@@ -791,6 +791,25 @@ pub static SETTINGS: &[Setting] = &[
         "Hashes with a field or value longer than this use the hashtable encoding"
     ),
     setting!(
+        "stream-node-max-bytes",
+        "stream-node-max-bytes",
+        Kind::Memory,
+        "4096",
+        true,
+        "Bytes a stream node (one listpack of entries) may grow to before the next one starts (0: no limit)"
+    ),
+    setting!(
+        "stream-node-max-entries",
+        "stream-node-max-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "100",
+        true,
+        "Entries a stream node holds before the next one starts (0: no limit)"
+    ),
+    setting!(
         "set-max-intset-entries",
         "set-max-intset-entries",
         Kind::Int {

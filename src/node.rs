@@ -270,6 +270,15 @@ impl Node {
             .store(c.hash_max_listpack_value, Ordering::Relaxed);
         st.max_intset_entries
             .store(c.set_max_intset_entries, Ordering::Relaxed);
+        let sl = &self.store.stream_limits;
+        sl.max_bytes.store(
+            c.get_int("stream-node-max-bytes").max(0) as usize,
+            Ordering::Relaxed,
+        );
+        sl.max_entries.store(
+            c.get_int("stream-node-max-entries").max(0) as usize,
+            Ordering::Relaxed,
+        );
     }
 
     pub fn uptime(&self) -> Duration {

@@ -369,6 +369,16 @@ enum Normalize {
     /// `info-fields`: INFO text is reduced to its section headers and field names, in order;
     /// the values are this process's figures (pids, memory, uptime, counters).
     InfoFields,
+    /// `stream-ids`: every bulk string that is a stream entry ID (`<ms>-<seq>`) whose
+    /// millisecond part is at least 10^12 (a Unix time in ms) becomes `<id>`. XADD's `*` takes
+    /// each server's own clock.
+    StreamIds,
+    /// `stream-times`: stream clock readings become `:<time>`: every integer of at least 10^12
+    /// (a Unix time in ms: XINFO STREAM FULL's seen-time and delivery-time), the integer after a
+    /// field named `idle`, `seen-time`, `active-time` or `inactive` (XINFO CONSUMERS), and the
+    /// third element of every `[id, consumer, int, int]` array (XPENDING's idle time, XINFO
+    /// STREAM FULL's delivery time). Each server delivers and reads entries at its own moment.
+    StreamTimes,
 }
 
 impl Normalize {
@@ -382,6 +392,8 @@ impl Normalize {
             "seconds" => Normalize::Seconds,
             "client-fields" => Normalize::ClientFields,
             "info-fields" => Normalize::InfoFields,
+            "stream-ids" => Normalize::StreamIds,
+            "stream-times" => Normalize::StreamTimes,
             other => panic!("unknown normalisation {other:?}"),
         }
     }
@@ -392,6 +404,9 @@ impl Normalize {
                 let f_kind = *f_kind;
                 for i in items.iter_mut() {
                     self.apply(i);
+                }
+                if self == Normalize::StreamTimes {
+                    stream_times(items);
                 }
                 let scalars = items.iter().all(|i| !matches!(i, Frame::Agg(..)));
                 // Maps are name, value pairs: `sort-deep` sorts them as pairs (a hash's
@@ -421,6 +436,7 @@ impl Normalize {
                         *n = ((v + 500) / 1000).to_string().into_bytes();
                     }
                 }
+                Normalize::StreamTimes if is_unix_ms(n) => *n = b"<time>".to_vec(),
                 _ => {}
             },
             Frame::Bulk(kind, Some(d)) => {
@@ -433,6 +449,7 @@ impl Normalize {
                     {
                         b"<digits>".to_vec()
                     }
+                    Normalize::StreamIds if is_clock_stream_id(text) => b"<id>".to_vec(),
                     Normalize::ClientFields => client_fields(text),
                     Normalize::InfoFields => info_fields(text),
                     _ => return,
@@ -441,6 +458,56 @@ impl Normalize {
             }
             _ => {}
         }
+    }
+}
+
+/// The smallest millisecond count taken for a Unix time (September 2001) by `stream-ids` and
+/// `stream-times`: explicit IDs and counters in the case files stay below it.
+const UNIX_MS_FLOOR: u64 = 1_000_000_000_000;
+
+/// Digits that count at least [`UNIX_MS_FLOOR`] milliseconds.
+fn is_unix_ms(digits: &[u8]) -> bool {
+    !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(digits)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|v| v >= UNIX_MS_FLOOR)
+}
+
+/// `<ms>-<seq>` with `ms` at least [`UNIX_MS_FLOOR`]: an ID that XADD's `*` made.
+fn is_clock_stream_id(text: &[u8]) -> bool {
+    let Some(dash) = text.iter().position(|&b| b == b'-') else {
+        return false;
+    };
+    let (ms, seq) = (&text[..dash], &text[dash + 1..]);
+    is_unix_ms(ms) && !seq.is_empty() && seq.iter().all(u8::is_ascii_digit)
+}
+
+/// The positional and named clock readings of `stream-times` in one array or map (the large
+/// integers are handled one by one).
+fn stream_times(items: &mut [Frame]) {
+    const NAMES: &[&[u8]] = &[b"idle", b"seen-time", b"active-time", b"inactive"];
+    let time = || Frame::Line(b':', b"<time>".to_vec());
+    for i in 1..items.len() {
+        let named = match &items[i - 1] {
+            Frame::Line(b'+', name) | Frame::Bulk(b'$', Some(name)) => {
+                NAMES.contains(&name.as_slice())
+            }
+            _ => false,
+        };
+        if named && matches!(items[i], Frame::Line(b':', _)) {
+            items[i] = time();
+        }
+    }
+    if let [
+        Frame::Bulk(b'$', Some(_)),
+        Frame::Bulk(b'$', Some(_)),
+        idle @ Frame::Line(b':', _),
+        Frame::Line(b':', _),
+    ] = items
+    {
+        *idle = time();
     }
 }
 
@@ -780,7 +847,8 @@ macro_rules! case_file {
 
 // One test per file in tests/differential/. Add a line here with each new file.
 case_file!(
-    strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll, geo, scripting
+    strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll, geo, scripting,
+    stream
 );
 
 #[test]
@@ -1061,10 +1129,16 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
     let (lon, lat, radius) = (pick(LONS), pick(LATS), pick(RADII));
     let unit = pick(&["km", "M", "mi", "ft", "yd"]);
     let with = pick(&["WITHDIST", "WITHCOORD", "WITHHASH", "ASC", "DESC"]);
+    const IDS: &[&str] = &["1", "2-1", "3-0", "5-*", "0-1", "9", "1-0", "abc"];
+    const ID_RANGES: &[&str] = &["-", "+", "2", "(2", "3-0", "(5", "0", "x"];
+    let (id, id2) = (pick(IDS), pick(IDS));
+    let (ir1, ir2) = (pick(ID_RANGES), pick(ID_RANGES));
+    let (group, consumer) = (pick(&["g1", "g2"]), pick(&["c1", "c2"]));
+    let approx = pick(&["~", "=", "MAXLEN", "MINID"]);
     let generic = rng.random_range(0..6);
     let (sort, pairs) = (vec![Normalize::Sort], vec![Normalize::SortPairs]);
     let w = |words: &[&str]| words.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..93) {
+    let (words, how): (Vec<String>, Vec<Normalize>) = match rng.random_range(0..111) {
         // Hashes.
         0 => (w(&["HSET", &k, &m, &n]), vec![]),
         1 => (w(&["HSET", &k, &m, &n, &m2, &f]), vec![]),
@@ -1220,6 +1294,58 @@ fn random_collection_command(rng: &mut impl rand::Rng) -> (Vec<Vec<u8>>, Vec<Nor
             1 => (w(&["GEODIST", &k, &m, &m2, &unit]), vec![]),
             _ => (w(&["GEOHASH", &k, &m, &m2]), vec![]),
         },
+        // Streams, with IDs that collide and groups that may not exist.
+        93 | 94 => (w(&["XADD", &k, &id, &m, &n]), vec![]),
+        95 => (
+            w(&["XADD", &k, "MAXLEN", "~", &o1, &id, &m, &n, &m2, &f]),
+            vec![],
+        ),
+        96 => (w(&["XRANGE", &k, &ir1, &ir2, "COUNT", &n]), vec![]),
+        97 => (w(&["XREVRANGE", &k, &ir2, &ir1]), vec![]),
+        98 => (w(&["XDEL", &k, &id, &id2]), vec![]),
+        99 => match approx.as_str() {
+            "MAXLEN" | "MINID" => (w(&["XTRIM", &k, &approx, &id]), vec![]),
+            _ => (w(&["XTRIM", &k, "MAXLEN", &approx, &o1]), vec![]),
+        },
+        100 => (w(&["XLEN", &k]), vec![]),
+        101 => (
+            w(&["XGROUP", "CREATE", &k, &group, &id, "MKSTREAM"]),
+            vec![],
+        ),
+        102 | 103 => (
+            w(&[
+                "XREADGROUP",
+                "GROUP",
+                &group,
+                &consumer,
+                "COUNT",
+                &n,
+                "STREAMS",
+                &k,
+                if generic % 2 == 0 { ">" } else { "0" },
+            ]),
+            vec![],
+        ),
+        104 => (w(&["XACK", &k, &group, &id, &id2]), vec![]),
+        105 => (w(&["XPENDING", &k, &group]), vec![]),
+        106 => (
+            w(&["XCLAIM", &k, &group, &consumer, "0", &id, &id2, "JUSTID"]),
+            vec![],
+        ),
+        107 => (
+            w(&["XAUTOCLAIM", &k, &group, &consumer, "0", &ir1, "COUNT", &n]),
+            vec![],
+        ),
+        108 => (
+            w(&["XREAD", "COUNT", &n, "STREAMS", &k, &k2, &id, "$"]),
+            vec![],
+        ),
+        109 => match generic % 3 {
+            0 => (w(&["XINFO", "GROUPS", &k]), vec![]),
+            1 => (w(&["XINFO", "STREAM", &k]), vec![]),
+            _ => (w(&["XSETID", &k, &id]), vec![]),
+        },
+        110 => (w(&["XREAD", "BLOCK", "10", "STREAMS", &k, "$"]), vec![]),
         // Generic, on any type.
         _ => match generic {
             0 => (w(&["TYPE", &k]), vec![]),

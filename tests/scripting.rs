@@ -238,14 +238,7 @@ async fn a_scripts_writes_are_logged_as_its_effects_and_replayed_after_a_restart
         "the log holds the script's commands, not the script"
     );
 
-    let h = common::start_node(&settings).await;
-    assert!(
-        common::wait_for(Duration::from_secs(30), async || h
-            .node
-            .ready
-            .load(std::sync::atomic::Ordering::Acquire))
-        .await
-    );
+    let h = common::start_loaded(&settings).await;
     let mut con = connect(&h).await;
     let s: String = con.get("s").await.expect("GET s");
     let l: Vec<String> = con.lrange("l", 0, -1).await.expect("LRANGE");

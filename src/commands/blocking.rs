@@ -26,6 +26,9 @@ pub struct BlockState {
     pub waiter: Arc<Waiter>,
     /// None: wait for ever.
     pub deadline: Option<Instant>,
+    /// XREAD: the ID each stream is read after, as the first run resolved it (`$` is the last
+    /// ID when the client blocked); None for XREADGROUP's `>`.
+    pub stream_ids: Vec<Option<crate::store::stream::StreamId>>,
 }
 
 /// A timeout argument in seconds (sub-second allowed), as Redis's `getTimeoutFromObjectOrReply`;
@@ -89,6 +92,7 @@ pub fn block(
     ctx.client.blocked = Some(BlockState {
         waiter,
         deadline: timeout.map(|t| Instant::now() + t),
+        stream_ids: Vec::new(),
     });
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod strings;
 pub mod table;
 pub mod tracking;
@@ -116,6 +117,9 @@ pub struct Ctx<'a> {
     /// What to write to the append-only log instead of the command itself, when replaying the
     /// command would not do the same (SPOP logs the SREM of what it popped).
     pub log_as: Option<Vec<Bytes>>,
+    /// Records to log after `log_as` (or the command): XREADGROUP logs an XCLAIM per entry
+    /// it delivered and the group's new position.
+    pub log_more: Vec<Vec<Bytes>>,
 }
 
 impl Ctx<'_> {
@@ -630,6 +634,7 @@ pub fn run(
         out: Reply::new(out, resp3),
         now_ms: now,
         log_as: None,
+        log_more: Vec::new(),
     };
     // BCAST invalidations of the command's writes leave together once it is done.
     let broadcast = node.store.tracking.batch();
@@ -651,14 +656,17 @@ pub fn run(
             .take()
             .or_else(|| crate::persist::rewrite_for_log(&cmd.fullname, args, now));
         let logged = logged.as_deref().unwrap_or(args);
+        let more = std::mem::take(&mut ctx.log_more);
         // An empty `log_as`: the command changed nothing worth replaying.
-        match ctx.client.aof_batch.as_mut() {
-            _ if logged.is_empty() => {}
-            Some(batch) => batch.push((db, logged.to_vec())),
-            None => {
-                let seq = node.store.aof.append_command(db, logged);
-                ctx.client.aof_seq = ctx.client.aof_seq.max(seq);
-                ctx.client.repl_woff = node.store.aof.repl_written();
+        for record in std::iter::once(logged).chain(more.iter().map(Vec::as_slice)) {
+            match ctx.client.aof_batch.as_mut() {
+                _ if record.is_empty() => {}
+                Some(batch) => batch.push((db, record.to_vec())),
+                None => {
+                    let seq = node.store.aof.append_command(db, record);
+                    ctx.client.aof_seq = ctx.client.aof_seq.max(seq);
+                    ctx.client.repl_woff = node.store.aof.repl_written();
+                }
             }
         }
     }
@@ -759,6 +767,7 @@ impl<'a> Replayer<'a> {
             out: Reply::new(&mut self.out, false),
             now_ms: 0,
             log_as: None,
+            log_more: Vec::new(),
         };
         // A command that fails now failed when it ran too (it was logged only if it succeeded,
         // so this is rare): Redis ignores replay errors the same way.

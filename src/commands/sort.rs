@@ -40,7 +40,9 @@ fn sortable(v: &Value) -> Result<Sortable, CmdError> {
             items: z.iter().map(|(m, _)| Sds::new(m)).collect(),
             ordered: true,
         }),
-        Value::Str(_) | Value::Int(_) | Value::Hash(_) => Err(CmdError::WrongType),
+        Value::Str(_) | Value::Int(_) | Value::Hash(_) | Value::Stream(_) => {
+            Err(CmdError::WrongType)
+        }
     }
 }
 

@@ -93,6 +93,11 @@ impl KeySpec {
         }
     }
 
+    pub const fn limit(mut self, limit: i32) -> KeySpec {
+        self.limit = limit;
+        self
+    }
+
     pub const fn notes(mut self, notes: &'static str) -> KeySpec {
         self.notes = Some(notes);
         self
@@ -112,7 +117,24 @@ impl KeySpec {
                     .rev()
                     .find(is_word)
             };
-            return self.lastkey == 0 && found.is_some_and(|w| w + 1 == pos);
+            let Some(w) = found else {
+                return false;
+            };
+            let first = w as i64 + 1;
+            let argc = argc as i64;
+            let mut last = if self.lastkey < 0 {
+                argc + i64::from(self.lastkey)
+            } else {
+                first + i64::from(self.lastkey)
+            };
+            // `limit`: only the first 1/limit of the keys to the end (XREAD's STREAMS k.. id..).
+            if self.lastkey < 0 && self.limit > 1 {
+                last = first + (last - first + 1) / i64::from(self.limit) - 1;
+            }
+            let pos = pos as i64;
+            return pos >= first
+                && pos <= last
+                && (pos - first) % i64::from(self.keystep.max(1)) == 0;
         }
         let (pos, argc, first) = (pos as i64, argc as i64, i64::from(self.index));
         let last = if self.lastkey < 0 {
@@ -945,6 +967,7 @@ static FAMILIES: &[&[Command]] = &[
     super::list::COMMANDS,
     super::zset::COMMANDS,
     super::geo::COMMANDS,
+    super::stream::COMMANDS,
     super::scripting::COMMANDS,
     super::pubsub::COMMANDS,
     super::bitmap::COMMANDS,

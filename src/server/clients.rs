@@ -342,6 +342,13 @@ pub struct ClientState {
     pub tracking: Option<crate::store::tracking::Options>,
 }
 
+impl ClientState {
+    /// Running commands for a script (blocking is denied, and not by EXEC).
+    pub fn in_script(&self) -> bool {
+        self.deny_blocking && !self.in_exec
+    }
+}
+
 /// A WAIT in progress: `replicas` must acknowledge `offset` by `deadline` (None: forever).
 #[derive(Debug, Clone, Copy)]
 pub struct WaitReplicas {

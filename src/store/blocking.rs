@@ -146,6 +146,20 @@ impl Blocked {
         }
     }
 
+    /// A stream at `key` got entries (or lost a group): wake every waiter, since XREAD
+    /// waiters do not consume what they read and each waits for its own IDs.
+    pub fn signal_all(&self, db: usize, key: &[u8]) {
+        if self.is_empty() {
+            return;
+        }
+        let g = self.inner.lock();
+        if let Some(q) = g.keys.get(&db).and_then(|m| m.get(key)) {
+            for w in q {
+                w.notify.notify_one();
+            }
+        }
+    }
+
     /// The waiter of a blocked client (CLIENT UNBLOCK).
     pub fn waiter(&self, client_id: u64) -> Option<Arc<Waiter>> {
         self.inner

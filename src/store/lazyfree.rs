@@ -117,5 +117,10 @@ pub fn free_effort(v: &Value) -> usize {
         Value::Set(s) if s.encoding() == "hashtable" => s.len(),
         Value::ZSet(z) if z.encoding() == "skiplist" => z.len(),
         Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => 1,
+        // One per node, and per group its first group's pending entries (as Redis estimates).
+        Value::Stream(s) => {
+            let pel = s.groups.values().next().map_or(0, |g| g.pel.len());
+            s.node_count() + s.groups.len() * (1 + pel)
+        }
     }
 }

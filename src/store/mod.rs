@@ -16,6 +16,7 @@ pub mod list;
 pub mod rdb;
 pub mod sds;
 pub mod set;
+pub mod stream;
 pub mod tracking;
 pub mod value;
 pub mod watch;
@@ -327,6 +328,8 @@ pub struct Store {
     pub hash_limits: hash::HashLimits,
     /// `set-max-intset-entries`, read by set writes.
     pub set_limits: set::SetLimits,
+    /// `stream-node-max-bytes` and `stream-node-max-entries`, read by XADD.
+    pub stream_limits: stream::StreamLimits,
     /// Per-shard db-0 key counts as last read by [`Store::db0_keys_nonblocking`].
     last_db0_keys: Box<[AtomicU64]>,
     /// The append-only log writes go to (off unless `appendonly yes`).
@@ -353,6 +356,7 @@ impl Store {
             lfu: LfuTuning::default(),
             hash_limits: hash::HashLimits::default(),
             set_limits: set::SetLimits::default(),
+            stream_limits: stream::StreamLimits::default(),
             last_db0_keys: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             aof: Arc::default(),
             lazyfree: Default::default(),

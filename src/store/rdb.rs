@@ -6,8 +6,13 @@
 //! scores). Reading accepts those plus what Redis 7.0 itself writes: `ZSET` (3), `SET_INTSET`
 //! (11), `HASH_LISTPACK` (16), `ZSET_LISTPACK` (17), `LIST_QUICKLIST_2` (18) and LZF-compressed
 //! strings, so `RESTORE` takes payloads made by `redis-server`'s `DUMP`. The older ziplist types
-//! (10, 12, 13, 14) and streams are refused as "Bad data format". A loaded value gets the
-//! encoding our own writes would give it (listpack or hashtable by the configured limits).
+//! (10, 12, 13, 14) are refused as "Bad data format". A loaded value gets the encoding our own
+//! writes would give it (listpack or hashtable by the configured limits).
+//!
+//! Streams have no plain type: they are written as Redis 7.0 writes them
+//! (`STREAM_LISTPACKS_2`, 19: each macro node's listpack as Redis lays it out, then the
+//! stream's counters and its consumer groups with their pending entries), and read from that
+//! type or Redis 5/6's `STREAM_LISTPACKS` (15).
 //!
 //! A `DUMP` payload is the object (type byte + body), the RDB version as two little-endian bytes
 //! and Redis's CRC-64 (Jones polynomial, reflected) of everything before it, little-endian.
@@ -16,6 +21,7 @@ use super::hash::{self, Hash};
 use super::list::List;
 use super::sds::Sds;
 use super::set::Set;
+use super::stream::{self, Group, Pending, Stream, StreamId};
 use super::value::{Value, parse_i64_strict};
 use super::zset::{ZLimits, ZSet};
 
@@ -32,6 +38,8 @@ pub const TYPE_SET_INTSET: u8 = 11;
 pub const TYPE_HASH_LISTPACK: u8 = 16;
 pub const TYPE_ZSET_LISTPACK: u8 = 17;
 pub const TYPE_LIST_QUICKLIST_2: u8 = 18;
+pub const TYPE_STREAM_LISTPACKS: u8 = 15;
+pub const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
@@ -167,6 +175,58 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
+        Value::Stream(s) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            write_stream(out, s);
+        }
+    }
+}
+
+fn write_raw_string(out: &mut Vec<u8>, s: &[u8]) {
+    write_len(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+/// The body of `STREAM_LISTPACKS_2` (Redis 7.0's `rdbSaveObject` for streams).
+fn write_stream(out: &mut Vec<u8>, s: &Stream) {
+    write_len(out, s.node_count() as u64);
+    for (master, node) in s.nodes() {
+        write_raw_string(out, &master.encode());
+        write_raw_string(out, &node.listpack(*master));
+    }
+    write_len(out, s.len());
+    for v in [
+        s.last_id.ms,
+        s.last_id.seq,
+        s.first_id.ms,
+        s.first_id.seq,
+        s.max_deleted.ms,
+        s.max_deleted.seq,
+        s.entries_added,
+    ] {
+        write_len(out, v);
+    }
+    write_len(out, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        write_raw_string(out, name);
+        write_len(out, g.last_id.ms);
+        write_len(out, g.last_id.seq);
+        write_len(out, g.entries_read as u64);
+        write_len(out, g.pel.len() as u64);
+        for (id, p) in &g.pel {
+            out.extend_from_slice(&id.encode());
+            out.extend_from_slice(&p.delivery_time.to_le_bytes());
+            write_len(out, p.delivery_count);
+        }
+        write_len(out, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            write_raw_string(out, cname);
+            out.extend_from_slice(&c.seen_time.to_le_bytes());
+            write_len(out, c.pel.len() as u64);
+            for id in &c.pel {
+                out.extend_from_slice(&id.encode());
+            }
+        }
     }
 }
 
@@ -261,6 +321,105 @@ impl<'a> Reader<'a> {
             },
             _ => Len::Encoded(b & 0x3F),
         })
+    }
+
+    /// An RDB length used as a number (IDs, counters): any 64-bit value.
+    fn number(&mut self) -> Result<u64> {
+        match self.raw_len()? {
+            Len::Plain(n) => Ok(n),
+            Len::Encoded(_) => Err(RdbError::Format("encoded value where a number belongs")),
+        }
+    }
+
+    fn stream_id(&mut self) -> Result<StreamId> {
+        Ok(StreamId::new(self.number()?, self.number()?))
+    }
+
+    fn raw_id(&mut self) -> Result<StreamId> {
+        StreamId::decode(self.bytes(16)?).ok_or(RdbError::Format("bad stream ID"))
+    }
+
+    fn ms_time(&mut self) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.bytes(8)?.try_into().unwrap()))
+    }
+
+    /// A stream (`STREAM_LISTPACKS` or `_2`).
+    fn stream(&mut self, t: u8) -> Result<Value> {
+        const BAD: RdbError = RdbError::Format("bad stream");
+        let n = self.len()?;
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let master = StreamId::decode(&self.string()?).ok_or(BAD)?;
+            let lp = self.string()?;
+            nodes.push((master, stream_node_items(master, &listpack_entries(&lp)?)?));
+        }
+        let mut s = Stream::from_nodes(nodes);
+        if s.len() != self.number()? {
+            return Err(RdbError::Format("stream length does not match its entries"));
+        }
+        s.last_id = self.stream_id()?;
+        if t == TYPE_STREAM_LISTPACKS_2 {
+            s.first_id = self.stream_id()?;
+            s.max_deleted = self.stream_id()?;
+            s.entries_added = self.number()?;
+        } else {
+            s.first_id = s.edge_id(true).unwrap_or(StreamId::MIN);
+            s.entries_added = s.len();
+        }
+        let groups = self.len()?;
+        for _ in 0..groups {
+            let name = self.string()?;
+            let last_id = self.stream_id()?;
+            let entries_read = if t == TYPE_STREAM_LISTPACKS_2 {
+                self.number()? as i64
+            } else {
+                s.estimate_read(last_id)
+                    .unwrap_or(stream::ENTRIES_READ_INVALID)
+            };
+            let mut g = Group::new(last_id, entries_read);
+            let pel = self.len()?;
+            for _ in 0..pel {
+                let id = self.raw_id()?;
+                let delivery_time = self.ms_time()?;
+                let delivery_count = self.number()?;
+                g.pel.insert(
+                    id,
+                    Pending {
+                        consumer: Sds::new(b""),
+                        delivery_time,
+                        delivery_count,
+                    },
+                );
+            }
+            let consumers = self.len()?;
+            for _ in 0..consumers {
+                let cname = self.string()?;
+                let seen = self.ms_time()?;
+                g.create_consumer(&cname, seen);
+                let own = self.len()?;
+                for _ in 0..own {
+                    let id = self.raw_id()?;
+                    let p = g
+                        .pel
+                        .get_mut(&id)
+                        .ok_or(RdbError::Format("consumer entry not pending in its group"))?;
+                    p.consumer = Sds::new(&cname);
+                    if let Some(c) = g.consumers.get_mut(&cname[..]) {
+                        c.pel.insert(id);
+                    }
+                }
+            }
+            if g.pel
+                .values()
+                .any(|p| p.consumer.is_empty() && !g.consumers.contains_key(&b""[..]))
+            {
+                return Err(RdbError::Format("pending entry without a consumer"));
+            }
+            if s.groups.insert(Sds::from_vec(name), g).is_some() {
+                return Err(RdbError::Format("duplicated consumer group"));
+            }
+        }
+        Ok(Value::Stream(Box::new(s)))
     }
 
     /// An RDB length; `max` bounds it (each element needs at least one byte).
@@ -422,9 +581,64 @@ impl<'a> Reader<'a> {
                 }
                 build_list(items, lim)
             }
+            TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 => self.stream(t),
             _ => Err(RdbError::Format("unsupported object type")),
         }
     }
+}
+
+/// The items of one stream node's listpack elements (master entry first).
+fn stream_node_items(master: StreamId, el: &[Vec<u8>]) -> Result<Vec<stream::Item>> {
+    const BAD: RdbError = RdbError::Format("bad stream listpack");
+    let int = |i: usize| -> Result<i64> { el.get(i).and_then(|e| parse_i64_strict(e)).ok_or(BAD) };
+    let count = int(0)?;
+    let deleted = int(1)?;
+    let nfields = usize::try_from(int(2)?).map_err(|_| BAD)?;
+    if nfields > el.len() {
+        return Err(BAD);
+    }
+    let fields: Vec<&Vec<u8>> = el.get(3..3 + nfields).ok_or(BAD)?.iter().collect();
+    let mut p = 3 + nfields;
+    if int(p)? != 0 {
+        return Err(BAD);
+    }
+    p += 1;
+    let mut items = Vec::new();
+    while p < el.len() {
+        let flags = int(p)?;
+        let id = StreamId::new(
+            master.ms.wrapping_add(int(p + 1)? as u64),
+            master.seq.wrapping_add(int(p + 2)? as u64),
+        );
+        p += 3;
+        let mut data = Vec::new();
+        if flags & 2 != 0 {
+            for (i, f) in fields.iter().enumerate() {
+                data.push(Sds::new(f));
+                data.push(Sds::new(el.get(p + i).ok_or(BAD)?));
+            }
+            p += nfields;
+        } else {
+            let n = usize::try_from(int(p)?).map_err(|_| BAD)?;
+            p += 1;
+            let pairs = el.get(p..p + n.checked_mul(2).ok_or(BAD)?).ok_or(BAD)?;
+            data.extend(pairs.iter().map(|e| Sds::new(e)));
+            p += 2 * n;
+        }
+        p += 1; // lp-count
+        if items.last().is_some_and(|it: &stream::Item| it.id >= id) {
+            return Err(BAD);
+        }
+        items.push(stream::item(id, flags & 1 != 0, data));
+    }
+    if p != el.len()
+        || items.is_empty()
+        || items.iter().filter(|it| !it.deleted).count() as i64 != count
+        || items.iter().filter(|it| it.deleted).count() as i64 != deleted
+    {
+        return Err(BAD);
+    }
+    Ok(items)
 }
 
 fn build_list(items: Vec<Vec<u8>>, lim: &Limits) -> Result<Value> {

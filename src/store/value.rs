@@ -9,6 +9,7 @@ use super::hash::Hash;
 use super::list::List;
 use super::sds::Sds;
 use super::set::Set;
+use super::stream::Stream;
 use super::zset::ZSet;
 
 /// Longest string Redis stores as "embstr".
@@ -21,6 +22,7 @@ pub enum Value {
     Set(Set),
     List(Box<List>),
     ZSet(ZSet),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -51,12 +53,13 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
     /// Whether this value appearing under a key can serve clients blocked on it.
     pub fn may_unblock(&self) -> bool {
-        matches!(self, Value::List(_) | Value::ZSet(_))
+        matches!(self, Value::List(_) | Value::ZSet(_) | Value::Stream(_))
     }
 
     pub fn is_string(&self) -> bool {
@@ -72,6 +75,7 @@ impl Value {
             Value::Set(s) => s.heap_size(),
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),
         }
     }
 }
@@ -85,6 +89,7 @@ impl Clone for Value {
             Value::Set(s) => Value::Set(s.clone()),
             Value::List(l) => Value::List(l.clone()),
             Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
         }
     }
 }
@@ -288,6 +293,7 @@ impl Entry {
             Value::Set(s) => s.encoding(),
             Value::List(_) => "quicklist",
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 

@@ -28,6 +28,19 @@ pub async fn start_node(settings: &[(&str, &str)]) -> NodeHandle {
     reredis::start(c).await.expect("node starts")
 }
 
+/// [`start_node`], returning once the node has loaded its data (snapshot and log).
+pub async fn start_loaded(settings: &[(&str, &str)]) -> NodeHandle {
+    let h = start_node(settings).await;
+    let ready = &h.node.ready;
+    assert!(
+        wait_for(Duration::from_secs(30), async || ready
+            .load(std::sync::atomic::Ordering::Acquire))
+        .await,
+        "the node loaded its data"
+    );
+    h
+}
+
 pub fn client(addr: SocketAddr) -> redis::Client {
     redis::Client::open(format!("redis://{addr}/")).expect("client")
 }
