@@ -396,6 +396,11 @@ async fn aggregate_types_round_trip_or_are_refused_until_their_commands_land() {
         ("list", "rpush", json!(["x", "y", "x"])),
         ("set", "sadd", json!(["m1", "m2"])),
         ("zset", "zadd", json!([["low", 1.5], ["high", 10]])),
+        (
+            "stream",
+            "xadd",
+            json!([{"id": "1-1", "fields": [["f", "v"], ["a", "b"]]}]),
+        ),
     ];
     for (kind, writer, value) in cases {
         let path = format!("/api/v1/keys/{kind}-key");
@@ -414,6 +419,260 @@ async fn aggregate_types_round_trip_or_are_refused_until_their_commands_land() {
         };
         assert_eq!(k["value"], expected, "{kind}");
     }
+    node.shutdown().await;
+}
+
+/// A stream's entries as XRANGE gives them over RESP: (id, [field, value, ...]).
+async fn xrange(
+    c: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Vec<(String, Vec<Vec<u8>>)> {
+    redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(c)
+        .await
+        .expect("XRANGE")
+}
+
+#[tokio::test]
+async fn streams_are_read_and_written_as_entries() {
+    let node = start_node(&[("http.allow-writes", "yes")]).await;
+    let h = node.http_addr();
+    let mut c = redis_conn(node.resp_addr()).await;
+    let put = |path: &'static str, body: Value| {
+        send_json(reqwest::Method::PUT, h, path, Some(body), None)
+    };
+
+    // Read: entries in ID order, fields as added (repeats kept), first `limit` entries.
+    for (id, fields) in [
+        ("1-1", vec!["z", "1", "a", "2", "z", "3"]),
+        ("2-0", vec!["f", "v"]),
+        ("2-5", vec!["g", "w"]),
+    ] {
+        let _: String = redis::cmd("XADD")
+            .arg("s:read")
+            .arg(id)
+            .arg(&fields)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let (s, k) = get_json(h, "/api/v1/keys/s:read").await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["type"], "stream");
+    assert_eq!(k["encoding"], "stream");
+    assert_eq!(k["size"], 3);
+    assert_eq!(k["ttl_ms"], -1);
+    assert_eq!(k["truncated"], false);
+    assert!(k.get("value_b64").is_none(), "{k}");
+    assert_eq!(
+        k["value"],
+        json!([
+            {"id": "1-1", "fields": [["z", "1"], ["a", "2"], ["z", "3"]]},
+            {"id": "2-0", "fields": [["f", "v"]]},
+            {"id": "2-5", "fields": [["g", "w"]]},
+        ])
+    );
+    let (_, cut) = get_json(h, "/api/v1/keys/s:read?limit=2").await;
+    assert_eq!(cut["size"], 3);
+    assert_eq!(cut["truncated"], true);
+    assert_eq!(
+        cut["value"],
+        json!([k["value"][0], k["value"][1]]),
+        "the oldest entries"
+    );
+
+    // What GET returns is a body PUT takes: written back, the stream is the same.
+    let (s, back) = put(
+        "/api/v1/keys/s:copy",
+        json!({"type":"stream","value":k["value"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{back}");
+    assert_eq!(back["value"], k["value"]);
+    assert_eq!(
+        xrange(&mut c, "s:copy").await,
+        xrange(&mut c, "s:read").await
+    );
+
+    // Write: replaces the key; `<ms>`, `<ms>-*` and missing IDs as XADD takes them; TTL.
+    let _: () = c.set("s:put", "a string before").await.unwrap();
+    let body = json!({"type":"stream","ttl_ms":60_000,"value":[
+        {"id":"5","fields":[["a","1"]]},
+        {"id":"5-*","fields":[["b","2"]]},
+        {"fields":[["c","3"],["c","4"]]},
+        {"id":"*","fields":[["d","5"]]},
+    ]});
+    let (s, k) = put("/api/v1/keys/s:put", body).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["type"], "stream");
+    assert_eq!(k["size"], 4);
+    assert!(k["ttl_ms"].as_i64().unwrap() > 50_000, "{k}");
+    let entries = xrange(&mut c, "s:put").await;
+    let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(&ids[..2], ["5-0", "5-1"]);
+    let ms = |id: &str| id.split_once('-').unwrap().0.parse::<u64>().unwrap();
+    assert!(
+        ms(ids[2]) > 1_600_000_000_000,
+        "an automatic ID is the clock: {ids:?}"
+    );
+    assert!(ids[3] > ids[2] && ms(ids[3]) >= ms(ids[2]), "{ids:?}");
+    assert_eq!(
+        entries[2].1,
+        [b"c".to_vec(), b"3".to_vec(), b"c".to_vec(), b"4".to_vec()]
+    );
+    assert_eq!(
+        k["value"][2],
+        json!({"id": ids[2], "fields": [["c","3"],["c","4"]]})
+    );
+    let pttl: i64 = c.pttl("s:put").await.unwrap();
+    assert!(pttl > 50_000);
+
+    // Replacing a stream drops its consumer groups with it.
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "s:put", "g", "0"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let body = json!({"type":"stream","value":[{"id":"9-9","fields":[["x","y"]]}]});
+    let (s, k) = put("/api/v1/keys/s:put", body).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["value"], json!([{"id":"9-9","fields":[["x","y"]]}]));
+    assert_eq!(k["ttl_ms"], -1, "a PUT without ttl_ms leaves none");
+    let groups: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg(&["GROUPS", "s:put"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(groups.is_empty());
+
+    // Binary: one flag covers every field and value; IDs stay text.
+    let body = json!({"type":"stream","value_b64":true,"value":[
+        {"id":"1-0","fields":[["Zg==","/wA="]]},
+        {"id":"2-0","fields":[["YQ==","Yg=="]]},
+    ]});
+    let (s, k) = put("/api/v1/keys/s:bin", body.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(k["value_b64"], true);
+    assert_eq!(k["value"], body["value"]);
+    assert_eq!(
+        xrange(&mut c, "s:bin").await,
+        [
+            ("1-0".to_string(), vec![b"f".to_vec(), b"\xff\x00".to_vec()]),
+            ("2-0".to_string(), vec![b"a".to_vec(), b"b".to_vec()]),
+        ]
+    );
+
+    // Refused before anything runs: the key is left as it was.
+    let before = xrange(&mut c, "s:read").await;
+    for bad in [
+        json!([]),
+        json!([{"id":"0-0","fields":[["f","v"]]}]),
+        json!([{"id":"3-0","fields":[["f","v"]]},{"id":"2-0","fields":[["f","v"]]}]),
+        json!([{"fields":[["f","v"]]},{"id":"3-0","fields":[["f","v"]]}]),
+        json!([{"id":"nope","fields":[["f","v"]]}]),
+        json!([{"id":"1-1","fields":[]}]),
+        json!([["f", "v"]]),
+    ] {
+        let (s, err) = put("/api/v1/keys/s:read", json!({"type":"stream","value":bad})).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        assert_eq!(err["error"]["code"], "bad_request", "{bad}");
+    }
+    assert_eq!(xrange(&mut c, "s:read").await, before);
+
+    // An empty stream (Redis keeps one) reads as no entries.
+    let _: String = redis::cmd("XADD")
+        .arg(&["s:empty", "1-1", "f", "v"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("XDEL")
+        .arg(&["s:empty", "1-1"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (s, k) = get_json(h, "/api/v1/keys/s:empty").await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    assert_eq!(
+        (&k["type"], &k["size"], &k["value"]),
+        (&json!("stream"), &json!(0), &json!([]))
+    );
+    assert_eq!(k["truncated"], false);
+
+    // The listing shows and filters them as any type.
+    let (_, page) = get_json(h, "/api/v1/keys?match=s:*&type=stream&count=1000").await;
+    let mut listed: Vec<&str> = page["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert_eq!(k["type"], "stream");
+            k["key"].as_str().unwrap()
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["s:bin", "s:copy", "s:empty", "s:put", "s:read"]);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn feed_delivers_stream_events_from_resp_and_http_writes() {
+    let node = start_node(&[("http.allow-writes", "yes")]).await;
+    let mut ws = ws_connect(node.http_addr()).await;
+    ws_subscribe(&mut ws, "st:*").await;
+    let mut c = redis_conn(node.resp_addr()).await;
+    let body = json!({"type":"stream","ttl_ms":60_000,"value":[
+        {"id":"1-1","fields":[["f","v"]]},
+        {"id":"1-2","fields":[["f","v"]]},
+        {"fields":[["g","w"]]},
+    ]});
+    let (s, k) = send_json(
+        reqwest::Method::PUT,
+        node.http_addr(),
+        "/api/v1/keys/st:1",
+        Some(body),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{k}");
+    for cmd in [
+        &["XDEL", "st:1", "1-2"][..],
+        &["XADD", "st:1", "*", "h", "x"],
+        &["XTRIM", "st:1", "MAXLEN", "1"],
+        &["XGROUP", "CREATE", "st:1", "g", "$"],
+        &["XGROUP", "CREATE", "st:2", "g", "$", "MKSTREAM"],
+    ] {
+        let _: redis::Value = redis::cmd(cmd[0])
+            .arg(&cmd[1..])
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let expected = [
+        // The PUT: DEL (of a missing key: no event), one XADD per entry, then PEXPIRE.
+        "xadd st:1",
+        "xadd st:1",
+        "xadd st:1",
+        "expire st:1",
+        "xdel st:1",
+        "xadd st:1",
+        "xtrim st:1",
+        "xgroup-create st:1",
+        "xgroup-create st:2",
+    ];
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        let ev = ws_next(&mut ws).await;
+        assert_eq!(ev["type"], "event", "{ev}");
+        got.push(format!(
+            "{} {}",
+            ev["event"].as_str().unwrap(),
+            ev["key"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(got, expected);
     node.shutdown().await;
 }
 

@@ -55,6 +55,19 @@ function wire(s, field) {
 /** Text from a request body: base64 when the value's one `value_b64` flag says so. */
 const fromWire = (v, isB64) => (isB64 ? Buffer.from(v, "base64").toString("latin1") : Buffer.from(v, "utf8").toString("latin1"));
 
+/** A stream body's entries, with IDs for those that had none (the node's clock, as XADD *). */
+function streamFromWire(entries, isB64) {
+  let last = [0, 0];
+  return entries.map((e) => {
+    let id = e.id && e.id !== "*" ? e.id : `${Date.now()}-*`;
+    const [ms, seq = "0"] = id.split("-");
+    const m = Math.max(Number(ms), last[0]);
+    last = seq === "*" ? (m === last[0] ? [m, last[1] + 1] : [m, 0]) : [Number(ms), Number(seq)];
+    id = `${last[0]}-${last[1]}`;
+    return { id, fields: e.fields.map(([f, v]) => [fromWire(f, isB64), fromWire(v, isB64)]) };
+  });
+}
+
 export class MockCluster {
   constructor() {
     this.nodes = [
@@ -75,6 +88,11 @@ export class MockCluster {
     this.keys.set("queue:jobs", { type: "list", value: ["resize:1", "resize:2", "email:7"] });
     this.keys.set("tags:popular", { type: "set", value: ["redis", "rust", "cluster"] });
     this.keys.set("leaderboard", { type: "zset", value: [["alice", 320], ["bob", 250], ["carol", 99.5]] });
+    // Streams: entries {id, fields: [[field, value], ...]} in ID order.
+    this.keys.set("events:orders", {
+      type: "stream",
+      value: Array.from({ length: 5 }, (_, i) => ({ id: `${now - 5000 + i * 1000}-0`, fields: [["order", `o:${i + 1}`], ["status", i % 2 ? "paid" : "new"]] })),
+    });
     this.keys.set("hostile:html", { type: "string", value: Buffer.from('<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>\u202eevil', "utf8").toString("latin1") });
     this.keys.set("bin:\x00\xff\xfe", { type: "string", value: "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" });
     this.keys.set("huge:string", { type: "string", value: "x".repeat(3 * 1024 * 1024) });
@@ -98,7 +116,7 @@ export class MockCluster {
 
   detail(key, limit) {
     const k = this.keys.get(key);
-    const out = { ...this.summary(key), encoding: k.type === "string" ? "raw" : "hashtable" };
+    const out = { ...this.summary(key), encoding: k.type === "string" ? "raw" : k.type === "stream" ? "stream" : "hashtable" };
     if (k.type === "string") {
       const max = limit ? Math.min(limit * 1024, 1 << 20) : 1 << 20;
       out.size = k.value.length;
@@ -110,11 +128,16 @@ export class MockCluster {
       out.truncated = k.value.length > max;
       const items = k.value.slice(0, max);
       // One flag for the whole aggregate: if any element is not UTF-8, all go as base64.
-      const texts = k.type === "hash" ? items.flat() : k.type === "zset" ? items.map(([m]) => m) : items;
+      const texts =
+        k.type === "hash" ? items.flat() : k.type === "zset" ? items.map(([m]) => m) : k.type === "stream" ? items.flatMap((e) => e.fields.flat()) : items;
       const asB64 = texts.some((t) => !isUtf8(t));
       const enc = (t) => (asB64 ? b64(t) : Buffer.from(t, "latin1").toString("utf8"));
       if (asB64) out.value_b64 = true;
-      out.value = k.type === "hash" ? items.map(([f, v]) => [enc(f), enc(v)]) : k.type === "zset" ? items.map(([m, s]) => [enc(m), s]) : items.map(enc);
+      out.value =
+        k.type === "hash" ? items.map(([f, v]) => [enc(f), enc(v)])
+        : k.type === "zset" ? items.map(([m, s]) => [enc(m), s])
+        : k.type === "stream" ? items.map((e) => ({ id: e.id, fields: e.fields.map(([f, v]) => [enc(f), enc(v)]) }))
+        : items.map(enc);
     }
     return out;
   }
@@ -210,9 +233,11 @@ export class MockCluster {
         const b = body.value_b64 === true;
         const value = body.type === "string" ? fromWire(body.value, b)
           : body.type === "hash" ? body.value.map(([f, v]) => [fromWire(f, b), fromWire(v, b)])
-          : body.type === "zset" ? body.value.map(([mm, s]) => [fromWire(mm, b), s]) : body.value.map((x) => fromWire(x, b));
+          : body.type === "zset" ? body.value.map(([mm, s]) => [fromWire(mm, b), s])
+          : body.type === "stream" ? streamFromWire(body.value, b)
+          : body.value.map((x) => fromWire(x, b));
         this.keys.set(k, { type: body.type, value, expireAt: body.ttl_ms ? Date.now() + body.ttl_ms : undefined });
-        this.publish(body.type === "string" ? "set" : body.type === "hash" ? "hset" : body.type === "list" ? "rpush" : body.type === "set" ? "sadd" : "zadd", k);
+        this.publish(body.type === "string" ? "set" : body.type === "hash" ? "hset" : body.type === "list" ? "rpush" : body.type === "set" ? "sadd" : body.type === "stream" ? "xadd" : "zadd", k);
         return [200, this.detail(k)];
       }
       if (method === "PATCH") {

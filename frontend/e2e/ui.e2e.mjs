@@ -450,6 +450,24 @@ async function main() {
     });
     await shot(livePage, "key-detail");
 
+    await check("a stream opens as a table of entry IDs and fields", against, async () => {
+      const key = "e2e:stream";
+      if (real) {
+        redisCli(writerPort, "DEL", key);
+        redisCli(writerPort, "XADD", key, "1-1", "order", "o:1", "status", "new");
+        redisCli(writerPort, "XADD", key, "1-2", "order", "o:2");
+      } else {
+        mock.keys.set(key, { type: "stream", value: [{ id: "1-1", fields: [["order", "o:1"], ["status", "new"]] }, { id: "1-2", fields: [["order", "o:2"]] }] });
+      }
+      await livePage.goto(`/keys?key=${encodeURIComponent(key)}`);
+      const table = livePage.getByRole("listbox", { name: "stream entries" });
+      await table.getByText("1-2", { exact: true }).waitFor({ timeout: PATIENCE_MS });
+      const cells = await listRows(livePage, "stream entries").evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll(".cell")].map((c) => c.textContent)));
+      const want = [["1-1", "order", "o:1"], ["", "status", "new"], ["1-2", "order", "o:2"]];
+      assert(JSON.stringify(cells) === JSON.stringify(want), `stream rows ${JSON.stringify(cells)}`);
+    });
+    await shot(livePage, "key-stream");
+
     await check("rename, TTL and delete (with confirmation) go through the API", against, async () => {
       // One hash tag: a rename stays in its slot, as a cluster requires.
       const [from, to] = ["{e2e}:doomed", "{e2e}:renamed"];

@@ -7,9 +7,9 @@
 //! cluster view asks every node for its own figures.
 //!
 //! Values are read and written per type through that type's commands (`value.rs`: HGETALL,
-//! LRANGE, SMEMBERS, ZRANGE ... WITHSCORES; DEL + HSET/RPUSH/SADD/ZADD in MULTI), so a type
-//! works here as soon as its commands are in the table, and is a 400 `unsupported_type` until
-//! then.
+//! LRANGE, SMEMBERS, ZRANGE ... WITHSCORES, XRANGE ... COUNT; DEL + HSET/RPUSH/SADD/ZADD, or
+//! one XADD per stream entry, in MULTI), so a type works here as soon as its commands are in
+//! the table, and is a 400 `unsupported_type` until then.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -21,6 +21,21 @@ describe("the REST client", () => {
         [{ text: "o", b64: false }, -Infinity],
       ],
     });
+    // Stream IDs are never base64, whatever the flag says of the fields.
+    expect(
+      parseKeyDetail({ key: "x", type: "stream", value: [{ id: "1-1", fields: [["Zg==", "/w=="], ["YQ==", "Yg=="]] }], value_b64: true }).data,
+    ).toEqual({
+      type: "stream",
+      value: [
+        {
+          id: "1-1",
+          fields: [
+            [{ text: "Zg==", b64: true }, { text: "/w==", b64: true }],
+            [{ text: "YQ==", b64: true }, { text: "Yg==", b64: true }],
+          ],
+        },
+      ],
+    });
     const list = parseKeyDetail({ key: "l", type: "list", value: ["a", "b"], truncated: true, size: 5000 });
     expect(list.truncated).toBe(true);
     expect(list.size).toBe(5000);
@@ -44,6 +59,24 @@ describe("the REST client", () => {
     expect(calls[1]?.body).toEqual({ type: "zset", value: [["m", "-inf"]] });
     await api.patchKey({ text: "k", b64: false }, { ttlMs: null });
     expect(calls[2]?.body).toEqual({ ttl_ms: null });
+    // Streams: entries with their IDs, none (the node picks it) when left empty.
+    const t = (text: string) => ({ text, b64: false });
+    await api.putKey(
+      { text: "s", b64: false },
+      {
+        type: "stream",
+        value: [
+          { id: "1-1", fields: [[t("f"), t("v")]] },
+          { id: " ", fields: [[t("g"), { text: "/w==", b64: true }]] },
+        ],
+      },
+      null,
+    );
+    expect(calls[3]?.body).toEqual({
+      type: "stream",
+      value: [{ id: "1-1", fields: [["Zg==", "dg=="]] }, { fields: [["Zw==", "/w=="]] }],
+      value_b64: true,
+    });
   });
 
   it("turns error bodies into ApiError with the server's code", async () => {

@@ -76,12 +76,22 @@ export interface ScanPage {
   keys: KeySummary[];
 }
 
+/**
+ * One stream entry. `id` is `<ms>-<seq>` as read; when writing it may also be empty or `*` (the
+ * node picks it), `<ms>` or `<ms>-*`, as XADD takes them. Fields keep the entry's order.
+ */
+export interface StreamEntry {
+  id: string;
+  fields: [Bin, Bin][];
+}
+
 export type KeyValue =
   | { type: "string"; value: Bin }
   | { type: "hash"; value: [Bin, Bin][] }
   | { type: "list"; value: Bin[] }
   | { type: "set"; value: Bin[] }
   | { type: "zset"; value: [Bin, number][] }
+  | { type: "stream"; value: StreamEntry[] }
   | { type: "other"; value: string };
 
 export interface KeyDetail extends KeySummary {
@@ -224,6 +234,16 @@ export function parseKeyDetail(raw: unknown): KeyDetail {
     case "zset":
       data = { type: "zset", value: arr(k.value).map((p) => pair(p)).map(([m, s]) => [item(m), readScore(s)]) };
       break;
+    case "stream":
+      // IDs are ASCII and never base64; value_b64 covers the fields and values.
+      data = {
+        type: "stream",
+        value: arr(k.value).map((e) => ({
+          id: str(obj(e).id),
+          fields: arr(obj(e).fields).map((p) => pair(p)).map(([f, v]) => [item(f), item(v)]),
+        })),
+      };
+      break;
     default:
       data = { type: "other", value: JSON.stringify(k.value ?? null) };
   }
@@ -242,7 +262,17 @@ export function parseKeyDetail(raw: unknown): KeyDetail {
  */
 export function valueBody(v: KeyValue): { value: unknown; value_b64?: true } {
   const elements: Bin[] =
-    v.type === "string" ? [v.value] : v.type === "hash" ? v.value.flat() : v.type === "zset" ? v.value.map(([m]) => m) : v.type === "other" ? [] : v.value;
+    v.type === "string"
+      ? [v.value]
+      : v.type === "hash"
+        ? v.value.flat()
+        : v.type === "zset"
+          ? v.value.map(([m]) => m)
+          : v.type === "stream"
+            ? v.value.flatMap((e) => e.fields.flat())
+            : v.type === "other"
+              ? []
+              : v.value;
   const b64 = elements.some((e) => e.b64);
   const enc = (e: Bin): string => (b64 && !e.b64 ? bytesToBase64(binBytes(e)) : e.text);
   const flag = b64 ? { value_b64: true as const } : {};
@@ -256,6 +286,16 @@ export function valueBody(v: KeyValue): { value: unknown; value_b64?: true } {
       return { value: v.value.map(enc), ...flag };
     case "zset":
       return { value: v.value.map(([m, score]) => [enc(m), writeScore(score)]), ...flag };
+    case "stream":
+      // No id (or "*"): the node picks one.
+      return {
+        value: v.value.map((e) => {
+          const fields = e.fields.map(([f, x]) => [enc(f), enc(x)]);
+          const id = e.id.trim();
+          return id ? { id, fields } : { fields };
+        }),
+        ...flag,
+      };
     default:
       return { value: null };
   }

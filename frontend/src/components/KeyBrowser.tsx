@@ -22,7 +22,7 @@ const ROW = 30;
 const REFETCH_MS = 500;
 const SETTLE_MS = 120;
 const FLUSH = new Set(["flushdb", "flushall"]);
-const TYPES = ["", "string", "hash", "list", "set", "zset"];
+const TYPES = ["", "string", "hash", "list", "set", "zset", "stream"];
 
 interface Props {
   route: Route;
@@ -45,6 +45,11 @@ export function valuePreview(d: KeyDetail): string {
       return d.data.value.slice(0, 8).map((x) => preview(x, 40)).join(", ");
     case "zset":
       return d.data.value.slice(0, 6).map(([m, s]) => `${preview(m, 30)}:${s}`).join("  ");
+    case "stream":
+      return d.data.value
+        .slice(0, 4)
+        .map((e) => `${e.id} ${e.fields.slice(0, 4).map(([f, v]) => `${preview(f, 20)}=${preview(v, 30)}`).join(" ")}`)
+        .join("  ");
     default:
       return d.data.value.slice(0, 200);
   }

@@ -71,6 +71,45 @@ describe("KeyPanel", () => {
     expect(rows.length).toBeLessThan(100);
   });
 
+  it("shows a stream as a table of entry IDs and fields", async () => {
+    const value = [
+      { id: "1700000000000-0", fields: [["temp", "21.5"], ["room", "kitchen"]] },
+      { id: "1700000000001-0", fields: [["temp", "22"]] },
+    ];
+    setup({ key: "k", type: "stream", ttl_ms: -1, slot: 1, node: "n1", encoding: "stream", size: 2, value, truncated: false });
+    const table = await screen.findByRole("listbox", { name: "stream entries" });
+    const rows = [...table.querySelectorAll("[role=option]")].map((r) => [...r.querySelectorAll(".cell")].map((c) => c.textContent));
+    expect(rows).toEqual([
+      ["1700000000000-0", "temp", "21.5"],
+      ["", "room", "kitchen"],
+      ["1700000000001-0", "temp", "22"],
+    ]);
+    expect(screen.getByText("2 entries")).toBeTruthy();
+    expect(screen.getByText("2 entries shown")).toBeTruthy();
+  });
+
+  it("edits a stream: a new row without an ID adds a field to the entry above", async () => {
+    const value = [{ id: "1-1", fields: [["f", "v"]] }];
+    const { calls } = setup({ key: "k", type: "stream", ttl_ms: -1, slot: 1, node: "n1", size: 1, value, truncated: false });
+    fireEvent.click(await screen.findByRole("button", { name: "Edit" }));
+    expect((screen.getByLabelText("id 1") as HTMLInputElement).value).toBe("1-1");
+    fireEvent.click(screen.getByRole("button", { name: "add entry" }));
+    fireEvent.change(screen.getByLabelText("id 2"), { target: { value: "" } });
+    fireEvent.change(screen.getByLabelText("field 2"), { target: { value: "g" } });
+    fireEvent.change(screen.getByLabelText("value 2"), { target: { value: "w" } });
+    fireEvent.click(screen.getByRole("button", { name: "add entry" }));
+    fireEvent.change(screen.getByLabelText("field 3"), { target: { value: "h" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "PUT")).toBe(true));
+    expect(calls.find((c) => c.method === "PUT")?.body).toEqual({
+      type: "stream",
+      value: [
+        { id: "1-1", fields: [["f", "v"], ["g", "w"]] },
+        { id: "*", fields: [["h", ""]] },
+      ],
+    });
+  });
+
   it("explains refused writes and takes a token", async () => {
     const { server } = fakeServer((method) =>
       method === "GET" ? [200, str("v")] : [403, { error: { code: "writes_disabled", message: "HTTP writes are disabled" } }],

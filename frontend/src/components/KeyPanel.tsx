@@ -129,7 +129,7 @@ export function KeyPanel({ keyName, version, onClose, onRenamed, onDeleted }: Pr
             </div>
             <div>
               <dt>size</dt>
-              <dd>{detail.size === null ? "–" : detail.type === "string" ? formatBytes(detail.size) : `${detail.size.toLocaleString()} items`}</dd>
+              <dd>{detail.size === null ? "–" : detail.type === "string" ? formatBytes(detail.size) : `${detail.size.toLocaleString()} ${detail.type === "stream" ? "entries" : "items"}`}</dd>
             </div>
             <div>
               <dt>node</dt>

@@ -49,7 +49,7 @@ export function NewKeyForm({ onCreated, onCancel }: Props) {
         <label>
           Type
           <select value={value.type} onChange={(e) => setValue(emptyValue(e.target.value))}>
-            {["string", "hash", "list", "set", "zset"].map((t) => (
+            {["string", "hash", "list", "set", "zset", "stream"].map((t) => (
               <option key={t}>{t}</option>
             ))}
           </select>

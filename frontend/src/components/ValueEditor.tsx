@@ -1,7 +1,7 @@
-// Editing a key's value: a text area for strings, rows for hashes, lists, sets and sorted sets.
-// Only text values are editable here; binary ones are shown read-only by ValueView.
+// Editing a key's value: a text area for strings, rows for hashes, lists, sets, sorted sets and
+// streams. Only text values are editable here; binary ones are shown read-only by ValueView.
 
-import { type KeyValue, readScore } from "../client/api";
+import { type KeyValue, type StreamEntry, readScore } from "../client/api";
 import { type Bin, bin } from "../lib/bytes";
 
 interface Props {
@@ -20,6 +20,8 @@ export function isEditable(v: KeyValue): boolean {
       return v.value.every((x) => !x.b64);
     case "zset":
       return v.value.every(([m]) => !m.b64);
+    case "stream":
+      return v.value.every((e) => e.fields.every(([f, x]) => !f.b64 && !x.b64));
     default:
       return false;
   }
@@ -35,6 +37,8 @@ export function emptyValue(type: string): KeyValue {
       return { type: "set", value: [bin("member")] };
     case "zset":
       return { type: "zset", value: [[bin("member"), 1]] };
+    case "stream":
+      return { type: "stream", value: [{ id: "*", fields: [[bin("field"), bin("value")]] }] };
     default:
       return { type: "string", value: bin("") };
   }
@@ -84,20 +88,57 @@ export function ValueEditor({ value, onChange }: Props) {
           }
         />
       );
+    case "stream":
+      return (
+        <>
+          <Rows
+            headers={["id", "field", "value"]}
+            rows={streamRows(value.value)}
+            blank={["*", "", ""]}
+            addLabel="add entry"
+            onChange={(rows) => onChange({ type: "stream", value: rowsToStream(rows) })}
+          />
+          <p className="muted small">
+            A row with an ID starts an entry (<code>*</code> lets the node pick the ID); a row with an empty ID adds a field to the entry above. IDs must
+            increase. Saving rewrites the stream, dropping its consumer groups.
+          </p>
+        </>
+      );
     default:
       return <p className="muted">This type cannot be edited here.</p>;
   }
+}
+
+/** A stream as editor rows `[id, field, value]`: one per field, the ID on an entry's first. */
+export function streamRows(entries: StreamEntry[]): string[][] {
+  return entries.flatMap((e) => (e.fields.length ? e.fields : ([[bin(""), bin("")]] as [Bin, Bin][])).map(([f, v], i) => [i === 0 ? e.id : "", f.text, v.text]));
+}
+
+/**
+ * Editor rows back to entries: a row with an ID (`*` included) starts an entry, a row without
+ * one adds its field to the entry above (the first row always starts one: no ID, the node's).
+ */
+export function rowsToStream(rows: string[][]): StreamEntry[] {
+  const entries: StreamEntry[] = [];
+  for (const [id = "", f = "", v = ""] of rows) {
+    const last = entries[entries.length - 1];
+    if (id !== "" || !last) entries.push({ id, fields: [[bin(f), bin(v)]] });
+    else last.fields.push([bin(f), bin(v)]);
+  }
+  return entries;
 }
 
 function Rows({
   headers,
   rows,
   blank,
+  addLabel,
   onChange,
 }: {
   headers: string[];
   rows: string[][];
   blank: string[];
+  addLabel?: string;
   onChange: (rows: string[][]) => void;
 }) {
   const set = (r: number, c: number, text: string) =>
@@ -131,7 +172,7 @@ function Rows({
         </tbody>
       </table>
       <button type="button" onClick={() => onChange([...rows, blank])}>
-        add {headers[0]}
+        {addLabel ?? `add ${headers[0]}`}
       </button>
     </div>
   );

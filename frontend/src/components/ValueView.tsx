@@ -1,8 +1,9 @@
-// A key's value, read-only: strings as escaped text, collections as virtualised rows, so a
-// 100,000-field hash or a 10 MB string shows its start at once and never freezes the page.
+// A key's value, read-only: strings as escaped text, collections (stream entries included) as
+// virtualised rows, so a 100,000-field hash or a 10 MB string shows its start at once and never
+// freezes the page.
 
 import type { KeyDetail } from "../client/api";
-import type { Bin } from "../lib/bytes";
+import { type Bin, bin } from "../lib/bytes";
 import { SafeText } from "./SafeText";
 import { VirtualList } from "./VirtualList";
 
@@ -40,6 +41,17 @@ export function ValueView({ detail, onLoadMore }: Props) {
         />
       );
       break;
+    case "stream":
+      // One row per field; an entry's ID heads its first row.
+      body = (
+        <Cells
+          label="stream entries"
+          rows={data.value.flatMap((e) => (e.fields.length ? e.fields : NO_FIELDS).map(([f, v], i) => [i === 0 ? bin(e.id) : NONE, f, v]))}
+          headers={["id", "field", "value"]}
+          shown={`${data.value.length.toLocaleString()} entries`}
+        />
+      );
+      break;
     default:
       body = (
         <pre className="value-string">
@@ -62,7 +74,11 @@ export function ValueView({ detail, onLoadMore }: Props) {
   );
 }
 
-function Cells({ label, rows, headers }: { label: string; rows: Bin[][]; headers: string[] }) {
+const NONE: Bin = bin("");
+/** An entry without fields (XADD needs one; never seen in practice) still shows its ID. */
+const NO_FIELDS: [Bin, Bin][] = [[NONE, NONE]];
+
+function Cells({ label, rows, headers, shown }: { label: string; rows: Bin[][]; headers: string[]; shown?: string }) {
   return (
     <div className="cells">
       <div className="cells-head" style={{ gridTemplateColumns: `repeat(${headers.length}, minmax(0, 1fr))` }}>
@@ -86,7 +102,7 @@ function Cells({ label, rows, headers }: { label: string; rows: Bin[][]; headers
           </div>
         )}
       />
-      <p className="muted small">{rows.length.toLocaleString()} shown</p>
+      <p className="muted small">{shown ?? rows.length.toLocaleString()} shown</p>
     </div>
   );
 }
