@@ -2849,3 +2849,79 @@ fn a_master_refuses_writes_without_enough_good_replicas() {
     );
     assert_eq!(replication_field(b.port, "master_link_status"), "up");
 }
+
+/// Replicas get function libraries and streams (consumer groups and pending entries with
+/// them): through the stream of writes, and through a full sync of a replica that attaches
+/// later (the libraries as a `FUNCTIONS` record, streams as entries).
+#[test]
+fn replicas_get_functions_and_streams_by_the_stream_and_by_a_full_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, mut replicas) = master_with_replicas(dir.path(), &[&[]]);
+    let b = replicas.pop().unwrap();
+    let library = "#!lua name=rlib\nredis.register_function{function_name='rget', \
+                   callback=function(keys) return redis.call('xlen', keys[1]) end, \
+                   flags={'no-writes'}}";
+    assert_eq!(cli(a.port, &["FUNCTION", "LOAD", library]), "rlib");
+    for i in 1..=5 {
+        let id = format!("{i}-0");
+        cli(a.port, &["XADD", "s", &id, "n", &i.to_string()]);
+    }
+    assert_eq!(cli(a.port, &["XGROUP", "CREATE", "s", "g", "0"]), "OK");
+    cli(
+        a.port,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    );
+    assert_eq!(cli(a.port, &["XACK", "s", "g", "1-0"]), "1");
+    // What a replica must hold: read with READONLY on one connection.
+    let view = |port: u16| -> Vec<String> {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("READONLY").query(&mut c).unwrap();
+        let mut q = |args: &[&str]| -> String {
+            let mut cmd = redis::cmd(args[0]);
+            for x in &args[1..] {
+                cmd.arg(*x);
+            }
+            format!("{:?}", cmd.query::<redis::Value>(&mut c))
+        };
+        vec![
+            q(&["FCALL_RO", "rget", "1", "s"]),
+            q(&["XRANGE", "s", "-", "+"]),
+            q(&["XINFO", "GROUPS", "s"]),
+            q(&["XPENDING", "s", "g"]),
+        ]
+    };
+    let want = view(a.port);
+    assert!(want[0].contains("int(5)"), "{want:?}");
+    assert!(
+        wait(Duration::from_secs(30), || view(b.port) == want),
+        "by the stream: {:?} vs {want:?}\n{}",
+        view(b.port),
+        b.log()
+    );
+    // A replica attaching now gets it all in its full sync.
+    let c = ClusterNode::start(dir.path(), &["--cluster-auto-assign", "no"]);
+    meet(&a, &c);
+    assert!(wait(Duration::from_secs(20), || {
+        cli(c.port, &["CLUSTER", "NODES"]).lines().count() == 3
+    }));
+    assert_eq!(cli(c.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
+    assert!(
+        wait(Duration::from_secs(30), || view(c.port) == want),
+        "by a full sync: {:?} vs {want:?}\n{}",
+        view(c.port),
+        c.log()
+    );
+}

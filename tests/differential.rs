@@ -848,7 +848,7 @@ macro_rules! case_file {
 // One test per file in tests/differential/. Add a line here with each new file.
 case_file!(
     strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll, geo, scripting,
-    stream
+    stream, function
 );
 
 #[test]

@@ -360,7 +360,7 @@ pub fn serve(
         // off the async workers.
         let copied = tokio::task::spawn_blocking(move || {
             let mut at = 0;
-            let image = Image::capture(&node2.store, || at = node2.store.aof.add_tap(tap));
+            let image = Image::capture_node(&node2, || at = node2.store.aof.add_tap(tap));
             let keys = image.keys();
             let mut w = FrameWriter {
                 buf: Vec::with_capacity(FRAME_BYTES + 4096),
@@ -819,6 +819,9 @@ impl Applier {
                         Some(&aof::KIND_ENTRIES) => {
                             snapshot::load_entries(&p[1..], &self.node.store, &self.lim, None)
                                 .map_err(|_| "undecodable entries record")?;
+                        }
+                        Some(&aof::KIND_FUNCTIONS) => {
+                            crate::commands::functions::load_saved(&self.node, &p[1..])?;
                         }
                         Some(&kind @ (aof::KIND_PINS | aof::KIND_MOVED)) => {
                             let store = &self.node.store;

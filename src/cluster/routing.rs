@@ -127,6 +127,16 @@ impl Routing {
         !self.enabled || self.owner.get(slot as usize) == Some(&self.me)
     }
 
+    /// Whether a command on `slot` runs here: a slot this node serves, or, for a READONLY
+    /// client's read (`replica_read`), a slot of this replica's master.
+    pub fn serves_for(&self, slot: u16, replica_read: bool) -> bool {
+        self.serves(slot)
+            || (replica_read
+                && self.enabled
+                && self.my_master != NO_OWNER
+                && self.owner.get(slot as usize) == Some(&self.my_master))
+    }
+
     /// Whether `slot` is open here: migrating from this node or importing into it. MIGRATE is
     /// served locally then, whatever its keys (Redis's getNodeByQuery).
     pub fn is_open(&self, slot: u16) -> bool {

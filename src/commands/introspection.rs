@@ -81,6 +81,18 @@ fn write_info(out: &mut Reply, c: &CommandRef) {
         out.bulk(b"find_keys");
         out.map(2);
         out.bulk(b"type");
+        if let Some((keynumidx, firstkey, keystep)) = spec.keynum {
+            out.bulk(b"keynum");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"keynumidx");
+            out.int(keynumidx.into());
+            out.bulk(b"firstkey");
+            out.int(firstkey.into());
+            out.bulk(b"keystep");
+            out.int(keystep.into());
+            continue;
+        }
         out.bulk(b"range");
         out.bulk(b"spec");
         out.map(3);

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod cluster;
 pub mod connection;
 pub mod error;
+pub mod functions;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
@@ -89,9 +90,10 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MULTI, "no_multi"),
-        (MOVABLEKEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        // Redis adds it after the declared flags.
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -306,6 +308,9 @@ pub enum After {
     Continue,
     /// Write the replies, then close (QUIT, protocol errors, CLIENT KILL of oneself).
     Close,
+    /// Nothing ran: a script that started after the connection's check holds the command's
+    /// shards. The connection waits for the script (or replies -BUSY) and calls again.
+    ScriptBusy,
 }
 
 /// Runs one command from a client and writes its reply into `out`.
@@ -374,7 +379,9 @@ pub fn call(
                     .config
                     .read()
                     .get_bool("cluster.allow-pubsubshard-when-down");
-            let mut ks = node.store.lock_keys(&keys, now);
+            let Some(mut ks) = lock_unless_script(node, Some(&keys), now) else {
+                return After::ScriptBusy;
+            };
             // The slot table is read once the keys' shards are held: the migrator marks a slot
             // migrating before it takes the shard, and publishes the slot's new owner before
             // it lets go, so this view cannot be older than the keys it guards. (A view read
@@ -458,18 +465,34 @@ pub fn call(
         // handed to another node in between cannot take a write here.
         return run(node, client, out, cmd, args, &mut ks, now);
     }
-    let mut ks = if f & flags::ALL_SHARDS != 0 {
-        node.store.lock_all(now)
+    let ks = if f & flags::ALL_SHARDS != 0 {
+        lock_unless_script(node, None, now)
     } else {
         let pos = key_positions(cmd.cmd, args);
         if pos.is_empty() {
-            node.store.lock_none(now)
+            Some(node.store.lock_none(now))
         } else {
             let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
-            node.store.lock_keys(&keys, now)
+            lock_unless_script(node, Some(&keys), now)
         }
     };
+    let Some(mut ks) = ks else {
+        return After::ScriptBusy;
+    };
     run(node, client, out, cmd, args, &mut ks, now)
+}
+
+/// The shards of `keys` (all of them for None), or None when a script holds one: a script
+/// may hold them for as long as it runs, and a thread waiting on a lock is a thread the
+/// runtime cannot use for SCRIPT KILL.
+fn lock_unless_script<'a>(
+    node: &'a Arc<Node>,
+    keys: Option<&[&[u8]]>,
+    now: i64,
+) -> Option<Keyspace<'a>> {
+    let idx = keys.map(crate::store::Store::shards_of);
+    node.store
+        .lock_shards_unless(idx.as_deref(), now, || node.scripts.is_running())
 }
 
 /// Whether routing counts `key` as held here for a migrating slot: present, or pinned by a slot

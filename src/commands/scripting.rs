@@ -33,10 +33,9 @@ use super::args::{eq_ic, int};
 use super::error::{CmdError, CmdResult};
 use super::flags::*;
 use super::list::numkeys_positions;
-use super::table::{Command, NO_KEYS, cmd, container};
+use super::table::{Command, KeySpec, NO_KEYS, cmd, container};
 use super::{After, Ctx};
 use crate::cluster::slots::key_hash_slot;
-use crate::http::exec::{Frame, decode};
 use crate::resp::Reply;
 use crate::resp::writer::fmt_g;
 use crate::store::Keyspace;
@@ -45,7 +44,11 @@ use crate::store::Keyspace;
 /// while a script holds that state.
 #[derive(Default)]
 pub struct Scripts {
-    engine: Mutex<Option<Engine>>,
+    pub(crate) engine: Mutex<Option<Engine>>,
+    /// The running function (FCALL): its name, command and start (Unix ms); None for EVAL.
+    function: Mutex<Option<(String, Vec<Bytes>, i64)>>,
+    /// Libraries and functions when the running function started (FUNCTION STATS).
+    function_counts: Mutex<(usize, usize)>,
     /// A script is running.
     running: AtomicBool,
     /// The running script has called a write command (it can no longer be killed).
@@ -58,6 +61,8 @@ pub struct Scripts {
     ended: tokio::sync::Notify,
     /// When the running script should hand its runtime worker over (Unix ms; 0: no script).
     handover_at: Arc<std::sync::atomic::AtomicI64>,
+    /// The running script called `redis.setresp(3)`: its commands reply in RESP3.
+    resp3: Arc<AtomicBool>,
 }
 
 /// How long other clients wait for a running script before they get `-BUSY` (Redis's
@@ -66,6 +71,9 @@ pub const BUSY_REPLY_THRESHOLD_MS: i64 = 5000;
 
 pub const BUSY_ERROR: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// The same while a function runs.
+pub const BUSY_FUNCTION_ERROR: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 impl Scripts {
     /// Waits, without holding a thread, until no script runs (true), or until the running one
@@ -96,6 +104,57 @@ impl Scripts {
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
     }
+
+    /// The `-BUSY` error for what runs: a script or a function.
+    pub fn busy_error(&self) -> &'static str {
+        if self.function.lock().is_some() {
+            BUSY_FUNCTION_ERROR
+        } else {
+            BUSY_ERROR
+        }
+    }
+
+    /// A function starts (FCALL): what FUNCTION STATS and FUNCTION KILL look at.
+    pub(crate) fn note_function(&self, name: &str, args: &[Bytes], counts: (usize, usize)) {
+        *self.function.lock() = Some((name.to_string(), args.to_vec(), super::now_ms()));
+        *self.function_counts.lock() = counts;
+    }
+
+    pub(crate) fn note_function_end(&self) {
+        *self.function.lock() = None;
+    }
+
+    /// The running function: name, command, start.
+    pub(crate) fn running_function(&self) -> Option<(String, Vec<Bytes>, i64)> {
+        self.function.lock().clone()
+    }
+
+    pub(crate) fn function_counts(&self) -> (usize, usize) {
+        *self.function_counts.lock()
+    }
+}
+
+/// SCRIPT KILL (`function` false) or FUNCTION KILL: stops the running script or function if
+/// it has not written; each refuses to stop the other kind, as Redis.
+pub(crate) fn kill_running(node: &crate::node::Node, function: bool) -> Result<(), CmdError> {
+    let s = &node.scripts;
+    if !s.running.load(Ordering::Relaxed) {
+        return Err(CmdError::Msg(
+            "NOTBUSY No scripts in execution right now.".into(),
+        ));
+    }
+    if s.wrote.load(Ordering::Relaxed) {
+        return Err(CmdError::Msg("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
+    }
+    let is_function = s.function.lock().is_some();
+    if is_function && !function {
+        return Err(CmdError::Msg(BUSY_FUNCTION_ERROR.into()));
+    }
+    if !is_function && function {
+        return Err(CmdError::Msg(BUSY_ERROR.into()));
+    }
+    s.kill.store(true, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Whether a command may run while a script does (SCRIPT KILL, SHUTDOWN, AUTH, HELLO, ...:
@@ -146,17 +205,17 @@ struct Script {
 }
 
 #[derive(Clone, Copy, Default, PartialEq, Debug)]
-struct ScriptFlags {
+pub(crate) struct ScriptFlags {
     /// It has a `#!lua` line (Redis 7's scripts; the others run in the compatible mode).
-    shebang: bool,
+    pub shebang: bool,
     /// `no-writes`: writes are refused as in EVAL_RO.
-    no_writes: bool,
+    pub no_writes: bool,
     /// `allow-oom`: it may write over `maxmemory`.
-    allow_oom: bool,
+    pub allow_oom: bool,
 }
 
-struct Engine {
-    lua: Lua,
+pub(crate) struct Engine {
+    pub(crate) lua: Lua,
     /// Compiled scripts by lower-case SHA1 of their body.
     scripts: HashMap<String, Script>,
     /// The real globals (KEYS, ARGV and the call hook are set here).
@@ -167,6 +226,12 @@ struct Engine {
     run: Function,
     /// The `redis` library behind its read-only view (`call` and `pcall` are set per run).
     redis: Table,
+    /// What function libraries see as their globals (see the prelude).
+    pub(crate) fenv: Table,
+    /// Runs a library's compiled code: (ok, error table or the functions it registered).
+    pub(crate) load_library: Function,
+    /// Function libraries by name (FUNCTION LOAD).
+    pub(crate) libraries: std::collections::BTreeMap<String, super::functions::Library>,
 }
 
 /// Lua code run once in a new state (chunk `=redis`, which the error handler skips when it
@@ -205,8 +270,12 @@ local function handler(err)
   return err
 end
 
-local function run(f)
-  return xpcall(f, handler)
+-- Runs a script (no arguments) or a function (its keys and args tables).
+local unpack, select = unpack, select
+local function run(f, ...)
+  local n, args = select('#', ...), {...}
+  if n == 0 then return xpcall(f, handler) end
+  return xpcall(function() return f(unpack(args, 1, n)) end, handler)
 end
 
 -- Errors as Redis's luaPushErrorBuff makes them: "-CODE msg" keeps its code, anything else
@@ -243,13 +312,13 @@ r.status_reply = function(s)
   end
   return {ok = s}
 end
+local set_resp3 = G.__redis__setresp
+G.__redis__setresp = nil
 r.setresp = function(v)
   if v ~= 2 and v ~= 3 then
-    error('RESP version must be 2 or 3.', 2)
+    error({err = 'ERR RESP version must be 2 or 3.'})
   end
-  if v == 3 then
-    error('RESP3 is not supported inside scripts by this server.', 2)
-  end
+  set_resp3(v == 3)
 end
 r.set_repl = function() end
 r.replicate_commands = function() return true end
@@ -357,7 +426,131 @@ env = setmetatable({}, {
   __metatable = false,
 })
 G._G = env
-return env, run, r
+
+-- Functions (FUNCTION LOAD): a library's code runs with `redis` being the load-time API
+-- (register_function, log and the constants); the functions it registers see the full one
+-- when they run. Neither sees KEYS or ARGV: a function gets its keys and args as arguments.
+local loading, registered = false, nil
+local function raise(msg) error({err = 'ERR ' .. msg}) end
+local function name_ok(name)
+  return type(name) == 'string' and #name > 0 and not name:find('[^%w_]')
+end
+local known_flags = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true,
+  ['no-cluster'] = true, ['allow-cross-slot-keys'] = true}
+local lower = string.lower
+local function add_function(name, callback, flags, description)
+  if not name_ok(name) then
+    raise('Library names can only contain letters, numbers, or underscores(_) and must be at least one character long')
+  end
+  for _, f in ipairs(registered) do
+    if lower(f.name) == lower(name) then raise('Function already exists in the library') end
+  end
+  registered[#registered + 1] = {name = name, callback = callback, flags = flags or {},
+    description = description}
+end
+local load_api = {
+  register_function = function(...)
+    if not registered then
+      raise('redis.register_function can only be called on FUNCTION LOAD command')
+    end
+    local n = select('#', ...)
+    if n < 1 or n > 2 then raise('wrong number of arguments to redis.register_function') end
+    if n == 2 then
+      local name, callback = ...
+      if type(name) ~= 'string' and type(name) ~= 'number' then
+        raise('first argument to redis.register_function must be a string')
+      end
+      if type(callback) ~= 'function' then
+        raise('second argument to redis.register_function must be a function')
+      end
+      return add_function(tostring(name), callback)
+    end
+    local t = ...
+    if type(t) ~= 'table' then
+      raise('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+    end
+    local name, callback, flags, description
+    for k, v in pairs(t) do
+      if type(k) ~= 'string' and type(k) ~= 'number' then
+        raise('named argument key given to redis.register_function is not a string')
+      end
+      local key = tostring(k):lower()
+      if key == 'function_name' then
+        if type(v) ~= 'string' and type(v) ~= 'number' then
+          raise('function_name argument given to redis.register_function must be a string')
+        end
+        name = tostring(v)
+      elseif key == 'description' then
+        if type(v) ~= 'string' and type(v) ~= 'number' then
+          raise('description argument given to redis.register_function must be a string')
+        end
+        description = tostring(v)
+      elseif key == 'callback' then
+        if type(v) ~= 'function' then
+          raise('callback argument given to redis.register_function must be a function')
+        end
+        callback = v
+      elseif key == 'flags' then
+        if type(v) ~= 'table' then
+          raise('flags argument to redis.register_function must be a table representing function flags')
+        end
+        flags = {}
+        for _, flag in pairs(v) do
+          if type(flag) ~= 'string' or not known_flags[lower(flag)] then
+            raise('unknown flag given')
+          end
+          flags[#flags + 1] = lower(flag)
+        end
+      else
+        raise('unknown argument given to redis.register_function')
+      end
+    end
+    if not name then raise('redis.register_function must get a function name argument') end
+    if not callback then raise('redis.register_function must get a callback argument') end
+    return add_function(name, callback, flags, description)
+  end,
+  log = r.log,
+  LOG_DEBUG = r.LOG_DEBUG, LOG_VERBOSE = r.LOG_VERBOSE, LOG_NOTICE = r.LOG_NOTICE,
+  LOG_WARNING = r.LOG_WARNING, REDIS_VERSION = r.REDIS_VERSION,
+  REDIS_VERSION_NUM = r.REDIS_VERSION_NUM,
+}
+local load_redis = setmetatable({}, {
+  __index = function(_, k)
+    local v = load_api[k]
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+local fenv = setmetatable({}, {
+  __index = function(_, k)
+    -- While a library loads, `redis` (the load-time API) is all there is.
+    if loading then
+      if k == 'redis' then return load_redis end
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    local v = (k ~= 'KEYS' and k ~= 'ARGV') and rawget(G, k) or nil
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+-- Runs a library's code: (ok, error or the functions it registered).
+local function load_library(f)
+  registered, loading = {}, true
+  local ok, err = xpcall(f, handler)
+  local found = registered
+  registered, loading = nil, false
+  if not ok then return false, err end
+  return true, found
+end
+return env, run, r, fenv, load_library
 "#;
 
 /// Instructions between two looks at SCRIPT KILL.
@@ -370,6 +563,7 @@ impl Engine {
         kill: Arc<AtomicBool>,
         shutdown: CancellationToken,
         handover_at: Arc<std::sync::atomic::AtomicI64>,
+        resp3: Arc<AtomicBool>,
     ) -> mlua::Result<Engine> {
         // SAFETY: the debug library is loaded only for the error handler, which keeps it in an
         // upvalue; the prelude removes it from the globals before any script runs.
@@ -416,12 +610,20 @@ impl Engine {
             })?,
         )?;
         super::lua_libs::register(&lua, &globals)?;
+        let r3 = resp3.clone();
+        globals.set(
+            "__redis__setresp",
+            lua.create_function(move |_, on: bool| {
+                r3.store(on, Ordering::Relaxed);
+                Ok(())
+            })?,
+        )?;
         let (k, sd) = (kill.clone(), shutdown.clone());
         globals.set(
             "__redis__killed",
             lua.create_function(move |_, ()| Ok(k.load(Ordering::Relaxed) || sd.is_cancelled()))?,
         )?;
-        let (env, run, redis): (Table, Function, Table) = lua
+        let (env, run, redis, fenv, load_library): (Table, Function, Table, Table, Function) = lua
             .load(PRELUDE)
             .set_name("=redis")
             .set_mode(ChunkMode::Text)
@@ -455,6 +657,9 @@ impl Engine {
             env,
             run,
             redis,
+            fenv,
+            load_library,
+            libraries: Default::default(),
         })
     }
 
@@ -548,41 +753,131 @@ fn error_table(lua: &Lua, reply: &str) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// A command's RESP2 reply as a Lua value (Redis's conversion): integers are numbers, bulk
-/// strings strings, a null false, arrays tables, a status `{ok=...}`; errors are handled by
-/// the caller.
-fn frame_to_lua(lua: &Lua, f: Frame) -> mlua::Result<Value> {
-    Ok(match f {
-        Frame::Int(n) => Value::Number(n as f64),
-        Frame::Bulk(Some(b)) => Value::String(lua.create_string(&b[..])?),
-        Frame::Bulk(None) | Frame::Array(None) => Value::Boolean(false),
-        Frame::Simple(s) => {
-            let t = lua.create_table()?;
-            t.set("ok", s)?;
-            Value::Table(t)
-        }
-        Frame::Error(e) => Value::Table(error_table(lua, &e)?),
-        Frame::Array(Some(items)) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.into_iter().enumerate() {
-                t.raw_set(i + 1, frame_to_lua(lua, item)?)?;
+/// A command's reply, RESP2 or RESP3, as the Lua value Redis gives a script
+/// (`redisProtocolToLuaType`): integers as numbers, a null bulk or array as false, a status
+/// as `{ok=...}`, an error as `{err=...}`; with RESP3, null as nil, booleans, and
+/// `{double=}`, `{big_number=}`, `{verbatim_string={format=, string=}}`, `{map=}`, `{set=}`.
+/// None: the bytes are not a whole reply.
+fn resp_to_lua(
+    lua: &Lua,
+    buf: &[u8],
+    pos: &mut usize,
+    depth: usize,
+) -> mlua::Result<Option<Value>> {
+    let Some(&kind) = buf.get(*pos) else {
+        return Ok(None);
+    };
+    let Some(nl) = memchr::memchr(b'\r', &buf[*pos..]).map(|i| *pos + i) else {
+        return Ok(None);
+    };
+    let line = &buf[*pos + 1..nl];
+    *pos = nl + 2;
+    let text = || String::from_utf8_lossy(line).into_owned();
+    let num = || {
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let table1 = |key: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(key, v)?;
+        Ok(Value::Table(t))
+    };
+    if depth > MAX_REPLY_DEPTH {
+        return Ok(None);
+    }
+    Ok(Some(match kind {
+        b'+' => table1("ok", Value::String(lua.create_string(line)?))?,
+        b'-' => Value::Table(error_table(lua, &text())?),
+        b':' => match num() {
+            Some(n) => Value::Number(n as f64),
+            None => return Ok(None),
+        },
+        b'$' | b'=' => {
+            let Some(n) = num() else { return Ok(None) };
+            if n < 0 {
+                return Ok(Some(Value::Boolean(false)));
             }
-            Value::Table(t)
+            let n = n as usize;
+            let Some(body) = buf.get(*pos..*pos + n) else {
+                return Ok(None);
+            };
+            *pos += n + 2;
+            if kind == b'=' {
+                let (format, string) = if body.len() >= 4 {
+                    (&body[..3], &body[4..])
+                } else {
+                    (&b""[..], body)
+                };
+                let v = lua.create_table()?;
+                v.raw_set("format", lua.create_string(format)?)?;
+                v.raw_set("string", lua.create_string(string)?)?;
+                table1("verbatim_string", Value::Table(v))?
+            } else {
+                Value::String(lua.create_string(body)?)
+            }
         }
-    })
+        b'*' | b'~' | b'%' | b'>' => {
+            let Some(n) = num() else { return Ok(None) };
+            if n < 0 {
+                return Ok(Some(Value::Boolean(false)));
+            }
+            let t = lua.create_table()?;
+            for i in 0..n {
+                let Some(a) = resp_to_lua(lua, buf, pos, depth + 1)? else {
+                    return Ok(None);
+                };
+                match kind {
+                    b'%' => {
+                        let Some(b) = resp_to_lua(lua, buf, pos, depth + 1)? else {
+                            return Ok(None);
+                        };
+                        t.raw_set(a, b)?;
+                    }
+                    b'~' => t.raw_set(a, true)?,
+                    _ => t.raw_set(i + 1, a)?,
+                }
+            }
+            match kind {
+                b'%' => table1("map", Value::Table(t))?,
+                b'~' => table1("set", Value::Table(t))?,
+                _ => Value::Table(t),
+            }
+        }
+        b'_' => Value::Nil,
+        b'#' => Value::Boolean(line == b"t"),
+        b',' => {
+            let d = match line {
+                b"inf" => f64::INFINITY,
+                b"-inf" => f64::NEG_INFINITY,
+                _ => match std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                {
+                    Some(d) => d,
+                    None => return Ok(None),
+                },
+            };
+            table1("double", Value::Number(d))?
+        }
+        b'(' => table1("big_number", Value::String(lua.create_string(line)?))?,
+        _ => return Ok(None),
+    }))
 }
 
 /// Nesting a reply may have before the conversion gives up (a table may contain itself).
 const MAX_REPLY_DEPTH: usize = 200;
 
 /// A script's result as the caller's reply (Redis's `luaReplyToRedisReply`).
-fn write_value(out: &mut Reply, v: &Value, depth: usize) -> mlua::Result<()> {
+/// `resp3`: the script chose RESP3 (`redis.setresp(3)`), which changes how booleans convert.
+fn write_value(out: &mut Reply, v: &Value, depth: usize, resp3: bool) -> mlua::Result<()> {
     if depth > MAX_REPLY_DEPTH {
         out.error("ERR reached lua stack limit");
         return Ok(());
     }
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Boolean(b) if resp3 => out.boolean(*b),
         Value::Boolean(true) => out.int(1),
         Value::Integer(n) => out.int(*n),
         Value::Number(n) => out.int(*n as i64),
@@ -592,6 +887,62 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize) -> mlua::Result<()> {
             } else if let Value::String(s) = t.raw_get::<Value>("ok")? {
                 // A status is one line: CR and LF become spaces, as in Redis.
                 out.simple(&s.to_string_lossy().replace(['\r', '\n'], " "));
+            } else if let Some(d) = match t.raw_get::<Value>("double")? {
+                Value::Integer(n) => Some(n as f64),
+                Value::Number(n) => Some(n),
+                _ => None,
+            } {
+                // RESP3's types, as Redis 7 converts them (RESP2 clients get strings, arrays).
+                out.double(d);
+            } else if let Value::String(s) = t.raw_get::<Value>("big_number")? {
+                let text = s.to_string_lossy().replace(['\r', '\n'], " ");
+                if out.resp3() {
+                    let buf = out.buf();
+                    buf.extend_from_slice(b"(");
+                    buf.extend_from_slice(text.as_bytes());
+                    buf.extend_from_slice(b"\r\n");
+                } else {
+                    out.bulk(text.as_bytes());
+                }
+            } else if let Some((format, text)) = match t.raw_get::<Value>("verbatim_string")? {
+                Value::Table(v) => {
+                    match (v.raw_get::<Value>("format")?, v.raw_get::<Value>("string")?) {
+                        (Value::String(f), Value::String(s)) => Some((f, s)),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            } {
+                let text = text.as_bytes();
+                if out.resp3() {
+                    let mut ext = format.as_bytes().to_vec();
+                    ext.resize(3, b' ');
+                    let buf = out.buf();
+                    buf.extend_from_slice(format!("={}\r\n", text.len() + 4).as_bytes());
+                    buf.extend_from_slice(&ext[..3]);
+                    buf.extend_from_slice(b":");
+                    buf.extend_from_slice(&text);
+                    buf.extend_from_slice(b"\r\n");
+                } else {
+                    out.bulk(&text);
+                }
+            } else if let Value::Table(m) = t.raw_get::<Value>("map")? {
+                let pairs: Vec<(Value, Value)> =
+                    m.pairs::<Value, Value>().collect::<Result<_, _>>()?;
+                out.map(pairs.len());
+                for (k, v) in &pairs {
+                    write_value(out, k, depth + 1, resp3)?;
+                    write_value(out, v, depth + 1, resp3)?;
+                }
+            } else if let Value::Table(set) = t.raw_get::<Value>("set")? {
+                let members: Vec<Value> = set
+                    .pairs::<Value, Value>()
+                    .map(|p| p.map(|(k, _)| k))
+                    .collect::<Result<_, _>>()?;
+                out.set(members.len());
+                for m in &members {
+                    write_value(out, m, depth + 1, resp3)?;
+                }
             } else {
                 let mut items = Vec::new();
                 for i in 1.. {
@@ -603,7 +954,7 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize) -> mlua::Result<()> {
                 }
                 out.array(items.len());
                 for item in &items {
-                    write_value(out, item, depth + 1)?;
+                    write_value(out, item, depth + 1, resp3)?;
                 }
             }
         }
@@ -703,9 +1054,11 @@ impl CallCtx<'_, '_> {
             let pos = super::key_positions(cmd.cmd, &argv);
             if !pos.is_empty() {
                 let routing = self.node.routing();
+                // A READONLY caller's reads on a replica, as its own commands would be.
+                let replica_read = self.client.readonly && f & READONLY != 0;
                 for &i in &pos {
                     let slot = key_hash_slot(&argv[i]);
-                    if !routing.serves(slot) {
+                    if !routing.serves_for(slot, replica_read) {
                         return fail(
                             "ERR Script attempted to access a non local key in a cluster node script",
                         );
@@ -726,6 +1079,7 @@ impl CallCtx<'_, '_> {
             self.scripts.wrote.store(true, Ordering::Relaxed);
         }
         self.buf.clear();
+        self.client.resp3 = self.scripts.resp3.load(Ordering::Relaxed);
         let after = super::run(
             self.node,
             self.client,
@@ -738,18 +1092,21 @@ impl CallCtx<'_, '_> {
         if after == After::Close {
             self.client.close_after_reply = true;
         }
-        let Some((frame, _)) = decode(&self.buf) else {
-            return fail("ERR the command's reply could not be read");
-        };
-        match frame {
-            Frame::Error(e) => fail(&e),
-            other => Ok((false, frame_to_lua(lua, other)?)),
+        self.client.resp3 = false;
+        if self.buf.first() == Some(&b'-') {
+            let end = memchr::memchr(b'\r', &self.buf).unwrap_or(self.buf.len());
+            return fail(&String::from_utf8_lossy(&self.buf[1..end]));
+        }
+        let mut pos = 0;
+        match resp_to_lua(lua, &self.buf, &mut pos, 0)? {
+            Some(v) => Ok((false, v)),
+            None => fail("ERR the command's reply could not be read"),
         }
     }
 }
 
 /// The node's Lua state, made now if there is none.
-fn engine_of<'g>(
+pub(crate) fn engine_of<'g>(
     node: &crate::node::Node,
     slot: &'g mut Option<Engine>,
 ) -> Result<&'g mut Engine, CmdError> {
@@ -758,6 +1115,7 @@ fn engine_of<'g>(
             node.scripts.kill.clone(),
             node.shutdown.clone(),
             node.scripts.handover_at.clone(),
+            node.scripts.resp3.clone(),
         )
         .map_err(|e| CmdError::err(format!("Lua could not start: {e}")))?;
         *slot = Some(e);
@@ -808,13 +1166,61 @@ fn eval_generic(
     if oom && script.flags.shebang && !script.flags.no_writes {
         return Err(CmdError::Oom);
     }
+    let target = Target {
+        f: script.f.clone(),
+        flags: script.flags,
+        name: &sha,
+        function: false,
+        readonly,
+        oom,
+    };
+    run_target(ctx, ks, engine, args, 2, numkeys as usize, target)
+}
+
+/// What runs: a script (KEYS and ARGV as globals) or a function (its keys and args as
+/// arguments).
+pub(crate) struct Target<'a> {
+    pub f: Function,
+    pub flags: ScriptFlags,
+    /// The script's SHA1 or the function's name, for error messages.
+    pub name: &'a str,
+    pub function: bool,
+    /// EVAL_RO, EVALSHA_RO, FCALL_RO.
+    pub readonly: bool,
+    /// Over `maxmemory` at the start, and the target may not ignore it.
+    pub oom: bool,
+}
+
+/// Runs a script or function with the keys and args after `args[numkeys_at]` (`numkeys` of
+/// them keys): its commands go through `redis.call` under the caller's locks, its writes are
+/// logged as one record, and its result (or error) is the reply.
+pub(crate) fn run_target(
+    ctx: &mut Ctx,
+    ks: &mut Keyspace,
+    engine: &Engine,
+    args: &[Bytes],
+    numkeys_at: usize,
+    numkeys: usize,
+    target: Target,
+) -> CmdResult {
+    let node = ctx.node;
+    let scripts = &node.scripts;
+    let Target {
+        f,
+        flags,
+        name,
+        function,
+        readonly,
+        oom,
+    } = target;
     let lua = &engine.lua;
-    let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script {sha}: {e}"));
-    let split = 3 + numkeys as usize;
+    let lua_err = |e: mlua::Error| CmdError::err(format!("Error running script {name}: {e}"));
+    let first_key = numkeys_at + 1;
+    let split = first_key + numkeys;
     let keys = lua
-        .create_table_with_capacity(split - 3, 0)
+        .create_table_with_capacity(numkeys, 0)
         .and_then(|t| {
-            for (i, k) in args[3..split].iter().enumerate() {
+            for (i, k) in args[first_key..split].iter().enumerate() {
                 t.raw_set(i + 1, lua.create_string(&k[..])?)?;
             }
             Ok(t)
@@ -829,8 +1235,13 @@ fn eval_generic(
             Ok(t)
         })
         .map_err(lua_err)?;
-    engine.globals.raw_set("KEYS", keys).map_err(lua_err)?;
-    engine.globals.raw_set("ARGV", argv).map_err(lua_err)?;
+    let params = if function {
+        Some((keys, argv))
+    } else {
+        engine.globals.raw_set("KEYS", keys).map_err(lua_err)?;
+        engine.globals.raw_set("ARGV", argv).map_err(lua_err)?;
+        None
+    };
     engine
         .globals
         .raw_set("__redis__pending", Value::Nil)
@@ -862,6 +1273,7 @@ fn eval_generic(
     }
     scripts.wrote.store(false, Ordering::Relaxed);
     scripts.kill.store(false, Ordering::Relaxed);
+    scripts.resp3.store(false, Ordering::Relaxed);
     scripts.started_ms.store(now, Ordering::Relaxed);
     scripts.running.store(true, Ordering::Release);
     // Cleared however the run ends, a panic in a command included.
@@ -871,11 +1283,11 @@ fn eval_generic(
         client,
         ks,
         now,
-        readonly: readonly || script.flags.no_writes,
+        readonly: readonly || flags.no_writes,
         oom,
         scripts,
         buf: BytesMut::new(),
-        slot: (numkeys > 0).then(|| key_hash_slot(&args[3])),
+        slot: (numkeys > 0).then(|| key_hash_slot(&args[first_key])),
     };
     let call = std::cell::RefCell::new(call);
     let run_script = || {
@@ -895,7 +1307,10 @@ fn eval_generic(
                 .create_function(|lua, a: MultiValue| Ok(call.borrow_mut().call(lua, a)?.1))?;
             engine.redis.raw_set("call", raising)?;
             engine.redis.raw_set("pcall", returning)?;
-            let r: (bool, Value) = engine.run.call(script.f.clone())?;
+            let r: (bool, Value) = match &params {
+                Some((keys, argv)) => engine.run.call((f.clone(), keys, argv))?,
+                None => engine.run.call(f.clone())?,
+            };
             engine.redis.raw_set("call", Value::Nil)?;
             engine.redis.raw_set("pcall", Value::Nil)?;
             engine.globals.raw_set("__redis__pending", Value::Nil)?;
@@ -933,8 +1348,10 @@ fn eval_generic(
         client.repl_woff = node.store.aof.repl_written();
     }
     match outcome {
-        Ok((true, v)) => write_value(out, &v, 0).map_err(lua_err)?,
-        Ok((false, err)) => out.error(&failure_message(&err, &sha)),
+        Ok((true, v)) => {
+            write_value(out, &v, 0, scripts.resp3.load(Ordering::Relaxed)).map_err(lua_err)?
+        }
+        Ok((false, err)) => out.error(&failure_message(&err, name)),
         Err(e) => return Err(lua_err(e)),
     }
     Ok(())
@@ -983,23 +1400,17 @@ pub fn script_flush(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
             return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"));
         }
     }
-    // A new state is made by the next script.
-    ctx.node.scripts.engine.lock().take();
+    // The script cache goes; function libraries stay (FUNCTION FLUSH removes them).
+    if let Some(engine) = ctx.node.scripts.engine.lock().as_mut() {
+        engine.scripts.clear();
+        let _ = engine.lua.gc_collect();
+    }
     ctx.out.ok();
     Ok(())
 }
 
 pub fn script_kill(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    let s = &ctx.node.scripts;
-    if !s.running.load(Ordering::Relaxed) {
-        return Err(CmdError::Msg(
-            "NOTBUSY No scripts in execution right now.".into(),
-        ));
-    }
-    if s.wrote.load(Ordering::Relaxed) {
-        return Err(CmdError::Msg("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
-    }
-    s.kill.store(true, Ordering::Relaxed);
+    kill_running(ctx.node, false)?;
     ctx.out.ok();
     Ok(())
 }
@@ -1026,11 +1437,16 @@ pub fn script_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdRes
 }
 
 /// EVAL's keys: `numkeys` of them after the script.
-fn eval_keys(args: &[Bytes]) -> SmallVec<[usize; 4]> {
-    numkeys_positions(args, 2)
+pub(crate) fn eval_keys(args: &[Bytes]) -> SmallVec<[usize; 4]> {
+    // More keys than arguments: none (the command replies its error), as Redis's key spec.
+    match args.get(2).and_then(|a| int(a).ok()) {
+        Some(n) if n > args.len() as i64 - 3 => SmallVec::new(),
+        _ => numkeys_positions(args, 2),
+    }
 }
 
-const EVAL_FLAGS: u32 = NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS;
+pub(crate) const EVAL_FLAGS: u32 =
+    NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS;
 
 static SCRIPT_SUBS: &[Command] = &[
     cmd!(
@@ -1092,10 +1508,23 @@ static SCRIPT_SUBS: &[Command] = &[
     ),
 ];
 
+/// The key spec of EVAL and FCALL (`numkeys` at argument 2, the keys after it).
+pub(crate) static NUMKEYS_RW: &[KeySpec] =
+    &[KeySpec::keynum(&["RW", "access", "update"], 2, 0, 1, 1)
+        .notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE")];
+/// The same for the `_RO` forms.
+pub(crate) static NUMKEYS_RO: &[KeySpec] = &[KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)
+    .notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")];
+
 macro_rules! eval_cmd {
     ($name:literal, $flags:expr, $handler:expr, $summary:literal) => {
         Command {
             keys_fn: Some(eval_keys),
+            key_specs: if $flags & READONLY != 0 {
+                $crate::commands::scripting::NUMKEYS_RO
+            } else {
+                $crate::commands::scripting::NUMKEYS_RW
+            },
             ..cmd!(
                 $name,
                 -3,
@@ -1109,6 +1538,7 @@ macro_rules! eval_cmd {
         }
     };
 }
+pub(crate) use eval_cmd;
 
 pub static COMMANDS: &[Command] = &[
     eval_cmd!(

@@ -170,7 +170,7 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
     // As Redis: while a script runs, only SHUTDOWN NOSAVE (saving would keep a script's
     // half-done writes).
     if save_choice != 2 && ctx.node.scripts.is_running() {
-        return Err(CmdError::Msg(crate::commands::scripting::BUSY_ERROR.into()));
+        return Err(CmdError::Msg(ctx.node.scripts.busy_error().into()));
     }
     tracing::warn!("User requested shutdown...");
     ctx.node

@@ -54,6 +54,9 @@ pub struct KeySpec {
     pub lastkey: i32,
     pub keystep: i32,
     pub limit: i32,
+    /// `find_keys: keynum` (EVAL, FCALL): (keynumidx, firstkey, keystep) relative to `index`,
+    /// in place of the range.
+    pub keynum: Option<(i32, i32, i32)>,
 }
 
 impl KeySpec {
@@ -71,6 +74,7 @@ impl KeySpec {
             lastkey,
             keystep,
             limit: 0,
+            keynum: None,
         }
     }
 
@@ -90,7 +94,21 @@ impl KeySpec {
             lastkey,
             keystep,
             limit: 0,
+            keynum: None,
         }
+    }
+
+    /// Keys counted by the argument `keynumidx` after `index` (EVAL's `numkeys key...`).
+    pub const fn keynum(
+        flags: &'static [&'static str],
+        index: i32,
+        keynumidx: i32,
+        firstkey: i32,
+        keystep: i32,
+    ) -> KeySpec {
+        let mut s = KeySpec::range(flags, index, 0, 1);
+        s.keynum = Some((keynumidx, firstkey, keystep));
+        s
     }
 
     pub const fn limit(mut self, limit: i32) -> KeySpec {
@@ -108,6 +126,22 @@ impl KeySpec {
     /// backwards from that far from the end when it is negative).
     pub fn covers(&self, pos: usize, args: &[Bytes]) -> bool {
         let argc = args.len();
+        if let Some((numidx, firstkey, step)) = self.keynum {
+            let at = (self.index + numidx) as usize;
+            let Some(n) = args
+                .get(at)
+                .and_then(|a| crate::store::value::parse_i64_strict(a))
+            else {
+                return false;
+            };
+            let first = i64::from(self.index + firstkey);
+            let last = first + (n - 1) * i64::from(step.max(1));
+            let pos = pos as i64;
+            return n > 0
+                && pos >= first
+                && pos <= last.min(argc as i64 - 1)
+                && (pos - first) % i64::from(step.max(1)) == 0;
+        }
         if let Some((word, from)) = self.keyword {
             let is_word = |i: &usize| args[*i].eq_ignore_ascii_case(word.as_bytes());
             let found = if from >= 0 {
@@ -294,13 +328,13 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
             "hyperloglog" => Some("@hyperloglog"),
             "geo" => Some("@geo"),
             "stream" => Some("@stream"),
+            "scripting" => Some("@scripting"),
             _ => None,
         };
         cats.extend(by_group);
     }
     let implied = [
         (WRITE, "@write"),
-        (READONLY, "@read"),
         (ADMIN, "@admin"),
         (ADMIN, "@dangerous"),
         (PUBSUB, "@pubsub"),
@@ -311,6 +345,10 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
         if cmd.flags & flag != 0 {
             cats.push(cat);
         }
+    }
+    // Scripting commands are not counted as reads (Redis's setImplicitACLCategories).
+    if cmd.flags & READONLY != 0 && !cats.contains(&"@scripting") {
+        cats.push("@read");
     }
     if cmd.flags & FAST == 0 {
         cats.push("@slow");
@@ -968,6 +1006,7 @@ static FAMILIES: &[&[Command]] = &[
     super::zset::COMMANDS,
     super::geo::COMMANDS,
     super::stream::COMMANDS,
+    super::functions::COMMANDS,
     super::scripting::COMMANDS,
     super::pubsub::COMMANDS,
     super::bitmap::COMMANDS,

@@ -90,10 +90,14 @@ impl Session {
         // A script still running after `wait_unpaused` gave it its time: refused, not waited
         // for on a runtime thread.
         if self.node.scripts.is_running() {
-            return Err(ApiError::unavailable(commands::scripting::BUSY_ERROR));
+            return Err(ApiError::unavailable(self.node.scripts.busy_error()));
         }
         self.out.clear();
-        commands::call(&self.node, &mut self.client, &mut self.out, args);
+        if commands::call(&self.node, &mut self.client, &mut self.out, args)
+            == commands::After::ScriptBusy
+        {
+            return Err(ApiError::unavailable(self.node.scripts.busy_error()));
+        }
         match decode(&self.out) {
             Some((frame, used)) if used == self.out.len() => Ok(frame),
             _ => Err(ApiError::internal("undecodable reply from a command")),

@@ -54,6 +54,8 @@ pub const KIND_ENTRIES: u8 = 2;
 pub const KIND_POSITION: u8 = 3;
 pub const KIND_PINS: u8 = 4;
 pub const KIND_MOVED: u8 = 5;
+/// The function libraries, as their FUNCTION DUMP payload (snapshots, rewrites, full syncs).
+pub const KIND_FUNCTIONS: u8 = 6;
 
 /// A `PINS` or `MOVED` record's payload (after its kind byte): `n: u32`, then `n` keys as
 /// `len: u32, bytes`.

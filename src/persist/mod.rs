@@ -286,6 +286,10 @@ fn load(node: &Arc<Node>) -> anyhow::Result<Option<(String, u64)>> {
                     "{e}. The snapshot is damaged: move it away to start without it, or restore a good copy"
                 )
             })?;
+        if let Some(f) = &loaded.functions {
+            crate::commands::functions::load_saved(node, f)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", snap.display()))?;
+        }
         let (loaded, expired, position) = (loaded.keys, loaded.expired, loaded.position);
         p.load_keys_loaded.store(loaded, Ordering::Relaxed);
         p.load_keys_expired.store(expired, Ordering::Relaxed);
@@ -372,7 +376,7 @@ pub fn validate_payload(p: &[u8]) -> Result<(), String> {
         Some(&aof::KIND_COMMANDS) => aof::decode_commands(&mut Cursor::new(&p[1..]))
             .map(|_| ())
             .map_err(|_| "undecodable command record".into()),
-        Some(&aof::KIND_ENTRIES) => Ok(()),
+        Some(&aof::KIND_ENTRIES | &aof::KIND_FUNCTIONS) => Ok(()),
         Some(&aof::KIND_POSITION) => aof::decode_position(&mut Cursor::new(&p[1..]))
             .map(|_| ())
             .map_err(|_| "undecodable position record".into()),
@@ -420,6 +424,9 @@ fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<(u64, Option<(Strin
             Some(&kind @ (aof::KIND_PINS | aof::KIND_MOVED)) => {
                 apply_keys_record(&node.store, kind, &payload[1..])
                     .map_err(|_| "undecodable keys record".to_string())
+            }
+            Some(&aof::KIND_FUNCTIONS) => {
+                crate::commands::functions::load_saved(node, &payload[1..])
             }
             Some(&aof::KIND_POSITION) => {
                 position = Some(
@@ -518,7 +525,7 @@ fn capture_with_position(node: &Node) -> Image {
     let repl = node.cluster.as_ref().map(|c| &c.repl);
     let _gate = repl.map(|r| r.gate());
     let mut position = None;
-    let mut image = Image::capture(&node.store, || {
+    let mut image = Image::capture_node(node, || {
         position = repl.and_then(|r| r.position(node));
     });
     image.position = position;
@@ -547,7 +554,7 @@ fn rewrite_now(node: &Node) -> std::io::Result<u64> {
     let started = Instant::now();
     let target = aof_path(node);
     let aof = &node.store.aof;
-    let image = Image::capture(&node.store, || aof.begin_rewrite());
+    let image = Image::capture_node(node, || aof.begin_rewrite());
     let tmp = temp_path(&target);
     let result = (|| {
         let f = std::fs::OpenOptions::new()

@@ -13,6 +13,7 @@
 //! - `POSITION` (3), optional: the replication stream the image is, as the log's record of that
 //!   kind (Redis's RDB `repl-id`/`repl-offset`), so a restarted replica continues from there;
 //! - `ENTRIES` (2): `db: u32` then entries, about 1 MB per record;
+//! - `FUNCTIONS` (6), first when there are function libraries: their FUNCTION DUMP payload;
 //! - `PINS` (4), after the entries when a slot move has keys pinned: as the log's record of that
 //!   kind, so a restart (or a replica's full sync) keeps them;
 //! - `END` (255): `records: u64` before it, `keys: u64`. A file without END is refused.
@@ -34,6 +35,7 @@ const KIND_META: u8 = 1;
 pub const KIND_ENTRIES: u8 = 2;
 const KIND_POSITION: u8 = super::aof::KIND_POSITION;
 const KIND_PINS: u8 = super::aof::KIND_PINS;
+const KIND_FUNCTIONS: u8 = super::aof::KIND_FUNCTIONS;
 const KIND_END: u8 = 255;
 const RDB_OPCODE_EXPIRETIME_MS: u8 = 0xFC;
 /// Target size of one ENTRIES record.
@@ -53,6 +55,8 @@ pub struct Image {
     pub position: Option<(String, u64)>,
     /// Keys pinned by a slot move at that instant (`crate::store::Shard::pinned`).
     pub pins: Vec<Vec<u8>>,
+    /// The function libraries (their FUNCTION DUMP payload), if there are any.
+    pub functions: Option<Vec<u8>>,
 }
 
 /// What loading a snapshot found.
@@ -62,6 +66,8 @@ pub struct Loaded {
     /// Keys skipped because their TTL had passed.
     pub expired: u64,
     pub position: Option<(String, u64)>,
+    /// The function libraries' FUNCTION DUMP payload, for the caller to load.
+    pub functions: Option<Vec<u8>>,
 }
 
 impl Image {
@@ -72,6 +78,18 @@ impl Image {
         let image = Image::from_locked(&mut ks, store.databases());
         at_cut();
         drop(ks);
+        image
+    }
+
+    /// [`Image::capture`] of a node's keyspace with its function libraries, read at the same
+    /// instant.
+    pub fn capture_node(node: &crate::node::Node, at_cut: impl FnOnce()) -> Image {
+        let mut functions = None;
+        let mut image = Image::capture(&node.store, || {
+            functions = crate::commands::functions::dump_all(node);
+            at_cut();
+        });
+        image.functions = functions;
         image
     }
 
@@ -99,6 +117,7 @@ impl Image {
             dbs,
             position: None,
             pins,
+            functions: None,
         }
     }
 
@@ -159,6 +178,13 @@ pub fn write_entries(w: &mut impl Write, image: &Image) -> std::io::Result<u64> 
     let mut records = 0;
     let mut payload = Vec::with_capacity(SECTION_BYTES + 4096);
     let mut framed = Vec::with_capacity(SECTION_BYTES + 4096);
+    if let Some(f) = &image.functions {
+        payload.push(KIND_FUNCTIONS);
+        payload.extend_from_slice(f);
+        format::write_record(&mut framed, &payload);
+        w.write_all(&framed)?;
+        records += 1;
+    }
     let mut scratch = Vec::new();
     for (db, items) in image.dbs.iter().enumerate() {
         let start = |p: &mut Vec<u8>| {
@@ -303,6 +329,7 @@ pub fn load_file(
     let mut reader = Reader::new(r, 8);
     let (mut loaded, mut expired, mut records) = (0u64, 0u64, 0u64);
     let mut position = None;
+    let mut functions = None;
     loop {
         let at = reader.offset;
         let rec = match reader.next_record() {
@@ -331,6 +358,7 @@ pub fn load_file(
                 super::apply_keys_record(store, KIND_PINS, &rec[1..])
                     .map_err(|_| bad(at, "bad PINS record"))?;
             }
+            Some(&KIND_FUNCTIONS) => functions = Some(rec[1..].to_vec()),
             Some(&KIND_END) => {
                 let mut c = Cursor::new(&rec[1..]);
                 let want_records = c.u64().map_err(|_| bad(at, "bad END record"))?;
@@ -345,6 +373,7 @@ pub fn load_file(
                     keys: loaded,
                     expired,
                     position,
+                    functions,
                 });
             }
             _ => return Err(bad(at, "unknown record kind")),

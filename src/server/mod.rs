@@ -308,27 +308,35 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         wait_unpaused(&node, deadline).await;
                     }
                     // While a script runs, others wait for it here (not on its locks), and
-                    // get -BUSY once it has run too long.
-                    if node.scripts.is_running()
-                        && !commands::scripting::allowed_while_busy(&args)
-                        && !node.scripts.wait_until_idle().await
-                    {
+                    // get -BUSY once it has run too long. A command that met a script's
+                    // locks (the script started after this check) comes back here.
+                    let ran = loop {
+                        if node.scripts.is_running()
+                            && !commands::scripting::allowed_while_busy(&args)
+                            && !node.scripts.wait_until_idle().await
+                        {
+                            break None;
+                        }
+                        if let Some(ib) = inbox.as_mut() {
+                            pubsub_cost +=
+                                ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
+                        }
+                        let mark = out.len();
+                        match call(&node, &mut client, &mut out, &args) {
+                            After::ScriptBusy => continue,
+                            after => break Some((mark, after)),
+                        }
+                    };
+                    let Some((mut mark, mut after)) = ran else {
                         // As a refused command: a transaction it was to join fails at EXEC.
                         if let Some(m) = client.multi.as_mut() {
                             m.failed = true;
                         }
-                        node.stats.note_error(&commands::CmdError::Msg(
-                            commands::scripting::BUSY_ERROR.into(),
-                        ));
-                        Reply::new(&mut out, client.resp3).error(commands::scripting::BUSY_ERROR);
+                        let busy = node.scripts.busy_error();
+                        node.stats.note_error(&commands::CmdError::Msg(busy.into()));
+                        Reply::new(&mut out, client.resp3).error(busy);
                         continue;
-                    }
-                    if let Some(ib) = inbox.as_mut() {
-                        pubsub_cost +=
-                            ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    }
-                    let mut mark = out.len();
-                    let mut after = call(&node, &mut client, &mut out, &args);
+                    };
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
                         if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
@@ -509,9 +517,15 @@ async fn wait_blocked(
                     _ => {}
                 }
                 client.still_blocked = false;
-                // Woken by a script's push: served once the script is done (its locks).
-                while !node.scripts.wait_until_idle().await {}
-                let after = call(node, client, out, args);
+                // Woken by a script's push: served once the script is done (its locks), and
+                // again if another script took the keys' locks meanwhile.
+                let after = loop {
+                    while !node.scripts.wait_until_idle().await {}
+                    match call(node, client, out, args) {
+                        After::ScriptBusy => continue,
+                        after => break after,
+                    }
+                };
                 if !client.still_blocked {
                     break after;
                 }

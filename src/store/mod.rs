@@ -403,13 +403,7 @@ impl Store {
 
     /// Locks the shards holding `keys` (ascending order; duplicates collapse).
     pub fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: &[K], now_ms: i64) -> Keyspace<'a> {
-        let mut idx: SmallVec<[usize; 4]> = keys
-            .iter()
-            .map(|k| shard_of_slot(key_hash_slot(k.as_ref())))
-            .collect();
-        idx.sort_unstable();
-        idx.dedup();
-        self.lock_shards(&idx, now_ms)
+        self.lock_shards(&Store::shards_of(keys), now_ms)
     }
 
     pub fn lock_shards<'a>(&'a self, idx: &[usize], now_ms: i64) -> Keyspace<'a> {
@@ -421,6 +415,56 @@ impl Store {
             lru: self.lru_clock_at(now_ms),
             store: self,
         }
+    }
+
+    /// [`Store::lock_shards`] (every shard when `idx` is None), unless `give_up` says so while
+    /// a shard is held by someone else: then None, with nothing held. Waits in slices of a
+    /// millisecond, so a lock a running script holds (for as long as it runs) does not hold
+    /// the caller's thread: it goes back and waits for the script without a thread.
+    pub fn lock_shards_unless<'a>(
+        &'a self,
+        idx: Option<&[usize]>,
+        now_ms: i64,
+        give_up: impl Fn() -> bool,
+    ) -> Option<Keyspace<'a>> {
+        let all: SmallVec<[usize; 4]>;
+        let idx = match idx {
+            Some(i) => i,
+            None => {
+                all = (0..self.shards.len()).collect();
+                &all
+            }
+        };
+        let mut guards = SmallVec::with_capacity(idx.len());
+        for &i in idx {
+            let g = loop {
+                if let Some(g) = self.shards[i].try_lock_for(std::time::Duration::from_millis(1)) {
+                    break g;
+                }
+                if give_up() {
+                    return None;
+                }
+            };
+            guards.push((i, g));
+        }
+        Some(Keyspace {
+            all: guards.len() == self.shards.len(),
+            guards,
+            now_ms,
+            lru: self.lru_clock_at(now_ms),
+            store: self,
+        })
+    }
+
+    /// The shards of `keys`, sorted (the order every lock taker uses).
+    pub fn shards_of<K: AsRef<[u8]>>(keys: &[K]) -> SmallVec<[usize; 4]> {
+        let mut idx: SmallVec<[usize; 4]> = keys
+            .iter()
+            .map(|k| shard_of_slot(key_hash_slot(k.as_ref())))
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx
     }
 
     /// A view with no shard locked, for commands that name no keys.
