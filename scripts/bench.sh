@@ -306,8 +306,8 @@ feed_rows() {
 
 # ---------------------------------------------------------------- data types
 # redis-benchmark's own tests for the types (LPUSH before LPOP and SPOP after SADD, so they pop
-# from what was pushed; LRANGE_100 fills its list first), and PUBLISH to a channel nobody
-# subscribes to, at -P 1 and -P 16, back to back per test on both servers. Memory first: N_TYPES
+# from what was pushed; LRANGE_100 fills its list first), PUBLISH to a channel nobody
+# subscribes to, XADD with generated IDs and XRANGE of 10 of those entries, at -P 1 and -P 16, back to back per test on both servers. Memory first: N_TYPES
 # keys of each small collection (4 fields or members of 8 bytes), loaded through redis-cli
 # --pipe, RSS growth per key.
 
@@ -361,15 +361,22 @@ types_rows() {
   echo "==> types: redis-server pid $rpid port $rp; reredis pid $opid port $op" >&2
   for pipe in 1 16; do
     if [ "$pipe" = 1 ]; then n=$N_P1; else n=$N_P16; fi
-    for t in lpush lpop lrange_100 sadd spop hset zadd publish; do
+    for t in lpush lpop lrange_100 sadd spop hset zadd publish xadd xrange_10; do
       name=$(tr a-z A-Z <<<"$t")
       local args=(-t "$t")
       [ "$t" = publish ] && args=(PUBLISH bench:channel 0123456789abcdef)
+      # Streams (no redis-benchmark test of their own): XADD with generated IDs, then reads
+      # of the first 10 entries of what it added.
+      [ "$t" = xadd ] && args=(XADD bench:stream '*' field 0123456789abcdef)
+      [ "$t" = xrange_10 ] && args=(XRANGE bench:stream - + COUNT 10)
+      # What redis-benchmark's CSV names the test by (a custom command: its first word).
+      local match=$name
+      [ "$t" = xrange_10 ] && match=XRANGE
       # LRANGE_100 answers 100 elements per request: a tenth of the requests.
       local nt=$n
       [ "$t" = lrange_100 ] && nt=$((n / 10))
-      read -r r_rps r_p99 < <(run_test redis-server "$rp" "$pipe" "$nt" "$name" "${args[@]}") || true
-      read -r o_rps o_p99 < <(run_test reredis "$op" "$pipe" "$nt" "$name" "${args[@]}") || true
+      read -r r_rps r_p99 < <(run_test redis-server "$rp" "$pipe" "$nt" "$match" "${args[@]}") || true
+      read -r o_rps o_p99 < <(run_test reredis "$op" "$pipe" "$nt" "$match" "${args[@]}") || true
       echo "==> $name -P $pipe: redis $r_rps rps p99 $r_p99 ms; reredis $o_rps rps p99 $o_p99 ms" >&2
       if [ "$pipe" = 1 ]; then g=">= 1.2"; else g=">= 1.5"; fi
       row "$name rps -P $pipe$([ "$t" = publish ] && echo ', no subscriber')" "$o_rps" "$r_rps" "$(ratio "$o_rps" "$r_rps")" "$g"
