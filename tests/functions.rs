@@ -128,6 +128,28 @@ async fn libraries_survive_restarts_from_the_log_a_rewrite_and_a_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_whose_code_never_ends_is_stopped_after_500_ms() {
+    let h = common::start_node(&[]).await;
+    let mut con = connect(h.resp_addr()).await;
+    let started = Instant::now();
+    let r: redis::RedisResult<String> = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=forever\nwhile true do end")
+        .query_async(&mut con)
+        .await;
+    let e = r.expect_err("stopped");
+    assert!(e.to_string().contains("FUNCTION LOAD timeout"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The node goes on: a library loads and runs.
+    load(&mut con, LIBRARY).await;
+    assert_eq!(
+        fcall(&mut con, "bump", &["n"], &["2"]).await,
+        redis::Value::Int(2)
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_payloads_cross_between_redis_and_reredis_both_ways() {
     let redis = RedisServer::start().await;
     let node = common::start_node(&[]).await;

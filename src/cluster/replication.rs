@@ -781,6 +781,8 @@ fn flush_all(node: &Node) {
     for (_, shard) in ks.shards_mut() {
         shard.pinned.clear();
     }
+    // The master's copy brings its function libraries (or none), as Redis's emptyData.
+    crate::commands::functions::flush_libraries(node);
 }
 
 /// Applies replicated records as start-up applies the log, and logs the writes in this node's

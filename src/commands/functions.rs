@@ -27,6 +27,14 @@ use crate::node::Node;
 use crate::store::Keyspace;
 use crate::store::rdb::{self, RDB_VERSION};
 
+/// How long a library's code may run while it loads (Redis's `LOAD_TIMEOUT_MS`).
+const LOAD_TIMEOUT_MS: i64 = 500;
+
+/// The deadline the engine's hook checks while a library loads.
+fn engine_deadline(engine: &Engine) -> std::sync::Arc<std::sync::atomic::AtomicI64> {
+    engine.load_deadline.clone()
+}
+
 /// RDB's opcode for one library in a FUNCTION DUMP payload (`RDB_OPCODE_FUNCTION2`).
 const RDB_OPCODE_FUNCTION2: u8 = 245;
 
@@ -69,16 +77,20 @@ fn metadata(code: &[u8]) -> Result<(String, usize), CmdError> {
         .iter()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
-    let engine = parts[0][2..].to_string();
+    let engine = String::from_utf8_lossy(&parts[0].as_bytes()[2..]).into_owned();
     let mut name = None;
     for part in &parts[1..] {
-        if part.len() >= 5 && part[..5].eq_ignore_ascii_case("name=") {
+        if part
+            .as_bytes()
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"name="))
+        {
             if name.is_some() {
                 return Err(CmdError::err(
                     "Invalid metadata value, name argument was given multiple times",
                 ));
             }
-            name = Some(part[5..].to_string());
+            name = Some(String::from_utf8_lossy(&part.as_bytes()[5..]).into_owned());
             continue;
         }
         return Err(CmdError::err(format!(
@@ -131,7 +143,15 @@ fn compile(engine: &Engine, code: &[u8], replace: bool) -> Result<(String, Libra
             CmdError::err(format!("Error compiling function: {text}"))
         })?;
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error registering functions: {e}"));
-    let (ok, found): (bool, Value) = engine.load_library.call(chunk).map_err(lua_err)?;
+    // A library's code gets 500 ms, as in Redis (the hook stops it).
+    let deadline = &engine_deadline(engine);
+    deadline.store(
+        super::now_ms() + LOAD_TIMEOUT_MS,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let loaded: mlua::Result<(bool, Value)> = engine.load_library.call(chunk);
+    deadline.store(0, std::sync::atomic::Ordering::Relaxed);
+    let (ok, found) = loaded.map_err(lua_err)?;
     if !ok {
         let msg = table_err(&found);
         let msg = msg.strip_prefix("ERR ").unwrap_or(&msg).to_string();
@@ -644,6 +664,13 @@ pub fn dump_all(node: &Node) -> Option<Vec<u8>> {
     (!engine.libraries.is_empty()).then(|| dump_payload(engine))
 }
 
+/// Removes every library (a replica's full sync starts from none).
+pub fn flush_libraries(node: &Node) {
+    if let Some(engine) = node.scripts.engine.lock().as_mut() {
+        engine.libraries.clear();
+    }
+}
+
 /// Loads the libraries of a snapshot or a full sync (replacing libraries of the same name).
 pub fn load_saved(node: &Node, payload: &[u8]) -> Result<(), String> {
     restore_payload(node, payload, RestorePolicy::Replace)
@@ -655,11 +682,13 @@ pub fn load_saved(node: &Node, payload: &[u8]) -> Result<(), String> {
 
 const ALL_SUCCEEDED: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
 
+// Writes to the libraries take every shard (ALL_SHARDS): they are ordered with each other and
+// with a snapshot's cut, and logged in the order they applied.
 static FUNCTION_SUBS: &[Command] = &[
     cmd!(
         "load",
         -3,
-        WRITE | DENYOOM | NOSCRIPT,
+        WRITE | DENYOOM | NOSCRIPT | ALL_SHARDS,
         NO_KEYS,
         "scripting",
         "7.0.0",
@@ -670,7 +699,7 @@ static FUNCTION_SUBS: &[Command] = &[
     cmd!(
         "delete",
         3,
-        WRITE | NOSCRIPT,
+        WRITE | NOSCRIPT | ALL_SHARDS,
         NO_KEYS,
         "scripting",
         "7.0.0",
@@ -681,7 +710,7 @@ static FUNCTION_SUBS: &[Command] = &[
     cmd!(
         "flush",
         -2,
-        WRITE | NOSCRIPT,
+        WRITE | NOSCRIPT | ALL_SHARDS,
         NO_KEYS,
         "scripting",
         "7.0.0",
@@ -739,7 +768,7 @@ static FUNCTION_SUBS: &[Command] = &[
     cmd!(
         "restore",
         -3,
-        WRITE | DENYOOM | NOSCRIPT,
+        WRITE | DENYOOM | NOSCRIPT | ALL_SHARDS,
         NO_KEYS,
         "scripting",
         "7.0.0",

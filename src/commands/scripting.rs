@@ -63,6 +63,8 @@ pub struct Scripts {
     handover_at: Arc<std::sync::atomic::AtomicI64>,
     /// The running script called `redis.setresp(3)`: its commands reply in RESP3.
     resp3: Arc<AtomicBool>,
+    /// While a library's code loads (FUNCTION LOAD): when it is stopped (Unix ms; 0: none).
+    pub(crate) load_deadline: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// How long other clients wait for a running script before they get `-BUSY` (Redis's
@@ -103,6 +105,19 @@ impl Scripts {
 
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until the running script (if any) ends, however long it runs.
+    pub async fn wait_end(&self) {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if !self.running.load(Ordering::Acquire) {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// The `-BUSY` error for what runs: a script or a function.
@@ -232,6 +247,8 @@ pub(crate) struct Engine {
     pub(crate) load_library: Function,
     /// Function libraries by name (FUNCTION LOAD).
     pub(crate) libraries: std::collections::BTreeMap<String, super::functions::Library>,
+    /// Set while a library's code loads (see `Scripts::load_deadline`).
+    pub(crate) load_deadline: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Lua code run once in a new state (chunk `=redis`, which the error handler skips when it
@@ -564,6 +581,7 @@ impl Engine {
         shutdown: CancellationToken,
         handover_at: Arc<std::sync::atomic::AtomicI64>,
         resp3: Arc<AtomicBool>,
+        load_deadline: Arc<std::sync::atomic::AtomicI64>,
     ) -> mlua::Result<Engine> {
         // SAFETY: the debug library is loaded only for the error handler, which keeps it in an
         // upvalue; the prelude removes it from the globals before any script runs.
@@ -610,6 +628,7 @@ impl Engine {
             })?,
         )?;
         super::lua_libs::register(&lua, &globals)?;
+        let load_deadline_field = load_deadline.clone();
         let r3 = resp3.clone();
         globals.set(
             "__redis__setresp",
@@ -641,8 +660,12 @@ impl Engine {
                         "Script killed: the server is shutting down",
                     ));
                 }
-                let at = handover_at.load(Ordering::Relaxed);
                 let now = now_ms_clock();
+                let limit = load_deadline.load(Ordering::Relaxed);
+                if limit > 0 && now >= limit {
+                    return Err(mlua::Error::runtime("FUNCTION LOAD timeout"));
+                }
+                let at = handover_at.load(Ordering::Relaxed);
                 if at > 0 && now >= at {
                     handover_at.store(now + HANDOVER_RETRY_MS, Ordering::Relaxed);
                     hand_worker_over();
@@ -660,6 +683,7 @@ impl Engine {
             fenv,
             load_library,
             libraries: Default::default(),
+            load_deadline: load_deadline_field,
         })
     }
 
@@ -1116,6 +1140,7 @@ pub(crate) fn engine_of<'g>(
             node.shutdown.clone(),
             node.scripts.handover_at.clone(),
             node.scripts.resp3.clone(),
+            node.scripts.load_deadline.clone(),
         )
         .map_err(|e| CmdError::err(format!("Lua could not start: {e}")))?;
         *slot = Some(e);

@@ -366,8 +366,8 @@ pub fn xadd(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         ));
     }
     let now = ctx.now_ms.max(0) as u64;
-    // `<ms>-*` past the last sequence of that millisecond: Redis's errno there is ERANGE, so
-    // its message is the one for oversized elements.
+    // `<ms>-*` past the last sequence of that millisecond: redis-server 7.0.15 answers with its
+    // message for oversized elements here (tests/differential/stream.txt).
     if let Some(want) = a.id
         && !a.seq_given
         && want.ms == s.last_id.ms
@@ -701,6 +701,11 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
         if let Some((g, _)) = group
             && s.as_ref().is_none_or(|s| !s.groups.contains_key(&g[..]))
         {
+            if rerun {
+                return Err(CmdError::Msg(
+                    "NOGROUP the consumer group this client was blocked on no longer exists".into(),
+                ));
+            }
             return Err(CmdError::Msg(format!(
                 "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
                 String::from_utf8_lossy(k),
@@ -853,8 +858,17 @@ fn read_group(
         }
     };
     let mut g = s.groups.remove(&gname[..]).expect("group");
+    let mut logs: Vec<Vec<Bytes>> = Vec::new();
     if g.create_consumer(consumer, now) {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+        // Logged on its own: with NOACK (or an empty history) no XCLAIM would create it.
+        logs.push(vec![
+            b("XGROUP"),
+            b("CREATECONSUMER"),
+            key.clone(),
+            gname.clone(),
+            consumer.clone(),
+        ]);
     }
     if let Some(c) = g.consumers.get_mut(&consumer[..]) {
         c.seen_time = now;
@@ -863,7 +877,6 @@ fn read_group(
         out.array(2);
     }
     out.bulk(key);
-    let mut logs: Vec<Vec<Bytes>> = Vec::new();
     if history {
         let Some(start) = start.incr() else {
             out.array(0);
@@ -1291,7 +1304,7 @@ pub fn xpending(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             break;
         }
         let p = &g.pel[&id];
-        if minidle != 0 && now - p.delivery_time < minidle {
+        if minidle != 0 && now.saturating_sub(p.delivery_time) < minidle {
             continue;
         }
         count -= 1;
@@ -1302,7 +1315,7 @@ pub fn xpending(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         out.array(4);
         reply_id(out, id);
         out.bulk(&p.consumer);
-        out.int((now - p.delivery_time).max(0));
+        out.int((now.saturating_sub(p.delivery_time)).max(0));
         out.int(p.delivery_count as i64);
     }
     Ok(())
@@ -1340,7 +1353,8 @@ pub fn xclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             justid = true;
         } else if eq_ic(o, "IDLE") && more > 0 {
             j += 1;
-            deliverytime = now - ll_or(&args[j], "Invalid IDLE option argument for XCLAIM")?;
+            deliverytime =
+                now.saturating_sub(ll_or(&args[j], "Invalid IDLE option argument for XCLAIM")?);
         } else if eq_ic(o, "TIME") && more > 0 {
             j += 1;
             deliverytime = ll_or(&args[j], "Invalid TIME option argument for XCLAIM")?;
@@ -1395,7 +1409,7 @@ pub fn xclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         };
         if let Some(p) = &pending
             && minidle != 0
-            && now - p.delivery_time < minidle
+            && now.saturating_sub(p.delivery_time) < minidle
         {
             continue;
         }
@@ -1496,7 +1510,7 @@ pub fn xautoclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
             count -= 1;
             continue;
         }
-        if minidle != 0 && now - g.pel[&id].delivery_time < minidle {
+        if minidle != 0 && now.saturating_sub(g.pel[&id].delivery_time) < minidle {
             continue;
         }
         let p = g.assign(id, name, now);
@@ -1560,7 +1574,7 @@ pub fn xinfo_consumers(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdR
         out.bulk(b"pending");
         out.int(c.pel.len() as i64);
         out.bulk(b"idle");
-        out.int((now - c.seen_time).max(0));
+        out.int(now.saturating_sub(c.seen_time).max(0));
     }
     Ok(())
 }

@@ -135,7 +135,9 @@ impl KeySpec {
                 return false;
             };
             let first = i64::from(self.index + firstkey);
-            let last = first + (n - 1) * i64::from(step.max(1));
+            let last = (n - 1)
+                .saturating_mul(i64::from(step.max(1)))
+                .saturating_add(first);
             let pos = pos as i64;
             return n > 0
                 && pos >= first

@@ -323,7 +323,14 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         }
                         let mark = out.len();
                         match call(&node, &mut client, &mut out, &args) {
-                            After::ScriptBusy => continue,
+                            // Commands allowed while busy (WATCH) would not wait at the
+                            // check above: they wait for the script's end here.
+                            After::ScriptBusy => {
+                                if commands::scripting::allowed_while_busy(&args) {
+                                    node.scripts.wait_end().await;
+                                }
+                                continue;
+                            }
                             after => break Some((mark, after)),
                         }
                     };
@@ -520,7 +527,7 @@ async fn wait_blocked(
                 // Woken by a script's push: served once the script is done (its locks), and
                 // again if another script took the keys' locks meanwhile.
                 let after = loop {
-                    while !node.scripts.wait_until_idle().await {}
+                    node.scripts.wait_end().await;
                     match call(node, client, out, args) {
                         After::ScriptBusy => continue,
                         after => break after,

@@ -900,12 +900,16 @@ impl<'a> Keyspace<'a> {
         } else {
             had_expire = false;
             let ready = value.may_unblock();
+            // XREAD waiters do not consume: a stream wakes them all.
+            let stream = matches!(value, Value::Stream(_));
             let mut e = Entry::new(Sds::new(key), value, lru);
             e.set_has_expire(expire_at_ms.is_some());
             d.keys.insert_new(e);
             s.note_insert(db, key);
             publish_new(store, db, key, now);
-            if ready {
+            if stream {
+                store.blocked.signal_all(db, key);
+            } else if ready {
                 store.blocked.signal(db, key);
             }
         }
@@ -937,7 +941,9 @@ impl<'a> Keyspace<'a> {
         if let Some(old) = self.remove(db, &key)? {
             store.lazyfree.dispose(old, &store.lazyfree.lazy_server_del);
         }
-        if entry.value.may_unblock() {
+        if matches!(entry.value, Value::Stream(_)) {
+            self.store.blocked.signal_all(db, &key);
+        } else if entry.value.may_unblock() {
             self.store.blocked.signal(db, &key);
         }
         let s = self.shard(&key)?;

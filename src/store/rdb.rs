@@ -392,10 +392,13 @@ impl<'a> Reader<'a> {
                 );
             }
             let consumers = self.len()?;
+            let mut owned = std::collections::BTreeSet::new();
             for _ in 0..consumers {
                 let cname = self.string()?;
                 let seen = self.ms_time()?;
-                g.create_consumer(&cname, seen);
+                if !g.create_consumer(&cname, seen) {
+                    return Err(RdbError::Format("duplicated consumer name"));
+                }
                 let own = self.len()?;
                 for _ in 0..own {
                     let id = self.raw_id()?;
@@ -403,16 +406,16 @@ impl<'a> Reader<'a> {
                         .pel
                         .get_mut(&id)
                         .ok_or(RdbError::Format("consumer entry not pending in its group"))?;
+                    if !owned.insert(id) {
+                        return Err(RdbError::Format("pending entry owned by two consumers"));
+                    }
                     p.consumer = Sds::new(&cname);
                     if let Some(c) = g.consumers.get_mut(&cname[..]) {
                         c.pel.insert(id);
                     }
                 }
             }
-            if g.pel
-                .values()
-                .any(|p| p.consumer.is_empty() && !g.consumers.contains_key(&b""[..]))
-            {
+            if owned.len() != g.pel.len() {
                 return Err(RdbError::Format("pending entry without a consumer"));
             }
             if s.groups.insert(Sds::from_vec(name), g).is_some() {

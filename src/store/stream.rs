@@ -537,6 +537,9 @@ impl Stream {
             Some((_, n)) => {
                 n.lp_bytes() + total >= max_bytes
                     || (lim.max_entries != 0 && (n.live + n.deleted) as usize >= lim.max_entries)
+                    // XSETID may move the last ID below a deleted entry's: a node's items stay
+                    // in order (Redis appends there anyway; the lookups here rely on order).
+                    || n.items.last().is_some_and(|it| it.id >= id)
             }
         };
         let data: Box<[Sds]> = pairs.iter().map(|p| Sds::new(p.as_ref())).collect();
@@ -752,10 +755,10 @@ impl Stream {
         if self.max_deleted.is_zero() || self.max_deleted < self.first_id {
             match id.cmp(&self.first_id) {
                 std::cmp::Ordering::Less => {
-                    return Some((self.entries_added - self.length) as i64);
+                    return Some(self.entries_added.saturating_sub(self.length) as i64);
                 }
                 std::cmp::Ordering::Equal => {
-                    return Some((self.entries_added - self.length + 1) as i64);
+                    return Some(self.entries_added.saturating_sub(self.length) as i64 + 1);
                 }
                 std::cmp::Ordering::Greater => {}
             }
@@ -780,10 +783,10 @@ impl Stream {
             return Some(0);
         }
         if g.entries_read != ENTRIES_READ_INVALID && !self.has_tombstones_from(g.last_id) {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).saturating_sub(g.entries_read));
         }
         self.estimate_read(g.last_id)
-            .map(|read| self.entries_added as i64 - read)
+            .map(|read| (self.entries_added as i64).saturating_sub(read))
     }
 
     /// A group moved its last delivered ID to `id` (a delivery of a new entry): its read
@@ -793,7 +796,7 @@ impl Stream {
             return;
         }
         if g.entries_read != ENTRIES_READ_INVALID && !self.has_tombstones_from(id) {
-            g.entries_read += 1;
+            g.entries_read = g.entries_read.saturating_add(1);
         } else if self.entries_added != 0 {
             g.entries_read = self.estimate_read(id).unwrap_or(ENTRIES_READ_INVALID);
         }
@@ -943,6 +946,26 @@ mod tests {
         s.delete(id(5, 2));
         let (&master, node) = s.nodes().next().unwrap();
         assert_eq!(node.listpack(master).len(), node.lp_bytes());
+    }
+
+    #[test]
+    fn an_id_below_a_deleted_one_starts_a_node_and_stays_findable() {
+        // XADD 1-1, XADD 5-0, XDEL 5-0, XSETID 3-0, XADD 4-0.
+        let mut s = Stream::default();
+        s.append(id(1, 1), &[b"f".as_slice(), b"v"], LIM);
+        s.append(id(5, 0), &[b"f".as_slice(), b"v"], LIM);
+        assert!(s.delete(id(5, 0)));
+        s.last_id = id(3, 0);
+        s.append(id(4, 0), &[b"f".as_slice(), b"v"], LIM);
+        assert_eq!(s.node_count(), 2);
+        assert!(s.get(id(4, 0)).is_some());
+        let ids: Vec<StreamId> = s
+            .range(StreamId::MIN, StreamId::MAX, false, 0)
+            .iter()
+            .map(|it| it.id)
+            .collect();
+        assert_eq!(ids, [id(1, 1), id(4, 0)]);
+        assert!(s.delete(id(4, 0)));
     }
 
     #[test]
