@@ -427,6 +427,7 @@ impl Store {
         now_ms: i64,
         give_up: impl Fn() -> bool,
     ) -> Option<Keyspace<'a>> {
+        let every = idx.is_none();
         let all: SmallVec<[usize; 4]>;
         let idx = match idx {
             Some(i) => i,
@@ -448,7 +449,7 @@ impl Store {
             guards.push((i, g));
         }
         Some(Keyspace {
-            all: guards.len() == self.shards.len(),
+            all: every,
             guards,
             now_ms,
             lru: self.lru_clock_at(now_ms),
