@@ -183,7 +183,14 @@ fn range_end(arg: &[u8]) -> Result<StreamId, CmdError> {
 // Replies
 
 fn reply_id(out: &mut Reply, id: StreamId) {
-    out.bulk(&id.to_bytes());
+    // `<ms>-<seq>` formatted on the stack: at most 20 + 1 + 20 bytes.
+    let mut buf = [0u8; 41];
+    let (mut a, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (ms, seq) = (a.format(id.ms).as_bytes(), b.format(id.seq).as_bytes());
+    buf[..ms.len()].copy_from_slice(ms);
+    buf[ms.len()] = b'-';
+    buf[ms.len() + 1..ms.len() + 1 + seq.len()].copy_from_slice(seq);
+    out.bulk(&buf[..ms.len() + 1 + seq.len()]);
 }
 
 fn reply_item(out: &mut Reply, it: &Item) {
@@ -337,35 +344,19 @@ fn exact_trim_args(args: &[Bytes], a: &AddTrim, s: &Stream) -> Vec<Bytes> {
     out
 }
 
-pub fn xadd(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let a = parse_add_trim(ctx, args, true)?;
-    let field_pos = a.id_pos + 1;
-    if args.len() < field_pos + 2 || (args.len() - field_pos) % 2 == 1 {
-        return Err(CmdError::Arity("xadd".into()));
-    }
-    if a.seq_given && a.id == Some(StreamId::MIN) {
-        return Err(CmdError::err(
-            "The ID specified in XADD must be greater than 0-0",
-        ));
-    }
-    let db = ctx.client.db;
-    let key = &args[1];
-    let lim = ctx.node.store.stream_limits.get();
-    if stream_write(ks, db, key)?.is_none() {
-        if a.no_mkstream {
-            ctx.out.null();
-            ctx.log_as = Some(Vec::new());
-            return Ok(());
-        }
-        ks.set(db, key, Value::Stream(Box::default()), None, false)?;
-    }
-    let s = stream_write(ks, db, key)?.expect("just made");
+/// Adds XADD's entry to `s`: its ID, or Redis's error for the ID or the size.
+fn add_entry(
+    s: &mut Stream,
+    a: &AddTrim,
+    fields: &[Bytes],
+    now: u64,
+    lim: crate::store::stream::NodeLimits,
+) -> Result<StreamId, CmdError> {
     if s.last_id == StreamId::MAX {
         return Err(CmdError::err(
             "The stream has exhausted the last possible ID, unable to add more items",
         ));
     }
-    let now = ctx.now_ms.max(0) as u64;
     // `<ms>-*` past the last sequence of that millisecond: redis-server 7.0.15 answers with its
     // message for oversized elements here (tests/differential/stream.txt).
     if let Some(want) = a.id
@@ -380,26 +371,62 @@ pub fn xadd(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             "The ID specified in XADD is equal or smaller than the target stream top item",
         ));
     };
-    let total: usize = args[field_pos..].iter().map(|f| f.len()).sum();
+    let total: usize = fields.iter().map(|f| f.len()).sum();
     if total > crate::store::stream::LISTPACK_MAX {
         return Err(CmdError::err("Elements are too large to be stored"));
     }
-    s.append(id, &args[field_pos..], lim);
+    s.append(id, fields, lim);
+    Ok(id)
+}
+
+pub fn xadd(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let a = parse_add_trim(ctx, args, true)?;
+    let field_pos = a.id_pos + 1;
+    if args.len() < field_pos + 2 || (args.len() - field_pos) % 2 == 1 {
+        return Err(CmdError::Arity("xadd".into()));
+    }
+    if a.seq_given && a.id == Some(StreamId::MIN) {
+        return Err(CmdError::err(
+            "The ID specified in XADD must be greater than 0-0",
+        ));
+    }
+    let db = ctx.client.db;
+    let key = &args[1];
+    let lim = ctx.node.store.stream_limits.get();
+    let now = ctx.now_ms.max(0) as u64;
+    let fields = &args[field_pos..];
+    let id = match stream_write(ks, db, key)? {
+        Some(s) => add_entry(s, &a, fields, now, lim)?,
+        None if a.no_mkstream => {
+            ctx.out.null();
+            ctx.log_as = Some(Vec::new());
+            return Ok(());
+        }
+        None => {
+            // The stream exists from here, even if the entry is refused (as in Redis).
+            let mut s = Box::<Stream>::default();
+            let added = add_entry(&mut s, &a, fields, now, lim);
+            ks.set(db, key, Value::Stream(s), None, false)?;
+            added?
+        }
+    };
     reply_id(&mut ctx.out, id);
     ctx.signal_modified(key);
     ctx.notify(class::STREAM, "xadd", key);
     ctx.dirty(1);
+    // What the log gets is built only when there is a log (or a replica) to get it.
+    let logging = ctx.node.store.aof.is_recording();
     let mut logged: Option<Vec<Bytes>> = None;
     if let Some(trim) = a.trim {
         let s = stream_write(ks, db, key)?.expect("stream");
         if s.trim(trim, a.approx, a.limit) > 0 {
             ctx.notify(class::STREAM, "xtrim", key);
         }
-        if a.approx {
+        if a.approx && logging {
             logged = Some(exact_trim_args(args, &a, s));
         }
     }
-    if a.id.is_none() || !a.seq_given {
+    if logging && (a.id.is_none() || !a.seq_given) {
         let mut l = logged.unwrap_or_else(|| args.to_vec());
         // LIMIT pairs dropped before the ID move it left.
         let pos = l.len() - (args.len() - a.id_pos);
@@ -858,6 +885,7 @@ fn read_group(
         }
     };
     let mut g = s.groups.remove(&gname[..]).expect("group");
+    let logging = ctx.node.store.aof.is_recording();
     let mut logs: Vec<Vec<Bytes>> = Vec::new();
     if g.create_consumer(consumer, now) {
         ctx.notify(class::STREAM, "xgroup-createconsumer", key);
@@ -897,7 +925,9 @@ fn read_group(
                     let p = g.pel.get_mut(&id).expect("pending");
                     p.delivery_time = now;
                     p.delivery_count += 1;
-                    logs.push(xclaim_record(key, gname, &g, id));
+                    if logging {
+                        logs.push(xclaim_record(key, gname, &g, id));
+                    }
                 }
                 None => {
                     out.array(2);
@@ -918,10 +948,12 @@ fn read_group(
                 let p = g.assign(id, consumer, now);
                 p.delivery_time = now;
                 p.delivery_count = 1;
-                logs.push(xclaim_record(key, gname, &g, id));
+                if logging {
+                    logs.push(xclaim_record(key, gname, &g, id));
+                }
             }
         }
-        if last.is_some() {
+        if last.is_some() && logging {
             logs.push(setid_record(key, gname, &g));
         }
     }
