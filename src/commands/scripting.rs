@@ -431,17 +431,22 @@ end
 string_mt.__index = string
 string_mt.__metatable = readonly(string_mt)
 
-env = setmetatable({}, {
-  __index = function(_, k)
-    local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  __metatable = false,
-})
+-- A read-only table whose missing names are errors, as Redis's globals are; `lookup` finds
+-- what it holds.
+local function strict(lookup)
+  return setmetatable({}, {
+    __index = function(_, k)
+      local v = lookup(k)
+      if v == nil then
+        error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })
+end
+env = strict(function(k) return rawget(G, k) end)
 G._G = env
 
 -- Functions (FUNCTION LOAD): a library's code runs with `redis` being the load-time API
@@ -531,33 +536,16 @@ local load_api = {
   LOG_WARNING = r.LOG_WARNING, REDIS_VERSION = r.REDIS_VERSION,
   REDIS_VERSION_NUM = r.REDIS_VERSION_NUM,
 }
-local load_redis = setmetatable({}, {
-  __index = function(_, k)
-    local v = load_api[k]
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  __metatable = false,
-})
-local fenv = setmetatable({}, {
-  __index = function(_, k)
-    -- While a library loads, `redis` (the load-time API) is all there is.
-    if loading then
-      if k == 'redis' then return load_redis end
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    local v = (k ~= 'KEYS' and k ~= 'ARGV') and rawget(G, k) or nil
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  __metatable = false,
-})
+local load_redis = strict(function(k) return load_api[k] end)
+local fenv = strict(function(k)
+  -- While a library loads, `redis` (the load-time API) is all there is.
+  if loading then
+    if k == 'redis' then return load_redis end
+    return nil
+  end
+  if k == 'KEYS' or k == 'ARGV' then return nil end
+  return rawget(G, k)
+end)
 -- Runs a library's code: (ok, error or the functions it registered).
 local function load_library(f)
   registered, loading = {}, true

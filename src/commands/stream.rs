@@ -1068,6 +1068,15 @@ fn no_group_for_key(group: &[u8], key: &[u8]) -> CmdError {
     ))
 }
 
+/// XGROUP CREATE/SETID with `$`: logged with the ID it stood for.
+fn log_dollar_as(ctx: &mut Ctx, args: &[Bytes], id: StreamId) {
+    if &args[4][..] == b"$" {
+        let mut l = args.to_vec();
+        l[4] = id_arg(id);
+        ctx.log_as = Some(l);
+    }
+}
+
 pub fn xgroup_create(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut mkstream = false;
     let mut entries_read = ENTRIES_READ_INVALID;
@@ -1115,12 +1124,7 @@ pub fn xgroup_create(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
     ctx.out.ok();
     ctx.dirty(1);
     ctx.notify(class::STREAM, "xgroup-create", key);
-    // Logged with the ID `$` stood for.
-    if &args[4][..] == b"$" {
-        let mut l = args.to_vec();
-        l[4] = id_arg(id);
-        ctx.log_as = Some(l);
-    }
+    log_dollar_as(ctx, args, id);
     Ok(())
 }
 
@@ -1148,11 +1152,7 @@ pub fn xgroup_setid(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     ctx.out.ok();
     ctx.dirty(1);
     ctx.notify(class::STREAM, "xgroup-setid", &args[2]);
-    if &args[4][..] == b"$" {
-        let mut l = args.to_vec();
-        l[4] = id_arg(id);
-        ctx.log_as = Some(l);
-    }
+    log_dollar_as(ctx, args, id);
     Ok(())
 }
 

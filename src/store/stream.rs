@@ -200,6 +200,39 @@ pub struct Node {
 }
 
 impl Node {
+    /// An empty node whose master entry has the fields of `first` (field, value, ...).
+    fn new(first: &[Sds]) -> Node {
+        let master_fields: Box<[Sds]> = first.iter().step_by(2).cloned().collect();
+        let body = int_elt(master_fields.len() as i64)
+            + int_elt(0)
+            + master_fields.iter().map(|f| str_elt(f)).sum::<usize>();
+        Node {
+            master_fields,
+            items: Vec::new(),
+            live: 0,
+            deleted: 0,
+            body,
+        }
+    }
+
+    /// Appends an item (its ID above the node's last), counting its listpack bytes as Redis
+    /// encodes them: without its field names when they are the master entry's.
+    fn push(&mut self, master: StreamId, mut it: Item) {
+        it.same_fields = self.master_fields.len() * 2 == it.data.len()
+            && self
+                .master_fields
+                .iter()
+                .zip(it.data.iter().step_by(2))
+                .all(|(a, b)| a[..] == b[..]);
+        self.body += item_body(it.id, master, &it.data, it.same_fields);
+        if it.deleted {
+            self.deleted += 1;
+        } else {
+            self.live += 1;
+        }
+        self.items.push(it);
+    }
+
     /// Bytes of the node's listpack in Redis (`lpBytes`).
     pub fn lp_bytes(&self) -> usize {
         LP_OVERHEAD + int_elt(self.live as i64) + int_elt(self.deleted as i64) + self.body
@@ -544,42 +577,10 @@ impl Stream {
         };
         let data: Box<[Sds]> = pairs.iter().map(|p| Sds::new(p.as_ref())).collect();
         if need_new {
-            let master_fields: Box<[Sds]> = data.iter().step_by(2).cloned().collect();
-            let mut body = int_elt(master_fields.len() as i64) + int_elt(0);
-            body += master_fields.iter().map(|f| str_elt(f)).sum::<usize>();
-            body += item_body(id, id, &data, true);
-            self.nodes.insert(
-                id,
-                Node {
-                    master_fields,
-                    items: vec![Item {
-                        id,
-                        deleted: false,
-                        same_fields: true,
-                        data,
-                    }],
-                    live: 1,
-                    deleted: 0,
-                    body,
-                },
-            );
-        } else {
-            let (&master, node) = self.nodes.iter_mut().next_back().expect("a node");
-            let same = node.master_fields.len() * 2 == data.len()
-                && node
-                    .master_fields
-                    .iter()
-                    .zip(data.iter().step_by(2))
-                    .all(|(a, b)| a[..] == b[..]);
-            node.body += item_body(id, master, &data, same);
-            node.items.push(Item {
-                id,
-                deleted: false,
-                same_fields: same,
-                data,
-            });
-            node.live += 1;
+            self.nodes.insert(id, Node::new(&data));
         }
+        let (&master, node) = self.nodes.iter_mut().next_back().expect("a node");
+        node.push(master, item(id, false, data.into_vec()));
         self.length += 1;
         self.entries_added += 1;
         self.last_id = id;
@@ -843,32 +844,11 @@ impl Stream {
             let Some(first) = items.first() else {
                 continue;
             };
-            let master_fields: Box<[Sds]> = first.data.iter().step_by(2).cloned().collect();
-            let mut body = int_elt(master_fields.len() as i64) + int_elt(0);
-            body += master_fields.iter().map(|f| str_elt(f)).sum::<usize>();
-            let mut node = Node {
-                master_fields,
-                items: Vec::with_capacity(items.len()),
-                live: 0,
-                deleted: 0,
-                body,
-            };
-            for mut it in items {
-                it.same_fields = node.master_fields.len() * 2 == it.data.len()
-                    && node
-                        .master_fields
-                        .iter()
-                        .zip(it.data.iter().step_by(2))
-                        .all(|(a, b)| a[..] == b[..]);
-                node.body += item_body(it.id, master, &it.data, it.same_fields);
-                if it.deleted {
-                    node.deleted += 1;
-                } else {
-                    node.live += 1;
-                    s.length += 1;
-                }
-                node.items.push(it);
+            let mut node = Node::new(&first.data);
+            for it in items {
+                node.push(master, it);
             }
+            s.length += node.live;
             s.nodes.insert(master, node);
         }
         s
