@@ -20,11 +20,7 @@ const LIBRARY: &str = "#!lua name=counters\n\
       return redis.call('get', keys[1]) end, flags={'no-writes'}, description='reads'}\n";
 
 async fn connect(addr: std::net::SocketAddr) -> MultiplexedConnection {
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    common::client(addr)
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("connect")
+    common::connect_waiting(addr).await
 }
 
 async fn fcall(
@@ -240,6 +236,20 @@ async fn function_kill_stops_a_long_function_and_others_are_told_to_use_it() {
             .query_async::<()>(&mut runner)
             .await
     });
+    // The function runs before the other client's command is sent (FUNCTION STATS is served
+    // while it does), else that command could simply run first.
+    assert!(
+        common::wait_for(Duration::from_secs(10), async || {
+            let stats: redis::Value = redis::cmd("FUNCTION")
+                .arg("STATS")
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+            format!("{stats:?}").contains("spin")
+        })
+        .await,
+        "the function started"
+    );
     // Another client waits, then is told to use FUNCTION KILL.
     let mut other = connect(addr).await;
     let started = Instant::now();
