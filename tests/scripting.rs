@@ -15,11 +15,7 @@ async fn connect(h: &reredis::NodeHandle) -> redis::aio::MultiplexedConnection {
 
 async fn connect_to(addr: std::net::SocketAddr) -> redis::aio::MultiplexedConnection {
     // Scripts here may run for seconds: no response timeout.
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    common::client(addr)
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("connect")
+    common::connect_waiting(addr).await
 }
 
 /// Sends SCRIPT KILL until a script is there to kill (bounded).

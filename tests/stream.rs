@@ -11,11 +11,7 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 async fn connect(addr: std::net::SocketAddr) -> MultiplexedConnection {
-    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    common::client(addr)
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .expect("connect")
+    common::connect_waiting(addr).await
 }
 
 async fn q(con: &mut MultiplexedConnection, args: &[&str]) -> Value {

@@ -18,7 +18,8 @@ use super::Ctx;
 use super::args::{eq_ic, int};
 use super::error::{CmdError, CmdResult};
 use super::scripting::{
-    EVAL_FLAGS, Engine, ScriptFlags, Target, engine_of, eval_cmd, eval_keys, run_target,
+    EVAL_FLAGS, Engine, ScriptFlags, Target, compile_error, engine_of, eval_cmd, eval_keys,
+    run_target,
 };
 use super::table::*;
 use crate::commands::flags::*;
@@ -29,11 +30,6 @@ use crate::store::rdb::{self, RDB_VERSION};
 
 /// How long a library's code may run while it loads (Redis's `LOAD_TIMEOUT_MS`).
 const LOAD_TIMEOUT_MS: i64 = 500;
-
-/// The deadline the engine's hook checks while a library loads.
-fn engine_deadline(engine: &Engine) -> std::sync::Arc<std::sync::atomic::AtomicI64> {
-    engine.load_deadline.clone()
-}
 
 /// RDB's opcode for one library in a FUNCTION DUMP payload (`RDB_OPCODE_FUNCTION2`).
 const RDB_OPCODE_FUNCTION2: u8 = 245;
@@ -47,6 +43,7 @@ const FLAG_NAMES: &[&str] = &[
     "allow-cross-slot-keys",
 ];
 
+#[derive(Clone)]
 pub struct Func {
     f: Function,
     flags: ScriptFlags,
@@ -55,6 +52,7 @@ pub struct Func {
     description: Option<Vec<u8>>,
 }
 
+#[derive(Clone)]
 pub struct Library {
     code: Bytes,
     functions: BTreeMap<String, Func>,
@@ -135,16 +133,10 @@ fn compile(engine: &Engine, code: &[u8], replace: bool) -> Result<(String, Libra
         .set_mode(ChunkMode::Text)
         .set_environment(engine.fenv.clone())
         .into_function()
-        .map_err(|e| {
-            let text = match &e {
-                mlua::Error::SyntaxError { message, .. } => message.clone(),
-                other => other.to_string(),
-            };
-            CmdError::err(format!("Error compiling function: {text}"))
-        })?;
+        .map_err(|e| CmdError::err(format!("Error compiling function: {}", compile_error(&e))))?;
     let lua_err = |e: mlua::Error| CmdError::err(format!("Error registering functions: {e}"));
     // A library's code gets 500 ms, as in Redis (the hook stops it).
-    let deadline = &engine_deadline(engine);
+    let deadline = &engine.load_deadline;
     deadline.store(
         super::now_ms() + LOAD_TIMEOUT_MS,
         std::sync::atomic::Ordering::Relaxed,
@@ -355,12 +347,7 @@ pub fn function_stats(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
     // look saw (Redis answers from its own thread between two hook calls).
     let running = scripts.running_function();
     let (libs, funcs) = match scripts.engine.try_lock() {
-        Some(g) => g.as_ref().map_or((0, 0), |e| {
-            (
-                e.libraries.len(),
-                e.libraries.values().map(|l| l.functions.len()).sum(),
-            )
-        }),
+        Some(g) => g.as_ref().map_or((0, 0), counts),
         None => scripts.function_counts(),
     };
     let out = &mut ctx.out;
@@ -455,35 +442,11 @@ pub fn restore_payload(node: &Node, payload: &[u8], policy: RestorePolicy) -> Re
     let mut guard = node.scripts.engine.lock();
     let engine = engine_of(node, &mut guard)?;
     let saved = std::mem::take(&mut engine.libraries);
+    // Compiled against the libraries kept, so clashes show.
     let mut staged = if policy == RestorePolicy::Flush {
         BTreeMap::new()
     } else {
-        // Compiled against the libraries kept, so clashes show.
-        let mut kept = BTreeMap::new();
-        for (n, l) in &saved {
-            kept.insert(
-                n.clone(),
-                Library {
-                    code: l.code.clone(),
-                    functions: l
-                        .functions
-                        .iter()
-                        .map(|(k, f)| {
-                            (
-                                k.clone(),
-                                Func {
-                                    f: f.f.clone(),
-                                    flags: f.flags,
-                                    flag_names: f.flag_names.clone(),
-                                    description: f.description.clone(),
-                                },
-                            )
-                        })
-                        .collect(),
-                },
-            );
-        }
-        kept
+        saved.clone()
     };
     let mut result = Ok(());
     let existing: Vec<String> = staged.keys().cloned().collect();

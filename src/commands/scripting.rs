@@ -690,14 +690,21 @@ impl Engine {
             .set_environment(self.env.clone())
             .into_function()
             .map_err(|e| {
-                let text = match &e {
-                    mlua::Error::SyntaxError { message, .. } => message.clone(),
-                    other => other.to_string(),
-                };
-                CmdError::err(format!("Error compiling script (new function): {text}"))
+                CmdError::err(format!(
+                    "Error compiling script (new function): {}",
+                    compile_error(&e)
+                ))
             })?;
         self.scripts.insert(sha.clone(), Script { f, flags });
         Ok(sha)
+    }
+}
+
+/// What a failed compile says (a syntax error's own message, as Redis shows it).
+pub(crate) fn compile_error(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -329,11 +329,8 @@ fn exact_trim_args(args: &[Bytes], a: &AddTrim, s: &Stream) -> Vec<Bytes> {
                 Some(Trim::MaxLen(_)) => Bytes::from(s.len().to_string()),
                 _ => id_arg(s.edge_id(true).unwrap_or(s.last_id)),
             });
-        } else if i >= 2
-            && i < a.id_pos
-            && eq_ic(&args[i], "limit")
-            && i + 1 < a.id_pos.max(args.len())
-        {
+        } else if i >= 2 && i < a.id_pos && eq_ic(&args[i], "limit") {
+            // The parser took LIMIT only with its value after it.
             i += 2;
             continue;
         } else {

@@ -41,6 +41,16 @@ pub async fn start_loaded(settings: &[(&str, &str)]) -> NodeHandle {
     h
 }
 
+/// A multiplexed connection with no response timeout: for commands that wait (blocking reads,
+/// long scripts).
+pub async fn connect_waiting(addr: SocketAddr) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    client(addr)
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connect")
+}
+
 pub fn client(addr: SocketAddr) -> redis::Client {
     redis::Client::open(format!("redis://{addr}/")).expect("client")
 }
