@@ -660,8 +660,8 @@ pub static SETTINGS: &[Setting] = &[
         "cluster-replicas",
         Kind::Int { min: 0, max: 16 },
         "0",
-        false,
-        "Replicas per shard under automatic distribution: nodes beyond the masters needed become replicas"
+        true,
+        "Replicas per shard under automatic distribution: nodes beyond the masters needed become replicas (set it alike on every node)"
     ),
     setting!(
         "cluster.announce-ip",

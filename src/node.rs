@@ -270,6 +270,15 @@ impl Node {
             .store(c.hash_max_listpack_value, Ordering::Relaxed);
         st.max_intset_entries
             .store(c.set_max_intset_entries, Ordering::Relaxed);
+        if let Some(cluster) = &self.cluster {
+            let r = c.get_int("cluster.replicas").max(0) as usize;
+            let mut st = cluster.state.lock();
+            if st.replicas_per_shard != r {
+                // As a membership change: the distribution acts once the delay has passed.
+                st.replicas_per_shard = r;
+                st.membership_changed_ms = crate::commands::now_ms();
+            }
+        }
         let sl = &self.store.stream_limits;
         sl.max_bytes.store(
             c.get_int("stream-node-max-bytes").max(0) as usize,

@@ -665,11 +665,15 @@ fn wait_settled(nodes: &[&ClusterNode], ranges: usize, timeout: Duration) {
     });
     assert!(
         settled,
-        "cluster did not settle: {:?}",
+        "cluster did not settle: {:?}\n{}",
         nodes
             .iter()
             .map(|x| (x.port, slot_map(x.port), cli(x.port, &["CLUSTER", "INFO"])))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>(),
+        nodes
+            .iter()
+            .map(|x| format!("--- {}\n{}", x.port, x.log()))
+            .collect::<String>()
     );
 }
 
@@ -2206,8 +2210,11 @@ fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
             masters.dedup();
             pairs.len() == 3 && masters.len() == 3
         }),
-        "{}",
-        cli(n[0].port, &["CLUSTER", "NODES"])
+        "{}\n{}",
+        cli(n[0].port, &["CLUSTER", "NODES"]),
+        n.iter()
+            .map(|x| format!("--- {}\n{}", x.port, x.log()))
+            .collect::<String>()
     );
     let layout = slot_map(n[0].port);
     assert_eq!(
@@ -2252,6 +2259,79 @@ fn automatic_distribution_with_replicas_fails_over_without_moving_slots() {
         rt.block_on(missing_keys(&live_ports, "key", KEYS)),
         Vec::<String>::new()
     );
+}
+
+/// The shard count follows `cluster.replicas` changed at run time: six nodes with two replicas
+/// per shard are two shards; with one, three. No node is empty then, so one of the replicas
+/// beyond one per shard becomes the third shard's master (dropping its copy, receiving its
+/// share of the slots and their keys), and the other moves to it as its replica. The same
+/// repair undoes replicas chosen while the nodes knew only part of the cluster.
+#[test]
+fn fewer_replicas_per_shard_at_run_time_makes_a_replica_start_a_shard() {
+    const KEYS: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let n = nodes(
+        dir.path(),
+        6,
+        &["--cluster-node-timeout", "3000", "--cluster-replicas", "2"],
+    );
+    for i in 1..6 {
+        meet(&n[0], &n[i]);
+    }
+    let all: Vec<&ClusterNode> = n.iter().collect();
+    wait_settled(&all, 2, Duration::from_secs(60));
+    assert!(
+        wait(Duration::from_secs(30), || replica_pairs(&n).len() == 4),
+        "{}",
+        cli(n[0].port, &["CLUSTER", "NODES"])
+    );
+    let ports: Vec<u16> = n.iter().map(|x| x.port).collect();
+    let rt = runtime();
+    rt.block_on(load_keys_cluster(&ports, "key", KEYS));
+    for x in &n {
+        assert_eq!(
+            cli(x.port, &["CONFIG", "SET", "cluster-replicas", "1"]),
+            "OK"
+        );
+    }
+    let three_pairs = || {
+        let pairs = replica_pairs(&n);
+        let mut masters: Vec<usize> = pairs.iter().map(|&(m, _)| m).collect();
+        masters.sort();
+        masters.dedup();
+        pairs.len() == 3 && masters.len() == 3
+    };
+    // The roles first; the keys' move then takes as long as the host lets it.
+    assert!(
+        wait(Duration::from_secs(120), three_pairs),
+        "{}\n{}",
+        cli(n[0].port, &["CLUSTER", "NODES"]),
+        n.iter()
+            .map(|x| format!("--- {}\n{}", x.port, x.log()))
+            .collect::<String>()
+    );
+    wait_settled(&all, 3, Duration::from_secs(240));
+    assert_eq!(
+        slot_map(n[0].port)
+            .iter()
+            .map(|&(a, b, _)| (a, b))
+            .collect::<Vec<_>>(),
+        vec![(0, 5460), (5461, 10922), (10923, 16383)]
+    );
+    assert_eq!(
+        rt.block_on(missing_keys(&ports, "key", KEYS)),
+        Vec::<String>::new()
+    );
+    // Every key once on the masters, and each replica holds its master's.
+    let pairs = replica_pairs(&n);
+    assert!(
+        wait(Duration::from_secs(30), || pairs
+            .iter()
+            .all(|&(m, r)| dbsize(n[m].port) == dbsize(n[r].port))),
+        "{pairs:?}"
+    );
+    let masters: i64 = pairs.iter().map(|&(m, _)| dbsize(n[m].port)).sum();
+    assert_eq!(masters, KEYS as i64);
 }
 
 /// redis-cli --cluster, as a Redis operator adds and removes a replica.
@@ -2771,11 +2851,19 @@ fn one_to_six_nodes_and_back_with_writes_and_kills_keeps_every_key_once() {
         // Every acknowledged key is readable with its value, and every key is stored once: the
         // members' key counts add up to the keys that exist.
         let ports: Vec<u16> = n[..to].iter().map(|x| x.port).collect();
-        assert_eq!(
-            rt.block_on(missing_of(&ports, "w", acked.iter().copied())),
-            Vec::<String>::new(),
-            "after {from} → {to} (seed {seed})"
-        );
+        let lost = rt.block_on(missing_of(&ports, "w", acked.iter().copied()));
+        if !lost.is_empty() {
+            // The nodes' logs and data stay for a look at what happened to those keys.
+            let slots: Vec<String> = lost
+                .iter()
+                .map(|k| cli(ports[0], &["CLUSTER", "KEYSLOT", k]))
+                .collect();
+            drop(n);
+            panic!(
+                "after {from} → {to} (seed {seed}): lost {lost:?} (slots {slots:?}); logs kept in {}",
+                root.keep().display()
+            );
+        }
         let landed = unsure.len()
             - rt.block_on(missing_of(&ports, "w", unsure.iter().copied()))
                 .len();

@@ -296,7 +296,15 @@ async fn unwritable_dir_refuses_writes_with_misconf_and_recovers() {
         info.contains("rdb_last_bgsave_status:err")
     })
     .await;
-    assert!(failed, "BGSAVE into a read-only directory did not fail");
+    if !failed {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query_async(&mut con)
+            .await
+            .unwrap_or_default();
+        let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+        panic!("BGSAVE into a read-only directory did not fail:\n{info}\n--- log\n{log}");
+    }
     let err = con
         .set::<_, _, ()>("during", "1")
         .await

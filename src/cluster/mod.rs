@@ -27,8 +27,8 @@ use crate::node::Node;
 use bus::{MessageType, pb};
 use routing::{EndpointType, Routing};
 use state::{
-    Action, ClusterNode, ClusterState, Endpoint, FailoverStep, GossipEntry, Header, flag,
-    slot_ranges,
+    Action, ClusterNode, ClusterState, Endpoint, FailoverStep, GossipEntry, Header, ReplicaMove,
+    flag, slot_ranges,
 };
 
 /// Calls of a Claim for empty slots handed off before giving up and taking them back.
@@ -1029,12 +1029,24 @@ impl Cluster {
             // shard has a replica too many moves to a shard with none, once membership is
             // stable.
             if !st.me().is_master() {
-                if now - st.membership_changed_ms >= self.cfg.rebalance_delay_ms
-                    && let Some(master) = st.auto_replica_migration()
+                if now - st.membership_changed_ms < self.cfg.rebalance_delay_ms
+                    || self.repl.is_leaving()
                 {
-                    tracing::info!(master = %master, "automatic distribution: this replica moves to a shard without one (cluster.replicas)");
-                    st.set_my_master(&master, now);
-                    self.publish(&mut st);
+                    return;
+                }
+                match st.auto_replica_move() {
+                    Some(ReplicaMove::Follow(master)) => {
+                        tracing::info!(master = %master, "automatic distribution: this replica moves to another shard (cluster.replicas)");
+                        st.set_my_master(&master, now);
+                        self.publish(&mut st);
+                    }
+                    Some(ReplicaMove::NewShard) => {
+                        tracing::info!(
+                            "automatic distribution: the cluster lacks a shard and has no empty master to start one: this replica leaves its shard to start it (cluster.replicas)"
+                        );
+                        self.repl.leave_shard();
+                    }
+                    None => {}
                 }
                 return;
             }

@@ -35,6 +35,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+use super::Cluster;
 use super::bus::{self, MessageType, pb};
 use super::state::Header;
 use crate::node::Node;
@@ -92,6 +93,9 @@ pub struct Replication {
     apply_gate: Mutex<()>,
     /// Set at shutdown: nothing more is applied.
     frozen: AtomicBool,
+    /// Automatic distribution chose this replica to start a shard of its own: its link is cut
+    /// and [`run`] turns it into an empty master (see [`Replication::leave_shard`]).
+    leaving: AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +149,20 @@ impl Replication {
         self.offset.store(offset, Ordering::Relaxed);
         self.replid();
         self.holds_stream.store(true, Ordering::Relaxed);
+    }
+
+    /// Asks [`run`] to turn this replica into the empty master of a new shard (automatic
+    /// distribution): the link to its master is cut first, so nothing is applied after its
+    /// data is dropped.
+    pub fn leave_shard(&self) {
+        self.leaving.store(true, Ordering::Release);
+        self.link_generation.fetch_add(1, Ordering::Relaxed);
+        self.link_cut.notify_waiters();
+    }
+
+    /// Whether [`Replication::leave_shard`] was asked and not done yet.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire)
     }
 
     /// The replication stream this node's data is, and how far: (replication ID, offset).
@@ -540,6 +558,9 @@ pub async fn run(node: Arc<Node>) {
     // is retried twice a second until it is back or replaced).
     let mut failures = 0u32;
     loop {
+        if repl.is_leaving() {
+            start_own_shard(&node, &cluster);
+        }
         let target = {
             let st = cluster.state.lock();
             let me = st.me();
@@ -607,6 +628,39 @@ pub async fn run(node: Arc<Node>) {
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// A replica chosen to start a shard (see [`Replication::leave_shard`]), outside any link:
+/// it drops what it holds of its master's data, then becomes an empty master whose stream
+/// starts under a new ID (nobody holds it, so nobody continues it). Not if it stopped being
+/// a replica meanwhile (promoted by a failover: its data is then the shard's).
+fn start_own_shard(node: &Node, cluster: &Cluster) {
+    let repl = &cluster.repl;
+    // An unsynced replica never stands for election, so no failover promotes it while its
+    // data goes.
+    repl.synced.store(false, Ordering::Relaxed);
+    *repl.synced_from.lock() = None;
+    if cluster.state.lock().me().is_master() {
+        repl.leaving.store(false, Ordering::Release);
+        return;
+    }
+    drop_keys(node, false, true);
+    repl.holds_stream.store(false, Ordering::Relaxed);
+    *repl.replid.lock() = crate::node::random_run_id();
+    *repl.replid2.lock() = None;
+    node.store
+        .aof
+        .restart_stream_at(repl.offset.load(Ordering::Relaxed));
+    let now = crate::commands::now_ms();
+    cluster.change(|st| {
+        if !st.me().is_master() {
+            st.leave_shard(now);
+        }
+    });
+    repl.leaving.store(false, Ordering::Release);
+    tracing::info!(
+        "automatic distribution: this replica dropped its master's data and starts a shard of its own (cluster.replicas)"
+    );
 }
 
 /// Whether this node is still a replica of `master`.
@@ -776,13 +830,24 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
 /// forgets the pins of slot moves (the master's image carries its own).
 fn flush_all(node: &Node) {
     let lazy = node.config.read().get_bool("replica-lazy-flush");
+    drop_keys(node, lazy, false);
+    // The master's copy brings its function libraries (or none), as Redis's emptyData.
+    crate::commands::functions::flush_libraries(node);
+}
+
+/// Empties the keyspace and forgets the pins of slot moves; `logged`: a FLUSHALL goes into the
+/// log too, so a restart does not bring the keys back.
+fn drop_keys(node: &Node, lazy: bool, logged: bool) {
     let mut ks = node.store.lock_all(0);
     ks.flush_all(lazy);
     for (_, shard) in ks.shards_mut() {
         shard.pinned.clear();
     }
-    // The master's copy brings its function libraries (or none), as Redis's emptyData.
-    crate::commands::functions::flush_libraries(node);
+    if logged {
+        node.store
+            .aof
+            .append_command(0, &[Bytes::from_static(b"FLUSHALL")]);
+    }
 }
 
 /// Applies replicated records as start-up applies the log, and logs the writes in this node's

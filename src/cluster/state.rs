@@ -1179,19 +1179,11 @@ impl ClusterState {
         m.into_iter().map(|(_, n)| n).collect()
     }
 
-    /// Automatic distribution with replicas (`cluster.replicas` = R > 0): the empty masters
-    /// (no slots, no keys) that should replicate instead, with the master each one takes.
-    /// Deterministic from the node table, so every node computes the same answer: the cluster
-    /// needs ceil(N / (R + 1)) shards; masters that serve slots or hold keys stay; empty ones
-    /// fill the missing shards in endpoint order; the rest become replicas, each of the shard
-    /// with the fewest replicas (ties: the first shard in layout order). `my_keys`: our own
-    /// key count (others' come from their headers).
-    pub fn auto_replica_roles(&self, my_keys: u64) -> HashMap<String, String> {
-        let r = self.replicas_per_shard;
-        let mut out = HashMap::new();
-        if r == 0 || self.manual {
-            return out;
-        }
+    /// Automatic distribution with replicas: the live nodes, the shards the cluster needs
+    /// (ceil(N / (R + 1))), the masters that stand for a shard (they serve slots, hold keys or
+    /// still claim provisionally), and the empty masters free to start one, both in order.
+    /// `my_keys`: our own key count (others' come from their headers).
+    fn auto_shards(&self, my_keys: u64) -> AutoShards<'_> {
         let live = |n: &&ClusterNode| {
             (n.seen || n.id == self.myself)
                 && n.flags & (flag::HANDSHAKE | flag::FAIL | flag::DRAINING) == 0
@@ -1199,13 +1191,12 @@ impl ClusterState {
         let mut nodes: Vec<&ClusterNode> = self.nodes.values().filter(live).collect();
         nodes.sort_by_key(|n| n.endpoint.sort_key());
         let keys_of = |n: &ClusterNode| if n.id == self.myself { my_keys } else { n.keys };
-        let wanted_shards = nodes.len().div_ceil(r + 1);
-        let mut shards: Vec<&ClusterNode> = self
+        let shards: Vec<&ClusterNode> = self
             .members()
             .into_iter()
             .filter(|n| self.slot_count(&n.id) > 0 || keys_of(n) > 0 || n.provisional)
             .collect();
-        let mut free: Vec<&ClusterNode> = nodes
+        let free: Vec<&ClusterNode> = nodes
             .iter()
             .copied()
             .filter(|n| {
@@ -1216,14 +1207,44 @@ impl ClusterState {
                     && !shards.iter().any(|s| s.id == n.id)
             })
             .collect();
-        let missing = wanted_shards.saturating_sub(shards.len()).min(free.len());
+        AutoShards {
+            wanted: nodes.len().div_ceil(self.replicas_per_shard + 1),
+            live: nodes,
+            shards,
+            free,
+        }
+    }
+
+    /// Automatic distribution with replicas (`cluster.replicas` = R > 0): the empty masters
+    /// (no slots, no keys) that should replicate instead, with the master each one takes.
+    /// Deterministic from the node table, so every node computes the same answer: the cluster
+    /// needs ceil(N / (R + 1)) shards; masters that serve slots or hold keys stay; empty ones
+    /// fill the missing shards in endpoint order; the rest become replicas, each of the shard
+    /// with the fewest replicas (ties: the first shard in layout order). `my_keys`: our own
+    /// key count (others' come from their headers).
+    pub fn auto_replica_roles(&self, my_keys: u64) -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        if self.replicas_per_shard == 0 || self.manual {
+            return out;
+        }
+        let AutoShards {
+            wanted,
+            live,
+            mut shards,
+            mut free,
+        } = self.auto_shards(my_keys);
+        let missing = wanted.saturating_sub(shards.len()).min(free.len());
         shards.extend(free.drain(..missing));
         if shards.is_empty() {
             return out;
         }
         let mut counts: Vec<usize> = shards
             .iter()
-            .map(|m| self.replicas_of(&m.id).filter(live).count())
+            .map(|m| {
+                self.replicas_of(&m.id)
+                    .filter(|n| live.iter().any(|l| l.id == n.id))
+                    .count()
+            })
             .collect();
         for n in free {
             let (i, _) = counts
@@ -1237,14 +1258,21 @@ impl ClusterState {
         out
     }
 
-    /// Automatic distribution with replicas: when this node replicates a master that has more
-    /// than R live replicas while a shard serving slots has fewer than R, this node moves to
-    /// that shard (Redis's replica migration, with R as the barrier). Replicas that picked a
-    /// master while their views of the table differed can crowd one shard and leave another
-    /// without a replica; this repairs it. Of the crowded master's replicas only the last in
-    /// endpoint order moves, to the first short shard in endpoint order, so two replicas of
-    /// one master do not both move.
-    pub fn auto_replica_migration(&self) -> Option<String> {
+    /// Automatic distribution with replicas: what this replica should do so the cluster
+    /// reaches (and keeps) ceil(N / (R + 1)) shards of one master and R replicas each, whatever
+    /// the order in which the nodes learnt of each other. Replicas chosen while a node's table
+    /// was incomplete (it met one peer, the rebalance delay passed, it became that peer's
+    /// replica) can leave the cluster with too few shards, crowd one shard and leave another
+    /// without a replica, or replicate a node that became a replica itself. In that order:
+    /// - a replica of a replica moves to the shard with the fewest replicas;
+    /// - with fewer shards than needed and no empty master to start one, the excess replicas
+    ///   (beyond R in a shard, last in endpoint order) leave to start one each, first in
+    ///   endpoint order: [`ReplicaMove::NewShard`];
+    /// - a replica of a master with more than R live replicas, while a shard serving slots
+    ///   has fewer than R, moves there (Redis's replica migration, with R as the barrier): of
+    ///   the crowded master's replicas only the last in endpoint order, to the first short
+    ///   shard in endpoint order, so two replicas of one master do not both move.
+    pub fn auto_replica_move(&self) -> Option<ReplicaMove> {
         let r = self.replicas_per_shard;
         if r == 0 || self.manual {
             return None;
@@ -1255,30 +1283,65 @@ impl ClusterState {
         };
         let my_master = self.me().replica_of.clone()?;
         // A replica of a failing master stays: it may be the one to take over.
-        if !self.nodes.get(&my_master).is_some_and(live) {
-            return None;
+        let master = self.nodes.get(&my_master).filter(|n| live(n))?;
+        let live_replicas = |m: &str| -> Vec<&ClusterNode> {
+            let mut v: Vec<&ClusterNode> = self
+                .nodes
+                .values()
+                .filter(|n| n.replica_of.as_deref() == Some(m) && !n.is_master() && live(n))
+                .collect();
+            v.sort_by_key(|n| n.endpoint.sort_key());
+            v
+        };
+        let serving = |m: &&ClusterNode| {
+            m.id != my_master && live(m) && m.is_master() && self.slot_count(&m.id) > 0
+        };
+        if !master.is_master() {
+            let mut targets: Vec<&ClusterNode> =
+                self.members().into_iter().filter(serving).collect();
+            targets.sort_by_key(|m| (live_replicas(&m.id).len(), m.endpoint.sort_key()));
+            return targets.first().map(|m| ReplicaMove::Follow(m.id.clone()));
         }
-        let mut siblings: Vec<&ClusterNode> =
-            self.replicas_of(&my_master).filter(|n| live(n)).collect();
-        if siblings.len() <= r {
-            return None;
+        let auto = self.auto_shards(0);
+        let missing = auto
+            .wanted
+            .saturating_sub(auto.shards.len() + auto.free.len());
+        if missing > 0 {
+            let mut excess: Vec<&ClusterNode> = auto
+                .shards
+                .iter()
+                .flat_map(|m| live_replicas(&m.id).into_iter().skip(r))
+                .collect();
+            excess.sort_by_key(|n| n.endpoint.sort_key());
+            if excess.iter().take(missing).any(|n| n.id == self.myself) {
+                return Some(ReplicaMove::NewShard);
+            }
         }
-        siblings.sort_by_key(|n| n.endpoint.sort_key());
-        if siblings.last().map(|n| n.id.as_str()) != Some(self.myself.as_str()) {
+        let siblings = live_replicas(&my_master);
+        if siblings.len() <= r || siblings.last().map(|n| n.id.as_str()) != Some(&self.myself) {
             return None;
         }
         let mut short: Vec<&ClusterNode> = self
             .members()
             .into_iter()
-            .filter(|m| {
-                m.id != my_master
-                    && live(m)
-                    && self.slot_count(&m.id) > 0
-                    && self.replicas_of(&m.id).filter(|n| live(n)).count() < r
-            })
+            .filter(|m| serving(m) && live_replicas(&m.id).len() < r)
             .collect();
         short.sort_by_key(|n| n.endpoint.sort_key());
-        short.first().map(|m| m.id.clone())
+        short.first().map(|m| ReplicaMove::Follow(m.id.clone()))
+    }
+
+    /// A replica leaves its shard to start one (see [`ClusterState::auto_replica_move`]): an
+    /// empty master of a shard of its own, whose slots the layout then gives it. Its data was
+    /// dropped before (what it held is its old master's).
+    pub fn leave_shard(&mut self, now_ms: i64) {
+        let me_id = self.myself.clone();
+        let me = self.me_mut();
+        me.flags = (me.flags & !flag::REPLICA) | flag::MASTER;
+        me.replica_of = None;
+        me.shard_id = me_id;
+        self.election = Election::default();
+        self.membership_changed_ms = now_ms;
+        self.dirty = true;
     }
 
     /// The even, deterministic layout for the current members (redis-cli's split: 3 nodes ->
@@ -1302,6 +1365,23 @@ impl ClusterState {
         }
         split_evenly(&staying)
     }
+}
+
+/// See [`ClusterState::auto_shards`].
+struct AutoShards<'a> {
+    wanted: usize,
+    live: Vec<&'a ClusterNode>,
+    shards: Vec<&'a ClusterNode>,
+    free: Vec<&'a ClusterNode>,
+}
+
+/// What a replica does under automatic distribution (see [`ClusterState::auto_replica_move`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaMove {
+    /// Replicate this master instead.
+    Follow(String),
+    /// Drop its data and become the empty master of a new shard.
+    NewShard,
 }
 
 /// redis-cli's allocation of 16384 slots over `ids` in order.
@@ -1884,16 +1964,90 @@ mod tests {
             }
             s
         };
-        assert_eq!(table('f').auto_replica_migration(), Some(id('c')));
-        assert_eq!(table('e').auto_replica_migration(), None);
-        assert_eq!(table('d').auto_replica_migration(), None);
+        assert_eq!(
+            table('f').auto_replica_move(),
+            Some(ReplicaMove::Follow(id('c')))
+        );
+        assert_eq!(table('e').auto_replica_move(), None);
+        assert_eq!(table('d').auto_replica_move(), None);
         // Once f replicates c, nobody moves.
         let mut f = table('f');
         f.set_my_master(&id('c'), 0);
-        assert_eq!(f.auto_replica_migration(), None);
+        assert_eq!(f.auto_replica_move(), None);
         // Manual mode never moves a replica.
         let mut manual = table('f');
         manual.manual = true;
-        assert_eq!(manual.auto_replica_migration(), None);
+        assert_eq!(manual.auto_replica_move(), None);
+    }
+
+    /// Six nodes, one replica per shard, as a table: `masters` split the slots, `replicas`
+    /// maps each replica to the node it replicates; `me` is the node whose table it is.
+    fn replica_table(me: char, masters: &[char], replicas: &[(char, char)]) -> ClusterState {
+        let port = |c: char| 7000 + (c as u16 - 'a' as u16) + 1;
+        let mut s = node(me, port(me));
+        s.replicas_per_shard = 1;
+        for c in ['a', 'b', 'c', 'd', 'e', 'f'] {
+            if c != me {
+                let mut n = ClusterNode::new(id(c), ep(port(c)), flag::MASTER);
+                n.seen = true;
+                s.add_node(n, 0);
+            }
+        }
+        let ids: Vec<String> = masters.iter().map(|&c| id(c)).collect();
+        for (m, a, b) in split_evenly(&ids) {
+            for slot in a..=b {
+                s.assign(slot, Some(&m));
+            }
+        }
+        for &(r, m) in replicas {
+            let n = s.nodes.get_mut(&id(r)).unwrap();
+            n.flags = (n.flags & flag::MYSELF) | flag::REPLICA;
+            n.replica_of = Some(id(m));
+        }
+        s
+    }
+
+    #[test]
+    fn a_shard_missing_for_good_is_started_by_an_excess_replica() {
+        // Every replica chose while it knew only a and b: two shards of six nodes where three
+        // are needed, and no empty master to start the third. Of the replicas beyond one per
+        // shard (d of a, f of b) the first by endpoint leaves; nobody else moves.
+        let replicas = [('c', 'a'), ('d', 'a'), ('e', 'b'), ('f', 'b')];
+        let table = |me| replica_table(me, &['a', 'b'], &replicas);
+        assert_eq!(table('d').auto_replica_move(), Some(ReplicaMove::NewShard));
+        for me in ['c', 'e', 'f'] {
+            assert_eq!(table(me).auto_replica_move(), None, "{me}");
+        }
+        // Once d is an empty master, nobody else leaves, d is the third shard in everyone's
+        // layout and f (b's second replica) moves to d once d serves slots.
+        let mut d = table('d');
+        d.leave_shard(0);
+        assert!(d.me().is_master() && d.me().shard_id == id('d'));
+        assert_eq!(d.auto_replica_roles(0), HashMap::new());
+        assert_eq!(
+            d.target_layout(0)
+                .iter()
+                .map(|(n, _, _)| n.clone())
+                .collect::<Vec<_>>(),
+            vec![id('a'), id('b'), id('d')]
+        );
+        let after = [('c', 'a'), ('e', 'b'), ('f', 'b')];
+        let table = |me| replica_table(me, &['a', 'b', 'd'], &after);
+        assert_eq!(
+            table('f').auto_replica_move(),
+            Some(ReplicaMove::Follow(id('d')))
+        );
+        for me in ['c', 'e'] {
+            assert_eq!(table(me).auto_replica_move(), None, "{me}");
+        }
+    }
+
+    #[test]
+    fn a_replica_of_a_replica_moves_to_the_shard_with_fewest_replicas() {
+        // d replicated c, which then became a replica of a: d moves to b (no replica yet)
+        // rather than stay chained.
+        let replicas = [('c', 'a'), ('d', 'c'), ('e', 'a'), ('f', 'b')];
+        let d = replica_table('d', &['a', 'b'], &replicas);
+        assert_eq!(d.auto_replica_move(), Some(ReplicaMove::Follow(id('b'))));
     }
 }

@@ -778,6 +778,11 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         } else {
             ctx.node.store.lock_all(ctx.now_ms).flush_all(false);
         }
+        // Logged, so a restart does not bring its old master's keys back.
+        ctx.node
+            .store
+            .aof
+            .append_command(0, &[Bytes::from_static(b"FLUSHALL")]);
     }
     let now = ctx.now_ms;
     let auto = c.cfg.auto_assign;
