@@ -317,6 +317,17 @@ pub static SETTINGS: &[Setting] = &[
     // The LFU policies' counter, as Redis: how slowly it grows, and how many idle minutes
     // take one off (store/value.rs, `Entry::access_lfu`).
     setting!(
+        "busy-reply-threshold",
+        "busy-reply-threshold",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64
+        },
+        "5000",
+        true,
+        "Milliseconds a script or function runs before other clients get -BUSY (and SCRIPT KILL / FUNCTION KILL apply)"
+    ),
+    setting!(
         "lfu-log-factor",
         "lfu-log-factor",
         Kind::Int {
@@ -775,7 +786,7 @@ pub static SETTINGS: &[Setting] = &[
             min: 0,
             max: i64::MAX
         },
-        "128",
+        "512",
         true,
         "Hashes with more fields than this use the hashtable encoding"
     ),
@@ -860,14 +871,44 @@ pub static SETTINGS: &[Setting] = &[
     ),
 ];
 
+/// Redis's other names for settings (`CONFIG GET`/`SET` take both, and `CONFIG GET *` lists
+/// both, as Redis 7 does): the names before Redis 5 renamed slave to replica, before 7 renamed
+/// ziplist to listpack, and `lua-time-limit`.
+pub static ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("lua-time-limit", "busy-reply-threshold"),
+];
+
 pub fn setting(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
 }
 
+/// The setting of a `CONFIG GET`/`SET` name (any case), or of one of its [`ALIASES`].
 pub fn setting_by_config_name(name: &str) -> Option<&'static Setting> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, canonical)| canonical);
     SETTINGS
         .iter()
         .find(|s| s.config_name.eq_ignore_ascii_case(name))
+}
+
+/// Every `CONFIG GET` name (settings' and [`ALIASES`]) with its setting.
+pub fn config_names() -> impl Iterator<Item = (&'static str, &'static Setting)> {
+    SETTINGS.iter().map(|s| (s.config_name, s)).chain(
+        ALIASES
+            .iter()
+            .filter_map(|&(alias, canonical)| Some((alias, setting_by_config_name(canonical)?))),
+    )
 }
 
 impl Setting {

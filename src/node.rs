@@ -270,6 +270,9 @@ impl Node {
             .store(c.hash_max_listpack_value, Ordering::Relaxed);
         st.max_intset_entries
             .store(c.set_max_intset_entries, Ordering::Relaxed);
+        self.scripts
+            .busy_threshold_ms
+            .store(c.get_int("busy-reply-threshold"), Ordering::Relaxed);
         if let Some(cluster) = &self.cluster {
             let r = c.get_int("cluster.replicas").max(0) as usize;
             let mut st = cluster.state.lock();

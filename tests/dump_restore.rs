@@ -12,7 +12,7 @@ use redis::aio::MultiplexedConnection;
 fn fixtures() -> Vec<Vec<String>> {
     let long = "abc".repeat(2000); // LZF-compressible
     let mut big_hash = vec!["HSET".to_string(), "h:big".into()];
-    for i in 0..300 {
+    for i in 0..600 {
         big_hash.push(format!("field{i}"));
         big_hash.push(format!("value{i}"));
     }

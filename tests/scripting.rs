@@ -33,6 +33,20 @@ async fn kill_script(killer: &mut redis::aio::MultiplexedConnection) {
     }
 }
 
+/// Starts, from a connection of its own, a script that runs until it is killed.
+async fn run_forever(
+    addr: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<redis::RedisResult<()>> {
+    let mut runner = connect_to(addr).await;
+    tokio::spawn(async move {
+        redis::cmd("EVAL")
+            .arg("local i = 0 while true do i = i + 1 end")
+            .arg(0)
+            .query_async::<()>(&mut runner)
+            .await
+    })
+}
+
 /// A `reredis` process (as users run it) for the tests of long scripts: they need the
 /// runtime's threads as the binary sets them up, not the test's.
 fn process() -> (
@@ -99,6 +113,58 @@ async fn the_redis_crate_runs_scripts_by_sha_and_loads_them_when_missing() {
     h.shutdown().await;
 }
 
+/// `busy-reply-threshold` (set here by its old name, `lua-time-limit`) is how long other
+/// clients wait for a running script before they get -BUSY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_reply_threshold_sets_how_long_clients_wait_for_a_script() {
+    let (_dir, _node, addr) = process();
+    let mut admin = connect_to(addr).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("lua-time-limit")
+        .arg(300)
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET lua-time-limit");
+    let set: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("busy-reply-threshold")
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG GET");
+    assert_eq!(set, ["busy-reply-threshold", "300"]);
+    let forever = run_forever(addr).await;
+    // Until the script runs, a GET is simply answered; once it runs, the GET waits out the
+    // threshold (a little less when the script started before the GET was sent).
+    let mut c = connect_to(addr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (e, waited) = loop {
+        let started = Instant::now();
+        let r: redis::RedisResult<Option<String>> = c.get("k").await;
+        match r {
+            Err(e) => break (e, started.elapsed()),
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(_) => panic!("the script never ran"),
+        }
+    };
+    assert_eq!(e.code(), Some("BUSY"), "{e}");
+    // Far below the 5 s default: the setting is what the client waited for.
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    // Busy from now on: a second client is refused at once.
+    let started = Instant::now();
+    let again: redis::RedisResult<Option<String>> = c.get("k").await;
+    assert_eq!(again.expect_err("BUSY").code(), Some("BUSY"));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    kill_script(&mut admin).await;
+    let killed = tokio::time::timeout(Duration::from_secs(20), forever)
+        .await
+        .expect("the script stops")
+        .expect("task");
+    assert!(killed.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_has() {
     let (_dir, _node, addr) = process();
@@ -111,14 +177,7 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
     assert_eq!(e.code(), Some("NOTBUSY"), "{e}");
 
     // A script that would run forever (a client waits 5 s before its BUSY, so it started).
-    let mut runner = connect_to(addr).await;
-    let forever = tokio::spawn(async move {
-        redis::cmd("EVAL")
-            .arg("local i = 0 while true do i = i + 1 end")
-            .arg(0)
-            .query_async::<()>(&mut runner)
-            .await
-    });
+    let forever = run_forever(addr).await;
     // Other clients wait for it, then get -BUSY once it has run 5 s, and meanwhile they hold
     // none of the threads SCRIPT KILL needs.
     let mut others = Vec::new();

@@ -65,11 +65,10 @@ pub struct Scripts {
     resp3: Arc<AtomicBool>,
     /// While a library's code loads (FUNCTION LOAD): when it is stopped (Unix ms; 0: none).
     pub(crate) load_deadline: Arc<std::sync::atomic::AtomicI64>,
+    /// How long other clients wait for a running script before they get `-BUSY`
+    /// (`busy-reply-threshold`, formerly `lua-time-limit`; set from the configuration).
+    pub busy_threshold_ms: std::sync::atomic::AtomicI64,
 }
-
-/// How long other clients wait for a running script before they get `-BUSY` (Redis's
-/// `busy-reply-threshold`, formerly `lua-time-limit`, default 5 seconds).
-pub const BUSY_REPLY_THRESHOLD_MS: i64 = 5000;
 
 pub const BUSY_ERROR: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -92,7 +91,7 @@ impl Scripts {
                 return true;
             }
             let since = self.started_ms.load(Ordering::Relaxed);
-            let left = BUSY_REPLY_THRESHOLD_MS - (super::now_ms() - since);
+            let left = self.busy_threshold_ms.load(Ordering::Relaxed) - (super::now_ms() - since);
             if left <= 0 {
                 return false;
             }

@@ -200,20 +200,22 @@ pub fn config_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
     // (name as replied, setting name, value). As Redis's configGetCommand: a name without glob
     // characters is looked up directly and replied as the client spelled it (`CONFIG GET
     // MAXMEMORY` answers `MAXMEMORY`); a pattern replies the settings' own names.
+    // Aliases are names of their own here, as in Redis (`CONFIG GET lua-time-limit
+    // busy-reply-threshold` answers both).
     let mut pairs: Vec<(Vec<u8>, &str, String)> = Vec::new();
     for p in &args[2..] {
         let exact = !p.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
-        for s in crate::config::SETTINGS {
+        for (name, s) in crate::config::config_names() {
             let (matched, shown) = if exact {
-                (p.eq_ignore_ascii_case(s.config_name.as_bytes()), p.to_vec())
+                (p.eq_ignore_ascii_case(name.as_bytes()), p.to_vec())
             } else {
                 (
-                    glob_match(p, s.config_name.as_bytes(), true),
-                    s.config_name.as_bytes().to_vec(),
+                    glob_match(p, name.as_bytes(), true),
+                    name.as_bytes().to_vec(),
                 )
             };
-            if matched && !pairs.iter().any(|(_, n, _)| *n == s.config_name) {
-                pairs.push((shown, s.config_name, s.show(cfg.values.get(s.name))));
+            if matched && !pairs.iter().any(|(_, n, _)| *n == name) {
+                pairs.push((shown, name, s.show(cfg.values.get(s.name))));
             }
         }
     }

@@ -19,7 +19,7 @@ pub struct HashLimits {
 impl Default for HashLimits {
     fn default() -> Self {
         HashLimits {
-            max_listpack_entries: AtomicUsize::new(128),
+            max_listpack_entries: AtomicUsize::new(512),
             max_listpack_value: AtomicUsize::new(64),
         }
     }
