@@ -723,6 +723,14 @@ pub static SETTINGS: &[Setting] = &[
         "Refuse queries while any slot is unserved"
     ),
     setting!(
+        "cluster.allow-reads-when-down",
+        "cluster-allow-reads-when-down",
+        Kind::Bool,
+        "no",
+        true,
+        "Serve read commands for the slots this node owns while the cluster is down (writes get -CLUSTERDOWN)"
+    ),
+    setting!(
         "cluster.allow-pubsubshard-when-down",
         "cluster-allow-pubsubshard-when-down",
         Kind::Bool,

@@ -110,6 +110,8 @@ pub struct Node {
     maxmemory_clients: AtomicU64,
     /// `min-replicas-to-write` and `min-replicas-max-lag`, read by every write.
     min_replicas: [AtomicI64; 2],
+    /// `cluster-allow-reads-when-down`, read by keyed commands while the cluster is down.
+    cluster_reads_when_down: AtomicBool,
     /// `proto-max-bulk-len`, read by every connection's parser before each command (a CONFIG
     /// SET applies to connections already open, as Redis's does).
     pub proto_max_bulk_len: AtomicUsize,
@@ -201,6 +203,11 @@ impl Node {
 
     /// `min-replicas-to-write` with `min-replicas-max-lag`, when both are set on a master:
     /// (replicas wanted, good replicas now). Standalone, a node has no replicas.
+    /// `cluster-allow-reads-when-down`.
+    pub fn cluster_reads_when_down(&self) -> bool {
+        self.cluster_reads_when_down.load(Ordering::Relaxed)
+    }
+
     pub fn min_replicas(&self) -> Option<(usize, usize)> {
         let want = self.min_replicas[0].load(Ordering::Relaxed);
         let max_lag = self.min_replicas[1].load(Ordering::Relaxed);
@@ -270,6 +277,10 @@ impl Node {
             .store(c.hash_max_listpack_value, Ordering::Relaxed);
         st.max_intset_entries
             .store(c.set_max_intset_entries, Ordering::Relaxed);
+        self.cluster_reads_when_down.store(
+            c.get_bool("cluster.allow-reads-when-down"),
+            Ordering::Relaxed,
+        );
         self.scripts
             .busy_threshold_ms
             .store(c.get_int("busy-reply-threshold"), Ordering::Relaxed);
@@ -429,6 +440,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         maxmemory: AtomicU64::new(0),
         maxmemory_clients: AtomicU64::new(0),
         min_replicas: Default::default(),
+        cluster_reads_when_down: AtomicBool::new(false),
         proto_max_bulk_len: AtomicUsize::new(config.proto_max_bulk_len),
         memory_read_ms: AtomicI64::new(0),
         requirepass: AtomicBool::new(false),

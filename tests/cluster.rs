@@ -1890,11 +1890,9 @@ fn a_node_that_loses_a_slot_unsubscribes_its_shard_channels() {
     s1.expect(&frame(&["smessage", a, "moved"], None));
 }
 
-#[test]
-fn shard_channels_are_served_while_the_cluster_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = formed_cluster(dir.path());
-    // Node 2 gives up slot 16383 and nobody claims it: in node 2's view the cluster is down.
+/// Node 2 of a formed cluster gives up slot 16383 and nobody claims it: in node 2's view the
+/// cluster is down, and a key it owns gets -CLUSTERDOWN.
+fn down_on_node_2(n: &[ClusterNode]) {
     assert_eq!(cli(n[2].port, &["CLUSTER", "DELSLOTS", "16383"]), "OK");
     assert!(wait(Duration::from_secs(10), || info_field(
         n[2].port,
@@ -1904,6 +1902,13 @@ fn shard_channels_are_served_while_the_cluster_is_down() {
         cli(n[2].port, &["GET", "foo"]),
         "CLUSTERDOWN The cluster is down"
     );
+}
+
+#[test]
+fn shard_channels_are_served_while_the_cluster_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    down_on_node_2(&n);
     // cluster-allow-pubsubshard-when-down (yes by default in Redis 7.0): the shard channels of
     // the slots node 2 still owns keep working; other slots redirect; the unowned one is down.
     let mut s = Wire::connect(n[2].port);
@@ -1934,6 +1939,50 @@ fn shard_channels_are_served_while_the_cluster_is_down() {
         cli(n[2].port, &["SPUBLISH", "foo", "x"]),
         "CLUSTERDOWN The cluster is down"
     );
+}
+
+/// `cluster-allow-reads-when-down`: while the cluster is down, a node serves reads of the
+/// slots it owns and refuses writes, as Redis does; other slots still redirect.
+#[test]
+fn reads_are_served_while_the_cluster_is_down_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = formed_cluster(dir.path());
+    assert_eq!(cli(n[2].port, &["SET", "foo", "before"]), "OK"); // slot 12182
+    down_on_node_2(&n);
+    assert_eq!(
+        cli(
+            n[2].port,
+            &["CONFIG", "SET", "cluster-allow-reads-when-down", "yes"]
+        ),
+        "OK"
+    );
+    assert_eq!(cli(n[2].port, &["GET", "foo"]), "before");
+    assert_eq!(cli(n[2].port, &["STRLEN", "foo"]), "6");
+    let read_only = "CLUSTERDOWN The cluster is down and only accepts read commands";
+    assert_eq!(cli(n[2].port, &["SET", "foo", "during"]), read_only);
+    assert_eq!(cli(n[2].port, &["DEL", "foo"]), read_only);
+    assert_eq!(
+        cli(n[2].port, &["GET", "bar"]),
+        format!("MOVED 5061 127.0.0.1:{}", n[0].port)
+    );
+    // A transaction of reads is served; a write refused as it is queued fails the whole
+    // transaction (as Redis checks each command when it is queued).
+    let mut s = Wire::connect(n[2].port);
+    s.send(&["MULTI"]);
+    s.expect(b"+OK\r\n");
+    s.send(&["GET", "foo"]);
+    s.expect(b"+QUEUED\r\n");
+    s.send(&["EXEC"]);
+    s.expect(b"*1\r\n$6\r\nbefore\r\n");
+    s.send(&["MULTI"]);
+    s.expect(b"+OK\r\n");
+    s.send(&["GET", "foo"]);
+    s.expect(b"+QUEUED\r\n");
+    s.send(&["SET", "foo", "x"]);
+    s.expect(format!("-{read_only}\r\n").as_bytes());
+    s.send(&["EXEC"]);
+    s.expect(b"-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert_eq!(cli(n[2].port, &["GET", "foo"]), "before");
 }
 
 /// ROLE as redis-cli prints it, one line per field.

@@ -39,6 +39,8 @@ pub enum Redirect {
     Ask(u16, String),
     TryAgain,
     Down,
+    /// Down, with `cluster-allow-reads-when-down`: a write is refused.
+    DownReadOnly,
     Unbound,
 }
 
@@ -50,6 +52,9 @@ impl Redirect {
             Redirect::Ask(s, ep) => format!("ASK {s} {ep}"),
             Redirect::TryAgain => "TRYAGAIN Multiple keys request during rehashing of slot".into(),
             Redirect::Down => "CLUSTERDOWN The cluster is down".into(),
+            Redirect::DownReadOnly => {
+                "CLUSTERDOWN The cluster is down and only accepts read commands".into()
+            }
             Redirect::Unbound => "CLUSTERDOWN Hash slot not served".into(),
         }
     }

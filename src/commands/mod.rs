@@ -387,7 +387,10 @@ pub fn call(
             // it lets go, so this view cannot be older than the keys it guards. (A view read
             // before the lock may predate a whole move that ran while we waited.)
             let routing = node.routing();
-            let when_down = allowed_when_down && !routing.ok;
+            // `cluster-allow-reads-when-down`: reads of owned slots are served, writes refused.
+            let reads_when_down = !routing.ok && node.cluster_reads_when_down();
+            let is_write = f & flags::WRITE != 0;
+            let when_down = !routing.ok && (allowed_when_down || (reads_when_down && !is_write));
             let db = client.db;
             let asking = client.asking > 0 || f & flags::ASKING != 0;
             let replica_read = client.readonly && f & flags::READONLY != 0;
@@ -406,6 +409,7 @@ pub fn call(
                 {
                     Ok(())
                 }
+                Err(Redirect::Down) if reads_when_down && is_write => Err(Redirect::DownReadOnly),
                 v => v,
             };
             // A command for a slot served elsewhere uses up one ASKING, whether it was let in
@@ -540,13 +544,20 @@ fn route_exec<'a>(
     let mut ks = node.store.lock_all(now);
     let routing = node.routing();
     let db = client.db;
+    // A transaction of reads is served while the cluster is down when reads are.
+    let reads_when_down = !routing.ok && node.cluster_reads_when_down();
+    let writes = m.queue.iter().any(|(c, _)| c.cmd.flags & flags::WRITE != 0);
     let verdict = routing.check_with(
         &refs,
         client.asking > 0,
         |k| held_here(&mut ks, db, k),
-        false,
+        reads_when_down && !writes,
         replica_read,
     );
+    let verdict = match verdict {
+        Err(Redirect::Down) if reads_when_down => Err(Redirect::DownReadOnly),
+        v => v,
+    };
     if client.asking > 0 && !routing.serves(key_hash_slot(refs[0])) {
         client.asking -= 1;
     }
