@@ -33,6 +33,29 @@ async fn kill_script(killer: &mut redis::aio::MultiplexedConnection) {
     }
 }
 
+/// [`process`] with the busy-reply threshold set through `name` (it or its old name), and a
+/// connection to it.
+async fn process_with_threshold(
+    name: &str,
+    ms: i64,
+) -> (
+    tempfile::TempDir,
+    common::cluster_node::ClusterNode,
+    std::net::SocketAddr,
+    redis::aio::MultiplexedConnection,
+) {
+    let (dir, node, addr) = process();
+    let mut admin = connect_to(addr).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(ms)
+        .query_async(&mut admin)
+        .await
+        .expect("CONFIG SET");
+    (dir, node, addr, admin)
+}
+
 /// Starts, from a connection of its own, a script that runs until it is killed.
 async fn run_forever(
     addr: std::net::SocketAddr,
@@ -45,6 +68,19 @@ async fn run_forever(
             .query_async::<()>(&mut runner)
             .await
     })
+}
+
+/// Kills the script [`run_forever`] started and waits for its client to get the error.
+async fn kill_and_join(
+    admin: &mut redis::aio::MultiplexedConnection,
+    forever: tokio::task::JoinHandle<redis::RedisResult<()>>,
+) {
+    kill_script(admin).await;
+    let killed = tokio::time::timeout(Duration::from_secs(20), forever)
+        .await
+        .expect("the script stops")
+        .expect("task");
+    assert!(killed.is_err());
 }
 
 /// A `reredis` process (as users run it) for the tests of long scripts: they need the
@@ -117,15 +153,7 @@ async fn the_redis_crate_runs_scripts_by_sha_and_loads_them_when_missing() {
 /// clients wait for a running script before they get -BUSY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_reply_threshold_sets_how_long_clients_wait_for_a_script() {
-    let (_dir, _node, addr) = process();
-    let mut admin = connect_to(addr).await;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("lua-time-limit")
-        .arg(300)
-        .query_async(&mut admin)
-        .await
-        .expect("CONFIG SET lua-time-limit");
+    let (_dir, _node, addr, mut admin) = process_with_threshold("lua-time-limit", 300).await;
     let set: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("busy-reply-threshold")
@@ -157,12 +185,57 @@ async fn busy_reply_threshold_sets_how_long_clients_wait_for_a_script() {
     let again: redis::RedisResult<Option<String>> = c.get("k").await;
     assert_eq!(again.expect_err("BUSY").code(), Some("BUSY"));
     assert!(started.elapsed() < Duration::from_secs(4));
-    kill_script(&mut admin).await;
-    let killed = tokio::time::timeout(Duration::from_secs(20), forever)
-        .await
-        .expect("the script stops")
-        .expect("task");
-    assert!(killed.is_err());
+    kill_and_join(&mut admin, forever).await;
+}
+
+/// EXECs that arrive while a script runs wait for it without holding a thread: more of them
+/// than the node has runtime threads still leave SCRIPT KILL one, and each runs once the
+/// script is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_waiting_for_a_script_leave_a_thread_for_script_kill() {
+    // No -BUSY during this test: the EXECs wait for the script to end.
+    let (_dir, _node, addr, mut admin) =
+        process_with_threshold("busy-reply-threshold", 120_000).await;
+    // Transactions queued before the script starts; their EXECs come while it runs.
+    let mut queued = Vec::new();
+    for i in 0..4 {
+        let mut c = connect_to(addr).await;
+        let _: () = redis::cmd("MULTI")
+            .query_async(&mut c)
+            .await
+            .expect("MULTI");
+        let q: redis::Value = redis::cmd("INCR")
+            .arg(format!("counter{i}"))
+            .query_async(&mut c)
+            .await
+            .expect("INCR");
+        assert_eq!(q, redis::Value::SimpleString("QUEUED".into()));
+        queued.push(c);
+    }
+    let forever = run_forever(addr).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut execs = Vec::new();
+    for mut c in queued {
+        execs.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let r: redis::RedisResult<(i64,)> = redis::cmd("EXEC").query_async(&mut c).await;
+            (r, sent.elapsed())
+        }));
+    }
+    // The kill comes at least this long after the transactions were sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill_and_join(&mut admin, forever).await;
+    for e in execs {
+        let (r, waited) = tokio::time::timeout(Duration::from_secs(20), e)
+            .await
+            .expect("the transaction is answered once the script is gone")
+            .expect("task");
+        assert_eq!(r.expect("EXEC"), (1,));
+        assert!(
+            waited >= Duration::from_millis(250),
+            "answered after {waited:?}, while the script ran"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

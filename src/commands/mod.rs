@@ -426,8 +426,9 @@ pub fn call(
     }
     if clustered && cmd.fullname == "exec" && client.multi.is_some() {
         match route_exec(node, client, now) {
-            Ok(ks) => routed = ks,
-            Err(e) => return reject(node, client, out, e),
+            None => return After::ScriptBusy,
+            Some(Ok(ks)) => routed = ks,
+            Some(Err(e)) => return reject(node, client, out, e),
         }
     }
     // As Redis's processCommand: memory first, then persistence, subscribers and loading. A
@@ -510,14 +511,15 @@ fn held_here(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
 /// command was routed when it was queued, but its slot may have moved since, or the commands
 /// may name keys of different slots. A redirection discards the transaction (Redis's
 /// `discardTransaction`) and is EXEC's reply. On success, the keyspace locked for the check
-/// (every shard, as EXEC takes anyway) is what EXEC runs under.
+/// (every shard, as EXEC takes anyway) is what EXEC runs under. None: a running script holds
+/// the shards (the connection waits for it without a thread, as for any command).
 fn route_exec<'a>(
     node: &'a Arc<Node>,
     client: &mut ClientState,
     now: i64,
-) -> Result<Option<Keyspace<'a>>, CmdError> {
+) -> Option<Result<Option<Keyspace<'a>>, CmdError>> {
     let Some(m) = client.multi.as_ref() else {
-        return Ok(None);
+        return Some(Ok(None));
     };
     let keys: Vec<Bytes> = m
         .queue
@@ -534,14 +536,14 @@ fn route_exec<'a>(
         })
         .collect();
     if keys.is_empty() {
-        return Ok(None);
+        return Some(Ok(None));
     }
     let replica_read = client.readonly
         && m.queue
             .iter()
             .all(|(c, _)| c.cmd.flags & flags::READONLY != 0);
     let refs: SmallVec<[&[u8]; 4]> = keys.iter().map(|k| &k[..]).collect();
-    let mut ks = node.store.lock_all(now);
+    let mut ks = lock_unless_script(node, None, now)?;
     let routing = node.routing();
     let db = client.db;
     // A transaction of reads is served while the cluster is down when reads are.
@@ -561,7 +563,7 @@ fn route_exec<'a>(
     if client.asking > 0 && !routing.serves(key_hash_slot(refs[0])) {
         client.asking -= 1;
     }
-    match verdict {
+    Some(match verdict {
         Ok(()) => Ok(Some(ks)),
         Err(r) => {
             drop(ks);
@@ -573,7 +575,7 @@ fn route_exec<'a>(
             transactions::unwatch_all(node, client);
             Err(CmdError::Msg(r.message()))
         }
-    }
+    })
 }
 
 /// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join
