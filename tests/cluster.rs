@@ -1965,6 +1965,24 @@ fn reads_are_served_while_the_cluster_is_down_when_allowed() {
         cli(n[2].port, &["GET", "bar"]),
         format!("MOVED 5061 127.0.0.1:{}", n[0].port)
     );
+    // Scripts may read, not write (as Redis's scriptVerifyClusterState).
+    assert_eq!(
+        cli(
+            n[2].port,
+            &["EVAL", "return redis.call('get', KEYS[1])", "1", "foo"]
+        ),
+        "before"
+    );
+    let refused = cli(
+        n[2].port,
+        &["EVAL", "return redis.call('set', KEYS[1], 'x')", "1", "foo"],
+    );
+    assert!(
+        refused.contains(
+            "Script attempted to execute a write command while the cluster is down and readonly"
+        ),
+        "{refused}"
+    );
     // A transaction of reads is served; a write refused as it is queued fails the whole
     // transaction (as Redis checks each command when it is queued).
     let mut s = Wire::connect(n[2].port);

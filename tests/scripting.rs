@@ -56,14 +56,18 @@ async fn process_with_threshold(
     (dir, node, addr, admin)
 }
 
-/// Starts, from a connection of its own, a script that runs until it is killed.
+/// Starts, from a connection of its own, a script that runs until it is killed. It publishes
+/// to `script-started` first.
 async fn run_forever(
     addr: std::net::SocketAddr,
 ) -> tokio::task::JoinHandle<redis::RedisResult<()>> {
     let mut runner = connect_to(addr).await;
     tokio::spawn(async move {
         redis::cmd("EVAL")
-            .arg("local i = 0 while true do i = i + 1 end")
+            .arg(
+                "redis.call('publish', 'script-started', '1') \
+                 local i = 0 while true do i = i + 1 end",
+            )
             .arg(0)
             .query_async::<()>(&mut runner)
             .await
@@ -212,12 +216,17 @@ async fn transactions_waiting_for_a_script_leave_a_thread_for_script_kill() {
         assert_eq!(q, redis::Value::SimpleString("QUEUED".into()));
         queued.push(c);
     }
+    let mut started = common::session::Conn::connect(addr).await;
+    started.call_str(&["SUBSCRIBE", "script-started"]).await;
     let forever = run_forever(addr).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::timeout(Duration::from_secs(20), started.frame())
+        .await
+        .expect("the script starts")
+        .expect("its message");
     let mut execs = Vec::new();
+    let sent = Instant::now();
     for mut c in queued {
         execs.push(tokio::spawn(async move {
-            let sent = Instant::now();
             let r: redis::RedisResult<(i64,)> = redis::cmd("EXEC").query_async(&mut c).await;
             (r, sent.elapsed())
         }));

@@ -680,7 +680,13 @@ impl Cluster {
             let is_master = st.me().is_master();
             let offset = self.repl.announced_offset(node, is_master);
             st.me_mut().repl_offset = offset;
-            failover = st.failover_step(now, offset, self.repl.synced.load(Ordering::Relaxed));
+            // A replica leaving its shard (automatic distribution) is about to drop its data:
+            // it stands for no election, manual or not, until it is done or stays.
+            failover = if self.repl.is_leaving() {
+                None
+            } else {
+                st.failover_step(now, offset, self.repl.synced.load(Ordering::Relaxed))
+            };
             if matches!(failover, Some(FailoverStep::Promoted { .. })) {
                 // Before any write is served: the stream goes on from the offset applied here.
                 self.repl.became_master(node);

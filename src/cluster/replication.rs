@@ -631,36 +631,52 @@ pub async fn run(node: Arc<Node>) {
 }
 
 /// A replica chosen to start a shard (see [`Replication::leave_shard`]), outside any link:
-/// it drops what it holds of its master's data, then becomes an empty master whose stream
-/// starts under a new ID (nobody holds it, so nobody continues it). Not if it stopped being
-/// a replica meanwhile (promoted by a failover: its data is then the shard's).
-fn start_own_shard(node: &Node, cluster: &Cluster) {
+/// unless the choice no longer stands (the table changed meanwhile: it then stays and
+/// reconnects), it drops what it holds of its master's data, then becomes an empty master whose
+/// stream starts under a new ID (nobody holds it, so nobody continues it). While it leaves it
+/// stands for no election (see the driver's tick and CLUSTER FAILOVER), so its data is never
+/// the shard's when it goes.
+fn start_own_shard(node: &Arc<Node>, cluster: &Cluster) {
+    use super::state::{Election, ReplicaMove};
     let repl = &cluster.repl;
-    // An unsynced replica never stands for election, so no failover promotes it while its
-    // data goes.
+    {
+        let mut st = cluster.state.lock();
+        if st.me().is_master() || st.auto_replica_move() != Some(ReplicaMove::NewShard) {
+            drop(st);
+            repl.leaving.store(false, Ordering::Release);
+            tracing::info!(
+                "automatic distribution: starting a shard is no longer needed; this replica stays"
+            );
+            return;
+        }
+        st.election = Election::default();
+    }
     repl.synced.store(false, Ordering::Relaxed);
     *repl.synced_from.lock() = None;
-    if cluster.state.lock().me().is_master() {
-        repl.leaving.store(false, Ordering::Release);
-        return;
-    }
-    drop_keys(node, false, true);
-    repl.holds_stream.store(false, Ordering::Relaxed);
-    *repl.replid.lock() = crate::node::random_run_id();
-    *repl.replid2.lock() = None;
-    node.store
-        .aof
-        .restart_stream_at(repl.offset.load(Ordering::Relaxed));
-    let now = crate::commands::now_ms();
-    cluster.change(|st| {
-        if !st.me().is_master() {
-            st.leave_shard(now);
-        }
-    });
+    let dropped = {
+        // A snapshot sees the keys with the old position or none with the new one.
+        let _gate = repl.gate();
+        let dropped = drop_keys(node, false, true);
+        node.store.add_dirty(dropped as u64 + 1);
+        repl.holds_stream.store(false, Ordering::Relaxed);
+        *repl.replid.lock() = crate::node::random_run_id();
+        *repl.replid2.lock() = None;
+        node.store
+            .aof
+            .restart_stream_at(repl.offset.load(Ordering::Relaxed));
+        let now = crate::commands::now_ms();
+        cluster.change(|st| st.leave_shard(now));
+        dropped
+    };
     repl.leaving.store(false, Ordering::Release);
     tracing::info!(
+        keys = dropped,
         "automatic distribution: this replica dropped its master's data and starts a shard of its own (cluster.replicas)"
     );
+    // A snapshot holding the old master's keys must not bring them back after a restart.
+    if !node.config.read().get("save").is_empty() {
+        crate::persist::bgsave(node);
+    }
 }
 
 /// Whether this node is still a replica of `master`.
@@ -836,10 +852,10 @@ fn flush_all(node: &Node) {
 }
 
 /// Empties the keyspace and forgets the pins of slot moves; `logged`: a FLUSHALL goes into the
-/// log too, so a restart does not bring the keys back.
-fn drop_keys(node: &Node, lazy: bool, logged: bool) {
+/// log too, so a restart does not bring the keys back. Returns how many keys went.
+fn drop_keys(node: &Node, lazy: bool, logged: bool) -> usize {
     let mut ks = node.store.lock_all(0);
-    ks.flush_all(lazy);
+    let dropped = ks.flush_all(lazy);
     for (_, shard) in ks.shards_mut() {
         shard.pinned.clear();
     }
@@ -848,6 +864,7 @@ fn drop_keys(node: &Node, lazy: bool, logged: bool) {
             .aof
             .append_command(0, &[Bytes::from_static(b"FLUSHALL")]);
     }
+    dropped
 }
 
 /// Applies replicated records as start-up applies the log, and logs the writes in this node's

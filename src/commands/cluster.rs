@@ -773,11 +773,13 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     if replica {
         // As Redis: a replica becomes an empty master.
-        if ks.holds_all() {
-            ks.flush_all(false);
+        let dropped = if ks.holds_all() {
+            ks.flush_all(false)
         } else {
-            ctx.node.store.lock_all(ctx.now_ms).flush_all(false);
-        }
+            ctx.node.store.lock_all(ctx.now_ms).flush_all(false)
+        };
+        // A change for the `save` rules, so a snapshot of the old keys is replaced.
+        ctx.dirty(dropped as u64 + 1);
         // Logged, so a restart does not bring its old master's keys back.
         ctx.node
             .store
@@ -907,6 +909,12 @@ fn failover(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     };
     let now = ctx.now_ms;
     let node = ctx.node;
+    if c.repl.is_leaving() {
+        // Its data is about to go (automatic distribution): it must not take over with it.
+        return Err(CmdError::err(
+            "This replica is leaving its shard to start one (cluster.replicas): retry later",
+        ));
+    }
     c.change(|st| {
         let me = st.me();
         if me.is_master() {

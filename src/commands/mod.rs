@@ -388,9 +388,15 @@ pub fn call(
             // before the lock may predate a whole move that ran while we waited.)
             let routing = node.routing();
             // `cluster-allow-reads-when-down`: reads of owned slots are served, writes refused.
-            let reads_when_down = !routing.ok && node.cluster_reads_when_down();
+            // Shard channels follow their own setting only.
+            let reads_when_down = !routing.ok && !shard_channels && node.cluster_reads_when_down();
             let is_write = f & flags::WRITE != 0;
-            let when_down = !routing.ok && (allowed_when_down || (reads_when_down && !is_write));
+            let when_down = !routing.ok
+                && if shard_channels {
+                    allowed_when_down
+                } else {
+                    reads_when_down && !is_write
+                };
             let db = client.db;
             let asking = client.asking > 0 || f & flags::ASKING != 0;
             let replica_read = client.readonly && f & flags::READONLY != 0;

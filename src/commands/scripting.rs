@@ -1072,6 +1072,20 @@ impl CallCtx<'_, '_> {
             let pos = super::key_positions(cmd.cmd, &argv);
             if !pos.is_empty() {
                 let routing = self.node.routing();
+                // A cluster that is down, as Redis's scriptVerifyClusterState: nothing, or
+                // reads only with cluster-allow-reads-when-down.
+                if !routing.ok {
+                    if !self.node.cluster_reads_when_down() {
+                        return fail(
+                            "ERR Script attempted to execute a command while the cluster is down",
+                        );
+                    }
+                    if f & WRITE != 0 {
+                        return fail(
+                            "ERR Script attempted to execute a write command while the cluster is down and readonly",
+                        );
+                    }
+                }
                 // A READONLY caller's reads on a replica, as its own commands would be.
                 let replica_read = self.client.readonly && f & READONLY != 0;
                 for &i in &pos {
