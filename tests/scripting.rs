@@ -74,6 +74,20 @@ async fn run_forever(
     })
 }
 
+/// [`run_forever`], returning once the script runs (its message arrived).
+async fn run_forever_started(
+    addr: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<redis::RedisResult<()>> {
+    let mut started = common::session::Conn::connect(addr).await;
+    started.call_str(&["SUBSCRIBE", "script-started"]).await;
+    let forever = run_forever(addr).await;
+    tokio::time::timeout(Duration::from_secs(20), started.frame())
+        .await
+        .expect("the script starts")
+        .expect("its message");
+    forever
+}
+
 /// Kills the script [`run_forever`] started and waits for its client to get the error.
 async fn kill_and_join(
     admin: &mut redis::aio::MultiplexedConnection,
@@ -216,13 +230,7 @@ async fn transactions_waiting_for_a_script_leave_a_thread_for_script_kill() {
         assert_eq!(q, redis::Value::SimpleString("QUEUED".into()));
         queued.push(c);
     }
-    let mut started = common::session::Conn::connect(addr).await;
-    started.call_str(&["SUBSCRIBE", "script-started"]).await;
-    let forever = run_forever(addr).await;
-    tokio::time::timeout(Duration::from_secs(20), started.frame())
-        .await
-        .expect("the script starts")
-        .expect("its message");
+    let forever = run_forever_started(addr).await;
     let mut execs = Vec::new();
     let sent = Instant::now();
     for mut c in queued {
@@ -245,6 +253,24 @@ async fn transactions_waiting_for_a_script_leave_a_thread_for_script_kill() {
             "answered after {waited:?}, while the script ran"
         );
     }
+}
+
+/// An EXEC refused because a script has run past the busy threshold discards its transaction,
+/// as Redis (`-EXECABORT ... BUSY ...`): the client is out of MULTI and nothing queued ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_refused_while_a_script_is_busy_discards_its_transaction() {
+    let (_dir, _node, addr, mut admin) = process_with_threshold("busy-reply-threshold", 100).await;
+    let mut t = common::session::Conn::connect(addr).await;
+    assert_eq!(t.call_str(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(t.call_str(&["SET", "k", "1"]).await, "+QUEUED\r\n");
+    let forever = run_forever_started(addr).await;
+    assert_eq!(
+        t.call_str(&["EXEC"]).await,
+        "-EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    kill_and_join(&mut admin, forever).await;
+    assert_eq!(t.call_str(&["PING"]).await, "+PONG\r\n");
+    assert_eq!(t.call_str(&["GET", "k"]).await, "$-1\r\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -290,12 +290,15 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
 
 /// Redis's rejectCommand for EXEC: a rejected EXEC discards the transaction and says why
 /// (`EXECABORT Transaction discarded because of: <error without its ERR>`).
-fn reject_exec(client: &mut ClientState, e: CmdError) -> CmdError {
+/// A refused EXEC discards its transaction and unwatches (Redis's execCommandAbort): the error
+/// to reply.
+pub fn reject_exec(node: &Node, client: &mut ClientState, e: CmdError) -> CmdError {
     client.multi = None;
     client
         .info
         .multi_len
         .store(-1, std::sync::atomic::Ordering::Relaxed);
+    transactions::unwatch_all(node, client);
     CmdError::Msg(format!(
         "EXECABORT Transaction discarded because of: {}",
         e.to_string().trim_start_matches("ERR ")
@@ -328,7 +331,7 @@ pub fn call(
                 m.failed = true;
             }
             let e = match e {
-                CmdError::Arity(ref name) if name == "exec" => reject_exec(client, e),
+                CmdError::Arity(ref name) if name == "exec" => reject_exec(node, client, e),
                 e => e,
             };
             node.stats.note_error(&e);
@@ -342,7 +345,7 @@ pub fn call(
         let resp3 = client.resp3;
         node.stats.note_error(&CmdError::NoAuth);
         let e = if cmd.fullname == "exec" {
-            reject_exec(client, CmdError::NoAuth)
+            reject_exec(node, client, CmdError::NoAuth)
         } else {
             CmdError::NoAuth
         };
@@ -449,7 +452,7 @@ pub fn call(
     if let Some(e) = refused {
         drop(routed);
         let e = if cmd.fullname == "exec" {
-            reject_exec(client, e)
+            reject_exec(node, client, e)
         } else {
             e
         };

@@ -335,13 +335,19 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         }
                     };
                     let Some((mut mark, mut after)) = ran else {
-                        // As a refused command: a transaction it was to join fails at EXEC.
-                        if let Some(m) = client.multi.as_mut() {
-                            m.failed = true;
-                        }
-                        let busy = node.scripts.busy_error();
-                        node.stats.note_error(&commands::CmdError::Msg(busy.into()));
-                        Reply::new(&mut out, client.resp3).error(busy);
+                        // As a refused command: a transaction it was to join fails at EXEC,
+                        // and a refused EXEC discards it (-EXECABORT ... BUSY, as Redis).
+                        let busy = commands::CmdError::Msg(node.scripts.busy_error().into());
+                        let e = if client.multi.is_some() && args[0].eq_ignore_ascii_case(b"exec") {
+                            commands::reject_exec(&node, &mut client, busy)
+                        } else {
+                            if let Some(m) = client.multi.as_mut() {
+                                m.failed = true;
+                            }
+                            busy
+                        };
+                        node.stats.note_error(&e);
+                        Reply::new(&mut out, client.resp3).error(&e.to_string());
                         continue;
                     };
                     if client.blocked.is_some() {
