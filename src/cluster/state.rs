@@ -1184,11 +1184,8 @@ impl ClusterState {
     /// still claim provisionally), and the empty masters free to start one, both in order.
     /// `my_keys`: our own key count (others' come from their headers).
     fn auto_shards(&self, my_keys: u64) -> AutoShards<'_> {
-        let live = |n: &&ClusterNode| {
-            (n.seen || n.id == self.myself)
-                && n.flags & (flag::HANDSHAKE | flag::FAIL | flag::DRAINING) == 0
-        };
-        let mut nodes: Vec<&ClusterNode> = self.nodes.values().filter(live).collect();
+        let mut nodes: Vec<&ClusterNode> =
+            self.nodes.values().filter(|n| self.auto_live(n)).collect();
         nodes.sort_by_key(|n| n.endpoint.sort_key());
         let keys_of = |n: &ClusterNode| if n.id == self.myself { my_keys } else { n.keys };
         let shards: Vec<&ClusterNode> = self
@@ -1209,10 +1206,15 @@ impl ClusterState {
             .collect();
         AutoShards {
             wanted: nodes.len().div_ceil(self.replicas_per_shard + 1),
-            live: nodes,
             shards,
             free,
         }
+    }
+
+    /// A node automatic distribution counts: known (or ourselves), not failed, not leaving.
+    fn auto_live(&self, n: &ClusterNode) -> bool {
+        (n.seen || n.id == self.myself)
+            && n.flags & (flag::HANDSHAKE | flag::FAIL | flag::DRAINING) == 0
     }
 
     /// Automatic distribution with replicas (`cluster.replicas` = R > 0): the empty masters
@@ -1229,7 +1231,6 @@ impl ClusterState {
         }
         let AutoShards {
             wanted,
-            live,
             mut shards,
             mut free,
         } = self.auto_shards(my_keys);
@@ -1242,7 +1243,7 @@ impl ClusterState {
             .iter()
             .map(|m| {
                 self.replicas_of(&m.id)
-                    .filter(|n| live.iter().any(|l| l.id == n.id))
+                    .filter(|n| self.auto_live(n))
                     .count()
             })
             .collect();
@@ -1330,9 +1331,10 @@ impl ClusterState {
         short.first().map(|m| ReplicaMove::Follow(m.id.clone()))
     }
 
-    /// A replica leaves its shard to start one (see [`ClusterState::auto_replica_move`]): an
-    /// empty master of a shard of its own, whose slots the layout then gives it. Its data was
-    /// dropped before (what it held is its old master's).
+    /// This node becomes the master of a shard of its own (its ID as the shard's), with no
+    /// master to follow: a replica that leaves its shard to start one (see
+    /// [`ClusterState::auto_replica_move`]; its data was dropped before, what it held being its
+    /// old master's), and CLUSTER RESET.
     pub fn leave_shard(&mut self, now_ms: i64) {
         let me_id = self.myself.clone();
         let me = self.me_mut();
@@ -1370,7 +1372,6 @@ impl ClusterState {
 /// See [`ClusterState::auto_shards`].
 struct AutoShards<'a> {
     wanted: usize,
-    live: Vec<&'a ClusterNode>,
     shards: Vec<&'a ClusterNode>,
     free: Vec<&'a ClusterNode>,
 }

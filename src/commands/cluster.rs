@@ -790,11 +790,7 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let auto = c.cfg.auto_assign;
     c.change(|st| {
         let me = st.myself.clone();
-        let m = st.me_mut();
-        m.flags = (m.flags & !flag::REPLICA) | flag::MASTER;
-        m.replica_of = None;
-        m.shard_id = me.clone();
-        st.election = Default::default();
+        st.leave_shard(now);
         let others: Vec<String> = st.nodes.keys().filter(|id| **id != me).cloned().collect();
         for id in others {
             st.forget(&id, now);

@@ -557,12 +557,13 @@ fn route_exec<'a>(
     let db = client.db;
     // A transaction of reads is served while the cluster is down when reads are.
     let reads_when_down = !routing.ok && node.cluster_reads_when_down();
-    let writes = m.queue.iter().any(|(c, _)| c.cmd.flags & flags::WRITE != 0);
+    let serve_when_down =
+        reads_when_down && !m.queue.iter().any(|(c, _)| c.cmd.flags & flags::WRITE != 0);
     let verdict = routing.check_with(
         &refs,
         client.asking > 0,
         |k| held_here(&mut ks, db, k),
-        reads_when_down && !writes,
+        serve_when_down,
         replica_read,
     );
     let verdict = match verdict {
