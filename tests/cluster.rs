@@ -2440,8 +2440,16 @@ fn redis_cli_adds_a_replica_with_add_node_and_removes_it_with_del_node() {
         redis_cli_cluster(&["check", &addr(&n[0])])
     );
     let id = n[3].id();
+    let followed = replication_field(n[3].port, "master_replid");
+    assert_eq!(followed.len(), 40, "{followed}");
     let deleted = redis_cli_cluster(&["del-node", &addr(&n[0]), &id]);
     assert!(deleted.contains("CLUSTER RESET SOFT"), "{deleted}");
+    // It holds none of its old master's stream: a new ID, and no old one to continue.
+    assert_ne!(replication_field(n[3].port, "master_replid"), followed);
+    assert_eq!(
+        replication_field(n[3].port, "master_replid2"),
+        "0".repeat(40)
+    );
     // The others forgot it; it forgot them and is an empty master again.
     std::thread::sleep(Duration::from_secs(2));
     for x in &n[..3] {

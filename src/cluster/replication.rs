@@ -151,6 +151,21 @@ impl Replication {
         self.holds_stream.store(true, Ordering::Relaxed);
     }
 
+    /// A replica that dropped its master's data and is now an empty master (CLUSTER RESET, or
+    /// automatic distribution starting a shard): nobody holds what it holds, so its stream
+    /// starts under a new ID and serves no old one. Call with the gate held, together with the
+    /// drop, so that a snapshot sees the old keys with the old position or neither.
+    pub fn became_empty_master(&self, node: &Node) {
+        self.synced.store(false, Ordering::Relaxed);
+        *self.synced_from.lock() = None;
+        self.holds_stream.store(false, Ordering::Relaxed);
+        *self.replid.lock() = crate::node::random_run_id();
+        *self.replid2.lock() = None;
+        node.store
+            .aof
+            .restart_stream_at(self.offset.load(Ordering::Relaxed));
+    }
+
     /// Asks [`run`] to turn this replica into the empty master of a new shard (automatic
     /// distribution): the link to its master is cut first, so nothing is applied after its
     /// data is dropped.
@@ -182,6 +197,11 @@ impl Replication {
     /// Stops a replica's applying for a moment (while held) or for good (`freeze`).
     pub fn gate(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.apply_gate.lock()
+    }
+
+    /// [`Replication::gate`] if no one holds it.
+    pub fn try_gate(&self) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        self.apply_gate.try_lock()
     }
 
     /// At shutdown: nothing more is applied, so the position saved with the data stays true.
@@ -651,19 +671,11 @@ fn start_own_shard(node: &Arc<Node>, cluster: &Cluster) {
         }
         st.election = Election::default();
     }
-    repl.synced.store(false, Ordering::Relaxed);
-    *repl.synced_from.lock() = None;
     let dropped = {
-        // A snapshot sees the keys with the old position or none with the new one.
         let _gate = repl.gate();
         let dropped = drop_keys(node, false, true);
         node.store.add_dirty(dropped as u64 + 1);
-        repl.holds_stream.store(false, Ordering::Relaxed);
-        *repl.replid.lock() = crate::node::random_run_id();
-        *repl.replid2.lock() = None;
-        node.store
-            .aof
-            .restart_stream_at(repl.offset.load(Ordering::Relaxed));
+        repl.became_empty_master(node);
         let now = crate::commands::now_ms();
         cluster.change(|st| st.leave_shard(now));
         dropped
@@ -778,7 +790,9 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
             return Ok(());
         }
         let _gate = repl.gate();
-        if repl.frozen.load(Ordering::Relaxed) {
+        // Asked again under the gate: a CLUSTER RESET may have dropped this master's data
+        // while the frame arrived.
+        if repl.frozen.load(Ordering::Relaxed) || !still_following(node, master) {
             return Ok(());
         }
         if first && frame.sync_done && frame.partial {
@@ -853,7 +867,7 @@ fn flush_all(node: &Node) {
 
 /// Empties the keyspace and forgets the pins of slot moves; `logged`: a FLUSHALL goes into the
 /// log too, so a restart does not bring the keys back. Returns how many keys went.
-fn drop_keys(node: &Node, lazy: bool, logged: bool) -> usize {
+pub(crate) fn drop_keys(node: &Node, lazy: bool, logged: bool) -> usize {
     let mut ks = node.store.lock_all(0);
     let dropped = ks.flush_all(lazy);
     for (_, shard) in ks.shards_mut() {

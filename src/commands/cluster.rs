@@ -771,22 +771,35 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             "CLUSTER RESET can't be called with master nodes containing keys",
         ));
     }
-    if replica {
-        // As Redis: a replica becomes an empty master.
-        let dropped = if ks.holds_all() {
-            ks.flush_all(false)
-        } else {
-            ctx.node.store.lock_all(ctx.now_ms).flush_all(false)
-        };
-        // A change for the `save` rules, so a snapshot of the old keys is replaced.
-        ctx.dirty(dropped as u64 + 1);
-        // Logged, so a restart does not bring its old master's keys back.
-        ctx.node
-            .store
-            .aof
-            .append_command(0, &[Bytes::from_static(b"FLUSHALL")]);
-    }
     let now = ctx.now_ms;
+    // As Redis: a replica becomes an empty master. It stops following first, then drops its
+    // master's data (logged, so a restart does not bring it back; a change for the `save`
+    // rules, so a snapshot of it is replaced) and its stream, under the replication gate: the
+    // applier is not inside a frame, and one arriving now sees that it no longer follows. The
+    // gate comes before the shard locks; inside MULTI, which holds them already, it is taken
+    // only if free (otherwise a frame being applied may outlive the drop).
+    let _gate = if !replica {
+        None
+    } else if ks.holds_all() {
+        c.repl.try_gate()
+    } else {
+        Some(c.repl.gate())
+    };
+    if replica {
+        c.change(|st| st.leave_shard(now));
+        let dropped = if ks.holds_all() {
+            let dropped = ks.flush_all(false);
+            ctx.node
+                .store
+                .aof
+                .append_command(0, &[Bytes::from_static(b"FLUSHALL")]);
+            dropped
+        } else {
+            crate::cluster::replication::drop_keys(ctx.node, false, true)
+        };
+        ctx.dirty(dropped as u64 + 1);
+        c.repl.became_empty_master(ctx.node);
+    }
     let auto = c.cfg.auto_assign;
     c.change(|st| {
         let me = st.myself.clone();
