@@ -316,6 +316,15 @@ pub static SETTINGS: &[Setting] = &[
     ),
     // The LFU policies' counter, as Redis: how slowly it grows, and how many idle minutes
     // take one off (store/value.rs, `Entry::access_lfu`).
+    // Redis 7.0's: DEBUG is refused unless this says yes (or local, for loopback clients).
+    setting!(
+        "enable-debug-command",
+        "enable-debug-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+        false,
+        "Allow the DEBUG command: no, yes, or local (clients on loopback only)"
+    ),
     setting!(
         "busy-reply-threshold",
         "busy-reply-threshold",

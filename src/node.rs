@@ -606,7 +606,9 @@ async fn cron(node: Arc<Node>) {
         let now = crate::commands::now_ms();
         // Up to 16 rounds per shard and db per tick keeps one tick short while still letting
         // active expiry outpace a steady stream of expiring keys.
-        off_worker(|| node.store.active_expire_cycle(now, 16));
+        if node.store.active_expire.load(Ordering::Relaxed) {
+            off_worker(|| node.store.active_expire_cycle(now, 16));
+        }
         let ms = started.elapsed().as_millis() as u64;
         let threshold = node.config.read().latency_monitor_threshold_ms;
         if threshold > 0 && ms >= threshold {

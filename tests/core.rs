@@ -1031,3 +1031,196 @@ async fn latencystats_session(addr: std::net::SocketAddr) {
     assert!(lines(&mut c).await.is_empty());
     run(&mut c, &["CONFIG", "SET", "latency-tracking", "yes"]).await;
 }
+
+/// DEBUG is refused unless `enable-debug-command` allows it, with Redis's reason; `local`
+/// allows clients on loopback.
+#[tokio::test]
+async fn debug_needs_enable_debug_command() {
+    let off = start_node(&[]).await;
+    let mut c = common::client(off.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let e = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg(0)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("DEBUG command not allowed") && e.to_string().contains("\"local\""),
+        "{e}"
+    );
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("enable-debug-command")
+        .arg("yes")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("can't set immutable config"), "{e}");
+    off.shutdown().await;
+
+    let local = start_node(&[("enable-debug-command", "local")]).await;
+    let mut c = common::client(local.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ok: String = redis::cmd("DEBUG")
+        .arg("SLEEP")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(ok, "OK");
+    local.shutdown().await;
+}
+
+/// DEBUG RELOAD writes the snapshot, empties the keyspace and loads the file back: keys, TTLs,
+/// encodings and the dataset digest are as before; NOSAVE loads the file as it is, NOFLUSH
+/// refuses a key already there unless MERGE.
+#[tokio::test]
+async fn debug_reload_round_trips_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&[
+        ("enable-debug-command", "yes"),
+        ("dir", dir.path().to_str().unwrap()),
+    ])
+    .await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    async fn q<T: redis::FromRedisValue>(
+        c: &mut redis::aio::MultiplexedConnection,
+        args: &[&str],
+    ) -> T {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(c).await.unwrap()
+    }
+    let _: () = q(&mut c, &["DEBUG", "POPULATE", "1000"]).await;
+    let _: () = q(&mut c, &["SET", "ttl", "v", "EX", "1000"]).await;
+    let _: () = q(&mut c, &["RPUSH", "list", "a", "b", "c"]).await;
+    let _: () = q(&mut c, &["ZADD", "zset", "1.5", "a", "2", "b"]).await;
+    let _: () = q(&mut c, &["SADD", "ints", "1", "2", "3"]).await;
+    let fields: Vec<String> = (0..600)
+        .flat_map(|i| [format!("f{i}"), "v".into()])
+        .collect();
+    let mut hset = vec!["HSET", "bighash"];
+    hset.extend(fields.iter().map(String::as_str));
+    let _: () = q(&mut c, &hset).await;
+    let before: String = q(&mut c, &["DEBUG", "DIGEST"]).await;
+    assert_ne!(before, "0".repeat(40));
+
+    let ok: String = q(&mut c, &["DEBUG", "RELOAD"]).await;
+    assert_eq!(ok, "OK");
+    assert!(dir.path().join("dump.rdb").exists());
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "DIGEST"]).await, before);
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).await, 1005);
+    let ttl: i64 = q(&mut c, &["TTL", "ttl"]).await;
+    assert!((990..=1000).contains(&ttl), "{ttl}");
+    for (key, enc) in [
+        ("ints", "intset"),
+        ("zset", "listpack"),
+        ("bighash", "hashtable"),
+        ("list", "quicklist"),
+    ] {
+        assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", key]).await, enc);
+    }
+
+    // NOSAVE: what the file holds replaces what is in memory.
+    let _: () = q(&mut c, &["SET", "after", "1"]).await;
+    let _: () = q(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]).await;
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "after"]).await, 0);
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "DIGEST"]).await, before);
+
+    // NOFLUSH without MERGE: a key both in memory and in the file is an error.
+    let e = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .arg("NOSAVE")
+        .arg("NOFLUSH")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("duplicated key"), "{e}");
+    let _: () = q(&mut c, &["SET", "ttl", "changed"]).await;
+    let _: () = q(&mut c, &["SET", "extra", "1"]).await;
+    let _: () = q(&mut c, &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"]).await;
+    assert_eq!(q::<String>(&mut c, &["GET", "ttl"]).await, "v");
+    assert_eq!(q::<i64>(&mut c, &["EXISTS", "extra"]).await, 1);
+    node.shutdown().await;
+}
+
+/// DEBUG SLEEP stops the node as it stops Redis: another client's command waits for it.
+/// DEBUG SET-ACTIVE-EXPIRE 0 leaves expired keys nobody reads in place until it is 1 again.
+/// (Several runtime threads: the sleep holds one, the waiting SET another.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn debug_sleep_and_set_active_expire() {
+    let node = start_node(&[("enable-debug-command", "yes"), ("hz", "50")]).await;
+    let addr = node.resp_addr();
+    let mut a = common::client(addr)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let sleeper = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("0.5")
+            .query_async::<String>(&mut a)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut b = common::client(addr)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let _: () = b.set("k", "v").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "SET answered {:?} into a 500 ms DEBUG SLEEP",
+        started.elapsed()
+    );
+    assert_eq!(sleeper.await.unwrap().unwrap(), "OK");
+
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("e{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(20)
+            .query_async(&mut b)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        node.node.store.db_sizes()[0].0,
+        101,
+        "keys expired actively"
+    );
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(1)
+        .query_async(&mut b)
+        .await
+        .unwrap();
+    let n = node.node.clone();
+    assert!(
+        wait_for(Duration::from_secs(5), async || n.store.db_sizes()[0].0
+            == 1)
+        .await,
+        "{:?}",
+        node.node.store.db_sizes()[0]
+    );
+    node.shutdown().await;
+}

@@ -70,6 +70,8 @@ impl RedisServer {
                     "no",
                     "--daemonize",
                     "no",
+                    "--enable-debug-command",
+                    "yes",
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -805,7 +807,7 @@ async fn run_file(name: &str) {
     let path = case_dir().join(format!("{name}.txt"));
     let scripts = parse_file(&path);
     let redis = RedisServer::start().await;
-    let node = common::start_node(&[]).await;
+    let node = common::start_node(&[("enable-debug-command", "yes")]).await;
     let report = run_scripts(
         &format!("{name}.txt"),
         &scripts,
@@ -848,7 +850,7 @@ macro_rules! case_file {
 // One test per file in tests/differential/. Add a line here with each new file.
 case_file!(
     strings, keys, server, protocol, hash, list, set, sort, zset, bitmap, hll, geo, scripting,
-    stream, function
+    stream, function, debug
 );
 
 #[test]

@@ -15,6 +15,70 @@ use reredis::resp::parser::split_args;
 
 // ---------------------------------------------------------------- the redis crate
 
+/// Pearson's chi-square statistic of `picks` against a uniform draw over their distinct
+/// values (Redis's test suite's `chi_square_value`).
+fn chi_square(picks: &[String]) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for p in picks {
+        *counts.entry(p).or_insert(0u32) += 1;
+    }
+    let expected = picks.len() as f64 / counts.len() as f64;
+    counts
+        .values()
+        .map(|&n| (n as f64 - expected).powi(2) / expected)
+        .sum()
+}
+
+/// Random picks from a hash table are uniform (Redis's "fair" random key): a random bucket and
+/// then a random node of its chain would favour the items of short chains. Ten items drawn
+/// 1,000 times: chi-square below 40 (9 degrees of freedom: a false alarm once in 100,000 runs,
+/// the bound Redis's own suite uses).
+#[tokio::test]
+async fn random_picks_from_hash_tables_are_uniform() {
+    let node = start_node(&[]).await;
+    let mut c = common::client(node.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let long = "x".repeat(100);
+    for i in 0..10 {
+        let _: () = c.hset("h", format!("f{i}"), &long).await.unwrap();
+        let _: () = c.sadd("s", format!("m{i}")).await.unwrap();
+        let _: () = c.set(format!("k{i}"), 1).await.unwrap();
+    }
+    let enc: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg("h")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(enc, "hashtable");
+    for cmd in ["HRANDFIELD", "SRANDMEMBER"] {
+        let key = if cmd == "HRANDFIELD" { "h" } else { "s" };
+        let picks: Vec<String> = redis::cmd(cmd)
+            .arg(key)
+            .arg(-1000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let chi = chi_square(&picks);
+        assert!(chi < 40.0, "{cmd} -1000: chi-square {chi}");
+    }
+    let mut picks = Vec::new();
+    for _ in 0..1000 {
+        picks.push(
+            redis::cmd("RANDOMKEY")
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap(),
+        );
+    }
+    let keys: Vec<String> = picks.into_iter().filter(|k| k.starts_with('k')).collect();
+    let chi = chi_square(&keys);
+    assert!(chi < 40.0, "RANDOMKEY: chi-square {chi}");
+    node.shutdown().await;
+}
+
 #[tokio::test]
 async fn hashes_with_the_redis_crate() {
     let node = start_node(&[]).await;

@@ -166,6 +166,13 @@ impl Replication {
             .restart_stream_at(self.offset.load(Ordering::Relaxed));
     }
 
+    /// DEBUG CHANGE-REPL-ID: a new replication ID and no old one (replicas then need a full
+    /// copy).
+    pub fn change_id(&self) {
+        *self.replid.lock() = crate::node::random_run_id();
+        *self.replid2.lock() = None;
+    }
+
     /// Asks [`run`] to turn this replica into the empty master of a new shard (automatic
     /// distribution): the link to its master is cut first, so nothing is applied after its
     /// data is dropped.

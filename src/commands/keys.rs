@@ -320,7 +320,7 @@ pub fn move_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 /// Integers Redis keeps as shared objects (refcount reported as INT_MAX).
-const OBJ_SHARED_INTEGERS: i64 = 10000;
+pub(crate) const OBJ_SHARED_INTEGERS: i64 = 10000;
 
 pub fn object(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];

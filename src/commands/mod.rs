@@ -7,6 +7,7 @@ pub mod bitmap;
 pub mod blocking;
 pub mod cluster;
 pub mod connection;
+pub mod debug;
 pub mod error;
 pub mod functions;
 pub mod geo;

@@ -1624,6 +1624,16 @@ pub static COMMANDS: &[Command] = &[
     ),
     // server
     cmd!(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALL_SHARDS,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        super::debug::debug,
+        "A container for debugging commands."
+    ),
+    cmd!(
         "dbsize",
         1,
         RF | ALL_SHARDS,

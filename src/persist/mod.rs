@@ -519,6 +519,58 @@ pub fn save(node: &Node) -> Result<(), SaveError> {
     Ok(r?)
 }
 
+/// DEBUG RELOAD, with every shard held in `ks`: saves a snapshot (unless `save` is false),
+/// empties the keyspace (unless `flush` is false), and loads the snapshot file back, as
+/// Redis's does (keys whose TTL passed stay out). With `merge` a loaded key replaces one
+/// already there; without, one already there is an error and the rest of the file is not
+/// loaded. Returns the keys loaded.
+pub fn debug_reload(
+    node: &Node,
+    ks: &mut crate::store::Keyspace,
+    save: bool,
+    flush: bool,
+    merge: bool,
+) -> Result<u64, String> {
+    let path = snapshot_path(node);
+    if save {
+        if !node.persist.try_start(JOB_BGSAVE, now_ms()) {
+            return Err("Background save already in progress".into());
+        }
+        let dirty = node.store.dirty();
+        let mut image = Image::from_locked(ks, node.store.databases());
+        image.functions = crate::commands::functions::dump_all(node);
+        image.position = node.cluster.as_ref().and_then(|c| c.repl.position(node));
+        let r = save_blocking(node, image, dirty);
+        node.persist.finish();
+        r.map_err(|e| format!("Error saving the snapshot: {e}"))?;
+    }
+    // Read into a store of its own first: a file that does not load leaves the keyspace as it
+    // was when `flush` is false, and the encodings are the ones loading picks.
+    let loaded = crate::store::Store::new(node.store.databases(), Default::default());
+    let found = snapshot::load_file(&path, &loaded, &limits(node), Some(now_ms()), &|_| {})
+        .map_err(|e| format!("Error trying to load the RDB dump: {e}"))?;
+    let image = Image::capture(&loaded, || {});
+    drop(loaded);
+    if flush {
+        ks.flush_all(false);
+    }
+    for (db, items) in image.dbs.into_iter().enumerate() {
+        for item in items {
+            let unlocked = |_| "DEBUG RELOAD without the keyspace locked".to_string();
+            if !merge && ks.peek(db, &item.key).map_err(unlocked)?.is_some() {
+                return Err(format!(
+                    "Error trying to load the RDB dump: duplicated key '{}' in DB {db}",
+                    String::from_utf8_lossy(&item.key)
+                ));
+            }
+            ks.set(db, &item.key, item.value, item.expire_at_ms, false)
+                .map_err(unlocked)?;
+        }
+    }
+    tracing::warn!("DB reloaded by DEBUG RELOAD");
+    Ok(found.keys)
+}
+
 /// A snapshot's image with the replication position it is at (see `Replication::position`):
 /// a replica does not apply its master's stream meanwhile.
 fn capture_with_position(node: &Node) -> Image {

@@ -93,7 +93,8 @@ impl Image {
         image
     }
 
-    fn from_locked(ks: &mut Keyspace, databases: usize) -> Image {
+    /// The keyspace `ks` holds (every shard), copied.
+    pub fn from_locked(ks: &mut Keyspace, databases: usize) -> Image {
         let mut dbs: Vec<Vec<Item>> = (0..databases).map(|_| Vec::new()).collect();
         let mut pins = Vec::new();
         for (_, shard) in ks.shards_mut() {

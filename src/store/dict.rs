@@ -422,23 +422,63 @@ impl<T: Keyed> Dict<T> {
         }
     }
 
-    /// A random item: a random non-empty bucket, then a random node in its chain. While
-    /// rehashing, the old table's remaining buckets and the new table's are drawn from as one
-    /// range (`dictGetRandomKey`).
+    /// Bucket `i` of the old table's and the new table's buckets taken as one range (the old
+    /// one's first): random picks draw from both while rehashing.
+    fn bucket_across(&self, i: usize) -> &Bucket<T> {
+        match self.old.get(i) {
+            Some(b) => b,
+            None => &self.table[i - self.old.len()],
+        }
+    }
+
+    /// A random item, as Redis's `dictGetFairRandomKey`: a random bucket and then a random
+    /// node of its chain would favour items in short chains, so it gathers up to 15 items from
+    /// consecutive buckets starting at a random one (jumping elsewhere after a long run of
+    /// empty ones, as `dictGetSomeKeys`) and picks one of those. A table of 15 items or fewer
+    /// is gathered whole, so each is equally likely.
     pub fn random(&self) -> Option<&T> {
+        const GATHER: usize = 15;
         if self.len == 0 {
             return None;
         }
         let mut rng = rand::rng();
-        let old = self.old.len();
-        let total = old + self.table.len();
-        let bucket = |i: usize| {
-            if i < old {
-                &self.old[i]
-            } else {
-                &self.table[i - old]
+        let total = self.old.len() + self.table.len();
+        let bucket = |i: usize| self.bucket_across(i);
+        let want = GATHER.min(self.len);
+        let (mut chosen, mut seen, mut empty_run) = (None, 0usize, 0usize);
+        let mut idx = rng.random_range(0..total);
+        for _ in 0..want * 10 {
+            let before = seen;
+            for item in chain(bucket(idx)) {
+                // Reservoir sampling: each item gathered so far is kept with equal chance.
+                seen += 1;
+                if rng.random_range(0..seen) == 0 {
+                    chosen = Some(item);
+                }
+                if seen == want {
+                    return chosen;
+                }
             }
-        };
+            if seen == before {
+                empty_run += 1;
+                if empty_run >= 5 && empty_run > want {
+                    idx = rng.random_range(0..total);
+                    empty_run = 0;
+                    continue;
+                }
+            } else {
+                empty_run = 0;
+            }
+            idx = (idx + 1) % total;
+        }
+        chosen.or_else(|| self.random_by_bucket())
+    }
+
+    /// A random non-empty bucket, then a random node in its chain (`dictGetRandomKey`).
+    fn random_by_bucket(&self) -> Option<&T> {
+        let mut rng = rand::rng();
+        let total = self.old.len() + self.table.len();
+        let bucket = |i: usize| self.bucket_across(i);
         // Load is kept at about 1/10 or more (in both tables while rehashing), so a random probe finds an
         // item quickly; fall back to a linear walk after a bounded number of tries.
         let mut idx = rng.random_range(0..total);

@@ -418,6 +418,16 @@ impl List {
             .skip(skip)
     }
 
+    /// How many packed nodes hold the entries (Redis's quicklist nodes).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes of packed entries, over every node.
+    pub fn packed_bytes(&self) -> usize {
+        self.nodes.iter().map(|n| n.buf.len()).sum()
+    }
+
     /// Heap bytes: node headers plus packed entries.
     pub fn heap_size(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()

@@ -312,6 +312,9 @@ pub struct Store {
     started_ms: i64,
     /// Bumped by every write; `INFO` uses it.
     dirty: AtomicU64,
+    /// Whether the background cycle deletes expired keys (`DEBUG SET-ACTIVE-EXPIRE`); keys
+    /// read after their TTL are deleted either way.
+    pub active_expire: std::sync::atomic::AtomicBool,
     /// Keys clients WATCH.
     pub watches: watch::Watches,
     /// Keys clients cache (CLIENT TRACKING).
@@ -349,6 +352,7 @@ impl Store {
             databases,
             started_ms: crate::commands::now_ms(),
             dirty: AtomicU64::new(0),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
             watches: watch::Watches::default(),
             tracking: tracking::Tracking::default(),
             notify_keymiss: Default::default(),
