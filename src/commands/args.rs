@@ -188,9 +188,19 @@ impl<'a> ArgIter<'a> {
 /// Formats an f64 as Redis formats INCRBYFLOAT results (`%.17Lf` on a long double, trailing
 /// zeros removed). Rust has no long double; 15 significant digits (f64's decimal precision)
 /// gives the same text for every value an f64 holds faithfully, e.g. 10.5 + 0.1 -> "10.6".
+/// Below 0.01 the 17 decimals leave fewer than 15 significant digits, and those decide: what
+/// rounds to zero there is "0" (never "-0"), as in Redis.
 pub fn fmt_incr_float(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
+    }
+    if v.abs() < 0.01 {
+        let fixed = format!("{v:.17}");
+        let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+        return match trimmed {
+            "-0" | "0" => "0".into(),
+            t => t.into(),
+        };
     }
     let sci = format!("{:.14e}", v);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -266,5 +276,11 @@ mod tests {
         assert_eq!(fmt_incr_float(-5.6), "-5.6");
         assert_eq!(fmt_incr_float(1e20), "100000000000000000000");
         assert_eq!(fmt_incr_float(0.000123), "0.000123");
+        // 17 decimals, as Redis's %.17Lf: tiny results round to zero, never "-0".
+        assert_eq!(fmt_incr_float(1.0 / 41.0 - 0.024390243902439025), "0");
+        assert_eq!(fmt_incr_float(-2.4e-18), "0");
+        assert_eq!(fmt_incr_float(1e-20), "0");
+        assert_eq!(fmt_incr_float(-0.0001), "-0.0001");
+        assert_eq!(fmt_incr_float(1.2e-17), "0.00000000000000001");
     }
 }

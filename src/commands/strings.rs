@@ -403,13 +403,15 @@ pub fn setrange(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     let max = ctx.proto_max_bulk_len() as i64;
     let too_big = || CmdError::err("string exceeds maximum allowed size (proto-max-bulk-len)");
+    // An offset near i64::MAX must not wrap past the check (Redis's checkStringLength).
+    let fits = |len: usize| offset.checked_add(len as i64).is_some_and(|end| end <= max);
     match ks.lookup_write(db, &args[1])? {
         None => {
             if value.is_empty() {
                 ctx.out.int(0);
                 return Ok(());
             }
-            if offset + value.len() as i64 > max {
+            if !fits(value.len()) {
                 return Err(too_big());
             }
             let mut buf = vec![0u8; offset as usize];
@@ -429,7 +431,7 @@ pub fn setrange(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 ctx.out.int(cur.len() as i64);
                 return Ok(());
             }
-            if offset + value.len() as i64 > max {
+            if !fits(value.len()) {
                 return Err(too_big());
             }
             let end = offset as usize + value.len();
