@@ -56,6 +56,8 @@ on_both!(
     exec_rename_and_move_wake_waiters,
     wrong_type_at_the_key_keeps_the_client_blocked,
     pipelined_commands_wait_behind_a_blocked_one,
+    swapdb_wakes_waiters_of_both_databases,
+    xreadgroup_waiters_learn_that_their_stream_is_gone,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -206,6 +208,112 @@ async fn exec_rename_and_move_wake_waiters(addr: SocketAddr) {
         a.cmd(&["LRANGE", "out", "0", "-1"]).await,
         "*1\r\n$5\r\nmoved\r\n"
     );
+}
+
+/// SWAPDB brings a list (or a stream) under a key clients of the other database wait for;
+/// one whose key arrives with a TTL already passed keeps waiting.
+async fn swapdb_wakes_waiters_of_both_databases(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    let mut c = Conn::open(addr).await;
+    assert_eq!(b.cmd(&["SELECT", "1"]).await, "+OK\r\n");
+    assert_eq!(b.cmd(&["RPUSH", "k", "hello"]).await, ":1\r\n");
+    assert_eq!(
+        b.cmd(&["XADD", "s", "1-1", "f", "v"]).await,
+        "$3\r\n1-1\r\n"
+    );
+    assert_eq!(a.cmd(&["SELECT", "9"]).await, "+OK\r\n");
+    a.send(&[b"BRPOP", b"k", b"0"]).await;
+    assert_eq!(c.cmd(&["SELECT", "9"]).await, "+OK\r\n");
+    c.send(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"0-0"])
+        .await;
+    blocked(addr, 2).await;
+    assert_eq!(b.cmd(&["SWAPDB", "1", "9"]).await, "+OK\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$1\r\nk\r\n$5\r\nhello\r\n"
+    );
+    assert_eq!(
+        String::from_utf8(c.reply().await).unwrap(),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"
+    );
+    // A key whose TTL passed while nobody read it serves nobody.
+    assert_eq!(b.cmd(&["SELECT", "2"]).await, "+OK\r\n");
+    assert_eq!(b.cmd(&["RPUSH", "e", "old"]).await, ":1\r\n");
+    assert_eq!(b.cmd(&["PEXPIRE", "e", "1"]).await, ":1\r\n");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    a.send(&[b"BRPOP", b"e", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["SWAPDB", "2", "9"]).await, "+OK\r\n");
+    assert!(!a.has_reply_within(Duration::from_millis(200)).await);
+    assert_eq!(b.cmd(&["SELECT", "9"]).await, "+OK\r\n");
+    assert_eq!(b.cmd(&["RPUSH", "e", "new"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$1\r\ne\r\n$3\r\nnew\r\n"
+    );
+    assert_eq!(b.cmd(&["FLUSHALL"]).await, "+OK\r\n");
+}
+
+/// A stream deleted, overwritten, flushed, swapped away or expired under a blocked XREADGROUP
+/// ends the wait with `-UNBLOCKED`; a blocked XREAD keeps waiting and is served by the next
+/// stream there.
+async fn xreadgroup_waiters_learn_that_their_stream_is_gone(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    const GONE: &str = "-UNBLOCKED the stream key no longer exists\r\n";
+    let ways: [&[&[&str]]; 6] = [
+        &[&["DEL", "s"]],
+        &[&["SET", "s", "v"]],
+        &[&["MULTI"], &["DEL", "s"], &["SADD", "s", "e1"], &["EXEC"]],
+        &[&["FLUSHALL"]],
+        &[&["SWAPDB", "0", "5"]],
+        &[&["PEXPIRE", "s", "1"]],
+    ];
+    for way in ways {
+        assert_eq!(b.cmd(&["FLUSHALL"]).await, "+OK\r\n");
+        assert_eq!(
+            b.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])
+                .await,
+            "+OK\r\n"
+        );
+        a.send(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"alice",
+            b"BLOCK",
+            b"0",
+            b"STREAMS",
+            b"s",
+            b">",
+        ])
+        .await;
+        blocked(addr, 1).await;
+        for cmd in way {
+            b.cmd(cmd).await;
+        }
+        assert_eq!(String::from_utf8(a.reply().await).unwrap(), GONE, "{way:?}");
+    }
+    // XREAD waits on.
+    assert_eq!(
+        b.cmd(&["XADD", "s", "1-1", "f", "v"]).await,
+        "$3\r\n1-1\r\n"
+    );
+    a.send(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"])
+        .await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["DEL", "s"]).await, ":1\r\n");
+    assert!(!a.has_reply_within(Duration::from_millis(100)).await);
+    assert_eq!(
+        b.cmd(&["XADD", "s", "2-1", "f", "w"]).await,
+        "$3\r\n2-1\r\n"
+    );
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n"
+    );
+    assert_eq!(b.cmd(&["FLUSHALL"]).await, "+OK\r\n");
 }
 
 async fn wrong_type_at_the_key_keeps_the_client_blocked(addr: SocketAddr) {

@@ -722,6 +722,12 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
             Err(CmdError::WrongType) if rerun => None,
             r => r?,
         };
+        if rerun && group.is_some() && s.is_none() {
+            // Deleted or replaced while the client waited (Redis 7.0's reply).
+            return Err(CmdError::Msg(
+                "UNBLOCKED the stream key no longer exists".into(),
+            ));
+        }
         if let Some((g, _)) = group
             && s.as_ref().is_none_or(|s| !s.groups.contains_key(&g[..]))
         {

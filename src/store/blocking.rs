@@ -160,6 +160,35 @@ impl Blocked {
         }
     }
 
+    /// Every key of `db` may hold another value now (SWAPDB): wake the first waiter of each
+    /// key there, or every waiter where `all` says so (a stream came or went, as
+    /// [`Blocked::signal_all`]). A woken waiter re-runs its command and keeps waiting when
+    /// nothing there serves it.
+    pub fn signal_db(&self, db: usize, all: impl Fn(&[u8]) -> bool) {
+        if self.is_empty() {
+            return;
+        }
+        let g = self.inner.lock();
+        for (key, q) in g.keys.get(&db).into_iter().flatten() {
+            let wake = if all(key) { q.len() } else { 1 };
+            for w in q.iter().take(wake) {
+                w.notify.notify_one();
+            }
+        }
+    }
+
+    /// The keys of `db` somebody waits for.
+    pub fn keys_of(&self, db: usize) -> Vec<Bytes> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let g = self.inner.lock();
+        g.keys
+            .get(&db)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The waiter of a blocked client (CLIENT UNBLOCK).
     pub fn waiter(&self, client_id: u64) -> Option<Arc<Waiter>> {
         self.inner

@@ -126,6 +126,7 @@ impl Store {
         // Gone meanwhile (deleted, or evicted by another client): progress all the same.
         if let Some(e) = s.remove(victim.db, &victim.key) {
             s.stats.evicted_keys += 1;
+            super::stream_gone(self, victim.db, &victim.key, &e.value);
             publish_removed(
                 self,
                 victim.db,

@@ -219,6 +219,7 @@ impl Shard {
                 self.stats.expired_keys += 1;
                 publish_expired(store, db, key, now_ms);
                 if let Some(e) = e {
+                    stream_gone(store, db, key, &e.value);
                     store.lazyfree.dispose(e, &store.lazyfree.lazy_expire);
                 }
                 true
@@ -264,6 +265,14 @@ impl Shard {
             self.expire_if_needed(db, &k, now_ms, store);
         }
         (n, expired)
+    }
+}
+
+/// A stream left `key` (deleted, expired, evicted, overwritten): its XREADGROUP waiters are
+/// woken to be told so (`-UNBLOCKED`), as Redis's `signalKeyAsReady` on a deleted stream.
+fn stream_gone(store: &Store, db: usize, key: &[u8], old: &Value) {
+    if matches!(old, Value::Stream(_)) {
+        store.blocked.signal_all(db, key);
     }
 }
 
@@ -894,6 +903,7 @@ impl<'a> Keyspace<'a> {
         if let Some(e) = d.keys.get_mut(key) {
             had_expire = e.has_expire();
             let old = std::mem::replace(&mut e.value, value);
+            stream_gone(store, db, key, &old);
             store
                 .lazyfree
                 .dispose_value(old, &store.lazyfree.lazy_server_del);
@@ -969,7 +979,11 @@ impl<'a> Keyspace<'a> {
         if s.expire_if_needed(db, key, now, store) {
             return Ok(None);
         }
-        Ok(s.remove(db, key))
+        let e = s.remove(db, key);
+        if let Some(e) = &e {
+            stream_gone(store, db, key, &e.value);
+        }
+        Ok(e)
     }
 
     /// The absolute expiry time of a live key, if it has one.
@@ -1040,6 +1054,15 @@ impl<'a> Keyspace<'a> {
             let exists = |k: &[u8]| guards.iter().any(|(_, s)| s.dbs[db].keys.contains(k));
             watches.touch_db(db, exists, |_| None);
         }
+        for key in self.store.blocked.keys_of(db) {
+            if let Some(e) = self
+                .guards
+                .iter()
+                .find_map(|(_, s)| s.dbs[db].keys.get(&key))
+            {
+                stream_gone(self.store, db, &key, &e.value);
+            }
+        }
         let mut n = 0;
         let mut taken = Vec::new();
         for (_, s) in self.guards.iter_mut() {
@@ -1092,11 +1115,34 @@ impl<'a> Keyspace<'a> {
             watches.touch_db(a, |k| exists(a, k), |k| state(b, k));
             watches.touch_db(b, |k| exists(b, k), |k| state(a, k));
         }
+        let is_stream = |guards: &[(usize, MutexGuard<'_, Shard>)], db: usize, k: &[u8]| {
+            guards.iter().any(|(_, s)| {
+                matches!(s.dbs[db].keys.get(k), Some(e) if matches!(e.value, Value::Stream(_)))
+            })
+        };
+        // Waited keys whose stream goes away with the swap (their XREADGROUP waiters are told).
+        let had_streams: Vec<Vec<bytes::Bytes>> = [a, b]
+            .iter()
+            .map(|&db| {
+                let waited = self.store.blocked.keys_of(db);
+                waited
+                    .into_iter()
+                    .filter(|k| is_stream(&self.guards, db, k))
+                    .collect()
+            })
+            .collect();
         for (_, s) in self.guards.iter_mut() {
             s.dbs.swap(a, b);
             if a == 0 || b == 0 {
                 s.recount_slots();
             }
+        }
+        // Clients blocked on keys of either db may be served by what was swapped in.
+        let guards = &self.guards;
+        for (db, had) in [a, b].into_iter().zip(&had_streams) {
+            self.store.blocked.signal_db(db, |k| {
+                is_stream(guards, db, k) || had.iter().any(|h| &h[..] == k)
+            });
         }
     }
 
