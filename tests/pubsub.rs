@@ -373,6 +373,58 @@ async fn resp3_pubsub_matches_redis() {
     .await;
 }
 
+/// CLIENT REPLY OFF drops replies, not what is pushed to a subscriber: its subscribe
+/// confirmations and messages still arrive, in RESP2 and RESP3. The same bytes from
+/// redis-server and from us.
+#[tokio::test]
+async fn client_reply_off_keeps_what_subscribers_are_pushed() {
+    async fn transcript(addr: std::net::SocketAddr, hello: &str) -> String {
+        use common::resp::Conn;
+        let mut sub = Conn::open(addr).await;
+        let mut publisher = Conn::open(addr).await;
+        if hello == "3" {
+            sub.cmd(&["HELLO", "3"]).await;
+        }
+        let mut got = String::new();
+        let mut drain = async |sub: &mut Conn| {
+            let mut s = String::new();
+            while sub.has_reply_within(Duration::from_millis(100)).await {
+                s += &String::from_utf8(sub.reply().await).unwrap();
+            }
+            s
+        };
+        for (who, cmd) in [
+            (0, "CLIENT REPLY OFF"),
+            (0, "SUBSCRIBE channel"),
+            (0, "PSUBSCRIBE ch*"),
+            (1, "PUBLISH channel hello"),
+            (0, "UNSUBSCRIBE channel"),
+            (0, "PUNSUBSCRIBE ch*"),
+            (0, "CLIENT REPLY ON"),
+            (0, "PING"),
+        ] {
+            let args: Vec<&[u8]> = cmd.split(' ').map(str::as_bytes).collect();
+            if who == 0 {
+                sub.send(&args).await;
+            } else {
+                publisher.send(&args).await;
+                publisher.reply().await;
+            }
+            got += &format!("{cmd}: {}\n", drain(&mut sub).await);
+        }
+        got
+    }
+    let node = common::start_node(&[]).await;
+    let redis = common::redis_server::RedisServer::start().await;
+    for hello in ["2", "3"] {
+        let ours = transcript(node.resp_addr(), hello).await;
+        let theirs = transcript(redis.addr(), hello).await;
+        assert_eq!(ours, theirs, "RESP{hello}");
+        assert!(theirs.contains("message"), "{theirs}");
+    }
+    node.shutdown().await;
+}
+
 /// Commands and the keyspace notifications each produces, with every class on.
 fn notification_script() -> Vec<Step> {
     let mut s = vec![

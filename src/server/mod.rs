@@ -389,7 +389,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         let acked = wait_replicas(&node, &kill, w).await;
                         Reply::new(&mut out, client.resp3).int(acked as i64);
                     }
-                    apply_reply_mode(&mut client, &mut out, mark);
+                    apply_reply_mode(&mut client, &mut out, mark, &args);
                     if inbox.is_none() {
                         inbox = client.pubsub.inbox.take();
                     }
@@ -700,17 +700,34 @@ async fn wait_unpaused(node: &Node, deadline: i64) {
     }
 }
 
-/// CLIENT REPLY OFF|SKIP: drop the replies the client asked not to get.
-fn apply_reply_mode(client: &mut ClientState, out: &mut BytesMut, mark: usize) {
+/// CLIENT REPLY OFF|SKIP: drop the replies the client asked not to get. What
+/// (P|S)(UN)SUBSCRIBE answer is not a reply but a confirmation pushed to the subscriber (a
+/// push in RESP3, an array in RESP2): it still goes out, as in Redis; their errors do not.
+fn apply_reply_mode(client: &mut ClientState, out: &mut BytesMut, mark: usize, args: &[Bytes]) {
+    let confirms = [
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
+    ]
+    .iter()
+    .any(|c| args[0].eq_ignore_ascii_case(c.as_bytes()));
+    let drop = |out: &mut BytesMut| {
+        if !(confirms && out.len() > mark && out[mark] != b'-') {
+            out.truncate(mark);
+        }
+    };
     match client.reply_mode {
         ReplyMode::On => {}
-        ReplyMode::Off => out.truncate(mark),
+        ReplyMode::Off => drop(out),
         ReplyMode::SkipNext => {
-            out.truncate(mark);
+            drop(out);
             client.reply_mode = ReplyMode::Skip;
         }
         ReplyMode::Skip => {
-            out.truncate(mark);
+            drop(out);
             client.reply_mode = ReplyMode::On;
         }
     }
