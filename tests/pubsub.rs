@@ -386,7 +386,7 @@ async fn client_reply_off_keeps_what_subscribers_are_pushed() {
             sub.cmd(&["HELLO", "3"]).await;
         }
         let mut got = String::new();
-        let mut drain = async |sub: &mut Conn| {
+        let drain = async |sub: &mut Conn| {
             let mut s = String::new();
             while sub.has_reply_within(Duration::from_millis(100)).await {
                 s += &String::from_utf8(sub.reply().await).unwrap();
