@@ -1161,30 +1161,29 @@ async fn debug_reload_round_trips_the_dataset() {
 async fn debug_sleep_and_set_active_expire() {
     let node = start_node(&[("enable-debug-command", "yes"), ("hz", "50")]).await;
     let addr = node.resp_addr();
-    let mut a = common::client(addr)
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut a = common::connect_waiting(addr).await;
+    // Both connected first: a connection made during the sleep waits for it too.
+    let mut b = common::connect_waiting(addr).await;
+    let t0 = std::time::Instant::now();
     let sleeper = tokio::spawn(async move {
-        redis::cmd("DEBUG")
+        let r = redis::cmd("DEBUG")
             .arg("SLEEP")
-            .arg("0.5")
+            .arg("1")
             .query_async::<String>(&mut a)
-            .await
+            .await;
+        (r, t0.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut b = common::client(addr)
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let started = std::time::Instant::now();
+    // Well after the sleep began (nothing tells its start from outside: the node is stopped).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let _: () = b.set("k", "v").await.unwrap();
+    let set_done = t0.elapsed();
+    let (r, slept) = sleeper.await.unwrap();
+    assert_eq!(r.unwrap(), "OK");
+    assert!(slept >= Duration::from_secs(1), "{slept:?}");
     assert!(
-        started.elapsed() >= Duration::from_millis(250),
-        "SET answered {:?} into a 500 ms DEBUG SLEEP",
-        started.elapsed()
+        set_done + Duration::from_millis(100) >= slept,
+        "SET answered at {set_done:?}, before the DEBUG SLEEP that began earlier ended ({slept:?})"
     );
-    assert_eq!(sleeper.await.unwrap().unwrap(), "OK");
 
     let _: () = redis::cmd("DEBUG")
         .arg("SET-ACTIVE-EXPIRE")

@@ -327,6 +327,26 @@ async fn restore_errors_and_options_match_redis() {
             .await
             .unwrap();
         got.push(format!("k5 ttl set {}", ttl > 90_000 && ttl <= 100_000));
+        // IDLETIME longer than the server has been up.
+        let _: () = redis::cmd("RESTORE")
+            .arg("k6")
+            .arg(0)
+            .arg(&payload[..])
+            .arg("IDLETIME")
+            .arg(100_000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let idle: i64 = redis::cmd("OBJECT")
+            .arg("IDLETIME")
+            .arg("k6")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        got.push(format!(
+            "k6 idle set {}",
+            (100_000..=100_010).contains(&idle)
+        ));
         results.push(got);
     }
     assert_eq!(results[0], results[1]);

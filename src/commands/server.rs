@@ -833,7 +833,7 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                 o.kv("uptime_in_days", &(up / 86400));
                 o.kv("hz", &cfg.hz);
                 o.kv("configured_hz", &cfg.hz);
-                o.kv("lru_clock", &node.store.lru_clock());
+                o.kv("lru_clock", &(node.store.lru_clock() & 0xFF_FFFF));
                 o.kv(
                     "executable",
                     &std::env::current_exe()

@@ -316,9 +316,6 @@ pub struct Store {
     /// Clients blocked on keys; woken when a list or sorted set appears under a new key.
     pub blocked: blocking::Blocked,
     databases: usize,
-    /// Wall-clock milliseconds when the store started: the LRU clock counts seconds from it
-    /// (a wall clock, as Redis's, so a command's own time reading serves for both).
-    started_ms: i64,
     /// Bumped by every write; `INFO` uses it.
     dirty: AtomicU64,
     /// Whether the background cycle deletes expired keys (`DEBUG SET-ACTIVE-EXPIRE`); keys
@@ -359,7 +356,6 @@ impl Store {
             events,
             blocked: blocking::Blocked::default(),
             databases,
-            started_ms: crate::commands::now_ms(),
             dirty: AtomicU64::new(0),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             watches: watch::Watches::default(),
@@ -388,7 +384,9 @@ impl Store {
         self.tracking.invalidate(key, writer);
     }
 
-    /// The LRU clock: seconds since start, stored in each entry on access.
+    /// The LRU clock: unix seconds, stored in each entry on access. (Redis keeps 24 bits of it
+    /// and INFO shows those; counting from the epoch, not from start-up, lets RESTORE ...
+    /// IDLETIME give a key an idle time longer than the node has been up.)
     pub fn lru_clock(&self) -> u32 {
         self.lru_clock_at(crate::commands::now_ms())
     }
@@ -401,7 +399,7 @@ impl Store {
         } else {
             crate::commands::now_ms()
         };
-        ((now - self.started_ms).max(0) / 1000) as u32
+        (now.max(0) / 1000) as u32
     }
 
     pub fn add_dirty(&self, n: u64) {
