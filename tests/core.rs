@@ -267,6 +267,84 @@ async fn monitor_sees_other_clients_commands() {
     node.shutdown().await;
 }
 
+/// What MONITOR shows, without the timestamp and client prefix of each line, up to the
+/// monitored `ECHO done`.
+async fn monitor_transcript(addr: std::net::SocketAddr, commands: &[&[&str]]) -> Vec<String> {
+    use common::resp::Conn;
+    let mut mon = Conn::open(addr).await;
+    assert_eq!(mon.cmd(&["MONITOR"]).await, "+OK\r\n");
+    let mut c = Conn::open(addr).await;
+    for args in commands {
+        c.cmd(args).await;
+    }
+    c.cmd(&["ECHO", "done"]).await;
+    let mut lines = Vec::new();
+    loop {
+        let line = String::from_utf8(mon.reply().await).unwrap();
+        let shown = line.split_once("] ").map_or(line.as_str(), |(_, s)| s);
+        let shown = shown.trim_end().to_string();
+        if shown == "\"ECHO\" \"done\"" {
+            return lines;
+        }
+        lines.push(shown);
+    }
+}
+
+/// MONITOR shows a script or function call before the commands it runs (tagged `lua`), a
+/// transaction's commands, and no administrative command; as redis-server does.
+#[tokio::test]
+async fn monitor_shows_scripts_before_their_commands_and_hides_admin_commands() {
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &[
+            "EVAL",
+            "redis.call('set',KEYS[1],ARGV[1])",
+            "1",
+            "foo",
+            "bar",
+        ],
+        &["EVAL_RO", "return redis.call('get',KEYS[1])", "1", "foo"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            "#!lua name=test\nredis.register_function('test', function() return redis.call('set', 'foo', 'bar') end)",
+        ],
+        &["FCALL", "test", "0"],
+        &["CONFIG", "SET", "maxmemory-samples", "5"],
+        &["MULTI"],
+        &["INCR", "n"],
+        &["EXEC"],
+        &["GET", "a"],
+    ];
+    let node = start_node(&[]).await;
+    let ours = monitor_transcript(node.resp_addr(), script).await;
+    node.shutdown().await;
+    let redis = common::redis_server::RedisServer::start().await;
+    let theirs = monitor_transcript(redis.addr(), script).await;
+    assert!(
+        theirs.iter().any(|l| l.starts_with("\"EVAL\"")),
+        "{theirs:?}"
+    );
+    assert_eq!(ours, theirs);
+}
+
+/// A CLIENT KILL that kills its own caller answers first, then closes (Redis's
+/// CLOSE_AFTER_REPLY); the others are closed at once.
+#[tokio::test]
+async fn client_kill_of_oneself_replies_then_closes() {
+    let node = start_node(&[]).await;
+    let mut me = Raw::connect(node.resp_addr()).await;
+    let mut other = Raw::connect(node.resp_addr()).await;
+    assert_eq!(other.send(b"PING\r\n").await, b"+PONG\r\n");
+    let got = me
+        .send_until_close(&cmd(&[b"CLIENT", b"KILL", b"SKIPME", b"no"]))
+        .await;
+    assert_eq!(got, b":2\r\n");
+    assert!(other.send_until_close(b"").await.is_empty());
+    node.shutdown().await;
+}
+
 fn redis_cli() -> Command {
     Command::new("redis-cli")
 }

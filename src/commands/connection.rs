@@ -270,6 +270,16 @@ pub fn client_getname(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
     Ok(())
 }
 
+/// Closes client `c`; the caller itself (`me`) gets its reply first, as in Redis
+/// (CLOSE_AFTER_REPLY), and is closed after it.
+fn kill_client(ctx: &mut Ctx, c: &crate::server::clients::ClientInfo, me: u64) {
+    if c.id == me {
+        ctx.client.close_after_reply = true;
+    } else {
+        c.kill.cancel();
+    }
+}
+
 pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let clients = ctx.node.clients.snapshot();
     let me = ctx.client.info.id;
@@ -279,10 +289,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         let Some(c) = clients.iter().find(|c| c.addr.to_string() == addr) else {
             return Err(CmdError::err("No such client"));
         };
-        c.kill.cancel();
-        if c.id == me {
-            ctx.client.close_after_reply = true;
-        }
+        kill_client(ctx, c, me);
         ctx.out.ok();
         return Ok(());
     }
@@ -343,10 +350,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         {
             continue;
         }
-        c.kill.cancel();
-        if c.id == me {
-            ctx.client.close_after_reply = true;
-        }
+        kill_client(ctx, &c, me);
         killed += 1;
     }
     // TYPE master on a replica: its link to its master, which is not a client connection

@@ -683,6 +683,15 @@ pub fn run(
         log_as: None,
         log_more: Vec::new(),
     };
+    // A script is shown to MONITOR before the commands it runs (Redis's evalCommand and
+    // fcallCommand feed the monitors themselves, first).
+    if matches!(
+        cmd.cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    ) && node.monitors.active()
+    {
+        node.monitors.feed(ctx.client, args, now);
+    }
     // BCAST invalidations of the command's writes leave together once it is done.
     let broadcast = node.store.tracking.batch();
     let result = handler(&mut ctx, ks, args);
@@ -744,7 +753,8 @@ pub fn run(
         node.slowlog
             .maybe_record(node, ctx.client, shown, elapsed, now);
     }
-    if f & flags::SKIP_MONITOR == 0 && node.monitors.active() {
+    // Administrative commands are not shown, as in Redis (CONFIG SET could reveal a password).
+    if f & (flags::SKIP_MONITOR | flags::ADMIN) == 0 && node.monitors.active() {
         node.monitors.feed(ctx.client, shown, now);
     }
     after
