@@ -243,6 +243,9 @@ impl Node {
         self.slowlog
             .max_len
             .store(c.slowlog_max_len, Ordering::Relaxed);
+        self.latency
+            .threshold_ms
+            .store(c.latency_monitor_threshold_ms, Ordering::Relaxed);
         let [hard, soft, secs] = c.pubsub_output_limit;
         let limits = &self.pubsub.limits;
         limits.hard.store(hard, Ordering::Relaxed);

@@ -740,6 +740,21 @@ pub fn run(
         stat.failed();
     }
     stat.record(elapsed);
+    // A command at or over `latency-monitor-threshold` is a latency event, as in Redis (not
+    // the first run of one that blocks: its wait is not its cost).
+    let threshold = node
+        .latency
+        .threshold_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let ms = elapsed.as_millis() as u64;
+    if threshold > 0 && ms >= threshold && !ctx.client.still_blocked {
+        let event = if cmd.cmd.flags & flags::FAST != 0 {
+            "fast-command"
+        } else {
+            "command"
+        };
+        node.latency.add(event, now / 1000, ms);
+    }
     node.stats
         .commands_processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -429,13 +429,19 @@ pub fn latency_doctor(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
 pub fn latency_histogram(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let t = super::table();
     let wanted: Vec<&super::CommandRef> = if args.len() > 2 {
-        args[2..]
-            .iter()
-            .filter_map(|a| {
-                let name = String::from_utf8_lossy(a).to_lowercase();
-                t.all.iter().find(|c| c.fullname == name)
-            })
-            .collect()
+        // A container stands for itself and its subcommands, as in Redis; names that are no
+        // command are skipped, and one named twice is listed twice.
+        let mut wanted: Vec<&super::CommandRef> = Vec::new();
+        for a in &args[2..] {
+            let name = String::from_utf8_lossy(a).to_lowercase();
+            let sub = format!("{name}|");
+            wanted.extend(
+                t.all
+                    .iter()
+                    .filter(|c| c.fullname == name || c.fullname.starts_with(&sub)),
+            );
+        }
+        wanted
     } else {
         t.all.iter().collect()
     };

@@ -298,6 +298,8 @@ type EventHistory = (VecDeque<(i64, u64)>, u64);
 #[derive(Default)]
 pub struct LatencyMonitor {
     events: Mutex<HashMap<String, EventHistory>>,
+    /// `latency-monitor-threshold` (0: off), read by every command.
+    pub threshold_ms: std::sync::atomic::AtomicU64,
 }
 
 const LATENCY_HISTORY: usize = 160;
