@@ -30,9 +30,29 @@ pub struct Pause {
     until_ms: AtomicI64,
     writes_only: AtomicBool,
     pub unpaused: Notify,
+    /// Clients waiting for the pause to end (INFO counts them in `blocked_clients`).
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One client waiting for a pause to end, while it lives.
+pub struct PauseWait(Arc<AtomicUsize>);
+
+impl Drop for PauseWait {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Pause {
+    pub fn waiting(&self) -> PauseWait {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        PauseWait(self.waiting.clone())
+    }
+
+    pub fn waiting_count(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     pub fn pause(&self, until_ms: i64, writes_only: bool) {
         self.writes_only.store(writes_only, Ordering::Relaxed);
         // Redis: a new pause never shortens one already in force.

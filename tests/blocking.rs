@@ -58,6 +58,7 @@ on_both!(
     pipelined_commands_wait_behind_a_blocked_one,
     swapdb_wakes_waiters_of_both_databases,
     xreadgroup_waiters_learn_that_their_stream_is_gone,
+    client_pause_write_holds_what_may_write,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -314,6 +315,64 @@ async fn xreadgroup_waiters_learn_that_their_stream_is_gone(addr: SocketAddr) {
         "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nf\r\n$1\r\nw\r\n"
     );
     assert_eq!(b.cmd(&["FLUSHALL"]).await, "+OK\r\n");
+}
+
+/// CLIENT PAUSE WRITE holds writes, commands that may replicate (PFCOUNT, PUBLISH, scripts
+/// without `no-writes`) and an EXEC of queued writes, each counted in `blocked_clients`; reads,
+/// an EXEC of reads and a `no-writes` script run. UNPAUSE lets the held ones through.
+async fn client_pause_write_holds_what_may_write(addr: SocketAddr) {
+    let mut admin = Conn::open(addr).await;
+    assert_eq!(admin.cmd(&["PFADD", "h", "a"]).await, ":1\r\n");
+    // Queued before the pause (queueing a write waits too, as in Redis).
+    let mut exec = Conn::open(addr).await;
+    assert_eq!(exec.cmd(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(exec.cmd(&["INCR", "n"]).await, "+QUEUED\r\n");
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]).await,
+        "+OK\r\n"
+    );
+    let held: [&[&str]; 5] = [
+        &["SET", "k", "v"],
+        &["PFCOUNT", "h"],
+        &["PUBLISH", "ch", "m"],
+        &["EVAL", "return 1", "0"],
+        &["EXEC"],
+    ];
+    let mut waiting = Vec::new();
+    let mut exec = Some(exec);
+    for (i, cmd) in held.iter().enumerate() {
+        let mut c = if cmd[0] == "EXEC" {
+            exec.take().unwrap()
+        } else {
+            Conn::open(addr).await
+        };
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        c.send(&args).await;
+        blocked(addr, i + 1).await;
+        waiting.push(c);
+    }
+    let mut free = Conn::open(addr).await;
+    assert_eq!(free.cmd(&["GET", "k"]).await, "$-1\r\n");
+    assert_eq!(
+        free.cmd(&["EVAL", "#!lua flags=no-writes\nreturn 2", "0"])
+            .await,
+        ":2\r\n"
+    );
+    assert_eq!(free.cmd(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(free.cmd(&["GET", "k"]).await, "+QUEUED\r\n");
+    assert_eq!(free.cmd(&["EXEC"]).await, "*1\r\n$-1\r\n");
+    blocked(addr, held.len()).await;
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]).await, "+OK\r\n");
+    let mut replies = Vec::new();
+    for c in &mut waiting {
+        replies.push(String::from_utf8(c.reply().await).unwrap());
+    }
+    assert_eq!(
+        replies,
+        ["+OK\r\n", ":1\r\n", ":0\r\n", ":1\r\n", "*1\r\n:1\r\n"]
+    );
+    blocked(addr, 0).await;
+    assert_eq!(admin.cmd(&["FLUSHALL"]).await, "+OK\r\n");
 }
 
 async fn wrong_type_at_the_key_keeps_the_client_blocked(addr: SocketAddr) {

@@ -756,7 +756,7 @@ pub static COMMANDS: &[Command] = &[
         since: "7.0.0",
         ..eval_cmd!(
             "fcall",
-            EVAL_FLAGS | ALL_SHARDS,
+            EVAL_FLAGS | MAY_REPLICATE | ALL_SHARDS,
             fcall,
             "Invokes a function."
         )

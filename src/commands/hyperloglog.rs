@@ -26,7 +26,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "pfcount",
         -2,
-        R,
+        R | super::flags::MAY_REPLICATE,
         ALL_KEYS,
         "hyperloglog",
         "2.8.9",

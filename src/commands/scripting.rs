@@ -712,6 +712,11 @@ fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
+/// Whether a script's `#!lua` line declares `no-writes` (CLIENT PAUSE WRITE lets it run).
+pub fn says_no_writes(body: &[u8]) -> bool {
+    body.starts_with(b"#!") && shebang(body).is_ok_and(|(f, _)| f.no_writes)
+}
+
 /// A `#!lua flags=...` first line (Redis 7.0): whether it says `no-writes`, and the source to
 /// compile (the line commented out, so line numbers stay the script's).
 fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
@@ -1576,13 +1581,13 @@ pub(crate) use eval_cmd;
 pub static COMMANDS: &[Command] = &[
     eval_cmd!(
         "eval",
-        EVAL_FLAGS | ALL_SHARDS,
+        EVAL_FLAGS | MAY_REPLICATE | ALL_SHARDS,
         eval,
         "Executes a server-side Lua script."
     ),
     eval_cmd!(
         "evalsha",
-        EVAL_FLAGS | ALL_SHARDS,
+        EVAL_FLAGS | MAY_REPLICATE | ALL_SHARDS,
         evalsha,
         "Executes a server-side Lua script by SHA1 digest."
     ),

@@ -867,7 +867,10 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                     "client_recent_max_output_buffer",
                     &most(|c| c.output_len.load(Ordering::Relaxed)),
                 );
-                o.kv("blocked_clients", &node.store.blocked.len());
+                o.kv(
+                    "blocked_clients",
+                    &(node.store.blocked.len() + node.pause.waiting_count()),
+                );
                 o.kv("tracking_clients", &node.store.tracking.clients());
                 o.kv("clients_in_timeout_table", &0);
             }

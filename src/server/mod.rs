@@ -303,7 +303,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     if args.is_empty() {
                         continue;
                     }
-                    if let Some(deadline) = pause_deadline(&node, &args) {
+                    if let Some(deadline) = pause_deadline(&node, &client, &args) {
                         flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await;
                         wait_unpaused(&node, deadline).await;
                     }
@@ -678,21 +678,38 @@ async fn flush(
     ok
 }
 
-fn pause_deadline(node: &Node, args: &[Bytes]) -> Option<i64> {
+fn pause_deadline(node: &Node, client: &ClientState, args: &[Bytes]) -> Option<i64> {
     // Cheap checks first: no pause in force is the common case.
     if !node.pause.may_be_set() {
         return None;
     }
     let now = commands::now_ms();
     node.pause.deadline(true, now)?;
-    let is_write = commands::resolve(args)
-        .map(|c| c.cmd.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0)
-        .unwrap_or(false);
+    let writes =
+        |c: &commands::CommandRef| c.cmd.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0;
+    // As Redis's `is_may_replicate_command`: a write or a command that may replicate, an EXEC
+    // whose queue holds one, and a script unless its `#!lua` line says no-writes.
+    let is_write = match commands::resolve(args) {
+        Ok(c) if c.cmd.name == "exec" => client
+            .multi
+            .as_ref()
+            .is_some_and(|m| m.queue.iter().any(|(q, _)| writes(q))),
+        Ok(c) if c.cmd.name == "eval" => {
+            writes(c)
+                && !args
+                    .get(1)
+                    .is_some_and(|body| commands::scripting::says_no_writes(body))
+        }
+        Ok(c) => writes(c),
+        Err(_) => false,
+    };
     node.pause.deadline(is_write, now)
 }
 
 async fn wait_unpaused(node: &Node, deadline: i64) {
     let wait = (deadline - commands::now_ms()).max(0) as u64;
+    // A paused client counts as blocked in INFO, as in Redis.
+    let _waiting = node.pause.waiting();
     tokio::select! {
         _ = node.pause.unpaused.notified() => {}
         _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
