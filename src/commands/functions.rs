@@ -580,6 +580,7 @@ fn fcall_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: boo
             "Can not run script on cluster, 'no-cluster' flag is set.",
         ));
     }
+    super::scripting::may_write_check(node, flags)?;
     if !flags.no_writes && readonly {
         return Err(CmdError::err(
             "Can not execute a script with write flag using *_ro command.",

@@ -55,6 +55,30 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
             }
         })?,
     )?;
+    // cjson.encode_keep_buffer([bool]): whether encode keeps its buffer between calls, a
+    // memory choice with nothing to see in the results; kept as a setting, as lua-cjson does.
+    let g = globals.clone();
+    let keep = std::cell::Cell::new(true);
+    cjson.set(
+        "encode_keep_buffer",
+        lua.create_function(move |lua, args: MultiValue| {
+            match args.front() {
+                None | Some(Value::Nil) => {}
+                Some(Value::Boolean(b)) => keep.set(*b),
+                Some(v) => {
+                    let shown = lua
+                        .coerce_string(v.clone())
+                        .ok()
+                        .flatten()
+                        .map(|s| format!(" '{}'", s.to_string_lossy()))
+                        .unwrap_or_default();
+                    let msg = format!("invalid option{shown}");
+                    return Err(arg_error(lua, &g, 1, &msg));
+                }
+            }
+            Ok(keep.get())
+        })?,
+    )?;
     cjson.set("null", Value::LightUserData(null()))?;
     globals.set("__redis__cjson", cjson)?;
 

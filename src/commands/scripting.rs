@@ -1062,12 +1062,22 @@ impl CallCtx<'_, '_> {
         if f & NOSCRIPT != 0 {
             return fail("ERR This Redis command is not allowed from script");
         }
-        if f & WRITE != 0 {
-            if self.readonly {
-                return fail("ERR Write commands are not allowed from read-only scripts.");
-            }
+        // As Redis's scriptVerifyWriteCommandAllow: a read-only script may not write nor
+        // publish (MAY_REPLICATE); the state checks stop once the script has written (failing
+        // it half-way would be worse).
+        if self.readonly && f & (WRITE | super::flags::MAY_REPLICATE) != 0 {
+            return fail("ERR Write commands are not allowed from read-only scripts.");
+        }
+        if f & WRITE != 0 && !self.scripts.wrote.load(Ordering::Relaxed) {
             if let Some(e) = crate::persist::write_denied(self.node) {
                 return fail(&e);
+            }
+            if self
+                .node
+                .min_replicas()
+                .is_some_and(|(want, good)| good < want)
+            {
+                return fail("NOREPLICAS Not enough good replicas to write.");
             }
         }
         if f & DENYOOM != 0 && self.oom && !self.scripts.wrote.load(Ordering::Relaxed) {
@@ -1193,6 +1203,9 @@ fn eval_generic(
         engine.load(&args[1])?
     };
     let script = &engine.scripts[&sha];
+    if script.flags.shebang {
+        may_write_check(node, script.flags)?;
+    }
     if readonly && script.flags.shebang && !script.flags.no_writes {
         return Err(CmdError::err(
             "Can not execute a script with write flag using *_ro command.",
@@ -1213,6 +1226,21 @@ fn eval_generic(
         oom,
     };
     run_target(ctx, ks, engine, args, 2, numkeys as usize, target)
+}
+
+/// A Redis 7 script or a function that may write does not start where a write would be
+/// refused: with too few good replicas (`min-replicas-to-write`), as Redis's
+/// scriptPrepareForRun. (A compatible-mode script fails at its first write instead.)
+pub(crate) fn may_write_check(
+    node: &crate::node::Node,
+    flags: ScriptFlags,
+) -> Result<(), CmdError> {
+    if !flags.no_writes && node.min_replicas().is_some_and(|(want, good)| good < want) {
+        return Err(CmdError::Msg(
+            "NOREPLICAS Not enough good replicas to write.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What runs: a script (KEYS and ARGV as globals) or a function (its keys and args as

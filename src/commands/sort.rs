@@ -216,9 +216,9 @@ fn sort_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: bool
             ordered: true,
         },
     };
-    // Redis: a set sorted "by nothing" into a key is sorted alphabetically, so the stored
-    // result does not depend on the set's internal order.
-    if o.dontsort && !ordered && o.store.is_some() {
+    // Redis: a set sorted "by nothing" into a key, or inside a script, is sorted
+    // alphabetically, so what is stored or replicated does not depend on the set's order.
+    if o.dontsort && !ordered && (o.store.is_some() || ctx.client.in_script()) {
         o.dontsort = false;
         o.alpha = true;
         o.by = None;
