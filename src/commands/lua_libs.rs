@@ -501,7 +501,7 @@ fn arg_error(lua: &Lua, globals: &Table, narg: usize, extra: &str) -> mlua::Erro
 }
 
 /// An error as Lua itself raises it (no position), handed over as [`raise`] does.
-fn raise_plain(globals: &Table, msg: &str) -> mlua::Error {
+pub(crate) fn raise_plain(globals: &Table, msg: &str) -> mlua::Error {
     if let Err(e) = globals.raw_set("__redis__pending", msg) {
         return e;
     }

@@ -419,6 +419,11 @@ G.rawset = function(t, k, v)
   if t == env or protected[t] then error('Attempt to modify a readonly table', 0) end
   return rawset(t, k, v)
 end
+local setmetatable_ = setmetatable
+G.setmetatable = function(t, mt)
+  if t == env or protected[t] then error('Attempt to modify a readonly table', 0) end
+  return setmetatable_(t, mt)
+end
 -- The strings' methods come from the read-only view, and their metatable is read-only.
 local string_mt = getmetatable('')
 
@@ -433,7 +438,7 @@ string_mt.__metatable = readonly(string_mt)
 -- A read-only table whose missing names are errors, as Redis's globals are; `lookup` finds
 -- what it holds.
 local function strict(lookup)
-  return setmetatable({}, {
+  local mt = {
     __index = function(_, k)
       local v = lookup(k)
       if v == nil then
@@ -442,8 +447,10 @@ local function strict(lookup)
       return v
     end,
     __newindex = function() error('Attempt to modify a readonly table', 2) end,
-    __metatable = false,
-  })
+  }
+  -- As Redis's globals: getmetatable(_G) gives their (read-only) metatable.
+  mt.__metatable = readonly(mt)
+  return setmetatable({}, mt)
 end
 env = strict(function(k) return rawget(G, k) end)
 G._G = env
@@ -581,7 +588,22 @@ impl Engine {
         let globals = lua.globals();
         globals.set(
             "__redis__sha1hex",
-            lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?,
+            // Redis's luaRedisSha1hexCommand: exactly one argument, its string form.
+            lua.create_function({
+                let g = globals.clone();
+                move |lua, args: MultiValue| {
+                    if args.len() != 1 {
+                        return Err(super::lua_libs::raise_plain(
+                            &g,
+                            "wrong number of arguments",
+                        ));
+                    }
+                    let s = lua.coerce_string(args[0].clone())?;
+                    Ok(sha1_hex(
+                        &s.map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
+                    ))
+                }
+            })?,
         )?;
         globals.set(
             "__redis__log",
