@@ -7,6 +7,7 @@ use super::Ctx;
 use super::args::{eq_ic, int};
 use super::error::{CmdError, CmdResult};
 use super::strings::string_bytes;
+use super::table::KeySpec;
 use super::table::{Command, KEY1, R, RF, WM, cmd};
 use crate::observe::events::class;
 use crate::store::value::parse_i64_strict;
@@ -25,7 +26,8 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         setbit,
         "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist."
-    ),
+    )
+    .specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "getbit",
         3,
@@ -65,7 +67,11 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         bitop,
         "Performs bitwise operations on multiple strings, and stores the result."
-    ),
+    )
+    .specs(&[
+        KeySpec::range(&["OW", "update"], 2, 0, 1),
+        KeySpec::range(&["RO", "access"], 3, -1, 1),
+    ]),
     cmd!(
         "bitfield",
         -2,
@@ -75,7 +81,11 @@ pub static COMMANDS: &[Command] = &[
         "3.2.0",
         bitfield,
         "Performs arbitrary bitfield integer operations on strings."
-    ),
+    )
+    .specs(&[
+        KeySpec::range(&["RW", "access", "update", "variable_flags"], 1, 0, 1)
+            .notes("This command allows both access and modification of the key"),
+    ]),
     cmd!(
         "bitfield_ro",
         -2,

@@ -1170,7 +1170,8 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         info,
         "Returns information about the state of a node."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "nodes",
         2,
@@ -1180,7 +1181,8 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         nodes,
         "Returns the cluster configuration for a node."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "slots",
         2,
@@ -1190,7 +1192,8 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         slots,
         "Returns the mapping of cluster slots to nodes."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "shards",
         2,
@@ -1200,7 +1203,8 @@ static CLUSTER_SUBS: &[Command] = &[
         "7.0.0",
         shards,
         "Returns the mapping of cluster slots to shards."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "myid",
         2,
@@ -1250,11 +1254,12 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         getkeysinslot,
         "Returns the key names in a hash slot."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "meet",
         -4,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1264,7 +1269,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "forget",
         3,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1294,7 +1299,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "addslots",
         -3,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1304,7 +1309,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "addslotsrange",
         -4,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "7.0.0",
@@ -1314,7 +1319,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "delslots",
         -3,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1324,7 +1329,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "delslotsrange",
         -4,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "7.0.0",
@@ -1334,7 +1339,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "flushslots",
         2,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1344,7 +1349,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "setslot",
         -4,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1354,7 +1359,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "set-config-epoch",
         3,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1364,13 +1369,14 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "bumpepoch",
         2,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
         bumpepoch,
         "Advances the cluster config epoch."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "count-failure-reports",
         3,
@@ -1380,11 +1386,12 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         count_failure_reports,
         "Returns the number of active failure reports active for a node."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "saveconfig",
         2,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1400,11 +1407,12 @@ static CLUSTER_SUBS: &[Command] = &[
         "7.0.0",
         links,
         "Returns a list of all TCP links to and from peer nodes."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "replicate",
         3,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1414,7 +1422,7 @@ static CLUSTER_SUBS: &[Command] = &[
     cmd!(
         "failover",
         -2,
-        ADM,
+        ADM | NO_ASYNC_LOADING,
         NO_KEYS,
         "cluster",
         "3.0.0",
@@ -1430,7 +1438,8 @@ static CLUSTER_SUBS: &[Command] = &[
         "5.0.0",
         replicas,
         "Lists the replica nodes of a master node."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "slaves",
         3,
@@ -1440,7 +1449,8 @@ static CLUSTER_SUBS: &[Command] = &[
         "3.0.0",
         replicas,
         "Lists the replica nodes of a master node."
-    ),
+    )
+    .tips(&["nondeterministic_output"]),
     cmd!(
         "help",
         2,
@@ -1478,7 +1488,7 @@ pub static COMMANDS: &[Command] = &[
         "2.8.12",
         role,
         "Returns the replication role."
-    ),
+    ).acl(&["@admin", "@dangerous"]),
     cmd!(
         "wait",
         3,
@@ -1488,11 +1498,13 @@ pub static COMMANDS: &[Command] = &[
         "3.0.0",
         wait,
         "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."
-    ),
+    )
+    .tips(&["request_policy:all_shards", "response_policy:agg_min"])
+    .acl(&["@connection"]),
     cmd!(
         "replicaof",
         3,
-        ADMIN | NOSCRIPT | STALE,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
         NO_KEYS,
         "server",
         "5.0.0",
@@ -1502,7 +1514,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "slaveof",
         3,
-        ADMIN | NOSCRIPT | STALE,
+        ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
         NO_KEYS,
         "server",
         "1.0.0",
@@ -1518,7 +1530,7 @@ pub static COMMANDS: &[Command] = &[
         "3.0.0",
         asking,
         "Signals that a cluster client is following an -ASK redirect."
-    ),
+    ).acl(&["@connection"]),
     cmd!(
         "readonly",
         1,
@@ -1528,7 +1540,7 @@ pub static COMMANDS: &[Command] = &[
         "3.0.0",
         readonly,
         "Enables read-only queries for a connection to a Redis Cluster replica node."
-    ),
+    ).acl(&["@connection"]),
     cmd!(
         "readwrite",
         1,
@@ -1538,5 +1550,5 @@ pub static COMMANDS: &[Command] = &[
         "3.0.0",
         readwrite,
         "Enables read-write queries for a connection to a Reids Cluster replica node."
-    ),
+    ).acl(&["@connection"]),
 ];

@@ -416,7 +416,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hsetnx,
         "Sets the value of a field in a hash only when the field doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "hget",
         3,
@@ -456,7 +456,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hdel,
         "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "hlen",
         2,
@@ -466,7 +466,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hlen,
         "Returns the number of fields in a hash."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "hstrlen",
         3,
@@ -476,7 +476,7 @@ pub static COMMANDS: &[Command] = &[
         "3.2.0",
         hstrlen,
         "Returns the length of the value of a field."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "hexists",
         3,
@@ -486,7 +486,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hexists,
         "Determines whether a field exists in a hash."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "hkeys",
         2,
@@ -496,7 +496,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hkeys,
         "Returns all fields in a hash."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     cmd!(
         "hvals",
         2,
@@ -506,7 +506,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hvals,
         "Returns all values in a hash."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     cmd!(
         "hgetall",
         2,
@@ -516,7 +516,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hgetall,
         "Returns all fields and values in a hash."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     cmd!(
         "hincrby",
         4,
@@ -526,7 +526,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         hincrby,
         "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "hincrbyfloat",
         4,
@@ -536,7 +536,7 @@ pub static COMMANDS: &[Command] = &[
         "2.6.0",
         hincrbyfloat,
         "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "hrandfield",
         -2,
@@ -546,7 +546,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         hrandfield,
         "Returns one or more random fields from a hash."
-    ),
+    ).tips(&["nondeterministic_output"]),
     cmd!(
         "hscan",
         -3,
@@ -556,5 +556,5 @@ pub static COMMANDS: &[Command] = &[
         "2.8.0",
         hscan,
         "Iterates over fields and values of a hash."
-    ),
+    ).tips(&["nondeterministic_output"]),
 ];

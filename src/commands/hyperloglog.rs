@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::Ctx;
 use super::error::{CmdError, CmdResult};
 use super::flags::ADMIN;
+use super::table::KeySpec;
 use super::table::{ALL_KEYS, Command, KEY_2, KEY1, NO_KEYS, R, WM, WMF, cmd};
 use crate::observe::events::class;
 use crate::store::hll;
@@ -22,7 +23,8 @@ pub static COMMANDS: &[Command] = &[
         "2.8.9",
         pfadd,
         "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist."
-    ),
+    )
+    .specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "pfcount",
         -2,
@@ -32,7 +34,10 @@ pub static COMMANDS: &[Command] = &[
         "2.8.9",
         pfcount,
         "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s)."
-    ),
+    )
+    .specs(&[KeySpec::range(&["RW", "access"], 1, -1, 1).notes(
+        "RW because it may change the internal representation of the key, and propagate to replicas",
+    )]),
     cmd!(
         "pfmerge",
         -2,
@@ -42,7 +47,11 @@ pub static COMMANDS: &[Command] = &[
         "2.8.9",
         pfmerge,
         "Merges one or more HyperLogLog values into a single key."
-    ),
+    )
+    .specs(&[
+        KeySpec::range(&["RW", "access", "insert"], 1, 0, 1),
+        KeySpec::range(&["RO", "access"], 2, -1, 1),
+    ]),
     cmd!(
         "pfdebug",
         3,
@@ -52,7 +61,8 @@ pub static COMMANDS: &[Command] = &[
         "2.8.9",
         pfdebug,
         "Internal commands for debugging HyperLogLog values."
-    ),
+    )
+    .specs(&[KeySpec::range(&["RW", "access"], 2, 0, 1)]),
     cmd!(
         "pfselftest",
         1,

@@ -9,6 +9,7 @@ use super::Ctx;
 use super::args::{eq_ic, int};
 use super::blocking::{self, DenyReply};
 use super::error::{CmdError, CmdResult};
+use super::table::KeySpec;
 use super::table::{Command, cmd};
 use super::table::{KEY1, KEY12, W, WF, WM, WMF};
 use crate::commands::flags::*;
@@ -719,7 +720,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         lpush,
         "Prepends one or more elements to a list. Creates the key if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "rpush",
         -3,
@@ -729,7 +730,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         rpush,
         "Appends one or more elements to a list. Creates the key if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "lpushx",
         -3,
@@ -739,7 +740,7 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         lpushx,
         "Prepends one or more elements to a list only when the list exists."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "rpushx",
         -3,
@@ -749,7 +750,7 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         rpushx,
         "Appends an element to a list only when the list exists."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "lpop",
         -2,
@@ -759,7 +760,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         lpop,
         "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1)]),
     cmd!(
         "rpop",
         -2,
@@ -769,7 +770,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         rpop,
         "Returns and removes the last elements of a list. Deletes the list if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1)]),
     cmd!(
         "llen",
         2,
@@ -779,7 +780,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         llen,
         "Returns the length of a list."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "lindex",
         3,
@@ -809,7 +810,7 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         linsert,
         "Inserts an element before or after another element in a list."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "lrange",
         4,
@@ -829,7 +830,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         ltrim,
         "Removes elements from both ends a list. Deletes the list if all elements were trimmed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "lrem",
         4,
@@ -839,7 +840,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         lrem,
         "Removes elements from a list. Deletes the list if the last element was removed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "lpos",
         -3,
@@ -859,7 +860,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         lmove,
         "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     cmd!(
         "rpoplpush",
         3,
@@ -869,10 +870,11 @@ pub static COMMANDS: &[Command] = &[
         "1.2.0",
         rpoplpush,
         "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     Command {
         keys_fn: Some(lmpop_keys),
         flags: WRITE | MOVABLEKEYS,
+        key_specs: &[KeySpec::keynum(&["RW", "access", "delete"], 1, 0, 1, 1)],
         ..cmd!(
             "lmpop",
             -4,
@@ -893,7 +895,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         blpop,
         "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, -2, 1)]),
     cmd!(
         "brpop",
         -3,
@@ -903,7 +905,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         brpop,
         "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, -2, 1)]),
     cmd!(
         "blmove",
         6,
@@ -913,7 +915,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         blmove,
         "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     cmd!(
         "brpoplpush",
         4,
@@ -923,10 +925,11 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         brpoplpush,
         "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     Command {
         keys_fn: Some(blmpop_keys),
         flags: WRITE | BLOCKING | MOVABLEKEYS,
+        key_specs: &[KeySpec::keynum(&["RW", "access", "delete"], 2, 0, 1, 1)],
         ..cmd!(
             "blmpop",
             -5,

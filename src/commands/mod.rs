@@ -71,6 +71,9 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
     /// Served for an importing slot as if the client had sent ASKING (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 18;
+    /// Not run while a replica loads its master's data in the background (Redis's async
+    /// loading). Nothing here loads that way, so it only describes the command, as Redis does.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 19;
     /// Ours, not Redis's: the command works on the whole keyspace and locks every shard.
     pub const ALL_SHARDS: u32 = 1 << 24;
 
@@ -89,12 +92,12 @@ pub mod flags {
         (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        // MAY_REPLICATE is hidden, as in Redis 7.0.
-        (NO_MULTI, "no_multi"),
-        (ALLOW_BUSY, "allow_busy"),
+        // MAY_REPLICATE is hidden, as in Redis 7.0; the rest in its order.
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
-        // Redis adds it after the declared flags.
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 

@@ -301,7 +301,8 @@ static PUBSUB_SUBS: &[Command] = &[
         "6.2.0",
         pubsub_help,
         "Returns helpful text about the different subcommands."
-    ),
+    )
+    .acl(&["@slow"]),
 ];
 
 pub static COMMANDS: &[Command] = &[

@@ -1604,6 +1604,10 @@ pub(crate) static NUMKEYS_RW: &[KeySpec] =
 pub(crate) static NUMKEYS_RO: &[KeySpec] = &[KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)
     .notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS")];
 
+/// EVALSHA's and EVALSHA_RO's: the same keys, with no notes (as Redis's table).
+static NUMKEYS_SHA_RW: &[KeySpec] = &[KeySpec::keynum(&["RW", "access", "update"], 2, 0, 1, 1)];
+static NUMKEYS_SHA_RO: &[KeySpec] = &[KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)];
+
 macro_rules! eval_cmd {
     ($name:literal, $flags:expr, $handler:expr, $summary:literal) => {
         Command {
@@ -1635,12 +1639,15 @@ pub static COMMANDS: &[Command] = &[
         eval,
         "Executes a server-side Lua script."
     ),
-    eval_cmd!(
-        "evalsha",
-        EVAL_FLAGS | MAY_REPLICATE | ALL_SHARDS,
-        evalsha,
-        "Executes a server-side Lua script by SHA1 digest."
-    ),
+    Command {
+        key_specs: NUMKEYS_SHA_RW,
+        ..eval_cmd!(
+            "evalsha",
+            EVAL_FLAGS | MAY_REPLICATE | ALL_SHARDS,
+            evalsha,
+            "Executes a server-side Lua script by SHA1 digest."
+        )
+    },
     Command {
         since: "7.0.0",
         ..eval_cmd!(
@@ -1652,6 +1659,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         since: "7.0.0",
+        key_specs: NUMKEYS_SHA_RO,
         ..eval_cmd!(
             "evalsha_ro",
             READONLY | EVAL_FLAGS | ALL_SHARDS,

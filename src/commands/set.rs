@@ -630,7 +630,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sadd,
         "Adds one or more members to a set. Creates the key if it doesn't exist."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "insert"], 1, 0, 1)]),
     cmd!(
         "srem",
         -3,
@@ -640,7 +640,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srem,
         "Removes one or more members from a set. Deletes the set if the last member was removed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "scard",
         2,
@@ -650,7 +650,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         scard,
         "Returns the number of members in a set."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "sismember",
         3,
@@ -660,7 +660,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sismember,
         "Determines whether a member belongs to a set."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "smismember",
         -3,
@@ -680,7 +680,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         smembers,
         "Returns all members of a set."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     cmd!(
         "spop",
         -2,
@@ -690,7 +690,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         spop,
         "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped."
-    ),
+    ).tips(&["nondeterministic_output"]).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1)]),
     cmd!(
         "srandmember",
         -2,
@@ -700,7 +700,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         srandmember,
         "Get one or multiple random members from a set"
-    ),
+    ).tips(&["nondeterministic_output"]),
     cmd!(
         "smove",
         4,
@@ -710,7 +710,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         smove,
         "Moves a member from one set to another."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     cmd!(
         "sinter",
         -2,
@@ -720,7 +720,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sinter,
         "Returns the intersect of multiple sets."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     Command {
         name: "sintercard",
         arity: -3,
@@ -732,7 +732,7 @@ pub static COMMANDS: &[Command] = &[
         summary: "Returns the number of members of the intersect of multiple sets.",
         handler: Some(sintercard),
         subcommands: &[],
-        key_specs: &[],
+        key_specs: &[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)],
         tips: &[],
         acl: &[],
     },
@@ -745,7 +745,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sinterstore,
         "Stores the intersect of multiple sets in a key."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
     cmd!(
         "sunion",
         -2,
@@ -755,7 +755,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sunion,
         "Returns the union of multiple sets."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     cmd!(
         "sunionstore",
         -3,
@@ -765,7 +765,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sunionstore,
         "Stores the union of multiple sets in a key."
-    ),
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
     cmd!(
         "sdiff",
         -2,
@@ -775,7 +775,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sdiff,
         "Returns the difference of multiple sets."
-    ),
+    ).tips(&["nondeterministic_output_order"]),
     cmd!(
         "sdiffstore",
         -3,
@@ -785,7 +785,7 @@ pub static COMMANDS: &[Command] = &[
         "1.0.0",
         sdiffstore,
         "Stores the difference of multiple sets in a key."
-    ),
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
     cmd!(
         "sscan",
         -3,
@@ -795,5 +795,5 @@ pub static COMMANDS: &[Command] = &[
         "2.8.0",
         sscan,
         "Iterates over members of a set."
-    ),
+    ).tips(&["nondeterministic_output"]),
 ];

@@ -364,7 +364,7 @@ pub static COMMANDS: &[Command] = &[
         subcommands: &[],
         key_specs: &[],
         tips: &[],
-        acl: &[],
+        acl: &["@set", "@sortedset", "@list", "@dangerous"],
     },
     Command {
         name: "sort_ro",
@@ -379,7 +379,7 @@ pub static COMMANDS: &[Command] = &[
         subcommands: &[],
         key_specs: &[],
         tips: &[],
-        acl: &[],
+        acl: &["@set", "@sortedset", "@list", "@dangerous"],
     },
 ];
 

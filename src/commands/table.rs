@@ -1611,7 +1611,7 @@ pub static COMMANDS: &[Command] = &[
         "2.2.0",
         tx::watch,
         "Monitors changes to keys to determine the execution of a transaction."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, -1, 1)]),
     cmd!(
         "unwatch",
         1,
@@ -1706,7 +1706,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "save",
         1,
-        ADMIN | NOSCRIPT | NO_MULTI,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
         NO_KEYS,
         "server",
         "1.0.0",
@@ -1716,7 +1716,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "bgsave",
         -1,
-        ADMIN | NOSCRIPT,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
         NO_KEYS,
         "server",
         "1.0.0",
@@ -1726,7 +1726,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "bgrewriteaof",
         1,
-        ADMIN | NOSCRIPT,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
         NO_KEYS,
         "server",
         "1.0.0",

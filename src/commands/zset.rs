@@ -12,6 +12,7 @@ use super::args::{eq_ic, int, parse_float};
 use super::blocking::{self, DenyReply};
 use super::error::{CmdError, CmdResult};
 use super::list::{numkeys_positions, parse_mpop, positive};
+use super::table::KeySpec;
 use super::table::{Command, cmd};
 use super::table::{KEY1, KEY12, R, RF, W, WF, WM, WMF};
 use crate::commands::flags::*;
@@ -1267,7 +1268,7 @@ pub static COMMANDS: &[Command] = &[
         "1.2.0",
         zincrby,
         "Increments the score of a member in a sorted set."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "update"], 1, 0, 1)]),
     cmd!(
         "zrem",
         -3,
@@ -1277,7 +1278,7 @@ pub static COMMANDS: &[Command] = &[
         "1.2.0",
         zrem,
         "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "zcard",
         2,
@@ -1287,7 +1288,7 @@ pub static COMMANDS: &[Command] = &[
         "1.2.0",
         zcard,
         "Returns the number of members in a sorted set."
-    ),
+    ).specs(&[KeySpec::range(&["RO"], 1, 0, 1)]),
     cmd!(
         "zcount",
         4,
@@ -1367,7 +1368,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         zrangestore,
         "Stores a range of members from sorted set in a key."
-    ),
+    ).specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, 0, 1)]),
     cmd!(
         "zrevrange",
         -4,
@@ -1427,7 +1428,7 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         zremrangebyrank,
         "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "zremrangebyscore",
         4,
@@ -1437,7 +1438,7 @@ pub static COMMANDS: &[Command] = &[
         "1.2.0",
         zremrangebyscore,
         "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "zremrangebylex",
         4,
@@ -1447,7 +1448,7 @@ pub static COMMANDS: &[Command] = &[
         "2.8.9",
         zremrangebylex,
         "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "delete"], 1, 0, 1)]),
     cmd!(
         "zpopmin",
         -2,
@@ -1457,7 +1458,7 @@ pub static COMMANDS: &[Command] = &[
         "5.0.0",
         zpopmin,
         "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1)]),
     cmd!(
         "zpopmax",
         -2,
@@ -1467,10 +1468,11 @@ pub static COMMANDS: &[Command] = &[
         "5.0.0",
         zpopmax,
         "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1)]),
     Command {
         keys_fn: Some(keys_at1),
         flags: WRITE | MOVABLEKEYS,
+        key_specs: &[KeySpec::keynum(&["RW", "access", "delete"], 1, 0, 1, 1)],
         ..cmd!(
             "zmpop",
             -4,
@@ -1491,7 +1493,7 @@ pub static COMMANDS: &[Command] = &[
         "5.0.0",
         bzpopmin,
         "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, -2, 1)]),
     cmd!(
         "bzpopmax",
         -3,
@@ -1501,10 +1503,11 @@ pub static COMMANDS: &[Command] = &[
         "5.0.0",
         bzpopmax,
         "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."
-    ),
+    ).specs(&[KeySpec::range(&["RW", "access", "delete"], 1, -2, 1)]),
     Command {
         keys_fn: Some(keys_at2),
         flags: WRITE | BLOCKING | MOVABLEKEYS,
+        key_specs: &[KeySpec::keynum(&["RW", "access", "delete"], 2, 0, 1, 1)],
         ..cmd!(
             "bzmpop",
             -5,
@@ -1525,7 +1528,7 @@ pub static COMMANDS: &[Command] = &[
         "6.2.0",
         zrandmember,
         "Returns one or more random members from a sorted set."
-    ),
+    ).tips(&["nondeterministic_output"]),
     cmd!(
         "zscan",
         -3,
@@ -1535,9 +1538,10 @@ pub static COMMANDS: &[Command] = &[
         "2.8.0",
         zscan,
         "Iterates over members and scores of a sorted set."
-    ),
+    ).tips(&["nondeterministic_output"]),
     Command {
         keys_fn: Some(keys_at1),
+        key_specs: &[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)],
         ..cmd!(
             "zunion",
             -3,
@@ -1551,6 +1555,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         keys_fn: Some(keys_at1),
+        key_specs: &[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)],
         ..cmd!(
             "zinter",
             -3,
@@ -1564,6 +1569,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         keys_fn: Some(keys_at1),
+        key_specs: &[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)],
         ..cmd!(
             "zdiff",
             -3,
@@ -1577,6 +1583,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         keys_fn: Some(keys_at1),
+        key_specs: &[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)],
         ..cmd!(
             "zintercard",
             -3,
@@ -1590,6 +1597,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         keys_fn: Some(store_keys),
+        key_specs: &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)],
         ..cmd!(
             "zunionstore",
             -4,
@@ -1603,6 +1611,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         keys_fn: Some(store_keys),
+        key_specs: &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)],
         ..cmd!(
             "zinterstore",
             -4,
@@ -1616,6 +1625,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         keys_fn: Some(store_keys),
+        key_specs: &[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)],
         ..cmd!(
             "zdiffstore",
             -4,
