@@ -883,6 +883,9 @@ async fn lazy_free_session(addr: std::net::SocketAddr) {
         settled(&mut c, want).await;
         run(&mut c, &["DEL", "s", "r"]).await;
     }
+    // CONFIG RESETSTAT counts from zero again.
+    run(&mut c, &["CONFIG", "RESETSTAT"]).await;
+    settled(&mut c, 0).await;
 }
 
 /// `maxmemory-clients`: when the clients' buffers together pass the limit, the client using

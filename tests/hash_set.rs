@@ -15,6 +15,16 @@ use reredis::resp::parser::split_args;
 
 // ---------------------------------------------------------------- the redis crate
 
+/// OBJECT ENCODING of `key`.
+async fn encoding(c: &mut redis::aio::MultiplexedConnection, key: &str) -> String {
+    redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(key)
+        .query_async(c)
+        .await
+        .unwrap()
+}
+
 /// Pearson's chi-square statistic of `picks` against a uniform draw over their distinct
 /// values (Redis's test suite's `chi_square_value`).
 fn chi_square(picks: &[String]) -> f64 {
@@ -46,13 +56,7 @@ async fn random_picks_from_hash_tables_are_uniform() {
         let _: () = c.sadd("s", format!("m{i}")).await.unwrap();
         let _: () = c.set(format!("k{i}"), 1).await.unwrap();
     }
-    let enc: String = redis::cmd("OBJECT")
-        .arg("ENCODING")
-        .arg("h")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(enc, "hashtable");
+    assert_eq!(encoding(&mut c, "h").await, "hashtable");
     for cmd in ["HRANDFIELD", "SRANDMEMBER"] {
         let key = if cmd == "HRANDFIELD" { "h" } else { "s" };
         let picks: Vec<String> = redis::cmd(cmd)
@@ -358,13 +362,7 @@ async fn scans_cover_big_collections_and_random_picks_are_members() {
         .map(|m| (m.clone(), format!("v{m}")))
         .collect();
     let _: () = c.hset_multiple("h", &pairs).await.unwrap();
-    let enc: String = redis::cmd("OBJECT")
-        .arg("ENCODING")
-        .arg("h")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(enc, "hashtable");
+    assert_eq!(encoding(&mut c, "h").await, "hashtable");
 
     let mut seen = std::collections::HashSet::new();
     let mut cursor = 0u64;

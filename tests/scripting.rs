@@ -528,3 +528,53 @@ async fn commands_reading_every_shard_work_inside_scripts_and_transactions() {
     assert!(info.contains("db0:keys=1"), "{info}");
     h.shutdown().await;
 }
+
+/// INFO memory counts the cached scripts, libraries and functions, as redis-server does after
+/// the same commands (SCRIPT LOAD, FUNCTION LOAD, SCRIPT FLUSH ASYNC, FUNCTION FLUSH).
+#[tokio::test]
+async fn info_memory_counts_scripts_and_functions_as_redis() {
+    async fn figures(addr: std::net::SocketAddr) -> Vec<String> {
+        let mut c = redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let steps: [&[&str]; 6] = [
+            &["SCRIPT", "LOAD", "return 1"],
+            &["SCRIPT", "LOAD", "return 2"],
+            &["EVAL", "return 3", "0"],
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=lib\nredis.register_function('f1', function() return 1 end)\nredis.register_function('f2', function() return 2 end)",
+            ],
+            &["SCRIPT", "FLUSH", "ASYNC"],
+            &["FUNCTION", "FLUSH"],
+        ];
+        for step in steps {
+            let mut cmd = redis::cmd(step[0]);
+            cmd.arg(&step[1..]);
+            let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
+            let info: String = redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            seen.push(
+                info.lines()
+                    .filter(|l| l.starts_with("number_of_"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        seen
+    }
+    let node = common::start_node(&[]).await;
+    let ours = figures(node.resp_addr()).await;
+    node.shutdown().await;
+    let redis = common::redis_server::RedisServer::start().await;
+    let theirs = figures(redis.addr()).await;
+    assert!(theirs[3].contains("number_of_functions:2"), "{theirs:?}");
+    assert_eq!(ours, theirs);
+}

@@ -65,9 +65,22 @@ pub struct Scripts {
     resp3: Arc<AtomicBool>,
     /// While a library's code loads (FUNCTION LOAD): when it is stopped (Unix ms; 0: none).
     pub(crate) load_deadline: Arc<std::sync::atomic::AtomicI64>,
+    /// INFO's figures as last read (while a script holds the engine, INFO shows these).
+    info_figures: Mutex<ScriptFigures>,
     /// How long other clients wait for a running script before they get `-BUSY`
     /// (`busy-reply-threshold`, formerly `lua-time-limit`; set from the configuration).
     pub busy_threshold_ms: std::sync::atomic::AtomicI64,
+}
+
+/// What INFO memory reports of scripting.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ScriptFigures {
+    /// EVAL scripts cached (SCRIPT LOAD, EVAL).
+    pub cached_scripts: usize,
+    pub libraries: usize,
+    pub functions: usize,
+    /// Bytes the Lua state holds (scripts and functions share one state here).
+    pub lua_memory: usize,
 }
 
 pub const BUSY_ERROR: &str =
@@ -126,6 +139,27 @@ impl Scripts {
         } else {
             BUSY_ERROR
         }
+    }
+
+    /// INFO memory's scripting figures: read from the engine when no script holds it, else
+    /// the last ones read.
+    pub fn figures(&self) -> ScriptFigures {
+        let mut last = self.info_figures.lock();
+        if let Some(guard) = self.engine.try_lock() {
+            *last = match guard.as_ref() {
+                Some(e) => {
+                    let (libraries, functions) = super::functions::counts(e);
+                    ScriptFigures {
+                        cached_scripts: e.scripts.len(),
+                        libraries,
+                        functions,
+                        lua_memory: e.lua.used_memory(),
+                    }
+                }
+                None => ScriptFigures::default(),
+            };
+        }
+        *last
     }
 
     /// A function starts (FCALL): what FUNCTION STATS and FUNCTION KILL look at.

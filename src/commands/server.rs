@@ -267,6 +267,7 @@ pub fn config_resetstat(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> Cm
     let node = ctx.node;
     node.stats.reset();
     ks.reset_stats();
+    node.store.lazyfree.reset_stats();
     for s in node.cmd_stats.iter() {
         s.reset();
     }
@@ -896,8 +897,8 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                         }
                     ),
                 );
-                // Redis's fields, in its order; figures for features we do not have (Lua,
-                // functions, replication buffers, defragmentation) are 0.
+                // Redis's fields, in its order; figures for what we do not have (replication
+                // buffers, defragmentation) are 0.
                 o.kv("used_memory_overhead", &0);
                 o.kv("used_memory_startup", &0);
                 o.kv("used_memory_dataset", &used);
@@ -908,21 +909,20 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                 let total = total_system_memory();
                 o.kv("total_system_memory", &total);
                 o.kv("total_system_memory_human", &human(total));
+                // One Lua state runs both scripts and functions here: its memory shows as the
+                // scripts' (Redis keeps two).
+                let lua = node.scripts.figures();
                 for f in ["used_memory_lua", "used_memory_vm_eval"] {
-                    o.kv(f, &0);
+                    o.kv(f, &lua.lua_memory);
                 }
-                o.kv("used_memory_lua_human", &"0B");
-                for f in [
-                    "used_memory_scripts_eval",
-                    "number_of_cached_scripts",
-                    "number_of_functions",
-                    "number_of_libraries",
-                    "used_memory_vm_functions",
-                    "used_memory_vm_total",
-                ] {
-                    o.kv(f, &0);
-                }
-                o.kv("used_memory_vm_total_human", &"0B");
+                o.kv("used_memory_lua_human", &human(lua.lua_memory as u64));
+                o.kv("used_memory_scripts_eval", &0);
+                o.kv("number_of_cached_scripts", &lua.cached_scripts);
+                o.kv("number_of_functions", &lua.functions);
+                o.kv("number_of_libraries", &lua.libraries);
+                o.kv("used_memory_vm_functions", &0);
+                o.kv("used_memory_vm_total", &lua.lua_memory);
+                o.kv("used_memory_vm_total_human", &human(lua.lua_memory as u64));
                 o.kv("used_memory_functions", &0);
                 o.kv("used_memory_scripts", &0);
                 o.kv("used_memory_scripts_human", &"0B");

@@ -62,6 +62,11 @@ impl LazyFree {
         }
     }
 
+    /// CONFIG RESETSTAT: `lazyfreed_objects` counts from zero again.
+    pub fn reset_stats(&self) {
+        self.freed.store(0, Ordering::Relaxed);
+    }
+
     /// Frees a removed entry: in the background when `lazy` is on and it is large enough to
     /// be worth it, else here.
     pub fn dispose(&self, e: Entry, lazy: &AtomicBool) {
