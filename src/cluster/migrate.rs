@@ -224,6 +224,12 @@ pub fn spawn(node: Arc<Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
             };
             let mut clients: std::collections::HashMap<String, Client> = Default::default();
             while !node.shutdown.is_cancelled() {
+                // Nothing moves before the data files are loaded: a record replayed later
+                // (a write, or a MOVED of an earlier move) would change a key already sent.
+                if !node.ready.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
                 let Some((slots, to, stray)) = cluster.migrator.next(Duration::from_millis(200))
                 else {
                     continue;
@@ -866,6 +872,11 @@ fn import_batch(
     let Some(cluster) = &node.cluster else {
         return refuse("cluster disabled");
     };
+    // A node still loading its files would replay records over what it takes in (the MOVED
+    // record of an earlier move of these keys deletes them again): the sender retries.
+    if !node.ready.load(Ordering::Acquire) {
+        return refuse("loading");
+    }
     let mut slots = Vec::new();
     for r in &batch.slots {
         if r.start > r.end || r.end >= super::slots::SLOTS as u32 {

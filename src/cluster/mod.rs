@@ -1021,6 +1021,11 @@ impl Cluster {
     /// that hold keys stay with their owner here; moving keys is the migration's job. Keys held
     /// here of slots another node serves (strays) are queued to be pushed to that node.
     fn auto_assign(self: &Arc<Self>, node: &Arc<Node>, now: i64) {
+        // Not before the data files are loaded: the keys counted here decide which slots are
+        // empty enough to hand away, and half of them may still be in the files.
+        if !node.ready.load(Ordering::Acquire) {
+            return;
+        }
         let keys = local_keys(node);
         // Read before the cluster state is locked (the migrator takes a shard, then the state).
         let counts = (keys > 0).then(|| node.store.slot_key_counts());
