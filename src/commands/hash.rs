@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
-use super::args::{self, eq_ic, float, fmt_incr_float, int, int_in_range, parse_float};
+use super::args::{self, eq_ic, int, int_in_range};
 use super::error::{CmdError, CmdResult};
+use super::long_double::LongDouble;
 use super::table::*;
 use super::{Command, Ctx};
 use crate::cmd;
@@ -254,22 +255,25 @@ pub fn hincrby(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn hincrbyfloat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let incr = float(&args[3])?;
-    if !incr.is_finite() {
-        return Err(CmdError::err("value is NaN or Infinity"));
-    }
+    // In Redis's long double, so every digit of the result is Redis's.
+    let incr = match LongDouble::parse(&args[3]).ok_or(CmdError::NotFloat)? {
+        Ok(v) => v,
+        Err(_) => return Err(CmdError::err("value is NaN or Infinity")),
+    };
     let limits = ks.store().hash_limits.get();
     let db = ctx.client.db;
     let text = with_hash(ks, db, &args[1], |h| {
         let cur = match h.get(&args[2]) {
-            Some(v) => parse_float(v).ok_or_else(|| CmdError::err("hash value is not a float"))?,
-            None => 0.0,
+            Some(v) => {
+                LongDouble::parse(v).ok_or_else(|| CmdError::err("hash value is not a float"))?
+            }
+            None => Ok(LongDouble::ZERO),
         };
-        let new = cur + incr;
-        if !new.is_finite() {
-            return Err(CmdError::err("increment would produce NaN or Infinity"));
-        }
-        let text = fmt_incr_float(new);
+        let new = cur
+            .ok()
+            .and_then(|c| c.checked_add(incr))
+            .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
+        let text = new.to_human();
         h.set(&args[2], text.as_bytes(), limits);
         Ok(text)
     })?;

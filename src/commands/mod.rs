@@ -16,6 +16,7 @@ pub mod hyperloglog;
 pub mod introspection;
 pub mod keys;
 pub mod list;
+pub mod long_double;
 pub mod lua_libs;
 pub mod migrate;
 pub mod pubsub;

@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
-use super::args::{ArgIter, eq_ic, float, fmt_incr_float, int};
+use super::args::{ArgIter, eq_ic, int};
 use super::error::{CmdError, CmdResult};
+use super::long_double::LongDouble;
 use super::{Ctx, reply_value};
 use crate::observe::events::class;
 use crate::store::{Entry, Keyspace, Sds, Value};
@@ -501,16 +502,19 @@ pub fn decrby(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 pub fn incrbyfloat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
-    let by = float(&args[2])?;
+    // In Redis's long double, so every digit of the result is Redis's.
+    let parse = |b: &[u8]| LongDouble::parse(b).ok_or(CmdError::NotFloat);
     let cur = match ks.lookup_write(db, &args[1])? {
-        Some(e) => float(&string_bytes(&e.value)?)?,
-        None => 0.0,
+        Some(e) => parse(&string_bytes(&e.value)?)?,
+        None => Ok(LongDouble::ZERO),
     };
-    let new = cur + by;
-    if new.is_nan() || new.is_infinite() {
-        return Err(CmdError::err("increment would produce NaN or Infinity"));
+    let by = parse(&args[2])?;
+    let new = match (cur, by) {
+        (Ok(a), Ok(b)) => a.checked_add(b),
+        _ => None,
     }
-    let text = fmt_incr_float(new);
+    .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
+    let text = new.to_human();
     let value = Value::Str(Sds::new(text.as_bytes()));
     match ks.lookup_write(db, &args[1])? {
         Some(e) => {
