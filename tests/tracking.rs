@@ -80,6 +80,43 @@ async fn resp3_invalidations_match_redis() {
     .await;
 }
 
+/// A script that calls a read command makes its caller cache the keys the script declared,
+/// not the keys it read; one that only writes or pings caches nothing; EVAL_RO alone caches
+/// nothing (Redis 7.0).
+#[tokio::test]
+async fn scripts_track_their_declared_keys_as_redis() {
+    assert_same_as_redis(
+        2,
+        &[
+            hello3(0),
+            c(0, "CLIENT TRACKING ON"),
+            ca(
+                0,
+                &["EVAL", "redis.call('set', 'k3', 'bar')", "2", "k1", "k2"],
+            ),
+            c(1, "MSET k1 1 k2 1 k3 1"),
+            ca(
+                0,
+                &["EVAL", "return redis.call('get', 'k3')", "2", "k1", "k2"],
+            ),
+            c(1, "MSET k2 2 k1 2"),
+            c(1, "SET k3 2"),
+            ca(
+                0,
+                &["EVAL_RO", "return redis.call('ping')", "2", "k1", "k2"],
+            ),
+            c(1, "MSET k2 3 k1 3"),
+            ca(
+                0,
+                &["EVAL_RO", "return redis.call('get', 'k1')", "2", "k1", "k2"],
+            ),
+            c(1, "MSET k2 4 k1 4"),
+            c(0, "PING"),
+        ],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn expired_and_deleted_keys_are_invalidated_as_in_redis() {
     assert_same_as_redis(

@@ -1083,6 +1083,9 @@ struct CallCtx<'a, 'b> {
     /// In a cluster: the slot the script's keys are in (its declared keys', else the first
     /// key it touches); every key it touches must be in it.
     slot: Option<u16>,
+    /// The script called a read command: a caller with CLIENT TRACKING caches its declared
+    /// keys (Redis 7.0), not the keys the commands read.
+    read_called: bool,
 }
 
 impl CallCtx<'_, '_> {
@@ -1180,6 +1183,9 @@ impl CallCtx<'_, '_> {
         }
         if f & WRITE != 0 {
             self.scripts.wrote.store(true, Ordering::Relaxed);
+        }
+        if f & READONLY != 0 {
+            self.read_called = true;
         }
         self.buf.clear();
         self.client.resp3 = self.scripts.resp3.load(Ordering::Relaxed);
@@ -1410,6 +1416,7 @@ pub(crate) fn run_target(
         scripts,
         buf: BytesMut::new(),
         slot: (numkeys > 0).then(|| key_hash_slot(&args[first_key])),
+        read_called: false,
     };
     let call = std::cell::RefCell::new(call);
     let run_script = || {
@@ -1452,7 +1459,11 @@ pub(crate) fn run_target(
     scripts.handover_at.store(0, Ordering::Relaxed);
     let call = call.into_inner();
     drop(_running);
+    let read_called = call.read_called;
     let client = call.client;
+    if read_called {
+        super::tracking::remember_keys(node, client, &args[first_key..first_key + numkeys]);
+    }
     let (resp3, deny_blocking, db, readonly_flag, asking) = saved;
     client.resp3 = resp3;
     client.deny_blocking = deny_blocking;

@@ -259,10 +259,28 @@ pub fn remember_reads(node: &Node, client: &ClientState, cmd: &Command, args: &[
     if f & flags::READONLY == 0 || f & flags::PUBSUB != 0 || !t.remembers_reads() {
         return;
     }
+    // A script's commands are not what its caller caches: once one of them reads, the script's
+    // declared keys are (see `remember_keys`); the read-only script commands themselves track
+    // nothing, as in Redis 7.0.
+    if client.in_script() || matches!(cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro") {
+        return;
+    }
     let keys = super::key_positions(cmd, args);
     node.store
         .tracking
         .remember(client.info.id, keys.iter().map(|&i| &args[i][..]));
+}
+
+/// A script that called a read command: its caller, when tracking, caches the keys the script
+/// declared.
+pub fn remember_keys(node: &Node, client: &ClientState, keys: &[Bytes]) {
+    let Some(t) = &client.tracking else { return };
+    if keys.is_empty() || !t.remembers_reads() {
+        return;
+    }
+    node.store
+        .tracking
+        .remember(client.info.id, keys.iter().map(|k| &k[..]));
 }
 
 /// After each command from a connection: `CLIENT CACHING` holds for one command, or for a
