@@ -777,11 +777,18 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     // rules, so a snapshot of it is replaced) and its stream, under the replication gate: the
     // applier is not inside a frame, and one arriving now sees that it no longer follows. The
     // gate comes before the shard locks; inside MULTI, which holds them already, it is taken
-    // only if free (otherwise a frame being applied may outlive the drop).
+    // only if free.
     let _gate = if !replica {
         None
     } else if ks.holds_all() {
-        c.repl.try_gate()
+        // Without the gate a frame being applied would outlive the drop: refused, the client
+        // tries again (the applier holds the gate only while it applies a frame).
+        Some(c.repl.try_gate().ok_or_else(|| {
+            CmdError::Msg(
+                "TRYAGAIN the replica is applying its master's stream, try CLUSTER RESET again"
+                    .into(),
+            )
+        })?)
     } else {
         Some(c.repl.gate())
     };
@@ -789,6 +796,9 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         c.change(|st| st.leave_shard(now));
         let dropped = if ks.holds_all() {
             let dropped = ks.flush_all(false);
+            for (_, shard) in ks.shards_mut() {
+                shard.pinned.clear();
+            }
             ctx.node
                 .store
                 .aof

@@ -210,6 +210,11 @@ fn populate(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     };
     let count = positive(&args[2])?;
     let size = args.get(4).map(|a| positive(a)).transpose()?;
+    if size.is_some_and(|s| s as usize > ctx.proto_max_bulk_len()) {
+        return Err(CmdError::err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
     let prefix: &[u8] = args.get(3).map_or(b"key", |p| &p[..]);
     let db = ctx.client.db;
     for j in 0..count {

@@ -111,6 +111,11 @@ impl LongDouble {
     /// None for anything else, for NaN, and for values `strtold` reports out of range.
     /// `Some(Err(neg))`: an infinity.
     pub fn parse(text: &[u8]) -> Option<Result<LongDouble, bool>> {
+        // Redis's `string2ld` refuses 5120 bytes and more (MAX_LONG_DOUBLE_CHARS), which also
+        // bounds the big-integer work below.
+        if text.len() >= 5 * 1024 {
+            return None;
+        }
         let s = std::str::from_utf8(text).ok()?;
         let (neg, body) = match s.as_bytes().first()? {
             b'-' => (true, &s[1..]),
@@ -234,6 +239,14 @@ fn parse_hex(neg: bool, s: &str) -> Option<LongDouble> {
     if int_digits.is_empty() && frac_digits.is_empty() {
         return None;
     }
+    // Hex digits only (the big-integer parser would also take '_' and a sign).
+    if !int_digits
+        .bytes()
+        .chain(frac_digits.bytes())
+        .all(|c| c.is_ascii_hexdigit())
+    {
+        return None;
+    }
     let all = format!("{int_digits}{frac_digits}");
     let n = if all.trim_start_matches('0').is_empty() {
         BigUint::zero()
@@ -287,8 +300,10 @@ mod tests {
 
     #[test]
     fn parses_as_strtold() {
+        let long = format!("0.{}", "1".repeat(6000));
         for bad in [
             "", "abc", ".", "1e", "1e+", "nan", " 1", "1 ", "0x", "+-1", "1e5000", "1e-5000",
+            "0x1_0", "0x+1", "0x1._8", "1_0", &long,
         ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }

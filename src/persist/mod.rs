@@ -539,7 +539,12 @@ pub fn debug_reload(
         let dirty = node.store.dirty();
         let mut image = Image::from_locked(ks, node.store.databases());
         image.functions = crate::commands::functions::dump_all(node);
-        image.position = node.cluster.as_ref().and_then(|c| c.repl.position(node));
+        // The replication position only with the gate (a replica may be half-way through a
+        // frame; the gate comes before the shards, so it is only tried here).
+        image.position = node.cluster.as_ref().and_then(|c| {
+            let _gate = c.repl.try_gate()?;
+            c.repl.position(node)
+        });
         let r = save_blocking(node, image, dirty);
         node.persist.finish();
         r.map_err(|e| format!("Error saving the snapshot: {e}"))?;
