@@ -1168,10 +1168,9 @@ async fn debug_reload_round_trips_the_dataset() {
         ("dir", dir.path().to_str().unwrap()),
     ])
     .await;
-    let mut c = common::client(node.resp_addr())
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    // No response timeout: a reload (a snapshot written and read back) takes its time on a
+    // loaded host.
+    let mut c = common::connect_waiting(node.resp_addr()).await;
     async fn q<T: redis::FromRedisValue>(
         c: &mut redis::aio::MultiplexedConnection,
         args: &[&str],

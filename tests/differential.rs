@@ -1568,15 +1568,8 @@ async fn command_info_matches_redis_for_every_command() {
     ];
     let redis = RedisServer::start().await;
     let node = common::start_node(&[]).await;
-    let connect = |addr: SocketAddr| async move {
-        redis::Client::open(format!("redis://{addr}/"))
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    };
-    let mut theirs = connect(redis.addr).await;
-    let mut ours = connect(node.resp_addr()).await;
+    let mut theirs = common::connect_waiting(redis.addr).await;
+    let mut ours = common::connect_waiting(node.resp_addr()).await;
     let list = |v: redis::Value| -> Vec<String> {
         let mut names: Vec<String> = redis::from_redis_value(v).unwrap();
         names.sort();

@@ -534,11 +534,7 @@ async fn commands_reading_every_shard_work_inside_scripts_and_transactions() {
 #[tokio::test]
 async fn info_memory_counts_scripts_and_functions_as_redis() {
     async fn figures(addr: std::net::SocketAddr) -> Vec<String> {
-        let mut c = redis::Client::open(format!("redis://{addr}/"))
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut c = common::connect_waiting(addr).await;
         let mut seen = Vec::new();
         let steps: [&[&str]; 6] = [
             &["SCRIPT", "LOAD", "return 1"],
