@@ -267,8 +267,8 @@ async fn monitor_sees_other_clients_commands() {
     node.shutdown().await;
 }
 
-/// What MONITOR shows, without the timestamp and client prefix of each line, up to the
-/// monitored `ECHO done`.
+/// What MONITOR shows, with each line's timestamp dropped and a client address written
+/// `addr` (a script's commands show `lua` there), up to the monitored `ECHO done`.
 async fn monitor_transcript(addr: std::net::SocketAddr, commands: &[&[&str]]) -> Vec<String> {
     use common::resp::Conn;
     let mut mon = Conn::open(addr).await;
@@ -281,12 +281,15 @@ async fn monitor_transcript(addr: std::net::SocketAddr, commands: &[&[&str]]) ->
     let mut lines = Vec::new();
     loop {
         let line = String::from_utf8(mon.reply().await).unwrap();
-        let shown = line.split_once("] ").map_or(line.as_str(), |(_, s)| s);
+        // "+<time> [<db> <who>] <args>"
+        let (prefix, shown) = line.split_once("] ").unwrap_or(("", line.as_str()));
+        let who = prefix.rsplit(' ').next().unwrap_or("");
+        let who = if who.contains(':') { "addr" } else { who };
         let shown = shown.trim_end().to_string();
         if shown == "\"ECHO\" \"done\"" {
             return lines;
         }
-        lines.push(shown);
+        lines.push(format!("[{who}] {shown}"));
     }
 }
 
@@ -323,7 +326,8 @@ async fn monitor_shows_scripts_before_their_commands_and_hides_admin_commands() 
     let redis = common::redis_server::RedisServer::start().await;
     let theirs = monitor_transcript(redis.addr(), script).await;
     assert!(
-        theirs.iter().any(|l| l.starts_with("\"EVAL\"")),
+        theirs.iter().any(|l| l.starts_with("[addr] \"EVAL\""))
+            && theirs.iter().any(|l| l.starts_with("[lua] \"set\"")),
         "{theirs:?}"
     );
     assert_eq!(ours, theirs);

@@ -385,12 +385,17 @@ impl Monitors {
     }
 
     pub fn feed(&self, client: &ClientState, args: &[Bytes], now_ms: i64) {
+        // A script's commands are shown as Redis shows them: from "lua", not the caller.
+        let who = if client.in_script() {
+            "lua".to_string()
+        } else {
+            client.info.addr.to_string()
+        };
         let mut line = format!(
-            "+{}.{:06} [{} {}]",
+            "+{}.{:06} [{} {who}]",
             now_ms / 1000,
             (now_ms % 1000) * 1000,
             client.db,
-            client.info.addr
         );
         for a in args {
             line.push(' ');
