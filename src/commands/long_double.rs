@@ -171,9 +171,11 @@ impl LongDouble {
     }
 }
 
-/// `digits[.digits][e[sign]digits]`, exactly.
-fn parse_decimal(neg: bool, s: &str) -> Option<LongDouble> {
-    let (mantissa, exp_part) = match s.find('e') {
+/// `int[.frac][<marker>[sign]digits]` with `int` and `frac` made of `digit`s (at least one):
+/// (int, frac, exponent). An exponent far past any finite or nonzero value is clamped (the
+/// callers' range checks decide).
+fn split_number(s: &str, marker: char, digit: fn(&u8) -> bool) -> Option<(&str, &str, i64)> {
+    let (mantissa, exp_part) = match s.find(marker) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
@@ -181,26 +183,32 @@ fn parse_decimal(neg: bool, s: &str) -> Option<LongDouble> {
     if int_digits.is_empty() && frac_digits.is_empty() {
         return None;
     }
+    // Checked here: the big-integer parser would also take '_' and a sign.
     if !int_digits
         .bytes()
         .chain(frac_digits.bytes())
-        .all(|c| c.is_ascii_digit())
+        .all(|c| digit(&c))
     {
         return None;
     }
-    let mut exp10: i64 = match exp_part {
+    let exp = match exp_part {
         None => 0,
         Some(e) => {
             let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
             if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
                 return None;
             }
-            // Far past any finite or nonzero value: clamp (the range checks below decide).
             let v: i64 = digits.parse().unwrap_or(1_000_000).min(1_000_000);
             if e.starts_with('-') { -v } else { v }
         }
     };
-    exp10 -= frac_digits.len() as i64;
+    Some((int_digits, frac_digits, exp))
+}
+
+/// `digits[.digits][e[sign]digits]`, exactly.
+fn parse_decimal(neg: bool, s: &str) -> Option<LongDouble> {
+    let (int_digits, frac_digits, exp) = split_number(s, 'e', u8::is_ascii_digit)?;
+    let exp10 = exp - frac_digits.len() as i64;
     let all: String = format!("{int_digits}{frac_digits}");
     let digits = all.trim_start_matches('0');
     if digits.is_empty() {
@@ -231,40 +239,14 @@ fn parse_decimal(neg: bool, s: &str) -> Option<LongDouble> {
 
 /// The part after `0x`: `hex[.hex][p[sign]digits]`, exactly.
 fn parse_hex(neg: bool, s: &str) -> Option<LongDouble> {
-    let (mantissa, exp_part) = match s.find('p') {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let (int_digits, frac_digits) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_digits.is_empty() && frac_digits.is_empty() {
-        return None;
-    }
-    // Hex digits only (the big-integer parser would also take '_' and a sign).
-    if !int_digits
-        .bytes()
-        .chain(frac_digits.bytes())
-        .all(|c| c.is_ascii_hexdigit())
-    {
-        return None;
-    }
+    let (int_digits, frac_digits, exp) = split_number(s, 'p', u8::is_ascii_hexdigit)?;
     let all = format!("{int_digits}{frac_digits}");
     let n = if all.trim_start_matches('0').is_empty() {
         BigUint::zero()
     } else {
         BigUint::parse_bytes(all.as_bytes(), 16)?
     };
-    let mut exp2: i64 = match exp_part {
-        None => 0,
-        Some(e) => {
-            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let v: i64 = digits.parse().unwrap_or(1_000_000).min(1_000_000);
-            if e.starts_with('-') { -v } else { v }
-        }
-    };
-    exp2 -= 4 * frac_digits.len() as i64;
+    let exp2 = exp - 4 * frac_digits.len() as i64;
     let value = LongDouble::from_big(neg, n, exp2, false)?;
     (value.is_zero() || value.exp + 63 >= MIN_TOP_EXP).then_some(value)
 }

@@ -689,10 +689,11 @@ pub fn run(
     };
     // A script is shown to MONITOR before the commands it runs (Redis's evalCommand and
     // fcallCommand feed the monitors themselves, first).
-    if matches!(
-        cmd.cmd.name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    ) && node.monitors.active()
+    if node.monitors.active()
+        && matches!(
+            cmd.cmd.name,
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        )
     {
         node.monitors.feed(ctx.client, args, now);
     }
