@@ -1487,6 +1487,55 @@ fn a_key_deleted_while_its_batch_is_on_its_way_stays_deleted_across_a_restart() 
     assert_eq!(missing, Vec::<usize>::new(), "keys lost");
 }
 
+/// A node restarted from a snapshot older than the slots it handed over (the binary's default:
+/// no append-only log) finds those slots' keys in the snapshot. They are stale copies: the new
+/// owner got every key when the slot moved and has gone on since. They are dropped, not pushed
+/// back there, where they would bring back keys deleted meanwhile.
+#[test]
+fn keys_a_node_handed_over_do_not_come_back_from_its_old_snapshot() {
+    const KEYS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--cluster-node-timeout", "5000", "--appendonly", "no"];
+    let mut n = nodes(dir.path(), 2, &args);
+    let rt = runtime();
+    rt.block_on(load_keys(n[0].port, KEYS));
+    assert_eq!(cli(n[0].port, &["SAVE"]), "OK");
+    meet(&n[0], &n[1]);
+    let both: Vec<&ClusterNode> = n.iter().collect();
+    wait_settled(&both, 2, Duration::from_secs(120));
+    let kept: i64 = cli(n[0].port, &["DBSIZE"]).parse().unwrap();
+    let moved: i64 = cli(n[1].port, &["DBSIZE"]).parse().unwrap();
+    assert_eq!(kept + moved, KEYS as i64);
+    assert!(moved > 0 && kept > 0, "{kept} {moved}");
+    // The new owner deletes every key it was given; then the old owner restarts from the
+    // snapshot taken before the move.
+    assert_eq!(cli(n[1].port, &["FLUSHALL"]), "OK");
+    n[0].kill9();
+    n[0].restart();
+    let both: Vec<&ClusterNode> = n.iter().collect();
+    wait_settled(&both, 2, Duration::from_secs(120));
+    // Either way (dropped here, or pushed there and deleted here once taken) the restarted
+    // node ends with the keys of its own slots only.
+    assert!(
+        wait(Duration::from_secs(60), || cli(n[0].port, &["DBSIZE"])
+            == kept.to_string()),
+        "the restarted node kept keys of slots it handed over: {}\n{}",
+        cli(n[0].port, &["DBSIZE"]),
+        n[0].log()
+    );
+    assert_eq!(
+        cli(n[1].port, &["DBSIZE"]),
+        "0",
+        "deleted keys came back: {}",
+        n[0].log()
+    );
+    assert_eq!(
+        rt.block_on(missing_keys(&[n[0].port, n[1].port], "key", KEYS))
+            .len() as i64,
+        moved
+    );
+}
+
 #[test]
 fn two_nodes_joining_at_once_take_their_share_of_the_keys() {
     const KEYS: usize = 4_000;

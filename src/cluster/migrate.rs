@@ -620,7 +620,7 @@ fn move_slots(
                 Ok(r) if r.get_ref().accepted => {
                     let epoch = r.get_ref().config_epoch;
                     for &s in &slots {
-                        st.assign(s, Some(to));
+                        st.hand_over(s, to);
                         st.migrating.remove(&s);
                     }
                     st.note_claim_accepted(to, epoch);
@@ -891,6 +891,7 @@ fn import_batch(
     if slots.iter().any(|&s| shard_of_slot(s) != shard) {
         return refuse("slots of more than one shard");
     }
+    let mut reclaimed = Vec::new();
     {
         let mut st = cluster.state.lock();
         if !st.nodes.contains_key(&sender.id) {
@@ -923,11 +924,28 @@ fn import_batch(
                 st.importing.insert(s, sender.id.clone());
                 changed = true;
             }
+            if st.released.remove(&s) {
+                reclaimed.push(s);
+            }
         }
-        if changed {
+        if changed || !reclaimed.is_empty() {
             st.dirty = true;
             cluster.publish(&mut st);
         }
+    }
+    // A slot this node once handed over comes back: its keys here are current again, and
+    // nodes.conf must say so before any is taken in (a restart drops the keys of slots
+    // handed over: see `ClusterState::released`).
+    if !reclaimed.is_empty()
+        && let Err(e) = cluster.save(false)
+    {
+        // Still handed over as far as the file knows: the sender's retry tries again.
+        let mut st = cluster.state.lock();
+        st.released.extend(reclaimed);
+        st.dirty = true;
+        drop(st);
+        tracing::error!("cannot write {}: {e}", cluster.cfg.config_file.display());
+        return refuse("cannot write nodes.conf");
     }
     // Decode everything before taking the shard, so the lock is held only to insert.
     let lim = crate::commands::keys::rdb_limits(node);

@@ -12,6 +12,7 @@ pub mod routing;
 pub mod slots;
 pub mod state;
 
+use crate::persist::aof::KIND_MOVED;
 use crate::store::shard_of_slot;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -1031,6 +1032,7 @@ impl Cluster {
         let counts = (keys > 0).then(|| node.store.slot_key_counts());
         let mut handoffs: HashMap<String, Vec<u16>> = HashMap::new();
         let mut strays: HashMap<String, Vec<u16>> = HashMap::new();
+        let mut stale = Vec::new();
         {
             let mut st = self.state.lock();
             if st.manual {
@@ -1122,6 +1124,13 @@ impl Cluster {
                 let Some(owner) = st.slots[s].as_deref() else {
                     continue;
                 };
+                if owner != me_id
+                    && st.released.contains(&slot)
+                    && !st.importing.contains_key(&slot)
+                {
+                    stale.push(slot);
+                    continue;
+                }
                 let healthy = st
                     .nodes
                     .get(owner)
@@ -1172,6 +1181,9 @@ impl Cluster {
                 self.publish(&mut st);
             }
         }
+        if !stale.is_empty() {
+            self.drop_stale(node, &stale);
+        }
         for (to, slots) in strays {
             tracing::debug!(slots = slots.len(), to = %to, "keys found here of slots another node serves: pushing them there");
             for s in slots {
@@ -1180,6 +1192,46 @@ impl Cluster {
         }
         for (to, slots_wanted) in handoffs {
             self.hand_off(node, to, slots_wanted);
+        }
+    }
+
+    /// Deletes the keys found here of slots this node handed over (see
+    /// [`ClusterState::released`]), logged as moved away, as when they left.
+    fn drop_stale(&self, node: &Arc<Node>, slots: &[u16]) {
+        let mut dropped = 0;
+        for group in slots.chunk_by(|a, b| shard_of_slot(*a) == shard_of_slot(*b)) {
+            let mut ks = node
+                .store
+                .lock_shard(shard_of_slot(group[0]), crate::commands::now_ms());
+            // Checked again under the shard's lock: a slot taken back meanwhile keeps its keys.
+            let stale: Vec<u16> = {
+                let st = self.state.lock();
+                let me = st.myself.as_str();
+                group
+                    .iter()
+                    .copied()
+                    .filter(|s| {
+                        st.released.contains(s) && st.slots[*s as usize].as_deref() != Some(me)
+                    })
+                    .collect()
+            };
+            let keys =
+                ks.keys_in_slots(shard_of_slot(group[0]), |s| stale.contains(&s), usize::MAX);
+            for k in &keys {
+                let _ = ks.settle_moved(k);
+            }
+            if !keys.is_empty() {
+                let names: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                ks.store().aof.append_keys(KIND_MOVED, &names);
+                dropped += keys.len();
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                keys = dropped,
+                slots = ?slot_ranges(slots.iter().copied()),
+                "dropped keys of slots this node handed over: the data files held copies older than the handover"
+            );
         }
     }
 
@@ -1207,7 +1259,7 @@ impl Cluster {
                 if count(s) > 0 {
                     self.migrator.enqueue(s, &to);
                 } else if st.slots[s as usize].as_deref() == Some(me.as_str()) {
-                    st.assign(s, Some(&to));
+                    st.hand_over(s, &to);
                     st.handing_off.insert(s);
                     moved.push(s);
                 }

@@ -33,8 +33,20 @@ pub fn render(st: &ClusterState) -> String {
         out.push_str(&node_line(st, n, true));
         out.push('\n');
     }
+    // Ours too: the slots handed over (see `ClusterState::released`), as ranges, or "-".
+    let released = slot_ranges(st.released.iter().copied())
+        .into_iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     out.push_str(&format!(
-        "vars currentEpoch {} lastVoteEpoch {} slot-mode {} provisional {} draining {}\n",
+        "vars currentEpoch {} lastVoteEpoch {} slot-mode {} provisional {} draining {} released {}\n",
         st.current_epoch,
         st.last_vote_epoch,
         if st.manual { "manual" } else { "auto" },
@@ -45,8 +57,23 @@ pub fn render(st: &ClusterState) -> String {
         } else {
             "no"
         },
+        if released.is_empty() { "-" } else { &released },
     ));
     out
+}
+
+/// `0-5,9` (or `-`, none) as slots.
+fn parse_slot_list(text: &str) -> Option<Vec<u16>> {
+    let mut out = Vec::new();
+    for part in text.split(',').filter(|p| *p != "-") {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+        if a > b || b as usize >= super::slots::SLOTS {
+            return None;
+        }
+        out.extend(a..=b);
+    }
+    Some(out)
 }
 
 /// One `CLUSTER NODES` line. `with_aux` is for nodes.conf: it adds the HTTP port and keeps a
@@ -154,6 +181,7 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
     };
     let mut nodes: Vec<(ClusterNode, Vec<(u16, u16)>)> = Vec::new();
     let mut vars: Option<(u64, u64, bool, bool, bool)> = None;
+    let mut released = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let ln = i + 1;
         let line = raw.trim();
@@ -181,6 +209,10 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
                     "slot-mode" => manual = *v == "manual",
                     "provisional" => provisional = *v == "yes",
                     "draining" => draining = *v == "yes",
+                    "released" => {
+                        released = parse_slot_list(v)
+                            .ok_or_else(|| corrupt(ln, "bad released slots", raw))?
+                    }
                     _ => {}
                 }
             }
@@ -294,6 +326,7 @@ pub fn load(path: &Path, node_timeout_ms: i64) -> Result<Option<ClusterState>, N
     st.current_epoch = current_epoch;
     st.last_vote_epoch = last_vote;
     st.manual = manual;
+    st.released.extend(released);
     for (n, ranges) in nodes {
         let id = n.id.clone();
         if id != st.myself {
@@ -350,6 +383,27 @@ mod tests {
         assert_eq!(back.me().endpoint.hostname, "pod-0");
         assert_eq!(back.me().endpoint.http_port, 8080);
         assert_eq!(back.me().flags & flag::DRAINING, 0);
+        assert!(back.released.is_empty());
+        // Slots handed over are remembered, and forgotten once served here again.
+        for s in [7, 8, 9, 4000] {
+            st.hand_over(s, &"b".repeat(40));
+        }
+        save(&path, &st).unwrap();
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains(" released 7-9,4000\n")
+        );
+        let mut back = load(&path, 15000).unwrap().unwrap();
+        assert_eq!(
+            back.released.iter().copied().collect::<Vec<_>>(),
+            [7, 8, 9, 4000]
+        );
+        back.assign(8, Some(&"a".repeat(40)));
+        assert_eq!(
+            back.released.iter().copied().collect::<Vec<_>>(),
+            [7, 9, 4000]
+        );
         // A drain survives a restart.
         st.me_mut().flags |= flag::DRAINING;
         save(&path, &st).unwrap();
@@ -360,6 +414,9 @@ mod tests {
         fs::write(&path, &text[..text.len() / 2]).unwrap();
         let err = load(&path, 15000).unwrap_err().to_string();
         assert!(err.contains("nodes.conf"), "{err}");
+        fs::write(&path, text.replace(" released 7-9,4000", " released 9-7")).unwrap();
+        let err = load(&path, 15000).unwrap_err().to_string();
+        assert!(err.contains("bad released slots"), "{err}");
         fs::write(&path, "garbage\nvars currentEpoch 0 lastVoteEpoch 0\n").unwrap();
         assert!(load(&path, 15000).is_err());
     }

@@ -246,6 +246,12 @@ pub struct ClusterState {
     /// had then, but we may take a higher epoch meanwhile (accepting a claim of our own), and a
     /// message of ours still claiming them would then win them back.
     pub claiming: std::collections::BTreeSet<u16>,
+    /// Slots this node handed over, keys and all, and has not served since (kept in
+    /// nodes.conf). Keys of them found here after a restart come from data files older than
+    /// the handover (a snapshot taken before it, or a log cut short): the new owner got every
+    /// key then and has gone on since, so they are dropped, not pushed back as strays (that
+    /// would bring back keys it deleted).
+    pub released: std::collections::BTreeSet<u16>,
     /// Automatic distribution is off for this cluster (an operator assigned slots by hand, or
     /// `cluster.auto-assign = false`).
     pub manual: bool,
@@ -289,6 +295,7 @@ impl ClusterState {
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
             handing_off: Default::default(),
+            released: Default::default(),
             owner_not_claiming: Default::default(),
             claiming: Default::default(),
             manual: false,
@@ -355,10 +362,21 @@ impl ClusterState {
         if !self.owner_not_claiming.is_empty() {
             self.owner_not_claiming.remove(&slot);
         }
+        if owner == Some(self.myself.as_str()) && self.released.remove(&slot) {
+            self.dirty = true;
+        }
         let s = &mut self.slots[slot as usize];
         if s.as_deref() != owner {
             *s = owner.map(str::to_string);
             self.dirty = true;
+        }
+    }
+
+    /// We handed `slot` to `to`, with every key of it: see [`ClusterState::released`].
+    pub fn hand_over(&mut self, slot: u16, to: &str) {
+        self.assign(slot, Some(to));
+        if to != self.myself {
+            self.released.insert(slot);
         }
     }
 
@@ -594,6 +612,9 @@ impl ClusterState {
         }
         self.migrating.clear();
         self.importing.clear();
+        // A replica's data is its master's: what it handed over as a master no longer says
+        // anything of its files.
+        self.released.clear();
         let me = self.me_mut();
         me.flags = (me.flags & !flag::MASTER) | flag::REPLICA;
         me.replica_of = Some(master.to_string());

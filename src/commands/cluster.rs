@@ -821,6 +821,7 @@ fn reset(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         }
         st.migrating.clear();
         st.importing.clear();
+        st.released.clear();
         for s in st.slots.iter_mut() {
             *s = None;
         }
