@@ -27,7 +27,8 @@ use crate::store::Store;
 /// CLIENT PAUSE state: until when, and whether only writes wait.
 #[derive(Default)]
 pub struct Pause {
-    until_ms: AtomicI64,
+    /// The store's [`Store::expiry_held_until`]: nothing expires while clients are paused.
+    until_ms: Arc<AtomicI64>,
     writes_only: AtomicBool,
     pub unpaused: Notify,
     /// Clients waiting for the pause to end (INFO counts them in `blocked_clients`).
@@ -44,6 +45,14 @@ impl Drop for PauseWait {
 }
 
 impl Pause {
+    /// A pause that holds `store`'s expiry while it lasts.
+    pub fn for_store(store: &Store) -> Pause {
+        Pause {
+            until_ms: store.expiry_held_until.clone(),
+            ..Pause::default()
+        }
+    }
+
     pub fn waiting(&self) -> PauseWait {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         PauseWait(self.waiting.clone())
@@ -435,8 +444,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
     }
     let ncmds = crate::commands::table().all.len();
     let events = Arc::new(Events::default());
+    let store = Store::new(config.databases, events);
     let node = Arc::new(Node {
-        store: Store::new(config.databases, events),
+        pause: Pause::for_store(&store),
+        store,
         clients: ClientRegistry::default(),
         stats: Stats::default(),
         cmd_stats: (0..ncmds).map(|_| CmdStat::default()).collect(),
@@ -445,7 +456,6 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         monitors: Monitors::default(),
         pubsub: Arc::new(PubSub::default()),
         notifier: Notifier::default(),
-        pause: Pause::default(),
         run_id: random_run_id(),
         started: Instant::now(),
         start_unix_ms: crate::commands::now_ms(),

@@ -59,6 +59,8 @@ on_both!(
     swapdb_wakes_waiters_of_both_databases,
     xreadgroup_waiters_learn_that_their_stream_is_gone,
     client_pause_write_holds_what_may_write,
+    client_pause_lets_no_writes_scripts_and_functions_run,
+    nothing_expires_while_clients_are_paused,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -373,6 +375,91 @@ async fn client_pause_write_holds_what_may_write(addr: SocketAddr) {
     );
     blocked(addr, 0).await;
     assert_eq!(admin.cmd(&["FLUSHALL"]).await, "+OK\r\n");
+}
+
+/// EVALSHA of a script and FCALL of a function that declare `no-writes` run during CLIENT PAUSE
+/// WRITE (Redis reads the cached script's and the function's flags); the same without the
+/// flag wait.
+async fn client_pause_lets_no_writes_scripts_and_functions_run(addr: SocketAddr) {
+    let mut admin = Conn::open(addr).await;
+    let ro = "#!lua flags=no-writes\nreturn 'ro'";
+    let rw = "#!lua\nreturn 'rw'";
+    let ro_sha = admin.cmd(&["SCRIPT", "LOAD", ro]).await;
+    let rw_sha = admin.cmd(&["SCRIPT", "LOAD", rw]).await;
+    let (ro_sha, rw_sha) = (&ro_sha[5..45], &rw_sha[5..45]);
+    let lib = "#!lua name=pauselib\n\
+        redis.register_function{function_name='ro', callback=function() return 'ro' end, flags={'no-writes'}}\n\
+        redis.register_function('rw', function() return 'rw' end)";
+    assert_eq!(
+        admin.cmd(&["FUNCTION", "LOAD", "REPLACE", lib]).await,
+        "$8\r\npauselib\r\n"
+    );
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]).await,
+        "+OK\r\n"
+    );
+    let mut free = Conn::open(addr).await;
+    assert_eq!(free.cmd(&["EVALSHA", ro_sha, "0"]).await, "$2\r\nro\r\n");
+    assert_eq!(free.cmd(&["FCALL", "RO", "0"]).await, "$2\r\nro\r\n");
+    let mut waiting = Vec::new();
+    for (i, cmd) in [["EVALSHA", rw_sha, "0"], ["FCALL", "rw", "0"]]
+        .iter()
+        .enumerate()
+    {
+        let mut c = Conn::open(addr).await;
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        c.send(&args).await;
+        blocked(addr, i + 1).await;
+        waiting.push(c);
+    }
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]).await, "+OK\r\n");
+    for c in &mut waiting {
+        assert_eq!(String::from_utf8(c.reply().await).unwrap(), "$2\r\nrw\r\n");
+    }
+    assert_eq!(admin.cmd(&["FUNCTION", "FLUSH"]).await, "+OK\r\n");
+    assert_eq!(admin.cmd(&["SCRIPT", "FLUSH"]).await, "+OK\r\n");
+}
+
+/// As Redis 7.0: while clients are paused nothing expires, neither in the background nor when
+/// read; readers see expired keys gone all the same. After UNPAUSE a read expires them.
+async fn nothing_expires_while_clients_are_paused(addr: SocketAddr) {
+    let mut c = Conn::open(addr).await;
+    let expired = async |c: &mut Conn| -> u64 {
+        let info = c.cmd(&["INFO", "stats"]).await;
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix("expired_keys:"))
+            .unwrap()
+            .to_string();
+        line.trim().parse().unwrap()
+    };
+    let before = expired(&mut c).await;
+    assert_eq!(c.cmd(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["SET", "foo", "bar", "PX", "10"]).await,
+        "+QUEUED\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["SET", "bar", "foo", "PX", "10"]).await,
+        "+QUEUED\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]).await,
+        "+QUEUED\r\n"
+    );
+    assert_eq!(c.cmd(&["EXEC"]).await, "*3\r\n+OK\r\n+OK\r\n+OK\r\n");
+    // Long enough for several rounds of background expiry (10 a second by default).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.cmd(&["GET", "foo"]).await, "$-1\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "foo", "bar"]).await, ":0\r\n");
+    assert_eq!(c.cmd(&["TTL", "bar"]).await, ":-2\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]).await, ":2\r\n");
+    assert_eq!(expired(&mut c).await, before);
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]).await, "+OK\r\n");
+    assert_eq!(c.cmd(&["GET", "foo"]).await, "$-1\r\n");
+    assert_eq!(c.cmd(&["GET", "bar"]).await, "$-1\r\n");
+    assert_eq!(expired(&mut c).await, before + 2);
+    assert_eq!(c.cmd(&["DBSIZE"]).await, ":0\r\n");
 }
 
 async fn wrong_type_at_the_key_keeps_the_client_blocked(addr: SocketAddr) {

@@ -46,7 +46,7 @@ const FLAG_NAMES: &[&str] = &[
 #[derive(Clone)]
 pub struct Func {
     f: Function,
-    flags: ScriptFlags,
+    pub(crate) flags: ScriptFlags,
     /// The declared flags, in [`FLAG_NAMES`] order.
     flag_names: Vec<&'static str>,
     description: Option<Vec<u8>>,
@@ -548,7 +548,7 @@ pub fn function_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdR
 // FCALL
 
 /// A function by name, whatever its case (Redis's function names ignore it).
-fn find_function<'e>(engine: &'e Engine, name: &str) -> Option<(&'e String, &'e Func)> {
+pub(crate) fn find_function<'e>(engine: &'e Engine, name: &str) -> Option<(&'e String, &'e Func)> {
     engine.libraries.values().find_map(|l| {
         l.functions
             .iter()

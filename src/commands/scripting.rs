@@ -773,6 +773,28 @@ pub fn says_no_writes(body: &[u8]) -> bool {
     body.starts_with(b"#!") && shebang(body).is_ok_and(|(f, _)| f.no_writes)
 }
 
+/// Whether the cached script `sha` (EVALSHA) or the function `name` (FCALL) declares
+/// `no-writes`, as Redis's `evalGetCommandFlags`/`fcallGetCommandFlags` tell CLIENT PAUSE
+/// WRITE. Without waiting: while a script holds the engine the answer is no (the caller would
+/// wait for that script anyway).
+pub fn declared_no_writes(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
+    let Some(guard) = node.scripts.engine.try_lock() else {
+        return false;
+    };
+    let Some(engine) = guard.as_ref() else {
+        return false;
+    };
+    let name = String::from_utf8_lossy(name);
+    if function {
+        super::functions::find_function(engine, &name).is_some_and(|(_, f)| f.flags.no_writes)
+    } else {
+        engine
+            .scripts
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|s| s.flags.shebang && s.flags.no_writes)
+    }
+}
+
 /// A `#!lua flags=...` first line (Redis 7.0): whether it says `no-writes`, and the source to
 /// compile (the line commented out, so line numbers stay the script's).
 fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {

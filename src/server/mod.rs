@@ -700,6 +700,12 @@ fn pause_deadline(node: &Node, client: &ClientState, args: &[Bytes]) -> Option<i
                     .get(1)
                     .is_some_and(|body| commands::scripting::says_no_writes(body))
         }
+        Ok(c) if matches!(c.cmd.name, "evalsha" | "fcall") => {
+            writes(c)
+                && !args.get(1).is_some_and(|name| {
+                    commands::scripting::declared_no_writes(node, c.cmd.name == "fcall", name)
+                })
+        }
         Ok(c) => writes(c),
         Err(_) => false,
     };

@@ -24,7 +24,7 @@ pub mod zset;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
@@ -209,10 +209,20 @@ impl Shard {
         self.dbs[db].expires.get(key).map(|e| e.at_ms)
     }
 
-    /// Removes `key` if its TTL has passed. Returns true when it was removed.
-    /// Deletes `key` if its TTL has passed (logged, notified, freed as
-    /// `lazyfree-lazy-expire` says); true if it did.
+    /// Whether `key`'s TTL has passed. If so it is deleted (logged, notified, freed as
+    /// `lazyfree-lazy-expire` says), unless expiry is held (a pause: see
+    /// [`Store::expiry_held_until`]), when it stays, gone only to readers.
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now_ms: i64, store: &Store) -> bool {
+        match self.expire_of(db, key) {
+            Some(at) if at <= now_ms && store.expiry_held(now_ms) => true,
+            _ => self.expire_now_if_needed(db, key, now_ms, store),
+        }
+    }
+
+    /// [`Shard::expire_if_needed`] deleting an expired key even while expiry is held: a
+    /// write must not find it (Redis assumes no writes run during a pause; a few still do,
+    /// such as a replica's stream or a slot move, and they see the key gone).
+    fn expire_now_if_needed(&mut self, db: usize, key: &[u8], now_ms: i64, store: &Store) -> bool {
         match self.expire_of(db, key) {
             Some(at) if at <= now_ms => {
                 let e = self.remove(db, key);
@@ -321,6 +331,11 @@ pub struct Store {
     /// Whether the background cycle deletes expired keys (`DEBUG SET-ACTIVE-EXPIRE`); keys
     /// read after their TTL are deleted either way.
     pub active_expire: std::sync::atomic::AtomicBool,
+    /// Until when (unix ms) expired keys are kept: while clients are paused (CLIENT PAUSE,
+    /// a failover), as Redis, nothing expires, so the dataset a paused master shows its
+    /// replicas stays still; readers see expired keys gone all the same. Shared with the
+    /// node's pause state, which sets it.
+    pub expiry_held_until: Arc<AtomicI64>,
     /// Keys clients WATCH.
     pub watches: watch::Watches,
     /// Keys clients cache (CLIENT TRACKING).
@@ -358,6 +373,7 @@ impl Store {
             databases,
             dirty: AtomicU64::new(0),
             active_expire: std::sync::atomic::AtomicBool::new(true),
+            expiry_held_until: Arc::default(),
             watches: watch::Watches::default(),
             tracking: tracking::Tracking::default(),
             notify_keymiss: Default::default(),
@@ -374,6 +390,12 @@ impl Store {
 
     pub fn databases(&self) -> usize {
         self.databases
+    }
+
+    /// Whether expired keys are kept at `now_ms` (see [`Store::expiry_held_until`]).
+    #[inline]
+    pub fn expiry_held(&self, now_ms: i64) -> bool {
+        self.expiry_held_until.load(Ordering::Relaxed) > now_ms
     }
 
     /// A key changed (Redis's `signalModifiedKey`), with its shard locked: transactions
@@ -601,6 +623,9 @@ impl Store {
     /// sample was expired, bounded by `budget` rounds per shard so one cycle stays short.
     pub fn active_expire_cycle(&self, now_ms: i64, budget: usize) -> usize {
         let mut total = 0;
+        if self.expiry_held(now_ms) {
+            return 0;
+        }
         for shard in self.shards.iter() {
             let mut s = shard.lock();
             for db in 0..self.databases {
@@ -809,8 +834,11 @@ impl<'a> Keyspace<'a> {
         let (now, lru) = (self.now_ms, self.lru);
         let store = self.store;
         let s = self.shard_of(key)?;
-        s.expire_if_needed(db, key, now, store);
-        let found = s.dbs[db].keys.get_mut(key);
+        let found = if s.expire_if_needed(db, key, now, store) {
+            None
+        } else {
+            s.dbs[db].keys.get_mut(key)
+        };
         match found {
             Some(e) => {
                 s.stats.keyspace_hits += 1;
@@ -838,7 +866,7 @@ impl<'a> Keyspace<'a> {
         let (now, lru) = (self.now_ms, self.lru);
         let store = self.store;
         let s = self.shard_of(key)?;
-        s.expire_if_needed(db, key, now, store);
+        s.expire_now_if_needed(db, key, now, store);
         let found = s.dbs[db].keys.get_mut(key);
         if let Some(e) = found {
             access(e, lru, store);
@@ -852,7 +880,9 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        s.expire_if_needed(db, key, now, store);
+        if s.expire_if_needed(db, key, now, store) {
+            return Ok(None);
+        }
         Ok(s.dbs[db].keys.get(key))
     }
 
@@ -877,8 +907,7 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        s.expire_if_needed(db, key, now, store);
-        Ok(s.dbs[db].keys.contains(key))
+        Ok(!s.expire_if_needed(db, key, now, store) && s.dbs[db].keys.contains(key))
     }
 
     /// Stores `value` under `key`. `ttl`: `None` clears any TTL, `Some(ms)` sets one;
@@ -895,7 +924,7 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        s.expire_if_needed(db, key, now, store);
+        s.expire_now_if_needed(db, key, now, store);
         let d = &mut s.dbs[db];
         let had_expire;
         if let Some(e) = d.keys.get_mut(key) {
@@ -974,7 +1003,7 @@ impl<'a> Keyspace<'a> {
         let now = self.now_ms;
         let store = self.store;
         let s = self.shard_of(key)?;
-        if s.expire_if_needed(db, key, now, store) {
+        if s.expire_now_if_needed(db, key, now, store) {
             return Ok(None);
         }
         let e = s.remove(db, key);
