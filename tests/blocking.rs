@@ -61,6 +61,7 @@ on_both!(
     client_pause_write_holds_what_may_write,
     client_pause_lets_no_writes_scripts_and_functions_run,
     nothing_expires_while_clients_are_paused,
+    a_blocking_command_counts_as_one_call,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -460,6 +461,71 @@ async fn nothing_expires_while_clients_are_paused(addr: SocketAddr) {
     assert_eq!(c.cmd(&["GET", "bar"]).await, "$-1\r\n");
     assert_eq!(expired(&mut c).await, before + 2);
     assert_eq!(c.cmd(&["DBSIZE"]).await, ":0\r\n");
+}
+
+/// A command that blocks, then is served (or fails), is one call in INFO commandstats, as in
+/// Redis; its error is counted when it ends.
+async fn a_blocking_command_counts_as_one_call(addr: SocketAddr) {
+    let mut admin = Conn::open(addr).await;
+    assert_eq!(admin.cmd(&["CONFIG", "RESETSTAT"]).await, "+OK\r\n");
+    let calls = async |c: &mut Conn, cmd: &str| -> String {
+        let info = c.cmd(&["INFO", "commandstats"]).await;
+        let prefix = format!("cmdstat_{cmd}:");
+        let line = info
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {cmd} in {info}"))
+            .to_string();
+        // calls=N,usec=..,usec_per_call=..,rejected_calls=N,failed_calls=N
+        line.split(',')
+            .filter(|f| f.contains("calls=") && !f.starts_with("usec"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut a = Conn::open(addr).await;
+    a.send(&[b"BLPOP", b"list", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(admin.cmd(&["RPUSH", "list", "v"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*2\r\n$4\r\nlist\r\n$1\r\nv\r\n"
+    );
+    assert_eq!(
+        calls(&mut admin, "blpop").await,
+        "calls=1,rejected_calls=0,failed_calls=0"
+    );
+    assert_eq!(
+        admin
+            .cmd(&["XGROUP", "CREATE", "stream", "group", "$", "MKSTREAM"])
+            .await,
+        "+OK\r\n"
+    );
+    a.send(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"group",
+        b"alice",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        b"stream",
+        b">",
+    ])
+    .await;
+    blocked(addr, 1).await;
+    assert_eq!(
+        admin.cmd(&["XGROUP", "DESTROY", "stream", "group"]).await,
+        ":1\r\n"
+    );
+    let err = String::from_utf8(a.reply().await).unwrap();
+    assert!(err.starts_with("-NOGROUP"), "{err}");
+    assert_eq!(
+        calls(&mut admin, "xreadgroup").await,
+        "calls=1,rejected_calls=0,failed_calls=1"
+    );
+    let errors = admin.cmd(&["INFO", "errorstats"]).await;
+    assert!(errors.contains("errorstat_NOGROUP:count=1\r\n"), "{errors}");
+    assert_eq!(admin.cmd(&["DEL", "stream"]).await, ":1\r\n");
 }
 
 async fn wrong_type_at_the_key_keeps_the_client_blocked(addr: SocketAddr) {

@@ -744,7 +744,8 @@ pub fn run(
         node.stats.note_error(&e);
         stat.failed();
     }
-    stat.record(elapsed);
+    let done = !ctx.client.still_blocked;
+    stat.record_run(elapsed, !rerun_of_blocked, done);
     // A command at or over `latency-monitor-threshold` is a latency event, as in Redis (not
     // the first run of one that blocks: its wait is not its cost).
     let threshold = node
@@ -760,21 +761,26 @@ pub fn run(
         };
         node.latency.add(event, now / 1000, ms);
     }
-    node.stats
-        .commands_processed
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !rerun_of_blocked {
+        node.stats
+            .commands_processed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let f = cmd.cmd.flags;
     // MIGRATE's passwords are shown as `(redacted)`, as Redis does.
     let redacted = (cmd.cmd.name == "migrate")
         .then(|| migrate::redacted(args))
         .flatten();
     let shown = redacted.as_deref().unwrap_or(args);
-    if f & flags::SKIP_SLOWLOG == 0 {
+    // A blocking command goes to the slow log when it is served (Redis: when unblocked).
+    if f & flags::SKIP_SLOWLOG == 0 && done {
         node.slowlog
             .maybe_record(node, ctx.client, shown, elapsed, now);
     }
     // Administrative commands are not shown, as in Redis (CONFIG SET could reveal a password).
-    if f & (flags::SKIP_MONITOR | flags::ADMIN) == 0 && node.monitors.active() {
+    // Shown once, when it first runs, not again when a blocked command is served.
+    if f & (flags::SKIP_MONITOR | flags::ADMIN) == 0 && !rerun_of_blocked && node.monitors.active()
+    {
         node.monitors.feed(ctx.client, shown, now);
     }
     after

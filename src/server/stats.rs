@@ -144,11 +144,22 @@ pub struct CmdStat {
 
 impl CmdStat {
     pub fn record(&self, d: Duration) {
+        self.record_run(d, true, true);
+    }
+
+    /// One run of a command: its time always; a call unless it is the re-run of a blocked
+    /// command (Redis counts a blocking command once, when it first runs); a latency sample
+    /// once it is done (Redis samples a blocked command when it is unblocked).
+    pub fn record_run(&self, d: Duration, call: bool, done: bool) {
         let us = d.as_micros() as u64;
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        if call {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
         self.usec.fetch_add(us, Ordering::Relaxed);
-        let bucket = (64 - us.leading_zeros() as usize).min(self.histogram.len() - 1);
-        self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+        if done {
+            let bucket = (64 - us.leading_zeros() as usize).min(self.histogram.len() - 1);
+            self.histogram[bucket].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn failed(&self) {
