@@ -597,6 +597,15 @@ pub static SETTINGS: &[Setting] = &[
         "At start, cut a truncated last log record off with a warning (no: refuse to start)"
     ),
     setting!(
+        "aof-use-rdb-preamble",
+        "aof-use-rdb-preamble",
+        Kind::Bool,
+        "yes",
+        true,
+        "Accepted for Redis's configs and tools; changes nothing: a rewritten log always starts \
+         with its keys in the snapshot's encoding (as Redis's RDB preamble), then commands"
+    ),
+    setting!(
         "notify-keyspace-events",
         "notify-keyspace-events",
         Kind::Custom(&NOTIFY_EVENTS),

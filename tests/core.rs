@@ -1238,6 +1238,76 @@ async fn debug_reload_round_trips_the_dataset() {
     node.shutdown().await;
 }
 
+/// DEBUG LOADAOF writes out the log, empties the keyspace and replays the log: the dataset
+/// (digest, TTLs, KEEPTTL and PERSIST as they were applied) comes back, from a log that was
+/// rewritten (a base of entries, then commands) too. Without the log it is refused.
+#[tokio::test]
+async fn debug_loadaof_replays_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&[
+        ("enable-debug-command", "yes"),
+        ("dir", dir.path().to_str().unwrap()),
+        ("appendonly", "yes"),
+    ])
+    .await;
+    let mut c = common::connect_waiting(node.resp_addr()).await;
+    async fn q<T: redis::FromRedisValue>(
+        c: &mut redis::aio::MultiplexedConnection,
+        args: &[&str],
+    ) -> T {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(c).await.unwrap()
+    }
+    let _: () = q(&mut c, &["SET", "foo", "bar", "EX", "100"]).await;
+    let _: () = q(&mut c, &["SET", "foo", "bar2", "KEEPTTL"]).await;
+    let _: () = q(&mut c, &["SET", "gone", "x", "EX", "100"]).await;
+    let _: String = q(&mut c, &["GETEX", "gone", "PERSIST"]).await;
+    let _: () = q(&mut c, &["RPUSH", "list", "a", "b", "c"]).await;
+    let _: () = q(&mut c, &["ZADD", "zset", "1.5", "a", "2", "b"]).await;
+    let digest: String = q(&mut c, &["DEBUG", "DIGEST"]).await;
+    assert_ne!(digest, "0".repeat(40));
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "LOADAOF"]).await, "OK");
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "DIGEST"]).await, digest);
+    assert_eq!(q::<String>(&mut c, &["GET", "foo"]).await, "bar2");
+    let ttl: i64 = q(&mut c, &["TTL", "foo"]).await;
+    assert!((90..=100).contains(&ttl), "{ttl}");
+    assert_eq!(q::<i64>(&mut c, &["TTL", "gone"]).await, -1);
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).await, 4);
+
+    // A rewritten log: its base, then what came after.
+    let _: String = q(&mut c, &["BGREWRITEAOF"]).await;
+    assert!(
+        common::wait_for(std::time::Duration::from_secs(30), async || {
+            let info: String = q(&mut c, &["INFO", "persistence"]).await;
+            info.contains("aof_rewrite_in_progress:0")
+                && info.contains("aof_rewrite_scheduled:0")
+                && info.contains("aof_rewrites:1")
+        })
+        .await
+    );
+    let _: () = q(&mut c, &["LPUSH", "list", "z"]).await;
+    let _: () = q(&mut c, &["DEL", "zset"]).await;
+    let digest: String = q(&mut c, &["DEBUG", "DIGEST"]).await;
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "LOADAOF"]).await, "OK");
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "DIGEST"]).await, digest);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["LRANGE", "list", "0", "-1"]).await,
+        ["z", "a", "b", "c"]
+    );
+
+    let _: () = q(&mut c, &["CONFIG", "SET", "appendonly", "no"]).await;
+    let e = redis::cmd("DEBUG")
+        .arg("LOADAOF")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("appendonly yes"), "{e}");
+    node.shutdown().await;
+}
+
 /// DEBUG SLEEP stops the node as it stops Redis: another client's command waits for it.
 /// DEBUG SET-ACTIVE-EXPIRE 0 leaves expired keys nobody reads in place until it is 1 again.
 /// (Several runtime threads: the sleep holds one, the waiting SET another.)

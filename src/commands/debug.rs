@@ -26,6 +26,8 @@ const HELP: &[&str] = &[
     "ERROR <string>",
     "    Return a Redis protocol error with <string> as message. Useful for clients",
     "    unit tests to simulate Redis errors.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "LOG <message>",
     "    Write <message> to the server log.",
     "OBJECT <key>",
@@ -86,6 +88,13 @@ pub fn debug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         Ok(())
     } else if eq_ic(sub, "RELOAD") {
         reload(ctx, ks, &args[2..])
+    } else if eq_ic(sub, "LOADAOF") && n == 2 {
+        if !ks.holds_all() {
+            return Err(CmdError::err("DEBUG LOADAOF needs every shard locked"));
+        }
+        crate::persist::debug_loadaof(ctx.node, ks).map_err(CmdError::err)?;
+        ctx.out.ok();
+        Ok(())
     } else if eq_ic(sub, "POPULATE") && (3..=5).contains(&n) {
         populate(ctx, ks, args)
     } else if eq_ic(sub, "PROTOCOL") && n == 3 {

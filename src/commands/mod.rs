@@ -821,16 +821,7 @@ impl<'a> Replayer<'a> {
     /// Applies one logged command. Err: it cannot be run (unknown command, wrong arity, a
     /// database that does not exist): the log is not ours or is damaged.
     pub fn replay(&mut self, db: usize, args: &[Bytes]) -> Result<(), String> {
-        let cmd = resolve(args).map_err(|e| format!("cannot replay a logged command: {e}"))?;
-        if db >= self.node.store.databases() {
-            return Err(format!(
-                "logged command for database {db}, which does not exist"
-            ));
-        }
-        let Some(handler) = cmd.cmd.handler else {
-            return Ok(());
-        };
-        self.client.db = db;
+        let cmd = self.check(db, args)?;
         let store = &self.node.store;
         let mut ks = if cmd.cmd.flags & flags::ALL_SHARDS != 0 {
             store.lock_all(0)
@@ -843,6 +834,39 @@ impl<'a> Replayer<'a> {
                 store.lock_keys(&keys, 0)
             }
         };
+        self.apply(cmd, &mut ks, db, args);
+        Ok(())
+    }
+
+    /// [`Replayer::replay`] under a keyspace the caller holds whole (DEBUG LOADAOF).
+    pub fn replay_held(
+        &mut self,
+        ks: &mut Keyspace,
+        db: usize,
+        args: &[Bytes],
+    ) -> Result<(), String> {
+        let cmd = self.check(db, args)?;
+        let now = std::mem::replace(&mut ks.now_ms, 0);
+        self.apply(cmd, ks, db, args);
+        ks.now_ms = now;
+        Ok(())
+    }
+
+    fn check(&self, db: usize, args: &[Bytes]) -> Result<&'static CommandRef, String> {
+        let cmd = resolve(args).map_err(|e| format!("cannot replay a logged command: {e}"))?;
+        if db >= self.node.store.databases() {
+            return Err(format!(
+                "logged command for database {db}, which does not exist"
+            ));
+        }
+        Ok(cmd)
+    }
+
+    fn apply(&mut self, cmd: &CommandRef, ks: &mut Keyspace, db: usize, args: &[Bytes]) {
+        let Some(handler) = cmd.cmd.handler else {
+            return;
+        };
+        self.client.db = db;
         self.out.clear();
         let mut ctx = Ctx {
             node: self.node,
@@ -854,7 +878,7 @@ impl<'a> Replayer<'a> {
         };
         // A command that fails now failed when it ran too (it was logged only if it succeeded,
         // so this is rare): Redis ignores replay errors the same way.
-        let result = handler(&mut ctx, &mut ks, args);
+        let result = handler(&mut ctx, ks, args);
         if self.log
             && result.is_ok()
             && cmd.cmd.flags & flags::WRITE != 0
@@ -863,7 +887,6 @@ impl<'a> Replayer<'a> {
             self.node.store.aof.append_command(db, args);
         }
         self.client.multi = None;
-        Ok(())
     }
 }
 

@@ -834,6 +834,19 @@ impl Aof {
     /// Writes the records appended so far to `out` (held by the caller); returns the log
     /// position they end at. On an error they go back in front of anything appended meanwhile,
     /// and writes are refused until a later write succeeds.
+    /// Writes what is pending to the file from the caller's thread, waiting for the file if
+    /// another writer has it, so the file holds every record appended so far (DEBUG LOADAOF
+    /// reads it back). Acknowledging (and fsyncing under `always`) stays the writer's job.
+    pub fn write_pending_now(&self) -> Result<(), String> {
+        let mut out = self.output.lock();
+        if out.file.is_none() {
+            return Ok(());
+        }
+        self.write_pending(&mut out)
+            .map(|_| ())
+            .map_err(|()| self.last_error.lock().clone())
+    }
+
     fn write_pending(&self, out: &mut Output) -> Result<u64, ()> {
         let (data, seq) = {
             let mut p = self.pending.lock();

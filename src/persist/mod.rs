@@ -267,7 +267,7 @@ fn load(node: &Arc<Node>) -> anyhow::Result<Option<(String, u64)>> {
     if aof_on && aof.exists() {
         p.loading_total_bytes.store(total(&aof), Ordering::Relaxed);
         tracing::info!(file = %aof.display(), "Loading the append-only log");
-        let (n, position) = load_aof(node, &aof)?;
+        let (n, position) = load_aof(node, &aof, None)?;
         tracing::info!(
             "DB loaded from append only file: {:.3} seconds ({n} records)",
             started.elapsed().as_secs_f64()
@@ -357,14 +357,19 @@ pub fn apply_keys_record(
 ) -> Result<(), format::Short> {
     for key in aof::decode_keys(&mut Cursor::new(payload))? {
         let shard = crate::store::shard_of_slot(crate::cluster::slots::key_hash_slot(&key));
-        let mut ks = store.lock_shard(shard, 0);
-        if kind == aof::KIND_MOVED {
-            let _ = ks.settle_moved(&key);
-        } else if let Ok(p) = ks.pinned_mut(shard) {
-            p.insert(key);
-        }
+        apply_keys_record_to(&mut store.lock_shard(shard, 0), kind, key);
     }
     Ok(())
+}
+
+/// One key of a `PINS` or `MOVED` record, under a keyspace that holds its shard.
+fn apply_keys_record_to(ks: &mut crate::store::Keyspace, kind: u8, key: Vec<u8>) {
+    let shard = crate::store::shard_of_slot(crate::cluster::slots::key_hash_slot(&key));
+    if kind == aof::KIND_MOVED {
+        let _ = ks.settle_moved(&key);
+    } else if let Ok(p) = ks.pinned_mut(shard) {
+        p.insert(key);
+    }
 }
 
 /// Checks that a record payload decodes (without applying it).
@@ -393,7 +398,13 @@ fn repair_hint(path: &Path) -> String {
 
 /// Replays the log; returns the number of records and the replication position its last
 /// record gives, if it is a `POSITION` record.
-fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<(u64, Option<(String, u64)>)> {
+/// Replays the log at `path` into the node's store, or into `held`, a keyspace the caller
+/// holds whole (DEBUG LOADAOF).
+fn load_aof(
+    node: &Arc<Node>,
+    path: &Path,
+    mut held: Option<&mut crate::store::Keyspace>,
+) -> anyhow::Result<(u64, Option<(String, u64)>)> {
     let lim = limits(node);
     let mut replayer = crate::commands::Replayer::new(node)
         .ok_or_else(|| anyhow::anyhow!("no client for the log replay"))?;
@@ -409,21 +420,57 @@ fn load_aof(node: &Arc<Node>, path: &Path) -> anyhow::Result<(u64, Option<(Strin
                 let cmds = aof::decode_commands(&mut Cursor::new(&payload[1..]))
                     .map_err(|_| "undecodable command record".to_string())?;
                 for (db, args) in cmds {
-                    replayer.replay(db, &args)?;
+                    match held.as_deref_mut() {
+                        Some(ks) => replayer.replay_held(ks, db, &args)?,
+                        None => replayer.replay(db, &args)?,
+                    }
                 }
                 Ok(())
             }
             Some(&aof::KIND_ENTRIES) => {
                 // The base of a rewritten log keeps keys that have expired since: commands after
                 // it may have run while they were alive; expiry deletes them after loading.
-                let (l, _) = snapshot::load_entries(&payload[1..], &node.store, &lim, None)
-                    .map_err(|_| "undecodable snapshot entries".to_string())?;
+                let undecodable = |_| "undecodable snapshot entries".to_string();
+                let l = match held.as_deref_mut() {
+                    Some(ks) => {
+                        let mut l = 0;
+                        snapshot::for_each_entry(
+                            &payload[1..],
+                            ks.store().databases(),
+                            &lim,
+                            |db, e| {
+                                l += 1;
+                                ks.set(db, &e.key, e.value, e.expire_at_ms, false)
+                                    .map_err(|_| format::Short)
+                            },
+                        )
+                        .map_err(undecodable)?;
+                        l
+                    }
+                    None => {
+                        snapshot::load_entries(&payload[1..], &node.store, &lim, None)
+                            .map_err(undecodable)?
+                            .0
+                    }
+                };
                 p.load_keys_loaded.fetch_add(l, Ordering::Relaxed);
                 Ok(())
             }
             Some(&kind @ (aof::KIND_PINS | aof::KIND_MOVED)) => {
-                apply_keys_record(&node.store, kind, &payload[1..])
-                    .map_err(|_| "undecodable keys record".to_string())
+                let undecodable = |_| "undecodable keys record".to_string();
+                match held.as_deref_mut() {
+                    Some(ks) => {
+                        for key in aof::decode_keys(&mut Cursor::new(&payload[1..]))
+                            .map_err(undecodable)?
+                        {
+                            apply_keys_record_to(ks, kind, key);
+                        }
+                        Ok(())
+                    }
+                    None => {
+                        apply_keys_record(&node.store, kind, &payload[1..]).map_err(undecodable)
+                    }
+                }
             }
             Some(&aof::KIND_FUNCTIONS) => {
                 crate::commands::functions::load_saved(node, &payload[1..])
@@ -574,6 +621,26 @@ pub fn debug_reload(
     }
     tracing::warn!("DB reloaded by DEBUG RELOAD");
     Ok(found.keys)
+}
+
+/// DEBUG LOADAOF, as Redis's: writes what the log has pending, empties the keyspace (held whole
+/// by the caller) and replays the log into it. Nothing is logged or counted as a change.
+pub fn debug_loadaof(node: &Arc<Node>, ks: &mut crate::store::Keyspace) -> Result<u64, String> {
+    if !node.store.aof.is_on() {
+        return Err("DEBUG LOADAOF needs appendonly yes".into());
+    }
+    node.store
+        .aof
+        .write_pending_now()
+        .map_err(|e| format!("Error writing the append only file: {e}"))?;
+    ks.flush_all(false);
+    for (_, shard) in ks.shards_mut() {
+        shard.pinned.clear();
+    }
+    let path = aof_path(node);
+    let (n, _) = load_aof(node, &path, Some(ks)).map_err(|e| e.to_string())?;
+    tracing::warn!("Append Only File loaded by DEBUG LOADAOF ({n} records)");
+    Ok(n)
 }
 
 /// A snapshot's image with the replication position it is at (see `Replication::position`):

@@ -279,30 +279,39 @@ pub fn load_entries(
     lim: &Limits,
     skip_expired_before: Option<i64>,
 ) -> Result<(u64, u64), Short> {
-    let mut c = Cursor::new(payload);
-    let db = c.u32()? as usize;
-    if db >= store.databases() {
-        return Err(Short);
-    }
     let (mut loaded, mut expired) = (0, 0);
-    while !c.is_empty() {
-        let item = decode_entry(&mut c, lim)?;
+    for_each_entry(payload, store.databases(), lim, |db, item| {
         if let (Some(now), Some(at)) = (skip_expired_before, item.expire_at_ms)
             && at <= now
         {
             expired += 1;
-            continue;
+            return Ok(());
         }
         let mut ks = store.lock_keys(&[&item.key[..]], 0);
-        if ks
-            .set(db, &item.key, item.value, item.expire_at_ms, false)
-            .is_err()
-        {
-            return Err(Short);
-        }
+        ks.set(db, &item.key, item.value, item.expire_at_ms, false)
+            .map_err(|_| Short)?;
         loaded += 1;
-    }
+        Ok(())
+    })?;
     Ok((loaded, expired))
+}
+
+/// Decodes an ENTRIES payload (of one of `databases` dbs), giving each entry to `f`.
+pub fn for_each_entry(
+    payload: &[u8],
+    databases: usize,
+    lim: &Limits,
+    mut f: impl FnMut(usize, Item) -> Result<(), Short>,
+) -> Result<(), Short> {
+    let mut c = Cursor::new(payload);
+    let db = c.u32()? as usize;
+    if db >= databases {
+        return Err(Short);
+    }
+    while !c.is_empty() {
+        f(db, decode_entry(&mut c, lim)?)?;
+    }
+    Ok(())
 }
 
 /// Loads a snapshot file into `store`, skipping keys whose TTL passed before
