@@ -1161,6 +1161,18 @@ async fn debug_needs_enable_debug_command() {
     local.shutdown().await;
 }
 
+/// One command, its reply as `T`.
+async fn q<T: redis::FromRedisValue>(
+    c: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(c).await.unwrap()
+}
+
 /// DEBUG RELOAD writes the snapshot, empties the keyspace and loads the file back: keys, TTLs,
 /// encodings and the dataset digest are as before; NOSAVE loads the file as it is, NOFLUSH
 /// refuses a key already there unless MERGE.
@@ -1175,16 +1187,6 @@ async fn debug_reload_round_trips_the_dataset() {
     // No response timeout: a reload (a snapshot written and read back) takes its time on a
     // loaded host.
     let mut c = common::connect_waiting(node.resp_addr()).await;
-    async fn q<T: redis::FromRedisValue>(
-        c: &mut redis::aio::MultiplexedConnection,
-        args: &[&str],
-    ) -> T {
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query_async(c).await.unwrap()
-    }
     let _: () = q(&mut c, &["DEBUG", "POPULATE", "1000"]).await;
     let _: () = q(&mut c, &["SET", "ttl", "v", "EX", "1000"]).await;
     let _: () = q(&mut c, &["RPUSH", "list", "a", "b", "c"]).await;
@@ -1251,16 +1253,6 @@ async fn debug_loadaof_replays_the_log() {
     ])
     .await;
     let mut c = common::connect_waiting(node.resp_addr()).await;
-    async fn q<T: redis::FromRedisValue>(
-        c: &mut redis::aio::MultiplexedConnection,
-        args: &[&str],
-    ) -> T {
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        cmd.query_async(c).await.unwrap()
-    }
     let _: () = q(&mut c, &["SET", "foo", "bar", "EX", "100"]).await;
     let _: () = q(&mut c, &["SET", "foo", "bar2", "KEEPTTL"]).await;
     let _: () = q(&mut c, &["SET", "gone", "x", "EX", "100"]).await;
