@@ -58,6 +58,21 @@ pub struct Setting {
     pub help: &'static str,
 }
 
+/// Settings Redis's CONFIG SET changes at run time that are fixed here once the node started
+/// (listeners and the cluster's bus): setting one to the value in force is accepted.
+const REDIS_CHANGES_AT_RUN_TIME: &[&str] = &[
+    "bind",
+    "port",
+    "cluster-node-timeout",
+    "cluster-replica-no-failover",
+    "cluster-announce-ip",
+    "cluster-announce-port",
+    "cluster-announce-bus-port",
+    "cluster-announce-hostname",
+    "cluster-preferred-endpoint-type",
+    "cluster-require-full-coverage",
+];
+
 /// Redis 7.0's levels (7.2 added "nothing").
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const LOG_FORMATS: &[&str] = &["text", "json"];
@@ -102,6 +117,7 @@ fn parse_memory_or_percent(_current: &str, raw: &str) -> Result<String, String> 
     if let Some(p) = raw.trim().strip_suffix('%') {
         return match p.parse::<u64>() {
             Ok(n) if n <= 100 => Ok(format!("{n}%")),
+            Ok(_) => Err("percentage argument must be less or equal to 100".into()),
             _ => Err("argument must be a memory or percent value".into()),
         };
     }
@@ -1469,6 +1485,17 @@ impl Config {
             let s = setting_by_config_name(name).ok_or_else(|| {
                 format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
             })?;
+            if !s.mutable && REDIS_CHANGES_AT_RUN_TIME.contains(&s.config_name) {
+                // Redis changes these at run time; we cannot, but setting the value in force
+                // is no change (Redis's own CONFIG sanity test sets every setting so).
+                let current = next.get(s.name).to_string();
+                let v = s.canonical_over(&current, raw).map_err(|reason| {
+                    format!("CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+                })?;
+                if v == current {
+                    continue;
+                }
+            }
             if !s.mutable {
                 // Redis calls `dir` protected (enable-protected-configs can free it); ours
                 // cannot change at run time at all, but the answer a client gets is the same.

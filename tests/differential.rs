@@ -521,7 +521,6 @@ fn client_fields(text: &[u8]) -> Vec<u8> {
         "fd",
         "age",
         "idle",
-        "qbuf",
         "qbuf-free",
         "argv-mem",
         "multi-mem",

@@ -298,11 +298,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         loop {
             parser.set_unauthenticated(client.needs_auth(&node));
             parser.set_max_bulk_len(node.proto_max_bulk_len.load(Ordering::Relaxed));
+            let pending = inbuf.len();
             match parser.parse(&mut inbuf, &mut args) {
                 Ok(true) => {
                     if args.is_empty() {
                         continue;
                     }
+                    // CLIENT LIST's qbuf while the command runs: it and what follows it, as in
+                    // Redis, whose query buffer still holds the command being run.
+                    client.info.query_buf.store(pending, Ordering::Relaxed);
                     if let Some(deadline) = pause_deadline(&node, &client, &args) {
                         flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await;
                         wait_unpaused(&node, deadline).await;
