@@ -533,6 +533,23 @@ fn notification_script() -> Vec<Step> {
     ] {
         s.push(c(0, line));
     }
+    // Streams: consumers made by XREADGROUP and by claims are notified (Redis's
+    // streamCreateConsumer), deleting one that does not exist is not.
+    for line in [
+        "XGROUP CREATE st grp $ MKSTREAM",
+        "XGROUP CREATECONSUMER st grp Bob",
+        "XADD st 1 field1 A",
+        "XREADGROUP GROUP grp Alice STREAMS st >",
+        "XCLAIM st grp Mike 0 1-0 FORCE",
+        "XGROUP DELCONSUMER st grp Lee",
+        "XAUTOCLAIM st grp Bob 0 1-0",
+        "XAUTOCLAIM st grp Zed 0 1-0",
+        "XAUTOCLAIM st grp Yan 0 9-0",
+        "XGROUP DELCONSUMER st grp Bob",
+        "XGROUP DESTROY st grp",
+    ] {
+        s.push(c(0, line));
+    }
     s
 }
 

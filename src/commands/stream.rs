@@ -1427,6 +1427,7 @@ pub fn xclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let name = &args[3];
     let mut logs = Vec::new();
     let mut replies: Vec<(StreamId, bool)> = Vec::new();
+    let had_consumer = g.consumers.contains_key(&name[..]);
     for id in ids {
         let pending = g.pel.get(&id).cloned();
         if !s.contains(id) {
@@ -1477,7 +1478,12 @@ pub fn xclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             }
         }
     }
+    // The consumer a claim made (Redis's streamCreateConsumer notifies it).
+    let new_consumer = !had_consumer && g.consumers.contains_key(&name[..]);
     s.groups.insert(gname.as_ref().into(), g);
+    if new_consumer {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
     ctx.dirty(logs.len() as u64);
     ctx.log_as = Some(Vec::new());
     ctx.log_more.extend(logs);
@@ -1527,6 +1533,7 @@ pub fn xautoclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     let mut claimed = Vec::new();
     let mut logs = Vec::new();
     let mut i = 0;
+    let had_consumer = g.consumers.contains_key(&name[..]);
     loop {
         if attempts == 0 {
             break;
@@ -1576,7 +1583,12 @@ pub fn xautoclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     for id in &deleted {
         reply_id(out, *id);
     }
+    // The consumer a claim made (Redis's streamCreateConsumer notifies it).
+    let new_consumer = !had_consumer && g.consumers.contains_key(&name[..]);
     s.groups.insert(gname.as_ref().into(), g);
+    if new_consumer {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
     ctx.dirty(logs.len() as u64);
     ctx.log_as = Some(Vec::new());
     ctx.log_more.extend(logs);
