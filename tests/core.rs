@@ -1237,6 +1237,41 @@ async fn debug_reload_round_trips_the_dataset() {
     let _: () = q(&mut c, &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"]).await;
     assert_eq!(q::<String>(&mut c, &["GET", "ttl"]).await, "v");
     assert_eq!(q::<i64>(&mut c, &["EXISTS", "extra"]).await, 1);
+
+    // Function libraries reload with the keys, as in Redis: NOFLUSH refuses a library already
+    // here unless MERGE; a flush empties them first.
+    let _: () = q(&mut c, &["FLUSHALL"]).await;
+    let lib = |name: &str| {
+        format!(
+            "#!lua name={name}\nredis.register_function('{name}', function() return 'hello' end)"
+        )
+    };
+    let _: String = q(&mut c, &["FUNCTION", "LOAD", &lib("test1")]).await;
+    let _: () = q(&mut c, &["DEBUG", "RELOAD"]).await;
+    let e = redis::cmd("DEBUG")
+        .arg("RELOAD")
+        .arg("NOFLUSH")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("Error trying to load the RDB"),
+        "{e}"
+    );
+    let _: String = q(&mut c, &["FUNCTION", "LOAD", &lib("test2")]).await;
+    let _: () = q(&mut c, &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"]).await;
+    assert_eq!(q::<String>(&mut c, &["FCALL", "test1", "0"]).await, "hello");
+    assert_eq!(q::<String>(&mut c, &["FCALL", "test2", "0"]).await, "hello");
+    // NOSAVE with a flush: the file's libraries replace what is here.
+    let _: () = q(&mut c, &["DEBUG", "RELOAD", "NOSAVE"]).await;
+    assert_eq!(q::<String>(&mut c, &["FCALL", "test1", "0"]).await, "hello");
+    let e = redis::cmd("FCALL")
+        .arg("test2")
+        .arg(0)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Function not found"), "{e}");
     node.shutdown().await;
 }
 

@@ -603,6 +603,20 @@ pub fn debug_reload(
         .map_err(|e| format!("Error trying to load the RDB dump: {e}"))?;
     let image = Image::capture(&loaded, || {});
     drop(loaded);
+    // Libraries first, as Redis's file holds them before the keys: a flush empties them too
+    // (Redis's emptyData), NOFLUSH refuses a library already here unless MERGE replaces it.
+    use crate::commands::functions::{RestorePolicy, flush_libraries, restore_payload};
+    let policy = match (flush, merge) {
+        (true, _) => RestorePolicy::Flush,
+        (false, true) => RestorePolicy::Replace,
+        (false, false) => RestorePolicy::Append,
+    };
+    match &found.functions {
+        Some(f) => restore_payload(node, f, policy)
+            .map_err(|e| format!("Error trying to load the RDB dump: {e}"))?,
+        None if flush => flush_libraries(node),
+        None => {}
+    }
     if flush {
         ks.flush_all(false);
     }
