@@ -1303,6 +1303,11 @@ async fn debug_loadaof_replays_the_log() {
     assert!((90..=100).contains(&ttl), "{ttl}");
     assert_eq!(q::<i64>(&mut c, &["TTL", "gone"]).await, -1);
     assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).await, 4);
+    // Function libraries are in the log too.
+    let lib = "#!lua name=lib\nredis.register_function('f', function() return 'hi' end)";
+    let _: String = q(&mut c, &["FUNCTION", "LOAD", lib]).await;
+    assert_eq!(q::<String>(&mut c, &["DEBUG", "LOADAOF"]).await, "OK");
+    assert_eq!(q::<String>(&mut c, &["FCALL", "f", "0"]).await, "hi");
 
     // A rewritten log: its base, then what came after.
     let _: String = q(&mut c, &["BGREWRITEAOF"]).await;

@@ -647,10 +647,12 @@ pub fn debug_loadaof(node: &Arc<Node>, ks: &mut crate::store::Keyspace) -> Resul
         .aof
         .write_pending_now()
         .map_err(|e| format!("Error writing the append only file: {e}"))?;
+    // Emptied as Redis's emptyData does: keys and function libraries (the log has both).
     ks.flush_all(false);
     for (_, shard) in ks.shards_mut() {
         shard.pinned.clear();
     }
+    crate::commands::functions::flush_libraries(node);
     let path = aof_path(node);
     let (n, _) = load_aof(node, &path, Some(ks)).map_err(|e| e.to_string())?;
     tracing::warn!("Append Only File loaded by DEBUG LOADAOF ({n} records)");
