@@ -593,3 +593,36 @@ async fn the_redis_crate_client_side_cache_stays_fresh() {
     assert!(stats.invalidate >= 1, "{stats:?}");
     node.shutdown().await;
 }
+
+/// A key evicted to make room for a command is invalidated before that command's reply (Redis
+/// evicts before it runs a command), on both servers.
+#[tokio::test]
+async fn an_eviction_is_invalidated_before_the_reply_that_caused_it() {
+    async fn scenario(addr: std::net::SocketAddr) -> Vec<String> {
+        let mut c = Conn::connect(addr).await;
+        c.call_str(&["HELLO", "3"]).await;
+        assert_eq!(c.call_str(&["CLIENT", "TRACKING", "on"]).await, "+OK\r\n");
+        let used = info_fields(&mut c, &["used_memory"]).await[0];
+        let limit = (used + 100 * 1024).to_string();
+        c.call_str(&["CONFIG", "SET", "maxmemory", &limit]).await;
+        c.call_str(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"])
+            .await;
+        c.call_str(&["SETEX", "volatile-key", "10000", "x"]).await;
+        c.call_str(&["GET", "volatile-key"]).await;
+        // About 200 KB: over the limit, so the next command evicts the volatile key first.
+        c.call_str(&["SETBIT", "big-key", "1600000", "0"]).await;
+        c.send(&[b"GETBIT", b"big-key", b"0"]).await;
+        let frames = vec![
+            String::from_utf8_lossy(&c.frame().await.unwrap()).into_owned(),
+            String::from_utf8_lossy(&c.frame().await.unwrap()).into_owned(),
+        ];
+        c.call_str(&["CONFIG", "SET", "maxmemory", "0"]).await;
+        frames
+    }
+    let want = [">2\r\n$10\r\ninvalidate\r\n*1\r\n$12\r\nvolatile-key\r\n", ":0\r\n"];
+    let redis = common::redis_server::RedisServer::start().await;
+    assert_eq!(scenario(redis.addr()).await, want, "redis-server");
+    let node = common::start_node(&[]).await;
+    assert_eq!(scenario(node.resp_addr()).await, want, "reredis");
+    node.shutdown().await;
+}

@@ -322,6 +322,16 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                             break None;
                         }
                         if let Some(ib) = inbox.as_mut() {
+                            // A RESP3 client tracking its own keys hears of the keys evicted
+                            // to make room for its command before the command's reply, as
+                            // Redis evicts before it runs a command: evicted here, so the
+                            // drain below carries their invalidations.
+                            if client.tracking.is_some()
+                                && client.info.tracking_redirect.load(Ordering::Relaxed) == 0
+                                && !node.scripts.is_running()
+                            {
+                                node.perform_evictions(commands::now_ms());
+                            }
                             pubsub_cost +=
                                 ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
                         }
