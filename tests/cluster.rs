@@ -2524,8 +2524,17 @@ async fn write_plain(port: u16, prefix: &str, n: usize) {
 /// A master owning every slot (manual mode) and one replica of it per entry of `replicas`
 /// (that replica's extra flags), each known to the others and replicating.
 fn master_with_replicas(dir: &Path, replicas: &[&[&str]]) -> (ClusterNode, Vec<ClusterNode>) {
+    master_with_replicas_and(dir, &[], replicas)
+}
+
+/// [`master_with_replicas`] with flags of the master's own.
+fn master_with_replicas_and(
+    dir: &Path,
+    master: &[&str],
+    replicas: &[&[&str]],
+) -> (ClusterNode, Vec<ClusterNode>) {
     let manual = ["--cluster-auto-assign", "no"];
-    let master = ClusterNode::start(dir, &manual);
+    let master = ClusterNode::start(dir, &[&manual[..], master].concat());
     let others: Vec<ClusterNode> = replicas
         .iter()
         .map(|extra| ClusterNode::start(dir, &[&manual[..], extra].concat()))
@@ -2552,6 +2561,57 @@ fn signal(n: &ClusterNode, sig: &str) {
     let pid = n.pid().to_string();
     let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
     assert!(ok.success(), "kill {sig} {pid}");
+}
+
+/// A replica keeps an expired key (its readers see it gone) until its master's stream deletes
+/// it, as Redis's replicas do: one that deleted keys on its own clock could miss a write the
+/// master applied to a key just before it expired there (a PERSIST arriving late), and the
+/// two copies would part for good.
+#[test]
+fn a_replica_expires_keys_only_by_its_masters_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let debug = ["--enable-debug-command", "yes"];
+    let (a, mut replicas) = master_with_replicas_and(dir.path(), &debug, &[&debug]);
+    let b = replicas.pop().unwrap();
+    let caught_up = || {
+        replication_field(b.port, "master_link_status") == "up"
+            && replication_field(b.port, "slave_repl_offset")
+                == replication_field(a.port, "master_repl_offset")
+    };
+    assert!(wait(Duration::from_secs(30), caught_up), "{}", b.log());
+    // The master expires nothing in the background meanwhile (and nobody reads the keys
+    // there); the replica's clock goes on.
+    assert_eq!(cli(a.port, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "OK");
+    assert_eq!(cli(a.port, &["SET", "k", "v", "PX", "200"]), "OK");
+    assert_eq!(cli(a.port, &["SET", "kept", "v", "PX", "200"]), "OK");
+    assert!(wait(Duration::from_secs(10), caught_up));
+    std::thread::sleep(Duration::from_millis(500));
+    // Gone to the replica's readers, still held there, none counted as expired.
+    let mut reader = redis::Client::open(format!("redis://127.0.0.1:{}/", b.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("READONLY").query(&mut reader).unwrap();
+    let mut read = |args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut reader).unwrap()
+    };
+    assert_eq!(read(&["GET", "k"]), redis::Value::Nil);
+    assert_eq!(read(&["EXISTS", "kept"]), redis::Value::Int(0));
+    assert_eq!(read(&["TTL", "kept"]), redis::Value::Int(-2));
+    assert_eq!(cli(b.port, &["DBSIZE"]), "2");
+    let expired = |port: u16| field_of(&cli(port, &["INFO", "stats"]), "expired_keys");
+    assert_eq!(expired(b.port), "0");
+    // The master's read expires k: its DEL reaches the replica.
+    assert_eq!(cli(a.port, &["GET", "k"]), "");
+    assert_eq!(expired(a.port), "1");
+    assert!(wait(Duration::from_secs(10), || cli(b.port, &["DBSIZE"]) == "1"));
+    assert_eq!(cli(a.port, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), "OK");
+    assert!(wait(Duration::from_secs(10), || cli(b.port, &["DBSIZE"]) == "0"));
+    assert_eq!(expired(b.port), "0");
 }
 
 /// Partial resync (PSYNC): a replica whose link is cut continues from its offset while the

@@ -619,7 +619,10 @@ async fn an_eviction_is_invalidated_before_the_reply_that_caused_it() {
         c.call_str(&["CONFIG", "SET", "maxmemory", "0"]).await;
         frames
     }
-    let want = [">2\r\n$10\r\ninvalidate\r\n*1\r\n$12\r\nvolatile-key\r\n", ":0\r\n"];
+    let want = [
+        ">2\r\n$10\r\ninvalidate\r\n*1\r\n$12\r\nvolatile-key\r\n",
+        ":0\r\n",
+    ];
     let redis = common::redis_server::RedisServer::start().await;
     assert_eq!(scenario(redis.addr()).await, want, "redis-server");
     let node = common::start_node(&[]).await;

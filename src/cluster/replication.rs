@@ -129,6 +129,8 @@ impl Replication {
     /// A replica promoted to master: its stream goes on from the offset it applied, under a
     /// new ID, and the old one is served up to that offset (see the module doc).
     pub fn became_master(&self, node: &Node) {
+        // Its own clock expires keys from now on (and its stream carries the deletions).
+        node.store.keep_expired.store(false, Ordering::Relaxed);
         let offset = self.offset.load(Ordering::Relaxed);
         let old = std::mem::replace(&mut *self.replid.lock(), crate::node::random_run_id());
         *self.replid2.lock() = (!old.is_empty()).then_some((old, offset));
@@ -156,6 +158,7 @@ impl Replication {
     /// starts under a new ID and serves no old one. Call with the gate held, together with the
     /// drop, so that a snapshot sees the old keys with the old position or neither.
     pub fn became_empty_master(&self, node: &Node) {
+        node.store.keep_expired.store(false, Ordering::Relaxed);
         self.synced.store(false, Ordering::Relaxed);
         *self.synced_from.lock() = None;
         self.holds_stream.store(false, Ordering::Relaxed);
@@ -573,6 +576,8 @@ pub async fn run(node: Arc<Node>) {
         return;
     };
     let repl = &cluster.repl;
+    let replica = !cluster.state.lock().me().is_master();
+    node.store.keep_expired.store(replica, Ordering::Relaxed);
     // The data files first: what they hold (and the position saved with them) decides whether
     // the master can continue from there.
     while !node.ready.load(Ordering::Acquire) {
@@ -601,6 +606,10 @@ pub async fn run(node: Arc<Node>) {
                 None => None,
             }
         };
+        // A replica's keys expire by its master's stream only (see `Store::keep_expired`).
+        node.store
+            .keep_expired
+            .store(target.is_some(), Ordering::Relaxed);
         let wait = match target {
             None => {
                 repl.link_up.store(false, Ordering::Relaxed);

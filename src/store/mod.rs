@@ -336,6 +336,11 @@ pub struct Store {
     /// replicas stays still; readers see expired keys gone all the same. Shared with the
     /// node's pause state, which sets it.
     pub expiry_held_until: Arc<AtomicI64>,
+    /// A replica keeps expired keys (readers see them gone) until its master's stream deletes
+    /// them, as Redis's replicas: one that deleted a key on its own clock could miss a write
+    /// the master applied to it just before it expired there (a PERSIST, an INCR), and the
+    /// two copies would part for good.
+    pub keep_expired: std::sync::atomic::AtomicBool,
     /// Keys clients WATCH.
     pub watches: watch::Watches,
     /// Keys clients cache (CLIENT TRACKING).
@@ -374,6 +379,7 @@ impl Store {
             dirty: AtomicU64::new(0),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             expiry_held_until: Arc::default(),
+            keep_expired: Default::default(),
             watches: watch::Watches::default(),
             tracking: tracking::Tracking::default(),
             notify_keymiss: Default::default(),
@@ -392,10 +398,12 @@ impl Store {
         self.databases
     }
 
-    /// Whether expired keys are kept at `now_ms` (see [`Store::expiry_held_until`]).
+    /// Whether expired keys are kept at `now_ms` (see [`Store::expiry_held_until`] and
+    /// [`Store::keep_expired`]).
     #[inline]
     pub fn expiry_held(&self, now_ms: i64) -> bool {
-        self.expiry_held_until.load(Ordering::Relaxed) > now_ms
+        self.keep_expired.load(Ordering::Relaxed)
+            || self.expiry_held_until.load(Ordering::Relaxed) > now_ms
     }
 
     /// A key changed (Redis's `signalModifiedKey`), with its shard locked: transactions
