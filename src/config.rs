@@ -613,6 +613,17 @@ pub static SETTINGS: &[Setting] = &[
         "At start, cut a truncated last log record off with a warning (no: refuse to start)"
     ),
     setting!(
+        "acllog-max-len",
+        "acllog-max-len",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX
+        },
+        "128",
+        true,
+        "Most entries the ACL log keeps (ACL LOG)"
+    ),
+    setting!(
         "aof-use-rdb-preamble",
         "aof-use-rdb-preamble",
         Kind::Bool,

@@ -3,6 +3,7 @@
 //! `main.rs` turns the command line into a [`config::Config`] and calls [`node::start`]; tests
 //! and benchmarks start nodes in-process the same way.
 
+pub mod acl;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -146,7 +146,9 @@ pub struct Node {
     pub proto_max_bulk_len: AtomicUsize,
     /// When memory was last read for `maxmemory` (ms), so it is read at most once a millisecond.
     memory_read_ms: AtomicI64,
-    requirepass: AtomicBool,
+    /// The `requirepass` last given to the default user.
+    requirepass: Mutex<Option<String>>,
+    pub acl: crate::acl::Acl,
 }
 
 /// Where memory stands against `maxmemory` (see [`Node::perform_evictions`]).
@@ -174,8 +176,10 @@ fn eviction_slice(tenacity: i64) -> Option<Duration> {
 }
 
 impl Node {
+    /// Whether a new connection must authenticate: the default user has a password or is off
+    /// (`requirepass`, or ACL SETUSER default).
     pub fn requires_pass(&self) -> bool {
-        self.requirepass.load(Ordering::Relaxed)
+        self.acl.auth_required()
     }
 
     pub fn over_maxmemory(&self) -> bool {
@@ -264,8 +268,15 @@ impl Node {
         self.store
             .aof
             .set_backlog_limit(c.get_int("repl-backlog-size").max(0) as usize);
-        self.requirepass
-            .store(c.requirepass.is_some(), Ordering::Relaxed);
+        // `requirepass` is the default user's password; other settings leave what ACL SETUSER
+        // made of it alone.
+        {
+            let mut applied = self.requirepass.lock();
+            if *applied != c.requirepass {
+                self.acl.set_default_password(c.requirepass.as_deref());
+                applied.clone_from(&c.requirepass);
+            }
+        }
         self.slowlog
             .threshold_us
             .store(c.slowlog_log_slower_than, Ordering::Relaxed);
@@ -476,7 +487,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         cluster_reads_when_down: AtomicBool::new(false),
         proto_max_bulk_len: AtomicUsize::new(config.proto_max_bulk_len),
         memory_read_ms: AtomicI64::new(0),
-        requirepass: AtomicBool::new(false),
+        requirepass: Mutex::new(None),
+        acl: crate::acl::Acl::default(),
         config: RwLock::new(config),
     });
     node.apply_config();

@@ -61,6 +61,8 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     }
     *c.info.name.lock() = None;
     c.authenticated = !ctx.node.requires_pass();
+    let (default, generation) = (ctx.node.acl.default_user(), ctx.node.acl.generation());
+    c.set_user(default, generation);
     ctx.out.set_resp3(false);
     ctx.out.simple("RESET");
     Ok(())
@@ -79,33 +81,48 @@ pub fn select(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-fn check_password(ctx: &mut Ctx, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
-    let required = ctx.node.config.read().requirepass.clone();
-    let user_ok = user.is_none_or(|u| u == b"default");
-    match required {
-        None if user_ok => {
+/// AUTH and HELLO AUTH: the ACL user these credentials name (`default` without a name). A
+/// failure is logged in the ACL log, as in Redis.
+fn check_password(ctx: &mut Ctx, command: &[u8], user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
+    let name = user.unwrap_or(b"default");
+    let acl = &ctx.node.acl;
+    match acl.authenticate(name, pass) {
+        Some(u) => {
+            let generation = acl.generation();
+            ctx.client.set_user(u, generation);
             ctx.client.authenticated = true;
             Ok(())
         }
-        Some(p) if user_ok && p.as_bytes() == pass => {
-            ctx.client.authenticated = true;
-            Ok(())
+        None => {
+            let context = if ctx.client.multi.is_some() {
+                crate::acl::Context::Multi
+            } else {
+                crate::acl::Context::TopLevel
+            };
+            super::acl_log(
+                ctx.node,
+                ctx.client,
+                crate::acl::Reason::Auth,
+                context,
+                String::from_utf8_lossy(command).into_owned(),
+                String::from_utf8_lossy(name).into_owned(),
+            );
+            Err(CmdError::WrongPass)
         }
-        _ => Err(CmdError::WrongPass),
     }
 }
 
 pub fn auth(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     match args.len() {
         2 => {
-            if ctx.node.config.read().requirepass.is_none() {
+            if ctx.node.acl.default_user().nopass {
                 return Err(CmdError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
             }
-            check_password(ctx, None, &args[1])?;
+            check_password(ctx, &args[0], None, &args[1])?;
         }
-        3 => check_password(ctx, Some(&args[1]), &args[2])?,
+        3 => check_password(ctx, &args[0], Some(&args[1]), &args[2])?,
         _ => return Err(CmdError::Syntax),
     }
     ctx.out.ok();
@@ -130,7 +147,7 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         if eq_ic(a, "AUTH") && it.remaining() >= 2 {
             let user = it.value()?.clone();
             let pass = it.value()?.clone();
-            check_password(ctx, Some(&user), &pass)?;
+            check_password(ctx, &args[0], Some(&user), &pass)?;
         } else if eq_ic(a, "SETNAME") && it.remaining() >= 1 {
             let name = it.value()?.clone();
             validate_name(&name)?;

@@ -126,6 +126,17 @@ fn derived_spec(cmd: &Command) -> KeySpec {
     )
 }
 
+/// Whether the key at argument `pos` is read and whether it is written, by its key spec's
+/// flags (Redis's ACL: `access` reads; `insert`, `delete`, `update` write).
+pub fn key_access(cmd: &Command, args: &[Bytes], pos: usize) -> (bool, bool) {
+    let flags = key_flags(cmd, args, pos);
+    let read = flags.contains(&"access");
+    let write = flags
+        .iter()
+        .any(|f| matches!(*f, "insert" | "delete" | "update"));
+    (read, write)
+}
+
 /// The flags `COMMAND GETKEYSANDFLAGS` gives the key at argument `pos`.
 fn key_flags(cmd: &Command, args: &[Bytes], pos: usize) -> &'static [&'static str] {
     // SET's flags depend on its arguments, as Redis's setGetKeys decides them.

@@ -2,6 +2,7 @@
 //! dispatch, `COMMAND`, and cluster routing; the execution path (arity, auth, MULTI queueing,
 //! locking the keys' shards, stats, slow log, MONITOR); and one file per command family.
 
+pub mod acl;
 pub mod args;
 pub mod bitmap;
 pub mod blocking;
@@ -357,6 +358,22 @@ pub fn call(
         Reply::new(out, resp3).error(&e.to_string());
         return After::Continue;
     }
+    // The user's permissions (ACL), as Redis checks them next. A refusal inside MULTI fails
+    // the transaction; a refused EXEC discards it.
+    let context = if client.multi.is_some() {
+        crate::acl::Context::Multi
+    } else {
+        crate::acl::Context::TopLevel
+    };
+    if let Some(e) = acl_check(node, client, cmd, args, context) {
+        node.cmd_stats[cmd.id].rejected();
+        let e = if cmd.fullname == "exec" {
+            reject_exec(node, client, e)
+        } else {
+            e
+        };
+        return reject(node, client, out, e);
+    }
     // Over maxmemory, keys are evicted before anything else (no shard is locked yet); so are
     // client tracking's keys over `tracking-table-max-keys`.
     // While a script runs (only commands allowed while busy get here then), eviction waits:
@@ -595,6 +612,80 @@ fn route_exec<'a>(
 
 /// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join
 /// fails at EXEC, and the error is counted.
+/// Whether the client's ACL user may run `cmd` with `args`: None, or Redis's NOPERM error (the
+/// denial is logged in the ACL log).
+pub fn acl_check(
+    node: &Node,
+    client: &mut ClientState,
+    cmd: &CommandRef,
+    args: &[Bytes],
+    context: crate::acl::Context,
+) -> Option<CmdError> {
+    let denied = acl_denied(node, client, cmd, args, context)?;
+    let message = match denied {
+        crate::acl::Denied::Command => format!(
+            "NOPERM this user has no permissions to run the '{}' command",
+            cmd.fullname
+        ),
+        crate::acl::Denied::Key(_) => {
+            "NOPERM this user has no permissions to access one of the keys used as arguments"
+                .to_string()
+        }
+        crate::acl::Denied::Channel(_) => {
+            "NOPERM this user has no permissions to access one of the channels used as arguments"
+                .to_string()
+        }
+    };
+    Some(CmdError::Msg(message))
+}
+
+/// Why the client's ACL user may not run `cmd` with `args`, if it may not; the denial is
+/// logged in the ACL log.
+pub fn acl_denied(
+    node: &Node,
+    client: &mut ClientState,
+    cmd: &CommandRef,
+    args: &[Bytes],
+    context: crate::acl::Context,
+) -> Option<crate::acl::Denied> {
+    if client.acl_exempt {
+        return None;
+    }
+    let user = client.current_user(&node.acl)?;
+    if user.unrestricted() {
+        return None;
+    }
+    let denied = user.check(cmd, args).err()?;
+    let name = user.name.clone();
+    let (reason, object) = match denied {
+        crate::acl::Denied::Command => (crate::acl::Reason::Command, cmd.fullname.clone()),
+        crate::acl::Denied::Key(i) => (
+            crate::acl::Reason::Key,
+            String::from_utf8_lossy(&args[i]).into_owned(),
+        ),
+        crate::acl::Denied::Channel(i) => (
+            crate::acl::Reason::Channel,
+            String::from_utf8_lossy(&args[i]).into_owned(),
+        ),
+    };
+    acl_log(node, client, reason, context, object, name);
+    Some(denied)
+}
+
+/// An entry in the ACL log for `client`.
+pub fn acl_log(
+    node: &Node,
+    client: &ClientState,
+    reason: crate::acl::Reason,
+    context: crate::acl::Context,
+    object: String,
+    username: String,
+) {
+    let max = node.config.read().get_int("acllog-max-len").max(0) as usize;
+    let info = client.info.describe(now_ms());
+    node.acl.log(reason, context, object, username, info, max);
+}
+
 fn reject(node: &Node, client: &mut ClientState, out: &mut BytesMut, e: CmdError) -> After {
     if let Some(m) = client.multi.as_mut() {
         m.failed = true;

@@ -1143,6 +1143,22 @@ impl CallCtx<'_, '_> {
         if f & NOSCRIPT != 0 {
             return fail("ERR This Redis command is not allowed from script");
         }
+        // The caller's ACL user runs the script's commands (Redis's scriptVerifyACL).
+        if let Some(denied) =
+            super::acl_denied(self.node, self.client, cmd, &argv, crate::acl::Context::Lua)
+        {
+            return fail(match denied {
+                crate::acl::Denied::Command => {
+                    "ERR The user executing the script can't run this command or subcommand"
+                }
+                crate::acl::Denied::Key(_) => {
+                    "ERR The user executing the script can't access at least one of the keys mentioned in the command arguments"
+                }
+                crate::acl::Denied::Channel(_) => {
+                    "ERR The user executing the script can't publish to the channel mentioned in the command"
+                }
+            });
+        }
         // As Redis's scriptVerifyWriteCommandAllow: a read-only script may not write nor
         // publish (MAY_REPLICATE); the state checks stop once the script has written (failing
         // it half-way would be worse).

@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use super::flags::*;
 use super::{
-    Handler, connection as conn, introspection as intro, keys, server as srv, strings as st,
+    Handler, acl, connection as conn, introspection as intro, keys, server as srv, strings as st,
     transactions as tx,
 };
 
@@ -416,6 +416,140 @@ pub const WMF: u32 = WRITE | DENYOOM | FAST;
 pub const WF: u32 = WRITE | FAST;
 pub const RF: u32 = READONLY | FAST;
 pub const CONN: u32 = NOSCRIPT | LOADING | STALE | FAST;
+
+/// ACL's subcommands, with Redis 7.0's flags.
+static ACL_SUBS: &[Command] = &[
+    cmd!(
+        "setuser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::setuser,
+        "Modify or create the rules for a specific ACL user"
+    ),
+    cmd!(
+        "log",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::log,
+        "List latest events denied because of ACLs in place"
+    ),
+    cmd!(
+        "getuser",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::getuser,
+        "Get the rules for a specific ACL user"
+    ),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::help,
+        "Show helpful text about the different subcommands"
+    ),
+    cmd!(
+        "whoami",
+        2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::whoami,
+        "Return the name of the user associated to the current connection"
+    ),
+    cmd!(
+        "load",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::load_or_save,
+        "Reload the ACLs from the configured ACL file"
+    ),
+    cmd!(
+        "users",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::users,
+        "List the username of all the configured ACL rules"
+    ),
+    cmd!(
+        "save",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::load_or_save,
+        "Save the current ACL rules in the configured ACL file"
+    ),
+    cmd!(
+        "deluser",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::deluser,
+        "Remove the specified ACL users and the associated rules"
+    ),
+    cmd!(
+        "list",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::list,
+        "List the current ACL rules in ACL config file format"
+    ),
+    cmd!(
+        "genpass",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::genpass,
+        "Generate a pseudorandom secure password to use for ACL users"
+    ),
+    cmd!(
+        "cat",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        acl::cat,
+        "List the ACL categories or the commands inside a category"
+    ),
+    cmd!(
+        "dryrun",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        acl::dryrun,
+        "Returns whether the user can execute the given command without executing the command."
+    ),
+];
 
 static CONFIG_SUBS: &[Command] = &[
     cmd!(
@@ -1759,6 +1893,13 @@ pub static COMMANDS: &[Command] = &[
         "2.0.0",
         CONFIG_SUBS,
         "A container for server configuration commands."
+    ),
+    container!(
+        "acl",
+        "server",
+        "6.0.0",
+        ACL_SUBS,
+        "A container for Access List Control commands "
     ),
     container!(
         "slowlog",

@@ -70,9 +70,10 @@ impl Session {
             .register(peer, node.http_addr, usize::MAX, commands::now_ms())
             .ok_or_else(|| ApiError::unavailable("the client registry is full"))?;
         *info.name.lock() = Some(Bytes::from_static(b"http"));
-        // Authenticated: the HTTP surface has its own gate (http.allow-writes, http.token);
-        // `requirepass` guards RESP.
-        let client = ClientState::new(info, true);
+        // Authenticated, and not subject to ACL users: the HTTP surface has its own gate
+        // (http.allow-writes, http.token); `requirepass` and ACL guard RESP.
+        let mut client = ClientState::new(info, true);
+        client.acl_exempt = true;
         Ok(Session {
             node: node.clone(),
             client,

@@ -52,6 +52,8 @@ pub struct ClientInfo {
     pub tracking_redirect: AtomicI64,
     /// Client tracking in broadcast mode (CLIENT LIST flag `B`).
     pub tracking_bcast: AtomicBool,
+    /// The ACL user it is authenticated as (CLIENT LIST `user`, ACL DELUSER).
+    pub user: Mutex<Arc<str>>,
 }
 
 /// Redis's client classes, as `CLIENT LIST TYPE` and `CLIENT KILL TYPE` select them.
@@ -129,7 +131,7 @@ impl ClientInfo {
         let idle = (now_ms - self.last_interaction_ms.load(Ordering::Relaxed)).max(0) / 1000;
         let qbuf = self.query_buf.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -146,6 +148,7 @@ impl ClientInfo {
             self.output_len.load(Ordering::Relaxed),
             self.memory(),
             cmd,
+            self.user.lock(),
             redirect,
             self.resp.load(Ordering::Relaxed),
         )
@@ -208,6 +211,7 @@ impl ClientRegistry {
             kill,
             tracking_redirect: AtomicI64::new(-1),
             tracking_bcast: AtomicBool::new(false),
+            user: Mutex::new(Arc::from("default")),
         });
         map.insert(id, info.clone());
         self.count.store(map.len(), Ordering::Relaxed);
@@ -340,6 +344,12 @@ pub struct ClientState {
     pub wait_replicas: Option<WaitReplicas>,
     /// CLIENT TRACKING: how this client tracks keys, when it does.
     pub tracking: Option<crate::store::tracking::Options>,
+    /// The ACL user, as of ACL generation `acl_gen` (re-read when users changed).
+    pub user: Option<Arc<crate::acl::User>>,
+    pub acl_gen: u64,
+    /// Not subject to ACL users: the HTTP API, which has its own gate (`http.allow-writes`,
+    /// `http.token`).
+    pub acl_exempt: bool,
 }
 
 impl ClientState {
@@ -386,7 +396,29 @@ impl ClientState {
             aof_batch: None,
             wait_replicas: None,
             tracking: None,
+            user: None,
+            acl_gen: 0,
+            acl_exempt: false,
         }
+    }
+
+    /// Authenticated as `user` from now on.
+    pub fn set_user(&mut self, user: Arc<crate::acl::User>, generation: u64) {
+        *self.info.user.lock() = Arc::from(user.name.as_str());
+        self.user = Some(user);
+        self.acl_gen = generation;
+    }
+
+    /// The ACL user as of now: re-read when users changed since (None: it was deleted, the
+    /// connection is being closed).
+    pub fn current_user(&mut self, acl: &crate::acl::Acl) -> Option<&Arc<crate::acl::User>> {
+        let generation = acl.generation();
+        if self.acl_gen != generation || self.user.is_none() {
+            let name = self.info.user.lock().clone();
+            self.user = acl.get(&name);
+            self.acl_gen = generation;
+        }
+        self.user.as_ref()
     }
 
     pub fn needs_auth(&self, node: &Node) -> bool {

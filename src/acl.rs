@@ -1,0 +1,944 @@
+//! Access control lists, as Redis 7.0's ACL: users with passwords, and the commands, keys and
+//! pub/sub channels each may use. Selectors (`(...)` rules) are not supported; everything else
+//! of `ACL SETUSER`'s rule language is, with Redis's semantics and error messages.
+//!
+//! A user's command permissions are a bit per entry of the command table (subcommands
+//! included), set and cleared by the rules in order, as Redis keeps them; `ACL LIST` and `ACL
+//! GETUSER` describe the bits back as rules the way Redis does (the best-fitting categories
+//! first, then single commands). Users are kept as immutable snapshots: `ACL SETUSER` replaces
+//! one and bumps a generation counter, and a connection re-reads its user when the counter
+//! moved (one atomic load per command). The default user, allowed everything, is checked by one
+//! flag.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::commands::flags;
+use crate::commands::table::{CommandRef, acl_categories, table};
+use crate::glob::glob_match;
+
+/// Redis's categories, in its order (`ACLCommandCategories`), without the `@`.
+pub const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// Each table entry's categories as a bit per [`CATEGORIES`] index.
+fn category_masks() -> &'static [u32] {
+    static MASKS: OnceLock<Vec<u32>> = OnceLock::new();
+    MASKS.get_or_init(|| {
+        table()
+            .all
+            .iter()
+            .map(|c| {
+                acl_categories(c.cmd).iter().fold(0u32, |m, cat| {
+                    match CATEGORIES.iter().position(|n| *n == &cat[1..]) {
+                        Some(i) => m | 1 << i,
+                        None => m,
+                    }
+                })
+            })
+            .collect()
+    })
+}
+
+pub fn category_index(name: &str) -> Option<usize> {
+    CATEGORIES.iter().position(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// The table entries of a category, top-level commands and subcommands, in table order.
+pub fn commands_in_category(cat: usize) -> impl Iterator<Item = &'static CommandRef> {
+    let masks = category_masks();
+    table()
+        .all
+        .iter()
+        .filter(move |c| c.cmd.handler.is_some() && masks[c.id] & (1 << cat) != 0)
+}
+
+/// The SHA-256 of a password, in lower-case hex (how Redis stores and shows them).
+pub fn hash_password(pass: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(pass);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct KeyPattern {
+    pattern: Vec<u8>,
+    read: bool,
+    write: bool,
+}
+
+impl KeyPattern {
+    fn describe(&self) -> String {
+        let p = String::from_utf8_lossy(&self.pattern);
+        match (self.read, self.write) {
+            (true, true) => format!("~{p}"),
+            (true, false) => format!("%R~{p}"),
+            (false, true) => format!("%W~{p}"),
+            (false, false) => format!("%~{p}"),
+        }
+    }
+}
+
+/// Why a command was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    Command,
+    /// The argument at this index.
+    Key(usize),
+    Channel(usize),
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub enabled: bool,
+    pub nopass: bool,
+    /// `sanitize-payload` (Some(true)) or `skip-sanitize-payload` (Some(false)), if set.
+    sanitize: Option<bool>,
+    /// SHA-256 hex digests, in the order they were added.
+    pub passwords: Vec<String>,
+    /// A bit per table entry.
+    allowed: Vec<bool>,
+    /// Set by `+@all`, cleared by any command denied since (Redis's ALLCOMMANDS).
+    all_commands: bool,
+    /// Commands added later would be allowed: `+@all` was the last word on everything.
+    future: bool,
+    /// `+select|0`: first arguments allowed for a command that is otherwise denied.
+    firstargs: BTreeMap<usize, Vec<String>>,
+    patterns: Vec<KeyPattern>,
+    allkeys: bool,
+    channels: Vec<Vec<u8>>,
+    allchannels: bool,
+}
+
+impl User {
+    /// A new user, as `ACL SETUSER` creates one: off, no password, no keys, no channels
+    /// (`acl-pubsub-default resetchannels`), no commands.
+    pub fn new(name: &str) -> User {
+        User {
+            name: name.to_string(),
+            enabled: false,
+            nopass: false,
+            sanitize: None,
+            passwords: Vec::new(),
+            allowed: vec![false; table().all.len()],
+            all_commands: false,
+            future: false,
+            firstargs: BTreeMap::new(),
+            patterns: Vec::new(),
+            allkeys: false,
+            channels: Vec::new(),
+            allchannels: false,
+        }
+    }
+
+    /// The default user: `on nopass ~* &* +@all`.
+    pub fn default_user() -> User {
+        let mut u = User::new("default");
+        for op in ["+@all", "~*", "&*", "on", "nopass"] {
+            u.apply(op.as_bytes()).expect("valid rule");
+        }
+        u
+    }
+
+    /// Allowed everything: no check is needed.
+    pub fn unrestricted(&self) -> bool {
+        self.all_commands && self.allkeys && self.allchannels
+    }
+
+    /// Whether this password authenticates the user (a disabled user never authenticates).
+    pub fn accepts(&self, pass: &[u8]) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        if self.nopass {
+            return true;
+        }
+        let hashed = hash_password(pass);
+        // Compared in full whatever the first difference, as Redis's time_independent_strcmp.
+        self.passwords.iter().any(|p| {
+            p.len() == hashed.len()
+                && p.bytes()
+                    .zip(hashed.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+
+    fn set_bit(&mut self, id: usize, allow: bool) {
+        self.allowed[id] = allow;
+        if !allow {
+            self.all_commands = false;
+        }
+    }
+
+    /// Redis's ACLChangeSelectorPerm: the entry and all its subcommands.
+    fn change(&mut self, c: &CommandRef, allow: bool) {
+        self.set_bit(c.id, allow);
+        self.firstargs.remove(&c.id);
+        for sub in table().subcommands_of(c) {
+            self.set_bit(sub.id, allow);
+        }
+    }
+
+    fn change_category(&mut self, cat: usize, allow: bool) {
+        let masks = category_masks();
+        for c in table().all.iter() {
+            if c.cmd.handler.is_some() && masks[c.id] & (1 << cat) != 0 {
+                self.change(c, allow);
+            }
+        }
+    }
+
+    fn all(&mut self, allow: bool) {
+        self.allowed.iter_mut().for_each(|b| *b = allow);
+        self.all_commands = allow;
+        self.future = allow;
+        self.firstargs.clear();
+    }
+
+    /// One rule of `ACL SETUSER`; the error is Redis's description of what is wrong.
+    pub fn apply(&mut self, op: &[u8]) -> Result<(), &'static str> {
+        if op.is_empty() {
+            return Ok(());
+        }
+        let is = |w: &str| op.eq_ignore_ascii_case(w.as_bytes());
+        if is("on") {
+            self.enabled = true;
+        } else if is("off") {
+            self.enabled = false;
+        } else if is("skip-sanitize-payload") {
+            self.sanitize = Some(false);
+        } else if is("sanitize-payload") {
+            self.sanitize = Some(true);
+        } else if is("nopass") {
+            self.nopass = true;
+            self.passwords.clear();
+        } else if is("resetpass") {
+            self.nopass = false;
+            self.passwords.clear();
+        } else if op[0] == b'>' || op[0] == b'#' {
+            let hash = if op[0] == b'>' {
+                hash_password(&op[1..])
+            } else {
+                valid_hash(&op[1..])?
+            };
+            if !self.passwords.contains(&hash) {
+                self.passwords.push(hash);
+            }
+            self.nopass = false;
+        } else if op[0] == b'<' || op[0] == b'!' {
+            let hash = if op[0] == b'<' {
+                hash_password(&op[1..])
+            } else {
+                valid_hash(&op[1..])?
+            };
+            let before = self.passwords.len();
+            self.passwords.retain(|p| *p != hash);
+            if self.passwords.len() == before {
+                return Err("The password you are trying to remove from the user does not exist");
+            }
+        } else if op[0] == b'(' || is("clearselectors") {
+            return Err("Selectors are not supported");
+        } else if is("reset") {
+            for r in [
+                "resetpass",
+                "resetkeys",
+                "resetchannels",
+                "off",
+                "sanitize-payload",
+                "-@all",
+            ] {
+                self.apply(r.as_bytes())?;
+            }
+        } else if is("allkeys") || is("~*") {
+            self.allkeys = true;
+            self.patterns.clear();
+        } else if is("resetkeys") {
+            self.allkeys = false;
+            self.patterns.clear();
+        } else if is("allchannels") || is("&*") {
+            self.allchannels = true;
+            self.channels.clear();
+        } else if is("resetchannels") {
+            self.allchannels = false;
+            self.channels.clear();
+        } else if is("allcommands") || is("+@all") {
+            self.all(true);
+        } else if is("nocommands") || is("-@all") {
+            self.all(false);
+        } else if op[0] == b'~' || op[0] == b'%' {
+            self.key_pattern(op)?;
+        } else if op[0] == b'&' {
+            if self.allchannels {
+                return Err(
+                    "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels",
+                );
+            }
+            let p = &op[1..];
+            if has_spaces(p) {
+                return Err(SYNTAX);
+            }
+            if !self.channels.iter().any(|c| c == p) {
+                self.channels.push(p.to_vec());
+            }
+            self.allchannels = false;
+        } else if (op[0] == b'+' || op[0] == b'-') && op.get(1) == Some(&b'@') {
+            let name = std::str::from_utf8(&op[2..]).map_err(|_| UNKNOWN)?;
+            let cat = category_index(name).ok_or(UNKNOWN)?;
+            self.change_category(cat, op[0] == b'+');
+        } else if op[0] == b'+' {
+            self.allow_command(&op[1..])?;
+        } else if op[0] == b'-' {
+            let c = lookup(&op[1..]).ok_or(UNKNOWN)?;
+            self.change(c, false);
+        } else {
+            return Err(SYNTAX);
+        }
+        Ok(())
+    }
+
+    fn key_pattern(&mut self, op: &[u8]) -> Result<(), &'static str> {
+        if self.allkeys {
+            return Err(
+                "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns",
+            );
+        }
+        let (mut read, mut write) = (false, false);
+        let mut offset = 1;
+        if op[0] == b'%' {
+            loop {
+                match op.get(offset).map(u8::to_ascii_uppercase) {
+                    Some(b'R') if !read => read = true,
+                    Some(b'W') if !write => write = true,
+                    Some(b'~') => {
+                        offset += 1;
+                        break;
+                    }
+                    _ => return Err(SYNTAX),
+                }
+                offset += 1;
+            }
+        } else {
+            (read, write) = (true, true);
+        }
+        let p = &op[offset..];
+        if has_spaces(p) {
+            return Err(SYNTAX);
+        }
+        match self.patterns.iter_mut().find(|k| k.pattern == p) {
+            Some(k) => {
+                k.read |= read;
+                k.write |= write;
+            }
+            None => self.patterns.push(KeyPattern {
+                pattern: p.to_vec(),
+                read,
+                write,
+            }),
+        }
+        Ok(())
+    }
+
+    /// `+cmd`, `+cmd|sub`, or `+cmd|firstarg` for a command without subcommands.
+    fn allow_command(&mut self, name: &[u8]) -> Result<(), &'static str> {
+        let Some(bar) = name.iter().rposition(|&b| b == b'|') else {
+            let c = lookup(name).ok_or(UNKNOWN)?;
+            self.change(c, true);
+            return Ok(());
+        };
+        let (parent, sub) = (&name[..bar], &name[bar + 1..]);
+        let Some(c) = lookup(parent) else {
+            return Err(UNKNOWN);
+        };
+        if c.parent.is_some() {
+            return Err("Allowing first-arg of a subcommand is not supported");
+        }
+        if sub.is_empty() {
+            return Err(SYNTAX);
+        }
+        if c.cmd.subcommands.is_empty() {
+            tracing::warn!(
+                "Deprecation warning: Allowing a first arg of an otherwise blocked command is a misuse of ACL and may get disabled in the future (offender: +{})",
+                String::from_utf8_lossy(name)
+            );
+            let sub = String::from_utf8_lossy(sub).to_lowercase();
+            let list = self.firstargs.entry(c.id).or_default();
+            if !list.contains(&sub) {
+                list.push(sub);
+            }
+        } else {
+            let s = table().lookup_sub(c, sub).ok_or(UNKNOWN)?;
+            self.change(s, true);
+        }
+        Ok(())
+    }
+
+    /// Redis's ACLSelectorCheckCmd: the command, then its keys, then its channels.
+    pub fn check(&self, c: &CommandRef, args: &[Bytes]) -> Result<(), Denied> {
+        if !self.all_commands && c.cmd.flags & flags::NO_AUTH == 0 && !self.allowed[c.id] {
+            let idx = if c.parent.is_some() { 2 } else { 1 };
+            let first = self.firstargs.get(&c.id).and_then(|list| {
+                let arg = std::str::from_utf8(args.get(idx)?).ok()?;
+                list.iter().find(|a| a.eq_ignore_ascii_case(arg))
+            });
+            if first.is_none() {
+                return Err(Denied::Command);
+            }
+        }
+        if !self.allkeys {
+            for pos in crate::commands::key_positions(c.cmd, args) {
+                let (read, write) = crate::commands::introspection::key_access(c.cmd, args, pos);
+                if !self.key_allowed(&args[pos], read, write) {
+                    return Err(Denied::Key(pos));
+                }
+            }
+        }
+        if !self.allchannels {
+            let (from, pattern) = match c.cmd.name {
+                "publish" | "spublish" => (1, false),
+                "subscribe" | "ssubscribe" => (1, false),
+                "psubscribe" => (1, true),
+                _ => return Ok(()),
+            };
+            let upto = if matches!(c.cmd.name, "publish" | "spublish") {
+                2.min(args.len())
+            } else {
+                args.len()
+            };
+            for (i, ch) in args.iter().enumerate().take(upto).skip(from) {
+                if !self.channel_allowed(ch, pattern) {
+                    return Err(Denied::Channel(i));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn key_allowed(&self, key: &[u8], read: bool, write: bool) -> bool {
+        self.allkeys
+            || self.patterns.iter().any(|p| {
+                (p.read || !read) && (p.write || !write) && glob_match(&p.pattern, key, false)
+            })
+    }
+
+    /// A channel name is matched against the user's patterns; a PSUBSCRIBE pattern only
+    /// literally (Redis's ACLCheckChannelAgainstList).
+    fn channel_allowed(&self, channel: &[u8], is_pattern: bool) -> bool {
+        self.allchannels
+            || self.channels.iter().any(|p| {
+                if is_pattern {
+                    p == channel
+                } else {
+                    glob_match(p, channel, false)
+                }
+            })
+    }
+
+    /// The flags `ACL GETUSER` and `ACL LIST` show, in Redis's order.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut out = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            out.push("nopass");
+        }
+        match self.sanitize {
+            Some(false) => out.push("skip-sanitize-payload"),
+            Some(true) => out.push("sanitize-payload"),
+            None => {}
+        }
+        out
+    }
+
+    pub fn keys_rule(&self) -> String {
+        if self.allkeys {
+            return "~*".into();
+        }
+        let pats: Vec<String> = self.patterns.iter().map(KeyPattern::describe).collect();
+        pats.join(" ")
+    }
+
+    pub fn channels_rule(&self) -> String {
+        if self.allchannels {
+            return "&*".into();
+        }
+        let chans: Vec<String> = self
+            .channels
+            .iter()
+            .map(|c| format!("&{}", String::from_utf8_lossy(c)))
+            .collect();
+        chans.join(" ")
+    }
+
+    /// The command bits as rules, as Redis's ACLDescribeSelectorCommandRules: `+@all` or
+    /// `-@all`, then the categories that fit best, then single commands.
+    pub fn commands_rule(&self) -> String {
+        let mut rules = Vec::new();
+        let mut fake = User::new("");
+        let additive = !self.future;
+        if additive {
+            rules.push("-@all".to_string());
+        } else {
+            rules.push("+@all".to_string());
+            fake.all(true);
+        }
+        let mut temp = self.clone();
+        let mut applied = [false; CATEGORIES.len()];
+        let masks = category_masks();
+        loop {
+            let mut best = None;
+            let (mut mindiff, mut maxsame) = (usize::MAX, 0);
+            for (j, done) in applied.iter().enumerate() {
+                if *done {
+                    continue;
+                }
+                let (mut on, mut off) = (0, 0);
+                for c in table().all.iter() {
+                    if c.cmd.handler.is_some() && masks[c.id] & (1 << j) != 0 {
+                        if temp.allowed[c.id] {
+                            on += 1;
+                        } else {
+                            off += 1;
+                        }
+                    }
+                }
+                let (diff, same) = if additive { (off, on) } else { (on, off) };
+                if same > diff && (diff < mindiff || (diff == mindiff && same > maxsame)) {
+                    best = Some(j);
+                    mindiff = diff;
+                    maxsame = same;
+                }
+            }
+            let Some(j) = best else { break };
+            fake.change_category(j, additive);
+            temp.change_category(j, !additive);
+            rules.push(format!(
+                "{}@{}",
+                if additive { '+' } else { '-' },
+                CATEGORIES[j]
+            ));
+            applied[j] = true;
+        }
+        for c in table().all.iter() {
+            let bit = self.allowed[c.id];
+            if bit != fake.allowed[c.id] {
+                rules.push(format!("{}{}", if bit { '+' } else { '-' }, c.fullname));
+                fake.change(c, bit);
+            }
+            if !bit && let Some(list) = self.firstargs.get(&c.id) {
+                for a in list {
+                    rules.push(format!("+{}|{a}", c.fullname));
+                }
+            }
+        }
+        rules.join(" ")
+    }
+
+    /// The user as `ACL LIST` and an ACL file show it (without the `user <name>` prefix).
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.flags().into_iter().map(String::from).collect();
+        parts.extend(self.passwords.iter().map(|p| format!("#{p}")));
+        let keys = self.keys_rule();
+        if !keys.is_empty() {
+            parts.push(keys);
+        }
+        if self.allchannels {
+            parts.push("&*".into());
+        } else {
+            parts.push("resetchannels".into());
+            let chans = self.channels_rule();
+            if !chans.is_empty() {
+                parts.push(chans);
+            }
+        }
+        parts.push(self.commands_rule());
+        parts.join(" ")
+    }
+}
+
+const UNKNOWN: &str = "Unknown command or category name in ACL";
+const SYNTAX: &str = "Syntax error";
+
+fn has_spaces(s: &[u8]) -> bool {
+    s.iter().any(|&b| b.is_ascii_whitespace() || b == 0)
+}
+
+fn valid_hash(h: &[u8]) -> Result<String, &'static str> {
+    if h.len() != 64
+        || !h
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return Err(
+            "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters",
+        );
+    }
+    Ok(String::from_utf8_lossy(h).into_owned())
+}
+
+/// A table entry by `name` or `name|sub`.
+fn lookup(name: &[u8]) -> Option<&'static CommandRef> {
+    let t = table();
+    match name.iter().position(|&b| b == b'|') {
+        None => t.lookup(name).filter(|c| c.parent.is_none()),
+        Some(i) => {
+            let parent = t.lookup(&name[..i])?;
+            t.lookup_sub(parent, &name[i + 1..])
+        }
+    }
+}
+
+/// Why an entry is in the ACL log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Command,
+    Key,
+    Channel,
+    Auth,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Command => "command",
+            Reason::Key => "key",
+            Reason::Channel => "channel",
+            Reason::Auth => "auth",
+        }
+    }
+}
+
+/// Where a denied command came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    TopLevel,
+    Multi,
+    Lua,
+}
+
+impl Context {
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::TopLevel => "toplevel",
+            Context::Multi => "multi",
+            Context::Lua => "lua",
+        }
+    }
+}
+
+pub struct LogEntry {
+    pub count: u64,
+    pub reason: Reason,
+    pub context: Context,
+    pub object: String,
+    pub username: String,
+    pub ctime_ms: i64,
+    pub client_info: String,
+}
+
+/// Entries of the same kind within this long of each other are counted as one.
+const LOG_GROUPING_MS: i64 = 60_000;
+
+/// The node's users, and the log of denials.
+pub struct Acl {
+    users: RwLock<BTreeMap<String, Arc<User>>>,
+    generation: AtomicU64,
+    log: Mutex<VecDeque<LogEntry>>,
+}
+
+impl Default for Acl {
+    fn default() -> Acl {
+        let mut users = BTreeMap::new();
+        users.insert("default".to_string(), Arc::new(User::default_user()));
+        Acl {
+            users: RwLock::new(users),
+            generation: AtomicU64::new(1),
+            log: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl Acl {
+    /// Moves when any user changes: connections re-read their user then.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<User>> {
+        self.users.read().get(name).cloned()
+    }
+
+    pub fn default_user(&self) -> Arc<User> {
+        self.get("default").expect("the default user always exists")
+    }
+
+    pub fn users(&self) -> Vec<Arc<User>> {
+        self.users.read().values().cloned().collect()
+    }
+
+    /// `ACL SETUSER`: the rules apply to a copy (of the user, or of a new one), which replaces
+    /// the user only if every rule is valid.
+    pub fn set_user(&self, name: &str, rules: &[&[u8]]) -> Result<(), String> {
+        let mut users = self.users.write();
+        let mut u = match users.get(name) {
+            Some(u) => User::clone(u),
+            None => User::new(name),
+        };
+        for r in rules {
+            u.apply(r).map_err(|e| {
+                format!(
+                    "Error in ACL SETUSER modifier '{}': {e}",
+                    String::from_utf8_lossy(r)
+                )
+            })?;
+        }
+        users.insert(name.to_string(), Arc::new(u));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Removes a user (never the default one); whether it existed.
+    pub fn delete(&self, name: &str) -> bool {
+        if name == "default" {
+            return false;
+        }
+        let gone = self.users.write().remove(name).is_some();
+        if gone {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        gone
+    }
+
+    /// The user these credentials authenticate.
+    pub fn authenticate(&self, name: &[u8], pass: &[u8]) -> Option<Arc<User>> {
+        let name = std::str::from_utf8(name).ok()?;
+        self.get(name).filter(|u| u.accepts(pass))
+    }
+
+    /// `requirepass`: the default user's password (none: `nopass`), as Redis's
+    /// ACLUpdateDefaultUserPassword.
+    pub fn set_default_password(&self, pass: Option<&str>) {
+        let rule = match pass {
+            Some(p) if !p.is_empty() => format!(">{p}"),
+            _ => "nopass".into(),
+        };
+        let _ = self.set_user("default", &[b"resetpass", rule.as_bytes()]);
+    }
+
+    /// Whether a new connection must authenticate (the default user has a password, or is
+    /// off), as Redis's clientSetDefaultAuth.
+    pub fn auth_required(&self) -> bool {
+        let d = self.default_user();
+        !(d.nopass && d.enabled)
+    }
+
+    /// Records a denial (Redis's addACLLogEntry), folding it into a recent one of the same kind.
+    pub fn log(
+        &self,
+        reason: Reason,
+        context: Context,
+        object: String,
+        username: String,
+        client_info: String,
+        max_len: usize,
+    ) {
+        let now = crate::commands::now_ms();
+        let mut log = self.log.lock();
+        let found = log.iter().take(10).position(|e| {
+            e.reason == reason
+                && e.context == context
+                && e.object == object
+                && e.username == username
+                && now - e.ctime_ms <= LOG_GROUPING_MS
+        });
+        if let Some(i) = found {
+            let mut e = log.remove(i).expect("found");
+            e.count += 1;
+            e.ctime_ms = now;
+            e.client_info = client_info;
+            log.push_front(e);
+            return;
+        }
+        log.push_front(LogEntry {
+            count: 1,
+            reason,
+            context,
+            object,
+            username,
+            ctime_ms: now,
+            client_info,
+        });
+        log.truncate(max_len);
+    }
+
+    pub fn with_log<R>(&self, f: impl FnOnce(&mut VecDeque<LogEntry>) -> R) -> R {
+        f(&mut self.log.lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(rules: &[&str]) -> User {
+        let mut u = User::new("u");
+        for r in rules {
+            u.apply(r.as_bytes()).unwrap();
+        }
+        u
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn check(u: &User, words: &[&str]) -> Result<(), Denied> {
+        let a = args(words);
+        let c = crate::commands::resolve(&a).unwrap();
+        u.check(c, &a)
+    }
+
+    #[test]
+    fn default_user_is_unrestricted_and_described_as_redis() {
+        let d = User::default_user();
+        assert!(d.unrestricted());
+        assert_eq!(d.describe(), "on nopass ~* &* +@all");
+        assert_eq!(User::new("x").describe(), "off resetchannels -@all");
+    }
+
+    #[test]
+    fn rules_allow_and_deny_commands_keys_and_channels() {
+        let u = user(&[
+            "on",
+            "~foo*",
+            "%R~bar*",
+            "&ch*",
+            "+get",
+            "+@hash",
+            "-hdel",
+            "+set",
+            "+publish",
+            "+psubscribe",
+            "+client|id",
+        ]);
+        assert_eq!(check(&u, &["GET", "foo1"]), Ok(()));
+        assert_eq!(check(&u, &["GET", "bar1"]), Ok(()));
+        assert_eq!(check(&u, &["SET", "bar1", "v"]), Err(Denied::Key(1)));
+        assert_eq!(check(&u, &["GET", "zzz"]), Err(Denied::Key(1)));
+        assert_eq!(check(&u, &["HDEL", "foo", "f"]), Err(Denied::Command));
+        assert_eq!(check(&u, &["HSET", "foo", "f", "v"]), Ok(()));
+        assert_eq!(check(&u, &["DEL", "foo"]), Err(Denied::Command));
+        assert_eq!(check(&u, &["PUBLISH", "chan", "m"]), Ok(()));
+        assert_eq!(
+            check(&u, &["PUBLISH", "other", "m"]),
+            Err(Denied::Channel(1))
+        );
+        // A PSUBSCRIBE pattern matches an ACL pattern only literally.
+        assert_eq!(check(&u, &["PSUBSCRIBE", "ch*"]), Ok(()));
+        assert_eq!(check(&u, &["PSUBSCRIBE", "cha*"]), Err(Denied::Channel(1)));
+        assert_eq!(check(&u, &["CLIENT", "ID"]), Ok(()));
+        assert_eq!(
+            check(&u, &["CLIENT", "KILL", "ID", "1"]),
+            Err(Denied::Command)
+        );
+        // AUTH needs no permission.
+        assert_eq!(check(&u, &["AUTH", "p"]), Ok(()));
+    }
+
+    #[test]
+    fn first_args_and_errors() {
+        let u = user(&["+select|0"]);
+        assert_eq!(check(&u, &["SELECT", "0"]), Ok(()));
+        assert_eq!(check(&u, &["SELECT", "1"]), Err(Denied::Command));
+        assert!(
+            u.commands_rule().ends_with("+select|0"),
+            "{}",
+            u.commands_rule()
+        );
+        let mut u = User::new("u");
+        assert_eq!(u.apply(b"+nosuch"), Err(UNKNOWN));
+        assert_eq!(u.apply(b"+@nosuch"), Err(UNKNOWN));
+        assert_eq!(
+            u.apply(b"+config|get|x"),
+            Err("Allowing first-arg of a subcommand is not supported")
+        );
+        assert_eq!(u.apply(b"bogus"), Err(SYNTAX));
+        u.apply(b"allkeys").unwrap();
+        assert!(
+            u.apply(b"~foo")
+                .unwrap_err()
+                .starts_with("Adding a pattern after the *")
+        );
+        assert!(u.apply(b"<nope").is_err());
+        assert!(
+            u.apply(b"#abc")
+                .unwrap_err()
+                .starts_with("The password hash")
+        );
+    }
+
+    #[test]
+    fn passwords() {
+        let mut u = user(&["on", ">secret"]);
+        assert!(u.accepts(b"secret"));
+        assert!(!u.accepts(b"other"));
+        u.apply(b"off").unwrap();
+        assert!(!u.accepts(b"secret"));
+        assert_eq!(
+            hash_password(b"p1"),
+            "f64551fcd6f07823cb87971cfb91446425da18286b3ab1ef935e0cbd7a69f68a"
+        );
+    }
+
+    #[test]
+    fn command_rules_are_described_back_by_category() {
+        let u = user(&["+@all", "-debug"]);
+        assert_eq!(u.commands_rule(), "+@all -debug");
+        let u = user(&["+@hash", "+get", "-hdel"]);
+        assert_eq!(u.commands_rule(), "-@all +@hash +get -hdel");
+        // Whatever the description, applying it gives the same bits back.
+        for rules in [
+            &["+@read", "-@keyspace", "+del"][..],
+            &["+@all", "-@dangerous", "+config|get"],
+            &["+@write", "+@read", "-@stream"],
+        ] {
+            let u = user(rules);
+            let desc = u.commands_rule();
+            let back = user(&desc.split(' ').collect::<Vec<_>>());
+            assert_eq!(back.allowed, u.allowed, "{rules:?} -> {desc}");
+        }
+    }
+}

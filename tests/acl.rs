@@ -1,0 +1,235 @@
+//! ACL: users, passwords, and the commands, keys and channels each may use, compared byte for
+//! byte with a real `redis-server` (transcripts of several connections), and what is not
+//! byte-comparable (the log's ages and client descriptions, a killed connection) checked on
+//! its own.
+
+mod common;
+
+use common::session::{Conn, assert_same_as_redis, c, ca, q};
+
+#[tokio::test]
+async fn users_and_their_rules_match_redis() {
+    assert_same_as_redis(
+        1,
+        &[
+            c(0, "ACL LIST"),
+            c(0, "ACL USERS"),
+            c(0, "ACL WHOAMI"),
+            c(0, "ACL SETUSER alice"),
+            c(0, "ACL LIST"),
+            c(0, "ACL GETUSER alice"),
+            ca(
+                0,
+                &[
+                    "ACL", "SETUSER", "alice", "on", ">p1", ">p2", "<p2", "~foo*", "%R~bar*",
+                    "%W~baz*", "&ch*", "+@hash", "-hdel", "+config|get", "-@dangerous",
+                ],
+            ),
+            // (One single-command rule per user: Redis lists several in its command
+            // dictionary's hash order, which a transcript cannot pin down.)
+            c(0, "ACL SETUSER dave on nopass -@all +client|id"),
+            c(0, "ACL GETUSER dave"),
+            c(0, "ACL SETUSER erin on nopass ~* -@all +select|0"),
+            c(0, "ACL LIST"),
+            c(0, "ACL GETUSER alice"),
+            c(0, "ACL LIST"),
+            c(0, "ACL SETUSER bob on nopass allkeys allchannels +@all -debug"),
+            c(0, "ACL GETUSER bob"),
+            c(0, "ACL SETUSER carol on #5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 resetchannels &news ~* -@all +@read"),
+            c(0, "ACL GETUSER carol"),
+            c(0, "ACL SETUSER carol reset"),
+            c(0, "ACL GETUSER carol"),
+            c(0, "ACL USERS"),
+            // Errors: nothing changes when one rule is wrong.
+            c(0, "ACL SETUSER alice +nosuch"),
+            c(0, "ACL SETUSER alice -@nosuch"),
+            c(0, "ACL SETUSER alice +config|get|x"),
+            c(0, "ACL SETUSER alice +debug|"),
+            c(0, "ACL SETUSER alice bogus"),
+            c(0, "ACL SETUSER alice <notapassword"),
+            c(0, "ACL SETUSER alice #abc"),
+            c(0, "ACL SETUSER alice %X~foo"),
+            c(0, "ACL SETUSER bob ~foo"),
+            c(0, "ACL SETUSER bob &foo"),
+            ca(0, &["ACL", "SETUSER", "a b"]),
+            c(0, "ACL SETUSER alice on +set bogus"),
+            c(0, "ACL GETUSER alice"),
+            c(0, "ACL GETUSER nobody"),
+            // Dry runs: commands, keys (read and write), channels, subcommands, first args.
+            c(0, "ACL DRYRUN alice GET foo1"),
+            c(0, "ACL DRYRUN alice GET bar1"),
+            c(0, "ACL DRYRUN alice HSET bar1 f v"),
+            c(0, "ACL DRYRUN alice HSET baz1 f v"),
+            c(0, "ACL DRYRUN alice HGET baz1 f"),
+            c(0, "ACL DRYRUN alice HDEL foo f"),
+            c(0, "ACL DRYRUN alice SET foo v"),
+            c(0, "ACL DRYRUN alice CONFIG GET maxmemory"),
+            c(0, "ACL DRYRUN dave CLIENT ID"),
+            c(0, "ACL DRYRUN dave CLIENT KILL ID 1"),
+            c(0, "ACL DRYRUN erin SELECT 0"),
+            c(0, "ACL DRYRUN erin SELECT 1"),
+            c(0, "ACL DRYRUN alice AUTH x"),
+            c(0, "ACL DRYRUN bob DEBUG SLEEP 0"),
+            c(0, "ACL DRYRUN bob GET anything"),
+            c(0, "ACL DRYRUN carol GET anything"),
+            c(0, "ACL DRYRUN nobody GET a"),
+            c(0, "ACL DRYRUN alice NOSUCH"),
+            c(0, "ACL DRYRUN alice GET"),
+            c(0, "ACL DELUSER default"),
+            c(0, "ACL DELUSER alice nobody"),
+            c(0, "ACL USERS"),
+            c(0, "ACL CAT"),
+            c(0, "ACL CAT bogus"),
+            c(0, "ACL LOAD"),
+            c(0, "ACL SAVE"),
+            c(0, "ACL HELP"),
+            c(0, "ACL GENPASS 0"),
+            c(0, "ACL GENPASS 5000"),
+            c(0, "ACL GENPASS abc"),
+            c(0, "ACL NOSUCH"),
+        ],
+    )
+    .await;
+}
+
+/// What a user may run, for real: AUTH as the user, then commands, keys and channels allowed
+/// and refused (NOPERM), inside MULTI too (the transaction fails), and AUTH's failures.
+#[tokio::test]
+async fn permissions_are_enforced_as_in_redis() {
+    assert_same_as_redis(
+        2,
+        &[
+            c(0, "ACL SETUSER app on >secret ~app:* &app:* -@all +@read +@write +@pubsub -flushall +multi +exec +auth +ping"),
+            c(0, "ACL SETUSER off-user off >pw +@all ~*"),
+            c(1, "AUTH app wrong"),
+            c(1, "AUTH nobody secret"),
+            c(1, "AUTH off-user pw"),
+            c(1, "AUTH app secret"),
+            c(1, "ACL WHOAMI"),
+            c(1, "SET app:1 v"),
+            c(1, "GET app:1"),
+            c(1, "SET other v"),
+            c(1, "MSET app:2 x other y"),
+            c(1, "FLUSHALL"),
+            c(1, "CONFIG GET maxmemory"),
+            c(1, "PUBLISH app:news hello"),
+            c(1, "PUBLISH news hello"),
+            c(1, "MULTI"),
+            c(1, "SET app:3 v"),
+            c(1, "GET other"),
+            c(1, "EXEC"),
+            c(1, "GET app:3"),
+            // A change to the user applies to its connections at once.
+            c(0, "ACL SETUSER app -get"),
+            c(1, "GET app:1"),
+            c(0, "ACL SETUSER app +get resetkeys %R~app:*"),
+            c(1, "GET app:1"),
+            c(1, "SET app:1 w"),
+            // A script runs its commands as its caller's user.
+            c(0, "ACL SETUSER app +eval +del"),
+            ca(1, &["EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "app:s"]),
+            ca(1, &["EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "other"]),
+            ca(1, &["EVAL", "return redis.call('FLUSHALL')", "0"]),
+            ca(1, &["EVAL", "return redis.pcall('GET', 'secret')", "0"]),
+            c(1, "AUTH default x"),
+            c(0, "AUTH x"),
+            c(0, "ACL SETUSER default >dpass"),
+            c(0, "AUTH dpass"),
+            c(0, "AUTH default dpass"),
+            c(0, "ACL SETUSER default nopass"),
+            c(0, "ACL LOG 0"),
+            c(0, "ACL LOG RESET"),
+            c(0, "ACL LOG"),
+        ],
+    )
+    .await;
+}
+
+/// The ACL log: what was denied, to whom, in which context, counted when it repeats.
+#[tokio::test]
+async fn denials_are_logged() {
+    let node = common::start_node(&[]).await;
+    let addr = node.resp_addr();
+    let mut admin = Conn::connect(addr).await;
+    let mut app = Conn::connect(addr).await;
+    admin
+        .call_str(&[
+            "ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+get", "+multi",
+        ])
+        .await;
+    assert_eq!(
+        app.call_str(&["AUTH", "app", "bad"]).await.chars().next(),
+        Some('-')
+    );
+    app.call_str(&["AUTH", "app", "pw"]).await;
+    for _ in 0..3 {
+        app.call_str(&["SET", "app:1", "v"]).await;
+    }
+    app.call_str(&["GET", "secret"]).await;
+    app.call_str(&["MULTI"]).await;
+    app.call_str(&["SET", "app:1", "v"]).await;
+    let log = admin.call_str(&["ACL", "LOG"]).await;
+    // Newest first: (reason, context, object, username, count).
+    let entries: Vec<(String, String, String, String, String)> = log
+        .split("$5\r\ncount\r\n:")
+        .skip(1)
+        .map(|e| {
+            let field = |name: &str| -> String {
+                let at = e.find(&format!("\r\n{name}\r\n")).unwrap() + name.len() + 4;
+                let rest = &e[at..];
+                let body = rest.split("\r\n").nth(1).unwrap();
+                body.to_string()
+            };
+            (
+                field("reason"),
+                field("context"),
+                field("object"),
+                field("username"),
+                e.split("\r\n").next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("command", "multi", "set", "app", "1"),
+        ("key", "toplevel", "secret", "app", "1"),
+        ("command", "toplevel", "set", "app", "3"),
+        ("auth", "toplevel", "AUTH", "app", "1"),
+    ];
+    let got: Vec<(&str, &str, &str, &str, &str)> = entries
+        .iter()
+        .map(|(a, b, c, d, e)| (a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(got, want, "{log}");
+    assert!(log.contains("client-info"), "{log}");
+    assert!(log.contains("user=app"), "{log}");
+    // CLIENT LIST names the user.
+    let list = admin.call_str(&["CLIENT", "LIST"]).await;
+    assert!(list.contains("user=app "), "{list}");
+    // Deleting the user closes its connections.
+    assert_eq!(admin.call_str(&["ACL", "DELUSER", "app"]).await, ":1\r\n");
+    assert!(
+        app.read_to_close(std::time::Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the deleted user's connection stayed open"
+    );
+    node.shutdown().await;
+}
+
+/// `requirepass` is the default user's password, as in Redis.
+#[tokio::test]
+async fn requirepass_is_the_default_users_password() {
+    assert_same_as_redis(
+        2,
+        &[
+            q(0, "CONFIG SET requirepass sekret"),
+            c(1, "GET k"),
+            c(1, "AUTH wrong"),
+            c(1, "AUTH sekret"),
+            c(1, "GET k"),
+            c(0, "ACL GETUSER default"),
+            q(0, "CONFIG SET requirepass"),
+        ],
+    )
+    .await;
+}
