@@ -176,6 +176,21 @@ impl User {
         self.all_commands && self.allkeys && self.allchannels
     }
 
+    /// Whether this user's channels are fewer than `old`'s (some channel allowed before may not
+    /// be now).
+    pub fn channels_narrowed_from(&self, old: &User) -> bool {
+        if self.allchannels {
+            return false;
+        }
+        old.allchannels || old.channels.iter().any(|c| !self.channels.contains(c))
+    }
+
+    /// May read any key (`allkeys`, `~*` or `%R~*`): what SORT's BY and GET need, as Redis's
+    /// ACLUserCheckCmdWithUnrestrictedKeyAccess.
+    pub fn reads_every_key(&self) -> bool {
+        self.allkeys || self.patterns.iter().any(|p| p.read && p.pattern == b"*")
+    }
+
     /// Whether this password authenticates the user (a disabled user never authenticates).
     pub fn accepts(&self, pass: &[u8]) -> bool {
         if !self.enabled {

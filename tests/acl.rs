@@ -122,6 +122,20 @@ async fn permissions_are_enforced_as_in_redis() {
             // A change to the user applies to its connections at once.
             c(0, "ACL SETUSER app -get"),
             c(1, "GET app:1"),
+            // SORT's BY and GET read keys no check saw: only for a user that may read any.
+            c(0, "ACL SETUSER app +sort"),
+            c(1, "RPUSH app:list 3 1 2"),
+            c(1, "SORT app:list"),
+            c(1, "SORT app:list BY app:w_*"),
+            c(1, "SORT app:list GET app:o_*"),
+            c(1, "SORT app:list BY nosort"),
+            // EXEC checks again what was queued: the rules may have changed meanwhile.
+            c(1, "MULTI"),
+            c(1, "GET app:1"),
+            c(1, "SET app:9 v"),
+            c(0, "ACL SETUSER app -set"),
+            c(1, "EXEC"),
+            c(0, "ACL SETUSER app +set"),
             c(0, "ACL SETUSER app +get resetkeys %R~app:*"),
             c(1, "GET app:1"),
             c(1, "SET app:1 w"),
@@ -169,6 +183,24 @@ async fn denials_are_logged() {
     app.call_str(&["MULTI"]).await;
     app.call_str(&["SET", "app:1", "v"]).await;
     let log = admin.call_str(&["ACL", "LOG"]).await;
+    // Passwords never reach the slow log.
+    admin
+        .call_str(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])
+        .await;
+    let mut other_conn = Conn::connect(addr).await;
+    other_conn.call_str(&["AUTH", "app", "pw"]).await;
+    admin
+        .call_str(&["ACL", "SETUSER", "temp", ">topsecret"])
+        .await;
+    let slow = admin.call_str(&["SLOWLOG", "GET"]).await;
+    assert!(slow.contains("(redacted)"), "{slow}");
+    assert!(
+        !slow.contains("topsecret") && !slow.contains("$2\r\npw\r\n"),
+        "{slow}"
+    );
+    admin
+        .call_str(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"])
+        .await;
     // Newest first: (reason, context, object, username, count).
     let entries: Vec<(String, String, String, String, String)> = log
         .split("$5\r\ncount\r\n:")
@@ -205,6 +237,26 @@ async fn denials_are_logged() {
     // CLIENT LIST names the user.
     let list = admin.call_str(&["CLIENT", "LIST"]).await;
     assert!(list.contains("user=app "), "{list}");
+    // CLIENT KILL USER closes the connections of one user.
+    admin
+        .call_str(&["ACL", "SETUSER", "other", "on", "nopass", "+@all", "~*"])
+        .await;
+    let mut other = Conn::connect(addr).await;
+    other.call_str(&["AUTH", "other", "x"]).await;
+    assert_eq!(
+        admin.call_str(&["CLIENT", "KILL", "USER", "nobody"]).await,
+        "-ERR No such user 'nobody'\r\n"
+    );
+    assert_eq!(
+        admin.call_str(&["CLIENT", "KILL", "USER", "other"]).await,
+        ":1\r\n"
+    );
+    assert!(
+        other
+            .read_to_close(std::time::Duration::from_secs(5))
+            .await
+            .is_some()
+    );
     // Deleting the user closes its connections.
     assert_eq!(admin.call_str(&["ACL", "DELUSER", "app"]).await, ":1\r\n");
     assert!(

@@ -348,13 +348,18 @@ impl ShardGroup {
         ks: &mut crate::store::Keyspace<'_>,
         cursor: &mut u64,
     ) -> Vec<crate::store::Sds> {
-        let keys = ks.keys_in_slots_from(
+        let mut keys = ks.keys_in_slots_from(
             self.shard,
             |slot| self.member[slot as usize % SLOTS_PER_SHARD],
             BATCH_KEYS,
             cursor,
         );
-        if keys.is_empty() { self.keys(ks) } else { keys }
+        if keys.is_empty() {
+            keys = self.keys(ks);
+        }
+        // Expired keys kept while clients are paused go now: the slot must empty.
+        keys.retain(|k| !matches!(ks.purge_expired(0, k), Ok(true)));
+        keys
     }
 }
 

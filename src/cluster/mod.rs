@@ -384,12 +384,36 @@ impl Cluster {
     /// sender tries again, so a view of ours that is the one behind catches up meanwhile.
     pub fn handle_claim(&self, _node: &Arc<Node>, from: &Header, slots: &[u16]) -> pb::ClaimReply {
         let now = crate::commands::now_ms();
-        let mut st = self.state.lock();
         let refuse = |reason: String| pb::ClaimReply {
             accepted: false,
             config_epoch: 0,
             reason,
         };
+        // Slots this node once handed over come back: nodes.conf stops saying so before any
+        // key can be written to them here (a restart drops the keys of slots handed over).
+        {
+            let mut st = self.state.lock();
+            let back: Vec<u16> = slots
+                .iter()
+                .copied()
+                .filter(|s| st.released.contains(s))
+                .collect();
+            if !back.is_empty() {
+                for s in &back {
+                    st.released.remove(s);
+                }
+                st.dirty = true;
+                drop(st);
+                if let Err(e) = self.save(false) {
+                    let mut st = self.state.lock();
+                    st.released.extend(back);
+                    st.dirty = true;
+                    tracing::error!("cannot write {}: {e}", self.cfg.config_file.display());
+                    return refuse("cannot write nodes.conf".into());
+                }
+            }
+        }
+        let mut st = self.state.lock();
         if !st.nodes.contains_key(&from.id) {
             return refuse("unknown sender".into());
         }
@@ -1147,6 +1171,7 @@ impl Cluster {
                 }
             }
             let mut claim = Vec::new();
+            let mut reclaimed = false;
             for (s, t) in target.iter().enumerate() {
                 let owner = st.slots[s].as_deref();
                 // Ours in the layout and unassigned, or bound to a node that no longer claims
@@ -1154,6 +1179,13 @@ impl Cluster {
                 if *t == Some(me_id.as_str())
                     && (owner.is_none() || st.owner_not_claiming.contains(&(s as u16)))
                 {
+                    // A slot this node handed over before is taken at the next pass, once
+                    // nodes.conf no longer says so (a restart drops the keys of slots handed
+                    // over: none written after the claim may be among them).
+                    if st.released.remove(&(s as u16)) {
+                        reclaimed = true;
+                        continue;
+                    }
                     claim.push(s as u16);
                 } else if owner == Some(me_id.as_str())
                     && let Some(t) = t
@@ -1167,6 +1199,9 @@ impl Cluster {
                         handoffs.entry(t.to_string()).or_default().push(s as u16);
                     }
                 }
+            }
+            if reclaimed {
+                st.dirty = true;
             }
             if !claim.is_empty() {
                 for &s in &claim {

@@ -596,6 +596,13 @@ pub async fn run(node: Arc<Node>) {
         let target = {
             let st = cluster.state.lock();
             let me = st.me();
+            // A replica's keys expire by its master's stream only (see `Store::keep_expired`);
+            // set under the state lock, so a promotion (which clears it under the same lock)
+            // is not overwritten by this older view.
+            node.store.keep_expired.store(
+                !me.is_master() && me.replica_of.is_some(),
+                Ordering::Relaxed,
+            );
             match me.replica_of.as_deref().filter(|_| !me.is_master()) {
                 Some(m) => st.nodes.get(m).map(|n| {
                     (
@@ -606,10 +613,6 @@ pub async fn run(node: Arc<Node>) {
                 None => None,
             }
         };
-        // A replica's keys expire by its master's stream only (see `Store::keep_expired`).
-        node.store
-            .keep_expired
-            .store(target.is_some(), Ordering::Relaxed);
         let wait = match target {
             None => {
                 repl.link_up.store(false, Ordering::Relaxed);

@@ -51,10 +51,32 @@ pub fn setuser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     let name = String::from_utf8_lossy(name).into_owned();
     let rules: Vec<&[u8]> = args[3..].iter().map(|a| &a[..]).collect();
+    let old = ctx.node.acl.get(&name);
     ctx.node
         .acl
         .set_user(&name, &rules)
         .map_err(CmdError::err)?;
+    // Subscribers of the user whose channels were narrowed are disconnected, as Redis's
+    // ACLKillPubsubClientsIfNeeded (which keeps those whose own subscriptions all remain
+    // allowed; here every subscribed connection of the user goes).
+    if let (Some(old), Some(new)) = (old, ctx.node.acl.get(&name))
+        && new.channels_narrowed_from(&old)
+    {
+        let me = ctx.client.info.id;
+        for c in ctx.node.clients.snapshot() {
+            let subscribed = c
+                .subscriptions
+                .iter()
+                .any(|n| n.load(std::sync::atomic::Ordering::Relaxed) > 0);
+            if subscribed && **c.user.lock() == *name {
+                if c.id == me {
+                    ctx.client.close_after_reply = true;
+                } else {
+                    c.kill.cancel();
+                }
+            }
+        }
+    }
     ctx.out.ok();
     Ok(())
 }

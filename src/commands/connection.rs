@@ -61,8 +61,8 @@ pub fn reset(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     }
     *c.info.name.lock() = None;
     c.authenticated = !ctx.node.requires_pass();
-    let (default, generation) = (ctx.node.acl.default_user(), ctx.node.acl.generation());
-    c.set_user(default, generation);
+    let generation = ctx.node.acl.generation();
+    c.set_user(ctx.node.acl.default_user(), generation);
     ctx.out.set_resp3(false);
     ctx.out.simple("RESET");
     Ok(())
@@ -86,9 +86,10 @@ pub fn select(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 fn check_password(ctx: &mut Ctx, command: &[u8], user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
     let name = user.unwrap_or(b"default");
     let acl = &ctx.node.acl;
+    // The generation first: a change in between makes the client read its user again.
+    let generation = acl.generation();
     match acl.authenticate(name, pass) {
         Some(u) => {
-            let generation = acl.generation();
             ctx.client.set_user(u, generation);
             ctx.client.authenticated = true;
             Ok(())
@@ -311,6 +312,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
         return Ok(());
     }
     let (mut id, mut addr, mut laddr, mut skipme) = (None, None, None, true);
+    let mut user = None;
     let mut client_type = None;
     let mut master_link = false;
     let mut it = ArgIter::new(args, 2);
@@ -339,12 +341,11 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
             client_type = Some(client_type_of(v));
             master_link = eq_ic(v, "master");
         } else if eq_ic(a, "USER") {
-            if !eq_ic(v, "default") {
-                return Err(CmdError::err(format!(
-                    "No such user '{}'",
-                    String::from_utf8_lossy(v)
-                )));
+            let name = String::from_utf8_lossy(v).into_owned();
+            if ctx.node.acl.get(&name).is_none() {
+                return Err(CmdError::err(format!("No such user '{name}'")));
             }
+            user = Some(name);
         } else if eq_ic(a, "SKIPME") {
             if eq_ic(v, "yes") {
                 skipme = true;
@@ -363,6 +364,7 @@ pub fn client_kill(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
             || addr.as_ref().is_some_and(|a| *a != c.addr.to_string())
             || laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string())
             || client_type.is_some_and(|t| t != c.client_type())
+            || user.as_deref().is_some_and(|u| *u != **c.user.lock())
             || (skipme && c.id == me)
         {
             continue;

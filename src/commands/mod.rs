@@ -612,6 +612,15 @@ fn route_exec<'a>(
 
 /// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join
 /// fails at EXEC, and the error is counted.
+/// `args` with `from..to` shown as `(redacted)`.
+fn redact_from(args: &[Bytes], from: usize, to: usize) -> Vec<Bytes> {
+    let mut shown = args.to_vec();
+    for a in shown.iter_mut().take(to).skip(from) {
+        *a = Bytes::from_static(b"(redacted)");
+    }
+    shown
+}
+
 /// Whether the client's ACL user may run `cmd` with `args`: None, or Redis's NOPERM error (the
 /// denial is logged in the ACL log).
 pub fn acl_check(
@@ -651,7 +660,10 @@ pub fn acl_denied(
     if client.acl_exempt {
         return None;
     }
-    let user = client.current_user(&node.acl)?;
+    // A user deleted meanwhile may do nothing (its connection is being closed).
+    let Some(user) = client.current_user(&node.acl) else {
+        return Some(crate::acl::Denied::Command);
+    };
     if user.unrestricted() {
         return None;
     }
@@ -858,10 +870,19 @@ pub fn run(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let f = cmd.cmd.flags;
-    // MIGRATE's passwords are shown as `(redacted)`, as Redis does.
-    let redacted = (cmd.cmd.name == "migrate")
-        .then(|| migrate::redacted(args))
-        .flatten();
+    // Passwords are shown as `(redacted)`, as Redis does: MIGRATE's, AUTH's, HELLO AUTH's and
+    // every ACL SETUSER rule.
+    let redacted = match cmd.fullname.as_str() {
+        "migrate" => migrate::redacted(args),
+        "auth" => Some(redact_from(args, 1, args.len())),
+        "acl|setuser" => Some(redact_from(args, 2, args.len())),
+        "hello" => args
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(b"AUTH"))
+            .filter(|&i| i >= 2)
+            .map(|i| redact_from(args, i + 1, (i + 3).min(args.len()))),
+        _ => None,
+    };
     let shown = redacted.as_deref().unwrap_or(args);
     // A blocking command goes to the slow log when it is served (Redis: when unblocked).
     if f & flags::SKIP_SLOWLOG == 0 && done {

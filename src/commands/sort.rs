@@ -151,7 +151,15 @@ struct Opts<'a> {
     gets: Vec<&'a Bytes>,
 }
 
-fn parse(args: &[Bytes], readonly: bool) -> Result<Opts<'_>, CmdError> {
+/// `cluster`: BY with a pattern and GET are refused, as Redis Cluster's (they name keys of
+/// other slots). `full_read`: the client's ACL user may read every key, which BY and GET
+/// need (they read keys no ACL check saw).
+fn parse(
+    args: &[Bytes],
+    readonly: bool,
+    cluster: bool,
+    full_read: bool,
+) -> Result<Opts<'_>, CmdError> {
     let mut o = Opts {
         desc: false,
         alpha: false,
@@ -180,8 +188,24 @@ fn parse(args: &[Bytes], readonly: bool) -> Result<Opts<'_>, CmdError> {
         } else if eq_ic(a, "BY") && left >= 1 {
             o.by = Some(&args[j + 1]);
             o.dontsort = !args[j + 1].contains(&b'*');
+            if !o.dontsort && cluster {
+                return Err(CmdError::err("BY option of SORT denied in Cluster mode."));
+            }
+            if !o.dontsort && !full_read {
+                return Err(CmdError::err(
+                    "BY option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             j += 1;
         } else if eq_ic(a, "GET") && left >= 1 {
+            if cluster {
+                return Err(CmdError::err("GET option of SORT denied in Cluster mode."));
+            }
+            if !full_read {
+                return Err(CmdError::err(
+                    "GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(&args[j + 1]);
             j += 1;
         } else {
@@ -200,7 +224,12 @@ struct Item {
 }
 
 fn sort_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: bool) -> CmdResult {
-    let mut o = parse(args, readonly)?;
+    let full_read = ctx.client.acl_exempt
+        || ctx
+            .client
+            .current_user(&ctx.node.acl)
+            .is_some_and(|u| u.reads_every_key());
+    let mut o = parse(args, readonly, ctx.node.cluster.is_some(), full_read)?;
     let db = ctx.client.db;
     let Sortable { mut items, ordered } = match ks.lookup_read(db, &args[1])? {
         Some(e) => {

@@ -127,6 +127,24 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     ctx.client.aof_batch = Some(Vec::new());
     for (cmd, args) in &m.queue {
         buf.clear();
+        // Permissions are checked again: the user's rules may have changed since it queued.
+        if let Some(denied) =
+            super::acl_denied(ctx.node, ctx.client, cmd, args, crate::acl::Context::Multi)
+        {
+            let reason = match denied {
+                crate::acl::Denied::Command => "no permission to execute the command or subcommand",
+                crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
+                crate::acl::Denied::Channel(_) => {
+                    "no permission to access one of the channels used as arguments"
+                }
+            };
+            let e = CmdError::Msg(format!(
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+            ));
+            ctx.node.stats.note_error(&e);
+            ctx.out.error(&e.to_string());
+            continue;
+        }
         let after = super::run(ctx.node, ctx.client, &mut buf, cmd, args, ks, ctx.now_ms);
         ctx.out.buf().extend_from_slice(&buf);
         if after == After::Close {

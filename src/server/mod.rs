@@ -296,6 +296,12 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         }
         let mut close = false;
         loop {
+            // A client killed meanwhile (CLIENT KILL, ACL DELUSER of its user) runs nothing
+            // more of what it sent, as Redis's CLOSE_ASAP clients.
+            if kill.is_cancelled() {
+                close = true;
+                break;
+            }
             parser.set_unauthenticated(client.needs_auth(&node));
             parser.set_max_bulk_len(node.proto_max_bulk_len.load(Ordering::Relaxed));
             let pending = inbuf.len();

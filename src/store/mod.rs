@@ -894,6 +894,14 @@ impl<'a> Keyspace<'a> {
         Ok(s.dbs[db].keys.get(key))
     }
 
+    /// Deletes `key` if its TTL passed, even while expiry is held (a slot move neither carries
+    /// nor waits for keys that are gone). Whether it did.
+    pub fn purge_expired(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
+        let (now, store) = (self.now_ms, self.store);
+        let s = self.shard_of(key)?;
+        Ok(s.expire_now_if_needed(db, key, now, store))
+    }
+
     /// The entry for `key` by shared reference, so a command can hold several at once (SINTER,
     /// SUNION). No expiry or access accounting: look each key up with `lookup_read` first.
     pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<&Entry>, NotLocked> {
@@ -1185,6 +1193,8 @@ impl<'a> Keyspace<'a> {
     /// deleted, as Redis does).
     pub fn random_key(&mut self, db: usize) -> Option<Sds> {
         let now = self.now_ms;
+        let held = self.store.expiry_held(now);
+        let mut tries = 100;
         let nonempty: SmallVec<[usize; 32]> = self
             .guards
             .iter()
@@ -1218,7 +1228,16 @@ impl<'a> Keyspace<'a> {
             if !s.expire_if_needed(db, &key, now, self.store) {
                 return Some(key);
             }
-            total -= 1;
+            if held {
+                // Expired keys stay (a pause, a replica): draw again, and after 100 draws give
+                // an expired one rather than loop on them (Redis's replica does the same).
+                tries -= 1;
+                if tries == 0 {
+                    return Some(key);
+                }
+            } else {
+                total -= 1;
+            }
         }
         None
     }
