@@ -115,6 +115,8 @@ async fn permissions_are_enforced_as_in_redis() {
             c(1, "PUBLISH app:news hello"),
             c(1, "PUBLISH news hello"),
             c(1, "MULTI"),
+            // Not allowed inside MULTI comes before the user's permissions.
+            c(1, "SAVE"),
             c(1, "SET app:3 v"),
             c(1, "GET other"),
             c(1, "EXEC"),

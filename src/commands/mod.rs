@@ -365,7 +365,10 @@ pub fn call(
     } else {
         crate::acl::Context::TopLevel
     };
-    if let Some(e) = acl_check(node, client, cmd, args, context) {
+    // (A command not allowed inside MULTI is refused for that first, as Redis checks it
+    // before the ACL.)
+    let no_multi = client.multi.is_some() && f & flags::NO_MULTI != 0;
+    if !no_multi && let Some(e) = acl_check(node, client, cmd, args, context) {
         node.cmd_stats[cmd.id].rejected();
         let e = if cmd.fullname == "exec" {
             reject_exec(node, client, e)
