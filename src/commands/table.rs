@@ -946,6 +946,21 @@ static LATENCY_SUBS: &[Command] = &[
     )
     .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
     cmd!(
+        "graph",
+        3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        srv::latency_graph,
+        "Return a latency graph for the event."
+    )
+    .tips(&[
+        "nondeterministic_output",
+        "request_policy:all_nodes",
+        "response_policy:special",
+    ]),
+    cmd!(
         "doctor",
         2,
         ADMIN | NOSCRIPT | LOADING | STALE,

@@ -344,6 +344,13 @@ impl LatencyMonitor {
         v
     }
 
+    /// An event's samples (oldest first) and its all-time high, if it has any.
+    pub fn series(&self, event: &str) -> Option<(Vec<(i64, u64)>, u64)> {
+        let ev = self.events.lock();
+        let (h, max) = ev.get(event)?;
+        (!h.is_empty()).then(|| (h.iter().copied().collect(), *max))
+    }
+
     pub fn history(&self, event: &str) -> Vec<(i64, u64)> {
         self.events
             .lock()
