@@ -58,19 +58,22 @@ pub struct Setting {
     pub help: &'static str,
 }
 
-/// Settings Redis's CONFIG SET changes at run time that are fixed here once the node started
-/// (listeners and the cluster's bus): setting one to the value in force is accepted.
-const REDIS_CHANGES_AT_RUN_TIME: &[&str] = &[
-    "bind",
-    "port",
-    "cluster-node-timeout",
-    "cluster-replica-no-failover",
-    "cluster-announce-ip",
-    "cluster-announce-port",
-    "cluster-announce-bus-port",
-    "cluster-announce-hostname",
-    "cluster-preferred-endpoint-type",
-    "cluster-require-full-coverage",
+/// Settings fixed at start-up that Redis also refuses to change (or protects): CONFIG SET
+/// refuses them whatever the value, as Redis. Our other fixed settings (ones Redis changes at
+/// run time, such as `port`, `bind` and the cluster's, and our own, such as `http-port`) accept
+/// the value in force: a tool that sets back what CONFIG GET gave gets OK.
+const REDIS_IMMUTABLE: &[&str] = &[
+    "databases",
+    "io-threads",
+    "tcp-backlog",
+    "pidfile",
+    "enable-debug-command",
+    "dir",
+    "dbfilename",
+    "appendfilename",
+    "cluster-enabled",
+    "cluster-port",
+    "cluster-config-file",
 ];
 
 /// Redis 7.0's levels (7.2 added "nothing").
@@ -1496,9 +1499,9 @@ impl Config {
             let s = setting_by_config_name(name).ok_or_else(|| {
                 format!("Unknown option or number of arguments for CONFIG SET - '{name}'")
             })?;
-            if !s.mutable && REDIS_CHANGES_AT_RUN_TIME.contains(&s.config_name) {
-                // Redis changes these at run time; we cannot, but setting the value in force
-                // is no change (Redis's own CONFIG sanity test sets every setting so).
+            if !s.mutable && !REDIS_IMMUTABLE.contains(&s.config_name) {
+                // Fixed here, but setting the value in force is no change (Redis's own CONFIG
+                // sanity test sets every setting so).
                 let current = next.get(s.name).to_string();
                 let v = s.canonical_over(&current, raw).map_err(|reason| {
                     format!("CONFIG SET failed (possibly related to argument '{name}') - {reason}")
