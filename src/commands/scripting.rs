@@ -1110,28 +1110,63 @@ struct CallCtx<'a, 'b> {
     read_called: bool,
 }
 
+/// A Redis command's arguments from Lua values (Redis's luaArgsToRedisArgv).
+fn lua_argv(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
+    for a in args {
+        match a {
+            Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+            // Numbers as "%.17g" (Lua's own conversion would keep 14 digits).
+            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
+            Value::Number(n) => argv.push(Bytes::from(fmt_g(n, 17))),
+            _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(argv)
+}
+
 impl CallCtx<'_, '_> {
+    /// `redis.acl_check_cmd(cmd, ...)`: whether the caller's ACL user may run the command with
+    /// these arguments (nothing is logged). Err: an error table to raise.
+    fn acl_check_cmd(&mut self, lua: &Lua, args: MultiValue) -> Result<bool, Value> {
+        let fail = |text: &str| match error_table(lua, text) {
+            Ok(t) => Value::Table(t),
+            Err(_) => Value::Nil,
+        };
+        let argv = lua_argv(args).map_err(fail)?;
+        let t = super::table();
+        let Some(top) = t.lookup(&argv[0]) else {
+            return Err(fail("ERR Invalid command passed to redis.acl_check_cmd()"));
+        };
+        let cmd = match argv.get(1) {
+            Some(sub) if !top.cmd.subcommands.is_empty() => match t.lookup_sub(top, sub) {
+                Some(c) => c,
+                None => return Err(fail("ERR Invalid command passed to redis.acl_check_cmd()")),
+            },
+            _ => top,
+        };
+        if self.client.acl_exempt {
+            return Ok(true);
+        }
+        Ok(self
+            .client
+            .current_user(&self.node.acl)
+            .is_some_and(|u| u.check(cmd, &argv).is_ok()))
+    }
+
     /// One `redis.call`/`redis.pcall`: (failed, value), the value being an error table when
     /// it failed.
     fn call(&mut self, lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
         let fail = |text: &str| -> mlua::Result<(bool, Value)> {
             Ok((true, Value::Table(error_table(lua, text)?)))
         };
-        if args.is_empty() {
-            return fail("ERR Please specify at least one argument for this redis lib call");
-        }
-        let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
-        for a in args {
-            match a {
-                Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-                // Numbers as "%.17g" (Lua's own conversion would keep 14 digits).
-                Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
-                Value::Number(n) => argv.push(Bytes::from(fmt_g(n, 17))),
-                _ => {
-                    return fail("ERR Lua redis lib command arguments must be strings or integers");
-                }
-            }
-        }
+        let argv = match lua_argv(args) {
+            Ok(a) => a,
+            Err(e) => return fail(e),
+        };
         let cmd = match super::resolve(&argv) {
             Ok(c) => c,
             Err(CmdError::Arity(_)) => {
@@ -1472,14 +1507,25 @@ pub(crate) fn run_target(
             })?;
             let returning = scope
                 .create_function(|lua, a: MultiValue| Ok(call.borrow_mut().call(lua, a)?.1))?;
+            let acl_check = scope.create_function(|lua, a: MultiValue| {
+                match call.borrow_mut().acl_check_cmd(lua, a) {
+                    Ok(allowed) => Ok(allowed),
+                    Err(e) => {
+                        engine.globals.raw_set("__redis__pending", e)?;
+                        Err(mlua::Error::runtime("redis.acl_check_cmd failed"))
+                    }
+                }
+            })?;
             engine.redis.raw_set("call", raising)?;
             engine.redis.raw_set("pcall", returning)?;
+            engine.redis.raw_set("acl_check_cmd", acl_check)?;
             let r: (bool, Value) = match &params {
                 Some((keys, argv)) => engine.run.call((f.clone(), keys, argv))?,
                 None => engine.run.call(f.clone())?,
             };
             engine.redis.raw_set("call", Value::Nil)?;
             engine.redis.raw_set("pcall", Value::Nil)?;
+            engine.redis.raw_set("acl_check_cmd", Value::Nil)?;
             engine.globals.raw_set("__redis__pending", Value::Nil)?;
             Ok(r)
         })
