@@ -194,8 +194,23 @@ impl Node {
     /// evictable, or `noeviction`. A replica evicts nothing: its master's deletions reach it
     /// (Redis's `replica-ignore-maxmemory`). Call with no shard locked.
     pub fn perform_evictions(&self, now_ms: i64) -> Memory {
+        self.evict(now_ms, false)
+    }
+
+    /// [`Node::perform_evictions`] reading memory now, even if it was read this millisecond:
+    /// for a client that must hear of the keys evicted for its command before the reply (a
+    /// write just before it in the same millisecond may have grown memory).
+    pub fn perform_evictions_now(&self, now_ms: i64) -> Memory {
+        self.evict(now_ms, true)
+    }
+
+    fn evict(&self, now_ms: i64, fresh: bool) -> Memory {
         if self.maxmemory.load(Ordering::Relaxed) == 0 {
             return Memory::Fits;
+        }
+        if fresh {
+            self.memory_read_ms.store(now_ms, Ordering::Relaxed);
+            self.stats.refresh_memory();
         }
         // A load first: the common case (read already this millisecond) writes nothing.
         if self.memory_read_ms.load(Ordering::Relaxed) != now_ms

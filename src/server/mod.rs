@@ -336,7 +336,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                                 && client.info.tracking_redirect.load(Ordering::Relaxed) == 0
                                 && !node.scripts.is_running()
                             {
-                                node.perform_evictions(commands::now_ms());
+                                node.perform_evictions_now(commands::now_ms());
                             }
                             pubsub_cost +=
                                 ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
