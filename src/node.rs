@@ -677,6 +677,10 @@ async fn cron(node: Arc<Node>) {
         node.stats.refresh_memory();
         // Eviction goes on between commands too (Redis's eviction timer).
         off_worker(|| node.perform_evictions(now));
+        // And client tracking's table is kept under `tracking-table-max-keys` at the cron's
+        // pace too (Redis's trackingLimitUsedSlots in serverCron): a lowered limit tells the
+        // clients of the keys forgotten without waiting for a command.
+        node.store.tracking.enforce_limit();
         evict_clients(&node);
         node.stats.sample_ops();
     }
