@@ -263,21 +263,13 @@ impl User {
             self.nopass = false;
             self.passwords.clear();
         } else if op[0] == b'>' || op[0] == b'#' {
-            let hash = if op[0] == b'>' {
-                hash_password(&op[1..])
-            } else {
-                valid_hash(&op[1..])?
-            };
+            let hash = rule_hash(op)?;
             if !self.passwords.contains(&hash) {
                 self.passwords.push(hash);
             }
             self.nopass = false;
         } else if op[0] == b'<' || op[0] == b'!' {
-            let hash = if op[0] == b'<' {
-                hash_password(&op[1..])
-            } else {
-                valid_hash(&op[1..])?
-            };
+            let hash = rule_hash(op)?;
             let before = self.passwords.len();
             self.passwords.retain(|p| *p != hash);
             if self.passwords.len() == before {
@@ -605,6 +597,14 @@ const SYNTAX: &str = "Syntax error";
 
 fn has_spaces(s: &[u8]) -> bool {
     s.iter().any(|&b| b.is_ascii_whitespace() || b == 0)
+}
+
+/// The hash a password rule names: `>pass`/`<pass` hash the password, `#hash`/`!hash` give it.
+fn rule_hash(op: &[u8]) -> Result<String, &'static str> {
+    match op[0] {
+        b'>' | b'<' => Ok(hash_password(&op[1..])),
+        _ => valid_hash(&op[1..]),
+    }
 }
 
 fn valid_hash(h: &[u8]) -> Result<String, &'static str> {

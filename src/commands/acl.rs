@@ -69,11 +69,7 @@ pub fn setuser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 .iter()
                 .any(|n| n.load(std::sync::atomic::Ordering::Relaxed) > 0);
             if subscribed && **c.user.lock() == *name {
-                if c.id == me {
-                    ctx.client.close_after_reply = true;
-                } else {
-                    c.kill.cancel();
-                }
+                super::connection::kill_client(ctx, &c, me);
             }
         }
     }
@@ -92,13 +88,10 @@ pub fn deluser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             deleted += 1;
             // Its connections are closed, as Redis's ACLFreeUserAndKillClients (this one
             // after its reply).
+            let me = ctx.client.info.id;
             for c in ctx.node.clients.snapshot() {
                 if **c.user.lock() == *name {
-                    if c.id == ctx.client.info.id {
-                        ctx.client.close_after_reply = true;
-                    } else {
-                        c.kill.cancel();
-                    }
+                    super::connection::kill_client(ctx, &c, me);
                 }
             }
         }

@@ -290,7 +290,7 @@ pub fn client_getname(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
 
 /// Closes client `c`; the caller itself (`me`) gets its reply first, as in Redis
 /// (CLOSE_AFTER_REPLY), and is closed after it.
-fn kill_client(ctx: &mut Ctx, c: &crate::server::clients::ClientInfo, me: u64) {
+pub(crate) fn kill_client(ctx: &mut Ctx, c: &crate::server::clients::ClientInfo, me: u64) {
     if c.id == me {
         ctx.client.close_after_reply = true;
     } else {
