@@ -300,6 +300,17 @@ pub static SETTINGS: &[Setting] = &[
         "A replica is good while its last acknowledgement is at most this many seconds old"
     ),
     setting!(
+        "repl-ping-replica-period",
+        "repl-ping-replica-period",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64
+        },
+        "10",
+        true,
+        "Seconds between the PINGs a master sends down a Redis replica's stream (SYNC/PSYNC)"
+    ),
+    setting!(
         "repl-backlog-size",
         "repl-backlog-size",
         Kind::Memory,
@@ -939,6 +950,7 @@ pub static ALIASES: &[(&str, &str)] = &[
     ("min-slaves-to-write", "min-replicas-to-write"),
     ("min-slaves-max-lag", "min-replicas-max-lag"),
     ("slave-lazy-flush", "replica-lazy-flush"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
     ("lua-time-limit", "busy-reply-threshold"),
 ];

@@ -107,6 +107,8 @@ pub struct Node {
     pub slowlog: SlowLog,
     pub latency: LatencyMonitor,
     pub monitors: Monitors,
+    /// Replicas fed over client connections (Redis's SYNC/PSYNC).
+    pub replicas: crate::server::replicas::Replicas,
     pub pubsub: Arc<PubSub>,
     /// Keeps the keyspace-notification sink in step with `notify-keyspace-events`.
     pub notifier: Notifier,
@@ -178,6 +180,14 @@ fn eviction_slice(tenacity: i64) -> Option<Duration> {
 impl Node {
     /// Whether a new connection must authenticate: the default user has a password or is off
     /// (`requirepass`, or ACL SETUSER default).
+    /// The ID of the replication stream this node's data follows (`master_replid`).
+    pub fn replid(&self) -> String {
+        match &self.cluster {
+            Some(c) => c.repl.replid(),
+            None => self.run_id.clone(),
+        }
+    }
+
     pub fn requires_pass(&self) -> bool {
         self.acl.auth_required()
     }
@@ -262,11 +272,12 @@ impl Node {
         if want <= 0 || max_lag <= 0 {
             return None;
         }
+        let now = crate::commands::now_ms();
         let good = match &self.cluster {
             None => 0,
             Some(c) if !c.state.lock().me().is_master() => return None,
-            Some(c) => c.repl.good_replicas(max_lag, crate::commands::now_ms()),
-        };
+            Some(c) => c.repl.good_replicas(max_lag, now),
+        } + self.replicas.good(max_lag, now);
         Some((want as usize, good))
     }
 
@@ -480,6 +491,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         slowlog: SlowLog::default(),
         latency: LatencyMonitor::default(),
         monitors: Monitors::default(),
+        replicas: Default::default(),
         pubsub: Arc::new(PubSub::default()),
         notifier: Notifier::default(),
         run_id: random_run_id(),

@@ -17,6 +17,7 @@ use crate::cluster::routing::EndpointType;
 use crate::cluster::slots::{SLOTS, key_hash_slot};
 use crate::cluster::state::{ClusterNode, ClusterState, flag, slot_ranges};
 use crate::cmd;
+use crate::server::replicas::SyncKind;
 use crate::store::Keyspace;
 
 fn cluster<'a>(ctx: &Ctx<'a>) -> Result<&'a Cluster, CmdError> {
@@ -979,11 +980,25 @@ fn failover(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 /// ROLE: this node's replication role, as Redis shows it.
 pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let resp_replicas = ctx.node.replicas.list();
+    let resp_replicas: Vec<_> = resp_replicas
+        .iter()
+        .filter(|f| f.state == "online")
+        .collect();
+    let reply_resp_replicas = |ctx: &mut Ctx| {
+        for f in &resp_replicas {
+            ctx.out.array(3);
+            ctx.out.bulk(f.ip.as_bytes());
+            ctx.out.bulk(f.port.to_string().as_bytes());
+            ctx.out.bulk(f.acked_resp.to_string().as_bytes());
+        }
+    };
     let Some(c) = ctx.node.cluster.clone() else {
         ctx.out.array(3);
         ctx.out.bulk(b"master");
-        ctx.out.int(0);
-        ctx.out.array(0);
+        ctx.out.int(ctx.node.store.aof.repl_offset() as i64);
+        ctx.out.array(resp_replicas.len());
+        reply_resp_replicas(ctx);
         return Ok(());
     };
     let st = c.state.lock().clone();
@@ -998,13 +1013,14 @@ pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
                 .replicas_of(&me.id)
                 .filter(|r| feeds.get(&r.id).is_some_and(|f| !f.syncing))
                 .collect();
-            ctx.out.array(replicas.len());
+            ctx.out.array(replicas.len() + resp_replicas.len());
             for r in replicas {
                 ctx.out.array(3);
                 ctx.out.bulk(r.endpoint.ip.as_bytes());
                 ctx.out.bulk(r.endpoint.port.to_string().as_bytes());
                 ctx.out.bulk(r.repl_offset.to_string().as_bytes());
             }
+            reply_resp_replicas(ctx);
         }
         Some(master) => {
             let ep = st
@@ -1054,8 +1070,9 @@ pub fn wait(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             let offset = ctx.client.repl_woff.min(ctx.node.store.aof.repl_offset());
             (offset, c.repl.acked_at_least(offset))
         }
-        None => (0, 0),
+        None => (ctx.client.repl_woff, 0),
     };
+    let acked = acked + ctx.node.replicas.acked_at_least(offset);
     if ctx.client.in_exec || replicas <= acked as i64 {
         ctx.out.int(acked as i64);
         return Ok(());
@@ -1082,6 +1099,76 @@ pub fn replicaof(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     Err(CmdError::err(
         "replication needs cluster mode here: start the nodes with cluster-enabled yes and use CLUSTER REPLICATE <master-id>",
     ))
+}
+
+/// SYNC: this connection becomes a Redis replica's (`server::replicas`): the RDB file, then
+/// the stream of writes.
+pub fn sync(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    start_sync(ctx, SyncKind::Sync)
+}
+
+/// PSYNC replid offset: as SYNC after `+FULLRESYNC <replid> <offset>`. A partial resync is
+/// never offered to these replicas (see `server::replicas`).
+pub fn psync(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    start_sync(ctx, SyncKind::Psync)
+}
+
+fn start_sync(ctx: &mut Ctx, kind: SyncKind) -> CmdResult {
+    if ctx.client.info.replica.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // A replica here mirrors its master's stream and appends nothing of its own to feed a
+    // replica of its own with; it still serves the file alone (redis-cli --rdb).
+    if let Some(c) = &ctx.node.cluster
+        && !c.state.lock().me().is_master()
+        && !ctx.client.replication.rdb_only
+    {
+        return Err(CmdError::Msg(
+            "NOMASTERLINK this node is a cluster replica: replicate from its master (a replica feeds no replicas here; REPLCONF rdb-only 1 gets the file alone)".into(),
+        ));
+    }
+    ctx.client.replication.sync = Some(kind);
+    Ok(())
+}
+
+/// REPLCONF option value ...: what a replica says about itself before SYNC/PSYNC.
+/// `ACK` and `GETACK` are read by the replica's feed once it streams; here they change nothing.
+pub fn replconf(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    for pair in args[1..].chunks(2) {
+        let (opt, value) = (&pair[0], &pair[1]);
+        let text = String::from_utf8_lossy(value);
+        if eq_ic(opt, "listening-port") {
+            ctx.client.replication.listening_port = text
+                .parse()
+                .map_err(|_| CmdError::err("value is not an integer or out of range"))?;
+        } else if eq_ic(opt, "ip-address") {
+            ctx.client.replication.ip_address = Some(text.into_owned());
+        } else if eq_ic(opt, "rdb-only") {
+            ctx.client.replication.rdb_only = match &value[..] {
+                b"1" => true,
+                b"0" => false,
+                _ => {
+                    return Err(CmdError::err(
+                        "value is out of range, value must between 0 and 1",
+                    ));
+                }
+            };
+        } else if eq_ic(opt, "ack") || eq_ic(opt, "getack") {
+            // Only meaningful on a replica's stream (where the feed reads them); Redis ignores
+            // them from other clients, without a reply.
+            return Ok(());
+        } else if !eq_ic(opt, "capa") {
+            return Err(CmdError::err(format!(
+                "Unrecognized REPLCONF option: {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    ctx.out.ok();
+    Ok(())
 }
 
 fn replicas(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
@@ -1512,6 +1599,36 @@ pub static COMMANDS: &[Command] = &[
     )
     .tips(&["request_policy:all_shards", "response_policy:agg_min"])
     .acl(&["@connection"]),
+    cmd!(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        sync,
+        "Internal command used for replication"
+    ),
+    cmd!(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_MULTI | NO_ASYNC_LOADING,
+        NO_KEYS,
+        "server",
+        "2.8.0",
+        psync,
+        "Internal command used for replication"
+    ),
+    cmd!(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        NO_KEYS,
+        "server",
+        "3.0.0",
+        replconf,
+        "An internal command for configuring the replication stream"
+    ),
     cmd!(
         "replicaof",
         3,

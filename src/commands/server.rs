@@ -671,17 +671,42 @@ pub fn info(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// `slave<i>` lines of the replicas fed over client connections (SYNC/PSYNC), numbered from
+/// `first`. Their offset is the replica's own count (see `server::replicas`).
+fn resp_replica_lines(
+    o: &mut InfoText,
+    feeds: &[crate::server::replicas::Feed],
+    first: usize,
+    now_ms: i64,
+) {
+    for (i, f) in feeds.iter().enumerate() {
+        o.kv(
+            &format!("slave{}", first + i),
+            &format!(
+                "ip={},port={},state={},offset={},lag={}",
+                f.ip,
+                f.port,
+                f.state,
+                f.acked_resp,
+                (now_ms - f.acked_ms).max(0) / 1000
+            ),
+        );
+    }
+}
+
 /// INFO text: `# Section` headers, `field:value` lines, a blank line between sections.
 /// The role part of `INFO replication`, as Redis 7.0 prints it; returns the offset to show.
 fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) -> u64 {
+    let resp_replicas = node.replicas.list();
     let Some(c) = node.cluster.as_ref() else {
         o.kv("role", &"master");
-        o.kv("connected_slaves", &0);
+        o.kv("connected_slaves", &resp_replicas.len());
         if let Some((_, good)) = node.min_replicas() {
             o.kv("min_slaves_good_slaves", &good);
         }
+        resp_replica_lines(o, &resp_replicas, 0, now_ms);
         o.kv("master_failover_state", &"no-failover");
-        return 0;
+        return node.store.aof.repl_offset();
     };
     let st = c.state.lock().clone();
     let me = st.me();
@@ -722,7 +747,7 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
             let feeds = repl.feeds.lock().clone();
             let mut replicas: Vec<_> = st.replicas_of(&me.id).collect();
             replicas.retain(|r| feeds.contains_key(&r.id));
-            o.kv("connected_slaves", &replicas.len());
+            o.kv("connected_slaves", &(replicas.len() + resp_replicas.len()));
             if let Some((_, good)) = node.min_replicas() {
                 o.kv("min_slaves_good_slaves", &good);
             }
@@ -747,6 +772,7 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
                     ),
                 );
             }
+            resp_replica_lines(o, &resp_replicas, replicas.len(), now_ms);
         }
     }
     let failover = if st.election.manual {
@@ -1169,10 +1195,11 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
             "replication" => {
                 o.head("Replication");
                 let offset = replication_section(&mut o, node, super::now_ms());
-                let (replid, replid2) = match &node.cluster {
-                    Some(c) => (c.repl.replid(), c.repl.replid2.lock().clone()),
-                    None => (node.run_id.clone(), None),
-                };
+                let replid = node.replid();
+                let replid2 = node
+                    .cluster
+                    .as_ref()
+                    .and_then(|c| c.repl.replid2.lock().clone());
                 o.kv("master_replid", &replid);
                 match replid2 {
                     Some((id, at)) => {

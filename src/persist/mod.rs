@@ -6,6 +6,7 @@
 pub mod aof;
 pub mod check;
 pub mod format;
+pub mod rdb_file;
 pub mod snapshot;
 
 use std::io::Write;

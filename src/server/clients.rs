@@ -31,6 +31,8 @@ pub struct ClientInfo {
     pub last_cmd: AtomicUsize,
     pub multi_len: AtomicI64,
     pub monitor: AtomicBool,
+    /// A replica fed over this connection (SYNC/PSYNC; CLIENT LIST flag `S`).
+    pub replica: AtomicBool,
     pub no_evict: AtomicBool,
     /// Waiting in a blocking command (CLIENT LIST flag `b`).
     pub blocked: AtomicBool,
@@ -67,7 +69,9 @@ pub enum ClientType {
 impl ClientInfo {
     /// A client with any subscription is a pub/sub client (Redis's `getClientType`).
     pub fn client_type(&self) -> ClientType {
-        if self
+        if self.replica.load(Ordering::Relaxed) {
+            ClientType::Replication
+        } else if self
             .subscriptions
             .iter()
             .any(|n| n.load(Ordering::Relaxed) > 0)
@@ -100,6 +104,9 @@ impl ClientInfo {
         let mut flags = String::new();
         if self.monitor.load(Ordering::Relaxed) {
             flags.push('O');
+        }
+        if self.replica.load(Ordering::Relaxed) {
+            flags.push('S');
         }
         let [sub, psub, ssub] = [0, 1, 2].map(|i| self.subscriptions[i].load(Ordering::Relaxed));
         if sub + psub + ssub > 0 {
@@ -200,6 +207,7 @@ impl ClientRegistry {
             last_cmd: AtomicUsize::new(usize::MAX),
             multi_len: AtomicI64::new(-1),
             monitor: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
             query_buf: AtomicUsize::new(0),
@@ -350,6 +358,8 @@ pub struct ClientState {
     /// Not subject to ACL users: the HTTP API, which has its own gate (`http.allow-writes`,
     /// `http.token`).
     pub acl_exempt: bool,
+    /// REPLCONF settings and a SYNC/PSYNC to serve (see `server::replicas`).
+    pub replication: super::replicas::Handshake,
 }
 
 impl ClientState {
@@ -399,6 +409,7 @@ impl ClientState {
             user: None,
             acl_gen: 0,
             acl_exempt: false,
+            replication: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! message, a BGSAVE) runs there, not on the connection's thread.
 
 pub mod clients;
+pub mod replicas;
 pub mod stats;
 
 use std::sync::Arc;
@@ -426,6 +427,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                             PUBSUB_BATCH,
                         );
                     }
+                    if client.replication.sync.is_some() {
+                        // SYNC/PSYNC: the connection is a replica's from here on.
+                        if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+                            break 'conn;
+                        }
+                        let hs = std::mem::take(&mut client.replication);
+                        replicas::serve(&node, &mut client, &mut rd, &mut wr, &mut inbuf, hs).await;
+                        break 'conn;
+                    }
                     if client.monitor && monitor_rx.is_none() {
                         let (tx, rx) = mpsc::channel(stats::MONITOR_QUEUE);
                         node.monitors.add(client.info.id, tx);
@@ -639,24 +649,33 @@ async fn wait_replicas(
         }
     };
     tokio::pin!(expired);
-    let Some(c) = node.cluster.as_ref() else {
-        // No replica can ever acknowledge: Redis waits out the timeout and says 0.
-        tokio::select! {
-            _ = &mut expired => {}
-            _ = kill.cancelled() => {}
-            _ = node.shutdown.cancelled() => {}
-        }
-        return 0;
+    // Bus replicas and Redis replicas (SYNC/PSYNC) both count.
+    let count = || {
+        node.cluster
+            .as_ref()
+            .map_or(0, |c| c.repl.acked_at_least(w.offset))
+            + node.replicas.acked_at_least(w.offset)
     };
+    // Redis replicas acknowledge once a second by themselves; asked, at once.
+    node.replicas.request_acks();
     loop {
-        let acked = c.repl.acked.notified();
-        let n = c.repl.acked_at_least(w.offset);
+        // Made before the count, so an acknowledgement after it wakes us.
+        let bus_acked = node.cluster.as_ref().map(|c| c.repl.acked.notified());
+        let bus_acked = async {
+            match bus_acked {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        let resp_acked = node.replicas.acked.notified();
+        let n = count();
         if n >= w.replicas {
             return n;
         }
         tokio::select! {
-            _ = acked => {}
-            _ = &mut expired => return c.repl.acked_at_least(w.offset),
+            _ = bus_acked => {}
+            _ = resp_acked => {}
+            _ = &mut expired => return count(),
             _ = kill.cancelled() => return n,
             _ = node.shutdown.cancelled() => return n,
         }

@@ -31,7 +31,7 @@ impl RedisServer {
         Self::start_on(port, &args, Some(dir)).await
     }
 
-    async fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
+    pub async fn start_with(extra: &[&str], dir: Option<tempfile::TempDir>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")

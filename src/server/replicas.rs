@@ -1,0 +1,547 @@
+//! Replicas that speak Redis's own replication protocol: a `redis-server --replicaof` pointed
+//! at this node, `redis-cli --replica`, and `redis-cli --rdb` (a backup of a live node). Our
+//! own nodes replicate over the bus instead ([`crate::cluster::replication`]).
+//!
+//! A client that sends `SYNC` or `PSYNC` leaves the command loop for [`serve`]: the keyspace is
+//! copied with every shard locked and, in the same critical section, a tap is opened on the
+//! write log, exactly as for a bus replica; the copy goes out as an RDB file
+//! ([`crate::persist::rdb_file`]) and then every logged write as the RESP command it was
+//! logged as (`SELECT` when the db changes, a transaction or script's effects inside
+//! `MULTI`/`EXEC`), with a `PING` every `repl-ping-replica-period` seconds.
+//!
+//! Offsets: `+FULLRESYNC <replid> <offset>` names our stream's offset at the copy; from there a
+//! Redis replica counts the RESP bytes it receives, and acknowledges them with `REPLCONF ACK`.
+//! The feed maps those back to our stream's offsets, so `WAIT` counts these replicas too. There
+//! is no partial resync for them: a `PSYNC` that names an offset gets a full sync.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, mpsc};
+
+use super::clients::ClientState;
+use crate::node::Node;
+use crate::persist::aof::{self, Tap};
+use crate::persist::format::Cursor;
+use crate::persist::rdb_file;
+use crate::persist::snapshot::Image;
+use crate::resp::parser::Parser;
+
+/// What a client asked for with `SYNC`/`PSYNC` (and the `REPLCONF`s before it).
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    /// `REPLCONF listening-port`: the port the replica serves clients on.
+    pub listening_port: u16,
+    /// `REPLCONF ip-address`.
+    pub ip_address: Option<String>,
+    /// `REPLCONF rdb-only 1` (redis-cli --rdb): the file, then the connection closes.
+    pub rdb_only: bool,
+    /// Set by SYNC/PSYNC: the connection becomes a replica's after the command.
+    pub sync: Option<SyncKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// `SYNC`: the RDB file straight away.
+    Sync,
+    /// `PSYNC`: `+FULLRESYNC <replid> <offset>` first.
+    Psync,
+}
+
+/// One replica being fed, as `INFO replication` and `ROLE` show it.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub ip: String,
+    pub port: u16,
+    /// `wait_bgsave`, `send_bulk` or `online`.
+    pub state: &'static str,
+    /// The offset the replica last acknowledged, in its own count (RESP bytes after the
+    /// FULLRESYNC offset).
+    pub acked_resp: u64,
+    /// The same point as an offset of our stream (what WAIT compares).
+    pub acked: u64,
+    pub acked_ms: i64,
+}
+
+/// The replicas fed over client connections.
+#[derive(Default)]
+pub struct Replicas {
+    feeds: Mutex<BTreeMap<u64, Feed>>,
+    /// Signalled when a replica acknowledges an offset (WAIT).
+    pub acked: Notify,
+    /// Signalled by WAIT: feeds ask their replica for an acknowledgement now.
+    getack: Notify,
+}
+
+impl Replicas {
+    pub fn list(&self) -> Vec<Feed> {
+        self.feeds.lock().values().cloned().collect()
+    }
+
+    /// Online replicas that acknowledged our stream up to `offset`.
+    pub fn acked_at_least(&self, offset: u64) -> usize {
+        self.feeds
+            .lock()
+            .values()
+            .filter(|f| f.state == "online" && f.acked >= offset)
+            .count()
+    }
+
+    /// Online replicas heard from within `max_lag_secs` (min-replicas-to-write).
+    pub fn good(&self, max_lag_secs: i64, now_ms: i64) -> usize {
+        self.feeds
+            .lock()
+            .values()
+            .filter(|f| f.state == "online" && now_ms - f.acked_ms <= max_lag_secs * 1000)
+            .count()
+    }
+
+    /// WAIT: asks every replica to acknowledge what it has (`REPLCONF GETACK *`).
+    pub fn request_acks(&self) {
+        self.getack.notify_waiters();
+    }
+
+    fn set_state(&self, id: u64, state: &'static str) {
+        if let Some(f) = self.feeds.lock().get_mut(&id) {
+            f.state = state;
+            f.acked_ms = crate::commands::now_ms();
+        }
+    }
+}
+
+/// Bytes of RESP written per batch of log records.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Serves a replica on this connection until it goes (or, for `rdb-only`, until the file is
+/// sent). `inbuf` holds what the client sent after its SYNC/PSYNC.
+pub async fn serve(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    inbuf: &mut BytesMut,
+    hs: Handshake,
+) {
+    let id = client.info.id;
+    let kind = hs.sync.unwrap_or(SyncKind::Sync);
+    client.info.replica.store(true, Ordering::Relaxed);
+    let ip = hs
+        .ip_address
+        .clone()
+        .unwrap_or_else(|| client.info.addr.ip().to_string());
+    node.replicas.feeds.lock().insert(
+        id,
+        Feed {
+            ip: ip.clone(),
+            port: hs.listening_port,
+            state: "wait_bgsave",
+            acked_resp: 0,
+            acked: 0,
+            acked_ms: crate::commands::now_ms(),
+        },
+    );
+    tracing::info!(client = id, replica = %format!("{ip}:{}", hs.listening_port), rdb_only = hs.rdb_only, "Replica asks for synchronization: starting a full sync");
+    let kill = client.info.kill.clone();
+    let fed = tokio::select! {
+        biased;
+        _ = kill.cancelled() => Ok(()),
+        r = feed(node, id, rd, wr, inbuf, kind, hs.rdb_only) => r,
+    };
+    node.replicas.feeds.lock().remove(&id);
+    match fed {
+        Ok(()) => tracing::info!(client = id, "Connection with replica closed"),
+        Err(e) => tracing::info!(client = id, "Connection with replica lost: {e}"),
+    }
+}
+
+async fn feed(
+    node: &Arc<Node>,
+    id: u64,
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    inbuf: &mut BytesMut,
+    kind: SyncKind,
+    rdb_only: bool,
+) -> Result<(), String> {
+    let (tap_tx, mut tap_rx) = mpsc::unbounded_channel::<Bytes>();
+    let queued = Arc::new(AtomicU64::new(0));
+    let tap = Tap {
+        tx: tap_tx,
+        queued: queued.clone(),
+    };
+    let replid = node.replid();
+    // The copy and the tap split the history exactly (see the module doc); an rdb-only
+    // client gets no stream, so no tap.
+    let copier = node.clone();
+    let (image, at) = tokio::task::spawn_blocking(move || {
+        let mut at = 0;
+        let image = Image::capture_node(&copier, || {
+            at = if rdb_only {
+                copier.store.aof.repl_offset()
+            } else {
+                copier.store.aof.add_tap(tap)
+            };
+        });
+        (image, at)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if kind == SyncKind::Psync {
+        write(
+            node,
+            wr,
+            format!("+FULLRESYNC {replid} {at}\r\n").as_bytes(),
+        )
+        .await?;
+    }
+    node.replicas.set_state(id, "send_bulk");
+    let keys = image.keys();
+    let aux = [
+        ("repl-stream-db", "0".to_string()),
+        ("repl-id", replid.clone()),
+        ("repl-offset", at.to_string()),
+        ("aof-base", "0".to_string()),
+    ];
+    let mut encoding = tokio::task::spawn_blocking(move || rdb_file::encode(&image, &aux));
+    // Redis's keep-alive while the file is made: newlines, which a replica skips.
+    let mut keepalive = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let rdb = loop {
+        tokio::select! {
+            r = &mut encoding => break r.map_err(|e| e.to_string())?,
+            _ = keepalive.tick() => write(node, wr, b"\n").await?,
+        }
+    };
+    write(node, wr, format!("${}\r\n", rdb.len()).as_bytes()).await?;
+    write(node, wr, &rdb).await?;
+    tracing::info!(
+        client = id,
+        keys,
+        bytes = rdb.len(),
+        "Synchronization with replica succeeded"
+    );
+    drop(rdb);
+    if rdb_only {
+        return Ok(());
+    }
+    node.replicas.set_state(id, "online");
+    let mut stream = Stream {
+        ours: at,
+        resp: at,
+        unacked: VecDeque::new(),
+        db: None,
+    };
+    let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
+    let mut args: Vec<Bytes> = Vec::new();
+    let mut out = Vec::with_capacity(16 * 1024);
+    let period = || {
+        Duration::from_secs(
+            node.config
+                .read()
+                .get_int("repl-ping-replica-period")
+                .max(1) as u64,
+        )
+    };
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period(), period());
+    let mut role = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        let getack = node.replicas.getack.notified();
+        tokio::select! {
+            biased;
+            _ = node.shutdown.cancelled() => return Ok(()),
+            r = rd.read_buf(inbuf) => {
+                match r {
+                    Ok(0) => return Err("the replica closed the connection".into()),
+                    Err(e) => return Err(e.to_string()),
+                    Ok(_) => {}
+                }
+                while parser.parse(inbuf, &mut args).map_err(|e| e.0)? {
+                    if args.len() >= 3
+                        && args[0].eq_ignore_ascii_case(b"replconf")
+                        && args[1].eq_ignore_ascii_case(b"ack")
+                        && let Some(offset) = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok())
+                    {
+                        stream.acknowledged(&node.replicas, id, offset);
+                    }
+                }
+            }
+            // A cluster master that became a replica (failover) appends nothing more to feed.
+            _ = role.tick() => {
+                if let Some(c) = &node.cluster
+                    && !c.state.lock().me().is_master()
+                {
+                    return Err("this node is no longer a master".into());
+                }
+            }
+            _ = getack => {
+                out.clear();
+                resp_command(&mut out, [&b"REPLCONF"[..], b"GETACK", b"*"]);
+                stream.send_extra(node, wr, &out).await?;
+            }
+            _ = ping.tick() => {
+                out.clear();
+                resp_command(&mut out, [&b"PING"[..]]);
+                stream.send_extra(node, wr, &out).await?;
+                let p = period();
+                if p != ping.period() {
+                    ping = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+                }
+            }
+            r = tap_rx.recv() => {
+                // None: the log dropped the tap (the replica fell too far behind).
+                let Some(first) = r else {
+                    return Err("the replica fell too far behind (over the output buffer limit); it will sync again".into());
+                };
+                out.clear();
+                let mut taken = first.len();
+                stream.records(&first, &mut out);
+                while out.len() < BATCH_BYTES {
+                    match tap_rx.try_recv() {
+                        Ok(r) => {
+                            taken += r.len();
+                            stream.records(&r, &mut out);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                queued.fetch_sub(taken as u64, Ordering::Relaxed);
+                write(node, wr, &out).await?;
+                stream.resp += out.len() as u64;
+                stream.unacked.push_back((stream.ours, stream.resp));
+            }
+        }
+    }
+}
+
+/// A replica's stream: where it stands in both counts.
+struct Stream {
+    /// Our stream's offset after the last record sent.
+    ours: u64,
+    /// The replica's offset after the last byte sent.
+    resp: u64,
+    /// (ours, resp) at the end of each batch not yet acknowledged.
+    unacked: VecDeque<(u64, u64)>,
+    /// The db the replica has selected (None: none yet, as after a full sync).
+    db: Option<usize>,
+}
+
+impl Stream {
+    /// Appends the RESP form of the log records in `records` (framed, as the tap gives them).
+    fn records(&mut self, mut records: &[u8], out: &mut Vec<u8>) {
+        while records.len() >= 12 {
+            let len = u32::from_le_bytes(records[..4].try_into().expect("4 bytes")) as usize;
+            let Some(payload) = records.get(8..8 + len) else {
+                break;
+            };
+            self.record(payload, out);
+            let used = (12 + len).min(records.len());
+            self.ours += used as u64;
+            records = &records[used..];
+        }
+    }
+
+    fn record(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let Some((&kind, rest)) = payload.split_first() else {
+            return;
+        };
+        let mut c = Cursor::new(rest);
+        match kind {
+            aof::KIND_COMMANDS => {
+                let Ok(cmds) = aof::decode_commands(&mut c) else {
+                    return;
+                };
+                let wrap = cmds.len() > 1;
+                if wrap {
+                    // As Redis: the db of the first command is selected before MULTI.
+                    self.select(cmds[0].0, out);
+                    resp_command(out, [&b"MULTI"[..]]);
+                }
+                for (db, args) in &cmds {
+                    self.select(*db, out);
+                    resp_command(out, args.iter().map(|a| &a[..]));
+                }
+                if wrap {
+                    resp_command(out, [&b"EXEC"[..]]);
+                }
+            }
+            // Keys a slot move handed to their next owner: gone from here, so from the
+            // replica too.
+            aof::KIND_MOVED => {
+                let Ok(keys) = aof::decode_keys(&mut c) else {
+                    return;
+                };
+                for key in keys {
+                    self.select(0, out);
+                    resp_command(out, [&b"DEL"[..], &key]);
+                }
+            }
+            // Pins and positions concern our own replicas' bookkeeping only.
+            _ => {}
+        }
+    }
+
+    fn select(&mut self, db: usize, out: &mut Vec<u8>) {
+        if self.db != Some(db) {
+            resp_command(out, [&b"SELECT"[..], db.to_string().as_bytes()]);
+            self.db = Some(db);
+        }
+    }
+
+    /// Writes bytes that are part of the replica's stream but not of ours (PING, GETACK).
+    async fn send_extra(
+        &mut self,
+        node: &Node,
+        wr: &mut OwnedWriteHalf,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        write(node, wr, bytes).await?;
+        self.resp += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// `REPLCONF ACK offset`: the replica applied everything up to `offset` (its count).
+    fn acknowledged(&mut self, replicas: &Replicas, id: u64, offset: u64) {
+        let mut acked = None;
+        while let Some(&(ours, resp)) = self.unacked.front() {
+            if resp > offset {
+                break;
+            }
+            acked = Some(ours);
+            self.unacked.pop_front();
+        }
+        if let Some(f) = replicas.feeds.lock().get_mut(&id) {
+            f.acked_resp = f.acked_resp.max(offset);
+            f.acked_ms = crate::commands::now_ms();
+            if self.unacked.is_empty() && offset >= self.resp {
+                acked = Some(self.ours);
+            }
+            if let Some(a) = acked {
+                f.acked = f.acked.max(a);
+            }
+        }
+        replicas.acked.notify_waiters();
+    }
+}
+
+/// Appends one command as a RESP array of bulk strings.
+fn resp_command<'a>(out: &mut Vec<u8>, args: impl IntoIterator<Item = &'a [u8]> + Clone) {
+    let n = args.clone().into_iter().count();
+    out.extend_from_slice(format!("*{n}\r\n").as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+async fn write(node: &Node, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
+    wr.write_all(bytes).await.map_err(|e| e.to_string())?;
+    node.stats
+        .net_output_bytes
+        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Stream {
+        Stream {
+            ours: 100,
+            resp: 100,
+            unacked: VecDeque::new(),
+            db: None,
+        }
+    }
+
+    fn commands(cmds: &[(usize, &[&str])]) -> Vec<u8> {
+        let cmds: Vec<(usize, Vec<Bytes>)> = cmds
+            .iter()
+            .map(|(db, args)| {
+                (
+                    *db,
+                    args.iter().map(|a| Bytes::from(a.to_string())).collect(),
+                )
+            })
+            .collect();
+        let mut framed = Vec::new();
+        aof::command_record(&mut framed, &cmds);
+        framed
+    }
+
+    #[test]
+    fn a_command_is_sent_after_the_select_of_its_db() {
+        let mut s = stream();
+        let mut out = Vec::new();
+        let rec = commands(&[(2, &["SET", "k", "v"])]);
+        s.records(&rec, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+        );
+        assert_eq!(s.ours, 100 + rec.len() as u64);
+        // Same db: no SELECT again.
+        out.clear();
+        s.records(&commands(&[(2, &["DEL", "k"])]), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"
+        );
+    }
+
+    #[test]
+    fn a_transaction_is_wrapped_in_multi_exec() {
+        let mut s = stream();
+        let mut out = Vec::new();
+        s.records(
+            &commands(&[(0, &["INCR", "a"]), (1, &["INCR", "b"])]),
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        let names: Vec<&str> = text
+            .split("\r\n")
+            .filter(|l| l.chars().all(|c| c.is_ascii_uppercase()) && !l.is_empty())
+            .collect();
+        assert_eq!(names, ["SELECT", "MULTI", "INCR", "SELECT", "INCR", "EXEC"]);
+    }
+
+    #[test]
+    fn acks_in_resp_bytes_map_back_to_our_offsets() {
+        let replicas = Replicas::default();
+        let mut s = stream();
+        replicas.feeds.lock().insert(
+            7,
+            Feed {
+                ip: "127.0.0.1".into(),
+                port: 1,
+                state: "online",
+                acked_resp: 0,
+                acked: 0,
+                acked_ms: 0,
+            },
+        );
+        s.unacked.push_back((150, 180));
+        s.unacked.push_back((200, 260));
+        s.ours = 200;
+        s.resp = 274; // a PING after the second batch
+        s.acknowledged(&replicas, 7, 179);
+        assert_eq!(replicas.acked_at_least(150), 0);
+        s.acknowledged(&replicas, 7, 180);
+        assert_eq!(replicas.acked_at_least(150), 1);
+        assert_eq!(replicas.acked_at_least(200), 0);
+        s.acknowledged(&replicas, 7, 260);
+        assert_eq!(replicas.acked_at_least(200), 1);
+        assert!(s.unacked.is_empty());
+        s.acknowledged(&replicas, 7, 274);
+        assert_eq!(replicas.list()[0].acked_resp, 274);
+    }
+}

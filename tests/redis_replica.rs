@@ -1,0 +1,414 @@
+//! Redis's replication protocol on a Reredis node: a real `redis-server --replicaof` syncs from
+//! it and follows its writes, and `redis-cli --rdb` saves a file Redis loads. Contents are
+//! compared with DEBUG DIGEST, which both servers compute the same way.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use common::{start_loaded, wait_for};
+use redis::aio::MultiplexedConnection;
+
+async fn conn(port: u16) -> MultiplexedConnection {
+    common::client(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+async fn run(c: &mut MultiplexedConnection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(c)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+async fn digest(c: &mut MultiplexedConnection) -> String {
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query_async(c)
+        .await
+        .expect("DEBUG DIGEST")
+}
+
+async fn info_field(c: &mut MultiplexedConnection, section: &str, field: &str) -> String {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(c)
+        .await
+        .expect("INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Keys whose values differ between the two servers, by DEBUG DIGEST-VALUE (for a failure
+/// message that names them).
+async fn differing_keys(
+    a: &mut MultiplexedConnection,
+    b: &mut MultiplexedConnection,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in 0..4 {
+        let _: () = redis::cmd("SELECT").arg(db).query_async(a).await.unwrap();
+        let _: () = redis::cmd("SELECT").arg(db).query_async(b).await.unwrap();
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(a).await.unwrap();
+        let theirs: Vec<String> = redis::cmd("KEYS").arg("*").query_async(b).await.unwrap();
+        keys.extend(theirs);
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            let da: Vec<String> = redis::cmd("DEBUG")
+                .arg("DIGEST-VALUE")
+                .arg(&k)
+                .query_async(a)
+                .await
+                .unwrap();
+            let db_: Vec<String> = redis::cmd("DEBUG")
+                .arg("DIGEST-VALUE")
+                .arg(&k)
+                .query_async(b)
+                .await
+                .unwrap();
+            if da != db_ {
+                out.push(format!("db{db}:{k}"));
+            }
+        }
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query_async(a).await.unwrap();
+    let _: () = redis::cmd("SELECT").arg(0).query_async(b).await.unwrap();
+    out
+}
+
+/// The client ID of the replica's connection (CLIENT LIST TYPE replica), if there is one.
+async fn replica_client_id(c: &mut MultiplexedConnection) -> Option<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(c)
+        .await
+        .unwrap();
+    let line = list.lines().next()?;
+    assert!(line.contains(" flags=S "), "a replica's flags: {line}");
+    Some(line.split(' ').next()?.to_string())
+}
+
+/// Both servers hold the same data (DEBUG DIGEST); the failure names the keys that differ.
+async fn assert_same_data(
+    m: &mut MultiplexedConnection,
+    r: &mut MultiplexedConnection,
+    when: &str,
+) {
+    let (dm, dr) = (digest(m).await, digest(r).await);
+    if dm != dr {
+        panic!("{when}, differing: {:?}", differing_keys(m, r).await);
+    }
+}
+
+/// Keys of every type, in two dbs, with TTLs and a function library: what the RDB file carries.
+async fn load_before_sync(c: &mut MultiplexedConnection) {
+    let long = "abc".repeat(3000);
+    for args in [
+        &["SET", "s", "hello"][..],
+        &["SET", "n", "12345", "EX", "1000"],
+        &["SET", "long", &long],
+        &["RPUSH", "l", "a", "b", "1", "-2"],
+        &["HSET", "h", "f", "v", "g", "1"],
+        &["SADD", "si", "1", "2", "3"],
+        &["SADD", "ss", "a", "b"],
+        &["ZADD", "z", "1", "a", "2.5", "b"],
+        &["XADD", "x", "1-1", "f", "v"],
+        &["XGROUP", "CREATE", "x", "g", "0"],
+        &["PFADD", "hll", "a", "b", "c"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('incr2', function(keys) redis.call('INCR', keys[1]) return redis.call('INCR', keys[1]) end)",
+        ],
+    ] {
+        run(c, args).await;
+    }
+    for i in 0..300 {
+        run(c, &["HSET", "bighash", &format!("f{i}"), &format!("v{i}")]).await;
+    }
+    run(c, &["SELECT", "3"]).await;
+    run(c, &["SET", "in3", "v"]).await;
+    run(c, &["SELECT", "0"]).await;
+}
+
+/// Writes of many kinds after the sync: what the stream carries. Commands that choose at
+/// random or by time (SPOP, XADD *, EX) are sent as what they did.
+async fn write_after_sync(c: &mut MultiplexedConnection) {
+    for args in [
+        &["SET", "s", "world"][..],
+        &["APPEND", "s", "!"],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["SET", "ttl", "v", "EX", "500"],
+        &["EXPIRE", "s", "900"],
+        &["PERSIST", "n"],
+        &["GETEX", "long", "PX", "100000"],
+        &["LPUSH", "l", "z"],
+        &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+        &["LPOP", "l"],
+        &["HINCRBYFLOAT", "h", "g", "0.25"],
+        &["HDEL", "bighash", "f1"],
+        &["SPOP", "si"],
+        &["SMOVE", "ss", "ss2", "a"],
+        &["ZINCRBY", "z", "3", "a"],
+        &["ZPOPMIN", "z"],
+        &["XADD", "x", "*", "g", "w"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "x",
+            ">",
+        ],
+        &["PFADD", "hll", "d"],
+        &["SETBIT", "bits", "77", "1"],
+        &["GEOADD", "geo", "13.361389", "38.115556", "Palermo"],
+        &["RENAME", "hll", "hll2"],
+        &["COPY", "h", "hcopy"],
+        &[
+            "EVAL",
+            "redis.call('SET', KEYS[1], 'byscript') return redis.call('LPUSH', KEYS[2], 'x')",
+            "2",
+            "sc",
+            "sl",
+        ],
+        &["FCALL", "incr2", "1", "counter"],
+        &["MULTI"],
+        &["INCR", "t1"],
+        &["SELECT", "2"],
+        &["SET", "in2", "v"],
+        &["SELECT", "0"],
+        &["EXEC"],
+        &["SORT", "l2", "ALPHA", "STORE", "sorted"],
+        &["SELECT", "3"],
+        &["DEL", "in3"],
+        &["SET", "in3b", "v"],
+        &["SELECT", "0"],
+        &["SET", "gone", "v", "PX", "50"],
+    ] {
+        run(c, args).await;
+    }
+    // An expired key is deleted on the replica by the master's DEL.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    run(c, &["GET", "gone"]).await;
+}
+
+/// A node with its data dir and [`load_before_sync`]'s keys, and a connection to it.
+async fn loaded_master() -> (
+    tempfile::TempDir,
+    reredis::NodeHandle,
+    MultiplexedConnection,
+) {
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[
+        ("dir", data.path().to_str().unwrap()),
+        ("enable-debug-command", "yes"),
+    ])
+    .await;
+    let mut m = conn(node.resp_addr().port()).await;
+    load_before_sync(&mut m).await;
+    (data, node, m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_replica_syncs_and_follows_the_stream() {
+    let (_data, node, mut m) = loaded_master().await;
+    let port = node.resp_addr().port();
+
+    // A replica writes the file it receives to its dir: a directory of its own.
+    let rdir = tempfile::tempdir().unwrap();
+    let rpath = rdir.path().to_str().unwrap().to_string();
+    let replica = RedisServer::start_with(
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &port.to_string(),
+            "--dir",
+            &rpath,
+            "--enable-debug-command",
+            "yes",
+        ],
+        Some(rdir),
+    )
+    .await;
+    let mut r = conn(replica.port).await;
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut r, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the replica's link came up"
+    );
+    // The full copy: every key, TTL and the library.
+    assert_same_data(&mut m, &mut r, "after the full sync").await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("n")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!((900..=1000).contains(&ttl), "TTL on the replica: {ttl}");
+    let libs: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(libs.len(), 1, "the function library came with the file");
+
+    // The master lists it (online), and so does ROLE.
+    let lines = info_field(&mut m, "replication", "slave0").await;
+    assert!(
+        lines.contains(&format!("port={}", replica.port)) && lines.contains("state=online"),
+        "INFO replication: {lines}"
+    );
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").await,
+        "1"
+    );
+
+    write_after_sync(&mut m).await;
+    // WAIT counts it once it acknowledged this connection's writes (asked with GETACK).
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "WAIT 1 5000");
+    assert_same_data(&mut m, &mut r, "after the stream").await;
+    let gone: i64 = redis::cmd("EXISTS")
+        .arg("gone")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(gone, 0, "the expired key was deleted on the replica");
+
+    // ROLE lists it with the offset it acknowledged.
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut m).await.unwrap();
+    assert_eq!(role.len(), 3);
+    match &role[2] {
+        redis::Value::Array(replicas) => assert_eq!(replicas.len(), 1, "ROLE lists the replica"),
+        other => panic!("ROLE replicas: {other:?}"),
+    }
+
+    // Cut: the replica reconnects by itself and syncs in full again.
+    let before = replica_client_id(&mut m)
+        .await
+        .expect("the replica's connection");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "CLIENT KILL TYPE replica");
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            replica_client_id(&mut m)
+                .await
+                .is_some_and(|id| id != before)
+                && info_field(&mut r, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the replica connected again"
+    );
+    run(&mut m, &["SET", "after-cut", "1"]).await;
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            let v: Option<String> = redis::cmd("GET")
+                .arg("after-cut")
+                .query_async(&mut r)
+                .await
+                .unwrap();
+            v.is_some()
+        })
+        .await,
+        "the replica came back after its link was cut"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_rdb_saves_a_file_redis_loads() {
+    let (_data, node, mut m) = loaded_master().await;
+    let port = node.resp_addr().port();
+    let expect = digest(&mut m).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.rdb");
+    let out = tokio::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--rdb"])
+        .arg(&file)
+        .output()
+        .await
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "redis-cli --rdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The node serves on, with nobody left as its replica.
+    run(&mut m, &["SET", "later", "1"]).await;
+    assert!(
+        wait_for(Duration::from_secs(5), async || {
+            info_field(&mut m, "replication", "connected_slaves").await == "0"
+        })
+        .await
+    );
+
+    let path = dir.path().to_str().unwrap().to_string();
+    let loaded = RedisServer::start_with(
+        &[
+            "--dir",
+            &path,
+            "--dbfilename",
+            "backup.rdb",
+            "--enable-debug-command",
+            "yes",
+        ],
+        Some(dir),
+    )
+    .await;
+    let mut r = conn(loaded.port).await;
+    assert_eq!(digest(&mut r).await, expect, "Redis loaded the same data");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replconf_and_sync_are_refused_where_redis_refuses_them() {
+    let node = start_loaded(&[]).await;
+    let mut c = common::resp::Conn::open(node.resp_addr()).await;
+    assert_eq!(
+        c.cmd(&["REPLCONF", "listening-port", "6380"]).await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["REPLCONF", "capa", "eof", "capa", "psync2"]).await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["REPLCONF", "nonsense", "1"]).await,
+        "-ERR Unrecognized REPLCONF option: nonsense\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["REPLCONF", "listening-port"]).await,
+        "-ERR syntax error\r\n"
+    );
+    c.cmd(&["MULTI"]).await;
+    assert_eq!(
+        c.cmd(&["SYNC"]).await,
+        "-ERR Command not allowed inside a transaction\r\n"
+    );
+}
