@@ -339,6 +339,21 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
         .await,
         "the replica came back after its link was cut"
     );
+
+    // A write just before shutdown: the node sends it, and waits for the acknowledgement,
+    // before it stops (as Redis 7 does for its replicas).
+    run(&mut m, &["SET", "last-write", "1"]).await;
+    node.shutdown().await;
+    let v: Option<String> = redis::cmd("GET")
+        .arg("last-write")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("1"),
+        "the last write reached the replica"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,4 +426,163 @@ async fn replconf_and_sync_are_refused_where_redis_refuses_them() {
         c.cmd(&["SYNC"]).await,
         "-ERR Command not allowed inside a transaction\r\n"
     );
+}
+
+/// A client of its own that sent SYNC: skips the file, then reads the stream's commands (as
+/// Redis's test suite's `attach_to_replication_stream` does).
+struct StreamReader {
+    r: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl StreamReader {
+    async fn attach(addr: std::net::SocketAddr) -> StreamReader {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"SYNC\r\n").await.unwrap();
+        let mut r = tokio::io::BufReader::new(s);
+        let len = loop {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            // Newlines are the master's keep-alive while it makes the file.
+            if let Some(n) = line.trim_end().strip_prefix('$') {
+                break n.parse::<usize>().unwrap();
+            }
+            assert_eq!(line, "\n", "before the file");
+        };
+        let mut file = vec![0; len];
+        r.read_exact(&mut file).await.unwrap();
+        assert!(file.starts_with(b"REDIS0010"), "an RDB file");
+        StreamReader { r }
+    }
+
+    /// The next command of the stream, its arguments joined by spaces.
+    async fn next(&mut self) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), self.r.read_line(&mut line))
+            .await
+            .expect("a command within 10 s")
+            .unwrap();
+        let n: usize = line
+            .trim_end()
+            .strip_prefix('*')
+            .expect("an array")
+            .parse()
+            .unwrap();
+        let mut args = Vec::new();
+        for _ in 0..n {
+            line.clear();
+            self.r.read_line(&mut line).await.unwrap();
+            let len: usize = line.trim_end()[1..].parse().unwrap();
+            let mut arg = vec![0; len + 2];
+            self.r.read_exact(&mut arg).await.unwrap();
+            arg.truncate(len);
+            args.push(String::from_utf8(arg).unwrap());
+        }
+        args.join(" ")
+    }
+}
+
+/// Commands reach the stream in the forms Redis propagates: relative times made absolute,
+/// results instead of float arithmetic, non-blocking pops of what was taken, no-ops left out,
+/// SELECT before MULTI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
+    let node = start_loaded(&[
+        ("repl-ping-replica-period", "3600"),
+        ("enable-debug-command", "yes"),
+    ])
+    .await;
+    let mut c = conn(node.resp_addr().port()).await;
+    let mut stream = StreamReader::attach(node.resp_addr()).await;
+    let mut blocked = conn(node.resp_addr().port()).await;
+    let far = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1000)
+        .to_string();
+    for args in [
+        &["SET", "a", "1", "EX", "100"][..],
+        &["SET", "b", "1", "EXAT", &far],
+        &["EXPIREAT", "a", &far],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["HINCRBYFLOAT", "h", "x", "0.5"],
+        &["GETEX", "a"],
+        &["GETDEL", "a"],
+        &["GETDEL", "a"],
+        &["SPOP", "nosuch"],
+        &["RPUSH", "l", "x", "y", "z"],
+        &["LMPOP", "2", "nol", "l", "LEFT", "COUNT", "2"],
+        &["LMPOP", "1", "nol", "LEFT"],
+        &["BLPOP", "l", "0"],
+        &["ZADD", "z", "1", "a", "2", "b"],
+        &["ZMPOP", "1", "z", "MIN", "COUNT", "5"],
+    ] {
+        run(&mut c, args).await;
+    }
+    // A blocked pop served by a later push.
+    let waiter = tokio::spawn(async move {
+        let _: Option<Vec<String>> = redis::cmd("BZPOPMAX")
+            .arg("bz")
+            .arg(0)
+            .query_async(&mut blocked)
+            .await
+            .unwrap();
+    });
+    assert!(
+        wait_for(Duration::from_secs(5), async || {
+            info_field(&mut c, "clients", "blocked_clients").await == "1"
+        })
+        .await
+    );
+    run(&mut c, &["ZADD", "bz", "1", "m"]).await;
+    waiter.await.unwrap();
+    // SCAN deletes the expired keys it meets (active expiry off, so only it can).
+    run(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).await;
+    run(&mut c, &["SET", "gone", "v", "PX", "1"]).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    run(&mut c, &["SCAN", "0", "COUNT", "1000"]).await;
+    run(&mut c, &["SELECT", "2"]).await;
+    run(&mut c, &["MULTI"]).await;
+    run(&mut c, &["INCR", "c"]).await;
+    run(&mut c, &["INCR", "d"]).await;
+    run(&mut c, &["EXEC"]).await;
+    run(&mut c, &["SELECT", "0"]).await;
+    run(&mut c, &["SET", "end", "1"]).await;
+
+    let ms = far.clone() + "000";
+    let expected = [
+        "SELECT 0",
+        "SET a 1 PXAT *",
+        &format!("SET b 1 PXAT {ms}"),
+        &format!("PEXPIREAT a {ms}"),
+        "SET f 1.5 KEEPTTL",
+        "HSET h x 0.5",
+        "DEL a",
+        "RPUSH l x y z",
+        "LPOP l 2",
+        "LPOP l",
+        "ZADD z 1 a 2 b",
+        "ZPOPMIN z 2",
+        "ZADD bz 1 m",
+        "ZPOPMAX bz",
+        "SET gone v PXAT *",
+        "DEL gone",
+        "SELECT 2",
+        "MULTI",
+        "INCR c",
+        "INCR d",
+        "EXEC",
+        "SELECT 0",
+        "SET end 1",
+    ];
+    for want in expected {
+        let got = stream.next().await;
+        let ok = match want.strip_suffix('*') {
+            Some(prefix) => got.starts_with(prefix),
+            None => got.eq_ignore_ascii_case(want),
+        };
+        assert!(ok, "expected `{want}`, the stream has `{got}`");
+    }
 }

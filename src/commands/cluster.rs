@@ -1160,7 +1160,7 @@ pub fn replconf(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
             // Only meaningful on a replica's stream (where the feed reads them); Redis ignores
             // them from other clients, without a reply.
             return Ok(());
-        } else if !eq_ic(opt, "capa") {
+        } else if !(eq_ic(opt, "capa") || eq_ic(opt, "rdb-filter-only")) {
             return Err(CmdError::err(format!(
                 "Unrecognized REPLCONF option: {}",
                 String::from_utf8_lossy(opt)

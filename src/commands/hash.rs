@@ -279,6 +279,13 @@ pub fn hincrbyfloat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     })?;
     ctx.dirty(1);
     ctx.notify(class::HASH, "hincrbyfloat", &args[1]);
+    // Logged as the value it made (Redis's HSET), as INCRBYFLOAT.
+    ctx.log_as = Some(vec![
+        Bytes::from_static(b"HSET"),
+        args[1].clone(),
+        args[2].clone(),
+        Bytes::copy_from_slice(text.as_bytes()),
+    ]);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }

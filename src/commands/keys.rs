@@ -144,6 +144,7 @@ pub fn scan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let mut bucket = cursor & ((1 << SHARD_SHIFT) - 1);
     let mut found = Vec::new();
     let mut budget = count.saturating_mul(10);
+    let mut expired_met = Vec::new();
     let next = loop {
         if shard >= SHARDS {
             break 0;
@@ -157,6 +158,7 @@ pub fn scan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 let expired =
                     e.has_expire() && d.expires.get(&e.key).is_some_and(|x| x.at_ms <= now);
                 if expired {
+                    expired_met.push(e.key.clone());
                     return;
                 }
                 if pattern.is_some_and(|p| p != b"*" && !glob_match(p, &e.key, false)) {
@@ -171,6 +173,10 @@ pub fn scan(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             });
             (n, true)
         });
+        if !expired_met.is_empty() {
+            ks.expire_met(shard, db, &expired_met);
+            expired_met.clear();
+        }
         let (n, nonempty) = visited;
         if nonempty {
             budget = budget.saturating_sub(1);

@@ -527,6 +527,8 @@ fn lmove_generic(
     to: End,
 ) -> CmdResult {
     if move_one(ctx, ks, &args[1], &args[2], from, to)?.is_none() {
+        // Nothing moved: nothing to log.
+        ctx.log_as = Some(Vec::new());
         ctx.out.null();
     }
     Ok(())
@@ -558,6 +560,15 @@ fn blmove_generic(
     match is_list {
         Some(false) => blocking::skip_wrong_type(ctx)?,
         Some(true) if move_one(ctx, ks, &args[1], &args[2], from, to)?.is_some() => {
+            // Logged as the non-blocking form (Redis propagates LMOVE / RPOPLPUSH): a replica
+            // must never block on it.
+            let mut logged = args[..args.len() - 1].to_vec();
+            logged[0] = Bytes::from_static(if args.len() == 6 {
+                b"LMOVE"
+            } else {
+                b"RPOPLPUSH"
+            });
+            ctx.log_as = Some(logged);
             return Ok(());
         }
         _ => {}
@@ -601,6 +612,7 @@ fn pop_first(
         }
         ctx.out.array(2);
         ctx.out.bulk(key);
+        let mut popped = None;
         match count {
             None => {
                 let v = pop(l, end).unwrap_or_default();
@@ -613,8 +625,18 @@ fn pop_first(
                     let v = pop(l, end).unwrap_or_default();
                     ctx.out.bulk(&v);
                 }
+                popped = Some(n);
             }
         }
+        // Logged as LPOP/RPOP of what was taken from this key (Redis propagates LMPOP, BLMPOP,
+        // BLPOP and BRPOP so): a replica never blocks, nor looks at the other keys.
+        let name: &'static [u8] = match end {
+            End::Left => b"LPOP",
+            End::Right => b"RPOP",
+        };
+        let mut logged = vec![Bytes::from_static(name), key.clone()];
+        logged.extend(popped.map(|n| Bytes::from(n.to_string())));
+        ctx.log_as = Some(logged);
         ctx.dirty(1);
         ctx.notify(class::LIST, end.pop_event(), key);
         delete_if_empty(ctx, ks, key)?;
@@ -674,6 +696,7 @@ pub fn lmpop(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let end = End::parse(whr)?;
     let count = count.unwrap_or(1) as usize;
     if !pop_first(ctx, ks, keys, end, Some(count))? {
+        ctx.log_as = Some(Vec::new());
         ctx.out.null_array();
     }
     Ok(())

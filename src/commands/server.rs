@@ -975,7 +975,11 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
             }
             "clients" => {
                 o.head("Clients");
-                o.kv("connected_clients", &node.clients.len());
+                // Replicas are not counted as clients, as in Redis.
+                o.kv(
+                    "connected_clients",
+                    &node.clients.len().saturating_sub(node.replicas.count()),
+                );
                 o.kv("cluster_connections", &0);
                 o.kv("maxclients", &cfg.maxclients);
                 // The largest buffers now (Redis keeps the peak of the last few seconds).

@@ -458,6 +458,8 @@ pub fn spop(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             None => (None, false),
         };
         let Some(m) = popped else {
+            // Nothing changed: nothing to log (as Redis propagates nothing).
+            ctx.log_as = Some(Vec::new());
             ctx.out.null();
             return Ok(());
         };
@@ -478,10 +480,12 @@ pub fn spop(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     let count = positive_count(&args[2])?;
     let Some(s) = write_set(ks, db, key)? else {
+        ctx.log_as = Some(Vec::new());
         ctx.out.set(0);
         return Ok(());
     };
     if count == 0 {
+        ctx.log_as = Some(Vec::new());
         ctx.out.set(0);
         return Ok(());
     }

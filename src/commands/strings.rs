@@ -221,6 +221,7 @@ pub fn get(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 pub fn getdel(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     if read_string(ks, db, &args[1])?.is_none() {
+        ctx.log_as = Some(Vec::new());
         ctx.out.null();
         return Ok(());
     }
@@ -228,6 +229,7 @@ pub fn getdel(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         reply_value(&mut ctx.out, &e.value);
         ctx.dirty(1);
         ctx.notify(class::GENERIC, "del", &args[1]);
+        ctx.log_as = Some(vec![Bytes::from_static(b"DEL"), args[1].clone()]);
     }
     Ok(())
 }
@@ -525,6 +527,14 @@ pub fn incrbyfloat(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResul
     }
     ctx.dirty(1);
     ctx.notify(class::STRING, "incrbyfloat", &args[1]);
+    // Logged as the value it made (Redis's SET ... KEEPTTL), so a replica's float arithmetic
+    // never matters.
+    ctx.log_as = Some(vec![
+        Bytes::from_static(b"SET"),
+        args[1].clone(),
+        Bytes::copy_from_slice(text.as_bytes()),
+        Bytes::from_static(b"KEEPTTL"),
+    ]);
     ctx.out.bulk(text.as_bytes());
     Ok(())
 }

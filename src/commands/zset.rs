@@ -756,6 +756,16 @@ fn pop_from(
     }
     ctx.dirty(n as u64);
     ctx.notify(class::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    // BZPOPMIN/BZPOPMAX, ZMPOP and BZMPOP are logged as ZPOPMIN/ZPOPMAX of this key (with the
+    // count taken, for the last two), as Redis propagates them: a replica never blocks.
+    if !matches!(shape, Shape::Plain { .. }) {
+        let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        let mut logged = vec![Bytes::from_static(name), Bytes::copy_from_slice(key)];
+        if shape == Shape::Multi {
+            logged.push(Bytes::from(n.to_string()));
+        }
+        ctx.log_as = Some(logged);
+    }
     delete_if_empty(ctx, ks, key)?;
     Ok(())
 }
@@ -824,6 +834,7 @@ pub fn zmpop(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     match first_zset(ctx, ks, keys)? {
         Some(k) => pop_from(ctx, ks, &k, max, count.unwrap_or(1) as usize, Shape::Multi),
         None => {
+            ctx.log_as = Some(Vec::new());
             ctx.out.null_array();
             Ok(())
         }

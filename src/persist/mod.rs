@@ -937,6 +937,10 @@ pub fn on_shutdown(node: &Node) {
 /// A command to log, in the form replay needs: relative times made absolute (so a replay does
 /// not extend TTLs), as Redis propagates them. `None`: log the command as it came.
 pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<Bytes>> {
+    let secs_to_ms = |v: &[u8]| -> Option<String> {
+        let s: i64 = std::str::from_utf8(v).ok()?.parse().ok()?;
+        Some(s.checked_mul(1000)?.to_string())
+    };
     let abs = |v: &[u8], mul: i64| -> Option<Bytes> {
         let n: i64 = std::str::from_utf8(v).ok()?.parse().ok()?;
         let at = n.checked_mul(mul)?.checked_add(now_ms)?;
@@ -958,14 +962,27 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             let i = args
                 .iter()
                 .skip(3)
-                .position(|a| eq(a, "EX") || eq(a, "PX"))?
+                .position(|a| eq(a, "EX") || eq(a, "PX") || eq(a, "EXAT"))?
                 + 3;
-            let at = abs(args.get(i + 1)?, if eq(&args[i], "EX") { 1000 } else { 1 })?;
+            let v = args.get(i + 1)?;
+            let at = if eq(&args[i], "EXAT") {
+                Bytes::from(secs_to_ms(v)?)
+            } else {
+                abs(v, if eq(&args[i], "EX") { 1000 } else { 1 })?
+            };
             let mut out = args.to_vec();
             out[i] = Bytes::from_static(b"PXAT");
             out[i + 1] = at;
             Some(out)
         }
+        "expireat" if args.len() >= 3 => {
+            let mut out = args.to_vec();
+            out[0] = Bytes::from_static(b"PEXPIREAT");
+            out[2] = Bytes::from(secs_to_ms(&args[2])?);
+            Some(out)
+        }
+        // GETEX with no option changes nothing.
+        "getex" if args.len() == 2 => Some(Vec::new()),
         "expire" | "pexpire" if args.len() >= 3 => {
             let at = abs(&args[2], if name == "expire" { 1000 } else { 1 })?;
             let mut out = args.to_vec();
@@ -984,8 +1001,7 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             } else if eq(opt, "PX") {
                 abs(v, 1)?
             } else if eq(opt, "EXAT") {
-                let s: i64 = std::str::from_utf8(v).ok()?.parse().ok()?;
-                Bytes::from(s.checked_mul(1000)?.to_string())
+                Bytes::from(secs_to_ms(v)?)
             } else {
                 v.clone()
             };

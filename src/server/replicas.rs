@@ -30,8 +30,9 @@ use crate::node::Node;
 use crate::persist::aof::{self, Tap};
 use crate::persist::format::Cursor;
 use crate::persist::rdb_file;
-use crate::persist::snapshot::Image;
+use crate::persist::snapshot::{Image, for_each_entry};
 use crate::resp::parser::Parser;
+use crate::store::rdb::{self, Limits};
 
 /// What a client asked for with `SYNC`/`PSYNC` (and the `REPLCONF`s before it).
 #[derive(Debug, Clone, Default)]
@@ -75,7 +76,9 @@ pub struct Replicas {
     feeds: Mutex<BTreeMap<u64, Feed>>,
     /// Signalled when a replica acknowledges an offset (WAIT).
     pub acked: Notify,
-    /// Signalled by WAIT: feeds ask their replica for an acknowledgement now.
+    /// Bumped by WAIT: feeds ask their replica for an acknowledgement now (a feed busy
+    /// writing sees the change on its next turn; `getack` wakes idle ones).
+    getack_gen: AtomicU64,
     getack: Notify,
 }
 
@@ -104,7 +107,13 @@ impl Replicas {
 
     /// WAIT: asks every replica to acknowledge what it has (`REPLCONF GETACK *`).
     pub fn request_acks(&self) {
+        self.getack_gen.fetch_add(1, Ordering::AcqRel);
         self.getack.notify_waiters();
+    }
+
+    /// Replicas connected (syncing or online).
+    pub fn count(&self) -> usize {
+        self.feeds.lock().len()
     }
 
     fn set_state(&self, id: u64, state: &'static str) {
@@ -233,15 +242,13 @@ async fn feed(
         return Ok(());
     }
     node.replicas.set_state(id, "online");
-    let mut stream = Stream {
-        ours: at,
-        resp: at,
-        unacked: VecDeque::new(),
-        db: None,
-    };
+    let mut stream = Stream::new(
+        at,
+        crate::commands::keys::rdb_limits(node),
+        node.store.databases(),
+    );
     let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
     let mut args: Vec<Bytes> = Vec::new();
-    let mut out = Vec::with_capacity(16 * 1024);
     let period = || {
         Duration::from_secs(
             node.config
@@ -250,18 +257,62 @@ async fn feed(
                 .max(1) as u64,
         )
     };
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period(), period());
-    let mut role = tokio::time::interval(Duration::from_millis(200));
+    let interval = |p: Duration| {
+        let mut i = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    };
+    let mut ping = interval(period());
+    let mut role = interval(Duration::from_millis(200));
+    let mut getacks_seen = node.replicas.getack_gen.load(Ordering::Acquire);
+    // Shutting down: until when the replica may take to acknowledge every write.
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
         let getack = node.replicas.getack.notified();
+        // WAIT asked for acknowledgements: what is queued goes first, so the answer covers it.
+        let asked = node.replicas.getack_gen.load(Ordering::Acquire);
+        if asked != getacks_seen {
+            getacks_seen = asked;
+            stream.send_queued(node, wr, &mut tap_rx, &queued).await?;
+            stream.send_getack(node, wr).await?;
+        }
+        if draining.is_some() && stream.acked >= stream.ours {
+            tracing::info!(
+                client = id,
+                "Replica acknowledged every write: closing its stream"
+            );
+            return Ok(());
+        }
+        let deadline = async {
+            match draining {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = node.shutdown.cancelled() => return Ok(()),
+            // As Redis 7 at shutdown: the replica gets every write made (for at most
+            // `shutdown-timeout`; SHUTDOWN NOW does not wait), as the bus replicas do.
+            _ = node.shutdown.cancelled(), if draining.is_none() => {
+                if node.persist.shutdown_now.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let limit = node.config.read().shutdown_timeout_secs.max(1);
+                draining = Some(tokio::time::Instant::now() + Duration::from_secs(limit));
+                stream.send_queued(node, wr, &mut tap_rx, &queued).await?;
+                stream.send_getack(node, wr).await?;
+            }
+            _ = deadline => {
+                tracing::warn!(client = id, "Lagging replica at shutdown: it did not acknowledge every write within shutdown-timeout");
+                return Ok(());
+            }
             r = rd.read_buf(inbuf) => {
                 match r {
                     Ok(0) => return Err("the replica closed the connection".into()),
                     Err(e) => return Err(e.to_string()),
-                    Ok(_) => {}
+                    Ok(n) => {
+                        node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                 }
                 while parser.parse(inbuf, &mut args).map_err(|e| e.0)? {
                     if args.len() >= 3
@@ -281,18 +332,13 @@ async fn feed(
                     return Err("this node is no longer a master".into());
                 }
             }
-            _ = getack => {
-                out.clear();
-                resp_command(&mut out, [&b"REPLCONF"[..], b"GETACK", b"*"]);
-                stream.send_extra(node, wr, &out).await?;
-            }
+            // Handled at the top of the loop.
+            _ = getack => {}
             _ = ping.tick() => {
-                out.clear();
-                resp_command(&mut out, [&b"PING"[..]]);
-                stream.send_extra(node, wr, &out).await?;
+                stream.send_extra(node, wr, &resp_command_bytes(&[b"PING"])).await?;
                 let p = period();
                 if p != ping.period() {
-                    ping = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+                    ping = interval(p);
                 }
             }
             r = tap_rx.recv() => {
@@ -300,22 +346,7 @@ async fn feed(
                 let Some(first) = r else {
                     return Err("the replica fell too far behind (over the output buffer limit); it will sync again".into());
                 };
-                out.clear();
-                let mut taken = first.len();
-                stream.records(&first, &mut out);
-                while out.len() < BATCH_BYTES {
-                    match tap_rx.try_recv() {
-                        Ok(r) => {
-                            taken += r.len();
-                            stream.records(&r, &mut out);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                queued.fetch_sub(taken as u64, Ordering::Relaxed);
-                write(node, wr, &out).await?;
-                stream.resp += out.len() as u64;
-                stream.unacked.push_back((stream.ours, stream.resp));
+                stream.send_records(node, wr, Some(first), &mut tap_rx, &queued).await?;
             }
         }
     }
@@ -327,13 +358,93 @@ struct Stream {
     ours: u64,
     /// The replica's offset after the last byte sent.
     resp: u64,
-    /// (ours, resp) at the end of each batch not yet acknowledged.
+    /// (ours, resp) at the end of each batch not yet acknowledged (at most [`UNACKED_MAX`]: a
+    /// client that never acknowledges, such as `redis-cli --replica`, costs no more).
     unacked: VecDeque<(u64, u64)>,
+    /// Our stream's offset the replica acknowledged.
+    acked: u64,
     /// The db the replica has selected (None: none yet, as after a full sync).
     db: Option<usize>,
+    /// Encoding limits and db count, to read the entries of imported keys.
+    lim: Limits,
+    databases: usize,
+    out: Vec<u8>,
 }
 
+/// Batches remembered for acknowledgement; older ones are forgotten (a later acknowledgement
+/// covers them).
+const UNACKED_MAX: usize = 4096;
+
 impl Stream {
+    fn new(at: u64, lim: Limits, databases: usize) -> Stream {
+        Stream {
+            ours: at,
+            resp: at,
+            unacked: VecDeque::new(),
+            acked: at,
+            db: None,
+            lim,
+            databases,
+            out: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Sends `first` and the records queued behind it, in batches of about [`BATCH_BYTES`].
+    async fn send_records(
+        &mut self,
+        node: &Node,
+        wr: &mut OwnedWriteHalf,
+        mut first: Option<Bytes>,
+        tap_rx: &mut mpsc::UnboundedReceiver<Bytes>,
+        queued: &AtomicU64,
+    ) -> Result<(), String> {
+        loop {
+            let mut out = std::mem::take(&mut self.out);
+            out.clear();
+            let mut taken = 0;
+            while out.len() < BATCH_BYTES {
+                let Some(r) = first.take().or_else(|| tap_rx.try_recv().ok()) else {
+                    break;
+                };
+                taken += r.len();
+                self.records(&r, &mut out);
+            }
+            if taken == 0 {
+                self.out = out;
+                return Ok(());
+            }
+            queued.fetch_sub(taken as u64, Ordering::Relaxed);
+            let sent = write(node, wr, &out).await;
+            self.resp += out.len() as u64;
+            self.out = out;
+            sent?;
+            if self.unacked.len() >= UNACKED_MAX {
+                self.unacked.pop_front();
+            }
+            self.unacked.push_back((self.ours, self.resp));
+        }
+    }
+
+    /// Sends every record queued now.
+    async fn send_queued(
+        &mut self,
+        node: &Node,
+        wr: &mut OwnedWriteHalf,
+        tap_rx: &mut mpsc::UnboundedReceiver<Bytes>,
+        queued: &AtomicU64,
+    ) -> Result<(), String> {
+        self.send_records(node, wr, None, tap_rx, queued).await
+    }
+
+    async fn send_getack(&mut self, node: &Node, wr: &mut OwnedWriteHalf) -> Result<(), String> {
+        self.send_extra(
+            node,
+            wr,
+            &resp_command_bytes(&[b"REPLCONF", b"GETACK", b"*"]),
+        )
+        .await
+    }
+
     /// Appends the RESP form of the log records in `records` (framed, as the tap gives them).
     fn records(&mut self, mut records: &[u8], out: &mut Vec<u8>) {
         while records.len() >= 12 {
@@ -383,16 +494,34 @@ impl Stream {
                     resp_command(out, [&b"DEL"[..], &key]);
                 }
             }
+            // Keys a slot move brought in: RESTOREd whole, with their absolute TTL.
+            aof::KIND_ENTRIES => {
+                let selected = &mut self.db;
+                let _ = for_each_entry(rest, self.databases, &self.lim, |db, item| {
+                    select_db(selected, db, out);
+                    let payload = rdb::dump(&item.value);
+                    let ttl = item.expire_at_ms.unwrap_or(0).to_string();
+                    resp_command(
+                        out,
+                        [
+                            &b"RESTORE"[..],
+                            &item.key,
+                            ttl.as_bytes(),
+                            &payload,
+                            b"REPLACE",
+                            b"ABSTTL",
+                        ],
+                    );
+                    Ok(())
+                });
+            }
             // Pins and positions concern our own replicas' bookkeeping only.
             _ => {}
         }
     }
 
     fn select(&mut self, db: usize, out: &mut Vec<u8>) {
-        if self.db != Some(db) {
-            resp_command(out, [&b"SELECT"[..], db.to_string().as_bytes()]);
-            self.db = Some(db);
-        }
+        select_db(&mut self.db, db, out);
     }
 
     /// Writes bytes that are part of the replica's stream but not of ours (PING, GETACK).
@@ -417,18 +546,33 @@ impl Stream {
             acked = Some(ours);
             self.unacked.pop_front();
         }
+        if self.unacked.is_empty() && offset >= self.resp {
+            acked = Some(self.ours);
+        }
+        if let Some(a) = acked {
+            self.acked = self.acked.max(a);
+        }
         if let Some(f) = replicas.feeds.lock().get_mut(&id) {
             f.acked_resp = f.acked_resp.max(offset);
             f.acked_ms = crate::commands::now_ms();
-            if self.unacked.is_empty() && offset >= self.resp {
-                acked = Some(self.ours);
-            }
-            if let Some(a) = acked {
-                f.acked = f.acked.max(a);
-            }
+            f.acked = f.acked.max(self.acked);
         }
         replicas.acked.notify_waiters();
     }
+}
+
+/// SELECTs `db` in the replica's stream unless it is `selected` already.
+fn select_db(selected: &mut Option<usize>, db: usize, out: &mut Vec<u8>) {
+    if *selected != Some(db) {
+        resp_command(out, [&b"SELECT"[..], db.to_string().as_bytes()]);
+        *selected = Some(db);
+    }
+}
+
+fn resp_command_bytes(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    resp_command(&mut out, args.iter().copied());
+    out
 }
 
 /// Appends one command as a RESP array of bulk strings.
@@ -455,12 +599,19 @@ mod tests {
     use super::*;
 
     fn stream() -> Stream {
-        Stream {
-            ours: 100,
-            resp: 100,
-            unacked: VecDeque::new(),
-            db: None,
-        }
+        let lim = Limits {
+            hash: crate::store::hash::Limits {
+                entries: 128,
+                value: 64,
+            },
+            set_max_intset_entries: 512,
+            list_fill: -2,
+            zset: crate::store::zset::ZLimits {
+                entries: 128,
+                value: 64,
+            },
+        };
+        Stream::new(100, lim, 16)
     }
 
     fn commands(cmds: &[(usize, &[&str])]) -> Vec<u8> {
@@ -496,6 +647,41 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"
         );
+    }
+
+    #[test]
+    fn imported_keys_are_restored_with_their_absolute_ttl() {
+        let mut s = stream();
+        let mut framed = Vec::new();
+        crate::persist::format::write_record_with(&mut framed, |p| {
+            p.push(aof::KIND_ENTRIES);
+            crate::persist::format::put_u32(p, 3);
+            let v = crate::store::Value::from_bytes(b"hello");
+            crate::persist::snapshot::encode_parts(
+                p,
+                b"k",
+                &v,
+                Some(1_900_000_000_000),
+                &mut Vec::new(),
+            );
+        });
+        let mut out = Vec::new();
+        s.records(&framed, &mut out);
+        let payload = rdb::dump(&crate::store::Value::from_bytes(b"hello"));
+        let mut want = resp_command_bytes(&[b"SELECT", b"3"]);
+        resp_command(
+            &mut want,
+            [
+                &b"RESTORE"[..],
+                b"k",
+                b"1900000000000",
+                &payload,
+                b"REPLACE",
+                b"ABSTTL",
+            ],
+        );
+        assert_eq!(out, want);
+        assert_eq!(s.ours, 100 + framed.len() as u64);
     }
 
     #[test]

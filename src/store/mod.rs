@@ -919,6 +919,18 @@ impl<'a> Keyspace<'a> {
         f(&mut g)
     }
 
+    /// Deletes those of `keys` (all in shard `i`) that have expired, as a read that met them
+    /// would (SCAN's lazy expiry, as Redis's).
+    pub fn expire_met(&mut self, i: usize, db: usize, keys: &[Sds]) {
+        let now = self.now_ms;
+        let store = self.store;
+        self.visit_shard(i, |s| {
+            for k in keys {
+                s.expire_if_needed(db, k, now, store);
+            }
+        });
+    }
+
     pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let now = self.now_ms;
         let store = self.store;
