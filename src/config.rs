@@ -262,6 +262,22 @@ pub static SETTINGS: &[Setting] = &[
         "Password for AUTH / HELLO AUTH (empty: none)"
     ),
     setting!(
+        "masterauth",
+        "masterauth",
+        Kind::Str,
+        "",
+        true,
+        "Password this node gives its master (REPLICAOF host port) with AUTH (empty: none)"
+    ),
+    setting!(
+        "masteruser",
+        "masteruser",
+        Kind::Str,
+        "",
+        true,
+        "ACL user this node authenticates as to its master (with masterauth; empty: default)"
+    ),
+    setting!(
         "proto-max-bulk-len",
         "proto-max-bulk-len",
         Kind::Memory,

@@ -109,6 +109,8 @@ pub struct Node {
     pub monitors: Monitors,
     /// Replicas fed over client connections (Redis's SYNC/PSYNC).
     pub replicas: crate::server::replicas::Replicas,
+    /// The master this node follows over Redis's protocol (REPLICAOF host port).
+    pub upstream: crate::server::upstream::Upstream,
     pub pubsub: Arc<PubSub>,
     /// Keeps the keyspace-notification sink in step with `notify-keyspace-events`.
     pub notifier: Notifier,
@@ -182,9 +184,10 @@ impl Node {
     /// (`requirepass`, or ACL SETUSER default).
     /// The ID of the replication stream this node's data follows (`master_replid`).
     pub fn replid(&self) -> String {
-        match &self.cluster {
-            Some(c) => c.repl.replid(),
-            None => self.run_id.clone(),
+        match (&self.cluster, self.upstream.link()) {
+            (Some(c), _) => c.repl.replid(),
+            (None, Some(l)) if !l.replid.lock().is_empty() => l.replid.lock().clone(),
+            (None, _) => self.run_id.clone(),
         }
     }
 
@@ -492,6 +495,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         latency: LatencyMonitor::default(),
         monitors: Monitors::default(),
         replicas: Default::default(),
+        upstream: Default::default(),
         pubsub: Arc::new(PubSub::default()),
         notifier: Notifier::default(),
         run_id: random_run_id(),

@@ -111,6 +111,32 @@ async fn assert_same_data(
     }
 }
 
+/// `r` became a replica of `m` (each a Reredis node or a redis-server): its link comes up with
+/// the same data (TTLs too), then it follows [`write_after_sync`] and acknowledges it (WAIT on
+/// `m` counts it, asking with GETACK).
+async fn assert_syncs_and_follows(m: &mut MultiplexedConnection, r: &mut MultiplexedConnection) {
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(r, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the replica's link came up"
+    );
+    // The full copy: every key, TTL and the library.
+    assert_same_data(m, r, "after the full sync").await;
+    let ttl: i64 = redis::cmd("TTL").arg("n").query_async(r).await.unwrap();
+    assert!((900..=1000).contains(&ttl), "TTL on the replica: {ttl}");
+    write_after_sync(m).await;
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(m)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "WAIT 1 5000");
+    assert_same_data(m, r, "after the stream").await;
+}
+
 /// Keys of every type, in two dbs, with TTLs and a function library: what the RDB file carries.
 async fn load_before_sync(c: &mut MultiplexedConnection) {
     let long = "abc".repeat(3000);
@@ -246,21 +272,7 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
     )
     .await;
     let mut r = conn(replica.port).await;
-    assert!(
-        wait_for(Duration::from_secs(20), async || {
-            info_field(&mut r, "replication", "master_link_status").await == "up"
-        })
-        .await,
-        "the replica's link came up"
-    );
-    // The full copy: every key, TTL and the library.
-    assert_same_data(&mut m, &mut r, "after the full sync").await;
-    let ttl: i64 = redis::cmd("TTL")
-        .arg("n")
-        .query_async(&mut r)
-        .await
-        .unwrap();
-    assert!((900..=1000).contains(&ttl), "TTL on the replica: {ttl}");
+    assert_syncs_and_follows(&mut m, &mut r).await;
     let libs: Vec<redis::Value> = redis::cmd("FUNCTION")
         .arg("LIST")
         .query_async(&mut r)
@@ -278,17 +290,6 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
         info_field(&mut m, "replication", "connected_slaves").await,
         "1"
     );
-
-    write_after_sync(&mut m).await;
-    // WAIT counts it once it acknowledged this connection's writes (asked with GETACK).
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query_async(&mut m)
-        .await
-        .unwrap();
-    assert_eq!(acked, 1, "WAIT 1 5000");
-    assert_same_data(&mut m, &mut r, "after the stream").await;
     let gone: i64 = redis::cmd("EXISTS")
         .arg("gone")
         .query_async(&mut r)
@@ -585,4 +586,57 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
         };
         assert!(ok, "expected `{want}`, the stream has `{got}`");
     }
+}
+
+/// The other way: a node follows a redis-server master (REPLICAOF host port), the way to move a
+/// live data set to Reredis; then REPLICAOF NO ONE makes it a master with the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_replicates_a_redis_master_then_takes_over() {
+    // A master writes the file for a replica to its dir: a directory of its own.
+    let mdir = tempfile::tempdir().unwrap();
+    let mpath = mdir.path().to_str().unwrap().to_string();
+    let master = RedisServer::start_with(
+        &["--dir", &mpath, "--enable-debug-command", "yes"],
+        Some(mdir),
+    )
+    .await;
+    let mut m = conn(master.port).await;
+    load_before_sync(&mut m).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[
+        ("dir", data.path().to_str().unwrap()),
+        ("enable-debug-command", "yes"),
+    ])
+    .await;
+    let mut r = conn(node.resp_addr().port()).await;
+    run(&mut r, &["SET", "mine", "goes away with the full sync"]).await;
+    let port = master.port.to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
+    assert_syncs_and_follows(&mut m, &mut r).await;
+
+    let refused = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("You can't write against a read only replica"),
+        "a write on the replica: {refused}"
+    );
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut r).await.unwrap();
+    assert_eq!(role.len(), 5, "ROLE of a replica: {role:?}");
+
+    run(&mut r, &["REPLICAOF", "NO", "ONE"]).await;
+    run(&mut r, &["SET", "k", "v"]).await;
+    assert_eq!(info_field(&mut r, "replication", "role").await, "master");
+    let s: String = redis::cmd("GET")
+        .arg("s")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(s, "world!", "the data stays after the takeover");
 }

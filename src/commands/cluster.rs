@@ -993,6 +993,16 @@ pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             ctx.out.bulk(f.acked_resp.to_string().as_bytes());
         }
     };
+    if let Some(link) = ctx.node.upstream.link() {
+        ctx.out.array(5);
+        ctx.out.bulk(b"slave");
+        ctx.out.bulk(link.host.as_bytes());
+        ctx.out.int(link.port as i64);
+        let state = *link.state.lock();
+        ctx.out.bulk(state.as_bytes());
+        ctx.out.int(link.offset.load(Ordering::Relaxed));
+        return Ok(());
+    }
     let Some(c) = ctx.node.cluster.clone() else {
         ctx.out.array(3);
         ctx.out.bulk(b"master");
@@ -1093,12 +1103,21 @@ pub fn replicaof(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
         return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
     }
     if eq_ic(&args[1], "NO") && eq_ic(&args[2], "ONE") {
+        ctx.node.upstream.stop(ctx.node);
         ctx.out.ok();
         return Ok(());
     }
-    Err(CmdError::err(
-        "replication needs cluster mode here: start the nodes with cluster-enabled yes and use CLUSTER REPLICATE <master-id>",
-    ))
+    let port = int(&args[2])
+        .ok()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| CmdError::err("Invalid master port"))?;
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    if ctx.node.upstream.follow(ctx.node, host, port) {
+        ctx.out.ok();
+    } else {
+        ctx.out.simple("OK Already connected to specified master");
+    }
+    Ok(())
 }
 
 /// SYNC: this connection becomes a Redis replica's (`server::replicas`): the RDB file, then

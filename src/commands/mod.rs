@@ -738,6 +738,12 @@ fn checks_after_routing(
             "NOREPLICAS Not enough good replicas to write.".into(),
         ));
     }
+    // A replica of a master (REPLICAOF) takes writes from its master's stream only.
+    if writes && node.upstream.is_replica() {
+        return Some(CmdError::Msg(
+            "READONLY You can't write against a read only replica.".into(),
+        ));
+    }
     if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
         return Some(pubsub::subscribe_mode_error(cmd));
     }

@@ -671,6 +671,38 @@ pub fn info(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// A replica's link to its master, as `INFO replication` shows it.
+struct MasterLink<'a> {
+    host: &'a str,
+    port: u16,
+    up: bool,
+    last_io_ms: i64,
+    syncing: bool,
+    offset: u64,
+}
+
+/// The lines of a replica's role, from `role:slave` to `replica_announced`.
+fn replica_lines(o: &mut InfoText, m: MasterLink, now_ms: i64) {
+    o.kv("role", &"slave");
+    o.kv("master_host", &m.host);
+    o.kv("master_port", &m.port);
+    o.kv("master_link_status", &if m.up { "up" } else { "down" });
+    o.kv(
+        "master_last_io_seconds_ago",
+        &if m.last_io_ms > 0 {
+            (now_ms - m.last_io_ms).max(0) / 1000
+        } else {
+            -1
+        },
+    );
+    o.kv("master_sync_in_progress", &u8::from(m.syncing));
+    o.kv("slave_read_repl_offset", &m.offset);
+    o.kv("slave_repl_offset", &m.offset);
+    o.kv("slave_priority", &100);
+    o.kv("slave_read_only", &1);
+    o.kv("replica_announced", &1);
+}
+
 /// `slave<i>` lines of the replicas fed over client connections (SYNC/PSYNC), numbered from
 /// `first`. Their offset is the replica's own count (see `server::replicas`).
 fn resp_replica_lines(
@@ -698,6 +730,26 @@ fn resp_replica_lines(
 /// The role part of `INFO replication`, as Redis 7.0 prints it; returns the offset to show.
 fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) -> u64 {
     let resp_replicas = node.replicas.list();
+    if let Some(link) = node.upstream.link() {
+        // A replica of a master over Redis's protocol (REPLICAOF host port).
+        let offset = link.offset.load(Ordering::Relaxed).max(0) as u64;
+        replica_lines(
+            o,
+            MasterLink {
+                host: &link.host,
+                port: link.port,
+                up: link.up.load(Ordering::Relaxed),
+                last_io_ms: link.last_io_ms.load(Ordering::Relaxed),
+                syncing: *link.state.lock() == "sync",
+                offset,
+            },
+            now_ms,
+        );
+        o.kv("connected_slaves", &resp_replicas.len());
+        resp_replica_lines(o, &resp_replicas, 0, now_ms);
+        o.kv("master_failover_state", &"no-failover");
+        return offset;
+    }
     let Some(c) = node.cluster.as_ref() else {
         o.kv("role", &"master");
         o.kv("connected_slaves", &resp_replicas.len());
@@ -716,29 +768,18 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
         Some(master) => {
             offset = repl.offset.load(Ordering::Relaxed);
             let ep = st.nodes.get(master).map(|m| m.endpoint.clone());
-            let up = repl.link_up.load(Ordering::Relaxed);
-            o.kv("role", &"slave");
-            o.kv("master_host", &ep.as_ref().map_or("?", |e| e.ip.as_str()));
-            o.kv("master_port", &ep.as_ref().map_or(0, |e| e.port));
-            o.kv("master_link_status", &if up { "up" } else { "down" });
-            let last_io = repl.last_io_ms.load(Ordering::Relaxed);
-            o.kv(
-                "master_last_io_seconds_ago",
-                &if last_io > 0 {
-                    (now_ms - last_io).max(0) / 1000
-                } else {
-                    -1
+            replica_lines(
+                o,
+                MasterLink {
+                    host: ep.as_ref().map_or("?", |e| e.ip.as_str()),
+                    port: ep.as_ref().map_or(0, |e| e.port),
+                    up: repl.link_up.load(Ordering::Relaxed),
+                    last_io_ms: repl.last_io_ms.load(Ordering::Relaxed),
+                    syncing: repl.sync_in_progress.load(Ordering::Relaxed),
+                    offset,
                 },
+                now_ms,
             );
-            o.kv(
-                "master_sync_in_progress",
-                &(repl.sync_in_progress.load(Ordering::Relaxed) as u8),
-            );
-            o.kv("slave_read_repl_offset", &offset);
-            o.kv("slave_repl_offset", &offset);
-            o.kv("slave_priority", &100);
-            o.kv("slave_read_only", &1);
-            o.kv("replica_announced", &1);
             o.kv("connected_slaves", &0);
         }
         None => {

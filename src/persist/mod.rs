@@ -1041,19 +1041,6 @@ mod tests {
         })
     }
 
-    /// Redis's default encoding limits.
-    fn limits_for(store: &crate::store::Store) -> crate::store::rdb::Limits {
-        crate::store::rdb::Limits {
-            hash: store.hash_limits.get(),
-            set_max_intset_entries: 512,
-            list_fill: -2,
-            zset: crate::store::zset::ZLimits {
-                entries: 128,
-                value: 64,
-            },
-        }
-    }
-
     #[test]
     fn imported_keys_are_logged_as_entries_that_load_back() {
         use crate::store::{Store, Value};
@@ -1068,7 +1055,7 @@ mod tests {
         );
         assert!(seq > 0);
         let dst = Store::new(16, Default::default());
-        let lim = limits_for(&dst);
+        let lim = crate::store::rdb::Limits::redis_defaults();
         // The record as the log holds it: framed, kind ENTRIES.
         let mut buf = Vec::new();
         src.aof.append_with(|out| buf = out.clone());
@@ -1115,7 +1102,14 @@ mod tests {
         assert_eq!(image.pins.len(), 3);
         snapshot::write_file(&path, &image, 1).unwrap();
         let dst = Store::new(16, Default::default());
-        let loaded = snapshot::load_file(&path, &dst, &limits_for(&dst), None, &|_| {}).unwrap();
+        let loaded = snapshot::load_file(
+            &path,
+            &dst,
+            &crate::store::rdb::Limits::redis_defaults(),
+            None,
+            &|_| {},
+        )
+        .unwrap();
         assert_eq!(loaded.keys, 2);
         for k in [&b"a"[..], b"b", b"c"] {
             assert!(pinned(&dst, k), "{k:?} pinned after loading");

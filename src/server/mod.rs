@@ -16,6 +16,7 @@
 pub mod clients;
 pub mod replicas;
 pub mod stats;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -599,19 +599,7 @@ mod tests {
     use super::*;
 
     fn stream() -> Stream {
-        let lim = Limits {
-            hash: crate::store::hash::Limits {
-                entries: 128,
-                value: 64,
-            },
-            set_max_intset_entries: 512,
-            list_fill: -2,
-            zset: crate::store::zset::ZLimits {
-                entries: 128,
-                value: 64,
-            },
-        };
-        Stream::new(100, lim, 16)
+        Stream::new(100, Limits::redis_defaults(), 16)
     }
 
     fn commands(cmds: &[(usize, &[&str])]) -> Vec<u8> {

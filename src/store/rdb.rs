@@ -40,6 +40,8 @@ pub const TYPE_ZSET_LISTPACK: u8 = 17;
 pub const TYPE_LIST_QUICKLIST_2: u8 = 18;
 pub const TYPE_STREAM_LISTPACKS: u8 = 15;
 pub const TYPE_STREAM_LISTPACKS_2: u8 = 19;
+/// Redis 7.2's small sets of strings (read only: a 7.2 master's file for REPLICAOF).
+pub const TYPE_SET_LISTPACK: u8 = 20;
 
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
@@ -75,6 +77,24 @@ pub struct Limits {
     pub set_max_intset_entries: usize,
     pub list_fill: i32,
     pub zset: ZLimits,
+}
+
+impl Limits {
+    /// Redis's default encoding thresholds (tests, and tools with no node).
+    pub fn redis_defaults() -> Limits {
+        Limits {
+            hash: hash::Limits {
+                entries: 128,
+                value: 64,
+            },
+            set_max_intset_entries: 512,
+            list_fill: -2,
+            zset: ZLimits {
+                entries: 128,
+                value: 64,
+            },
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,6 +564,10 @@ impl<'a> Reader<'a> {
                 let blob = self.string()?;
                 build_set(intset_members(&blob)?, lim)
             }
+            TYPE_SET_LISTPACK => {
+                let blob = self.string()?;
+                build_set(listpack_entries(&blob)?, lim)
+            }
             TYPE_HASH_LISTPACK => {
                 let blob = self.string()?;
                 let items = listpack_entries(&blob)?;
@@ -886,18 +910,7 @@ mod tests {
     use super::*;
 
     fn lim() -> Limits {
-        Limits {
-            hash: hash::Limits {
-                entries: 128,
-                value: 64,
-            },
-            set_max_intset_entries: 512,
-            list_fill: -2,
-            zset: ZLimits {
-                entries: 128,
-                value: 64,
-            },
-        }
+        Limits::redis_defaults()
     }
 
     #[test]

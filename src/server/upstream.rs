@@ -1,0 +1,521 @@
+//! This node as a replica of a Redis master (or of another node) over Redis's replication
+//! protocol: `REPLICAOF host port` outside cluster mode. The way to move a live data set from
+//! redis-server to Reredis: make the node a replica, let it sync, then `REPLICAOF NO ONE`.
+//!
+//! The link ([`run`]): `PING`, `REPLCONF listening-port` and `capa psync2`, `PSYNC ? -1`; the
+//! master answers `+FULLRESYNC <replid> <offset>` and sends its RDB file, which replaces this
+//! node's data (keys of every db, TTLs, function libraries; [`load_rdb`]); then every command
+//! of its stream is applied as our log's replay applies commands (and logged here, so our own
+//! log and our own replicas follow). `SELECT` and `PING` are kept track of, `MULTI`...`EXEC`
+//! applied together, `REPLCONF GETACK` answered with the offset processed, which is also sent
+//! once a second. A broken link is retried every second with a full sync (no partial resync).
+//!
+//! While a replica, the node refuses writes from its clients (`-READONLY`) and expires no key
+//! by itself: its master's DELs do (as a Redis replica).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+use crate::persist::format::put_u32;
+use crate::resp::parser::Parser;
+use crate::store::rdb::{self, Limits};
+
+/// The master this node follows, when it is a replica.
+#[derive(Default)]
+pub struct Upstream {
+    link: Mutex<Option<Arc<Link>>>,
+    /// `link` is set (read by every write command).
+    active: AtomicBool,
+}
+
+/// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
+pub struct Link {
+    pub host: String,
+    pub port: u16,
+    stop: CancellationToken,
+    /// `connect`, `connecting`, `sync` or `connected` (ROLE's words).
+    pub state: Mutex<&'static str>,
+    pub up: AtomicBool,
+    /// The master's offset processed here (-1 before the first sync).
+    pub offset: AtomicI64,
+    pub last_io_ms: AtomicI64,
+    /// The master's replication ID.
+    pub replid: Mutex<String>,
+    pub full_syncs: AtomicU64,
+}
+
+impl Upstream {
+    /// The link, while this node is a replica.
+    pub fn link(&self) -> Option<Arc<Link>> {
+        self.link.lock().clone()
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// `REPLICAOF host port`: follows that master from now on (a new link replaces any other).
+    /// Returns false when it already follows it.
+    pub fn follow(&self, node: &Arc<Node>, host: String, port: u16) -> bool {
+        let mut cur = self.link.lock();
+        if cur
+            .as_ref()
+            .is_some_and(|l| l.host.eq_ignore_ascii_case(&host) && l.port == port)
+        {
+            return false;
+        }
+        if let Some(old) = cur.take() {
+            old.stop.cancel();
+        }
+        let link = Arc::new(Link {
+            host,
+            port,
+            stop: CancellationToken::new(),
+            state: Mutex::new("connect"),
+            up: AtomicBool::new(false),
+            offset: AtomicI64::new(-1),
+            last_io_ms: AtomicI64::new(0),
+            replid: Mutex::new(String::new()),
+            full_syncs: AtomicU64::new(0),
+        });
+        *cur = Some(link.clone());
+        self.active.store(true, Ordering::Relaxed);
+        drop(cur);
+        // A replica's keys expire by its master's DELs only (see `Store::keep_expired`).
+        node.store.keep_expired.store(true, Ordering::Relaxed);
+        tracing::info!(master = %format!("{}:{}", link.host, link.port), "Connecting to MASTER (REPLICAOF)");
+        node.runtime.spawn(run(node.clone(), link));
+        true
+    }
+
+    /// `REPLICAOF NO ONE`: a master again, with the data it holds.
+    pub fn stop(&self, node: &Node) {
+        if let Some(link) = self.link.lock().take() {
+            self.active.store(false, Ordering::Relaxed);
+            link.stop.cancel();
+            node.store.keep_expired.store(false, Ordering::Relaxed);
+            tracing::info!("MASTER MODE enabled (REPLICAOF NO ONE)");
+        }
+    }
+}
+
+/// Keeps the link to the master up until it is replaced or stopped.
+async fn run(node: Arc<Node>, link: Arc<Link>) {
+    loop {
+        let r = tokio::select! {
+            _ = link.stop.cancelled() => return,
+            _ = node.shutdown.cancelled() => return,
+            r = sync(&node, &link) => r,
+        };
+        link.up.store(false, Ordering::Relaxed);
+        *link.state.lock() = "connect";
+        if let Err(e) = r {
+            tracing::warn!(master = %format!("{}:{}", link.host, link.port), "MASTER <-> REPLICA link: {e}; retrying in a second");
+        }
+        tokio::select! {
+            _ = link.stop.cancelled() => return,
+            _ = node.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Sends one command.
+async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, args: &[&[u8]]) -> Result<(), String> {
+    let mut out = Vec::new();
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    w.write_all(&out).await.map_err(|e| e.to_string())
+}
+
+async fn line(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Result<String, String> {
+    let mut s = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(60), r.read_line(&mut s))
+        .await
+        .map_err(|_| "the master did not answer within 60 seconds".to_string())?
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err("the master closed the connection".into());
+    }
+    Ok(s.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// One connection to the master: handshake, full sync, then the stream until it breaks.
+async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
+    *link.state.lock() = "connecting";
+    let sock = tokio::time::timeout(
+        Duration::from_secs(10),
+        TcpStream::connect((link.host.as_str(), link.port)),
+    )
+    .await
+    .map_err(|_| "connecting timed out".to_string())?
+    .map_err(|e| format!("cannot connect: {e}"))?;
+    let (rd, mut wr) = sock.into_split();
+    let mut rd = BufReader::new(rd);
+    let (masteruser, masterauth) = {
+        let c = node.config.read();
+        (
+            c.get("masteruser").to_string(),
+            c.get("masterauth").to_string(),
+        )
+    };
+    send(&mut wr, &[b"PING"]).await?;
+    let pong = line(&mut rd).await?;
+    if pong.starts_with("-NOAUTH") || !masterauth.is_empty() {
+        if masterauth.is_empty() {
+            return Err(format!("the master needs a password (masterauth): {pong}"));
+        }
+        let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+        if !masteruser.is_empty() {
+            auth.push(masteruser.as_bytes());
+        }
+        auth.push(masterauth.as_bytes());
+        send(&mut wr, &auth).await?;
+        let r = line(&mut rd).await?;
+        if !r.starts_with('+') {
+            return Err(format!("AUTH refused by the master: {r}"));
+        }
+    } else if pong.starts_with('-') && !pong.starts_with("-NOAUTH") {
+        return Err(format!("the master answered PING with {pong}"));
+    }
+    let port = node.resp_addr.port().to_string();
+    send(&mut wr, &[b"REPLCONF", b"listening-port", port.as_bytes()]).await?;
+    line(&mut rd).await?;
+    send(&mut wr, &[b"REPLCONF", b"capa", b"psync2"]).await?;
+    line(&mut rd).await?;
+    send(&mut wr, &[b"PSYNC", b"?", b"-1"]).await?;
+    let reply = line(&mut rd).await?;
+    let mut words = reply.split(' ');
+    if words.next() != Some("+FULLRESYNC") {
+        return Err(format!("PSYNC answered with {reply}"));
+    }
+    let replid = words.next().unwrap_or_default().to_string();
+    let mut offset: i64 = words
+        .next()
+        .and_then(|o| o.parse().ok())
+        .ok_or_else(|| format!("PSYNC answered with {reply}"))?;
+    *link.state.lock() = "sync";
+    tracing::info!(master = %format!("{}:{}", link.host, link.port), "Full resync from master: {replid}:{offset}");
+    // The file: newlines while the master makes it, then `$<length>` and the bytes.
+    let len: usize = loop {
+        let l = line(&mut rd).await?;
+        if let Some(n) = l.strip_prefix('$') {
+            if n.starts_with("EOF:") {
+                return Err(
+                    "the master sent a diskless EOF-marked file, which we did not ask for".into(),
+                );
+            }
+            break n.parse().map_err(|_| format!("bad file length {n}"))?;
+        }
+        if !l.is_empty() {
+            return Err(format!("expected the RDB file, got {l}"));
+        }
+    };
+    let mut file = vec![0; len];
+    rd.read_exact(&mut file)
+        .await
+        .map_err(|e| format!("reading the RDB file: {e}"))?;
+    let loader = node.clone();
+    let keys = tokio::task::spawn_blocking(move || load_rdb(&loader, &file))
+        .await
+        .map_err(|e| e.to_string())??;
+    *link.replid.lock() = replid;
+    link.offset.store(offset, Ordering::Relaxed);
+    link.full_syncs.fetch_add(1, Ordering::Relaxed);
+    link.last_io_ms
+        .store(crate::commands::now_ms(), Ordering::Relaxed);
+    link.up.store(true, Ordering::Relaxed);
+    *link.state.lock() = "connected";
+    tracing::info!(keys, "MASTER <-> REPLICA sync: Finished with success");
+    if node.store.aof.is_on() {
+        // The log holds what this node had before: start it again from the copy.
+        crate::persist::bgrewriteaof(node);
+    }
+    send(
+        &mut wr,
+        &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()],
+    )
+    .await?;
+
+    // The stream.
+    let mut replayer = crate::commands::Replayer::new(node)
+        .ok_or("no client for the replication stream")?
+        .logging();
+    let mut parser = Parser::new(usize::MAX);
+    let mut inbuf = BytesMut::with_capacity(16 * 1024);
+    let mut args: Vec<Bytes> = Vec::new();
+    let mut db = 0usize;
+    let mut multi: Option<Vec<(usize, Vec<Bytes>)>> = None;
+    let mut ack = tokio::time::interval(Duration::from_secs(1));
+    // What the buffered reader read ahead belongs to the stream.
+    inbuf.extend_from_slice(rd.buffer());
+    let mut rd = rd.into_inner();
+    loop {
+        loop {
+            let before = inbuf.len();
+            if !parser.parse(&mut inbuf, &mut args).map_err(|e| e.0)? {
+                break;
+            }
+            offset += (before - inbuf.len()) as i64;
+            if args.is_empty() {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            match name.as_str() {
+                "ping" => {}
+                "select" => {
+                    db = args
+                        .get(1)
+                        .and_then(|a| std::str::from_utf8(a).ok())
+                        .and_then(|s| s.parse().ok())
+                        .filter(|&d| d < node.store.databases())
+                        .ok_or("the master selected a db that does not exist here")?;
+                }
+                "replconf" => {
+                    if args
+                        .get(1)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
+                    {
+                        let o = offset.to_string();
+                        send(&mut wr, &[b"REPLCONF", b"ACK", o.as_bytes()]).await?;
+                    }
+                }
+                "multi" => multi = Some(Vec::new()),
+                "exec" => {
+                    for (d, cmd) in multi.take().unwrap_or_default() {
+                        replayer.replay(d, &cmd)?;
+                    }
+                }
+                _ => match multi.as_mut() {
+                    Some(queue) => queue.push((db, args.clone())),
+                    None => replayer.replay(db, &args)?,
+                },
+            }
+            link.offset.store(offset, Ordering::Relaxed);
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut inbuf) => {
+                match r {
+                    Ok(0) => return Err("the master closed the connection".into()),
+                    Err(e) => return Err(e.to_string()),
+                    Ok(_) => link.last_io_ms.store(crate::commands::now_ms(), Ordering::Relaxed),
+                }
+            }
+            _ = ack.tick() => {
+                let o = offset.to_string();
+                send(&mut wr, &[b"REPLCONF", b"ACK", o.as_bytes()]).await?;
+            }
+        }
+    }
+}
+
+const OPCODE_FUNCTION2: u8 = 0xF5;
+const OPCODE_MODULE_AUX: u8 = 0xF7;
+const OPCODE_IDLE: u8 = 0xF8;
+const OPCODE_FREQ: u8 = 0xF9;
+const OPCODE_AUX: u8 = 0xFA;
+const OPCODE_RESIZEDB: u8 = 0xFB;
+const OPCODE_EXPIRETIME_MS: u8 = 0xFC;
+const OPCODE_EXPIRETIME: u8 = 0xFD;
+const OPCODE_SELECTDB: u8 = 0xFE;
+const OPCODE_EOF: u8 = 0xFF;
+
+/// Replaces this node's data with what a Redis RDB file holds. Returns the keys loaded.
+pub fn load_rdb(node: &Arc<Node>, file: &[u8]) -> Result<u64, String> {
+    let lim = crate::commands::keys::rdb_limits(node);
+    let Parsed { entries, functions } = parse_rdb(file, &lim, node.store.databases())?;
+    let lazy = node.config.read().get_bool("replica-lazy-flush");
+    crate::cluster::replication::drop_keys(node, lazy, true);
+    crate::commands::functions::flush_libraries(node);
+    if let Some(f) = functions {
+        crate::commands::functions::load_saved(node, &f)?;
+    }
+    let mut keys = 0;
+    for payload in entries {
+        let (loaded, _) = crate::persist::snapshot::load_entries(&payload, &node.store, &lim, None)
+            .map_err(|_| "a key of the RDB file could not be loaded")?;
+        keys += loaded;
+    }
+    Ok(keys)
+}
+
+/// What an RDB file holds, in the forms our loaders take.
+struct Parsed {
+    /// Our snapshot's ENTRIES payloads (`db: u32`, then entries), one per db section.
+    entries: Vec<Vec<u8>>,
+    /// The function libraries as a FUNCTION DUMP payload.
+    functions: Option<Vec<u8>>,
+}
+
+/// Reads a Redis RDB file: Redis 7.0's (version 10) and older, and 7.2's (11) except its
+/// new stream encoding.
+fn parse_rdb(file: &[u8], lim: &Limits, databases: usize) -> Result<Parsed, String> {
+    let bad = |what: &str| format!("the master's RDB file is not readable: {what}");
+    if file.len() < 9 + 1 + 8 || !file.starts_with(b"REDIS") {
+        return Err(bad("no REDIS header"));
+    }
+    let version: u16 = std::str::from_utf8(&file[5..9])
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("version"))?;
+    if version > rdb::RDB_VERSION + 1 {
+        return Err(bad(&format!("version {version} is newer than we read")));
+    }
+    let body = &file[..file.len() - 8];
+    let crc = u64::from_le_bytes(file[file.len() - 8..].try_into().expect("8 bytes"));
+    if crc != 0 && rdb::crc64(0, body) != crc {
+        return Err(bad("checksum mismatch"));
+    }
+    let mut r = rdb::Reader::new(&body[9..]);
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut functions: Vec<u8> = Vec::new();
+    let mut db = 0usize;
+    let mut payload: Option<Vec<u8>> = None;
+    let mut expire: Option<i64> = None;
+    loop {
+        let op = r.u8().map_err(|_| bad("truncated"))?;
+        match op {
+            OPCODE_EOF => break,
+            OPCODE_AUX => {
+                r.string().map_err(|_| bad("aux field"))?;
+                r.string().map_err(|_| bad("aux field"))?;
+            }
+            OPCODE_SELECTDB => {
+                db = r.len().map_err(|_| bad("SELECTDB"))?;
+                if db >= databases {
+                    return Err(bad(&format!(
+                        "db {db} does not exist here (databases {databases})"
+                    )));
+                }
+                out.extend(payload.take());
+            }
+            OPCODE_RESIZEDB => {
+                r.len().map_err(|_| bad("RESIZEDB"))?;
+                r.len().map_err(|_| bad("RESIZEDB"))?;
+            }
+            OPCODE_EXPIRETIME_MS => {
+                let b = r.bytes(8).map_err(|_| bad("expire"))?;
+                expire = Some(i64::from_le_bytes(b.try_into().expect("8 bytes")));
+            }
+            OPCODE_EXPIRETIME => {
+                let b = r.bytes(4).map_err(|_| bad("expire"))?;
+                expire = Some(i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64 * 1000);
+            }
+            OPCODE_IDLE => {
+                r.len().map_err(|_| bad("idle"))?;
+            }
+            OPCODE_FREQ => {
+                r.u8().map_err(|_| bad("freq"))?;
+            }
+            OPCODE_FUNCTION2 => {
+                let code = r.string().map_err(|_| bad("function library"))?;
+                functions.push(OPCODE_FUNCTION2);
+                rdb::write_string(&mut functions, &code);
+            }
+            OPCODE_MODULE_AUX => return Err(bad("module data (modules are not supported)")),
+            t => {
+                // A key: the type byte, the key, the value, as our entries hold them.
+                let start = body.len() - r.remaining();
+                r.string().map_err(|_| bad("key"))?;
+                r.object(t, lim)
+                    .map_err(|e| bad(&format!("value of type {t}: {e:?}")))?;
+                let end = body.len() - r.remaining();
+                let p = payload.get_or_insert_with(|| {
+                    let mut p = Vec::new();
+                    put_u32(&mut p, db as u32);
+                    p
+                });
+                if let Some(at) = expire.take() {
+                    p.push(OPCODE_EXPIRETIME_MS);
+                    p.extend_from_slice(&(at as u64).to_le_bytes());
+                }
+                p.push(t);
+                p.extend_from_slice(&body[start..end]);
+            }
+        }
+    }
+    out.extend(payload.take());
+    let functions = (!functions.is_empty()).then(|| {
+        functions.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
+        let crc = rdb::crc64(0, &functions);
+        functions.extend_from_slice(&crc.to_le_bytes());
+        functions
+    });
+    Ok(Parsed {
+        entries: out,
+        functions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::snapshot::{Image, Item};
+    use crate::store::{Sds, Value};
+
+    fn lim() -> Limits {
+        Limits::redis_defaults()
+    }
+
+    #[test]
+    fn an_rdb_file_of_ours_parses_back_into_its_entries() {
+        let item = |k: &str, ttl: Option<i64>| Item {
+            key: Sds::from_vec(k.as_bytes().to_vec()),
+            value: Value::from_bytes(b"v"),
+            expire_at_ms: ttl,
+        };
+        let image = Image {
+            dbs: vec![
+                vec![item("a", None)],
+                Vec::new(),
+                vec![item("b", Some(1 << 42))],
+            ],
+            position: None,
+            pins: Vec::new(),
+            functions: None,
+        };
+        let file = crate::persist::rdb_file::encode(&image, &[("repl-offset", "0".into())]);
+        let Parsed { entries, functions } = parse_rdb(&file, &lim(), 16).unwrap();
+        assert!(functions.is_none());
+        assert_eq!(entries.len(), 2, "one payload per non-empty db");
+        let mut seen = Vec::new();
+        for p in &entries {
+            crate::persist::snapshot::for_each_entry(p, 16, &lim(), |db, it| {
+                seen.push((db, it.key.to_vec(), it.expire_at_ms));
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            seen,
+            [(0, b"a".to_vec(), None), (2, b"b".to_vec(), Some(1 << 42))]
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused() {
+        let image = Image {
+            dbs: vec![Vec::new()],
+            position: None,
+            pins: Vec::new(),
+            functions: None,
+        };
+        let mut file = crate::persist::rdb_file::encode(&image, &[]);
+        let n = file.len();
+        file[n - 9] ^= 1; // the EOF opcode
+        assert!(parse_rdb(&file, &lim(), 16).is_err());
+        assert!(parse_rdb(b"NOTREDIS", &lim(), 16).is_err());
+    }
+}
