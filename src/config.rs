@@ -262,6 +262,14 @@ pub static SETTINGS: &[Setting] = &[
         "Password for AUTH / HELLO AUTH (empty: none)"
     ),
     setting!(
+        "replicaof",
+        "replicaof",
+        Kind::Str,
+        "",
+        false,
+        "\"host port\": follow this master from start, as REPLICAOF host port (cluster-enabled no only)"
+    ),
+    setting!(
         "masterauth",
         "masterauth",
         Kind::Str,

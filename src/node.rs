@@ -242,10 +242,12 @@ impl Node {
                 eviction_slice(c.get_int("maxmemory-eviction-tenacity")),
             )
         };
-        if self
-            .cluster
-            .as_ref()
-            .is_some_and(|c| !c.state.lock().me().is_master())
+        // A replica evicts nothing: its master's stream deletes keys (as Redis's replicas).
+        if self.upstream.is_replica()
+            || self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| !c.state.lock().me().is_master())
         {
             return Memory::Fits;
         }
@@ -460,6 +462,7 @@ async fn listen(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListe
 
 /// Binds the listeners and starts serving. Ports 0 are picked by the OS.
 pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
+    let replicaof = replicaof_setting(&config)?;
     let backlog = config.get_int("tcp-backlog").clamp(1, u32::MAX as i64) as u32;
     let resp = listen(&config.bind, config.port, backlog)
         .await
@@ -540,6 +543,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         tasks.spawn(crate::cluster::run(node.clone()));
         tasks.spawn(crate::cluster::bus::run_pubsub(node.clone()));
     }
+    // `replicaof`: the master's copy replaces the data once ours is loaded.
+    let follow = move |n: &Arc<Node>| {
+        if let Some((host, port)) = replicaof {
+            n.upstream.follow(n, host, port);
+        }
+    };
     if to_load {
         // Clients are answered meanwhile (`-LOADING`, INFO's `loading:1`); `/readyz` says
         // not ready until the data is in. A file that cannot be loaded stops the node.
@@ -555,6 +564,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
                 Ok(()) => {
                     n.ready.store(true, Ordering::Release);
                     tracing::info!("Ready to accept connections");
+                    follow(&n);
                 }
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -567,8 +577,31 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         crate::persist::load_and_open(&node)?;
         node.ready.store(true, Ordering::Release);
         tracing::info!(resp = %node.resp_addr, http = %node.http_addr, "Ready to accept connections");
+        follow(&node);
     }
     Ok(NodeHandle { node, tasks })
+}
+
+/// The `replicaof` setting ("host port"), checked before anything starts.
+fn replicaof_setting(config: &Config) -> anyhow::Result<Option<(String, u16)>> {
+    let raw = config.get("replicaof").trim().to_string();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if config.cluster_enabled {
+        anyhow::bail!(
+            "replicaof needs cluster-enabled no (cluster replicas are made with CLUSTER REPLICATE or cluster-replicas)"
+        );
+    }
+    let mut words = raw.split_whitespace();
+    match (
+        words.next(),
+        words.next().map(str::parse::<u16>),
+        words.next(),
+    ) {
+        (Some(host), Some(Ok(port)), None) => Ok(Some((host.to_string(), port))),
+        _ => anyhow::bail!("replicaof must be \"host port\", not {raw:?}"),
+    }
 }
 
 /// Binds the bus and loads (or creates) the cluster state.

@@ -85,6 +85,15 @@ async fn differing_keys(
     out
 }
 
+/// Whether `key` shows up on `r` within 20 seconds.
+async fn arrives(r: &mut MultiplexedConnection, key: &str) -> bool {
+    wait_for(Duration::from_secs(20), async || {
+        let v: Option<String> = redis::cmd("GET").arg(key).query_async(r).await.unwrap();
+        v.is_some()
+    })
+    .await
+}
+
 /// The client ID of the replica's connection (CLIENT LIST TYPE replica), if there is one.
 async fn replica_client_id(c: &mut MultiplexedConnection) -> Option<String> {
     let list: String = redis::cmd("CLIENT")
@@ -329,15 +338,7 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
     );
     run(&mut m, &["SET", "after-cut", "1"]).await;
     assert!(
-        wait_for(Duration::from_secs(20), async || {
-            let v: Option<String> = redis::cmd("GET")
-                .arg("after-cut")
-                .query_async(&mut r)
-                .await
-                .unwrap();
-            v.is_some()
-        })
-        .await,
+        arrives(&mut r, "after-cut").await,
         "the replica came back after its link was cut"
     );
 
@@ -604,29 +605,32 @@ async fn a_node_replicates_a_redis_master_then_takes_over() {
     load_before_sync(&mut m).await;
 
     let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[
+    let settings = [
         ("dir", data.path().to_str().unwrap()),
         ("enable-debug-command", "yes"),
-    ])
-    .await;
+        ("appendonly", "yes"),
+    ];
+    let node = start_loaded(&settings).await;
     let mut r = conn(node.resp_addr().port()).await;
     run(&mut r, &["SET", "mine", "goes away with the full sync"]).await;
     let port = master.port.to_string();
     run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
     assert_syncs_and_follows(&mut m, &mut r).await;
 
-    let refused = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query_async::<()>(&mut r)
-        .await
-        .unwrap_err();
-    assert!(
-        refused
-            .to_string()
-            .contains("You can't write against a read only replica"),
-        "a write on the replica: {refused}"
-    );
+    // Writes from clients, scripts' included, are refused while it follows a master.
+    let set = ["SET", "k", "v"];
+    let script = ["EVAL", "return redis.call('SET', 'x', '1')", "0"];
+    for args in [&set[..], &script[..]] {
+        let mut cmd = redis::cmd(args[0]);
+        cmd.arg(&args[1..]);
+        let refused = cmd.query_async::<()>(&mut r).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("You can't write against a read only replica"),
+            "{args:?} on the replica: {refused}"
+        );
+    }
     let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut r).await.unwrap();
     assert_eq!(role.len(), 5, "ROLE of a replica: {role:?}");
 
@@ -639,4 +643,52 @@ async fn a_node_replicates_a_redis_master_then_takes_over() {
         .await
         .unwrap();
     assert_eq!(s, "world!", "the data stays after the takeover");
+
+    // The copy is in our own log: a restart has the master's data (and the write after).
+    let expect = digest(&mut r).await;
+    node.shutdown().await;
+    let node = start_loaded(&settings).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    assert_eq!(
+        digest(&mut r).await,
+        expect,
+        "the same data after a restart"
+    );
+}
+
+/// `replicaof "host port"` (file, REREDIS_REPLICAOF, --replicaof) follows a master from the
+/// start; it is refused in cluster mode and when it is not "host port".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicaof_setting_follows_a_master_from_the_start() {
+    let mdir = tempfile::tempdir().unwrap();
+    let mpath = mdir.path().to_str().unwrap().to_string();
+    let master = RedisServer::start_with(&["--dir", &mpath], Some(mdir)).await;
+    let mut m = conn(master.port).await;
+    run(&mut m, &["SET", "from-master", "1"]).await;
+    let at = format!("127.0.0.1 {}", master.port);
+    let node = start_loaded(&[("replicaof", at.as_str())]).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    assert!(
+        arrives(&mut r, "from-master").await,
+        "the node synced from the master it was started with"
+    );
+    assert_eq!(info_field(&mut r, "replication", "role").await, "slave");
+
+    for (settings, why) in [
+        (
+            vec![("replicaof", at.as_str()), ("cluster.enabled", "yes")],
+            "cluster-enabled no",
+        ),
+        (vec![("replicaof", "127.0.0.1")], "host port"),
+    ] {
+        let mut v = reredis::config::Config::ephemeral().values.clone();
+        for (k, val) in settings {
+            v.set(k, val, reredis::config::Origin::Default).unwrap();
+        }
+        let err = reredis::start(reredis::config::Config::from_values(v))
+            .await
+            .err()
+            .expect("refused at start");
+        assert!(err.to_string().contains(why), "{err}");
+    }
 }

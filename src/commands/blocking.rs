@@ -77,6 +77,8 @@ pub fn block(
             DenyReply::NullArray => ctx.out.null_array(),
             DenyReply::NullBulk => ctx.out.null(),
         }
+        // As if timed out at once: nothing changed, nothing to log.
+        ctx.log_as = Some(Vec::new());
         return Ok(());
     }
     if ctx.client.blocked.is_some() {

@@ -1200,6 +1200,10 @@ impl CallCtx<'_, '_> {
         if self.readonly && f & (WRITE | super::flags::MAY_REPLICATE) != 0 {
             return fail("ERR Write commands are not allowed from read-only scripts.");
         }
+        // A replica of a master (REPLICAOF) takes writes from its master only, scripts' too.
+        if f & WRITE != 0 && self.node.upstream.is_replica() {
+            return fail("READONLY You can't write against a read only replica.");
+        }
         if f & WRITE != 0 && !self.scripts.wrote.load(Ordering::Relaxed) {
             if let Some(e) = crate::persist::write_denied(self.node) {
                 return fail(&e);

@@ -87,6 +87,11 @@ impl Replicas {
         self.feeds.lock().values().cloned().collect()
     }
 
+    /// The client IDs of the replicas' connections.
+    pub fn list_ids(&self) -> Vec<u64> {
+        self.feeds.lock().keys().copied().collect()
+    }
+
     /// Online replicas that acknowledged our stream up to `offset`.
     pub fn acked_at_least(&self, offset: u64) -> usize {
         self.feeds

@@ -24,7 +24,8 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
-use crate::persist::format::put_u32;
+use crate::persist::aof;
+use crate::persist::format::{put_u32, write_record_with};
 use crate::resp::parser::Parser;
 use crate::store::rdb::{self, Limits};
 
@@ -34,6 +35,10 @@ pub struct Upstream {
     link: Mutex<Option<Arc<Link>>>,
     /// `link` is set (read by every write command).
     active: AtomicBool,
+    /// Held while a master's file replaces the data: REPLICAOF waits for a load under way
+    /// (Redis loads on its only thread, so nothing runs beside a load), and a load whose link
+    /// was replaced or stopped before it began does not begin.
+    loading: Mutex<()>,
 }
 
 /// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
@@ -65,6 +70,7 @@ impl Upstream {
     /// `REPLICAOF host port`: follows that master from now on (a new link replaces any other).
     /// Returns false when it already follows it.
     pub fn follow(&self, node: &Arc<Node>, host: String, port: u16) -> bool {
+        let _load = self.loading.lock();
         let mut cur = self.link.lock();
         if cur
             .as_ref()
@@ -98,6 +104,7 @@ impl Upstream {
 
     /// `REPLICAOF NO ONE`: a master again, with the data it holds.
     pub fn stop(&self, node: &Node) {
+        let _load = self.loading.lock();
         if let Some(link) = self.link.lock().take() {
             self.active.store(false, Ordering::Relaxed);
             link.stop.cancel();
@@ -228,9 +235,25 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         .await
         .map_err(|e| format!("reading the RDB file: {e}"))?;
     let loader = node.clone();
-    let keys = tokio::task::spawn_blocking(move || load_rdb(&loader, &file))
-        .await
-        .map_err(|e| e.to_string())??;
+    let stop = link.stop.clone();
+    let mut load = tokio::task::spawn_blocking(move || {
+        let _load = loader.upstream.loading.lock();
+        if stop.is_cancelled() {
+            return Err("REPLICAOF changed before the copy was loaded".to_string());
+        }
+        load_rdb(&loader, &file)
+    });
+    // Newlines tell the master we are alive while the copy loads (as Redis's replicas do).
+    let mut alive = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let keys = loop {
+        tokio::select! {
+            r = &mut load => break r.map_err(|e| e.to_string())??,
+            _ = alive.tick() => wr.write_all(b"\n").await.map_err(|e| e.to_string())?,
+        }
+    };
     *link.replid.lock() = replid;
     link.offset.store(offset, Ordering::Relaxed);
     link.full_syncs.fetch_add(1, Ordering::Relaxed);
@@ -268,7 +291,8 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
             if !parser.parse(&mut inbuf, &mut args).map_err(|e| e.0)? {
                 break;
             }
-            offset += (before - inbuf.len()) as i64;
+            let consumed = (before - inbuf.len()) as i64;
+            offset += consumed;
             if args.is_empty() {
                 continue;
             }
@@ -288,7 +312,8 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
                         .get(1)
                         .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
                     {
-                        let o = offset.to_string();
+                        // The offset before this GETACK, as Redis's replicas answer.
+                        let o = (offset - consumed).to_string();
                         send(&mut wr, &[b"REPLCONF", b"ACK", o.as_bytes()]).await?;
                     }
                 }
@@ -298,10 +323,20 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
                         replayer.replay(d, &cmd)?;
                     }
                 }
-                _ => match multi.as_mut() {
-                    Some(queue) => queue.push((db, args.clone())),
-                    None => replayer.replay(db, &args)?,
-                },
+                _ => {
+                    // A master older than 7.0 sends relative TTLs: made absolute here, as our
+                    // log keeps them (the replay's clock stands still).
+                    let now = crate::commands::now_ms();
+                    let cmd = crate::persist::rewrite_for_log(&name, &args, now)
+                        .unwrap_or_else(|| args.clone());
+                    if cmd.is_empty() {
+                        continue;
+                    }
+                    match multi.as_mut() {
+                        Some(queue) => queue.push((db, cmd)),
+                        None => replayer.replay(db, &cmd)?,
+                    }
+                }
             }
             link.offset.store(offset, Ordering::Relaxed);
         }
@@ -336,17 +371,39 @@ const OPCODE_EOF: u8 = 0xFF;
 pub fn load_rdb(node: &Arc<Node>, file: &[u8]) -> Result<u64, String> {
     let lim = crate::commands::keys::rdb_limits(node);
     let Parsed { entries, functions } = parse_rdb(file, &lim, node.store.databases())?;
+    // Our own replicas sync again from the new data set (as Redis's do when it attaches to
+    // a new master).
+    for r in node.replicas.list_ids() {
+        if let Some(c) = node.clients.get(r) {
+            c.kill.cancel();
+        }
+    }
     let lazy = node.config.read().get_bool("replica-lazy-flush");
     crate::cluster::replication::drop_keys(node, lazy, true);
     crate::commands::functions::flush_libraries(node);
+    let aof = &node.store.aof;
     if let Some(f) = functions {
         crate::commands::functions::load_saved(node, &f)?;
+        aof.append_with(|out| {
+            write_record_with(out, |p| {
+                p.push(aof::KIND_FUNCTIONS);
+                p.extend_from_slice(&f);
+            })
+        });
     }
     let mut keys = 0;
     for payload in entries {
         let (loaded, _) = crate::persist::snapshot::load_entries(&payload, &node.store, &lim, None)
             .map_err(|_| "a key of the RDB file could not be loaded")?;
         keys += loaded;
+        // Logged as the entries they are, after the FLUSHALL above: a replay of our log (or a
+        // replica of ours) ends with this data set too.
+        aof.append_with(|out| {
+            write_record_with(out, |p| {
+                p.push(aof::KIND_ENTRIES);
+                p.extend_from_slice(&payload);
+            })
+        });
     }
     Ok(keys)
 }
@@ -432,6 +489,10 @@ fn parse_rdb(file: &[u8], lim: &Limits, databases: usize) -> Result<Parsed, Stri
                 r.object(t, lim)
                     .map_err(|e| bad(&format!("value of type {t}: {e:?}")))?;
                 let end = body.len() - r.remaining();
+                // Payloads of about a megabyte: our log's record size.
+                if payload.as_ref().is_some_and(|p| p.len() >= 1 << 20) {
+                    out.extend(payload.take());
+                }
                 let p = payload.get_or_insert_with(|| {
                     let mut p = Vec::new();
                     put_u32(&mut p, db as u32);
