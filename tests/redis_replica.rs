@@ -551,6 +551,7 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
     run(&mut c, &["INCR", "d"]).await;
     run(&mut c, &["EXEC"]).await;
     run(&mut c, &["SELECT", "0"]).await;
+    run(&mut c, &["PUBLISH", "news", "hello"]).await;
     run(&mut c, &["SET", "end", "1"]).await;
 
     let ms = far.clone() + "000";
@@ -577,6 +578,7 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
         "INCR d",
         "EXEC",
         "SELECT 0",
+        "PUBLISH news hello",
         "SET end 1",
     ];
     for want in expected {
@@ -616,6 +618,13 @@ async fn a_node_replicates_a_redis_master_then_takes_over() {
     let port = master.port.to_string();
     run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
     assert_syncs_and_follows(&mut m, &mut r).await;
+    // The master's messages reach the replica's subscribers (PUBLISH is in its stream).
+    let mut sub = common::resp::Conn::open(node.resp_addr()).await;
+    sub.send(&[b"SUBSCRIBE", b"news"]).await;
+    sub.reply().await;
+    run(&mut m, &["PUBLISH", "news", "from the master"]).await;
+    let message = String::from_utf8_lossy(&sub.reply().await).into_owned();
+    assert!(message.contains("from the master"), "{message}");
 
     // Writes from clients, scripts' included, are refused while it follows a master.
     let set = ["SET", "k", "v"];

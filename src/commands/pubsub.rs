@@ -146,12 +146,22 @@ pub fn publish(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         .node
         .pubsub
         .publish_everywhere(&args[1], &args[2], ctx.now_ms);
+    propagate_to_replicas(ctx, args);
     ctx.out.int(n as i64);
     Ok(())
 }
 
+/// Outside cluster mode a message goes down the replication stream, so subscribers of a
+/// replica hear it (as Redis's forceCommandPropagation); in a cluster the bus carries it.
+fn propagate_to_replicas(ctx: &Ctx, args: &[Bytes]) {
+    if ctx.node.cluster.is_none() {
+        ctx.node.store.aof.append_stream_only(ctx.client.db, args);
+    }
+}
+
 pub fn spublish(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let n = ctx.node.pubsub.spublish(&args[1], &args[2], ctx.now_ms);
+    propagate_to_replicas(ctx, args);
     ctx.out.int(n as i64);
     Ok(())
 }

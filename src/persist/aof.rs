@@ -375,7 +375,7 @@ impl Aof {
     /// the log position after it (0 when the log is off). Called with the command's shard
     /// locks held: keep it short.
     pub fn append_with(&self, f: impl FnOnce(&mut Vec<u8>)) -> u64 {
-        self.append_record(f, true)
+        self.append_record(f, true, true)
     }
 
     /// Appends a `POSITION` record (see the module doc) to the log file only. Returns the log
@@ -392,10 +392,32 @@ impl Aof {
                 })
             },
             false,
+            true,
         )
     }
 
-    fn append_record(&self, f: impl FnOnce(&mut Vec<u8>), stream: bool) -> u64 {
+    /// Feeds one command to replicas only, not to the log file: what Redis propagates to its
+    /// replicas and not to its AOF (PUBLISH and SPUBLISH outside cluster mode, so subscribers
+    /// of a replica hear them). Nothing when no replica is fed.
+    pub fn append_stream_only(&self, db: usize, args: &[Bytes]) {
+        if !self.feeding.load(Ordering::Relaxed) {
+            return;
+        }
+        self.append_record(
+            |out| {
+                format::write_record_with(out, |p| {
+                    p.push(KIND_COMMANDS);
+                    put_u32(p, 1);
+                    encode_command(p, db, args);
+                })
+            },
+            true,
+            false,
+        );
+    }
+
+    /// `stream`: to replicas' feeds; `file`: to the log file (when it is on).
+    fn append_record(&self, f: impl FnOnce(&mut Vec<u8>), stream: bool, file: bool) -> u64 {
         if !self.is_recording() {
             return 0;
         }
@@ -417,7 +439,7 @@ impl Aof {
                 self.feeding.store(false, Ordering::Relaxed);
             }
         }
-        if !self.is_on() {
+        if !self.is_on() || !file {
             p.buf.truncate(start);
             return 0;
         }
