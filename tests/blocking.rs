@@ -62,9 +62,56 @@ on_both!(
     client_pause_lets_no_writes_scripts_and_functions_run,
     nothing_expires_while_clients_are_paused,
     a_blocking_command_counts_as_one_call,
+    woken_clients_are_served_before_the_pushers_reply,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
+
+/// Redis serves the clients a push woke before it replies to the push, transitively: the
+/// pusher's next command sees them served (Redis's "Linked LMOVEs"), even pipelined behind the
+/// push. Repeated, since an order that holds by luck would hold only sometimes.
+async fn woken_clients_are_served_before_the_pushers_reply(addr: SocketAddr) {
+    let mut r = Conn::open(addr).await;
+    for round in 0..20 {
+        let mut rd1 = Conn::open(addr).await;
+        let mut rd2 = Conn::open(addr).await;
+        rd1.send(&[b"BLMOVE", b"l1", b"l2", b"RIGHT", b"LEFT", b"0"])
+            .await;
+        blocked(addr, 1).await;
+        rd2.send(&[b"BLMOVE", b"l2", b"l3", b"LEFT", b"RIGHT", b"0"])
+            .await;
+        blocked(addr, 2).await;
+        // One write: the reads reach the server with the push.
+        r.send_many(&[
+            &[b"RPUSH", b"l1", b"foo"],
+            &[b"LRANGE", b"l1", b"0", b"-1"],
+            &[b"LRANGE", b"l2", b"0", b"-1"],
+            &[b"LRANGE", b"l3", b"0", b"-1"],
+        ])
+        .await;
+        r.reply().await;
+        let mut lists = Vec::new();
+        for _ in 0..3 {
+            lists.push(String::from_utf8(r.reply().await).unwrap());
+        }
+        assert_eq!(
+            lists,
+            ["*0\r\n", "*0\r\n", "*1\r\n$3\r\nfoo\r\n"],
+            "round {round}"
+        );
+        rd1.reply().await;
+        rd2.reply().await;
+        // A single waiter: the LLEN right after the LPUSH finds the element taken.
+        rd1.send(&[b"BLPOP", b"q", b"0"]).await;
+        blocked(addr, 1).await;
+        r.send_many(&[&[b"LPUSH", b"q", b"x"], &[b"LLEN", b"q"]])
+            .await;
+        assert_eq!(r.reply().await, b":1\r\n");
+        assert_eq!(r.reply().await, b":0\r\n", "round {round}");
+        rd1.reply().await;
+        r.cmd(&["DEL", "l3"]).await;
+    }
+}
 
 async fn push_from_another_client_wakes_blpop(addr: SocketAddr) {
     let mut a = Conn::open(addr).await;

@@ -360,6 +360,9 @@ pub struct ClientState {
     pub acl_exempt: bool,
     /// REPLCONF settings and a SYNC/PSYNC to serve (see `server::replicas`).
     pub replication: super::replicas::Handshake,
+    /// Blocked clients the last command woke: served before its reply (see
+    /// `store::blocking`).
+    pub woken: Vec<crate::store::blocking::Woken>,
 }
 
 impl ClientState {
@@ -410,6 +413,7 @@ impl ClientState {
             acl_gen: 0,
             acl_exempt: false,
             replication: Default::default(),
+            woken: Vec::new(),
         }
     }
 

@@ -33,6 +33,7 @@ use crate::commands::{self, After, flags};
 use crate::node::Node;
 use crate::pubsub::{Delivery, Inbox};
 use crate::resp::{Parser, Reply};
+use crate::store::blocking::{collect_woken, wait_settled};
 use clients::{ClientState, ReplyMode};
 
 thread_local! {
@@ -194,6 +195,9 @@ async fn recv_pubsub(inbox: &mut Option<Inbox>) -> Option<Delivery> {
     }
 }
 
+/// The longest a command's reply waits for the blocked clients it woke to be served.
+const SERVE_WOKEN: Duration = Duration::from_millis(100);
+
 /// Output buffer capacity a connection keeps after a write; a larger one is let go.
 const OUT_KEEP: usize = 1 << 20;
 
@@ -220,13 +224,17 @@ async fn idle_timeout(secs: u64) {
 /// Runs one command with the node's runtime entered: a task it spawns, a timer or a bus client
 /// it makes, belong to the node, not to the connection thread.
 fn call(node: &Arc<Node>, client: &mut ClientState, out: &mut BytesMut, args: &[Bytes]) -> After {
-    let after = if on_connection_thread() {
-        let _node_runtime = node.runtime.enter();
-        commands::call(node, client, out, args)
-    } else {
-        // Already on the node's runtime; entering it again would cost a shared count's update.
-        commands::call(node, client, out, args)
-    };
+    let (after, woken) = collect_woken(|| {
+        if on_connection_thread() {
+            let _node_runtime = node.runtime.enter();
+            commands::call(node, client, out, args)
+        } else {
+            // Already on the node's runtime; entering it again would cost a shared count's
+            // update.
+            commands::call(node, client, out, args)
+        }
+    });
+    client.woken.extend(woken);
     commands::tracking::command_done(client, args);
     after
 }
@@ -356,6 +364,10 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                             after => break Some((mark, after)),
                         }
                     };
+                    // Blocked clients this command woke are served before its reply, as in Redis.
+                    if !client.woken.is_empty() {
+                        wait_settled(std::mem::take(&mut client.woken), SERVE_WOKEN).await;
+                    }
                     let Some((mut mark, mut after)) = ran else {
                         // As a refused command: a transaction it was to join fails at EXEC,
                         // and a refused EXEC discards it (-EXECABORT ... BUSY, as Redis).
@@ -531,6 +543,7 @@ async fn wait_blocked(
     // the slot went (Redis's clusterRedirectBlockedClientIfNeeded).
     let mut redirect_check = tokio::time::interval(Duration::from_millis(100));
     redirect_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let me = client.blocked.as_ref().map(|b| b.waiter.clone());
     let result = loop {
         let Some(b) = client.blocked.as_ref() else {
             break After::Continue;
@@ -573,6 +586,9 @@ async fn wait_blocked(
                 if !client.still_blocked {
                     break after;
                 }
+                // Re-ran and still waiting: whoever woke us may reply now.
+                wait_settled(std::mem::take(&mut client.woken), SERVE_WOKEN).await;
+                waiter.settled_now();
             }
             d = recv_pubsub(inbox) => {
                 if let (Some(d), Some(ib)) = (d, inbox.as_mut()) {
@@ -615,7 +631,14 @@ async fn wait_blocked(
     client.blocked = None;
     client.still_blocked = false;
     client.info.blocked.store(false, Ordering::Relaxed);
-    node.store.blocked.unblock(id);
+    // The next waiters of our keys, woken in our place, are served before whoever woke us
+    // replies (and so before our own reply).
+    let ((), woken) = collect_woken(|| node.store.blocked.unblock(id));
+    client.woken.extend(woken);
+    wait_settled(std::mem::take(&mut client.woken), SERVE_WOKEN).await;
+    if let Some(me) = me {
+        me.settled_now();
+    }
     result
 }
 

@@ -7,10 +7,17 @@
 //! harmless, lost ones would not be).
 //!
 //! The registry lock is a leaf: taken under shard locks, never held while taking one.
+//!
+//! As in Redis, blocked clients are served before the reply of the command that woke them
+//! (an LPUSH's client that reads the list next finds the element gone): a connection collects
+//! the waiters its command woke ([`collect_woken`]) and waits until each re-ran its command
+//! ([`wait_settled`]), transitively (a BLMOVE that pushes on waits for the waiters it woke).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -28,6 +35,67 @@ pub struct Waiter {
     pub notify: Notify,
     /// One of [`unblock`]: set by `CLIENT UNBLOCK` before it notifies.
     pub unblocked: AtomicU8,
+    /// Times the client re-ran its command after a wake-up (or left), and the signal of each.
+    settled: AtomicU64,
+    settle: Notify,
+}
+
+impl Waiter {
+    /// The client re-ran its command (served or still waiting), or stopped waiting.
+    pub fn settled_now(&self) {
+        self.settled.fetch_add(1, Ordering::AcqRel);
+        self.settle.notify_waiters();
+    }
+}
+
+/// A waiter a command woke, and how often it had settled then.
+pub struct Woken {
+    waiter: Arc<Waiter>,
+    at: u64,
+}
+
+thread_local! {
+    /// The waiters woken by the command running on this thread, while its connection collects
+    /// them ([`collect_woken`]; other threads, such as a replica's stream, do not wait).
+    static WOKEN: RefCell<Option<Vec<Woken>>> = const { RefCell::new(None) };
+}
+
+/// Wakes `w`, noting it for the connection collecting on this thread.
+fn wake(w: &Arc<Waiter>) {
+    w.notify.notify_one();
+    WOKEN.with(|c| {
+        if let Some(v) = c.borrow_mut().as_mut() {
+            v.push(Woken {
+                waiter: w.clone(),
+                at: w.settled.load(Ordering::Acquire),
+            });
+        }
+    });
+}
+
+/// Runs `f` (a command), returning the waiters it woke.
+pub fn collect_woken<R>(f: impl FnOnce() -> R) -> (R, Vec<Woken>) {
+    let prev = WOKEN.with(|c| c.replace(Some(Vec::new())));
+    let r = f();
+    let woken = WOKEN.with(|c| c.replace(prev)).unwrap_or_default();
+    (r, woken)
+}
+
+/// Waits until every waiter of `woken` re-ran its command since it was woken, for at most
+/// `limit` in all (a waiter that is itself waiting on us, in a cycle, ends it).
+pub async fn wait_settled(woken: Vec<Woken>, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    for w in woken {
+        loop {
+            let settled = w.waiter.settle.notified();
+            if w.waiter.settled.load(Ordering::Acquire) > w.at {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 struct Blocker {
@@ -65,6 +133,8 @@ impl Blocked {
             client_id,
             notify: Notify::new(),
             unblocked: AtomicU8::new(unblock::NONE),
+            settled: AtomicU64::new(0),
+            settle: Notify::new(),
         });
         let mut g = self.inner.lock();
         let mut distinct: Vec<Bytes> = Vec::with_capacity(keys.len());
@@ -124,7 +194,7 @@ impl Blocked {
         if let Some(per_db) = g.keys.get(&b.db) {
             for k in &b.keys {
                 if let Some(w) = per_db.get(k).and_then(|q| q.front()) {
-                    w.notify.notify_one();
+                    wake(w);
                 }
             }
         }
@@ -142,7 +212,7 @@ impl Blocked {
             .and_then(|m| m.get(key))
             .and_then(|q| q.front())
         {
-            w.notify.notify_one();
+            wake(w);
         }
     }
 
@@ -155,7 +225,7 @@ impl Blocked {
         let g = self.inner.lock();
         if let Some(q) = g.keys.get(&db).and_then(|m| m.get(key)) {
             for w in q {
-                w.notify.notify_one();
+                wake(w);
             }
         }
     }
@@ -170,9 +240,9 @@ impl Blocked {
         }
         let g = self.inner.lock();
         for (key, q) in g.keys.get(&db).into_iter().flatten() {
-            let wake = if all(key) { q.len() } else { 1 };
-            for w in q.iter().take(wake) {
-                w.notify.notify_one();
+            let n = if all(key) { q.len() } else { 1 };
+            for w in q.iter().take(n) {
+                wake(w);
             }
         }
     }

@@ -77,6 +77,16 @@ impl Conn {
             .expect("write");
     }
 
+    /// Sends several commands in one write (a pipeline), without waiting for replies.
+    pub async fn send_many(&mut self, cmds: &[&[&[u8]]]) {
+        let mut bytes = Vec::new();
+        for args in cmds {
+            let owned: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+            bytes.extend(encode(&owned));
+        }
+        self.r.get_mut().write_all(&bytes).await.expect("write");
+    }
+
     /// Reads the next reply.
     pub async fn reply(&mut self) -> Vec<u8> {
         read_reply(&mut self.r).await
