@@ -548,6 +548,7 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
     run(&mut c, &["SELECT", "2"]).await;
     run(&mut c, &["MULTI"]).await;
     run(&mut c, &["INCR", "c"]).await;
+    run(&mut c, &["PUBLISH", "news", "inside"]).await;
     run(&mut c, &["INCR", "d"]).await;
     run(&mut c, &["EXEC"]).await;
     run(&mut c, &["SELECT", "0"]).await;
@@ -575,6 +576,7 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
         "SELECT 2",
         "MULTI",
         "INCR c",
+        "PUBLISH news inside",
         "INCR d",
         "EXEC",
         "SELECT 0",

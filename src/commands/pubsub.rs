@@ -153,9 +153,19 @@ pub fn publish(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 /// Outside cluster mode a message goes down the replication stream, so subscribers of a
 /// replica hear it (as Redis's forceCommandPropagation); in a cluster the bus carries it.
-fn propagate_to_replicas(ctx: &Ctx, args: &[Bytes]) {
-    if ctx.node.cluster.is_none() {
-        ctx.node.store.aof.append_stream_only(ctx.client.db, args);
+fn propagate_to_replicas(ctx: &mut Ctx, args: &[Bytes]) {
+    let aof = &ctx.node.store.aof;
+    if ctx.node.cluster.is_some() || !aof.is_feeding() {
+        return;
+    }
+    match ctx.client.aof_batch.as_mut() {
+        // Inside MULTI/EXEC or a script: in order with its writes, in the same record (which
+        // the log file gets too; a replay delivers it to nobody).
+        Some(batch) => batch.push((ctx.client.db, args.to_vec())),
+        None => {
+            aof.append_stream_only(ctx.client.db, args);
+            ctx.client.repl_woff = aof.repl_written();
+        }
     }
 }
 

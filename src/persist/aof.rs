@@ -396,11 +396,16 @@ impl Aof {
         )
     }
 
+    /// Some replica is fed (or a backlog kept for one).
+    pub fn is_feeding(&self) -> bool {
+        self.feeding.load(Ordering::Relaxed)
+    }
+
     /// Feeds one command to replicas only, not to the log file: what Redis propagates to its
     /// replicas and not to its AOF (PUBLISH and SPUBLISH outside cluster mode, so subscribers
     /// of a replica hear them). Nothing when no replica is fed.
     pub fn append_stream_only(&self, db: usize, args: &[Bytes]) {
-        if !self.feeding.load(Ordering::Relaxed) {
+        if !self.is_feeding() {
             return;
         }
         self.append_record(

@@ -388,6 +388,9 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
                         if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
                             node.store.blocked.unblock(client.info.id);
+                            if let Some(b) = &client.blocked {
+                                b.waiter.settled_all();
+                            }
                             break 'conn;
                         }
                         if let Some(ib) = &inbox
@@ -574,6 +577,7 @@ async fn wait_blocked(
                     _ => {}
                 }
                 client.still_blocked = false;
+                let seen = waiter.wakes();
                 // Woken by a script's push: served once the script is done (its locks), and
                 // again if another script took the keys' locks meanwhile.
                 let after = loop {
@@ -588,7 +592,7 @@ async fn wait_blocked(
                 }
                 // Re-ran and still waiting: whoever woke us may reply now.
                 wait_settled(std::mem::take(&mut client.woken), SERVE_WOKEN).await;
-                waiter.settled_now();
+                waiter.settled_up_to(seen);
             }
             d = recv_pubsub(inbox) => {
                 if let (Some(d), Some(ib)) = (d, inbox.as_mut()) {
@@ -637,7 +641,7 @@ async fn wait_blocked(
     client.woken.extend(woken);
     wait_settled(std::mem::take(&mut client.woken), SERVE_WOKEN).await;
     if let Some(me) = me {
-        me.settled_now();
+        me.settled_all();
     }
     result
 }

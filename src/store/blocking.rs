@@ -35,23 +35,36 @@ pub struct Waiter {
     pub notify: Notify,
     /// One of [`unblock`]: set by `CLIENT UNBLOCK` before it notifies.
     pub unblocked: AtomicU8,
-    /// Times the client re-ran its command after a wake-up (or left), and the signal of each.
+    /// Wake-ups so far (numbered from 1), and the last one the client has answered: its
+    /// re-run that followed it is done (or it stopped waiting); each answer is signalled.
+    wakes: AtomicU64,
     settled: AtomicU64,
     settle: Notify,
 }
 
 impl Waiter {
-    /// The client re-ran its command (served or still waiting), or stopped waiting.
-    pub fn settled_now(&self) {
-        self.settled.fetch_add(1, Ordering::AcqRel);
+    /// The wake-ups so far: read just before a re-run, and given to [`Waiter::settled_up_to`]
+    /// after it.
+    pub fn wakes(&self) -> u64 {
+        self.wakes.load(Ordering::Acquire)
+    }
+
+    /// The client re-ran its command (served or still waiting) after wake-up `seen`.
+    pub fn settled_up_to(&self, seen: u64) {
+        self.settled.fetch_max(seen, Ordering::AcqRel);
         self.settle.notify_waiters();
+    }
+
+    /// The client stopped waiting: every wake-up is answered.
+    pub fn settled_all(&self) {
+        self.settled_up_to(u64::MAX);
     }
 }
 
-/// A waiter a command woke, and how often it had settled then.
+/// A waiter a command woke, and the number of that wake-up.
 pub struct Woken {
     waiter: Arc<Waiter>,
-    at: u64,
+    wake: u64,
 }
 
 thread_local! {
@@ -62,12 +75,14 @@ thread_local! {
 
 /// Wakes `w`, noting it for the connection collecting on this thread.
 fn wake(w: &Arc<Waiter>) {
+    // Numbered before the notify, so a re-run that starts at once already counts it.
+    let wake = w.wakes.fetch_add(1, Ordering::AcqRel) + 1;
     w.notify.notify_one();
     WOKEN.with(|c| {
         if let Some(v) = c.borrow_mut().as_mut() {
             v.push(Woken {
                 waiter: w.clone(),
-                at: w.settled.load(Ordering::Acquire),
+                wake,
             });
         }
     });
@@ -75,8 +90,18 @@ fn wake(w: &Arc<Waiter>) {
 
 /// Runs `f` (a command), returning the waiters it woke.
 pub fn collect_woken<R>(f: impl FnOnce() -> R) -> (R, Vec<Woken>) {
-    let prev = WOKEN.with(|c| c.replace(Some(Vec::new())));
+    /// Puts the thread's previous state back, even if `f` panics.
+    struct Restore(Option<Option<Vec<Woken>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(prev) = self.0.take() {
+                WOKEN.with(|c| c.replace(prev));
+            }
+        }
+    }
+    let mut restore = Restore(Some(WOKEN.with(|c| c.replace(Some(Vec::new())))));
     let r = f();
+    let prev = restore.0.take().expect("set above");
     let woken = WOKEN.with(|c| c.replace(prev)).unwrap_or_default();
     (r, woken)
 }
@@ -88,7 +113,7 @@ pub async fn wait_settled(woken: Vec<Woken>, limit: Duration) {
     for w in woken {
         loop {
             let settled = w.waiter.settle.notified();
-            if w.waiter.settled.load(Ordering::Acquire) > w.at {
+            if w.waiter.settled.load(Ordering::Acquire) >= w.wake {
                 break;
             }
             if tokio::time::timeout_at(deadline, settled).await.is_err() {
@@ -133,6 +158,7 @@ impl Blocked {
             client_id,
             notify: Notify::new(),
             unblocked: AtomicU8::new(unblock::NONE),
+            wakes: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             settle: Notify::new(),
         });
