@@ -369,6 +369,22 @@ const OPCODE_EOF: u8 = 0xFF;
 
 /// Replaces this node's data with what a Redis RDB file holds. Returns the keys loaded.
 pub fn load_rdb(node: &Arc<Node>, file: &[u8]) -> Result<u64, String> {
+    // Clients get -LOADING meanwhile (INFO's loading:1), as from a Redis replica loading its
+    // master's file.
+    struct Loading<'a>(&'a crate::persist::Persist);
+    impl Drop for Loading<'_> {
+        fn drop(&mut self) {
+            self.0.loading.store(false, Ordering::Release);
+        }
+    }
+    let p = &node.persist;
+    p.loading_start_unix
+        .store(crate::commands::now_ms() / 1000, Ordering::Relaxed);
+    p.loading_total_bytes
+        .store(file.len() as u64, Ordering::Relaxed);
+    p.loading_loaded_bytes.store(0, Ordering::Relaxed);
+    p.loading.store(true, Ordering::Release);
+    let _loading = Loading(p);
     let lim = crate::commands::keys::rdb_limits(node);
     let Parsed { entries, functions } = parse_rdb(file, &lim, node.store.databases())?;
     // Our own replicas sync again from the new data set (as Redis's do when it attaches to
@@ -396,6 +412,8 @@ pub fn load_rdb(node: &Arc<Node>, file: &[u8]) -> Result<u64, String> {
         let (loaded, _) = crate::persist::snapshot::load_entries(&payload, &node.store, &lim, None)
             .map_err(|_| "a key of the RDB file could not be loaded")?;
         keys += loaded;
+        p.loading_loaded_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         // Logged as the entries they are, after the FLUSHALL above: a replay of our log (or a
         // replica of ours) ends with this data set too.
         aof.append_with(|out| {
