@@ -947,6 +947,16 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
         Some(Bytes::from(at.to_string()))
     };
     let eq = |a: &[u8], b: &str| a.eq_ignore_ascii_case(b.as_bytes());
+    // An expiry already past deletes the key: logged as the DEL it was (as Redis), unless a
+    // condition (NX, XX, GT, LT) may have kept it from applying.
+    let at_or_del = |cmd: &'static [u8], key: &Bytes, at: Bytes, conditions: bool| {
+        let ms: Option<i64> = std::str::from_utf8(&at).ok().and_then(|s| s.parse().ok());
+        if !conditions && ms.is_some_and(|ms| ms <= now_ms) {
+            vec![Bytes::from_static(b"DEL"), key.clone()]
+        } else {
+            vec![Bytes::from_static(cmd), key.clone(), at]
+        }
+    };
     match name {
         "setex" | "psetex" if args.len() == 4 => {
             let at = abs(&args[2], if name == "setex" { 1000 } else { 1 })?;
@@ -962,11 +972,13 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             let i = args
                 .iter()
                 .skip(3)
-                .position(|a| eq(a, "EX") || eq(a, "PX") || eq(a, "EXAT"))?
+                .position(|a| eq(a, "EX") || eq(a, "PX") || eq(a, "EXAT") || eq(a, "PXAT"))?
                 + 3;
             let v = args.get(i + 1)?;
             let at = if eq(&args[i], "EXAT") {
                 Bytes::from(secs_to_ms(v)?)
+            } else if eq(&args[i], "PXAT") {
+                v.clone()
             } else {
                 abs(v, if eq(&args[i], "EX") { 1000 } else { 1 })?
             };
@@ -975,19 +987,22 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             out[i + 1] = at;
             Some(out)
         }
-        "expireat" if args.len() >= 3 => {
-            let mut out = args.to_vec();
-            out[0] = Bytes::from_static(b"PEXPIREAT");
-            out[2] = Bytes::from(secs_to_ms(&args[2])?);
+        "expireat" | "pexpireat" if args.len() >= 3 => {
+            let at = if name == "expireat" {
+                Bytes::from(secs_to_ms(&args[2])?)
+            } else {
+                args[2].clone()
+            };
+            let mut out = at_or_del(b"PEXPIREAT", &args[1], at, args.len() > 3);
+            out.extend_from_slice(&args[3..]);
             Some(out)
         }
         // GETEX with no option changes nothing.
         "getex" if args.len() == 2 => Some(Vec::new()),
         "expire" | "pexpire" if args.len() >= 3 => {
             let at = abs(&args[2], if name == "expire" { 1000 } else { 1 })?;
-            let mut out = args.to_vec();
-            out[0] = Bytes::from_static(b"PEXPIREAT");
-            out[2] = at;
+            let mut out = at_or_del(b"PEXPIREAT", &args[1], at, args.len() > 3);
+            out.extend_from_slice(&args[3..]);
             Some(out)
         }
         "getex" if args.len() >= 3 => {
@@ -1005,7 +1020,7 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
             } else {
                 v.clone()
             };
-            Some(vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at])
+            Some(at_or_del(b"PEXPIREAT", &args[1], at, false))
         }
         "restore" | "restore-asking"
             if args.len() >= 4 && !args[4..].iter().any(|a| eq(a, "ABSTTL")) =>
@@ -1138,7 +1153,10 @@ mod tests {
             logged(&["set", "k", "v", "px", "5"]),
             s(&["set", "k", "v", "PXAT", "1000005"])
         );
-        assert_eq!(logged(&["SET", "k", "v", "PXAT", "7"]), None);
+        assert_eq!(
+            logged(&["SET", "k", "v", "pxat", "7"]),
+            s(&["SET", "k", "v", "PXAT", "7"])
+        );
         assert_eq!(logged(&["SET", "k", "v"]), None);
         assert_eq!(
             logged(&["SETEX", "k", "2", "v"]),
@@ -1157,9 +1175,17 @@ mod tests {
             s(&["PEXPIREAT", "k", "1000003"])
         );
         assert_eq!(logged(&["GETEX", "k", "PERSIST"]), s(&["PERSIST", "k"]));
+        // Times already past (the clock is at 1,000,000 ms) delete the key, as Redis logs it,
+        // unless a condition may have kept it from applying.
+        assert_eq!(logged(&["GETEX", "k", "EXAT", "9"]), s(&["DEL", "k"]));
+        assert_eq!(logged(&["EXPIREAT", "k", "9"]), s(&["DEL", "k"]));
         assert_eq!(
-            logged(&["GETEX", "k", "EXAT", "9"]),
-            s(&["PEXPIREAT", "k", "9000"])
+            logged(&["PEXPIREAT", "k", "9", "NX"]),
+            s(&["PEXPIREAT", "k", "9", "NX"])
+        );
+        assert_eq!(
+            logged(&["EXPIREAT", "k", "5000"]),
+            s(&["PEXPIREAT", "k", "5000000"])
         );
         assert_eq!(
             logged(&["GETEX", "k", "EX", "1"]),
