@@ -515,6 +515,8 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
         &["GETEX", "a"],
         &["GETDEL", "a"],
         &["GETDEL", "a"],
+        &["DEL", "a", "nosuch"],
+        &["EXPIRE", "nosuch", "10"],
         &["SPOP", "nosuch"],
         &["RPUSH", "l", "x", "y", "z"],
         &["LMPOP", "2", "nol", "l", "LEFT", "COUNT", "2"],

@@ -37,6 +37,10 @@ fn delete_keys(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], lazy: bool) -> 
         }
     }
     ctx.dirty(n as u64);
+    if n == 0 {
+        // Nothing deleted: nothing to log (Redis propagates only what changed data).
+        ctx.log_as = Some(Vec::new());
+    }
     ctx.out.int(n);
     Ok(())
 }
@@ -518,6 +522,8 @@ fn expire_generic(
     let db = ctx.client.db;
     let key = &args[1];
     if !ks.exists(db, key)? {
+        // Nothing changed: nothing to log.
+        ctx.log_as = Some(Vec::new());
         ctx.out.int(0);
         return Ok(());
     }
@@ -535,6 +541,7 @@ fn expire_generic(
         true
     };
     if !allowed {
+        ctx.log_as = Some(Vec::new());
         ctx.out.int(0);
         return Ok(());
     }
