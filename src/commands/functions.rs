@@ -32,7 +32,7 @@ use crate::store::rdb::{self, RDB_VERSION};
 const LOAD_TIMEOUT_MS: i64 = 500;
 
 /// RDB's opcode for one library in a FUNCTION DUMP payload (`RDB_OPCODE_FUNCTION2`).
-const RDB_OPCODE_FUNCTION2: u8 = 245;
+const RDB_OPCODE_FUNCTION2: u8 = rdb::OPCODE_FUNCTION2;
 
 /// The flags a function may declare, in the order Redis lists them.
 const FLAG_NAMES: &[&str] = &[

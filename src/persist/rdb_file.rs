@@ -7,12 +7,9 @@
 //! entries (the snapshot's, byte for byte), `0xFF`, and the CRC-64 of everything before it.
 
 use super::snapshot::{Image, encode_entry};
-use crate::store::rdb::{self, RDB_VERSION};
-
-const OPCODE_AUX: u8 = 0xFA;
-const OPCODE_RESIZEDB: u8 = 0xFB;
-const OPCODE_SELECTDB: u8 = 0xFE;
-const OPCODE_EOF: u8 = 0xFF;
+use crate::store::rdb::{
+    self, OPCODE_AUX, OPCODE_EOF, OPCODE_RESIZEDB, OPCODE_SELECTDB, RDB_VERSION,
+};
 /// A FUNCTION DUMP payload ends with the RDB version (2 bytes) and a CRC-64 (8 bytes).
 const DUMP_TRAILER: usize = 10;
 

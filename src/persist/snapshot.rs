@@ -37,7 +37,7 @@ const KIND_POSITION: u8 = super::aof::KIND_POSITION;
 const KIND_PINS: u8 = super::aof::KIND_PINS;
 const KIND_FUNCTIONS: u8 = super::aof::KIND_FUNCTIONS;
 const KIND_END: u8 = 255;
-const RDB_OPCODE_EXPIRETIME_MS: u8 = 0xFC;
+const RDB_OPCODE_EXPIRETIME_MS: u8 = rdb::OPCODE_EXPIRETIME_MS;
 /// Target size of one ENTRIES record.
 const SECTION_BYTES: usize = 1 << 20;
 

@@ -31,6 +31,7 @@ use crate::persist::aof::{self, Tap};
 use crate::persist::format::Cursor;
 use crate::persist::rdb_file;
 use crate::persist::snapshot::{Image, for_each_entry};
+use crate::resp::encode_command;
 use crate::resp::parser::Parser;
 use crate::store::rdb::{self, Limits};
 
@@ -478,14 +479,14 @@ impl Stream {
                 if wrap {
                     // As Redis: the db of the first command is selected before MULTI.
                     self.select(cmds[0].0, out);
-                    resp_command(out, [&b"MULTI"[..]]);
+                    encode_command(out, [&b"MULTI"[..]]);
                 }
                 for (db, args) in &cmds {
                     self.select(*db, out);
-                    resp_command(out, args.iter().map(|a| &a[..]));
+                    encode_command(out, args.iter().map(|a| &a[..]));
                 }
                 if wrap {
-                    resp_command(out, [&b"EXEC"[..]]);
+                    encode_command(out, [&b"EXEC"[..]]);
                 }
             }
             // Keys a slot move handed to their next owner: gone from here, so from the
@@ -496,7 +497,7 @@ impl Stream {
                 };
                 for key in keys {
                     self.select(0, out);
-                    resp_command(out, [&b"DEL"[..], &key]);
+                    encode_command(out, [&b"DEL"[..], &key]);
                 }
             }
             // Keys a slot move brought in: RESTOREd whole, with their absolute TTL.
@@ -506,7 +507,7 @@ impl Stream {
                     select_db(selected, db, out);
                     let payload = rdb::dump(&item.value);
                     let ttl = item.expire_at_ms.unwrap_or(0).to_string();
-                    resp_command(
+                    encode_command(
                         out,
                         [
                             &b"RESTORE"[..],
@@ -569,26 +570,15 @@ impl Stream {
 /// SELECTs `db` in the replica's stream unless it is `selected` already.
 fn select_db(selected: &mut Option<usize>, db: usize, out: &mut Vec<u8>) {
     if *selected != Some(db) {
-        resp_command(out, [&b"SELECT"[..], db.to_string().as_bytes()]);
+        encode_command(out, [&b"SELECT"[..], db.to_string().as_bytes()]);
         *selected = Some(db);
     }
 }
 
 fn resp_command_bytes(args: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
-    resp_command(&mut out, args.iter().copied());
+    encode_command(&mut out, args.iter().copied());
     out
-}
-
-/// Appends one command as a RESP array of bulk strings.
-fn resp_command<'a>(out: &mut Vec<u8>, args: impl IntoIterator<Item = &'a [u8]> + Clone) {
-    let n = args.clone().into_iter().count();
-    out.extend_from_slice(format!("*{n}\r\n").as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 async fn write(node: &Node, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
@@ -662,7 +652,7 @@ mod tests {
         s.records(&framed, &mut out);
         let payload = rdb::dump(&crate::store::Value::from_bytes(b"hello"));
         let mut want = resp_command_bytes(&[b"SELECT", b"3"]);
-        resp_command(
+        encode_command(
             &mut want,
             [
                 &b"RESTORE"[..],

@@ -138,12 +138,7 @@ async fn run(node: Arc<Node>, link: Arc<Link>) {
 /// Sends one command.
 async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, args: &[&[u8]]) -> Result<(), String> {
     let mut out = Vec::new();
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    crate::resp::encode_command(&mut out, args.iter().copied());
     w.write_all(&out).await.map_err(|e| e.to_string())
 }
 
@@ -356,16 +351,10 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     }
 }
 
-const OPCODE_FUNCTION2: u8 = 0xF5;
-const OPCODE_MODULE_AUX: u8 = 0xF7;
-const OPCODE_IDLE: u8 = 0xF8;
-const OPCODE_FREQ: u8 = 0xF9;
-const OPCODE_AUX: u8 = 0xFA;
-const OPCODE_RESIZEDB: u8 = 0xFB;
-const OPCODE_EXPIRETIME_MS: u8 = 0xFC;
-const OPCODE_EXPIRETIME: u8 = 0xFD;
-const OPCODE_SELECTDB: u8 = 0xFE;
-const OPCODE_EOF: u8 = 0xFF;
+use crate::store::rdb::{
+    OPCODE_AUX, OPCODE_EOF, OPCODE_EXPIRETIME, OPCODE_EXPIRETIME_MS, OPCODE_FREQ, OPCODE_FUNCTION2,
+    OPCODE_IDLE, OPCODE_MODULE_AUX, OPCODE_RESIZEDB, OPCODE_SELECTDB,
+};
 
 /// Replaces this node's data with what a Redis RDB file holds. Returns the keys loaded.
 pub fn load_rdb(node: &Arc<Node>, file: &[u8]) -> Result<u64, String> {

@@ -28,6 +28,18 @@ use super::zset::{ZLimits, ZSet};
 /// The RDB version Redis 7.0 writes; `RESTORE` refuses payloads from a newer one.
 pub const RDB_VERSION: u16 = 10;
 
+/// RDB opcodes (before a key, or between sections of a file).
+pub const OPCODE_FUNCTION2: u8 = 0xF5;
+pub const OPCODE_MODULE_AUX: u8 = 0xF7;
+pub const OPCODE_IDLE: u8 = 0xF8;
+pub const OPCODE_FREQ: u8 = 0xF9;
+pub const OPCODE_AUX: u8 = 0xFA;
+pub const OPCODE_RESIZEDB: u8 = 0xFB;
+pub const OPCODE_EXPIRETIME_MS: u8 = 0xFC;
+pub const OPCODE_EXPIRETIME: u8 = 0xFD;
+pub const OPCODE_SELECTDB: u8 = 0xFE;
+pub const OPCODE_EOF: u8 = 0xFF;
+
 pub const TYPE_STRING: u8 = 0;
 pub const TYPE_LIST: u8 = 1;
 pub const TYPE_SET: u8 = 2;
