@@ -326,7 +326,7 @@ fn zadd_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], mut flags: u8)
                     score = new;
                     processed += 1;
                     if new != cur {
-                        z.set(member, new, lim);
+                        z.rescore(member, new);
                         updated += 1;
                     }
                 }

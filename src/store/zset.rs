@@ -322,24 +322,42 @@ impl Skip {
 
     /// Inserts a member known to be absent.
     fn insert(&mut self, member: &[u8], score: f64) {
+        let (new, _) = self.alloc(Sds::new(member), score, random_level());
+        self.link(new);
+        let Skip { nodes, index, .. } = self;
+        index.insert_unique(hash_bytes(member), new, |&i| {
+            hash_bytes(&nodes[i as usize].member)
+        });
+    }
+
+    /// Links node `x` (allocated, not linked) at the place of its score and member, with the
+    /// height it has.
+    fn link(&mut self, x: u32) {
         // Where the levels of the node before the new one at each level are (the node itself
-        // is needed only at level 0: `x` once the search is down there).
+        // is needed only at level 0: `prev` once the search is down there).
         let mut update_off = [0u32; MAX_LEVEL];
         let mut rank = [0u32; MAX_LEVEL];
-        let (mut x, mut off) = (0u32, 0u32);
-        for i in (0..self.level).rev() {
-            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
-            loop {
-                let l = self.levels[off as usize + i];
-                if l.next == NIL || !self.leads_before(&l, score, member) {
-                    break;
+        let (score, lvl, new_off) = {
+            let n = &self.nodes[x as usize];
+            (n.score, n.height as usize, n.off)
+        };
+        let mut prev = 0u32;
+        {
+            let member = &self.nodes[x as usize].member[..];
+            let mut off = 0u32;
+            for i in (0..self.level).rev() {
+                rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+                loop {
+                    let l = self.levels[off as usize + i];
+                    if l.next == NIL || !self.leads_before(&l, score, member) {
+                        break;
+                    }
+                    rank[i] += l.span;
+                    (prev, off) = (l.next, l.next_off);
                 }
-                rank[i] += l.span;
-                (x, off) = (l.next, l.next_off);
+                update_off[i] = off;
             }
-            update_off[i] = off;
         }
-        let lvl = random_level();
         if lvl > self.level {
             for i in self.level..lvl {
                 rank[i] = 0;
@@ -348,7 +366,6 @@ impl Skip {
             }
             self.level = lvl;
         }
-        let (new, new_off) = self.alloc(Sds::new(member), score, lvl);
         for i in 0..lvl {
             let u = update_off[i] as usize + i;
             let l = self.levels[u];
@@ -357,7 +374,7 @@ impl Skip {
                 ..l
             };
             self.levels[u] = Level {
-                next: new,
+                next: x,
                 span: rank[0] - rank[i] + 1,
                 next_off: new_off,
                 score,
@@ -366,41 +383,39 @@ impl Skip {
         for (i, &u) in update_off.iter().enumerate().take(self.level).skip(lvl) {
             self.levels[u as usize + i].span += 1;
         }
-        self.nodes[new as usize].back = if x == 0 { NIL } else { x };
+        self.nodes[x as usize].back = if prev == 0 { NIL } else { prev };
         let n0 = self.levels[new_off as usize].next;
         if n0 != NIL {
-            self.nodes[n0 as usize].back = new;
+            self.nodes[n0 as usize].back = x;
         } else {
-            self.tail = new;
+            self.tail = x;
         }
         self.len += 1;
-        let Skip { nodes, index, .. } = self;
-        index.insert_unique(hash_bytes(member), new, |&i| {
-            hash_bytes(&nodes[i as usize].member)
-        });
     }
 
-    /// Unlinks node `x` (present) and frees it.
-    fn delete(&mut self, x: u32) {
-        // Where the levels of the node before `x` at each level are.
+    /// Where the levels of the node before `x` (present) are at each level.
+    fn path_to(&self, x: u32) -> [u32; MAX_LEVEL] {
         let mut update_off = [0u32; MAX_LEVEL];
-        let (x_off, height) = (self.nodes[x as usize].off, self.nodes[x as usize].height);
-        let member_hash = {
-            let n = &self.nodes[x as usize];
-            let (score, member) = (n.score, &n.member[..]);
-            let mut off = 0u32;
-            for i in (0..self.level).rev() {
-                loop {
-                    let l = self.levels[off as usize + i];
-                    if l.next == NIL || l.next == x || !self.leads_before(&l, score, member) {
-                        break;
-                    }
-                    off = l.next_off;
+        let n = &self.nodes[x as usize];
+        let (score, member) = (n.score, &n.member[..]);
+        let mut off = 0u32;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.levels[off as usize + i];
+                if l.next == NIL || l.next == x || !self.leads_before(&l, score, member) {
+                    break;
                 }
-                update_off[i] = off;
+                off = l.next_off;
             }
-            hash_bytes(member)
-        };
+            update_off[i] = off;
+        }
+        update_off
+    }
+
+    /// Unlinks node `x` (present; `update_off` is its [`Skip::path_to`]), leaving the node, its
+    /// levels and its index entry in place.
+    fn unlink(&mut self, x: u32, update_off: &[u32; MAX_LEVEL]) {
+        let x_off = self.nodes[x as usize].off;
         for (i, &u) in update_off.iter().enumerate().take(self.level) {
             let u = u as usize + i;
             if self.levels[u].next == x {
@@ -425,9 +440,50 @@ impl Skip {
             self.level -= 1;
         }
         self.len -= 1;
+    }
+
+    /// Gives node `x` (present) a new score. The node keeps its member, its levels and its
+    /// index entry: when the new score leaves it between the same neighbours only the copies of
+    /// its score in the levels that lead to it change, otherwise it is unlinked and linked
+    /// again at its new place (as Redis's `zslUpdateScore`, without a new node).
+    fn rescore(&mut self, x: u32, score: f64) {
+        let update_off = self.path_to(x);
+        let stays = {
+            let n = &self.nodes[x as usize];
+            let member = &n.member[..];
+            let after_back = n.back == NIL || {
+                let b = &self.nodes[n.back as usize];
+                cmp_entry(b.score, &b.member, score, member) == Ordering::Less
+            };
+            let next = self.levels[n.off as usize].next;
+            let before_next = next == NIL || {
+                let f = &self.nodes[next as usize];
+                cmp_entry(f.score, &f.member, score, member) == Ordering::Greater
+            };
+            after_back && before_next
+        };
+        if stays {
+            let height = self.nodes[x as usize].height as usize;
+            for (i, &u) in update_off.iter().enumerate().take(height) {
+                self.levels[u as usize + i].score = score;
+            }
+            self.nodes[x as usize].score = score;
+            return;
+        }
+        self.unlink(x, &update_off);
+        self.nodes[x as usize].score = score;
+        self.link(x);
+    }
+
+    /// Unlinks node `x` (present) and frees it.
+    fn delete(&mut self, x: u32) {
+        let update_off = self.path_to(x);
+        self.unlink(x, &update_off);
+        let member_hash = hash_bytes(&self.nodes[x as usize].member);
         if let Ok(e) = self.index.find_entry(member_hash, |&i| i == x) {
             e.remove();
         }
+        let (x_off, height) = (self.nodes[x as usize].off, self.nodes[x as usize].height);
         let n = &mut self.nodes[x as usize];
         n.member = Sds::default();
         n.height = 0;
@@ -581,9 +637,32 @@ impl ZSet {
     /// Sets `member`'s score, adding it if absent (converting to "skiplist" past the limits).
     /// Returns the previous score.
     pub fn set(&mut self, member: &[u8], score: f64, lim: ZLimits) -> Option<f64> {
-        let old = self.remove(member);
-        self.add_new(member, score, lim);
+        let old = self.score(member);
+        if old.is_some() {
+            self.rescore(member, score);
+        } else {
+            self.add_new(member, score, lim);
+        }
         old
+    }
+
+    /// Gives `member`, which the caller found present, a new score: [`ZSet::set`] without its
+    /// lookup of the old score (the size and the members do not change, so neither does the
+    /// encoding).
+    pub fn rescore(&mut self, member: &[u8], score: f64) {
+        match self {
+            ZSet::Packed(p) => {
+                if let Some((off, _)) = p.find(member) {
+                    p.remove_at(off);
+                    p.insert(member, score);
+                }
+            }
+            ZSet::Skip(s) => {
+                if let Some(x) = s.find(member) {
+                    s.rescore(x, score);
+                }
+            }
+        }
     }
 
     /// Adds `member`, which the caller found absent (converting to "skiplist" past the limits):
@@ -702,8 +781,40 @@ mod tests {
         }
     }
 
+    /// The skiplist's links agree with its nodes: at every level, each link's copy of the next
+    /// node's score and levels' offset is right, and the spans walked to a node add up to its
+    /// rank.
+    fn check_links(s: &Skip) {
+        let mut rank_of = std::collections::HashMap::new();
+        let mut x = s.level_of(0, 0).next;
+        while x != NIL {
+            rank_of.insert(x, rank_of.len() + 1);
+            x = s.level_of(x, 0).next;
+        }
+        assert_eq!(rank_of.len(), s.len);
+        for i in 0..s.level {
+            let (mut x, mut rank) = (0u32, 0usize);
+            loop {
+                let l = *s.level_of(x, i);
+                if l.next == NIL {
+                    break;
+                }
+                let n = &s.nodes[l.next as usize];
+                assert!((n.height as usize) > i);
+                assert_eq!(l.score.to_bits(), n.score.to_bits());
+                assert_eq!(l.next_off, n.off);
+                rank += l.span as usize;
+                assert_eq!(rank_of[&l.next], rank, "span at level {i}");
+                x = l.next;
+            }
+        }
+    }
+
     fn check(z: &ZSet, model: &BTreeSet<E>) {
         assert_eq!(z.len(), model.len());
+        if let ZSet::Skip(s) = z {
+            check_links(s);
+        }
         let got: Vec<E> = z.iter().map(|(m, s)| E(s, m.to_vec())).collect();
         let want: Vec<E> = model.iter().cloned().collect();
         assert_eq!(got, want);
