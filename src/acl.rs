@@ -683,6 +683,21 @@ pub struct LogEntry {
 /// Entries of the same kind within this long of each other are counted as one.
 const LOG_GROUPING_MS: i64 = 60_000;
 
+/// `b` without the bytes of `set` at either end (Redis's sdstrim).
+fn trim<'a>(mut b: &'a [u8], set: &[u8]) -> &'a [u8] {
+    while let [first, rest @ ..] = b
+        && set.contains(first)
+    {
+        b = rest;
+    }
+    while let [rest @ .., last] = b
+        && set.contains(last)
+    {
+        b = rest;
+    }
+    b
+}
+
 /// The node's users, and the log of denials.
 pub struct Acl {
     users: RwLock<BTreeMap<String, Arc<User>>>,
@@ -752,6 +767,95 @@ impl Acl {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
         gone
+    }
+
+    /// Replaces every user with those of the ACL file at `path` (Redis's ACLLoadFromFile), or
+    /// none of them: see [`Acl::load_text`].
+    pub fn load_file(&self, path: &str) -> Result<(), String> {
+        let text = std::fs::read(path).map_err(|e| {
+            format!(
+                "Error loading ACLs, opening file '{path}': {}",
+                crate::persist::strerror(&e)
+            )
+        })?;
+        self.load_text(path, &text)
+    }
+
+    /// Replaces every user with those `text` defines, one per line as `user <name> <rule>...`
+    /// (blank lines skipped; the rules as ACL SETUSER's), or, when any line is wrong, changes
+    /// nothing: the error names each problem as `<file>:<line>: ...`, in Redis's words. A file
+    /// without `default` gets Redis's default user (`on nopass ~* &* +@all`).
+    pub fn load_text(&self, filename: &str, text: &[u8]) -> Result<(), String> {
+        let mut users = BTreeMap::new();
+        let mut errors = String::new();
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            let n = i + 1;
+            let line = trim(line, b" \t\r\n");
+            if line.is_empty() {
+                continue;
+            }
+            let argv: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            if argv[0] != b"user" || argv.len() < 2 {
+                errors.push_str(&format!(
+                    "{filename}:{n} should start with user keyword followed by the username. "
+                ));
+                continue;
+            }
+            let name = String::from_utf8_lossy(argv[1]).into_owned();
+            if argv[1].iter().any(|&b| b.is_ascii_whitespace() || b == 0) {
+                errors.push_str(&format!(
+                    "'{filename}:{n}: username '{name}' contains invalid characters. "
+                ));
+                continue;
+            }
+            if users.contains_key(&name) {
+                errors.push_str(&format!(
+                    "WARNING: Duplicate user '{name}' found on line {n}. "
+                ));
+                continue;
+            }
+            let mut u = User::new(&name);
+            let mut syntax_error = false;
+            for rule in &argv[2..] {
+                let rule = trim(rule, b"\t\r\n");
+                match u.apply(rule) {
+                    Ok(()) => {}
+                    // An unknown command is named (it tells no secret); of other errors only
+                    // the first is, as it may have caused the rest.
+                    Err(e) if e == UNKNOWN => errors.push_str(&format!(
+                        "{filename}:{n}: Error in applying operation '{}': {e}. ",
+                        String::from_utf8_lossy(rule)
+                    )),
+                    Err(e) if !syntax_error => {
+                        errors.push_str(&format!("{filename}:{n}: {e}. "));
+                        syntax_error = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            users.insert(name, Arc::new(u));
+        }
+        if !errors.is_empty() {
+            errors.push_str(
+                "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+            );
+            return Err(errors);
+        }
+        users
+            .entry("default".to_string())
+            .or_insert_with(|| Arc::new(User::default_user()));
+        *self.users.write() = users;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The users as an ACL file (Redis's ACLSaveToFile: `user <name> <rules>` per line, as ACL
+    /// LIST shows them).
+    pub fn to_file_text(&self) -> String {
+        self.users()
+            .iter()
+            .map(|u| format!("user {} {}\n", u.name, u.describe()))
+            .collect()
     }
 
     /// The user these credentials authenticate.

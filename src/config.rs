@@ -63,6 +63,7 @@ pub struct Setting {
 /// run time, such as `port`, `bind` and the cluster's, and our own, such as `http-port`) accept
 /// the value in force: a tool that sets back what CONFIG GET gave gets OK.
 const REDIS_IMMUTABLE: &[&str] = &[
+    "aclfile",
     "databases",
     "io-threads",
     "tcp-backlog",
@@ -260,6 +261,14 @@ pub static SETTINGS: &[Setting] = &[
         "",
         true,
         "Password for AUTH / HELLO AUTH (empty: none)"
+    ),
+    setting!(
+        "aclfile",
+        "aclfile",
+        Kind::Str,
+        "",
+        false,
+        "File of ACL users in Redis's format, loaded at start-up and by ACL LOAD, written by ACL SAVE (empty: none)"
     ),
     setting!(
         "replicaof",

@@ -526,6 +526,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         config: RwLock::new(config),
     });
     node.apply_config();
+    // `aclfile`: its users replace the default one (and `requirepass`), as in Redis, which
+    // refuses to start when the file is missing or wrong.
+    let aclfile = node.config.read().get("aclfile").to_string();
+    if !aclfile.is_empty() {
+        node.acl
+            .load_file(&aclfile)
+            .map_err(|e| anyhow::anyhow!("Aborting start-up because of ACL errors: {e}"))?;
+        tracing::info!(file = %aclfile, users = node.acl.users().len(), "ACL users loaded");
+    }
     node.stats.refresh_memory();
     // Decided before the listeners start, so no client is served before it knows.
     let to_load = crate::persist::has_data_to_load(&node);

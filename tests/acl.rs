@@ -292,3 +292,123 @@ async fn requirepass_is_the_default_users_password() {
     )
     .await;
 }
+
+/// What a server does with an `aclfile` (whose path is `path`, already holding alice and
+/// default): the users it started with, ACL LOAD of a wrong file (nothing changes) and of a
+/// good one (a connection of a user it replaced is closed), ACL SAVE's file, and ACL SAVE that
+/// cannot write.
+async fn acl_file_story(addr: std::net::SocketAddr, path: &std::path::Path) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut admin = Conn::connect(addr).await;
+    let mut alice = Conn::connect(addr).await;
+    seen.push(admin.call_str(&["ACL", "LIST"]).await);
+    seen.push(alice.call_str(&["AUTH", "alice", "pw"]).await);
+    seen.push(alice.call_str(&["ACL", "WHOAMI"]).await);
+    std::fs::write(
+        path,
+        "user bob on >x +get\nfoo bar\nuser  carol\nuser bob on\n\
+         user dave +nosuch +@nocat &x\nuser erin on <nopw bogus\n\n  \n",
+    )
+    .expect("write acl file");
+    seen.push(admin.call_str(&["ACL", "LOAD"]).await);
+    seen.push(admin.call_str(&["ACL", "USERS"]).await);
+    seen.push(alice.call_str(&["ACL", "WHOAMI"]).await);
+    // No `default` line: the default user is Redis's own again.
+    std::fs::write(path, "user bob on >x ~k* +get\r\n\n\tuser carol off\n").expect("write");
+    seen.push(admin.call_str(&["ACL", "LOAD"]).await);
+    seen.push(admin.call_str(&["ACL", "LIST"]).await);
+    seen.push(format!(
+        "alice's connection after the load: {:?}",
+        alice.frame().await
+    ));
+    seen.push(admin.call_str(&["ACL", "WHOAMI"]).await);
+    seen.push(
+        admin
+            .call_str(&[
+                "ACL", "SETUSER", "zed", "on", ">zz", "%R~r*", "+@read", "-get", "&ch*",
+            ])
+            .await,
+    );
+    seen.push(admin.call_str(&["ACL", "SAVE"]).await);
+    seen.push(std::fs::read_to_string(path).expect("saved file"));
+    // The saved file loads back to the same users.
+    seen.push(admin.call_str(&["ACL", "LOAD"]).await);
+    seen.push(admin.call_str(&["ACL", "LIST"]).await);
+    let mut bob = Conn::connect(addr).await;
+    seen.push(bob.call_str(&["AUTH", "bob", "x"]).await);
+    seen.push(bob.call_str(&["GET", "k1"]).await);
+    seen.push(bob.call_str(&["SET", "k1", "v"]).await);
+    // A directory that is gone: the save fails and says so.
+    let parent = path.parent().expect("parent");
+    let moved = parent.with_extension("moved");
+    std::fs::rename(parent, &moved).expect("move the directory away");
+    seen.push(admin.call_str(&["ACL", "SAVE"]).await);
+    std::fs::rename(&moved, parent).expect("move it back");
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_file_loads_and_saves_as_redis() {
+    let start = "user alice on >pw ~* +@all\nuser default on nopass ~* &* +@all\n";
+    // The same path for both servers, one after the other: the errors name the file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acl_dir = dir.path().join("acl");
+    std::fs::create_dir(&acl_dir).expect("mkdir");
+    let path = acl_dir.join("users.acl");
+    let path_str = path.to_str().expect("utf-8 path").to_string();
+
+    std::fs::write(&path, start).expect("write");
+    let redis =
+        common::redis_server::RedisServer::start_with(&["--aclfile", &path_str], None).await;
+    let theirs = acl_file_story(redis.addr(), &path).await;
+    drop(redis);
+
+    std::fs::write(&path, start).expect("write");
+    let node = common::start_node(&[("aclfile", &path_str)]).await;
+    let ours = acl_file_story(node.resp_addr(), &path).await;
+    node.shutdown().await;
+
+    for (o, t) in ours.iter().zip(theirs.iter()) {
+        assert_eq!(o, t, "\nreredis: {o}\nredis:   {t}");
+    }
+    assert_eq!(ours.len(), theirs.len());
+    // The story saw what it is about (so equal transcripts are not two empty ones).
+    assert!(
+        ours[3].contains("users.acl:2 should start with user keyword"),
+        "{ours:?}"
+    );
+    assert!(
+        ours[8].contains("None"),
+        "alice's connection was closed: {ours:?}"
+    );
+    assert!(ours[12].contains("user zed on #"), "{ours:?}");
+}
+
+/// Why a node with `aclfile` at `path` refuses to start (it must).
+async fn start_up_error(path: &std::path::Path) -> String {
+    let mut c = reredis::config::Config::ephemeral();
+    let mut v = c.values.clone();
+    v.set(
+        "aclfile",
+        path.to_str().expect("utf-8"),
+        reredis::config::Origin::Default,
+    )
+    .expect("setting");
+    c = reredis::config::Config::from_values(v);
+    let err = reredis::start(c).await.err().expect("start-up refused");
+    format!("{err:#}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_acl_file_stops_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = start_up_error(&dir.path().join("missing.acl")).await;
+    assert!(err.contains("Error loading ACLs, opening file"), "{err}");
+    let wrong = dir.path().join("wrong.acl");
+    std::fs::write(&wrong, "user alice on +nosuch\n").expect("write");
+    let err = start_up_error(&wrong).await;
+    assert!(
+        err.contains("wrong.acl:1: Error in applying operation '+nosuch'"),
+        "{err}"
+    );
+}

@@ -1,6 +1,6 @@
 //! ACL: users and their permissions (see `crate::acl`), with Redis 7.0's subcommands and
-//! replies. Without an ACL file (`aclfile` is not a setting here) ACL LOAD and ACL SAVE answer
-//! as Redis does when none is configured.
+//! replies. Users persist in the `aclfile` (loaded at start-up, ACL LOAD, ACL SAVE), in Redis's
+//! format; without one ACL LOAD and ACL SAVE answer as Redis does when none is configured.
 
 use bytes::Bytes;
 
@@ -154,11 +154,50 @@ pub fn whoami(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-/// ACL LOAD and ACL SAVE: there is no ACL file here, as in a Redis without `aclfile`.
-pub fn load_or_save(_ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    Err(CmdError::err(
-        "This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
-    ))
+const NO_ACLFILE: &str = "This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
+
+/// The `aclfile` setting, or Redis's error when there is none.
+fn aclfile(ctx: &Ctx) -> Result<String, CmdError> {
+    let path = ctx.node.config.read().get("aclfile").to_string();
+    if path.is_empty() {
+        return Err(CmdError::err(NO_ACLFILE));
+    }
+    Ok(path)
+}
+
+/// ACL LOAD: the users of `aclfile` replace every user, or none does (the error lists what is
+/// wrong, line by line). As Redis 7.0, whose ACL LOAD frees every user but `default`, the
+/// connections authenticated as any other user are closed (this one after its reply).
+pub fn load(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let path = aclfile(ctx)?;
+    ctx.node.acl.load_file(&path).map_err(CmdError::err)?;
+    tracing::info!(file = %path, "ACL users loaded");
+    let me = ctx.client.info.id;
+    for c in ctx.node.clients.snapshot() {
+        if **c.user.lock() != *"default" {
+            super::connection::kill_client(ctx, &c, me);
+        }
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// ACL SAVE: every user, as ACL LIST shows them, to `aclfile` (through a temp file renamed over
+/// it, so a crash leaves the old file or the new one).
+pub fn save(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    let path = aclfile(ctx)?;
+    let text = ctx.node.acl.to_file_text();
+    let written = crate::persist::write_atomically(std::path::Path::new(&path), |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    });
+    if let Err(e) = written {
+        tracing::warn!(file = %path, "Writing ACL file for ACL SAVE: {}", crate::persist::strerror(&e));
+        return Err(CmdError::err(
+            "There was an error trying to save the ACLs. Please check the server logs for more information",
+        ));
+    }
+    ctx.out.ok();
+    Ok(())
 }
 
 pub fn cat(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {

@@ -476,7 +476,7 @@ static ACL_SUBS: &[Command] = &[
         NO_KEYS,
         "server",
         "6.0.0",
-        acl::load_or_save,
+        acl::load,
         "Reload the ACLs from the configured ACL file"
     ),
     cmd!(
@@ -496,7 +496,7 @@ static ACL_SUBS: &[Command] = &[
         NO_KEYS,
         "server",
         "6.0.0",
-        acl::load_or_save,
+        acl::save,
         "Save the current ACL rules in the configured ACL file"
     ),
     cmd!(

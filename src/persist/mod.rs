@@ -115,6 +115,16 @@ pub fn now_ms() -> i64 {
     crate::commands::now_ms()
 }
 
+/// An I/O error as C's `strerror` words it ("No such file or directory"), for messages that
+/// follow Redis's.
+pub fn strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// Writes a file through a temp file in the same directory: written by `f`, fsynced, renamed
 /// over `path`, and the directory fsynced, so a crash leaves the old file or the new one.
 pub fn write_atomically(
