@@ -599,11 +599,9 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
     }
 }
 
-/// The other way: a node follows a redis-server master (REPLICAOF host port), the way to move a
-/// live data set to Reredis; then REPLICAOF NO ONE makes it a master with the data.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_replicates_a_redis_master_then_takes_over() {
-    // A master writes the file for a replica to its dir: a directory of its own.
+/// A redis-server for a node to follow (DEBUG on, for digests), and a connection to it. A
+/// master writes the file for a replica to its dir: a directory of its own.
+async fn redis_master() -> (RedisServer, MultiplexedConnection) {
     let mdir = tempfile::tempdir().unwrap();
     let mpath = mdir.path().to_str().unwrap().to_string();
     let master = RedisServer::start_with(
@@ -611,7 +609,15 @@ async fn a_node_replicates_a_redis_master_then_takes_over() {
         Some(mdir),
     )
     .await;
-    let mut m = conn(master.port).await;
+    let m = conn(master.port).await;
+    (master, m)
+}
+
+/// The other way: a node follows a redis-server master (REPLICAOF host port), the way to move a
+/// live data set to Reredis; then REPLICAOF NO ONE makes it a master with the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_replicates_a_redis_master_then_takes_over() {
+    let (master, mut m) = redis_master().await;
     load_before_sync(&mut m).await;
 
     let data = tempfile::tempdir().unwrap();
@@ -708,4 +714,55 @@ async fn the_replicaof_setting_follows_a_master_from_the_start() {
             .expect("refused at start");
         assert!(err.to_string().contains(why), "{err}");
     }
+}
+
+/// A link to a redis-server master that breaks resumes with a partial resync: the master sends
+/// only what the node missed (`sync_partial_ok`, no second full sync), in the db its stream had
+/// selected, and the node ends with the master's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_link_to_a_redis_master_resumes_with_a_partial_resync() {
+    let (master, mut m) = redis_master().await;
+    run(&mut m, &["SET", "before", "1"]).await;
+    let node = start_loaded(&[("enable-debug-command", "yes")]).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    let port = master.port.to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
+    assert!(arrives(&mut r, "before").await, "the first (full) sync");
+    // The master's stream selects db 2 and stays there.
+    run(&mut m, &["SELECT", "2"]).await;
+    run(&mut m, &["SET", "in2", "a"]).await;
+    run(&mut r, &["SELECT", "2"]).await;
+    assert!(arrives(&mut r, "in2").await, "a write in db 2 arrives");
+
+    for round in 0..2 {
+        // The master drops the link; what it takes meanwhile reaches the node on reconnection.
+        run(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]).await;
+        let key = format!("while-down-{round}");
+        run(&mut m, &["SET", &key, "b"]).await;
+        run(&mut m, &["MULTI"]).await;
+        run(&mut m, &["INCR", "counter"]).await;
+        run(&mut m, &["RPUSH", "list", &key]).await;
+        run(&mut m, &["EXEC"]).await;
+        assert!(arrives(&mut r, &key).await, "round {round}: {key} arrives");
+    }
+    assert_eq!(info_field(&mut m, "stats", "sync_full").await, "1");
+    assert_eq!(info_field(&mut m, "stats", "sync_partial_ok").await, "2");
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SELECT")
+        .arg(0)
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), async || digest(&mut m).await
+            == digest(&mut r).await)
+        .await,
+        "the same data: {:?}",
+        differing_keys(&mut m, &mut r).await
+    );
+    node.shutdown().await;
 }

@@ -8,7 +8,9 @@
 //! of its stream is applied as our log's replay applies commands (and logged here, so our own
 //! log and our own replicas follow). `SELECT` and `PING` are kept track of, `MULTI`...`EXEC`
 //! applied together, `REPLCONF GETACK` answered with the offset processed, which is also sent
-//! once a second. A broken link is retried every second with a full sync (no partial resync).
+//! once a second. A broken link is retried every second, first with a partial resync
+//! (`PSYNC <replid> <offset + 1>`: the master answers `+CONTINUE` and sends what the link
+//! missed from its backlog), falling back to a full sync when the master cannot.
 //!
 //! While a replica, the node refuses writes from its clients (`-READONLY`) and expires no key
 //! by itself: its master's DELs do (as a Redis replica).
@@ -49,8 +51,12 @@ pub struct Link {
     /// `connect`, `connecting`, `sync` or `connected` (ROLE's words).
     pub state: Mutex<&'static str>,
     pub up: AtomicBool,
-    /// The master's offset processed here (-1 before the first sync).
+    /// The master's offset processed here (-1 before the first sync). Moves only outside a
+    /// transaction (as Redis's `reploff`): a link that breaks inside one resumes before it.
     pub offset: AtomicI64,
+    /// The db the master's stream had selected at `offset` (a partial resync continues there:
+    /// the master sends no new SELECT).
+    pub db: std::sync::atomic::AtomicUsize,
     pub last_io_ms: AtomicI64,
     /// The master's replication ID.
     pub replid: Mutex<String>,
@@ -88,6 +94,7 @@ impl Upstream {
             state: Mutex::new("connect"),
             up: AtomicBool::new(false),
             offset: AtomicI64::new(-1),
+            db: Default::default(),
             last_io_ms: AtomicI64::new(0),
             replid: Mutex::new(String::new()),
             full_syncs: AtomicU64::new(0),
@@ -197,22 +204,71 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     line(&mut rd).await?;
     send(&mut wr, &[b"REPLCONF", b"capa", b"psync2"]).await?;
     line(&mut rd).await?;
-    send(&mut wr, &[b"PSYNC", b"?", b"-1"]).await?;
+    // What this link already holds (after an earlier sync) lets the master send only what it
+    // missed.
+    let cached = {
+        let replid = link.replid.lock().clone();
+        let offset = link.offset.load(Ordering::Relaxed);
+        (!replid.is_empty() && offset >= 0).then_some((replid, offset))
+    };
+    let (psync_id, psync_offset) = match &cached {
+        Some((replid, offset)) => (replid.clone(), (offset + 1).to_string()),
+        None => ("?".to_string(), "-1".to_string()),
+    };
+    send(
+        &mut wr,
+        &[b"PSYNC", psync_id.as_bytes(), psync_offset.as_bytes()],
+    )
+    .await?;
     let reply = line(&mut rd).await?;
     let mut words = reply.split(' ');
-    if words.next() != Some("+FULLRESYNC") {
-        return Err(format!("PSYNC answered with {reply}"));
-    }
-    let replid = words.next().unwrap_or_default().to_string();
-    let mut offset: i64 = words
-        .next()
-        .and_then(|o| o.parse().ok())
-        .ok_or_else(|| format!("PSYNC answered with {reply}"))?;
+    let offset = match (words.next(), cached) {
+        (Some("+FULLRESYNC"), _) => {
+            let replid = words.next().unwrap_or_default().to_string();
+            let offset: i64 = words
+                .next()
+                .and_then(|o| o.parse().ok())
+                .ok_or_else(|| format!("PSYNC answered with {reply}"))?;
+            full_sync(node, link, &mut rd, &mut wr, replid, offset).await?;
+            offset
+        }
+        (Some("+CONTINUE"), Some((_, offset))) => {
+            // `+CONTINUE <replid>`: the master's ID changed (it was promoted), the stream did not.
+            if let Some(new_id) = words.next().filter(|w| !w.is_empty()) {
+                *link.replid.lock() = new_id.to_string();
+            }
+            tracing::info!(master = %format!("{}:{}", link.host, link.port), offset, "Successful partial resynchronization with master");
+            offset
+        }
+        _ => return Err(format!("PSYNC answered with {reply}")),
+    };
+    link.last_io_ms
+        .store(crate::commands::now_ms(), Ordering::Relaxed);
+    link.up.store(true, Ordering::Relaxed);
+    *link.state.lock() = "connected";
+    send(
+        &mut wr,
+        &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()],
+    )
+    .await?;
+    stream(node, link, rd, wr, offset).await
+}
+
+/// The master's RDB file after `+FULLRESYNC <replid> <offset>`: read, and loaded in place of
+/// this node's data.
+async fn full_sync(
+    node: &Arc<Node>,
+    link: &Link,
+    rd: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    replid: String,
+    offset: i64,
+) -> Result<(), String> {
     *link.state.lock() = "sync";
     tracing::info!(master = %format!("{}:{}", link.host, link.port), "Full resync from master: {replid}:{offset}");
     // The file: newlines while the master makes it, then `$<length>` and the bytes.
     let len: usize = loop {
-        let l = line(&mut rd).await?;
+        let l = line(rd).await?;
         if let Some(n) = l.strip_prefix('$') {
             if n.starts_with("EOF:") {
                 return Err(
@@ -251,30 +307,31 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     };
     *link.replid.lock() = replid;
     link.offset.store(offset, Ordering::Relaxed);
+    link.db.store(0, Ordering::Relaxed);
     link.full_syncs.fetch_add(1, Ordering::Relaxed);
-    link.last_io_ms
-        .store(crate::commands::now_ms(), Ordering::Relaxed);
-    link.up.store(true, Ordering::Relaxed);
-    *link.state.lock() = "connected";
     tracing::info!(keys, "MASTER <-> REPLICA sync: Finished with success");
     if node.store.aof.is_on() {
         // The log holds what this node had before: start it again from the copy.
         crate::persist::bgrewriteaof(node);
     }
-    send(
-        &mut wr,
-        &[b"REPLCONF", b"ACK", offset.to_string().as_bytes()],
-    )
-    .await?;
+    Ok(())
+}
 
-    // The stream.
+/// The master's stream from `offset` on, applied until the link breaks.
+async fn stream(
+    node: &Arc<Node>,
+    link: &Link,
+    rd: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut offset: i64,
+) -> Result<(), String> {
     let mut replayer = crate::commands::Replayer::new(node)
         .ok_or("no client for the replication stream")?
         .logging();
     let mut parser = Parser::new(usize::MAX);
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut args: Vec<Bytes> = Vec::new();
-    let mut db = 0usize;
+    let mut db = link.db.load(Ordering::Relaxed);
     let mut multi: Option<Vec<(usize, Vec<Bytes>)>> = None;
     let mut ack = tokio::time::interval(Duration::from_secs(1));
     // What the buffered reader read ahead belongs to the stream.
@@ -333,7 +390,10 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
                     }
                 }
             }
-            link.offset.store(offset, Ordering::Relaxed);
+            if multi.is_none() {
+                link.offset.store(offset, Ordering::Relaxed);
+                link.db.store(db, Ordering::Relaxed);
+            }
         }
         tokio::select! {
             r = rd.read_buf(&mut inbuf) => {
