@@ -344,6 +344,33 @@ pub static SETTINGS: &[Setting] = &[
         "Seconds between the PINGs a master sends down a Redis replica's stream (SYNC/PSYNC)"
     ),
     setting!(
+        "repl-timeout",
+        "repl-timeout",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64
+        },
+        "60",
+        true,
+        "Seconds of silence after which a replica drops its link to the master (REPLICAOF), and a master a Redis replica that stopped acknowledging"
+    ),
+    setting!(
+        "replica-read-only",
+        "replica-read-only",
+        Kind::Bool,
+        "yes",
+        true,
+        "A replica (REPLICAOF) refuses writes from its clients with -READONLY"
+    ),
+    setting!(
+        "replica-serve-stale-data",
+        "replica-serve-stale-data",
+        Kind::Bool,
+        "yes",
+        true,
+        "A replica whose link to the master is down still serves its data (no: -MASTERDOWN)"
+    ),
+    setting!(
         "repl-backlog-size",
         "repl-backlog-size",
         Kind::Memory,
@@ -984,6 +1011,8 @@ pub static ALIASES: &[(&str, &str)] = &[
     ("min-slaves-max-lag", "min-replicas-max-lag"),
     ("slave-lazy-flush", "replica-lazy-flush"),
     ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
     ("lua-time-limit", "busy-reply-threshold"),
 ];

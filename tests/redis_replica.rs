@@ -438,9 +438,14 @@ struct StreamReader {
 
 impl StreamReader {
     async fn attach(addr: std::net::SocketAddr) -> StreamReader {
+        Self::attach_with(addr, "SYNC").await
+    }
+
+    /// [`StreamReader::attach`] with `sync` (`SYNC`, or `PSYNC ? -1`: a Redis replica's).
+    async fn attach_with(addr: std::net::SocketAddr, sync: &str) -> StreamReader {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"SYNC\r\n").await.unwrap();
+        s.write_all(format!("{sync}\r\n").as_bytes()).await.unwrap();
         let mut r = tokio::io::BufReader::new(s);
         let len = loop {
             let mut line = String::new();
@@ -448,6 +453,9 @@ impl StreamReader {
             // Newlines are the master's keep-alive while it makes the file.
             if let Some(n) = line.trim_end().strip_prefix('$') {
                 break n.parse::<usize>().unwrap();
+            }
+            if sync.starts_with("PSYNC") && line.starts_with("+FULLRESYNC ") {
+                continue;
             }
             assert_eq!(line, "\n", "before the file");
         };
@@ -765,4 +773,269 @@ async fn a_broken_link_to_a_redis_master_resumes_with_a_partial_resync() {
         differing_keys(&mut m, &mut r).await
     );
     node.shutdown().await;
+}
+
+/// A replica whose link is down (its master's port has nothing listening), as Redis:
+/// `replica-read-only` and `replica-serve-stale-data` decide what its clients get (`-READONLY`,
+/// `-MASTERDOWN` for commands not flagged `stale`, PING among them, which is why this is not a
+/// `session` transcript: those sync with PING; an EXEC by what it queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_its_link_down_answers_as_redis() {
+    const SCRIPT: &[&str] = &[
+        "CONFIG GET repl-timeout",
+        "CONFIG GET replica-read-only",
+        "CONFIG GET replica-serve-stale-data",
+        "CONFIG GET slave-read-only",
+        "CONFIG GET slave-serve-stale-data",
+        "SET k v1",
+        "REPLICAOF 127.0.0.1 1",
+        "GET k",
+        "SET k v2",
+        "CONFIG SET replica-serve-stale-data no",
+        "GET k",
+        "PING",
+        "SET k v2",
+        "CONFIG SET replica-read-only no",
+        "SET k v2",
+        "MULTI",
+        "GET k",
+        "EXEC",
+        "MULTI",
+        "CONFIG GET replica-read-only",
+        "EXEC",
+        "CONFIG SET replica-serve-stale-data yes",
+        "SET k v3",
+        "GET k",
+        "CONFIG SET replica-read-only yes",
+        "SET k v4",
+        "REPLICAOF NO ONE",
+        "SET k v5",
+        "GET k",
+    ];
+    async fn replies(addr: std::net::SocketAddr) -> Vec<String> {
+        let mut conn = common::session::Conn::connect(addr).await;
+        let mut out = Vec::new();
+        for line in SCRIPT {
+            let args: Vec<&str> = line.split(' ').collect();
+            out.push(format!("{line} -> {}", conn.call_str(&args).await));
+        }
+        out
+    }
+    let node = start_loaded(&[]).await;
+    let ours = replies(node.resp_addr()).await;
+    node.shutdown().await;
+    let redis = RedisServer::start().await;
+    let theirs = replies(redis.addr()).await;
+    for (o, t) in ours.iter().zip(theirs.iter()) {
+        assert_eq!(o, t, "\nreredis: {o}\nredis:   {t}");
+    }
+    assert_eq!(ours.len(), theirs.len());
+    assert!(ours[10].contains("-MASTERDOWN"), "{ours:?}");
+    assert!(ours[14].contains("-MASTERDOWN"), "{ours:?}");
+}
+
+/// `repl-timeout`, both ways: a PSYNC replica that never acknowledges is dropped (a SYNC client
+/// such as `redis-cli --replica`, which never does, is not), and a node whose master goes
+/// silent (DEBUG SLEEP on a redis-server) takes its link down, then resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_replicas_and_masters_are_dropped_after_repl_timeout() {
+    let node = start_loaded(&[("repl-timeout", "1")]).await;
+    let mut c = conn(node.resp_addr().port()).await;
+    let mut silent = StreamReader::attach_with(node.resp_addr(), "PSYNC ? -1").await;
+    let _sync_client = StreamReader::attach(node.resp_addr()).await;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut silent.r, &mut rest),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the replica that never acknowledged was dropped"
+    );
+    assert!(
+        replica_client_id(&mut c).await.is_some(),
+        "the SYNC client stays"
+    );
+    node.shutdown().await;
+
+    let (master, mut m) = redis_master().await;
+    run(&mut m, &["CONFIG", "SET", "repl-ping-replica-period", "1"]).await;
+    let node = start_loaded(&[("repl-timeout", "2")]).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    let port = master.port.to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
+    let link = async |r: &mut MultiplexedConnection, want: &str| {
+        wait_for(Duration::from_secs(20), async || {
+            info_field(r, "replication", "master_link_status").await == want
+        })
+        .await
+    };
+    assert!(link(&mut r, "up").await, "the link comes up");
+    let mut sleeper =
+        common::connect_waiting(std::net::SocketAddr::from(([127, 0, 0, 1], master.port))).await;
+    let sleep = tokio::spawn(async move {
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(4)
+            .query_async(&mut sleeper)
+            .await
+            .unwrap();
+    });
+    assert!(
+        link(&mut r, "down").await,
+        "the link goes down while the master says nothing"
+    );
+    sleep.await.unwrap();
+    assert!(link(&mut r, "up").await, "and comes back up after");
+    node.shutdown().await;
+}
+
+/// A master's command this node cannot run (a module's, a newer Redis's) is skipped, as a Redis
+/// replica does, and the stream goes on over the same link: stopping there would stop at it
+/// again after every resync. The master here is a script: a real Redis sends only commands we
+/// know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_the_node_cannot_run_is_skipped_and_the_stream_goes_on() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    // An empty RDB file, as redis-server makes it.
+    let (redis, _) = redis_master().await;
+    let empty_rdb = {
+        let mut s = tokio::net::TcpStream::connect(redis.addr()).await.unwrap();
+        s.write_all(b"SYNC\r\n").await.unwrap();
+        let mut r = BufReader::new(s);
+        let len = loop {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            if let Some(n) = line.trim_end().strip_prefix('$') {
+                break n.parse::<usize>().unwrap();
+            }
+        };
+        let mut file = vec![0; len];
+        r.read_exact(&mut file).await.unwrap();
+        file
+    };
+    drop(redis);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let master_port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let master = tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (rd, mut wr) = s.into_split();
+            let mut rd = BufReader::new(rd);
+            // PING, REPLCONF listening-port, REPLCONF capa, then PSYNC.
+            for reply in ["+PONG", "+OK", "+OK"] {
+                read_command(&mut rd).await;
+                wr.write_all(format!("{reply}\r\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            assert!(read_command(&mut rd).await.starts_with("PSYNC"));
+            let id = "a".repeat(40);
+            let mut out = format!("+FULLRESYNC {id} 0\r\n${}\r\n", empty_rdb.len()).into_bytes();
+            out.extend_from_slice(&empty_rdb);
+            out.extend_from_slice(b"*2\r\n$9\r\nNOSUCHCMD\r\n$1\r\nx\r\n");
+            out.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n");
+            wr.write_all(&out).await.unwrap();
+            // The node's ACKs, until it goes.
+            let mut sink = Vec::new();
+            let _ = rd.read_to_end(&mut sink).await;
+        }
+    });
+    async fn read_command(rd: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+        let mut line = String::new();
+        rd.read_line(&mut line).await.unwrap();
+        let n: usize = line.trim_end()[1..].parse().unwrap();
+        let mut args = Vec::new();
+        for _ in 0..n {
+            line.clear();
+            rd.read_line(&mut line).await.unwrap();
+            line.clear();
+            rd.read_line(&mut line).await.unwrap();
+            args.push(line.trim_end().to_string());
+        }
+        args.join(" ")
+    }
+
+    let node = start_loaded(&[]).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    run(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &master_port.to_string()],
+    )
+    .await;
+    assert!(
+        arrives(&mut r, "after").await,
+        "the write after the unknown command arrives"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one link, never broken"
+    );
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status").await,
+        "up"
+    );
+    node.shutdown().await;
+    master.abort();
+}
+
+/// A node started on a directory holding Redis's `dump.rdb` loads it (every type, TTLs, dbs,
+/// function libraries): a Redis data set moves by starting a node where it is. A file that
+/// cannot be read stops the start, and nothing is saved over it on the way out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_dump_rdb_is_loaded_at_start_up() {
+    let (master, mut m) = redis_master().await;
+    load_before_sync(&mut m).await;
+    run(&mut m, &["SAVE"]).await;
+    let dir: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    let rdb = std::fs::read(std::path::Path::new(&dir[1]).join("dump.rdb")).unwrap();
+    let expect = digest(&mut m).await;
+    drop(master);
+
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("dump.rdb"), &rdb).unwrap();
+    let settings = [
+        ("dir", data.path().to_str().unwrap()),
+        ("enable-debug-command", "yes"),
+        ("save", "3600 1"),
+    ];
+    let node = start_loaded(&settings).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    assert_eq!(digest(&mut r).await, expect, "the same data as Redis had");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("n")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(ttl > 900, "TTLs kept: {ttl}");
+    node.shutdown().await;
+
+    // A damaged file: the node stops, and the file is left as it was.
+    let broken = &rdb[..rdb.len() / 2];
+    std::fs::write(data.path().join("dump.rdb"), broken).unwrap();
+    let node = common::start_node(&settings).await;
+    let stopped = node.node.shutdown.clone();
+    tokio::time::timeout(Duration::from_secs(20), stopped.cancelled())
+        .await
+        .expect("the node stops on a file it cannot load");
+    let why = node.node.persist.fatal.lock().clone().unwrap_or_default();
+    assert!(why.contains("dump.rdb"), "{why}");
+    node.shutdown().await;
+    assert_eq!(
+        std::fs::read(data.path().join("dump.rdb")).unwrap(),
+        broken,
+        "nothing saved over the file it could not read"
+    );
 }

@@ -738,14 +738,34 @@ fn checks_after_routing(
             "NOREPLICAS Not enough good replicas to write.".into(),
         ));
     }
-    // A replica of a master (REPLICAOF) takes writes from its master's stream only.
-    if writes && node.upstream.is_replica() {
+    // A replica of a master (REPLICAOF) takes writes from its master's stream only (unless
+    // `replica-read-only no`).
+    if writes && node.upstream.is_replica() && node.config.read().get_bool("replica-read-only") {
         return Some(CmdError::Msg(
             "READONLY You can't write against a read only replica.".into(),
         ));
     }
     if client.pubsub.active() && !client.resp3 && !pubsub::allowed_in_subscribe_mode(cmd) {
         return Some(pubsub::subscribe_mode_error(cmd));
+    }
+    // A replica whose link is down serves only `stale` commands with
+    // `replica-serve-stale-data no` (an EXEC, only if every queued command is one).
+    if node.upstream.is_replica() && !node.upstream.link_up() {
+        let stale = |f: u32| f & flags::STALE != 0;
+        let deny = if cmd.fullname == "exec" {
+            client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.queue.iter().any(|(c, _)| !stale(c.cmd.flags)))
+        } else {
+            !stale(f)
+        };
+        if deny && !node.config.read().get_bool("replica-serve-stale-data") {
+            return Some(CmdError::Msg(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                    .into(),
+            ));
+        }
     }
     if f & flags::LOADING == 0 && node.persist.is_loading() {
         return Some(CmdError::Msg(

@@ -1201,7 +1201,10 @@ impl CallCtx<'_, '_> {
             return fail("ERR Write commands are not allowed from read-only scripts.");
         }
         // A replica of a master (REPLICAOF) takes writes from its master only, scripts' too.
-        if f & WRITE != 0 && self.node.upstream.is_replica() {
+        if f & WRITE != 0
+            && self.node.upstream.is_replica()
+            && self.node.config.read().get_bool("replica-read-only")
+        {
             return fail("READONLY You can't write against a read only replica.");
         }
         if f & WRITE != 0 && !self.scripts.wrote.load(Ordering::Relaxed) {

@@ -150,12 +150,16 @@ pub fn write_atomically(
     result
 }
 
+/// A temp file's name beside `path`, unique to this write (two writers of one file, such as
+/// two connections' ACL SAVE, must not share a temp file).
 fn temp_path(path: &Path) -> PathBuf {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("temp-{}-{name}", std::process::id()))
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!("temp-{}-{seq}-{name}", std::process::id()))
 }
 
 /// Fsyncs the directory holding `path`, so a rename in it is durable.
@@ -230,9 +234,11 @@ pub fn load_and_open(node: &Arc<Node>) -> anyhow::Result<()> {
     p.loading_start_unix
         .store(now_ms() / 1000, Ordering::Relaxed);
     p.loading.store(true, Ordering::Release);
-    let result = load(node);
+    // A load that fails leaves `loading` set: the shutdown that follows must not save the
+    // empty data set over the files it could not read.
+    let position = load(node)?;
     p.loading.store(false, Ordering::Release);
-    if let (Some((replid, offset)), Some(c)) = (result?, node.cluster.as_ref()) {
+    if let (Some((replid, offset)), Some(c)) = (position, node.cluster.as_ref()) {
         let is_master = c.state.lock().me().is_master();
         tracing::info!(
             "The data loaded is replication stream {replid} up to offset {offset}: {}",
@@ -291,6 +297,26 @@ fn load(node: &Arc<Node>) -> anyhow::Result<Option<(String, u64)>> {
         let last_log = std::cell::Cell::new(Instant::now());
         let progress = |b: u64| note_progress(p, b, &last_log);
         let skip_expired = (!is_replica(node)).then(now_ms);
+        if is_redis_rdb(&snap) {
+            let file = std::fs::read(&snap)
+                .map_err(|e| anyhow::anyhow!("{}: {}", snap.display(), strerror(&e)))?;
+            let (loaded, expired) =
+                crate::server::upstream::load_rdb_at_start(node, &file, skip_expired).map_err(
+                    |e| {
+                        anyhow::anyhow!(
+                            "{}: {e}. Move it away to start without it, or restore a good copy",
+                            snap.display()
+                        )
+                    },
+                )?;
+            p.load_keys_loaded.store(loaded, Ordering::Relaxed);
+            p.load_keys_expired.store(expired, Ordering::Relaxed);
+            tracing::info!(
+                "DB loaded from a Redis RDB file: {:.3} seconds ({loaded} keys, {expired} expired); the next save writes Reredis's own snapshot format in its place",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(None);
+        }
         let loaded = snapshot::load_file(&snap, &node.store, &lim, skip_expired, &progress)
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -312,6 +338,17 @@ fn load(node: &Arc<Node>) -> anyhow::Result<Option<(String, u64)>> {
     } else {
         Ok(None)
     }
+}
+
+/// Whether the file at `path` is a Redis RDB file (`REDIS` and a 4-digit version), not one of
+/// our snapshots.
+fn is_redis_rdb(path: &Path) -> bool {
+    let mut head = [0u8; 9];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head.starts_with(b"REDIS")
+        && head[5..].iter().all(u8::is_ascii_digit)
 }
 
 /// How a log read ended, for start-up and `check-aof`.

@@ -271,6 +271,9 @@ async fn feed(
     let mut ping = interval(period());
     let mut role = interval(Duration::from_millis(200));
     let mut getacks_seen = node.replicas.getack_gen.load(Ordering::Acquire);
+    // A PSYNC replica acknowledges every second; one silent for `repl-timeout` is dropped (as
+    // Redis's replicationCron). SYNC clients (`redis-cli --replica`) never acknowledge.
+    let mut last_ack = tokio::time::Instant::now();
     // Shutting down: until when the replica may take to acknowledge every write.
     let mut draining: Option<tokio::time::Instant> = None;
     loop {
@@ -327,11 +330,16 @@ async fn feed(
                         && let Some(offset) = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok())
                     {
                         stream.acknowledged(&node.replicas, id, offset);
+                        last_ack = tokio::time::Instant::now();
                     }
                 }
             }
             // A cluster master that became a replica (failover) appends nothing more to feed.
             _ = role.tick() => {
+                let timeout = Duration::from_secs(node.config.read().get_int("repl-timeout").max(1) as u64);
+                if kind == SyncKind::Psync && last_ack.elapsed() > timeout {
+                    return Err(format!("timeout: no acknowledgement for {} seconds (repl-timeout)", timeout.as_secs()));
+                }
                 if let Some(c) = &node.cluster
                     && !c.state.lock().me().is_master()
                 {

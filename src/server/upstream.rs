@@ -73,6 +73,14 @@ impl Upstream {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Whether the link to the master is up (synced and streaming).
+    pub fn link_up(&self) -> bool {
+        self.link
+            .lock()
+            .as_ref()
+            .is_some_and(|l| l.up.load(Ordering::Relaxed))
+    }
+
     /// `REPLICAOF host port`: follows that master from now on (a new link replaces any other).
     /// Returns false when it already follows it.
     pub fn follow(&self, node: &Arc<Node>, host: String, port: u16) -> bool {
@@ -224,6 +232,10 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     let mut words = reply.split(' ');
     let offset = match (words.next(), cached) {
         (Some("+FULLRESYNC"), _) => {
+            // What this link held no longer describes the data (a failed load may leave it
+            // half replaced): only a full sync may follow this one until it succeeds.
+            link.offset.store(-1, Ordering::Relaxed);
+            link.replid.lock().clear();
             let replid = words.next().unwrap_or_default().to_string();
             let offset: i64 = words
                 .next()
@@ -340,7 +352,12 @@ async fn stream(
     loop {
         loop {
             let before = inbuf.len();
-            if !parser.parse(&mut inbuf, &mut args).map_err(|e| e.0)? {
+            let parsed = parser.parse(&mut inbuf, &mut args).map_err(|e| {
+                // Where the stream stands is lost: the next sync must be a full one.
+                link.offset.store(-1, Ordering::Relaxed);
+                format!("protocol error in the master's stream: {}", e.0)
+            })?;
+            if !parsed {
                 break;
             }
             let consumed = (before - inbuf.len()) as i64;
@@ -352,12 +369,19 @@ async fn stream(
             match name.as_str() {
                 "ping" => {}
                 "select" => {
-                    db = args
+                    // As a Redis replica, a SELECT it cannot follow fails and leaves the db as
+                    // it was (logged: the data now differs from the master's).
+                    match args
                         .get(1)
                         .and_then(|a| std::str::from_utf8(a).ok())
                         .and_then(|s| s.parse().ok())
                         .filter(|&d| d < node.store.databases())
-                        .ok_or("the master selected a db that does not exist here")?;
+                    {
+                        Some(d) => db = d,
+                        None => tracing::error!(
+                            "the master selected a db that does not exist here (databases is too small): its writes go to db {db}"
+                        ),
+                    }
                 }
                 "replconf" => {
                     if args
@@ -372,7 +396,7 @@ async fn stream(
                 "multi" => multi = Some(Vec::new()),
                 "exec" => {
                     for (d, cmd) in multi.take().unwrap_or_default() {
-                        replayer.replay(d, &cmd)?;
+                        replay(&mut replayer, d, &cmd);
                     }
                 }
                 _ => {
@@ -386,7 +410,7 @@ async fn stream(
                     }
                     match multi.as_mut() {
                         Some(queue) => queue.push((db, cmd)),
-                        None => replayer.replay(db, &cmd)?,
+                        None => replay(&mut replayer, db, &cmd),
                     }
                 }
             }
@@ -404,10 +428,30 @@ async fn stream(
                 }
             }
             _ = ack.tick() => {
-                let o = offset.to_string();
+                // The master PINGs every `repl-ping-replica-period`: silence for `repl-timeout`
+                // means the link is dead even if the connection does not say so.
+                let timeout = node.config.read().get_int("repl-timeout").max(1);
+                let silent = crate::commands::now_ms() - link.last_io_ms.load(Ordering::Relaxed);
+                if silent > timeout * 1000 {
+                    return Err(format!("MASTER timeout: no data nor PING received for {timeout} seconds (repl-timeout)"));
+                }
+                // What is applied: not a transaction's first half.
+                let o = link.offset.load(Ordering::Relaxed).to_string();
                 send(&mut wr, &[b"REPLCONF", b"ACK", o.as_bytes()]).await?;
             }
         }
+    }
+}
+
+/// Applies one command of the master's stream. One this node cannot run (a module's, a newer
+/// Redis's) is skipped with an error in the log, as a Redis replica answers its master an
+/// error and goes on: stopping there would stop at it again after every resync.
+fn replay(replayer: &mut crate::commands::Replayer, db: usize, cmd: &[Bytes]) {
+    if let Err(e) = replayer.replay(db, cmd) {
+        tracing::error!(
+            command = %String::from_utf8_lossy(&cmd[0]),
+            "== CRITICAL == a command from the master could not be applied here, the data now differs from the master's: {e}"
+        );
     }
 }
 
@@ -475,6 +519,38 @@ pub fn load_rdb(node: &Arc<Node>, file: &[u8]) -> Result<u64, String> {
     Ok(keys)
 }
 
+/// Loads a Redis RDB file found where this node keeps its snapshot (`dir`/`dbfilename`, whose
+/// default name is Redis's `dump.rdb`) into the empty store at start-up: a Redis data set moves
+/// to Reredis by starting a node on its directory. Keys already expired are skipped (as Redis
+/// does as a master), when `skip_expired_before` is given. Returns the keys loaded and skipped.
+pub fn load_rdb_at_start(
+    node: &Arc<Node>,
+    file: &[u8],
+    skip_expired_before: Option<i64>,
+) -> Result<(u64, u64), String> {
+    let lim = crate::commands::keys::rdb_limits(node);
+    let Parsed { entries, functions } = parse_rdb(file, &lim, node.store.databases())?;
+    if let Some(f) = functions {
+        crate::commands::functions::load_saved(node, &f)?;
+    }
+    let (mut keys, mut expired) = (0, 0);
+    for payload in entries {
+        let (k, e) = crate::persist::snapshot::load_entries(
+            &payload,
+            &node.store,
+            &lim,
+            skip_expired_before,
+        )
+        .map_err(|_| "a key of the RDB file could not be loaded")?;
+        keys += k;
+        expired += e;
+        node.persist
+            .loading_loaded_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+    }
+    Ok((keys, expired))
+}
+
 /// What an RDB file holds, in the forms our loaders take.
 struct Parsed {
     /// Our snapshot's ENTRIES payloads (`db: u32`, then entries), one per db section.
@@ -486,7 +562,7 @@ struct Parsed {
 /// Reads a Redis RDB file: Redis 7.0's (version 10) and older, and 7.2's (11) except its
 /// new stream encoding.
 fn parse_rdb(file: &[u8], lim: &Limits, databases: usize) -> Result<Parsed, String> {
-    let bad = |what: &str| format!("the master's RDB file is not readable: {what}");
+    let bad = |what: &str| format!("the RDB file is not readable: {what}");
     if file.len() < 9 + 1 + 8 || !file.starts_with(b"REDIS") {
         return Err(bad("no REDIS header"));
     }
