@@ -368,10 +368,7 @@ async fn acl_file_loads_and_saves_as_redis() {
     let ours = acl_file_story(node.resp_addr(), &path).await;
     node.shutdown().await;
 
-    for (o, t) in ours.iter().zip(theirs.iter()) {
-        assert_eq!(o, t, "\nreredis: {o}\nredis:   {t}");
-    }
-    assert_eq!(ours.len(), theirs.len());
+    common::session::assert_same_lines(&ours, &theirs);
     // The story saw what it is about (so equal transcripts are not two empty ones).
     assert!(
         ours[3].contains("users.acl:2 should start with user keyword"),

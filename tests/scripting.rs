@@ -574,3 +574,88 @@ async fn info_memory_counts_scripts_and_functions_as_redis() {
     assert!(theirs[3].contains("number_of_functions:2"), "{theirs:?}");
     assert_eq!(ours, theirs);
 }
+
+/// Errors inside scripts are counted as Redis counts them: a command refused inside a script
+/// (OOM, wrong arity) is an error reply and a rejected call of that command; a script that ends
+/// on a command's error fails EVAL without counting that error twice; `redis.error_reply` is
+/// counted under its own code; error tables of failed calls say `ignore_error_stats_update`.
+/// Compared with redis-server, INFO's errorstats and commandstats (times left out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_inside_scripts_are_counted_as_redis_counts_them() {
+    async fn stats(addr: std::net::SocketAddr) -> Vec<String> {
+        let mut c = common::session::Conn::connect(addr).await;
+        let mut seen = Vec::new();
+        let steps: &[&[&str]] = &[
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["EVAL", "return redis.call('set','x','y')", "1", "x"],
+            &[
+                "EVAL",
+                "local t = redis.pcall('set','x','y') return t['err']",
+                "1",
+                "x",
+            ],
+            &["EVAL", "return redis.pcall('set','x','y')", "1", "x"],
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &["EVAL", "return redis.call('select',99)", "0"],
+            &[
+                "EVAL",
+                "return redis.error_reply('MY_ERR_CODE custom msg')",
+                "0",
+            ],
+            &[
+                "EVAL",
+                "local t = redis.pcall('nosuch') return t.ignore_error_stats_update",
+                "0",
+            ],
+            &["EVAL", "return redis.call('get')", "0"],
+            &["EVAL", "return redis.pcall('get', 'a', 'b')", "0"],
+            &["EVAL", "error('plain')", "0"],
+        ];
+        seen.push(c.call_str(&["CONFIG", "RESETSTAT"]).await);
+        for args in steps {
+            seen.push(c.call_str(args).await);
+        }
+        for section in ["errorstats", "commandstats"] {
+            let info = c.call_str(&["INFO", section]).await;
+            for line in info.lines() {
+                if line.starts_with("errorstat_")
+                    || [
+                        "cmdstat_eval:",
+                        "cmdstat_set:",
+                        "cmdstat_get:",
+                        "cmdstat_select:",
+                    ]
+                    .iter()
+                    .any(|p| line.starts_with(p))
+                {
+                    // Times differ; the counts are what is compared.
+                    let counts: Vec<&str> = line
+                        .split([':', ','])
+                        .filter(|f| !f.starts_with("usec"))
+                        .collect();
+                    seen.push(counts.join(","));
+                }
+            }
+        }
+        // (Redis lists commands in its dictionary's order.)
+        seen.sort();
+        let total = c.call_str(&["INFO", "stats"]).await;
+        seen.extend(
+            total
+                .lines()
+                .filter(|l| l.starts_with("total_error_replies"))
+                .map(str::to_string),
+        );
+        seen
+    }
+    let node = common::start_node(&[]).await;
+    let ours = stats(node.resp_addr()).await;
+    node.shutdown().await;
+    let redis = common::redis_server::RedisServer::start().await;
+    let theirs = stats(redis.addr()).await;
+    common::session::assert_same_lines(&ours, &theirs);
+    assert!(
+        ours.iter().any(|l| l == "errorstat_OOM,count=3"),
+        "{ours:#?}"
+    );
+}

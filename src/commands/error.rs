@@ -28,6 +28,9 @@ pub enum CmdError {
     NotLocked,
     /// Any other message, complete with its code (`ERR ...`, `NOPROTO ...`).
     Msg(String),
+    /// A message already counted in the error statistics where it happened (a script's
+    /// `redis.call` that failed): the reply fails the command without counting it again.
+    Counted(String),
 }
 
 impl CmdError {
@@ -67,7 +70,7 @@ impl fmt::Display for CmdError {
             }
             CmdError::Oom => f.write_str("OOM command not allowed when used memory > 'maxmemory'."),
             CmdError::NotLocked => f.write_str("ERR internal error: key not declared by command"),
-            CmdError::Msg(m) => f.write_str(m),
+            CmdError::Msg(m) | CmdError::Counted(m) => f.write_str(m),
         }
     }
 }

@@ -1157,32 +1157,18 @@ impl CallCtx<'_, '_> {
             .is_some_and(|u| u.check(cmd, &argv).is_ok()))
     }
 
-    /// One `redis.call`/`redis.pcall`: (failed, value), the value being an error table when
-    /// it failed.
-    fn call(&mut self, lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
-        let fail = |text: &str| -> mlua::Result<(bool, Value)> {
-            Ok((true, Value::Table(error_table(lua, text)?)))
-        };
-        let argv = match lua_argv(args) {
-            Ok(a) => a,
-            Err(e) => return fail(e),
-        };
-        let cmd = match super::resolve(&argv) {
-            Ok(c) => c,
-            Err(CmdError::Arity(_)) => {
-                return fail("ERR Wrong number of args calling Redis command from script");
-            }
-            Err(_) => return fail("ERR Unknown Redis command called from script"),
-        };
+    /// Whether `cmd` may run from the script now (Redis's scriptCall checks): Err with the
+    /// error's text when not.
+    fn admit(&mut self, cmd: &'static super::CommandRef, argv: &[Bytes]) -> Result<(), String> {
         let f = cmd.cmd.flags;
         if f & NOSCRIPT != 0 {
-            return fail("ERR This Redis command is not allowed from script");
+            return Err("ERR This Redis command is not allowed from script".into());
         }
         // The caller's ACL user runs the script's commands (Redis's scriptVerifyACL).
         if let Some(denied) =
-            super::acl_denied(self.node, self.client, cmd, &argv, crate::acl::Context::Lua)
+            super::acl_denied(self.node, self.client, cmd, argv, crate::acl::Context::Lua)
         {
-            return fail(match denied {
+            return Err(match denied {
                 crate::acl::Denied::Command => {
                     "ERR The user executing the script can't run this command or subcommand"
                 }
@@ -1192,52 +1178,52 @@ impl CallCtx<'_, '_> {
                 crate::acl::Denied::Channel(_) => {
                     "ERR The user executing the script can't publish to the channel mentioned in the command"
                 }
-            });
+            }
+            .into());
         }
         // As Redis's scriptVerifyWriteCommandAllow: a read-only script may not write nor
         // publish (MAY_REPLICATE); the state checks stop once the script has written (failing
         // it half-way would be worse).
         if self.readonly && f & (WRITE | super::flags::MAY_REPLICATE) != 0 {
-            return fail("ERR Write commands are not allowed from read-only scripts.");
+            return Err("ERR Write commands are not allowed from read-only scripts.".into());
         }
         // A replica of a master (REPLICAOF) takes writes from its master only, scripts' too.
         if f & WRITE != 0
             && self.node.upstream.is_replica()
             && self.node.config.read().get_bool("replica-read-only")
         {
-            return fail("READONLY You can't write against a read only replica.");
+            return Err("READONLY You can't write against a read only replica.".into());
         }
         if f & WRITE != 0 && !self.scripts.wrote.load(Ordering::Relaxed) {
             if let Some(e) = crate::persist::write_denied(self.node) {
-                return fail(&e);
+                return Err(e);
             }
             if self
                 .node
                 .min_replicas()
                 .is_some_and(|(want, good)| good < want)
             {
-                return fail("NOREPLICAS Not enough good replicas to write.");
+                return Err("NOREPLICAS Not enough good replicas to write.".into());
             }
         }
         if f & DENYOOM != 0 && self.oom && !self.scripts.wrote.load(Ordering::Relaxed) {
-            return fail(&CmdError::Oom.to_string());
+            return Err(CmdError::Oom.to_string());
         }
         if self.node.cluster.is_some() {
-            let pos = super::key_positions(cmd.cmd, &argv);
+            let pos = super::key_positions(cmd.cmd, argv);
             if !pos.is_empty() {
                 let routing = self.node.routing();
                 // A cluster that is down, as Redis's scriptVerifyClusterState: nothing, or
                 // reads only with cluster-allow-reads-when-down.
                 if !routing.ok {
                     if !self.node.cluster_reads_when_down() {
-                        return fail(
-                            "ERR Script attempted to execute a command while the cluster is down",
+                        return Err(
+                            "ERR Script attempted to execute a command while the cluster is down"
+                                .into(),
                         );
                     }
                     if f & WRITE != 0 {
-                        return fail(
-                            "ERR Script attempted to execute a write command while the cluster is down and readonly",
-                        );
+                        return Err("ERR Script attempted to execute a write command while the cluster is down and readonly".into());
                     }
                 }
                 // A READONLY caller's reads on a replica, as its own commands would be.
@@ -1245,22 +1231,59 @@ impl CallCtx<'_, '_> {
                 for &i in &pos {
                     let slot = key_hash_slot(&argv[i]);
                     if !routing.serves_for(slot, replica_read) {
-                        return fail(
-                            "ERR Script attempted to access a non local key in a cluster node script",
-                        );
+                        return Err("ERR Script attempted to access a non local key in a cluster node script".into());
                     }
                     match self.slot {
                         None => self.slot = Some(slot),
                         Some(s) if s != slot => {
-                            return fail(
-                                "ERR Script attempted to access keys that do not hash to the same slot",
-                            );
+                            return Err("ERR Script attempted to access keys that do not hash to the same slot".into());
                         }
                         Some(_) => {}
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// One `redis.call`/`redis.pcall`: (failed, value), the value being an error table when
+    /// it failed.
+    fn call(&mut self, lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+        // The error of a command that was refused or failed, already counted in the error
+        // statistics: its table says so (`ignore_error_stats_update`, as Redis's), and the
+        // script's reply, if it ends on it, is not counted again.
+        let fail = |text: &str| -> mlua::Result<(bool, Value)> {
+            let t = error_table(lua, text)?;
+            t.set("ignore_error_stats_update", true)?;
+            Ok((true, Value::Table(t)))
+        };
+        let argv = match lua_argv(args) {
+            Ok(a) => a,
+            Err(e) => return Ok((true, Value::Table(error_table(lua, e)?))),
+        };
+        // Refused before it ran (Redis's scriptCall error path): counted as the error reply it
+        // is, and as a rejected call of the command when there is one.
+        let refuse = |text: &str, cmd: Option<&super::CommandRef>| {
+            self.node.stats.note_error(&CmdError::Msg(text.to_string()));
+            if let Some(c) = cmd {
+                self.node.cmd_stats[c.id].rejected();
+            }
+            fail(text)
+        };
+        let cmd = match super::resolve(&argv) {
+            Ok(c) => c,
+            Err(CmdError::Arity(_)) => {
+                return refuse(
+                    "ERR Wrong number of args calling Redis command from script",
+                    super::table().lookup(&argv[0]),
+                );
+            }
+            Err(_) => return refuse("ERR Unknown Redis command called from script", None),
+        };
+        if let Err(text) = self.admit(cmd, &argv) {
+            return refuse(&text, Some(cmd));
+        }
+        let f = cmd.cmd.flags;
         if f & WRITE != 0 {
             self.scripts.wrote.store(true, Ordering::Relaxed);
         }
@@ -1571,11 +1594,29 @@ pub(crate) fn run_target(
         client.aof_seq = client.aof_seq.max(seq);
         client.repl_woff = node.store.aof.repl_written();
     }
+    // A script that ends on an error fails the command: its error is counted in the error
+    // statistics unless it is a command's, counted already (Redis's
+    // ERR_REPLY_FLAG_NO_STATS_UPDATE).
+    let script_error = |err: &Value, message: String| {
+        let counted = matches!(err, Value::Table(t)
+            if t.raw_get::<bool>("ignore_error_stats_update").unwrap_or(false));
+        if counted {
+            CmdError::Counted(message)
+        } else {
+            CmdError::Msg(message)
+        }
+    };
     match outcome {
         Ok((true, v)) => {
+            if let Value::Table(t) = &v
+                && let Ok(Value::String(e)) = t.raw_get::<Value>("err")
+            {
+                let message = e.to_string_lossy().to_string();
+                return Err(script_error(&v, message));
+            }
             write_value(out, &v, 0, scripts.resp3.load(Ordering::Relaxed)).map_err(lua_err)?
         }
-        Ok((false, err)) => out.error(&failure_message(&err, name)),
+        Ok((false, err)) => return Err(script_error(&err, failure_message(&err, name))),
         Err(e) => return Err(lua_err(e)),
     }
     Ok(())

@@ -61,6 +61,9 @@ pub struct Stats {
 
 impl Stats {
     pub fn note_error(&self, e: &CmdError) {
+        if matches!(e, CmdError::Counted(_)) {
+            return;
+        }
         self.error_replies.fetch_add(1, Ordering::Relaxed);
         let text = e.to_string();
         let code = text.split(' ').next().unwrap_or("ERR").to_string();

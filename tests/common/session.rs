@@ -368,6 +368,12 @@ pub async fn assert_same_as_redis_cluster(conns: usize, script: &[Step]) {
 async fn compare(conns: usize, script: &[Step], node: reredis::NodeHandle, redis: RedisServer) {
     let ours = transcript(node.resp_addr(), conns, script).await;
     let theirs = transcript(redis.addr(), conns, script).await;
+    assert_same_lines(&ours, &theirs);
+    node.shutdown().await;
+}
+
+/// Two servers' observations, line for line: the first that differs is named.
+pub fn assert_same_lines(ours: &[String], theirs: &[String]) {
     for (o, t) in ours.iter().zip(theirs.iter()) {
         assert_eq!(o, t, "\nreredis: {o}\nredis:   {t}");
     }
@@ -376,5 +382,4 @@ async fn compare(conns: usize, script: &[Step], node: reredis::NodeHandle, redis
         theirs.len(),
         "\nreredis: {ours:#?}\nredis: {theirs:#?}"
     );
-    node.shutdown().await;
 }
