@@ -4,12 +4,24 @@
 //! loses nothing, arrays for keys 1..n) and `bit` (LuaBitOp: 32-bit operations on numbers). The Rust parts here do the work; the
 //! prelude in `scripting.rs` wraps them so that errors point at the script's line.
 
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
+
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
 use crate::resp::writer::fmt_g;
 
-/// Deepest nesting `cjson.encode` follows (lua-cjson's default).
+/// Deepest nesting `cjson.encode` and `cjson.decode` follow by default (lua-cjson's).
 const MAX_DEPTH: usize = 1000;
+
+/// lua-cjson's settings that change what encode and decode do, per Lua state (as lua-cjson
+/// keeps them with its module): `cjson.encode_max_depth`, `cjson.decode_max_depth`,
+/// `cjson.encode_invalid_numbers`.
+struct CjsonCfg {
+    encode_max_depth: AtomicUsize,
+    decode_max_depth: AtomicUsize,
+    /// 0 refuse NaN and Inf, 1 write them (`nan`, `inf`), 2 write `null`.
+    encode_invalid_numbers: AtomicU8,
+}
 
 /// lua-cjson's sparse-array rule: an integer-keyed table whose largest key is more than twice
 /// its number of items, and more than 10, is refused.
@@ -21,7 +33,13 @@ const SPARSE_SAFE: usize = 10;
 /// so an error names the script's line even from a tail call.
 pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let cjson = lua.create_table()?;
+    let cfg = std::sync::Arc::new(CjsonCfg {
+        encode_max_depth: MAX_DEPTH.into(),
+        decode_max_depth: MAX_DEPTH.into(),
+        encode_invalid_numbers: 0.into(),
+    });
     let g = globals.clone();
+    let c = cfg.clone();
     cjson.set(
         "encode",
         lua.create_function(move |lua, args: MultiValue| {
@@ -29,13 +47,14 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
                 return Err(arg_error(lua, &g, 1, "expected 1 argument"));
             }
             let mut out = Vec::new();
-            match encode(&args[0], &mut out, 0) {
+            match encode(&c, &args[0], &mut out, 0) {
                 Ok(()) => lua.create_string(&out),
                 Err(e) => Err(raise(lua, &g, &e)),
             }
         })?,
     )?;
     let g = globals.clone();
+    let c = cfg.clone();
     cjson.set(
         "decode",
         lua.create_function(move |lua, args: MultiValue| {
@@ -49,7 +68,16 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
                     return Err(arg_error(lua, &g, 1, &msg));
                 }
             };
-            match serde_json::from_slice::<serde_json::Value>(&text.as_bytes()) {
+            let text = text.as_bytes();
+            if let Err(e) = check_nesting(&text, c.decode_max_depth.load(Relaxed)) {
+                return Err(raise(lua, &g, &e));
+            }
+            let mut de = serde_json::Deserializer::from_slice(&text);
+            // Nesting is bounded above (`decode_max_depth`), not by serde's 128.
+            de.disable_recursion_limit();
+            let parsed =
+                serde::Deserialize::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+            match parsed {
                 Ok(j) => to_lua(lua, &j),
                 Err(e) => Err(raise(lua, &g, &e.to_string())),
             }
@@ -77,6 +105,76 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
                 }
             }
             Ok(keep.get())
+        })?,
+    )?;
+    for (name, encoding) in [("encode_max_depth", true), ("decode_max_depth", false)] {
+        let g = globals.clone();
+        let c = cfg.clone();
+        cjson.set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                let cell = if encoding {
+                    &c.encode_max_depth
+                } else {
+                    &c.decode_max_depth
+                };
+                if args.len() > 1 {
+                    return Err(arg_error(lua, &g, 2, "found too many arguments"));
+                }
+                match args.front() {
+                    None | Some(Value::Nil) => {}
+                    Some(v) => {
+                        let n = match lua.coerce_integer(v.clone())? {
+                            Some(n) => n,
+                            None => {
+                                let msg = format!("number expected, got {}", type_name(v));
+                                return Err(arg_error(lua, &g, 1, &msg));
+                            }
+                        };
+                        if !(1..=i32::MAX as i64).contains(&n) {
+                            let msg = format!("expected integer between 1 and {}", i32::MAX);
+                            return Err(arg_error(lua, &g, 1, &msg));
+                        }
+                        cell.store(n as usize, Relaxed);
+                    }
+                }
+                Ok(cell.load(Relaxed) as i64)
+            })?,
+        )?;
+    }
+    let g = globals.clone();
+    let c = cfg.clone();
+    cjson.set(
+        "encode_invalid_numbers",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.len() > 1 {
+                return Err(arg_error(lua, &g, 2, "found too many arguments"));
+            }
+            match args.front() {
+                None | Some(Value::Nil) => {}
+                Some(Value::Boolean(b)) => c.encode_invalid_numbers.store(u8::from(*b), Relaxed),
+                Some(v) => {
+                    let text = lua.coerce_string(v.clone())?.map(|s| s.to_string_lossy());
+                    match text.as_deref() {
+                        Some("off") => c.encode_invalid_numbers.store(0, Relaxed),
+                        Some("on") => c.encode_invalid_numbers.store(1, Relaxed),
+                        Some("null") => c.encode_invalid_numbers.store(2, Relaxed),
+                        Some(other) => {
+                            let msg = format!("invalid option '{other}'");
+                            return Err(arg_error(lua, &g, 1, &msg));
+                        }
+                        None => {
+                            let msg = format!("string expected, got {}", type_name(v));
+                            return Err(arg_error(lua, &g, 1, &msg));
+                        }
+                    }
+                }
+            }
+            Ok(match c.encode_invalid_numbers.load(Relaxed) {
+                0 => Value::Boolean(false),
+                1 => Value::Boolean(true),
+                _ => Value::String(lua.create_string("null")?),
+            })
         })?,
     )?;
     cjson.set("null", Value::LightUserData(null()))?;
@@ -555,11 +653,54 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn encode_number(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
+fn encode_number(cfg: &CjsonCfg, n: f64, out: &mut Vec<u8>) -> Result<(), String> {
     if !n.is_finite() {
-        return Err("Cannot serialise number: must not be NaN or Inf".into());
+        match cfg.encode_invalid_numbers.load(Relaxed) {
+            0 => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+            1 if n.is_nan() => {
+                out.extend_from_slice(b"nan");
+                return Ok(());
+            }
+            1 => {}
+            _ => {
+                out.extend_from_slice(b"null");
+                return Ok(());
+            }
+        }
     }
     out.extend_from_slice(fmt_g(n, 14).as_bytes());
+    Ok(())
+}
+
+/// lua-cjson's decode depth check, before parsing: the first `[` or `{` nested deeper than
+/// `max` is refused with its position (as lua-cjson's `json_decode_descend`).
+fn check_nesting(text: &[u8], max: usize) -> Result<(), String> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in text.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!(
+                        "Found too many nested data structures ({depth}) at character {}",
+                        i + 1
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -584,22 +725,22 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+fn encode(cfg: &CjsonCfg, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Integer(n) => encode_number(*n as f64, out)?,
-        Value::Number(n) => encode_number(*n, out)?,
+        Value::Integer(n) => encode_number(cfg, *n as f64, out)?,
+        Value::Number(n) => encode_number(cfg, *n, out)?,
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth >= MAX_DEPTH {
+            if depth >= cfg.encode_max_depth.load(Relaxed) {
                 return Err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 1
                 ));
             }
-            encode_table(t, out, depth + 1)?;
+            encode_table(cfg, t, out, depth + 1)?;
         }
         other => {
             return Err(format!(
@@ -633,7 +774,7 @@ fn array_length(t: &Table) -> Result<Option<usize>, String> {
     Ok(Some(max))
 }
 
-fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+fn encode_table(cfg: &CjsonCfg, t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
     match array_length(t)? {
         Some(len) if len > 0 => {
             out.push(b'[');
@@ -642,7 +783,7 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
                     out.push(b',');
                 }
                 let v: Value = t.raw_get(i).map_err(|e| e.to_string())?;
-                encode(&v, out, depth)?;
+                encode(cfg, &v, out, depth)?;
             }
             out.push(b']');
         }
@@ -664,7 +805,7 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
                             _ => unreachable!(),
                         };
                         out.push(b'"');
-                        encode_number(n, out)?;
+                        encode_number(cfg, n, out)?;
                         out.push(b'"');
                     }
                     _ => {
@@ -674,7 +815,7 @@ fn encode_table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String
                     }
                 }
                 out.push(b':');
-                encode(&v, out, depth)?;
+                encode(cfg, &v, out, depth)?;
             }
             out.push(b'}');
         }
