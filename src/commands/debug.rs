@@ -114,6 +114,15 @@ pub fn debug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             .store(on, std::sync::atomic::Ordering::Relaxed);
         ctx.out.ok();
         Ok(())
+    } else if eq_ic(sub, "SET-DISABLE-DENY-SCRIPTS") && n == 3 {
+        // (Not in Redis's DEBUG HELP either.)
+        let on = leading_i64(&args[2]) != 0;
+        ctx.node
+            .scripts
+            .disable_deny
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        ctx.out.ok();
+        Ok(())
     } else if eq_ic(sub, "LOG") && n == 3 {
         tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
         ctx.out.ok();
