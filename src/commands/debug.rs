@@ -80,7 +80,8 @@ pub fn debug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         ctx.out.array(n - 2);
         for key in &args[2..] {
             let mut d = [0u8; 20];
-            if let Some(e) = ks.peek(db, key)? {
+            // As Redis (a dictionary lookup): a key past its TTL not yet deleted is seen.
+            if let Some(e) = ks.get(db, key)? {
                 object_digest(&mut d, e);
             }
             ctx.out.simple(&hex(&d));
@@ -167,7 +168,8 @@ fn allowed(ctx: &Ctx) -> CmdResult {
 fn object(ctx: &mut Ctx, ks: &mut Keyspace, key: &[u8]) -> CmdResult {
     let lru_now = ctx.node.store.lru_clock();
     let fill = ctx.node.config.read().list_max_listpack_size;
-    let Some(e) = ks.peek(ctx.client.db, key)? else {
+    // As Redis (a dictionary lookup): a key past its TTL not yet deleted is seen, and stays.
+    let Some(e) = ks.get(ctx.client.db, key)? else {
         return Err(CmdError::err("no such key"));
     };
     let refcount = match e.value {

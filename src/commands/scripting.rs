@@ -924,6 +924,17 @@ fn resp_to_lua(
                 Value::String(lua.create_string(body)?)
             }
         }
+        // RESP3 attributes are read and dropped: the reply after them is the value (as
+        // Redis's redisProtocolToLuaType_Attribute; scripts do not see attributes).
+        b'|' => {
+            let Some(n) = num() else { return Ok(None) };
+            for _ in 0..n.max(0) * 2 {
+                if resp_to_lua(lua, buf, pos, depth + 1)?.is_none() {
+                    return Ok(None);
+                }
+            }
+            return resp_to_lua(lua, buf, pos, depth);
+        }
         b'*' | b'~' | b'%' | b'>' => {
             let Some(n) = num() else { return Ok(None) };
             if n < 0 {
