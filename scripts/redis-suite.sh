@@ -42,6 +42,10 @@ command -v tclsh >/dev/null || { echo "tclsh is needed (Debian package tcl)" >&2
 # propagates; REDIS_SUITE_REPL=1 runs them too.
 tags=(--tags -needs:repl)
 [ "${REDIS_SUITE_REPL:-0}" = 1 ] && tags=()
+# Tests of Redis's internals we do not have: this one kills the fork of a BGSAVE to restart a
+# dict's incremental rehashing (DEBUG HTSTATS-KEY), and its abort left set-max-intset-entries at
+# 0 for the rest of unit/type/set.
+tags+=(--skiptest "SRANDMEMBER with a dict containing long chain")
 units=("$@")
 if [ ${#units[@]} -eq 0 ]; then
   units=(unit/type/string unit/type/incr unit/type/list unit/type/set unit/type/zset
