@@ -314,7 +314,14 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
         other => panic!("ROLE replicas: {other:?}"),
     }
 
-    // Cut: the replica reconnects by itself and syncs in full again.
+    // Cut: the replica reconnects by itself and continues where it stopped (PSYNC answered
+    // `+CONTINUE`): what it missed comes from our backlog, in the db the stream had selected
+    // (no SELECT is sent again).
+    run(&mut m, &["SELECT", "2"]).await;
+    run(&mut m, &["SET", "in2", "a"]).await;
+    run(&mut r, &["SELECT", "2"]).await;
+    assert!(arrives(&mut r, "in2").await, "a write in db 2 arrives");
+    assert_eq!(info_field(&mut m, "stats", "sync_full").await, "1");
     let before = replica_client_id(&mut m)
         .await
         .expect("the replica's connection");
@@ -341,6 +348,18 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
         arrives(&mut r, "after-cut").await,
         "the replica came back after its link was cut"
     );
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_partial_ok").await,
+        "1",
+        "a partial resync"
+    );
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").await,
+        "1",
+        "no second full sync"
+    );
+    run(&mut m, &["SELECT", "0"]).await;
+    run(&mut r, &["SELECT", "0"]).await;
 
     // A write just before shutdown: the node sends it, and waits for the acknowledgement,
     // before it stops (as Redis 7 does for its replicas).

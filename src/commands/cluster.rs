@@ -1126,9 +1126,17 @@ pub fn sync(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     start_sync(ctx, SyncKind::Sync)
 }
 
-/// PSYNC replid offset: as SYNC after `+FULLRESYNC <replid> <offset>`. A partial resync is
-/// never offered to these replicas (see `server::replicas`).
-pub fn psync(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+/// PSYNC replid offset: `+CONTINUE` and what the replica missed when this node fed it until
+/// that offset a moment ago (see `server::replicas`), else as SYNC after
+/// `+FULLRESYNC <replid> <offset>`.
+pub fn psync(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let offset = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|o| o.parse::<u64>().ok());
+    ctx.client.replication.psync = match (&args[1][..], offset) {
+        (b"?", _) | (_, None) => None,
+        (id, Some(o)) => Some((String::from_utf8_lossy(id).into_owned(), o)),
+    };
     start_sync(ctx, SyncKind::Psync)
 }
 

@@ -272,6 +272,19 @@ pub fn config_resetstat(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> Cm
         s.reset();
     }
     node.slowlog.reset();
+    // The sync counts of INFO stats, as Redis's resetServerStats.
+    let r = &node.replicas;
+    let mut counters = vec![&r.sync_full, &r.sync_partial_ok, &r.sync_partial_err];
+    if let Some(c) = &node.cluster {
+        counters.extend([
+            &c.repl.sync_full,
+            &c.repl.sync_partial_ok,
+            &c.repl.sync_partial_err,
+        ]);
+    }
+    for c in counters {
+        c.store(0, Ordering::Relaxed);
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -1165,16 +1178,27 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                     "rejected_connections",
                     &s.rejected_connections.load(Ordering::Relaxed),
                 );
+                // Bus replicas' syncs and Redis replicas' (SYNC/PSYNC) together.
                 let syncs = |f: fn(
                     &crate::cluster::replication::Replication,
+                ) -> &std::sync::atomic::AtomicU64,
+                             g: fn(
+                    &crate::server::replicas::Replicas,
                 ) -> &std::sync::atomic::AtomicU64| {
                     node.cluster
                         .as_ref()
                         .map_or(0, |c| f(&c.repl).load(Ordering::Relaxed))
+                        + g(&node.replicas).load(Ordering::Relaxed)
                 };
-                o.kv("sync_full", &syncs(|r| &r.sync_full));
-                o.kv("sync_partial_ok", &syncs(|r| &r.sync_partial_ok));
-                o.kv("sync_partial_err", &syncs(|r| &r.sync_partial_err));
+                o.kv("sync_full", &syncs(|r| &r.sync_full, |r| &r.sync_full));
+                o.kv(
+                    "sync_partial_ok",
+                    &syncs(|r| &r.sync_partial_ok, |r| &r.sync_partial_ok),
+                );
+                o.kv(
+                    "sync_partial_err",
+                    &syncs(|r| &r.sync_partial_err, |r| &r.sync_partial_err),
+                );
                 o.kv("expired_keys", &st.expired_keys);
                 o.kv("expired_stale_perc", &"0.00");
                 for f in [

@@ -11,8 +11,14 @@
 //!
 //! Offsets: `+FULLRESYNC <replid> <offset>` names our stream's offset at the copy; from there a
 //! Redis replica counts the RESP bytes it receives, and acknowledges them with `REPLCONF ACK`.
-//! The feed maps those back to our stream's offsets, so `WAIT` counts these replicas too. There
-//! is no partial resync for them: a `PSYNC` that names an offset gets a full sync.
+//! The feed maps those back to our stream's offsets, so `WAIT` counts these replicas too.
+//!
+//! Partial resync: a replica's offsets count the RESP bytes of its own stream, so a point of it
+//! is (our offset, its offset, the db selected there). The ends of what was sent are kept while
+//! it is fed; when it goes, they are remembered (by its address and listening port, the last
+//! [`RESUME_POINTS`] replicas). A `PSYNC <our replid> <offset>` from it that lands on one of
+//! them gets `+CONTINUE <replid>` and our log's records from there, out of the backlog
+//! (`repl-backlog-size`); anything else gets a full sync.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -46,6 +52,8 @@ pub struct Handshake {
     pub rdb_only: bool,
     /// Set by SYNC/PSYNC: the connection becomes a replica's after the command.
     pub sync: Option<SyncKind>,
+    /// PSYNC's replication ID and offset (not `? -1`): where the replica would continue.
+    pub psync: Option<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +89,30 @@ pub struct Replicas {
     /// writing sees the change on its next turn; `getack` wakes idle ones).
     getack_gen: AtomicU64,
     getack: Notify,
+    /// Where replicas that went stood in their streams, for a partial resync when they come
+    /// back (newest last, at most [`RESUME_POINTS`]).
+    resume: Mutex<VecDeque<ResumePoint>>,
+    /// INFO stats' `sync_full`, `sync_partial_ok`, `sync_partial_err` for these replicas.
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
 }
+
+/// A replica that went: who it was, and points of its stream from which it can continue:
+/// (our offset, its offset, the db its stream had selected), at the ends of what was sent.
+struct ResumePoint {
+    ip: String,
+    port: u16,
+    replid: String,
+    marks: Vec<Mark>,
+}
+
+/// A point of a replica's stream: our stream's offset, the replica's (RESP bytes), and the db
+/// selected there (None: none yet).
+type Mark = (u64, u64, Option<usize>);
+
+/// Replicas remembered for a partial resync.
+const RESUME_POINTS: usize = 16;
 
 impl Replicas {
     pub fn list(&self) -> Vec<Feed> {
@@ -120,6 +151,31 @@ impl Replicas {
     /// Replicas connected (syncing or online).
     pub fn count(&self) -> usize {
         self.feeds.lock().len()
+    }
+
+    /// Remembers where a replica that went stood (see [`ResumePoint`]).
+    fn remember(&self, point: ResumePoint) {
+        let mut r = self.resume.lock();
+        r.retain(|p| !(p.ip == point.ip && p.port == point.port));
+        if r.len() >= RESUME_POINTS {
+            r.pop_front();
+        }
+        r.push_back(point);
+    }
+
+    /// Where the replica at `ip`:`port` continues from when it asks for `PSYNC replid offset`:
+    /// the point of its last stream that ends at `offset - 1` (the last byte it applied), if
+    /// it was fed here under that ID. The point is used up.
+    fn resume_point(&self, ip: &str, port: u16, replid: &str, offset: u64) -> Option<Mark> {
+        let mut r = self.resume.lock();
+        let i = r
+            .iter()
+            .position(|p| p.ip == ip && p.port == port && p.replid == replid)?;
+        let point = r.remove(i)?;
+        point
+            .marks
+            .into_iter()
+            .find(|&(_, resp, _)| offset >= 1 && resp == offset - 1)
     }
 
     fn set_state(&self, id: u64, state: &'static str) {
@@ -161,20 +217,47 @@ pub async fn serve(
             acked_ms: crate::commands::now_ms(),
         },
     );
-    tracing::info!(client = id, replica = %format!("{ip}:{}", hs.listening_port), rdb_only = hs.rdb_only, "Replica asks for synchronization: starting a full sync");
+    tracing::info!(client = id, replica = %format!("{ip}:{}", hs.listening_port), rdb_only = hs.rdb_only, "Replica asks for synchronization");
     let kill = client.info.kill.clone();
+    let replid = node.replid();
+    let who = Who {
+        ip: ip.clone(),
+        port: hs.listening_port,
+        psync: hs.psync.clone(),
+    };
+    // The stream, once the replica is online: kept here, so where it stood is known however
+    // the feed ends (CLIENT KILL drops it mid-write).
+    let mut stream: Option<Stream> = None;
     let fed = tokio::select! {
         biased;
         _ = kill.cancelled() => Ok(()),
-        r = feed(node, id, rd, wr, inbuf, kind, hs.rdb_only) => r,
+        r = feed(node, id, rd, wr, inbuf, kind, hs.rdb_only, &who, &mut stream) => r,
     };
     node.replicas.feeds.lock().remove(&id);
+    if kind == SyncKind::Psync
+        && let Some(st) = stream
+    {
+        node.replicas.remember(ResumePoint {
+            ip,
+            port: hs.listening_port,
+            replid,
+            marks: st.marks(),
+        });
+    }
     match fed {
         Ok(()) => tracing::info!(client = id, "Connection with replica closed"),
         Err(e) => tracing::info!(client = id, "Connection with replica lost: {e}"),
     }
 }
 
+/// Who asks for a sync, and from where it would continue.
+struct Who {
+    ip: String,
+    port: u16,
+    psync: Option<(String, u64)>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn feed(
     node: &Arc<Node>,
     id: u64,
@@ -183,6 +266,8 @@ async fn feed(
     inbuf: &mut BytesMut,
     kind: SyncKind,
     rdb_only: bool,
+    who: &Who,
+    slot: &mut Option<Stream>,
 ) -> Result<(), String> {
     let (tap_tx, mut tap_rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
@@ -191,6 +276,54 @@ async fn feed(
         queued: queued.clone(),
     };
     let replid = node.replid();
+    let lim = crate::commands::keys::rdb_limits(node);
+    // A replica fed here a moment ago continues where it stopped, when our backlog still
+    // holds what it missed (Redis's partial resync, `+CONTINUE`).
+    let resume = if rdb_only {
+        None
+    } else {
+        continue_from(node, who, &replid)
+    };
+    let tap = match resume {
+        None => tap,
+        Some(mark) => match node.store.aof.add_tap_from(tap, mark.0) {
+            Err(tap) => {
+                node.replicas
+                    .sync_partial_err
+                    .fetch_add(1, Ordering::Relaxed);
+                tap
+            }
+            Ok(backlog) => {
+                write(node, wr, format!("+CONTINUE {replid}\r\n").as_bytes()).await?;
+                node.replicas
+                    .sync_partial_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    client = id,
+                    offset = mark.1,
+                    "Partial resynchronization request accepted: sending what the replica missed"
+                );
+                node.replicas.set_state(id, "online");
+                let mut st = Stream::new(mark.0, lim, node.store.databases());
+                (st.resp, st.db, st.acked_mark) = (mark.1, mark.2, mark);
+                let missed: Vec<u8> = backlog.concat();
+                queued.fetch_add(missed.len() as u64, Ordering::Relaxed);
+                let stream = slot.insert(st);
+                if !missed.is_empty() {
+                    stream
+                        .send_records(node, wr, Some(Bytes::from(missed)), &mut tap_rx, &queued)
+                        .await?;
+                }
+                return stream_loop(node, id, rd, wr, inbuf, kind, stream, tap_rx, queued).await;
+            }
+        },
+    };
+    if kind == SyncKind::Psync && who.psync.is_some() {
+        node.replicas
+            .sync_partial_err
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    node.replicas.sync_full.fetch_add(1, Ordering::Relaxed);
     // The copy and the tap split the history exactly (see the module doc); an rdb-only
     // client gets no stream, so no tap.
     let copier = node.clone();
@@ -248,11 +381,34 @@ async fn feed(
         return Ok(());
     }
     node.replicas.set_state(id, "online");
-    let mut stream = Stream::new(
-        at,
-        crate::commands::keys::rdb_limits(node),
-        node.store.databases(),
-    );
+    let stream = slot.insert(Stream::new(at, lim, node.store.databases()));
+    stream_loop(node, id, rd, wr, inbuf, kind, stream, tap_rx, queued).await
+}
+
+/// Where the replica `who` continues from, when it asks for a partial resync of our stream
+/// (`PSYNC <our replid> <offset>`) and was fed here up to that offset.
+fn continue_from(node: &Node, who: &Who, replid: &str) -> Option<Mark> {
+    let (asked_id, offset) = who.psync.as_ref()?;
+    if asked_id != replid {
+        return None;
+    }
+    node.replicas
+        .resume_point(&who.ip, who.port, replid, *offset)
+}
+
+/// An online replica's stream: our log's records as commands, PINGs, GETACKs, its ACKs.
+#[allow(clippy::too_many_arguments)]
+async fn stream_loop(
+    node: &Arc<Node>,
+    id: u64,
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    inbuf: &mut BytesMut,
+    kind: SyncKind,
+    stream: &mut Stream,
+    mut tap_rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicU64>,
+) -> Result<(), String> {
     let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
     let mut args: Vec<Bytes> = Vec::new();
     let period = || {
@@ -374,7 +530,9 @@ struct Stream {
     resp: u64,
     /// (ours, resp) at the end of each batch not yet acknowledged (at most [`UNACKED_MAX`]: a
     /// client that never acknowledges, such as `redis-cli --replica`, costs no more).
-    unacked: VecDeque<(u64, u64)>,
+    unacked: VecDeque<Mark>,
+    /// The last batch end the replica acknowledged (where it may continue from too).
+    acked_mark: Mark,
     /// Our stream's offset the replica acknowledged.
     acked: u64,
     /// The db the replica has selected (None: none yet, as after a full sync).
@@ -395,6 +553,7 @@ impl Stream {
             ours: at,
             resp: at,
             unacked: VecDeque::new(),
+            acked_mark: (at, at, None),
             acked: at,
             db: None,
             lim,
@@ -432,11 +591,25 @@ impl Stream {
             self.resp += out.len() as u64;
             self.out = out;
             sent?;
-            if self.unacked.len() >= UNACKED_MAX {
-                self.unacked.pop_front();
-            }
-            self.unacked.push_back((self.ours, self.resp));
+            self.mark();
         }
+    }
+
+    /// Notes the end of what was sent as a point the replica may acknowledge, or continue
+    /// from after a reconnection.
+    fn mark(&mut self) {
+        if self.unacked.len() >= UNACKED_MAX {
+            self.unacked.pop_front();
+        }
+        self.unacked.push_back((self.ours, self.resp, self.db));
+    }
+
+    /// Where the replica may continue from, oldest first: what it acknowledged, then the ends
+    /// of what was sent since.
+    fn marks(&self) -> Vec<Mark> {
+        std::iter::once(self.acked_mark)
+            .chain(self.unacked.iter().copied())
+            .collect()
     }
 
     /// Sends every record queued now.
@@ -547,17 +720,19 @@ impl Stream {
     ) -> Result<(), String> {
         write(node, wr, bytes).await?;
         self.resp += bytes.len() as u64;
+        self.mark();
         Ok(())
     }
 
     /// `REPLCONF ACK offset`: the replica applied everything up to `offset` (its count).
     fn acknowledged(&mut self, replicas: &Replicas, id: u64, offset: u64) {
         let mut acked = None;
-        while let Some(&(ours, resp)) = self.unacked.front() {
+        while let Some(&(ours, resp, db)) = self.unacked.front() {
             if resp > offset {
                 break;
             }
             acked = Some(ours);
+            self.acked_mark = (ours, resp, db);
             self.unacked.pop_front();
         }
         if self.unacked.is_empty() && offset >= self.resp {
@@ -706,8 +881,8 @@ mod tests {
                 acked_ms: 0,
             },
         );
-        s.unacked.push_back((150, 180));
-        s.unacked.push_back((200, 260));
+        s.unacked.push_back((150, 180, Some(0)));
+        s.unacked.push_back((200, 260, Some(0)));
         s.ours = 200;
         s.resp = 274; // a PING after the second batch
         s.acknowledged(&replicas, 7, 179);
