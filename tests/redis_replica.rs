@@ -813,6 +813,13 @@ async fn a_replica_with_its_link_down_answers_as_redis() {
         "CONFIG SET replica-serve-stale-data no",
         "GET k",
         "PING",
+        // Scripts: one without a `#!lua` line is refused, one with `allow-stale` runs and
+        // may call only `stale` commands, one that may write is refused first (read-only).
+        "EVAL return(redis.call('get','k')) 0",
+        "EVAL|#!lua flags=allow-stale,no-writes\nreturn redis.pcall('get','k')['err']|0",
+        "EVAL|#!lua flags=allow-stale,no-writes\nreturn redis.call('info','server') ~= nil|0",
+        "EVAL|#!lua flags=no-writes\nreturn 1|0",
+        "EVAL|#!lua\nreturn 1|0",
         "SET k v2",
         "CONFIG SET replica-read-only no",
         "SET k v2",
@@ -835,7 +842,12 @@ async fn a_replica_with_its_link_down_answers_as_redis() {
         let mut conn = common::session::Conn::connect(addr).await;
         let mut out = Vec::new();
         for line in SCRIPT {
-            let args: Vec<&str> = line.split(' ').collect();
+            // `|` separates arguments that hold spaces.
+            let args: Vec<&str> = if line.contains('|') {
+                line.split('|').collect()
+            } else {
+                line.split(' ').collect()
+            };
             out.push(format!("{line} -> {}", conn.call_str(&args).await));
         }
         out
@@ -847,7 +859,8 @@ async fn a_replica_with_its_link_down_answers_as_redis() {
     let theirs = replies(redis.addr()).await;
     common::session::assert_same_lines(&ours, &theirs);
     assert!(ours[10].contains("-MASTERDOWN"), "{ours:?}");
-    assert!(ours[14].contains("-MASTERDOWN"), "{ours:?}");
+    assert!(ours[13].contains("stale replica"), "{ours:?}");
+    assert!(ours[19].contains("-MASTERDOWN"), "{ours:?}");
 }
 
 /// `repl-timeout`, both ways: a PSYNC replica that never acknowledges is dropped (a SYNC client
@@ -1036,6 +1049,34 @@ async fn a_redis_dump_rdb_is_loaded_at_start_up() {
         .await
         .unwrap();
     assert!(ttl > 900, "TTLs kept: {ttl}");
+    node.shutdown().await;
+
+    // In cluster mode the file is refused (its keys' slots and dbs are not this node's).
+    let cdir = tempfile::tempdir().unwrap();
+    std::fs::write(cdir.path().join("redis.rdb"), &rdb).unwrap();
+    let mut v = reredis::config::Config::ephemeral().values.clone();
+    for (k, val) in [
+        ("dir", cdir.path().to_str().unwrap()),
+        ("cluster.enabled", "yes"),
+    ] {
+        v.set(k, val, reredis::config::Origin::Default).unwrap();
+    }
+    // Given (not left at its default, which would take the node's port in cluster mode).
+    v.set(
+        "dbfilename",
+        "redis.rdb",
+        reredis::config::Origin::Flag("--dbfilename".into()),
+    )
+    .unwrap();
+    let node = reredis::start(reredis::config::Config::from_values(v))
+        .await
+        .unwrap();
+    let stopped = node.node.shutdown.clone();
+    tokio::time::timeout(Duration::from_secs(20), stopped.cancelled())
+        .await
+        .expect("a node in cluster mode refuses a Redis RDB file");
+    let why = node.node.persist.fatal.lock().clone().unwrap_or_default();
+    assert!(why.contains("cluster mode does not load"), "{why}");
     node.shutdown().await;
 
     // A damaged file: the node stops, and the file is left as it was.

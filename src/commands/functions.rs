@@ -173,6 +173,7 @@ fn compile(engine: &Engine, code: &[u8], replace: bool) -> Result<(String, Libra
             shebang: true,
             no_writes: flag_names.contains(&"no-writes"),
             allow_oom: flag_names.contains(&"allow-oom"),
+            allow_stale: flag_names.contains(&"allow-stale"),
         };
         functions.insert(
             fname,

@@ -13,6 +13,13 @@ use crate::resp::writer::fmt_g;
 /// Deepest nesting `cjson.encode` and `cjson.decode` follow by default (lua-cjson's).
 const MAX_DEPTH: usize = 1000;
 
+/// Deepest nesting followed whatever the settings say: the walks (ours and serde_json's)
+/// recurse on the thread's stack, as lua-cjson's stop where Lua's C stack does (8000 slots, a
+/// few per level). Past it the usual nesting errors are raised. A release build walks 3000
+/// levels on a 2 MiB runtime thread; a debug build's frames are larger (it fails near 650), so
+/// its limit is lower.
+const HARD_MAX_DEPTH: usize = if cfg!(debug_assertions) { 400 } else { 1000 };
+
 /// lua-cjson's settings that change what encode and decode do, per Lua state (as lua-cjson
 /// keeps them with its module): `cjson.encode_max_depth`, `cjson.decode_max_depth`,
 /// `cjson.encode_invalid_numbers`.
@@ -69,7 +76,8 @@ pub fn register(lua: &Lua, globals: &Table) -> mlua::Result<()> {
                 }
             };
             let text = text.as_bytes();
-            if let Err(e) = check_nesting(&text, c.decode_max_depth.load(Relaxed)) {
+            let max = c.decode_max_depth.load(Relaxed).min(HARD_MAX_DEPTH);
+            if let Err(e) = check_nesting(&text, max) {
                 return Err(raise(lua, &g, &e));
             }
             let mut de = serde_json::Deserializer::from_slice(&text);
@@ -734,7 +742,7 @@ fn encode(cfg: &CjsonCfg, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<
         Value::Number(n) => encode_number(cfg, *n, out)?,
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth >= cfg.encode_max_depth.load(Relaxed) {
+            if depth >= cfg.encode_max_depth.load(Relaxed).min(HARD_MAX_DEPTH) {
                 return Err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 1

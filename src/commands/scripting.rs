@@ -263,6 +263,9 @@ pub(crate) struct ScriptFlags {
     pub no_writes: bool,
     /// `allow-oom`: it may write over `maxmemory`.
     pub allow_oom: bool,
+    /// `allow-stale`: it may run on a replica whose link is down with
+    /// `replica-serve-stale-data no` (the commands it calls must be `stale` ones).
+    pub allow_stale: bool,
 }
 
 pub(crate) struct Engine {
@@ -832,7 +835,8 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
             match flag {
                 "no-writes" => found.no_writes = true,
                 "allow-oom" => found.allow_oom = true,
-                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                "allow-stale" => found.allow_stale = true,
+                "no-cluster" | "allow-cross-slot-keys" => {}
                 other => {
                     return Err(CmdError::err(format!(
                         "Unexpected flag in script shebang: {other}"
@@ -1181,6 +1185,16 @@ impl CallCtx<'_, '_> {
         if f & NOSCRIPT != 0 && !self.scripts.disable_deny.load(Ordering::Relaxed) {
             return Err("ERR This Redis command is not allowed from script".into());
         }
+        // A replica whose link is down with `replica-serve-stale-data no` (Redis's
+        // scriptVerifyAllowStale): only commands flagged `stale`.
+        let upstream = &self.node.upstream;
+        if upstream.is_replica()
+            && f & super::flags::STALE == 0
+            && !upstream.link_up()
+            && !self.node.config.read().get_bool("replica-serve-stale-data")
+        {
+            return Err("ERR Can not execute the command on a stale replica".into());
+        }
         // The caller's ACL user runs the script's commands (Redis's scriptVerifyACL).
         if let Some(denied) =
             super::acl_denied(self.node, self.client, cmd, argv, crate::acl::Context::Lua)
@@ -1407,9 +1421,7 @@ fn eval_generic(
         engine.load(&args[1])?
     };
     let script = &engine.scripts[&sha];
-    if script.flags.shebang {
-        may_write_check(node, script.flags)?;
-    }
+    may_write_check(node, script.flags)?;
     if readonly && script.flags.shebang && !script.flags.no_writes {
         return Err(CmdError::err(
             "Can not execute a script with write flag using *_ro command.",
@@ -1439,6 +1451,29 @@ pub(crate) fn may_write_check(
     node: &crate::node::Node,
     flags: ScriptFlags,
 ) -> Result<(), CmdError> {
+    // On a replica, as Redis's processCommand sees a script with the flags it declares (a
+    // write unless `no-writes`, `stale` only with `allow-stale`), and as its
+    // scriptPrepareForRun refuses a script without a `#!lua` line on a stale replica.
+    let upstream = &node.upstream;
+    if upstream.is_replica() {
+        let c = node.config.read();
+        if flags.shebang && !flags.no_writes && c.get_bool("replica-read-only") {
+            return Err(CmdError::Msg(
+                "READONLY You can't write against a read only replica.".into(),
+            ));
+        }
+        let may_run_stale = flags.shebang && flags.allow_stale;
+        let stale = !upstream.link_up() && !c.get_bool("replica-serve-stale-data");
+        if stale && !may_run_stale {
+            return Err(CmdError::Msg(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                    .into(),
+            ));
+        }
+    }
+    if !flags.shebang {
+        return Ok(());
+    }
     if !flags.no_writes && node.min_replicas().is_some_and(|(want, good)| good < want) {
         return Err(CmdError::Msg(
             "NOREPLICAS Not enough good replicas to write.".into(),

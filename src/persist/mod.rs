@@ -298,6 +298,13 @@ fn load(node: &Arc<Node>) -> anyhow::Result<Option<(String, u64)>> {
         let progress = |b: u64| note_progress(p, b, &last_log);
         let skip_expired = (!is_replica(node)).then(now_ms);
         if is_redis_rdb(&snap) {
+            if node.cluster.is_some() {
+                // Its keys belong to slots this node may not own, and to dbs a cluster has not.
+                anyhow::bail!(
+                    "{} is a Redis RDB file, which a node in cluster mode does not load: load it into a node with cluster-enabled no and move its keys with redis-cli --cluster import (or MIGRATE), or move the file away",
+                    snap.display()
+                );
+            }
             let file = std::fs::read(&snap)
                 .map_err(|e| anyhow::anyhow!("{}: {}", snap.display(), strerror(&e)))?;
             let (loaded, expired) =

@@ -480,6 +480,11 @@ async fn stream_loop(
                     }
                 }
                 while parser.parse(inbuf, &mut args).map_err(|e| e.0)? {
+                    // A replica loading the file says it is alive with bare newlines (as
+                    // Redis's replicas do, and Redis's masters count them).
+                    if args.is_empty() {
+                        last_ack = tokio::time::Instant::now();
+                    }
                     if args.len() >= 3
                         && args[0].eq_ignore_ascii_case(b"replconf")
                         && args[1].eq_ignore_ascii_case(b"ack")

@@ -157,11 +157,25 @@ async fn send(w: &mut tokio::net::tcp::OwnedWriteHalf, args: &[&[u8]]) -> Result
     w.write_all(&out).await.map_err(|e| e.to_string())
 }
 
-async fn line(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Result<String, String> {
+/// `repl-timeout`.
+fn repl_timeout(node: &Node) -> Duration {
+    Duration::from_secs(node.config.read().get_int("repl-timeout").max(1) as u64)
+}
+
+/// One line from the master, within `timeout`.
+async fn line(
+    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    timeout: Duration,
+) -> Result<String, String> {
     let mut s = String::new();
-    let n = tokio::time::timeout(Duration::from_secs(60), r.read_line(&mut s))
+    let n = tokio::time::timeout(timeout, r.read_line(&mut s))
         .await
-        .map_err(|_| "the master did not answer within 60 seconds".to_string())?
+        .map_err(|_| {
+            format!(
+                "the master did not answer within {} seconds (repl-timeout)",
+                timeout.as_secs()
+            )
+        })?
         .map_err(|e| e.to_string())?;
     if n == 0 {
         return Err("the master closed the connection".into());
@@ -189,7 +203,7 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         )
     };
     send(&mut wr, &[b"PING"]).await?;
-    let pong = line(&mut rd).await?;
+    let pong = line(&mut rd, repl_timeout(node)).await?;
     if pong.starts_with("-NOAUTH") || !masterauth.is_empty() {
         if masterauth.is_empty() {
             return Err(format!("the master needs a password (masterauth): {pong}"));
@@ -200,7 +214,7 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         }
         auth.push(masterauth.as_bytes());
         send(&mut wr, &auth).await?;
-        let r = line(&mut rd).await?;
+        let r = line(&mut rd, repl_timeout(node)).await?;
         if !r.starts_with('+') {
             return Err(format!("AUTH refused by the master: {r}"));
         }
@@ -209,9 +223,9 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     }
     let port = node.resp_addr.port().to_string();
     send(&mut wr, &[b"REPLCONF", b"listening-port", port.as_bytes()]).await?;
-    line(&mut rd).await?;
+    line(&mut rd, repl_timeout(node)).await?;
     send(&mut wr, &[b"REPLCONF", b"capa", b"psync2"]).await?;
-    line(&mut rd).await?;
+    line(&mut rd, repl_timeout(node)).await?;
     // What this link already holds (after an earlier sync) lets the master send only what it
     // missed.
     let cached = {
@@ -228,7 +242,7 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         &[b"PSYNC", psync_id.as_bytes(), psync_offset.as_bytes()],
     )
     .await?;
-    let reply = line(&mut rd).await?;
+    let reply = line(&mut rd, repl_timeout(node)).await?;
     let mut words = reply.split(' ');
     let offset = match (words.next(), cached) {
         (Some("+FULLRESYNC"), _) => {
@@ -280,7 +294,7 @@ async fn full_sync(
     tracing::info!(master = %format!("{}:{}", link.host, link.port), "Full resync from master: {replid}:{offset}");
     // The file: newlines while the master makes it, then `$<length>` and the bytes.
     let len: usize = loop {
-        let l = line(rd).await?;
+        let l = line(rd, repl_timeout(node)).await?;
         if let Some(n) = l.strip_prefix('$') {
             if n.starts_with("EOF:") {
                 return Err(
@@ -293,10 +307,26 @@ async fn full_sync(
             return Err(format!("expected the RDB file, got {l}"));
         }
     };
+    // Read in pieces, each within `repl-timeout`: a master that stalls mid-transfer takes the
+    // link down (and it is retried) rather than leaving it syncing for ever.
+    let timeout = repl_timeout(node);
     let mut file = vec![0; len];
-    rd.read_exact(&mut file)
-        .await
-        .map_err(|e| format!("reading the RDB file: {e}"))?;
+    let mut got = 0;
+    while got < len {
+        let n = tokio::time::timeout(timeout, rd.read(&mut file[got..]))
+            .await
+            .map_err(|_| {
+                format!(
+                    "Timeout receiving the RDB file from the master ({} of {len} bytes in; repl-timeout)",
+                    got
+                )
+            })?
+            .map_err(|e| format!("reading the RDB file: {e}"))?;
+        if n == 0 {
+            return Err("the master closed the connection during the transfer".into());
+        }
+        got += n;
+    }
     let loader = node.clone();
     let stop = link.stop.clone();
     let mut load = tokio::task::spawn_blocking(move || {
