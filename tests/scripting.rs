@@ -610,6 +610,13 @@ async fn errors_inside_scripts_are_counted_as_redis_counts_them() {
             &["EVAL", "return redis.call('get')", "0"],
             &["EVAL", "return redis.pcall('get', 'a', 'b')", "0"],
             &["EVAL", "error('plain')", "0"],
+            // Errors inside an array reply: counted unless a call's.
+            &["EVAL", "return {1, redis.error_reply('NESTED x')}", "0"],
+            &[
+                "EVAL",
+                "return {redis.pcall('nosuch'), redis.pcall('get')}",
+                "0",
+            ],
         ];
         seen.push(c.call_str(&["CONFIG", "RESETSTAT"]).await);
         for args in steps {

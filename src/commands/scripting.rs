@@ -899,7 +899,13 @@ fn resp_to_lua(
     }
     Ok(Some(match kind {
         b'+' => table1("ok", Value::String(lua.create_string(line)?))?,
-        b'-' => Value::Table(error_table(lua, &text())?),
+        b'-' => {
+            // A command's error, counted where it happened (Redis's
+            // redisProtocolToLuaType_Error marks it so).
+            let t = error_table(lua, &text())?;
+            t.set("ignore_error_stats_update", true)?;
+            Value::Table(t)
+        }
         b':' => match num() {
             Some(n) => Value::Number(n as f64),
             None => return Ok(None),
@@ -992,9 +998,18 @@ const MAX_REPLY_DEPTH: usize = 200;
 
 /// A script's result as the caller's reply (Redis's `luaReplyToRedisReply`).
 /// `resp3`: the script chose RESP3 (`redis.setresp(3)`), which changes how booleans convert.
-fn write_value(out: &mut Reply, v: &Value, depth: usize, resp3: bool) -> mlua::Result<()> {
+/// `errors`: the error replies written inside it, for the error statistics (a call's error,
+/// counted already, as [`CmdError::Counted`]).
+fn write_value(
+    out: &mut Reply,
+    v: &Value,
+    depth: usize,
+    resp3: bool,
+    errors: &mut Vec<CmdError>,
+) -> mlua::Result<()> {
     if depth > MAX_REPLY_DEPTH {
         out.error("ERR reached lua stack limit");
+        errors.push(CmdError::err("reached lua stack limit"));
         return Ok(());
     }
     match v {
@@ -1005,7 +1020,17 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize, resp3: bool) -> mlua::R
         Value::Number(n) => out.int(*n as i64),
         Value::Table(t) => {
             if let Value::String(e) = t.raw_get::<Value>("err")? {
-                out.error(&e.to_string_lossy());
+                let text = e.to_string_lossy().to_string();
+                out.error(&text);
+                errors.push(
+                    if t.raw_get::<bool>("ignore_error_stats_update")
+                        .unwrap_or(false)
+                    {
+                        CmdError::Counted(text)
+                    } else {
+                        CmdError::Msg(text)
+                    },
+                );
             } else if let Value::String(s) = t.raw_get::<Value>("ok")? {
                 // A status is one line: CR and LF become spaces, as in Redis.
                 out.simple(&s.to_string_lossy().replace(['\r', '\n'], " "));
@@ -1053,8 +1078,8 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize, resp3: bool) -> mlua::R
                     m.pairs::<Value, Value>().collect::<Result<_, _>>()?;
                 out.map(pairs.len());
                 for (k, v) in &pairs {
-                    write_value(out, k, depth + 1, resp3)?;
-                    write_value(out, v, depth + 1, resp3)?;
+                    write_value(out, k, depth + 1, resp3, errors)?;
+                    write_value(out, v, depth + 1, resp3, errors)?;
                 }
             } else if let Value::Table(set) = t.raw_get::<Value>("set")? {
                 let members: Vec<Value> = set
@@ -1063,7 +1088,7 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize, resp3: bool) -> mlua::R
                     .collect::<Result<_, _>>()?;
                 out.set(members.len());
                 for m in &members {
-                    write_value(out, m, depth + 1, resp3)?;
+                    write_value(out, m, depth + 1, resp3, errors)?;
                 }
             } else {
                 let mut items = Vec::new();
@@ -1076,7 +1101,7 @@ fn write_value(out: &mut Reply, v: &Value, depth: usize, resp3: bool) -> mlua::R
                 }
                 out.array(items.len());
                 for item in &items {
-                    write_value(out, item, depth + 1, resp3)?;
+                    write_value(out, item, depth + 1, resp3, errors)?;
                 }
             }
         }
@@ -1689,12 +1714,48 @@ pub(crate) fn run_target(
                 let message = e.to_string_lossy().to_string();
                 return Err(script_error(&v, message));
             }
-            write_value(out, &v, 0, scripts.resp3.load(Ordering::Relaxed)).map_err(lua_err)?
+            let mut errors = Vec::new();
+            write_value(
+                out,
+                &v,
+                0,
+                scripts.resp3.load(Ordering::Relaxed),
+                &mut errors,
+            )
+            .map_err(lua_err)?;
+            note_nested_errors(node, &args[0], &errors);
         }
         Ok((false, err)) => return Err(script_error(&err, failure_message(&err, name))),
         Err(e) => return Err(lua_err(e)),
     }
     Ok(())
+}
+
+/// Error replies inside a script's reply (an array holding `redis.error_reply(...)`) count as
+/// Redis counts them: each in the error statistics unless a call's (counted already), and the
+/// command as failed (once for the counted ones, and once for each call's, as Redis's
+/// afterErrorReply does).
+fn note_nested_errors(node: &crate::node::Node, name: &[u8], errors: &[CmdError]) {
+    if errors.is_empty() {
+        return;
+    }
+    let Some(cmd) = super::table().lookup(name) else {
+        return;
+    };
+    let stat = &node.cmd_stats[cmd.id];
+    let mut fresh = false;
+    for e in errors {
+        match e {
+            CmdError::Counted(_) => stat.failed(),
+            _ => {
+                node.stats.note_error(e);
+                fresh = true;
+            }
+        }
+    }
+    if fresh {
+        stat.failed();
+    }
 }
 
 pub fn eval(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
