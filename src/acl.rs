@@ -595,8 +595,11 @@ impl User {
 const UNKNOWN: &str = "Unknown command or category name in ACL";
 const SYNTAX: &str = "Syntax error";
 
-fn has_spaces(s: &[u8]) -> bool {
-    s.iter().any(|&b| b.is_ascii_whitespace() || b == 0)
+/// Whether `s` holds a space or a NUL, as Redis's ACLStringHasSpaces (C's `isspace`, which
+/// counts the vertical tab that `is_ascii_whitespace` does not).
+pub fn has_spaces(s: &[u8]) -> bool {
+    s.iter()
+        .any(|&b| b.is_ascii_whitespace() || b == 0x0b || b == 0)
 }
 
 /// The hash a password rule names: `>pass`/`<pass` hash the password, `#hash`/`!hash` give it.
@@ -802,7 +805,7 @@ impl Acl {
                 continue;
             }
             let name = String::from_utf8_lossy(argv[1]).into_owned();
-            if argv[1].iter().any(|&b| b.is_ascii_whitespace() || b == 0) {
+            if has_spaces(argv[1]) {
                 errors.push_str(&format!(
                     "'{filename}:{n}: username '{name}' contains invalid characters. "
                 ));

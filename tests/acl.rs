@@ -52,6 +52,7 @@ async fn users_and_their_rules_match_redis() {
             c(0, "ACL SETUSER bob ~foo"),
             c(0, "ACL SETUSER bob &foo"),
             ca(0, &["ACL", "SETUSER", "a b"]),
+            ca(0, &["ACL", "SETUSER", "a\u{b}b"]),
             c(0, "ACL SETUSER alice on +set bogus"),
             c(0, "ACL GETUSER alice"),
             c(0, "ACL GETUSER nobody"),

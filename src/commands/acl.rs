@@ -44,7 +44,7 @@ pub fn help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 pub fn setuser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let name = &args[2];
-    if name.iter().any(|&b| b.is_ascii_whitespace() || b == 0) {
+    if crate::acl::has_spaces(name) {
         return Err(CmdError::err(
             "Usernames can't contain spaces or null characters",
         ));
