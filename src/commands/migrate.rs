@@ -194,41 +194,29 @@ struct Exchange<'a> {
     keys: &'a [Outgoing<'a>],
 }
 
-fn bulk(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn array(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(format!("*{n}\r\n").as_bytes());
-}
-
 impl Exchange<'_> {
     fn request(&self, select: bool) -> Vec<u8> {
+        use crate::resp::encode_command;
         let mut out = Vec::new();
         if let Some((user, pass)) = self.auth {
-            array(&mut out, if user.is_some() { 3 } else { 2 });
-            bulk(&mut out, b"AUTH");
-            if let Some(u) = user {
-                bulk(&mut out, u);
-            }
-            bulk(&mut out, pass);
+            let user = user.map(|u| &u[..]);
+            encode_command(
+                &mut out,
+                std::iter::once(&b"AUTH"[..]).chain(user).chain([&pass[..]]),
+            );
         }
         if select {
-            array(&mut out, 2);
-            bulk(&mut out, b"SELECT");
-            bulk(&mut out, self.dbid.to_string().as_bytes());
+            encode_command(&mut out, [&b"SELECT"[..], self.dbid.to_string().as_bytes()]);
         }
         for k in self.keys {
-            array(&mut out, if self.replace { 5 } else { 4 });
-            bulk(&mut out, self.restore);
-            bulk(&mut out, k.key);
-            bulk(&mut out, k.ttl.to_string().as_bytes());
-            bulk(&mut out, &k.payload);
-            if self.replace {
-                bulk(&mut out, b"REPLACE");
-            }
+            let ttl = k.ttl.to_string();
+            let replace: Option<&[u8]> = self.replace.then_some(b"REPLACE");
+            encode_command(
+                &mut out,
+                [self.restore, k.key, ttl.as_bytes(), &k.payload[..]]
+                    .into_iter()
+                    .chain(replace),
+            );
         }
         out
     }
