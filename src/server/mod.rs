@@ -181,6 +181,14 @@ async fn run_client(node: Arc<Node>, sock: TcpStream, info: Arc<clients::ClientI
     node.clients.unregister(id);
 }
 
+/// Sleeps until `deadline`, or for ever when there is none.
+pub(crate) async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_monitor(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
     match rx {
         Some(rx) => rx.recv().await,
@@ -553,12 +561,7 @@ async fn wait_blocked(
         };
         let waiter = b.waiter.clone();
         let deadline = b.deadline;
-        let expired = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        let expired = sleep_until_some(deadline);
         tokio::select! {
             biased;
             _ = kill.cancelled() => break After::Close,
@@ -670,12 +673,7 @@ async fn wait_replicas(
     kill: &CancellationToken,
     w: crate::server::clients::WaitReplicas,
 ) -> usize {
-    let expired = async {
-        match w.deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let expired = sleep_until_some(w.deadline);
     tokio::pin!(expired);
     // Bus replicas and Redis replicas (SYNC/PSYNC) both count.
     let count = || {

@@ -448,12 +448,7 @@ async fn stream_loop(
             );
             return Ok(());
         }
-        let deadline = async {
-            match draining {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        let deadline = super::sleep_until_some(draining);
         tokio::select! {
             biased;
             // As Redis 7 at shutdown: the replica gets every write made (for at most
