@@ -672,7 +672,12 @@ fn wait_settled(nodes: &[&ClusterNode], ranges: usize, timeout: Duration) {
             .collect::<Vec<_>>(),
         nodes
             .iter()
-            .map(|x| format!("--- {}\n{}", x.port, x.log()))
+            .map(|x| format!(
+                "--- {}\n{}\n{}",
+                x.port,
+                cli(x.port, &["CLUSTER", "NODES"]),
+                x.log()
+            ))
             .collect::<String>()
     );
 }
@@ -1568,6 +1573,32 @@ fn two_nodes_joining_at_once_take_their_share_of_the_keys() {
         rt.block_on(missing_keys(&ports, "key", KEYS)),
         Vec::<String>::new()
     );
+}
+
+/// A cluster that does not rebalance says why in its log: here a member stopped answering
+/// (SIGSTOP) when a third node joined, and part of the layout waits for it.
+#[test]
+fn a_rebalance_held_up_by_an_unreachable_member_says_why_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // The delay outlasts the node timeout: the stopped node is PFAIL when planning starts.
+    let n = three_nodes(dir.path(), &["--cluster-rebalance-delay", "3000"]);
+    meet(&n[0], &n[1]);
+    wait_settled(&[&n[0], &n[1]], 2, Duration::from_secs(60));
+    let stopped = cli(n[1].port, &["CLUSTER", "MYID"]);
+    signal(&n[1], "-STOP");
+    meet(&n[0], &n[2]);
+    // n[0] serves 0-8191; the layout of three gives 5461-8191 to n[1], which does not answer.
+    let waiting = format!(
+        "automatic distribution is waiting for {stopped} (127.0.0.1:{}) to be reachable (flags master,fail?",
+        n[1].port
+    );
+    let said = wait(Duration::from_secs(60), || n[0].log().contains(&waiting));
+    signal(&n[1], "-CONT");
+    assert!(said, "{}", n[0].log());
+    let all: Vec<&ClusterNode> = n.iter().collect();
+    wait_settled(&all, 3, Duration::from_secs(120));
+    let done = format!("automatic distribution no longer waits for {stopped}");
+    assert!(n[0].log().contains(&done), "{}", n[0].log());
 }
 
 #[test]

@@ -150,6 +150,24 @@ pub struct Cluster {
     save_lock: Mutex<()>,
     /// Replication, on both sides (INFO replication).
     pub repl: replication::Replication,
+    /// Why automatic distribution is not moving towards the even layout, if it is not.
+    auto_wait: Mutex<AutoWait>,
+}
+
+/// What automatic distribution waits for, and since when (see [`Cluster::note_auto_wait`]).
+#[derive(Default)]
+struct AutoWait {
+    reason: Option<String>,
+    since_ms: i64,
+    logged: bool,
+}
+
+/// How long automatic distribution waits for the same thing before the log says what it is.
+const AUTO_WAIT_LOG_MS: i64 = 10_000;
+
+/// A node as the log names it: its ID and address.
+fn describe(n: &ClusterNode) -> String {
+    format!("{} ({}:{})", n.id, n.endpoint.ip, n.endpoint.port)
 }
 
 fn random_node_id() -> String {
@@ -232,6 +250,7 @@ impl Cluster {
             migrator: migrate::Migrator::new(),
             save_lock: Mutex::new(()),
             repl: replication::Replication::default(),
+            auto_wait: Mutex::new(AutoWait::default()),
         })
     }
 
@@ -1096,6 +1115,7 @@ impl Cluster {
                     .filter(|n| n.id != me_id && n.seen)
                     .collect();
                 if peers.is_empty() {
+                    self.note_auto_wait(now, None);
                     return;
                 }
                 let yield_to_peer = keys == 0
@@ -1128,14 +1148,21 @@ impl Cluster {
                 return;
             }
             if now - st.membership_changed_ms < self.cfg.rebalance_delay_ms {
+                self.note_auto_wait(
+                    now,
+                    Some("membership to stay unchanged for cluster.rebalance-delay".into()),
+                );
                 return;
             }
-            if st
+            if let Some(p) = st
                 .nodes
                 .values()
-                .any(|n| n.id != me_id && n.provisional && n.seen)
+                .find(|n| n.id != me_id && n.provisional && n.seen)
             {
-                return; // wait until every peer settled its own claim
+                // Every peer settles its own claim first.
+                let why = format!("{} to settle its provisional claim", describe(p));
+                self.note_auto_wait(now, Some(why));
+                return;
             }
             if let Some(master) = st.auto_replica_roles(keys).remove(&me_id) {
                 tracing::info!(master = %master, replicas = st.replicas_per_shard, "automatic distribution: this node becomes a replica (cluster.replicas)");
@@ -1172,6 +1199,9 @@ impl Cluster {
             }
             let mut claim = Vec::new();
             let mut reclaimed = false;
+            // What keeps the layout from being reached, if nothing moves towards it.
+            let mut unhealthy: Option<String> = None;
+            let mut awaited: Option<(String, usize)> = None;
             for (s, t) in target.iter().enumerate() {
                 let owner = st.slots[s].as_deref();
                 // Ours in the layout and unassigned, or bound to a node that no longer claims
@@ -1187,19 +1217,46 @@ impl Cluster {
                         continue;
                     }
                     claim.push(s as u16);
+                } else if *t == Some(me_id.as_str())
+                    && let Some(o) = owner
+                    && o != me_id
+                {
+                    match &mut awaited {
+                        Some((_, n)) => *n += 1,
+                        None => awaited = Some((o.to_string(), 1)),
+                    }
                 } else if owner == Some(me_id.as_str())
                     && let Some(t) = t
                     && *t != me_id
                 {
-                    let healthy = st
-                        .nodes
-                        .get(*t)
-                        .is_some_and(|n| !n.failed() && !n.pfailed() && n.seen);
+                    let to = st.nodes.get(*t);
+                    let healthy = to.is_some_and(|n| !n.failed() && !n.pfailed() && n.seen);
                     if healthy && !st.migrating.contains_key(&(s as u16)) {
                         handoffs.entry(t.to_string()).or_default().push(s as u16);
+                    } else if !healthy && unhealthy.is_none() {
+                        unhealthy = Some(match to {
+                            Some(n) => format!(
+                                "{} to be reachable (flags {}{}) before slots are handed to it",
+                                describe(n),
+                                n.flags_text(),
+                                if n.seen { "" } else { ", never heard from" }
+                            ),
+                            None => format!("{t} to be known before slots are handed to it"),
+                        });
                     }
                 }
             }
+            let why = if !claim.is_empty() || !handoffs.is_empty() {
+                None
+            } else if let Some(u) = unhealthy {
+                Some(u)
+            } else {
+                awaited.map(|(o, n)| {
+                    let o = st.nodes.get(&o).map_or(o, describe);
+                    format!("{n} slots of the even layout to be handed over by their owners ({o} among them)")
+                })
+            };
+            self.note_auto_wait(now, why);
             if reclaimed {
                 st.dirty = true;
             }
@@ -1227,6 +1284,34 @@ impl Cluster {
         }
         for (to, slots_wanted) in handoffs {
             self.hand_off(node, to, slots_wanted);
+        }
+    }
+
+    /// Logs what automatic distribution waits for once the same wait lasted
+    /// [`AUTO_WAIT_LOG_MS`], and when it ends: a cluster that does not rebalance says why.
+    fn note_auto_wait(&self, now: i64, reason: Option<String>) {
+        let mut w = self.auto_wait.lock();
+        if w.reason != reason {
+            if w.logged
+                && let Some(old) = &w.reason
+            {
+                tracing::info!("automatic distribution no longer waits for {old}");
+            }
+            *w = AutoWait {
+                reason,
+                since_ms: now,
+                logged: false,
+            };
+        }
+        if !w.logged
+            && let Some(r) = &w.reason
+            && now - w.since_ms >= AUTO_WAIT_LOG_MS
+        {
+            tracing::info!(
+                seconds = (now - w.since_ms) / 1000,
+                "automatic distribution is waiting for {r}"
+            );
+            w.logged = true;
         }
     }
 
