@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::commands::flags;
 use crate::commands::table::{CommandRef, acl_categories, table};
 use crate::glob::glob_match;
+use crate::resp::parser::split_args;
 
 /// Redis's categories, in its order (`ACLCommandCategories`), without the `@`.
 pub const CATEGORIES: &[&str] = &[
@@ -127,6 +128,16 @@ pub struct User {
     sanitize: Option<bool>,
     /// SHA-256 hex digests, in the order they were added.
     pub passwords: Vec<String>,
+    /// What the rules outside parentheses allow.
+    root: Selector,
+    /// `(...)` rules, each a selector of its own (Redis 7.0): a command runs when one
+    /// selector, the root or another, allows it whole (command, keys and channels).
+    selectors: Vec<Selector>,
+}
+
+/// What one selector allows (Redis's aclSelector): commands, keys and channels.
+#[derive(Clone, Debug)]
+pub struct Selector {
     /// A bit per table entry.
     allowed: Vec<bool>,
     /// Set by `+@all`, cleared by any command denied since (Redis's ALLCOMMANDS).
@@ -151,14 +162,8 @@ impl User {
             nopass: false,
             sanitize: None,
             passwords: Vec::new(),
-            allowed: vec![false; table().all.len()],
-            all_commands: false,
-            future: false,
-            firstargs: BTreeMap::new(),
-            patterns: Vec::new(),
-            allkeys: false,
-            channels: Vec::new(),
-            allchannels: false,
+            root: Selector::new(),
+            selectors: Vec::new(),
         }
     }
 
@@ -173,22 +178,44 @@ impl User {
 
     /// Allowed everything: no check is needed.
     pub fn unrestricted(&self) -> bool {
-        self.all_commands && self.allkeys && self.allchannels
+        self.root.unrestricted()
     }
 
-    /// Whether this user's channels are fewer than `old`'s (some channel allowed before may not
-    /// be now).
+    /// The root selector and the `(...)` ones, in order.
+    fn all_selectors(&self) -> impl Iterator<Item = &Selector> {
+        std::iter::once(&self.root).chain(&self.selectors)
+    }
+
+    /// The rules outside parentheses (ACL GETUSER's top-level fields).
+    pub fn root(&self) -> &Selector {
+        &self.root
+    }
+
+    /// The `(...)` selectors (ACL GETUSER's `selectors`).
+    pub fn selectors(&self) -> &[Selector] {
+        &self.selectors
+    }
+
+    /// Whether some channel allowed to `old` may not be allowed now (Redis's
+    /// ACLKillPubsubClientsIfNeeded: unless a selector allows every channel, each of `old`'s
+    /// patterns must be among the new ones).
     pub fn channels_narrowed_from(&self, old: &User) -> bool {
-        if self.allchannels {
+        if self.all_selectors().any(|s| s.allchannels) {
             return false;
         }
-        old.allchannels || old.channels.iter().any(|c| !self.channels.contains(c))
+        old.all_selectors().any(|s| {
+            s.allchannels
+                || s.channels
+                    .iter()
+                    .any(|c| !self.all_selectors().any(|n| n.channels.contains(c)))
+        })
     }
 
-    /// May read any key (`allkeys`, `~*` or `%R~*`): what SORT's BY and GET need, as Redis's
-    /// ACLUserCheckCmdWithUnrestrictedKeyAccess.
-    pub fn reads_every_key(&self) -> bool {
-        self.allkeys || self.patterns.iter().any(|p| p.read && p.pattern == b"*")
+    /// May run `c` with read access to every key (`allkeys`, `~*` or `%R~*`) in one selector:
+    /// what SORT's BY and GET need, as Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess.
+    pub fn reads_every_key(&self, c: &CommandRef, args: &[Bytes]) -> bool {
+        self.all_selectors()
+            .any(|s| s.reads_every_key() && s.check(c, args).is_ok())
     }
 
     /// Whether this password authenticates the user (a disabled user never authenticates).
@@ -208,38 +235,6 @@ impl User {
                     .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                     == 0
         })
-    }
-
-    fn set_bit(&mut self, id: usize, allow: bool) {
-        self.allowed[id] = allow;
-        if !allow {
-            self.all_commands = false;
-        }
-    }
-
-    /// Redis's ACLChangeSelectorPerm: the entry and all its subcommands.
-    fn change(&mut self, c: &CommandRef, allow: bool) {
-        self.set_bit(c.id, allow);
-        self.firstargs.remove(&c.id);
-        for sub in table().subcommands_of(c) {
-            self.set_bit(sub.id, allow);
-        }
-    }
-
-    fn change_category(&mut self, cat: usize, allow: bool) {
-        let masks = category_masks();
-        for c in table().all.iter() {
-            if c.cmd.handler.is_some() && masks[c.id] & (1 << cat) != 0 {
-                self.change(c, allow);
-            }
-        }
-    }
-
-    fn all(&mut self, allow: bool) {
-        self.allowed.iter_mut().for_each(|b| *b = allow);
-        self.all_commands = allow;
-        self.future = allow;
-        self.firstargs.clear();
     }
 
     /// One rule of `ACL SETUSER`; the error is Redis's description of what is wrong.
@@ -275,8 +270,16 @@ impl User {
             if self.passwords.len() == before {
                 return Err("The password you are trying to remove from the user does not exist");
             }
-        } else if op[0] == b'(' || is("clearselectors") {
-            return Err("Selectors are not supported");
+        } else if op[0] == b'(' && op.ends_with(b")") {
+            // Its rules split as a command line is (quotes allowed), as Redis's
+            // aclCreateSelectorFromOpSet; any wrong rule refuses the whole selector.
+            let mut sel = Selector::new();
+            for rule in split_args(&op[1..op.len() - 1]).unwrap_or_default() {
+                sel.apply(&rule)?;
+            }
+            self.selectors.push(sel);
+        } else if is("clearselectors") {
+            self.selectors.clear();
         } else if is("reset") {
             for r in [
                 "resetpass",
@@ -284,11 +287,132 @@ impl User {
                 "resetchannels",
                 "off",
                 "sanitize-payload",
+                "clearselectors",
                 "-@all",
             ] {
                 self.apply(r.as_bytes())?;
             }
-        } else if is("allkeys") || is("~*") {
+        } else {
+            self.root.apply(op)?;
+        }
+        Ok(())
+    }
+
+    /// Redis's ACLCheckAllUserCommandPerm: allowed when one selector allows it all; else the
+    /// most telling denial (a channel over a key over the command, then the later argument).
+    pub fn check(&self, c: &CommandRef, args: &[Bytes]) -> Result<(), Denied> {
+        let mut worst = Denied::Command;
+        for s in self.all_selectors() {
+            match s.check(c, args) {
+                Ok(()) => return Ok(()),
+                Err(d) if d.rank() > worst.rank() => worst = d,
+                Err(_) => {}
+            }
+        }
+        Err(worst)
+    }
+
+    /// The flags `ACL GETUSER` and `ACL LIST` show, in Redis's order.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut out = vec![if self.enabled { "on" } else { "off" }];
+        if self.nopass {
+            out.push("nopass");
+        }
+        match self.sanitize {
+            Some(false) => out.push("skip-sanitize-payload"),
+            Some(true) => out.push("sanitize-payload"),
+            None => {}
+        }
+        out
+    }
+
+    /// The user as `ACL LIST` and an ACL file show it (without the `user <name>` prefix):
+    /// flags, passwords, the root selector, then each `(...)` selector.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.flags().into_iter().map(String::from).collect();
+        parts.extend(self.passwords.iter().map(|p| format!("#{p}")));
+        parts.push(self.root.describe());
+        for s in &self.selectors {
+            parts.push(format!("({})", s.describe()));
+        }
+        parts.join(" ")
+    }
+}
+
+impl Denied {
+    /// Redis's order of ACL_DENIED_* codes, then the argument's index.
+    fn rank(self) -> (u8, usize) {
+        match self {
+            Denied::Command => (1, 0),
+            Denied::Key(i) => (2, i),
+            Denied::Channel(i) => (4, i),
+        }
+    }
+}
+
+impl Selector {
+    /// Nothing allowed: no command, no key, no channel.
+    fn new() -> Selector {
+        Selector {
+            allowed: vec![false; table().all.len()],
+            all_commands: false,
+            future: false,
+            firstargs: BTreeMap::new(),
+            patterns: Vec::new(),
+            allkeys: false,
+            channels: Vec::new(),
+            allchannels: false,
+        }
+    }
+
+    fn unrestricted(&self) -> bool {
+        self.all_commands && self.allkeys && self.allchannels
+    }
+
+    fn reads_every_key(&self) -> bool {
+        self.allkeys || self.patterns.iter().any(|p| p.read && p.pattern == b"*")
+    }
+
+    fn set_bit(&mut self, id: usize, allow: bool) {
+        self.allowed[id] = allow;
+        if !allow {
+            self.all_commands = false;
+        }
+    }
+
+    /// Redis's ACLChangeSelectorPerm: the entry and all its subcommands.
+    fn change(&mut self, c: &CommandRef, allow: bool) {
+        self.set_bit(c.id, allow);
+        self.firstargs.remove(&c.id);
+        for sub in table().subcommands_of(c) {
+            self.set_bit(sub.id, allow);
+        }
+    }
+
+    fn change_category(&mut self, cat: usize, allow: bool) {
+        let masks = category_masks();
+        for c in table().all.iter() {
+            if c.cmd.handler.is_some() && masks[c.id] & (1 << cat) != 0 {
+                self.change(c, allow);
+            }
+        }
+    }
+
+    fn all(&mut self, allow: bool) {
+        self.allowed.iter_mut().for_each(|b| *b = allow);
+        self.all_commands = allow;
+        self.future = allow;
+        self.firstargs.clear();
+    }
+
+    /// A rule about commands, keys or channels (Redis's ACLSetSelector); any other is a
+    /// syntax error.
+    fn apply(&mut self, op: &[u8]) -> Result<(), &'static str> {
+        if op.is_empty() {
+            return Err(SYNTAX);
+        }
+        let is = |w: &str| op.eq_ignore_ascii_case(w.as_bytes());
+        if is("allkeys") || is("~*") {
             self.allkeys = true;
             self.patterns.clear();
         } else if is("resetkeys") {
@@ -412,7 +536,7 @@ impl User {
     }
 
     /// Redis's ACLSelectorCheckCmd: the command, then its keys, then its channels.
-    pub fn check(&self, c: &CommandRef, args: &[Bytes]) -> Result<(), Denied> {
+    fn check(&self, c: &CommandRef, args: &[Bytes]) -> Result<(), Denied> {
         if !self.all_commands && c.cmd.flags & flags::NO_AUTH == 0 && !self.allowed[c.id] {
             let idx = if c.parent.is_some() { 2 } else { 1 };
             let first = self.firstargs.get(&c.id).and_then(|list| {
@@ -425,7 +549,12 @@ impl User {
         }
         if !self.allkeys {
             for pos in crate::commands::key_positions(c.cmd, args) {
-                let (read, write) = crate::commands::introspection::key_access(c.cmd, args, pos);
+                // A shard channel is a key for routing only: channel rules judge it.
+                let Some((read, write)) =
+                    crate::commands::introspection::key_access(c.cmd, args, pos)
+                else {
+                    continue;
+                };
                 if !self.key_allowed(&args[pos], read, write) {
                     return Err(Denied::Key(pos));
                 }
@@ -472,20 +601,6 @@ impl User {
             })
     }
 
-    /// The flags `ACL GETUSER` and `ACL LIST` show, in Redis's order.
-    pub fn flags(&self) -> Vec<&'static str> {
-        let mut out = vec![if self.enabled { "on" } else { "off" }];
-        if self.nopass {
-            out.push("nopass");
-        }
-        match self.sanitize {
-            Some(false) => out.push("skip-sanitize-payload"),
-            Some(true) => out.push("sanitize-payload"),
-            None => {}
-        }
-        out
-    }
-
     pub fn keys_rule(&self) -> String {
         if self.allkeys {
             return "~*".into();
@@ -510,7 +625,7 @@ impl User {
     /// `-@all`, then the categories that fit best, then single commands.
     pub fn commands_rule(&self) -> String {
         let mut rules = Vec::new();
-        let mut fake = User::new("");
+        let mut fake = Selector::new();
         let additive = !self.future;
         if additive {
             rules.push("-@all".to_string());
@@ -570,10 +685,9 @@ impl User {
         rules.join(" ")
     }
 
-    /// The user as `ACL LIST` and an ACL file show it (without the `user <name>` prefix).
-    pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = self.flags().into_iter().map(String::from).collect();
-        parts.extend(self.passwords.iter().map(|p| format!("#{p}")));
+    /// Keys, channels and commands, as Redis's ACLDescribeSelector.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
         let keys = self.keys_rule();
         if !keys.is_empty() {
             parts.push(keys);
@@ -589,6 +703,31 @@ impl User {
         }
         parts.push(self.commands_rule());
         parts.join(" ")
+    }
+}
+
+/// Joins the words of a selector split over several arguments (`(+get` `~key)`, as a shell
+/// splits them) with spaces, as Redis's ACLMergeSelectorArguments; `Err(i)`: argument `i`
+/// opens a selector that no later argument closes.
+pub fn merge_selector_args(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut open: Option<(usize, Vec<u8>)> = None;
+    for (i, a) in args.iter().enumerate() {
+        if let Some((_, sel)) = &mut open {
+            sel.push(b' ');
+            sel.extend_from_slice(a);
+            if a.ends_with(b")") {
+                out.push(open.take().expect("open").1);
+            }
+        } else if a.first() == Some(&b'(') && !a.ends_with(b")") {
+            open = Some((i, a.to_vec()));
+        } else {
+            out.push(a.to_vec());
+        }
+    }
+    match open {
+        Some((i, _)) => Err(i),
+        None => Ok(out),
     }
 }
 
@@ -743,11 +882,17 @@ impl Acl {
     /// the user only if every rule is valid.
     pub fn set_user(&self, name: &str, rules: &[&[u8]]) -> Result<(), String> {
         let mut users = self.users.write();
+        let rules = merge_selector_args(rules).map_err(|i| {
+            format!(
+                "Unmatched parenthesis in acl selector starting at '{}'.",
+                String::from_utf8_lossy(rules[i])
+            )
+        })?;
         let mut u = match users.get(name) {
             Some(u) => User::clone(u),
             None => User::new(name),
         };
-        for r in rules {
+        for r in &rules {
             u.apply(r).map_err(|e| {
                 format!(
                     "Error in ACL SETUSER modifier '{}': {e}",
@@ -818,8 +963,14 @@ impl Acl {
                 continue;
             }
             let mut u = User::new(&name);
+            let rules = merge_selector_args(&argv[2..]).unwrap_or_else(|_| {
+                errors.push_str(&format!(
+                    "{filename}:{n}: Unmatched parenthesis in selector definition."
+                ));
+                Vec::new()
+            });
             let mut syntax_error = false;
-            for rule in &argv[2..] {
+            for rule in &rules {
                 let rule = trim(rule, b"\t\r\n");
                 match u.apply(rule) {
                     Ok(()) => {}
@@ -1006,9 +1157,9 @@ mod tests {
         assert_eq!(check(&u, &["SELECT", "0"]), Ok(()));
         assert_eq!(check(&u, &["SELECT", "1"]), Err(Denied::Command));
         assert!(
-            u.commands_rule().ends_with("+select|0"),
+            u.root.commands_rule().ends_with("+select|0"),
             "{}",
-            u.commands_rule()
+            u.root.commands_rule()
         );
         let mut u = User::new("u");
         assert_eq!(u.apply(b"+nosuch"), Err(UNKNOWN));
@@ -1048,9 +1199,9 @@ mod tests {
     #[test]
     fn command_rules_are_described_back_by_category() {
         let u = user(&["+@all", "-debug"]);
-        assert_eq!(u.commands_rule(), "+@all -debug");
+        assert_eq!(u.root.commands_rule(), "+@all -debug");
         let u = user(&["+@hash", "+get", "-hdel"]);
-        assert_eq!(u.commands_rule(), "-@all +@hash +get -hdel");
+        assert_eq!(u.root.commands_rule(), "-@all +@hash +get -hdel");
         // Whatever the description, applying it gives the same bits back.
         for rules in [
             &["+@read", "-@keyspace", "+del"][..],
@@ -1058,9 +1209,9 @@ mod tests {
             &["+@write", "+@read", "-@stream"],
         ] {
             let u = user(rules);
-            let desc = u.commands_rule();
+            let desc = u.root.commands_rule();
             let back = user(&desc.split(' ').collect::<Vec<_>>());
-            assert_eq!(back.allowed, u.allowed, "{rules:?} -> {desc}");
+            assert_eq!(back.root.allowed, u.root.allowed, "{rules:?} -> {desc}");
         }
     }
 }

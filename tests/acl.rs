@@ -167,6 +167,120 @@ async fn permissions_are_enforced_as_in_redis() {
     .await;
 }
 
+/// Selectors (Redis 7.0): `(...)` rules, each allowing commands on its own keys and
+/// channels; a command runs when one selector allows it whole, and a refusal names what the
+/// closest selector lacked.
+#[tokio::test]
+async fn selectors_match_redis() {
+    assert_same_as_redis(
+        2,
+        &[
+            ca(
+                0,
+                &[
+                    "ACL",
+                    "SETUSER",
+                    "sel",
+                    "on",
+                    ">pw",
+                    "+ping",
+                    "(+get ~r*)",
+                    "(+set",
+                    "%W~w*)",
+                    "(+@read",
+                    "+sort",
+                    "~*",
+                    "&news)",
+                ],
+            ),
+            c(0, "ACL GETUSER sel"),
+            c(0, "ACL LIST"),
+            c(0, "ACL DRYRUN sel GET r1"),
+            c(0, "ACL DRYRUN sel GET w1"),
+            c(0, "ACL DRYRUN sel SET w1 v"),
+            c(0, "ACL DRYRUN sel SET r1 v"),
+            c(0, "ACL DRYRUN sel COPY w1 r1"),
+            c(0, "ACL DRYRUN sel DEL w1"),
+            c(0, "ACL DRYRUN sel PUBLISH news x"),
+            c(0, "ACL DRYRUN sel SUBSCRIBE news"),
+            c(1, "AUTH sel pw"),
+            c(1, "SET w1 v"),
+            c(1, "GET w1"),
+            c(1, "SET r1 v"),
+            c(1, "RPUSH w2 1"),
+            c(1, "SORT w1 BY nosort"),
+            c(0, "RPUSH list 2 1"),
+            c(1, "SORT list BY w*"),
+            c(1, "PUBLISH news hi"),
+            c(1, "PUBLISH other hi"),
+            // Errors: an unclosed selector, a rule a selector cannot hold, an empty one.
+            c(0, "ACL SETUSER sel (+get ~x"),
+            c(0, "ACL SETUSER sel (+get on)"),
+            c(0, "ACL SETUSER sel (+nosuch)"),
+            c(0, "ACL SETUSER sel ()"),
+            c(0, "ACL GETUSER sel"),
+            c(0, "ACL SETUSER sel clearselectors"),
+            c(0, "ACL GETUSER sel"),
+            // (Back to default first: the transcript syncs each connection with a PING.)
+            c(1, "AUTH default x"),
+            c(0, "ACL SETUSER sel (~a* +get) reset"),
+            c(0, "ACL LIST"),
+        ],
+    )
+    .await;
+}
+
+/// Read and write key rules on commands whose keys' access depends on their arguments (SORT's
+/// STORE, BITFIELD's GETs, MIGRATE's KEYS after an AUTH password), and shard channels, which
+/// channel rules judge, not key rules.
+#[tokio::test]
+async fn argument_dependent_key_access_matches_redis() {
+    assert_same_as_redis(
+        1,
+        &[
+            c(
+                0,
+                "ACL SETUSER odd on nopass %R~read* %W~write* ~rw* &chan +@all",
+            ),
+            c(0, "ACL DRYRUN odd SORT read STORE write"),
+            c(0, "ACL DRYRUN odd SORT write STORE read"),
+            c(
+                0,
+                "ACL DRYRUN odd BITFIELD read GET u4 0 OVERFLOW SAT GET u4 4",
+            ),
+            c(0, "ACL DRYRUN odd BITFIELD read GET u4 0 SET u4 0 1"),
+            c(0, "ACL DRYRUN odd BITFIELD write INCRBY u4 0 1"),
+            c(0, "ACL DRYRUN odd BITFIELD_RO read GET u4 0"),
+            ca(
+                0,
+                &[
+                    "ACL", "DRYRUN", "odd", "MIGRATE", "h", "1", "", "0", "5000", "AUTH", "KEYS",
+                    "KEYS", "rw",
+                ],
+            ),
+            ca(
+                0,
+                &[
+                    "ACL", "DRYRUN", "odd", "MIGRATE", "h", "1", "", "0", "5000", "AUTH2", "KEYS",
+                    "KEYS", "KEYS", "rw",
+                ],
+            ),
+            c(0, "ACL DRYRUN odd SPUBLISH chan x"),
+            c(0, "ACL DRYRUN odd SPUBLISH other x"),
+            c(0, "ACL DRYRUN odd SSUBSCRIBE chan"),
+            c(0, "ACL DRYRUN odd SSUBSCRIBE chan other"),
+            c(0, "ACL DRYRUN odd SUNSUBSCRIBE other"),
+            c(0, "COMMAND GETKEYSANDFLAGS SORT read STORE write"),
+            c(0, "COMMAND GETKEYSANDFLAGS BITFIELD k GET u4 0"),
+            c(
+                0,
+                "COMMAND GETKEYSANDFLAGS BITFIELD k GET u4 0 INCRBY u4 0 1",
+            ),
+        ],
+    )
+    .await;
+}
+
 /// The ACL log: what was denied, to whom, in which context, counted when it repeats.
 #[tokio::test]
 async fn denials_are_logged() {
@@ -326,7 +440,8 @@ async fn acl_file_story(addr: std::net::SocketAddr, path: &std::path::Path) -> V
     seen.push(
         admin
             .call_str(&[
-                "ACL", "SETUSER", "zed", "on", ">zz", "%R~r*", "+@read", "-get", "&ch*",
+                "ACL", "SETUSER", "zed", "on", ">zz", "%R~r*", "+@read", "-get", "&ch*", "(+set",
+                "~w*)",
             ])
             .await,
     );
@@ -339,6 +454,10 @@ async fn acl_file_story(addr: std::net::SocketAddr, path: &std::path::Path) -> V
     seen.push(bob.call_str(&["AUTH", "bob", "x"]).await);
     seen.push(bob.call_str(&["GET", "k1"]).await);
     seen.push(bob.call_str(&["SET", "k1", "v"]).await);
+    let mut zed = Conn::connect(addr).await;
+    seen.push(zed.call_str(&["AUTH", "zed", "zz"]).await);
+    seen.push(zed.call_str(&["SET", "w1", "v"]).await);
+    seen.push(zed.call_str(&["SET", "r1", "v"]).await);
     // A directory that is gone: the save fails and says so.
     let parent = path.parent().expect("parent");
     let moved = parent.with_extension("moved");

@@ -118,15 +118,26 @@ pub fn getuser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     for p in &u.passwords {
         out.bulk(p.as_bytes());
     }
-    out.bulk(b"commands");
-    out.bulk(u.commands_rule().as_bytes());
-    out.bulk(b"keys");
-    out.bulk(u.keys_rule().as_bytes());
-    out.bulk(b"channels");
-    out.bulk(u.channels_rule().as_bytes());
+    // The root selector at the top level, as before selectors existed; then the others.
+    selector_fields(out, u.root());
     out.bulk(b"selectors");
-    out.array(0);
+    out.array(u.selectors().len());
+    for s in u.selectors() {
+        out.map(3);
+        selector_fields(out, s);
+    }
     Ok(())
+}
+
+/// A selector's `commands`, `keys` and `channels` fields (Redis's
+/// aclAddReplySelectorDescription).
+fn selector_fields(out: &mut crate::resp::Reply, s: &crate::acl::Selector) {
+    out.bulk(b"commands");
+    out.bulk(s.commands_rule().as_bytes());
+    out.bulk(b"keys");
+    out.bulk(s.keys_rule().as_bytes());
+    out.bulk(b"channels");
+    out.bulk(s.channels_rule().as_bytes());
 }
 
 pub fn list(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {

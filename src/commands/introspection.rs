@@ -127,14 +127,35 @@ fn derived_spec(cmd: &Command) -> KeySpec {
 }
 
 /// Whether the key at argument `pos` is read and whether it is written, by its key spec's
-/// flags (Redis's ACL: `access` reads; `insert`, `delete`, `update` write).
-pub fn key_access(cmd: &Command, args: &[Bytes], pos: usize) -> (bool, bool) {
+/// flags (Redis's ACL: `access` reads; `insert`, `delete`, `update` write); None for a
+/// `not_key` argument (a shard channel).
+pub fn key_access(cmd: &Command, args: &[Bytes], pos: usize) -> Option<(bool, bool)> {
     let flags = key_flags(cmd, args, pos);
+    if flags.contains(&"not_key") {
+        return None;
+    }
     let read = flags.contains(&"access");
     let write = flags
         .iter()
         .any(|f| matches!(*f, "insert" | "delete" | "update"));
-    (read, write)
+    Some((read, write))
+}
+
+/// Whether BITFIELD's operations are all GETs (OVERFLOW aside); anything else, a syntax
+/// error included, counts as a write (Redis's bitfieldGetKeys).
+fn bitfield_reads_only(args: &[Bytes]) -> bool {
+    let mut i = 2;
+    while i < args.len() {
+        let rest = args.len() - i - 1;
+        if eq_ic(&args[i], "GET") && rest >= 2 {
+            i += 3;
+        } else if eq_ic(&args[i], "OVERFLOW") && rest >= 1 {
+            i += 2;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// The flags `COMMAND GETKEYSANDFLAGS` gives the key at argument `pos`.
@@ -145,6 +166,22 @@ fn key_flags(cmd: &Command, args: &[Bytes], pos: usize) -> &'static [&'static st
             &["RW", "access", "update"]
         } else {
             &["OW", "update"]
+        };
+    }
+    // SORT reads its key and overwrites STORE's, as Redis's sortGetKeys flags them.
+    if cmd.name == "sort" {
+        return if pos == 1 {
+            &["RO", "access"]
+        } else {
+            &["OW", "update"]
+        };
+    }
+    // BITFIELD reads only when every operation is a GET, as Redis's bitfieldGetKeys decides.
+    if cmd.name == "bitfield" {
+        return if bitfield_reads_only(args) {
+            &["RO", "access"]
+        } else {
+            &["RW", "access", "update"]
         };
     }
     // Every MIGRATE key, the KEYS ones included, has the flags of its first spec, as Redis's

@@ -151,11 +151,26 @@ pub fn redacted(args: &[Bytes]) -> Option<Vec<Bytes>> {
 }
 
 /// Key positions, as Redis's `migrateGetKeys`: the key argument, or everything after KEYS (none
-/// when KEYS comes with a non-empty key argument, which MIGRATE refuses).
+/// when KEYS comes with a non-empty key argument, which MIGRATE refuses). AUTH's password and
+/// AUTH2's user and password are skipped on the way: a password may be spelt `KEYS`.
 pub fn migrate_keys(args: &[Bytes]) -> SmallVec<[usize; 4]> {
-    match args.iter().skip(6).position(|a| eq_ic(a, "KEYS")) {
+    let mut i = 6;
+    let mut keys_at = None;
+    while i < args.len() {
+        if eq_ic(&args[i], "KEYS") {
+            keys_at = Some(i);
+            break;
+        }
+        if eq_ic(&args[i], "AUTH") {
+            i += 1;
+        } else if eq_ic(&args[i], "AUTH2") {
+            i += 2;
+        }
+        i += 1;
+    }
+    match keys_at {
         Some(_) if !args[3].is_empty() => SmallVec::new(),
-        Some(i) => (6 + i + 1..args.len()).collect(),
+        Some(k) => (k + 1..args.len()).collect(),
         None if args.len() > 3 => smallvec::smallvec![3],
         None => SmallVec::new(),
     }
@@ -515,5 +530,17 @@ mod tests {
             vec![8, 9]
         );
         assert!(k(&["migrate", "h", "1", "k", "0", "5", "KEYS", "a"]).is_empty());
+        assert_eq!(
+            k(&[
+                "migrate", "h", "1", "", "0", "5", "AUTH", "KEYS", "KEYS", "a"
+            ]),
+            vec![9]
+        );
+        assert_eq!(
+            k(&[
+                "migrate", "h", "1", "", "0", "5", "AUTH2", "KEYS", "KEYS", "KEYS", "a"
+            ]),
+            vec![10]
+        );
     }
 }

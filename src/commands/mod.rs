@@ -346,6 +346,9 @@ pub fn call(
             return After::Continue;
         }
     };
+    // CLIENT LIST's `cmd` (and so the ACL log's client info) names it even when it is
+    // refused below, as Redis sets `c->cmd` before its checks.
+    client.info.note_command(cmd.id, now);
     let f = cmd.cmd.flags;
     if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
         let resp3 = client.resp3;

@@ -228,7 +228,7 @@ fn sort_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: bool
         || ctx
             .client
             .current_user(&ctx.node.acl)
-            .is_some_and(|u| u.reads_every_key());
+            .is_some_and(|u| super::resolve(args).is_ok_and(|c| u.reads_every_key(c, args)));
     let mut o = parse(args, readonly, ctx.node.cluster.is_some(), full_read)?;
     let db = ctx.client.db;
     let Sortable { mut items, ordered } = match ks.lookup_read(db, &args[1])? {
