@@ -211,6 +211,13 @@ impl User {
         })
     }
 
+    /// Whether some selector allows `channel` (a PSUBSCRIBE pattern only literally), as
+    /// Redis's ACLUserCheckChannelPerm.
+    pub fn may_use_channel(&self, channel: &[u8], is_pattern: bool) -> bool {
+        self.all_selectors()
+            .any(|s| s.channel_allowed(channel, is_pattern))
+    }
+
     /// May run `c` with read access to every key (`allkeys`, `~*` or `%R~*`) in one selector:
     /// what SORT's BY and GET need, as Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess.
     pub fn reads_every_key(&self, c: &CommandRef, args: &[Bytes]) -> bool {

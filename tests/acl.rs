@@ -529,3 +529,82 @@ async fn a_wrong_or_missing_acl_file_stops_start_up() {
         "{err}"
     );
 }
+
+/// Whether `c` still answers (a PING, in subscribe mode too) or was closed.
+async fn alive(c: &mut Conn) -> &'static str {
+    c.send(&[b"PING"]).await;
+    match c.frame().await {
+        Some(_) => "alive",
+        None => "closed",
+    }
+}
+
+/// Three subscribers of one user (a channel, a pattern, a shard channel) while its channel
+/// rules narrow step by step: only those with a subscription no longer allowed are closed.
+async fn subscribers_story(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut admin = Conn::connect(addr).await;
+    seen.push(
+        admin
+            .call_str(&[
+                "ACL", "SETUSER", "ps", "on", "nopass", "+@all", "&foo", "&b*", "&s1",
+            ])
+            .await,
+    );
+    let mut subs = Vec::new();
+    for (cmd, ch) in [
+        ("SUBSCRIBE", "foo"),
+        ("PSUBSCRIBE", "b*"),
+        ("SSUBSCRIBE", "s1"),
+    ] {
+        let mut c = Conn::connect(addr).await;
+        seen.push(c.call_str(&["AUTH", "ps", "x"]).await);
+        seen.push(c.call_str(&[cmd, ch]).await);
+        subs.push(c);
+    }
+    let mut last = ["alive"; 3];
+    // Each step drops one rule (a pattern subscription is judged by its literal rule).
+    for rules in [
+        &["resetchannels", "&foo", "&b*", "&s1", "&extra"][..],
+        &["resetchannels", "&foo", "&b*"],
+        &["resetchannels", "&foo", "&bar*"],
+        &["(&foo)", "resetchannels"],
+        &["clearselectors"],
+    ] {
+        let mut args = vec!["ACL", "SETUSER", "ps"];
+        args.extend_from_slice(rules);
+        seen.push(admin.call_str(&args).await);
+        let mut states = Vec::new();
+        for (c, was) in subs.iter_mut().zip(&mut last) {
+            // (A closed connection is not written to again.)
+            if *was == "alive" {
+                *was = alive(c).await;
+            }
+            states.push(*was);
+        }
+        seen.push(format!("after {rules:?}: {states:?}"));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_subscribers_that_lost_a_channel_are_closed_as_in_redis() {
+    let redis = common::redis_server::RedisServer::start_with(&[], None).await;
+    let theirs = subscribers_story(redis.addr()).await;
+    drop(redis);
+    let node = common::start_node(&[]).await;
+    let ours = subscribers_story(node.resp_addr()).await;
+    node.shutdown().await;
+    common::session::assert_same_lines(&ours, &theirs);
+    // The story saw what it is about: survivors, then each closed in turn.
+    assert!(
+        ours.iter()
+            .any(|l| l.contains(r#"["alive", "alive", "closed"]"#)),
+        "{ours:?}"
+    );
+    assert!(
+        ours.iter()
+            .any(|l| l.contains(r#"["closed", "closed", "closed"]"#)),
+        "{ours:?}"
+    );
+}

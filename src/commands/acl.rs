@@ -56,9 +56,8 @@ pub fn setuser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         .acl
         .set_user(&name, &rules)
         .map_err(CmdError::err)?;
-    // Subscribers of the user whose channels were narrowed are disconnected, as Redis's
-    // ACLKillPubsubClientsIfNeeded (which keeps those whose own subscriptions all remain
-    // allowed; here every subscribed connection of the user goes).
+    // When the user's channels were narrowed, its subscribers with a subscription no longer
+    // allowed are disconnected, as Redis's ACLKillPubsubClientsIfNeeded.
     if let (Some(old), Some(new)) = (old, ctx.node.acl.get(&name))
         && new.channels_narrowed_from(&old)
     {
@@ -68,7 +67,16 @@ pub fn setuser(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 .subscriptions
                 .iter()
                 .any(|n| n.load(std::sync::atomic::Ordering::Relaxed) > 0);
-            if subscribed && **c.user.lock() == *name {
+            if !subscribed || **c.user.lock() != *name {
+                continue;
+            }
+            let [channels, patterns, shard] = ctx.node.pubsub.subscriptions_of(c.id);
+            let revoked = patterns.iter().any(|p| !new.may_use_channel(p, true))
+                || channels
+                    .iter()
+                    .chain(&shard)
+                    .any(|ch| !new.may_use_channel(ch, false));
+            if revoked {
                 super::connection::kill_client(ctx, &c, me);
             }
         }

@@ -649,6 +649,26 @@ impl PubSub {
         true
     }
 
+    /// What client `id` is subscribed to, read from the registry (another connection's own
+    /// sets are out of reach): its channels, its patterns and its shard channels.
+    pub fn subscriptions_of(&self, id: u64) -> [Vec<Bytes>; 3] {
+        let has = |subs: &Subscribers| subs.iter().any(|s| s.id == id);
+        let channels = (self.channels.read().iter())
+            .filter(|(_, subs)| has(subs))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        let patterns = (self.patterns.read().iter())
+            .filter(|(_, subs)| has(subs))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let shard = (self.shard.read().values())
+            .flat_map(|chans| chans.iter())
+            .filter(|(_, subs)| has(subs))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        [channels, patterns, shard]
+    }
+
     /// Drops every subscription of a client (RESET, disconnect), without replies.
     pub fn remove_client(&self, c: &mut ClientSubs, id: u64) {
         for ch in c.channels.clone() {
