@@ -133,6 +133,9 @@ pub struct User {
     /// `(...)` rules, each a selector of its own (Redis 7.0): a command runs when one
     /// selector, the root or another, allows it whole (command, keys and channels).
     selectors: Vec<Selector>,
+    /// `acl-pubsub-default allchannels` when the rules were applied: `reset` allows every
+    /// channel then, as a new user does.
+    pubsub_default_all: bool,
 }
 
 /// What one selector allows (Redis's aclSelector): commands, keys and channels.
@@ -164,7 +167,16 @@ impl User {
             passwords: Vec::new(),
             root: Selector::new(),
             selectors: Vec::new(),
+            pubsub_default_all: false,
         }
+    }
+
+    /// A new user under `acl-pubsub-default` (`allchannels`: it may use every channel).
+    pub fn with_pubsub_default(name: &str, all_channels: bool) -> User {
+        let mut u = User::new(name);
+        u.pubsub_default_all = all_channels;
+        u.root.allchannels = all_channels;
+        u
     }
 
     /// The default user: `on nopass ~* &* +@all`.
@@ -298,6 +310,9 @@ impl User {
                 "-@all",
             ] {
                 self.apply(r.as_bytes())?;
+            }
+            if self.pubsub_default_all {
+                self.apply(b"allchannels")?;
             }
         } else {
             self.root.apply(op)?;
@@ -850,6 +865,8 @@ fn trim<'a>(mut b: &'a [u8], set: &[u8]) -> &'a [u8] {
 /// The node's users, and the log of denials.
 pub struct Acl {
     users: RwLock<BTreeMap<String, Arc<User>>>,
+    /// `acl-pubsub-default allchannels`: new users may use every channel.
+    pub pubsub_default_all: std::sync::atomic::AtomicBool,
     generation: AtomicU64,
     log: Mutex<VecDeque<LogEntry>>,
 }
@@ -860,6 +877,7 @@ impl Default for Acl {
         users.insert("default".to_string(), Arc::new(User::default_user()));
         Acl {
             users: RwLock::new(users),
+            pubsub_default_all: Default::default(),
             generation: AtomicU64::new(1),
             log: Mutex::new(VecDeque::new()),
         }
@@ -895,10 +913,12 @@ impl Acl {
                 String::from_utf8_lossy(rules[i])
             )
         })?;
+        let all = self.pubsub_default_all.load(Ordering::Relaxed);
         let mut u = match users.get(name) {
             Some(u) => User::clone(u),
-            None => User::new(name),
+            None => User::with_pubsub_default(name, all),
         };
+        u.pubsub_default_all = all;
         for r in &rules {
             u.apply(r).map_err(|e| {
                 format!(
@@ -969,7 +989,8 @@ impl Acl {
                 ));
                 continue;
             }
-            let mut u = User::new(&name);
+            let mut u =
+                User::with_pubsub_default(&name, self.pubsub_default_all.load(Ordering::Relaxed));
             let rules = merge_selector_args(&argv[2..]).unwrap_or_else(|_| {
                 errors.push_str(&format!(
                     "{filename}:{n}: Unmatched parenthesis in selector definition."

@@ -698,6 +698,14 @@ pub static SETTINGS: &[Setting] = &[
         "Most entries the ACL log keeps (ACL LOG)"
     ),
     setting!(
+        "acl-pubsub-default",
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+        true,
+        "Channels a new ACL user (or one reset) may use: none (resetchannels) or all (allchannels)"
+    ),
+    setting!(
         "aof-use-rdb-preamble",
         "aof-use-rdb-preamble",
         Kind::Bool,

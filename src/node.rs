@@ -308,6 +308,10 @@ impl Node {
                 applied.clone_from(&c.requirepass);
             }
         }
+        self.acl.pubsub_default_all.store(
+            c.get("acl-pubsub-default") == "allchannels",
+            Ordering::Relaxed,
+        );
         self.slowlog
             .threshold_us
             .store(c.slowlog_log_slower_than, Ordering::Relaxed);

@@ -225,6 +225,18 @@ async fn selectors_match_redis() {
             c(1, "AUTH default x"),
             c(0, "ACL SETUSER sel (~a* +get) reset"),
             c(0, "ACL LIST"),
+            // acl-pubsub-default: new users, and `reset`, get every channel.
+            c(0, "CONFIG SET acl-pubsub-default allchannels"),
+            c(0, "CONFIG GET acl-pubsub-default"),
+            c(0, "ACL SETUSER fresh on nopass +@all"),
+            c(0, "ACL DRYRUN fresh PUBLISH anything x"),
+            c(0, "ACL SETUSER sel reset"),
+            c(0, "ACL LIST"),
+            c(0, "CONFIG SET acl-pubsub-default resetchannels"),
+            c(0, "ACL SETUSER fresh2"),
+            c(0, "ACL SETUSER fresh reset"),
+            c(0, "ACL LIST"),
+            c(0, "CONFIG SET acl-pubsub-default bogus"),
         ],
     )
     .await;
