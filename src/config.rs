@@ -1023,6 +1023,7 @@ pub static ALIASES: &[(&str, &str)] = &[
     ("slave-serve-stale-data", "replica-serve-stale-data"),
     ("cluster-slave-no-failover", "cluster-replica-no-failover"),
     ("lua-time-limit", "busy-reply-threshold"),
+    ("slaveof", "replicaof"),
 ];
 
 pub fn setting(name: &str) -> Option<&'static Setting> {
