@@ -39,7 +39,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -303,7 +303,19 @@ pub struct Aof {
     pub last_fsync_ms: AtomicU64,
     /// Written since the last fsync (by the writer thread or a connection).
     unsynced: AtomicBool,
+    /// The last connections that waited for an acknowledgement, and when (µs since `epoch`),
+    /// in a ring: see [`Aof::crowded`].
+    recent_waiters: [(AtomicU64, AtomicU64); RECENT],
+    recent_next: AtomicUsize,
+    epoch: Instant,
 }
+
+/// How many recent waiters [`Aof::crowded`] remembers.
+const RECENT: usize = 8;
+/// Waiters this recent (µs) count towards a crowd.
+const CROWD_US: u64 = 200;
+/// Distinct connections among the recent waiters that make a crowd.
+const CROWD: usize = 4;
 
 impl Default for Aof {
     fn default() -> Self {
@@ -339,6 +351,9 @@ impl Default for Aof {
             thread: Mutex::new(None),
             last_fsync_ms: AtomicU64::new(0),
             unsynced: AtomicBool::new(false),
+            recent_waiters: Default::default(),
+            recent_next: AtomicUsize::new(0),
+            epoch: Instant::now(),
         }
     }
 }
@@ -650,8 +665,23 @@ impl Aof {
     /// far, as Redis writes its buffer once per event-loop turn), so a reply waits for no
     /// thread hand-off; under `always` the writer thread writes and fsyncs.
     pub async fn wait_acked(&self, seq: u64) {
+        self.wait_acked_by(seq, 0).await;
+    }
+
+    /// [`Aof::wait_acked`] for connection `waiter` (0: none in particular). Under `everysec`
+    /// and `no`, a connection that finds others waiting around the same time lets the tasks
+    /// ready on its thread run first (one yield), so that they append before it writes and
+    /// one write(2) carries all their records, as Redis's one write per event-loop turn. A
+    /// lone client never yields: the yield would cost it a scheduler round per command.
+    pub async fn wait_acked_by(&self, seq: u64, waiter: u64) {
         if seq == 0 || self.acked() >= seq {
             return;
+        }
+        if self.fsync_policy() != Fsync::Always && self.crowded(waiter) {
+            tokio::task::yield_now().await;
+            if self.acked() >= seq {
+                return;
+            }
         }
         let mut rx = self.subscribe();
         loop {
@@ -665,6 +695,31 @@ impl Aof {
                 return;
             }
         }
+    }
+
+    /// Whether at least [`CROWD`] connections, `waiter` among them, waited for the log in the
+    /// last [`CROWD_US`] (then more are likely on their way).
+    fn crowded(&self, waiter: u64) -> bool {
+        if waiter == 0 {
+            return false;
+        }
+        let now = self.epoch.elapsed().as_micros() as u64;
+        let i = self.recent_next.fetch_add(1, Ordering::Relaxed) % RECENT;
+        self.recent_waiters[i].0.store(waiter, Ordering::Relaxed);
+        self.recent_waiters[i].1.store(now, Ordering::Relaxed);
+        let mut seen = [0u64; RECENT];
+        let mut distinct = 0;
+        for (id, at) in &self.recent_waiters {
+            let id = id.load(Ordering::Relaxed);
+            if now.saturating_sub(at.load(Ordering::Relaxed)) < CROWD_US
+                && id != 0
+                && !seen[..distinct].contains(&id)
+            {
+                seen[distinct] = id;
+                distinct += 1;
+            }
+        }
+        distinct >= CROWD
     }
 
     /// Writes what is pending from the caller's thread, unless another writer holds the file

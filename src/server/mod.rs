@@ -288,7 +288,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     let mut cost = d.cost();
                     ib.write(&mut out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+                    if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
                         break;
                     }
                     ib.sub.written(cost);
@@ -332,7 +332,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     // Redis, whose query buffer still holds the command being run.
                     client.info.query_buf.store(pending, Ordering::Relaxed);
                     if let Some(deadline) = pause_deadline(&node, &client, &args) {
-                        flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await;
+                        flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await;
                         wait_unpaused(&node, deadline).await;
                     }
                     // While a script runs, others wait for it here (not on its locks), and
@@ -394,7 +394,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     };
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
-                        if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+                        if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
                             node.store.blocked.unblock(client.info.id);
                             if let Some(b) = &client.blocked {
                                 b.waiter.settled_all();
@@ -427,7 +427,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     if let Some(w) = client.wait_replicas.take() {
                         // Replies so far leave now; the count follows once replicas acked.
-                        if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+                        if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
                             break 'conn;
                         }
                         mark = 0;
@@ -453,7 +453,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     if client.replication.sync.is_some() {
                         // SYNC/PSYNC: the connection is a replica's from here on.
-                        if !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+                        if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
                             break 'conn;
                         }
                         let hs = std::mem::take(&mut client.replication);
@@ -495,7 +495,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, client.aof_seq).await {
+        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
             break 'conn;
         }
         client.info.output_len.store(0, Ordering::Relaxed);
@@ -603,7 +603,7 @@ async fn wait_blocked(
                     let mut cost = d.cost();
                     ib.write(out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(node, &kill, wr, out, client.aof_seq).await {
+                    if !flush(node, &kill, wr, out, (client.aof_seq, client.info.id)).await {
                         break After::Close;
                     }
                     ib.sub.written(cost);
@@ -718,20 +718,21 @@ struct Conn<'a> {
 
 /// Writes and clears `out`; false when the peer is gone or the client was killed meanwhile (a
 /// peer that stops reading must not keep a killed client alive in a blocked write). Replies to
-/// writes wait for the append-only log to acknowledge them (`aof_seq`).
+/// writes wait for the append-only log to acknowledge them: `ack` is the client's last log
+/// position and its id.
 async fn flush(
     node: &Node,
     kill: &CancellationToken,
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
     out: &mut BytesMut,
-    aof_seq: u64,
+    (aof_seq, client_id): (u64, u64),
 ) -> bool {
     if out.is_empty() {
         return true;
     }
     let ok = tokio::select! {
         r = async {
-            node.store.aof.wait_acked(aof_seq).await;
+            node.store.aof.wait_acked_by(aof_seq, client_id).await;
             wr.write_all(out).await
         } => r.is_ok(),
         _ = kill.cancelled() => false,
