@@ -69,6 +69,7 @@ const REDIS_IMMUTABLE: &[&str] = &[
     "tcp-backlog",
     "pidfile",
     "enable-debug-command",
+    "enable-module-command",
     "dir",
     "dbfilename",
     "appendfilename",
@@ -414,6 +415,17 @@ pub static SETTINGS: &[Setting] = &[
         "no",
         false,
         "Allow the DEBUG command: no, yes, or local (clients on loopback only)"
+    ),
+    // Modules are Redis's C plugins: none can be loaded here, but MODULE answers as Redis's
+    // (LIST: none; LOAD refused by this setting first, as Redis 7.0's default).
+    setting!(
+        "enable-module-command",
+        "enable-module-command",
+        Kind::Enum(&["no", "yes", "local"]),
+        "no",
+        false,
+        "Allow MODULE LOAD/LOADEX/UNLOAD: no, yes, or local (loopback only); no module can be \
+         loaded, the commands then fail as Redis's do on a module that does not load"
     ),
     setting!(
         "busy-reply-threshold",

@@ -145,13 +145,14 @@ pub fn debug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 /// `enable-debug-command`: `yes`, or `local` for a client on loopback.
 fn allowed(ctx: &Ctx) -> CmdResult {
-    let setting = ctx
-        .node
-        .config
-        .read()
-        .get("enable-debug-command")
-        .to_string();
-    let ok = match setting.as_str() {
+    protected_command_allowed(ctx, "DEBUG", "enable-debug-command")
+}
+
+/// A protected command (Redis 7.0's DEBUG and MODULE's loading subcommands) runs when its
+/// setting says `yes`, or `local` for a client on loopback; else Redis's refusal.
+pub fn protected_command_allowed(ctx: &Ctx, command: &str, setting: &str) -> CmdResult {
+    let value = ctx.node.config.read().get(setting).to_string();
+    let ok = match value.as_str() {
         "yes" => true,
         "local" => ctx.client.info.addr.ip().is_loopback(),
         _ => false,
@@ -159,9 +160,9 @@ fn allowed(ctx: &Ctx) -> CmdResult {
     if ok {
         Ok(())
     } else {
-        Err(CmdError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-        ))
+        Err(CmdError::err(format!(
+            "{command} command not allowed. If the {setting} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
+        )))
     }
 }
 

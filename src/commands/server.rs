@@ -1381,6 +1381,60 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
     o.text
 }
 
+/// MODULE LIST: no module is ever loaded (Redis's modules are C plugins).
+pub fn module_list(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    ctx.out.array(0);
+    Ok(())
+}
+
+/// MODULE LOAD and LOADEX: refused by `enable-module-command` as Redis 7.0, else failing as
+/// Redis's do on a library that does not load, with the reason in the log.
+pub fn module_load(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    super::debug::protected_command_allowed(ctx, "MODULE", "enable-module-command")?;
+    tracing::warn!(
+        path = %String::from_utf8_lossy(&args[2]),
+        "Module loading is not supported: Reredis cannot load Redis modules (C plugins)"
+    );
+    Err(CmdError::err(
+        "Error loading the extension. Please check the server logs.",
+    ))
+}
+
+pub fn module_unload(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    super::debug::protected_command_allowed(ctx, "MODULE", "enable-module-command")?;
+    Err(CmdError::err(
+        "Error unloading module: no such module with that name",
+    ))
+}
+
+pub fn module_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
+    reply_help(
+        ctx,
+        "MODULE",
+        &[
+            "LIST",
+            "    Return a list of loaded modules.",
+            "LOAD <path> [<arg> ...]",
+            "    Load a module library from <path>, passing to it any optional arguments.",
+            "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+            "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+            "UNLOAD <name>",
+            "    Unload a module.",
+        ],
+    )
+}
+
+/// LOLWUT: Redis 7.0's (no art of its own): the version, as a verbatim string. `VERSION n`
+/// must be an integer; the art of Redis 5 and 6 is not drawn.
+pub fn lolwut(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    if args.len() >= 3 && eq_ic(&args[1], "VERSION") {
+        int_or(&args[2], CmdError::NotInteger)?;
+    }
+    ctx.out
+        .verbatim(format!("Redis ver. {}\n", crate::REDIS_VERSION).as_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::latency_graph_text;

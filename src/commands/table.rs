@@ -903,6 +903,64 @@ static SLOWLOG_SUBS: &[Command] = &[
     ),
 ];
 
+static MODULE_SUBS: &[Command] = &[
+    cmd!(
+        "list",
+        2,
+        ADMIN | NOSCRIPT,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        srv::module_list,
+        "Returns all loaded modules."
+    )
+    .acl(&["@admin", "@dangerous"])
+    .tips(&["nondeterministic_output_order"]),
+    cmd!(
+        "load",
+        -3,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        srv::module_load,
+        "Loads a module."
+    )
+    .acl(&["@admin", "@dangerous"]),
+    cmd!(
+        "loadex",
+        -3,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        NO_KEYS,
+        "server",
+        "7.0.0",
+        srv::module_load,
+        "Loads a module using extended parameters."
+    )
+    .acl(&["@admin", "@dangerous"]),
+    cmd!(
+        "unload",
+        3,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        srv::module_unload,
+        "Unloads a module."
+    )
+    .acl(&["@admin", "@dangerous"]),
+    cmd!(
+        "help",
+        2,
+        LOADING | STALE,
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        srv::module_help,
+        "Returns helpful text about the different subcommands."
+    ),
+];
+
 static LATENCY_SUBS: &[Command] = &[
     cmd!(
         "latest",
@@ -1929,6 +1987,23 @@ pub static COMMANDS: &[Command] = &[
         "2.8.13",
         LATENCY_SUBS,
         "A container for latency diagnostics commands."
+    ),
+    container!(
+        "module",
+        "server",
+        "4.0.0",
+        MODULE_SUBS,
+        "A container for module commands."
+    ),
+    cmd!(
+        "lolwut",
+        -1,
+        RF,
+        NO_KEYS,
+        "server",
+        "5.0.0",
+        srv::lolwut,
+        "Display some computer art and the Redis version"
     ),
     Command {
         name: "command",

@@ -332,7 +332,14 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     // Redis, whose query buffer still holds the command being run.
                     client.info.query_buf.store(pending, Ordering::Relaxed);
                     if let Some(deadline) = pause_deadline(&node, &client, &args) {
-                        flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await;
+                        flush(
+                            &node,
+                            &kill,
+                            &mut wr,
+                            &mut out,
+                            (client.aof_seq, client.info.id),
+                        )
+                        .await;
                         wait_unpaused(&node, deadline).await;
                     }
                     // While a script runs, others wait for it here (not on its locks), and
@@ -394,7 +401,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     };
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
-                        if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
+                        if !flush(
+                            &node,
+                            &kill,
+                            &mut wr,
+                            &mut out,
+                            (client.aof_seq, client.info.id),
+                        )
+                        .await
+                        {
                             node.store.blocked.unblock(client.info.id);
                             if let Some(b) = &client.blocked {
                                 b.waiter.settled_all();
@@ -427,7 +442,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     if let Some(w) = client.wait_replicas.take() {
                         // Replies so far leave now; the count follows once replicas acked.
-                        if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
+                        if !flush(
+                            &node,
+                            &kill,
+                            &mut wr,
+                            &mut out,
+                            (client.aof_seq, client.info.id),
+                        )
+                        .await
+                        {
                             break 'conn;
                         }
                         mark = 0;
@@ -453,7 +476,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     if client.replication.sync.is_some() {
                         // SYNC/PSYNC: the connection is a replica's from here on.
-                        if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
+                        if !flush(
+                            &node,
+                            &kill,
+                            &mut wr,
+                            &mut out,
+                            (client.aof_seq, client.info.id),
+                        )
+                        .await
+                        {
                             break 'conn;
                         }
                         let hs = std::mem::take(&mut client.replication);
@@ -495,7 +526,16 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
+        if !out.is_empty()
+            && !flush(
+                &node,
+                &kill,
+                &mut wr,
+                &mut out,
+                (client.aof_seq, client.info.id),
+            )
+            .await
+        {
             break 'conn;
         }
         client.info.output_len.store(0, Ordering::Relaxed);
