@@ -293,6 +293,8 @@ impl User {
             // Its rules split as a command line is (quotes allowed), as Redis's
             // aclCreateSelectorFromOpSet; any wrong rule refuses the whole selector.
             let mut sel = Selector::new();
+            // Under `acl-pubsub-default allchannels` a new selector allows every channel too.
+            sel.allchannels = self.pubsub_default_all;
             for rule in split_args(&op[1..op.len() - 1]).unwrap_or_default() {
                 sel.apply(&rule)?;
             }
@@ -735,14 +737,15 @@ pub fn merge_selector_args(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
     let mut out = Vec::with_capacity(args.len());
     let mut open: Option<(usize, Vec<u8>)> = None;
     for (i, a) in args.iter().enumerate() {
-        if let Some((_, sel)) = &mut open {
+        // (As Redis: a word that opens a selector starts it again, even inside one.)
+        if a.first() == Some(&b'(') && !a.ends_with(b")") {
+            open = Some((i, a.to_vec()));
+        } else if let Some((_, sel)) = &mut open {
             sel.push(b' ');
             sel.extend_from_slice(a);
             if a.ends_with(b")") {
                 out.push(open.take().expect("open").1);
             }
-        } else if a.first() == Some(&b'(') && !a.ends_with(b")") {
-            open = Some((i, a.to_vec()));
         } else {
             out.push(a.to_vec());
         }

@@ -111,6 +111,8 @@ pub struct Node {
     pub replicas: crate::server::replicas::Replicas,
     /// The master this node follows over Redis's protocol (REPLICAOF host port).
     pub upstream: crate::server::upstream::Upstream,
+    /// FAILOVER in progress, if any (outside cluster mode).
+    pub failover: crate::server::failover::Failover,
     pub pubsub: Arc<PubSub>,
     /// Keeps the keyspace-notification sink in step with `notify-keyspace-events`.
     pub notifier: Notifier,
@@ -503,6 +505,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         monitors: Monitors::default(),
         replicas: Default::default(),
         upstream: Default::default(),
+        failover: Default::default(),
         pubsub: Arc::new(PubSub::default()),
         notifier: Notifier::default(),
         run_id: random_run_id(),

@@ -232,11 +232,23 @@ async fn selectors_match_redis() {
             c(0, "ACL DRYRUN fresh PUBLISH anything x"),
             c(0, "ACL SETUSER sel reset"),
             c(0, "ACL LIST"),
+            c(0, "ACL SETUSER fresh3 on nopass (+subscribe ~k)"),
+            c(0, "ACL SETUSER fresh3 (&foo)"),
+            c(0, "ACL GETUSER fresh3"),
             c(0, "CONFIG SET acl-pubsub-default resetchannels"),
             c(0, "ACL SETUSER fresh2"),
             c(0, "ACL SETUSER fresh reset"),
             c(0, "ACL LIST"),
             c(0, "CONFIG SET acl-pubsub-default bogus"),
+            // A word that opens a selector inside another starts it again, as Redis.
+            ca(0, &["ACL", "SETUSER", "m", "(+get", "(~k", "+set)"]),
+            c(0, "ACL GETUSER m"),
+            // A protected command is refused for that before the user's permissions.
+            c(0, "ACL SETUSER weak on nopass +@read +ping"),
+            c(1, "AUTH weak x"),
+            c(1, "MODULE LOAD /x.so"),
+            c(1, "DEBUG SLEEP 0"),
+            c(1, "AUTH default x"),
         ],
     )
     .await;

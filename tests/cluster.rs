@@ -1589,7 +1589,7 @@ fn a_rebalance_held_up_by_an_unreachable_member_says_why_in_the_log() {
     meet(&n[0], &n[2]);
     // n[0] serves 0-8191; the layout of three gives 5461-8191 to n[1], which does not answer.
     let waiting = format!(
-        "automatic distribution is waiting for {stopped} (127.0.0.1:{}) to be reachable (flags master,fail?",
+        "automatic distribution is waiting for {stopped} (127.0.0.1:{}) to be reachable (failing, or never heard from)",
         n[1].port
     );
     let said = wait(Duration::from_secs(60), || n[0].log().contains(&waiting));

@@ -1096,3 +1096,119 @@ async fn a_redis_dump_rdb_is_loaded_at_start_up() {
         "nothing saved over the file it could not read"
     );
 }
+
+/// ROLE's first word.
+async fn role_of(c: &mut MultiplexedConnection) -> String {
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(c).await.unwrap();
+    match &role[0] {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// FAILOVER, both ways with a real redis-server: a node hands its master role to its Redis
+/// replica (which continues the stream: a partial resync), and a Redis master hands it back to
+/// the node (which takes over on `PSYNC ... FAILOVER`). No acknowledged write is lost, and
+/// the old master follows the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_hands_the_master_role_over_both_ways() {
+    let (_data, ours, mut n) = loaded_master().await;
+    // (Started as a master; it becomes our replica first.)
+    let (redis, mut r) = redis_master().await;
+    let nport = ours.resp_addr().port().to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &nport]).await;
+    assert_syncs_and_follows(&mut n, &mut r).await;
+
+    // Ours -> Redis: writes pause, the replica catches up, then takes over.
+    run(&mut n, &["SET", "before", "1"]).await;
+    run(&mut n, &["FAILOVER", "TIMEOUT", "10000"]).await;
+    let failed_over = wait_for(Duration::from_secs(20), async || {
+        role_of(&mut n).await == "slave" && role_of(&mut r).await == "master"
+    })
+    .await;
+    assert!(failed_over, "the node follows its old replica");
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut n, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the old master follows the new one"
+    );
+    assert_eq!(
+        info_field(&mut n, "replication", "master_failover_state").await,
+        "no-failover"
+    );
+    let partial: u64 = info_field(&mut r, "stats", "sync_partial_ok")
+        .await
+        .parse()
+        .unwrap();
+    assert_eq!(partial, 1, "the node continued from its own stream");
+    let refused = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async::<()>(&mut n)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("read only replica"),
+        "{refused}"
+    );
+    run(&mut r, &["SET", "on-redis", "2"]).await;
+    assert!(arrives(&mut n, "on-redis").await);
+    assert_same_data(&mut r, &mut n, "after the first failover").await;
+
+    // Redis -> ours: the node becomes a master on PSYNC FAILOVER; Redis follows it.
+    run(&mut r, &["FAILOVER"]).await;
+    let back = wait_for(Duration::from_secs(20), async || {
+        role_of(&mut n).await == "master" && role_of(&mut r).await == "slave"
+    })
+    .await;
+    assert!(back, "the node took over on PSYNC FAILOVER");
+    run(&mut n, &["SET", "after", "3"]).await;
+    assert!(arrives(&mut r, "after").await);
+    assert_same_data(&mut n, &mut r, "after the second failover").await;
+    for key in ["before", "on-redis", "after"] {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut n)
+            .await
+            .unwrap();
+        assert!(v.is_some(), "{key} kept");
+    }
+
+    // Checks as Redis's: a named target must be a replica; ABORT ends a wait for sync.
+    let err = redis::cmd("FAILOVER")
+        .arg("TO")
+        .arg("127.0.0.1")
+        .arg("1")
+        .query_async::<()>(&mut n)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a replica"), "{err}");
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut n, "replication", "slave0")
+                .await
+                .contains("state=online")
+        })
+        .await
+    );
+    // The replica stops: a write it cannot acknowledge keeps the failover waiting for sync.
+    redis.signal("-STOP");
+    run(&mut n, &["SET", "unacked", "x"]).await;
+    run(&mut n, &["FAILOVER"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        info_field(&mut n, "replication", "master_failover_state").await,
+        "waiting-for-sync"
+    );
+    run(&mut n, &["FAILOVER", "ABORT"]).await;
+    assert_eq!(
+        info_field(&mut n, "replication", "master_failover_state").await,
+        "no-failover"
+    );
+    assert_eq!(role_of(&mut n).await, "master");
+    run(&mut n, &["SET", "writes", "resume"]).await;
+    redis.signal("-CONT");
+    ours.shutdown().await;
+}

@@ -1078,6 +1078,10 @@ impl Cluster {
         let mut stale = Vec::new();
         {
             let mut st = self.state.lock();
+            // (A wait noted earlier does not outlive the paths that plan nothing.)
+            if st.manual || !st.me().is_master() {
+                self.note_auto_wait(now, None);
+            }
             if st.manual {
                 return;
             }
@@ -1108,6 +1112,7 @@ impl Cluster {
             }
             let me_id = st.myself.clone();
             if st.me().provisional {
+                self.note_auto_wait(now, None);
                 let my_key = st.me().endpoint.sort_key();
                 let peers: Vec<&ClusterNode> = st
                     .nodes
@@ -1115,7 +1120,6 @@ impl Cluster {
                     .filter(|n| n.id != me_id && n.seen)
                     .collect();
                 if peers.is_empty() {
-                    self.note_auto_wait(now, None);
                     return;
                 }
                 let yield_to_peer = keys == 0
@@ -1165,6 +1169,7 @@ impl Cluster {
                 return;
             }
             if let Some(master) = st.auto_replica_roles(keys).remove(&me_id) {
+                self.note_auto_wait(now, None);
                 tracing::info!(master = %master, replicas = st.replicas_per_shard, "automatic distribution: this node becomes a replica (cluster.replicas)");
                 st.set_my_master(&master, now);
                 self.publish(&mut st);
@@ -1201,7 +1206,7 @@ impl Cluster {
             let mut reclaimed = false;
             // What keeps the layout from being reached, if nothing moves towards it.
             let mut unhealthy: Option<String> = None;
-            let mut awaited: Option<(String, usize)> = None;
+            let mut awaited: Option<String> = None;
             for (s, t) in target.iter().enumerate() {
                 let owner = st.slots[s].as_deref();
                 // Ours in the layout and unassigned, or bound to a node that no longer claims
@@ -1221,9 +1226,8 @@ impl Cluster {
                     && let Some(o) = owner
                     && o != me_id
                 {
-                    match &mut awaited {
-                        Some((_, n)) => *n += 1,
-                        None => awaited = Some((o.to_string(), 1)),
+                    if awaited.is_none() {
+                        awaited = Some(o.to_string());
                     }
                 } else if owner == Some(me_id.as_str())
                     && let Some(t) = t
@@ -1234,12 +1238,11 @@ impl Cluster {
                     if healthy && !st.migrating.contains_key(&(s as u16)) {
                         handoffs.entry(t.to_string()).or_default().push(s as u16);
                     } else if !healthy && unhealthy.is_none() {
+                        // (Stable words: a new text restarts the wait's clock.)
                         unhealthy = Some(match to {
                             Some(n) => format!(
-                                "{} to be reachable (flags {}{}) before slots are handed to it",
-                                describe(n),
-                                n.flags_text(),
-                                if n.seen { "" } else { ", never heard from" }
+                                "{} to be reachable (failing, or never heard from) before slots are handed to it",
+                                describe(n)
                             ),
                             None => format!("{t} to be known before slots are handed to it"),
                         });
@@ -1251,9 +1254,9 @@ impl Cluster {
             } else if let Some(u) = unhealthy {
                 Some(u)
             } else {
-                awaited.map(|(o, n)| {
+                awaited.map(|o| {
                     let o = st.nodes.get(&o).map_or(o, describe);
-                    format!("{n} slots of the even layout to be handed over by their owners ({o} among them)")
+                    format!("slots of the even layout to be handed over by their owners ({o} among them)")
                 })
             };
             self.note_auto_wait(now, why);

@@ -1102,6 +1102,9 @@ pub fn replicaof(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     if ctx.node.cluster.is_some() {
         return Err(CmdError::err("REPLICAOF not allowed in cluster mode."));
     }
+    if ctx.node.failover.active() {
+        return Err(CmdError::err("REPLICAOF not allowed while failing over."));
+    }
     if eq_ic(&args[1], "NO") && eq_ic(&args[2], "ONE") {
         ctx.node.upstream.stop(ctx.node);
         ctx.out.ok();
@@ -1120,6 +1123,83 @@ pub fn replicaof(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     Ok(())
 }
 
+/// FAILOVER [TO host port [FORCE]] [TIMEOUT ms] | FAILOVER ABORT: hands the master role to
+/// a replica (see `server::failover`), with Redis's checks and errors.
+pub fn failover_command(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    let node = ctx.node;
+    if node.cluster.is_some() {
+        return Err(CmdError::err(
+            "FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+        ));
+    }
+    if args.len() == 2 && eq_ic(&args[1], "ABORT") {
+        if !node.failover.active() {
+            return Err(CmdError::err("No failover in progress."));
+        }
+        crate::server::failover::abort(node, "Failover manually aborted");
+        ctx.out.ok();
+        return Ok(());
+    }
+    let (mut timeout, mut force, mut target) = (0i64, false, None);
+    let mut j = 1;
+    while j < args.len() {
+        if eq_ic(&args[j], "TIMEOUT") && j + 1 < args.len() && timeout == 0 {
+            timeout = int(&args[j + 1])?;
+            if timeout <= 0 {
+                return Err(CmdError::err("FAILOVER timeout must be greater than 0"));
+            }
+            j += 2;
+        } else if eq_ic(&args[j], "TO") && j + 2 < args.len() && target.is_none() {
+            let port = int(&args[j + 2])?;
+            target = Some((String::from_utf8_lossy(&args[j + 1]).into_owned(), port));
+            j += 3;
+        } else if eq_ic(&args[j], "FORCE") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if node.failover.active() {
+        return Err(CmdError::err("FAILOVER already in progress."));
+    }
+    if node.upstream.is_replica() {
+        return Err(CmdError::err(
+            "FAILOVER is not valid when server is a replica.",
+        ));
+    }
+    let feeds = node.replicas.list();
+    if feeds.is_empty() {
+        return Err(CmdError::err("FAILOVER requires connected replicas."));
+    }
+    if force && (timeout == 0 || target.is_none()) {
+        return Err(CmdError::err(
+            "FAILOVER with force option requires both a timeout and target HOST and IP.",
+        ));
+    }
+    let target = match target {
+        None => None,
+        Some((host, port)) => {
+            let Some(f) = u16::try_from(port).ok().and_then(|port| {
+                feeds
+                    .iter()
+                    .find(|f| f.ip.eq_ignore_ascii_case(&host) && f.port == port)
+            }) else {
+                return Err(CmdError::err(
+                    "FAILOVER target HOST and PORT is not a replica.",
+                ));
+            };
+            if f.state != "online" {
+                return Err(CmdError::err("FAILOVER target replica is not online."));
+            }
+            Some((host, f.port))
+        }
+    };
+    crate::server::failover::start(node, target, force, (timeout > 0).then_some(timeout));
+    ctx.out.ok();
+    Ok(())
+}
+
 /// SYNC: this connection becomes a Redis replica's (`server::replicas`): the RDB file, then
 /// the stream of writes.
 pub fn sync(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
@@ -1130,6 +1210,25 @@ pub fn sync(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 /// that offset a moment ago (see `server::replicas`), else as SYNC after
 /// `+FULLRESYNC <replid> <offset>`.
 pub fn psync(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    // `PSYNC <replid> <offset> FAILOVER` from our master (its FAILOVER's last step): with
+    // the replication ID we follow, this node becomes a master, then serves the PSYNC.
+    if args.len() > 3 && eq_ic(&args[3], "FAILOVER") {
+        tracing::warn!(
+            "Failover request received for replid {}.",
+            String::from_utf8_lossy(&args[1])
+        );
+        let Some(link) = ctx.node.upstream.link() else {
+            return Err(CmdError::err("PSYNC FAILOVER can't be sent to a master."));
+        };
+        if link.replid.lock().as_bytes() != &args[1][..] {
+            return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
+        }
+        ctx.node.upstream.stop(ctx.node);
+        tracing::info!(
+            "MASTER MODE enabled (failover request from '{}')",
+            ctx.client.info.describe(ctx.now_ms)
+        );
+    }
     let offset = std::str::from_utf8(&args[2])
         .ok()
         .and_then(|o| o.parse::<u64>().ok());
@@ -1143,6 +1242,11 @@ pub fn psync(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 fn start_sync(ctx: &mut Ctx, kind: SyncKind) -> CmdResult {
     if ctx.client.info.replica.load(Ordering::Relaxed) {
         return Ok(());
+    }
+    if ctx.node.failover.active() {
+        return Err(CmdError::Msg(
+            "NOMASTERLINK Can't SYNC while failing over".into(),
+        ));
     }
     // A replica here mirrors its master's stream and appends nothing of its own to feed a
     // replica of its own with; it still serves the file alone (redis-cli --rdb).
@@ -1656,6 +1760,17 @@ pub static COMMANDS: &[Command] = &[
         replconf,
         "An internal command for configuring the replication stream"
     ),
+    cmd!(
+        "failover",
+        -1,
+        ADMIN | NOSCRIPT | STALE,
+        NO_KEYS,
+        "server",
+        "6.2.0",
+        failover_command,
+        "Starts a coordinated failover from a server to one of its replicas."
+    )
+    .acl(&["@admin", "@dangerous"]),
     cmd!(
         "replicaof",
         3,

@@ -143,27 +143,42 @@ pub fn debug(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
 }
 
-/// `enable-debug-command`: `yes`, or `local` for a client on loopback.
+/// `enable-debug-command`: `yes`, or `local` for a local client (also checked before the
+/// command's other checks: see [`protected_refusal`]).
 fn allowed(ctx: &Ctx) -> CmdResult {
-    protected_command_allowed(ctx, "DEBUG", "enable-debug-command")
+    match protected_refusal(ctx.node, &ctx.client.info.addr, "debug") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
-/// A protected command (Redis 7.0's DEBUG and MODULE's loading subcommands) runs when its
-/// setting says `yes`, or `local` for a client on loopback; else Redis's refusal.
-pub fn protected_command_allowed(ctx: &Ctx, command: &str, setting: &str) -> CmdResult {
-    let value = ctx.node.config.read().get(setting).to_string();
-    let ok = match value.as_str() {
+/// Redis 7.0's protected commands (DEBUG, and MODULE LOAD/LOADEX/UNLOAD) run when their
+/// setting says `yes`, or `local` for a client on 127.0.0.1 or ::1 (Redis's islocalClient);
+/// else Redis's refusal. Checked right after the arity, before authentication, ACL and
+/// MULTI, as Redis's processCommand does.
+pub fn protected_refusal(
+    node: &crate::node::Node,
+    addr: &std::net::SocketAddr,
+    fullname: &str,
+) -> Option<CmdError> {
+    let (command, setting) = match fullname {
+        "debug" => ("DEBUG", "enable-debug-command"),
+        "module|load" | "module|loadex" | "module|unload" => ("MODULE", "enable-module-command"),
+        _ => return None,
+    };
+    let ok = match node.config.read().get(setting) {
         "yes" => true,
-        "local" => ctx.client.info.addr.ip().is_loopback(),
+        "local" => match addr.ip() {
+            std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+            std::net::IpAddr::V6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+        },
         _ => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(CmdError::err(format!(
+    (!ok).then(|| {
+        CmdError::err(format!(
             "{command} command not allowed. If the {setting} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
-        )))
-    }
+        ))
+    })
 }
 
 fn object(ctx: &mut Ctx, ks: &mut Keyspace, key: &[u8]) -> CmdResult {

@@ -349,6 +349,9 @@ pub fn call(
     // CLIENT LIST's `cmd` (and so the ACL log's client info) names it even when it is
     // refused below, as Redis sets `c->cmd` before its checks.
     client.info.note_command(cmd.id, now);
+    if let Some(e) = debug::protected_refusal(node, &client.info.addr, &cmd.fullname) {
+        return reject(node, client, out, e);
+    }
     let f = cmd.cmd.flags;
     if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
         let resp3 = client.resp3;

@@ -760,7 +760,7 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
         );
         o.kv("connected_slaves", &resp_replicas.len());
         resp_replica_lines(o, &resp_replicas, 0, now_ms);
-        o.kv("master_failover_state", &"no-failover");
+        o.kv("master_failover_state", &node.failover.state());
         return offset;
     }
     let Some(c) = node.cluster.as_ref() else {
@@ -770,7 +770,7 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
             o.kv("min_slaves_good_slaves", &good);
         }
         resp_replica_lines(o, &resp_replicas, 0, now_ms);
-        o.kv("master_failover_state", &"no-failover");
+        o.kv("master_failover_state", &node.failover.state());
         return node.store.aof.repl_offset();
     };
     let st = c.state.lock().clone();
@@ -1389,8 +1389,8 @@ pub fn module_list(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdRes
 
 /// MODULE LOAD and LOADEX: refused by `enable-module-command` as Redis 7.0, else failing as
 /// Redis's do on a library that does not load, with the reason in the log.
-pub fn module_load(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    super::debug::protected_command_allowed(ctx, "MODULE", "enable-module-command")?;
+pub fn module_load(_ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    // (Refused by `enable-module-command` before it gets here: `debug::protected_refusal`.)
     tracing::warn!(
         path = %String::from_utf8_lossy(&args[2]),
         "Module loading is not supported: Reredis cannot load Redis modules (C plugins)"
@@ -1400,8 +1400,7 @@ pub fn module_load(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     ))
 }
 
-pub fn module_unload(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    super::debug::protected_command_allowed(ctx, "MODULE", "enable-module-command")?;
+pub fn module_unload(_ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Err(CmdError::err(
         "Error unloading module: no such module with that name",
     ))

@@ -14,6 +14,7 @@
 //! message, a BGSAVE) runs there, not on the connection's thread.
 
 pub mod clients;
+pub mod failover;
 pub mod replicas;
 pub mod stats;
 pub mod upstream;

@@ -61,7 +61,13 @@ pub struct Link {
     /// The master's replication ID.
     pub replid: Mutex<String>,
     pub full_syncs: AtomicU64,
+    /// FAILOVER: this link's PSYNC asks the replica it goes to to take over (`FAILOVER`), and
+    /// the answer is told here (Ok once it accepted, with `+CONTINUE` or `+FULLRESYNC`).
+    failover: Mutex<Option<FailoverReply>>,
 }
+
+/// Where the outcome of a failover's `PSYNC ... FAILOVER` goes.
+pub type FailoverReply = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Upstream {
     /// The link, while this node is a replica.
@@ -84,6 +90,32 @@ impl Upstream {
     /// `REPLICAOF host port`: follows that master from now on (a new link replaces any other).
     /// Returns false when it already follows it.
     pub fn follow(&self, node: &Arc<Node>, host: String, port: u16) -> bool {
+        self.follow_with(node, host, port, None, None)
+    }
+
+    /// FAILOVER's last step: this master follows its replica at `host:port`, asking it to
+    /// take over (`PSYNC <replid> <offset + 1> FAILOVER`, where `replid` and `offset` are where
+    /// this node's stream to it stands, so that it continues from there); `reply` hears
+    /// whether it accepted.
+    pub fn follow_for_failover(
+        &self,
+        node: &Arc<Node>,
+        host: String,
+        port: u16,
+        position: Option<(String, i64)>,
+        reply: FailoverReply,
+    ) {
+        self.follow_with(node, host, port, position, Some(reply));
+    }
+
+    fn follow_with(
+        &self,
+        node: &Arc<Node>,
+        host: String,
+        port: u16,
+        position: Option<(String, i64)>,
+        failover: Option<FailoverReply>,
+    ) -> bool {
         let _load = self.loading.lock();
         let mut cur = self.link.lock();
         if cur
@@ -101,11 +133,12 @@ impl Upstream {
             stop: CancellationToken::new(),
             state: Mutex::new("connect"),
             up: AtomicBool::new(false),
-            offset: AtomicI64::new(-1),
+            offset: AtomicI64::new(position.as_ref().map_or(-1, |p| p.1)),
             db: Default::default(),
             last_io_ms: AtomicI64::new(0),
-            replid: Mutex::new(String::new()),
+            replid: Mutex::new(position.map(|p| p.0).unwrap_or_default()),
             full_syncs: AtomicU64::new(0),
+            failover: Mutex::new(failover),
         });
         *cur = Some(link.clone());
         self.active.store(true, Ordering::Relaxed);
@@ -139,6 +172,14 @@ async fn run(node: Arc<Node>, link: Arc<Link>) {
         };
         link.up.store(false, Ordering::Relaxed);
         *link.state.lock() = "connect";
+        // A failover whose target could not be reached, or refused, ends here: the node
+        // becomes a master again (`server::failover`).
+        if let Err(e) = &r
+            && let Some(reply) = link.failover.lock().take()
+        {
+            let _ = reply.send(Err(e.clone()));
+            return;
+        }
         if let Err(e) = r {
             tracing::warn!(master = %format!("{}:{}", link.host, link.port), "MASTER <-> REPLICA link: {e}; retrying in a second");
         }
@@ -237,12 +278,20 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         Some((replid, offset)) => (replid.clone(), (offset + 1).to_string()),
         None => ("?".to_string(), "-1".to_string()),
     };
-    send(
-        &mut wr,
-        &[b"PSYNC", psync_id.as_bytes(), psync_offset.as_bytes()],
-    )
-    .await?;
+    let mut psync: Vec<&[u8]> = vec![b"PSYNC", psync_id.as_bytes(), psync_offset.as_bytes()];
+    let failing_over = link.failover.lock().is_some();
+    if failing_over {
+        psync.push(b"FAILOVER");
+    }
+    send(&mut wr, &psync).await?;
     let reply = line(&mut rd, repl_timeout(node)).await?;
+    // The replica took over once it answers as a master (a full sync is fine too, as Redis).
+    if failing_over
+        && (reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE"))
+        && let Some(done) = link.failover.lock().take()
+    {
+        let _ = done.send(Ok(()));
+    }
     let mut words = reply.split(' ');
     let offset = match (words.next(), cached) {
         (Some("+FULLRESYNC"), _) => {

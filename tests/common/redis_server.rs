@@ -87,6 +87,16 @@ impl RedisServer {
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
+
+    /// Sends `sig` (`-STOP`, `-CONT`) to the server's process.
+    #[allow(dead_code)]
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig}");
+    }
 }
 
 impl Drop for RedisServer {
