@@ -414,7 +414,7 @@ pub static SETTINGS: &[Setting] = &[
         Kind::Enum(&["no", "yes", "local"]),
         "no",
         false,
-        "Allow the DEBUG command: no, yes, or local (clients on loopback only)"
+        "Allow the DEBUG command: no, yes, or local (clients on 127.0.0.1 or ::1 only)"
     ),
     // Modules are Redis's C plugins: none can be loaded here, but MODULE answers as Redis's
     // (LIST: none; LOAD refused by this setting first, as Redis 7.0's default).
@@ -424,7 +424,7 @@ pub static SETTINGS: &[Setting] = &[
         Kind::Enum(&["no", "yes", "local"]),
         "no",
         false,
-        "Allow MODULE LOAD/LOADEX/UNLOAD: no, yes, or local (loopback only); no module can be \
+        "Allow MODULE LOAD/LOADEX/UNLOAD: no, yes, or local (127.0.0.1 or ::1 only); no module can be \
          loaded, the commands then fail as Redis's do on a module that does not load"
     ),
     setting!(
