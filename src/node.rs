@@ -30,6 +30,9 @@ pub struct Pause {
     /// The store's [`Store::expiry_held_until`]: nothing expires while clients are paused.
     until_ms: Arc<AtomicI64>,
     writes_only: AtomicBool,
+    /// FAILOVER's pause of writes (Redis's PAUSE_DURING_FAILOVER): apart from CLIENT PAUSE, so
+    /// CLIENT UNPAUSE does not lift it and its end does not lift a client's pause.
+    failover: AtomicBool,
     pub unpaused: Notify,
     /// Clients waiting for the pause to end (INFO counts them in `blocked_clients`).
     waiting: Arc<AtomicUsize>,
@@ -73,14 +76,26 @@ impl Pause {
         self.unpaused.notify_waiters();
     }
 
+    /// FAILOVER's write pause, on or off.
+    pub fn set_failover(&self, on: bool) {
+        self.failover.store(on, Ordering::Relaxed);
+        if !on {
+            self.unpaused.notify_waiters();
+        }
+    }
+
     /// Whether a pause may be in force (no clock read: a pause that ran out is cleared by the
     /// next [`Pause::deadline`]).
     pub fn may_be_set(&self) -> bool {
-        self.until_ms.load(Ordering::Relaxed) != 0
+        self.until_ms.load(Ordering::Relaxed) != 0 || self.failover.load(Ordering::Relaxed)
     }
 
-    /// If a command must wait, the deadline it waits for.
+    /// If a command must wait, the deadline it waits for (then asks again: a failover's pause
+    /// has none, and answers a tenth of a second ahead).
     pub fn deadline(&self, is_write: bool, now_ms: i64) -> Option<i64> {
+        if is_write && self.failover.load(Ordering::Relaxed) {
+            return Some(now_ms + 100);
+        }
         let until = self.until_ms.load(Ordering::Relaxed);
         if until <= now_ms {
             if until != 0 {

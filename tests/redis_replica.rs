@@ -1202,7 +1202,17 @@ async fn failover_hands_the_master_role_over_both_ways() {
         info_field(&mut n, "replication", "master_failover_state").await,
         "waiting-for-sync"
     );
+    // Writes wait (CLIENT UNPAUSE does not lift a failover's pause); reads go on.
+    run(&mut n, &["CLIENT", "UNPAUSE"]).await;
+    let mut w = common::resp::Conn::open(ours.resp_addr()).await;
+    w.send(&[b"SET", b"held", b"1"]).await;
+    assert!(
+        !w.has_reply_within(Duration::from_millis(500)).await,
+        "a write during the failover waits"
+    );
+    run(&mut n, &["GET", "before"]).await;
     run(&mut n, &["FAILOVER", "ABORT"]).await;
+    assert_eq!(w.reply().await, b"+OK\r\n", "the write goes on after ABORT");
     assert_eq!(
         info_field(&mut n, "replication", "master_failover_state").await,
         "no-failover"

@@ -1220,7 +1220,7 @@ pub fn psync(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         let Some(link) = ctx.node.upstream.link() else {
             return Err(CmdError::err("PSYNC FAILOVER can't be sent to a master."));
         };
-        if link.replid.lock().as_bytes() != &args[1][..] {
+        if !link.replid.lock().as_bytes().eq_ignore_ascii_case(&args[1]) {
             return Err(CmdError::err("PSYNC FAILOVER replid must match my replid."));
         }
         ctx.node.upstream.stop(ctx.node);

@@ -153,14 +153,13 @@ impl Drop for Session {
 /// its commands.
 pub async fn wait_unpaused(node: &Node, is_write: bool) {
     node.scripts.wait_until_idle().await;
-    let Some(until) = node.pause.deadline(is_write, commands::now_ms()) else {
-        return;
-    };
-    let wait = (until - commands::now_ms()).max(0) as u64;
-    tokio::select! {
-        _ = node.pause.unpaused.notified() => {}
-        _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
-        _ = node.shutdown.cancelled() => {}
+    while let Some(until) = node.pause.deadline(is_write, commands::now_ms()) {
+        let wait = (until - commands::now_ms()).clamp(0, 100) as u64;
+        tokio::select! {
+            _ = node.pause.unpaused.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(wait)) => {}
+            _ = node.shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -9,17 +9,19 @@
 //! 4. writes resume (here they meet a replica: `-READONLY`).
 //!
 //! `TIMEOUT ms` bounds step 2: past it the failover is abandoned, or with `FORCE` goes on to
-//! the named replica whether it caught up or not. A target that refuses or cannot be reached
-//! in step 3 makes the node a master again. `FAILOVER ABORT` stops it at any step.
+//! the named replica whether it caught up or not (asking it for a full sync). A target that
+//! refuses or cannot be reached in step 3 makes the node a master again (Redis keeps retrying
+//! it). `FAILOVER ABORT` stops it at any step. Its write pause is its own (CLIENT UNPAUSE does
+//! not lift it), and no key expires while it lasts (a deletion would move the stream on).
 //!
 //! The other side, a replica here receiving `PSYNC ... FAILOVER` from its master, is in
 //! `commands::cluster::psync`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use crate::commands::now_ms;
 use crate::node::Node;
@@ -28,10 +30,13 @@ use crate::node::Node;
 #[derive(Default)]
 pub struct Failover {
     plan: Mutex<Option<Plan>>,
+    /// Numbers the plans, so a wait loop left from an aborted one never acts for the next.
+    generation: AtomicU64,
 }
 
 #[derive(Clone)]
 struct Plan {
+    generation: u64,
     /// `TO host port`; else set once a replica caught up.
     target: Option<(String, u16)>,
     force: bool,
@@ -39,12 +44,11 @@ struct Plan {
     deadline_ms: Option<i64>,
     /// Step 3 started: the node follows the target.
     in_progress: bool,
-    stop: CancellationToken,
 }
 
-/// How long a failover's write pause may last at most (it ends with the failover; this only
-/// bounds a pause nobody ended).
-const PAUSE_MS: i64 = 365 * 24 * 3600 * 1000;
+/// A `PSYNC` offset no backlog holds: the target answers with a full sync (FORCE: it may not
+/// have all we sent, nor we all it has).
+const FULL_SYNC_OFFSET: i64 = i64::MAX / 2;
 
 impl Failover {
     /// INFO replication's `master_failover_state`.
@@ -68,49 +72,62 @@ pub fn start(
     force: bool,
     timeout_ms: Option<i64>,
 ) {
-    let stop = CancellationToken::new();
     match &target {
         Some((h, p)) => tracing::info!("FAILOVER requested to {h}:{p}."),
         None => tracing::info!("FAILOVER requested to any replica."),
     }
+    let generation = node.failover.generation.fetch_add(1, Ordering::Relaxed) + 1;
     *node.failover.plan.lock() = Some(Plan {
+        generation,
         target,
         force,
         deadline_ms: timeout_ms.map(|t| now_ms() + t),
         in_progress: false,
-        stop: stop.clone(),
     });
-    node.pause.pause(now_ms() + PAUSE_MS, true);
-    node.runtime.spawn(wait_for_sync(node.clone(), stop));
+    node.store.keep_expired.store(true, Ordering::Relaxed);
+    node.pause.set_failover(true);
+    node.runtime.spawn(wait_for_sync(node.clone(), generation));
 }
 
 /// Ends a failover that did not finish: the node stays (or becomes again) a master, and
 /// writes resume.
 pub fn abort(node: &Node, why: &str) {
-    let Some(plan) = node.failover.plan.lock().take() else {
+    let mut plan = node.failover.plan.lock();
+    let Some(p) = plan.take() else {
         return;
     };
-    plan.stop.cancel();
-    match &plan.target {
-        Some((h, p)) => tracing::info!("FAILOVER to {h}:{p} aborted: {why}"),
+    match &p.target {
+        Some((h, port)) => tracing::info!("FAILOVER to {h}:{port} aborted: {why}"),
         None => tracing::info!("FAILOVER to any replica aborted: {why}"),
     }
-    if plan.in_progress {
+    if p.in_progress {
         node.upstream.stop(node);
     }
-    node.pause.unpause();
+    if !node.upstream.is_replica() {
+        node.store.keep_expired.store(false, Ordering::Relaxed);
+    }
+    node.pause.set_failover(false);
+}
+
+/// The target answered `PSYNC ... FAILOVER` as a master: done. The node follows it, and the
+/// writes it held resume (and meet a replica: `-READONLY`).
+pub fn succeeded(node: &Node) {
+    if node.failover.plan.lock().take().is_some() {
+        tracing::info!("FAILOVER completed: this node follows the new master");
+        node.pause.set_failover(false);
+    }
 }
 
 /// Step 2: waits for a replica that acknowledged the whole stream, then starts step 3.
-async fn wait_for_sync(node: Arc<Node>, stop: CancellationToken) {
+async fn wait_for_sync(node: Arc<Node>, generation: u64) {
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
             _ = node.shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-        let Some(plan) = node.failover.plan.lock().clone() else {
-            return;
+        let plan = match node.failover.plan.lock().clone() {
+            Some(p) if p.generation == generation && !p.in_progress => p,
+            _ => return,
         };
         let ours = node.store.aof.repl_offset();
         let feeds = node.replicas.list();
@@ -119,66 +136,59 @@ async fn wait_for_sync(node: Arc<Node>, stop: CancellationToken) {
                 .as_ref()
                 .is_none_or(|(h, p)| f.ip.eq_ignore_ascii_case(h) && f.port == *p)
         };
-        let synced = feeds
-            .iter()
-            .filter(matches)
-            .find(|f| f.state == "online" && f.acked == ours);
-        let chosen = match (synced, &plan.deadline_ms) {
-            (Some(f), _) => {
-                tracing::info!(
-                    "Failover target {}:{} is synced, failing over.",
-                    f.ip,
-                    f.port
-                );
-                Some((f.ip.clone(), f.port, Some(f.acked_resp)))
+        // As Redis: the deadline first, then whether a replica caught up.
+        if let Some(deadline) = plan.deadline_ms
+            && now_ms() >= deadline
+        {
+            if !plan.force {
+                abort(&node, "Replica never caught up before timeout");
+                return;
             }
-            (None, Some(deadline)) if now_ms() >= *deadline => {
-                if !plan.force {
-                    abort(&node, "Replica never caught up before timeout");
-                    return;
-                }
-                let (host, port) = plan.target.clone().expect("FORCE comes with TO");
-                tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
-                let at = feeds.iter().find(matches).map(|f| f.acked_resp);
-                Some((host, port, at))
-            }
-            (None, _) => None,
-        };
-        if let Some((host, port, at)) = chosen {
-            take_over(&node, host, port, at);
+            let (host, port) = plan.target.clone().expect("FORCE comes with TO");
+            tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
+            take_over(&node, generation, host, port, None);
             return;
+        }
+        if let Some(f) = feeds.iter().filter(matches).find(|f| f.acked == ours) {
+            tracing::info!(
+                "Failover target {}:{} is synced, failing over.",
+                f.ip,
+                f.port
+            );
+            let (host, port) = (f.ip.clone(), f.port);
+            if take_over(&node, generation, host, port, Some((ours, f.acked_resp))) {
+                return;
+            }
         }
     }
 }
 
-/// Step 3: follow the target, asking it to take over from where our stream to it stands.
-fn take_over(node: &Arc<Node>, host: String, port: u16, at: Option<u64>) {
-    {
-        let mut plan = node.failover.plan.lock();
-        let Some(p) = plan.as_mut() else {
-            return;
-        };
-        p.in_progress = true;
-        p.target = Some((host.clone(), port));
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let position = at.map(|o| (node.replid(), o as i64));
+/// Step 3: follow the target, asking it to take over from where our stream to it stands
+/// (`synced`: our offset it acknowledged, and the same point in its count; None: FORCE).
+/// False when the stream moved on since the check (the wait goes on).
+fn take_over(
+    node: &Arc<Node>,
+    generation: u64,
+    host: String,
+    port: u16,
+    synced: Option<(u64, u64)>,
+) -> bool {
+    // Held while the link starts: an ABORT waits for it, then stops that link.
+    let mut plan = node.failover.plan.lock();
+    let Some(p) = plan
+        .as_mut()
+        .filter(|p| p.generation == generation && !p.in_progress)
+    else {
+        return true;
+    };
+    let offset = match synced {
+        Some((ours, _)) if node.store.aof.repl_offset() != ours => return false,
+        Some((_, theirs)) => theirs as i64,
+        None => FULL_SYNC_OFFSET,
+    };
+    p.in_progress = true;
+    p.target = Some((host.clone(), port));
     node.upstream
-        .follow_for_failover(node, host, port, position, tx);
-    let node = node.clone();
-    node.runtime.clone().spawn(async move {
-        match rx.await {
-            Ok(Ok(())) => {
-                // Done: the node is the new master's replica; writes resume (and are
-                // refused as a replica's).
-                node.failover.plan.lock().take();
-                node.pause.unpause();
-            }
-            Ok(Err(e)) => abort(
-                &node,
-                &format!("Failover target rejected psync request: {e}"),
-            ),
-            Err(_) => abort(&node, "Failover target link replaced"),
-        }
-    });
+        .follow_for_failover(node, host, port, (node.replid(), offset));
+    true
 }

@@ -332,7 +332,12 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     // CLIENT LIST's qbuf while the command runs: it and what follows it, as in
                     // Redis, whose query buffer still holds the command being run.
                     client.info.query_buf.store(pending, Ordering::Relaxed);
-                    if let Some(deadline) = pause_deadline(&node, &client, &args) {
+                    // (Asked again after each wait: another pause may have begun meanwhile, and
+                    // a wait ends at its deadline even if the wake-up was missed.)
+                    while let Some(deadline) = pause_deadline(&node, &client, &args) {
+                        if node.shutdown.is_cancelled() || kill.is_cancelled() {
+                            break;
+                        }
                         flush(
                             &node,
                             &kill,
@@ -819,8 +824,9 @@ fn pause_deadline(node: &Node, client: &ClientState, args: &[Bytes]) -> Option<i
     node.pause.deadline(is_write, now)
 }
 
+/// Waits for the pause to end, a tenth of a second at most (the caller asks again).
 async fn wait_unpaused(node: &Node, deadline: i64) {
-    let wait = (deadline - commands::now_ms()).max(0) as u64;
+    let wait = (deadline - commands::now_ms()).clamp(0, 100) as u64;
     // A paused client counts as blocked in INFO, as in Redis.
     let _waiting = node.pause.waiting();
     tokio::select! {

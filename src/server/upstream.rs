@@ -61,13 +61,10 @@ pub struct Link {
     /// The master's replication ID.
     pub replid: Mutex<String>,
     pub full_syncs: AtomicU64,
-    /// FAILOVER: this link's PSYNC asks the replica it goes to to take over (`FAILOVER`), and
-    /// the answer is told here (Ok once it accepted, with `+CONTINUE` or `+FULLRESYNC`).
-    failover: Mutex<Option<FailoverReply>>,
+    /// FAILOVER: this link's PSYNC asks the replica it goes to to take over (`FAILOVER`); its
+    /// answer ends the failover (`server::failover::succeeded` or `abort`).
+    failover: AtomicBool,
 }
-
-/// Where the outcome of a failover's `PSYNC ... FAILOVER` goes.
-pub type FailoverReply = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl Upstream {
     /// The link, while this node is a replica.
@@ -90,22 +87,20 @@ impl Upstream {
     /// `REPLICAOF host port`: follows that master from now on (a new link replaces any other).
     /// Returns false when it already follows it.
     pub fn follow(&self, node: &Arc<Node>, host: String, port: u16) -> bool {
-        self.follow_with(node, host, port, None, None)
+        self.follow_with(node, host, port, None, false)
     }
 
     /// FAILOVER's last step: this master follows its replica at `host:port`, asking it to
     /// take over (`PSYNC <replid> <offset + 1> FAILOVER`, where `replid` and `offset` are where
-    /// this node's stream to it stands, so that it continues from there); `reply` hears
-    /// whether it accepted.
+    /// this node's stream to it stands, so that it continues from there).
     pub fn follow_for_failover(
         &self,
         node: &Arc<Node>,
         host: String,
         port: u16,
-        position: Option<(String, i64)>,
-        reply: FailoverReply,
-    ) {
-        self.follow_with(node, host, port, position, Some(reply));
+        position: (String, i64),
+    ) -> bool {
+        self.follow_with(node, host, port, Some(position), true)
     }
 
     fn follow_with(
@@ -114,7 +109,7 @@ impl Upstream {
         host: String,
         port: u16,
         position: Option<(String, i64)>,
-        failover: Option<FailoverReply>,
+        failover: bool,
     ) -> bool {
         let _load = self.loading.lock();
         let mut cur = self.link.lock();
@@ -138,7 +133,7 @@ impl Upstream {
             last_io_ms: AtomicI64::new(0),
             replid: Mutex::new(position.map(|p| p.0).unwrap_or_default()),
             full_syncs: AtomicU64::new(0),
-            failover: Mutex::new(failover),
+            failover: AtomicBool::new(failover),
         });
         *cur = Some(link.clone());
         self.active.store(true, Ordering::Relaxed);
@@ -175,9 +170,12 @@ async fn run(node: Arc<Node>, link: Arc<Link>) {
         // A failover whose target could not be reached, or refused, ends here: the node
         // becomes a master again (`server::failover`).
         if let Err(e) = &r
-            && let Some(reply) = link.failover.lock().take()
+            && link.failover.swap(false, Ordering::Relaxed)
         {
-            let _ = reply.send(Err(e.clone()));
+            crate::server::failover::abort(
+                &node,
+                &format!("Failover target rejected psync request: {e}"),
+            );
             return;
         }
         if let Err(e) = r {
@@ -279,7 +277,7 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         None => ("?".to_string(), "-1".to_string()),
     };
     let mut psync: Vec<&[u8]> = vec![b"PSYNC", psync_id.as_bytes(), psync_offset.as_bytes()];
-    let failing_over = link.failover.lock().is_some();
+    let failing_over = link.failover.load(Ordering::Relaxed);
     if failing_over {
         psync.push(b"FAILOVER");
     }
@@ -288,9 +286,9 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     // The replica took over once it answers as a master (a full sync is fine too, as Redis).
     if failing_over
         && (reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE"))
-        && let Some(done) = link.failover.lock().take()
+        && link.failover.swap(false, Ordering::Relaxed)
     {
-        let _ = done.send(Ok(()));
+        crate::server::failover::succeeded(node);
     }
     let mut words = reply.split(' ');
     let offset = match (words.next(), cached) {
