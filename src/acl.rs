@@ -322,6 +322,16 @@ impl User {
         Ok(())
     }
 
+    /// Applies `rules` in order; the first wrong one is named after `what` (Redis's words for
+    /// where it came from).
+    fn apply_all(&mut self, rules: &[Vec<u8>], what: &str) -> Result<(), String> {
+        for r in rules {
+            self.apply(r)
+                .map_err(|e| format!("{what} '{}': {e}", String::from_utf8_lossy(r)))?;
+        }
+        Ok(())
+    }
+
     /// Redis's ACLCheckAllUserCommandPerm: allowed when one selector allows it all; else the
     /// most telling denial (a channel over a key over the command, then the later argument).
     pub fn check(&self, c: &CommandRef, args: &[Bytes]) -> Result<(), Denied> {
@@ -922,14 +932,7 @@ impl Acl {
             None => User::with_pubsub_default(name, all),
         };
         u.pubsub_default_all = all;
-        for r in &rules {
-            u.apply(r).map_err(|e| {
-                format!(
-                    "Error in ACL SETUSER modifier '{}': {e}",
-                    String::from_utf8_lossy(r)
-                )
-            })?;
-        }
+        u.apply_all(&rules, "Error in ACL SETUSER modifier")?;
         users.insert(name.to_string(), Arc::new(u));
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
@@ -1030,6 +1033,41 @@ impl Acl {
             .entry("default".to_string())
             .or_insert_with(|| Arc::new(User::default_user()));
         *self.users.write() = users;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Adds the users of the configuration's `user` lines (`<name> <rule>...` each, Redis's
+    /// `user` directive), all or none: `default` is reset then given its rules (as Redis's
+    /// ACLLoadConfiguredUsers), another name is a new user.
+    pub fn add_configured(&self, text: &str) -> Result<(), String> {
+        let all = self.pubsub_default_all.load(Ordering::Relaxed);
+        let mut users = self.users.write();
+        let mut staged = users.clone();
+        let mut seen = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let words: Vec<&[u8]> = (line.as_bytes().split(|&b| b == b' '))
+                .filter(|w| !w.is_empty())
+                .collect();
+            let name = String::from_utf8_lossy(words[0]).into_owned();
+            if seen.contains(&name) {
+                return Err(format!("Duplicate user '{name}' in the user lines"));
+            }
+            seen.push(name.clone());
+            let rules = merge_selector_args(&words[1..]).map_err(|i| {
+                format!(
+                    "Unmatched parenthesis in acl selector starting at '{}'.",
+                    String::from_utf8_lossy(words[1 + i])
+                )
+            })?;
+            let mut u = User::with_pubsub_default(&name, all);
+            if name == "default" {
+                u.apply(b"reset").expect("reset is a valid rule");
+            }
+            u.apply_all(&rules, "Error in user declaration")?;
+            staged.insert(name, Arc::new(u));
+        }
+        *users = staged;
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }

@@ -271,6 +271,15 @@ pub static SETTINGS: &[Setting] = &[
         false,
         "File of ACL users in Redis's format, loaded at start-up and by ACL LOAD, written by ACL SAVE (empty: none)"
     ),
+    // Redis's `user` directive: not a CONFIG GET/SET name (see `config_names`).
+    setting!(
+        "user",
+        "user",
+        Kind::Str,
+        "",
+        false,
+        "ACL users, one per line as Redis's `user` directive: `<name> <rule>...` (in a file, a list); not together with `aclfile`"
+    ),
     setting!(
         "replicaof",
         "replicaof",
@@ -1050,16 +1059,23 @@ pub fn setting_by_config_name(name: &str) -> Option<&'static Setting> {
         .map_or(name, |(_, canonical)| canonical);
     SETTINGS
         .iter()
+        .filter(|s| !NOT_CONFIG_NAMES.contains(&s.config_name))
         .find(|s| s.config_name.eq_ignore_ascii_case(name))
 }
 
+/// Settings that are not CONFIG GET/SET names: `user`, as in Redis (a directive of the file).
+const NOT_CONFIG_NAMES: &[&str] = &["user"];
+
 /// Every `CONFIG GET` name (settings' and [`ALIASES`]) with its setting.
 pub fn config_names() -> impl Iterator<Item = (&'static str, &'static Setting)> {
-    SETTINGS.iter().map(|s| (s.config_name, s)).chain(
-        ALIASES
-            .iter()
-            .filter_map(|&(alias, canonical)| Some((alias, setting_by_config_name(canonical)?))),
-    )
+    (SETTINGS.iter())
+        .filter(|s| !NOT_CONFIG_NAMES.contains(&s.config_name))
+        .map(|s| (s.config_name, s))
+        .chain(
+            ALIASES.iter().filter_map(|&(alias, canonical)| {
+                Some((alias, setting_by_config_name(canonical)?))
+            }),
+        )
 }
 
 impl Setting {
@@ -1423,7 +1439,9 @@ fn flatten(
             config::ValueKind::Table(t) => flatten(&full, t, out),
             config::ValueKind::Array(items) => {
                 let joined: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-                out.push((full, joined.join(",")));
+                // A list of users is one per line (their rules may hold commas).
+                let sep = if full == "user" { "\n" } else { "," };
+                out.push((full, joined.join(sep)));
             }
             _ => out.push((full, v.to_string())),
         }
@@ -1786,6 +1804,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bogus-setting"), "{err}");
+    }
+
+    #[test]
+    fn users_in_a_file_are_one_per_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("r.toml");
+        std::fs::write(&toml, "user = [\"alice on ~a,b* +get\", \"bob off\"]\n").unwrap();
+        let mut v = Values::default();
+        v.load_file(toml.to_str().unwrap()).unwrap();
+        assert_eq!(v.get("user"), "alice on ~a,b* +get\nbob off");
+        // Not a CONFIG GET/SET name, as in Redis.
+        assert!(setting_by_config_name("user").is_none());
+        assert!(config_names().all(|(n, _)| n != "user"));
     }
 
     #[test]

@@ -557,6 +557,22 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
             .map_err(|e| anyhow::anyhow!("Aborting start-up because of ACL errors: {e}"))?;
         tracing::info!(file = %aclfile, users = node.acl.users().len(), "ACL users loaded");
     }
+    // `user` lines of the configuration (Redis's `user` directive), never with an ACL file.
+    let users = node.config.read().get("user").to_string();
+    if !users.trim().is_empty() {
+        if !aclfile.is_empty() {
+            anyhow::bail!(
+                "Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both."
+            );
+        }
+        node.acl
+            .add_configured(&users)
+            .map_err(|e| anyhow::anyhow!("Aborting start-up because of ACL errors: {e}"))?;
+        tracing::info!(
+            users = node.acl.users().len(),
+            "ACL users of the configuration loaded"
+        );
+    }
     node.stats.refresh_memory();
     // Decided before the listeners start, so no client is served before it knows.
     let to_load = crate::persist::has_data_to_load(&node);

@@ -632,3 +632,66 @@ async fn only_subscribers_that_lost_a_channel_are_closed_as_in_redis() {
         "{ours:?}"
     );
 }
+
+/// Users declared in the configuration (Redis's `user` directive; ours: the `user` setting,
+/// one per line) against a redis-server started with the same `--user` lines.
+async fn configured_users_story(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut admin = Conn::connect(addr).await;
+    let mut alice = Conn::connect(addr).await;
+    vec![
+        admin.call_str(&["ACL", "LIST"]).await,
+        admin.call_str(&["CONFIG", "GET", "user"]).await,
+        alice.call_str(&["AUTH", "alice", "pw"]).await,
+        alice.call_str(&["SET", "a1", "x"]).await,
+        alice.call_str(&["SET", "b1", "x"]).await,
+        alice.call_str(&["GET", "b1"]).await,
+        alice.call_str(&["ACL", "WHOAMI"]).await,
+        admin.call_str(&["AUTH", "bob", "x"]).await,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_declared_in_the_configuration_match_redis() {
+    let redis = common::redis_server::RedisServer::start_with(
+        &[
+            "--user", "alice", "on", ">pw", "~a*", "+set", "(+get", "~b*)", "--user", "bob", "off",
+        ],
+        None,
+    )
+    .await;
+    let theirs = configured_users_story(redis.addr()).await;
+    drop(redis);
+    let node = common::start_node(&[("user", "alice on >pw ~a* +set (+get ~b*)\nbob off")]).await;
+    let ours = configured_users_story(node.resp_addr()).await;
+    node.shutdown().await;
+    common::session::assert_same_lines(&ours, &theirs);
+    assert!(ours[0].contains("user alice on #"), "{ours:?}");
+
+    // Never together with an ACL file; a wrong rule stops start-up.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("users.acl");
+    std::fs::write(&path, "user carol on nopass\n").expect("write");
+    let start = |settings: &[(&str, &str)]| {
+        let mut v = reredis::config::Config::ephemeral().values.clone();
+        for (k, val) in settings {
+            v.set(k, val, reredis::config::Origin::Default)
+                .expect("setting");
+        }
+        reredis::config::Config::from_values(v)
+    };
+    let both = start(&[
+        ("aclfile", path.to_str().expect("utf-8")),
+        ("user", "alice on"),
+    ]);
+    let err = format!("{:#}", reredis::start(both).await.err().expect("refused"));
+    assert!(
+        err.contains("define either an ACL file or declare users"),
+        "{err}"
+    );
+    let bad = start(&[("user", "alice on +nosuch")]);
+    let err = format!("{:#}", reredis::start(bad).await.err().expect("refused"));
+    assert!(
+        err.contains("Error in user declaration '+nosuch': Unknown command"),
+        "{err}"
+    );
+}
