@@ -381,6 +381,12 @@ pub struct WaitReplicas {
 }
 
 impl ClientState {
+    /// What this client's replies wait for in the append-only log: its last record's
+    /// position, and its id (`persist::aof::Aof::wait_acked_by`).
+    pub fn ack(&self) -> (u64, u64) {
+        (self.aof_seq, self.info.id)
+    }
+
     /// `authenticated`: whether the client starts authenticated, as Redis's
     /// `clientSetDefaultAuth` decides: yes when no password is required at connection time.
     /// A client that connected before `requirepass` was set stays authenticated.

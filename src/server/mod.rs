@@ -289,7 +289,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     let mut cost = d.cost();
                     ib.write(&mut out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(&mut out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(&node, &kill, &mut wr, &mut out, (client.aof_seq, client.info.id)).await {
+                    if !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
                         break;
                     }
                     ib.sub.written(cost);
@@ -338,14 +338,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         if node.shutdown.is_cancelled() || kill.is_cancelled() {
                             break;
                         }
-                        flush(
-                            &node,
-                            &kill,
-                            &mut wr,
-                            &mut out,
-                            (client.aof_seq, client.info.id),
-                        )
-                        .await;
+                        flush(&node, &kill, &mut wr, &mut out, client.ack()).await;
                         wait_unpaused(&node, deadline).await;
                     }
                     // While a script runs, others wait for it here (not on its locks), and
@@ -407,15 +400,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     };
                     if client.blocked.is_some() {
                         // Replies so far leave now; the rest of the pipeline waits behind us.
-                        if !flush(
-                            &node,
-                            &kill,
-                            &mut wr,
-                            &mut out,
-                            (client.aof_seq, client.info.id),
-                        )
-                        .await
-                        {
+                        if !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
                             node.store.blocked.unblock(client.info.id);
                             if let Some(b) = &client.blocked {
                                 b.waiter.settled_all();
@@ -448,15 +433,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     if let Some(w) = client.wait_replicas.take() {
                         // Replies so far leave now; the count follows once replicas acked.
-                        if !flush(
-                            &node,
-                            &kill,
-                            &mut wr,
-                            &mut out,
-                            (client.aof_seq, client.info.id),
-                        )
-                        .await
-                        {
+                        if !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
                             break 'conn;
                         }
                         mark = 0;
@@ -482,15 +459,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     }
                     if client.replication.sync.is_some() {
                         // SYNC/PSYNC: the connection is a replica's from here on.
-                        if !flush(
-                            &node,
-                            &kill,
-                            &mut wr,
-                            &mut out,
-                            (client.aof_seq, client.info.id),
-                        )
-                        .await
-                        {
+                        if !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
                             break 'conn;
                         }
                         let hs = std::mem::take(&mut client.replication);
@@ -532,16 +501,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty()
-            && !flush(
-                &node,
-                &kill,
-                &mut wr,
-                &mut out,
-                (client.aof_seq, client.info.id),
-            )
-            .await
-        {
+        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
             break 'conn;
         }
         client.info.output_len.store(0, Ordering::Relaxed);
@@ -649,7 +609,7 @@ async fn wait_blocked(
                     let mut cost = d.cost();
                     ib.write(out, client.resp3, &mut client.pubsub, d);
                     cost += ib.drain(out, client.resp3, &mut client.pubsub, PUBSUB_BATCH);
-                    if !flush(node, &kill, wr, out, (client.aof_seq, client.info.id)).await {
+                    if !flush(node, &kill, wr, out, client.ack()).await {
                         break After::Close;
                     }
                     ib.sub.written(cost);
