@@ -231,7 +231,7 @@ pub async fn serve(
     let fed = tokio::select! {
         biased;
         _ = kill.cancelled() => Ok(()),
-        r = feed(node, id, rd, wr, inbuf, kind, hs.rdb_only, &who, &mut stream) => r,
+        r = feed(ReplicaConn { node, id, rd, wr, inbuf, kind }, hs.rdb_only, &who, &mut stream) => r,
     };
     node.replicas.feeds.lock().remove(&id);
     if kind == SyncKind::Psync
@@ -257,18 +257,24 @@ struct Who {
     psync: Option<(String, u64)>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn feed(
-    node: &Arc<Node>,
+/// A replica's connection, as `feed` and `stream_loop` use it: the node, the client's id, both
+/// halves of the socket, its unread input, and how it asked (SYNC or PSYNC).
+struct ReplicaConn<'a> {
+    node: &'a Arc<Node>,
     id: u64,
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
-    inbuf: &mut BytesMut,
+    rd: &'a mut OwnedReadHalf,
+    wr: &'a mut OwnedWriteHalf,
+    inbuf: &'a mut BytesMut,
     kind: SyncKind,
+}
+
+async fn feed(
+    conn: ReplicaConn<'_>,
     rdb_only: bool,
     who: &Who,
     slot: &mut Option<Stream>,
 ) -> Result<(), String> {
+    let (node, id, kind) = (conn.node, conn.id, conn.kind);
     let (tap_tx, mut tap_rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
     let tap = Tap {
@@ -294,7 +300,7 @@ async fn feed(
                 tap
             }
             Ok(backlog) => {
-                write(node, wr, format!("+CONTINUE {replid}\r\n").as_bytes()).await?;
+                write(node, conn.wr, format!("+CONTINUE {replid}\r\n").as_bytes()).await?;
                 node.replicas
                     .sync_partial_ok
                     .fetch_add(1, Ordering::Relaxed);
@@ -311,10 +317,16 @@ async fn feed(
                 let stream = slot.insert(st);
                 if !missed.is_empty() {
                     stream
-                        .send_records(node, wr, Some(Bytes::from(missed)), &mut tap_rx, &queued)
+                        .send_records(
+                            node,
+                            conn.wr,
+                            Some(Bytes::from(missed)),
+                            &mut tap_rx,
+                            &queued,
+                        )
                         .await?;
                 }
-                return stream_loop(node, id, rd, wr, inbuf, kind, stream, tap_rx, queued).await;
+                return stream_loop(conn, stream, tap_rx, queued).await;
             }
         },
     };
@@ -343,7 +355,7 @@ async fn feed(
     if kind == SyncKind::Psync {
         write(
             node,
-            wr,
+            conn.wr,
             format!("+FULLRESYNC {replid} {at}\r\n").as_bytes(),
         )
         .await?;
@@ -365,11 +377,11 @@ async fn feed(
     let rdb = loop {
         tokio::select! {
             r = &mut encoding => break r.map_err(|e| e.to_string())?,
-            _ = keepalive.tick() => write(node, wr, b"\n").await?,
+            _ = keepalive.tick() => write(node, conn.wr, b"\n").await?,
         }
     };
-    write(node, wr, format!("${}\r\n", rdb.len()).as_bytes()).await?;
-    write(node, wr, &rdb).await?;
+    write(node, conn.wr, format!("${}\r\n", rdb.len()).as_bytes()).await?;
+    write(node, conn.wr, &rdb).await?;
     tracing::info!(
         client = id,
         keys,
@@ -382,7 +394,7 @@ async fn feed(
     }
     node.replicas.set_state(id, "online");
     let stream = slot.insert(Stream::new(at, lim, node.store.databases()));
-    stream_loop(node, id, rd, wr, inbuf, kind, stream, tap_rx, queued).await
+    stream_loop(conn, stream, tap_rx, queued).await
 }
 
 /// Where the replica `who` continues from, when it asks for a partial resync of our stream
@@ -397,18 +409,20 @@ fn continue_from(node: &Node, who: &Who, replid: &str) -> Option<Mark> {
 }
 
 /// An online replica's stream: our log's records as commands, PINGs, GETACKs, its ACKs.
-#[allow(clippy::too_many_arguments)]
 async fn stream_loop(
-    node: &Arc<Node>,
-    id: u64,
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
-    inbuf: &mut BytesMut,
-    kind: SyncKind,
+    conn: ReplicaConn<'_>,
     stream: &mut Stream,
     mut tap_rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicU64>,
 ) -> Result<(), String> {
+    let ReplicaConn {
+        node,
+        id,
+        rd,
+        wr,
+        inbuf,
+        kind,
+    } = conn;
     let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
     let mut args: Vec<Bytes> = Vec::new();
     let period = || {
