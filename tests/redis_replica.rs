@@ -1079,11 +1079,7 @@ async fn a_redis_dump_rdb_is_loaded_at_start_up() {
     let node = reredis::start(reredis::config::Config::from_values(v))
         .await
         .unwrap();
-    let stopped = node.node.shutdown.clone();
-    tokio::time::timeout(Duration::from_secs(20), stopped.cancelled())
-        .await
-        .expect("a node in cluster mode refuses a Redis RDB file");
-    let why = node.node.persist.fatal.lock().clone().unwrap_or_default();
+    let why = stop_reason(&node, "a node in cluster mode refuses a Redis RDB file").await;
     assert!(why.contains("cluster mode does not load"), "{why}");
     node.shutdown().await;
 
@@ -1091,11 +1087,7 @@ async fn a_redis_dump_rdb_is_loaded_at_start_up() {
     let broken = &rdb[..rdb.len() / 2];
     std::fs::write(data.path().join("dump.rdb"), broken).unwrap();
     let node = common::start_node(&settings).await;
-    let stopped = node.node.shutdown.clone();
-    tokio::time::timeout(Duration::from_secs(20), stopped.cancelled())
-        .await
-        .expect("the node stops on a file it cannot load");
-    let why = node.node.persist.fatal.lock().clone().unwrap_or_default();
+    let why = stop_reason(&node, "the node stops on a file it cannot load").await;
     assert!(why.contains("dump.rdb"), "{why}");
     node.shutdown().await;
     assert_eq!(
@@ -1103,6 +1095,16 @@ async fn a_redis_dump_rdb_is_loaded_at_start_up() {
         broken,
         "nothing saved over the file it could not read"
     );
+}
+
+/// Waits (20 s at most, else panics with `what`) for `node` to stop by itself, and returns
+/// why it did (its fatal start-up error).
+async fn stop_reason(node: &reredis::NodeHandle, what: &str) -> String {
+    let stopped = node.node.shutdown.clone();
+    tokio::time::timeout(Duration::from_secs(20), stopped.cancelled())
+        .await
+        .expect(what);
+    node.node.persist.fatal.lock().clone().unwrap_or_default()
 }
 
 /// ROLE's first word.
