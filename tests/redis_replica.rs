@@ -1229,6 +1229,48 @@ async fn failover_hands_the_master_role_over_both_ways() {
     );
     assert_eq!(role_of(&mut n).await, "master");
     run(&mut n, &["SET", "writes", "resume"]).await;
-    redis.signal("-CONT");
+
+    // A target that cannot be reached once the failover goes on to it (FORCE, past TIMEOUT):
+    // the node keeps trying, writes still paused, until ABORT (as Redis).
+    let rport = redis.port.to_string();
+    let force = [
+        "FAILOVER",
+        "TO",
+        "127.0.0.1",
+        &rport,
+        "FORCE",
+        "TIMEOUT",
+        "200",
+    ];
+    run(&mut n, &force).await;
+    redis.signal("-KILL");
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut n, "replication", "master_failover_state").await
+                == "failover-in-progress"
+        })
+        .await,
+        "the failover goes on to the target"
+    );
+    // Past a few reconnection attempts (one a second), it is still in progress.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        info_field(&mut n, "replication", "master_failover_state").await,
+        "failover-in-progress"
+    );
+    assert_eq!(role_of(&mut n).await, "slave");
+    let mut w = common::resp::Conn::open(ours.resp_addr()).await;
+    w.send(&[b"SET", b"held", b"2"]).await;
+    assert!(
+        !w.has_reply_within(Duration::from_millis(300)).await,
+        "writes stay paused while the target is tried"
+    );
+    run(&mut n, &["FAILOVER", "ABORT"]).await;
+    assert_eq!(w.reply().await, b"+OK\r\n", "the write goes on after ABORT");
+    assert_eq!(role_of(&mut n).await, "master");
+    assert_eq!(
+        info_field(&mut n, "replication", "master_failover_state").await,
+        "no-failover"
+    );
     ours.shutdown().await;
 }

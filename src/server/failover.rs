@@ -10,8 +10,9 @@
 //!
 //! `TIMEOUT ms` bounds step 2: past it the failover is abandoned, or with `FORCE` goes on to
 //! the named replica whether it caught up or not (asking it for a full sync). A target that
-//! refuses or cannot be reached in step 3 makes the node a master again (Redis keeps retrying
-//! it). `FAILOVER ABORT` stops it at any step. Its write pause is its own (CLIENT UNPAUSE does
+//! refuses the PSYNC in step 3 makes the node a master again; one that cannot be reached is
+//! tried again every second, the failover still in progress and writes still paused, until it
+//! answers or `FAILOVER ABORT` (as Redis). `FAILOVER ABORT` stops it at any step. Its write pause is its own (CLIENT UNPAUSE does
 //! not lift it), and no key expires while it lasts (a deletion would move the stream on).
 //!
 //! The other side, a replica here receiving `PSYNC ... FAILOVER` from its master, is in

@@ -167,17 +167,8 @@ async fn run(node: Arc<Node>, link: Arc<Link>) {
         };
         link.up.store(false, Ordering::Relaxed);
         *link.state.lock() = "connect";
-        // A failover whose target could not be reached, or refused, ends here: the node
-        // becomes a master again (`server::failover`).
-        if let Err(e) = &r
-            && link.failover.swap(false, Ordering::Relaxed)
-        {
-            crate::server::failover::abort(
-                &node,
-                &format!("Failover target rejected psync request: {e}"),
-            );
-            return;
-        }
+        // (A failover's target that refused its PSYNC ended the failover in `sync`; one that
+        // could not be reached is tried again, the failover still in progress, as Redis.)
         if let Err(e) = r {
             tracing::warn!(master = %format!("{}:{}", link.host, link.port), "MASTER <-> REPLICA link: {e}; retrying in a second");
         }
@@ -281,14 +272,23 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     if failing_over {
         psync.push(b"FAILOVER");
     }
-    send(&mut wr, &psync).await?;
+    if let Err(e) = send(&mut wr, &psync).await {
+        if failing_over && link.failover.swap(false, Ordering::Relaxed) {
+            crate::server::failover::abort(node, "Write error to failover target");
+        }
+        return Err(e);
+    }
     let reply = line(&mut rd, repl_timeout(node)).await?;
-    // The replica took over once it answers as a master (a full sync is fine too, as Redis).
-    if failing_over
-        && (reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE"))
-        && link.failover.swap(false, Ordering::Relaxed)
-    {
-        crate::server::failover::succeeded(node);
+    // The replica took over once it answers as a master (a full sync is fine too, as Redis);
+    // any other answer (an error, -LOADING, -NOMASTERLINK) ends the failover, as Redis's
+    // syncWithMaster: the node is a master again.
+    if failing_over && link.failover.swap(false, Ordering::Relaxed) {
+        if reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE") {
+            crate::server::failover::succeeded(node);
+        } else {
+            crate::server::failover::abort(node, "Failover target rejected psync request");
+            return Err(format!("failover target refused PSYNC: {reply}"));
+        }
     }
     let mut words = reply.split(' ');
     let offset = match (words.next(), cached) {
