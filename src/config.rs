@@ -1648,12 +1648,35 @@ impl Config {
     }
 
     /// The settings that differ from their defaults, as a TOML config file (CONFIG REWRITE).
-    pub fn render_file(&self) -> String {
+    /// `users`: the ACL users as they stand (`<name> <rules>` each, as ACL LIST without its
+    /// `user` word), written as the `user` setting in place of the lines given at start-up, as
+    /// Redis's rewriteConfigUserOption; None (users kept in an `aclfile`): no `user` setting.
+    ///
+    /// The file keeps its format: YAML for a `.yaml`/`.yml` path, else TOML. (The two are
+    /// written alike: one `name <sep> value` per line, strings quoted with the escapes both
+    /// read, lists in brackets; only the separator differs.)
+    pub fn render_file(&self, users: Option<&[String]>) -> String {
+        let yaml = self.config_file.as_deref().is_some_and(|p| {
+            let p = p.to_ascii_lowercase();
+            p.ends_with(".yaml") || p.ends_with(".yml")
+        });
+        let sep = if yaml { ": " } else { " = " };
         let mut out = String::from("# Written by CONFIG REWRITE\n");
-        for (name, value, _) in self.values.iter() {
-            if setting(name).is_some_and(|s| s.default != value) {
-                out.push_str(&format!("{name:?} = {}\n", toml_value(name, value)));
+        let defaults = Values::default();
+        for (name, value, origin) in self.values.iter() {
+            // (A value the node chose itself, such as a cluster node's data file names by
+            // port, is left to be chosen again.)
+            if name != "user" && *origin != Origin::Default && defaults.get(name) != value {
+                out.push_str(&format!(
+                    "{}{sep}{}\n",
+                    toml_str(name),
+                    toml_value(name, value)
+                ));
             }
+        }
+        if let Some(users) = users.filter(|u| !u.is_empty()) {
+            let lines: Vec<String> = users.iter().map(|u| toml_str(u)).collect();
+            out.push_str(&format!("user{sep}[{}]\n", lines.join(", ")));
         }
         out
     }
@@ -1692,8 +1715,28 @@ fn toml_value(name: &str, value: &str) -> String {
         Some(Kind::Int { .. }) | Some(Kind::Clamped { .. }) | Some(Kind::Memory) => {
             value.to_string()
         }
-        _ => format!("{value:?}"),
+        _ => toml_str(value),
     }
+}
+
+/// `s` as a TOML basic string (Rust's `{:?}` is not one: it writes `\u{1}` for control
+/// characters, which TOML reads as an error).
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -1817,6 +1860,42 @@ mod tests {
         // Not a CONFIG GET/SET name, as in Redis.
         assert!(setting_by_config_name("user").is_none());
         assert!(config_names().all(|(n, _)| n != "user"));
+    }
+
+    /// CONFIG REWRITE's file reads back as the same settings, in TOML and in YAML (by the
+    /// file's extension), strings with quotes, backslashes and control characters included,
+    /// the users as the `user` list.
+    #[test]
+    fn rewritten_file_reads_back_in_its_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::default();
+        c.config_set(&[
+            ("hz", "20"),
+            ("masterauth", "a\"b\\c\u{1}d"),
+            ("notify-keyspace-events", "KEA"),
+        ])
+        .unwrap();
+        let users = [
+            "default on nopass ~* &* +@all".to_string(),
+            "alice on #ab ~a* +get".to_string(),
+        ];
+        for name in ["r.toml", "r.yaml"] {
+            let path = dir.path().join(name);
+            c.config_file = Some(path.to_str().unwrap().to_string());
+            std::fs::write(&path, c.render_file(Some(&users))).unwrap();
+            let mut v = Values::default();
+            v.load_file(path.to_str().unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(v.get("hz"), "20", "{name}");
+            assert_eq!(v.get("masterauth"), "a\"b\\c\u{1}d", "{name}");
+            assert_eq!(
+                v.get("notify-keyspace-events"),
+                c.values.get("notify-keyspace-events")
+            );
+            assert_eq!(v.get("user"), users.join("\n"), "{name}");
+        }
+        // Users kept in an ACL file are not written.
+        assert!(!c.render_file(None).contains("user"));
     }
 
     #[test]

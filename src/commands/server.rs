@@ -294,7 +294,16 @@ pub fn config_rewrite(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
     let Some(path) = path else {
         return Err(CmdError::err("The server is running without a config file"));
     };
-    let text = ctx.node.config.read().render_file();
+    // The users as they stand, unless an ACL file keeps them (Redis's rewriteConfigUserOption).
+    let users: Option<Vec<String>> = ctx.node.config.read().get("aclfile").is_empty().then(|| {
+        ctx.node
+            .acl
+            .users()
+            .iter()
+            .map(|u| format!("{} {}", u.name, u.describe()))
+            .collect()
+    });
+    let text = ctx.node.config.read().render_file(users.as_deref());
     let tmp = format!("{path}.tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, &path))
