@@ -63,6 +63,7 @@ on_both!(
     nothing_expires_while_clients_are_paused,
     a_blocking_command_counts_as_one_call,
     woken_clients_are_served_before_the_pushers_reply,
+    a_waiter_for_another_kind_of_value_lets_the_next_one_be_served,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -181,6 +182,34 @@ async fn sub_second_timeouts_reply_null(addr: SocketAddr) {
     a.send(&[b"HELLO", b"3"]).await;
     a.reply().await;
     assert_eq!(a.cmd(&["BRPOP", "k", "0.05"]).await, "_\r\n");
+    // Under a millisecond is a millisecond (rounded up), not "for ever".
+    assert_eq!(a.cmd(&["BLPOP", "k", "0.0001"]).await, "_\r\n");
+    blocked(addr, 0).await;
+}
+
+/// A waiter first in line for a key that a value of another kind cannot serve (BZPOPMIN, then
+/// BLPOP, then a list pushed) does not hold up the one behind it, as Redis serves every waiter
+/// of the value's kind.
+async fn a_waiter_for_another_kind_of_value_lets_the_next_one_be_served(addr: SocketAddr) {
+    let mut z = Conn::open(addr).await;
+    let mut l = Conn::open(addr).await;
+    let mut p = Conn::open(addr).await;
+    z.send(&[b"BZPOPMIN", b"k", b"0"]).await;
+    blocked(addr, 1).await;
+    l.send(&[b"BLPOP", b"k", b"0"]).await;
+    blocked(addr, 2).await;
+    assert_eq!(p.cmd(&["LPUSH", "k", "x"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(l.reply().await).unwrap(),
+        "*2\r\n$1\r\nk\r\n$1\r\nx\r\n"
+    );
+    assert_eq!(p.cmd(&["LLEN", "k"]).await, ":0\r\n");
+    blocked(addr, 1).await;
+    assert_eq!(p.cmd(&["ZADD", "k", "1", "m"]).await, ":1\r\n");
+    assert_eq!(
+        String::from_utf8(z.reply().await).unwrap(),
+        "*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n"
+    );
     blocked(addr, 0).await;
 }
 

@@ -41,7 +41,8 @@ pub fn timeout_arg(arg: &[u8], now_ms: i64) -> Result<Option<std::time::Duration
     if !(ms > -9.223_372_036_854_776e18 && ms < 9.223_372_036_854_776e18) || ms < 0.0 {
         return Err(CmdError::err("timeout is negative"));
     }
-    let ms = ms as i64;
+    // Rounded up, as Redis's ceill: a timeout under a millisecond is one, not "for ever".
+    let ms = ms.ceil() as i64;
     if ms == 0 {
         return Ok(None);
     }

@@ -599,7 +599,10 @@ async fn wait_blocked(
                 if !client.still_blocked {
                     break after;
                 }
-                // Re-ran and still waiting: whoever woke us may reply now.
+                // Re-ran and still waiting: the waiter behind us may be served by what is
+                // there (another kind of value). Then whoever woke us may reply.
+                let ((), woken) = collect_woken(|| node.store.blocked.pass_on(id));
+                client.woken.extend(woken);
                 wait_settled(std::mem::take(&mut client.woken), SERVE_WOKEN).await;
                 waiter.settled_up_to(seen);
             }

@@ -226,6 +226,33 @@ impl Blocked {
         }
     }
 
+    /// `client_id` re-ran its command after a wake-up and still waits: wake the waiter behind
+    /// it on each of its keys, in case what is there serves that one (a BZPOPMIN first in
+    /// line takes no list; an XREAD no sorted set), as Redis serves every waiter of the
+    /// value's kind in turn. A wake-up this passes on in vain is passed on again, so it runs
+    /// down the queue once at most.
+    pub fn pass_on(&self, client_id: u64) {
+        let g = self.inner.lock();
+        let Some(b) = g.clients.get(&client_id) else {
+            return;
+        };
+        let Some(per_db) = g.keys.get(&b.db) else {
+            return;
+        };
+        for k in &b.keys {
+            let Some(q) = per_db.get(k) else {
+                continue;
+            };
+            if let Some(next) = q
+                .iter()
+                .position(|w| Arc::ptr_eq(w, &b.waiter))
+                .and_then(|i| q.get(i + 1))
+            {
+                wake(next);
+            }
+        }
+    }
+
     /// A list or sorted set now exists at `key`: wake its first waiter.
     pub fn signal(&self, db: usize, key: &[u8]) {
         if self.is_empty() {
