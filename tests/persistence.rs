@@ -984,6 +984,38 @@ async fn expiry_and_random_pops_replay_exactly() {
     // "short" expired: reading it deletes it (logged as DEL).
     let gone: Option<String> = con.get("short").await.expect("GET");
     assert_eq!(gone, None);
+    // A time already past deletes the key whatever the condition, and RESTORE ... ABSTTL of
+    // a past time deletes what it replaces: both are logged as the DEL they were (replayed as
+    // the conditional command, with the clock stopped, they would bring the key back).
+    let dump: Vec<u8> = redis::cmd("DUMP")
+        .arg("s")
+        .query_async(&mut con)
+        .await
+        .expect("DUMP");
+    for (key, args) in [
+        ("p", vec!["EXPIRE", "p", "-1", "NX"]),
+        ("r", vec!["PEXPIREAT", "r", "1", "LT"]),
+    ] {
+        let _: () = con.sadd(key, "old").await.expect("SADD");
+        let n: i64 = redis::cmd(args[0])
+            .arg(&args[1..])
+            .query_async(&mut con)
+            .await
+            .expect("expire");
+        assert_eq!(n, 1, "{args:?}");
+        let _: () = con.sadd(key, "new").await.expect("SADD");
+    }
+    let _: () = con.sadd("t", "old").await.expect("SADD");
+    let _: () = redis::cmd("RESTORE")
+        .arg("t")
+        .arg(1)
+        .arg(&dump)
+        .arg("ABSTTL")
+        .arg("REPLACE")
+        .query_async(&mut con)
+        .await
+        .expect("RESTORE");
+    let _: () = con.sadd("t", "new").await.expect("SADD");
     drop(con);
     h.shutdown().await;
     let (h, failure) = load_in_process(&dir, &[("appendonly", "yes")]).await;
@@ -1008,6 +1040,16 @@ async fn expiry_and_random_pops_replay_exactly() {
     let mut after: Vec<String> = con.smembers("s").await.expect("SMEMBERS");
     after.sort();
     assert_eq!(after, before, "SPOP replayed a different choice");
+    for key in ["p", "r", "t"] {
+        let members: Vec<String> = con.smembers(key).await.expect("SMEMBERS");
+        assert_eq!(
+            members,
+            ["new"],
+            "{key}: the past-time delete replayed as it ran"
+        );
+        let ttl: i64 = con.ttl(key).await.expect("TTL");
+        assert_eq!(ttl, -1, "{key}");
+    }
     let q: Vec<String> = con.lrange("q", 0, -1).await.expect("LRANGE");
     assert_eq!(
         q,

@@ -548,6 +548,9 @@ fn expire_generic(
     if when <= ctx.now_ms {
         ks.remove(db, key)?;
         ctx.notify(class::GENERIC, "del", key);
+        // Logged as the DEL it was, whatever the condition (as Redis): the log replays with
+        // the clock stopped, where a past time would set a TTL, not delete.
+        ctx.log_as = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
     } else {
         ks.set_expire(db, key, Some(when))?;
         ctx.notify(class::GENERIC, "expire", key);
@@ -703,10 +706,14 @@ pub fn restore(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if let Some(at) = at
         && at <= ctx.now_ms
     {
-        // Already expired: nothing is created, and a replaced key is deleted.
+        // Already expired: nothing is created, and a replaced key is deleted (logged as that
+        // DEL, or not at all).
         if ks.remove(db, key)?.is_some() {
             ctx.dirty(1);
             ctx.notify(class::GENERIC, "del", key);
+            ctx.log_as = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        } else {
+            ctx.log_as = Some(Vec::new());
         }
         ctx.out.ok();
         return Ok(());
