@@ -83,9 +83,19 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        tokio::select! {
-            _ = wait_for_signal() => tracing::info!("Received signal, shutting down"),
-            _ = handle.stopped() => {}
+        loop {
+            tokio::select! {
+                _ = wait_for_signal() => {
+                    tracing::info!("Received signal, shutting down");
+                    // As Redis: a final snapshot that cannot be written keeps the node up.
+                    if handle.save_before_shutdown().await.is_err() {
+                        tracing::warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+                        continue;
+                    }
+                }
+                _ = handle.stopped() => {}
+            }
+            break;
         }
         let failure = handle.failure();
         handle.shutdown().await;

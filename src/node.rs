@@ -33,6 +33,9 @@ pub struct Pause {
     /// FAILOVER's pause of writes (Redis's PAUSE_DURING_FAILOVER): apart from CLIENT PAUSE, so
     /// CLIENT UNPAUSE does not lift it and its end does not lift a client's pause.
     failover: AtomicBool,
+    /// Writes paused while the node saves its last snapshot and stops (see
+    /// `persist::save_before_shutdown`).
+    stopping: AtomicBool,
     pub unpaused: Notify,
     /// Clients waiting for the pause to end (INFO counts them in `blocked_clients`).
     waiting: Arc<AtomicUsize>,
@@ -84,16 +87,28 @@ impl Pause {
         }
     }
 
+    /// The write pause of a node saving its last snapshot before it stops, on or off.
+    pub fn set_stopping(&self, on: bool) {
+        self.stopping.store(on, Ordering::Relaxed);
+        if !on {
+            self.unpaused.notify_waiters();
+        }
+    }
+
     /// Whether a pause may be in force (no clock read: a pause that ran out is cleared by the
     /// next [`Pause::deadline`]).
     pub fn may_be_set(&self) -> bool {
-        self.until_ms.load(Ordering::Relaxed) != 0 || self.failover.load(Ordering::Relaxed)
+        self.until_ms.load(Ordering::Relaxed) != 0
+            || self.failover.load(Ordering::Relaxed)
+            || self.stopping.load(Ordering::Relaxed)
     }
 
     /// If a command must wait, the deadline it waits for (then asks again: a failover's pause
     /// has none, and answers a tenth of a second ahead).
     pub fn deadline(&self, is_write: bool, now_ms: i64) -> Option<i64> {
-        if is_write && self.failover.load(Ordering::Relaxed) {
+        if is_write
+            && (self.failover.load(Ordering::Relaxed) || self.stopping.load(Ordering::Relaxed))
+        {
             return Some(now_ms + 100);
         }
         let until = self.until_ms.load(Ordering::Relaxed);
@@ -428,6 +443,16 @@ impl NodeHandle {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.node.http_addr
+    }
+
+    /// SIGTERM's first step (as SHUTDOWN's): the final snapshot, when one is due, taken before
+    /// the node stops; an error means it could not be saved and the node must keep running
+    /// (see `persist::save_before_shutdown`).
+    pub async fn save_before_shutdown(&self) -> Result<(), String> {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || crate::persist::save_before_shutdown(&node, 0))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
     }
 
     /// Resolves when the node was asked to stop (signal handler or SHUTDOWN).

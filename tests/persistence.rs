@@ -1294,3 +1294,67 @@ async fn full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns()
     drop(p);
     drop(fs);
 }
+
+/// A final snapshot that cannot be written keeps the node running, as Redis: SHUTDOWN answers
+/// `-ERR Errors trying to SHUTDOWN. Check logs.` and SIGTERM is logged and ignored, with every
+/// write still there and writes still accepted; once the snapshot can be written, SHUTDOWN
+/// saves and stops, and a restart finds the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_snapshot_that_fails_keeps_the_node_running() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir(root.path(), "final-save");
+    let args = ["--save", "3600 1", "--appendonly", "no"];
+    let mut p = Proc::start(&dir, &args, None);
+    let mut con = p
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = con.set("k", "v").await.expect("SET");
+    // The snapshot's name is taken by a directory: its rename fails (even for root).
+    let blocker = dir.join("dump.rdb");
+    std::fs::create_dir(&blocker).expect("mkdir dump.rdb");
+    let err = redis::cmd("SHUTDOWN")
+        .query_async::<()>(&mut con)
+        .await
+        .expect_err("SHUTDOWN refused");
+    assert!(
+        err.to_string()
+            .contains("Errors trying to SHUTDOWN. Check logs."),
+        "{err}"
+    );
+    let _: () = con.set("after-shutdown", "1").await.expect("writes go on");
+    let ok = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -TERM");
+    let logged = wait(Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.with_extension("log"))
+            .unwrap_or_default()
+            .contains("SIGTERM received but errors trying to shut down the server")
+    });
+    assert!(logged, "the failed SIGTERM is logged");
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "the node still runs"
+    );
+    let _: () = con.set("after-sigterm", "1").await.expect("writes go on");
+
+    std::fs::remove_dir(&blocker).expect("rmdir");
+    let _ = redis::cmd("SHUTDOWN").query_async::<()>(&mut con).await;
+    let exited = wait(Duration::from_secs(20), || {
+        p.child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    assert!(exited, "SHUTDOWN stops the node once it can save");
+    let p = Proc::start(&dir, &args, None);
+    let mut con = p
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for key in ["k", "after-shutdown", "after-sigterm"] {
+        let v: Option<String> = con.get(key).await.expect("GET");
+        assert!(v.is_some(), "{key} saved by the final snapshot");
+    }
+}

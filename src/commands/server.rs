@@ -85,7 +85,12 @@ pub fn lastsave(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult
 
 /// SAVE: writes the snapshot before replying (this connection waits; others keep being served).
 pub fn save(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
-    match crate::persist::save(ctx.node) {
+    let r = crate::persist::save(ctx.node);
+    if !matches!(r, Err(crate::persist::SaveError::InProgress)) {
+        // Every attempt counts, as Redis's saveCommand.
+        ctx.node.persist.rdb_saves.fetch_add(1, Ordering::Relaxed);
+    }
+    match r {
         Ok(()) => {
             ctx.out.ok();
             Ok(())
@@ -147,6 +152,7 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
     let mut abort = false;
     let mut save_choice = 0;
     let mut now = false;
+    let mut force = false;
     for a in &args[1..] {
         if eq_ic(a, "ABORT") {
             abort = true;
@@ -156,7 +162,9 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
             save_choice = 1;
         } else if eq_ic(a, "NOSAVE") {
             save_choice = 2;
-        } else if !eq_ic(a, "FORCE") {
+        } else if eq_ic(a, "FORCE") {
+            force = true;
+        } else {
             return Err(CmdError::Syntax);
         }
     }
@@ -173,6 +181,16 @@ pub fn shutdown(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult 
         return Err(CmdError::Msg(ctx.node.scripts.busy_error().into()));
     }
     tracing::warn!("User requested shutdown...");
+    // The final snapshot first: one that cannot be written keeps the node running, unless
+    // FORCE (as Redis's prepareForShutdown).
+    let saved =
+        crate::store::off_worker(|| crate::persist::save_before_shutdown(ctx.node, save_choice));
+    if saved.is_err() && !force {
+        tracing::warn!(
+            "Errors trying to shut down the server. Check the logs for more information."
+        );
+        return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+    }
     ctx.node
         .persist
         .shutdown_save

@@ -62,6 +62,9 @@ pub struct Persist {
     pub shutdown_save: AtomicU8,
     /// SHUTDOWN NOW: do not wait for lagging replicas.
     pub shutdown_now: AtomicBool,
+    /// The dirty counter read just before the snapshot [`save_before_shutdown`] took: the
+    /// save at exit is skipped while it still stands.
+    shutdown_saved_dirty: parking_lot::Mutex<Option<u64>>,
     /// A load that failed: start-up stops with this message.
     pub fatal: parking_lot::Mutex<Option<String>>,
 }
@@ -578,8 +581,10 @@ pub enum SaveError {
     Io(#[from] std::io::Error),
 }
 
-/// Takes a snapshot on this thread (SAVE, shutdown). `job_held`: the caller holds the job slot.
-fn save_blocking(node: &Node, image: Image, dirty: u64) -> std::io::Result<()> {
+/// Writes a snapshot on this thread (the caller holds the job slot). Only a `background`
+/// save that fails sets `rdb_last_bgsave_status:err` (and so MISCONF), as Redis's
+/// backgroundSaveDoneHandler; a failed SAVE or final save at shutdown leaves it, as rdbSave.
+fn save_blocking(node: &Node, image: Image, dirty: u64, background: bool) -> std::io::Result<()> {
     let started = Instant::now();
     let path = snapshot_path(node);
     let keys = image.keys();
@@ -591,7 +596,6 @@ fn save_blocking(node: &Node, image: Image, dirty: u64) -> std::io::Result<()> {
         Ok(size) => {
             p.last_save_unix.store(now_ms() / 1000, Ordering::Relaxed);
             p.dirty_at_save.store(dirty, Ordering::Relaxed);
-            p.rdb_saves.fetch_add(1, Ordering::Relaxed);
             p.last_bgsave_ok.store(true, Ordering::Relaxed);
             tracing::info!(
                 "DB saved on disk: {} ({keys} keys, {size} bytes, {:.3} seconds)",
@@ -600,7 +604,9 @@ fn save_blocking(node: &Node, image: Image, dirty: u64) -> std::io::Result<()> {
             );
         }
         Err(e) => {
-            p.last_bgsave_ok.store(false, Ordering::Relaxed);
+            if background {
+                p.last_bgsave_ok.store(false, Ordering::Relaxed);
+            }
             tracing::warn!("Failed saving the DB to {}: {e}", path.display());
         }
     }
@@ -616,7 +622,7 @@ pub fn save(node: &Node) -> Result<(), SaveError> {
     }
     let dirty = node.store.dirty();
     let image = capture_with_position(node);
-    let r = save_blocking(node, image, dirty);
+    let r = save_blocking(node, image, dirty, false);
     node.persist.finish();
     Ok(r?)
 }
@@ -647,7 +653,7 @@ pub fn debug_reload(
             let _gate = c.repl.try_gate()?;
             c.repl.position(node)
         });
-        let r = save_blocking(node, image, dirty);
+        let r = save_blocking(node, image, dirty, false);
         node.persist.finish();
         r.map_err(|e| format!("Error saving the snapshot: {e}"))?;
     }
@@ -734,12 +740,14 @@ pub fn bgsave(node: &Arc<Node>) -> bool {
     if !node.persist.try_start(JOB_BGSAVE, now_ms()) {
         return false;
     }
+    // `rdb_saves` counts attempts (SAVE and every background save), as Redis's.
+    node.persist.rdb_saves.fetch_add(1, Ordering::Relaxed);
     let node = node.clone();
     tokio::task::spawn_blocking(move || {
         let dirty = node.store.dirty();
         node.persist.dirty_at_job.store(dirty, Ordering::Relaxed);
         let image = capture_with_position(&node);
-        let _ = save_blocking(&node, image, dirty);
+        let _ = save_blocking(&node, image, dirty, true);
         node.persist.finish();
     });
     true
@@ -958,8 +966,52 @@ pub fn cron(node: &Arc<Node>) {
     }
 }
 
+/// Whether stopping saves a snapshot: SHUTDOWN SAVE (`choice` 1), or `save` rules unless
+/// SHUTDOWN NOSAVE (2).
+fn snapshot_due_at_stop(node: &Node, choice: u8) -> bool {
+    choice == 1 || (choice == 0 && !node.config.read().get("save").is_empty())
+}
+
+/// Waits (up to a minute) for a running background job rather than race it for the file.
+fn wait_for_job(node: &Node) {
+    for _ in 0..600 {
+        if node.persist.job.load(Ordering::Relaxed) == JOB_NONE {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// SHUTDOWN and SIGTERM, before the node stops: the final snapshot when one is due, with
+/// writes paused, so that one that cannot be written keeps the node running (Redis's
+/// prepareForShutdown: "Error trying to save the DB, can't exit") instead of stopping it with
+/// the writes since the last snapshot lost. On success writes stay paused while the node
+/// stops (a paused write is never run: its client is disconnected), and the save at exit
+/// ([`on_shutdown`]) is skipped unless a write came in between. Blocks for the save.
+pub fn save_before_shutdown(node: &Node, choice: u8) -> Result<(), String> {
+    if node.persist.is_loading() || !snapshot_due_at_stop(node, choice) {
+        return Ok(());
+    }
+    node.pause.set_stopping(true);
+    wait_for_job(node);
+    tracing::info!("Saving the final snapshot before exiting.");
+    let dirty = node.store.dirty();
+    match save(node) {
+        Ok(()) => {
+            tracing::info!("DB saved on disk");
+            *node.persist.shutdown_saved_dirty.lock() = Some(dirty);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            node.pause.set_stopping(false);
+            Err(e.to_string())
+        }
+    }
+}
+
 /// At shutdown: flush and fsync the log, and save a snapshot when `save` rules are set (or
-/// SHUTDOWN SAVE asked), as Redis does.
+/// SHUTDOWN SAVE asked), as Redis does, unless [`save_before_shutdown`] saved this dataset.
 pub fn on_shutdown(node: &Node) {
     if node.persist.is_loading() {
         return;
@@ -974,15 +1026,9 @@ pub fn on_shutdown(node: &Node) {
     }
     node.store.aof.stop();
     let choice = node.persist.shutdown_save.load(Ordering::Relaxed);
-    let rules = !node.config.read().get("save").is_empty();
-    if choice == 1 || (choice == 0 && rules) {
-        // Wait for a running background job rather than race it for the file.
-        for _ in 0..600 {
-            if node.persist.job.load(Ordering::Relaxed) == JOB_NONE {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+    let saved = *node.persist.shutdown_saved_dirty.lock();
+    if snapshot_due_at_stop(node, choice) && saved != Some(node.store.dirty()) {
+        wait_for_job(node);
         tracing::info!("Saving the final snapshot before exiting.");
         if let Err(e) = save(node) {
             tracing::warn!("Error trying to save the DB, can't exit: {e}");

@@ -334,12 +334,20 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                     client.info.query_buf.store(pending, Ordering::Relaxed);
                     // (Asked again after each wait: another pause may have begun meanwhile, and
                     // a wait ends at its deadline even if the wake-up was missed.)
+                    let mut stopped = false;
                     while let Some(deadline) = pause_deadline(&node, &client, &args) {
                         if node.shutdown.is_cancelled() || kill.is_cancelled() {
+                            stopped = true;
                             break;
                         }
                         flush(&node, &kill, &mut wr, &mut out, client.ack()).await;
                         wait_unpaused(&node, deadline).await;
+                    }
+                    // A paused command never runs once the node stops or the client is
+                    // killed: the client is disconnected, as Redis's paused clients are.
+                    if stopped {
+                        close = true;
+                        break;
                     }
                     // While a script runs, others wait for it here (not on its locks), and
                     // get -BUSY once it has run too long. A command that met a script's
