@@ -240,7 +240,6 @@ pub fn load_and_open(node: &Arc<Node>) -> anyhow::Result<()> {
     // A load that fails leaves `loading` set: the shutdown that follows must not save the
     // empty data set over the files it could not read.
     let position = load(node)?;
-    p.loading.store(false, Ordering::Release);
     if let (Some((replid, offset)), Some(c)) = (position, node.cluster.as_ref()) {
         let is_master = c.state.lock().me().is_master();
         tracing::info!(
@@ -264,6 +263,9 @@ pub fn load_and_open(node: &Arc<Node>) -> anyhow::Result<()> {
         let fsync = aof::Fsync::parse(node.config.read().get("appendfsync"));
         node.store.aof.start(&path, fsync)?;
     }
+    // Writes are let in only now: one taken between the load and the log's start would be
+    // acknowledged and never logged.
+    p.loading.store(false, Ordering::Release);
     Ok(())
 }
 
