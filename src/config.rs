@@ -1015,6 +1015,14 @@ pub static SETTINGS: &[Setting] = &[
         "Bearer token that allows writes through the HTTP API (empty: none)"
     ),
     setting!(
+        "http.readyz-requires-cluster-ok",
+        "http-readyz-requires-cluster-ok",
+        Kind::Bool,
+        "no",
+        true,
+        "/readyz answers 503 while cluster_state is fail (off by default: pods must be ready to form the cluster)"
+    ),
+    setting!(
         "http.max-ws-clients",
         "http-max-ws-clients",
         Kind::Int {

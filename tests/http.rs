@@ -182,6 +182,45 @@ async fn cluster_view_of_a_clustered_node() {
         text.contains("reredis_cluster_messages_sent_total{type=\"ping\"}"),
         "{text}"
     );
+
+    // /readyz reports the cluster state; it holds readiness back only when asked to.
+    let ready = |h| async move {
+        let r = http().get(url(h, "/readyz")).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(
+        ready(h).await,
+        (StatusCode::OK, "ready\ncluster_state:ok\n".to_string())
+    );
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTS")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let down = common::wait_for(std::time::Duration::from_secs(10), async || {
+        ready(h).await.1.contains("cluster_state:fail")
+    })
+    .await;
+    assert!(
+        down,
+        "slots left unserved fail the cluster (manual mode, one slot added)"
+    );
+    assert_eq!(ready(h).await.0, StatusCode::OK);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("http-readyz-requires-cluster-ok")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        ready(h).await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster down\ncluster_state:fail\n".to_string()
+        )
+    );
     node.shutdown().await;
 }
 
@@ -354,6 +393,33 @@ async fn one_key_read_write_ttl_rename_delete() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"]["code"], "bad_request");
+    // A TTL past the end of time is refused before anything changes: the hash stays as it
+    // was (PEXPIRE would refuse it only after the write, inside the same transaction), and
+    // so does a key a PATCH would rename.
+    let hash = json!({"type":"hash","value":[["f","v"]]});
+    let (s, _) = send_json(reqwest::Method::PUT, h, "/api/v1/keys/hx", Some(hash), None).await;
+    assert_eq!(s, StatusCode::OK);
+    for (method, body) in [
+        (
+            reqwest::Method::PUT,
+            json!({"type":"hash","value":[["g","w"]],"ttl_ms":i64::MAX}),
+        ),
+        (
+            reqwest::Method::PATCH,
+            json!({"rename_to":"hy","ttl_ms":i64::MAX}),
+        ),
+    ] {
+        let (s, err) = send_json(method, h, "/api/v1/keys/hx", Some(body), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err["error"]["message"],
+            "ERR invalid expire time in 'pexpire' command"
+        );
+    }
+    let (s, k) = get_json(h, "/api/v1/keys/hx").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(k["value"], json!([["f", "v"]]));
+    assert_eq!(k["ttl_ms"], -1);
     let (s, _) = send_json(
         reqwest::Method::PUT,
         h,
@@ -1086,5 +1152,30 @@ async fn prometheus_scrapes_the_node() {
         "prometheus scraped the node (up == 1 and reredis_* present)"
     );
     assert_eq!(query("reredis_cluster_slots_assigned").await, Some(16384.0));
+    node.shutdown().await;
+}
+
+/// Errors the HTTP layer itself raises keep the API's shape: a body over the limit is a 413
+/// `payload_too_large`, a method an endpoint does not take a 405 `method_not_allowed`.
+#[tokio::test]
+async fn oversized_bodies_and_wrong_methods_answer_in_the_error_shape() {
+    let node = start_node(&[("http.allow-writes", "yes")]).await;
+    let h = node.http_addr();
+    let big = "x".repeat(reredis::http::api::MAX_BODY + 1);
+    let (s, err) = send_json(
+        reqwest::Method::PUT,
+        h,
+        "/api/v1/keys/big",
+        Some(json!({"type":"string","value": big})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(err["error"]["code"], "payload_too_large");
+    for path in ["/api/v1/info", "/api/v1/cluster", "/api/v1/keys"] {
+        let (s, err) = send_json(reqwest::Method::POST, h, path, Some(json!({})), None).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(err["error"]["code"], "method_not_allowed", "{path}");
+    }
     node.shutdown().await;
 }

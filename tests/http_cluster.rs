@@ -681,6 +681,39 @@ fn rest_across_the_cluster() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(cli(n[1].port, &["PTTL", &key]), "-1");
+        // A rename to a key another node owns: Redis's CROSSSLOT (400), not a redirection.
+        let elsewhere = key_on(2, "owned-by-3:");
+        let r = http()
+            .patch(n[2].url(&format!("/api/v1/keys/{key}")))
+            .json(&json!({ "rename_to": elsewhere }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("CROSSSLOT"),
+            "{v}"
+        );
+        // A value larger than a gRPC message's default limit (4 MiB) read through a node that
+        // does not own it: the forwarded answer decodes.
+        // (A list of 1,000 items of 8 KB: the view shows up to 1,000 items.)
+        let big_key = key_on(1, "big:");
+        let items: Vec<String> = (0..1000).map(|i| format!("{i:08}").repeat(1024)).collect();
+        let r = http()
+            .put(n[0].url(&format!("/api/v1/keys/{big_key}")))
+            .json(&json!({"type":"list","value": items}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        let (s, v) = get_json(&n[2].url(&format!("/api/v1/keys/{big_key}"))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["value"].as_array().map(Vec::len), Some(1000));
+        assert_eq!(v["value"][999], items[999].as_str());
         let (s, v) = get_json(&n[0].url("/api/v1/keys/no-such-key-anywhere")).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
         let r = http()

@@ -773,7 +773,9 @@ pub fn client(
         .connect_timeout(Duration::from_millis(1000).min(timeout))
         .timeout(timeout)
         .tcp_nodelay(true);
-    Ok(ClusterBusClient::new(ep.connect_lazy()))
+    // Answers as large as requests may be (tonic's default is 4 MiB: a forwarded read of a
+    // large key, or a slot's batch, would fail to decode).
+    Ok(ClusterBusClient::new(ep.connect_lazy()).max_decoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 /// A request to a peer, with the cluster secret and the current trace context (W3C

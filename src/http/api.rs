@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -44,17 +44,21 @@ const DEFAULT_ELEMENTS: usize = 1000;
 const DEFAULT_BYTES: usize = 1 << 20;
 const MAX_SCAN_COUNT: usize = 10_000;
 
+/// The largest request body (a key's value, as JSON): bigger ones get 413 `payload_too_large`.
+pub const MAX_BODY: usize = 64 << 20;
+
 pub fn routes() -> Router<AppState> {
+    let get_only = || async { method_not_allowed("GET") };
     Router::new()
-        .route("/api/v1/info", get(info))
-        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/info", get(info).fallback(get_only))
+        .route("/api/v1/cluster", get(cluster).fallback(get_only))
         .route(
             "/api/v1/cluster/nodes/{id}/drain",
             post(drain_node)
                 .delete(drain_node)
                 .fallback(|| async { method_not_allowed("POST or DELETE") }),
         )
-        .route("/api/v1/keys", get(list_keys))
+        .route("/api/v1/keys", get(list_keys).fallback(get_only))
         .route(
             "/api/v1/keys/{*key}",
             get(get_key)
@@ -64,6 +68,27 @@ pub fn routes() -> Router<AppState> {
                 .fallback(|| async { method_not_allowed("GET, PUT, PATCH or DELETE") }),
         )
         .route("/api/v1/{*rest}", any(no_such_endpoint))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// A request body, or why it could not be read (too large: 413) in the API's error shape.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(
+            status,
+            code,
+            format!(
+                "{} (the API takes bodies up to {MAX_BODY} bytes)",
+                r.body_text()
+            ),
+        )
+    })
 }
 
 async fn no_such_endpoint() -> ApiError {
@@ -640,9 +665,10 @@ fn parse_body(body: &[u8]) -> Result<Map<String, JsonValue>, ApiError> {
 async fn put_key(
     State(s): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize_write(&s, &parts.headers)?;
+    let body = body_bytes(body)?;
     let key = key_from_uri(&parts.uri)?;
     if let Some(r) = forward_key(&s, &parts, &key, &body).await? {
         return Ok(r);
@@ -661,9 +687,10 @@ async fn put_key(
 async fn patch_key(
     State(s): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     authorize_write(&s, &parts.headers)?;
+    let body = body_bytes(body)?;
     let key = key_from_uri(&parts.uri)?;
     if let Some(r) = forward_key(&s, &parts, &key, &body).await? {
         return Ok(r);
@@ -691,6 +718,16 @@ async fn patch_key(
         ]),
     }
     let rename = rename_to.filter(|to| to[..] != key[..]);
+    // Across slots in a cluster: Redis's refusal, before any check that would be routed to
+    // the other key's owner (and answered with a redirection).
+    if let Some(to) = &rename
+        && s.node.cluster.is_some()
+        && key_hash_slot(to) != key_hash_slot(&key)
+    {
+        return Err(ApiError::from_redis(
+            "CROSSSLOT Keys in request don't hash to the same slot",
+        ));
+    }
     if let Some(to) = &rename {
         cmds.push(vec![Bytes::from_static(b"RENAMENX"), k.clone(), to.clone()]);
     }

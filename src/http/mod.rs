@@ -82,15 +82,44 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready once the node serves clients; not ready while shutting down.
-async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
-    if s.node.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-    } else if !s.node.ready.load(Ordering::Acquire) {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+/// Ready once the node serves clients with its data loaded; not ready while it starts, loads
+/// (its own files, or a full sync from its master) or shuts down. The body's first line says
+/// which; a node in a cluster adds `cluster_state:ok|fail`. That state makes the node not
+/// ready only with `http.readyz-requires-cluster-ok`: by default a StatefulSet's pods become
+/// ready before the cluster forms, so their addresses resolve for the cluster to form at all.
+async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
+    let node = &s.node;
+    let (mut status, mut body) = if node.shutdown.is_cancelled() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_string(),
+        )
+    } else if !node.ready.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string())
+    } else if node.persist.is_loading() {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading\n".to_string())
     } else {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_string())
+    };
+    if node.cluster.is_some() {
+        let ok = node.routing().ok;
+        body.push_str(if ok {
+            "cluster_state:ok\n"
+        } else {
+            "cluster_state:fail\n"
+        });
+        if !ok
+            && status == StatusCode::OK
+            && node
+                .config
+                .read()
+                .get_bool("http.readyz-requires-cluster-ok")
+        {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+            body = "cluster down\ncluster_state:fail\n".to_string();
+        }
     }
+    (status, body)
 }
 
 pub async fn serve(node: Arc<Node>, listener: TcpListener, tasks: TaskTracker) {
@@ -126,17 +155,30 @@ mod tests {
             node: node.clone(),
             tasks: TaskTracker::new(),
         };
-        assert_eq!(readyz(State(state.clone())).await.0, StatusCode::OK);
+        assert_eq!(
+            readyz(State(state.clone())).await,
+            (StatusCode::OK, "ready\n".to_string())
+        );
         node.ready.store(false, Ordering::Release);
         assert_eq!(
             readyz(State(state.clone())).await,
-            (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+            (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string())
         );
         node.ready.store(true, Ordering::Release);
+        // Loading again (a replica's full sync from its master).
+        node.persist.loading.store(true, Ordering::Release);
+        assert_eq!(
+            readyz(State(state.clone())).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "loading\n".to_string())
+        );
+        node.persist.loading.store(false, Ordering::Release);
         handle.shutdown().await;
         assert_eq!(
             readyz(State(state)).await,
-            (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down\n".to_string()
+            )
         );
     }
 }

@@ -273,10 +273,22 @@ pub fn json_bytes(v: &JsonValue, b64: bool, what: &str) -> Result<Bytes, ApiErro
     }
 }
 
+/// A `ttl_ms`: positive, and small enough that now + it is a time (Redis's PEXPIRE refuses a
+/// larger one only when it runs, which inside a write's transaction would come after the
+/// value was already replaced).
 pub fn ttl_arg(v: &JsonValue) -> Result<i64, ApiError> {
-    v.as_i64()
+    let t = v
+        .as_i64()
         .filter(|&t| t > 0)
-        .ok_or_else(|| ApiError::bad_request("ttl_ms must be a positive integer (milliseconds)"))
+        .ok_or_else(|| ApiError::bad_request("ttl_ms must be a positive integer (milliseconds)"))?;
+    if t.checked_add(crate::commands::now_ms()).is_none() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "redis_error",
+            "ERR invalid expire time in 'pexpire' command",
+        ));
+    }
+    Ok(t)
 }
 
 pub fn flag(body: &Map<String, JsonValue>, name: &str) -> bool {
