@@ -1015,6 +1015,14 @@ pub static SETTINGS: &[Setting] = &[
         "Bearer token that allows writes through the HTTP API (empty: none)"
     ),
     setting!(
+        "http.allowed-origins",
+        "http-allowed-origins",
+        Kind::Str,
+        "",
+        true,
+        "Web page origins (scheme://host[:port], comma-separated; * for any) besides the node's own that may open /ws and send writes"
+    ),
+    setting!(
         "http.readyz-requires-cluster-ok",
         "http-readyz-requires-cluster-ok",
         Kind::Bool,

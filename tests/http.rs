@@ -1179,3 +1179,66 @@ async fn oversized_bodies_and_wrong_methods_answer_in_the_error_shape() {
     }
     node.shutdown().await;
 }
+
+/// A web page of another site cannot use a visitor's browser against the node: `/ws` and
+/// writes that carry a foreign `Origin` are refused (403 `cross_origin`), the node's own
+/// origin and those in `http.allowed-origins` pass, and requests without `Origin` (tools,
+/// client libraries) are not affected.
+#[tokio::test]
+async fn cross_origin_pages_cannot_open_the_feed_or_write() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let node = start_node(&[("http.allow-writes", "yes")]).await;
+    let h = node.http_addr();
+    let ws_from = |origin: &'static str| async move {
+        let mut req = format!("ws://{h}/ws").into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(req).await
+    };
+    let refused = ws_from("http://evil.example").await.unwrap_err();
+    assert!(refused.to_string().contains("403"), "{refused}");
+    let own: &'static str = Box::leak(format!("http://{h}").into_boxed_str());
+    assert!(ws_from(own).await.is_ok(), "the node's own origin");
+    let put = |origin: &'static str| async move {
+        http()
+            .put(url(h, "/api/v1/keys/k"))
+            .header("origin", origin)
+            .json(&json!({"type":"string","value":"v"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = put("http://evil.example").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "cross_origin");
+    assert_eq!(put(own).await.status(), StatusCode::OK);
+    // A cross-origin read gets its answer (the browser, seeing no CORS header, keeps it from
+    // the page); so does a write without Origin.
+    let r = http()
+        .get(url(h, "/api/v1/info"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, _) = send_json(
+        reqwest::Method::PUT,
+        h,
+        "/api/v1/keys/k",
+        Some(json!({"type":"string","value":"w"})),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut c = redis_conn(node.resp_addr()).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("http-allowed-origins")
+        .arg("https://ui.example, http://evil.example")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ws_from("http://evil.example").await.is_ok(), "listed");
+    assert_eq!(put("http://evil.example").await.status(), StatusCode::OK);
+    node.shutdown().await;
+}

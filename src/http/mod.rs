@@ -52,8 +52,60 @@ pub fn router(node: Arc<Node>, tasks: TaskTracker) -> Router {
         .merge(api::routes())
         .merge(ws::routes())
         .fallback(ui::serve)
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
+}
+
+/// Refuses what a web page of another site could make a visitor's browser do here: open the
+/// `/ws` feed (a WebSocket is not bound by the same-origin policy, so the page would read every
+/// key name and event) or send a write (a form's POST needs no CORS preflight). A browser names
+/// the page's origin in `Origin`; it must be this node's own (the `Host` the browser reached),
+/// or one listed in `http.allowed-origins` (`*`: any). Requests without `Origin` (curl, client
+/// libraries, the nodes' own forwarding) and reads other than `/ws` (their answers carry no
+/// CORS header, so a browser keeps them from the page) pass.
+async fn same_origin(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::http::{Method, header};
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return next.run(req).await;
+    };
+    let guarded = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == "/ws";
+    if !guarded {
+        return next.run(req).await;
+    }
+    let origin = origin.to_str().unwrap_or_default();
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+    let listed = s
+        .node
+        .config
+        .read()
+        .get("http.allowed-origins")
+        .split([',', ' '])
+        .any(|o| o == "*" || (!o.is_empty() && o.eq_ignore_ascii_case(origin)));
+    if own || listed {
+        return next.run(req).await;
+    }
+    tracing::debug!(
+        origin,
+        host,
+        path = req.uri().path(),
+        "refused a cross-origin request"
+    );
+    axum::response::IntoResponse::into_response(error::ApiError::new(
+        StatusCode::FORBIDDEN,
+        "cross_origin",
+        format!(
+            "requests from the web page at {origin} are refused: open the UI from this node, or list the page's origin in http.allowed-origins"
+        ),
+    ))
 }
 
 /// One span per request (exported over OTLP when tracing is configured), named after the
