@@ -64,6 +64,7 @@ on_both!(
     a_blocking_command_counts_as_one_call,
     woken_clients_are_served_before_the_pushers_reply,
     a_waiter_for_another_kind_of_value_lets_the_next_one_be_served,
+    becoming_a_replica_releases_blocked_clients_with_an_error,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -187,6 +188,37 @@ async fn sub_second_timeouts_reply_null(addr: SocketAddr) {
     blocked(addr, 0).await;
 }
 
+/// A node that becomes a replica releases its blocked clients with Redis's `-UNBLOCKED ...
+/// (master -> replica?)` and closes their connections (Redis's disconnectAllBlockedClients);
+/// the master it follows need not answer.
+async fn becoming_a_replica_releases_blocked_clients_with_an_error(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut admin = Conn::open(addr).await;
+    a.send(&[b"BLPOP", b"k", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(admin.cmd(&["REPLICAOF", "127.0.0.1", "1"]).await, "+OK\r\n");
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+    );
+    assert!(
+        a.closed_within(Duration::from_secs(5)).await,
+        "the client is disconnected"
+    );
+    blocked(addr, 0).await;
+    // WAIT is refused on a replica, before its arguments are read.
+    for args in [["WAIT", "1", "0"], ["WAIT", "x", "y"]] {
+        assert!(
+            admin
+                .cmd(&args)
+                .await
+                .starts_with("-ERR WAIT cannot be used with replica instances."),
+            "{args:?}"
+        );
+    }
+    assert_eq!(admin.cmd(&["REPLICAOF", "NO", "ONE"]).await, "+OK\r\n");
+}
+
 /// A waiter first in line for a key that a value of another kind cannot serve (BZPOPMIN, then
 /// BLPOP, then a list pushed) does not hold up the one behind it, as Redis serves every waiter
 /// of the value's kind.
@@ -242,6 +274,17 @@ async fn client_unblock_with_timeout_or_error(addr: SocketAddr) {
         "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
     );
     blocked(addr, 0).await;
+    // Counted as the command's failure and in the error stats.
+    let errors = b.cmd(&["INFO", "errorstats"]).await;
+    assert!(
+        errors.contains("errorstat_UNBLOCKED:count=1\r\n"),
+        "{errors}"
+    );
+    let stats = b.cmd(&["INFO", "commandstats"]).await;
+    assert!(
+        stats.contains("cmdstat_bzpopmax:calls=1,") && stats.contains("failed_calls=1\r\n"),
+        "{stats}"
+    );
     assert_eq!(
         b.cmd(&["CLIENT", "UNBLOCK", &id, "NOW"]).await,
         "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"

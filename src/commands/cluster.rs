@@ -1063,6 +1063,19 @@ pub fn role(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 /// inside MULTI/EXEC it answers at once, as Redis does.
 pub fn wait(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     use crate::server::clients::WaitReplicas;
+    // A replica first, before the arguments (as Redis's waitCommand): of a cluster master, or
+    // of a master named by REPLICAOF.
+    let replica = ctx
+        .node
+        .cluster
+        .as_ref()
+        .is_some_and(|c| !c.state.lock().me().is_master())
+        || ctx.node.upstream.is_replica();
+    if replica {
+        return Err(CmdError::err(
+            "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
+        ));
+    }
     let replicas = int(&args[1])?;
     let timeout =
         int(&args[2]).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
@@ -1071,11 +1084,6 @@ pub fn wait(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     let (offset, acked) = match ctx.node.cluster.clone() {
         Some(c) => {
-            if !c.state.lock().me().is_master() {
-                return Err(CmdError::err(
-                    "WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.",
-                ));
-            }
             // A write from before the stream restarted (a role change) is bounded by its end.
             let offset = ctx.client.repl_woff.min(ctx.node.store.aof.repl_offset());
             (offset, c.repl.acked_at_least(offset))

@@ -587,9 +587,12 @@ async fn wait_blocked(
                         break After::Continue;
                     }
                     unblock::ERROR => {
-                        Reply::new(out, client.resp3)
-                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                        unblocked_error(node, client, out, args, "UNBLOCKED client unblocked via CLIENT UNBLOCK");
                         break After::Continue;
+                    }
+                    unblock::DEMOTED => {
+                        unblocked_error(node, client, out, args, "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)");
+                        break After::Close;
                     }
                     _ => {}
                 }
@@ -664,6 +667,24 @@ async fn wait_blocked(
         me.settled_all();
     }
     result
+}
+
+/// A blocked command ended by an error (CLIENT UNBLOCK ... ERROR, the node becoming a
+/// replica): the reply, counted as the command's failure and in the error stats, as Redis's
+/// addReplyError with updateStatsOnUnblock.
+fn unblocked_error(
+    node: &Node,
+    client: &ClientState,
+    out: &mut BytesMut,
+    args: &[Bytes],
+    msg: &str,
+) {
+    let e = commands::CmdError::Msg(msg.to_string());
+    node.stats.note_error(&e);
+    if let Ok(cmd) = commands::resolve(args) {
+        node.cmd_stats[cmd.id].failed();
+    }
+    Reply::new(out, client.resp3).error(msg);
 }
 
 /// Where a blocked command's keys are served now, when not here: `-MOVED` to the slot's owner,

@@ -138,6 +138,11 @@ impl Upstream {
         *cur = Some(link.clone());
         self.active.store(true, Ordering::Relaxed);
         drop(cur);
+        // Clients blocked here as on a master get an error and go (Redis's
+        // replicationSetMaster: disconnectAllBlockedClients).
+        node.store
+            .blocked
+            .release_all(crate::store::blocking::unblock::DEMOTED);
         // A replica's keys expire by its master's DELs only (see `Store::keep_expired`).
         node.store.keep_expired.store(true, Ordering::Relaxed);
         tracing::info!(master = %format!("{}:{}", link.host, link.port), "Connecting to MASTER (REPLICAOF)");

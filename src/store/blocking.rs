@@ -28,6 +28,9 @@ pub mod unblock {
     pub const NONE: u8 = 0;
     pub const TIMEOUT: u8 = 1;
     pub const ERROR: u8 = 2;
+    /// The node became a replica (REPLICAOF, FAILOVER): the client gets Redis's `-UNBLOCKED
+    /// ... (master -> replica?)` and is disconnected (Redis's disconnectAllBlockedClients).
+    pub const DEMOTED: u8 = 3;
 }
 
 pub struct Waiter {
@@ -310,6 +313,19 @@ impl Blocked {
             .get(&db)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Releases every blocked client with `how` (one of [`unblock`]); each leaves its queues as
+    /// it answers.
+    pub fn release_all(&self, how: u8) {
+        if self.is_empty() {
+            return;
+        }
+        let g = self.inner.lock();
+        for b in g.clients.values() {
+            b.waiter.unblocked.store(how, Ordering::Relaxed);
+            b.waiter.notify.notify_one();
+        }
     }
 
     /// The waiter of a blocked client (CLIENT UNBLOCK).

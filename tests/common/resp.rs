@@ -107,6 +107,13 @@ impl Conn {
         String::from_utf8_lossy(&self.call(&owned).await).into_owned()
     }
 
+    /// Whether the server closes the connection within `wait` (nothing more to read).
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.r.fill_buf())
+            .await
+            .is_ok_and(|r| r.is_ok_and(|b| b.is_empty()))
+    }
+
     /// Whether a reply arrives within `wait` (for checking that a client stays blocked).
     pub async fn has_reply_within(&mut self, wait: Duration) -> bool {
         tokio::time::timeout(wait, self.r.fill_buf())
