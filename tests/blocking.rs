@@ -65,6 +65,7 @@ on_both!(
     woken_clients_are_served_before_the_pushers_reply,
     a_waiter_for_another_kind_of_value_lets_the_next_one_be_served,
     becoming_a_replica_releases_blocked_clients_with_an_error,
+    client_unblock_releases_a_wait,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -186,6 +187,33 @@ async fn sub_second_timeouts_reply_null(addr: SocketAddr) {
     // Under a millisecond is a millisecond (rounded up), not "for ever".
     assert_eq!(a.cmd(&["BLPOP", "k", "0.0001"]).await, "_\r\n");
     blocked(addr, 0).await;
+}
+
+/// WAIT blocks its client as a blocking command does: counted in blocked_clients, and
+/// released by CLIENT UNBLOCK (the count so far on TIMEOUT, `-UNBLOCKED` on ERROR).
+async fn client_unblock_releases_a_wait(addr: SocketAddr) {
+    let mut w = Conn::open(addr).await;
+    let mut admin = Conn::open(addr).await;
+    let id = w.cmd(&["CLIENT", "ID"]).await;
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    assert_eq!(w.cmd(&["SET", "x", "1"]).await, "+OK\r\n");
+    w.send(&[b"WAIT", b"1", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]).await, ":1\r\n");
+    assert_eq!(String::from_utf8(w.reply().await).unwrap(), ":0\r\n");
+    blocked(addr, 0).await;
+    w.send(&[b"WAIT", b"1", b"0"]).await;
+    blocked(addr, 1).await;
+    assert_eq!(
+        admin.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]).await,
+        ":1\r\n"
+    );
+    assert_eq!(
+        String::from_utf8(w.reply().await).unwrap(),
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+    blocked(addr, 0).await;
+    assert_eq!(w.cmd(&["PING"]).await, "+PONG\r\n");
 }
 
 /// A node that becomes a replica releases its blocked clients with Redis's `-UNBLOCKED ...

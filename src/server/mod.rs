@@ -34,7 +34,7 @@ use crate::commands::{self, After, flags};
 use crate::node::Node;
 use crate::pubsub::{Delivery, Inbox};
 use crate::resp::{Parser, Reply};
-use crate::store::blocking::{collect_woken, wait_settled};
+use crate::store::blocking::{collect_woken, unblock, wait_settled};
 use clients::{ClientState, ReplyMode};
 
 thread_local! {
@@ -445,8 +445,24 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                             break 'conn;
                         }
                         mark = 0;
-                        let acked = wait_replicas(&node, &kill, w).await;
-                        Reply::new(&mut out, client.resp3).int(acked as i64);
+                        // A blocked client while it waits, as Redis's BLOCKED_WAIT: counted in
+                        // blocked_clients, flagged `b`, released by CLIENT UNBLOCK.
+                        let id = client.info.id;
+                        let waiter = node.store.blocked.block(id, client.db, &[]);
+                        client.info.blocked.store(true, Ordering::Relaxed);
+                        let waited = wait_replicas(&node, &kill, w, &waiter).await;
+                        node.store.blocked.unblock(id);
+                        client.info.blocked.store(false, Ordering::Relaxed);
+                        match waited {
+                            Ok(acked) => Reply::new(&mut out, client.resp3).int(acked as i64),
+                            Err(how) => {
+                                let (msg, close) = unblocked_reason(how);
+                                unblocked_error(&node, &client, &mut out, &args, msg);
+                                if close {
+                                    after = After::Close;
+                                }
+                            }
+                        }
                     }
                     apply_reply_mode(&mut client, &mut out, mark, &args);
                     if inbox.is_none() {
@@ -559,7 +575,6 @@ async fn wait_blocked(
         inbox,
     } = conn;
     use crate::commands::blocking::reply_timeout;
-    use crate::store::blocking::unblock;
     let id = client.info.id;
     let qbuf_limit = node.config.read().client_query_buffer_limit;
     let kill = client.info.kill.clone();
@@ -586,13 +601,10 @@ async fn wait_blocked(
                         reply_timeout(&mut Reply::new(out, client.resp3));
                         break After::Continue;
                     }
-                    unblock::ERROR => {
-                        unblocked_error(node, client, out, args, "UNBLOCKED client unblocked via CLIENT UNBLOCK");
-                        break After::Continue;
-                    }
-                    unblock::DEMOTED => {
-                        unblocked_error(node, client, out, args, "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)");
-                        break After::Close;
+                    how @ (unblock::ERROR | unblock::DEMOTED) => {
+                        let (msg, close) = unblocked_reason(how);
+                        unblocked_error(node, client, out, args, msg);
+                        break if close { After::Close } else { After::Continue };
                     }
                     _ => {}
                 }
@@ -669,6 +681,19 @@ async fn wait_blocked(
     result
 }
 
+/// A blocked client's error when released by `how` (one of `unblock`), and whether its
+/// connection closes after it.
+fn unblocked_reason(how: u8) -> (&'static str, bool) {
+    if how == unblock::DEMOTED {
+        (
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            true,
+        )
+    } else {
+        ("UNBLOCKED client unblocked via CLIENT UNBLOCK", false)
+    }
+}
+
 /// A blocked command ended by an error (CLIENT UNBLOCK ... ERROR, the node becoming a
 /// replica): the reply, counted as the command's failure and in the error stats, as Redis's
 /// addReplyError with updateStatsOnUnblock.
@@ -706,11 +731,14 @@ fn blocked_redirect(
 
 /// WAIT: until `w.replicas` replicas acknowledged `w.offset`, or the deadline; returns how
 /// many did.
+/// Err: released with an error by CLIENT UNBLOCK ... ERROR or a role change (one of
+/// `unblock`); CLIENT UNBLOCK ... TIMEOUT answers the count so far, as a timeout does.
 async fn wait_replicas(
     node: &Node,
     kill: &CancellationToken,
     w: crate::server::clients::WaitReplicas,
-) -> usize {
+    waiter: &crate::store::blocking::Waiter,
+) -> Result<usize, u8> {
     let expired = sleep_until_some(w.deadline);
     tokio::pin!(expired);
     // Bus replicas and Redis replicas (SYNC/PSYNC) both count.
@@ -734,14 +762,19 @@ async fn wait_replicas(
         let resp_acked = node.replicas.acked.notified();
         let n = count();
         if n >= w.replicas {
-            return n;
+            return Ok(n);
         }
         tokio::select! {
             _ = bus_acked => {}
             _ = resp_acked => {}
-            _ = &mut expired => return count(),
-            _ = kill.cancelled() => return n,
-            _ = node.shutdown.cancelled() => return n,
+            _ = &mut expired => return Ok(count()),
+            _ = kill.cancelled() => return Ok(n),
+            _ = node.shutdown.cancelled() => return Ok(n),
+            _ = waiter.notify.notified() => match waiter.unblocked.load(Ordering::Relaxed) {
+                unblock::TIMEOUT => return Ok(count()),
+                unblock::NONE => {}
+                how => return Err(how),
+            },
         }
     }
 }
