@@ -1250,7 +1250,10 @@ async fn full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns()
         .await
         .expect_err("refused");
     assert!(
-        err.to_string().contains("Errors writing to the AOF file"),
+        // Redis's words: strerror, no "(os error N)".
+        err.to_string()
+            .contains("Errors writing to the AOF file: No space left on device")
+            && !err.to_string().contains("os error"),
         "{err}"
     );
     assert!(
@@ -1340,6 +1343,30 @@ async fn a_final_snapshot_that_fails_keeps_the_node_running() {
         "the node still runs"
     );
     let _: () = con.set("after-sigterm", "1").await.expect("writes go on");
+    // A background save that fails does refuse writes (-MISCONF), and an EXEC with a write
+    // queued before it failed is discarded for it, as Redis.
+    let mut tx = common::resp::Conn::open(p.addr()).await;
+    assert_eq!(tx.cmd(&["MULTI"]).await, "+OK\r\n");
+    assert_eq!(tx.cmd(&["SET", "in-tx", "1"]).await, "+QUEUED\r\n");
+    let _: () = redis::cmd("BGSAVE")
+        .query_async(&mut con)
+        .await
+        .expect("BGSAVE");
+    let failed = common::wait_for(Duration::from_secs(20), async || {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query_async(&mut con)
+            .await
+            .unwrap_or_default();
+        info.contains("rdb_last_bgsave_status:err")
+    })
+    .await;
+    assert!(failed, "the background save fails");
+    let exec = tx.cmd(&["EXEC"]).await;
+    assert!(
+        exec.starts_with("-EXECABORT Transaction discarded because of: MISCONF"),
+        "{exec}"
+    );
 
     std::fs::remove_dir(&blocker).expect("rmdir");
     let _ = redis::cmd("SHUTDOWN").query_async::<()>(&mut con).await;

@@ -726,19 +726,20 @@ fn checks_after_routing(
     cmd: &CommandRef,
     f: u32,
 ) -> Option<CmdError> {
-    // As Redis: writes, and PING, are refused while persistence is failing.
-    if (f & flags::WRITE != 0 || cmd.fullname == "ping")
-        && let Some(e) = crate::persist::write_denied(node)
-    {
-        return Some(CmdError::Msg(e));
-    }
-    // A master with too few good replicas refuses writes, and an EXEC with any queued.
+    // A write, or an EXEC with a write queued (Redis's is_write_command).
     let writes = f & flags::WRITE != 0
         || (cmd.fullname == "exec"
             && client
                 .multi
                 .as_ref()
                 .is_some_and(|m| m.queue.iter().any(|(c, _)| c.cmd.flags & flags::WRITE != 0)));
+    // As Redis: writes, and PING, are refused while persistence is failing.
+    if (writes || cmd.fullname == "ping")
+        && let Some(e) = crate::persist::write_denied(node)
+    {
+        return Some(CmdError::Msg(e));
+    }
+    // A master with too few good replicas refuses writes, and an EXEC with any queued.
     if writes && node.min_replicas().is_some_and(|(want, good)| good < want) {
         return Some(CmdError::Msg(
             "NOREPLICAS Not enough good replicas to write.".into(),

@@ -881,7 +881,7 @@ impl Aof {
                 if let Some(Err(e)) = synced {
                     self.unsynced.store(true, Ordering::Relaxed);
                     failing = true;
-                    self.fail(&format!("Error fsyncing the AOF file: {e}"));
+                    self.fail("Error fsyncing the AOF file", &e);
                     drop(out);
                     if stopping {
                         return;
@@ -938,7 +938,7 @@ impl Aof {
             return Ok(seq);
         }
         if let Err(e) = write_at_end(out, &data) {
-            self.fail(&format!("Error writing to the AOF file: {e}"));
+            self.fail("Error writing to the AOF file", &e);
             let mut p = self.pending.lock();
             let mut again = data;
             again.extend_from_slice(&p.buf);
@@ -950,11 +950,18 @@ impl Aof {
         Ok(seq)
     }
 
-    fn fail(&self, msg: &str) {
+    /// A write or fsync failed: writes are refused with `-MISCONF Errors writing to the AOF
+    /// file: <reason>`, the reason as C's strerror words it, as Redis's (no "(os error N)").
+    fn fail(&self, what: &str, e: &std::io::Error) {
         if self.write_ok.swap(false, Ordering::Relaxed) {
-            tracing::warn!("{msg}");
+            tracing::warn!("{what}: {e}");
         }
-        *self.last_error.lock() = msg.to_string();
+        let text = e.to_string();
+        let reason = match text.rfind(" (os error ") {
+            Some(i) if text.ends_with(')') => &text[..i],
+            _ => &text,
+        };
+        *self.last_error.lock() = reason.to_string();
     }
 
     /// Marks the snapshot point of a rewrite: from now on appends are also copied to its tail.
