@@ -1385,3 +1385,57 @@ async fn a_final_snapshot_that_fails_keeps_the_node_running() {
         assert!(v.is_some(), "{key} saved by the final snapshot");
     }
 }
+
+/// FLUSHALL with `save` rules saves the emptied data set at once (as Redis's
+/// flushAllDataAndResetRDB): killed right after, the node does not come back with the flushed
+/// keys from the snapshot before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushall_with_save_rules_saves_the_empty_data_set() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir(root.path(), "flushall");
+    let args = ["--save", "3600 1", "--appendonly", "no"];
+    let mut p = Proc::start(&dir, &args, None);
+    let mut con = p
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = con.set("k", "v").await.expect("SET");
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut con)
+        .await
+        .expect("SAVE");
+    let saves = |info: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("rdb_saves:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_default()
+    };
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut con)
+        .await
+        .expect("FLUSHALL");
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(&mut con)
+        .await
+        .expect("INFO");
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    assert_eq!(
+        saves(&info),
+        1,
+        "FLUSHALL's save is not a SAVE command: {info}"
+    );
+    p.kill9();
+    let p = Proc::start(&dir, &args, None);
+    let mut con = p
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let n: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(n, 0, "the flushed keys came back");
+}

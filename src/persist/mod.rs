@@ -62,6 +62,11 @@ pub struct Persist {
     pub shutdown_save: AtomicU8,
     /// SHUTDOWN NOW: do not wait for lagging replicas.
     pub shutdown_now: AtomicBool,
+    /// Numbers snapshots in the order their images were cut (under every shard lock), and
+    /// the number of the one in place: a slower save of an older image does not replace a
+    /// newer one (FLUSHALL's, taken while a background save still writes).
+    snapshot_generation: AtomicU64,
+    snapshot_in_place: parking_lot::Mutex<u64>,
     /// The dirty counter read just before the snapshot [`save_before_shutdown`] took: the
     /// save at exit is skipped while it still stands.
     shutdown_saved_dirty: parking_lot::Mutex<Option<u64>>,
@@ -112,6 +117,11 @@ impl Persist {
     fn finish(&self) {
         self.job.store(JOB_NONE, Ordering::Release);
     }
+
+    /// The next snapshot's number: take it with every shard held, as the image is cut.
+    fn next_generation(&self) -> u64 {
+        self.snapshot_generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -134,6 +144,17 @@ pub fn write_atomically(
     path: &Path,
     f: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    write_atomically_in_order(path, f, None).map(|_| ())
+}
+
+/// [`write_atomically`], where writers of one file may race and the newest content must win:
+/// `order` is (the highest generation renamed into place so far, this content's generation).
+/// Content older than what is in place is dropped (false), not renamed over it.
+fn write_atomically_in_order(
+    path: &Path,
+    f: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    order: Option<(&parking_lot::Mutex<u64>, u64)>,
+) -> std::io::Result<bool> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
@@ -144,10 +165,21 @@ pub fn write_atomically(
         f(&mut file)?;
         file.flush()?;
         file.sync_all()?;
+        let mut placed = order.map(|(m, generation)| (m.lock(), generation));
+        if let Some((in_place, generation)) = &placed
+            && *generation < **in_place
+        {
+            return Ok(false);
+        }
         std::fs::rename(&tmp, path)?;
-        fsync_dir(path)
+        if let Some((in_place, generation)) = placed.as_mut() {
+            **in_place = *generation;
+        }
+        drop(placed);
+        fsync_dir(path)?;
+        Ok(true)
     })();
-    if result.is_err() {
+    if !matches!(result, Ok(true)) {
         let _ = std::fs::remove_file(&tmp);
     }
     result
@@ -586,16 +618,30 @@ pub enum SaveError {
 /// Writes a snapshot on this thread (the caller holds the job slot). Only a `background`
 /// save that fails sets `rdb_last_bgsave_status:err` (and so MISCONF), as Redis's
 /// backgroundSaveDoneHandler; a failed SAVE or final save at shutdown leaves it, as rdbSave.
-fn save_blocking(node: &Node, image: Image, dirty: u64, background: bool) -> std::io::Result<()> {
+/// `generation`: the image's number ([`Persist::next_generation`]).
+fn save_blocking(
+    node: &Node,
+    (image, generation): (Image, u64),
+    dirty: u64,
+    background: bool,
+) -> std::io::Result<()> {
     let started = Instant::now();
     let path = snapshot_path(node);
     let keys = image.keys();
-    let result = snapshot::write_file(&path, &image, now_ms());
-    drop(image);
     let p = &node.persist;
+    let result = snapshot::write_file(
+        &path,
+        &image,
+        now_ms(),
+        Some((&p.snapshot_in_place, generation)),
+    );
+    drop(image);
     p.last_bgsave_try_ms.store(now_ms(), Ordering::Relaxed);
     match &result {
-        Ok(size) => {
+        Ok(None) => {
+            tracing::info!("Snapshot dropped: a newer one (FLUSHALL's) was saved meanwhile");
+        }
+        Ok(Some(size)) => {
             p.last_save_unix.store(now_ms() / 1000, Ordering::Relaxed);
             p.dirty_at_save.store(dirty, Ordering::Relaxed);
             p.last_bgsave_ok.store(true, Ordering::Relaxed);
@@ -647,14 +693,7 @@ pub fn debug_reload(
             return Err("Background save already in progress".into());
         }
         let dirty = node.store.dirty();
-        let mut image = Image::from_locked(ks, node.store.databases());
-        image.functions = crate::commands::functions::dump_all(node);
-        // The replication position only with the gate (a replica may be half-way through a
-        // frame; the gate comes before the shards, so it is only tried here).
-        image.position = node.cluster.as_ref().and_then(|c| {
-            let _gate = c.repl.try_gate()?;
-            c.repl.position(node)
-        });
+        let image = image_of_locked(node, ks);
         let r = save_blocking(node, image, dirty, false);
         node.persist.finish();
         r.map_err(|e| format!("Error saving the snapshot: {e}"))?;
@@ -725,16 +764,44 @@ pub fn debug_loadaof(node: &Arc<Node>, ks: &mut crate::store::Keyspace) -> Resul
 }
 
 /// A snapshot's image with the replication position it is at (see `Replication::position`):
-/// a replica does not apply its master's stream meanwhile.
-fn capture_with_position(node: &Node) -> Image {
+/// a replica does not apply its master's stream meanwhile. With its number.
+fn capture_with_position(node: &Node) -> (Image, u64) {
     let repl = node.cluster.as_ref().map(|c| &c.repl);
     let _gate = repl.map(|r| r.gate());
     let mut position = None;
+    let mut generation = 0;
     let mut image = Image::capture_node(node, || {
         position = repl.and_then(|r| r.position(node));
+        generation = node.persist.next_generation();
     });
     image.position = position;
-    image
+    (image, generation)
+}
+
+/// The keyspace `ks` holds whole, as a snapshot image with its number (DEBUG RELOAD,
+/// FLUSHALL). The replication position only if its gate is free (a replica may be half-way
+/// through a frame; the gate comes before the shards, so it is only tried here).
+fn image_of_locked(node: &Node, ks: &mut crate::store::Keyspace) -> (Image, u64) {
+    let mut image = Image::from_locked(ks, node.store.databases());
+    image.functions = crate::commands::functions::dump_all(node);
+    image.position = node.cluster.as_ref().and_then(|c| {
+        let _gate = c.repl.try_gate()?;
+        c.repl.position(node)
+    });
+    (image, node.persist.next_generation())
+}
+
+/// FLUSHALL with `save` rules, as Redis's flushAllDataAndResetRDB: the emptied data set (every
+/// shard held in `ks`) is saved at once, so a restart cannot bring the flushed keys back. It
+/// takes the place of a snapshot a background save is still writing: that one, of an older
+/// image, is dropped when it ends (Redis kills its child).
+pub fn save_after_flush(node: &Node, ks: &mut crate::store::Keyspace) {
+    if node.persist.is_loading() || node.config.read().get("save").is_empty() {
+        return;
+    }
+    let dirty = node.store.dirty();
+    let image = image_of_locked(node, ks);
+    let _ = save_blocking(node, image, dirty, false);
 }
 
 /// BGSAVE: false when a job already runs.
@@ -1145,6 +1212,32 @@ pub fn rewrite_for_log(name: &str, args: &[Bytes], now_ms: i64) -> Option<Vec<By
 mod tests {
     use super::*;
 
+    /// Racing writers of one file: the newest content stays in place, whatever order the
+    /// writes end in (an older one ending later is dropped, its temp file removed).
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        let in_place = parking_lot::Mutex::new(0);
+        let write = |text: &'static str, generation| {
+            write_atomically_in_order(
+                &path,
+                |f| f.write_all(text.as_bytes()),
+                Some((&in_place, generation)),
+            )
+            .unwrap()
+        };
+        assert!(write("one", 1));
+        assert!(write("three", 3));
+        assert!(!write("two", 2), "older than the one in place");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
     fn args(a: &[&str]) -> Vec<Bytes> {
         a.iter()
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
@@ -1219,7 +1312,7 @@ mod tests {
         let path = dir.path().join("dump.rrs");
         let image = Image::capture(&src, || {});
         assert_eq!(image.pins.len(), 3);
-        snapshot::write_file(&path, &image, 1).unwrap();
+        snapshot::write_file(&path, &image, 1, None).unwrap();
         let dst = Store::new(16, Default::default());
         let loaded = snapshot::load_file(
             &path,

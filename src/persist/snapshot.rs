@@ -227,39 +227,50 @@ pub fn write_entries(w: &mut impl Write, image: &Image) -> std::io::Result<u64> 
 }
 
 /// Writes a whole snapshot file to `path` (temp file, fsync, rename, fsync of the directory).
-pub fn write_file(path: &Path, image: &Image, now_ms: i64) -> std::io::Result<u64> {
+/// Writes `image` to `path` (atomically); the size written, or None when a newer snapshot took
+/// its place meanwhile (`order`: see `write_atomically_in_order`).
+pub fn write_file(
+    path: &Path,
+    image: &Image,
+    now_ms: i64,
+    order: Option<(&parking_lot::Mutex<u64>, u64)>,
+) -> std::io::Result<Option<u64>> {
     let mut size = 0;
-    super::write_atomically(path, |f| {
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        w.write_all(MAGIC)?;
-        let mut meta = vec![KIND_META];
-        meta.extend_from_slice(&(now_ms as u64).to_le_bytes());
-        meta.extend_from_slice(&(image.keys() as u64).to_le_bytes());
-        meta.extend_from_slice(concat!("reredis ", env!("CARGO_PKG_VERSION")).as_bytes());
-        let mut framed = Vec::new();
-        format::write_record(&mut framed, &meta);
-        w.write_all(&framed)?;
-        let mut records = 1;
-        if let Some((id, offset)) = &image.position {
-            let mut p = vec![KIND_POSITION];
-            super::aof::encode_position(&mut p, id, *offset);
-            framed.clear();
-            format::write_record(&mut framed, &p);
+    let placed = super::write_atomically_in_order(
+        path,
+        |f| {
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            w.write_all(MAGIC)?;
+            let mut meta = vec![KIND_META];
+            meta.extend_from_slice(&(now_ms as u64).to_le_bytes());
+            meta.extend_from_slice(&(image.keys() as u64).to_le_bytes());
+            meta.extend_from_slice(concat!("reredis ", env!("CARGO_PKG_VERSION")).as_bytes());
+            let mut framed = Vec::new();
+            format::write_record(&mut framed, &meta);
             w.write_all(&framed)?;
-            records += 1;
-        }
-        records += write_entries(&mut w, image)?;
-        let mut end = vec![KIND_END];
-        end.extend_from_slice(&records.to_le_bytes());
-        end.extend_from_slice(&(image.keys() as u64).to_le_bytes());
-        framed.clear();
-        format::write_record(&mut framed, &end);
-        w.write_all(&framed)?;
-        w.flush()?;
-        size = w.get_ref().metadata()?.len();
-        Ok(())
-    })?;
-    Ok(size)
+            let mut records = 1;
+            if let Some((id, offset)) = &image.position {
+                let mut p = vec![KIND_POSITION];
+                super::aof::encode_position(&mut p, id, *offset);
+                framed.clear();
+                format::write_record(&mut framed, &p);
+                w.write_all(&framed)?;
+                records += 1;
+            }
+            records += write_entries(&mut w, image)?;
+            let mut end = vec![KIND_END];
+            end.extend_from_slice(&records.to_le_bytes());
+            end.extend_from_slice(&(image.keys() as u64).to_le_bytes());
+            framed.clear();
+            format::write_record(&mut framed, &end);
+            w.write_all(&framed)?;
+            w.flush()?;
+            size = w.get_ref().metadata()?.len();
+            Ok(())
+        },
+        order,
+    )?;
+    Ok(placed.then_some(size))
 }
 
 /// Why a file could not be loaded: what, in which file, at which byte.
