@@ -1439,3 +1439,64 @@ async fn flushall_with_save_rules_saves_the_empty_data_set() {
         .expect("DBSIZE");
     assert_eq!(n, 0, "the flushed keys came back");
 }
+
+/// `CONFIG SET appendonly yes` whose log cannot be created (its name taken by a directory):
+/// writes go on being acknowledged (they waited for the log for ever), and the node tries
+/// again every few seconds, as Redis, until the log is in place with every write in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_the_log_on_retries_until_it_can_be_created() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = data_dir(root.path(), "aof-on");
+    let d = dir.to_str().expect("utf-8");
+    let h = common::start_node(&[("dir", d), ("appendonly", "no")]).await;
+    let mut con = common::client(h.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let _: () = con.set("before", "1").await.expect("SET");
+    let blocker = dir.join("appendonly.aof");
+    std::fs::create_dir(&blocker).expect("mkdir");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("yes")
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG SET");
+    for i in 0..20 {
+        let _: () = con
+            .set(format!("during{i}"), i)
+            .await
+            .expect("acknowledged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_dir(&blocker).expect("rmdir");
+    let created = common::wait_for(Duration::from_secs(30), async || {
+        std::fs::metadata(&blocker).is_ok_and(|m| m.is_file())
+            && redis::cmd("INFO")
+                .arg("persistence")
+                .query_async::<String>(&mut con)
+                .await
+                .is_ok_and(|i| {
+                    i.contains("aof_enabled:1") && i.contains("aof_rewrite_in_progress:0")
+                })
+    })
+    .await;
+    assert!(created, "the log was created once it could be");
+    let _: () = con.set("after", "1").await.expect("SET");
+    drop(con);
+    h.shutdown().await;
+    let (h, failure) = load_in_process(&dir, &[("appendonly", "yes")]).await;
+    assert_eq!(failure, None);
+    let h = h.expect("loaded");
+    let mut con = common::client(h.resp_addr())
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let n: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(n, 22, "before, the 20 writes during the retries, after");
+    h.shutdown().await;
+}

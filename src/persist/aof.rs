@@ -298,6 +298,8 @@ pub struct Aof {
     pub base_size: AtomicU64,
     pub size: AtomicU64,
     stop: AtomicBool,
+    /// Set from [`Aof::buffer_on`] to [`Aof::start`]: the log does not exist yet.
+    creating: AtomicBool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Unix ms of the last fsync, for INFO.
     pub last_fsync_ms: AtomicU64,
@@ -348,6 +350,7 @@ impl Default for Aof {
             base_size: AtomicU64::new(0),
             size: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            creating: AtomicBool::new(false),
             thread: Mutex::new(None),
             last_fsync_ms: AtomicU64::new(0),
             unsynced: AtomicBool::new(false),
@@ -369,6 +372,21 @@ impl Aof {
     #[inline]
     pub fn is_on(&self) -> bool {
         self.on.load(Ordering::Relaxed)
+    }
+
+    /// Whether the log is being created (turned on at run time: its first rewrite is running,
+    /// see [`Aof::buffer_on`]).
+    pub fn is_creating(&self) -> bool {
+        self.creating.load(Ordering::Relaxed)
+    }
+
+    /// The log's creation failed or was called off: collecting stops and what was collected
+    /// for it goes (the next attempt starts again from the data in memory).
+    pub fn cancel_creation(&self) {
+        self.stop();
+        let mut p = self.pending.lock();
+        p.buf.clear();
+        p.tail = None;
     }
 
     pub fn set_fsync(&self, f: Fsync) {
@@ -674,7 +692,10 @@ impl Aof {
     /// one write(2) carries all their records, as Redis's one write per event-loop turn. A
     /// lone client never yields: the yield would cost it a scheduler round per command.
     pub async fn wait_acked_by(&self, seq: u64, waiter: u64) {
-        if seq == 0 || self.acked() >= seq {
+        // While the log is being created (turned on at run time), replies do not wait for it,
+        // as Redis's do not while its first rewrite runs: the writes are in memory and land
+        // in the log when it is in place.
+        if seq == 0 || self.acked() >= seq || self.is_creating() {
             return;
         }
         if self.fsync_policy() != Fsync::Always && self.crowded(waiter) {
@@ -752,6 +773,7 @@ impl Aof {
     /// Starts collecting appends before the file exists (a rewrite that creates the log is
     /// about to take its snapshot; [`Aof::start`] then writes to it).
     pub fn buffer_on(&self) {
+        self.creating.store(true, Ordering::Relaxed);
         self.on.store(true, Ordering::Release);
     }
 
@@ -774,6 +796,7 @@ impl Aof {
             self.acked.send_replace(p.seq);
         }
         self.stop.store(false, Ordering::Relaxed);
+        self.creating.store(false, Ordering::Relaxed);
         self.on.store(true, Ordering::Release);
         let me = self.clone();
         let handle = std::thread::Builder::new()
@@ -785,6 +808,7 @@ impl Aof {
 
     /// Stops appending, writes and fsyncs what is pending, and joins the writer thread.
     pub fn stop(&self) {
+        self.creating.store(false, Ordering::Relaxed);
         self.on.store(false, Ordering::Release);
         self.stop.store(true, Ordering::Release);
         self.wake.notify_all();

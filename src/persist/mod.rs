@@ -62,6 +62,8 @@ pub struct Persist {
     pub shutdown_save: AtomicU8,
     /// SHUTDOWN NOW: do not wait for lagging replicas.
     pub shutdown_now: AtomicBool,
+    /// When turning the log on at run time may be tried again after a failure (unix ms).
+    aof_retry_at_ms: AtomicI64,
     /// Numbers snapshots in the order their images were cut (under every shard lock), and
     /// the number of the one in place: a slower save of an older image does not replace a
     /// newer one (FLUSHALL's, taken while a background save still writes).
@@ -941,16 +943,36 @@ pub fn apply_config(node: &Arc<Node>) {
         let node = node.clone();
         tokio::task::spawn_blocking(move || {
             // Wait for a running job (bounded): one snapshot at a time.
+            let mut slot = false;
             for _ in 0..6000 {
                 if node.persist.try_start(JOB_REWRITE, now_ms()) {
+                    slot = true;
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            let aof = &node.store.aof;
+            let failed = |why: String| {
+                // As Redis: the log stays wanted (`appendonly yes`), and the cron tries again.
+                tracing::warn!(
+                    "cannot turn the append-only log on: {why}; trying again in 5 seconds"
+                );
+                aof.cancel_creation();
+                node.persist
+                    .aof_retry_at_ms
+                    .store(now_ms() + RETRY_DELAY_MS, Ordering::Relaxed);
+            };
+            if !slot {
+                failed("another background job is still running".into());
+                return;
+            }
             let path = aof_path(&node);
-            let r = rewrite_now(&node).and_then(|_| node.store.aof.start(&path, fsync));
-            if let Err(e) = r {
-                tracing::warn!("cannot turn the append-only log on: {e}");
+            let r = rewrite_now(&node);
+            if !node.config.read().get_bool("appendonly") {
+                // Turned off again meanwhile: the log is not started.
+                aof.cancel_creation();
+            } else if let Err(e) = r.and_then(|_| aof.start(&path, fsync)) {
+                failed(e.to_string());
             }
             node.persist.finish();
         });
@@ -991,6 +1013,14 @@ pub fn cron(node: &Arc<Node>) {
         return;
     }
     if p.job.load(Ordering::Relaxed) != JOB_NONE {
+        return;
+    }
+    // The log turned on at run time whose creation failed: tried again.
+    if !node.store.aof.is_on()
+        && node.config.read().get_bool("appendonly")
+        && now >= p.aof_retry_at_ms.load(Ordering::Relaxed)
+    {
+        apply_config(node);
         return;
     }
     if p.bgsave_scheduled.swap(false, Ordering::Relaxed) {
