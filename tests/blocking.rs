@@ -66,6 +66,7 @@ on_both!(
     a_waiter_for_another_kind_of_value_lets_the_next_one_be_served,
     becoming_a_replica_releases_blocked_clients_with_an_error,
     client_unblock_releases_a_wait,
+    a_woken_client_is_served_without_the_admission_checks_again,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -186,6 +187,39 @@ async fn sub_second_timeouts_reply_null(addr: SocketAddr) {
     assert_eq!(a.cmd(&["BRPOP", "k", "0.05"]).await, "_\r\n");
     // Under a millisecond is a millisecond (rounded up), not "for ever".
     assert_eq!(a.cmd(&["BLPOP", "k", "0.0001"]).await, "_\r\n");
+    blocked(addr, 0).await;
+}
+
+/// A blocked command, admitted when it blocked, is served when woken even if it would now be
+/// refused (over `maxmemory` with `noeviction`, BLMOVE being a `denyoom` command), as Redis
+/// serves blocked clients without the admission checks.
+async fn a_woken_client_is_served_without_the_admission_checks_again(addr: SocketAddr) {
+    let mut b = Conn::open(addr).await;
+    let mut admin = Conn::open(addr).await;
+    b.send(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"LEFT", b"0"])
+        .await;
+    blocked(addr, 1).await;
+    assert_eq!(admin.cmd(&["RPUSH", "tmp", "x"]).await, ":1\r\n");
+    for (k, v) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
+        assert_eq!(admin.cmd(&["CONFIG", "SET", k, v]).await, "+OK\r\n");
+    }
+    assert!(
+        admin
+            .cmd(&["LPUSH", "other", "y"])
+            .await
+            .starts_with("-OOM")
+    );
+    // RENAME is not `denyoom`: it runs, and the list it puts at `src` wakes the BLMOVE.
+    assert_eq!(admin.cmd(&["RENAME", "tmp", "src"]).await, "+OK\r\n");
+    assert_eq!(String::from_utf8(b.reply().await).unwrap(), "$1\r\nx\r\n");
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "maxmemory", "0"]).await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        admin.cmd(&["LRANGE", "dst", "0", "-1"]).await,
+        "*1\r\n$1\r\nx\r\n"
+    );
     blocked(addr, 0).await;
 }
 

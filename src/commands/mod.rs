@@ -374,7 +374,14 @@ pub fn call(
     // (A command not allowed inside MULTI is refused for that first, as Redis checks it
     // before the ACL.)
     let no_multi = client.multi.is_some() && f & flags::NO_MULTI != 0;
-    if !no_multi && let Some(e) = acl_check(node, client, cmd, args, context) {
+    // A blocked command re-run because its keys may serve it now was admitted when it first
+    // ran: it is not refused again (ACL, memory, persistence), as Redis serves a blocked client
+    // without those checks. Where its keys are served (routing) is checked again.
+    let rerun = client.blocked.is_some();
+    if !no_multi
+        && !rerun
+        && let Some(e) = acl_check(node, client, cmd, args, context)
+    {
         node.cmd_stats[cmd.id].rejected();
         let e = if cmd.fullname == "exec" {
             reject_exec(node, client, e)
@@ -474,7 +481,9 @@ pub fn call(
     // As Redis's processCommand: memory first, then persistence, subscribers and loading. A
     // command refused inside MULTI fails the transaction; a refused EXEC discards it (Redis's
     // execCommandAbort).
-    let refused = if memory == crate::node::Memory::Full && denied_for_memory(client, cmd, f) {
+    let refused = if rerun {
+        None
+    } else if memory == crate::node::Memory::Full && denied_for_memory(client, cmd, f) {
         node.cmd_stats[cmd.id].rejected();
         Some(CmdError::Oom)
     } else {
