@@ -1065,3 +1065,57 @@ fn a_node_drained_over_http_hands_over_its_slots_and_keys() {
         assert!(message.contains("manual mode"), "{v}");
     });
 }
+
+/// A replica lists its own copy of the keys (`scope=node`): its TYPE and PTTL reads are replica
+/// reads, not redirected to the master.
+#[test]
+fn a_replica_lists_its_own_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--http-allow-writes", "yes", "--cluster-auto-assign", "no"];
+    let a = ClusterNode::start_with_http(dir.path(), &args);
+    let b = ClusterNode::start_with_http(dir.path(), &args);
+    assert_eq!(
+        cli(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        "OK"
+    );
+    let meet = cli(
+        a.port,
+        &[
+            "CLUSTER",
+            "MEET",
+            "127.0.0.1",
+            &b.port.to_string(),
+            &b.bus.to_string(),
+        ],
+    );
+    assert_eq!(meet, "OK");
+    assert!(wait(WAIT, || cli(b.port, &["CLUSTER", "NODES"])
+        .lines()
+        .count()
+        == 2));
+    assert_eq!(cli(b.port, &["CLUSTER", "REPLICATE", &a.id()]), "OK");
+    for i in 0..20 {
+        let k = format!("k{i}");
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &a.port.to_string(), "SET", &k, "v"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    }
+    assert!(
+        wait(WAIT, || cli(b.port, &["DBSIZE"]) == "20"),
+        "the replica has the keys: {}",
+        b.log()
+    );
+    rt().block_on(async {
+        let (s, v) = get_json(&b.url("/api/v1/keys?scope=node&count=100")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let keys = v["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 20, "{v}");
+        assert!(
+            keys.iter()
+                .all(|k| k["type"] == "string" && k["ttl_ms"] == -1),
+            "{v}"
+        );
+    });
+}

@@ -413,6 +413,9 @@ async fn local_page(
 ) -> Result<KeysPage, ApiError> {
     wait_unpaused(node, false).await;
     let mut session = Session::open(node, peer)?;
+    // A replica lists its own copy (`scope=node`): its TYPE and PTTL are replica reads, as a
+    // READONLY client's (they were answered with MOVED to the master).
+    session.read_from_replica();
     scan_page(&mut session, &view::node_id(node), q)
 }
 

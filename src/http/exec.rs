@@ -81,6 +81,11 @@ impl Session {
         })
     }
 
+    /// Reads of keys may be served by this node when it is a replica (READONLY).
+    pub fn read_from_replica(&mut self) {
+        self.client.readonly = true;
+    }
+
     /// Runs one command and returns its reply, error replies included.
     pub fn call(&mut self, args: &[&[u8]]) -> Result<Frame, ApiError> {
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
