@@ -98,6 +98,13 @@ impl Proc {
     fn client(&self) -> redis::Client {
         common::client(self.addr())
     }
+
+    async fn connect(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
 }
 
 impl Drop for Proc {
@@ -175,11 +182,7 @@ async fn write_then_kill(
 /// For each writer: acknowledged writes missing after the restart, and whether its counter
 /// agrees with its keys (no write applied twice, none half applied).
 async fn missing_after_restart(p: &Proc, acked: &[Vec<usize>]) -> usize {
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let mut missing = 0;
     for (id, list) in acked.iter().enumerate() {
         let ctr: Option<usize> = con.get(format!("ctr{id}")).await.expect("GET");
@@ -275,11 +278,7 @@ async fn unwritable_dir_refuses_writes_with_misconf_and_recovers() {
     }
     let args = ["--save", "3600 1", "--appendonly", "yes"];
     let p = Proc::start(&dir, &args, uid);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let _: () = con.set("before", "1").await.expect("SET");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
     let started: String = redis::cmd("BGSAVE")
@@ -335,11 +334,7 @@ async fn unwritable_dir_refuses_writes_with_misconf_and_recovers() {
     drop(con);
     drop(p);
     let p = Proc::start(&dir, &args, uid);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let (b, a): (Option<String>, Option<String>) = redis::pipe()
         .get("before")
         .get("after")
@@ -1223,11 +1218,7 @@ async fn full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns()
         "",
     ];
     let mut p = Proc::start(&dir, &args, None);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let _: () = con.set("before", "1").await.expect("SET");
     let filler = fill(&dir);
     // This write reaches memory but not the log: its reply waits (a raw connection: client
@@ -1277,11 +1268,7 @@ async fn full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns()
     drop(con);
     p.kill9();
     let p = Proc::start(&dir, &args, None);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let (b, d, a): (Option<String>, Option<usize>, Option<String>) = redis::pipe()
         .get("before")
         .strlen("during")
@@ -1308,11 +1295,7 @@ async fn a_final_snapshot_that_fails_keeps_the_node_running() {
     let dir = data_dir(root.path(), "final-save");
     let args = ["--save", "3600 1", "--appendonly", "no"];
     let mut p = Proc::start(&dir, &args, None);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let _: () = con.set("k", "v").await.expect("SET");
     // The snapshot's name is taken by a directory: its rename fails (even for root).
     let blocker = dir.join("dump.rdb");
@@ -1375,11 +1358,7 @@ async fn a_final_snapshot_that_fails_keeps_the_node_running() {
     });
     assert!(exited, "SHUTDOWN stops the node once it can save");
     let p = Proc::start(&dir, &args, None);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     for key in ["k", "after-shutdown", "after-sigterm"] {
         let v: Option<String> = con.get(key).await.expect("GET");
         assert!(v.is_some(), "{key} saved by the final snapshot");
@@ -1395,11 +1374,7 @@ async fn flushall_with_save_rules_saves_the_empty_data_set() {
     let dir = data_dir(root.path(), "flushall");
     let args = ["--save", "3600 1", "--appendonly", "no"];
     let mut p = Proc::start(&dir, &args, None);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let _: () = con.set("k", "v").await.expect("SET");
     let _: () = redis::cmd("SAVE")
         .query_async(&mut con)
@@ -1428,11 +1403,7 @@ async fn flushall_with_save_rules_saves_the_empty_data_set() {
     );
     p.kill9();
     let p = Proc::start(&dir, &args, None);
-    let mut con = p
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut con = p.connect().await;
     let n: u64 = redis::cmd("DBSIZE")
         .query_async(&mut con)
         .await
