@@ -1402,13 +1402,46 @@ async fn flushall_with_save_rules_saves_the_empty_data_set() {
         "FLUSHALL's save is not a SAVE command: {info}"
     );
     p.kill9();
-    let p = Proc::start(&dir, &args, None);
+    let mut p = Proc::start(&dir, &args, None);
     let mut con = p.connect().await;
     let n: u64 = redis::cmd("DBSIZE")
         .query_async(&mut con)
         .await
         .expect("DBSIZE");
     assert_eq!(n, 0, "the flushed keys came back");
+
+    // From a script (which holds the function libraries every snapshot carries), the save is
+    // a background save right after it.
+    let _: () = con.set("k2", "v").await.expect("SET");
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut con)
+        .await
+        .expect("SAVE");
+    let r: String = redis::cmd("EVAL")
+        .arg("return redis.call('flushall')")
+        .arg(0)
+        .query_async(&mut con)
+        .await
+        .expect("FLUSHALL in a script");
+    assert_eq!(r, "OK");
+    let saved = common::wait_for(Duration::from_secs(20), async || {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query_async(&mut con)
+            .await
+            .unwrap_or_default();
+        saves(&info) == 2 && info.contains("rdb_bgsave_in_progress:0")
+    })
+    .await;
+    assert!(saved, "a background save follows the script");
+    p.kill9();
+    let p = Proc::start(&dir, &args, None);
+    let mut con = p.connect().await;
+    let n: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut con)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(n, 0, "the keys flushed by the script came back");
 }
 
 /// `CONFIG SET appendonly yes` whose log cannot be created (its name taken by a directory):

@@ -44,7 +44,8 @@ pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let lazy = flush_lazily(ctx, args)?;
     let n = ks.flush_all(lazy);
     // With `save` rules, the empty data set is saved at once (as Redis).
-    crate::store::off_worker(|| crate::persist::save_after_flush(ctx.node, ks));
+    let in_script = ctx.client.in_script();
+    crate::store::off_worker(|| crate::persist::save_after_flush(ctx.node, ks, in_script));
     ctx.dirty(n as u64 + 1);
     ctx.notify(class::GENERIC, "flushall", b"");
     ctx.out.ok();

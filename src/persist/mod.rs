@@ -797,8 +797,16 @@ fn image_of_locked(node: &Node, ks: &mut crate::store::Keyspace) -> (Image, u64)
 /// shard held in `ks`) is saved at once, so a restart cannot bring the flushed keys back. It
 /// takes the place of a snapshot a background save is still writing: that one, of an older
 /// image, is dropped when it ends (Redis kills its child).
-pub fn save_after_flush(node: &Node, ks: &mut crate::store::Keyspace) {
+///
+/// From a script (`in_script`; also the log's replay and a master's stream, which run as one)
+/// the save is a background save started right after it: a running script holds the function
+/// engine, whose libraries every snapshot carries, so saving here would wait on itself.
+pub fn save_after_flush(node: &Node, ks: &mut crate::store::Keyspace, in_script: bool) {
     if node.persist.is_loading() || node.config.read().get("save").is_empty() {
+        return;
+    }
+    if in_script {
+        node.persist.bgsave_scheduled.store(true, Ordering::Relaxed);
         return;
     }
     let dirty = node.store.dirty();
