@@ -723,6 +723,71 @@ async fn redirections(p: &mut Pair) {
     p.same(0, &["DEL", ON_0], ":1").await;
 }
 
+/// Scripts in a cluster: a compatible-mode script (no shebang) or one flagged
+/// `allow-cross-slot-keys` may touch keys of several local slots, a `#!lua` one may not;
+/// `no-cluster` refuses to run; a key served elsewhere is refused; whole-keyspace commands
+/// called by a script with declared keys see the whole keyspace of the node.
+async fn scripts(p: &mut Pair) {
+    let two_slots = "redis.call('set','foo','1'); redis.call('set','mykey','2'); return 1";
+    p.same(2, &["EVAL", two_slots, "0"], ":1").await;
+    let shebang = format!("#!lua\n{two_slots}");
+    p.same(
+        2,
+        &["EVAL", &shebang, "0"],
+        "-ERR Script attempted to access keys that do not hash to the same slot",
+    )
+    .await;
+    let allowed = format!("#!lua flags=allow-cross-slot-keys\n{two_slots}");
+    p.same(2, &["EVAL", &allowed, "0"], ":1").await;
+    p.same(
+        2,
+        &["EVAL", "#!lua flags=no-cluster\nreturn 1", "0"],
+        "-ERR Can not run script on cluster",
+    )
+    .await;
+    p.same(
+        0,
+        &["EVAL", "return redis.call('get','foo')", "0"],
+        "-ERR Script attempted to access a non local key in a cluster node",
+    )
+    .await;
+    p.same(2, &["DEL", "foo"], ":1").await;
+    p.same(2, &["DEL", "mykey"], ":1").await;
+    // Keys of node 0 in many slots (so in many of our shards).
+    let keys: Vec<String> = (0..400)
+        .map(|i| format!("k{i}"))
+        .filter(|k| reredis::cluster::slots::key_hash_slot(k.as_bytes()) <= 5460)
+        .take(60)
+        .collect();
+    for k in &keys {
+        p.same(0, &["SET", k, "v"], "+OK").await;
+    }
+    p.same(
+        0,
+        &["EVAL", "return redis.call('dbsize')", "1", ON_0],
+        ":60",
+    )
+    .await;
+    p.same(
+        0,
+        &["EVAL", "return #redis.call('keys','k*')", "1", ON_0],
+        ":60",
+    )
+    .await;
+    p.same(
+        0,
+        &[
+            "EVAL",
+            "redis.call('flushall') return redis.call('dbsize')",
+            "1",
+            ON_0,
+        ],
+        ":0",
+    )
+    .await;
+    p.same(0, &["DBSIZE"], ":0").await;
+}
+
 /// CLUSTER KEYSLOT / COUNTKEYSINSLOT / GETKEYSINSLOT values.
 async fn key_slots(p: &mut Pair) {
     for key in ["hello", "{user}1", "a{}b", "{}x", "{{x}}", "\u{0}\r\n", ""] {
@@ -1041,6 +1106,7 @@ async fn cluster_replies_match_redis() {
     key_slots(&mut p).await;
     bad_arguments(&mut p).await;
     transactions(&mut p).await;
+    scripts(&mut p).await;
     p.views("stable, RESP2").await;
     p.reconnect(true).await;
     p.views("stable, RESP3").await;

@@ -174,6 +174,8 @@ fn compile(engine: &Engine, code: &[u8], replace: bool) -> Result<(String, Libra
             no_writes: flag_names.contains(&"no-writes"),
             allow_oom: flag_names.contains(&"allow-oom"),
             allow_stale: flag_names.contains(&"allow-stale"),
+            no_cluster: flag_names.contains(&"no-cluster"),
+            allow_cross_slot: flag_names.contains(&"allow-cross-slot-keys"),
         };
         functions.insert(
             fname,
@@ -576,10 +578,8 @@ fn fcall_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], readonly: boo
         return Err(CmdError::err("Number of keys can't be negative"));
     }
     let (f, flags) = (func.f.clone(), func.flags);
-    if func.flag_names.contains(&"no-cluster") && node.cluster.is_some() {
-        return Err(CmdError::err(
-            "Can not run script on cluster, 'no-cluster' flag is set.",
-        ));
+    if let Some(e) = flags.refused_on(node) {
+        return Err(e);
     }
     super::scripting::may_write_check(node, flags)?;
     if !flags.no_writes && readonly {

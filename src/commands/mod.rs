@@ -420,7 +420,11 @@ pub fn call(
                     .config
                     .read()
                     .get_bool("cluster.allow-pubsubshard-when-down");
-            let Some(mut ks) = lock_unless_script(node, Some(&keys), now) else {
+            // A command that works on every shard (a script, SORT) holds them all, as it does
+            // outside a cluster: a script's DBSIZE, KEYS or FLUSHALL sees the whole keyspace,
+            // not its declared keys' shard.
+            let idx = (f & flags::ALL_SHARDS == 0).then_some(&keys[..]);
+            let Some(mut ks) = lock_unless_script(node, idx, now) else {
                 return After::ScriptBusy;
             };
             // The slot table is read once the keys' shards are held: the migrator marks a slot

@@ -266,6 +266,24 @@ pub(crate) struct ScriptFlags {
     /// `allow-stale`: it may run on a replica whose link is down with
     /// `replica-serve-stale-data no` (the commands it calls must be `stale` ones).
     pub allow_stale: bool,
+    /// `no-cluster`: it does not run on a cluster node.
+    pub no_cluster: bool,
+    /// `allow-cross-slot-keys`: in a cluster, it may touch keys of several (local) slots.
+    pub allow_cross_slot: bool,
+}
+
+impl ScriptFlags {
+    /// Whether its keys may be in several slots of this node: a compatible-mode script (no
+    /// shebang) or one flagged `allow-cross-slot-keys`, as Redis's SCRIPT_ALLOW_CROSS_SLOT.
+    pub fn cross_slot(&self) -> bool {
+        !self.shebang || self.allow_cross_slot
+    }
+
+    /// `no-cluster` on a cluster node: Redis's refusal.
+    pub fn refused_on(&self, node: &crate::node::Node) -> Option<CmdError> {
+        (self.shebang && self.no_cluster && node.cluster.is_some())
+            .then(|| CmdError::err("Can not run script on cluster, 'no-cluster' flag is set."))
+    }
 }
 
 pub(crate) struct Engine {
@@ -836,7 +854,8 @@ fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
                 "no-writes" => found.no_writes = true,
                 "allow-oom" => found.allow_oom = true,
                 "allow-stale" => found.allow_stale = true,
-                "no-cluster" | "allow-cross-slot-keys" => {}
+                "no-cluster" => found.no_cluster = true,
+                "allow-cross-slot-keys" => found.allow_cross_slot = true,
                 other => {
                     return Err(CmdError::err(format!(
                         "Unexpected flag in script shebang: {other}"
@@ -1149,8 +1168,10 @@ struct CallCtx<'a, 'b> {
     /// first write that may grow memory is refused, as Redis's scriptVerifyOOM does.
     oom: bool,
     /// In a cluster: the slot the script's keys are in (its declared keys', else the first
-    /// key it touches); every key it touches must be in it.
+    /// key it touches); every key it touches must be in it, unless `cross_slot`.
     slot: Option<u16>,
+    /// Its keys may be in several local slots (see [`ScriptFlags::cross_slot`]).
+    cross_slot: bool,
     /// The script called a read command: a caller with CLIENT TRACKING caches its declared
     /// keys (Redis 7.0), not the keys the commands read.
     read_called: bool,
@@ -1287,7 +1308,13 @@ impl CallCtx<'_, '_> {
                 for &i in &pos {
                     let slot = key_hash_slot(&argv[i]);
                     if !routing.serves_for(slot, replica_read) {
-                        return Err("ERR Script attempted to access a non local key in a cluster node script".into());
+                        return Err(
+                            "ERR Script attempted to access a non local key in a cluster node"
+                                .into(),
+                        );
+                    }
+                    if self.cross_slot {
+                        continue;
                     }
                     match self.slot {
                         None => self.slot = Some(slot),
@@ -1446,6 +1473,9 @@ fn eval_generic(
         engine.load(&args[1])?
     };
     let script = &engine.scripts[&sha];
+    if let Some(e) = script.flags.refused_on(node) {
+        return Err(e);
+    }
     may_write_check(node, script.flags)?;
     if readonly && script.flags.shebang && !script.flags.no_writes {
         return Err(CmdError::err(
@@ -1618,6 +1648,7 @@ pub(crate) fn run_target(
         scripts,
         buf: BytesMut::new(),
         slot: (numkeys > 0).then(|| key_hash_slot(&args[first_key])),
+        cross_slot: flags.cross_slot(),
         read_called: false,
     };
     let call = std::cell::RefCell::new(call);
