@@ -206,6 +206,33 @@ async fn busy_reply_threshold_sets_how_long_clients_wait_for_a_script() {
     kill_and_join(&mut admin, forever).await;
 }
 
+/// `busy-reply-threshold 0`: never busy (Redis installs no hook): other clients wait for the
+/// script, however long, and are then answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_reply_threshold_zero_makes_clients_wait_for_the_script() {
+    let (_dir, _node, addr, _admin) = process_with_threshold("busy-reply-threshold", 0).await;
+    let mut runner = common::resp::Conn::open(addr).await;
+    let second = "local t0 = redis.call('time') \
+                  while true do \
+                    local t = redis.call('time') \
+                    if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 1000000 then break end \
+                  end return 1";
+    runner.send(&[b"EVAL", second.as_bytes(), b"0"]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut other = common::resp::Conn::open(addr).await;
+    let started = Instant::now();
+    assert_eq!(
+        other.cmd(&["GET", "k"]).await,
+        "$-1\r\n",
+        "answered, not -BUSY"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited for the script"
+    );
+    assert_eq!(String::from_utf8(runner.reply().await).unwrap(), ":1\r\n");
+}
+
 /// EXECs that arrive while a script runs wait for it without holding a thread: more of them
 /// than the node has runtime threads still leave SCRIPT KILL one, and each runs once the
 /// script is gone.

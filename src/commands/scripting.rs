@@ -106,8 +106,14 @@ impl Scripts {
             if !self.running.load(Ordering::Acquire) {
                 return true;
             }
+            let threshold = self.busy_threshold_ms.load(Ordering::Relaxed);
+            if threshold <= 0 {
+                // `busy-reply-threshold 0`: never busy (Redis installs no hook), others wait.
+                ended.await;
+                continue;
+            }
             let since = self.started_ms.load(Ordering::Relaxed);
-            let left = self.busy_threshold_ms.load(Ordering::Relaxed) - (super::now_ms() - since);
+            let left = threshold - (super::now_ms() - since);
             if left <= 0 {
                 return false;
             }
@@ -1036,7 +1042,7 @@ fn write_value(
         Value::Boolean(b) if resp3 => out.boolean(*b),
         Value::Boolean(true) => out.int(1),
         Value::Integer(n) => out.int(*n),
-        Value::Number(n) => out.int(*n as i64),
+        Value::Number(n) => out.int(c_long_long(*n)),
         Value::Table(t) => {
             if let Value::String(e) = t.raw_get::<Value>("err")? {
                 let text = e.to_string_lossy().to_string();
@@ -1177,6 +1183,18 @@ struct CallCtx<'a, 'b> {
     read_called: bool,
 }
 
+/// C's `(long long)` of a double as x86 computes it (Redis converts a Lua number reply so):
+/// truncated, and LLONG_MIN when out of range or NaN (Rust's `as` saturates instead).
+fn c_long_long(d: f64) -> i64 {
+    // 2^63: the first double past i64's range (NaN is in no range).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if (-LIMIT..LIMIT).contains(&d) {
+        d as i64
+    } else {
+        i64::MIN
+    }
+}
+
 /// A Redis command's arguments from Lua values (Redis's luaArgsToRedisArgv).
 fn lua_argv(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
     if args.is_empty() {
@@ -1186,8 +1204,10 @@ fn lua_argv(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
     for a in args {
         match a {
             Value::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
-            // Numbers as "%.17g" (Lua's own conversion would keep 14 digits).
-            Value::Integer(n) => argv.push(Bytes::from(n.to_string())),
+            // Numbers as "%.17g" (Lua's own conversion would keep 14 digits). Lua 5.1's numbers
+            // are all doubles: the ones mlua hands over as integers are formatted alike (1e18
+            // is "1e+18", not "1000000000000000000", as in Redis).
+            Value::Integer(n) => argv.push(Bytes::from(fmt_g(n as f64, 17))),
             Value::Number(n) => argv.push(Bytes::from(fmt_g(n, 17))),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }

@@ -187,6 +187,14 @@ pub fn fmt_double(d: f64) -> String {
 
 /// C's `%.{prec}g`.
 pub fn fmt_g(d: f64, prec: usize) -> String {
+    if d.is_nan() {
+        // glibc's words (the sign bit shows: x86's 0/0 is a negative NaN).
+        return if d.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
+    }
     if d == 0.0 {
         return if d.is_sign_negative() {
             "-0".into()
