@@ -514,6 +514,9 @@ fn notification_script() -> Vec<Step> {
         "APPEND nothing x",
         "DEL nothing",
         "DEL nothing",
+        // The sources of a *STORE are read as reads (Redis's lookupKeyRead).
+        "ZINTERSTORE zdst 2 nozz1 nozz2",
+        "ZUNIONSTORE zdst 1 nozz3",
     ] {
         s.push(c(0, line));
     }

@@ -184,6 +184,14 @@ async fn optin_optout_and_noloop_match_redis() {
             c(0, "SET h 1"),
             c(0, "GET h"),
             c(1, "SET h 2"),
+            // A pending CACHING survives TRACKING ON given again (not OFF).
+            c(0, "CLIENT TRACKING OFF"),
+            c(0, "CLIENT TRACKING ON OPTIN"),
+            c(0, "CLIENT CACHING YES"),
+            c(0, "CLIENT TRACKING ON OPTIN"),
+            c(0, "CLIENT TRACKINGINFO"),
+            c(0, "GET i"),
+            c(1, "SET i 1"),
         ],
     )
     .await;

@@ -149,6 +149,17 @@ impl Ctx<'_> {
             .key_changed(self.client.db, key, false, writer);
     }
 
+    /// An event that changes no key's value as Redis counts changes (consumer groups, a
+    /// stream's last ID): published, and WATCH and client tracking are not told (Redis calls
+    /// notifyKeyspaceEvent for these without signalModifiedKey).
+    pub fn notify_only(&self, class: u32, event: &'static str, key: &[u8]) {
+        let (db, ts_ms) = (self.client.db, self.now_ms);
+        self.node
+            .store
+            .events
+            .publish_with(|| KeyEvent::new(db, key, event, class, ts_ms));
+    }
+
     pub fn notify_db(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
         // Every change to a key is notified, so this is also where WATCHers learn of it
         // (Redis's `signalModifiedKey`); a key miss is a read, not a change, and a flush

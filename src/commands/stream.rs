@@ -596,8 +596,7 @@ pub fn xsetid(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if let Some(m) = max_xdel.filter(|m| !m.is_zero()) {
         s.max_deleted = m;
     }
-    ctx.signal_modified(&args[1]);
-    ctx.notify(class::STREAM, "xsetid", &args[1]);
+    ctx.notify_only(class::STREAM, "xsetid", &args[1]);
     ctx.dirty(1);
     ctx.out.ok();
     Ok(())
@@ -891,7 +890,7 @@ fn read_group(
     let logging = ctx.node.store.aof.is_recording();
     let mut logs: Vec<Vec<Bytes>> = Vec::new();
     if g.create_consumer(consumer, now) {
-        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+        ctx.notify_only(class::STREAM, "xgroup-createconsumer", key);
         // Logged on its own: with NOACK (or an empty history) no XCLAIM would create it.
         logs.push(vec![
             b("XGROUP"),
@@ -1126,7 +1125,7 @@ pub fn xgroup_create(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
         .insert(args[3].as_ref().into(), Group::new(id, entries_read));
     ctx.out.ok();
     ctx.dirty(1);
-    ctx.notify(class::STREAM, "xgroup-create", key);
+    ctx.notify_only(class::STREAM, "xgroup-create", key);
     log_dollar_as(ctx, args, id);
     Ok(())
 }
@@ -1154,7 +1153,7 @@ pub fn xgroup_setid(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     g.entries_read = entries_read;
     ctx.out.ok();
     ctx.dirty(1);
-    ctx.notify(class::STREAM, "xgroup-setid", &args[2]);
+    ctx.notify_only(class::STREAM, "xgroup-setid", &args[2]);
     log_dollar_as(ctx, args, id);
     Ok(())
 }
@@ -1165,7 +1164,7 @@ pub fn xgroup_destroy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdRe
     if s.groups.remove(&args[3][..]).is_some() {
         ctx.out.int(1);
         ctx.dirty(1);
-        ctx.notify(class::STREAM, "xgroup-destroy", &args[2]);
+        ctx.notify_only(class::STREAM, "xgroup-destroy", &args[2]);
         // Consumers blocked on the group are told it is gone.
         ctx.node.store.blocked.signal_all(db, &args[2]);
     } else {
@@ -1182,7 +1181,7 @@ pub fn xgroup_createconsumer(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -
     let created = g.create_consumer(&args[4], now);
     if created {
         ctx.dirty(1);
-        ctx.notify(class::STREAM, "xgroup-createconsumer", &args[2]);
+        ctx.notify_only(class::STREAM, "xgroup-createconsumer", &args[2]);
     } else {
         ctx.log_as = Some(Vec::new());
     }
@@ -1197,7 +1196,7 @@ pub fn xgroup_delconsumer(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> C
     let pending = match g.delete_consumer(&args[4]) {
         Some(n) => {
             ctx.dirty(1);
-            ctx.notify(class::STREAM, "xgroup-delconsumer", &args[2]);
+            ctx.notify_only(class::STREAM, "xgroup-delconsumer", &args[2]);
             n
         }
         None => 0,
@@ -1482,7 +1481,7 @@ pub fn xclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let new_consumer = !had_consumer && g.consumers.contains_key(&name[..]);
     s.groups.insert(gname.as_ref().into(), g);
     if new_consumer {
-        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+        ctx.notify_only(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.dirty(logs.len() as u64);
     ctx.log_as = Some(Vec::new());
@@ -1587,7 +1586,7 @@ pub fn xautoclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
     let new_consumer = !had_consumer && g.consumers.contains_key(&name[..]);
     s.groups.insert(gname.as_ref().into(), g);
     if new_consumer {
-        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+        ctx.notify_only(class::STREAM, "xgroup-createconsumer", key);
     }
     ctx.dirty(logs.len() as u64);
     ctx.log_as = Some(Vec::new());

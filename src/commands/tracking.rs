@@ -127,6 +127,11 @@ pub fn client_tracking(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> Cmd
         .info
         .tracking_bcast
         .store(asked.bcast, Ordering::Relaxed);
+    // A pending CLIENT CACHING survives tracking turned on again (Redis's enableTracking
+    // leaves CLIENT_TRACKING_CACHING; only turning it off clears it).
+    if let Some(old) = &client.tracking {
+        asked.caching = old.caching;
+    }
     client.tracking = Some(asked);
     ctx.out.ok();
     Ok(())

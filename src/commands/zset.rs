@@ -1063,11 +1063,9 @@ fn zsetop(
     // Snapshot the inputs: (members with scores, weight).
     let mut srcs: Vec<Option<Vec<(Sds, f64)>>> = Vec::with_capacity(setnum);
     for k in keys {
-        let found = if dst.is_some() {
-            ks.lookup_write(db, k)?
-        } else {
-            ks.lookup_read(db, k)?
-        };
+        // Read as reads, with a destination too (Redis's lookupKeyRead: keymiss events and
+        // hit/miss counts).
+        let found = ks.lookup_read(db, k)?;
         match found {
             None => srcs.push(None),
             Some(e) => match &e.value {
