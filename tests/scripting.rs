@@ -233,6 +233,21 @@ async fn busy_reply_threshold_zero_makes_clients_wait_for_the_script() {
     assert_eq!(String::from_utf8(runner.reply().await).unwrap(), ":1\r\n");
 }
 
+/// FUNCTION STATS while a script (not a function) runs: Redis's -BUSY, as its
+/// functionStatsCommand answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_stats_during_a_script_is_busy() {
+    let (_dir, _node, addr, mut admin) = process_with_threshold("busy-reply-threshold", 100).await;
+    let forever = run_forever_started(addr).await;
+    let mut c = common::resp::Conn::open(addr).await;
+    let stats = c.cmd(&["FUNCTION", "STATS"]).await;
+    assert!(
+        stats.starts_with("-BUSY Redis is busy running a script."),
+        "{stats}"
+    );
+    kill_and_join(&mut admin, forever).await;
+}
+
 /// EXECs that arrive while a script runs wait for it without holding a thread: more of them
 /// than the node has runtime threads still leave SCRIPT KILL one, and each runs once the
 /// script is gone.

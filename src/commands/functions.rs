@@ -349,6 +349,10 @@ pub fn function_stats(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> Cmd
     // While a function runs its caller holds the engine: the counts come from what the last
     // look saw (Redis answers from its own thread between two hook calls).
     let running = scripts.running_function();
+    // A script (not a function) running: Redis's functionStatsCommand answers its -BUSY.
+    if running.is_none() && scripts.is_running() {
+        return Err(CmdError::Msg(scripts.busy_error().into()));
+    }
     let (libs, funcs) = match scripts.engine.try_lock() {
         Some(g) => g.as_ref().map_or((0, 0), counts),
         None => scripts.function_counts(),

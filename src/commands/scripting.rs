@@ -381,16 +381,17 @@ end
 
 -- redis.call and redis.pcall are set for each run (they reach the running command's state).
 local r = {}
+-- A wrong argument is returned as an error, not raised (Redis's luaRedisErrorReplyCommand).
 r.error_reply = function(e)
   if type(e) ~= 'string' then
-    error('wrong number or type of arguments', 2)
+    return {err = 'ERR wrong number or type of arguments'}
   end
   if e:sub(1, 1) ~= '-' then e = '-' .. e end
   return error_table(e)
 end
 r.status_reply = function(s)
   if type(s) ~= 'string' then
-    error('wrong number or type of arguments', 2)
+    return {err = 'ERR wrong number or type of arguments'}
   end
   return {ok = s}
 end
@@ -410,7 +411,22 @@ r.LOG_DEBUG, r.LOG_VERBOSE, r.LOG_NOTICE, r.LOG_WARNING = 0, 1, 2, 3
 r.REPL_NONE, r.REPL_AOF, r.REPL_SLAVE, r.REPL_REPLICA, r.REPL_ALL = 0, 1, 2, 2, 3
 r.REDIS_VERSION, r.REDIS_VERSION_NUM = '7.0.15', 0x07000f
 r.sha1hex = G.__redis__sha1hex
-r.log = G.__redis__log
+-- redis.log's checks as Redis's luaLogCommand (a numeric string is a level too), raised as
+-- error tables.
+local log = G.__redis__log
+r.log = function(...)
+  if select('#', ...) < 2 then
+    error({err = 'ERR redis.log() requires two arguments or more.'})
+  end
+  local level = tonumber((...))
+  if not level then
+    error({err = 'ERR First argument must be a number (log level).'})
+  end
+  if level < 0 or level > 3 then
+    error({err = 'ERR Invalid debug level.'})
+  end
+  log(level, select(2, ...))
+end
 G.__redis__sha1hex, G.__redis__log = nil, nil
 
 -- Read-only views: a script cannot change a library for the scripts after it.
@@ -493,8 +509,10 @@ end
 -- The strings' methods come from the read-only view, and their metatable is read-only.
 local string_mt = getmetatable('')
 
+-- (gcinfo and newproxy stay, as on Redis 7.0's allow list; setfenv and getfenv, also there,
+-- go: this sandbox's environment is not theirs to change.)
 for _, name in ipairs({'print', 'dofile', 'loadfile', 'setfenv', 'getfenv', 'debug', 'module',
-    'require', 'gcinfo', 'newproxy'}) do
+    'require'}) do
   G[name] = nil
 end
 
