@@ -140,6 +140,13 @@ async fn expired_and_deleted_keys_are_invalidated_as_in_redis() {
             c(1, "LPUSH w a"),
             c(0, "LRANGE w 0 -1"),
             c(1, "LPOP w"),
+            // The last tracking client turning tracking off leaves the table: turned on again,
+            // it still hears of a key it read before.
+            c(0, "GET x1"),
+            c(0, "CLIENT TRACKING OFF"),
+            c(0, "CLIENT TRACKING ON"),
+            c(1, "SET x1 1"),
+            c(0, "PING"),
         ],
     )
     .await;

@@ -201,7 +201,9 @@ impl Tracking {
     }
 
     /// Turns tracking off for client `id` (CLIENT TRACKING OFF, RESET, disconnection). Its keys
-    /// stay in the table until they change, as in Redis; the last client to leave clears it.
+    /// stay in the table until they change, as in Redis (the last client to leave does not
+    /// clear it: one that turns tracking on again still hears of the keys it read before, and
+    /// INFO's counts stay Redis's).
     pub fn disable(&self, id: u64, prefixes: &BTreeSet<Bytes>) {
         if !prefixes.is_empty() {
             let mut table = self.prefixes.write();
@@ -218,11 +220,6 @@ impl Tracking {
         let mut clients = self.clients.write();
         clients.remove(&id);
         self.nclients.store(clients.len(), Ordering::Relaxed);
-        if clients.is_empty() {
-            // Under the clients' lock: a client turning tracking on meanwhile waits, so no key
-            // it reads can be wiped here.
-            self.clear();
-        }
     }
 
     fn clear(&self) {
@@ -263,7 +260,8 @@ impl Tracking {
     /// move).
     #[inline]
     pub fn invalidate(&self, key: &[u8], writer: Option<u64>) {
-        if self.clients() > 0 {
+        // (A table with keys and no tracking client left is still kept up to date.)
+        if self.clients() > 0 || self.total_keys() > 0 {
             self.invalidate_slow(key, writer);
         }
     }
@@ -359,14 +357,15 @@ impl Tracking {
     /// Every key was flushed: every tracking client gets a null invalidation and the table is
     /// emptied (Redis's `trackingInvalidateKeysOnFlush`).
     pub fn flushed(&self) {
-        if self.clients() == 0 {
-            return;
+        if self.clients() > 0 {
+            let now = crate::commands::now_ms();
+            for t in self.clients.read().values() {
+                send(t, None, now);
+            }
         }
-        let now = crate::commands::now_ms();
-        for t in self.clients.read().values() {
-            send(t, None, now);
+        if self.total_keys() > 0 {
+            self.clear();
         }
-        self.clear();
     }
 
     /// Keeps the table within `tracking-table-max-keys`: keys over the limit are forgotten and
