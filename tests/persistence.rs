@@ -1350,6 +1350,16 @@ async fn a_final_snapshot_that_fails_keeps_the_node_running() {
         exec.starts_with("-EXECABORT Transaction discarded because of: MISCONF"),
         "{exec}"
     );
+    // A script declared a writer (`#!lua` without no-writes) is refused before it runs; a
+    // read-only one and a compatible-mode one run (the latter fails at a write, if any).
+    let declared = tx.cmd(&["EVAL", "#!lua\nreturn 1", "0"]).await;
+    assert!(declared.starts_with("-MISCONF"), "{declared}");
+    assert_eq!(
+        tx.cmd(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"])
+            .await,
+        ":1\r\n"
+    );
+    assert_eq!(tx.cmd(&["EVAL", "return 1", "0"]).await, ":1\r\n");
 
     std::fs::remove_dir(&blocker).expect("rmdir");
     let _ = redis::cmd("SHUTDOWN").query_async::<()>(&mut con).await;

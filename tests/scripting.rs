@@ -326,8 +326,9 @@ async fn script_kill_stops_a_script_that_has_not_written_and_refuses_one_that_ha
     let e = nothing.expect_err("nothing runs");
     assert_eq!(e.code(), Some("NOTBUSY"), "{e}");
 
-    // A script that would run forever (a client waits 5 s before its BUSY, so it started).
-    let forever = run_forever(addr).await;
+    // A script that would run forever, running (a GET sent before it started would simply
+    // be answered).
+    let forever = run_forever_started(addr).await;
     // Other clients wait for it, then get -BUSY once it has run 5 s, and meanwhile they hold
     // none of the threads SCRIPT KILL needs.
     let mut others = Vec::new();

@@ -1544,9 +1544,19 @@ pub(crate) fn may_write_check(
     node: &crate::node::Node,
     flags: ScriptFlags,
 ) -> Result<(), CmdError> {
-    // On a replica, as Redis's processCommand sees a script with the flags it declares (a
-    // write unless `no-writes`, `stale` only with `allow-stale`), and as its
-    // scriptPrepareForRun refuses a script without a `#!lua` line on a stale replica.
+    // Redis's processCommand sees a script with the flags it declares (a write unless
+    // `no-writes`, `stale` only with `allow-stale`), in its order: -MISCONF while writes
+    // cannot be persisted, -NOREPLICAS, then a replica's refusals; its scriptPrepareForRun
+    // refuses a script without a `#!lua` line on a stale replica.
+    let declared_write = flags.shebang && !flags.no_writes;
+    if declared_write && let Some(e) = crate::persist::write_denied(node) {
+        return Err(CmdError::Msg(e));
+    }
+    if declared_write && node.min_replicas().is_some_and(|(want, good)| good < want) {
+        return Err(CmdError::Msg(
+            "NOREPLICAS Not enough good replicas to write.".into(),
+        ));
+    }
     let upstream = &node.upstream;
     if upstream.is_replica() {
         let c = node.config.read();
@@ -1563,14 +1573,6 @@ pub(crate) fn may_write_check(
                     .into(),
             ));
         }
-    }
-    if !flags.shebang {
-        return Ok(());
-    }
-    if !flags.no_writes && node.min_replicas().is_some_and(|(want, good)| good < want) {
-        return Err(CmdError::Msg(
-            "NOREPLICAS Not enough good replicas to write.".into(),
-        ));
     }
     Ok(())
 }
