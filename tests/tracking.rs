@@ -112,6 +112,20 @@ async fn scripts_track_their_declared_keys_as_redis() {
             ),
             c(1, "MSET k2 4 k1 4"),
             c(0, "PING"),
+            // The declared keys are remembered at the script's first read: its own later write
+            // to one invalidates it after the reply, and leaves it forgotten.
+            ca(
+                0,
+                &[
+                    "EVAL",
+                    "redis.call('get', KEYS[1]) redis.call('set', KEYS[2], 'x') return 1",
+                    "2",
+                    "sa",
+                    "sb",
+                ],
+            ),
+            c(1, "SET sb y"),
+            c(0, "PING"),
         ],
     )
     .await;

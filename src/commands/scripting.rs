@@ -1199,6 +1199,8 @@ struct CallCtx<'a, 'b> {
     /// The script called a read command: a caller with CLIENT TRACKING caches its declared
     /// keys (Redis 7.0), not the keys the commands read.
     read_called: bool,
+    /// The keys the script declared (KEYS, or the function's keys).
+    declared: &'a [Bytes],
 }
 
 /// C's `(long long)` of a double as x86 computes it (Redis converts a Lua number reply so):
@@ -1408,8 +1410,11 @@ impl CallCtx<'_, '_> {
         if f & WRITE != 0 {
             self.scripts.wrote.store(true, Ordering::Relaxed);
         }
-        if f & READONLY != 0 {
+        if f & READONLY != 0 && !self.read_called {
             self.read_called = true;
+            // Remembered at the first read, as Redis's call() does for a script's caller: a
+            // write to a declared key later in the script invalidates them (after the reply).
+            super::tracking::remember_keys(self.node, self.client, self.declared);
         }
         self.buf.clear();
         self.client.resp3 = self.scripts.resp3.load(Ordering::Relaxed);
@@ -1690,6 +1695,7 @@ pub(crate) fn run_target(
         slot: (numkeys > 0).then(|| key_hash_slot(&args[first_key])),
         cross_slot: flags.cross_slot(),
         read_called: false,
+        declared: &args[first_key..first_key + numkeys],
     };
     let call = std::cell::RefCell::new(call);
     let run_script = || {
@@ -1744,11 +1750,7 @@ pub(crate) fn run_target(
     collect_some_garbage(engine);
     let call = call.into_inner();
     drop(_running);
-    let read_called = call.read_called;
     let client = call.client;
-    if read_called {
-        super::tracking::remember_keys(node, client, &args[first_key..first_key + numkeys]);
-    }
     let (resp3, deny_blocking, db, readonly_flag, asking) = saved;
     client.resp3 = resp3;
     client.deny_blocking = deny_blocking;
