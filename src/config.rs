@@ -112,6 +112,21 @@ const NOTIFY_EVENTS: Custom = Custom {
     parse: crate::pubsub::notify::parse_setting,
     show: crate::pubsub::notify::show_setting,
 };
+/// Bytes, at least 1mb: `proto-max-bulk-len` and `client-query-buffer-limit` (Redis's bounds;
+/// a smaller one would refuse every command, CONFIG SET included).
+const MEMORY_AT_LEAST_1MB: Custom = Custom {
+    parse: parse_memory_at_least_1mb,
+    show: str::to_string,
+};
+
+fn parse_memory_at_least_1mb(_current: &str, raw: &str) -> Result<String, String> {
+    match parse_memory(raw) {
+        Some(v) if v >= 1 << 20 && v <= i64::MAX as u64 => Ok(v.to_string()),
+        Some(_) => Err("argument must be between 1048576 and 9223372036854775807 inclusive".into()),
+        None => Err("argument must be a memory value".into()),
+    }
+}
+
 /// `maxmemory-clients`: bytes (with Redis's units), or a percentage of `maxmemory` (`10%`).
 const MEMORY_OR_PERCENT: Custom = Custom {
     parse: parse_memory_or_percent,
@@ -307,7 +322,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(
         "proto-max-bulk-len",
         "proto-max-bulk-len",
-        Kind::Memory,
+        Kind::Custom(&MEMORY_AT_LEAST_1MB),
         "512mb",
         true,
         "Largest bulk string a client may send"
@@ -315,7 +330,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(
         "client-query-buffer-limit",
         "client-query-buffer-limit",
-        Kind::Memory,
+        Kind::Custom(&MEMORY_AT_LEAST_1MB),
         "1gb",
         true,
         "Largest unparsed input a client may accumulate"

@@ -180,6 +180,11 @@ pub struct Node {
     /// `proto-max-bulk-len`, read by every connection's parser before each command (a CONFIG
     /// SET applies to connections already open, as Redis's does).
     pub proto_max_bulk_len: AtomicUsize,
+    /// `timeout` (seconds; 0: never), read by the cron that closes idle clients, and
+    /// `client-query-buffer-limit`, read by connections as they go: a CONFIG SET applies to
+    /// connections already open, as Redis's clientsCron does.
+    pub client_timeout_secs: AtomicU64,
+    pub query_buffer_limit: AtomicUsize,
     /// When memory was last read for `maxmemory` (ms), so it is read at most once a millisecond.
     memory_read_ms: AtomicI64,
     /// The `requirepass` last given to the default user.
@@ -328,6 +333,10 @@ impl Node {
         self.min_replicas[1].store(c.get_int("min-replicas-max-lag"), Ordering::Relaxed);
         self.proto_max_bulk_len
             .store(c.proto_max_bulk_len, Ordering::Relaxed);
+        self.query_buffer_limit
+            .store(c.client_query_buffer_limit, Ordering::Relaxed);
+        self.client_timeout_secs
+            .store(c.timeout_secs, Ordering::Relaxed);
         self.store
             .aof
             .set_backlog_limit(c.get_int("repl-backlog-size").max(0) as usize);
@@ -567,6 +576,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
         min_replicas: Default::default(),
         cluster_reads_when_down: AtomicBool::new(false),
         proto_max_bulk_len: AtomicUsize::new(config.proto_max_bulk_len),
+        client_timeout_secs: AtomicU64::new(config.timeout_secs),
+        query_buffer_limit: AtomicUsize::new(config.client_query_buffer_limit),
         memory_read_ms: AtomicI64::new(0),
         requirepass: Mutex::new(None),
         acl: crate::acl::Acl::default(),
@@ -750,6 +761,27 @@ async fn open_cluster(
 /// `maxmemory-clients`: disconnects the clients using the most memory while they use more
 /// than the limit together. Checked after every batch of commands a connection runs (its
 /// buffers were just counted) and each cron tick.
+/// `timeout`: closes the clients idle longer (no command since), as Redis's
+/// clientsCronHandleTimeout: not replicas, MONITORs, subscribers or blocked clients (a
+/// blocking command or WAIT).
+fn close_idle_clients(node: &Node, now_ms: i64) {
+    let secs = node.client_timeout_secs.load(Ordering::Relaxed);
+    if secs == 0 {
+        return;
+    }
+    for c in node.clients.snapshot() {
+        let exempt = c.replica.load(Ordering::Relaxed)
+            || c.monitor.load(Ordering::Relaxed)
+            || c.blocked.load(Ordering::Relaxed)
+            || c.client_type() == crate::server::clients::ClientType::PubSub;
+        let idle_ms = now_ms - c.last_interaction_ms.load(Ordering::Relaxed);
+        if !exempt && idle_ms > secs as i64 * 1000 && !c.kill.is_cancelled() {
+            tracing::debug!(client = c.id, "closing idle client");
+            c.kill.cancel();
+        }
+    }
+}
+
 pub fn evict_clients(node: &Node) {
     let limit = node.maxmemory_clients.load(Ordering::Relaxed);
     if limit == 0 || node.clients.memory() as u64 <= limit {
@@ -765,6 +797,7 @@ pub use crate::store::off_worker;
 
 /// Background work at `hz`: active expiry, memory figures.
 async fn cron(node: Arc<Node>) {
+    let mut last_idle_check_s = 0;
     loop {
         let hz = node.config.read().hz.max(1);
         tokio::select! {
@@ -777,6 +810,12 @@ async fn cron(node: Arc<Node>) {
         }
         crate::persist::cron(&node);
         node.migrate_sockets.close_idle();
+        // Idle clients, checked once a second (their idle time is in seconds).
+        let now_s = crate::commands::now_ms() / 1000;
+        if now_s != last_idle_check_s {
+            last_idle_check_s = now_s;
+            close_idle_clients(&node, crate::commands::now_ms());
+        }
         // A running script holds the shards: expiry and eviction wait for the next tick (as
         // Redis's cron waits for a script), and a script that starts meanwhile blocks a
         // thread outside the runtime's workers, not one of them.

@@ -77,10 +77,10 @@ async fn protocol_errors_reply_then_close() {
 
 #[tokio::test]
 async fn bulk_past_proto_max_bulk_len_is_refused() {
-    let node = start_node(&[("proto-max-bulk-len", "1kb")]).await;
+    let node = start_node(&[("proto-max-bulk-len", "1mb")]).await;
     let mut raw = Raw::connect(node.resp_addr()).await;
     let got = raw
-        .send_until_close(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n")
+        .send_until_close(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n")
         .await;
     assert_eq!(got, b"-ERR Protocol error: invalid bulk length\r\n");
     node.shutdown().await;
@@ -88,11 +88,11 @@ async fn bulk_past_proto_max_bulk_len_is_refused() {
 
 #[tokio::test]
 async fn query_buffer_limit_closes_the_client() {
-    let node = start_node(&[("client-query-buffer-limit", "64kb")]).await;
+    let node = start_node(&[("client-query-buffer-limit", "1mb")]).await;
     let mut raw = Raw::connect(node.resp_addr()).await;
-    // A bulk announced as 1 MB, sent in part: the buffer passes the limit and the node hangs up.
-    let mut wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n".to_vec();
-    wire.extend(vec![b'x'; 200_000]);
+    // A bulk announced as 4 MB, sent in part: the buffer passes the limit and the node hangs up.
+    let mut wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000\r\n".to_vec();
+    wire.extend(vec![b'x'; 1_200_000]);
     let got = raw.send_until_close(&wire).await;
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
     node.shutdown().await;
@@ -142,6 +142,53 @@ async fn idle_clients_are_closed_after_timeout() {
     assert_eq!(a.send(b"PING\r\n").await, b"+PONG\r\n");
     let closed = a.send_until_close(b"").await;
     assert!(closed.is_empty());
+    node.shutdown().await;
+}
+
+/// `timeout` and `client-query-buffer-limit` set by CONFIG SET apply to connections already
+/// open (as Redis's clientsCron), and the two buffer limits keep Redis's 1mb minimum.
+#[tokio::test]
+async fn connection_limits_set_at_run_time_apply_to_open_connections() {
+    let node = start_node(&[]).await;
+    let mut idle = common::resp::Conn::open(node.resp_addr()).await;
+    let mut big = common::resp::Conn::open(node.resp_addr()).await;
+    let mut subscriber = common::resp::Conn::open(node.resp_addr()).await;
+    assert!(subscriber.cmd(&["SUBSCRIBE", "ch"]).await.starts_with('*'));
+    let mut admin = common::resp::Conn::open(node.resp_addr()).await;
+    for limit in ["proto-max-bulk-len", "client-query-buffer-limit"] {
+        assert_eq!(
+            admin.cmd(&["CONFIG", "SET", limit, "1000"]).await,
+            format!(
+                "-ERR CONFIG SET failed (possibly related to argument '{limit}') - argument must be between 1048576 and 9223372036854775807 inclusive\r\n"
+            )
+        );
+    }
+    assert_eq!(
+        admin
+            .cmd(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"])
+            .await,
+        "+OK\r\n"
+    );
+    // A bulk announced as 4 MB, sent in part past the new limit: the node hangs up.
+    let mut wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4000000\r\n".to_vec();
+    wire.extend(vec![b'x'; 1_200_000]);
+    big.send_raw(&wire).await;
+    assert!(
+        big.closed_within(Duration::from_secs(10)).await,
+        "the query buffer limit applies"
+    );
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "timeout", "1"]).await,
+        "+OK\r\n"
+    );
+    assert!(
+        idle.closed_within(Duration::from_secs(10)).await,
+        "the idle client is closed"
+    );
+    assert!(
+        !subscriber.closed_within(Duration::from_millis(2500)).await,
+        "a subscriber is never timed out"
+    );
     node.shutdown().await;
 }
 
@@ -264,6 +311,25 @@ async fn monitor_sees_other_clients_commands() {
             .unwrap();
         got.extend_from_slice(&buf[..n]);
     }
+    node.shutdown().await;
+}
+
+/// RESET ends MONITOR and the connection goes on serving commands (it hung, spinning on the
+/// ended feed).
+#[tokio::test]
+async fn reset_ends_monitor_and_the_connection_goes_on() {
+    let node = start_node(&[]).await;
+    let mut mon = common::resp::Conn::open(node.resp_addr()).await;
+    assert_eq!(mon.cmd(&["MONITOR"]).await, "+OK\r\n");
+    assert_eq!(mon.cmd(&["RESET"]).await, "+RESET\r\n");
+    assert_eq!(mon.cmd(&["PING"]).await, "+PONG\r\n");
+    let mut other = common::resp::Conn::open(node.resp_addr()).await;
+    assert_eq!(other.cmd(&["SET", "k", "v"]).await, "+OK\r\n");
+    assert_eq!(
+        mon.cmd(&["GET", "k"]).await,
+        "$1\r\nv\r\n",
+        "no feed line before it"
+    );
     node.shutdown().await;
 }
 

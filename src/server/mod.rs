@@ -223,13 +223,6 @@ fn messages_before_reply(args: &[Bytes]) -> bool {
         .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
-async fn idle_timeout(secs: u64) {
-    if secs == 0 {
-        std::future::pending::<()>().await;
-    }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-}
-
 /// Runs one command with the node's runtime entered: a task it spawns, a timer or a bus client
 /// it makes, belong to the node, not to the connection thread.
 fn call(node: &Arc<Node>, client: &mut ClientState, out: &mut BytesMut, args: &[Bytes]) -> After {
@@ -250,10 +243,6 @@ fn call(node: &Arc<Node>, client: &mut ClientState, out: &mut BytesMut, args: &[
 
 async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
     let (mut rd, mut wr) = sock.into_split();
-    let (qbuf_limit, timeout) = {
-        let c = node.config.read();
-        (c.client_query_buffer_limit, c.timeout_secs)
-    };
     let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
     let mut inbuf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
@@ -277,10 +266,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             _ = kill.cancelled() => break,
             _ = shutdown.cancelled() => break,
             line = recv_monitor(&mut monitor_rx) => {
-                if let Some(line) = line
-                    && wr.write_all(&line).await.is_err()
-                {
-                    break;
+                match line {
+                    Some(line) => {
+                        if wr.write_all(&line).await.is_err() {
+                            break;
+                        }
+                    }
+                    // The feed ended (RESET dropped this client's monitor): stop listening,
+                    // or the branch would be ready again at once, for ever.
+                    None => monitor_rx = None,
                 }
                 continue;
             }
@@ -301,11 +295,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                 inbox = pushes.take_handed();
                 continue;
             }
-            // Redis never times out a subscriber or a MONITOR client.
-            _ = idle_timeout(if client.monitor || client.pubsub.active() { 0 } else { timeout }) => {
-                tracing::debug!(client = client.info.id, "closing idle client");
-                break;
-            }
+            // (Idle clients are closed by the node's cron: `timeout`.)
             r = rd.read_buf(&mut inbuf) => {
                 match r {
                     Ok(0) | Err(_) => break,
@@ -494,6 +484,9 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                         let (tx, rx) = mpsc::channel(stats::MONITOR_QUEUE);
                         node.monitors.add(client.info.id, tx);
                         monitor_rx = Some(rx);
+                    } else if !client.monitor {
+                        // RESET ended MONITOR.
+                        monitor_rx = None;
                     }
                     if after == After::Close {
                         close = true;
@@ -518,7 +511,7 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
         node.clients.account(info);
         // `maxmemory-clients`, with this client's buffers just counted (it may be the one to go).
         crate::node::evict_clients(&node);
-        if inbuf.len() > qbuf_limit {
+        if inbuf.len() > node.query_buffer_limit.load(Ordering::Relaxed) {
             tracing::warn!(
                 client = client.info.id,
                 "closing client that reached max query buffer length"
@@ -576,7 +569,7 @@ async fn wait_blocked(
     } = conn;
     use crate::commands::blocking::reply_timeout;
     let id = client.info.id;
-    let qbuf_limit = node.config.read().client_query_buffer_limit;
+    let qbuf_limit = node.query_buffer_limit.load(Ordering::Relaxed);
     let kill = client.info.kill.clone();
     let pushes = client.info.pushes.clone();
     // In a cluster, a client blocked on keys of a slot this node stops serving is sent where

@@ -77,6 +77,12 @@ impl Conn {
             .expect("write");
     }
 
+    /// Writes `bytes` as they are (a partial or malformed request).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        // The peer may hang up part-way (that can be the point of the test).
+        let _ = self.r.get_mut().write_all(bytes).await;
+    }
+
     /// Sends several commands in one write (a pipeline), without waiting for replies.
     pub async fn send_many(&mut self, cmds: &[&[&[u8]]]) {
         let mut bytes = Vec::new();
