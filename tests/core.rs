@@ -1574,3 +1574,46 @@ async fn config_rewrite_keeps_settings_and_users_across_a_restart() {
         .await
         .unwrap();
 }
+
+/// Refused calls count in `rejected_calls` of the command refused, as Redis's rejectCommand:
+/// a wrong number of arguments (also queued in MULTI), a RESP2 subscriber's command, a
+/// redirection; CLIENT LIST names the command refused. Compared with redis-server.
+#[tokio::test]
+async fn rejected_calls_are_counted_as_redis() {
+    let node = start_node(&[]).await;
+    let redis = common::redis_server::RedisServer::start().await;
+    let mut seen = Vec::new();
+    for addr in [node.resp_addr(), redis.addr()] {
+        let mut c = common::resp::Conn::open(addr).await;
+        let mut sub = common::resp::Conn::open(addr).await;
+        let id = c.cmd(&["CLIENT", "ID"]).await;
+        let id = id.trim_start_matches(':').trim_end().to_string();
+        assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]).await, "+OK\r\n");
+        assert!(c.cmd(&["GET"]).await.starts_with("-ERR wrong number"));
+        let list = sub.cmd(&["CLIENT", "LIST", "ID", &id]).await;
+        assert!(list.contains(" cmd=get "), "{list}");
+        assert_eq!(c.cmd(&["MULTI"]).await, "+OK\r\n");
+        assert!(c.cmd(&["GET"]).await.starts_with("-ERR wrong number"));
+        assert!(c.cmd(&["EXEC"]).await.starts_with("-EXECABORT"));
+        assert!(sub.cmd(&["SUBSCRIBE", "ch"]).await.starts_with('*'));
+        assert!(
+            sub.cmd(&["GET", "k"])
+                .await
+                .starts_with("-ERR Can't execute 'get'")
+        );
+        let info = c.cmd(&["INFO", "commandstats"]).await;
+        let get = info
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_get:"))
+            .unwrap_or_else(|| panic!("no cmdstat_get in {info}"))
+            .to_string();
+        let counts: Vec<&str> = get
+            .split(',')
+            .filter(|f| f.contains("calls=") && !f.starts_with("usec"))
+            .collect();
+        seen.push(counts.join(","));
+    }
+    assert_eq!(seen[0], seen[1], "ours vs redis-server");
+    assert_eq!(seen[1], "calls=0,rejected_calls=3,failed_calls=0");
+    node.shutdown().await;
+}

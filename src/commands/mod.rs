@@ -305,6 +305,16 @@ pub fn resolve(args: &[Bytes]) -> Result<&'static CommandRef, CmdError> {
     Ok(cmd)
 }
 
+/// The command `args` name, if it exists (for a call refused before it resolved: arity).
+fn command_named(args: &[Bytes]) -> Option<&'static CommandRef> {
+    let t = table();
+    let top = t.lookup(args.first()?)?;
+    if top.cmd.subcommands.is_empty() || args.len() < 2 {
+        return Some(top);
+    }
+    t.lookup_sub(top, &args[1])
+}
+
 /// Redis's rejectCommand for EXEC: a rejected EXEC discards the transaction and says why
 /// (`EXECABORT Transaction discarded because of: <error without its ERR>`).
 /// A refused EXEC discards its transaction and unwatches (Redis's execCommandAbort): the error
@@ -347,6 +357,14 @@ pub fn call(
             if let Some(m) = client.multi.as_mut() {
                 m.failed = true;
             }
+            // A known command with the wrong number of arguments is a rejected call of that
+            // command, and CLIENT LIST names it (Redis sets `c->cmd` before its checks).
+            if let CmdError::Arity(_) = e
+                && let Some(c) = command_named(args)
+            {
+                client.info.note_command(c.id, now);
+                node.cmd_stats[c.id].rejected();
+            }
             let e = match e {
                 CmdError::Arity(ref name) if name == "exec" => reject_exec(node, client, e),
                 e => e,
@@ -361,12 +379,13 @@ pub fn call(
     // refused below, as Redis sets `c->cmd` before its checks.
     client.info.note_command(cmd.id, now);
     if let Some(e) = debug::protected_refusal(node, &client.info.addr, &cmd.fullname) {
-        return reject(node, client, out, e);
+        return reject(node, client, out, e, Some(cmd));
     }
     let f = cmd.cmd.flags;
     if client.needs_auth(node) && f & flags::NO_AUTH == 0 {
         let resp3 = client.resp3;
         node.stats.note_error(&CmdError::NoAuth);
+        node.cmd_stats[cmd.id].rejected();
         let e = if cmd.fullname == "exec" {
             reject_exec(node, client, CmdError::NoAuth)
         } else {
@@ -393,13 +412,12 @@ pub fn call(
         && !rerun
         && let Some(e) = acl_check(node, client, cmd, args, context)
     {
-        node.cmd_stats[cmd.id].rejected();
         let e = if cmd.fullname == "exec" {
             reject_exec(node, client, e)
         } else {
             e
         };
-        return reject(node, client, out, e);
+        return reject(node, client, out, e, Some(cmd));
     }
     // Over maxmemory, keys are evicted before anything else (no shard is locked yet); so are
     // client tracking's keys over `tracking-table-max-keys`.
@@ -481,7 +499,7 @@ pub fn call(
             }
             if let Err(r) = verdict {
                 drop(ks);
-                return reject(node, client, out, CmdError::Msg(r.message()));
+                return reject(node, client, out, CmdError::Msg(r.message()), Some(cmd));
             }
             routed = Some(ks);
         }
@@ -490,7 +508,7 @@ pub fn call(
         match route_exec(node, client, now) {
             None => return After::ScriptBusy,
             Some(Ok(ks)) => routed = ks,
-            Some(Err(e)) => return reject(node, client, out, e),
+            Some(Err(e)) => return reject(node, client, out, e, Some(cmd)),
         }
     }
     // As Redis's processCommand: memory first, then persistence, subscribers and loading. A
@@ -499,7 +517,6 @@ pub fn call(
     let refused = if rerun {
         None
     } else if memory == crate::node::Memory::Full && denied_for_memory(client, cmd, f) {
-        node.cmd_stats[cmd.id].rejected();
         Some(CmdError::Oom)
     } else {
         checks_after_routing(node, client, cmd, f)
@@ -511,7 +528,7 @@ pub fn call(
         } else {
             e
         };
-        return reject(node, client, out, e);
+        return reject(node, client, out, e, Some(cmd));
     }
     if client.multi.is_some() && !transactions::runs_inside_multi(cmd) {
         drop(routed);
@@ -731,7 +748,17 @@ pub fn acl_log(
     node.acl.log(reason, context, object, username, info, max);
 }
 
-fn reject(node: &Node, client: &mut ClientState, out: &mut BytesMut, e: CmdError) -> After {
+/// `cmd`: the command refused, counted in its `rejected_calls`.
+fn reject(
+    node: &Node,
+    client: &mut ClientState,
+    out: &mut BytesMut,
+    e: CmdError,
+    cmd: Option<&CommandRef>,
+) -> After {
+    if let Some(c) = cmd {
+        node.cmd_stats[c.id].rejected();
+    }
     if let Some(m) = client.multi.as_mut() {
         m.failed = true;
     }
