@@ -311,7 +311,10 @@ impl Node {
     pub fn min_replicas(&self) -> Option<(usize, usize)> {
         let want = self.min_replicas[0].load(Ordering::Relaxed);
         let max_lag = self.min_replicas[1].load(Ordering::Relaxed);
-        if want <= 0 || max_lag <= 0 {
+        // A replica of a master (REPLICAOF) has no such check (Redis's
+        // checkGoodReplicasStatus): its writes get -READONLY, or run with
+        // `replica-read-only no`.
+        if want <= 0 || max_lag <= 0 || self.upstream.is_replica() {
             return None;
         }
         let now = crate::commands::now_ms();

@@ -714,6 +714,46 @@ async fn a_node_replicates_a_redis_master_then_takes_over() {
     );
 }
 
+/// A Redis master busy with a background save answers PSYNC only when it can start the sync,
+/// keeping the link alive with bare newlines meanwhile: the node waits them out (it took one
+/// for the answer and reconnected every second). And a replica has no min-replicas check: its
+/// writes get -READONLY (as Redis's checkGoodReplicasStatus), not -NOREPLICAS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_busy_saving_is_waited_for_and_a_replica_answers_readonly() {
+    let (master, mut m) = redis_master().await;
+    run(&mut m, &["DEBUG", "POPULATE", "20"]).await;
+    run(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "150000"]).await;
+    run(&mut m, &["BGSAVE"]).await;
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    let port = master.port.to_string();
+    run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
+    let synced = wait_for(Duration::from_secs(40), async || {
+        info_field(&mut r, "replication", "master_link_status").await == "up"
+    })
+    .await;
+    assert!(synced, "the node synced once the master could");
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_full").await,
+        "1",
+        "one full sync: the node did not give up on the newlines and ask again"
+    );
+    run(&mut r, &["CONFIG", "SET", "min-replicas-to-write", "1"]).await;
+    run(&mut r, &["CONFIG", "SET", "min-replicas-max-lag", "10"]).await;
+    let refused = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("read only replica"),
+        "{refused}"
+    );
+    node.shutdown().await;
+}
+
 /// `replicaof "host port"` (file, REREDIS_REPLICAOF, --replicaof) follows a master from the
 /// start; it is refused in cluster mode and when it is not "host port".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -283,7 +283,14 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
         }
         return Err(e);
     }
-    let reply = line(&mut rd, repl_timeout(node)).await?;
+    // A master busy with a child (a BGSAVE, a rewrite) keeps the link alive with bare
+    // newlines before its answer (Redis's replicationCron); they are not the answer.
+    let reply = loop {
+        let l = line(&mut rd, repl_timeout(node)).await?;
+        if !l.is_empty() {
+            break l;
+        }
+    };
     // The replica took over once it answers as a master (a full sync is fine too, as Redis);
     // any other answer (an error, -LOADING, -NOMASTERLINK) ends the failover, as Redis's
     // syncWithMaster: the node is a master again.
