@@ -719,8 +719,12 @@ pub fn numkeys_positions(args: &[Bytes], at: usize) -> SmallVec<[usize; 4]> {
     let Some(n) = args.get(at).and_then(|a| int(a).ok()).filter(|&n| n > 0) else {
         return SmallVec::new();
     };
-    let last = (at as u64 + n as u64).min(args.len() as u64 - 1) as usize;
-    (at + 1..=last).collect()
+    // More keys announced than there are arguments: none (Redis's genericGetKeys; the command
+    // itself answers with its error).
+    if n as u64 > (args.len() - at - 1) as u64 {
+        return SmallVec::new();
+    }
+    (at + 1..=at + n as usize).collect()
 }
 
 fn lmpop_keys(args: &[Bytes]) -> SmallVec<[usize; 4]> {

@@ -351,6 +351,10 @@ pub fn config_help(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdRes
 }
 
 pub fn slowlog_get(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    // At most a count (Redis's slowlogCommand takes 2 or 3 arguments).
+    if args.len() > 3 {
+        return Err(super::subcommand_syntax_error(args));
+    }
     let count = match args.get(2) {
         None => 10,
         Some(a) => {

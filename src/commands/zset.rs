@@ -1249,9 +1249,14 @@ fn keys_at2(args: &[Bytes]) -> SmallVec<[usize; 4]> {
 
 /// ZUNIONSTORE and friends: the destination, then the `numkeys` sources.
 fn store_keys(args: &[Bytes]) -> SmallVec<[usize; 4]> {
+    let sources = numkeys_positions(args, 2);
+    if sources.is_empty() {
+        // No valid sources, no keys at all (Redis's genericGetKeys), the destination included.
+        return sources;
+    }
     let mut v: SmallVec<[usize; 4]> = SmallVec::new();
     v.push(1);
-    v.extend(numkeys_positions(args, 2));
+    v.extend(sources);
     v
 }
 

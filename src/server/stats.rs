@@ -66,7 +66,13 @@ impl Stats {
         }
         self.error_replies.fetch_add(1, Ordering::Relaxed);
         let text = e.to_string();
-        let code = text.split(' ').next().unwrap_or("ERR").to_string();
+        // The code is what precedes the first space within the reply's first 32 bytes (its
+        // '-' included), else ERR, as Redis's afterErrorReply.
+        let window = &text.as_bytes()[..text.len().min(31)];
+        let code = match window.iter().position(|&b| b == b' ') {
+            Some(i) if i > 0 => text[..i].to_string(),
+            _ => "ERR".to_string(),
+        };
         *self.errors.lock().entry(code).or_default() += 1;
     }
 
