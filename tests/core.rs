@@ -1617,3 +1617,29 @@ async fn rejected_calls_are_counted_as_redis() {
     assert_eq!(seen[1], "calls=0,rejected_calls=3,failed_calls=0");
     node.shutdown().await;
 }
+
+/// INFO's sections come in Redis's order whatever the order asked (its genRedisInfoString):
+/// compared with redis-server for `INFO everything` and for sections named out of order.
+#[tokio::test]
+async fn info_sections_come_in_redis_order() {
+    let node = start_node(&[]).await;
+    let redis = common::redis_server::RedisServer::start().await;
+    let headers = async |addr, args: &[&str]| -> Vec<String> {
+        let mut c = common::resp::Conn::open(addr).await;
+        c.cmd(args)
+            .await
+            .lines()
+            .filter(|l| l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    for args in [
+        &["INFO", "everything"][..],
+        &["INFO", "keyspace", "commandstats", "server"][..],
+    ] {
+        let ours = headers(node.resp_addr(), args).await;
+        assert!(ours.len() >= 3, "{ours:?}");
+        assert_eq!(ours, headers(redis.addr(), args).await, "{args:?}");
+    }
+    node.shutdown().await;
+}

@@ -1008,11 +1008,11 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
         "replication",
         "cpu",
         "modules",
+        "commandstats",
         "errorstats",
+        "latencystats",
         "cluster",
         "keyspace",
-        "commandstats",
-        "latencystats",
     ];
     let mut o = InfoText::default();
     for name in order.iter().filter(|n| sections.iter().any(|s| s == *n)) {
