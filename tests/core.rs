@@ -1643,3 +1643,37 @@ async fn info_sections_come_in_redis_order() {
     }
     node.shutdown().await;
 }
+
+/// CLIENT LIST's view of a transaction, as Redis's: `multi=` counts the commands queued, and
+/// while EXEC runs them the client still shows `flags=x`, `multi=<queued>` and `cmd=exec`.
+#[tokio::test]
+async fn client_list_shows_a_transaction_as_redis() {
+    let node = start_node(&[]).await;
+    let redis = common::redis_server::RedisServer::start().await;
+    for addr in [node.resp_addr(), redis.addr()] {
+        let mut c = common::resp::Conn::open(addr).await;
+        let mut other = common::resp::Conn::open(addr).await;
+        let id = c.cmd(&["CLIENT", "ID"]).await;
+        let id = id.trim_start_matches(':').trim_end().to_string();
+        assert_eq!(c.cmd(&["MULTI"]).await, "+OK\r\n");
+        assert_eq!(c.cmd(&["SET", "a", "1"]).await, "+QUEUED\r\n");
+        assert_eq!(c.cmd(&["GET", "a"]).await, "+QUEUED\r\n");
+        let seen = other.cmd(&["CLIENT", "LIST", "ID", &id]).await;
+        assert!(
+            seen.contains(" flags=x ") && seen.contains(" multi=2 "),
+            "{addr}: {seen}"
+        );
+        assert_eq!(c.cmd(&["CLIENT", "INFO"]).await, "+QUEUED\r\n");
+        let exec = c.cmd(&["EXEC"]).await;
+        assert!(
+            exec.contains(" flags=x ") && exec.contains(" multi=3 ") && exec.contains(" cmd=exec "),
+            "{addr}: {exec}"
+        );
+        let after = other.cmd(&["CLIENT", "LIST", "ID", &id]).await;
+        assert!(
+            after.contains(" flags=N ") && after.contains(" multi=-1 "),
+            "{addr}: {after}"
+        );
+    }
+    node.shutdown().await;
+}

@@ -541,6 +541,11 @@ pub fn call(
         } else {
             if let Some(m) = client.multi.as_mut() {
                 m.queue.push((cmd, args.to_vec()));
+                // CLIENT LIST's `multi`: the commands queued so far.
+                client
+                    .info
+                    .multi_len
+                    .store(m.queue.len() as i64, std::sync::atomic::Ordering::Relaxed);
             }
             Reply::new(out, resp3).simple("QUEUED");
         }
@@ -864,7 +869,11 @@ pub fn run(
     let mark = out.len();
     let started = Instant::now();
     let resp3 = client.resp3;
-    client.info.note_command(cmd.id, now);
+    // CLIENT LIST's `cmd` stays EXEC (or the script's command) while a transaction's or a
+    // script's commands run, as Redis's `lastcmd`.
+    if !client.in_exec && !client.in_script() {
+        client.info.note_command(cmd.id, now);
+    }
     let db = client.db;
     // A re-run of a blocked command (woken by a push) is logged when it is served; a first run
     // that blocks changed nothing.

@@ -105,7 +105,15 @@ pub fn exec(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     let Some(m) = ctx.client.multi.take() else {
         return Err(CmdError::err("EXEC without MULTI"));
     };
-    ctx.client.info.multi_len.store(-1, Ordering::Relaxed);
+    // While EXEC runs, CLIENT LIST still shows the transaction (flag x, multi=<queued>), as
+    // Redis's; it ends with EXEC, however EXEC ends.
+    struct EndsWithExec(std::sync::Arc<crate::server::clients::ClientInfo>);
+    impl Drop for EndsWithExec {
+        fn drop(&mut self) {
+            self.0.multi_len.store(-1, Ordering::Relaxed);
+        }
+    }
+    let _ends = EndsWithExec(ctx.client.info.clone());
     let changed = watched_changed(ctx, ks)?;
     unwatch_all(ctx.node, ctx.client);
     if m.failed {
