@@ -769,7 +769,9 @@ async fn open_cluster(
 /// blocking command or WAIT).
 fn close_idle_clients(node: &Node, now_ms: i64) {
     let secs = node.client_timeout_secs.load(Ordering::Relaxed);
-    if secs == 0 {
+    // (Not while a script runs: the clients waiting for it are not idle, as Redis's cron
+    // does not run meanwhile.)
+    if secs == 0 || node.scripts.is_running() {
         return;
     }
     for c in node.clients.snapshot() {

@@ -1677,3 +1677,19 @@ async fn client_list_shows_a_transaction_as_redis() {
     }
     node.shutdown().await;
 }
+
+/// A client waiting on CLIENT PAUSE is blocked, not idle (Redis's BLOCKED_POSTPONE): with
+/// `timeout` shorter than the pause, its write runs when the pause ends.
+#[tokio::test]
+async fn a_paused_client_is_not_closed_as_idle() {
+    let node = start_node(&[("timeout", "1")]).await;
+    let mut pauser = common::resp::Conn::open(node.resp_addr()).await;
+    let mut writer = common::resp::Conn::open(node.resp_addr()).await;
+    assert_eq!(
+        pauser.cmd(&["CLIENT", "PAUSE", "2500", "WRITE"]).await,
+        "+OK\r\n"
+    );
+    writer.send(&[b"SET", b"k", b"v"]).await;
+    assert_eq!(String::from_utf8(writer.reply().await).unwrap(), "+OK\r\n");
+    node.shutdown().await;
+}

@@ -44,7 +44,9 @@ pub fn flushall(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let lazy = flush_lazily(ctx, args)?;
     let n = ks.flush_all(lazy);
     // With `save` rules, the empty data set is saved at once (as Redis).
-    let in_script = ctx.client.in_script();
+    // (Every shard is held here, so a running script can only be this command's caller, also
+    // when the script runs inside EXEC, where `in_script` says no.)
+    let in_script = ctx.client.in_script() || ctx.node.scripts.is_running();
     crate::store::off_worker(|| crate::persist::save_after_flush(ctx.node, ks, in_script));
     ctx.dirty(n as u64 + 1);
     ctx.notify(class::GENERIC, "flushall", b"");

@@ -299,7 +299,11 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             r = rd.read_buf(&mut inbuf) => {
                 match r {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => { node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed); }
+                    Ok(n) => {
+                        node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        // Input is interaction, a command part-sent included (idle `timeout`).
+                        client.info.last_interaction_ms.store(commands::now_ms(), Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -331,7 +335,11 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
                             break;
                         }
                         flush(&node, &kill, &mut wr, &mut out, client.ack()).await;
+                        // Paused is blocked (Redis's BLOCKED_POSTPONE): flag `b`, and never
+                        // closed as idle.
+                        client.info.blocked.store(true, Ordering::Relaxed);
                         wait_unpaused(&node, deadline).await;
+                        client.info.blocked.store(false, Ordering::Relaxed);
                     }
                     // A paused command never runs once the node stops or the client is
                     // killed: the client is disconnected, as Redis's paused clients are.
@@ -518,8 +526,15 @@ async fn serve(node: Arc<Node>, sock: TcpStream, mut client: ClientState) {
             );
             close = true;
         }
-        if !out.is_empty() && !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
-            break 'conn;
+        if !out.is_empty() {
+            if !flush(&node, &kill, &mut wr, &mut out, client.ack()).await {
+                break 'conn;
+            }
+            // Output is interaction too: a client slowly reading a large reply is not idle.
+            client
+                .info
+                .last_interaction_ms
+                .store(commands::now_ms(), Ordering::Relaxed);
         }
         client.info.output_len.store(0, Ordering::Relaxed);
         if out.capacity() > OUT_KEEP {
