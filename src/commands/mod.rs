@@ -153,7 +153,11 @@ impl Ctx<'_> {
     /// stream's last ID): published, and WATCH and client tracking are not told (Redis calls
     /// notifyKeyspaceEvent for these without signalModifiedKey).
     pub fn notify_only(&self, class: u32, event: &'static str, key: &[u8]) {
-        let (db, ts_ms) = (self.client.db, self.now_ms);
+        self.publish(self.client.db, class, event, key);
+    }
+
+    fn publish(&self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        let ts_ms = self.now_ms;
         self.node
             .store
             .events
@@ -169,11 +173,7 @@ impl Ctx<'_> {
             let writer = Some(self.client.info.id);
             self.node.store.key_changed(db, key, false, writer);
         }
-        let ts_ms = self.now_ms;
-        self.node
-            .store
-            .events
-            .publish_with(|| KeyEvent::new(db, key, event, class, ts_ms));
+        self.publish(db, class, event, key);
     }
 
     pub fn proto_max_bulk_len(&self) -> usize {
