@@ -287,20 +287,12 @@ async fn unwritable_dir_refuses_writes_with_misconf_and_recovers() {
         .expect("BGSAVE");
     assert_eq!(started, "Background saving started");
     let failed = common::wait_for(Duration::from_secs(20), async || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         info.contains("rdb_last_bgsave_status:err")
     })
     .await;
     if !failed {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
         panic!("BGSAVE into a read-only directory did not fail:\n{info}\n--- log\n{log}");
     }
@@ -318,11 +310,7 @@ async fn unwritable_dir_refuses_writes_with_misconf_and_recovers() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let recovered = common::wait_for(Duration::from_secs(20), async || {
         let _: redis::RedisResult<String> = redis::cmd("BGSAVE").query_async(&mut con).await;
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         info.contains("rdb_last_bgsave_status:ok")
     })
     .await;
@@ -823,11 +811,7 @@ async fn rewrite_and_snapshot_while_serving_writes() {
         .expect("BGREWRITEAOF");
     assert_eq!(r, "Background append only file rewriting started");
     let done = common::wait_for(Duration::from_secs(30), async || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1")
     })
     .await;
@@ -838,11 +822,7 @@ async fn rewrite_and_snapshot_while_serving_writes() {
         .expect("BGSAVE");
     assert_eq!(r, "Background saving started");
     let saved = common::wait_for(Duration::from_secs(30), async || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         info.contains("rdb_bgsave_in_progress:0") && info.contains("rdb_saves:1")
     })
     .await;
@@ -1162,6 +1142,15 @@ fn a_cluster_killed_and_restarted_keeps_ids_slots_and_keys() {
     });
 }
 
+/// INFO persistence's text (empty when the node does not answer).
+async fn persistence_info(con: &mut redis::aio::MultiplexedConnection) -> String {
+    redis::cmd("INFO")
+        .arg("persistence")
+        .query_async(con)
+        .await
+        .unwrap_or_default()
+}
+
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs(PathBuf);
 
@@ -1227,11 +1216,7 @@ async fn full_disk_refuses_writes_with_misconf_and_recovers_when_space_returns()
     let big = "x".repeat(20_000);
     raw.send(&[b"SET", b"during", big.as_bytes()]).await;
     let failing = common::wait_for(Duration::from_secs(20), async || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         info.contains("aof_last_write_status:err")
     })
     .await;
@@ -1336,11 +1321,7 @@ async fn a_final_snapshot_that_fails_keeps_the_node_running() {
         .await
         .expect("BGSAVE");
     let failed = common::wait_for(Duration::from_secs(20), async || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         info.contains("rdb_last_bgsave_status:err")
     })
     .await;
@@ -1444,11 +1425,7 @@ async fn flushall_with_save_rules_saves_the_empty_data_set() {
     );
     assert_eq!(tx.cmd(&["EXEC"]).await, "*1\r\n+OK\r\n");
     let saved = common::wait_for(Duration::from_secs(20), async || {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query_async(&mut con)
-            .await
-            .unwrap_or_default();
+        let info = persistence_info(&mut con).await;
         saves(&info) >= 2 && info.contains("rdb_bgsave_in_progress:0")
     })
     .await;
