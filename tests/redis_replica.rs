@@ -1314,3 +1314,100 @@ async fn failover_hands_the_master_role_over_both_ways() {
     );
     ours.shutdown().await;
 }
+
+/// A redis-server replica of the node, in a directory of its own.
+async fn redis_replica_of(port: u16) -> (RedisServer, MultiplexedConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let server = RedisServer::start_with(
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &port.to_string(),
+            "--dir",
+            &path,
+            "--enable-debug-command",
+            "yes",
+        ],
+        Some(dir),
+    )
+    .await;
+    let c = conn(server.port).await;
+    (server, c)
+}
+
+/// Two Redis replicas of the node, synced at different points: the later one is promoted
+/// (as Sentinel does) and the other moved to it. The sibling must not continue at an offset
+/// that means another place in the promoted one's stream (commands applied twice, or cut in
+/// half): it ends with exactly the promoted replica's data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sibling_moved_to_a_promoted_redis_replica_keeps_the_same_data() {
+    let (_data, node, mut m) = loaded_master().await;
+    let port = node.resp_addr().port();
+    let (_early_server, mut early) = redis_replica_of(port).await;
+    assert_syncs_and_follows(&mut m, &mut early).await;
+    // A few writes only the first replica receives in its stream (the second, in its file),
+    // then many that both receive.
+    for _ in 0..5 {
+        run(&mut m, &["INCR", "counter"]).await;
+    }
+    let (late_server, mut late) = redis_replica_of(port).await;
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut late, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the second replica's link came up"
+    );
+    for i in 0..50 {
+        run(&mut m, &["INCR", "counter"]).await;
+        run(&mut m, &["RPUSH", "log", &format!("entry-{i}")]).await;
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(5000)
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    assert_eq!(acked, 2, "WAIT 2 5000");
+    assert_same_data(&mut m, &mut early, "first replica").await;
+    assert_same_data(&mut m, &mut late, "second replica").await;
+    let before: i64 = redis::cmd("GET")
+        .arg("counter")
+        .query_async(&mut m)
+        .await
+        .unwrap();
+
+    // The master goes; the later replica takes over and the other follows it.
+    node.shutdown().await;
+    run(&mut late, &["REPLICAOF", "NO", "ONE"]).await;
+    run(
+        &mut early,
+        &["REPLICAOF", "127.0.0.1", &late_server.port.to_string()],
+    )
+    .await;
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut early, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the sibling follows the promoted replica"
+    );
+    for _ in 0..10 {
+        run(&mut late, &["INCR", "counter"]).await;
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(2000)
+        .query_async(&mut late)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "WAIT 1 2000 on the promoted replica");
+    assert_same_data(&mut late, &mut early, "the sibling after the promotion").await;
+    let counter: i64 = redis::cmd("GET")
+        .arg("counter")
+        .query_async(&mut early)
+        .await
+        .unwrap();
+    assert_eq!(counter, before + 10);
+}

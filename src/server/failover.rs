@@ -157,7 +157,8 @@ async fn wait_for_sync(node: Arc<Node>, generation: u64) {
                 f.port
             );
             let (host, port) = (f.ip.clone(), f.port);
-            if take_over(&node, generation, host, port, Some((ours, f.acked_resp))) {
+            let synced = (ours, f.stream_id.clone(), f.acked_resp);
+            if take_over(&node, generation, host, port, Some(synced)) {
                 return;
             }
         }
@@ -165,14 +166,15 @@ async fn wait_for_sync(node: Arc<Node>, generation: u64) {
 }
 
 /// Step 3: follow the target, asking it to take over from where our stream to it stands
-/// (`synced`: our offset it acknowledged, and the same point in its count; None: FORCE).
+/// (`synced`: our offset it acknowledged, and the same point as its stream's ID and count;
+/// None: FORCE).
 /// False when the stream moved on since the check (the wait goes on).
 fn take_over(
     node: &Arc<Node>,
     generation: u64,
     host: String,
     port: u16,
-    synced: Option<(u64, u64)>,
+    synced: Option<(u64, String, u64)>,
 ) -> bool {
     // Held while the link starts: an ABORT waits for it, then stops that link.
     let mut plan = node.failover.plan.lock();
@@ -182,14 +184,14 @@ fn take_over(
     else {
         return true;
     };
-    let offset = match synced {
-        Some((ours, _)) if node.store.aof.repl_offset() != ours => return false,
-        Some((_, theirs)) => theirs as i64,
-        None => FULL_SYNC_OFFSET,
+    let position = match synced {
+        Some((ours, ..)) if node.store.aof.repl_offset() != ours => return false,
+        Some((_, stream_id, theirs)) => (stream_id, theirs as i64),
+        None => (node.replid(), FULL_SYNC_OFFSET),
     };
     p.in_progress = true;
     p.target = Some((host.clone(), port));
     node.upstream
-        .follow_for_failover(node, host, port, (node.replid(), offset));
+        .follow_for_failover(node, host, port, position);
     true
 }

@@ -9,16 +9,25 @@
 //! logged as (`SELECT` when the db changes, a transaction or script's effects inside
 //! `MULTI`/`EXEC`), with a `PING` every `repl-ping-replica-period` seconds.
 //!
-//! Offsets: `+FULLRESYNC <replid> <offset>` names our stream's offset at the copy; from there a
+//! Offsets: `+FULLRESYNC <stream id> <offset>` names our stream's offset at the copy; from there a
 //! Redis replica counts the RESP bytes it receives, and acknowledges them with `REPLCONF ACK`.
 //! The feed maps those back to our stream's offsets, so `WAIT` counts these replicas too.
 //!
-//! Partial resync: a replica's offsets count the RESP bytes of its own stream, so a point of it
-//! is (our offset, its offset, the db selected there). The ends of what was sent are kept while
-//! it is fed; when it goes, they are remembered (by its address and listening port, the last
-//! [`RESUME_POINTS`] replicas). A `PSYNC <our replid> <offset>` from it that lands on one of
-//! them gets `+CONTINUE <replid>` and our log's records from there, out of the backlog
-//! (`repl-backlog-size`); anything else gets a full sync.
+//! Stream IDs: since a replica's offsets count the RESP bytes of its own stream, two replicas
+//! fed from different full syncs are at different offsets after the same write. Each full sync
+//! therefore names a stream of its own: `+FULLRESYNC` (and the file's `repl-id`) carry an ID
+//! made for it, not our replication ID. Were they to share one, a replica promoted later
+//! (Sentinel, `REPLICAOF NO ONE`) would accept its sibling's `PSYNC` at an offset that means
+//! another place in its own history, and apply commands twice or cut one in half; with its own
+//! ID each sibling is refused there and syncs in full.
+//!
+//! Partial resync: a point of a replica's stream is (our offset, its offset, the db selected
+//! there). The ends of what was sent are kept while it is fed; when it goes, they are
+//! remembered (by its address and listening port, the last [`RESUME_POINTS`] replicas), with
+//! the stream's ID and our replication ID then. A `PSYNC <stream id> <offset>` from it that
+//! lands on one of them, while our own ID is unchanged, gets `+CONTINUE <stream id>` and our
+//! log's records from there, out of the backlog (`repl-backlog-size`); anything else gets a
+//! full sync.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -71,6 +80,8 @@ pub struct Feed {
     pub port: u16,
     /// `wait_bgsave`, `send_bulk` or `online`.
     pub state: &'static str,
+    /// The ID its stream goes by (empty until the sync starts; see the module doc).
+    pub stream_id: String,
     /// The offset the replica last acknowledged, in its own count (RESP bytes after the
     /// FULLRESYNC offset).
     pub acked_resp: u64,
@@ -98,12 +109,14 @@ pub struct Replicas {
     pub sync_partial_err: AtomicU64,
 }
 
-/// A replica that went: who it was, and points of its stream from which it can continue:
+/// A replica that went: who it was, its stream's ID, our replication ID then (our offsets
+/// mean the same history only under it), and points of its stream from which it can continue:
 /// (our offset, its offset, the db its stream had selected), at the ends of what was sent.
 struct ResumePoint {
     ip: String,
     port: u16,
-    replid: String,
+    stream_id: String,
+    our_replid: String,
     marks: Vec<Mark>,
 }
 
@@ -163,19 +176,35 @@ impl Replicas {
         r.push_back(point);
     }
 
-    /// Where the replica at `ip`:`port` continues from when it asks for `PSYNC replid offset`:
-    /// the point of its last stream that ends at `offset - 1` (the last byte it applied), if
-    /// it was fed here under that ID. The point is used up.
-    fn resume_point(&self, ip: &str, port: u16, replid: &str, offset: u64) -> Option<Mark> {
+    /// Where the replica at `ip`:`port` continues from when it asks for `PSYNC stream_id
+    /// offset`: the point of its last stream that ends at `offset - 1` (the last byte it
+    /// applied), if that stream was fed here while our replication ID was `our_replid` (as it
+    /// is now). The point is used up.
+    fn resume_point(
+        &self,
+        ip: &str,
+        port: u16,
+        (stream_id, offset): (&str, u64),
+        our_replid: &str,
+    ) -> Option<Mark> {
         let mut r = self.resume.lock();
         let i = r
             .iter()
-            .position(|p| p.ip == ip && p.port == port && p.replid == replid)?;
+            .position(|p| p.ip == ip && p.port == port && p.stream_id == stream_id)?;
         let point = r.remove(i)?;
+        if point.our_replid != our_replid {
+            return None;
+        }
         point
             .marks
             .into_iter()
             .find(|&(_, resp, _)| offset >= 1 && resp == offset - 1)
+    }
+
+    fn set_stream_id(&self, id: u64, stream_id: &str) {
+        if let Some(f) = self.feeds.lock().get_mut(&id) {
+            f.stream_id = stream_id.to_string();
+        }
     }
 
     fn set_state(&self, id: u64, state: &'static str) {
@@ -212,6 +241,7 @@ pub async fn serve(
             ip: ip.clone(),
             port: hs.listening_port,
             state: "wait_bgsave",
+            stream_id: String::new(),
             acked_resp: 0,
             acked: 0,
             acked_ms: crate::commands::now_ms(),
@@ -240,7 +270,8 @@ pub async fn serve(
         node.replicas.remember(ResumePoint {
             ip,
             port: hs.listening_port,
-            replid,
+            stream_id: st.id.clone(),
+            our_replid: replid,
             marks: st.marks(),
         });
     }
@@ -300,7 +331,14 @@ async fn feed(
                 tap
             }
             Ok(backlog) => {
-                write(node, conn.wr, format!("+CONTINUE {replid}\r\n").as_bytes()).await?;
+                let stream_id = who.psync.clone().map(|p| p.0).unwrap_or_default();
+                node.replicas.set_stream_id(id, &stream_id);
+                write(
+                    node,
+                    conn.wr,
+                    format!("+CONTINUE {stream_id}\r\n").as_bytes(),
+                )
+                .await?;
                 node.replicas
                     .sync_partial_ok
                     .fetch_add(1, Ordering::Relaxed);
@@ -310,7 +348,7 @@ async fn feed(
                     "Partial resynchronization request accepted: sending what the replica missed"
                 );
                 node.replicas.set_state(id, "online");
-                let mut st = Stream::new(mark.0, lim, node.store.databases());
+                let mut st = Stream::new(stream_id, mark.0, lim, node.store.databases());
                 (st.resp, st.db, st.acked_mark) = (mark.1, mark.2, mark);
                 let missed: Vec<u8> = backlog.concat();
                 queued.fetch_add(missed.len() as u64, Ordering::Relaxed);
@@ -352,11 +390,14 @@ async fn feed(
     })
     .await
     .map_err(|e| e.to_string())?;
+    // A stream of its own (see the module doc).
+    let stream_id = crate::node::random_run_id();
+    node.replicas.set_stream_id(id, &stream_id);
     if kind == SyncKind::Psync {
         write(
             node,
             conn.wr,
-            format!("+FULLRESYNC {replid} {at}\r\n").as_bytes(),
+            format!("+FULLRESYNC {stream_id} {at}\r\n").as_bytes(),
         )
         .await?;
     }
@@ -364,7 +405,7 @@ async fn feed(
     let keys = image.keys();
     let aux = [
         ("repl-stream-db", "0".to_string()),
-        ("repl-id", replid.clone()),
+        ("repl-id", stream_id.clone()),
         ("repl-offset", at.to_string()),
         ("aof-base", "0".to_string()),
     ];
@@ -393,19 +434,17 @@ async fn feed(
         return Ok(());
     }
     node.replicas.set_state(id, "online");
-    let stream = slot.insert(Stream::new(at, lim, node.store.databases()));
+    let stream = slot.insert(Stream::new(stream_id, at, lim, node.store.databases()));
     stream_loop(conn, stream, tap_rx, queued).await
 }
 
-/// Where the replica `who` continues from, when it asks for a partial resync of our stream
-/// (`PSYNC <our replid> <offset>`) and was fed here up to that offset.
+/// Where the replica `who` continues from, when it asks for a partial resync of the stream
+/// it was fed here (`PSYNC <stream id> <offset>`) up to that offset, and our replication ID
+/// is still `replid`.
 fn continue_from(node: &Node, who: &Who, replid: &str) -> Option<Mark> {
     let (asked_id, offset) = who.psync.as_ref()?;
-    if asked_id != replid {
-        return None;
-    }
     node.replicas
-        .resume_point(&who.ip, who.port, replid, *offset)
+        .resume_point(&who.ip, who.port, (asked_id, *offset), replid)
 }
 
 /// An online replica's stream: our log's records as commands, PINGs, GETACKs, its ACKs.
@@ -538,6 +577,8 @@ async fn stream_loop(
 
 /// A replica's stream: where it stands in both counts.
 struct Stream {
+    /// The ID this replica knows its stream by (see the module doc).
+    id: String,
     /// Our stream's offset after the last record sent.
     ours: u64,
     /// The replica's offset after the last byte sent.
@@ -562,8 +603,9 @@ struct Stream {
 const UNACKED_MAX: usize = 4096;
 
 impl Stream {
-    fn new(at: u64, lim: Limits, databases: usize) -> Stream {
+    fn new(id: String, at: u64, lim: Limits, databases: usize) -> Stream {
         Stream {
+            id,
             ours: at,
             resp: at,
             unacked: VecDeque::new(),
@@ -791,7 +833,7 @@ mod tests {
     use super::*;
 
     fn stream() -> Stream {
-        Stream::new(100, Limits::redis_defaults(), 16)
+        Stream::new(String::new(), 100, Limits::redis_defaults(), 16)
     }
 
     fn commands(cmds: &[(usize, &[&str])]) -> Vec<u8> {
@@ -890,6 +932,7 @@ mod tests {
                 ip: "127.0.0.1".into(),
                 port: 1,
                 state: "online",
+                stream_id: String::new(),
                 acked_resp: 0,
                 acked: 0,
                 acked_ms: 0,
