@@ -2465,9 +2465,19 @@ fn fewer_replicas_per_shard_at_run_time_makes_a_replica_start_a_shard() {
             .collect::<Vec<_>>(),
         vec![(0, 5460), (5461, 10922), (10923, 16383)]
     );
-    assert_eq!(
-        rt.block_on(missing_keys(&ports, "key", KEYS)),
-        Vec::<String>::new()
+    let missing = rt.block_on(missing_keys(&ports, "key", KEYS));
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}\n{}",
+        n.iter()
+            .map(|x| format!(
+                "--- {} dbsize {}\n{}\n{}",
+                x.port,
+                dbsize(x.port),
+                cli(x.port, &["CLUSTER", "NODES"]),
+                x.log()
+            ))
+            .collect::<String>()
     );
     // Every key once on the masters, and each replica holds its master's.
     let pairs = replica_pairs(&n);
