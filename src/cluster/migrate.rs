@@ -784,6 +784,9 @@ fn move_slots(
                         Some(n) if n.failed() => {
                             Some(Stop::Abandoned(format!("target failed ({why})")))
                         }
+                        Some(n) if !n.is_master() => {
+                            Some(Stop::Abandoned("the target became a replica".into()))
+                        }
                         _ => None,
                     }
                 }
@@ -821,6 +824,9 @@ fn still_moving(cluster: &super::Cluster, slots: &[u16], to: &str) -> Option<Str
     let me = st.myself.clone();
     if !st.me().is_master() {
         return Some("this node became a replica".into());
+    }
+    if st.nodes.get(to).is_some_and(|n| !n.is_master()) {
+        return Some("the target became a replica".into());
     }
     if slots
         .iter()
@@ -901,6 +907,11 @@ fn import_batch(
         let mut st = cluster.state.lock();
         if !st.nodes.contains_key(&sender.id) {
             return refuse("unknown sender");
+        }
+        // Keys go to masters only: a node that became a replica (or is leaving its shard to
+        // start one) would drop them at its next sync, after their sender deleted its copy.
+        if !st.me().is_master() || cluster.repl.is_leaving() {
+            return refuse("not a master");
         }
         let me = st.myself.clone();
         let mine = |s: u16| st.slots[s as usize].as_deref() == Some(me.as_str());

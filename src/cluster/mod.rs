@@ -437,6 +437,10 @@ impl Cluster {
             return refuse("unknown sender".into());
         }
         st.process_header(from, false, now);
+        // Slots go to masters only (see `migrate::import_batch`).
+        if !st.me().is_master() || self.repl.is_leaving() {
+            return refuse("not a master".into());
+        }
         let me = st.myself.clone();
         if let Some((s, owner)) = slots.iter().find_map(|&s| {
             let owner = st.slots[s as usize].as_deref()?;
@@ -729,7 +733,12 @@ impl Cluster {
             failover = if self.repl.is_leaving() {
                 None
             } else {
-                st.failover_step(now, offset, self.repl.synced.load(Ordering::Relaxed))
+                // Synced with the master it follows now (a replica moved to another shard
+                // holds its old master's data until its new link's sync).
+                let synced = self.repl.synced.load(Ordering::Relaxed)
+                    && st.me().replica_of.is_some()
+                    && *self.repl.synced_from.lock() == st.me().replica_of;
+                st.failover_step(now, offset, synced)
             };
             if matches!(failover, Some(FailoverStep::Promoted { .. })) {
                 // Before any write is served: the stream goes on from the offset applied here.
@@ -1168,7 +1177,14 @@ impl Cluster {
                 self.note_auto_wait(now, Some(why));
                 return;
             }
-            if let Some(master) = st.auto_replica_roles(keys).remove(&me_id) {
+            // A master taking in slots (their keys, or a claim) is not empty, whatever its
+            // key count said a moment ago: it stays one until the move is done.
+            let importing = !st.importing.is_empty() || st.slot_count(&me_id) > 0;
+            if let Some(master) = st
+                .auto_replica_roles(keys)
+                .remove(&me_id)
+                .filter(|_| !importing)
+            {
                 self.note_auto_wait(now, None);
                 tracing::info!(master = %master, replicas = st.replicas_per_shard, "automatic distribution: this node becomes a replica (cluster.replicas)");
                 st.set_my_master(&master, now);

@@ -1329,10 +1329,23 @@ impl ClusterState {
             .wanted
             .saturating_sub(auto.shards.len() + auto.free.len());
         if missing > 0 {
+            // Counted as the cluster agrees (FAIL, not PFAIL): a replica briefly suspected by
+            // one node must not make a second one leave its shard there.
+            let agreed_replicas = |m: &str| -> Vec<&ClusterNode> {
+                let mut v: Vec<&ClusterNode> = self
+                    .nodes
+                    .values()
+                    .filter(|n| {
+                        n.replica_of.as_deref() == Some(m) && !n.is_master() && self.auto_live(n)
+                    })
+                    .collect();
+                v.sort_by_key(|n| n.endpoint.sort_key());
+                v
+            };
             let mut excess: Vec<&ClusterNode> = auto
                 .shards
                 .iter()
-                .flat_map(|m| live_replicas(&m.id).into_iter().skip(r))
+                .flat_map(|m| agreed_replicas(&m.id).into_iter().skip(r))
                 .collect();
             excess.sort_by_key(|n| n.endpoint.sort_key());
             if excess.iter().take(missing).any(|n| n.id == self.myself) {
@@ -2062,6 +2075,19 @@ mod tests {
         for me in ['c', 'e'] {
             assert_eq!(table(me).auto_replica_move(), None, "{me}");
         }
+    }
+
+    #[test]
+    fn a_replica_only_suspected_does_not_make_a_second_one_leave() {
+        // f briefly suspects d (PFAIL, a missed ping): a then has one replica in f's eyes, but
+        // d is still the one that leaves; f, b's excess replica, must not leave as well.
+        let replicas = [('c', 'a'), ('d', 'a'), ('e', 'b'), ('f', 'b')];
+        let mut f = replica_table('f', &['a', 'b'], &replicas);
+        f.nodes.get_mut(&id('d')).unwrap().flags |= flag::PFAIL;
+        assert_eq!(f.auto_replica_move(), None);
+        // Once the cluster agrees d failed, f starts the shard instead.
+        f.nodes.get_mut(&id('d')).unwrap().flags |= flag::FAIL;
+        assert_eq!(f.auto_replica_move(), Some(ReplicaMove::NewShard));
     }
 
     #[test]
