@@ -67,6 +67,7 @@ on_both!(
     becoming_a_replica_releases_blocked_clients_with_an_error,
     client_unblock_releases_a_wait,
     a_woken_client_is_served_without_the_admission_checks_again,
+    a_woken_stream_reader_is_served_even_when_the_new_entries_are_gone,
 );
 
 const NIL_ARRAY: &str = "*-1\r\n";
@@ -743,4 +744,68 @@ async fn pipelined_commands_wait_behind_a_blocked_one(addr: SocketAddr) {
     );
     assert_eq!(String::from_utf8(a.reply().await).unwrap(), "+PONG\r\n");
     assert_eq!(b.cmd(&["ZCARD", "z2"]).await, ":1\r\n");
+}
+
+/// A blocked XREAD/XREADGROUP is served once the stream's last ID passed where it waited, even
+/// if the new entries were trimmed or deleted already (an empty list for the stream), and a
+/// woken reader gets the one stream that woke it.
+async fn a_woken_stream_reader_is_served_even_when_the_new_entries_are_gone(addr: SocketAddr) {
+    let mut a = Conn::open(addr).await;
+    let mut b = Conn::open(addr).await;
+    assert_eq!(
+        b.cmd(&["XADD", "s", "1-1", "f", "v"]).await,
+        "$3\r\n1-1\r\n"
+    );
+    a.send(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"])
+        .await;
+    blocked(addr, 1).await;
+    assert_eq!(
+        b.cmd(&["XADD", "s", "MAXLEN", "0", "2-1", "f", "w"]).await,
+        "$3\r\n2-1\r\n"
+    );
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*1\r\n*2\r\n$1\r\ns\r\n*0\r\n",
+        "trimmed at once"
+    );
+
+    // A group's reader, the entry deleted in the same transaction.
+    assert_eq!(b.cmd(&["XGROUP", "CREATE", "s", "g", "$"]).await, "+OK\r\n");
+    a.send(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"alice",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        b"s",
+        b">",
+    ])
+    .await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["MULTI"]).await, "+OK\r\n");
+    b.cmd(&["XADD", "s", "3-1", "f", "x"]).await;
+    b.cmd(&["XDEL", "s", "3-1"]).await;
+    b.cmd(&["EXEC"]).await;
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*1\r\n*2\r\n$1\r\ns\r\n*0\r\n",
+        "deleted in the transaction"
+    );
+
+    // Two streams written in one transaction: the reader gets the first one.
+    a.send(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"t", b"$", b"$"])
+        .await;
+    blocked(addr, 1).await;
+    assert_eq!(b.cmd(&["MULTI"]).await, "+OK\r\n");
+    b.cmd(&["XADD", "s", "4-1", "f", "y"]).await;
+    b.cmd(&["XADD", "t", "4-1", "f", "z"]).await;
+    b.cmd(&["EXEC"]).await;
+    assert_eq!(
+        String::from_utf8(a.reply().await).unwrap(),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n4-1\r\n*2\r\n$1\r\nf\r\n$1\r\ny\r\n",
+        "one stream"
+    );
+    assert_eq!(b.cmd(&["FLUSHALL"]).await, "+OK\r\n");
 }

@@ -1411,3 +1411,49 @@ async fn a_sibling_moved_to_a_promoted_redis_replica_keeps_the_same_data() {
         .unwrap();
     assert_eq!(counter, before + 10);
 }
+
+/// A Redis master propagates an approximate trim as `MAXLEN = <len> LIMIT <n>` (it keeps the
+/// LIMIT): the node following it applies it, as a Redis replica does, instead of refusing it
+/// and losing the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approximate_trims_from_a_redis_master_are_applied() {
+    let (master, mut m) = redis_master().await;
+    run(&mut m, &["CONFIG", "SET", "stream-node-max-entries", "4"]).await;
+    let data = tempfile::tempdir().unwrap();
+    let settings = [
+        ("dir", data.path().to_str().unwrap()),
+        ("enable-debug-command", "yes"),
+    ];
+    let node = start_loaded(&settings).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    run(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &master.port.to_string()],
+    )
+    .await;
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(&mut r, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the link came up"
+    );
+    for i in 0..40 {
+        let v = i.to_string();
+        run(
+            &mut m,
+            &["XADD", "s", "MAXLEN", "~", "6", "LIMIT", "8", "*", "n", &v],
+        )
+        .await;
+    }
+    run(&mut m, &["XTRIM", "s", "MINID", "~", "0-1", "LIMIT", "4"]).await;
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(2000)
+        .query_async(&mut m)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "WAIT 1 2000");
+    assert_same_data(&mut m, &mut r, "after the trims").await;
+    node.shutdown().await;
+}

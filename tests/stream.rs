@@ -355,3 +355,77 @@ async fn streams_and_groups_survive_a_restart_from_the_log_and_from_a_snapshot()
     );
     h.shutdown().await;
 }
+
+/// The idle time XINFO CONSUMERS reports for `consumer` of group `g` on `s`.
+async fn consumer_idle(con: &mut MultiplexedConnection, consumer: &str) -> i64 {
+    let Value::Array(consumers) = q(con, &["XINFO", "CONSUMERS", "s", "g"]).await else {
+        panic!("XINFO CONSUMERS");
+    };
+    for c in consumers {
+        let Value::Array(fields) = c else { continue };
+        let named = fields
+            .iter()
+            .any(|f| matches!(f, Value::BulkString(b) if b == consumer.as_bytes()));
+        if !named {
+            continue;
+        }
+        let at = fields
+            .iter()
+            .position(|f| matches!(f, Value::BulkString(b) if b == b"idle"))
+            .expect("idle");
+        if let Value::Int(n) = fields[at + 1] {
+            return n;
+        }
+    }
+    panic!("no consumer {consumer}");
+}
+
+/// An approximate MINID trim that empties the stream is logged so that the replay empties it
+/// too; consumers keep honest seen times through the log, and claiming counts as being seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trims_and_consumer_times_replay_as_they_happened() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().to_str().expect("utf-8").to_string();
+    let settings = [("dir", dir.as_str()), ("appendonly", "yes")];
+    let h = common::start_node(&settings).await;
+    let mut con = connect(h.resp_addr()).await;
+    q(
+        &mut con,
+        &["XADD", "s", "MINID", "~", "1000", "5-0", "f", "v"],
+    )
+    .await;
+    q(&mut con, &["XADD", "t", "1-1", "f", "v"]).await;
+    q(&mut con, &["XADD", "t", "2-1", "f", "v"]).await;
+    q(&mut con, &["XTRIM", "t", "MINID", "~", "9"]).await;
+    assert_eq!(q(&mut con, &["XLEN", "s"]).await, Value::Int(0));
+    assert_eq!(q(&mut con, &["XLEN", "t"]).await, Value::Int(0));
+
+    q(&mut con, &["XADD", "s", "10-1", "f", "v"]).await;
+    q(&mut con, &["XGROUP", "CREATE", "s", "g", "0"]).await;
+    q(&mut con, &["XGROUP", "CREATECONSUMER", "s", "g", "alice"]).await;
+    q(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "bob", "STREAMS", "s", ">"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // alice claims bob's entry: she is seen now.
+    q(&mut con, &["XCLAIM", "s", "g", "alice", "0", "10-1"]).await;
+    let idle = consumer_idle(&mut con, "alice").await;
+    assert!(idle < 300, "alice claimed just now, idle {idle}");
+    drop(con);
+    h.shutdown().await;
+
+    let h = common::start_loaded(&settings).await;
+    let mut con = connect(h.resp_addr()).await;
+    assert_eq!(q(&mut con, &["XLEN", "t"]).await, Value::Int(0), "replayed");
+    assert_eq!(q(&mut con, &["XLEN", "s"]).await, Value::Int(1), "replayed");
+    for who in ["alice", "bob"] {
+        let idle = consumer_idle(&mut con, who).await;
+        assert!(
+            (0..60_000).contains(&idle),
+            "{who} replayed with a seen time of the clock's, idle {idle}"
+        );
+    }
+    h.shutdown().await;
+}

@@ -1012,6 +1012,7 @@ impl<'a> Replayer<'a> {
         let info = node.clients.register(addr, addr, usize::MAX, now_ms())?;
         let mut client = ClientState::new(info, true);
         client.deny_blocking = true;
+        client.obeyed = true;
         Some(Replayer {
             node,
             client,

@@ -290,7 +290,8 @@ fn parse_add_trim(ctx: &Ctx, args: &[Bytes], xadd: bool) -> Result<AddTrim, CmdE
         i += 1;
     }
     a.id_pos = i;
-    if limit_given && a.trim.is_none() {
+    // (LIMIT 0 is as good as none, here and below: Redis tests the value.)
+    if a.limit != 0 && a.trim.is_none() {
         return Err(CmdError::err(
             "syntax error, LIMIT cannot be used without specifying a trimming strategy",
         ));
@@ -300,18 +301,24 @@ fn parse_add_trim(ctx: &Ctx, args: &[Bytes], xadd: bool) -> Result<AddTrim, CmdE
             "syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if limit_given {
+    if ctx.client.obeyed {
+        // A master's stream and the log carry exact thresholds (see `exact_trim_args`; a
+        // Redis master keeps its LIMIT there): no cap on the work.
+        a.limit = 0;
+    } else if limit_given {
         if !a.approx {
             return Err(CmdError::err(
                 "syntax error, LIMIT cannot be used without the special ~ option",
             ));
         }
     } else if a.approx {
+        // At most 100 nodes' worth, capped on both sides as Redis does.
         let per_node = ctx.node.store.stream_limits.get().max_entries as u64;
         a.limit = per_node.saturating_mul(100);
-        if a.limit == 0 || a.limit > 1_000_000 {
+        if a.limit == 0 {
             a.limit = 10_000;
         }
+        a.limit = a.limit.min(1_000_000);
     }
     Ok(a)
 }
@@ -327,7 +334,9 @@ fn exact_trim_args(args: &[Bytes], a: &AddTrim, s: &Stream) -> Vec<Bytes> {
         } else if i == a.trim_arg {
             out.push(match a.trim {
                 Some(Trim::MaxLen(_)) => Bytes::from(s.len().to_string()),
-                _ => id_arg(s.edge_id(true).unwrap_or(s.last_id)),
+                // An emptied stream: a threshold above every ID, so the replay empties it too
+                // (Redis's streamGetEdgeID on an empty stream).
+                _ => id_arg(s.edge_id(true).unwrap_or(StreamId::MAX)),
             });
         } else if i >= 2 && i < a.id_pos && eq_ic(&args[i], "limit") {
             // The parser took LIMIT only with its value after it.
@@ -796,9 +805,16 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
         };
         let mut buf = bytes::BytesMut::new();
         let mut out = Reply::new(&mut buf, resp3);
+        // A woken client is served once the stream's last ID passed where it waited, even if
+        // the new entries are gone already (an empty list then), as Redis's blocked.c.
         let did = match (group, from[idx]) {
             (None, From::After(after)) => {
-                if s.is_empty() || s.last_valid_id() <= after {
+                let nothing_new = if rerun {
+                    s.last_id <= after
+                } else {
+                    s.is_empty() || s.last_valid_id() <= after
+                };
+                if nothing_new {
                     false
                 } else {
                     let Some(start) = after.incr() else { continue };
@@ -813,13 +829,23 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
             }
             (None, From::New) => false,
             (Some((g, c)), f) => {
-                let served = read_group(ctx, s, k, g, c, f, count, noack, now, resp3, &mut out);
-                served?
+                let read = ReadGroup {
+                    count,
+                    noack,
+                    now,
+                    resp3,
+                    rerun,
+                };
+                read_group(ctx, s, k, (g, c), f, read, &mut out)?
             }
         };
         if did {
             served += 1;
             body.extend_from_slice(&buf);
+            // A woken client gets one stream, as Redis serves it for the key that woke it.
+            if rerun {
+                break;
+            }
         }
     }
     ctx.out.truncate(mark);
@@ -856,21 +882,34 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
     }
 }
 
-/// XREADGROUP on one stream. Returns whether it replied for this stream.
-#[allow(clippy::too_many_arguments)]
-fn read_group(
-    ctx: &mut Ctx,
-    s: &mut Stream,
-    key: &Bytes,
-    gname: &Bytes,
-    consumer: &Bytes,
-    from: From,
+/// How XREADGROUP reads each stream.
+#[derive(Clone, Copy)]
+struct ReadGroup {
     count: usize,
     noack: bool,
     now: i64,
     resp3: bool,
+    /// A blocked client's re-run after a wake-up.
+    rerun: bool,
+}
+
+/// XREADGROUP on one stream. Returns whether it replied for this stream.
+fn read_group(
+    ctx: &mut Ctx,
+    s: &mut Stream,
+    key: &Bytes,
+    (gname, consumer): (&Bytes, &Bytes),
+    from: From,
+    read: ReadGroup,
     out: &mut Reply,
 ) -> Result<bool, CmdError> {
+    let ReadGroup {
+        count,
+        noack,
+        now,
+        resp3,
+        rerun,
+    } = read;
     let Some(g) = s.groups.get(&gname[..]) else {
         // Destroyed while the client waited.
         return Err(CmdError::Msg(
@@ -880,7 +919,12 @@ fn read_group(
     let (start, history) = match from {
         From::After(id) => (id, true),
         From::New => {
-            if s.is_empty() || s.last_valid_id() <= g.last_id {
+            let nothing_new = if rerun {
+                s.last_id <= g.last_id
+            } else {
+                s.is_empty() || s.last_valid_id() <= g.last_id
+            };
+            if nothing_new {
                 return Ok(false);
             }
             (g.last_id, false)
@@ -889,7 +933,8 @@ fn read_group(
     let mut g = s.groups.remove(&gname[..]).expect("group");
     let logging = ctx.node.store.aof.is_recording();
     let mut logs: Vec<Vec<Bytes>> = Vec::new();
-    if g.create_consumer(consumer, now) {
+    // Seen times are the wall clock's, replayed or not (Redis's mstime()).
+    if g.create_consumer(consumer, super::now_ms()) {
         ctx.notify_only(class::STREAM, "xgroup-createconsumer", key);
         // Logged on its own: with NOACK (or an empty history) no XCLAIM would create it.
         logs.push(vec![
@@ -901,7 +946,7 @@ fn read_group(
         ]);
     }
     if let Some(c) = g.consumers.get_mut(&consumer[..]) {
-        c.seen_time = now;
+        c.seen_time = super::now_ms();
     }
     if !resp3 {
         out.array(2);
@@ -947,7 +992,7 @@ fn read_group(
         for id in ids {
             s.advance_group(&mut g, id);
             if !noack {
-                let p = g.assign(id, consumer, now);
+                let p = g.assign(id, consumer, now, super::now_ms());
                 p.delivery_time = now;
                 p.delivery_count = 1;
                 if logging {
@@ -1131,6 +1176,17 @@ pub fn xgroup_create(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdRes
 }
 
 pub fn xgroup_setid(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    // Options first, then the key and group, then the argument count (Redis's order).
+    let mut entries_read = ENTRIES_READ_INVALID;
+    let mut i = 5;
+    while i < args.len() {
+        if eq_ic(&args[i], "ENTRIESREAD") && i + 1 < args.len() {
+            entries_read = entries_read_arg(&args[i + 1])?;
+            i += 2;
+        } else {
+            return Err(subcommand_syntax_error(args));
+        }
+    }
     let db = ctx.client.db;
     let s = xgroup_target(ks, db, args, true)?;
     if args.len() != 5 && args.len() != 7 {
@@ -1141,13 +1197,6 @@ pub fn xgroup_setid(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
     } else {
         parse_id(&args[4], 0)?
     };
-    let mut entries_read = ENTRIES_READ_INVALID;
-    if args.len() == 7 {
-        if !eq_ic(&args[5], "ENTRIESREAD") {
-            return Err(CmdError::Syntax);
-        }
-        entries_read = entries_read_arg(&args[6])?;
-    }
     let g = s.groups.get_mut(&args[3][..]).expect("checked");
     g.last_id = id;
     g.entries_read = entries_read;
@@ -1175,10 +1224,9 @@ pub fn xgroup_destroy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdRe
 
 pub fn xgroup_createconsumer(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
-    let now = ctx.now_ms;
     let s = xgroup_target(ks, db, args, true)?;
     let g = s.groups.get_mut(&args[3][..]).expect("checked");
-    let created = g.create_consumer(&args[4], now);
+    let created = g.create_consumer(&args[4], super::now_ms());
     if created {
         ctx.dirty(1);
         ctx.notify_only(class::STREAM, "xgroup-createconsumer", &args[2]);
@@ -1448,7 +1496,7 @@ pub fn xclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         {
             continue;
         }
-        let p = g.assign(id, name, now);
+        let p = g.assign(id, name, now, super::now_ms());
         if created {
             p.delivery_count = 1;
         }
@@ -1554,7 +1602,7 @@ pub fn xautoclaim(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult
         if minidle != 0 && now.saturating_sub(g.pel[&id].delivery_time) < minidle {
             continue;
         }
-        let p = g.assign(id, name, now);
+        let p = g.assign(id, name, now, super::now_ms());
         p.delivery_time = now;
         if !justid {
             p.delivery_count += 1;
@@ -1663,6 +1711,8 @@ pub fn xinfo_groups(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
 }
 
 pub fn xinfo_stream(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
+    // The key first, then the options (Redis's order).
+    let s = xinfo_stream_of(ks, ctx.client.db, &args[2])?;
     let rest = &args[3..];
     let mut full = false;
     let mut count: i64 = 10;
@@ -1681,7 +1731,6 @@ pub fn xinfo_stream(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResu
             }
         }
     }
-    let s = xinfo_stream_of(ks, ctx.client.db, &args[2])?;
     let out = &mut ctx.out;
     out.map(if full { 9 } else { 10 });
     out.bulk(b"length");

@@ -336,6 +336,9 @@ pub struct ClientState {
     pub still_blocked: bool,
     /// Blocking commands reply as if timed out at once (inside MULTI/EXEC, as Redis).
     pub deny_blocking: bool,
+    /// Its commands come from a master's stream or the append-only log (Redis's
+    /// `mustObeyClient`): limits that guard against users' commands do not refuse them.
+    pub obeyed: bool,
     pub pubsub: ClientSubs,
     /// WATCHed keys (db, key) and the flag writers set when one changes.
     pub watched: Vec<(usize, Bytes)>,
@@ -410,6 +413,7 @@ impl ClientState {
             blocked: None,
             still_blocked: false,
             deny_blocking: false,
+            obeyed: false,
             aof_seq: 0,
             repl_woff: 0,
             aof_batch: None,

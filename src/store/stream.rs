@@ -457,11 +457,21 @@ impl Group {
         }
     }
 
-    /// Gives the pending entry `id` to `consumer` (made if missing), creating the entry when
-    /// there is none; returns it for the caller to set times and counts.
-    pub fn assign(&mut self, id: StreamId, consumer: &[u8], now: i64) -> &mut Pending {
-        if !self.consumers.contains_key(consumer) {
-            self.create_consumer(consumer, now);
+    /// Gives the pending entry `id` to `consumer` (made if missing, and seen at `seen_ms`
+    /// either way), creating the entry when there is none; returns it for the caller to set
+    /// times and counts.
+    pub fn assign(
+        &mut self,
+        id: StreamId,
+        consumer: &[u8],
+        now: i64,
+        seen_ms: i64,
+    ) -> &mut Pending {
+        match self.consumers.get_mut(consumer) {
+            Some(c) => c.seen_time = seen_ms,
+            None => {
+                self.create_consumer(consumer, seen_ms);
+            }
         }
         let p = self.pel.entry(id).or_insert_with(|| Pending {
             consumer: Sds::new(consumer),
