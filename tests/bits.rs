@@ -1060,3 +1060,49 @@ async fn hll_sparse_limit_is_a_config_setting() {
     assert_eq!(c.send(&cmd(&[b"STRLEN", b"h"])).await, b":12304\r\n");
     node.shutdown().await;
 }
+
+/// Writes replayed from the log obey no `proto-max-bulk-len` bound on bit offsets (Redis's
+/// mustObeyClient): a SETBIT made under a higher bound comes back after a restart under a
+/// lower one. And PFCOUNT's cache, which changes the value's bytes, is logged as Redis
+/// propagates it: the replayed value is byte for byte the one before the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn bit_offsets_and_hll_caches_replay_as_written() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().to_str().expect("utf-8").to_string();
+    let before_h = {
+        let settings = [
+            ("dir", dir.as_str()),
+            ("appendonly", "yes"),
+            ("proto-max-bulk-len", "2mb"),
+        ];
+        let h = start_node(&settings).await;
+        let mut raw = Raw::connect(h.resp_addr()).await;
+        assert_eq!(
+            raw.send(&cmd(&[b"SETBIT", b"big", b"9000000", b"1"])).await,
+            b":0\r\n"
+        );
+        raw.send(&cmd(&[b"PFADD", b"h", b"a", b"b", b"c"])).await;
+        assert_eq!(raw.send(&cmd(&[b"PFCOUNT", b"h"])).await, b":3\r\n");
+        let value = raw.send(&cmd(&[b"GET", b"h"])).await;
+        h.shutdown().await;
+        value
+    };
+    let settings = [
+        ("dir", dir.as_str()),
+        ("appendonly", "yes"),
+        ("proto-max-bulk-len", "1mb"),
+    ];
+    let h = common::start_loaded(&settings).await;
+    let mut raw = Raw::connect(h.resp_addr()).await;
+    assert_eq!(
+        raw.send(&cmd(&[b"STRLEN", b"big"])).await,
+        b":1125001\r\n",
+        "the SETBIT was replayed"
+    );
+    assert_eq!(
+        raw.send(&cmd(&[b"GET", b"h"])).await,
+        before_h,
+        "the HLL with its cached count"
+    );
+    h.shutdown().await;
+}

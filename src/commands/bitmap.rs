@@ -103,7 +103,7 @@ fn offset_error() -> CmdError {
 }
 
 /// A bit offset argument as Redis's `getBitOffsetFromArgument`: non-negative, its byte below
-/// `proto-max-bulk-len`; with `hash_bits`, `#N` means N fields of that width.
+/// `max_bulk` (see [`offset_limit`]); with `hash_bits`, `#N` means N fields of that width.
 fn bit_offset(arg: &[u8], hash_bits: Option<u32>, max_bulk: usize) -> Result<u64, CmdError> {
     let (digits, mul) = match hash_bits {
         Some(bits) if arg.first() == Some(&b'#') => (&arg[1..], bits as i64),
@@ -116,6 +116,16 @@ fn bit_offset(arg: &[u8], hash_bits: Option<u32>, max_bulk: usize) -> Result<u64
         return Err(offset_error());
     }
     Ok(off as u64)
+}
+
+/// The bound on a bit offset's byte: `proto-max-bulk-len`, except for commands from a master
+/// or the log, which ran where the bound may have been higher (Redis's mustObeyClient).
+fn offset_limit(ctx: &Ctx) -> usize {
+    if ctx.client.obeyed {
+        usize::MAX
+    } else {
+        ctx.proto_max_bulk_len()
+    }
 }
 
 /// Redis aborts when an allocation fails; we refuse the command instead.
@@ -196,7 +206,7 @@ fn read_string<'k>(
 }
 
 pub fn setbit(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let offset = bit_offset(&args[2], None, ctx.proto_max_bulk_len())?;
+    let offset = bit_offset(&args[2], None, offset_limit(ctx))?;
     let bit_error = || CmdError::err("bit is not an integer or out of range");
     let on = parse_i64_strict(&args[3]).ok_or_else(bit_error)?;
     if on & !1 != 0 {
@@ -219,7 +229,7 @@ pub fn setbit(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn getbit(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let offset = bit_offset(&args[2], None, ctx.proto_max_bulk_len())?;
+    let offset = bit_offset(&args[2], None, offset_limit(ctx))?;
     let bit = match read_string(ks, ctx.client.db, &args[1])? {
         Some(s) => s
             .get((offset >> 3) as usize)
@@ -285,12 +295,13 @@ pub fn bitcount(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         4 | 5 => {
             let start = int(&args[2])?;
             let end = int(&args[3])?;
-            let in_bits = args.len() == 5 && unit_is_bit(&args[4])?;
-            let totlen = if in_bits { strlen << 3 } else { strlen };
+            // An empty negative range answers before the unit is read (Redis's order).
             if start < 0 && end < 0 && start > end {
                 ctx.out.int(0);
                 return Ok(());
             }
+            let in_bits = args.len() == 5 && unit_is_bit(&args[4])?;
+            let totlen = if in_bits { strlen << 3 } else { strlen };
             let (start, end) = clamp_range(start, end, totlen);
             (start, end, in_bits)
         }
@@ -704,7 +715,7 @@ fn bitfield_generic(
     args: &[Bytes],
     read_only: bool,
 ) -> CmdResult {
-    let fields = parse_fields(args, ctx.proto_max_bulk_len())?;
+    let fields = parse_fields(args, offset_limit(ctx))?;
     let db = ctx.client.db;
     let key = &args[1];
     if fields.iter().all(|f| f.op == FieldOp::Get) {

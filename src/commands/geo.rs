@@ -486,9 +486,21 @@ fn radius(args: &[Bytes]) -> Result<(f64, f64), CmdError> {
     Ok((r, unit(&args[1])?))
 }
 
-/// A distance as Redis replies it: four decimals.
+/// A distance as Redis replies it (`fixedpoint_d2string`): scaled by 10^4 and rounded half
+/// to even, then four decimals.
 fn reply_distance(out: &mut Reply, d: f64) {
-    out.bulk(format!("{d:.4}").as_bytes());
+    out.bulk(distance_text(d).as_bytes());
+}
+
+fn distance_text(d: f64) -> String {
+    if d == 0.0 {
+        return "0.0000".into();
+    }
+    // (`as` saturates as llrint's overflow does not, but no distance on Earth gets near.)
+    let scaled = (d * 10_000.0).round_ties_even() as i64;
+    let sign = if scaled < 0 { "-" } else { "" };
+    let v = scaled.unsigned_abs();
+    format!("{sign}{}.{:04}", v / 10_000, v % 10_000)
 }
 
 /// A coordinate as Redis's `addReplyHumanLongDouble`: 17 decimals, trailing zeros dropped;
@@ -1051,9 +1063,14 @@ mod tests {
         let c = decode_score(3479447370796909.0).expect("decodes");
         // GEODIST Sicily Palermo Catania: "166274.1516".
         assert_eq!(
-            format!("{:.4}", distance(p[0], p[1], c[0], c[1])),
+            distance_text(distance(p[0], p[1], c[0], c[1])),
             "166274.1516"
         );
+        // Rounded after scaling, half to even, as llrint: 0.00005 scales to 0.5 -> 0, and
+        // 1.23456 to 12345.6 -> 12346; formatting the decimal value would give 0.0001 first.
+        assert_eq!(distance_text(0.00005), "0.0000");
+        assert_eq!(distance_text(1.23456), "1.2346");
+        assert_eq!(distance_text(0.0), "0.0000");
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub fn pfcount(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 hll::set_cached_card(&mut v, c);
                 ctx.signal_modified(&args[1]);
                 ctx.dirty(1);
+                // Propagated as Redis does (a changed data set is), so a replica's and a
+                // replayed log's bytes are the master's.
+                ctx.log_as = Some(args.to_vec());
                 c
             }
             Err(_) => {

@@ -903,8 +903,12 @@ pub fn run(
     tracking::remember_reads(node, ctx.client, cmd.cmd, args);
     // A command that changed keys and then failed (MIGRATE with keys acknowledged before a
     // later key's error) says what to log in `log_as`.
+    // A command that may replicate (not a write) is logged when it asks to be (PFCOUNT's
+    // cache).
+    let asks_to_be_logged = cmd.cmd.flags & flags::MAY_REPLICATE != 0
+        && ctx.log_as.as_ref().is_some_and(|l| !l.is_empty());
     if (result.is_ok() || ctx.log_as.is_some())
-        && cmd.cmd.flags & flags::WRITE != 0
+        && (cmd.cmd.flags & flags::WRITE != 0 || asks_to_be_logged)
         && node.store.aof.is_recording()
         && !ctx.client.still_blocked
         && (rerun_of_blocked || ctx.client.blocked.is_none())
@@ -1088,9 +1092,11 @@ impl<'a> Replayer<'a> {
         // A command that fails now failed when it ran too (it was logged only if it succeeded,
         // so this is rare): Redis ignores replay errors the same way.
         let result = handler(&mut ctx, ks, args);
+        let asks_to_be_logged = cmd.cmd.flags & flags::MAY_REPLICATE != 0
+            && ctx.log_as.as_ref().is_some_and(|l| !l.is_empty());
         if self.log
             && result.is_ok()
-            && cmd.cmd.flags & flags::WRITE != 0
+            && (cmd.cmd.flags & flags::WRITE != 0 || asks_to_be_logged)
             && self.node.store.aof.is_recording()
         {
             self.node.store.aof.append_command(db, args);
