@@ -3238,3 +3238,51 @@ fn replicas_get_functions_and_streams_by_the_stream_and_by_a_full_sync() {
         c.log()
     );
 }
+
+/// A replica routes as Redis's: SETSLOT is for masters; what is not a write is served for its
+/// master's slots to a READONLY client (a script without a `#!lua` line, a transaction of
+/// reads and PINGs), shard channels to anyone; a declared writer script is sent on. Its
+/// `cluster_my_epoch` is its master's.
+#[test]
+fn a_replica_routes_reads_and_refuses_setslot_as_redis() {
+    use common::resp::Conn;
+    let dir = tempfile::tempdir().unwrap();
+    let (m, replicas) = master_with_replicas(dir.path(), &[&[]]);
+    let r = &replicas[0];
+    assert!(wait(Duration::from_secs(20), || role(r.port)[0] == "slave"));
+    assert_eq!(
+        cli(r.port, &["CLUSTER", "SETSLOT", "1", "STABLE"]),
+        "ERR Please use SETSLOT only with masters."
+    );
+    assert_eq!(
+        info_field(r.port, "cluster_my_epoch"),
+        info_field(m.port, "cluster_my_epoch")
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], r.port));
+    runtime().block_on(async {
+        let mut c = Conn::open(addr).await;
+        // Without READONLY: keys are the master's, shard channels are served.
+        let moved = c.cmd(&["GET", "k"]).await;
+        assert!(moved.starts_with("-MOVED"), "{moved}");
+        assert_eq!(c.cmd(&["SPUBLISH", "ch", "m"]).await, ":0\r\n");
+        assert_eq!(c.cmd(&["READONLY"]).await, "+OK\r\n");
+        assert_eq!(
+            c.cmd(&["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"])
+                .await,
+            "$-1\r\n"
+        );
+        let writer = "#!lua\nreturn redis.call('GET', KEYS[1])";
+        let moved = c.cmd(&["EVAL", writer, "1", "k"]).await;
+        assert!(moved.starts_with("-MOVED"), "a declared writer: {moved}");
+        for (args, reply) in [
+            (&["MULTI"][..], "+OK\r\n"),
+            (&["GET", "k"], "+QUEUED\r\n"),
+            (&["PING"], "+QUEUED\r\n"),
+            (&["EXEC"], "*2\r\n$-1\r\n+PONG\r\n"),
+        ] {
+            assert_eq!(c.cmd(args).await, reply, "{args:?}");
+        }
+        let moved = c.cmd(&["SET", "k", "v"]).await;
+        assert!(moved.starts_with("-MOVED"), "{moved}");
+    });
+}

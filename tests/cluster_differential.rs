@@ -721,6 +721,19 @@ async fn redirections(p: &mut Pair) {
     p.same(0, &["GET", ON_1], "-MOVED 5474").await;
     p.same(0, &["ASKING", "x"], "-ERR wrong number").await;
     p.same(0, &["DEL", ON_0], ":1").await;
+    // Commands that hold every shard are routed by their keys too.
+    p.same(0, &["SORT_RO", ON_2], "-MOVED 12182").await;
+    p.same(0, &["MULTI"], "+OK").await;
+    p.same(0, &["SET", ON_0, "1"], "+QUEUED").await;
+    p.same(0, &["SORT", ON_0, "STORE", ON_2], "-CROSSSLOT")
+        .await;
+    p.same(0, &["EXEC"], "-EXECABORT").await;
+    p.same(
+        0,
+        &["CLUSTER", "DELSLOTSRANGE", "1", "2", "3"],
+        "-ERR wrong number",
+    )
+    .await;
 }
 
 /// Scripts in a cluster: a compatible-mode script (no shebang) or one flagged
@@ -1018,6 +1031,19 @@ async fn migration(p: &mut Pair) {
         .await;
     p.same(1, &["CLUSTER", "COUNTKEYSINSLOT", "866"], ":1")
         .await;
+    // One key named twice is one key; ASKING holds for a whole transaction.
+    p.same(1, &["ASKING"], "+OK").await;
+    p.same(1, &["MGET", "{hello}gone", "{hello}gone"], "*2")
+        .await;
+    p.same(1, &["ASKING"], "+OK").await;
+    p.same(1, &["MULTI"], "+OK").await;
+    p.same(1, &["GET", "{hello}moved"], "+QUEUED").await;
+    p.same(1, &["GET", "{hello}gone"], "+QUEUED").await;
+    p.same(1, &["EXEC"], "-TRYAGAIN").await;
+    p.same(1, &["ASKING"], "+OK").await;
+    p.same(1, &["MULTI"], "+OK").await;
+    p.same(1, &["GET", "{hello}moved"], "+QUEUED").await;
+    p.same(1, &["EXEC"], "*1").await;
     // Redis's MIGRATING/IMPORTING checks on slots in this state.
     p.same(
         1,
@@ -1032,6 +1058,9 @@ async fn migration(p: &mut Pair) {
     )
     .await;
     p.same(0, &["CLUSTER", "SETSLOT", "866", "NODE", "$id1"], "-ERR")
+        .await;
+    // The importing node assigning the slot to its owner keeps importing it.
+    p.same(1, &["CLUSTER", "SETSLOT", "866", "NODE", "$id0"], "+OK")
         .await;
     p.views("slot 866 migrating from node 0 to node 1").await;
     // Back to stable; the key on the target goes.

@@ -85,7 +85,9 @@ impl Routing {
                 EndpointType::Hostname if !n.endpoint.hostname.is_empty() => {
                     n.endpoint.hostname.clone()
                 }
-                _ => "?".into(),
+                EndpointType::Hostname => "?".into(),
+                // Redis's `MOVED <slot> :<port>`: the client keeps the host it used.
+                EndpointType::Unknown => String::new(),
             };
             endpoints.push(format!("{}:{}", host, n.endpoint.port));
         }
@@ -204,7 +206,9 @@ impl Routing {
             return Ok(());
         }
         if asking && self.importing.contains_key(&slot) {
-            if keys.len() > 1 && keys.iter().any(|k| !exists(k)) {
+            // Several different keys, some missing (one key named twice is one key).
+            let several = keys[1..].iter().any(|k| *k != keys[0]);
+            if several && keys.iter().any(|k| !exists(k)) {
                 return Err(Redirect::TryAgain);
             }
             return Ok(());
@@ -272,5 +276,15 @@ mod tests {
         assert!(r.is_open(866) && !r.is_open(14687));
         st.importing.insert(14687, b.clone());
         assert!(Routing::from_state(&st, EndpointType::Ip).is_open(14687));
+        // `unknown-endpoint`: the port only (Redis's `MOVED <slot> :<port>`); `hostname`
+        // with none announced: `?`.
+        assert_eq!(
+            Routing::from_state(&st, EndpointType::Unknown).check(&[b"foo"], false, |_| true),
+            Err(Redirect::Moved(12182, ":6381".into()))
+        );
+        assert_eq!(
+            Routing::from_state(&st, EndpointType::Hostname).check(&[b"foo"], false, |_| true),
+            Err(Redirect::Moved(12182, "?:6381".into()))
+        );
     }
 }

@@ -88,7 +88,13 @@ pub fn info_text(c: &Cluster) -> String {
         st.nodes.len(),
         st.size(),
         st.current_epoch,
-        st.me().config_epoch,
+        // A replica's is its master's (Redis's myepoch).
+        st.me()
+            .replica_of
+            .as_ref()
+            .filter(|_| !st.me().is_master())
+            .and_then(|m| st.nodes.get(m))
+            .map_or(st.me().config_epoch, |m| m.config_epoch),
     );
     // Redis lists a message type only once one was sent (received), in its type order.
     let counters = |t: &mut String, dir: &str, by_type: [(&str, u64); 6], total: u64| {
@@ -182,18 +188,26 @@ fn nodes(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
+/// Redis's getPreferredEndpoint: the IP, the hostname (`?` when it has none), or nothing
+/// (`unknown-endpoint`: clients reuse the address they used).
 fn preferred_endpoint(c: &Cluster, n: &ClusterNode) -> String {
     match c.cfg.endpoint_type {
         EndpointType::Ip => n.endpoint.ip.clone(),
         EndpointType::Hostname if !n.endpoint.hostname.is_empty() => n.endpoint.hostname.clone(),
-        _ => "?".into(),
+        EndpointType::Hostname => "?".into(),
+        EndpointType::Unknown => String::new(),
     }
 }
 
-/// A node entry of CLUSTER SLOTS: endpoint, port, id, and the other networking metadata.
+/// A node entry of CLUSTER SLOTS: endpoint (null for `unknown-endpoint`), port, id, and the
+/// other networking metadata.
 fn write_slot_node(ctx: &mut Ctx, c: &Cluster, n: &ClusterNode) {
     ctx.out.array(4);
-    ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
+    if c.cfg.endpoint_type == EndpointType::Unknown {
+        ctx.out.null();
+    } else {
+        ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
+    }
     ctx.out.int(n.endpoint.port as i64);
     ctx.out.bulk(n.id.as_bytes());
     let mut meta: Vec<(&str, String)> = Vec::new();
@@ -293,9 +307,12 @@ fn shards(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             });
             ctx.out.bulk(b"replication-offset");
             ctx.out.int(n.repl_offset as i64);
+            // (A suspicion, PFAIL, is not a failure here; a replica with nothing yet loads.)
             ctx.out.bulk(b"health");
-            ctx.out.bulk(if n.failed() || n.pfailed() {
+            ctx.out.bulk(if n.failed() {
                 b"fail" as &[u8]
+            } else if !n.is_master() && n.repl_offset == 0 {
+                b"loading"
             } else {
                 b"online"
             });
@@ -478,11 +495,16 @@ fn go_manual(st: &mut ClusterState) {
     st.dirty = true;
 }
 
-fn parse_slot_list(args: &[Bytes], ranges: bool) -> Result<Vec<u16>, CmdError> {
+/// The slots of ADDSLOTS/DELSLOTS (`args` after the subcommand; `subcommand` names it in
+/// errors).
+fn parse_slot_list(args: &[Bytes], ranges: bool, subcommand: &[u8]) -> Result<Vec<u16>, CmdError> {
     let mut out = Vec::new();
     if ranges {
         if !args.len().is_multiple_of(2) {
-            return Err(CmdError::Arity("cluster|addslotsrange".into()));
+            return Err(CmdError::Arity(format!(
+                "cluster|{}",
+                String::from_utf8_lossy(subcommand).to_ascii_lowercase()
+            )));
         }
         for p in args.chunks(2) {
             let (a, b) = (slot_arg(&p[0])?, slot_arg(&p[1])?);
@@ -510,7 +532,7 @@ fn parse_slot_list(args: &[Bytes], ranges: bool) -> Result<Vec<u16>, CmdError> {
 
 fn add_slots(ctx: &mut Ctx, args: &[Bytes], ranges: bool) -> CmdResult {
     let c = cluster(ctx)?;
-    let list = parse_slot_list(&args[2..], ranges)?;
+    let list = parse_slot_list(&args[2..], ranges, &args[1])?;
     c.change(|st| {
         go_manual(st);
         for &s in &list {
@@ -531,7 +553,7 @@ fn add_slots(ctx: &mut Ctx, args: &[Bytes], ranges: bool) -> CmdResult {
 
 fn del_slots(ctx: &mut Ctx, args: &[Bytes], ranges: bool) -> CmdResult {
     let c = cluster(ctx)?;
-    let list = parse_slot_list(&args[2..], ranges)?;
+    let list = parse_slot_list(&args[2..], ranges, &args[1])?;
     c.change(|st| {
         go_manual(st);
         for &s in &list {
@@ -597,6 +619,9 @@ fn setslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         Node,
     }
     let c = cluster(ctx)?;
+    if !c.state.lock().me().is_master() {
+        return Err(CmdError::err("Please use SETSLOT only with masters."));
+    }
     let slot = slot_arg(&args[2])?;
     // Redis takes each action only with its own number of arguments.
     let action = match (&args[3], args.len()) {
@@ -664,7 +689,8 @@ fn setslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
                 if st.migrating.contains_key(&slot) && keys_here == 0 {
                     st.migrating.remove(&slot);
                 }
-                let was_importing = st.importing.remove(&slot).is_some();
+                // The import ends only when the slot comes here (Redis keeps it otherwise).
+                let was_importing = id == me && st.importing.remove(&slot).is_some();
                 st.assign(slot, Some(&id));
                 if id == me && was_importing {
                     // spec: the importing node claims the slot with a new epoch, without consensus.

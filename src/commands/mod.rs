@@ -432,8 +432,8 @@ pub fn call(
     // Cluster routing comes first, as in Redis's processCommand: commands with keys are
     // checked before they queue or run, and before the persistence and subscriber checks.
     let clustered = node.cluster.is_some();
-    let keyed = clustered && f & flags::ALL_SHARDS == 0 && cmd.cmd.keys != (0, 0, 0)
-        || cmd.cmd.keys_fn.is_some();
+    // (Commands that hold every shard, SORT_RO's included, are routed by their keys too.)
+    let keyed = clustered && (cmd.cmd.keys != (0, 0, 0) || cmd.cmd.keys_fn.is_some());
     let mut routed = None;
     if clustered && keyed {
         let pos = key_positions(cmd.cmd, args);
@@ -473,7 +473,9 @@ pub fn call(
                 };
             let db = client.db;
             let asking = client.asking > 0 || f & flags::ASKING != 0;
-            let replica_read = client.readonly && f & flags::READONLY != 0;
+            // A replica serves what is not a write for its master's slots: to a READONLY
+            // client, and shard channels to anyone (Redis's getNodeByQuery).
+            let replica_read = (client.readonly || shard_channels) && !writes(node, cmd, args);
             let verdict = routing.check_with(
                 &keys,
                 asking,
@@ -493,8 +495,12 @@ pub fn call(
                 v => v,
             };
             // A command for a slot served elsewhere uses up one ASKING, whether it was let in
-            // (an importing slot) or redirected.
-            if client.asking > 0 && !routing.serves(key_hash_slot(keys[0])) {
+            // (an importing slot) or redirected; inside MULTI the EXEC does (Redis keeps the
+            // flag for the whole transaction).
+            if client.asking > 0
+                && client.multi.is_none()
+                && !routing.serves(key_hash_slot(keys[0]))
+            {
                 client.asking -= 1;
             }
             if let Err(r) = verdict {
@@ -610,10 +616,7 @@ fn route_exec<'a>(
     let keys: Vec<Bytes> = m
         .queue
         .iter()
-        .filter(|(c, _)| {
-            c.cmd.flags & flags::ALL_SHARDS == 0
-                && (c.cmd.keys != (0, 0, 0) || c.cmd.keys_fn.is_some())
-        })
+        .filter(|(c, _)| c.cmd.keys != (0, 0, 0) || c.cmd.keys_fn.is_some())
         .flat_map(|(c, args)| {
             key_positions(c.cmd, args)
                 .into_iter()
@@ -624,10 +627,7 @@ fn route_exec<'a>(
     if keys.is_empty() {
         return Some(Ok(None));
     }
-    let replica_read = client.readonly
-        && m.queue
-            .iter()
-            .all(|(c, _)| c.cmd.flags & flags::READONLY != 0);
+    let replica_read = client.readonly && !m.queue.iter().any(|(c, a)| writes(node, c, a));
     let refs: SmallVec<[&[u8]; 4]> = keys.iter().map(|k| &k[..]).collect();
     let mut ks = lock_unless_script(node, None, now)?;
     let routing = node.routing();
@@ -663,6 +663,24 @@ fn route_exec<'a>(
             Err(CmdError::Msg(r.message()))
         }
     })
+}
+
+/// Whether a call writes, as Redis's cluster routing tells (is_write_command): the WRITE
+/// flag, or for a script the flags it declares (a `#!lua` script that does not say
+/// `no-writes`, a function without `no-writes`); a script without a `#!lua` line is not.
+fn writes(node: &Node, cmd: &CommandRef, args: &[Bytes]) -> bool {
+    if cmd.cmd.flags & flags::WRITE != 0 {
+        return true;
+    }
+    let Some(arg) = args.get(1) else {
+        return false;
+    };
+    match cmd.fullname.as_str() {
+        "eval" => arg.starts_with(b"#!") && !scripting::says_no_writes(arg),
+        "evalsha" => scripting::declared_writer(node, arg),
+        "fcall" => !scripting::declared_no_writes(node, true, arg),
+        _ => false,
+    }
 }
 
 /// Refuses a command before it runs (Redis's rejectCommand): a transaction it was to join

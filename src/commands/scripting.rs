@@ -846,6 +846,20 @@ pub fn declared_no_writes(node: &crate::node::Node, function: bool, name: &[u8])
     }
 }
 
+/// Whether the cached script `sha` has a `#!lua` line without `no-writes` (a declared
+/// writer). Without waiting: while a script holds the engine the answer is no.
+pub fn declared_writer(node: &crate::node::Node, sha: &[u8]) -> bool {
+    let Some(guard) = node.scripts.engine.try_lock() else {
+        return false;
+    };
+    guard.as_ref().is_some_and(|engine| {
+        engine
+            .scripts
+            .get(&String::from_utf8_lossy(sha).to_ascii_lowercase())
+            .is_some_and(|s| s.flags.shebang && !s.flags.no_writes)
+    })
+}
+
 /// A `#!lua flags=...` first line (Redis 7.0): whether it says `no-writes`, and the source to
 /// compile (the line commented out, so line numbers stay the script's).
 fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
@@ -1344,7 +1358,7 @@ impl CallCtx<'_, '_> {
                     }
                 }
                 // A READONLY caller's reads on a replica, as its own commands would be.
-                let replica_read = self.client.readonly && f & READONLY != 0;
+                let replica_read = self.client.readonly && f & WRITE == 0;
                 for &i in &pos {
                     let slot = key_hash_slot(&argv[i]);
                     if !routing.serves_for(slot, replica_read) {
