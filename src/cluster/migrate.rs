@@ -935,7 +935,9 @@ fn import_batch(
             return refuse("the sender does not serve the slot");
         }
         let mut changed = false;
+        let now = crate::commands::now_ms();
         for &s in slots.iter().filter(|_| !batch.stray) {
+            st.import_seen_ms.insert(s, now);
             if st.importing.get(&s) != Some(&sender.id) {
                 st.importing.insert(s, sender.id.clone());
                 changed = true;

@@ -747,18 +747,28 @@ impl Cluster {
             }
             if !st.manual && !st.importing.is_empty() {
                 // Automatic distribution: an import ends when its source hands the slot over
-                // (Claim), or here when the source failed, left or no longer owns the slot.
+                // (Claim), or here when the source failed, left or no longer owns the slot,
+                // or sent nothing for a long while (it gave the move up: a retried batch
+                // opens the import again).
+                let quiet_limit = (st.node_timeout_ms * 4).max(10_000);
+                let importing: Vec<u16> = st.importing.keys().copied().collect();
+                st.import_seen_ms.retain(|s, _| importing.contains(s));
+                for s in importing {
+                    st.import_seen_ms.entry(s).or_insert(now);
+                }
                 let stale: Vec<u16> = st
                     .importing
                     .iter()
                     .filter(|(s, from)| {
                         st.nodes.get(*from).is_none_or(|n| n.failed())
                             || st.slots[**s as usize].as_deref() != Some(from.as_str())
+                            || now - st.import_seen_ms[*s] > quiet_limit
                     })
                     .map(|(s, _)| *s)
                     .collect();
                 for s in stale {
                     st.importing.remove(&s);
+                    st.import_seen_ms.remove(&s);
                     st.dirty = true;
                 }
             }
@@ -1179,7 +1189,7 @@ impl Cluster {
             }
             // A master taking in slots (their keys, or a claim) is not empty, whatever its
             // key count said a moment ago: it stays one until the move is done.
-            let importing = !st.importing.is_empty() || st.slot_count(&me_id) > 0;
+            let importing = !st.importing.is_empty();
             if let Some(master) = st
                 .auto_replica_roles(keys)
                 .remove(&me_id)

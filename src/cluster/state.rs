@@ -232,6 +232,11 @@ pub struct ClusterState {
     pub slots: Vec<Option<String>>,
     pub migrating: BTreeMap<u16, String>,
     pub importing: BTreeMap<u16, String>,
+    /// Automatic distribution: when a batch of each importing slot last came (or, after a
+    /// restart, when the import was first seen). An import its source gave up on without a
+    /// word is dropped after a while (see the driver's tick), so an empty master is not kept
+    /// from becoming a replica by it for ever.
+    pub import_seen_ms: HashMap<u16, i64>,
     /// Slots this node handed to another and recorded as theirs before their claim answered:
     /// until then that node's messages may predate the claim and say nothing of the slot.
     pub handing_off: std::collections::BTreeSet<u16>,
@@ -294,6 +299,7 @@ impl ClusterState {
             slots: vec![None; SLOTS],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
+            import_seen_ms: HashMap::new(),
             handing_off: Default::default(),
             released: Default::default(),
             owner_not_claiming: Default::default(),

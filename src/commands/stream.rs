@@ -789,7 +789,19 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
     // The reply's header is written once the number of streams served is known.
     let mut body: Vec<u8> = Vec::new();
     let resp3 = ctx.out.resp3();
-    for (idx, k) in keys.iter().enumerate() {
+    // A woken client looks first at the streams that woke it, in the order they did.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    if rerun && let Some(b) = ctx.client.blocked.as_ref() {
+        let signalled = b.waiter.take_signalled();
+        order.sort_by_key(|&i| {
+            signalled
+                .iter()
+                .position(|k| *k == keys[i])
+                .unwrap_or(usize::MAX)
+        });
+    }
+    for idx in order {
+        let k = &keys[idx];
         let now = ctx.now_ms;
         // XREAD reads; XREADGROUP changes its group.
         let found = if group.is_some() {

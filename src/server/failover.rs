@@ -3,8 +3,9 @@
 //! 1. writes pause (reads go on), so the replication stream stops growing;
 //! 2. every 100 ms the master looks for a replica that acknowledged the whole stream (the one
 //!    named by `TO host port`, or any);
-//! 3. it then follows that replica (REPLICAOF) and sends it `PSYNC <replid> <offset> FAILOVER`
-//!    from where its stream to it stands: the replica becomes a master and answers as one
+//! 3. it then follows that replica (REPLICAOF) and sends it `PSYNC <stream id> <offset>
+//!    FAILOVER` from where its stream to it stands (the ID that replica's stream goes by, see
+//!    [`crate::server::replicas`]): the replica becomes a master and answers as one
 //!    (`+CONTINUE`, or a full sync);
 //! 4. writes resume (here they meet a replica: `-READONLY`).
 //!
@@ -150,7 +151,11 @@ async fn wait_for_sync(node: Arc<Node>, generation: u64) {
             take_over(&node, generation, host, port, None);
             return;
         }
-        if let Some(f) = feeds.iter().filter(matches).find(|f| f.acked == ours) {
+        if let Some(f) = feeds
+            .iter()
+            .filter(matches)
+            .find(|f| f.state == "online" && f.acked == ours)
+        {
             tracing::info!(
                 "Failover target {}:{} is synced, failing over.",
                 f.ip,
@@ -187,7 +192,17 @@ fn take_over(
     let position = match synced {
         Some((ours, ..)) if node.store.aof.repl_offset() != ours => return false,
         Some((_, stream_id, theirs)) => (stream_id, theirs as i64),
-        None => (node.replid(), FULL_SYNC_OFFSET),
+        // The target knows our stream by the ID of the stream we feed it (a Redis replica
+        // checks PSYNC FAILOVER's ID against its own).
+        None => {
+            let fed = node.replicas.list().into_iter().find(|f| {
+                f.ip.eq_ignore_ascii_case(&host) && f.port == port && !f.stream_id.is_empty()
+            });
+            (
+                fed.map_or_else(|| node.replid(), |f| f.stream_id),
+                FULL_SYNC_OFFSET,
+            )
+        }
     };
     p.in_progress = true;
     p.target = Some((host.clone(), port));

@@ -91,8 +91,8 @@ impl Upstream {
     }
 
     /// FAILOVER's last step: this master follows its replica at `host:port`, asking it to
-    /// take over (`PSYNC <replid> <offset + 1> FAILOVER`, where `replid` and `offset` are where
-    /// this node's stream to it stands, so that it continues from there).
+    /// take over (`PSYNC <id> <offset + 1> FAILOVER`, where `id` and `offset` are where this
+    /// node's stream to it stands, so that it continues from there).
     pub fn follow_for_failover(
         &self,
         node: &Arc<Node>,

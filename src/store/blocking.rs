@@ -43,9 +43,17 @@ pub struct Waiter {
     wakes: AtomicU64,
     settled: AtomicU64,
     settle: Notify,
+    /// Streams whose change woke it since its last re-run, in order ([`Blocked::signal_all`]):
+    /// a woken XREAD serves the first of them first, as Redis serves the key that woke it.
+    signalled: Mutex<Vec<Bytes>>,
 }
 
 impl Waiter {
+    /// The streams that woke it since the last call, in the order they did.
+    pub fn take_signalled(&self) -> Vec<Bytes> {
+        std::mem::take(&mut *self.signalled.lock())
+    }
+
     /// The wake-ups so far: read just before a re-run, and given to [`Waiter::settled_up_to`]
     /// after it.
     pub fn wakes(&self) -> u64 {
@@ -164,6 +172,7 @@ impl Blocked {
             wakes: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             settle: Notify::new(),
+            signalled: Mutex::new(Vec::new()),
         });
         let mut g = self.inner.lock();
         let mut distinct: Vec<Bytes> = Vec::with_capacity(keys.len());
@@ -281,6 +290,11 @@ impl Blocked {
         let g = self.inner.lock();
         if let Some(q) = g.keys.get(&db).and_then(|m| m.get(key)) {
             for w in q {
+                let mut s = w.signalled.lock();
+                if !s.iter().any(|k| &k[..] == key) {
+                    s.push(Bytes::copy_from_slice(key));
+                }
+                drop(s);
                 wake(w);
             }
         }
