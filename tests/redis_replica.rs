@@ -1457,3 +1457,47 @@ async fn approximate_trims_from_a_redis_master_are_applied() {
     assert_same_data(&mut m, &mut r, "after the trims").await;
     node.shutdown().await;
 }
+
+/// FAILOVER ... FORCE to a Redis replica that did not catch up: past the timeout the node
+/// asks it to take over by the ID of the stream it feeds it (a Redis replica checks `PSYNC
+/// <id> ... FAILOVER` against its own), and follows it with a full sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_failover_hands_over_to_a_redis_replica_behind() {
+    let (_data, ours, mut n) = loaded_master().await;
+    let (redis, mut r) = redis_replica_of(ours.resp_addr().port()).await;
+    assert_syncs_and_follows(&mut n, &mut r).await;
+    redis.signal("-STOP");
+    run(&mut n, &["SET", "unacked", "x"]).await;
+    let rport = redis.port.to_string();
+    run(
+        &mut n,
+        &[
+            "FAILOVER",
+            "TO",
+            "127.0.0.1",
+            &rport,
+            "FORCE",
+            "TIMEOUT",
+            "300",
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis.signal("-CONT");
+    let handed_over = wait_for(Duration::from_secs(20), async || {
+        role_of(&mut r).await == "master"
+            && role_of(&mut n).await == "slave"
+            && info_field(&mut n, "replication", "master_link_status").await == "up"
+    })
+    .await;
+    assert!(
+        handed_over,
+        "the forced failover went through: ours {} ({}), redis {}",
+        role_of(&mut n).await,
+        info_field(&mut n, "replication", "master_failover_state").await,
+        role_of(&mut r).await
+    );
+    run(&mut r, &["SET", "on-redis", "1"]).await;
+    assert!(arrives(&mut n, "on-redis").await);
+    ours.shutdown().await;
+}
