@@ -180,7 +180,12 @@ fn object(ctx: &mut Ctx, ks: &mut Keyspace, key: &[u8]) -> CmdResult {
         return Err(CmdError::err("no such key"));
     };
     let refcount = match e.value {
-        Value::Int(i) if (0..super::keys::OBJ_SHARED_INTEGERS).contains(&i) => i32::MAX,
+        Value::Int(i)
+            if (0..super::keys::OBJ_SHARED_INTEGERS).contains(&i)
+                && super::keys::shares_integers(ctx) =>
+        {
+            i32::MAX
+        }
         _ => 1,
     };
     // RDB's length of the value: its DUMP payload without the type byte and the footer.

@@ -215,7 +215,7 @@ pub fn randomkey(ctx: &mut Ctx, ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult
 fn rename_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], nx: bool) -> CmdResult {
     let db = ctx.client.db;
     let (src, dst) = (&args[1], &args[2]);
-    if !ks.exists(db, src)? {
+    if !ks.exists_touch(db, src)? {
         return Err(CmdError::NoSuchKey);
     }
     if src == dst {
@@ -256,7 +256,13 @@ pub fn renamenx(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 fn db_index(ctx: &Ctx, arg: &[u8]) -> Result<usize, CmdError> {
     let i = int(arg)?;
-    if i < 0 || i as usize >= ctx.node.store.databases() || i > i32::MAX as i64 {
+    // An int first (Redis's getIntFromObjectOrReply, its words), then a db.
+    if i32::try_from(i).is_err() {
+        return Err(CmdError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    if i < 0 || i as usize >= ctx.node.store.databases() {
         return Err(CmdError::DbIndexOutOfRange);
     }
     Ok(i as usize)
@@ -290,13 +296,17 @@ pub fn copy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    let mut copy = e.clone();
+    // A new object, as Redis makes: its access time is now, its LFU count the initial one.
+    let copy = crate::store::Entry::new(
+        crate::store::Sds::new(dst),
+        e.value.clone(),
+        ks.store().lru_clock(),
+    );
     let at = ks.expire_at(src_db, src)?;
     if ks.exists(dst_db, dst)? && !replace {
         ctx.out.int(0);
         return Ok(());
     }
-    copy.key = crate::store::Sds::new(dst);
     ks.put_entry(dst_db, copy, at)?;
     ctx.dirty(1);
     ctx.notify_db(dst_db, class::GENERIC, "copy_to", dst);
@@ -314,7 +324,7 @@ pub fn move_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("source and destination objects are the same"));
     }
     let key = &args[1];
-    if !ks.exists(src_db, key)? || ks.exists(dst_db, key)? {
+    if !ks.exists_touch(src_db, key)? || ks.exists(dst_db, key)? {
         ctx.out.int(0);
         return Ok(());
     }
@@ -331,6 +341,19 @@ pub fn move_(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 
 /// Integers Redis keeps as shared objects (refcount reported as INT_MAX).
 pub(crate) const OBJ_SHARED_INTEGERS: i64 = 10000;
+
+/// Whether small integers are shared objects (refcount INT_MAX): not under a maxmemory with
+/// an LRU or LFU policy, where each value needs its own access data (Redis's
+/// MAXMEMORY_FLAG_NO_SHARED_INTEGERS).
+pub(crate) fn shares_integers(ctx: &Ctx) -> bool {
+    use crate::store::evict::Policy;
+    let c = ctx.node.config.read();
+    c.maxmemory == 0
+        || !matches!(
+            Policy::parse(&c.maxmemory_policy),
+            Policy::AllKeysLru | Policy::AllKeysLfu | Policy::VolatileLru | Policy::VolatileLfu
+        )
+}
 
 pub fn object(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
@@ -367,7 +390,8 @@ pub fn object(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if eq_ic(sub, "ENCODING") {
         ctx.out.bulk(e.encoding().as_bytes());
     } else if eq_ic(sub, "REFCOUNT") {
-        let shared = matches!(e.value, Value::Int(i) if (0..OBJ_SHARED_INTEGERS).contains(&i));
+        let shared = matches!(e.value, Value::Int(i) if (0..OBJ_SHARED_INTEGERS).contains(&i))
+            && shares_integers(ctx);
         ctx.out.int(if shared { i32::MAX as i64 } else { 1 });
     } else if eq_ic(sub, "IDLETIME") {
         if lfu {
@@ -521,7 +545,7 @@ fn expire_generic(
     }
     let db = ctx.client.db;
     let key = &args[1];
-    if !ks.exists(db, key)? {
+    if !ks.exists_touch(db, key)? {
         // Nothing changed: nothing to log.
         ctx.log_as = Some(Vec::new());
         ctx.out.int(0);
@@ -605,7 +629,8 @@ pub fn pttl(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn expiretime(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, ks, args, |at, _| at / 1000)
+    // Rounded as TTL is (Redis's ttlGenericCommand).
+    ttl_generic(ctx, ks, args, |at, _| (at + 500) / 1000)
 }
 
 pub fn pexpiretime(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
@@ -720,10 +745,12 @@ pub fn restore(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     }
     let lru = ks.store().lru_clock();
     let mut e = crate::store::Entry::new(crate::store::Sds::new(key), value, lru);
-    if let Some(s) = idle {
+    // Each applies under its own kind of policy only (Redis's objectSetLRUOrLFU).
+    let lfu = ctx.node.store.lfu.is_on();
+    if let Some(s) = idle.filter(|_| !lfu) {
         e.touch(lru.saturating_sub(s.min(u32::MAX as i64) as u32));
     }
-    if let Some(f) = freq {
+    if let Some(f) = freq.filter(|_| lfu) {
         e.set_freq(f as u8);
     }
     ks.put_entry(db, e, at)?;

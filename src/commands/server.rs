@@ -58,8 +58,13 @@ pub fn swapdb(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if ctx.node.cluster.is_some() {
         return Err(CmdError::err("SWAPDB is not allowed in cluster mode"));
     }
-    let a = int_or(&args[1], CmdError::err("invalid first DB index"))?;
-    let b = int_or(&args[2], CmdError::err("invalid second DB index"))?;
+    // Indexes are ints (Redis's getIntFromObjectOrReply with these words).
+    let a = int_or(&args[1], CmdError::err("invalid first DB index"))
+        .and_then(|a| i32::try_from(a).map_err(|_| CmdError::err("invalid first DB index")))?
+        as i64;
+    let b = int_or(&args[2], CmdError::err("invalid second DB index"))
+        .and_then(|b| i32::try_from(b).map_err(|_| CmdError::err("invalid second DB index")))?
+        as i64;
     let n = ctx.node.store.databases() as i64;
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::DbIndexOutOfRange);

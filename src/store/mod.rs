@@ -931,6 +931,25 @@ impl<'a> Keyspace<'a> {
         });
     }
 
+    /// [`Keyspace::exists`] counting an access when the key is there (Redis's
+    /// lookupKeyWrite: EXPIRE, RENAME and MOVE make a key recently and frequently used), with
+    /// no hit or miss counted.
+    pub fn exists_touch(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
+        let (now, lru) = (self.now_ms, self.lru);
+        let store = self.store;
+        let s = self.shard_of(key)?;
+        if s.expire_if_needed(db, key, now, store) {
+            return Ok(false);
+        }
+        Ok(match s.dbs[db].keys.get_mut(key) {
+            Some(e) => {
+                access(e, lru, store);
+                true
+            }
+            None => false,
+        })
+    }
+
     pub fn exists(&mut self, db: usize, key: &[u8]) -> Result<bool, NotLocked> {
         let now = self.now_ms;
         let store = self.store;

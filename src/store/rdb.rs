@@ -272,8 +272,8 @@ pub fn dump(v: &Value) -> Vec<u8> {
     out
 }
 
-/// Checks a `DUMP` payload's version and checksum and returns the object part. A checksum of
-/// zero is accepted unchecked, as Redis does.
+/// Checks a `DUMP` payload's version and checksum and returns the object part (Redis 7.0's
+/// verifyDumpPayload: a zero checksum is checked like any other).
 pub fn verify_dump(payload: &[u8]) -> Result<&[u8]> {
     if payload.len() < 10 {
         return Err(RdbError::Checksum);
@@ -284,7 +284,7 @@ pub fn verify_dump(payload: &[u8]) -> Result<&[u8]> {
         return Err(RdbError::Checksum);
     }
     let want = u64::from_le_bytes(footer[2..10].try_into().expect("8 bytes"));
-    if want != 0 && crc64(0, &payload[..payload.len() - 8]) != want {
+    if crc64(0, &payload[..payload.len() - 8]) != want {
         return Err(RdbError::Checksum);
     }
     Ok(body)
@@ -1011,11 +1011,21 @@ mod tests {
         let mut p = dump(&Value::from_bytes(b"hello"));
         p[n - 10] = 11; // RDB version 11
         assert_eq!(restore(&p, &lim()).err(), Some(RdbError::Checksum));
-        // A body cut short, with a checksum of zero (not checked): a format error, no panic.
-        let mut body = vec![TYPE_LIST, 3, 1, b'a'];
-        body.extend_from_slice(&RDB_VERSION.to_le_bytes());
-        body.extend_from_slice(&[0; 8]);
+        // A zero checksum is checked like any other (Redis 7.0).
+        let mut p = dump(&Value::from_bytes(b"hello"));
+        p[n - 8..].fill(0);
+        assert_eq!(restore(&p, &lim()).err(), Some(RdbError::Checksum));
+        // A body cut short, with its checksum: a format error, no panic.
+        let body = sealed(vec![TYPE_LIST, 3, 1, b'a']);
         assert!(matches!(restore(&body, &lim()), Err(RdbError::Format(_))));
+    }
+
+    /// `body` with the version and checksum a DUMP payload ends with.
+    fn sealed(mut body: Vec<u8>) -> Vec<u8> {
+        body.extend_from_slice(&RDB_VERSION.to_le_bytes());
+        let crc = crc64(0, &body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        body
     }
 
     #[test]
@@ -1060,15 +1070,10 @@ mod tests {
     fn hostile_lengths_do_not_allocate_or_panic() {
         let mut body = vec![TYPE_SET, 0x81];
         body.extend_from_slice(&u64::MAX.to_be_bytes());
-        body.extend_from_slice(&RDB_VERSION.to_le_bytes());
-        body.extend_from_slice(&[0; 8]);
-        assert!(restore(&body, &lim()).is_err());
+        assert!(restore(&sealed(body), &lim()).is_err());
         for len in 0..40 {
             let p = dump(&Value::from_bytes(b"some value that is long enough"));
-            let mut cut = p[..len.min(p.len())].to_vec();
-            cut.extend_from_slice(&RDB_VERSION.to_le_bytes());
-            cut.extend_from_slice(&[0; 8]);
-            let _ = restore(&cut, &lim());
+            let _ = restore(&sealed(p[..len.min(p.len())].to_vec()), &lim());
         }
     }
 }
