@@ -1044,6 +1044,19 @@ async fn migration(p: &mut Pair) {
     p.same(1, &["MULTI"], "+OK").await;
     p.same(1, &["GET", "{hello}moved"], "+QUEUED").await;
     p.same(1, &["EXEC"], "*1").await;
+    p.same(1, &["GET", "{hello}moved"], "-MOVED 866").await;
+    // A transaction that ends without running (DISCARD, or EXEC with nothing keyed queued)
+    // uses the ASKING up too.
+    p.same(1, &["ASKING"], "+OK").await;
+    p.same(1, &["MULTI"], "+OK").await;
+    p.same(1, &["GET", "{hello}moved"], "+QUEUED").await;
+    p.same(1, &["DISCARD"], "+OK").await;
+    p.same(1, &["GET", "{hello}moved"], "-MOVED 866").await;
+    p.same(1, &["ASKING"], "+OK").await;
+    p.same(1, &["MULTI"], "+OK").await;
+    p.same(1, &["PING"], "+QUEUED").await;
+    p.same(1, &["EXEC"], "*1").await;
+    p.same(1, &["GET", "{hello}moved"], "-MOVED 866").await;
     // Redis's MIGRATING/IMPORTING checks on slots in this state.
     p.same(
         1,

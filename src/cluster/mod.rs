@@ -749,8 +749,9 @@ impl Cluster {
                 // Automatic distribution: an import ends when its source hands the slot over
                 // (Claim), or here when the source failed, left or no longer owns the slot,
                 // or sent nothing for a long while (it gave the move up: a retried batch
-                // opens the import again).
-                let quiet_limit = (st.node_timeout_ms * 4).max(10_000);
+                // opens the import again). Long: a source may be held up by a busy shard or
+                // one huge key, and its clients bounce between ASK and MOVED meanwhile.
+                let quiet_limit = (st.node_timeout_ms * 4).max(60_000);
                 let importing: Vec<u16> = st.importing.keys().copied().collect();
                 st.import_seen_ms.retain(|s, _| importing.contains(s));
                 for s in importing {

@@ -234,7 +234,7 @@ pub struct ClusterState {
     pub importing: BTreeMap<u16, String>,
     /// Automatic distribution: when a batch of each importing slot last came (or, after a
     /// restart, when the import was first seen). An import its source gave up on without a
-    /// word is dropped after a while (see the driver's tick), so an empty master is not kept
+    /// word is dropped after a minute or more (see the driver's tick), so an empty master is not kept
     /// from becoming a replica by it for ever.
     pub import_seen_ms: HashMap<u16, i64>,
     /// Slots this node handed to another and recorded as theirs before their claim answered:

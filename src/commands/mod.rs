@@ -350,6 +350,25 @@ pub fn call(
     out: &mut BytesMut,
     args: &[Bytes],
 ) -> After {
+    // A transaction's end (EXEC or DISCARD, whatever came of it) uses up the ASKING that
+    // preceded it (Redis's resetClient clears the flag once the client is out of MULTI).
+    let ends_transaction = client.multi.is_some()
+        && args
+            .first()
+            .is_some_and(|a| args::eq_ic(a, "exec") || args::eq_ic(a, "discard"));
+    let after = call_command(node, client, out, args);
+    if ends_transaction && after != After::ScriptBusy && client.multi.is_none() {
+        client.asking = client.asking.saturating_sub(1);
+    }
+    after
+}
+
+fn call_command(
+    node: &Arc<Node>,
+    client: &mut ClientState,
+    out: &mut BytesMut,
+    args: &[Bytes],
+) -> After {
     let now = now_ms();
     let cmd = match resolve(args) {
         Ok(c) => c,
@@ -464,7 +483,8 @@ pub fn call(
             // `cluster-allow-reads-when-down`: reads of owned slots are served, writes refused.
             // Shard channels follow their own setting only.
             let reads_when_down = !routing.ok && !shard_channels && node.cluster_reads_when_down();
-            let is_write = f & flags::WRITE != 0;
+            // (A script's declared flags count, as Redis's getCommandFlags.)
+            let is_write = writes(node, cmd, args);
             let when_down = !routing.ok
                 && if shard_channels {
                     allowed_when_down
@@ -473,9 +493,10 @@ pub fn call(
                 };
             let db = client.db;
             let asking = client.asking > 0 || f & flags::ASKING != 0;
-            // A replica serves what is not a write for its master's slots: to a READONLY
-            // client, and shard channels to anyone (Redis's getNodeByQuery).
-            let replica_read = (client.readonly || shard_channels) && !writes(node, cmd, args);
+            // A replica serves what is not a write for its master's slots to a READONLY client
+            // (Redis's getNodeByQuery). Not shard channels: SPUBLISH does not reach a shard's
+            // replicas here, so their subscribers stay with the master.
+            let replica_read = client.readonly && !shard_channels && !is_write;
             let verdict = routing.check_with(
                 &keys,
                 asking,
@@ -495,8 +516,8 @@ pub fn call(
                 v => v,
             };
             // A command for a slot served elsewhere uses up one ASKING, whether it was let in
-            // (an importing slot) or redirected; inside MULTI the EXEC does (Redis keeps the
-            // flag for the whole transaction).
+            // (an importing slot) or redirected; inside MULTI the end of the transaction does
+            // (Redis keeps the flag for the whole transaction: see `call`).
             if client.asking > 0
                 && client.multi.is_none()
                 && !routing.serves(key_hash_slot(keys[0]))
@@ -634,8 +655,7 @@ fn route_exec<'a>(
     let db = client.db;
     // A transaction of reads is served while the cluster is down when reads are.
     let reads_when_down = !routing.ok && node.cluster_reads_when_down();
-    let serve_when_down =
-        reads_when_down && !m.queue.iter().any(|(c, _)| c.cmd.flags & flags::WRITE != 0);
+    let serve_when_down = reads_when_down && !m.queue.iter().any(|(c, a)| writes(node, c, a));
     let verdict = routing.check_with(
         &refs,
         client.asking > 0,
@@ -647,9 +667,6 @@ fn route_exec<'a>(
         Err(Redirect::Down) if reads_when_down => Err(Redirect::DownReadOnly),
         v => v,
     };
-    if client.asking > 0 && !routing.serves(key_hash_slot(refs[0])) {
-        client.asking -= 1;
-    }
     Some(match verdict {
         Ok(()) => Ok(Some(ks)),
         Err(r) => {
@@ -676,9 +693,9 @@ fn writes(node: &Node, cmd: &CommandRef, args: &[Bytes]) -> bool {
         return false;
     };
     match cmd.fullname.as_str() {
-        "eval" => arg.starts_with(b"#!") && !scripting::says_no_writes(arg),
-        "evalsha" => scripting::declared_writer(node, arg),
-        "fcall" => !scripting::declared_no_writes(node, true, arg),
+        "eval" | "eval_ro" => scripting::shebang_writer(arg),
+        "evalsha" | "evalsha_ro" => scripting::declared_writer(node, false, arg),
+        "fcall" | "fcall_ro" => scripting::declared_writer(node, true, arg),
         _ => false,
     }
 }

@@ -846,18 +846,32 @@ pub fn declared_no_writes(node: &crate::node::Node, function: bool, name: &[u8])
     }
 }
 
-/// Whether the cached script `sha` has a `#!lua` line without `no-writes` (a declared
-/// writer). Without waiting: while a script holds the engine the answer is no.
-pub fn declared_writer(node: &crate::node::Node, sha: &[u8]) -> bool {
+/// Whether a script body declares it writes: a valid `#!lua` line without `no-writes` (a
+/// script without one, or with a bad one, goes by the command's flags, as Redis's).
+pub fn shebang_writer(body: &[u8]) -> bool {
+    body.starts_with(b"#!") && shebang(body).is_ok_and(|(f, _)| !f.no_writes)
+}
+
+/// Whether the cached script `sha` (EVALSHA) or the function `name` (FCALL) declares it
+/// writes (a `#!lua` line or function flags without `no-writes`), as Redis's
+/// `evalGetCommandFlags`/`fcallGetCommandFlags` tell cluster routing. Unknown, or while a
+/// script holds the engine: no (the call then finds out for itself).
+pub fn declared_writer(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
     let Some(guard) = node.scripts.engine.try_lock() else {
         return false;
     };
-    guard.as_ref().is_some_and(|engine| {
+    let Some(engine) = guard.as_ref() else {
+        return false;
+    };
+    let name = String::from_utf8_lossy(name);
+    if function {
+        super::functions::find_function(engine, &name).is_some_and(|(_, f)| !f.flags.no_writes)
+    } else {
         engine
             .scripts
-            .get(&String::from_utf8_lossy(sha).to_ascii_lowercase())
+            .get(&name.to_ascii_lowercase())
             .is_some_and(|s| s.flags.shebang && !s.flags.no_writes)
-    })
+    }
 }
 
 /// A `#!lua flags=...` first line (Redis 7.0): whether it says `no-writes`, and the source to
