@@ -296,12 +296,17 @@ pub fn copy(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    // A new object, as Redis makes: its access time is now, its LFU count the initial one.
-    let copy = crate::store::Entry::new(
+    // A new object, as Redis makes: its access time is now, its LFU count the initial one;
+    // a raw string stays raw (dupStringObject).
+    let raw = e.is_raw();
+    let mut copy = crate::store::Entry::new(
         crate::store::Sds::new(dst),
         e.value.clone(),
         ks.store().lru_clock(),
     );
+    if raw {
+        copy.set_raw();
+    }
     let at = ks.expire_at(src_db, src)?;
     if ks.exists(dst_db, dst)? && !replace {
         ctx.out.int(0);

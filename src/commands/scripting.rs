@@ -854,11 +854,12 @@ pub fn shebang_writer(body: &[u8]) -> bool {
 
 /// Whether the cached script `sha` (EVALSHA) or the function `name` (FCALL) declares it
 /// writes (a `#!lua` line or function flags without `no-writes`), as Redis's
-/// `evalGetCommandFlags`/`fcallGetCommandFlags` tell cluster routing. Unknown, or while a
-/// script holds the engine: no (the call then finds out for itself).
+/// `evalGetCommandFlags`/`fcallGetCommandFlags` tell cluster routing. Unknown: no (the call
+/// then finds out for itself). While another command holds the engine (SCRIPT LOAD, FUNCTION
+/// LIST, INFO): yes, the safe answer (a replica sends the client to the master).
 pub fn declared_writer(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
     let Some(guard) = node.scripts.engine.try_lock() else {
-        return false;
+        return true;
     };
     let Some(engine) = guard.as_ref() else {
         return false;

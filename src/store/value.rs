@@ -234,6 +234,11 @@ impl Entry {
         self.flags &= !RAW;
     }
 
+    /// Whether [`Entry::set_raw`] marked it.
+    pub fn is_raw(&self) -> bool {
+        self.flags & RAW != 0
+    }
+
     #[inline]
     pub fn touch(&mut self, lru: u32) {
         self.lru = lru;
