@@ -1312,15 +1312,17 @@ impl ClusterState {
         let my_master = self.me().replica_of.clone()?;
         // A replica of a failing master stays: it may be the one to take over.
         let master = self.nodes.get(&my_master).filter(|n| live(n))?;
-        let live_replicas = |m: &str| -> Vec<&ClusterNode> {
+        // A master's replicas that pass `ok`, in endpoint order.
+        let replicas_where = |m: &str, ok: &dyn Fn(&ClusterNode) -> bool| -> Vec<&ClusterNode> {
             let mut v: Vec<&ClusterNode> = self
                 .nodes
                 .values()
-                .filter(|n| n.replica_of.as_deref() == Some(m) && !n.is_master() && live(n))
+                .filter(|n| n.replica_of.as_deref() == Some(m) && !n.is_master() && ok(n))
                 .collect();
             v.sort_by_key(|n| n.endpoint.sort_key());
             v
         };
+        let live_replicas = |m: &str| replicas_where(m, &live);
         let serving = |m: &&ClusterNode| {
             m.id != my_master && live(m) && m.is_master() && self.slot_count(&m.id) > 0
         };
@@ -1337,21 +1339,14 @@ impl ClusterState {
         if missing > 0 {
             // Counted as the cluster agrees (FAIL, not PFAIL): a replica briefly suspected by
             // one node must not make a second one leave its shard there.
-            let agreed_replicas = |m: &str| -> Vec<&ClusterNode> {
-                let mut v: Vec<&ClusterNode> = self
-                    .nodes
-                    .values()
-                    .filter(|n| {
-                        n.replica_of.as_deref() == Some(m) && !n.is_master() && self.auto_live(n)
-                    })
-                    .collect();
-                v.sort_by_key(|n| n.endpoint.sort_key());
-                v
-            };
             let mut excess: Vec<&ClusterNode> = auto
                 .shards
                 .iter()
-                .flat_map(|m| agreed_replicas(&m.id).into_iter().skip(r))
+                .flat_map(|m| {
+                    replicas_where(&m.id, &|n| self.auto_live(n))
+                        .into_iter()
+                        .skip(r)
+                })
                 .collect();
             excess.sort_by_key(|n| n.endpoint.sort_key());
             if excess.iter().take(missing).any(|n| n.id == self.myself) {

@@ -648,14 +648,15 @@ fn route_exec<'a>(
     if keys.is_empty() {
         return Some(Ok(None));
     }
-    let replica_read = client.readonly && !m.queue.iter().any(|(c, a)| writes(node, c, a));
+    let queue_writes = m.queue.iter().any(|(c, a)| writes(node, c, a));
+    let replica_read = client.readonly && !queue_writes;
     let refs: SmallVec<[&[u8]; 4]> = keys.iter().map(|k| &k[..]).collect();
     let mut ks = lock_unless_script(node, None, now)?;
     let routing = node.routing();
     let db = client.db;
     // A transaction of reads is served while the cluster is down when reads are.
     let reads_when_down = !routing.ok && node.cluster_reads_when_down();
-    let serve_when_down = reads_when_down && !m.queue.iter().any(|(c, a)| writes(node, c, a));
+    let serve_when_down = reads_when_down && !queue_writes;
     let verdict = routing.check_with(
         &refs,
         client.asking > 0,

@@ -819,60 +819,70 @@ fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }
 
+/// What a script body's `#!lua` line says of writes: `Some(no_writes)`, or None without a
+/// valid one (such a script goes by the command's flags, as Redis's).
+fn shebang_no_writes(body: &[u8]) -> Option<bool> {
+    if !body.starts_with(b"#!") {
+        return None;
+    }
+    shebang(body).ok().map(|(f, _)| f.no_writes)
+}
+
 /// Whether a script's `#!lua` line declares `no-writes` (CLIENT PAUSE WRITE lets it run).
 pub fn says_no_writes(body: &[u8]) -> bool {
-    body.starts_with(b"#!") && shebang(body).is_ok_and(|(f, _)| f.no_writes)
+    shebang_no_writes(body) == Some(true)
 }
 
-/// Whether the cached script `sha` (EVALSHA) or the function `name` (FCALL) declares
-/// `no-writes`, as Redis's `evalGetCommandFlags`/`fcallGetCommandFlags` tell CLIENT PAUSE
-/// WRITE. Without waiting: while a script holds the engine the answer is no (the caller would
-/// wait for that script anyway).
-pub fn declared_no_writes(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
-    let Some(guard) = node.scripts.engine.try_lock() else {
-        return false;
-    };
-    let Some(engine) = guard.as_ref() else {
-        return false;
-    };
-    let name = String::from_utf8_lossy(name);
-    if function {
-        super::functions::find_function(engine, &name).is_some_and(|(_, f)| f.flags.no_writes)
-    } else {
-        engine
-            .scripts
-            .get(&name.to_ascii_lowercase())
-            .is_some_and(|s| s.flags.shebang && s.flags.no_writes)
-    }
-}
-
-/// Whether a script body declares it writes: a valid `#!lua` line without `no-writes` (a
-/// script without one, or with a bad one, goes by the command's flags, as Redis's).
+/// Whether a script body declares it writes: a valid `#!lua` line without `no-writes`.
 pub fn shebang_writer(body: &[u8]) -> bool {
-    body.starts_with(b"#!") && shebang(body).is_ok_and(|(f, _)| !f.no_writes)
+    shebang_no_writes(body) == Some(false)
 }
 
-/// Whether the cached script `sha` (EVALSHA) or the function `name` (FCALL) declares it
-/// writes (a `#!lua` line or function flags without `no-writes`), as Redis's
-/// `evalGetCommandFlags`/`fcallGetCommandFlags` tell cluster routing. Unknown: no (the call
-/// then finds out for itself). While another command holds the engine (SCRIPT LOAD, FUNCTION
-/// LIST, INFO): yes, the safe answer (a replica sends the client to the master).
-pub fn declared_writer(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
+/// What the cached script `sha` (EVALSHA) or the function `name` (FCALL) declares of writes,
+/// as Redis's `evalGetCommandFlags`/`fcallGetCommandFlags` read it, without waiting.
+enum Declared {
+    /// Another command holds the engine.
+    Busy,
+    /// Unknown, or a script without a `#!lua` line: the command's own flags stand.
+    Nothing,
+    /// Declared flags: whether they say `no-writes`.
+    NoWrites(bool),
+}
+
+fn declared(node: &crate::node::Node, function: bool, name: &[u8]) -> Declared {
     let Some(guard) = node.scripts.engine.try_lock() else {
-        return true;
+        return Declared::Busy;
     };
     let Some(engine) = guard.as_ref() else {
-        return false;
+        return Declared::Nothing;
     };
     let name = String::from_utf8_lossy(name);
-    if function {
-        super::functions::find_function(engine, &name).is_some_and(|(_, f)| !f.flags.no_writes)
+    let no_writes = if function {
+        super::functions::find_function(engine, &name).map(|(_, f)| f.flags.no_writes)
     } else {
         engine
             .scripts
             .get(&name.to_ascii_lowercase())
-            .is_some_and(|s| s.flags.shebang && !s.flags.no_writes)
-    }
+            .filter(|s| s.flags.shebang)
+            .map(|s| s.flags.no_writes)
+    };
+    no_writes.map_or(Declared::Nothing, Declared::NoWrites)
+}
+
+/// Whether the script or function declares `no-writes` (CLIENT PAUSE WRITE lets it run).
+/// While another command holds the engine: no (the caller would wait for it anyway).
+pub fn declared_no_writes(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
+    matches!(declared(node, function, name), Declared::NoWrites(true))
+}
+
+/// Whether the script or function declares it writes (cluster routing). Unknown: no (the
+/// call then finds out for itself). While another command holds the engine (SCRIPT LOAD,
+/// FUNCTION LIST, INFO): yes, the safe answer (a replica sends the client to the master).
+pub fn declared_writer(node: &crate::node::Node, function: bool, name: &[u8]) -> bool {
+    matches!(
+        declared(node, function, name),
+        Declared::Busy | Declared::NoWrites(false)
+    )
 }
 
 /// A `#!lua flags=...` first line (Redis 7.0): whether it says `no-writes`, and the source to
