@@ -72,6 +72,19 @@ on_both!(
 
 const NIL_ARRAY: &str = "*-1\r\n";
 
+/// Consumer alice of group g waits for new entries of stream s.
+const ALICE_WAITS_ON_S: &[&[u8]] = &[
+    b"XREADGROUP",
+    b"GROUP",
+    b"g",
+    b"alice",
+    b"BLOCK",
+    b"0",
+    b"STREAMS",
+    b"s",
+    b">",
+];
+
 /// Redis serves the clients a push woke before it replies to the push, transitively: the
 /// pusher's next command sees them served (Redis's "Linked LMOVEs"), even pipelined behind the
 /// push. Repeated, since an order that holds by luck would hold only sometimes.
@@ -463,18 +476,7 @@ async fn xreadgroup_waiters_learn_that_their_stream_is_gone(addr: SocketAddr) {
                 .await,
             "+OK\r\n"
         );
-        a.send(&[
-            b"XREADGROUP",
-            b"GROUP",
-            b"g",
-            b"alice",
-            b"BLOCK",
-            b"0",
-            b"STREAMS",
-            b"s",
-            b">",
-        ])
-        .await;
+        a.send(ALICE_WAITS_ON_S).await;
         blocked(addr, 1).await;
         for cmd in way {
             b.cmd(cmd).await;
@@ -771,18 +773,7 @@ async fn a_woken_stream_reader_is_served_even_when_the_new_entries_are_gone(addr
 
     // A group's reader, the entry deleted in the same transaction.
     assert_eq!(b.cmd(&["XGROUP", "CREATE", "s", "g", "$"]).await, "+OK\r\n");
-    a.send(&[
-        b"XREADGROUP",
-        b"GROUP",
-        b"g",
-        b"alice",
-        b"BLOCK",
-        b"0",
-        b"STREAMS",
-        b"s",
-        b">",
-    ])
-    .await;
+    a.send(ALICE_WAITS_ON_S).await;
     blocked(addr, 1).await;
     assert_eq!(b.cmd(&["MULTI"]).await, "+OK\r\n");
     b.cmd(&["XADD", "s", "3-1", "f", "x"]).await;

@@ -271,24 +271,7 @@ async fn loaded_master() -> (
 async fn a_redis_replica_syncs_and_follows_the_stream() {
     let (_data, node, mut m) = loaded_master().await;
     let port = node.resp_addr().port();
-
-    // A replica writes the file it receives to its dir: a directory of its own.
-    let rdir = tempfile::tempdir().unwrap();
-    let rpath = rdir.path().to_str().unwrap().to_string();
-    let replica = RedisServer::start_with(
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &port.to_string(),
-            "--dir",
-            &rpath,
-            "--enable-debug-command",
-            "yes",
-        ],
-        Some(rdir),
-    )
-    .await;
-    let mut r = conn(replica.port).await;
+    let (replica, mut r) = redis_replica_of(port).await;
     assert_syncs_and_follows(&mut m, &mut r).await;
     let libs: Vec<redis::Value> = redis::cmd("FUNCTION")
         .arg("LIST")
@@ -637,15 +620,25 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
 /// A redis-server for a node to follow (DEBUG on, for digests), and a connection to it. A
 /// master writes the file for a replica to its dir: a directory of its own.
 async fn redis_master() -> (RedisServer, MultiplexedConnection) {
-    let mdir = tempfile::tempdir().unwrap();
-    let mpath = mdir.path().to_str().unwrap().to_string();
-    let master = RedisServer::start_with(
-        &["--dir", &mpath, "--enable-debug-command", "yes"],
-        Some(mdir),
-    )
-    .await;
-    let m = conn(master.port).await;
-    (master, m)
+    redis_in_own_dir(&[]).await
+}
+
+/// A redis-server replica of the node, in a directory of its own (a replica writes the file
+/// it receives to its dir).
+async fn redis_replica_of(port: u16) -> (RedisServer, MultiplexedConnection) {
+    redis_in_own_dir(&["--replicaof", "127.0.0.1", &port.to_string()]).await
+}
+
+/// A redis-server with DEBUG enabled, `extra` settings and a directory of its own, and a
+/// connection to it.
+async fn redis_in_own_dir(extra: &[&str]) -> (RedisServer, MultiplexedConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let mut args = vec!["--dir", &path, "--enable-debug-command", "yes"];
+    args.extend_from_slice(extra);
+    let server = RedisServer::start_with(&args, Some(dir)).await;
+    let c = conn(server.port).await;
+    (server, c)
 }
 
 /// The other way: a node follows a redis-server master (REPLICAOF host port), the way to move a
@@ -1328,27 +1321,6 @@ async fn acked_by(c: &mut MultiplexedConnection, replicas: i64) -> bool {
         n >= replicas
     })
     .await
-}
-
-/// A redis-server replica of the node, in a directory of its own.
-async fn redis_replica_of(port: u16) -> (RedisServer, MultiplexedConnection) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap().to_string();
-    let server = RedisServer::start_with(
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &port.to_string(),
-            "--dir",
-            &path,
-            "--enable-debug-command",
-            "yes",
-        ],
-        Some(dir),
-    )
-    .await;
-    let c = conn(server.port).await;
-    (server, c)
 }
 
 /// Two Redis replicas of the node, synced at different points: the later one is promoted
