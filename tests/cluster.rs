@@ -3242,7 +3242,57 @@ fn replicas_get_functions_and_streams_by_the_stream_and_by_a_full_sync() {
 /// A replica routes as Redis's: SETSLOT is for masters; what is not a write is served for its
 /// master's slots to a READONLY client (a script without a `#!lua` line, a transaction of
 /// reads and PINGs); a declared writer script is sent on. Its `cluster_my_epoch` is its
-/// master's. (Shard channels stay with the master here: SPUBLISH does not reach replicas.)
+/// master's.
+/// Shard channels live on the whole shard, as in Redis 7.0: a replica serves SSUBSCRIBE and
+/// SPUBLISH for its master's slots without READONLY (keys stay MOVED), and an SPUBLISH made on
+/// any node of the shard reaches the subscribers of the others over the bus, once.
+#[test]
+fn shard_messages_reach_the_masters_replicas_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, replicas) = master_with_replicas(dir.path(), &[&[], &[]]);
+    let all: Vec<&ClusterNode> = std::iter::once(&m).chain(&replicas).collect();
+    // Every node knows both replicas as its shard's (gossip), not only the ones it met.
+    for n in &all {
+        assert!(
+            wait(Duration::from_secs(20), || {
+                cli(n.port, &["CLUSTER", "NODES"]).matches("slave").count() == 2
+            }),
+            "{}",
+            cli(n.port, &["CLUSTER", "NODES"])
+        );
+    }
+    let ch = "{news}.sports";
+    let mut subs: Vec<Wire> = all
+        .iter()
+        .map(|n| {
+            let mut w = Wire::connect(n.port);
+            w.send(&["SSUBSCRIBE", ch]);
+            w.expect(&frame(&["ssubscribe", ch], Some(1)));
+            w
+        })
+        .collect();
+    // Keys on a replica are still its master's without READONLY.
+    let mut reader = Wire::connect(replicas[0].port);
+    reader.send(&["GET", ch]);
+    let slot = cli(m.port, &["CLUSTER", "KEYSLOT", ch]);
+    reader.expect(format!("-MOVED {slot} 127.0.0.1:{}\r\n", m.port).as_bytes());
+    for (from, n) in all.iter().enumerate() {
+        let text = format!("from-{from}");
+        // The reply counts this node's receivers, as Redis's.
+        assert_eq!(cli(n.port, &["SPUBLISH", ch, &text]), "1");
+        for s in subs.iter_mut() {
+            s.expect(&frame(&["smessage", ch, &text], None));
+        }
+    }
+    for s in subs.iter_mut() {
+        s.expect_quiet();
+    }
+    assert_eq!(
+        cli(replicas[1].port, &["PUBSUB", "SHARDNUMSUB", ch]),
+        format!("{ch}\n1")
+    );
+}
+
 #[test]
 fn a_replica_routes_reads_and_refuses_setslot_as_redis() {
     use common::resp::Conn;
@@ -3274,8 +3324,6 @@ fn a_replica_routes_reads_and_refuses_setslot_as_redis() {
         let moved = c.cmd(&["GET", "k"]).await;
         assert!(moved.starts_with("-MOVED"), "{moved}");
         assert_eq!(c.cmd(&["READONLY"]).await, "+OK\r\n");
-        let moved = c.cmd(&["SPUBLISH", "ch", "m"]).await;
-        assert!(moved.starts_with("-MOVED"), "shard channels: {moved}");
         assert_eq!(
             c.cmd(&["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"])
                 .await,

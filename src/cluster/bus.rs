@@ -638,7 +638,9 @@ impl ClusterBus for BusService {
         c.stats.traffic.received(MessageType::Publish, &batch);
         let now = crate::commands::now_ms();
         for m in &batch.messages {
-            self.node.pubsub.deliver_remote(&m.channel, &m.message, now);
+            self.node
+                .pubsub
+                .deliver_remote(&m.channel, &m.message, m.shard, now);
         }
         Ok(Response::new(pb::Ack {}))
     }
@@ -808,8 +810,8 @@ const BATCH_OVERHEAD: usize = 1024;
 type Chunk = Arc<[pb::PublishedMessage]>;
 
 /// Pub/Sub in a cluster, for as long as the node runs: broadcasts this node's PUBLISHes to every
-/// other node (Redis Cluster sends PUBLISH to all nodes on its bus), and unsubscribes the shard
-/// channels of slots this node no longer serves.
+/// other node (Redis Cluster sends PUBLISH to all nodes on its bus) and its SPUBLISHes to the
+/// rest of its shard, and unsubscribes the shard channels of slots its shard no longer serves.
 pub async fn run_pubsub(node: Arc<Node>) {
     let Some(cluster) = node.cluster.clone() else {
         return;
@@ -823,9 +825,9 @@ pub async fn run_pubsub(node: Arc<Node>) {
     );
 }
 
-/// Hands each PUBLISH to every other node's queue. Each peer has its own queue and sending
-/// task, so a slow or unreachable peer delays only itself, and receives the messages in
-/// publish order.
+/// Hands each PUBLISH to every other node's queue, and each SPUBLISH to the queues of this
+/// node's shard. Each peer has its own queue and sending task, so a slow or unreachable peer
+/// delays only itself, and receives the messages in publish order.
 async fn broadcast_publishes(
     node: &Arc<Node>,
     cluster: &Arc<Cluster>,
@@ -847,8 +849,20 @@ async fn broadcast_publishes(
         }
         let targets = cluster.publish_targets();
         // A peer gone from the table loses its queue, which ends its task.
-        peers.retain(|addr, _| targets.contains(addr));
-        for addr in targets {
+        peers.retain(|addr, _| targets.iter().any(|(a, _)| a == addr));
+        // What a node outside this shard gets: the chunk without its shard messages.
+        let mut unsharded: Option<Chunk> = None;
+        for (addr, same_shard) in targets {
+            let chunk = if same_shard || !chunk.iter().any(|m| m.shard) {
+                chunk.clone()
+            } else {
+                let c = unsharded
+                    .get_or_insert_with(|| chunk.iter().filter(|m| !m.shard).cloned().collect());
+                if c.is_empty() {
+                    continue;
+                }
+                c.clone()
+            };
             let queue = peers.entry(addr.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(PEER_CHUNKS);
                 senders.spawn(send_publishes(node.clone(), cluster.clone(), addr, rx));
@@ -892,6 +906,7 @@ fn next_chunk(
             messages.push(pb::PublishedMessage {
                 channel: m.channel,
                 message: m.payload,
+                shard: m.shard,
             });
         }
         if messages.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
@@ -970,13 +985,27 @@ fn chunk_bytes(c: &[pb::PublishedMessage]) -> usize {
 
 impl Cluster {
     /// Bus addresses a PUBLISH goes to: every other node we have heard from that is not
-    /// failing (Redis skips nodes in handshake and without a link).
-    fn publish_targets(&self) -> Vec<String> {
+    /// failing (Redis skips nodes in handshake and without a link), each with whether it is of
+    /// this node's shard (this node's master, or a replica of it or of this node's master),
+    /// which an SPUBLISH also goes to (Redis's clusterGetNodesServingMySlots).
+    fn publish_targets(&self) -> Vec<(String, bool)> {
         let st = self.state.lock();
+        let me = st.me();
+        let primary = match me.replica_of.as_deref() {
+            Some(m) if !me.is_master() => m,
+            _ => st.myself.as_str(),
+        };
         st.nodes
             .values()
             .filter(|n| n.id != st.myself && n.seen && !n.failed())
-            .map(|n| format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port))
+            .map(|n| {
+                let same_shard =
+                    n.id == primary || (!n.is_master() && n.replica_of.as_deref() == Some(primary));
+                (
+                    format!("{}:{}", n.endpoint.ip, n.endpoint.bus_port),
+                    same_shard,
+                )
+            })
             .collect()
     }
 }
@@ -995,6 +1024,6 @@ async fn drop_moved_shard_channels(node: &Arc<Node>) {
         }
         let routing = node.routing();
         node.pubsub
-            .drop_unserved_slots(|slot| routing.serves(slot), crate::commands::now_ms());
+            .drop_unserved_slots(|slot| routing.shard_serves(slot), crate::commands::now_ms());
     }
 }

@@ -144,6 +144,13 @@ impl Routing {
                 && self.owner.get(slot as usize) == Some(&self.my_master))
     }
 
+    /// Whether this node's shard serves `slot`: this node, or its master when it is a replica.
+    /// Shard channels live on the whole shard (Redis 7.0 delivers SPUBLISH to the master and
+    /// its replicas, and lets a replica serve SSUBSCRIBE for its master's slots).
+    pub fn shard_serves(&self, slot: u16) -> bool {
+        self.serves_for(slot, true)
+    }
+
     /// Whether `slot` is open here: migrating from this node or importing into it. MIGRATE is
     /// served locally then, whatever its keys (Redis's getNodeByQuery).
     pub fn is_open(&self, slot: u16) -> bool {

@@ -27,13 +27,13 @@ fn cluster<'a>(ctx: &Ctx<'a>) -> Result<&'a Cluster, CmdError> {
         .ok_or_else(|| CmdError::err("This instance has cluster support disabled"))
 }
 
-/// Redis 7.0 unsubscribes the shard channels of the slots a node stops serving as the command
-/// runs (the cluster bus catches what gossip changes).
+/// Redis 7.0 unsubscribes the shard channels of the slots a node's shard stops serving as the
+/// command runs (the cluster bus catches what gossip changes).
 fn drop_lost_shard_channels(ctx: &Ctx) {
     let routing = ctx.node.routing();
     ctx.node
         .pubsub
-        .drop_unserved_slots(|s| routing.serves(s), ctx.now_ms);
+        .drop_unserved_slots(|s| routing.shard_serves(s), ctx.now_ms);
 }
 
 fn slot_arg(a: &[u8]) -> Result<u16, CmdError> {

@@ -493,10 +493,10 @@ fn call_command(
                 };
             let db = client.db;
             let asking = client.asking > 0 || f & flags::ASKING != 0;
-            // A replica serves what is not a write for its master's slots to a READONLY client
-            // (Redis's getNodeByQuery). Not shard channels: SPUBLISH does not reach a shard's
-            // replicas here, so their subscribers stay with the master.
-            let replica_read = client.readonly && !shard_channels && !is_write;
+            // A replica serves what is not a write for its master's slots to a READONLY client,
+            // and shard channel commands to any client (Redis's getNodeByQuery): SPUBLISH
+            // reaches the whole shard over the bus.
+            let replica_read = (client.readonly || shard_channels) && !is_write;
             let verdict = routing.check_with(
                 &keys,
                 asking,

@@ -170,7 +170,10 @@ fn propagate_to_replicas(ctx: &mut Ctx, args: &[Bytes]) {
 }
 
 pub fn spublish(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
-    let n = ctx.node.pubsub.spublish(&args[1], &args[2], ctx.now_ms);
+    let n = ctx
+        .node
+        .pubsub
+        .spublish_in_shard(&args[1], &args[2], ctx.now_ms);
     propagate_to_replicas(ctx, args);
     ctx.out.int(n as i64);
     Ok(())

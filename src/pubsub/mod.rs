@@ -14,8 +14,8 @@
 //! Shard channels (SSUBSCRIBE/SPUBLISH) are kept per hash slot, so that when the cluster moves a
 //! slot away its subscribers can be dropped in one step ([`PubSub::remove_slot`]). In a cluster,
 //! a client's PUBLISH also leaves through the outbox ([`PubSub::open_outbox`]) for the cluster
-//! bus to broadcast, and messages published on other nodes enter through
-//! [`PubSub::deliver_remote`].
+//! bus to broadcast (an SPUBLISH, to the rest of its shard), and messages published on other
+//! nodes enter through [`PubSub::deliver_remote`].
 
 pub mod notify;
 
@@ -504,11 +504,13 @@ impl ClientSubs {
 
 type Subscribers = Vec<Arc<Subscriber>>;
 
-/// A PUBLISH made on this node, on its way to the other nodes of the cluster.
+/// A PUBLISH (or SPUBLISH, `shard`) made on this node, on its way to the other nodes of the
+/// cluster (SPUBLISH: to the other nodes of this node's shard).
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub channel: Bytes,
     pub payload: Bytes,
+    pub shard: bool,
 }
 
 /// The node's registry of who listens to what.
@@ -739,22 +741,38 @@ impl PubSub {
     /// for the bus to deliver on every other node. Returns the deliveries made here, as Redis
     /// Cluster's PUBLISH does.
     pub fn publish_everywhere(&self, channel: &[u8], payload: &[u8], now_ms: i64) -> usize {
-        if let Some(outbox) = self.outbox.get() {
-            let m = Outgoing {
-                channel: Bytes::copy_from_slice(channel),
-                payload: Bytes::copy_from_slice(payload),
-            };
-            if outbox.try_send(m).is_err() {
-                let dropped = self.outbox_dropped.fetch_add(1, Ordering::Relaxed);
-                if dropped.is_multiple_of(10_000) {
-                    tracing::warn!(
-                        dropped = dropped + 1,
-                        "cluster bus is behind: PUBLISH not sent to the other nodes"
-                    );
-                }
+        self.send_out(channel, payload, false);
+        self.publish(channel, payload, now_ms)
+    }
+
+    /// A client's SPUBLISH: delivered here as [`PubSub::spublish`] does, and, in a cluster,
+    /// queued for the bus to deliver on the other nodes of this node's shard (its master or
+    /// replicas: Redis 7.0's clusterPropagatePublish). Returns the deliveries made here.
+    pub fn spublish_in_shard(&self, channel: &[u8], payload: &[u8], now_ms: i64) -> usize {
+        self.send_out(channel, payload, true);
+        self.spublish(channel, payload, now_ms)
+    }
+
+    /// Queues a message for the cluster bus (clustered nodes only; at most once: a full
+    /// outbox drops it, with a warning now and then).
+    fn send_out(&self, channel: &[u8], payload: &[u8], shard: bool) {
+        let Some(outbox) = self.outbox.get() else {
+            return;
+        };
+        let m = Outgoing {
+            channel: Bytes::copy_from_slice(channel),
+            payload: Bytes::copy_from_slice(payload),
+            shard,
+        };
+        if outbox.try_send(m).is_err() {
+            let dropped = self.outbox_dropped.fetch_add(1, Ordering::Relaxed);
+            if dropped.is_multiple_of(10_000) {
+                tracing::warn!(
+                    dropped = dropped + 1,
+                    "cluster bus is behind: PUBLISH not sent to the other nodes"
+                );
             }
         }
-        self.publish(channel, payload, now_ms)
     }
 
     /// Opens the queue [`PubSub::publish_everywhere`] fills, for the cluster bus to drain;
@@ -790,10 +808,20 @@ impl PubSub {
         subs.len()
     }
 
-    /// The seam for the cluster bus: a PUBLISH made on another node, delivered to this node's
-    /// subscribers (channels and patterns) exactly as a local PUBLISH would be.
-    pub fn deliver_remote(&self, channel: &[u8], payload: &[u8], now_ms: i64) -> usize {
-        self.publish(channel, payload, now_ms)
+    /// The seam for the cluster bus: a PUBLISH (`shard`: SPUBLISH) made on another node,
+    /// delivered to this node's subscribers exactly as a local one would be.
+    pub fn deliver_remote(
+        &self,
+        channel: &[u8],
+        payload: &[u8],
+        shard: bool,
+        now_ms: i64,
+    ) -> usize {
+        if shard {
+            self.spublish(channel, payload, now_ms)
+        } else {
+            self.publish(channel, payload, now_ms)
+        }
     }
 
     /// The cluster moved `slot` away: its shard channels' subscribers get `sunsubscribe` and
