@@ -1031,6 +1031,58 @@ async fn migration(p: &mut Pair) {
         .await;
     p.same(1, &["CLUSTER", "COUNTKEYSINSLOT", "866"], ":1")
         .await;
+    // A script's calls are routed as the caller's own commands (scriptVerifyClusterState): a
+    // key the source no longer has is not local there, and the target serves a script's
+    // calls under the caller's ASKING only.
+    let non_local = "-ERR Script attempted to access a non local key in a cluster node";
+    p.same(
+        0,
+        &["EVAL", "return redis.call('GET', '{hello}here')", "0"],
+        "$1",
+    )
+    .await;
+    p.same(
+        0,
+        &["EVAL", "return redis.call('GET', '{hello}gone')", "0"],
+        non_local,
+    )
+    .await;
+    p.same(
+        0,
+        &["EVAL", "return redis.call('SET', '{hello}gone', 'v')", "0"],
+        non_local,
+    )
+    .await;
+    p.same(
+        0,
+        &[
+            "EVAL",
+            "return redis.call('GET', KEYS[1])",
+            "1",
+            "{hello}gone",
+        ],
+        "-ASK 866",
+    )
+    .await;
+    p.same(
+        1,
+        &["EVAL", "return redis.call('GET', '{hello}moved')", "0"],
+        non_local,
+    )
+    .await;
+    p.same(1, &["ASKING"], "+OK").await;
+    let set = "return redis.call('SET', KEYS[1], 'by-script')";
+    p.same(1, &["EVAL", set, "1", "{hello}scripted"], "+OK")
+        .await;
+    p.same(1, &["ASKING"], "+OK").await;
+    // (A key missing here next to one that is here: TRYAGAIN inside, so not local.)
+    let del_two = "return redis.call('DEL', KEYS[1], '{hello}moved2')";
+    p.same(1, &["EVAL", del_two, "1", "{hello}scripted"], non_local)
+        .await;
+    p.same(1, &["ASKING"], "+OK").await;
+    let del = "return redis.call('DEL', KEYS[1])";
+    p.same(1, &["EVAL", del, "1", "{hello}scripted"], ":1")
+        .await;
     // One key named twice is one key; ASKING holds for a whole transaction.
     p.same(1, &["ASKING"], "+OK").await;
     p.same(1, &["MGET", "{hello}gone", "{hello}gone"], "*2")

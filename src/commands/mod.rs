@@ -454,16 +454,14 @@ fn call_command(
     // (Commands that hold every shard, SORT_RO's included, are routed by their keys too.)
     let keyed = clustered && (cmd.cmd.keys != (0, 0, 0) || cmd.cmd.keys_fn.is_some());
     let mut routed = None;
+    client.asked = false;
     if clustered && keyed {
         let pos = key_positions(cmd.cmd, args);
         if !pos.is_empty() {
             let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
-            // Shard channels are not keys: a migrating slot's channels stay with its owner
-            // until the slot moves, so they never cause ASK or TRYAGAIN, and by default they
-            // are served while the cluster is down (as Redis 7.0). The setting is read before
-            // the shard locks are taken.
-            let shard_channels = f & flags::PUBSUB != 0;
-            let allowed_when_down = shard_channels
+            // Shard channels are served while the cluster is down by default (as Redis 7.0).
+            // The setting is read before the shard locks are taken.
+            let allowed_when_down = f & flags::PUBSUB != 0
                 && node
                     .config
                     .read()
@@ -480,30 +478,17 @@ fn call_command(
             // it lets go, so this view cannot be older than the keys it guards. (A view read
             // before the lock may predate a whole move that ran while we waited.)
             let routing = node.routing();
-            // `cluster-allow-reads-when-down`: reads of owned slots are served, writes refused.
-            // Shard channels follow their own setting only.
-            let reads_when_down = !routing.ok && !shard_channels && node.cluster_reads_when_down();
-            // (A script's declared flags count, as Redis's getCommandFlags.)
-            let is_write = writes(node, cmd, args);
-            let when_down = !routing.ok
-                && if shard_channels {
-                    allowed_when_down
-                } else {
-                    reads_when_down && !is_write
-                };
-            let db = client.db;
             let asking = client.asking > 0 || f & flags::ASKING != 0;
-            // A replica serves what is not a write for its master's slots to a READONLY client,
-            // and shard channel commands to any client (Redis's getNodeByQuery): SPUBLISH
-            // reaches the whole shard over the bus.
-            let replica_read = (client.readonly || shard_channels) && !is_write;
-            let verdict = routing.check_with(
-                &keys,
+            // (A script's declared flags count, as Redis's getCommandFlags.)
+            let query = Query {
+                keys: &keys,
+                flags: f,
+                is_write: writes(node, cmd, args),
                 asking,
-                |k| shard_channels || held_here(&mut ks, db, k),
-                when_down,
-                replica_read,
-            );
+                readonly: client.readonly,
+                shard_when_down: allowed_when_down,
+            };
+            let verdict = route_keys(node, &routing, &mut ks, client.db, &query);
             // MIGRATE moves keys freely while their slot is open (Redis's getNodeByQuery): the
             // redirections for keys missing here or served elsewhere do not apply to it.
             let verdict = match verdict {
@@ -512,9 +497,11 @@ fn call_command(
                 {
                     Ok(())
                 }
-                Err(Redirect::Down) if reads_when_down && is_write => Err(Redirect::DownReadOnly),
                 v => v,
             };
+            // A script's calls route as the script did (Redis copies the caller's ASKING
+            // and READONLY onto the script's client).
+            client.asked = asking;
             // A command for a slot served elsewhere uses up one ASKING, whether it was let in
             // (an importing slot) or redirected; inside MULTI the end of the transaction does
             // (Redis keeps the flag for the whole transaction: see `call`).
@@ -617,6 +604,55 @@ fn lock_unless_script<'a>(
 /// move even when absent (the target's copy may be stale: see `Shard::pinned`).
 fn held_here(ks: &mut Keyspace, db: usize, key: &[u8]) -> bool {
     ks.peek(db, key).ok().flatten().is_some() || (db == 0 && ks.is_pinned(key))
+}
+
+/// A command's keys and what routing needs to know of it and its client (see [`route_keys`]).
+pub(crate) struct Query<'q> {
+    pub keys: &'q [&'q [u8]],
+    /// The command's flags ([`flags::PUBSUB`]: its keys are shard channels).
+    pub flags: u32,
+    /// A write by Redis's is_write_command (a script's declared flags count).
+    pub is_write: bool,
+    pub asking: bool,
+    pub readonly: bool,
+    /// `cluster-allow-pubsubshard-when-down`.
+    pub shard_when_down: bool,
+}
+
+/// Whether a command with these keys runs on this node (Redis's getNodeByQuery), once their
+/// shards are held (`ks`): for a client's command and for each call a script makes.
+pub(crate) fn route_keys(
+    node: &Node,
+    routing: &crate::cluster::routing::Routing,
+    ks: &mut Keyspace,
+    db: usize,
+    q: &Query,
+) -> Result<(), Redirect> {
+    // Shard channels are not keys: a migrating slot's channels stay with its owner until the
+    // slot moves, so they never cause ASK or TRYAGAIN.
+    let shard_channels = q.flags & flags::PUBSUB != 0;
+    // `cluster-allow-reads-when-down`: reads of owned slots are served, writes refused.
+    // Shard channels follow their own setting only.
+    let reads_when_down = !routing.ok && !shard_channels && node.cluster_reads_when_down();
+    let when_down = !routing.ok
+        && if shard_channels {
+            q.shard_when_down
+        } else {
+            reads_when_down && !q.is_write
+        };
+    // A replica serves what is not a write for its master's slots to a READONLY client, and
+    // shard channel commands to any client: SPUBLISH reaches the whole shard over the bus.
+    let replica_read = (q.readonly || shard_channels) && !q.is_write;
+    match routing.check_with(
+        q.keys,
+        q.asking,
+        |k| shard_channels || held_here(ks, db, k),
+        when_down,
+        replica_read,
+    ) {
+        Err(Redirect::Down) if reads_when_down && q.is_write => Err(Redirect::DownReadOnly),
+        v => v,
+    }
 }
 
 /// Routes EXEC by the keys of every queued command (Redis's getNodeByQuery over the

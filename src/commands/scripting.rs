@@ -35,6 +35,7 @@ use super::flags::*;
 use super::list::numkeys_positions;
 use super::table::{Command, KeySpec, NO_KEYS, cmd, container};
 use super::{After, Ctx};
+use crate::cluster::routing::Redirect;
 use crate::cluster::slots::key_hash_slot;
 use crate::resp::Reply;
 use crate::resp::writer::fmt_g;
@@ -1365,43 +1366,57 @@ impl CallCtx<'_, '_> {
         if f & DENYOOM != 0 && self.oom && !self.scripts.wrote.load(Ordering::Relaxed) {
             return Err(CmdError::Oom.to_string());
         }
-        if self.node.cluster.is_some() {
+        // Each call is routed as the caller's own command would be (Redis's
+        // scriptVerifyClusterState runs getNodeByQuery with the caller's ASKING and READONLY):
+        // a key of a migrating slot that moved already, or of an importing slot without
+        // ASKING, is not local. Commands from a master or the log are obeyed.
+        if self.node.cluster.is_some() && !self.client.obeyed {
             let pos = super::key_positions(cmd.cmd, argv);
             if !pos.is_empty() {
+                let keys: Vec<&[u8]> = pos.iter().map(|&i| &argv[i][..]).collect();
+                let query = super::Query {
+                    keys: &keys,
+                    flags: f,
+                    is_write: f & WRITE != 0,
+                    asking: self.client.asked || self.client.asking > 0,
+                    readonly: self.client.readonly,
+                    shard_when_down: self
+                        .node
+                        .config
+                        .read()
+                        .get_bool("cluster.allow-pubsubshard-when-down"),
+                };
                 let routing = self.node.routing();
-                // A cluster that is down, as Redis's scriptVerifyClusterState: nothing, or
-                // reads only with cluster-allow-reads-when-down.
-                if !routing.ok {
-                    if !self.node.cluster_reads_when_down() {
+                let db = self.client.db;
+                match super::route_keys(self.node, &routing, self.ks, db, &query) {
+                    Ok(()) => {}
+                    Err(Redirect::DownReadOnly) => {
+                        return Err("ERR Script attempted to execute a write command while the cluster is down and readonly".into());
+                    }
+                    Err(Redirect::Down) => {
                         return Err(
                             "ERR Script attempted to execute a command while the cluster is down"
                                 .into(),
                         );
                     }
-                    if f & WRITE != 0 {
-                        return Err("ERR Script attempted to execute a write command while the cluster is down and readonly".into());
-                    }
-                }
-                // A READONLY caller's reads on a replica, as its own commands would be.
-                let replica_read = self.client.readonly && f & WRITE == 0;
-                for &i in &pos {
-                    let slot = key_hash_slot(&argv[i]);
-                    if !routing.serves_for(slot, replica_read) {
+                    Err(_) => {
                         return Err(
                             "ERR Script attempted to access a non local key in a cluster node"
                                 .into(),
                         );
                     }
-                    if self.cross_slot {
-                        continue;
+                }
+                let slot = key_hash_slot(keys[0]);
+                match self.slot {
+                    _ if self.cross_slot => {}
+                    None => self.slot = Some(slot),
+                    Some(s) if s != slot => {
+                        return Err(
+                            "ERR Script attempted to access keys that do not hash to the same slot"
+                                .into(),
+                        );
                     }
-                    match self.slot {
-                        None => self.slot = Some(slot),
-                        Some(s) if s != slot => {
-                            return Err("ERR Script attempted to access keys that do not hash to the same slot".into());
-                        }
-                        Some(_) => {}
-                    }
+                    Some(_) => {}
                 }
             }
         }

@@ -328,6 +328,9 @@ pub struct ClientState {
     /// two requests, so another task's command can come in between). A command for a slot
     /// this node owns, or with no key, leaves them.
     pub asking: u8,
+    /// The command running now was routed under ASKING (the script it runs routes its calls
+    /// so too: Redis copies the caller's ASKING onto the script's client).
+    pub asked: bool,
     /// READONLY: reads may be served by a replica.
     pub readonly: bool,
     /// Set while a blocking command waits for its keys (see `commands::blocking`).
@@ -409,6 +412,7 @@ impl ClientState {
             multi: None,
             monitor: false,
             asking: 0,
+            asked: false,
             readonly: false,
             blocked: None,
             still_blocked: false,
