@@ -639,8 +639,9 @@ fn setslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         .get(4)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .unwrap_or_default();
-    let keys_here = ks.count_keys_in_slot(slot);
-    c.change(|st| -> CmdResult {
+    // The slot's shard stays locked from the count to the change: a write landing between
+    // them would leave a key in a slot handed away.
+    let held = ks.with_slot_count_held(slot, |keys_here| c.change(|st| -> CmdResult {
         let me = st.myself.clone();
         let mine = st.slots[slot as usize].as_deref() == Some(me.as_str());
         // Redis's checks, in Redis's order: the slot's owner first, then the node.
@@ -700,7 +701,8 @@ fn setslot(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         }
         st.dirty = true;
         Ok(())
-    })?;
+    }));
+    held.unwrap_or_else(|| Err(CmdError::err("slot busy, try again")))?;
     drop_lost_shard_channels(ctx);
     ctx.out.ok();
     Ok(())

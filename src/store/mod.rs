@@ -785,6 +785,16 @@ impl<'a> Keyspace<'a> {
         sizes
     }
 
+    /// Runs `f` with the key count of `slot` (pinned keys included, as
+    /// [`Store::with_slot_counts_locked`]) while its shard stays locked, so no write can put a
+    /// key in the slot before `f` is done (CLUSTER SETSLOT NODE hands an empty slot away).
+    /// None if the shard could not be had (see [`Keyspace::with_shard`]).
+    pub fn with_slot_count_held<R>(&mut self, slot: u16, f: impl FnOnce(u32) -> R) -> Option<R> {
+        self.with_shard(shard_of_slot(slot), |s| {
+            f(s.slot_counts[slot as usize % SLOTS_PER_SHARD] + s.pinned.in_slot(slot))
+        })
+    }
+
     /// [`Store::count_keys_in_slot`], through this view.
     pub fn count_keys_in_slot(&mut self, slot: u16) -> u32 {
         self.with_shard(shard_of_slot(slot), |s| {
