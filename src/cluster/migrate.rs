@@ -509,13 +509,22 @@ fn move_slots(
 ) -> Result<(usize, u64), Stop> {
     let cluster = node.cluster.as_ref().expect("migrator runs in a cluster");
     // Keep the slots that are still ours, mark them migrating, and find the target's address.
+    // Once an operator has taken over (a manual slot command), queued automatic moves do not
+    // start, and a slot an operator set migrating is left to the operator. (A move already
+    // under way finishes: stopping it would strand the keys already sent.)
     let (slots, addr) = {
         let mut st = cluster.state.lock();
+        if st.manual {
+            return Err(Stop::NotOurs);
+        }
         let me = st.myself.clone();
         let slots: Vec<u16> = group
             .iter()
             .copied()
-            .filter(|&s| st.slots[s as usize].as_deref() == Some(me.as_str()))
+            .filter(|&s| {
+                st.slots[s as usize].as_deref() == Some(me.as_str())
+                    && st.migrating.get(&s).is_none_or(|t| t == to)
+            })
             .collect();
         let Some(addr) = super::Cluster::addr_of(&st, to) else {
             return Err(Stop::NotOurs);
@@ -531,7 +540,7 @@ fn move_slots(
         (slots, addr)
     };
     let client =
-        client_for(rt, clients, cluster, &addr).map_err(|why| abandon(node, &slots, why))?;
+        client_for(rt, clients, cluster, &addr).map_err(|why| abandon(node, &slots, to, why))?;
     let group = ShardGroup::new(&slots);
     let secret = cluster.cfg.secret.clone();
     let mut moved = 0u64;
@@ -542,7 +551,7 @@ fn move_slots(
     let mut cursor = 0u64;
     loop {
         if node.shutdown.is_cancelled() {
-            return Err(abandon(node, &slots, "shutting down".into()));
+            return Err(abandon(node, &slots, to, "shutting down".into()));
         }
         let batch_started = Instant::now();
         let mut ks = node
@@ -554,7 +563,7 @@ fn move_slots(
         // serves. Its pins stay (see `abandon`).
         if let Some(why) = still_moving(cluster, &slots, to) {
             drop(ks);
-            return Err(abandon(node, &slots, why));
+            return Err(abandon(node, &slots, to, why));
         }
         let mut keys = group.next_keys(&mut ks, &mut cursor);
         // Pinned keys go in every batch until they settle: as records if held here, else as
@@ -792,7 +801,7 @@ fn move_slots(
                 }
             };
             if let Some(Stop::Abandoned(why)) = verdict {
-                return Err(abandon(node, &slots, why));
+                return Err(abandon(node, &slots, to, why));
             }
             // Jittered, so two nodes that keep meeting on the same shard fall out of step.
             let jitter = rand::random_range(0..=backoff.as_millis() as u64);
@@ -845,11 +854,14 @@ fn still_moving(cluster: &super::Cluster, slots: &[u16], to: &str) -> Option<Str
 
 /// Rolls a move back: the slots stay here (unless another node won them meanwhile) and are no
 /// longer migrating.
-fn abandon(node: &Node, slots: &[u16], why: String) -> Stop {
+/// A slot an operator set migrating elsewhere meanwhile (CLUSTER SETSLOT) keeps that state.
+fn abandon(node: &Node, slots: &[u16], to: &str, why: String) -> Stop {
     if let Some(cluster) = &node.cluster {
         let mut st = cluster.state.lock();
         for s in slots {
-            st.migrating.remove(s);
+            if st.migrating.get(s).is_some_and(|t| t == to) {
+                st.migrating.remove(s);
+            }
             st.claiming.remove(s);
         }
         st.dirty = true;
