@@ -71,13 +71,14 @@ pub fn category_index(name: &str) -> Option<usize> {
     CATEGORIES.iter().position(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// The table entries of a category, top-level commands and subcommands, in table order.
+/// The table entries of a category, top-level commands and subcommands, in table order. A
+/// container (CONFIG, CLIENT, ...) is `@slow` as Redis's implicit categories make it.
 pub fn commands_in_category(cat: usize) -> impl Iterator<Item = &'static CommandRef> {
     let masks = category_masks();
     table()
         .all
         .iter()
-        .filter(move |c| c.cmd.handler.is_some() && masks[c.id] & (1 << cat) != 0)
+        .filter(move |c| masks[c.id] & (1 << cat) != 0)
 }
 
 /// The SHA-256 of a password, in lower-case hex (how Redis stores and shows them).
@@ -423,12 +424,11 @@ impl Selector {
         }
     }
 
+    /// Redis's ACLSetSelectorCommandBitsForCategory: each entry of the category, a container
+    /// with all its subcommands.
     fn change_category(&mut self, cat: usize, allow: bool) {
-        let masks = category_masks();
-        for c in table().all.iter() {
-            if c.cmd.handler.is_some() && masks[c.id] & (1 << cat) != 0 {
-                self.change(c, allow);
-            }
+        for c in commands_in_category(cat) {
+            self.change(c, allow);
         }
     }
 
@@ -510,6 +510,8 @@ impl Selector {
                         offset += 1;
                         break;
                     }
+                    // (`%R` alone is an empty pattern, as in Redis.)
+                    None => break,
                     _ => return Err(SYNTAX),
                 }
                 offset += 1;
@@ -557,9 +559,10 @@ impl Selector {
                 "Deprecation warning: Allowing a first arg of an otherwise blocked command is a misuse of ACL and may get disabled in the future (offender: +{})",
                 String::from_utf8_lossy(name)
             );
-            let sub = String::from_utf8_lossy(sub).to_lowercase();
+            // Kept as written, compared ignoring case (Redis's ACLAddAllowedFirstArg).
+            let sub = String::from_utf8_lossy(sub).into_owned();
             let list = self.firstargs.entry(c.id).or_default();
-            if !list.contains(&sub) {
+            if !list.iter().any(|a| a.eq_ignore_ascii_case(&sub)) {
                 list.push(sub);
             }
         } else {

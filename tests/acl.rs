@@ -414,6 +414,115 @@ async fn denials_are_logged() {
     node.shutdown().await;
 }
 
+/// Rules Redis takes as written: `%R` without a pattern, a first argument's case.
+#[tokio::test]
+async fn rules_taken_as_written_match_redis() {
+    assert_same_as_redis(
+        1,
+        &[
+            c(0, "ACL SETUSER u %R"),
+            c(0, "ACL GETUSER u"),
+            c(0, "ACL SETUSER u2 -@all +select|Abc +select|aBC"),
+            c(0, "ACL GETUSER u2"),
+            c(0, "ACL LIST"),
+        ],
+    )
+    .await;
+}
+
+/// What one server answers to HELLO on a connection that has not authenticated, once no
+/// password is required any more (a password was when it started over with RESET), and
+/// whether a name HELLO set before its refusal stays.
+async fn hello_story(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut admin = Conn::connect(addr).await;
+    let mut c = Conn::connect(addr).await;
+    let mut seen = Vec::new();
+    admin
+        .call_str(&["CONFIG", "SET", "requirepass", "sekret"])
+        .await;
+    seen.push(c.call_str(&["RESET"]).await);
+    seen.push(c.call_str(&["GET", "k"]).await);
+    seen.push(admin.call_str(&["CONFIG", "SET", "requirepass", ""]).await);
+    seen.push(c.call_str(&["GET", "k"]).await);
+    seen.push(c.call_str(&["HELLO", "2", "SETNAME", "early"]).await);
+    seen.push(c.call_str(&["AUTH", "default", "anything"]).await);
+    seen.push(c.call_str(&["CLIENT", "GETNAME"]).await);
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_needs_an_authenticated_connection_as_in_redis() {
+    let redis = common::redis_server::RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    let want = hello_story(redis.addr()).await;
+    assert!(want[4].starts_with("-NOAUTH"), "{want:?}");
+    assert_eq!(hello_story(node.resp_addr()).await, want);
+    node.shutdown().await;
+}
+
+/// What one server answers: each category's commands as a sorted set (Redis lists them in
+/// its dictionary's order), and the context of an AUTH failure that EXEC ran.
+async fn categories_and_auth_context(addr: std::net::SocketAddr) -> (Vec<String>, String) {
+    let mut conn = Conn::connect(addr).await;
+    let cats = conn.call_str(&["ACL", "CAT"]).await;
+    let mut seen = Vec::new();
+    for cat in cats
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.starts_with(['*', '$']))
+    {
+        let reply = conn.call_str(&["ACL", "CAT", cat]).await;
+        let mut names: Vec<&str> = reply
+            .split("\r\n")
+            .filter(|l| !l.is_empty() && !l.starts_with(['*', '$']))
+            .collect();
+        names.sort_unstable();
+        seen.push(format!("{cat}: {}", names.join(" ")));
+    }
+    conn.call_str(&["ACL", "SETUSER", "bob", "on", ">pw"]).await;
+    conn.call_str(&["MULTI"]).await;
+    conn.call_str(&["AUTH", "bob", "wrong"]).await;
+    conn.call_str(&["EXEC"]).await;
+    let log = conn.call_str(&["ACL", "LOG", "1"]).await;
+    let context = log
+        .split("\r\ncontext\r\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").nth(1))
+        .unwrap_or("<none>")
+        .to_string();
+    (seen, context)
+}
+
+/// ACL CAT lists containers in `@slow` (Redis's implicit category), and an AUTH run by EXEC
+/// is logged in the "multi" context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn categories_and_the_log_context_of_auth_in_exec_match_redis() {
+    let redis = common::redis_server::RedisServer::start().await;
+    let node = common::start_node(&[]).await;
+    let want = categories_and_auth_context(redis.addr()).await;
+    let got = categories_and_auth_context(node.resp_addr()).await;
+    assert_eq!(want.1, "multi");
+    assert_eq!(got.1, want.1, "the context of AUTH inside EXEC");
+    // Our own commands (CLUSTER DRAIN) are left out: Redis has no entry for them.
+    let redis_has: std::collections::HashSet<&str> = want
+        .0
+        .iter()
+        .flat_map(|line| line.split(' ').skip(1))
+        .collect();
+    assert_eq!(got.0.len(), want.0.len());
+    for (g, w) in got.0.iter().zip(&want.0) {
+        let ours: Vec<&str> = g
+            .split(' ')
+            .enumerate()
+            .filter(|&(i, name)| i == 0 || redis_has.contains(name))
+            .map(|(_, name)| name)
+            .collect();
+        // SCRIPT DEBUG (Lua's debugger) is not implemented: README says so.
+        let theirs: Vec<&str> = w.split(' ').filter(|&n| n != "script|debug").collect();
+        assert_eq!(ours.join(" "), theirs.join(" "));
+    }
+    node.shutdown().await;
+}
+
 /// `requirepass` is the default user's password, as in Redis.
 #[tokio::test]
 async fn requirepass_is_the_default_users_password() {

@@ -95,7 +95,8 @@ fn check_password(ctx: &mut Ctx, command: &[u8], user: Option<&[u8]>, pass: &[u8
             Ok(())
         }
         None => {
-            let context = if ctx.client.multi.is_some() {
+            // (AUTH runs inside a transaction only when EXEC runs it.)
+            let context = if ctx.client.in_exec {
                 crate::acl::Context::Multi
             } else {
                 crate::acl::Context::TopLevel
@@ -142,7 +143,6 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         }
         proto = Some(v);
     }
-    let mut setname = None;
     let mut it = ArgIter::new(args, 2);
     while let Some(a) = it.next_arg() {
         if eq_ic(a, "AUTH") && it.remaining() >= 2 {
@@ -150,9 +150,10 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             let pass = it.value()?.clone();
             check_password(ctx, &args[0], Some(&user), &pass)?;
         } else if eq_ic(a, "SETNAME") && it.remaining() >= 1 {
+            // Named at once, as Redis's: a later option's failure leaves the name set.
             let name = it.value()?.clone();
             validate_name(&name)?;
-            setname = Some(name);
+            *ctx.client.info.name.lock() = (!name.is_empty()).then_some(name);
         } else {
             return Err(CmdError::err(format!(
                 "Syntax error in HELLO option '{}'",
@@ -160,13 +161,12 @@ pub fn hello(ctx: &mut Ctx, _ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
             )));
         }
     }
-    if ctx.client.needs_auth(ctx.node) {
+    // Redis asks whether this connection authenticated (or started with no password to
+    // give), not whether a password is required now.
+    if !ctx.client.authenticated {
         return Err(CmdError::Msg(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
         ));
-    }
-    if let Some(name) = setname {
-        *ctx.client.info.name.lock() = (!name.is_empty()).then_some(name);
     }
     if let Some(p) = proto {
         ctx.client.set_resp3(p == 3);
