@@ -35,12 +35,13 @@
 //! Stray keys, those of a slot another node owns found here (an interrupted move whose target
 //! dropped the slot, or two clusters merged by a MEET), are pushed to the slot's owner the same
 //! way, without any slot changing hands: the owner adds the keys it does not have (its own copy
-//! wins), and they are deleted here once it acknowledged them. So every key ends on exactly one
+//! wins), and they are deleted here once it acknowledged them (if they did not change
+//! meanwhile: the shard is not held for the round trip). So every key ends on exactly one
 //! node, the one that serves it.
 //!
 //! This runs on a plain thread with its own small runtime because the shard lock (a
-//! `parking_lot` mutex) is held across some RPCs (a held batch, stray pushes), which an async
-//! task may not do.
+//! `parking_lot` mutex) is held across an RPC (a held batch, for at most [`HELD_CALL`]), which
+//! an async task may not do.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -437,6 +438,10 @@ fn push_strays(
             return Ok(pushed);
         }
         let (records, sent, bytes) = encode_keys(&mut ks, &keys);
+        let copies: Vec<(Vec<u8>, i64)> = records
+            .iter()
+            .map(|r| (r.value.clone(), r.expire_at_ms))
+            .collect();
         let batch = pb::TransferBatch {
             sender: Some(my_header(cluster)),
             slots: group.ranges.clone(),
@@ -445,19 +450,31 @@ fn push_strays(
             stray: true,
             seq: cluster.migrator.batch_seq(),
         };
+        // The shard is let go for the round trip: its other slots' clients would wait for it.
+        // Clients are not served these slots here (another node owns them), so the keys
+        // hardly change meanwhile; one that did (a replayed write, expiry) stays for the next
+        // pass.
+        drop(ks);
         let mut c = client.clone();
         let traffic = &cluster.stats.traffic;
         traffic.sent(MessageType::Transfer, &batch);
-        // The shard stays locked for the round trip, so no key changes between copy and delete
-        // (clients are not served these slots here anyway: another node owns them).
         let reply =
             rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
         if let Ok(r) = &reply {
             traffic.received(MessageType::Transfer, r.get_ref());
         }
+        let mut ks = node
+            .store
+            .lock_shard(group.shard, crate::commands::now_ms());
         let why = match reply {
             Ok(r) if r.get_ref().accepted => {
                 // As a replay of the MOVED record does: deleted and unpinned.
+                let sent: Vec<Vec<u8>> = sent
+                    .into_iter()
+                    .zip(&copies)
+                    .filter(|(k, (value, at))| unchanged(&mut ks, k, value, *at))
+                    .map(|(k, _)| k)
+                    .collect();
                 for k in &sent {
                     let _ = ks.settle_moved(k);
                 }
@@ -492,6 +509,9 @@ fn push_strays(
 /// A key that changed here this many times while on its way goes next in a batch that holds
 /// the shard for its round trip, so even a key written all the time moves.
 const UNHELD_TRIES: u32 = 2;
+/// How long a batch that holds the shard may wait for its answer: every client of the shard's
+/// slots waits as long. One that takes longer fails, and the keys go unheld again.
+const HELD_CALL: Duration = Duration::from_secs(1);
 
 /// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
 ///
@@ -703,8 +723,15 @@ fn move_slots(
             let mut c = client.clone();
             let traffic = &cluster.stats.traffic;
             traffic.sent(MessageType::Transfer, &batch);
-            let reply =
-                rt.block_on(async { c.transfer(bus::with_secret(batch, secret.as_deref())).await });
+            let reply = rt.block_on(async {
+                let call = c.transfer(bus::with_secret(batch, secret.as_deref()));
+                if !hold {
+                    return call.await;
+                }
+                tokio::time::timeout(HELD_CALL, call)
+                    .await
+                    .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("held too long")))
+            });
             if let Ok(r) = &reply {
                 traffic.received(MessageType::Transfer, r.get_ref());
             }
@@ -762,9 +789,19 @@ fn move_slots(
                     backoff = Duration::from_millis(50);
                     continue;
                 }
-                // The batch may have been applied: its keys stay pinned and go again.
-                Ok(r) => Err(format!("batch refused: {}", r.get_ref().reason)),
-                Err(e) => Err(format!("batch failed: {}", e.message())),
+                // The batch may have been applied: its keys stay pinned and go again (unheld:
+                // the shard is not held again for a target that did not answer in time).
+                failed => {
+                    if hold {
+                        for k in sent.iter().chain(&deleted) {
+                            tries.remove(k);
+                        }
+                    }
+                    match failed {
+                        Ok(r) => Err(format!("batch refused: {}", r.get_ref().reason)),
+                        Err(e) => Err(format!("batch failed: {}", e.message())),
+                    }
+                }
             }
         };
         if let Err(why) = outcome {
