@@ -224,7 +224,10 @@ impl Node {
         match (&self.cluster, self.upstream.link()) {
             (Some(c), _) => c.repl.replid(),
             (None, Some(l)) if !l.replid.lock().is_empty() => l.replid.lock().clone(),
-            (None, _) => self.run_id.clone(),
+            (None, _) => self
+                .upstream
+                .own_replid()
+                .unwrap_or_else(|| self.run_id.clone()),
         }
     }
 

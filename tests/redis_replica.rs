@@ -1473,3 +1473,148 @@ async fn a_forced_failover_hands_over_to_a_redis_replica_behind() {
     assert!(arrives(&mut n, "on-redis").await);
     ours.shutdown().await;
 }
+
+/// A master that answers the replication handshake, announces a 1000-byte file and sends 10
+/// bytes of it, then holds the connection for as long as the test runs: a replica stays in
+/// its transfer. Returns the port it listens on.
+async fn stalling_master() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = BufReader::new(rd);
+                let mut line = String::new();
+                loop {
+                    // One command: `*N`, then N bulk strings.
+                    line.clear();
+                    if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let Some(n) = line.trim().strip_prefix('*').and_then(|n| n.parse().ok())
+                    else {
+                        continue;
+                    };
+                    let mut args: Vec<String> = Vec::new();
+                    for _ in 0..n {
+                        line.clear();
+                        rd.read_line(&mut line).await.unwrap();
+                        let len: usize = line.trim()[1..].parse().unwrap();
+                        let mut arg = vec![0; len + 2];
+                        rd.read_exact(&mut arg).await.unwrap();
+                        args.push(String::from_utf8_lossy(&arg[..len]).to_uppercase());
+                    }
+                    let reply: &[u8] = match args[0].as_str() {
+                        "PING" => b"+PONG\r\n",
+                        "PSYNC" => {
+                            let id = "a".repeat(40);
+                            let head = format!("+FULLRESYNC {id} 0\r\n$1000\r\nREDIS0009\x01");
+                            wr.write_all(head.as_bytes()).await.unwrap();
+                            // Held: the rest of the file never comes.
+                            std::future::pending::<()>().await;
+                            return;
+                        }
+                        _ => b"+OK\r\n",
+                    };
+                    wr.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// What `INFO replication` says of one server's link as it follows a master that is not
+/// there, then one stuck in the middle of its file, then none (its replication ID parts from
+/// the one it had).
+async fn link_story(c: &mut MultiplexedConnection, dead: u16, stalling: u16) -> Vec<String> {
+    let mut seen = Vec::new();
+    let fields = [
+        "master_link_status",
+        "master_sync_in_progress",
+        "master_sync_total_bytes",
+        "master_sync_read_bytes",
+        "master_sync_left_bytes",
+        "master_sync_perc",
+        "master_sync_last_io_seconds_ago",
+        "master_link_down_since_seconds",
+    ];
+    let before = info_field(c, "replication", "master_replid").await;
+    run(c, &["REPLICAOF", "127.0.0.1", &dead.to_string()]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for f in fields {
+        seen.push(format!("{f}:{}", info_field(c, "replication", f).await));
+    }
+    run(c, &["REPLICAOF", "127.0.0.1", &stalling.to_string()]).await;
+    let mut reading = false;
+    for _ in 0..100 {
+        if info_field(c, "replication", "master_sync_read_bytes").await == "10" {
+            reading = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reading, "the replica never got into the transfer");
+    for f in fields {
+        seen.push(format!("{f}:{}", info_field(c, "replication", f).await));
+    }
+    run(c, &["REPLICAOF", "NO", "ONE"]).await;
+    let after = info_field(c, "replication", "master_replid").await;
+    seen.push(format!(
+        "a new replication id after REPLICAOF NO ONE: {}",
+        after != before && after.len() == 40 && after != "a".repeat(40)
+    ));
+    seen
+}
+
+/// A replica's link in `INFO replication` as Redis shows it: how long it has been down
+/// (-1 before it was ever up), a full sync's progress while the file arrives, and a
+/// replication ID of its own after REPLICAOF NO ONE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicas_link_and_transfer_show_in_info_as_in_redis() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stalling = stalling_master().await;
+    let (_redis, mut rc) = redis_in_own_dir(&[]).await;
+    let want = link_story(&mut rc, dead, stalling).await;
+    assert!(
+        want.contains(&"master_sync_total_bytes:1000".to_string()),
+        "{want:?}"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
+    let mut ours = conn(node.resp_addr().port()).await;
+    assert_eq!(link_story(&mut ours, dead, stalling).await, want);
+
+    // Down after being up: counted from when the link went.
+    let (master, _m) = redis_master().await;
+    let port = master.port.to_string();
+    run(&mut ours, &["REPLICAOF", "127.0.0.1", &port]).await;
+    let up = wait_for(Duration::from_secs(20), async || {
+        info_field(&mut ours, "replication", "master_link_status").await == "up"
+    })
+    .await;
+    assert!(up, "the link to the master never came up");
+    assert_eq!(
+        info_field(&mut ours, "replication", "master_link_down_since_seconds").await,
+        "",
+        "no down time while the link is up"
+    );
+    drop(master);
+    let down = wait_for(Duration::from_secs(20), async || {
+        info_field(&mut ours, "replication", "master_link_status").await == "down"
+    })
+    .await;
+    assert!(down, "the link stayed up without a master");
+    let since: i64 = info_field(&mut ours, "replication", "master_link_down_since_seconds")
+        .await
+        .parse()
+        .unwrap();
+    assert!((0..20).contains(&since), "{since}");
+    node.shutdown().await;
+}

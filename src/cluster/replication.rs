@@ -52,6 +52,8 @@ pub struct Replication {
     // A replica's side.
     /// The stream from the master is open and the full copy arrived.
     pub link_up: AtomicBool,
+    /// When the link went down after being up (0: up, or never up).
+    pub down_since_ms: AtomicI64,
     /// This node holds a full copy of its current master's data (a replica that never synced
     /// never takes over).
     pub synced: AtomicBool,
@@ -111,6 +113,20 @@ pub struct FeedState {
 }
 
 impl Replication {
+    /// The stream from the master is up (INFO's link status; the down time is reset).
+    fn link_established(&self) {
+        self.link_up.store(true, Ordering::Relaxed);
+        self.down_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// The stream from the master ended; if it was up, it is down from now on.
+    fn link_lost(&self) {
+        if self.link_up.swap(false, Ordering::Relaxed) {
+            self.down_since_ms
+                .store(crate::commands::now_ms(), Ordering::Relaxed);
+        }
+    }
+
     /// This node's replication ID (see the field).
     pub fn replid(&self) -> String {
         let mut id = self.replid.lock();
@@ -615,7 +631,9 @@ pub async fn run(node: Arc<Node>) {
         };
         let wait = match target {
             None => {
+                // A master: the next link (as a replica again) starts with no down time.
                 repl.link_up.store(false, Ordering::Relaxed);
+                repl.down_since_ms.store(0, Ordering::Relaxed);
                 Duration::from_millis(100)
             }
             Some((master, addr)) => {
@@ -657,7 +675,7 @@ pub async fn run(node: Arc<Node>) {
                         tracing::debug!(master = %master, "replication link to {addr}: {e}");
                     }
                 }
-                repl.link_up.store(false, Ordering::Relaxed);
+                repl.link_lost();
                 repl.sync_in_progress.store(false, Ordering::Relaxed);
                 pause
             }
@@ -828,7 +846,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
             node.store.aof.mirror(Bytes::new(), frame.offset);
             repl.sync_in_progress.store(false, Ordering::Relaxed);
             repl.synced.store(true, Ordering::Relaxed);
-            repl.link_up.store(true, Ordering::Relaxed);
+            repl.link_established();
             repl.partial_syncs.fetch_add(1, Ordering::Relaxed);
             *repl.synced_from.lock() = Some(master.to_string());
             tracing::info!(master = %master, offset = frame.offset, "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization");
@@ -858,7 +876,7 @@ async fn link(node: &Arc<Node>, master: &str, addr: &str) -> Result<(), String> 
             repl.offset.store(frame.offset, Ordering::Relaxed);
             repl.sync_in_progress.store(false, Ordering::Relaxed);
             repl.synced.store(true, Ordering::Relaxed);
-            repl.link_up.store(true, Ordering::Relaxed);
+            repl.link_established();
             repl.full_syncs.fetch_add(1, Ordering::Relaxed);
             *repl.synced_from.lock() = Some(master.to_string());
             tracing::info!(master = %master, records = loaded, "MASTER <-> REPLICA sync: Finished with success");

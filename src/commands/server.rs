@@ -733,6 +733,10 @@ struct MasterLink<'a> {
     last_io_ms: i64,
     syncing: bool,
     offset: u64,
+    /// When the link went down after being up (0: never, or up now).
+    down_since_ms: i64,
+    /// A full sync's file (over Redis's protocol): (length or -1, bytes read, last read ms).
+    transfer: Option<(i64, u64, i64)>,
 }
 
 /// The lines of a replica's role, from `role:slave` to `replica_announced`.
@@ -752,6 +756,31 @@ fn replica_lines(o: &mut InfoText, m: MasterLink, now_ms: i64) {
     o.kv("master_sync_in_progress", &u8::from(m.syncing));
     o.kv("slave_read_repl_offset", &m.offset);
     o.kv("slave_repl_offset", &m.offset);
+    if let Some((size, read, last_io_ms)) = m.transfer.filter(|_| m.syncing) {
+        o.kv("master_sync_total_bytes", &size);
+        o.kv("master_sync_read_bytes", &read);
+        o.kv("master_sync_left_bytes", &(size - read as i64));
+        let perc = if size > 0 {
+            read as f64 / size as f64 * 100.0
+        } else {
+            0.0
+        };
+        o.kv("master_sync_perc", &format!("{perc:.2}"));
+        o.kv(
+            "master_sync_last_io_seconds_ago",
+            &((now_ms - last_io_ms).max(0) / 1000),
+        );
+    }
+    if !m.up {
+        o.kv(
+            "master_link_down_since_seconds",
+            &if m.down_since_ms > 0 {
+                (now_ms - m.down_since_ms).max(0) / 1000
+            } else {
+                -1
+            },
+        );
+    }
     o.kv("slave_priority", &100);
     o.kv("slave_read_only", &1);
     o.kv("replica_announced", &1);
@@ -796,6 +825,12 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
                 last_io_ms: link.last_io_ms.load(Ordering::Relaxed),
                 syncing: *link.state.lock() == "sync",
                 offset,
+                down_since_ms: link.down_since_ms.load(Ordering::Relaxed),
+                transfer: Some((
+                    link.transfer_size.load(Ordering::Relaxed),
+                    link.transfer_read.load(Ordering::Relaxed),
+                    link.transfer_last_io_ms.load(Ordering::Relaxed),
+                )),
             },
             now_ms,
         );
@@ -831,6 +866,8 @@ fn replication_section(o: &mut InfoText, node: &crate::node::Node, now_ms: i64) 
                     last_io_ms: repl.last_io_ms.load(Ordering::Relaxed),
                     syncing: repl.sync_in_progress.load(Ordering::Relaxed),
                     offset,
+                    down_since_ms: repl.down_since_ms.load(Ordering::Relaxed),
+                    transfer: None,
                 },
                 now_ms,
             );

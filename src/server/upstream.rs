@@ -41,6 +41,10 @@ pub struct Upstream {
     /// (Redis loads on its only thread, so nothing runs beside a load), and a load whose link
     /// was replaced or stopped before it began does not begin.
     loading: Mutex<()>,
+    /// The replication ID this node took when it stopped following a master (Redis's
+    /// shiftReplicationId): its history parts from the master's there, and from the one it
+    /// had as a master before (so no replica fed then can continue into the new data).
+    own_replid: Mutex<Option<String>>,
 }
 
 /// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
@@ -58,6 +62,14 @@ pub struct Link {
     /// the master sends no new SELECT).
     pub db: std::sync::atomic::AtomicUsize,
     pub last_io_ms: AtomicI64,
+    /// When the link went down after being up (0: up, or never up): INFO's
+    /// `master_link_down_since_seconds`.
+    pub down_since_ms: AtomicI64,
+    /// A full sync's file: its length (-1 until the master sends it), the bytes read so far,
+    /// and when the master last sent something (INFO's `master_sync_*`).
+    pub transfer_size: AtomicI64,
+    pub transfer_read: AtomicU64,
+    pub transfer_last_io_ms: AtomicI64,
     /// The master's replication ID.
     pub replid: Mutex<String>,
     pub full_syncs: AtomicU64,
@@ -74,6 +86,12 @@ impl Upstream {
 
     pub fn is_replica(&self) -> bool {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// The replication ID taken at the last `REPLICAOF NO ONE` (None if it never followed a
+    /// master).
+    pub fn own_replid(&self) -> Option<String> {
+        self.own_replid.lock().clone()
     }
 
     /// Whether the link to the master is up (synced and streaming).
@@ -131,6 +149,10 @@ impl Upstream {
             offset: AtomicI64::new(position.as_ref().map_or(-1, |p| p.1)),
             db: Default::default(),
             last_io_ms: AtomicI64::new(0),
+            down_since_ms: AtomicI64::new(0),
+            transfer_size: AtomicI64::new(-1),
+            transfer_read: AtomicU64::new(0),
+            transfer_last_io_ms: AtomicI64::new(0),
             replid: Mutex::new(position.map(|p| p.0).unwrap_or_default()),
             full_syncs: AtomicU64::new(0),
             failover: AtomicBool::new(failover),
@@ -155,6 +177,7 @@ impl Upstream {
         let _load = self.loading.lock();
         if let Some(link) = self.link.lock().take() {
             self.active.store(false, Ordering::Relaxed);
+            *self.own_replid.lock() = Some(crate::node::random_run_id());
             link.stop.cancel();
             node.store.keep_expired.store(false, Ordering::Relaxed);
             tracing::info!("MASTER MODE enabled (REPLICAOF NO ONE)");
@@ -170,7 +193,10 @@ async fn run(node: Arc<Node>, link: Arc<Link>) {
             _ = node.shutdown.cancelled() => return,
             r = sync(&node, &link) => r,
         };
-        link.up.store(false, Ordering::Relaxed);
+        if link.up.swap(false, Ordering::Relaxed) {
+            link.down_since_ms
+                .store(crate::commands::now_ms(), Ordering::Relaxed);
+        }
         *link.state.lock() = "connect";
         // (A failover's target that refused its PSYNC ended the failover in `sync`; one that
         // could not be reached is tried again, the failover still in progress, as Redis.)
@@ -330,6 +356,7 @@ async fn sync(node: &Arc<Node>, link: &Link) -> Result<(), String> {
     link.last_io_ms
         .store(crate::commands::now_ms(), Ordering::Relaxed);
     link.up.store(true, Ordering::Relaxed);
+    link.down_since_ms.store(0, Ordering::Relaxed);
     *link.state.lock() = "connected";
     send(
         &mut wr,
@@ -350,17 +377,27 @@ async fn full_sync(
     offset: i64,
 ) -> Result<(), String> {
     *link.state.lock() = "sync";
+    let heard = || {
+        link.transfer_last_io_ms
+            .store(crate::commands::now_ms(), Ordering::Relaxed)
+    };
+    link.transfer_size.store(-1, Ordering::Relaxed);
+    link.transfer_read.store(0, Ordering::Relaxed);
+    heard();
     tracing::info!(master = %format!("{}:{}", link.host, link.port), "Full resync from master: {replid}:{offset}");
     // The file: newlines while the master makes it, then `$<length>` and the bytes.
     let len: usize = loop {
         let l = line(rd, repl_timeout(node)).await?;
+        heard();
         if let Some(n) = l.strip_prefix('$') {
             if n.starts_with("EOF:") {
                 return Err(
                     "the master sent a diskless EOF-marked file, which we did not ask for".into(),
                 );
             }
-            break n.parse().map_err(|_| format!("bad file length {n}"))?;
+            let len: usize = n.parse().map_err(|_| format!("bad file length {n}"))?;
+            link.transfer_size.store(len as i64, Ordering::Relaxed);
+            break len;
         }
         if !l.is_empty() {
             return Err(format!("expected the RDB file, got {l}"));
@@ -385,6 +422,8 @@ async fn full_sync(
             return Err("the master closed the connection during the transfer".into());
         }
         got += n;
+        link.transfer_read.store(got as u64, Ordering::Relaxed);
+        heard();
     }
     let loader = node.clone();
     let stop = link.stop.clone();
