@@ -1493,8 +1493,7 @@ async fn stalling_master() -> u16 {
                     if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
                         return;
                     }
-                    let Some(n) = line.trim().strip_prefix('*').and_then(|n| n.parse().ok())
-                    else {
+                    let Some(n) = line.trim().strip_prefix('*').and_then(|n| n.parse().ok()) else {
                         continue;
                     };
                     let mut args: Vec<String> = Vec::new();
