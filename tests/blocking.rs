@@ -68,7 +68,62 @@ on_both!(
     client_unblock_releases_a_wait,
     a_woken_client_is_served_without_the_admission_checks_again,
     a_woken_stream_reader_is_served_even_when_the_new_entries_are_gone,
+    a_client_waiting_on_several_keys_is_served_from_the_first_that_got_a_value,
 );
+
+/// A client blocked on several keys is served from the key that got a value first, not the
+/// first it named (Redis serves clients key by key, in the order the keys became ready): a
+/// transaction pushes to the keys in reverse order, for lists and sorted sets.
+async fn a_client_waiting_on_several_keys_is_served_from_the_first_that_got_a_value(
+    addr: SocketAddr,
+) {
+    let mut w = Conn::open(addr).await;
+    let mut p = Conn::open(addr).await;
+    // (The waiting command, whether it waits for sorted sets, what it gets.)
+    let cases: [(&[&[u8]], bool, &str); 4] = [
+        (
+            &[b"BLPOP", b"a", b"b", b"c", b"0"],
+            false,
+            "*2\r\n$1\r\nc\r\n$1\r\nx\r\n",
+        ),
+        (
+            &[b"BLMPOP", b"0", b"3", b"a", b"b", b"c", b"LEFT"],
+            false,
+            "*2\r\n$1\r\nc\r\n*1\r\n$1\r\nx\r\n",
+        ),
+        (
+            &[b"BZPOPMIN", b"a", b"b", b"c", b"0"],
+            true,
+            "*3\r\n$1\r\nc\r\n$1\r\nx\r\n$1\r\n1\r\n",
+        ),
+        (
+            &[b"BZMPOP", b"0", b"3", b"a", b"b", b"c", b"MIN"],
+            true,
+            "*2\r\n$1\r\nc\r\n*1\r\n*2\r\n$1\r\nx\r\n$1\r\n1\r\n",
+        ),
+    ];
+    for (wait, zset, want) in cases {
+        w.send(wait).await;
+        blocked(addr, 1).await;
+        assert_eq!(p.cmd(&["MULTI"]).await, "+OK\r\n");
+        for key in ["c", "a"] {
+            let add: &[&str] = if zset {
+                &["ZADD", key, "1", "x"]
+            } else {
+                &["RPUSH", key, "x"]
+            };
+            assert_eq!(p.cmd(add).await, "+QUEUED\r\n");
+        }
+        p.cmd(&["EXEC"]).await;
+        assert_eq!(
+            String::from_utf8(w.reply().await).unwrap(),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(wait[0])
+        );
+        p.cmd(&["DEL", "a", "b", "c"]).await;
+    }
+}
 
 const NIL_ARRAY: &str = "*-1\r\n";
 

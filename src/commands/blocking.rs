@@ -52,6 +52,24 @@ pub fn timeout_arg(arg: &[u8], now_ms: i64) -> Result<Option<std::time::Duration
     Ok(Some(std::time::Duration::from_millis(ms as u64)))
 }
 
+/// The order a blocking command looks at its keys in: as given, or, when it runs again after
+/// a wake-up, the keys that woke it first, in the order they did (Redis serves a woken client
+/// from the key that became ready first: `LPUSH b` then `LPUSH a` in one transaction serve a
+/// `BLPOP a b` from `b`).
+pub fn woken_order(ctx: &Ctx, keys: &[Bytes]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    if let Some(b) = ctx.client.blocked.as_ref() {
+        let signalled = b.waiter.take_signalled();
+        order.sort_by_key(|&i| {
+            signalled
+                .iter()
+                .position(|k| *k == keys[i])
+                .unwrap_or(usize::MAX)
+        });
+    }
+    order
+}
+
 /// What a blocking command replies when it times out: a null array, in RESP2 and RESP3 alike
 /// (Redis 7.0 sends `*-1` even for BLMOVE and BRPOPLPUSH).
 pub fn reply_timeout(out: &mut Reply) {

@@ -596,7 +596,10 @@ fn pop_first(
     count: Option<usize>,
 ) -> Result<bool, CmdError> {
     let db = ctx.client.db;
-    for key in keys {
+    for key in blocking::woken_order(ctx, keys)
+        .into_iter()
+        .map(|i| &keys[i])
+    {
         let l = match ks.lookup_write(db, key)? {
             None => continue,
             Some(e) => match &mut e.value {

@@ -790,17 +790,7 @@ fn xread_generic(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes], group_cmd: bo
     let mut body: Vec<u8> = Vec::new();
     let resp3 = ctx.out.resp3();
     // A woken client looks first at the streams that woke it, in the order they did.
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    if rerun && let Some(b) = ctx.client.blocked.as_ref() {
-        let signalled = b.waiter.take_signalled();
-        order.sort_by_key(|&i| {
-            signalled
-                .iter()
-                .position(|k| *k == keys[i])
-                .unwrap_or(usize::MAX)
-        });
-    }
-    for idx in order {
+    for idx in blocking::woken_order(ctx, keys) {
         let k = &keys[idx];
         let now = ctx.now_ms;
         // XREAD reads; XREADGROUP changes its group.

@@ -805,7 +805,10 @@ pub fn zpopmax(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
 /// The first key among `keys` holding a sorted set (WRONGTYPE on the first other type, unless a
 /// blocked client re-runs).
 fn first_zset(ctx: &Ctx, ks: &mut Keyspace, keys: &[Bytes]) -> Result<Option<Bytes>, CmdError> {
-    for key in keys {
+    for key in blocking::woken_order(ctx, keys)
+        .into_iter()
+        .map(|i| &keys[i])
+    {
         match ks.lookup_write(ctx.client.db, key)? {
             None => continue,
             Some(e) => match &e.value {

@@ -43,13 +43,13 @@ pub struct Waiter {
     wakes: AtomicU64,
     settled: AtomicU64,
     settle: Notify,
-    /// Streams whose change woke it since its last re-run, in order ([`Blocked::signal_all`]):
-    /// a woken XREAD serves the first of them first, as Redis serves the key that woke it.
+    /// Keys whose change woke it since its last re-run, in order: a woken client serves the
+    /// first of them first, as Redis serves a client from the key that became ready first.
     signalled: Mutex<Vec<Bytes>>,
 }
 
 impl Waiter {
-    /// The streams that woke it since the last call, in the order they did.
+    /// The keys that woke it since the last call, in the order they did.
     pub fn take_signalled(&self) -> Vec<Bytes> {
         std::mem::take(&mut *self.signalled.lock())
     }
@@ -82,6 +82,16 @@ thread_local! {
     /// The waiters woken by the command running on this thread, while its connection collects
     /// them ([`collect_woken`]; other threads, such as a replica's stream, do not wait).
     static WOKEN: RefCell<Option<Vec<Woken>>> = const { RefCell::new(None) };
+}
+
+/// Wakes `w` for a change at `key` (noted first, in order: see `Waiter::signalled`).
+fn wake_for(w: &Arc<Waiter>, key: &[u8]) {
+    let mut s = w.signalled.lock();
+    if !s.iter().any(|k| &k[..] == key) {
+        s.push(Bytes::copy_from_slice(key));
+    }
+    drop(s);
+    wake(w);
 }
 
 /// Wakes `w`, noting it for the connection collecting on this thread.
@@ -232,7 +242,7 @@ impl Blocked {
         if let Some(per_db) = g.keys.get(&b.db) {
             for k in &b.keys {
                 if let Some(w) = per_db.get(k).and_then(|q| q.front()) {
-                    wake(w);
+                    wake_for(w, k);
                 }
             }
         }
@@ -260,7 +270,7 @@ impl Blocked {
                 .position(|w| Arc::ptr_eq(w, &b.waiter))
                 .and_then(|i| q.get(i + 1))
             {
-                wake(next);
+                wake_for(next, k);
             }
         }
     }
@@ -277,7 +287,7 @@ impl Blocked {
             .and_then(|m| m.get(key))
             .and_then(|q| q.front())
         {
-            wake(w);
+            wake_for(w, key);
         }
     }
 
@@ -290,12 +300,7 @@ impl Blocked {
         let g = self.inner.lock();
         if let Some(q) = g.keys.get(&db).and_then(|m| m.get(key)) {
             for w in q {
-                let mut s = w.signalled.lock();
-                if !s.iter().any(|k| &k[..] == key) {
-                    s.push(Bytes::copy_from_slice(key));
-                }
-                drop(s);
-                wake(w);
+                wake_for(w, key);
             }
         }
     }
@@ -312,7 +317,7 @@ impl Blocked {
         for (key, q) in g.keys.get(&db).into_iter().flatten() {
             let n = if all(key) { q.len() } else { 1 };
             for w in q.iter().take(n) {
-                wake(w);
+                wake_for(w, key);
             }
         }
     }
