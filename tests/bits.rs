@@ -1106,3 +1106,58 @@ async fn bit_offsets_and_hll_caches_replay_as_written() {
     );
     h.shutdown().await;
 }
+
+/// What one server counts as changes (INFO's `rdb_changes_since_last_save`, which also decides
+/// `save` rules) for writes that change nothing, and for a geo search stored: one per member.
+async fn changes_story(addr: SocketAddr) -> Vec<String> {
+    let mut c = common::session::Conn::connect(addr).await;
+    let mut changes = async || -> i64 {
+        let info = c.call_str(&["INFO", "persistence"]).await;
+        info.lines()
+            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("rdb_changes_since_last_save")
+    };
+    let mut seen = Vec::new();
+    for args in [
+        &["SETBIT", "b", "3", "1"][..],
+        &["SETBIT", "b", "3", "1"],
+        &["PFADD", "h", "x", "y"],
+        &["PFADD", "h", "x"],
+        &["BITFIELD", "b", "GET", "u4", "0"],
+        &[
+            "GEOADD", "g", "13.36", "38.11", "Palermo", "15.08", "37.50", "Catania",
+        ],
+        &[
+            "GEOSEARCHSTORE",
+            "d",
+            "g",
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYRADIUS",
+            "200",
+            "km",
+        ],
+        &["GEORADIUS", "g", "15", "37", "200", "km", "STORE", "d2"],
+    ] {
+        let before = changes().await;
+        let mut conn = common::session::Conn::connect(addr).await;
+        let reply = conn.call_str(args).await;
+        seen.push(format!(
+            "{args:?} -> {} change(s): {reply:?}",
+            changes().await - before
+        ));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_are_counted_as_redis_counts_them() {
+    let redis = common::redis_server::RedisServer::start().await;
+    let node = start_node(&[]).await;
+    let want = changes_story(redis.addr()).await;
+    assert!(want[1].contains("0 change(s)"), "{want:?}");
+    assert_eq!(changes_story(node.resp_addr()).await, want);
+    node.shutdown().await;
+}

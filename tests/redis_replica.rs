@@ -575,6 +575,23 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
     run(&mut c, &["EXEC"]).await;
     run(&mut c, &["SELECT", "0"]).await;
     run(&mut c, &["PUBLISH", "news", "hello"]).await;
+    // Writes that change nothing are not propagated (Redis's call() propagates a change).
+    for args in [
+        &["SETBIT", "bits", "7", "1"][..],
+        &["SETBIT", "bits", "7", "1"],
+        &["PFADD", "hll", "a"],
+        &["PFADD", "hll", "a"],
+        &["BITFIELD", "bits", "GET", "u8", "0"],
+        // A time already past deletes: as DEL, or UNLINK under lazyfree-lazy-expire.
+        &["SET", "g", "v"],
+        &["GETEX", "g", "PXAT", "1"],
+        &["SET", "x", "v"],
+        &["CONFIG", "SET", "lazyfree-lazy-expire", "yes"],
+        &["PEXPIREAT", "x", "1"],
+        &["CONFIG", "SET", "lazyfree-lazy-expire", "no"],
+    ] {
+        run(&mut c, args).await;
+    }
     run(&mut c, &["SET", "end", "1"]).await;
 
     let ms = far.clone() + "000";
@@ -605,6 +622,12 @@ async fn the_stream_carries_writes_in_the_forms_redis_propagates() {
         "EXEC",
         "SELECT 0",
         "PUBLISH news hello",
+        "SETBIT bits 7 1",
+        "PFADD hll a",
+        "SET g v",
+        "DEL g",
+        "SET x v",
+        "UNLINK x",
         "SET end 1",
     ];
     for want in expected {

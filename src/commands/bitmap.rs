@@ -219,10 +219,12 @@ pub fn setbit(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         v[byte] = (v[byte] & !(1 << shift)) | ((on as u8) << shift);
         (old, grew || old as i64 != on)
     })?;
-    // Redis 7.0.15 publishes (and counts a change) only when something changed.
+    // Redis 7.0.15 publishes, counts a change and propagates only when something changed.
     if changed {
         ctx.dirty(1);
         ctx.notify(class::STRING, "setbit", &args[1]);
+    } else {
+        ctx.log_as = Some(Vec::new());
     }
     ctx.out.int(old as i64);
     Ok(())
@@ -725,6 +727,8 @@ fn bitfield_generic(
         for f in &fields {
             ctx.out.int(read_field(s, f));
         }
+        // Only reads: nothing to propagate.
+        ctx.log_as = Some(Vec::new());
         return Ok(());
     }
     if read_only {
@@ -757,11 +761,13 @@ fn bitfield_generic(
         }
         changes
     })?;
-    // As Redis 7.0.15: writes that changed nothing (or failed) publish nothing, even when
-    // the key was just created.
+    // As Redis 7.0.15: writes that changed nothing (or failed) publish nothing and are not
+    // propagated, even when the key was just created.
     if changes > 0 {
         ctx.dirty(changes);
         ctx.notify(class::STRING, "setbit", key);
+    } else {
+        ctx.log_as = Some(Vec::new());
     }
     Ok(())
 }

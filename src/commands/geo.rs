@@ -817,7 +817,7 @@ fn search_generic(
         f.dist /= shape.to_meters;
     }
     if let Some(dst) = store {
-        let items = found
+        let items: Vec<_> = found
             .into_iter()
             .map(|f| (f.member, if storedist { f.dist } else { f.score }))
             .collect();
@@ -826,7 +826,12 @@ fn search_generic(
         } else {
             "georadiusstore"
         };
-        return super::zset::store_result(ctx, ks, dst, items, event);
+        // Redis counts one change per member stored (georadiusGeneric), where the other
+        // STORE commands count one.
+        let stored = items.len() as u64;
+        super::zset::store_result(ctx, ks, dst, items, event)?;
+        ctx.dirty(stored.saturating_sub(1));
+        return Ok(());
     }
     // GEORADIUS without STORE only read: nothing for the log or the replicas.
     ctx.log_as = Some(Vec::new());

@@ -154,6 +154,9 @@ pub fn pfadd(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
     if updated > 0 {
         ctx.dirty(updated);
         ctx.notify(class::STRING, "pfadd", key);
+    } else {
+        // Nothing changed: nothing to propagate (Redis's call() propagates a change only).
+        ctx.log_as = Some(Vec::new());
     }
     ctx.out.int((updated > 0) as i64);
     Ok(())

@@ -496,6 +496,19 @@ enum Unit {
     Millis,
 }
 
+/// What a command that gives a key a time already past (EXPIRE, GETEX) logs: the deletion,
+/// as UNLINK under `lazyfree-lazy-expire` (Redis's expireGenericCommand and getexCommand).
+pub fn expired_at_once(ctx: &Ctx, key: &Bytes) -> Vec<Bytes> {
+    let lazy = ctx
+        .node
+        .store
+        .lazyfree
+        .lazy_expire
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let name: &'static [u8] = if lazy { b"UNLINK" } else { b"DEL" };
+    vec![Bytes::from_static(name), key.clone()]
+}
+
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT, as Redis's `expireGenericCommand`.
 fn expire_generic(
     ctx: &mut Ctx,
@@ -579,7 +592,7 @@ fn expire_generic(
         ctx.notify(class::GENERIC, "del", key);
         // Logged as the DEL it was, whatever the condition (as Redis): the log replays with
         // the clock stopped, where a past time would set a TTL, not delete.
-        ctx.log_as = Some(vec![Bytes::from_static(b"DEL"), key.clone()]);
+        ctx.log_as = Some(expired_at_once(ctx, key));
     } else {
         ks.set_expire(db, key, Some(when))?;
         ctx.notify(class::GENERIC, "expire", key);

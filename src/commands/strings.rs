@@ -265,6 +265,7 @@ pub fn getex(ctx: &mut Ctx, ks: &mut Keyspace, args: &[Bytes]) -> CmdResult {
         if at <= ctx.now_ms {
             ks.remove(db, key)?;
             ctx.notify(class::GENERIC, "del", key);
+            ctx.log_as = Some(super::keys::expired_at_once(ctx, key));
         } else {
             ks.set_expire(db, key, Some(at))?;
             ctx.notify(class::GENERIC, "expire", key);
