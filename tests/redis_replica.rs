@@ -154,6 +154,18 @@ async fn assert_syncs_and_follows(m: &mut MultiplexedConnection, r: &mut Multipl
     assert_same_data(m, r, "after the stream").await;
 }
 
+/// REPLICAOF the master on `port`, then waits (bounded) until the link is up.
+async fn follow_until_up(r: &mut MultiplexedConnection, port: u16) {
+    run(r, &["REPLICAOF", "127.0.0.1", &port.to_string()]).await;
+    assert!(
+        wait_for(Duration::from_secs(20), async || {
+            info_field(r, "replication", "master_link_status").await == "up"
+        })
+        .await,
+        "the link came up"
+    );
+}
+
 /// Keys of every type, in two dbs, with TTLs and a function library: what the RDB file carries.
 async fn load_before_sync(c: &mut MultiplexedConnection) {
     let long = "abc".repeat(3000);
@@ -1427,18 +1439,7 @@ async fn approximate_trims_from_a_redis_master_are_applied() {
     ];
     let node = start_loaded(&settings).await;
     let mut r = conn(node.resp_addr().port()).await;
-    run(
-        &mut r,
-        &["REPLICAOF", "127.0.0.1", &master.port.to_string()],
-    )
-    .await;
-    assert!(
-        wait_for(Duration::from_secs(20), async || {
-            info_field(&mut r, "replication", "master_link_status").await == "up"
-        })
-        .await,
-        "the link came up"
-    );
+    follow_until_up(&mut r, master.port).await;
     for i in 0..40 {
         let v = i.to_string();
         run(
@@ -1638,5 +1639,69 @@ async fn a_replicas_link_and_transfer_show_in_info_as_in_redis() {
         .parse()
         .unwrap();
     assert!((0..20).contains(&since), "{since}");
+    node.shutdown().await;
+}
+
+/// A transaction from the master is applied on the node as one step, as a Redis replica runs
+/// its master's EXEC: a reader of the replica never sees half of one (here: `a` and `b` are
+/// set to the same value by each transaction, with many writes between them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masters_transactions_are_applied_whole() {
+    const TRANSACTIONS: usize = 200;
+    let (master, mut m) = redis_master().await;
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
+    let mut r = conn(node.resp_addr().port()).await;
+    follow_until_up(&mut r, master.port).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        let mut r = conn(node.resp_addr().port()).await;
+        tokio::spawn(async move {
+            let (mut reads, mut torn) = (0u64, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && reads < 1_000_000 {
+                let (a, b): (Option<String>, Option<String>) = redis::cmd("MGET")
+                    .arg("a")
+                    .arg("b")
+                    .query_async(&mut r)
+                    .await
+                    .unwrap();
+                reads += 1;
+                if a != b {
+                    torn.push((a, b));
+                }
+            }
+            (reads, torn)
+        })
+    };
+    for i in 0..TRANSACTIONS {
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("SET").arg("a").arg(i);
+        for _ in 0..50 {
+            pipe.cmd("INCR").arg("filler");
+        }
+        pipe.cmd("SET").arg("b").arg(i);
+        let _: redis::Value = pipe.query_async(&mut m).await.unwrap();
+    }
+    let last = (TRANSACTIONS - 1).to_string();
+    let caught_up = wait_for(Duration::from_secs(20), async || {
+        let b: Option<String> = redis::cmd("GET")
+            .arg("b")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        b.as_deref() == Some(last.as_str())
+    })
+    .await;
+    assert!(caught_up, "the replica did not get the last transaction");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, torn) = reader.await.unwrap();
+    assert!(
+        torn.is_empty(),
+        "{} of {reads} reads saw half a transaction: {:?}",
+        torn.len(),
+        &torn[..torn.len().min(5)]
+    );
+    assert!(reads > 0);
     node.shutdown().await;
 }

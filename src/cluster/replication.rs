@@ -947,8 +947,14 @@ impl Applier {
                                 &mut crate::persist::format::Cursor::new(&p[1..]),
                             )
                             .map_err(|_| "undecodable command record")?;
-                            for (db, args) in cmds {
-                                replayer.replay(db, &args)?;
+                            // A record of several commands is a transaction (EXEC, a script):
+                            // applied as one step.
+                            if cmds.len() > 1 {
+                                replayer.replay_all(&cmds)?;
+                            } else {
+                                for (db, args) in cmds {
+                                    replayer.replay(db, &args)?;
+                                }
                             }
                         }
                         Some(&aof::KIND_ENTRIES) => {

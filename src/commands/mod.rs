@@ -1119,8 +1119,39 @@ impl<'a> Replayer<'a> {
                 store.lock_keys(&keys, 0)
             }
         };
-        self.apply(cmd, &mut ks, db, args);
+        let _ = self.apply(cmd, &mut ks, db, args);
         Ok(())
+    }
+
+    /// Applies a master's transaction (MULTI ... EXEC, or one record of several commands) as
+    /// one step: every shard is held from its first command to its last, so no client sees
+    /// it half applied (Redis runs a master's EXEC as one command). Logged, when this replayer
+    /// logs, as one record, as EXEC logs. Err: a command that cannot be run; the commands
+    /// before it are applied.
+    pub fn replay_all(&mut self, cmds: &[(usize, Vec<Bytes>)]) -> Result<(), String> {
+        let mut ks = self.node.store.lock_all(0);
+        let log = std::mem::replace(&mut self.log, false);
+        let mut batch = Vec::new();
+        let mut outcome = Ok(());
+        for (db, args) in cmds {
+            let cmd = match self.check(*db, args) {
+                Ok(c) => c,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            if self.apply(cmd, &mut ks, *db, args) && log {
+                batch.push((*db, args.clone()));
+            }
+        }
+        self.log = log;
+        if log && !batch.is_empty() {
+            self.node.store.aof.append_with(|out| {
+                crate::persist::aof::command_record(out, &batch);
+            });
+        }
+        outcome
     }
 
     /// [`Replayer::replay`] under a keyspace the caller holds whole (DEBUG LOADAOF).
@@ -1132,7 +1163,7 @@ impl<'a> Replayer<'a> {
     ) -> Result<(), String> {
         let cmd = self.check(db, args)?;
         let now = std::mem::replace(&mut ks.now_ms, 0);
-        self.apply(cmd, ks, db, args);
+        let _ = self.apply(cmd, ks, db, args);
         ks.now_ms = now;
         Ok(())
     }
@@ -1147,9 +1178,10 @@ impl<'a> Replayer<'a> {
         Ok(cmd)
     }
 
-    fn apply(&mut self, cmd: &CommandRef, ks: &mut Keyspace, db: usize, args: &[Bytes]) {
+    /// Runs one command; returns whether it is a write that went well (one to log).
+    fn apply(&mut self, cmd: &CommandRef, ks: &mut Keyspace, db: usize, args: &[Bytes]) -> bool {
         let Some(handler) = cmd.cmd.handler else {
-            return;
+            return false;
         };
         self.client.db = db;
         self.out.clear();
@@ -1166,14 +1198,14 @@ impl<'a> Replayer<'a> {
         let result = handler(&mut ctx, ks, args);
         let asks_to_be_logged = cmd.cmd.flags & flags::MAY_REPLICATE != 0
             && ctx.log_as.as_ref().is_some_and(|l| !l.is_empty());
-        if self.log
-            && result.is_ok()
+        let to_log = result.is_ok()
             && (cmd.cmd.flags & flags::WRITE != 0 || asks_to_be_logged)
-            && self.node.store.aof.is_recording()
-        {
+            && self.node.store.aof.is_recording();
+        if self.log && to_log {
             self.node.store.aof.append_command(db, args);
         }
         self.client.multi = None;
+        to_log
     }
 }
 

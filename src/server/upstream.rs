@@ -523,8 +523,12 @@ async fn stream(
                 }
                 "multi" => multi = Some(Vec::new()),
                 "exec" => {
-                    for (d, cmd) in multi.take().unwrap_or_default() {
-                        replay(&mut replayer, d, &cmd);
+                    // Applied as one step: readers here never see half of it.
+                    let cmds = multi.take().unwrap_or_default();
+                    if let Err(e) = replayer.replay_all(&cmds) {
+                        tracing::error!(
+                            "== CRITICAL == a transaction from the master could not be applied whole here, the data now differs from the master's: {e}"
+                        );
                     }
                 }
                 _ => {
