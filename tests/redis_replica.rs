@@ -1705,3 +1705,29 @@ async fn a_masters_transactions_are_applied_whole() {
     assert!(reads > 0);
     node.shutdown().await;
 }
+
+/// A replica that stops taking the stream (here a stopped redis-server, its socket full) is
+/// dropped after `repl-timeout`, as Redis drops it, instead of holding its feed on a write for
+/// as long as it stays stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_replica_is_dropped_after_repl_timeout() {
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
+    let mut m = conn(node.resp_addr().port()).await;
+    let (replica, _r) = redis_replica_of(node.resp_addr().port()).await;
+    assert!(acked_by(&mut m, 1).await, "the replica never synced");
+    run(&mut m, &["CONFIG", "SET", "repl-timeout", "2"]).await;
+    replica.signal("-STOP");
+    // More than the sockets between them hold: the feed's write waits on the replica.
+    let value = "v".repeat(1 << 20);
+    for i in 0..48 {
+        run(&mut m, &["SET", &format!("big{i}"), &value]).await;
+    }
+    let dropped = wait_for(Duration::from_secs(20), async || {
+        info_field(&mut m, "replication", "connected_slaves").await == "0"
+    })
+    .await;
+    replica.signal("-CONT");
+    assert!(dropped, "the stopped replica was never dropped");
+    node.shutdown().await;
+}

@@ -820,11 +820,27 @@ fn resp_command_bytes(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Writes to a replica. A replica that takes nothing for `repl-timeout` (stopped, or its
+/// network gone without a word) is dropped, as Redis drops it for its missing acknowledgements;
+/// a write waiting on it would otherwise keep the feed from noticing. A large file may take
+/// long: each piece of it must go within the timeout, not the whole.
 async fn write(node: &Node, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
-    wr.write_all(bytes).await.map_err(|e| e.to_string())?;
-    node.stats
-        .net_output_bytes
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    const PIECE: usize = 1 << 20;
+    let timeout = Duration::from_secs(node.config.read().get_int("repl-timeout").max(1) as u64);
+    for piece in bytes.chunks(PIECE) {
+        tokio::time::timeout(timeout, wr.write_all(piece))
+            .await
+            .map_err(|_| {
+                format!(
+                    "timeout: the replica took nothing for {} seconds (repl-timeout)",
+                    timeout.as_secs()
+                )
+            })?
+            .map_err(|e| e.to_string())?;
+        node.stats
+            .net_output_bytes
+            .fetch_add(piece.len() as u64, Ordering::Relaxed);
+    }
     Ok(())
 }
 
