@@ -1539,6 +1539,7 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// `client-output-buffer-limit pubsub`: hard bytes, soft bytes, soft seconds.
     pub pubsub_output_limit: [u64; 3],
+    pub replica_output_limit: [u64; 3],
     pub http_allow_writes: bool,
     pub http_token: Option<String>,
     pub http_max_ws_clients: usize,
@@ -1591,6 +1592,7 @@ impl Config {
             )
             .unwrap_or(0),
             pubsub_output_limit: output_limit(values.get("client-output-buffer-limit"), "pubsub"),
+            replica_output_limit: output_limit(values.get("client-output-buffer-limit"), "slave"),
             http_allow_writes: values.bool("http.allow-writes"),
             http_token: (!token.is_empty()).then_some(token),
             http_max_ws_clients: values.int("http.max-ws-clients") as usize,

@@ -368,6 +368,15 @@ impl Node {
         self.latency
             .threshold_ms
             .store(c.latency_monitor_threshold_ms, Ordering::Relaxed);
+        for (limit, v) in self
+            .store
+            .aof
+            .replica_limits
+            .iter()
+            .zip(c.replica_output_limit)
+        {
+            limit.store(v, Ordering::Relaxed);
+        }
         let [hard, soft, secs] = c.pubsub_output_limit;
         let limits = &self.pubsub.limits;
         limits.hard.store(hard, Ordering::Relaxed);

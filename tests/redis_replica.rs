@@ -1711,12 +1711,25 @@ async fn a_masters_transactions_are_applied_whole() {
 /// as long as it stays stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_replica_is_dropped_after_repl_timeout() {
+    stopped_replica_is_dropped(&["repl-timeout", "2"]).await;
+}
+
+/// A replica whose stream queues past `client-output-buffer-limit replica` is disconnected
+/// at once (here long before `repl-timeout`), as Redis frees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_over_its_output_buffer_limit_is_dropped() {
+    stopped_replica_is_dropped(&["client-output-buffer-limit", "replica 2mb 0 0"]).await;
+}
+
+/// A redis-server replica of a node, stopped while the node writes 48 MB with `setting`
+/// set: the node drops it within 20 s.
+async fn stopped_replica_is_dropped(setting: &[&str]) {
     let data = tempfile::tempdir().unwrap();
     let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
     let mut m = conn(node.resp_addr().port()).await;
     let (replica, _r) = redis_replica_of(node.resp_addr().port()).await;
     assert!(acked_by(&mut m, 1).await, "the replica never synced");
-    run(&mut m, &["CONFIG", "SET", "repl-timeout", "2"]).await;
+    run(&mut m, &[&["CONFIG", "SET"][..], setting].concat()).await;
     replica.signal("-STOP");
     // More than the sockets between them hold: the feed's write waits on the replica.
     let value = "v".repeat(1 << 20);

@@ -254,17 +254,52 @@ pub struct BacklogInfo {
     pub histlen: usize,
 }
 
-/// A replica's feed: every record appended after it was added, until its queue holds more
-/// than [`TAP_LIMIT`] bytes (a replica that cannot keep up is cut off and syncs again, as
-/// Redis's `client-output-buffer-limit replica` does).
+/// A replica's feed: every record appended after it was added, until its queue is over
+/// `client-output-buffer-limit replica` (the hard limit, or the soft one for longer than its
+/// seconds: see [`Aof::replica_limits`]); a replica that cannot keep up is cut off and syncs
+/// again, as Redis's is.
 pub struct Tap {
     pub tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
     /// Bytes sent and not yet taken by the replica's stream.
     pub queued: Arc<AtomicU64>,
+    /// Unix seconds since when the queue is over the soft limit (0: it is not).
+    soft_since: i64,
+    /// Cancelled when the tap is cut for its limit: the replica's connection closes then, even
+    /// while a write to it waits (Redis frees the client at once).
+    cut: Option<tokio_util::sync::CancellationToken>,
 }
 
-/// Redis's default hard limit for a replica's output buffer.
-pub const TAP_LIMIT: u64 = 256 << 20;
+impl Tap {
+    pub fn new(
+        tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
+        queued: Arc<AtomicU64>,
+        cut: Option<tokio_util::sync::CancellationToken>,
+    ) -> Tap {
+        Tap {
+            tx,
+            queued,
+            soft_since: 0,
+            cut,
+        }
+    }
+
+    /// Whether a queue of `q` bytes is within `[hard, soft, soft seconds]` (0: no limit), as
+    /// Redis's checkClientOutputBufferLimits.
+    fn within(&mut self, q: u64, [hard, soft, secs]: [u64; 3]) -> bool {
+        if hard > 0 && q > hard {
+            return false;
+        }
+        if soft == 0 || q <= soft {
+            self.soft_since = 0;
+            return true;
+        }
+        let now = crate::commands::now_ms() / 1000;
+        if self.soft_since == 0 {
+            self.soft_since = now;
+        }
+        now - self.soft_since <= secs as i64
+    }
+}
 /// Under `appendfsync always`, the longest the writer thread waits for more writes to share
 /// an fsync (see `writer_loop`).
 const GATHER: Duration = Duration::from_micros(250);
@@ -280,6 +315,8 @@ struct Output {
 /// The log's state, shared by appenders (commands), the writer thread and rewrites.
 pub struct Aof {
     on: AtomicBool,
+    /// `client-output-buffer-limit replica`: hard bytes, soft bytes, soft seconds (0: none).
+    pub replica_limits: [AtomicU64; 3],
     /// Replicas are fed (some tap is open).
     feeding: AtomicBool,
     /// `repl_offset`, readable without the lock (a connection notes where its last write
@@ -323,6 +360,12 @@ impl Default for Aof {
     fn default() -> Self {
         Aof {
             on: AtomicBool::new(false),
+            // Redis's default: 256mb 64mb 60.
+            replica_limits: [
+                AtomicU64::new(256 << 20),
+                AtomicU64::new(64 << 20),
+                AtomicU64::new(60),
+            ],
             feeding: AtomicBool::new(false),
             repl_end: AtomicU64::new(0),
             fsync: AtomicU8::new(Fsync::Everysec as u8),
@@ -467,9 +510,23 @@ impl Aof {
             let record = Bytes::copy_from_slice(&p.buf[start..]);
             p.repl_offset += added as u64;
             self.repl_end.store(p.repl_offset, Ordering::Relaxed);
-            p.taps.retain(|t| {
+            let limits = self
+                .replica_limits
+                .each_ref()
+                .map(|l| l.load(Ordering::Relaxed));
+            p.taps.retain_mut(|t| {
                 let q = t.queued.fetch_add(added as u64, Ordering::Relaxed) + added as u64;
-                q <= TAP_LIMIT && t.tx.send(record.clone()).is_ok()
+                if !t.within(q, limits) {
+                    tracing::warn!(
+                        queued = q,
+                        "a replica is over client-output-buffer-limit replica: disconnected, it will sync again"
+                    );
+                    if let Some(cut) = &t.cut {
+                        cut.cancel();
+                    }
+                    return false;
+                }
+                t.tx.send(record.clone()).is_ok()
             });
             if p.backlog.active {
                 p.backlog.push(record);
@@ -1065,10 +1122,7 @@ mod tests {
 
     fn tap() -> (Tap, tokio::sync::mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let tap = Tap {
-            tx,
-            queued: Arc::new(AtomicU64::new(0)),
-        };
+        let tap = Tap::new(tx, Arc::new(AtomicU64::new(0)), None);
         (tap, rx)
     }
 

@@ -308,10 +308,8 @@ async fn feed(
     let (node, id, kind) = (conn.node, conn.id, conn.kind);
     let (tap_tx, mut tap_rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
-    let tap = Tap {
-        tx: tap_tx,
-        queued: queued.clone(),
-    };
+    let kill = node.clients.get(id).map(|c| c.kill.clone());
+    let tap = Tap::new(tap_tx, queued.clone(), kill);
     let replid = node.replid();
     let lim = crate::commands::keys::rdb_limits(node);
     // A replica fed here a moment ago continues where it stopped, when our backlog still
