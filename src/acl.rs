@@ -672,7 +672,6 @@ impl Selector {
         }
         let mut temp = self.clone();
         let mut applied = [false; CATEGORIES.len()];
-        let masks = category_masks();
         loop {
             let mut best = None;
             let (mut mindiff, mut maxsame) = (usize::MAX, 0);
@@ -680,14 +679,13 @@ impl Selector {
                 if *done {
                     continue;
                 }
+                // Containers count, as in Redis's ACLCountCategoryBitsForCommands.
                 let (mut on, mut off) = (0, 0);
-                for c in table().all.iter() {
-                    if c.cmd.handler.is_some() && masks[c.id] & (1 << j) != 0 {
-                        if temp.allowed[c.id] {
-                            on += 1;
-                        } else {
-                            off += 1;
-                        }
+                for c in commands_in_category(j) {
+                    if temp.allowed[c.id] {
+                        on += 1;
+                    } else {
+                        off += 1;
                     }
                 }
                 let (diff, same) = if additive { (off, on) } else { (on, off) };

@@ -1070,6 +1070,9 @@ async fn migration(p: &mut Pair) {
         non_local,
     )
     .await;
+    // The script's own ASKING does not count: its calls are routed with the caller's.
+    let own_asking = "redis.call('ASKING') return redis.call('GET', '{hello}moved')";
+    p.same(1, &["EVAL", own_asking, "0"], non_local).await;
     p.same(1, &["ASKING"], "+OK").await;
     let set = "return redis.call('SET', KEYS[1], 'by-script')";
     p.same(1, &["EVAL", set, "1", "{hello}scripted"], "+OK")

@@ -328,14 +328,7 @@ async fn a_redis_replica_syncs_and_follows_the_stream() {
     let before = replica_client_id(&mut m)
         .await
         .expect("the replica's connection");
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query_async(&mut m)
-        .await
-        .unwrap();
-    assert_eq!(killed, 1, "CLIENT KILL TYPE replica");
+    assert_eq!(kill_replicas(&mut m).await, 1, "CLIENT KILL TYPE replica");
     assert!(
         wait_for(Duration::from_secs(20), async || {
             replica_client_id(&mut m)
@@ -1549,6 +1542,26 @@ async fn stalling_master() -> u16 {
     port
 }
 
+/// CLIENT KILL TYPE replica: how many went.
+async fn kill_replicas(m: &mut MultiplexedConnection) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(m)
+        .await
+        .unwrap()
+}
+
+/// `field:value` of INFO replication, with the seconds since the master last sent something
+/// shown as `<recent>` when under 3 (the two servers read their clocks at different moments).
+async fn field_seen(c: &mut MultiplexedConnection, f: &str) -> String {
+    let v = info_field(c, "replication", f).await;
+    let recent = f == "master_sync_last_io_seconds_ago"
+        && v.parse::<i64>().is_ok_and(|s| (0..3).contains(&s));
+    format!("{f}:{}", if recent { "<recent>" } else { &v })
+}
+
 /// What `INFO replication` says of one server's link as it follows a master that is not
 /// there, then one stuck in the middle of its file, then none (its replication ID parts from
 /// the one it had).
@@ -1568,7 +1581,7 @@ async fn link_story(c: &mut MultiplexedConnection, dead: u16, stalling: u16) -> 
     run(c, &["REPLICAOF", "127.0.0.1", &dead.to_string()]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for f in fields {
-        seen.push(format!("{f}:{}", info_field(c, "replication", f).await));
+        seen.push(field_seen(c, f).await);
     }
     run(c, &["REPLICAOF", "127.0.0.1", &stalling.to_string()]).await;
     let mut reading = false;
@@ -1581,7 +1594,7 @@ async fn link_story(c: &mut MultiplexedConnection, dead: u16, stalling: u16) -> 
     }
     assert!(reading, "the replica never got into the transfer");
     for f in fields {
-        seen.push(format!("{f}:{}", info_field(c, "replication", f).await));
+        seen.push(field_seen(c, f).await);
     }
     run(c, &["REPLICAOF", "NO", "ONE"]).await;
     let after = info_field(c, "replication", "master_replid").await;
@@ -1742,5 +1755,45 @@ async fn stopped_replica_is_dropped(setting: &[&str]) {
     .await;
     replica.signal("-CONT");
     assert!(dropped, "the stopped replica was never dropped");
+    node.shutdown().await;
+}
+
+/// A node that followed a master for a while without taking its data (no full sync: here a
+/// master that is not there) and stopped again takes a new replication ID, and its replicas
+/// still continue where they stood (Redis keeps the old ID as its second one); the link's down
+/// time starts when a link that was up is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_continue_after_their_master_briefly_followed_another() {
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
+    let mut m = conn(node.resp_addr().port()).await;
+    let (_replica, mut r) = redis_replica_of(node.resp_addr().port()).await;
+    assert!(acked_by(&mut m, 1).await, "the replica never synced");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let before = info_field(&mut m, "replication", "master_replid").await;
+    run(&mut m, &["REPLICAOF", "127.0.0.1", &dead.to_string()]).await;
+    run(&mut m, &["REPLICAOF", "NO", "ONE"]).await;
+    let after = info_field(&mut m, "replication", "master_replid").await;
+    assert_ne!(after, before, "a new replication ID");
+    assert_eq!(kill_replicas(&mut m).await, 1, "CLIENT KILL TYPE replica");
+    run(&mut m, &["SET", "after", "1"]).await;
+    assert!(arrives(&mut r, "after").await, "the replica came back");
+    assert_eq!(
+        info_field(&mut m, "stats", "sync_partial_ok").await,
+        "1",
+        "a partial resync"
+    );
+    assert_eq!(info_field(&mut m, "stats", "sync_full").await, "1");
+
+    // A link that was up and is replaced: down from then, not "never up" (-1).
+    let (master, _mc) = redis_master().await;
+    follow_until_up(&mut m, master.port).await;
+    run(&mut m, &["REPLICAOF", "127.0.0.1", &dead.to_string()]).await;
+    let since = info_field(&mut m, "replication", "master_link_down_since_seconds").await;
+    assert!(since == "0" || since == "1", "{since}");
     node.shutdown().await;
 }

@@ -40,8 +40,8 @@
 //! node, the one that serves it.
 //!
 //! This runs on a plain thread with its own small runtime because the shard lock (a
-//! `parking_lot` mutex) is held across an RPC (a held batch, for at most [`HELD_CALL`]), which
-//! an async task may not do.
+//! `parking_lot` mutex) is held across an RPC (a held batch, for [`HELD_CALL`] at first, up to
+//! [`HELD_CALL_MAX`] after calls that took longer), which an async task may not do.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -466,6 +466,11 @@ fn push_strays(
         let mut ks = node
             .store
             .lock_shard(group.shard, crate::commands::now_ms());
+        // The slots may have come here meanwhile (their owner moved them to us, with the same
+        // keys): then nothing is deleted, the keys are ours again.
+        if still_strays(&slots).len() != slots.len() {
+            return Err("the slots changed owner".into());
+        }
         let why = match reply {
             Ok(r) if r.get_ref().accepted => {
                 // As a replay of the MOVED record does: deleted and unpinned.
@@ -509,9 +514,11 @@ fn push_strays(
 /// A key that changed here this many times while on its way goes next in a batch that holds
 /// the shard for its round trip, so even a key written all the time moves.
 const UNHELD_TRIES: u32 = 2;
-/// How long a batch that holds the shard may wait for its answer: every client of the shard's
-/// slots waits as long. One that takes longer fails, and the keys go unheld again.
+/// How long a batch that holds the shard may first wait for its answer: every client of the
+/// shard's slots waits as long. One that takes longer fails and is tried again with twice the
+/// time (up to [`HELD_CALL_MAX`]), so a slow target still gets the keys in the end.
 const HELD_CALL: Duration = Duration::from_secs(1);
+const HELD_CALL_MAX: Duration = Duration::from_secs(16);
 
 /// Moves a group of slots of one shard to `to`; returns how many slots moved and how many keys.
 ///
@@ -566,6 +573,7 @@ fn move_slots(
     let mut moved = 0u64;
     let mut last_logged = 0u64;
     let mut backoff = Duration::from_millis(50);
+    let mut held_call = HELD_CALL;
     // Pinned keys that changed here while on their way, and how many times.
     let mut tries: std::collections::HashMap<Vec<u8>, u32> = Default::default();
     let mut cursor = 0u64;
@@ -728,7 +736,7 @@ fn move_slots(
                 if !hold {
                     return call.await;
                 }
-                tokio::time::timeout(HELD_CALL, call)
+                tokio::time::timeout(held_call, call)
                     .await
                     .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("held too long")))
             });
@@ -787,15 +795,14 @@ fn move_slots(
                     s.keys_moved.fetch_add(gone.len() as u64, Ordering::Relaxed);
                     s.bytes_moved.fetch_add(bytes as u64, Ordering::Relaxed);
                     backoff = Duration::from_millis(50);
+                    held_call = HELD_CALL;
                     continue;
                 }
-                // The batch may have been applied: its keys stay pinned and go again (unheld:
-                // the shard is not held again for a target that did not answer in time).
+                // The batch may have been applied: its keys stay pinned and go again, held
+                // again with more time if the target did not answer in time.
                 failed => {
                     if hold {
-                        for k in sent.iter().chain(&deleted) {
-                            tries.remove(k);
-                        }
+                        held_call = (held_call * 2).min(HELD_CALL_MAX);
                     }
                     match failed {
                         Ok(r) => Err(format!("batch refused: {}", r.get_ref().reason)),

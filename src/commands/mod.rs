@@ -487,18 +487,9 @@ fn call_command(
                 asking,
                 readonly: client.readonly,
                 shard_when_down: allowed_when_down,
+                is_migrate: cmd.cmd.name == "migrate",
             };
             let verdict = route_keys(node, &routing, &mut ks, client.db, &query);
-            // MIGRATE moves keys freely while their slot is open (Redis's getNodeByQuery): the
-            // redirections for keys missing here or served elsewhere do not apply to it.
-            let verdict = match verdict {
-                Err(Redirect::Ask(..) | Redirect::TryAgain | Redirect::Moved(..))
-                    if cmd.cmd.name == "migrate" && routing.is_open(key_hash_slot(keys[0])) =>
-                {
-                    Ok(())
-                }
-                v => v,
-            };
             // A script's calls route as the script did (Redis copies the caller's ASKING
             // and READONLY onto the script's client).
             client.asked = asking;
@@ -617,6 +608,8 @@ pub(crate) struct Query<'q> {
     pub readonly: bool,
     /// `cluster-allow-pubsubshard-when-down`.
     pub shard_when_down: bool,
+    /// MIGRATE: its keys move freely while their slot is open here.
+    pub is_migrate: bool,
 }
 
 /// Whether a command with these keys runs on this node (Redis's getNodeByQuery), once their
@@ -650,6 +643,13 @@ pub(crate) fn route_keys(
         when_down,
         replica_read,
     ) {
+        // MIGRATE moves keys freely while their slot is open (Redis's getNodeByQuery): the
+        // redirections for keys missing here or served elsewhere do not apply to it.
+        Err(Redirect::Ask(..) | Redirect::TryAgain | Redirect::Moved(..))
+            if q.is_migrate && routing.is_open(key_hash_slot(q.keys[0])) =>
+        {
+            Ok(())
+        }
         Err(Redirect::Down) if reads_when_down && q.is_write => Err(Redirect::DownReadOnly),
         v => v,
     }

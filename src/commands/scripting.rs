@@ -1241,6 +1241,11 @@ struct CallCtx<'a, 'b> {
     read_called: bool,
     /// The keys the script declared (KEYS, or the function's keys).
     declared: &'a [Bytes],
+    /// The caller's ASKING and READONLY, which every call is routed with (Redis copies them
+    /// onto the script's client before each call: the script's own ASKING or READONLY do
+    /// not count).
+    caller_asking: bool,
+    caller_readonly: bool,
 }
 
 /// C's `(long long)` of a double as x86 computes it (Redis converts a Lua number reply so):
@@ -1378,13 +1383,14 @@ impl CallCtx<'_, '_> {
                     keys: &keys,
                     flags: f,
                     is_write: f & WRITE != 0,
-                    asking: self.client.asked || self.client.asking > 0,
-                    readonly: self.client.readonly,
+                    asking: self.caller_asking,
+                    readonly: self.caller_readonly,
                     shard_when_down: self
                         .node
                         .config
                         .read()
                         .get_bool("cluster.allow-pubsubshard-when-down"),
+                    is_migrate: cmd.cmd.name == "migrate",
                 };
                 let routing = self.node.routing();
                 let db = self.client.db;
@@ -1737,6 +1743,7 @@ pub(crate) fn run_target(
     scripts.running.store(true, Ordering::Release);
     // Cleared however the run ends, a panic in a command included.
     let _running = RunningGuard(scripts);
+    let (caller_asking, caller_readonly) = (client.asked || client.asking > 0, client.readonly);
     let call = CallCtx {
         node,
         client,
@@ -1750,6 +1757,8 @@ pub(crate) fn run_target(
         cross_slot: flags.cross_slot(),
         read_called: false,
         declared: &args[first_key..first_key + numkeys],
+        caller_asking,
+        caller_readonly,
     };
     let call = std::cell::RefCell::new(call);
     let run_script = || {

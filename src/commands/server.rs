@@ -760,7 +760,8 @@ fn replica_lines(o: &mut InfoText, m: MasterLink, now_ms: i64) {
         o.kv("master_sync_total_bytes", &size);
         o.kv("master_sync_read_bytes", &read);
         o.kv("master_sync_left_bytes", &(size - read as i64));
-        let perc = if size > 0 {
+        // (As Redis's: a length not known yet, -1, gives -0.00.)
+        let perc = if size != 0 {
             read as f64 / size as f64 * 100.0
         } else {
             0.0

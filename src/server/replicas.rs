@@ -185,14 +185,14 @@ impl Replicas {
         ip: &str,
         port: u16,
         (stream_id, offset): (&str, u64),
-        our_replid: &str,
+        our_replids: &[&str],
     ) -> Option<Mark> {
         let mut r = self.resume.lock();
         let i = r
             .iter()
             .position(|p| p.ip == ip && p.port == port && p.stream_id == stream_id)?;
         let point = r.remove(i)?;
-        if point.our_replid != our_replid {
+        if !our_replids.contains(&point.our_replid.as_str()) {
             return None;
         }
         point
@@ -441,8 +441,11 @@ async fn feed(
 /// is still `replid`.
 fn continue_from(node: &Node, who: &Who, replid: &str) -> Option<Mark> {
     let (asked_id, offset) = who.psync.as_ref()?;
+    // (Or the ID before REPLICAOF NO ONE, when the data stayed ours: see `Upstream::stop`.)
+    let before = node.upstream.replid2();
+    let ours: Vec<&str> = std::iter::once(replid).chain(before.as_deref()).collect();
     node.replicas
-        .resume_point(&who.ip, who.port, (asked_id, *offset), replid)
+        .resume_point(&who.ip, who.port, (asked_id, *offset), &ours)
 }
 
 /// An online replica's stream: our log's records as commands, PINGs, GETACKs, its ACKs.

@@ -45,6 +45,9 @@ pub struct Upstream {
     /// shiftReplicationId): its history parts from the master's there, and from the one it
     /// had as a master before (so no replica fed then can continue into the new data).
     own_replid: Mutex<Option<String>>,
+    /// The ID before `own_replid`, still good for a replica fed under it to continue (None
+    /// once data it did not see replaced ours).
+    replid2: Mutex<Option<String>>,
 }
 
 /// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
@@ -94,6 +97,12 @@ impl Upstream {
         self.own_replid.lock().clone()
     }
 
+    /// The replication ID before the last `REPLICAOF NO ONE`, when a replica fed under it may
+    /// still continue.
+    pub fn replid2(&self) -> Option<String> {
+        self.replid2.lock().clone()
+    }
+
     /// Whether the link to the master is up (synced and streaming).
     pub fn link_up(&self) -> bool {
         self.link
@@ -137,8 +146,15 @@ impl Upstream {
         {
             return false;
         }
+        // A link that was up is down from now (Redis frees the old master's client).
+        let mut down_since = 0;
         if let Some(old) = cur.take() {
             old.stop.cancel();
+            down_since = if old.up.load(Ordering::Relaxed) {
+                crate::commands::now_ms()
+            } else {
+                old.down_since_ms.load(Ordering::Relaxed)
+            };
         }
         let link = Arc::new(Link {
             host,
@@ -149,7 +165,7 @@ impl Upstream {
             offset: AtomicI64::new(position.as_ref().map_or(-1, |p| p.1)),
             db: Default::default(),
             last_io_ms: AtomicI64::new(0),
-            down_since_ms: AtomicI64::new(0),
+            down_since_ms: AtomicI64::new(down_since),
             transfer_size: AtomicI64::new(-1),
             transfer_read: AtomicU64::new(0),
             transfer_last_io_ms: AtomicI64::new(0),
@@ -177,7 +193,17 @@ impl Upstream {
         let _load = self.loading.lock();
         if let Some(link) = self.link.lock().take() {
             self.active.store(false, Ordering::Relaxed);
+            // A new ID, as Redis's shiftReplicationId. The one before stays good for our
+            // replicas to continue under (Redis's replid2) unless a master's file replaced the
+            // data meanwhile (a FAILOVER that went no further than following its target, which
+            // continued our stream, replaced nothing).
+            let before = self
+                .own_replid
+                .lock()
+                .clone()
+                .unwrap_or_else(|| node.run_id.clone());
             *self.own_replid.lock() = Some(crate::node::random_run_id());
+            *self.replid2.lock() = (link.full_syncs.load(Ordering::Relaxed) == 0).then_some(before);
             link.stop.cancel();
             node.store.keep_expired.store(false, Ordering::Relaxed);
             tracing::info!("MASTER MODE enabled (REPLICAOF NO ONE)");
