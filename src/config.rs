@@ -874,7 +874,7 @@ pub static SETTINGS: &[Setting] = &[
         "cluster-preferred-endpoint-type",
         Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
         "ip",
-        false,
+        true,
         "What MOVED/ASK and CLUSTER SLOTS send clients to"
     ),
     setting!(

@@ -411,6 +411,7 @@ impl Node {
             .store(c.hash_max_listpack_value, Ordering::Relaxed);
         st.max_intset_entries
             .store(c.set_max_intset_entries, Ordering::Relaxed);
+        let endpoint = endpoint_type(&c);
         self.cluster_reads_when_down.store(
             c.get_bool("cluster.allow-reads-when-down"),
             Ordering::Relaxed,
@@ -436,6 +437,11 @@ impl Node {
             c.get_int("stream-node-max-entries").max(0) as usize,
             Ordering::Relaxed,
         );
+        // (The routing is rebuilt under the cluster's lock: not with the settings held.)
+        drop(c);
+        if let Some(cluster) = &self.cluster {
+            cluster.set_endpoint_type(endpoint);
+        }
     }
 
     pub fn uptime(&self) -> Duration {
@@ -681,6 +687,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<NodeHandle> {
 }
 
 /// The `replicaof` setting ("host port"), checked before anything starts.
+/// `cluster-preferred-endpoint-type`.
+fn endpoint_type(config: &Config) -> EndpointType {
+    match config.get("cluster.preferred-endpoint-type") {
+        "hostname" => EndpointType::Hostname,
+        "unknown-endpoint" => EndpointType::Unknown,
+        _ => EndpointType::Ip,
+    }
+}
+
 fn replicaof_setting(config: &Config) -> anyhow::Result<Option<(String, u16)>> {
     let raw = config.get("replicaof").trim().to_string();
     if raw.is_empty() {
@@ -757,11 +772,7 @@ async fn open_cluster(
         announce_port: config.get_int("cluster.announce-port") as u16,
         announce_bus_port: config.get_int("cluster.announce-bus-port") as u16,
         announce_hostname: config.get("cluster.announce-hostname").to_string(),
-        endpoint_type: match config.get("cluster.preferred-endpoint-type") {
-            "hostname" => EndpointType::Hostname,
-            "unknown-endpoint" => EndpointType::Unknown,
-            _ => EndpointType::Ip,
-        },
+        endpoint_type: endpoint_type(config),
         require_full_coverage: config.get_bool("cluster.require-full-coverage"),
         secret: Some(config.get("cluster.secret").to_string()).filter(|s| !s.is_empty()),
         rebalance_delay_ms: config.get_int("cluster.rebalance-delay"),

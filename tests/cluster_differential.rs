@@ -734,6 +734,13 @@ async fn redirections(p: &mut Pair) {
         "-ERR wrong number",
     )
     .await;
+    // The endpoint clients are sent to can be changed at run time.
+    let set_endpoint = |t| ["CONFIG", "SET", "cluster-preferred-endpoint-type", t];
+    p.same(2, &set_endpoint("unknown-endpoint"), "+OK").await;
+    p.same(2, &["GET", ON_0], "-MOVED 866 :<port0>").await;
+    p.same(2, &set_endpoint("ip"), "+OK").await;
+    p.same(2, &["GET", ON_0], "-MOVED 866 127.0.0.1:<port0>")
+        .await;
 }
 
 /// Scripts in a cluster: a compatible-mode script (no shebang) or one flagged

@@ -152,6 +152,8 @@ pub struct Cluster {
     pub repl: replication::Replication,
     /// Why automatic distribution is not moving towards the even layout, if it is not.
     auto_wait: Mutex<AutoWait>,
+    /// `cluster-preferred-endpoint-type` in force (CONFIG SET changes it).
+    endpoint_type: Mutex<EndpointType>,
 }
 
 /// What automatic distribution waits for, and since when (see [`Cluster::note_auto_wait`]).
@@ -237,7 +239,8 @@ impl Cluster {
             st.importing.clear();
         }
         st.update_state();
-        let routing = Routing::from_state(&st, cfg.endpoint_type);
+        let endpoint_type = cfg.endpoint_type;
+        let routing = Routing::from_state(&st, endpoint_type);
         Ok(Cluster {
             state: Mutex::new(st),
             routing: RwLock::new(Arc::new(routing)),
@@ -248,6 +251,7 @@ impl Cluster {
             http_port,
             ip_announced,
             migrator: migrate::Migrator::new(),
+            endpoint_type: Mutex::new(endpoint_type),
             save_lock: Mutex::new(()),
             repl: replication::Replication::default(),
             auto_wait: Mutex::new(AutoWait::default()),
@@ -271,7 +275,20 @@ impl Cluster {
     /// Rebuilds the routing snapshot after a state change (call with the state lock held).
     fn publish(&self, st: &mut ClusterState) {
         st.update_state();
-        *self.routing.write() = Arc::new(Routing::from_state(st, self.cfg.endpoint_type));
+        *self.routing.write() = Arc::new(Routing::from_state(st, self.endpoint_type()));
+    }
+
+    /// What MOVED/ASK and CLUSTER SLOTS send clients to.
+    pub fn endpoint_type(&self) -> EndpointType {
+        *self.endpoint_type.lock()
+    }
+
+    /// CONFIG SET cluster-preferred-endpoint-type: redirections use it from the next command.
+    pub fn set_endpoint_type(&self, t: EndpointType) {
+        if std::mem::replace(&mut *self.endpoint_type.lock(), t) != t {
+            let mut st = self.state.lock();
+            self.publish(&mut st);
+        }
     }
 
     /// Applies a change made by a command (CLUSTER ADDSLOTS, ...) and refreshes routing.

@@ -191,7 +191,7 @@ fn nodes(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 /// Redis's getPreferredEndpoint: the IP, the hostname (`?` when it has none), or nothing
 /// (`unknown-endpoint`: clients reuse the address they used).
 fn preferred_endpoint(c: &Cluster, n: &ClusterNode) -> String {
-    match c.cfg.endpoint_type {
+    match c.endpoint_type() {
         EndpointType::Ip => n.endpoint.ip.clone(),
         EndpointType::Hostname if !n.endpoint.hostname.is_empty() => n.endpoint.hostname.clone(),
         EndpointType::Hostname => "?".into(),
@@ -203,7 +203,7 @@ fn preferred_endpoint(c: &Cluster, n: &ClusterNode) -> String {
 /// other networking metadata.
 fn write_slot_node(ctx: &mut Ctx, c: &Cluster, n: &ClusterNode) {
     ctx.out.array(4);
-    if c.cfg.endpoint_type == EndpointType::Unknown {
+    if c.endpoint_type() == EndpointType::Unknown {
         ctx.out.null();
     } else {
         ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
@@ -211,10 +211,10 @@ fn write_slot_node(ctx: &mut Ctx, c: &Cluster, n: &ClusterNode) {
     ctx.out.int(n.endpoint.port as i64);
     ctx.out.bulk(n.id.as_bytes());
     let mut meta: Vec<(&str, String)> = Vec::new();
-    if c.cfg.endpoint_type != EndpointType::Ip {
+    if c.endpoint_type() != EndpointType::Ip {
         meta.push(("ip", n.endpoint.ip.clone()));
     }
-    if c.cfg.endpoint_type != EndpointType::Hostname && !n.endpoint.hostname.is_empty() {
+    if c.endpoint_type() != EndpointType::Hostname && !n.endpoint.hostname.is_empty() {
         meta.push(("hostname", n.endpoint.hostname.clone()));
     }
     ctx.out.map(meta.len());
