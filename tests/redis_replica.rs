@@ -1797,3 +1797,51 @@ async fn replicas_continue_after_their_master_briefly_followed_another() {
     assert!(since == "0" || since == "1", "{since}");
     node.shutdown().await;
 }
+
+/// A replica that takes nothing for a while but says it is alive (newlines, as a Redis replica
+/// sends while it loads a large file) is kept past `repl-timeout`, as Redis keeps it; once it
+/// falls silent too, it is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_replica_that_says_it_is_alive_is_kept() {
+    use tokio::io::AsyncWriteExt;
+    let data = tempfile::tempdir().unwrap();
+    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
+    let mut m = conn(node.resp_addr().port()).await;
+    run(&mut m, &["CONFIG", "SET", "repl-timeout", "2"]).await;
+    // A replica that asks for a sync and then reads nothing at all.
+    let mut replica = tokio::net::TcpStream::connect(node.resp_addr())
+        .await
+        .unwrap();
+    replica
+        .write_all(b"REPLCONF listening-port 7777\r\nPSYNC ? -1\r\n")
+        .await
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), async || {
+            info_field(&mut m, "replication", "connected_slaves").await == "1"
+        })
+        .await
+    );
+    let value = "v".repeat(1 << 20);
+    for i in 0..48 {
+        run(&mut m, &["SET", &format!("big{i}"), &value]).await;
+    }
+    // Newlines for three timeouts' worth: still there.
+    for _ in 0..12 {
+        replica.write_all(b"\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").await,
+        "1",
+        "a replica that said it was alive was dropped"
+    );
+    // Silent now: dropped.
+    let dropped = wait_for(Duration::from_secs(20), async || {
+        info_field(&mut m, "replication", "connected_slaves").await == "0"
+    })
+    .await;
+    assert!(dropped, "a silent replica was kept");
+    drop(replica);
+    node.shutdown().await;
+}

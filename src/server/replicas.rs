@@ -299,8 +299,18 @@ struct ReplicaConn<'a> {
     kind: SyncKind,
 }
 
+impl ReplicaConn<'_> {
+    fn io(&mut self) -> Io<'_> {
+        Io {
+            wr: &mut *self.wr,
+            rd: &mut *self.rd,
+            inbuf: &mut *self.inbuf,
+        }
+    }
+}
+
 async fn feed(
-    conn: ReplicaConn<'_>,
+    mut conn: ReplicaConn<'_>,
     rdb_only: bool,
     who: &Who,
     slot: &mut Option<Stream>,
@@ -333,7 +343,7 @@ async fn feed(
                 node.replicas.set_stream_id(id, &stream_id);
                 write(
                     node,
-                    conn.wr,
+                    &mut conn.io(),
                     format!("+CONTINUE {stream_id}\r\n").as_bytes(),
                 )
                 .await?;
@@ -355,7 +365,7 @@ async fn feed(
                     stream
                         .send_records(
                             node,
-                            conn.wr,
+                            &mut conn.io(),
                             Some(Bytes::from(missed)),
                             &mut tap_rx,
                             &queued,
@@ -394,7 +404,7 @@ async fn feed(
     if kind == SyncKind::Psync {
         write(
             node,
-            conn.wr,
+            &mut conn.io(),
             format!("+FULLRESYNC {stream_id} {at}\r\n").as_bytes(),
         )
         .await?;
@@ -416,11 +426,16 @@ async fn feed(
     let rdb = loop {
         tokio::select! {
             r = &mut encoding => break r.map_err(|e| e.to_string())?,
-            _ = keepalive.tick() => write(node, conn.wr, b"\n").await?,
+            _ = keepalive.tick() => write(node, &mut conn.io(), b"\n").await?,
         }
     };
-    write(node, conn.wr, format!("${}\r\n", rdb.len()).as_bytes()).await?;
-    write(node, conn.wr, &rdb).await?;
+    write(
+        node,
+        &mut conn.io(),
+        format!("${}\r\n", rdb.len()).as_bytes(),
+    )
+    .await?;
+    write(node, &mut conn.io(), &rdb).await?;
     tracing::info!(
         client = id,
         keys,
@@ -463,6 +478,7 @@ async fn stream_loop(
         inbuf,
         kind,
     } = conn;
+    let mut io = Io { wr, rd, inbuf };
     let mut parser = Parser::new(node.proto_max_bulk_len.load(Ordering::Relaxed));
     let mut args: Vec<Bytes> = Vec::new();
     let period = || {
@@ -492,8 +508,10 @@ async fn stream_loop(
         let asked = node.replicas.getack_gen.load(Ordering::Acquire);
         if asked != getacks_seen {
             getacks_seen = asked;
-            stream.send_queued(node, wr, &mut tap_rx, &queued).await?;
-            stream.send_getack(node, wr).await?;
+            stream
+                .send_queued(node, &mut io, &mut tap_rx, &queued)
+                .await?;
+            stream.send_getack(node, &mut io).await?;
         }
         if draining.is_some() && stream.acked >= stream.ours {
             tracing::info!(
@@ -513,34 +531,19 @@ async fn stream_loop(
                 }
                 let limit = node.config.read().shutdown_timeout_secs.max(1);
                 draining = Some(tokio::time::Instant::now() + Duration::from_secs(limit));
-                stream.send_queued(node, wr, &mut tap_rx, &queued).await?;
-                stream.send_getack(node, wr).await?;
+                stream.send_queued(node, &mut io, &mut tap_rx, &queued).await?;
+                stream.send_getack(node, &mut io).await?;
             }
             _ = deadline => {
                 tracing::warn!(client = id, "Lagging replica at shutdown: it did not acknowledge every write within shutdown-timeout");
                 return Ok(());
             }
-            r = rd.read_buf(inbuf) => {
+            r = io.rd.read_buf(&mut *io.inbuf) => {
                 match r {
                     Ok(0) => return Err("the replica closed the connection".into()),
                     Err(e) => return Err(e.to_string()),
                     Ok(n) => {
                         node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                }
-                while parser.parse(inbuf, &mut args).map_err(|e| e.0)? {
-                    // A replica loading the file says it is alive with bare newlines (as
-                    // Redis's replicas do, and Redis's masters count them).
-                    if args.is_empty() {
-                        last_ack = tokio::time::Instant::now();
-                    }
-                    if args.len() >= 3
-                        && args[0].eq_ignore_ascii_case(b"replconf")
-                        && args[1].eq_ignore_ascii_case(b"ack")
-                        && let Some(offset) = std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok())
-                    {
-                        stream.acknowledged(&node.replicas, id, offset);
-                        last_ack = tokio::time::Instant::now();
                     }
                 }
             }
@@ -559,7 +562,7 @@ async fn stream_loop(
             // Handled at the top of the loop.
             _ = getack => {}
             _ = ping.tick() => {
-                stream.send_extra(node, wr, &resp_command_bytes(&[b"PING"])).await?;
+                stream.send_extra(node, &mut io, &resp_command_bytes(&[b"PING"])).await?;
                 let p = period();
                 if p != ping.period() {
                     ping = interval(p);
@@ -570,7 +573,25 @@ async fn stream_loop(
                 let Some(first) = r else {
                     return Err("the replica fell too far behind (over the output buffer limit); it will sync again".into());
                 };
-                stream.send_records(node, wr, Some(first), &mut tap_rx, &queued).await?;
+                stream.send_records(node, &mut io, Some(first), &mut tap_rx, &queued).await?;
+            }
+        }
+        // What the replica sent (read by the branch above, or aside while a write waited).
+        while parser.parse(io.inbuf, &mut args).map_err(|e| e.0)? {
+            // A replica loading the file says it is alive with bare newlines (as Redis's
+            // replicas do, and Redis's masters count them).
+            if args.is_empty() {
+                last_ack = tokio::time::Instant::now();
+            }
+            if args.len() >= 3
+                && args[0].eq_ignore_ascii_case(b"replconf")
+                && args[1].eq_ignore_ascii_case(b"ack")
+                && let Some(offset) = std::str::from_utf8(&args[2])
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+            {
+                stream.acknowledged(&node.replicas, id, offset);
+                last_ack = tokio::time::Instant::now();
             }
         }
     }
@@ -623,7 +644,7 @@ impl Stream {
     async fn send_records(
         &mut self,
         node: &Node,
-        wr: &mut OwnedWriteHalf,
+        io: &mut Io<'_>,
         mut first: Option<Bytes>,
         tap_rx: &mut mpsc::UnboundedReceiver<Bytes>,
         queued: &AtomicU64,
@@ -644,7 +665,7 @@ impl Stream {
                 return Ok(());
             }
             queued.fetch_sub(taken as u64, Ordering::Relaxed);
-            let sent = write(node, wr, &out).await;
+            let sent = write(node, io, &out).await;
             self.resp += out.len() as u64;
             self.out = out;
             sent?;
@@ -673,17 +694,17 @@ impl Stream {
     async fn send_queued(
         &mut self,
         node: &Node,
-        wr: &mut OwnedWriteHalf,
+        io: &mut Io<'_>,
         tap_rx: &mut mpsc::UnboundedReceiver<Bytes>,
         queued: &AtomicU64,
     ) -> Result<(), String> {
-        self.send_records(node, wr, None, tap_rx, queued).await
+        self.send_records(node, io, None, tap_rx, queued).await
     }
 
-    async fn send_getack(&mut self, node: &Node, wr: &mut OwnedWriteHalf) -> Result<(), String> {
+    async fn send_getack(&mut self, node: &Node, io: &mut Io<'_>) -> Result<(), String> {
         self.send_extra(
             node,
-            wr,
+            io,
             &resp_command_bytes(&[b"REPLCONF", b"GETACK", b"*"]),
         )
         .await
@@ -772,10 +793,10 @@ impl Stream {
     async fn send_extra(
         &mut self,
         node: &Node,
-        wr: &mut OwnedWriteHalf,
+        io: &mut Io<'_>,
         bytes: &[u8],
     ) -> Result<(), String> {
-        write(node, wr, bytes).await?;
+        write(node, io, bytes).await?;
         self.resp += bytes.len() as u64;
         self.mark();
         Ok(())
@@ -821,23 +842,49 @@ fn resp_command_bytes(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// Writes to a replica. A replica that takes nothing for `repl-timeout` (stopped, or its
-/// network gone without a word) is dropped, as Redis drops it for its missing acknowledgements;
-/// a write waiting on it would otherwise keep the feed from noticing. A large file may take
-/// long: each piece of it must go within the timeout, not the whole.
-async fn write(node: &Node, wr: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
+/// A replica's connection as its feed writes to it. What the replica sends while a write
+/// waits is read aside into `inbuf` (the stream loop parses it), so a replica that takes
+/// nothing but says it is alive (newlines while it loads the file, as Redis's replicas do) is
+/// told from one that is gone.
+struct Io<'a> {
+    wr: &'a mut OwnedWriteHalf,
+    rd: &'a mut OwnedReadHalf,
+    inbuf: &'a mut BytesMut,
+}
+
+/// Writes to a replica. One that neither takes a byte nor sends one for `repl-timeout`
+/// (stopped, or its network gone without a word) is dropped, as Redis drops a replica silent
+/// that long; a write waiting on it would otherwise keep the feed from noticing. A large file
+/// may take long: it goes in pieces, each within the timeout.
+async fn write(node: &Node, io: &mut Io<'_>, bytes: &[u8]) -> Result<(), String> {
     const PIECE: usize = 1 << 20;
     let timeout = Duration::from_secs(node.config.read().get_int("repl-timeout").max(1) as u64);
+    let Io { wr, rd, inbuf } = io;
     for piece in bytes.chunks(PIECE) {
-        tokio::time::timeout(timeout, wr.write_all(piece))
-            .await
-            .map_err(|_| {
-                format!(
-                    "timeout: the replica took nothing for {} seconds (repl-timeout)",
-                    timeout.as_secs()
-                )
-            })?
-            .map_err(|e| e.to_string())?;
+        let mut sending = std::pin::pin!(wr.write_all(piece));
+        let mut heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                r = &mut sending => {
+                    r.map_err(|e| e.to_string())?;
+                    break;
+                }
+                r = rd.read_buf(&mut **inbuf) => match r {
+                    Ok(0) => return Err("the replica closed the connection".into()),
+                    Err(e) => return Err(e.to_string()),
+                    Ok(n) => {
+                        node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        heard = tokio::time::Instant::now();
+                    }
+                },
+                _ = tokio::time::sleep_until(heard + timeout) => {
+                    return Err(format!(
+                        "timeout: the replica took nothing and said nothing for {} seconds (repl-timeout)",
+                        timeout.as_secs()
+                    ));
+                }
+            }
+        }
         node.stats
             .net_output_bytes
             .fetch_add(piece.len() as u64, Ordering::Relaxed);
