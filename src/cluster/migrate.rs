@@ -515,8 +515,9 @@ fn push_strays(
 /// the shard for its round trip, so even a key written all the time moves.
 const UNHELD_TRIES: u32 = 2;
 /// How long a batch that holds the shard may first wait for its answer: every client of the
-/// shard's slots waits as long. One that takes longer fails and is tried again with twice the
-/// time (up to [`HELD_CALL_MAX`]), so a slow target still gets the keys in the end.
+/// shard's slots waits as long. One that takes longer fails; the next held batch (once an
+/// unheld one was answered) gets twice the time, up to [`HELD_CALL_MAX`], so a slow target
+/// still gets a hot key in the end.
 const HELD_CALL: Duration = Duration::from_secs(1);
 const HELD_CALL_MAX: Duration = Duration::from_secs(16);
 
@@ -574,6 +575,10 @@ fn move_slots(
     let mut last_logged = 0u64;
     let mut backoff = Duration::from_millis(50);
     let mut held_call = HELD_CALL;
+    // A held batch timed out: none is held again until an unheld one is answered (the target
+    // answers at all), so a target that does not answer stalls the shard once, not again and
+    // again.
+    let mut held_failed = false;
     // Pinned keys that changed here while on their way, and how many times.
     let mut tries: std::collections::HashMap<Vec<u8>, u32> = Default::default();
     let mut cursor = 0u64;
@@ -717,7 +722,8 @@ fn move_slots(
             };
             // Clients keep the shard during the round trip (a write waiting for it would stall
             // its whole connection), unless one of the keys kept changing on its way.
-            let hold = !tries.is_empty()
+            let hold = !held_failed
+                && !tries.is_empty()
                 && sent
                     .iter()
                     .chain(&deleted)
@@ -795,7 +801,10 @@ fn move_slots(
                     s.keys_moved.fetch_add(gone.len() as u64, Ordering::Relaxed);
                     s.bytes_moved.fetch_add(bytes as u64, Ordering::Relaxed);
                     backoff = Duration::from_millis(50);
-                    held_call = HELD_CALL;
+                    if hold {
+                        held_call = HELD_CALL;
+                    }
+                    held_failed = false;
                     continue;
                 }
                 // The batch may have been applied: its keys stay pinned and go again, held
@@ -803,6 +812,7 @@ fn move_slots(
                 failed => {
                     if hold {
                         held_call = (held_call * 2).min(HELD_CALL_MAX);
+                        held_failed = true;
                     }
                     match failed {
                         Ok(r) => Err(format!("batch refused: {}", r.get_ref().reason)),

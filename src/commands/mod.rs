@@ -1124,23 +1124,35 @@ impl<'a> Replayer<'a> {
     }
 
     /// Applies a master's transaction (MULTI ... EXEC, or one record of several commands) as
-    /// one step: every shard is held from its first command to its last, so no client sees
-    /// it half applied (Redis runs a master's EXEC as one command). Logged, when this replayer
-    /// logs, as one record, as EXEC logs. Err: a command that cannot be run; the commands
-    /// before it are applied.
+    /// one step: the shards of all its keys (every shard, for a command that works on all or
+    /// names none) are held from its first command to its last, so no client sees it half
+    /// applied (Redis runs a master's EXEC as one command). Logged, when this replayer logs,
+    /// as one record, as EXEC logs. Err, with nothing applied: a command that cannot be run
+    /// here (Redis discards such a transaction whole).
     pub fn replay_all(&mut self, cmds: &[(usize, Vec<Bytes>)]) -> Result<(), String> {
-        let mut ks = self.node.store.lock_all(0);
+        let mut checked = Vec::with_capacity(cmds.len());
+        for (db, args) in cmds {
+            checked.push(self.check(*db, args)?);
+        }
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut all = false;
+        for (cmd, (_, args)) in checked.iter().zip(cmds) {
+            let pos = key_positions(cmd.cmd, args);
+            all |= cmd.cmd.flags & flags::ALL_SHARDS != 0
+                || (pos.is_empty() && cmd.cmd.flags & flags::WRITE != 0);
+            keys.extend(pos.iter().map(|&i| &args[i][..]));
+        }
+        let store = &self.node.store;
+        let mut ks = if all {
+            store.lock_all(0)
+        } else if keys.is_empty() {
+            store.lock_none(0)
+        } else {
+            store.lock_keys(&keys, 0)
+        };
         let log = std::mem::replace(&mut self.log, false);
         let mut batch = Vec::new();
-        let mut outcome = Ok(());
-        for (db, args) in cmds {
-            let cmd = match self.check(*db, args) {
-                Ok(c) => c,
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            };
+        for (cmd, (db, args)) in checked.into_iter().zip(cmds) {
             if self.apply(cmd, &mut ks, *db, args) && log {
                 batch.push((*db, args.clone()));
             }
@@ -1151,7 +1163,7 @@ impl<'a> Replayer<'a> {
                 crate::persist::aof::command_record(out, &batch);
             });
         }
-        outcome
+        Ok(())
     }
 
     /// [`Replayer::replay`] under a keyspace the caller holds whole (DEBUG LOADAOF).

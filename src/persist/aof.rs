@@ -256,8 +256,9 @@ pub struct BacklogInfo {
 
 /// A replica's feed: every record appended after it was added, until its queue is over
 /// `client-output-buffer-limit replica` (the hard limit, or the soft one for longer than its
-/// seconds: see [`Aof::replica_limits`]); a replica that cannot keep up is cut off and syncs
-/// again, as Redis's is.
+/// seconds: see [`Aof::replica_limits`]) for a replica over Redis's protocol, or over
+/// [`BUS_TAP_LIMIT`] for a cluster replica fed over the bus; a replica that cannot keep up is
+/// cut off and syncs again, as Redis's is.
 pub struct Tap {
     pub tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
     /// Bytes sent and not yet taken by the replica's stream.
@@ -265,9 +266,14 @@ pub struct Tap {
     /// Unix seconds since when the queue is over the soft limit (0: it is not).
     soft_since: i64,
     /// Cancelled when the tap is cut for its limit: the replica's connection closes then, even
-    /// while a write to it waits (Redis frees the client at once).
+    /// while a write to it waits (Redis frees the client at once). None: a bus replica, whose
+    /// limit is [`BUS_TAP_LIMIT`].
     cut: Option<tokio_util::sync::CancellationToken>,
 }
+
+/// How far a cluster replica fed over the bus may fall behind (its stream is not a client's
+/// output buffer; Redis's default hard limit for replicas).
+pub const BUS_TAP_LIMIT: u64 = 256 << 20;
 
 impl Tap {
     pub fn new(
@@ -284,12 +290,17 @@ impl Tap {
     }
 
     /// Whether a queue of `q` bytes is within `[hard, soft, soft seconds]` (0: no limit), as
-    /// Redis's checkClientOutputBufferLimits.
-    fn within(&mut self, q: u64, [hard, soft, secs]: [u64; 3]) -> bool {
-        if hard > 0 && q > hard {
+    /// Redis's checkClientOutputBufferLimits (a bus replica: within [`BUS_TAP_LIMIT`]).
+    fn within(&mut self, q: u64, limits: [u64; 3]) -> bool {
+        let [hard, soft, secs] = if self.cut.is_some() {
+            limits
+        } else {
+            [BUS_TAP_LIMIT, 0, 0]
+        };
+        if hard > 0 && q >= hard {
             return false;
         }
-        if soft == 0 || q <= soft {
+        if soft == 0 || q < soft {
             self.soft_since = 0;
             return true;
         }
