@@ -268,14 +268,24 @@ async fn loaded_master() -> (
     reredis::NodeHandle,
     MultiplexedConnection,
 ) {
+    let (data, node, mut m) = debug_node().await;
+    load_before_sync(&mut m).await;
+    (data, node, m)
+}
+
+/// A node with a data dir of its own and DEBUG on (for digests), and a connection to it.
+async fn debug_node() -> (
+    tempfile::TempDir,
+    reredis::NodeHandle,
+    MultiplexedConnection,
+) {
     let data = tempfile::tempdir().unwrap();
     let node = start_loaded(&[
         ("dir", data.path().to_str().unwrap()),
         ("enable-debug-command", "yes"),
     ])
     .await;
-    let mut m = conn(node.resp_addr().port()).await;
-    load_before_sync(&mut m).await;
+    let m = conn(node.resp_addr().port()).await;
     (data, node, m)
 }
 
@@ -1542,6 +1552,20 @@ async fn stalling_master() -> u16 {
     port
 }
 
+/// Cuts the one replica's link; it comes back (a write after the cut arrives) by a partial
+/// resync, its only full sync the first.
+async fn continues_after_a_cut(m: &mut MultiplexedConnection, r: &mut MultiplexedConnection) {
+    assert_eq!(kill_replicas(m).await, 1, "CLIENT KILL TYPE replica");
+    run(m, &["SET", "after", "1"]).await;
+    assert!(arrives(r, "after").await, "the replica came back");
+    assert_eq!(
+        info_field(m, "stats", "sync_partial_ok").await,
+        "1",
+        "a partial resync"
+    );
+    assert_eq!(info_field(m, "stats", "sync_full").await, "1");
+}
+
 /// CLIENT KILL TYPE replica: how many went.
 async fn kill_replicas(m: &mut MultiplexedConnection) -> i64 {
     redis::cmd("CLIENT")
@@ -1779,15 +1803,7 @@ async fn replicas_continue_after_their_master_briefly_followed_another() {
     run(&mut m, &["REPLICAOF", "NO", "ONE"]).await;
     let after = info_field(&mut m, "replication", "master_replid").await;
     assert_ne!(after, before, "a new replication ID");
-    assert_eq!(kill_replicas(&mut m).await, 1, "CLIENT KILL TYPE replica");
-    run(&mut m, &["SET", "after", "1"]).await;
-    assert!(arrives(&mut r, "after").await, "the replica came back");
-    assert_eq!(
-        info_field(&mut m, "stats", "sync_partial_ok").await,
-        "1",
-        "a partial resync"
-    );
-    assert_eq!(info_field(&mut m, "stats", "sync_full").await, "1");
+    continues_after_a_cut(&mut m, &mut r).await;
 
     // A link that was up and is replaced: down from then, not "never up" (-1).
     let (master, _mc) = redis_master().await;
@@ -1843,5 +1859,27 @@ async fn a_busy_replica_that_says_it_is_alive_is_kept() {
     .await;
     assert!(dropped, "a silent replica was kept");
     drop(replica);
+    node.shutdown().await;
+}
+
+/// A chain: a redis-server replica of a node that itself follows a redis-server master. When
+/// the node stops following (REPLICAOF NO ONE), its replica continues under the master's ID it
+/// was fed with (Redis's replid2) when its link is cut: a partial resync, not a full one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chained_replica_continues_after_its_master_is_promoted() {
+    let (master, mut top) = redis_master().await;
+    run(&mut top, &["SET", "from-top", "1"]).await;
+    let (_data, node, mut m) = debug_node().await;
+    follow_until_up(&mut m, master.port).await;
+    let (_replica, mut r) = redis_replica_of(node.resp_addr().port()).await;
+    assert!(arrives(&mut r, "from-top").await, "the chain never synced");
+    run(&mut top, &["SET", "through", "1"]).await;
+    assert!(
+        arrives(&mut r, "through").await,
+        "the chain does not follow"
+    );
+    run(&mut m, &["REPLICAOF", "NO", "ONE"]).await;
+    continues_after_a_cut(&mut m, &mut r).await;
+    assert_same_data(&mut m, &mut r, "after the partial resync").await;
     node.shutdown().await;
 }

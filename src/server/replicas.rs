@@ -456,9 +456,11 @@ async fn feed(
 /// is still `replid`.
 fn continue_from(node: &Node, who: &Who, replid: &str) -> Option<Mark> {
     let (asked_id, offset) = who.psync.as_ref()?;
-    // (Or the ID before REPLICAOF NO ONE, when the data stayed ours: see `Upstream::stop`.)
+    // (Or an ID before REPLICAOF NO ONE: see `Upstream::stop`.)
     let before = node.upstream.replid2();
-    let ours: Vec<&str> = std::iter::once(replid).chain(before.as_deref()).collect();
+    let ours: Vec<&str> = std::iter::once(replid)
+        .chain(before.iter().map(String::as_str))
+        .collect();
     node.replicas
         .resume_point(&who.ip, who.port, (asked_id, *offset), &ours)
 }

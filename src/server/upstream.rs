@@ -45,9 +45,10 @@ pub struct Upstream {
     /// shiftReplicationId): its history parts from the master's there, and from the one it
     /// had as a master before (so no replica fed then can continue into the new data).
     own_replid: Mutex<Option<String>>,
-    /// The ID before `own_replid`, still good for a replica fed under it to continue (None
-    /// once data it did not see replaced ours).
-    replid2: Mutex<Option<String>>,
+    /// The IDs before `own_replid` that a replica fed under them may still continue under
+    /// (Redis's replid2): the master's it followed, and its own before that unless a master's
+    /// file replaced the data since.
+    replid2: Mutex<Vec<String>>,
 }
 
 /// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
@@ -97,9 +98,9 @@ impl Upstream {
         self.own_replid.lock().clone()
     }
 
-    /// The replication ID before the last `REPLICAOF NO ONE`, when a replica fed under it may
-    /// still continue.
-    pub fn replid2(&self) -> Option<String> {
+    /// The replication IDs before the last `REPLICAOF NO ONE` a replica fed under them may
+    /// still continue under.
+    pub fn replid2(&self) -> Vec<String> {
         self.replid2.lock().clone()
     }
 
@@ -146,6 +147,8 @@ impl Upstream {
         {
             return false;
         }
+        // Following a master again: no replica continues under an ID from before.
+        self.replid2.lock().clear();
         // A link that was up is down from now (Redis frees the old master's client).
         let mut down_since = 0;
         if let Some(old) = cur.take() {
@@ -193,9 +196,10 @@ impl Upstream {
         let _load = self.loading.lock();
         if let Some(link) = self.link.lock().take() {
             self.active.store(false, Ordering::Relaxed);
-            // A new ID, as Redis's shiftReplicationId. The one before stays good for our
-            // replicas to continue under (Redis's replid2) unless a master's file replaced the
-            // data meanwhile (a FAILOVER that went no further than following its target, which
+            // A new ID, as Redis's shiftReplicationId. The master's (the one our replicas fed
+            // while we followed it know) stays good for them to continue under (Redis's
+            // replid2), and so does ours before it unless a master's file replaced the data
+            // meanwhile (a FAILOVER that went no further than following its target, which
             // continued our stream, replaced nothing).
             let before = self
                 .own_replid
@@ -203,7 +207,15 @@ impl Upstream {
                 .clone()
                 .unwrap_or_else(|| node.run_id.clone());
             *self.own_replid.lock() = Some(crate::node::random_run_id());
-            *self.replid2.lock() = (link.full_syncs.load(Ordering::Relaxed) == 0).then_some(before);
+            let mut second: Vec<String> = Vec::new();
+            let followed = link.replid.lock().clone();
+            if !followed.is_empty() {
+                second.push(followed);
+            }
+            if link.full_syncs.load(Ordering::Relaxed) == 0 {
+                second.push(before);
+            }
+            *self.replid2.lock() = second;
             link.stop.cancel();
             node.store.keep_expired.store(false, Ordering::Relaxed);
             tracing::info!("MASTER MODE enabled (REPLICAOF NO ONE)");
