@@ -1505,11 +1505,19 @@ async fn a_forced_failover_hands_over_to_a_redis_replica_behind() {
 /// bytes of it, then holds the connection for as long as the test runs: a replica stays in
 /// its transfer. Returns the port it listens on.
 async fn stalling_master() -> u16 {
+    fake_master(b"$1000\r\nREDIS0009\x01".to_vec()).await
+}
+
+/// A master that answers the replication handshake with `+FULLRESYNC <id> 0` followed by
+/// `after` (the file, and maybe a stream), then holds the connection for as long as the test
+/// runs. Returns the port it listens on.
+async fn fake_master(after: Vec<u8>) -> u16 {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
+            let after = after.clone();
             tokio::spawn(async move {
                 let (rd, mut wr) = sock.into_split();
                 let mut rd = BufReader::new(rd);
@@ -1536,8 +1544,9 @@ async fn stalling_master() -> u16 {
                         "PING" => b"+PONG\r\n",
                         "PSYNC" => {
                             let id = "a".repeat(40);
-                            let head = format!("+FULLRESYNC {id} 0\r\n$1000\r\nREDIS0009\x01");
+                            let head = format!("+FULLRESYNC {id} 0\r\n");
                             wr.write_all(head.as_bytes()).await.unwrap();
+                            wr.write_all(&after).await.unwrap();
                             // Held: the rest of the file never comes.
                             std::future::pending::<()>().await;
                             return;
@@ -1881,5 +1890,48 @@ async fn a_chained_replica_continues_after_its_master_is_promoted() {
     run(&mut m, &["REPLICAOF", "NO", "ONE"]).await;
     continues_after_a_cut(&mut m, &mut r).await;
     assert_same_data(&mut m, &mut r, "after the partial resync").await;
+    node.shutdown().await;
+}
+
+/// A transaction from the master with a command this server does not have is discarded
+/// whole, as Redis's replica discards it (EXECABORT); the stream goes on after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masters_transaction_with_an_unknown_command_is_discarded_whole() {
+    // An empty RDB file (version 9, a zero checksum: not checked), then the stream.
+    let mut after = b"$18\r\nREDIS0009\xff".to_vec();
+    after.extend_from_slice(&[0; 8]);
+    for cmd in [
+        &["MULTI"][..],
+        &["SET", "a", "1"],
+        &["NOSUCHCOMMAND", "x"],
+        &["SET", "b", "1"],
+        &["EXEC"],
+        &["SET", "c", "1"],
+    ] {
+        after.extend_from_slice(format!("*{}\r\n", cmd.len()).as_bytes());
+        for a in cmd {
+            after.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let port = fake_master(after).await.to_string();
+    let story = async |c: &mut MultiplexedConnection| -> Vec<Option<String>> {
+        run(c, &["REPLICAOF", "127.0.0.1", &port]).await;
+        let came = wait_for(Duration::from_secs(20), async || {
+            let v: Option<String> = redis::cmd("GET").arg("c").query_async(c).await.unwrap();
+            v.is_some()
+        })
+        .await;
+        assert!(came, "the stream after the transaction never arrived");
+        let mut seen = Vec::new();
+        for k in ["a", "b", "c"] {
+            seen.push(redis::cmd("GET").arg(k).query_async(c).await.unwrap());
+        }
+        seen
+    };
+    let (_redis, mut rc) = redis_in_own_dir(&[]).await;
+    let want = story(&mut rc).await;
+    assert_eq!(want, [None, None, Some("1".to_string())]);
+    let (_data, node, mut m) = debug_node().await;
+    assert_eq!(story(&mut m).await, want);
     node.shutdown().await;
 }
