@@ -1888,6 +1888,11 @@ async fn a_chained_replica_continues_after_its_master_is_promoted() {
         "the chain does not follow"
     );
     run(&mut m, &["REPLICAOF", "NO", "ONE"]).await;
+    // INFO shows the master's ID as the second one, as Redis's does.
+    assert_eq!(
+        info_field(&mut m, "replication", "master_replid2").await,
+        info_field(&mut top, "replication", "master_replid").await
+    );
     continues_after_a_cut(&mut m, &mut r).await;
     assert_same_data(&mut m, &mut r, "after the partial resync").await;
     node.shutdown().await;

@@ -1344,10 +1344,10 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                 o.head("Replication");
                 let offset = replication_section(&mut o, node, super::now_ms());
                 let replid = node.replid();
-                let replid2 = node
-                    .cluster
-                    .as_ref()
-                    .and_then(|c| c.repl.replid2.lock().clone());
+                let replid2 = match &node.cluster {
+                    Some(c) => c.repl.replid2.lock().clone(),
+                    None => node.upstream.shown_replid2.lock().clone(),
+                };
                 o.kv("master_replid", &replid);
                 match replid2 {
                     Some((id, at)) => {

@@ -49,6 +49,9 @@ pub struct Upstream {
     /// (Redis's replid2): the master's it followed, and its own before that unless a master's
     /// file replaced the data since.
     replid2: Mutex<Vec<String>>,
+    /// INFO's `master_replid2` and `second_repl_offset` - 1: the master's ID it followed and
+    /// where our stream stood when it stopped (None until it stops following one).
+    pub shown_replid2: Mutex<Option<(String, u64)>>,
 }
 
 /// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
@@ -149,6 +152,7 @@ impl Upstream {
         }
         // Following a master again: no replica continues under an ID from before.
         self.replid2.lock().clear();
+        *self.shown_replid2.lock() = None;
         // A link that was up is down from now (Redis frees the old master's client).
         let mut down_since = 0;
         if let Some(old) = cur.take() {
@@ -210,6 +214,7 @@ impl Upstream {
             let mut second: Vec<String> = Vec::new();
             let followed = link.replid.lock().clone();
             if !followed.is_empty() {
+                *self.shown_replid2.lock() = Some((followed.clone(), node.store.aof.repl_offset()));
                 second.push(followed);
             }
             if link.full_syncs.load(Ordering::Relaxed) == 0 {
