@@ -411,7 +411,6 @@ impl Node {
             .store(c.hash_max_listpack_value, Ordering::Relaxed);
         st.max_intset_entries
             .store(c.set_max_intset_entries, Ordering::Relaxed);
-        let endpoint = endpoint_type(&c);
         self.cluster_reads_when_down.store(
             c.get_bool("cluster.allow-reads-when-down"),
             Ordering::Relaxed,
@@ -440,7 +439,7 @@ impl Node {
         // (The routing is rebuilt under the cluster's lock: not with the settings held.)
         drop(c);
         if let Some(cluster) = &self.cluster {
-            cluster.set_endpoint_type(endpoint);
+            cluster.refresh_endpoint_type(|| endpoint_type(&self.config.read()));
         }
     }
 

@@ -1833,17 +1833,20 @@ async fn a_busy_replica_that_says_it_is_alive_is_kept() {
     let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
     let mut m = conn(node.resp_addr().port()).await;
     run(&mut m, &["CONFIG", "SET", "repl-timeout", "2"]).await;
-    // A replica that asks for a sync and then reads nothing at all.
-    let mut replica = tokio::net::TcpStream::connect(node.resp_addr())
-        .await
-        .unwrap();
-    replica
-        .write_all(b"REPLCONF listening-port 7777\r\nPSYNC ? -1\r\n")
-        .await
-        .unwrap();
+    // Two replicas that ask for a sync and then read nothing at all: one sends newlines (it is
+    // alive), the other bytes that say nothing.
+    let mut replicas = Vec::new();
+    for port in ["7777", "7778"] {
+        let mut replica = tokio::net::TcpStream::connect(node.resp_addr())
+            .await
+            .unwrap();
+        let hello = format!("REPLCONF listening-port {port}\r\nPSYNC ? -1\r\n");
+        replica.write_all(hello.as_bytes()).await.unwrap();
+        replicas.push(replica);
+    }
     assert!(
         wait_for(Duration::from_secs(10), async || {
-            info_field(&mut m, "replication", "connected_slaves").await == "1"
+            info_field(&mut m, "replication", "connected_slaves").await == "2"
         })
         .await
     );
@@ -1851,16 +1854,20 @@ async fn a_busy_replica_that_says_it_is_alive_is_kept() {
     for i in 0..48 {
         run(&mut m, &["SET", &format!("big{i}"), &value]).await;
     }
-    // Newlines for three timeouts' worth: still there.
+    // Three timeouts' worth: the one that says it is alive stays, the other goes.
     for _ in 0..12 {
-        replica.write_all(b"\n").await.unwrap();
+        replicas[0].write_all(b"\n").await.unwrap();
+        let _ = replicas[1].write_all(b"x").await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let kept = info_field(&mut m, "replication", "slave0").await;
     assert_eq!(
         info_field(&mut m, "replication", "connected_slaves").await,
         "1",
-        "a replica that said it was alive was dropped"
+        "kept: {kept}"
     );
+    assert!(kept.contains("port=7777"), "{kept}");
+    let replica = replicas.remove(0);
     // Silent now: dropped.
     let dropped = wait_for(Duration::from_secs(20), async || {
         info_field(&mut m, "replication", "connected_slaves").await == "0"

@@ -284,8 +284,15 @@ impl Cluster {
     }
 
     /// CONFIG SET cluster-preferred-endpoint-type: redirections use it from the next command.
-    pub fn set_endpoint_type(&self, t: EndpointType) {
-        if std::mem::replace(&mut *self.endpoint_type.lock(), t) != t {
+    /// `read` reads the setting; it is read with the type's lock held, so two CONFIG SETs at
+    /// once leave the later value in force.
+    pub fn refresh_endpoint_type(&self, read: impl FnOnce() -> EndpointType) {
+        let changed = {
+            let mut cur = self.endpoint_type.lock();
+            let t = read();
+            std::mem::replace(&mut *cur, t) != t
+        };
+        if changed {
             let mut st = self.state.lock();
             self.publish(&mut st);
         }

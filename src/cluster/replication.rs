@@ -342,7 +342,7 @@ pub fn serve(
     let (out, rx) = mpsc::channel(4);
     let (tap_tx, tap_rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
-    let tap = Tap::new(tap_tx, queued.clone(), None);
+    let tap = Tap::for_bus(tap_tx, queued.clone());
     cluster.repl.feeds.lock().insert(
         from.id.clone(),
         FeedState {

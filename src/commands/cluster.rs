@@ -190,8 +190,8 @@ fn nodes(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 /// Redis's getPreferredEndpoint: the IP, the hostname (`?` when it has none), or nothing
 /// (`unknown-endpoint`: clients reuse the address they used).
-fn preferred_endpoint(c: &Cluster, n: &ClusterNode) -> String {
-    match c.endpoint_type() {
+fn preferred_endpoint(ep: EndpointType, n: &ClusterNode) -> String {
+    match ep {
         EndpointType::Ip => n.endpoint.ip.clone(),
         EndpointType::Hostname if !n.endpoint.hostname.is_empty() => n.endpoint.hostname.clone(),
         EndpointType::Hostname => "?".into(),
@@ -201,20 +201,20 @@ fn preferred_endpoint(c: &Cluster, n: &ClusterNode) -> String {
 
 /// A node entry of CLUSTER SLOTS: endpoint (null for `unknown-endpoint`), port, id, and the
 /// other networking metadata.
-fn write_slot_node(ctx: &mut Ctx, c: &Cluster, n: &ClusterNode) {
+fn write_slot_node(ctx: &mut Ctx, ep: EndpointType, n: &ClusterNode) {
     ctx.out.array(4);
-    if c.endpoint_type() == EndpointType::Unknown {
+    if ep == EndpointType::Unknown {
         ctx.out.null();
     } else {
-        ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
+        ctx.out.bulk(preferred_endpoint(ep, n).as_bytes());
     }
     ctx.out.int(n.endpoint.port as i64);
     ctx.out.bulk(n.id.as_bytes());
     let mut meta: Vec<(&str, String)> = Vec::new();
-    if c.endpoint_type() != EndpointType::Ip {
+    if ep != EndpointType::Ip {
         meta.push(("ip", n.endpoint.ip.clone()));
     }
-    if c.endpoint_type() != EndpointType::Hostname && !n.endpoint.hostname.is_empty() {
+    if ep != EndpointType::Hostname && !n.endpoint.hostname.is_empty() {
         meta.push(("hostname", n.endpoint.hostname.clone()));
     }
     ctx.out.map(meta.len());
@@ -239,6 +239,8 @@ fn owner_ranges(st: &ClusterState) -> Vec<(u16, u16, String)> {
 
 fn slots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
+    // Read once: a CONFIG SET meanwhile does not mix two kinds of rows.
+    let ep = c.endpoint_type();
     let st = c.state.lock().clone();
     let ranges = owner_ranges(&st);
     ctx.out.array(ranges.len());
@@ -252,10 +254,10 @@ fn slots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
         ctx.out.int(a as i64);
         ctx.out.int(b as i64);
         if let Some(n) = st.nodes.get(&id) {
-            write_slot_node(ctx, c, n);
+            write_slot_node(ctx, ep, n);
         }
         for r in replicas {
-            write_slot_node(ctx, c, r);
+            write_slot_node(ctx, ep, r);
         }
     }
     Ok(())
@@ -263,6 +265,7 @@ fn slots(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
 
 fn shards(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
     let c = cluster(ctx)?;
+    let ep = c.endpoint_type();
     let st = c.state.lock().clone();
     let masters: Vec<&ClusterNode> = st.nodes.values().filter(|n| n.is_master()).collect();
     ctx.out.array(masters.len());
@@ -294,7 +297,7 @@ fn shards(ctx: &mut Ctx, _ks: &mut Keyspace, _args: &[Bytes]) -> CmdResult {
             ctx.out.bulk(b"ip");
             ctx.out.bulk(n.endpoint.ip.as_bytes());
             ctx.out.bulk(b"endpoint");
-            ctx.out.bulk(preferred_endpoint(c, n).as_bytes());
+            ctx.out.bulk(preferred_endpoint(ep, n).as_bytes());
             if has_host {
                 ctx.out.bulk(b"hostname");
                 ctx.out.bulk(n.endpoint.hostname.as_bytes());

@@ -255,10 +255,10 @@ pub struct BacklogInfo {
 }
 
 /// A replica's feed: every record appended after it was added, until its queue is over
-/// `client-output-buffer-limit replica` (the hard limit, or the soft one for longer than its
-/// seconds: see [`Aof::replica_limits`]) for a replica over Redis's protocol, or over
-/// [`BUS_TAP_LIMIT`] for a cluster replica fed over the bus; a replica that cannot keep up is
-/// cut off and syncs again, as Redis's is.
+/// `client-output-buffer-limit replica` (see [`Aof::replica_limits`]): the hard limit, or the
+/// soft one for longer than its seconds, for a replica over Redis's protocol; the hard limit
+/// only for a cluster replica fed over the bus (whose first copy takes long and is not a
+/// client's output). A replica that cannot keep up is cut off and syncs again, as Redis's is.
 pub struct Tap {
     pub tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
     /// Bytes sent and not yet taken by the replica's stream.
@@ -266,36 +266,42 @@ pub struct Tap {
     /// Unix seconds since when the queue is over the soft limit (0: it is not).
     soft_since: i64,
     /// Cancelled when the tap is cut for its limit: the replica's connection closes then, even
-    /// while a write to it waits (Redis frees the client at once). None: a bus replica, whose
-    /// limit is [`BUS_TAP_LIMIT`].
+    /// while a write to it waits (Redis frees the client at once). None: a bus replica.
     cut: Option<tokio_util::sync::CancellationToken>,
 }
 
-/// How far a cluster replica fed over the bus may fall behind (its stream is not a client's
-/// output buffer; Redis's default hard limit for replicas).
-pub const BUS_TAP_LIMIT: u64 = 256 << 20;
-
 impl Tap {
+    /// The feed of a replica connected over Redis's protocol; `cut` closes its connection.
     pub fn new(
         tx: tokio::sync::mpsc::UnboundedSender<Bytes>,
         queued: Arc<AtomicU64>,
-        cut: Option<tokio_util::sync::CancellationToken>,
+        cut: tokio_util::sync::CancellationToken,
     ) -> Tap {
         Tap {
             tx,
             queued,
             soft_since: 0,
-            cut,
+            cut: Some(cut),
+        }
+    }
+
+    /// The feed of a cluster replica over the bus.
+    pub fn for_bus(tx: tokio::sync::mpsc::UnboundedSender<Bytes>, queued: Arc<AtomicU64>) -> Tap {
+        Tap {
+            tx,
+            queued,
+            soft_since: 0,
+            cut: None,
         }
     }
 
     /// Whether a queue of `q` bytes is within `[hard, soft, soft seconds]` (0: no limit), as
-    /// Redis's checkClientOutputBufferLimits (a bus replica: within [`BUS_TAP_LIMIT`]).
+    /// Redis's checkClientOutputBufferLimits (a bus replica: the hard limit only).
     fn within(&mut self, q: u64, limits: [u64; 3]) -> bool {
         let [hard, soft, secs] = if self.cut.is_some() {
             limits
         } else {
-            [BUS_TAP_LIMIT, 0, 0]
+            [limits[0], 0, 0]
         };
         if hard > 0 && q >= hard {
             return false;
@@ -1133,7 +1139,7 @@ mod tests {
 
     fn tap() -> (Tap, tokio::sync::mpsc::UnboundedReceiver<Bytes>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let tap = Tap::new(tx, Arc::new(AtomicU64::new(0)), None);
+        let tap = Tap::for_bus(tx, Arc::new(AtomicU64::new(0)));
         (tap, rx)
     }
 

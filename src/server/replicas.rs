@@ -318,7 +318,11 @@ async fn feed(
     let (node, id, kind) = (conn.node, conn.id, conn.kind);
     let (tap_tx, mut tap_rx) = mpsc::unbounded_channel::<Bytes>();
     let queued = Arc::new(AtomicU64::new(0));
-    let kill = node.clients.get(id).map(|c| c.kill.clone());
+    let kill = node
+        .clients
+        .get(id)
+        .map(|c| c.kill.clone())
+        .unwrap_or_default();
     let tap = Tap::new(tap_tx, queued.clone(), kill);
     let replid = node.replid();
     let lim = crate::commands::keys::rdb_limits(node);
@@ -515,6 +519,25 @@ async fn stream_loop(
                 .await?;
             stream.send_getack(node, &mut io).await?;
         }
+        // What the replica sent (read by the select below, or aside while a write waited),
+        // before anything looks at when it last said it was alive.
+        while parser.parse(io.inbuf, &mut args).map_err(|e| e.0)? {
+            // A replica loading the file says it is alive with bare newlines (as Redis's
+            // replicas do, and Redis's masters count them).
+            if args.is_empty() {
+                last_ack = tokio::time::Instant::now();
+            }
+            if args.len() >= 3
+                && args[0].eq_ignore_ascii_case(b"replconf")
+                && args[1].eq_ignore_ascii_case(b"ack")
+                && let Some(offset) = std::str::from_utf8(&args[2])
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+            {
+                stream.acknowledged(&node.replicas, id, offset);
+                last_ack = tokio::time::Instant::now();
+            }
+        }
         if draining.is_some() && stream.acked >= stream.ours {
             tracing::info!(
                 client = id,
@@ -576,24 +599,6 @@ async fn stream_loop(
                     return Err("the replica fell too far behind (over the output buffer limit); it will sync again".into());
                 };
                 stream.send_records(node, &mut io, Some(first), &mut tap_rx, &queued).await?;
-            }
-        }
-        // What the replica sent (read by the branch above, or aside while a write waited).
-        while parser.parse(io.inbuf, &mut args).map_err(|e| e.0)? {
-            // A replica loading the file says it is alive with bare newlines (as Redis's
-            // replicas do, and Redis's masters count them).
-            if args.is_empty() {
-                last_ack = tokio::time::Instant::now();
-            }
-            if args.len() >= 3
-                && args[0].eq_ignore_ascii_case(b"replconf")
-                && args[1].eq_ignore_ascii_case(b"ack")
-                && let Some(offset) = std::str::from_utf8(&args[2])
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-            {
-                stream.acknowledged(&node.replicas, id, offset);
-                last_ack = tokio::time::Instant::now();
             }
         }
     }
@@ -876,7 +881,15 @@ async fn write(node: &Node, io: &mut Io<'_>, bytes: &[u8]) -> Result<(), String>
                     Err(e) => return Err(e.to_string()),
                     Ok(n) => {
                         node.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        heard = tokio::time::Instant::now();
+                        // A newline or an ACK (both end in one) says it is alive, as Redis
+                        // counts them; what a replica sends is small, so a growing buffer
+                        // is not one.
+                        if inbuf.len() > node.query_buffer_limit.load(Ordering::Relaxed) {
+                            return Err("the replica sent more than client-query-buffer-limit while it took nothing".into());
+                        }
+                        if inbuf[inbuf.len() - n..].contains(&b'\n') {
+                            heard = tokio::time::Instant::now();
+                        }
                     }
                 },
                 _ = tokio::time::sleep_until(heard + timeout) => {
