@@ -279,14 +279,42 @@ async fn debug_node() -> (
     reredis::NodeHandle,
     MultiplexedConnection,
 ) {
+    node_with(&[("enable-debug-command", "yes")]).await
+}
+
+/// A node with a data dir of its own and `settings`, and a connection to it.
+async fn node_with(
+    settings: &[(&str, &str)],
+) -> (
+    tempfile::TempDir,
+    reredis::NodeHandle,
+    MultiplexedConnection,
+) {
     let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[
-        ("dir", data.path().to_str().unwrap()),
-        ("enable-debug-command", "yes"),
-    ])
-    .await;
+    let dir = data.path().to_str().unwrap().to_string();
+    let all: Vec<(&str, &str)> = std::iter::once(("dir", dir.as_str()))
+        .chain(settings.iter().copied())
+        .collect();
+    let node = start_loaded(&all).await;
     let m = conn(node.resp_addr().port()).await;
     (data, node, m)
+}
+
+/// A loopback port nothing listens on (a master that is not there).
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until `m` counts `n` connected replicas.
+async fn replicas_become(m: &mut MultiplexedConnection, n: &str, within: Duration) -> bool {
+    wait_for(within, async || {
+        info_field(m, "replication", "connected_slaves").await == n
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,12 +432,7 @@ async fn redis_cli_rdb_saves_a_file_redis_loads() {
     );
     // The node serves on, with nobody left as its replica.
     run(&mut m, &["SET", "later", "1"]).await;
-    assert!(
-        wait_for(Duration::from_secs(5), async || {
-            info_field(&mut m, "replication", "connected_slaves").await == "0"
-        })
-        .await
-    );
+    assert!(replicas_become(&mut m, "0", Duration::from_secs(5)).await);
 
     let path = dir.path().to_str().unwrap().to_string();
     let loaded = RedisServer::start_with(
@@ -755,9 +778,7 @@ async fn a_master_busy_saving_is_waited_for_and_a_replica_answers_readonly() {
     run(&mut m, &["DEBUG", "POPULATE", "20"]).await;
     run(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "150000"]).await;
     run(&mut m, &["BGSAVE"]).await;
-    let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
-    let mut r = conn(node.resp_addr().port()).await;
+    let (_data, node, mut r) = node_with(&[]).await;
     let port = master.port.to_string();
     run(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
     let synced = wait_for(Duration::from_secs(40), async || {
@@ -1643,11 +1664,7 @@ async fn link_story(c: &mut MultiplexedConnection, dead: u16, stalling: u16) -> 
 /// replication ID of its own after REPLICAOF NO ONE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicas_link_and_transfer_show_in_info_as_in_redis() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = unused_port();
     let stalling = stalling_master().await;
     let (_redis, mut rc) = redis_in_own_dir(&[]).await;
     let want = link_story(&mut rc, dead, stalling).await;
@@ -1655,9 +1672,7 @@ async fn a_replicas_link_and_transfer_show_in_info_as_in_redis() {
         want.contains(&"master_sync_total_bytes:1000".to_string()),
         "{want:?}"
     );
-    let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
-    let mut ours = conn(node.resp_addr().port()).await;
+    let (_data, node, mut ours) = node_with(&[]).await;
     assert_eq!(link_story(&mut ours, dead, stalling).await, want);
 
     // Down after being up: counted from when the link went.
@@ -1695,9 +1710,7 @@ async fn a_replicas_link_and_transfer_show_in_info_as_in_redis() {
 async fn a_masters_transactions_are_applied_whole() {
     const TRANSACTIONS: usize = 200;
     let (master, mut m) = redis_master().await;
-    let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
-    let mut r = conn(node.resp_addr().port()).await;
+    let (_data, node, mut r) = node_with(&[]).await;
     follow_until_up(&mut r, master.port).await;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
@@ -1770,9 +1783,7 @@ async fn a_replica_over_its_output_buffer_limit_is_dropped() {
 /// A redis-server replica of a node, stopped while the node writes 48 MB with `setting`
 /// set: the node drops it within 20 s.
 async fn stopped_replica_is_dropped(setting: &[&str]) {
-    let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
-    let mut m = conn(node.resp_addr().port()).await;
+    let (_data, node, mut m) = node_with(&[]).await;
     let (replica, _r) = redis_replica_of(node.resp_addr().port()).await;
     assert!(acked_by(&mut m, 1).await, "the replica never synced");
     run(&mut m, &[&["CONFIG", "SET"][..], setting].concat()).await;
@@ -1782,10 +1793,7 @@ async fn stopped_replica_is_dropped(setting: &[&str]) {
     for i in 0..48 {
         run(&mut m, &["SET", &format!("big{i}"), &value]).await;
     }
-    let dropped = wait_for(Duration::from_secs(20), async || {
-        info_field(&mut m, "replication", "connected_slaves").await == "0"
-    })
-    .await;
+    let dropped = replicas_become(&mut m, "0", Duration::from_secs(20)).await;
     replica.signal("-CONT");
     assert!(dropped, "the stopped replica was never dropped");
     node.shutdown().await;
@@ -1797,16 +1805,10 @@ async fn stopped_replica_is_dropped(setting: &[&str]) {
 /// time starts when a link that was up is replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_continue_after_their_master_briefly_followed_another() {
-    let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
-    let mut m = conn(node.resp_addr().port()).await;
+    let (_data, node, mut m) = node_with(&[]).await;
     let (_replica, mut r) = redis_replica_of(node.resp_addr().port()).await;
     assert!(acked_by(&mut m, 1).await, "the replica never synced");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = unused_port();
     let before = info_field(&mut m, "replication", "master_replid").await;
     run(&mut m, &["REPLICAOF", "127.0.0.1", &dead.to_string()]).await;
     run(&mut m, &["REPLICAOF", "NO", "ONE"]).await;
@@ -1829,9 +1831,7 @@ async fn replicas_continue_after_their_master_briefly_followed_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_replica_that_says_it_is_alive_is_kept() {
     use tokio::io::AsyncWriteExt;
-    let data = tempfile::tempdir().unwrap();
-    let node = start_loaded(&[("dir", data.path().to_str().unwrap())]).await;
-    let mut m = conn(node.resp_addr().port()).await;
+    let (_data, node, mut m) = node_with(&[]).await;
     run(&mut m, &["CONFIG", "SET", "repl-timeout", "2"]).await;
     // Two replicas that ask for a sync and then read nothing at all: one sends newlines (it is
     // alive), the other bytes that say nothing.
@@ -1844,12 +1844,7 @@ async fn a_busy_replica_that_says_it_is_alive_is_kept() {
         replica.write_all(hello.as_bytes()).await.unwrap();
         replicas.push(replica);
     }
-    assert!(
-        wait_for(Duration::from_secs(10), async || {
-            info_field(&mut m, "replication", "connected_slaves").await == "2"
-        })
-        .await
-    );
+    assert!(replicas_become(&mut m, "2", Duration::from_secs(10)).await);
     let value = "v".repeat(1 << 20);
     for i in 0..48 {
         run(&mut m, &["SET", &format!("big{i}"), &value]).await;
@@ -1869,10 +1864,7 @@ async fn a_busy_replica_that_says_it_is_alive_is_kept() {
     assert!(kept.contains("port=7777"), "{kept}");
     let replica = replicas.remove(0);
     // Silent now: dropped.
-    let dropped = wait_for(Duration::from_secs(20), async || {
-        info_field(&mut m, "replication", "connected_slaves").await == "0"
-    })
-    .await;
+    let dropped = replicas_become(&mut m, "0", Duration::from_secs(20)).await;
     assert!(dropped, "a silent replica was kept");
     drop(replica);
     node.shutdown().await;

@@ -1107,20 +1107,32 @@ impl<'a> Replayer<'a> {
     /// database that does not exist): the log is not ours or is damaged.
     pub fn replay(&mut self, db: usize, args: &[Bytes]) -> Result<(), String> {
         let cmd = self.check(db, args)?;
-        let store = &self.node.store;
-        let mut ks = if cmd.cmd.flags & flags::ALL_SHARDS != 0 {
-            store.lock_all(0)
-        } else {
-            let pos = key_positions(cmd.cmd, args);
-            let keys: SmallVec<[&[u8]; 4]> = pos.iter().map(|&i| &args[i][..]).collect();
-            if keys.is_empty() {
-                store.lock_none(0)
-            } else {
-                store.lock_keys(&keys, 0)
-            }
-        };
+        let mut ks = self.lock_for(&[(cmd, args)]);
         let _ = self.apply(cmd, &mut ks, db, args);
         Ok(())
+    }
+
+    /// The shards `cmds` run under, held from the first to the last: every shard for a
+    /// command that works on all, or for a keyless write beside commands with keys (it could
+    /// not take a shard the view does not hold); none when no command names a key (a command
+    /// alone takes what it touches); else the shards of their keys.
+    fn lock_for(&self, cmds: &[(&CommandRef, &[Bytes])]) -> Keyspace<'a> {
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let (mut all, mut keyless_write) = (false, false);
+        for (cmd, args) in cmds {
+            let pos = key_positions(cmd.cmd, args);
+            all |= cmd.cmd.flags & flags::ALL_SHARDS != 0;
+            keyless_write |= pos.is_empty() && cmd.cmd.flags & flags::WRITE != 0;
+            keys.extend(pos.iter().map(|&i| &args[i][..]));
+        }
+        let store = &self.node.store;
+        if all || (keyless_write && !keys.is_empty()) {
+            store.lock_all(0)
+        } else if keys.is_empty() {
+            store.lock_none(0)
+        } else {
+            store.lock_keys(&keys, 0)
+        }
     }
 
     /// Applies a master's transaction (MULTI ... EXEC, or one record of several commands) as
@@ -1132,27 +1144,12 @@ impl<'a> Replayer<'a> {
     pub fn replay_all(&mut self, cmds: &[(usize, Vec<Bytes>)]) -> Result<(), String> {
         let mut checked = Vec::with_capacity(cmds.len());
         for (db, args) in cmds {
-            checked.push(self.check(*db, args)?);
+            checked.push((self.check(*db, args)?, &args[..]));
         }
-        let mut keys: Vec<&[u8]> = Vec::new();
-        let mut all = false;
-        for (cmd, (_, args)) in checked.iter().zip(cmds) {
-            let pos = key_positions(cmd.cmd, args);
-            all |= cmd.cmd.flags & flags::ALL_SHARDS != 0
-                || (pos.is_empty() && cmd.cmd.flags & flags::WRITE != 0);
-            keys.extend(pos.iter().map(|&i| &args[i][..]));
-        }
-        let store = &self.node.store;
-        let mut ks = if all {
-            store.lock_all(0)
-        } else if keys.is_empty() {
-            store.lock_none(0)
-        } else {
-            store.lock_keys(&keys, 0)
-        };
+        let mut ks = self.lock_for(&checked);
         let log = std::mem::replace(&mut self.log, false);
         let mut batch = Vec::new();
-        for (cmd, (db, args)) in checked.into_iter().zip(cmds) {
+        for ((cmd, _), (db, args)) in checked.into_iter().zip(cmds) {
             if self.apply(cmd, &mut ks, *db, args) && log {
                 batch.push((*db, args.clone()));
             }

@@ -1385,11 +1385,13 @@ impl CallCtx<'_, '_> {
                     is_write: f & WRITE != 0,
                     asking: self.caller_asking,
                     readonly: self.caller_readonly,
-                    shard_when_down: self
-                        .node
-                        .config
-                        .read()
-                        .get_bool("cluster.allow-pubsubshard-when-down"),
+                    // (Read only for shard channels, as the dispatcher does.)
+                    shard_when_down: f & super::flags::PUBSUB != 0
+                        && self
+                            .node
+                            .config
+                            .read()
+                            .get_bool("cluster.allow-pubsubshard-when-down"),
                     is_migrate: cmd.cmd.name == "migrate",
                 };
                 let routing = self.node.routing();

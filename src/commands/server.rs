@@ -1346,7 +1346,7 @@ pub fn render_info(ctx: &Ctx, ks: &mut Keyspace, sections: &[String]) -> String 
                 let replid = node.replid();
                 let replid2 = match &node.cluster {
                     Some(c) => c.repl.replid2.lock().clone(),
-                    None => node.upstream.shown_replid2.lock().clone(),
+                    None => node.upstream.shown_replid2(),
                 };
                 o.kv("master_replid", &replid);
                 match replid2 {

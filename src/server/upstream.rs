@@ -41,17 +41,23 @@ pub struct Upstream {
     /// (Redis loads on its only thread, so nothing runs beside a load), and a load whose link
     /// was replaced or stopped before it began does not begin.
     loading: Mutex<()>,
-    /// The replication ID this node took when it stopped following a master (Redis's
-    /// shiftReplicationId): its history parts from the master's there, and from the one it
-    /// had as a master before (so no replica fed then can continue into the new data).
-    own_replid: Mutex<Option<String>>,
-    /// The IDs before `own_replid` that a replica fed under them may still continue under
-    /// (Redis's replid2): the master's it followed, and its own before that unless a master's
-    /// file replaced the data since.
-    replid2: Mutex<Vec<String>>,
+    /// The replication IDs this node took and kept when it stopped following a master.
+    ids: Mutex<OwnIds>,
+}
+
+/// What REPLICAOF NO ONE leaves (Redis's shiftReplicationId), changed in one step.
+#[derive(Default)]
+struct OwnIds {
+    /// The replication ID taken then: the history parts from the master's there, and from the
+    /// one the node had as a master before.
+    own: Option<String>,
+    /// The IDs before `own` that a replica fed under them may still continue under (Redis's
+    /// replid2): the master's it followed, and its own before that unless a master's file
+    /// replaced the data since. Cleared when it follows a master again.
+    second: Vec<String>,
     /// INFO's `master_replid2` and `second_repl_offset` - 1: the master's ID it followed and
-    /// where our stream stood when it stopped (None until it stops following one).
-    pub shown_replid2: Mutex<Option<(String, u64)>>,
+    /// where our stream stood when it stopped.
+    shown: Option<(String, u64)>,
 }
 
 /// One `REPLICAOF host port`, and how its link stands (INFO replication, ROLE).
@@ -98,13 +104,19 @@ impl Upstream {
     /// The replication ID taken at the last `REPLICAOF NO ONE` (None if it never followed a
     /// master).
     pub fn own_replid(&self) -> Option<String> {
-        self.own_replid.lock().clone()
+        self.ids.lock().own.clone()
     }
 
     /// The replication IDs before the last `REPLICAOF NO ONE` a replica fed under them may
     /// still continue under.
     pub fn replid2(&self) -> Vec<String> {
-        self.replid2.lock().clone()
+        self.ids.lock().second.clone()
+    }
+
+    /// INFO's `master_replid2` and where our stream stood then (None until the node stops
+    /// following a master).
+    pub fn shown_replid2(&self) -> Option<(String, u64)> {
+        self.ids.lock().shown.clone()
     }
 
     /// Whether the link to the master is up (synced and streaming).
@@ -151,8 +163,9 @@ impl Upstream {
             return false;
         }
         // Following a master again: no replica continues under an ID from before.
-        self.replid2.lock().clear();
-        *self.shown_replid2.lock() = None;
+        let mut ids = self.ids.lock();
+        (ids.second, ids.shown) = (Vec::new(), None);
+        drop(ids);
         // A link that was up is down from now (Redis frees the old master's client).
         let mut down_since = 0;
         if let Some(old) = cur.take() {
@@ -205,22 +218,17 @@ impl Upstream {
             // replid2), and so does ours before it unless a master's file replaced the data
             // meanwhile (a FAILOVER that went no further than following its target, which
             // continued our stream, replaced nothing).
-            let before = self
-                .own_replid
-                .lock()
-                .clone()
-                .unwrap_or_else(|| node.run_id.clone());
-            *self.own_replid.lock() = Some(crate::node::random_run_id());
-            let mut second: Vec<String> = Vec::new();
+            let mut ids = self.ids.lock();
+            let before = ids.own.take().unwrap_or_else(|| node.run_id.clone());
+            ids.own = Some(crate::node::random_run_id());
             let followed = link.replid.lock().clone();
-            if !followed.is_empty() {
-                *self.shown_replid2.lock() = Some((followed.clone(), node.store.aof.repl_offset()));
-                second.push(followed);
-            }
-            if link.full_syncs.load(Ordering::Relaxed) == 0 {
-                second.push(before);
-            }
-            *self.replid2.lock() = second;
+            ids.shown =
+                (!followed.is_empty()).then(|| (followed.clone(), node.store.aof.repl_offset()));
+            ids.second = std::iter::once(followed)
+                .filter(|f| !f.is_empty())
+                .chain((link.full_syncs.load(Ordering::Relaxed) == 0).then_some(before))
+                .collect();
+            drop(ids);
             link.stop.cancel();
             node.store.keep_expired.store(false, Ordering::Relaxed);
             tracing::info!("MASTER MODE enabled (REPLICAOF NO ONE)");
